@@ -1,0 +1,74 @@
+"""Specimens API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields
+
+from biobank.api.crud import Resource, register_crud
+from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
+from biobank.models import Specimen
+from biobank.schemas.base import BaseSchema
+from biobank.schemas.custody import CustodyEventSchema
+from biobank.schemas.specimens import (
+    SpecimenCreateSchema,
+    SpecimenQueryArgsSchema,
+    SpecimenSchema,
+    SpecimenUpdateSchema,
+)
+from biobank.services import custody, specimens
+from biobank.services.common import get_visible
+
+blp = Blueprint("specimens", __name__, description="Specimens, aliquots and derivatives")
+
+register_crud(Resource(
+    blp=blp, model=Specimen, noun="specimen", schema=SpecimenSchema,
+    create_schema=SpecimenCreateSchema, update_schema=SpecimenUpdateSchema,
+    query_schema=SpecimenQueryArgsSchema, list_query=specimens.list_specimens,
+    create=specimens.register_specimen, update=specimens.update_specimen,
+    read_roles=ALL_ROLES, write_roles=STAFF,
+))
+
+
+class LineageEntrySchema(BaseSchema):
+    depth = fields.Integer()
+    specimen = fields.Nested(SpecimenSchema)
+
+
+class LineageSchema(BaseSchema):
+    ancestors = fields.List(fields.Nested(SpecimenSchema))
+    descendants = fields.List(fields.Nested(LineageEntrySchema))
+
+
+@blp.route("/by-barcode/<barcode>")
+class SpecimenByBarcodeViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, SpecimenSchema)
+    def get(self, barcode: str) -> Any:
+        """Find a specimen by its barcode"""
+        return specimens.get_specimen_by_barcode(barcode, actor=current_actor())
+
+
+@blp.route("/<int:item_id>/lineage")
+class SpecimenLineageViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, LineageSchema)
+    def get(self, item_id: int) -> Any:
+        """Ancestors and descendants of a specimen"""
+        specimen = get_visible(Specimen, item_id, current_actor())
+        ancestors, descendants = specimens.lineage_of(specimen)
+        return {"ancestors": ancestors,
+                "descendants": [{"depth": d, "specimen": s} for d, s in descendants]}
+
+
+@blp.route("/<int:item_id>/custody")
+class SpecimenCustodyViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, CustodyEventSchema(many=True))
+    def get(self, item_id: int) -> Any:
+        """Custody events of a specimen, oldest first"""
+        specimen = get_visible(Specimen, item_id, current_actor())
+        return custody.list_custody_events(specimen)

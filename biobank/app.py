@@ -1,0 +1,68 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from biobank import signals
+from biobank.config import Config
+from biobank.db import configure_engine_events, db
+
+
+def _secret_key(instance_path: Path) -> str:
+    """A per-installation secret kept in the instance folder, created on first start."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    Configuration is layered: ``Config`` defaults, then ``BIOBANK_*`` environment variables,
+    then ``biobank.cfg`` in the instance folder, then *test_config*.
+    """
+    instance_path = os.environ.get("BIOBANK_INSTANCE_PATH") or None
+    app = Flask("biobank", instance_path=instance_path, instance_relative_config=True)
+    app.config.from_object(Config)
+    app.config.from_prefixed_env("BIOBANK")
+    app.config.from_pyfile("biobank.cfg", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _secret_key(instance)
+    url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'biobank.db'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    if url.startswith("postgresql"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
+
+    import biobank.audit
+    import biobank.models  # noqa: F401
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine_events(db.engine)
+
+    from biobank import auth, cli, web
+    from biobank.api import register_api
+
+    auth.init_app(app)
+    register_api(app)
+    web.init_app(app)
+    cli.init_app(app)
+
+    signals.app_created.send(app)
+    return app

@@ -1,0 +1,183 @@
+"""The `biobank` command line: database, users, tokens, demo data and the server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from biobank.audit import set_actor
+from biobank.db import db, transaction, utcnow
+from biobank.models.vocab import Role
+
+
+def _create_app() -> Flask:
+    from biobank import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False)
+def main() -> None:
+    """Biobank LIMS: manage the database, users, demo data and the server."""
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database schema to REVISION (default: the latest)."""
+    from biobank import migrate
+
+    migrate.upgrade(revision)
+    click.echo(f"database at {migrate.current_revision()}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Downgrade the database schema to REVISION (e.g. -1)."""
+    from biobank import migrate
+
+    migrate.downgrade(revision)
+    click.echo(f"database at {migrate.current_revision()}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    from biobank import migrate
+
+    click.echo(migrate.current_revision() or "empty")
+
+
+def system_actor() -> Any:
+    """The named service account that CLI commands act as, created on first use."""
+    from biobank.models import User
+
+    user = db.session.scalar(sa.select(User).where(User.username == "system"))
+    if user is None:
+        user = User(username="system", full_name="Command line and background tasks",
+                    role=Role.ADMIN, is_system=True)
+        db.session.add(user)
+        db.session.flush()
+    set_actor(db.session, user)
+    return user
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--full-name", default=None, help="Display name (default: the username)")
+@click.option("--email", default=None)
+@click.option("--site", "sites", multiple=True, help="Site code the user belongs to (repeatable)")
+@click.password_option(help="Password (prompted when omitted)")
+@with_appcontext
+def create_user_cmd(username: str, role: str, full_name: str | None, email: str | None,
+                    sites: tuple[str, ...], password: str) -> None:
+    """Create a user who can log in."""
+    from biobank.services.users import create_user
+
+    with transaction():
+        actor = system_actor()
+        create_user(username=username, role=Role(role), full_name=full_name or username,
+                    email=email, site_codes=list(sites), password=password, actor=actor)
+    click.echo(f"created {role} {username}")
+
+
+@main.command("create-token")
+@click.argument("username")
+@click.option("--name", default="cli", help="What the token is for")
+@click.option("--days", type=int, default=None, help="Expire after this many days")
+@with_appcontext
+def create_token_cmd(username: str, name: str, days: int | None) -> None:
+    """Create an API token for USERNAME and print it (it is shown only once)."""
+    from biobank.services.users import create_token, get_user
+
+    with transaction():
+        system_actor()
+        expires = utcnow() + dt.timedelta(days=days) if days else None
+        secret = create_token(get_user(username), name=name, expires_at=expires)
+    click.echo(secret)
+
+
+@main.command("demo")
+@click.option("--seed", type=int, default=None, help="Random seed (default: configured)")
+@click.option("--participants", type=int, default=300, show_default=True)
+@click.option("--specimens-per-participant", type=float, default=10.0, show_default=True)
+@with_appcontext
+def demo_cmd(seed: int | None, participants: int, specimens_per_participant: float) -> None:
+    """Load the demo biobank into the configured (empty) database."""
+    from biobank.demo import load_demo
+
+    summary = load_demo(seed=seed if seed is not None else current_app.config["DEMO_SEED"],
+                        participants=participants,
+                        specimens_per_participant=specimens_per_participant)
+    click.echo(", ".join(f"{n} {k}" for k, n in summary.items()))
+
+
+@main.command("serve")
+@click.option("--demo", is_flag=True, help="Create the schema and load the demo biobank first")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=4, show_default=True)
+@with_appcontext
+def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the LIMS with gunicorn."""
+    from biobank import migrate
+
+    if demo:
+        migrate.upgrade()
+        from biobank.demo import database_is_empty, load_demo
+
+        if database_is_empty():
+            click.echo("loading the demo biobank…")
+            summary = load_demo(seed=current_app.config["DEMO_SEED"])
+            click.echo(", ".join(f"{n} {k}" for k, n in summary.items()))
+        from biobank.demo import DEMO_USERS
+
+        click.echo("demo logins: " + ", ".join(f"{u}/{p}" for u, p, _ in DEMO_USERS))
+    if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # One process keeps SQLite's single writer simple; threads still serve in parallel.
+        workers = 1
+    _run_gunicorn(host=host, port=port, workers=workers, threads=threads)
+
+
+def _run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Flask:
+            return _create_app()
+
+    click.echo(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)")
+    sys.argv = [sys.argv[0]]
+    os.environ.setdefault("SERVER_SOFTWARE", "gunicorn")
+    Server().run()
+
+
+def init_app(app: Flask) -> None:
+    """Expose the same commands through `flask --app biobank`."""
+    for command in main.commands.values():
+        app.cli.add_command(command)

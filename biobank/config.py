@@ -1,0 +1,42 @@
+"""Configuration defaults; overridden by BIOBANK_* variables, the instance file, then tests."""
+
+from __future__ import annotations
+
+
+class Config:
+    #: SQLAlchemy URL; empty means SQLite in the instance folder (the embedded default)
+    DATABASE_URL = ""
+    #: set from the environment or the instance file; a random one is kept in the instance folder
+    SECRET_KEY = ""
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    #: failed logins before an account is locked, and for how long (seconds)
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCK_SECONDS = 15 * 60
+    #: largest page a list endpoint returns
+    API_MAX_PAGE_SIZE = 1000
+    API_DEFAULT_PAGE_SIZE = 100
+    #: seed of the demo biobank generator
+    DEMO_SEED = 20261123
+
+    API_TITLE = "Biobank LIMS"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "v1/openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+    API_SPEC_OPTIONS = {
+        "info": {
+            "description": (
+                "REST API of the biobank LIMS. Authenticate with `Authorization: Bearer <token>` "
+                "(create one with `biobank create-token`). Errors are RFC 9457 problem details. "
+                "Lists use keyset pagination: follow the `Link: rel=next` header or pass the "
+                "`X-Next-Cursor` value as `after`."
+            )
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+        },
+        "security": [{"bearerAuth": []}],
+    }

@@ -1,0 +1,146 @@
+"""Declarative base, session object, column types and the transaction boundary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timestamp always stored and returned as UTC.
+
+    SQLite keeps no zone, so values read back are made aware again; naive input is refused
+    because a wall-clock time without a zone cannot be placed on a custody timeline.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: a timezone is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _enum_values(enum_cls: type[enum.Enum]) -> list[str]:
+    return [member.value for member in enum_cls]
+
+
+intpk = Annotated[int, mapped_column(primary_key=True)]
+str16 = Annotated[str, 16]
+str32 = Annotated[str, 32]
+str64 = Annotated[str, 64]
+str128 = Annotated[str, 128]
+str255 = Annotated[str, 255]
+timestamp = Annotated[dt.datetime, "utc"]
+created_at = Annotated[dt.datetime, mapped_column(UTCDateTime(), default=utcnow)]
+updated_at = Annotated[dt.datetime, mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)]
+quantity = Annotated[Decimal, "quantity"]
+
+
+class Base(DeclarativeBase):
+    # An explicit registry: Flask-SQLAlchemy 3.1 rejects a `type_annotation_map`
+    # attribute on the base (pallets-eco/flask-sqlalchemy#1361).
+    registry = sa.orm.registry(
+        metadata=sa.MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={
+            # Enums are stored by value in a VARCHAR with a CHECK, so renaming a Python
+            # member never rewrites data and PostgreSQL needs no ALTER TYPE migrations.
+            enum.Enum: sa.Enum(
+                enum.Enum,
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+                values_callable=_enum_values,
+                validate_strings=True,
+            ),
+            str16: sa.String(16),
+            str32: sa.String(32),
+            str64: sa.String(64),
+            str128: sa.String(128),
+            str255: sa.String(255),
+            timestamp: UTCDateTime(),
+            quantity: sa.Numeric(12, 3),
+            dict[str, Any]: sa.JSON().with_variant(JSONB(), "postgresql"),
+        },
+    )
+
+
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+
+def after_commit(func: Callable[[], None]) -> None:
+    """Run *func* once the current transaction has committed (printing, task dispatch)."""
+    db.session.info.setdefault("after_commit", []).append(func)
+
+
+@contextmanager
+def transaction() -> Iterator[None]:
+    """Commit once on success, roll back on any error, then run after-commit hooks.
+
+    The one place that commits: API views, page handlers, CLI commands and tasks wrap their
+    work in it; services only flush.
+    """
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        db.session.info.pop("after_commit", None)
+        raise
+    for func in db.session.info.pop("after_commit", []):
+        func()
+
+
+def configure_engine_events(engine: sa.Engine) -> None:
+    """SQLite: WAL, foreign keys, a busy timeout and real (savepoint-capable) transactions."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling defeats SAVEPOINT; let SQLAlchemy emit BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,31 @@
+"""All domain models; importing this module registers every table on the metadata."""
+
+from biobank.models.audit import AuditRecord
+from biobank.models.cases import Case, Lesion
+from biobank.models.collection_events import CollectionEvent
+from biobank.models.custody import CustodyEvent
+from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
+from biobank.models.sites import Site
+from biobank.models.specimens import Specimen
+from biobank.models.storage import StorageContainer
+from biobank.models.studies import ConsentTier, Study
+from biobank.models.users import ApiToken, User, user_sites
+
+__all__ = [
+    "ApiToken",
+    "AuditRecord",
+    "Case",
+    "CollectionEvent",
+    "ConsentResponse",
+    "ConsentTier",
+    "CustodyEvent",
+    "Lesion",
+    "Participant",
+    "ParticipantPHI",
+    "Site",
+    "Specimen",
+    "StorageContainer",
+    "Study",
+    "User",
+    "user_sites",
+]

@@ -1,0 +1,63 @@
+"""Shared schema bases and fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+
+class BaseSchema(Schema):
+    """Unknown fields are an error: a typo must not be silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+def describe(text: str, **more: Any) -> dict[str, Any]:
+    return {"description": text, **more}
+
+
+def enum_field(enum_cls: type[enum.Enum], text: str, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(enum_cls, by_value=True, metadata=describe(text), **kwargs)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 timestamp that must carry a timezone."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+
+def not_in_future(value: dt.datetime) -> None:
+    if value > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+        raise ValidationError("must not be in the future")
+
+
+def code_field(text: str, *, required: bool = True, max_len: int = 32) -> fields.String:
+    return fields.String(
+        required=required,
+        validate=[validate.Length(min=1, max=max_len), validate.Regexp(
+            r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            error="use letters, digits, '.', '_' and '-' only, starting with a letter or digit",
+        )],
+        metadata=describe(text),
+    )
+
+
+class ListArgsSchema(BaseSchema):
+    """Keyset pagination arguments shared by every list endpoint."""
+
+    limit = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=1000),
+        metadata=describe("Page size (1–1000, default 100)"),
+    )
+    after = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0),
+        metadata=describe("Cursor: return rows after this id (from `X-Next-Cursor`)"),
+    )

@@ -1,0 +1,80 @@
+"""Case and lesion schemas."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from biobank.models.vocab import AjccStage, BodySite, DiseaseGroup, Laterality
+from biobank.schemas.base import BaseSchema, ListArgsSchema, code_field, describe, enum_field
+
+
+class CaseSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    code = fields.String()
+    participant_id = fields.Integer()
+    disease_group = enum_field(DiseaseGroup, "Disease group")
+    icd10_code = fields.String()
+    diagnosis_date = fields.Date(allow_none=True)
+    breslow_mm = fields.Decimal(as_string=True, allow_none=True)
+    ulceration = fields.Boolean(allow_none=True)
+    ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage", allow_none=True)
+    notes = fields.String(allow_none=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class CaseCreateSchema(BaseSchema):
+    code = code_field("Case code")
+    participant_id = fields.Integer(required=True)
+    disease_group = enum_field(DiseaseGroup, "Disease group", required=True)
+    icd10_code = fields.String(required=True, validate=validate.Length(max=16),
+                               metadata=describe("ICD-10 code, e.g. C43.5"))
+    diagnosis_date = fields.Date(allow_none=True)
+    breslow_mm = fields.Decimal(allow_none=True, places=2,
+                                validate=validate.Range(min=0, max=100),
+                                metadata=describe("Breslow thickness (mm), melanoma only"))
+    ulceration = fields.Boolean(allow_none=True, metadata=describe("Melanoma only"))
+    ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage, melanoma only", allow_none=True)
+    notes = fields.String(allow_none=True)
+
+
+class CaseUpdateSchema(CaseCreateSchema):
+    class Meta(CaseCreateSchema.Meta):
+        partial = True
+        exclude = ("participant_id",)
+
+
+class CaseQueryArgsSchema(ListArgsSchema):
+    participant_id = fields.Integer()
+    disease_group = enum_field(DiseaseGroup, "Disease group")
+
+
+class LesionSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    code = fields.String()
+    case_id = fields.Integer()
+    body_site = enum_field(BodySite, "Anatomical site")
+    laterality = enum_field(Laterality, "Laterality")
+    diameter_mm = fields.Decimal(as_string=True, allow_none=True)
+    description = fields.String(allow_none=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class LesionCreateSchema(BaseSchema):
+    code = code_field("Lesion code")
+    case_id = fields.Integer(required=True)
+    body_site = enum_field(BodySite, "Anatomical site", required=True)
+    laterality = enum_field(Laterality, "Laterality", load_default=Laterality.NOT_APPLICABLE)
+    diameter_mm = fields.Decimal(allow_none=True, places=1, validate=validate.Range(min=0))
+    description = fields.String(allow_none=True)
+
+
+class LesionUpdateSchema(LesionCreateSchema):
+    class Meta(LesionCreateSchema.Meta):
+        partial = True
+        exclude = ("case_id",)
+
+
+class LesionQueryArgsSchema(ListArgsSchema):
+    case_id = fields.Integer()

@@ -1,0 +1,119 @@
+"""Specimen schemas."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from biobank.models.vocab import (
+    BodySite,
+    Lineage,
+    MaterialType,
+    PathologyStatus,
+    QuantityUnit,
+    SpecimenStatus,
+)
+from biobank.schemas.base import (
+    AwareDateTime,
+    BaseSchema,
+    ListArgsSchema,
+    describe,
+    enum_field,
+    not_in_future,
+)
+from biobank.sprec import validate_sprec
+
+BARCODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$",
+                          error="a barcode is 3–32 letters, digits, '.', '_' or '-'")
+
+
+class SpecimenSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    barcode = fields.String()
+    label = fields.String(allow_none=True)
+    manufacturer_barcode = fields.String(allow_none=True)
+    participant_id = fields.Integer()
+    participant_code = fields.Function(lambda s: s.participant.code)
+    collection_event_id = fields.Integer(allow_none=True)
+    lesion_id = fields.Integer(allow_none=True)
+    site_id = fields.Integer()
+    parent_id = fields.Integer(allow_none=True)
+    lineage = enum_field(Lineage, "primary, aliquot or derivative")
+    material_type = enum_field(MaterialType, "MIABIS material type")
+    pathology_status = enum_field(PathologyStatus, "Pathology status")
+    anatomical_site = enum_field(BodySite, "Anatomical site", allow_none=True)
+    status = enum_field(SpecimenStatus, "Lifecycle status")
+    initial_quantity = fields.Decimal(as_string=True, allow_none=True)
+    quantity = fields.Decimal(as_string=True, allow_none=True)
+    unit = enum_field(QuantityUnit, "Unit of quantity", allow_none=True)
+    concentration_ng_ul = fields.Decimal(as_string=True, allow_none=True)
+    freeze_thaw_count = fields.Integer()
+    sprec_code = fields.String(allow_none=True)
+    received_at = fields.DateTime(allow_none=True)
+    processed_at = fields.DateTime(allow_none=True)
+    frozen_at = fields.DateTime(allow_none=True)
+    container_id = fields.Integer(allow_none=True)
+    pos_row = fields.Integer(allow_none=True)
+    pos_col = fields.Integer(allow_none=True)
+    position = fields.String(attribute="position_label", allow_none=True, dump_only=True)
+    location = fields.String(attribute="location_text", allow_none=True, dump_only=True)
+    custody_head = fields.String(allow_none=True, dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class _SpecimenFields(BaseSchema):
+    label = fields.String(allow_none=True, validate=validate.Length(max=64))
+    pathology_status = enum_field(PathologyStatus, "Pathology status")
+    anatomical_site = enum_field(BodySite, "Anatomical site", allow_none=True)
+    quantity = fields.Decimal(allow_none=True, places=3, validate=validate.Range(min=0))
+    unit = enum_field(QuantityUnit, "Unit of quantity", allow_none=True)
+    concentration_ng_ul = fields.Decimal(allow_none=True, places=3, validate=validate.Range(min=0))
+    freeze_thaw_count = fields.Integer(validate=validate.Range(min=0, max=1000))
+    sprec_code = fields.String(allow_none=True, metadata=describe("SPREC v3 code"))
+    received_at = AwareDateTime(allow_none=True, validate=not_in_future)
+    processed_at = AwareDateTime(allow_none=True, validate=not_in_future)
+    frozen_at = AwareDateTime(allow_none=True, validate=not_in_future)
+    container_id = fields.Integer(allow_none=True, metadata=describe("Box or bag to store it in"))
+    pos_row = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    pos_col = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+
+    @validates("sprec_code")
+    def _check_sprec(self, value: str | None, **_kwargs: object) -> None:
+        if value is not None and (error := validate_sprec(value)):
+            raise ValidationError(error)
+
+
+class SpecimenCreateSchema(_SpecimenFields):
+    barcode = fields.String(required=True, validate=BARCODE)
+    manufacturer_barcode = fields.String(allow_none=True, validate=BARCODE)
+    participant_id = fields.Integer(required=True)
+    collection_event_id = fields.Integer(allow_none=True)
+    lesion_id = fields.Integer(allow_none=True)
+    site_id = fields.Integer(metadata=describe("Holding site (default: the participant's)"))
+    parent_id = fields.Integer(allow_none=True)
+    lineage = enum_field(Lineage, "primary (default), aliquot or derivative")
+    material_type = enum_field(MaterialType, "MIABIS material type", required=True)
+    status = enum_field(SpecimenStatus, "Initial status (default collected)",
+                        validate=validate.OneOf([SpecimenStatus.EXPECTED,
+                                                 SpecimenStatus.COLLECTED,
+                                                 SpecimenStatus.RECEIVED]))
+
+
+class SpecimenUpdateSchema(_SpecimenFields):
+    class Meta(_SpecimenFields.Meta):
+        partial = True
+
+
+class SpecimenQueryArgsSchema(ListArgsSchema):
+    barcode = fields.String()
+    q = fields.String(metadata=describe("Prefix of a barcode, label or participant code"))
+    participant_id = fields.Integer()
+    collection_event_id = fields.Integer()
+    lesion_id = fields.Integer()
+    parent_id = fields.Integer()
+    container_id = fields.Integer()
+    site_id = fields.Integer()
+    material_type = fields.List(enum_field(MaterialType, "Material type"))
+    status = fields.List(enum_field(SpecimenStatus, "Status"))
+    lineage = fields.List(enum_field(Lineage, "Lineage"))
+    pathology_status = fields.List(enum_field(PathologyStatus, "Pathology status"))

@@ -1,0 +1,56 @@
+"""Storage container schemas."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from biobank.models.vocab import ContainerKind, StorageTemperature
+from biobank.schemas.base import BaseSchema, ListArgsSchema, describe, enum_field
+
+
+class ContainerSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    site_id = fields.Integer()
+    parent_id = fields.Integer(allow_none=True)
+    kind = enum_field(ContainerKind, "Kind of container")
+    name = fields.String()
+    barcode = fields.String(allow_none=True)
+    n_rows = fields.Integer(allow_none=True)
+    n_cols = fields.Integer(allow_none=True)
+    capacity = fields.Integer(allow_none=True, dump_only=True)
+    temperature = enum_field(StorageTemperature, "MIABIS storage temperature", allow_none=True)
+    effective_temperature = fields.Function(
+        lambda c: t.value if (t := c.effective_temperature()) else None)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ContainerCreateSchema(BaseSchema):
+    site_id = fields.Integer(metadata=describe("Site, for a top-level container"))
+    parent_id = fields.Integer(allow_none=True)
+    kind = enum_field(ContainerKind, "Kind of container", required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    barcode = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
+    n_rows = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100))
+    n_cols = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100))
+    temperature = enum_field(StorageTemperature, "MIABIS storage temperature", allow_none=True)
+
+    @validates_schema
+    def _grid(self, data: dict, **_kwargs: object) -> None:
+        if ("n_rows" in data) != ("n_cols" in data) or (
+            (data.get("n_rows") is None) != (data.get("n_cols") is None)
+        ):
+            raise ValidationError("give both n_rows and n_cols, or neither", "n_rows")
+
+
+class ContainerUpdateSchema(ContainerCreateSchema):
+    class Meta(ContainerCreateSchema.Meta):
+        partial = True
+        exclude = ("site_id", "parent_id", "kind")
+
+
+class ContainerQueryArgsSchema(ListArgsSchema):
+    parent_id = fields.Integer()
+    site_id = fields.Integer()
+    kind = enum_field(ContainerKind, "Kind")
+    top_level = fields.Boolean(load_default=False)

@@ -1,0 +1,1 @@
+"""Services: the rules of the domain. They take the actor explicitly, flush, never commit."""

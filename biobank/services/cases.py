@@ -1,0 +1,102 @@
+"""Cases (diagnoses) and lesions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.db import db
+from biobank.errors import InvalidInput
+from biobank.models import Case, Lesion, Participant, User
+from biobank.models.vocab import DiseaseGroup
+from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+
+ICD10 = re.compile(r"^[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
+MELANOMA_FIELDS = ("breslow_mm", "ulceration", "ajcc_stage")
+#: ICD-10 chapters each disease group may be coded with
+ICD10_PREFIXES = {
+    DiseaseGroup.MELANOMA: ("C43", "D03"),
+    DiseaseGroup.OTHER_SKIN_TUMOUR: ("C44", "C46", "C84", "D04", "D22", "D23", "D48"),
+    DiseaseGroup.PSORIASIS: ("L40",),
+    DiseaseGroup.URTICARIA: ("L50", "T78.3"),
+    DiseaseGroup.ROSACEA: ("L71",),
+    DiseaseGroup.ALOPECIA: ("L63", "L64", "L65", "L66"),
+    DiseaseGroup.LUPUS: ("M32", "L93"),
+}
+
+
+def _check_diagnosis(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) -> None:
+    if not ICD10.match(icd10):
+        raise InvalidInput(f"{icd10!r} is not an ICD-10 code such as C43.5", field="icd10_code")
+    if not icd10.startswith(ICD10_PREFIXES[group]):
+        allowed = ", ".join(ICD10_PREFIXES[group])
+        raise InvalidInput(
+            f"ICD-10 {icd10} does not fit disease group {group.value} (expected {allowed})",
+            field="icd10_code",
+        )
+    if group is not DiseaseGroup.MELANOMA:
+        for name in MELANOMA_FIELDS:
+            if fields.get(name) is not None:
+                raise InvalidInput(f"{name} applies to melanoma cases only", field=name)
+
+
+def list_cases(*, actor: User, participant_id: int | None = None,
+               disease_group: DiseaseGroup | None = None) -> sa.Select:
+    stmt = visible(sa.select(Case), Case, actor)
+    if participant_id is not None:
+        stmt = stmt.where(Case.participant_id == participant_id)
+    if disease_group is not None:
+        stmt = stmt.where(Case.disease_group == disease_group)
+    return stmt
+
+
+def open_case(*, actor: User, participant_id: int, **fields: Any) -> Case:
+    """Record a diagnosis for a participant."""
+    participant = get_visible(Participant, participant_id, actor, field="participant_id")
+    _check_diagnosis(fields["disease_group"], fields["icd10_code"], fields)
+    ensure_unique(Case, Case.code, fields["code"], field="code")
+    case = Case(participant=participant, **fields)
+    db.session.add(case)
+    db.session.flush()
+    return case
+
+
+def update_case(case: Case, changes: dict[str, Any], *, actor: User) -> Case:
+    merged = {name: getattr(case, name) for name in MELANOMA_FIELDS} | changes
+    _check_diagnosis(
+        changes.get("disease_group", case.disease_group),
+        changes.get("icd10_code", case.icd10_code),
+        merged,
+    )
+    if "code" in changes:
+        ensure_unique(Case, Case.code, changes["code"], field="code", exclude_id=case.id)
+    apply_changes(case, changes)
+    db.session.flush()
+    return case
+
+
+def list_lesions(*, actor: User, case_id: int | None = None) -> sa.Select:
+    stmt = visible(sa.select(Lesion), Lesion, actor)
+    if case_id is not None:
+        stmt = stmt.where(Lesion.case_id == case_id)
+    return stmt
+
+
+def add_lesion(*, actor: User, case_id: int, **fields: Any) -> Lesion:
+    """Record a lesion of a case."""
+    case = get_visible(Case, case_id, actor, field="case_id")
+    ensure_unique(Lesion, Lesion.code, fields["code"], field="code")
+    lesion = Lesion(case=case, **fields)
+    db.session.add(lesion)
+    db.session.flush()
+    return lesion
+
+
+def update_lesion(lesion: Lesion, changes: dict[str, Any], *, actor: User) -> Lesion:
+    if "code" in changes:
+        ensure_unique(Lesion, Lesion.code, changes["code"], field="code", exclude_id=lesion.id)
+    apply_changes(lesion, changes)
+    db.session.flush()
+    return lesion

@@ -1,0 +1,95 @@
+"""Helpers shared by services: visibility by site, lookups that raise domain errors."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from biobank.auth import visible_site_ids
+from biobank.db import db
+from biobank.errors import InvalidInput, NotFound
+from biobank.models import (
+    Case,
+    CollectionEvent,
+    ConsentResponse,
+    Lesion,
+    Participant,
+    Site,
+    Specimen,
+    StorageContainer,
+    User,
+)
+
+M = TypeVar("M")
+
+
+def site_column(model: type) -> tuple[Any, list[tuple[Any, Any]]]:
+    """The column holding a row's site for *model*, and the joins needed to reach it."""
+    if model is Site:
+        return Site.id, []
+    if model in (Participant, CollectionEvent, Specimen, StorageContainer):
+        return model.site_id, []
+    if model in (Case, ConsentResponse):
+        return Participant.site_id, [(Participant, model.participant_id == Participant.id)]
+    if model is Lesion:
+        return Participant.site_id, [
+            (Case, Lesion.case_id == Case.id),
+            (Participant, Case.participant_id == Participant.id),
+        ]
+    return None, []
+
+
+def visible(stmt: sa.Select, model: type, actor: User) -> sa.Select:
+    """Restrict *stmt* over *model* to the actor's sites (administrators see everything)."""
+    sites = visible_site_ids(actor)
+    column, joins = site_column(model)
+    if sites is None or column is None:
+        return stmt
+    for target, onclause in joins:
+        stmt = stmt.join(target, onclause)
+    return stmt.where(column.in_(sorted(sites)))
+
+
+def get_visible(model: type[M], ident: Any, actor: User, *, field: str | None = None,
+                lock: bool = False) -> M:
+    """Load one row the actor may see, or raise ``NotFound`` (another site's row is 'not found'
+    too, so ids of other sites' data are not revealed). With *field*, a missing reference is
+    an ``InvalidInput`` naming that field instead."""
+    stmt = visible(sa.select(model).where(model.id == ident), model, actor)  # type: ignore[attr-defined]
+    if lock:
+        stmt = stmt.with_for_update(of=model)
+    obj = db.session.scalars(stmt).first()
+    if obj is None:
+        name = model.__name__.lower()  # type: ignore[attr-defined]
+        if field:
+            raise InvalidInput(f"no {name} with id {ident}", field=field)
+        raise NotFound(f"no {name} with id {ident}")
+    return obj
+
+
+def get_by(model: type[M], column: Any, value: Any, actor: User) -> M:
+    """Load one row by a unique column (barcode, code) the actor may see."""
+    stmt = visible(sa.select(model).where(column == value), model, actor)
+    obj = db.session.scalars(stmt).first()
+    if obj is None:
+        raise NotFound(f"no {model.__name__.lower()} with {column.key} {value!r}")  # type: ignore[attr-defined]
+    return obj
+
+
+def apply_changes(obj: Any, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(obj, key, value)
+
+
+def ensure_unique(model: type, column: Any, value: Any, *, field: str,
+                  exclude_id: int | None = None) -> None:
+    """Raise a 409 naming *field* when *value* is taken (the unique constraint still decides
+    races; this gives the common case a precise message without a failed flush)."""
+    from biobank.errors import Conflict
+
+    stmt = sa.select(model.id).where(column == value)  # type: ignore[attr-defined]
+    if exclude_id is not None:
+        stmt = stmt.where(model.id != exclude_id)  # type: ignore[attr-defined]
+    if db.session.scalar(stmt.limit(1)) is not None:
+        raise Conflict(f"{field} {value!r} is already in use", field=field)

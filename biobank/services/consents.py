@@ -1,0 +1,63 @@
+"""Consent responses: what each participant agreed to, and withdrawals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.db import db, utcnow
+from biobank.errors import Conflict, InvalidInput, InvalidState
+from biobank.models import ConsentResponse, ConsentTier, Participant, User
+from biobank.models.vocab import ConsentScope
+from biobank.services.common import get_visible, visible
+
+
+def list_consents(*, actor: User, participant_id: int | None = None) -> sa.Select:
+    stmt = visible(sa.select(ConsentResponse), ConsentResponse, actor)
+    if participant_id is not None:
+        stmt = stmt.where(ConsentResponse.participant_id == participant_id)
+    return stmt
+
+
+def record_consent(*, actor: User, participant_id: int, tier_id: int, **fields: Any) -> ConsentResponse:
+    """Record a participant's answer to one consent tier of their study."""
+    participant = get_visible(Participant, participant_id, actor, field="participant_id")
+    tier = db.session.get(ConsentTier, tier_id)
+    if tier is None:
+        raise InvalidInput(f"no consent tier with id {tier_id}", field="tier_id")
+    if tier.study_id != participant.study_id:
+        raise InvalidInput(
+            f"tier {tier.code} belongs to another study than participant {participant.code}",
+            field="tier_id",
+        )
+    if any(c.tier_id == tier_id for c in participant.consents):
+        raise Conflict("this participant already answered this tier; update it instead",
+                       field="tier_id")
+    response = ConsentResponse(participant=participant, tier=tier, **fields)
+    db.session.add(response)
+    db.session.flush()
+    return response
+
+
+def update_consent(response: ConsentResponse, changes: dict[str, Any], *,
+                   actor: User) -> ConsentResponse:
+    """Change an answer or withdraw it. A withdrawal is final: it cannot be undone."""
+    if response.withdrawn_at is not None:
+        raise InvalidState("consent was withdrawn; record a new consent form instead")
+    if changes.pop("withdraw", False):
+        changes["withdrawn_at"] = changes.get("withdrawn_at") or utcnow()
+    for key, value in changes.items():
+        setattr(response, key, value)
+    db.session.flush()
+    return response
+
+
+def granted_scopes(participant: Participant, *, at: dt.datetime | None = None) -> set[ConsentScope]:
+    """Scopes the participant has consented to and not withdrawn."""
+    return {c.tier.scope for c in participant.consents if c.is_granted}
+
+
+def has_withdrawn(participant: Participant) -> bool:
+    return any(c.withdrawn_at is not None for c in participant.consents)

@@ -1,0 +1,68 @@
+"""Participants and their identifying record."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.auth import check_site
+from biobank.db import db
+from biobank.models import Participant, ParticipantPHI, Study, User
+from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+
+# Pseudonyms avoid letters and digits that are easy to confuse when read aloud or typed.
+_PSEUDONYM_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"
+
+
+def new_pseudonym(prefix: str = "P") -> str:
+    """A random pseudonymous code such as ``P-7KQ3MXA4``: it carries no information."""
+    return f"{prefix}-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(8))
+
+
+def list_participants(*, actor: User, study_id: int | None = None,
+                      site_id: int | None = None) -> sa.Select:
+    """Participants at the actor's sites, optionally by study or site."""
+    stmt = visible(sa.select(Participant), Participant, actor)
+    if study_id is not None:
+        stmt = stmt.where(Participant.study_id == study_id)
+    if site_id is not None:
+        stmt = stmt.where(Participant.site_id == site_id)
+    return stmt
+
+
+def register_participant(*, actor: User, study_id: int, site_id: int,
+                         phi: dict[str, Any] | None = None, code: str | None = None,
+                         **fields: Any) -> Participant:
+    """Register a participant in a study at a site, with an optional PHI record."""
+    study = get_visible(Study, study_id, actor, field="study_id")
+    check_site(actor, site_id)
+    if code is None:
+        code = new_pseudonym()
+        while db.session.scalar(sa.select(Participant.id).where(Participant.code == code)):
+            code = new_pseudonym()
+    else:
+        ensure_unique(Participant, Participant.code, code, field="code")
+    participant = Participant(code=code, study=study, site_id=site_id, **fields)
+    if phi:
+        participant.phi = ParticipantPHI(**phi)
+    db.session.add(participant)
+    db.session.flush()
+    return participant
+
+
+def update_participant(participant: Participant, changes: dict[str, Any], *,
+                       actor: User) -> Participant:
+    """Change a participant; PHI changes update or create the separate PHI record."""
+    phi = changes.pop("phi", None)
+    if "site_id" in changes:
+        check_site(actor, changes["site_id"])
+    apply_changes(participant, changes)
+    if phi is not None:
+        if participant.phi is None:
+            participant.phi = ParticipantPHI(**phi)
+        else:
+            apply_changes(participant.phi, phi)
+    db.session.flush()
+    return participant

@@ -1,0 +1,227 @@
+"""Specimens: registration, changes, placement and lineage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank import signals
+from biobank.auth import check_site
+from biobank.db import db
+from biobank.errors import Conflict, InvalidInput, InvalidState
+from biobank.models import (
+    CollectionEvent,
+    Lesion,
+    Participant,
+    Specimen,
+    StorageContainer,
+    User,
+)
+from biobank.models.vocab import CustodyEventType, Lineage, SpecimenStatus
+from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+from biobank.services.custody import record_custody_event
+from biobank.services.storage import check_position, occupant
+
+TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.DISPOSED)
+
+
+def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
+    """Specimens at the actor's sites, filtered by the obvious fields."""
+    stmt = visible(sa.select(Specimen), Specimen, actor)
+    for name in ("participant_id", "collection_event_id", "lesion_id", "parent_id",
+                 "container_id", "site_id"):
+        if filters.get(name) is not None:
+            stmt = stmt.where(getattr(Specimen, name) == filters[name])
+    for name in ("material_type", "status", "lineage", "pathology_status"):
+        values = filters.get(name)
+        if values:
+            stmt = stmt.where(getattr(Specimen, name).in_(values))
+    if filters.get("barcode"):
+        stmt = stmt.where(Specimen.barcode == filters["barcode"])
+    if filters.get("q"):
+        text = filters["q"].strip()
+        stmt = stmt.where(
+            sa.or_(Specimen.barcode.startswith(text), Specimen.label.startswith(text),
+                   Specimen.participant_id.in_(
+                       sa.select(Participant.id).where(Participant.code.startswith(text))))
+        )
+    if filters.get("disease_group"):
+        from biobank.models import Case
+
+        stmt = stmt.where(
+            Specimen.participant_id.in_(
+                sa.select(Case.participant_id).where(Case.disease_group.in_(filters["disease_group"]))
+            )
+        )
+    return stmt
+
+
+def _place(specimen: Specimen, container_id: int | None, row: int | None, col: int | None,
+           *, actor: User) -> StorageContainer | None:
+    if container_id is None:
+        if row is not None or col is not None:
+            raise InvalidInput("a position needs a container_id", field="container_id")
+        return None
+    container = get_visible(StorageContainer, container_id, actor, field="container_id")
+    check_position(container, row, col)
+    if container.site_id != specimen.site_id:
+        raise InvalidInput("the container is at another site than the specimen",
+                           field="container_id")
+    if row is not None and col is not None:
+        taken = occupant(container, row, col)
+        if taken is not None and taken is not specimen:
+            raise Conflict(
+                f"position {container.position_label(row, col)} of {container.name} "
+                f"holds {taken.barcode}", field="pos_row")
+    return container
+
+
+def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Specimen:
+    """Register a specimen (primary, aliquot or derivative), optionally placed in storage.
+
+    Records a custody event for the collection and, when placed, for the storage.
+    """
+    participant = get_visible(Participant, participant_id, actor, field="participant_id")
+    site_id = fields.pop("site_id", None) or participant.site_id
+    check_site(actor, site_id)
+    ensure_unique(Specimen, Specimen.barcode, fields["barcode"], field="barcode")
+    if fields.get("manufacturer_barcode"):
+        ensure_unique(Specimen, Specimen.manufacturer_barcode, fields["manufacturer_barcode"],
+                      field="manufacturer_barcode")
+
+    parent = None
+    if fields.get("parent_id") is not None:
+        parent = get_visible(Specimen, fields["parent_id"], actor, field="parent_id")
+        if parent.participant_id != participant.id:
+            raise InvalidInput(
+                f"parent {parent.barcode} belongs to another participant", field="parent_id")
+        if parent.status in TERMINAL:
+            raise InvalidState(f"parent {parent.barcode} is {parent.status.value}",
+                               field="parent_id")
+        fields.setdefault("lineage", Lineage.ALIQUOT)
+        if fields["lineage"] is Lineage.PRIMARY:
+            raise InvalidInput("a specimen with a parent is an aliquot or a derivative",
+                               field="lineage")
+        if fields["lineage"] is Lineage.ALIQUOT and fields["material_type"] != parent.material_type:
+            raise InvalidInput(
+                f"an aliquot has its parent's material type ({parent.material_type.value}); "
+                "use lineage 'derivative' for a new material", field="material_type")
+        fields.setdefault("collection_event_id", parent.collection_event_id)
+        fields.setdefault("lesion_id", parent.lesion_id)
+    elif fields.get("lineage", Lineage.PRIMARY) is not Lineage.PRIMARY:
+        raise InvalidInput("an aliquot or derivative needs a parent_id", field="parent_id")
+
+    event = None
+    if fields.get("collection_event_id") is not None:
+        event = get_visible(CollectionEvent, fields["collection_event_id"], actor,
+                            field="collection_event_id")
+        if event.participant_id != participant.id:
+            raise InvalidInput("the collection event belongs to another participant",
+                               field="collection_event_id")
+    if fields.get("lesion_id") is not None:
+        lesion = db.session.get(Lesion, fields["lesion_id"])
+        if lesion is None or lesion.case.participant_id != participant.id:
+            raise InvalidInput("the lesion belongs to another participant", field="lesion_id")
+
+    container_id = fields.pop("container_id", None)
+    row, col = fields.pop("pos_row", None), fields.pop("pos_col", None)
+    if fields.get("quantity") is not None and fields.get("unit") is None:
+        raise InvalidInput("a quantity needs a unit", field="unit")
+    fields.setdefault("initial_quantity", fields.get("quantity"))
+    specimen = Specimen(participant=participant, site_id=site_id, parent=parent, **fields)
+    container = _place(specimen, container_id, row, col, actor=actor)
+    if container is not None:
+        specimen.container = container
+        specimen.pos_row, specimen.pos_col = row, col
+        if specimen.status in (SpecimenStatus.COLLECTED, SpecimenStatus.RECEIVED):
+            specimen.status = SpecimenStatus.IN_STORAGE
+    db.session.add(specimen)
+    db.session.flush()
+
+    kind = {Lineage.PRIMARY: CustodyEventType.COLLECTED, Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
+            Lineage.DERIVATIVE: CustodyEventType.DERIVED}[specimen.lineage]
+    details = {"parent": parent.barcode} if parent else {}
+    record_custody_event(specimen, kind, actor=actor,
+                         occurred_at=event.collected_at if event and not parent else None,
+                         details=details)
+    if container is not None:
+        record_custody_event(specimen, CustodyEventType.STORED, actor=actor,
+                             to_location=specimen.location_text)
+    signals.specimens_created.send(actor, specimens=[specimen])
+    return specimen
+
+
+def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User) -> Specimen:
+    """Change a specimen's descriptive fields or move it to another position.
+
+    A move records a custody event from the old to the new location.
+    """
+    if specimen.status in TERMINAL:
+        raise InvalidState(f"{specimen.barcode} is {specimen.status.value} and can no longer "
+                           "be changed", current_state=specimen.status.value)
+    moving = any(k in changes for k in ("container_id", "pos_row", "pos_col"))
+    if moving:
+        container_id = changes.pop("container_id", specimen.container_id)
+        row = changes.pop("pos_row", specimen.pos_row)
+        col = changes.pop("pos_col", specimen.pos_col)
+        before = specimen.location_text
+        container = _place(specimen, container_id, row, col, actor=actor)
+        if (container_id, row, col) != (specimen.container_id, specimen.pos_row, specimen.pos_col):
+            specimen.container = container
+            specimen.pos_row, specimen.pos_col = row, col
+            db.session.flush()
+            record_custody_event(
+                specimen,
+                CustodyEventType.MOVED if before else CustodyEventType.STORED,
+                actor=actor, from_location=before, to_location=specimen.location_text,
+            )
+            if container is not None and specimen.status in (SpecimenStatus.COLLECTED,
+                                                             SpecimenStatus.RECEIVED):
+                specimen.status = SpecimenStatus.IN_STORAGE
+    if "barcode" in changes:
+        ensure_unique(Specimen, Specimen.barcode, changes["barcode"], field="barcode",
+                      exclude_id=specimen.id)
+    if changes.get("quantity") is not None and specimen.unit is None and not changes.get("unit"):
+        raise InvalidInput("a quantity needs a unit", field="unit")
+    apply_changes(specimen, changes)
+    db.session.flush()
+    return specimen
+
+
+def get_specimen_by_barcode(barcode: str, *, actor: User) -> Specimen:
+    from biobank.services.common import get_by
+
+    return get_by(Specimen, Specimen.barcode, barcode, actor)
+
+
+def lineage_of(specimen: Specimen) -> tuple[list[Specimen], list[tuple[int, Specimen]]]:
+    """Ancestors (root first) and descendants with their depth, by recursive CTE."""
+    ancestors: list[Specimen] = []
+    node = specimen.parent
+    while node is not None:
+        ancestors.append(node)
+        node = node.parent
+    tree = (
+        sa.select(Specimen.id, sa.literal(1).label("depth"))
+        .where(Specimen.parent_id == specimen.id)
+        .cte("descendants", recursive=True)
+    )
+    tree = tree.union_all(
+        sa.select(Specimen.id, (tree.c.depth + 1).label("depth")).where(
+            Specimen.parent_id == tree.c.id
+        )
+    )
+    rows = db.session.execute(
+        sa.select(Specimen, tree.c.depth).join(tree, tree.c.id == Specimen.id)
+        .order_by(tree.c.depth, Specimen.id)
+    ).all()
+    return ancestors[::-1], [(depth, s) for s, depth in rows]
+
+
+def counts_by(column: Any, *, actor: User) -> list[tuple[Any, int]]:
+    """Specimen counts grouped by *column* (dashboard)."""
+    stmt = visible(sa.select(column, sa.func.count(Specimen.id)), Specimen, actor)
+    return [tuple(r) for r in db.session.execute(stmt.group_by(column).order_by(column))]
+
+

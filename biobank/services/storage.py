@@ -1,0 +1,138 @@
+"""Storage containers and positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.auth import check_site
+from biobank.db import db
+from biobank.errors import Conflict, InvalidInput
+from biobank.models import Specimen, StorageContainer, User
+from biobank.models.vocab import ContainerKind
+from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+
+#: which kinds of container may hold which (None = top level, directly at a site)
+ALLOWED_PARENTS: dict[ContainerKind, tuple[ContainerKind | None, ...]] = {
+    ContainerKind.FREEZER: (None,),
+    ContainerKind.REFRIGERATOR: (None,),
+    ContainerKind.LN2_TANK: (None,),
+    ContainerKind.CABINET: (None,),
+    ContainerKind.SHELF: (ContainerKind.FREEZER, ContainerKind.REFRIGERATOR, ContainerKind.CABINET),
+    ContainerKind.RACK: (ContainerKind.FREEZER, ContainerKind.REFRIGERATOR, ContainerKind.SHELF),
+    ContainerKind.CANISTER: (ContainerKind.LN2_TANK,),
+    ContainerKind.DRAWER: (ContainerKind.CABINET,),
+    ContainerKind.BOX: (ContainerKind.RACK, ContainerKind.SHELF, ContainerKind.CANISTER,
+                        ContainerKind.FREEZER, ContainerKind.REFRIGERATOR, ContainerKind.DRAWER),
+    ContainerKind.BAG: (ContainerKind.RACK, ContainerKind.SHELF, ContainerKind.FREEZER,
+                        ContainerKind.REFRIGERATOR, ContainerKind.CABINET, ContainerKind.DRAWER,
+                        ContainerKind.CANISTER),
+}
+#: kinds that hold specimens directly
+SPECIMEN_HOLDERS = (ContainerKind.BOX, ContainerKind.BAG, ContainerKind.DRAWER,
+                    ContainerKind.CANISTER)
+
+
+def list_containers(*, actor: User, parent_id: int | None = None, site_id: int | None = None,
+                    kind: ContainerKind | None = None, top_level: bool = False) -> sa.Select:
+    stmt = visible(sa.select(StorageContainer), StorageContainer, actor)
+    if parent_id is not None:
+        stmt = stmt.where(StorageContainer.parent_id == parent_id)
+    elif top_level:
+        stmt = stmt.where(StorageContainer.parent_id.is_(None))
+    if site_id is not None:
+        stmt = stmt.where(StorageContainer.site_id == site_id)
+    if kind is not None:
+        stmt = stmt.where(StorageContainer.kind == kind)
+    return stmt
+
+
+def create_container(*, actor: User, site_id: int | None = None, parent_id: int | None = None,
+                     **fields: Any) -> StorageContainer:
+    """Create a container at a site or inside another container of the same site."""
+    kind: ContainerKind = fields["kind"]
+    parent = None
+    if parent_id is not None:
+        parent = get_visible(StorageContainer, parent_id, actor, field="parent_id")
+        if site_id is not None and site_id != parent.site_id:
+            raise InvalidInput("a container must be at its parent's site", field="site_id")
+        site_id = parent.site_id
+    if site_id is None:
+        raise InvalidInput("give site_id for a top-level container", field="site_id")
+    check_site(actor, site_id)
+    parent_kind = parent.kind if parent else None
+    if parent_kind not in ALLOWED_PARENTS[kind]:
+        where = parent_kind.value if parent_kind else "the top level of a site"
+        allowed = ", ".join(k.value if k else "top level" for k in ALLOWED_PARENTS[kind])
+        raise InvalidInput(f"a {kind.value} cannot be placed in {where} (allowed: {allowed})",
+                           field="parent_id" if parent else "kind")
+    if fields.get("barcode"):
+        ensure_unique(StorageContainer, StorageContainer.barcode, fields["barcode"],
+                      field="barcode")
+    container = StorageContainer(site_id=site_id, parent=parent, **fields)
+    db.session.add(container)
+    db.session.flush()
+    return container
+
+
+def update_container(container: StorageContainer, changes: dict[str, Any], *,
+                     actor: User) -> StorageContainer:
+    """Rename a container or change its temperature or grid (a grid may not shrink below
+    an occupied position)."""
+    rows = changes.get("n_rows", container.n_rows)
+    cols = changes.get("n_cols", container.n_cols)
+    if ("n_rows" in changes or "n_cols" in changes) and container.has_grid:
+        outside = db.session.scalar(
+            sa.select(sa.func.count(Specimen.id)).where(
+                Specimen.container_id == container.id,
+                sa.or_(Specimen.pos_row > (rows or 0), Specimen.pos_col > (cols or 0)),
+            )
+        )
+        if outside:
+            raise Conflict(f"{outside} specimens sit outside the new grid", field="n_rows")
+    apply_changes(container, changes)
+    db.session.flush()
+    return container
+
+
+def check_position(container: StorageContainer, row: int | None, col: int | None) -> None:
+    """Validate a position inside *container* (the unique constraint still decides races)."""
+    if container.kind not in SPECIMEN_HOLDERS:
+        raise InvalidInput(f"a {container.kind.value} does not hold specimens directly; "
+                           "choose a box, bag, drawer or canister", field="container_id")
+    if container.has_grid:
+        if row is None or col is None:
+            raise InvalidInput(f"{container.name} is a grid: give pos_row and pos_col",
+                               field="pos_row")
+        if not 1 <= row <= container.n_rows:  # type: ignore[operator]
+            raise InvalidInput(f"row {row} is outside {container.name} (rows 1–{container.n_rows})",
+                               field="pos_row")
+        if not 1 <= col <= container.n_cols:  # type: ignore[operator]
+            raise InvalidInput(f"column {col} is outside {container.name} "
+                               f"(columns 1–{container.n_cols})", field="pos_col")
+    elif row is not None or col is not None:
+        raise InvalidInput(f"{container.name} has no grid: leave pos_row and pos_col empty",
+                           field="pos_row")
+
+
+def occupant(container: StorageContainer, row: int, col: int) -> Specimen | None:
+    return db.session.scalar(
+        sa.select(Specimen).where(
+            Specimen.container_id == container.id, Specimen.pos_row == row, Specimen.pos_col == col
+        )
+    )
+
+
+def occupancy(container: StorageContainer) -> dict[tuple[int, int], Specimen]:
+    """Specimens in a grid container by (row, column)."""
+    rows = db.session.scalars(sa.select(Specimen).where(Specimen.container_id == container.id))
+    return {(s.pos_row, s.pos_col): s for s in rows if s.pos_row is not None}
+
+
+def utilisation(container: StorageContainer) -> tuple[int, int | None]:
+    """(occupied, capacity) of a container holding specimens directly."""
+    used = db.session.scalar(
+        sa.select(sa.func.count(Specimen.id)).where(Specimen.container_id == container.id)
+    )
+    return used or 0, container.capacity

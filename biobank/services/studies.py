@@ -1,0 +1,55 @@
+"""Studies and their consent tiers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.db import db
+from biobank.errors import InvalidInput
+from biobank.models import ConsentTier, Study, User
+from biobank.services.common import apply_changes, ensure_unique
+
+
+def list_studies(*, actor: User) -> sa.Select:
+    """Studies are visible to every user: they hold no participant data."""
+    return sa.select(Study)
+
+
+def create_study(*, actor: User, consent_tiers: list[dict[str, Any]] | None = None,
+                 **fields: Any) -> Study:
+    """Create a study with its consent tiers."""
+    ensure_unique(Study, Study.code, fields["code"], field="code")
+    study = Study(**fields)
+    codes = [tier["code"] for tier in consent_tiers or []]
+    duplicates = {c for c in codes if codes.count(c) > 1}
+    if duplicates:
+        raise InvalidInput(
+            f"consent tier codes must be unique: {', '.join(sorted(duplicates))}",
+            field="consent_tiers",
+        )
+    for position, tier in enumerate(consent_tiers or []):
+        study.consent_tiers.append(ConsentTier(position=position, **tier))
+    db.session.add(study)
+    db.session.flush()
+    return study
+
+
+def add_consent_tier(study: Study, *, actor: User, **fields: Any) -> ConsentTier:
+    """Add a statement to a study's consent form."""
+    if any(t.code == fields["code"] for t in study.consent_tiers):
+        raise InvalidInput(f"study {study.code} already has tier {fields['code']}", field="code")
+    tier = ConsentTier(position=len(study.consent_tiers), **fields)
+    study.consent_tiers.append(tier)
+    db.session.flush()
+    return tier
+
+
+def update_study(study: Study, changes: dict[str, Any], *, actor: User) -> Study:
+    """Change a study's descriptive fields."""
+    if "code" in changes:
+        ensure_unique(Study, Study.code, changes["code"], field="code", exclude_id=study.id)
+    apply_changes(study, changes)
+    db.session.flush()
+    return study

@@ -1,0 +1,17 @@
+"""Server-rendered pages: they call the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, render_template
+
+
+def render_error(status: int, message: str) -> Any:
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    from biobank.web import pages
+
+    app.register_blueprint(pages.bp)

@@ -1,0 +1,200 @@
+"""Pages for staff and researchers: login, dashboard, specimen search and detail pages."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from biobank.auth import authenticate, current_actor
+from biobank.db import db, transaction
+from biobank.errors import AuthenticationRequired, BiobankError
+from biobank.models import (
+    AuditRecord,
+    Case,
+    CollectionEvent,
+    Participant,
+    Specimen,
+)
+from biobank.models.vocab import (
+    DiseaseGroup,
+    Lineage,
+    MaterialType,
+    SpecimenStatus,
+)
+from biobank.services import specimens as specimen_service
+from biobank.services.common import get_by, visible
+from biobank.services.consents import has_withdrawn
+from biobank.services.custody import list_custody_events
+
+bp = Blueprint("pages", __name__)
+
+
+def _csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+@bp.app_context_processor
+def _inject() -> dict[str, Any]:
+    return {"csrf_token": _csrf_token, "actor": g.get("actor")}
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method == "POST" and request.form.get("csrf") != session.get("csrf"):
+        abort(400, "the form expired: reload the page and try again")
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.get("actor") is None:
+            return redirect(url_for("pages.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        try:
+            with transaction():
+                user = authenticate(request.form.get("username", ""),
+                                    request.form.get("password", ""))
+            if user is None:
+                raise AuthenticationRequired("wrong username or password")
+        except BiobankError as exc:
+            error = exc.message
+            return render_template("login.html", error=error), exc.status
+        session.clear()
+        session["user_id"] = user.id
+        target = request.args.get("next") or ""
+        # Only local paths: never redirect a fresh login to another site.
+        if not target.startswith("/") or target.startswith("//"):
+            target = url_for("pages.dashboard")
+        return redirect(target)
+    return render_template("login.html", error=error)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@bp.route("/")
+@login_required
+def dashboard() -> Any:
+    actor = current_actor()
+    by_material = specimen_service.counts_by(Specimen.material_type, actor=actor)
+    by_status = specimen_service.counts_by(Specimen.status, actor=actor)
+    by_site = specimen_service.counts_by(Specimen.site_id, actor=actor)
+    from biobank.models import Site
+
+    site_names = dict(db.session.execute(sa.select(Site.id, Site.name)).all())
+    case_stmt = visible(sa.select(Case.disease_group, sa.func.count(Case.id)), Case, actor)
+    by_disease = db.session.execute(
+        case_stmt.group_by(Case.disease_group).order_by(Case.disease_group)).all()
+    participants = db.session.scalar(
+        visible(sa.select(sa.func.count(Participant.id)), Participant, actor))
+    total = sum(n for _, n in by_material)
+    return render_template(
+        "dashboard.html", total=total, participants=participants,
+        by_material=by_material, by_status=by_status, by_disease=by_disease,
+        by_site=[(site_names.get(sid, sid), n) for sid, n in by_site],
+    )
+
+
+@bp.route("/specimens")
+@login_required
+def specimen_search() -> Any:
+    actor = current_actor()
+    args = request.args
+    filters: dict[str, Any] = {"q": args.get("q") or None}
+    for name, enum_cls in (("material_type", MaterialType), ("status", SpecimenStatus),
+                           ("lineage", Lineage), ("disease_group", DiseaseGroup)):
+        values = [v for v in args.getlist(name) if v]
+        try:
+            filters[name] = [enum_cls(v) for v in values]
+        except ValueError:
+            abort(400, f"unknown {name}: {', '.join(values)}")
+    page_size = 50
+    after = args.get("after", type=int)
+    stmt = specimen_service.list_specimens(actor=actor, **filters)
+    if after:
+        stmt = stmt.where(Specimen.id > after)
+    rows = list(db.session.scalars(stmt.order_by(Specimen.id).limit(page_size + 1)))
+    next_after = rows[page_size - 1].id if len(rows) > page_size else None
+    query = {k: v for k, v in args.items(multi=True) if k != "after"}
+    return render_template(
+        "specimens.html", rows=rows[:page_size], next_after=next_after, query=query,
+        materials=list(MaterialType), statuses=list(SpecimenStatus), lineages=list(Lineage),
+        diseases=list(DiseaseGroup), filters=filters,
+    )
+
+
+@bp.route("/specimens/<barcode>")
+@login_required
+def specimen_detail(barcode: str) -> Any:
+    actor = current_actor()
+    specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
+    ancestors, descendants = specimen_service.lineage_of(specimen)
+    events = list_custody_events(specimen)
+    audit = db.session.scalars(
+        sa.select(AuditRecord)
+        .where(AuditRecord.entity == "specimens", AuditRecord.entity_id == str(specimen.id))
+        .order_by(AuditRecord.id)
+    ).all()
+    return render_template(
+        "specimen.html", s=specimen, ancestors=ancestors, descendants=descendants,
+        events=events, audit=audit, withdrawn=has_withdrawn(specimen.participant),
+    )
+
+
+@bp.route("/participants/<code>")
+@login_required
+def participant_detail(code: str) -> Any:
+    actor = current_actor()
+    participant = get_by(Participant, Participant.code, code, actor)
+    cases = db.session.scalars(
+        sa.select(Case).where(Case.participant_id == participant.id).order_by(Case.id)).all()
+    visits = db.session.scalars(
+        sa.select(CollectionEvent).where(CollectionEvent.participant_id == participant.id)
+        .order_by(CollectionEvent.collected_at)).all()
+    samples = db.session.scalars(
+        sa.select(Specimen).where(Specimen.participant_id == participant.id)
+        .order_by(Specimen.id)).all()
+    return render_template("participant.html", p=participant, cases=cases, visits=visits,
+                           samples=samples, show_phi=actor.may_see_phi())
+
+
+@bp.route("/cases/<code>")
+@login_required
+def case_detail(code: str) -> Any:
+    actor = current_actor()
+    case = get_by(Case, Case.code, code, actor)
+    lesion_ids = [lesion.id for lesion in case.lesions]
+    visit_ids = db.session.scalars(
+        sa.select(CollectionEvent.id).where(CollectionEvent.case_id == case.id)).all()
+    samples = db.session.scalars(
+        sa.select(Specimen).where(sa.or_(Specimen.lesion_id.in_(lesion_ids or [-1]),
+                                         Specimen.collection_event_id.in_(visit_ids or [-1])))
+        .order_by(Specimen.id)).all()
+    return render_template("case.html", c=case, samples=samples)
