@@ -19,30 +19,42 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def canonical_content(event: CustodyEvent, *, barcode: str) -> bytes:
-    """The bytes an event's hash covers: every recorded field plus the previous hash.
+def content_hash(*, barcode: str, seq: int, event_type: CustodyEventType,
+                 occurred_at: dt.datetime, recorded_at: dt.datetime, actor_name: str,
+                 from_location: str | None, to_location: str | None,
+                 details: dict[str, Any] | None, client_event_id: str | None,
+                 prev_hash: str | None) -> str:
+    """SHA-256 of an event's canonical content: every recorded field plus the previous hash.
 
     Sorted keys, no whitespace, UTC timestamps to the microsecond: the same event always
     serialises to the same bytes on SQLite and PostgreSQL.
     """
     content = {
         "specimen": barcode,
-        "seq": event.seq,
-        "type": event.event_type.value,
-        "occurred_at": _iso(event.occurred_at),
-        "recorded_at": _iso(event.recorded_at),
-        "actor": event.actor_name,
-        "from": event.from_location,
-        "to": event.to_location,
-        "details": event.details or {},
-        "client_event_id": event.client_event_id,
-        "prev": event.prev_hash,
+        "seq": seq,
+        "type": event_type.value,
+        "occurred_at": _iso(occurred_at),
+        "recorded_at": _iso(recorded_at),
+        "actor": actor_name,
+        "from": from_location,
+        "to": to_location,
+        "details": details or {},
+        "client_event_id": client_event_id,
+        "prev": prev_hash,
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def event_hash(event: CustodyEvent, *, barcode: str) -> str:
-    return hashlib.sha256(canonical_content(event, barcode=barcode)).hexdigest()
+    """The hash *event* must carry, recomputed from its stored fields."""
+    return content_hash(
+        barcode=barcode, seq=event.seq, event_type=event.event_type,
+        occurred_at=event.occurred_at, recorded_at=event.recorded_at,
+        actor_name=event.actor_name, from_location=event.from_location,
+        to_location=event.to_location, details=event.details,
+        client_event_id=event.client_event_id, prev_hash=event.prev_hash,
+    )
 
 
 def record_custody_event(
