@@ -46,8 +46,9 @@ def _plain(value: Any) -> Any:
 
 
 def _identity(obj: Any) -> str:
-    ident = inspect(obj).identity
-    return ",".join(str(part) for part in ident) if ident else "?"
+    # New rows have no identity key until the flush completes; read the primary key itself.
+    ident = inspect(obj).mapper.primary_key_from_instance(obj)
+    return ",".join(str(part) for part in ident)
 
 
 def _columns(obj: Any) -> list[Any]:

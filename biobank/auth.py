@@ -91,7 +91,7 @@ def _load_actor() -> None:
         if user is not None and user.is_active:
             g.actor = user
     if g.actor is not None:
-        set_actor(db.session, g.actor)
+        set_actor(db.session, g.actor, reason=request.headers.get("X-Change-Reason") or None)
 
 
 def current_actor() -> User:

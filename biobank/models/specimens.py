@@ -27,6 +27,8 @@ from biobank.models.vocab import (
 
 class Specimen(Audited, Timestamps, db.Model):
     __tablename__ = "specimens"
+    #: the custody chain's head is derived from custody events, which are their own record
+    __audit_exclude__ = ("custody_head", "custody_seq")
     __table_args__ = (
         # At most one specimen per grid position: the database, not the code, enforces it,
         # so two technicians racing for one slot cannot both win.

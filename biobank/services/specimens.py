@@ -129,6 +129,8 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
     if fields.get("quantity") is not None and fields.get("unit") is None:
         raise InvalidInput("a quantity needs a unit", field="unit")
     fields.setdefault("initial_quantity", fields.get("quantity"))
+    fields.setdefault("status", SpecimenStatus.COLLECTED)
+    fields.setdefault("lineage", Lineage.PRIMARY)
     specimen = Specimen(participant=participant, site_id=site_id, parent=parent, **fields)
     container = _place(specimen, container_id, row, col, actor=actor)
     if container is not None:

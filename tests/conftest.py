@@ -1,0 +1,135 @@
+"""Test fixtures: one migrated database per run, a rolled-back savepoint per test.
+
+The database is SQLite in a temporary folder unless ``BIOBANK_TEST_DATABASE_URL`` names
+another (PostgreSQL in CI). The schema is built by the migrations, not ``create_all``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy.session import _app_ctx_id
+
+from biobank import create_app
+from biobank.audit import set_actor
+from biobank.db import db
+from tests.factories import Builder
+
+TEST_DATABASE_URL = os.environ.get("BIOBANK_TEST_DATABASE_URL", "")
+
+
+def is_postgres() -> bool:
+    return TEST_DATABASE_URL.startswith("postgresql")
+
+
+def reset_database(url: str) -> None:
+    """Drop everything in the test database so the migrations start from empty."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TEST_DATABASE_URL:
+        reset_database(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    os.environ["BIOBANK_INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test"})
+    with app.app_context():
+        from biobank import migrate
+
+        migrate.upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Any]:
+    """A session inside an outer transaction that is always rolled back.
+
+    Code under test may commit: with ``join_transaction_mode="create_savepoint"`` a commit
+    only releases a savepoint, so nothing outlives the test.
+    """
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        # A plain Session: Flask-SQLAlchemy's own ignores `bind` and would use the engine.
+        factory = sa.orm.sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                                      expire_on_commit=False)
+        db.session = sa.orm.scoped_session(factory, scopefunc=_app_ctx_id)
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def make(db_session: Any) -> Builder:
+    return Builder(db_session)
+
+
+@pytest.fixture
+def site(make: Builder) -> Any:
+    return make.site(code="CTR", name="Central Hospital")
+
+
+@pytest.fixture
+def other_site(make: Builder) -> Any:
+    return make.site(code="NRT", name="Northern Hospital")
+
+
+@pytest.fixture
+def admin(make: Builder, site: Any) -> Any:
+    return make.user("admin", role="admin", sites=[site])
+
+
+@pytest.fixture
+def manager(make: Builder, site: Any) -> Any:
+    return make.user("manager", role="manager", sites=[site])
+
+
+@pytest.fixture
+def technician(make: Builder, site: Any, db_session: Any) -> Any:
+    user = make.user("tech", role="technician", sites=[site])
+    set_actor(db_session, user)
+    return user
+
+
+@pytest.fixture
+def researcher(make: Builder, site: Any) -> Any:
+    return make.user("researcher", role="researcher", sites=[site])
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def headers(make: Builder) -> Any:
+    """``headers(user)`` → bearer-token headers for *user*."""
+    return make.auth_headers
