@@ -88,7 +88,13 @@ def _load_actor() -> None:
         g.actor = user
     elif "user_id" in session:
         user = db.session.get(User, session["user_id"])
-        if user is not None and user.is_active:
+        unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
+        if unsafe and request.path.startswith("/api/") and (
+            not session.get("csrf") or request.headers.get("X-CSRF-Token") != session["csrf"]
+        ):
+            # Cookie-authenticated writes must prove they come from our own pages.
+            g.auth_error = "send the page's CSRF token in X-CSRF-Token, or use a bearer token"
+        elif user is not None and user.is_active:
             g.actor = user
     if g.actor is not None:
         set_actor(db.session, g.actor, reason=request.headers.get("X-Change-Reason") or None)

@@ -59,6 +59,8 @@ def register_crud(res: Resource) -> None:
             rows, headers = paginate(res.list_query(actor=actor, **args), res.model.id, page)
             return [dump(actor, row) for row in rows], headers
 
+        get.__doc__ = f"List {res.noun}s\n\n{get.__doc__}"
+
         @roles_required(*(res.create_roles or res.write_roles))
         @blp.etag
         @blp.arguments(res.create_schema)
@@ -69,6 +71,8 @@ def register_crud(res: Resource) -> None:
                 obj = res.create(actor=actor, **data)
             return dump(actor, obj)
 
+        post.__doc__ = f"Create a {res.noun}\n\n{post.__doc__}"
+
     @blp.route("/<int:item_id>")
     class ItemViews(MethodView):
         @roles_required(*res.read_roles)
@@ -77,6 +81,8 @@ def register_crud(res: Resource) -> None:
         def get(self, item_id: int) -> Any:
             actor = current_actor()
             return dump(actor, get_visible(res.model, item_id, actor))
+
+        get.__doc__ = f"Get one {res.noun}\n\n{get.__doc__}"
 
         @roles_required(*res.write_roles)
         @blp.etag
@@ -90,11 +96,7 @@ def register_crud(res: Resource) -> None:
                 obj = res.update(obj, data, actor=actor)
             return dump(actor, obj)
 
-    noun = res.noun
-    CollectionViews.get.__doc__ = f"List {noun}s\n\n{CollectionViews.get.__doc__}"
-    CollectionViews.post.__doc__ = f"Create a {noun}\n\n{CollectionViews.post.__doc__}"
-    ItemViews.get.__doc__ = f"Get one {noun}\n\n{ItemViews.get.__doc__}"
-    ItemViews.patch.__doc__ = (
-        f"Update a {noun}\n\nSend the `ETag` of the last read in `If-Match`; a stale one gets "
-        f"412. Give the reason for the change in `X-Change-Reason`.\n\n{ItemViews.patch.__doc__}"
-    )
+        patch.__doc__ = (
+            f"Update a {res.noun}\n\nSend the `ETag` of the last read in `If-Match`; a stale one "
+            f"gets 412. Give the reason for the change in `X-Change-Reason`.\n\n{patch.__doc__}"
+        )

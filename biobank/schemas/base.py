@@ -10,11 +10,20 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 
 class BaseSchema(Schema):
-    """Unknown fields are an error: a typo must not be silently ignored."""
+    """Unknown fields are an error: a typo must not be silently ignored.
+
+    Update schemas set ``partial_by_default``: every field optional, only those sent change.
+    """
+
+    partial_by_default = False
 
     class Meta:
         unknown = RAISE
         ordered = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("partial", self.partial_by_default)
+        super().__init__(*args, **kwargs)
 
 
 def describe(text: str, **more: Any) -> dict[str, Any]:
@@ -30,6 +39,9 @@ class AwareDateTime(fields.AwareDateTime):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(dt.UTC)
 
 
 def not_in_future(value: dt.datetime) -> None:

@@ -39,8 +39,9 @@ class CaseCreateSchema(BaseSchema):
 
 
 class CaseUpdateSchema(CaseCreateSchema):
+    partial_by_default = True
+
     class Meta(CaseCreateSchema.Meta):
-        partial = True
         exclude = ("participant_id",)
 
 
@@ -71,8 +72,9 @@ class LesionCreateSchema(BaseSchema):
 
 
 class LesionUpdateSchema(LesionCreateSchema):
+    partial_by_default = True
+
     class Meta(LesionCreateSchema.Meta):
-        partial = True
         exclude = ("case_id",)
 
 

@@ -40,8 +40,9 @@ class CollectionEventCreateSchema(BaseSchema):
 
 
 class CollectionEventUpdateSchema(CollectionEventCreateSchema):
+    partial_by_default = True
+
     class Meta(CollectionEventCreateSchema.Meta):
-        partial = True
         exclude = ("participant_id",)
 
 

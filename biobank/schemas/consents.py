@@ -30,8 +30,7 @@ class ConsentCreateSchema(BaseSchema):
 
 
 class ConsentUpdateSchema(BaseSchema):
-    class Meta(BaseSchema.Meta):
-        partial = True
+    partial_by_default = True
 
     decision = enum_field(ConsentDecision, "Answer")
     withdraw = fields.Boolean(metadata=describe("Withdraw this consent (final)"))

@@ -45,8 +45,7 @@ class ParticipantCreateSchema(BaseSchema):
 
 
 class ParticipantUpdateSchema(BaseSchema):
-    class Meta(BaseSchema.Meta):
-        partial = True
+    partial_by_default = True
 
     site_id = fields.Integer()
     sex = enum_field(Sex, "Sex")

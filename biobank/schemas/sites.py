@@ -29,8 +29,7 @@ class SiteCreateSchema(BaseSchema):
 
 
 class SiteUpdateSchema(SiteCreateSchema):
-    class Meta(SiteCreateSchema.Meta):
-        partial = True
+    partial_by_default = True
 
 
 class SiteQueryArgsSchema(ListArgsSchema):

@@ -100,8 +100,7 @@ class SpecimenCreateSchema(_SpecimenFields):
 
 
 class SpecimenUpdateSchema(_SpecimenFields):
-    class Meta(_SpecimenFields.Meta):
-        partial = True
+    partial_by_default = True
 
 
 class SpecimenQueryArgsSchema(ListArgsSchema):

@@ -44,8 +44,9 @@ class ContainerCreateSchema(BaseSchema):
 
 
 class ContainerUpdateSchema(ContainerCreateSchema):
+    partial_by_default = True
+
     class Meta(ContainerCreateSchema.Meta):
-        partial = True
         exclude = ("site_id", "parent_id", "kind")
 
 

@@ -45,8 +45,7 @@ class StudyCreateSchema(BaseSchema):
 
 
 class StudyUpdateSchema(BaseSchema):
-    class Meta(BaseSchema.Meta):
-        partial = True
+    partial_by_default = True
 
     title = fields.String(validate=validate.Length(min=1, max=255))
     description = fields.String(allow_none=True)

@@ -56,7 +56,8 @@ def _inject() -> dict[str, Any]:
 
 @bp.before_request
 def _check_csrf() -> None:
-    if request.method == "POST" and request.form.get("csrf") != session.get("csrf"):
+    token = request.form.get("csrf")
+    if request.method == "POST" and (not token or token != session.get("csrf")):
         abort(400, "the form expired: reload the page and try again")
 
 

@@ -1,0 +1,111 @@
+"""Login, tokens, roles on every endpoint, and rate limiting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import sqlalchemy as sa
+
+from biobank.api import API_PREFIX
+from biobank.auth import hash_token
+from biobank.models import ApiToken
+from tests.factories import PASSWORD
+
+
+def _csrf(client, path="/login"):
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def test_every_api_endpoint_declares_its_roles(app):
+    undeclared = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(API_PREFIX) or rule.rule.endswith("openapi.json"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        view_class = getattr(view, "view_class", None)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            func = getattr(view_class, method.lower(), None) if view_class else view
+            if not getattr(func, "_roles", None):
+                undeclared.append(f"{method} {rule.rule}")
+    assert undeclared == []
+
+
+def test_openapi_documents_roles_and_bearer_auth(client, db_session):
+    spec = client.get(f"{API_PREFIX}/openapi.json").json
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    post = spec["paths"]["/api/v1/specimens/"]["post"]
+    assert "Roles: admin, manager, technician" in post["description"]
+
+
+def test_tokens_are_stored_hashed(make, technician, db_session):
+    headers = make.auth_headers(technician)
+    secret = headers["Authorization"].split()[1]
+    stored = db_session.scalars(sa.select(ApiToken.token_hash)).all()
+    assert secret not in stored
+    assert hash_token(secret) in stored
+
+
+def test_revoked_and_expired_tokens_are_refused(client, make, technician, db_session):
+    headers = make.auth_headers(technician)
+    assert client.get(f"{API_PREFIX}/specimens/", headers=headers).status_code == 200
+    token = db_session.scalars(sa.select(ApiToken)).one()
+    token.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    db_session.commit()
+    assert client.get(f"{API_PREFIX}/specimens/", headers=headers).status_code == 401
+
+
+def test_page_login_and_logout(client, technician, db_session):
+    csrf = _csrf(client)
+    r = client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": csrf})
+    assert r.status_code == 302
+    assert client.get("/").status_code == 200
+    # The session also authenticates API reads from the pages.
+    assert client.get(f"{API_PREFIX}/specimens/").status_code == 200
+    client.post("/logout", data={"csrf": _csrf(client, "/")})
+    assert client.get("/").status_code == 302
+
+
+def test_login_form_without_csrf_token_is_refused(client, technician):
+    r = client.post("/login", data={"username": "tech", "password": PASSWORD})
+    assert r.status_code == 400
+
+
+def test_repeated_failed_logins_lock_the_account(client, app, technician, db_session):
+    csrf = _csrf(client)
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    for _ in range(limit):
+        r = client.post("/login", data={"username": "tech", "password": "wrong", "csrf": csrf})
+        assert r.status_code == 401
+        assert "wrong username or password" in r.get_data(as_text=True)
+    r = client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": csrf})
+    assert r.status_code == 429
+    db_session.refresh(technician)
+    assert technician.locked_until is not None
+
+
+def test_unknown_user_gets_the_same_message(client, db_session):
+    csrf = _csrf(client)
+    r = client.post("/login", data={"username": "nobody", "password": "x", "csrf": csrf})
+    assert r.status_code == 401
+    assert "wrong username or password" in r.get_data(as_text=True)
+
+
+def test_login_redirect_stays_on_this_site(client, technician):
+    csrf = _csrf(client)
+    r = client.post("/login?next=//evil.example/", data={
+        "username": "tech", "password": PASSWORD, "csrf": csrf})
+    assert r.headers["Location"] == "/"
+
+
+def test_cookie_authenticated_api_writes_need_the_csrf_header(client, make, site, technician):
+    csrf = _csrf(client)
+    client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": csrf})
+    page_csrf = _csrf(client, "/")
+    body = {"code": "X1", "name": "x"}
+    r = client.post(f"{API_PREFIX}/sites/", json=body)
+    assert r.status_code == 401
+    assert "X-CSRF-Token" in r.json["detail"]
+    r = client.post(f"{API_PREFIX}/sites/", json=body, headers={"X-CSRF-Token": page_csrf})
+    assert r.status_code == 403  # authenticated now; technicians may not create sites
