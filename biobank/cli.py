@@ -10,7 +10,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from biobank.audit import set_actor
 from biobank.db import db, transaction, utcnow
@@ -23,7 +23,26 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+class BiobankGroup(FlaskGroup):
+    """Domain errors end a command with their message and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from biobank.errors import BiobankError
+
+        try:
+            return super().invoke(ctx)
+        except BiobankError as error:
+            where = f" ({error.field})" if error.field else ""
+            raise click.ClickException(f"{error.message}{where}") from error
+        finally:
+            # Close pooled connections when the command ends, not when the process does.
+            app = getattr(ctx.find_object(ScriptInfo), "_loaded_app", None)
+            if app is not None:
+                with app.app_context():
+                    db.engine.dispose()
+
+
+@click.group(cls=BiobankGroup, create_app=_create_app, add_default_commands=False,
              add_version_option=False)
 def main() -> None:
     """Biobank LIMS: manage the database, users, demo data and the server."""

@@ -217,23 +217,24 @@ def load_demo(*, seed: int = 20261123, participants: int = 300,
     try:
         counts = _generate(seed=seed, n_participants=participants,
                            density=specimens_per_participant / 14.0, progress=progress)
+        if db.session.get_bind().dialect.name == "postgresql":
+            _reset_sequences()
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    if db.engine.dialect.name == "postgresql":
-        _reset_sequences()
     return counts
 
 
 def _reset_sequences() -> None:
-    with db.engine.begin() as conn:
-        for table in db.metadata.sorted_tables:
-            if "id" in table.c and isinstance(table.c.id.type, sa.Integer):
-                conn.exec_driver_sql(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                    f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
-                )
+    """Rows were inserted with explicit ids: move PostgreSQL's sequences past them."""
+    for model in TABLE_ORDER:
+        table = model.__table__
+        if "id" not in table.c:
+            continue
+        db.session.execute(sa.text(
+            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+            f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
 
 
 def _generate(*, seed: int, n_participants: int, density: float,
