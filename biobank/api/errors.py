@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from biobank.errors import BiobankError
@@ -120,6 +120,9 @@ def from_integrity_error(error: IntegrityError) -> Response:
 
 
 def from_database_error(error: DBAPIError) -> Response:
+    if isinstance(error, DataError):
+        # A value the column cannot hold (overflow, bad encoding) that validation let through.
+        return problem(422, "Invalid input", f"a value does not fit its column: {error.orig}")
     current_app.logger.exception("database error")
     if "could not serialize" in str(error.orig) or "deadlock" in str(error.orig):
         return problem(409, "Conflict", "a concurrent change won; retry the request")

@@ -6,7 +6,12 @@ import datetime as dt
 import enum
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class BaseSchema(Schema):
@@ -25,6 +30,18 @@ class BaseSchema(Schema):
         kwargs.setdefault("partial", self.partial_by_default)
         super().__init__(*args, **kwargs)
 
+    @pre_load(pass_collection=True)
+    def _refuse_control_characters(self, data: Any, **_kwargs: Any) -> Any:
+        # NUL and other control characters cannot be stored (PostgreSQL refuses NUL) and
+        # have no place in a record: name the field instead of failing at the database.
+        errors = {}
+        for key, value in (data.items() if isinstance(data, dict) else ()):
+            if isinstance(value, str) and _CONTROL.search(value):
+                errors[key] = ["contains a control character (such as NUL)"]
+        if errors:
+            raise ValidationError(errors)
+        return data
+
 
 def describe(text: str, **more: Any) -> dict[str, Any]:
     return {"description": text, **more}
@@ -42,6 +59,21 @@ class AwareDateTime(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
         return super()._deserialize(value, attr, data, **kwargs).astimezone(dt.UTC)
+
+
+def decimal_field(text: str, *, places: int, maximum: int | None = None, **kwargs: Any
+                  ) -> fields.Decimal:
+    """A non-negative decimal. The range is checked by a plain function, because apispec
+    would render a ``Range`` on a Decimal field as string bounds, which OpenAPI forbids."""
+
+    def check(value: Any) -> None:
+        if value is not None and value < 0:
+            raise ValidationError("must not be negative")
+        if value is not None and maximum is not None and value > maximum:
+            raise ValidationError(f"must be at most {maximum}")
+
+    meta = describe(text, minimum=0, **({"maximum": maximum} if maximum is not None else {}))
+    return fields.Decimal(places=places, validate=check, metadata=meta, **kwargs)
 
 
 def not_in_future(value: dt.datetime) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from biobank.models.vocab import AjccStage, BodySite, DiseaseGroup, Laterality
-from biobank.schemas.base import BaseSchema, ListArgsSchema, code_field, describe, enum_field
+from biobank.schemas.base import (
+    BaseSchema,
+    ListArgsSchema,
+    code_field,
+    decimal_field,
+    describe,
+    enum_field,
+)
 
 
 class CaseSchema(BaseSchema):
@@ -30,9 +37,8 @@ class CaseCreateSchema(BaseSchema):
     icd10_code = fields.String(required=True, validate=validate.Length(max=16),
                                metadata=describe("ICD-10 code, e.g. C43.5"))
     diagnosis_date = fields.Date(allow_none=True)
-    breslow_mm = fields.Decimal(allow_none=True, places=2,
-                                validate=validate.Range(min=0, max=100),
-                                metadata=describe("Breslow thickness (mm), melanoma only"))
+    breslow_mm = decimal_field("Breslow thickness (mm), melanoma only", places=2, maximum=100,
+                               allow_none=True)
     ulceration = fields.Boolean(allow_none=True, metadata=describe("Melanoma only"))
     ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage, melanoma only", allow_none=True)
     notes = fields.String(allow_none=True)
@@ -67,7 +73,7 @@ class LesionCreateSchema(BaseSchema):
     case_id = fields.Integer(required=True)
     body_site = enum_field(BodySite, "Anatomical site", required=True)
     laterality = enum_field(Laterality, "Laterality", load_default=Laterality.NOT_APPLICABLE)
-    diameter_mm = fields.Decimal(allow_none=True, places=1, validate=validate.Range(min=0))
+    diameter_mm = decimal_field("Largest diameter (mm)", places=1, maximum=10000, allow_none=True)
     description = fields.String(allow_none=True)
 
 

@@ -16,6 +16,7 @@ from biobank.schemas.base import (
     AwareDateTime,
     BaseSchema,
     ListArgsSchema,
+    decimal_field,
     describe,
     enum_field,
     not_in_future,
@@ -65,9 +66,11 @@ class _SpecimenFields(BaseSchema):
     label = fields.String(allow_none=True, validate=validate.Length(max=64))
     pathology_status = enum_field(PathologyStatus, "Pathology status")
     anatomical_site = enum_field(BodySite, "Anatomical site", allow_none=True)
-    quantity = fields.Decimal(allow_none=True, places=3, validate=validate.Range(min=0))
+    quantity = decimal_field("Quantity available, in `unit`", places=3, maximum=10**8,
+                             allow_none=True)
     unit = enum_field(QuantityUnit, "Unit of quantity", allow_none=True)
-    concentration_ng_ul = fields.Decimal(allow_none=True, places=3, validate=validate.Range(min=0))
+    concentration_ng_ul = decimal_field("Concentration in ng/µL", places=3, maximum=10**6,
+                                        allow_none=True)
     freeze_thaw_count = fields.Integer(validate=validate.Range(min=0, max=1000))
     sprec_code = fields.String(allow_none=True, metadata=describe("SPREC v3 code"))
     received_at = AwareDateTime(allow_none=True, validate=not_in_future)
