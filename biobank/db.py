@@ -143,4 +143,19 @@ def configure_engine_events(engine: sa.Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(_sqlite_begin())
+
+
+def _sqlite_begin() -> str:
+    """Writers take SQLite's write lock when they begin, not halfway through.
+
+    A deferred transaction that reads and then writes fails at once ("database is locked")
+    if another writer committed in between; taking the lock up front makes concurrent
+    writers queue (busy_timeout) and then see each other's work, so a race for one freezer
+    position ends in a clean conflict. Read-only requests keep deferred transactions.
+    """
+    from flask import has_request_context, request
+
+    if has_request_context() and request.method in ("GET", "HEAD", "OPTIONS"):
+        return "BEGIN"
+    return "BEGIN IMMEDIATE"

@@ -37,7 +37,6 @@ from biobank.models import (
     StorageContainer,
     Study,
     User,
-    user_sites,
 )
 from biobank.models.vocab import (
     AjccStage,
@@ -114,6 +113,9 @@ CONSENT_TIERS = [
     ("RECON", ConsentScope.RECONTACT, "I may be contacted again about findings or new studies."),
     ("COMM", ConsentScope.COMMERCIAL, "My samples may be used by commercial partners."),
 ]
+#: share of participants who refuse a scope (the others consent to everything)
+REFUSAL_RATES = {ConsentScope.COMMERCIAL: 0.6, ConsentScope.GENETIC_RESEARCH: 0.1,
+                 ConsentScope.RECONTACT: 0.2}
 BATCH = 5000
 #: tables in foreign-key order: buffered rows are written in this order
 TABLE_ORDER = [Participant, ParticipantPHI, ConsentResponse, Case, Lesion, StorageContainer,
@@ -368,11 +370,8 @@ def _participant(loader: _Loader, index: int, group: DiseaseGroup, site: Site, s
     withdrawn = rng.random() < 0.03
     for scope, tier_id in tiers.items():
         decision = ConsentDecision.YES
-        if scope is ConsentScope.COMMERCIAL and rng.random() < 0.6:
-            decision = ConsentDecision.NO
-        elif scope is ConsentScope.GENETIC_RESEARCH and rng.random() < 0.1:
-            decision = ConsentDecision.NO
-        elif scope is ConsentScope.RECONTACT and rng.random() < 0.2:
+        refusal_rate = REFUSAL_RATES.get(scope)
+        if refusal_rate is not None and rng.random() < refusal_rate:
             decision = ConsentDecision.NO
         loader.add(ConsentResponse, participant_id=pid, tier_id=tier_id, decision=decision,
                    signed_on=first_visit.date(),

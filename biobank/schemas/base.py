@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from typing import Any
 
-import re
-
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
-
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
