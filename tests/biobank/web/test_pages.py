@@ -1,0 +1,140 @@
+"""Pages in a real browser: login, dashboard, specimen search and detail, participant, case."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from biobank.db import db
+from biobank.models import Case, Participant, Specimen
+from biobank.models.vocab import DiseaseGroup, Lineage, MaterialType
+from tests.browser import browser, live_server, login, separate_database
+
+pytestmark = pytest.mark.browser
+__all__ = ["browser"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    url = separate_database(tmp_path_factory.mktemp("pages"), "pages")
+    with live_server(url) as (base, app):
+        yield base, app
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _query(app, stmt):
+    with app.app_context():
+        try:
+            return db.session.execute(stmt).scalars().all()
+        finally:
+            db.session.remove()
+
+
+def test_login_then_dashboard_shows_real_counts(server, page):
+    base, app = server
+    login(page, base, "tech", "tech-demo-pw")
+    page.wait_for_url(f"{base}/")
+    total = len(_query(app, sa.select(Specimen.id)))
+    assert page.text_content("#total-specimens") == str(total)
+    plasma = len(_query(app, sa.select(Specimen.id).where(
+        Specimen.material_type == MaterialType.PLASMA)))
+    row = page.locator("#by-material tr", has_text="PLASMA")
+    assert row.locator("td.num").text_content() == str(plasma)
+    assert page.locator("#by-disease tr").count() == len(DiseaseGroup)
+
+
+def test_wrong_password_is_shown_and_pages_need_login(server, page):
+    base, _ = server
+    page.goto(f"{base}/specimens")
+    assert "/login" in page.url
+    login(page, base, "tech", "not-the-password")
+    assert page.locator("p.flash.error").text_content() == "wrong username or password"
+
+
+def test_specimen_search_filters_and_opens_the_detail_page(server, page):
+    base, app = server
+    login(page, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/specimens")
+    page.select_option("select[name=material_type]", "PLASMA")
+    page.select_option("select[name=lineage]", "aliquot")
+    page.click("form.filters button")
+    page.wait_for_url("**material_type=PLASMA**")
+    materials = page.locator("#results tbody td:nth-child(3)").all_text_contents()
+    assert materials and set(materials) == {"PLASMA"}
+
+    barcode = page.locator("#results tbody td:first-child a").first.text_content()
+    with app.app_context():
+        specimen = db.session.scalars(sa.select(Specimen).where(Specimen.barcode == barcode)).one()
+        location, lineage, n_events = specimen.location_text, specimen.lineage, specimen.custody_seq
+        db.session.remove()
+    page.click(f"text={barcode}")
+    page.wait_for_url(f"**/specimens/{barcode}")
+    assert page.text_content("#barcode") == barcode
+    assert lineage is Lineage.ALIQUOT
+    # Lineage shows the parent above the aliquot; custody and audit are listed.
+    assert page.locator("#lineage li").count() >= 2
+    assert page.locator("#custody tbody tr").count() == n_events
+    assert page.locator("#audit tbody tr").count() >= 1
+    assert page.text_content("#location") == (location or "not in storage")
+
+
+def test_search_by_barcode_prefix_and_next_page(server, page):
+    base, app = server
+    login(page, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/specimens")
+    page.fill("input[name=q]", "CTRPL")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_url("**q=CTRPL**")
+    first = page.locator("#results tbody td:first-child a").all_text_contents()
+    assert len(first) == 50 and all(b.startswith("CTRPL") for b in first)
+    page.click("#next-page")
+    page.wait_for_url("**after=**")
+    second = page.locator("#results tbody td:first-child a").all_text_contents()
+    assert second and not set(first) & set(second)
+
+
+def test_participant_page_shows_phi_to_staff_only(server, browser):
+    base, app = server
+    participant = _query(app, sa.select(Participant).order_by(Participant.id))[0]
+    with app.app_context():
+        family = db.session.get(Participant, participant.id).phi.family_name
+        db.session.remove()
+    for user, password, sees_phi in (("tech", "tech-demo-pw", True),
+                                     ("researcher", "researcher-demo-pw", False)):
+        context = browser.new_context()
+        page = context.new_page()
+        login(page, base, user, password)
+        page.goto(f"{base}/participants/{participant.code}")
+        assert page.text_content("#participant-code") == participant.code
+        assert (page.locator("#phi").count() == 1) is sees_phi
+        assert (family in page.content()) is sees_phi
+        assert page.locator("#consents tbody tr").count() == 6
+        context.close()
+
+
+def test_case_page_shows_melanoma_staging_and_specimens(server, page):
+    base, app = server
+    case = _query(app, sa.select(Case).where(Case.disease_group == DiseaseGroup.MELANOMA)
+                  .order_by(Case.id))[0]
+    login(page, base, "manager", "manager-demo-pw")
+    page.goto(f"{base}/cases/{case.code}")
+    assert page.text_content("#disease-group") == "melanoma"
+    assert page.text_content("#breslow") == f"{case.breslow_mm} mm"
+    assert page.locator("#samples tbody tr").count() >= 1
+    page.click("#samples tbody a >> nth=0")
+    page.wait_for_url("**/specimens/**")
+
+
+def test_unknown_specimen_gives_a_404_page(server, page):
+    base, _ = server
+    login(page, base, "tech", "tech-demo-pw")
+    response = page.goto(f"{base}/specimens/NOPE123")
+    assert response.status == 404
+    assert "NOPE123" in page.text_content("#error-message")

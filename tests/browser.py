@@ -1,0 +1,77 @@
+"""A live server on its own database and a headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from biobank import create_app
+from biobank.db import db
+from tests.conftest import TEST_DATABASE_URL, reset_database
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def separate_database(tmp_path: Any, suffix: str) -> str:
+    """A database of its own for a live server (it commits for real)."""
+    if not TEST_DATABASE_URL:
+        return f"sqlite:///{tmp_path / f'{suffix}.db'}"
+    url = sa.engine.make_url(TEST_DATABASE_URL)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"{url.database}_{suffix}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    db_url = url.set(database=name).render_as_string(hide_password=False)
+    reset_database(db_url)
+    return db_url
+
+
+@contextmanager
+def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[tuple[str, Any]]:
+    """Serve a demo biobank on a free loopback port; yields (base URL, app)."""
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "browser-tests"})
+    with app.app_context():
+        from biobank import migrate
+        from biobank.demo import load_demo
+
+        migrate.upgrade()
+        load_demo(seed=11, participants=demo_participants)
+        db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", app
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def login(page: Any, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
