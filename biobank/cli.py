@@ -200,3 +200,7 @@ def init_app(app: Flask) -> None:
     """Expose the same commands through `flask --app biobank`."""
     for command in main.commands.values():
         app.cli.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -86,7 +86,7 @@ def test_specimen_search_filters_and_opens_the_detail_page(server, page):
 
 
 def test_search_by_barcode_prefix_and_next_page(server, page):
-    base, app = server
+    base, _ = server
     login(page, base, "tech", "tech-demo-pw")
     page.goto(f"{base}/specimens")
     page.fill("input[name=q]", "CTRPL")
