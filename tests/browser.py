@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -62,6 +63,8 @@ def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[t
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM) and not os.environ.get("BIOBANK_REQUIRE_BROWSER"):
+        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

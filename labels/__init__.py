@@ -1,0 +1,2 @@
+"""Labels: rendering (``labels.render``, free of Flask and SQLAlchemy) and printing of specimen
+and container labels."""
