@@ -34,7 +34,7 @@ def create_rate(port: int, token: str, participants: list[int], *, seconds: floa
         client = Client(port, token)
         while time.perf_counter() < stop:
             n = next(counter)
-            status, body = client.call("POST", "/api/v1/specimens/", {
+            status, _ = client.call("POST", "/api/v1/specimens/", {
                 "barcode": f"BENCH{run}{n:07d}", "participant_id": participants[n % len(participants)],
                 "material_type": "PLASMA", "quantity": "0.5", "unit": "mL"})
             (done if status == 201 else errors).append(status)

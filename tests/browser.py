@@ -10,32 +10,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from biobank import create_app
 from biobank.db import db
-from tests.conftest import TEST_DATABASE_URL, reset_database
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def separate_database(tmp_path: Any, suffix: str) -> str:
-    """A database of its own for a live server (it commits for real)."""
-    if not TEST_DATABASE_URL:
-        return f"sqlite:///{tmp_path / f'{suffix}.db'}"
-    url = sa.engine.make_url(TEST_DATABASE_URL)
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"{url.database}_{suffix}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    db_url = url.set(database=name).render_as_string(hide_password=False)
-    reset_database(db_url)
-    return db_url
 
 
 @contextmanager

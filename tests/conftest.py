@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,21 @@ def reset_database(url: str) -> None:
             conn.exec_driver_sql("DROP SCHEMA public CASCADE")
             conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
+
+
+def separate_database(tmp_path: Path, suffix: str) -> str:
+    """A fresh, empty database of its own (for code that commits for real or builds its
+    own schema): a SQLite file, or a new PostgreSQL database next to the test one."""
+    if not TEST_DATABASE_URL:
+        return f"sqlite:///{tmp_path / f'{suffix}.db'}"
+    url = sa.engine.make_url(TEST_DATABASE_URL)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"{url.database}_{suffix}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,26 +11,13 @@ from alembic.script import ScriptDirectory
 
 from biobank import migrate
 from biobank.db import Base, configure_engine_events
-from tests.conftest import TEST_DATABASE_URL, reset_database
+from tests.conftest import separate_database
 
 
 @pytest.fixture
 def empty_engine(tmp_path):
-    """A fresh, empty database: a SQLite file, or the PostgreSQL test database emptied."""
-    if TEST_DATABASE_URL:
-        # Migrations tests run on their own database so the shared one is left alone.
-        url = sa.engine.make_url(TEST_DATABASE_URL)
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        name = f"{url.database}_migrations"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        engine_url = url.set(database=name)
-        reset_database(engine_url.render_as_string(hide_password=False))
-    else:
-        engine_url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    engine = sa.create_engine(engine_url)
+    """A fresh, empty database; the shared test database is left alone."""
+    engine = sa.create_engine(separate_database(tmp_path, "migrations"))
     configure_engine_events(engine)
     yield engine
     engine.dispose()

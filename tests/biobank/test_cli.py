@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from biobank.cli import main
-from tests.conftest import TEST_DATABASE_URL, reset_database
+from tests.conftest import separate_database
 
 
 def _env(tmp_path):
-    if TEST_DATABASE_URL:
-        url = sa.engine.make_url(TEST_DATABASE_URL)
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        name = f"{url.database}_cli"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        db_url = url.set(database=name).render_as_string(hide_password=False)
-        reset_database(db_url)
-    else:
-        db_url = f"sqlite:///{tmp_path / 'cli.db'}"
-    return {"BIOBANK_DATABASE_URL": db_url, "BIOBANK_INSTANCE_PATH": str(tmp_path / "instance")}
+    return {"BIOBANK_DATABASE_URL": separate_database(tmp_path, "cli"),
+            "BIOBANK_INSTANCE_PATH": str(tmp_path / "instance")}
 
 
 def _run(env, *args, input=None):

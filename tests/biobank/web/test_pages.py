@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from biobank.db import db
 from biobank.models import Case, Participant, Specimen
 from biobank.models.vocab import DiseaseGroup, Lineage, MaterialType
-from tests.browser import browser, live_server, login, separate_database
+from tests.browser import browser, live_server, login
+from tests.conftest import separate_database
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
