@@ -16,6 +16,8 @@ class Config:
     #: largest page a list endpoint returns
     API_MAX_PAGE_SIZE = 1000
     API_DEFAULT_PAGE_SIZE = 100
+    #: digits of the sequence number in issued barcodes (site + material + number + 2 checks)
+    BARCODE_SEQUENCE_WIDTH = 7
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -38,6 +38,7 @@ def register_api(app: Flask) -> None:
         containers,
         lesions,
         participants,
+        scans,
         sites,
         specimens,
         studies,
@@ -45,7 +46,7 @@ def register_api(app: Flask) -> None:
 
     api.init_app(app)
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
-                   specimens, containers):
+                   specimens, containers, scans):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)

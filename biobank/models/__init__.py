@@ -5,6 +5,14 @@ from biobank.models.cases import Case, Lesion
 from biobank.models.collection_events import CollectionEvent
 from biobank.models.custody import CustodyEvent
 from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
+from biobank.models.scans import (
+    BarcodeSequence,
+    CustodyCheckpoint,
+    RackScan,
+    RackScanStatus,
+    Scan,
+    ScanAction,
+)
 from biobank.models.sites import Site
 from biobank.models.specimens import Specimen
 from biobank.models.storage import StorageContainer
@@ -14,14 +22,20 @@ from biobank.models.users import ApiToken, User, user_sites
 __all__ = [
     "ApiToken",
     "AuditRecord",
+    "BarcodeSequence",
     "Case",
     "CollectionEvent",
     "ConsentResponse",
     "ConsentTier",
+    "CustodyCheckpoint",
     "CustodyEvent",
     "Lesion",
     "Participant",
     "ParticipantPHI",
+    "RackScan",
+    "RackScanStatus",
+    "Scan",
+    "ScanAction",
     "Site",
     "Specimen",
     "StorageContainer",

@@ -87,7 +87,8 @@ class _SpecimenFields(BaseSchema):
 
 
 class SpecimenCreateSchema(_SpecimenFields):
-    barcode = fields.String(required=True, validate=BARCODE)
+    barcode = fields.String(validate=BARCODE, metadata=describe(
+        "Label barcode; omitted, one is issued: site + material + number + 2 check characters"))
     manufacturer_barcode = fields.String(allow_none=True, validate=BARCODE)
     participant_id = fields.Integer(required=True)
     collection_event_id = fields.Integer(allow_none=True)

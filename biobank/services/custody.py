@@ -57,6 +57,17 @@ def event_hash(event: CustodyEvent, *, barcode: str) -> str:
     )
 
 
+def lock_specimen(specimen: Specimen, *, attribute_names: list[str] | None = None) -> None:
+    """Lock *specimen*'s row until the transaction ends and reload it (PostgreSQL).
+
+    SQLite needs no row lock: its writers already hold the database lock from BEGIN.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    db.session.execute(sa.select(Specimen.id).where(Specimen.id == specimen.id).with_for_update())
+    db.session.refresh(specimen, attribute_names=attribute_names)
+
+
 def record_custody_event(
     specimen: Specimen,
     event_type: CustodyEventType,
@@ -73,11 +84,8 @@ def record_custody_event(
     The specimen row is the chain's lock: concurrent scans of one specimen queue on it while
     scans of different specimens proceed in parallel.
     """
-    if specimen.id is not None and db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            sa.select(Specimen.id).where(Specimen.id == specimen.id).with_for_update()
-        )
-        db.session.refresh(specimen, attribute_names=["custody_seq", "custody_head"])
+    if specimen.id is not None:
+        lock_specimen(specimen, attribute_names=["custody_seq", "custody_head"])
     now = utcnow()
     event = CustodyEvent(
         specimen=specimen,

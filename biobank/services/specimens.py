@@ -14,6 +14,7 @@ from biobank.models import (
     CollectionEvent,
     Lesion,
     Participant,
+    Site,
     Specimen,
     StorageContainer,
     User,
@@ -85,7 +86,12 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
     site_id = fields.pop("site_id", None) or participant.site_id
     check_site(actor, site_id)
-    ensure_unique(Specimen, Specimen.barcode, fields["barcode"], field="barcode")
+    if fields.get("barcode"):
+        ensure_unique(Specimen, Specimen.barcode, fields["barcode"], field="barcode")
+    else:
+        from biobank.services.barcodes import issue_barcode
+
+        fields["barcode"] = issue_barcode(db.session.get(Site, site_id), fields["material_type"])
     if fields.get("manufacturer_barcode"):
         ensure_unique(Specimen, Specimen.manufacturer_barcode, fields["manufacturer_barcode"],
                       field="manufacturer_barcode")

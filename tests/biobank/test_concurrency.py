@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from biobank.db import db
 from biobank.models import Specimen
 from biobank.services.users import create_token
+from tests.conftest import wipe
 from tests.factories import Builder
 
 
@@ -27,10 +28,7 @@ def committed(app):
         db.session.commit()
         yield {"participant": participant.id, "box": box.id, "token": secret}
         db.session.rollback()
-        with db.engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                if table.name != "alembic_version":
-                    conn.execute(table.delete())
+        wipe(db.engine)
         db.session.remove()
 
 

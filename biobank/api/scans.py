@@ -1,0 +1,103 @@
+"""Scans API: what barcode scanners send, recorded exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
+
+from biobank.auth import STAFF, current_actor, roles_required
+from biobank.db import db, transaction
+from biobank.errors import BiobankError
+from biobank.schemas.custody import CustodyEventSchema
+from biobank.schemas.scans import ScanBatchSchema, ScanCreateSchema, ScanResultSchema
+from biobank.schemas.specimens import SpecimenSchema
+from biobank.services import scans
+
+blp = Blueprint("scans", __name__, description="Barcode scans from the bench: custody actions")
+
+_specimen = SpecimenSchema()
+_event = CustodyEventSchema()
+
+
+def _apply(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Record one scan (or find its earlier recording); returns (answer, replayed)."""
+    fingerprint = scans.request_hash(data)
+    earlier = scans.find_replay(data["client_event_id"], fingerprint)
+    if earlier is not None:
+        return earlier.response, True
+    result = scans.record_scan(actor=current_actor(), **data)
+    db.session.flush()
+    answer = {
+        "scan_id": result.scan.id,
+        "client_event_id": result.scan.client_event_id,
+        "action": result.scan.action.value,
+        "warnings": result.warnings,
+        "allowed_actions": scans.allowed_actions(result.specimen.status),
+        "specimen": _specimen.dump(result.specimen),
+        "event": _event.dump(result.scan.custody_event),
+    }
+    result.scan.request_hash = fingerprint
+    result.scan.response = answer
+    return answer, False
+
+
+def _replay_after_race(data: dict[str, Any]) -> dict[str, Any] | None:
+    """After losing a race on the same client event id, the winner's answer."""
+    earlier = scans.find_replay(data["client_event_id"], scans.request_hash(data))
+    return earlier.response if earlier is not None else None
+
+
+@blp.route("/")
+class ScanViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(ScanCreateSchema)
+    @blp.alt_response(201, schema=ScanResultSchema, description="The scan as recorded")
+    @blp.alt_response(409, description="Illegal transition: `current_state`, `allowed_actions`")
+    def post(self, data: dict[str, Any]) -> Any:
+        """Record a scan
+
+        The action is checked against the specimen's lifecycle. Sending the same
+        `client_event_id` again returns the first answer (header `Idempotent-Replayed: true`)
+        and records nothing.
+        """
+        try:
+            with transaction():
+                answer, replayed = _apply(data)
+        except IntegrityError:
+            answer, replayed = _replay_after_race(data), True
+            if answer is None:
+                raise
+        # The stored answer is returned verbatim, so a replay is byte-for-byte the first one.
+        response = jsonify(answer)
+        response.status_code = 201
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+
+@blp.route("/batch")
+class ScanBatchViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(ScanBatchSchema)
+    @blp.alt_response(201, schema=ScanResultSchema(many=True), description="Every scan recorded")
+    def post(self, data: dict[str, Any]) -> Any:
+        """Record many scans, all or nothing
+
+        If any scan is refused, none is recorded; the error names the scan by its index.
+        """
+        answers = []
+        with transaction():
+            for index, scan in enumerate(data["scans"]):
+                try:
+                    answers.append(_apply(scan)[0])
+                except BiobankError as error:
+                    error.message = f"scan {index}: {error.message}"
+                    error.field = f"scans[{index}].{error.field}" if error.field else f"scans[{index}]"
+                    raise
+        response = jsonify(answers)
+        response.status_code = 201
+        return response

@@ -1,0 +1,60 @@
+"""Issuing and resolving specimen barcodes."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from flask import current_app
+
+from biobank.barcodes import MATERIAL_CODES, explain_invalid, make_barcode
+from biobank.db import db
+from biobank.errors import InvalidInput, NotFound
+from biobank.models import BarcodeSequence, Site, Specimen
+from biobank.models.vocab import MaterialType
+
+_MATERIALS = "|".join(sorted(MATERIAL_CODES.values()))
+#: what a barcode issued by this system looks like: site code, material code, digits, 2 checks
+GENERATED_PATTERN = re.compile(rf"^[A-Z0-9]{{1,8}}(?:{_MATERIALS})[0-9]{{6,10}}[0-9A-Z]{{2}}$")
+
+
+def next_sequence(prefix: str) -> int:
+    """Atomically take the next number for *prefix* (one row per prefix, upserted)."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(BarcodeSequence).values(prefix=prefix, last_value=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[BarcodeSequence.prefix],
+        set_={"last_value": BarcodeSequence.last_value + 1},
+    ).returning(BarcodeSequence.last_value)
+    return db.session.execute(stmt).scalar_one()
+
+
+def issue_barcode(site: Site, material: MaterialType) -> str:
+    """A new barcode for a specimen of *material* at *site*, e.g. ``CTRPL00000013C``."""
+    prefix = f"{site.code.upper()}{MATERIAL_CODES[material]}"
+    width = current_app.config["BARCODE_SEQUENCE_WIDTH"]
+    while True:
+        barcode = make_barcode(site.code, material, next_sequence(prefix), width=width)
+        # Numbers issued before the sequence existed (imports, demo data) are skipped.
+        if not db.session.scalar(sa.select(Specimen.id).where(Specimen.barcode == barcode)):
+            return barcode
+
+
+def resolve_barcode(code: str) -> Specimen:
+    """The specimen a scanned code names: our barcode or a manufacturer's 2D code.
+
+    A code in our format whose check characters do not match is refused with that reason,
+    so a misread or mistyped scan never silently names nothing or something else.
+    """
+    code = code.strip()
+    specimen = db.session.scalar(sa.select(Specimen).where(
+        sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code)))
+    if specimen is not None:
+        return specimen
+    if GENERATED_PATTERN.match(code) and (reason := explain_invalid(code)):
+        raise InvalidInput(f"{code}: {reason}", field="barcode")
+    raise NotFound(f"unknown barcode {code!r}", field="barcode")

@@ -1,0 +1,236 @@
+"""Scans: a barcode, an action and a place, checked against the specimen's lifecycle and
+recorded once on its custody chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.auth import visible_site_ids
+from biobank.db import db
+from biobank.errors import Conflict, InvalidInput, InvalidState, PermissionDenied
+from biobank.models import Scan, ScanAction, Site, Specimen, StorageContainer, User
+from biobank.models.vocab import CustodyEventType, SpecimenStatus
+from biobank.services.barcodes import resolve_barcode
+from biobank.services.common import get_visible
+from biobank.services.consents import has_withdrawn
+from biobank.services.custody import lock_specimen, record_custody_event
+from biobank.services.storage import check_position, occupant
+
+S = SpecimenStatus
+#: action → (states it may be applied in, state afterwards; None keeps the state)
+LIFECYCLE: dict[ScanAction, tuple[frozenset[SpecimenStatus], SpecimenStatus | None]] = {
+    ScanAction.RECEIVE: (frozenset({S.EXPECTED, S.COLLECTED}), S.RECEIVED),
+    ScanAction.STORE: (frozenset({S.COLLECTED, S.RECEIVED, S.MISSING, S.QUARANTINED}), S.IN_STORAGE),
+    ScanAction.MOVE: (frozenset({S.IN_STORAGE, S.RESERVED, S.QUARANTINED}), None),
+    ScanAction.CHECK_OUT: (frozenset({S.IN_STORAGE, S.RESERVED}), S.CHECKED_OUT),
+    ScanAction.CHECK_IN: (frozenset({S.CHECKED_OUT}), S.IN_STORAGE),
+    ScanAction.THAW: (frozenset({S.CHECKED_OUT}), None),
+    ScanAction.SHIP: (frozenset({S.IN_STORAGE, S.CHECKED_OUT, S.RESERVED}), S.IN_TRANSIT),
+    ScanAction.RECEIVE_AT_DESTINATION: (frozenset({S.IN_TRANSIT}), S.RECEIVED),
+    ScanAction.CONSUME: (frozenset({S.IN_STORAGE, S.CHECKED_OUT}), S.CONSUMED),
+    ScanAction.DISPOSE: (frozenset(set(S) - {S.DISTRIBUTED, S.CONSUMED, S.DISPOSED}), S.DISPOSED),
+    ScanAction.MARK_MISSING: (frozenset({S.IN_STORAGE, S.CHECKED_OUT, S.IN_TRANSIT, S.RECEIVED,
+                                         S.RESERVED}), S.MISSING),
+}
+EVENT_TYPE = {
+    ScanAction.RECEIVE: CustodyEventType.RECEIVED,
+    ScanAction.STORE: CustodyEventType.STORED,
+    ScanAction.MOVE: CustodyEventType.MOVED,
+    ScanAction.CHECK_OUT: CustodyEventType.CHECKED_OUT,
+    ScanAction.CHECK_IN: CustodyEventType.CHECKED_IN,
+    ScanAction.THAW: CustodyEventType.THAWED,
+    ScanAction.SHIP: CustodyEventType.SHIPPED,
+    ScanAction.RECEIVE_AT_DESTINATION: CustodyEventType.RECEIVED_AT_DESTINATION,
+    ScanAction.CONSUME: CustodyEventType.CONSUMED,
+    ScanAction.DISPOSE: CustodyEventType.DISPOSED,
+    ScanAction.MARK_MISSING: CustodyEventType.MARKED_MISSING,
+}
+NEEDS_LOCATION = {ScanAction.STORE, ScanAction.MOVE}
+CLEARS_POSITION = {ScanAction.SHIP, ScanAction.CONSUME, ScanAction.DISPOSE, ScanAction.MARK_MISSING}
+#: receive conditions that put a specimen in quarantine instead of the normal flow
+BAD_CONDITIONS = {"damaged", "leaking", "thawed", "unlabelled", "insufficient"}
+CONDITIONS = {"acceptable", *BAD_CONDITIONS}
+
+
+def allowed_actions(status: SpecimenStatus) -> list[str]:
+    """The actions a specimen in *status* accepts, for 409 answers and the scan station."""
+    return [a.value for a, (sources, _) in LIFECYCLE.items() if status in sources]
+
+
+def request_hash(scan: dict[str, Any]) -> str:
+    """Fingerprint of a scan's content: a reused client event id must carry the same scan."""
+    raw = json.dumps(scan, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def find_replay(client_event_id: str, fingerprint: str) -> Scan | None:
+    """The scan already recorded under *client_event_id*, if any.
+
+    Raises ``Conflict`` when the id was used for a different scan.
+    """
+    scan = db.session.scalar(sa.select(Scan).where(Scan.client_event_id == client_event_id))
+    if scan is not None and scan.request_hash != fingerprint:
+        raise Conflict(f"client event id {client_event_id!r} was already used for another scan",
+                       field="client_event_id")
+    return scan
+
+
+@dataclass
+class ScanResult:
+    scan: Scan
+    specimen: Specimen
+    warnings: list[str] = field(default_factory=list)
+
+
+def _resolve_location(location: dict[str, Any], *, actor: User
+                      ) -> tuple[StorageContainer, int | None, int | None]:
+    if location.get("container_id") is not None:
+        container = get_visible(StorageContainer, location["container_id"], actor,
+                                field="location.container_id")
+    elif location.get("container_barcode"):
+        container = db.session.scalar(sa.select(StorageContainer).where(
+            StorageContainer.barcode == location["container_barcode"]))
+        if container is None:
+            raise InvalidInput(f"unknown container barcode {location['container_barcode']!r}",
+                               field="location.container_barcode")
+        get_visible(StorageContainer, container.id, actor, field="location.container_barcode")
+    else:
+        raise InvalidInput("give container_id or container_barcode", field="location")
+    row, col = location.get("pos_row"), location.get("pos_col")
+    if location.get("position"):
+        row, col = parse_position(location["position"], field="location.position")
+    try:
+        check_position(container, row, col)
+    except InvalidInput as error:
+        raise InvalidInput(error.message, field=f"location.{error.field}") from None
+    return container, row, col
+
+
+def parse_position(label: str, *, field: str) -> tuple[int, int]:
+    """'B3' or 'B03' → (2, 3)."""
+    text = label.strip().upper()
+    letters = "".join(c for c in text if c.isalpha())
+    digits = text[len(letters):]
+    if not letters or not digits.isdigit() or text != letters + digits:
+        raise InvalidInput(f"{label!r} is not a position such as B3", field=field)
+    row = 0
+    for c in letters:
+        row = row * 26 + (ord(c) - 64)
+    return row, int(digits)
+
+
+def record_scan(*, actor: User, barcode: str, action: ScanAction, client_event_id: str,
+                scanned_at: dt.datetime, location: dict[str, Any] | None = None,
+                note: str | None = None, condition: str | None = None,
+                destination_site_id: int | None = None) -> ScanResult:
+    """Apply one scan: resolve the barcode, check the lifecycle, move the tube, record the
+    custody event. Flushes; the caller commits and stores the response on the scan."""
+    specimen = resolve_barcode(barcode)
+    sites = visible_site_ids(actor)
+    receiving = action is ScanAction.RECEIVE_AT_DESTINATION
+    if sites is not None and specimen.site_id not in sites and not receiving:
+        raise PermissionDenied(f"{specimen.barcode} belongs to {specimen.site.name}, not to "
+                               "a site you work at", field="barcode")
+    # Scans of one tube queue on its row; scans of different tubes run in parallel.
+    lock_specimen(specimen)
+    sources, target = LIFECYCLE[action]
+    if specimen.status not in sources:
+        raise InvalidState(
+            f"{specimen.barcode} is {specimen.status.value}: it cannot be {action.value}d "
+            f"(allowed: {', '.join(allowed_actions(specimen.status)) or 'none'})",
+            field="action", current_state=specimen.status.value,
+            allowed_actions=allowed_actions(specimen.status))
+
+    details: dict[str, Any] = {"action": action.value}
+    if note:
+        details["note"] = note
+    before = specimen.location_text
+    to_location = None
+    warnings: list[str] = []
+
+    if action is ScanAction.RECEIVE:
+        condition = condition or "acceptable"
+        if condition not in CONDITIONS:
+            raise InvalidInput(f"unknown condition {condition!r} (use one of: "
+                               f"{', '.join(sorted(CONDITIONS))})", field="condition")
+        details["condition"] = condition
+        specimen.received_at = scanned_at
+        if condition in BAD_CONDITIONS:
+            target = S.QUARANTINED
+            warnings.append(f"received {condition}: quarantined")
+    if action in NEEDS_LOCATION or (location and action in (ScanAction.CHECK_IN,)):
+        if not location:
+            raise InvalidInput(f"{action.value} needs a location", field="location")
+        container, row, col = _resolve_location(location, actor=actor)
+        if container.site_id != specimen.site_id:
+            raise InvalidInput("that container is at another site: ship the specimen instead",
+                               field="location")
+        if row is not None and col is not None:
+            taken = occupant(container, row, col)
+            if taken is not None and taken is not specimen:
+                raise Conflict(f"{container.position_label(row, col)} of {container.name} holds "
+                               f"{taken.barcode}", field="location")
+        specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
+        db.session.flush()
+        to_location = specimen.location_text
+    if action is ScanAction.CHECK_IN and specimen.container is None:
+        raise InvalidInput("this specimen has no position to return to: give a location",
+                           field="location")
+    if action is ScanAction.THAW:
+        specimen.freeze_thaw_count += 1
+        details["freeze_thaw_count"] = specimen.freeze_thaw_count
+    if action is ScanAction.SHIP:
+        if destination_site_id is None:
+            raise InvalidInput("ship needs destination_site_id", field="destination_site_id")
+        destination = db.session.get(Site, destination_site_id)
+        if destination is None:
+            raise InvalidInput(f"no site {destination_site_id}", field="destination_site_id")
+        details["destination_site"] = destination.code
+    if receiving:
+        last_ship = _last_destination(specimen)
+        if sites is not None and (last_ship is None or last_ship.id not in sites):
+            raise PermissionDenied("this shipment is addressed to another site", field="barcode")
+        if last_ship is not None:
+            details["from_site"] = specimen.site.code
+            specimen.site_id = last_ship.id
+    if action is ScanAction.CONSUME:
+        specimen.quantity = Decimal(0)
+    if action in CLEARS_POSITION:
+        specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
+    if target is not None and not (action is ScanAction.STORE and specimen.status is S.QUARANTINED):
+        specimen.status = target
+    if action is ScanAction.STORE and specimen.frozen_at is None:
+        specimen.frozen_at = scanned_at
+
+    if has_withdrawn(specimen.participant):
+        warnings.append("consent withdrawn: do not distribute")
+    if specimen.status is S.QUARANTINED and not any("quarantined" in w for w in warnings):
+        warnings.append("quarantined")
+
+    event = record_custody_event(
+        specimen, EVENT_TYPE[action], actor=actor, occurred_at=scanned_at,
+        from_location=before if before != to_location else None, to_location=to_location,
+        details=details, client_event_id=client_event_id)
+    scan = Scan(client_event_id=client_event_id, request_hash="", specimen=specimen,
+                custody_event=event, action=action, actor=actor, scanned_at=scanned_at,
+                response={})
+    db.session.add(scan)
+    return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
+
+
+def _last_destination(specimen: Specimen) -> Site | None:
+    from biobank.models import CustodyEvent
+
+    event = db.session.scalar(
+        sa.select(CustodyEvent).where(CustodyEvent.specimen_id == specimen.id,
+                                      CustodyEvent.event_type == CustodyEventType.SHIPPED)
+        .order_by(CustodyEvent.seq.desc()).limit(1))
+    code = event.details.get("destination_site") if event else None
+    return db.session.scalar(sa.select(Site).where(Site.code == code)) if code else None

@@ -1,0 +1,191 @@
+"""Scans: lifecycle rules, exactly-once recording and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+
+import sqlalchemy as sa
+
+from biobank.barcodes import make_barcode
+from biobank.models import CustodyEvent, Scan
+from biobank.models.vocab import MaterialType, SpecimenStatus
+
+
+def scan(barcode, action, **more):
+    body = {"barcode": barcode, "action": action, "client_event_id": uuid.uuid4().hex,
+            "scanned_at": dt.datetime.now(dt.UTC).isoformat()}
+    body.update(more)
+    return body
+
+
+def _post(client, h, body):
+    return client.post("/api/v1/scans/", json=body, headers=h)
+
+
+def test_full_lifecycle_by_scans(client, make, site, other_site, technician, headers, db_session):
+    h = headers(technician)
+    p = make.participant(site=site)
+    s = make.specimen(participant=p, barcode=make_barcode("CTR", MaterialType.PLASMA, 77))
+    box = make.box(site=site, barcode="BOX-1", name="Box 1")
+
+    r = _post(client, h, scan(s.barcode, "receive", condition="acceptable"))
+    assert r.status_code == 201, r.json
+    assert r.json["specimen"]["status"] == "received"
+    r = _post(client, h, scan(s.barcode, "store", location={"container_barcode": "BOX-1",
+                                                           "position": "C4"}))
+    assert r.json["specimen"]["position"] == "C4"
+    assert r.json["event"]["to_location"].endswith("Box 1 › C4")
+    assert set(r.json["allowed_actions"]) >= {"check_out", "move", "ship"}
+    r = _post(client, h, scan(s.barcode, "move", location={"container_id": box.id, "pos_row": 1,
+                                                          "pos_col": 2}))
+    assert r.json["event"]["from_location"].endswith("C4")
+    r = _post(client, h, scan(s.barcode, "check_out"))
+    assert r.json["specimen"]["status"] == "checked_out"
+    r = _post(client, h, scan(s.barcode, "thaw"))
+    assert r.json["specimen"]["freeze_thaw_count"] == 1
+    r = _post(client, h, scan(s.barcode, "check_in"))
+    assert r.json["specimen"]["status"] == "in_storage"
+    assert r.json["specimen"]["position"] == "A2"
+    r = _post(client, h, scan(s.barcode, "ship", destination_site_id=other_site.id))
+    assert r.json["specimen"]["status"] == "in_transit"
+    assert r.json["specimen"]["container_id"] is None
+
+    events = db_session.scalars(sa.select(CustodyEvent).where(CustodyEvent.specimen_id == s.id)
+                                .order_by(CustodyEvent.seq)).all()
+    assert [e.event_type.value for e in events] == [
+        "received", "stored", "moved", "checked_out", "thawed", "checked_in", "shipped"]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
+
+    receiver = make.user("receiver", role="technician", sites=[other_site])
+    r = _post(client, headers(receiver), scan(s.barcode, "receive_at_destination"))
+    assert r.status_code == 201, r.json
+    assert r.json["specimen"]["site_id"] == other_site.id
+    assert r.json["specimen"]["status"] == "received"
+
+
+def test_illegal_transition_is_409_with_state_and_allowed_actions(client, make, site, technician,
+                                                                  headers, db_session):
+    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.COLLECTED)
+    r = _post(client, headers(technician), scan(s.barcode, "check_in"))
+    assert r.status_code == 409
+    assert r.json["current_state"] == "collected"
+    assert "receive" in r.json["allowed_actions"]
+    assert "check_in" not in r.json["allowed_actions"]
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
+
+
+def test_same_client_event_id_is_recorded_once_and_answered_the_same(client, make, site,
+                                                                      technician, headers,
+                                                                      db_session):
+    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.COLLECTED)
+    body = scan(s.barcode, "receive")
+    h = headers(technician)
+    first = _post(client, h, body)
+    again = _post(client, h, body)
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 1
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 1
+    changed = body | {"action": "dispose"}
+    r = _post(client, h, changed)
+    assert r.status_code == 409
+    assert r.json["errors"][0]["field"] == "client_event_id"
+
+
+def test_wrong_check_character_is_rejected_with_the_reason(client, make, site, technician,
+                                                          headers, db_session):
+    good = make_barcode("CTR", MaterialType.SERUM, 12345)
+    make.specimen(participant=make.participant(site=site), barcode=good)
+    h = headers(technician)
+    typo = good[:5] + ("1" if good[5] != "1" else "2") + good[6:]
+    swapped = good[:8] + good[9] + good[8] + good[10:]
+    for bad in (typo, swapped):
+        assert bad != good
+        r = _post(client, h, scan(bad, "receive"))
+        assert r.status_code == 422, (bad, r.json)
+        assert "check characters do not match" in r.json["detail"]
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
+
+
+def test_unknown_barcode_other_site_and_future_time(client, make, site, other_site, technician,
+                                                    headers):
+    h = headers(technician)
+    r = _post(client, h, scan("NOSUCHTUBE", "receive"))
+    assert r.status_code == 404
+    theirs = make.specimen(participant=make.participant(site=other_site))
+    r = _post(client, h, scan(theirs.barcode, "receive"))
+    assert r.status_code == 403
+    assert other_site.name in r.json["detail"]
+    mine = make.specimen(participant=make.participant(site=site))
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    r = _post(client, h, scan(mine.barcode, "receive", scanned_at=future))
+    assert r.status_code == 422
+    assert r.json["errors"][0]["field"] == "scanned_at"
+
+
+def test_manufacturer_barcode_is_accepted_as_is(client, make, site, technician, headers):
+    s = make.specimen(participant=make.participant(site=site), manufacturer_barcode="FX05653780",
+                      status=SpecimenStatus.COLLECTED)
+    r = _post(client, headers(technician), scan("FX05653780", "receive"))
+    assert r.status_code == 201
+    assert r.json["specimen"]["barcode"] == s.barcode
+
+
+def test_damaged_on_receipt_goes_to_quarantine(client, make, site, technician, headers):
+    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.COLLECTED)
+    r = _post(client, headers(technician), scan(s.barcode, "receive", condition="leaking"))
+    assert r.json["specimen"]["status"] == "quarantined"
+    assert "received leaking: quarantined" in r.json["warnings"]
+    r = _post(client, headers(technician), scan(s.barcode, "receive", condition="sticky"))
+    assert r.status_code == 409  # already received
+
+
+def test_store_into_an_occupied_position_is_refused(client, make, site, technician, headers):
+    p = make.participant(site=site)
+    box = make.box(site=site)
+    make.specimen(participant=p, container=box, pos_row=1, pos_col=1)
+    s = make.specimen(participant=p, status=SpecimenStatus.RECEIVED)
+    r = _post(client, headers(technician), scan(s.barcode, "store",
+                                                location={"container_id": box.id, "position": "A1"}))
+    assert r.status_code == 409
+    r = _post(client, headers(technician), scan(s.barcode, "store",
+                                                location={"container_id": box.id, "position": "1A"}))
+    assert r.status_code == 422
+    assert r.json["errors"][0]["field"] == "location.position"
+
+
+def test_batch_is_all_or_nothing(client, make, site, technician, headers, db_session):
+    p = make.participant(site=site)
+    ok = [make.specimen(participant=p, status=SpecimenStatus.COLLECTED) for _ in range(3)]
+    bad = make.specimen(participant=p, status=SpecimenStatus.DISPOSED)
+    body = {"scans": [scan(s.barcode, "receive") for s in ok] + [scan(bad.barcode, "receive")]}
+    r = client.post("/api/v1/scans/batch", json=body, headers=headers(technician))
+    assert r.status_code == 409
+    assert r.json["errors"][0]["field"] == "scans[3].action"
+    assert r.json["detail"].startswith("scan 3:")
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
+    body["scans"].pop()
+    r = client.post("/api/v1/scans/batch", json=body, headers=headers(technician))
+    assert r.status_code == 201
+    assert [a["specimen"]["status"] for a in r.json] == ["received"] * 3
+
+
+def test_researchers_cannot_scan(client, make, site, researcher, headers):
+    s = make.specimen(participant=make.participant(site=site))
+    assert _post(client, headers(researcher), scan(s.barcode, "receive")).status_code == 403
+
+
+def test_specimen_created_without_barcode_gets_an_issued_one(client, make, site, technician,
+                                                             headers):
+    from biobank.barcodes import is_valid
+
+    p = make.participant(site=site)
+    h = headers(technician)
+    codes = [client.post("/api/v1/specimens/", headers=h, json={
+        "participant_id": p.id, "material_type": "SERUM"}).json["barcode"] for _ in range(3)]
+    assert codes[0].startswith("CTRSE")
+    assert all(is_valid(c) for c in codes)
+    assert len(set(codes)) == 3
