@@ -50,7 +50,7 @@ class Specimen(Audited, Timestamps, db.Model):
 
     id: Mapped[intpk]
     barcode: Mapped[str32] = mapped_column(unique=True, comment="Value encoded on the tube label")
-    label: Mapped[str64 | None] = mapped_column(comment="Human-readable label text")
+    label: Mapped[str64 | None] = mapped_column(index=True, comment="Human-readable label text")
     manufacturer_barcode: Mapped[str64 | None] = mapped_column(
         unique=True, comment="Pre-printed 2D code of a manufacturer-barcoded tube"
     )

@@ -42,11 +42,10 @@ def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
         stmt = stmt.where(Specimen.barcode == filters["barcode"])
     if filters.get("q"):
         text = filters["q"].strip()
-        stmt = stmt.where(
-            sa.or_(Specimen.barcode.startswith(text), Specimen.label.startswith(text),
-                   Specimen.participant_id.in_(
-                       sa.select(Participant.id).where(Participant.code.startswith(text))))
-        )
+        stmt = stmt.where(sa.or_(
+            _prefix(Specimen.barcode, text), _prefix(Specimen.label, text),
+            Specimen.participant_id.in_(
+                sa.select(Participant.id).where(_prefix(Participant.code, text)))))
     if filters.get("disease_group"):
         from biobank.models import Case
 
@@ -56,6 +55,12 @@ def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
             )
         )
     return stmt
+
+
+def _prefix(column: Any, text: str) -> Any:
+    """Prefix match as a range, so the column's B-tree index serves it (LIKE is
+    case-insensitive on SQLite and collation-bound on PostgreSQL, and then scans)."""
+    return sa.and_(column >= text, column < text + "\uffff")
 
 
 def _place(specimen: Specimen, container_id: int | None, row: int | None, col: int | None,

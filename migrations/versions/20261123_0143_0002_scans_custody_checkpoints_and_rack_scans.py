@@ -138,6 +138,9 @@ def upgrade() -> None:
     with op.batch_alter_table("scans", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_scans_specimen_id"), ["specimen_id"], unique=False)
 
+    with op.batch_alter_table("specimens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_specimens_label"), ["label"], unique=False)
+
     if op.get_bind().dialect.name == "postgresql":
         # Not even an administrator with SQL access may rewrite custody history unnoticed:
         # UPDATE, DELETE and TRUNCATE are refused by the database itself.
@@ -167,6 +170,8 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute("DROP FUNCTION IF EXISTS custody_append_only()")
+    with op.batch_alter_table("specimens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_specimens_label"))
     with op.batch_alter_table("scans", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_scans_specimen_id"))
 
