@@ -18,6 +18,9 @@ class Config:
     API_DEFAULT_PAGE_SIZE = 100
     #: digits of the sequence number in issued barcodes (site + material + number + 2 checks)
     BARCODE_SEQUENCE_WIDTH = 7
+    #: key that signs custody checkpoints; keep it outside the database. When empty, one is
+    #: generated into the instance folder (`custody_key`).
+    CUSTODY_KEY = ""
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

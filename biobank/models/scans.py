@@ -53,19 +53,21 @@ class Scan(db.Model):
 
 
 class CustodyCheckpoint(db.Model):
-    """A hash over every specimen's chain head at one moment, chained to the previous
-    checkpoint: deleting a whole chain, or a checkpoint, is then detected."""
+    """Digests of every specimen's chain head at one moment, chained to the previous
+    checkpoint and signed with a key kept outside the database: deleting or rewriting a
+    whole chain, or a checkpoint, is then detected."""
 
     __tablename__ = "custody_checkpoints"
 
     id: Mapped[intpk]
     created_at: Mapped[created_at]
-    specimen_count: Mapped[int]
+    max_event_id: Mapped[int] = mapped_column(comment="Last custody event covered")
+    specimen_count: Mapped[int] = mapped_column(comment="Specimens with at least one event")
     event_count: Mapped[int]
-    heads: Mapped[dict[str, Any]] = mapped_column(
-        comment='{"<specimen id>": [seq, head hash]} for every specimen with events')
+    buckets: Mapped[dict[str, Any]] = mapped_column(
+        comment='{"<specimen id // 256>": SHA-256 of that bucket\'s chain heads}')
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64), comment="HMAC-SHA256 with the custody key")
 
 
 class BarcodeSequence(db.Model):

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 01:43:08.011922+00:00
+Create Date: 2026-11-23 01:49:09.860905+00:00
 """
 
 import sqlalchemy as sa
@@ -29,16 +29,19 @@ def upgrade() -> None:
         "custody_checkpoints",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("specimen_count", sa.Integer(), nullable=False),
+        sa.Column("max_event_id", sa.Integer(), nullable=False, comment="Last custody event covered"),
+        sa.Column(
+            "specimen_count", sa.Integer(), nullable=False, comment="Specimens with at least one event"
+        ),
         sa.Column("event_count", sa.Integer(), nullable=False),
         sa.Column(
-            "heads",
+            "buckets",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
-            comment='{"<specimen id>": [seq, head hash]} for every specimen with events',
+            comment='{"<specimen id // 256>": SHA-256 of that bucket\'s chain heads}',
         ),
         sa.Column("prev_hash", sa.String(length=64), nullable=True),
-        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False, comment="HMAC-SHA256 with the custody key"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_custody_checkpoints")),
     )
     op.create_table(
@@ -172,6 +175,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS custody_append_only()")
     with op.batch_alter_table("specimens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_specimens_label"))
+
     with op.batch_alter_table("scans", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_scans_specimen_id"))
 

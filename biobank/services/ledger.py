@@ -1,0 +1,255 @@
+"""Verifying the custody ledger and signing checkpoints of it.
+
+Every event carries the SHA-256 of its canonical content and the previous event's hash, so an
+edited, inserted, removed or reordered event breaks its specimen's chain. Checkpoints add
+what a chain cannot see about itself: they digest every chain's head (in buckets of 256
+specimen ids), chain to the previous checkpoint, and are signed (HMAC-SHA256) with a key kept
+outside the database, so deleting a whole chain, or rewriting one and its hashes, is found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from biobank.db import db, utcnow
+from biobank.models import CustodyCheckpoint, CustodyEvent, Specimen
+from biobank.services.custody import content_hash
+
+BUCKET = 256
+
+
+@dataclass
+class Finding:
+    """One broken link: where, and what differs."""
+
+    problem: str
+    specimen_id: int | None = None
+    barcode: str | None = None
+    event_id: int | None = None
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.barcode or self.specimen_id:
+            where.append(f"specimen {self.barcode or self.specimen_id}")
+        if self.seq is not None:
+            where.append(f"event #{self.seq}")
+        if self.event_id is not None:
+            where.append(f"(id {self.event_id})")
+        return f"{' '.join(where)}: {self.problem}" if where else self.problem
+
+
+@dataclass
+class Report:
+    events: int = 0
+    specimens: int = 0
+    checkpoints: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def custody_key() -> bytes:
+    """The checkpoint signing key: configured, or kept in the instance folder."""
+    from pathlib import Path
+
+    configured = current_app.config.get("CUSTODY_KEY")
+    if configured:
+        return configured.encode()
+    path = Path(current_app.instance_path) / "custody_key"
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def _bucket_digests(heads: Iterator[tuple[int, int, str]]) -> dict[str, str]:
+    digests: dict[str, Any] = {}
+    for specimen_id, seq, head in heads:
+        digests.setdefault(str(specimen_id // BUCKET), hashlib.sha256()).update(
+            f"{specimen_id}:{seq}:{head}\n".encode())
+    return {k: v.hexdigest() for k, v in digests.items()}
+
+
+def _sign(checkpoint: CustodyCheckpoint) -> str:
+    content = {"created_at": checkpoint.created_at.isoformat(timespec="microseconds"),
+               "max_event_id": checkpoint.max_event_id,
+               "specimen_count": checkpoint.specimen_count,
+               "event_count": checkpoint.event_count, "buckets": checkpoint.buckets,
+               "prev": checkpoint.prev_hash}
+    raw = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(custody_key(), raw, hashlib.sha256).hexdigest()
+
+
+def _heads_as_of(max_event_id: int) -> Iterator[tuple[int, int, str]]:
+    last = (sa.select(CustodyEvent.specimen_id, sa.func.max(CustodyEvent.seq).label("seq"))
+            .where(CustodyEvent.id <= max_event_id).group_by(CustodyEvent.specimen_id).subquery())
+    stmt = (sa.select(CustodyEvent.specimen_id, CustodyEvent.seq, CustodyEvent.hash)
+            .join(last, sa.and_(CustodyEvent.specimen_id == last.c.specimen_id,
+                                CustodyEvent.seq == last.c.seq))
+            .order_by(CustodyEvent.specimen_id))
+    yield from db.session.execute(stmt)
+
+
+def create_checkpoint() -> CustodyCheckpoint:
+    """Sign the current heads of every chain. Flushes; the caller commits."""
+    max_id = db.session.scalar(sa.select(sa.func.max(CustodyEvent.id))) or 0
+    heads = list(_heads_as_of(max_id))
+    previous = db.session.scalar(
+        sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id.desc()).limit(1))
+    checkpoint = CustodyCheckpoint(
+        created_at=utcnow(), max_event_id=max_id, specimen_count=len(heads),
+        event_count=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))
+                                      .where(CustodyEvent.id <= max_id)),
+        buckets=_bucket_digests(iter(heads)), prev_hash=previous.hash if previous else None)
+    checkpoint.hash = _sign(checkpoint)
+    db.session.add(checkpoint)
+    db.session.flush()
+    return checkpoint
+
+
+def verify_ledger(*, stop_at_first: bool = False,
+                  progress: Callable[[int], None] | None = None) -> Report:
+    """Check every chain, every specimen's head and every checkpoint."""
+    report = Report()
+    checkpoints = list(db.session.scalars(sa.select(CustodyCheckpoint)
+                                          .order_by(CustodyCheckpoint.id)))
+    latest = checkpoints[-1] if checkpoints else None
+    as_of_latest: list[tuple[int, int, str]] = []
+    events_as_of_latest = 0
+
+    def found(finding: Finding) -> bool:
+        report.findings.append(finding)
+        return stop_at_first
+
+    def rows() -> Iterator[Any]:
+        # Windows of specimen ids keep memory bounded without a server-side cursor.
+        low = db.session.scalar(sa.select(sa.func.min(CustodyEvent.specimen_id)))
+        high = db.session.scalar(sa.select(sa.func.max(CustodyEvent.specimen_id)))
+        if low is None:
+            return
+        step = 2000
+        for start in range(low, high + 1, step):
+            # Plain rows, not ORM objects: nothing accumulates in the session.
+            for row in db.session.execute(
+                sa.select(*CustodyEvent.__table__.c, Specimen.barcode, Specimen.custody_seq,
+                          Specimen.custody_head)
+                .join(Specimen, Specimen.id == CustodyEvent.specimen_id)
+                .where(CustodyEvent.specimen_id >= start,
+                       CustodyEvent.specimen_id < start + step)
+                .order_by(CustodyEvent.specimen_id, CustodyEvent.seq)):
+                yield row, row.barcode, row.custody_seq, row.custody_head
+
+    current: int | None = None
+    prev_hash: str | None = None
+    expected_seq = 1
+    head_row: tuple[Any, ...] | None = None
+    latest_head: tuple[int, int, str] | None = None
+
+    def close_chain() -> bool:
+        if head_row is None:
+            return False
+        last_event, barcode, custody_seq, custody_head = head_row
+        if (custody_seq, custody_head) != (last_event.seq, last_event.hash):
+            return found(Finding(
+                f"the specimen says its chain ends at #{custody_seq} ({(custody_head or '')[:12]}) "
+                f"but the ledger ends at #{last_event.seq} ({last_event.hash[:12]})",
+                last_event.specimen_id, barcode, last_event.id, last_event.seq))
+        return False
+
+    for event, barcode, custody_seq, custody_head in rows():
+        if event.specimen_id != current:
+            if close_chain():
+                return report
+            if latest_head is not None:
+                as_of_latest.append(latest_head)
+            current, prev_hash, expected_seq, latest_head = event.specimen_id, None, 1, None
+            report.specimens += 1
+        report.events += 1
+        if progress and report.events % 100_000 == 0:
+            progress(report.events)
+        head_row = (event, barcode, custody_seq, custody_head)
+        if latest is not None and event.id <= latest.max_event_id:
+            latest_head = (event.specimen_id, event.seq, event.hash)
+            events_as_of_latest += 1
+        problem = None
+        if event.seq != expected_seq:
+            problem = (f"sequence jumps from #{expected_seq - 1} to #{event.seq}: "
+                       "an event was removed or reordered")
+        elif event.prev_hash != prev_hash:
+            problem = (f"previous-hash link is {(event.prev_hash or 'empty')[:12]} but the "
+                       f"previous event's hash is {(prev_hash or 'empty')[:12]}: an event was "
+                       "inserted, removed or reordered")
+        else:
+            recomputed = content_hash(
+                barcode=barcode, seq=event.seq, event_type=event.event_type,
+                occurred_at=event.occurred_at, recorded_at=event.recorded_at,
+                actor_name=event.actor_name, from_location=event.from_location,
+                to_location=event.to_location, details=event.details,
+                client_event_id=event.client_event_id, prev_hash=event.prev_hash)
+            if recomputed != event.hash:
+                problem = (f"content does not match its hash (stored {event.hash[:12]}, "
+                           f"recomputed {recomputed[:12]}): the event was edited")
+        if problem and found(Finding(problem, event.specimen_id, barcode, event.id, event.seq)):
+            return report
+        prev_hash = event.hash
+        expected_seq = event.seq + 1
+    if close_chain():
+        return report
+    if latest_head is not None:
+        as_of_latest.append(latest_head)
+
+    orphaned = db.session.execute(
+        sa.select(Specimen.id, Specimen.barcode, Specimen.custody_seq)
+        .where(Specimen.custody_seq > 0,
+               ~sa.exists().where(CustodyEvent.specimen_id == Specimen.id))).all()
+    for specimen_id, barcode, seq in orphaned:
+        if found(Finding(f"its {seq} custody events are gone: the whole chain was deleted",
+                         specimen_id, barcode)):
+            return report
+
+    _verify_checkpoints(checkpoints, as_of_latest, events_as_of_latest, report, found)
+    return report
+
+
+def _verify_checkpoints(checkpoints: list[CustodyCheckpoint], heads: list[tuple[int, int, str]],
+                        event_count: int, report: Report,
+                        found: Callable[[Finding], bool]) -> None:
+    previous = None
+    for checkpoint in checkpoints:
+        report.checkpoints += 1
+        if checkpoint.prev_hash != (previous.hash if previous else None) and found(Finding(
+                f"checkpoint {checkpoint.id} does not link to the checkpoint before it: a "
+                "checkpoint was removed or replaced")):
+            return
+        if not hmac.compare_digest(_sign(checkpoint), checkpoint.hash) and found(Finding(
+                f"checkpoint {checkpoint.id} has an invalid signature: it was edited, or "
+                "signed with another custody key")):
+            return
+        previous = checkpoint
+    if not checkpoints:
+        return
+    latest = checkpoints[-1]
+    if event_count != latest.event_count and found(Finding(
+            f"checkpoint {latest.id} covered {latest.event_count} events; {event_count} of "
+            "them remain: events were deleted")):
+        return
+    now = _bucket_digests(iter(heads))
+    for bucket in sorted(set(now) | set(latest.buckets), key=int):
+        low, high = int(bucket) * BUCKET, int(bucket) * BUCKET + BUCKET - 1
+        if now.get(bucket) != latest.buckets.get(bucket) and found(Finding(
+                f"the chains of specimens {low}–{high} differ from checkpoint {latest.id}: a "
+                "chain was deleted or rewritten")):
+            return
