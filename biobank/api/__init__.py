@@ -38,6 +38,7 @@ def register_api(app: Flask) -> None:
         containers,
         lesions,
         participants,
+        rack_scans,
         scans,
         sites,
         specimens,
@@ -46,7 +47,7 @@ def register_api(app: Flask) -> None:
 
     api.init_app(app)
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
-                   specimens, containers, scans):
+                   specimens, containers, scans, rack_scans):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)
