@@ -13,7 +13,12 @@ from biobank.auth import STAFF, current_actor, roles_required
 from biobank.db import db, transaction
 from biobank.errors import BiobankError
 from biobank.schemas.custody import CustodyEventSchema
-from biobank.schemas.scans import ScanBatchSchema, ScanCreateSchema, ScanResultSchema
+from biobank.schemas.scans import (
+    ScanBatchSchema,
+    ScanCardSchema,
+    ScanCreateSchema,
+    ScanResultSchema,
+)
 from biobank.schemas.specimens import SpecimenSchema
 from biobank.services import scans
 
@@ -77,6 +82,25 @@ class ScanViews(MethodView):
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return response
+
+
+@blp.route("/card/<path:barcode>")
+class ScanCardViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.alt_response(200, schema=ScanCardSchema, description="What the scan station shows")
+    def get(self, barcode: str) -> Any:
+        """What a scanned code names, and what may be done with it
+
+        The same barcode checks as a scan (check characters, site), without recording
+        anything: the scan station shows this card before the technician picks an action.
+        """
+        actor = current_actor()
+        specimen = scans.resolve_for_scan(barcode, actor=actor, receiving=True)
+        return jsonify({
+            "specimen": _specimen.dump(specimen),
+            "allowed_actions": scans.allowed_actions(specimen.status),
+            "warnings": scans.specimen_warnings(specimen),
+        })
 
 
 @blp.route("/batch")

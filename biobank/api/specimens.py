@@ -12,7 +12,7 @@ from biobank.api.crud import Resource, register_crud
 from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
 from biobank.models import Specimen
 from biobank.schemas.base import BaseSchema
-from biobank.schemas.custody import CustodyEventSchema
+from biobank.schemas.custody import CustodyEventSchema, TimelineSchema
 from biobank.schemas.specimens import (
     SpecimenCreateSchema,
     SpecimenQueryArgsSchema,
@@ -72,3 +72,18 @@ class SpecimenCustodyViews(MethodView):
         """Custody events of a specimen, oldest first"""
         specimen = get_visible(Specimen, item_id, current_actor())
         return custody.list_custody_events(specimen)
+
+
+@blp.route("/<barcode>/timeline")
+class SpecimenTimelineViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, TimelineSchema)
+    def get(self, barcode: str) -> Any:
+        """A specimen's history: custody, locations, consent and record changes
+
+        Sorted by time, with the verification status of the specimen's custody chain.
+        """
+        from biobank.services.timeline import specimen_timeline
+
+        return specimen_timeline(specimens.get_specimen_by_barcode(barcode,
+                                                                   actor=current_actor()))

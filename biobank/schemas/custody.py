@@ -21,3 +21,24 @@ class CustodyEventSchema(BaseSchema):
     client_event_id = fields.String(allow_none=True)
     prev_hash = fields.String(allow_none=True)
     hash = fields.String()
+
+
+class TimelineEntrySchema(BaseSchema):
+    at = fields.DateTime()
+    kind = fields.String(metadata={"description": "custody, location, consent or audit",
+                                   "enum": ["custody", "location", "consent", "audit"]})
+    actor = fields.String()
+    summary = fields.String()
+    details = fields.Dict()
+
+
+class ChainStatusSchema(BaseSchema):
+    intact = fields.Boolean()
+    events = fields.Integer()
+    problem = fields.String(allow_none=True)
+
+
+class TimelineSchema(BaseSchema):
+    barcode = fields.String()
+    chain = fields.Nested(ChainStatusSchema)
+    entries = fields.List(fields.Nested(TimelineEntrySchema))

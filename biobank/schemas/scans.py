@@ -50,3 +50,9 @@ class ScanResultSchema(BaseSchema):
     allowed_actions = fields.List(fields.String(), metadata=describe("What may follow"))
     specimen = fields.Nested(SpecimenSchema)
     event = fields.Nested(CustodyEventSchema)
+
+
+class ScanCardSchema(BaseSchema):
+    specimen = fields.Nested(SpecimenSchema)
+    allowed_actions = fields.List(fields.String())
+    warnings = fields.List(fields.String())

@@ -120,6 +120,47 @@ def create_checkpoint() -> CustodyCheckpoint:
     return checkpoint
 
 
+def check_event(event: Any, *, barcode: str, prev_hash: str | None, expected_seq: int
+                ) -> str | None:
+    """What is wrong with one event given its chain so far, or ``None``."""
+    if event.seq != expected_seq:
+        return (f"sequence jumps from #{expected_seq - 1} to #{event.seq}: an event was removed "
+                "or reordered")
+    if event.prev_hash != prev_hash:
+        return (f"previous-hash link is {(event.prev_hash or 'empty')[:12]} but the previous "
+                f"event's hash is {(prev_hash or 'empty')[:12]}: an event was inserted, removed "
+                "or reordered")
+    recomputed = content_hash(
+        barcode=barcode, seq=event.seq, event_type=event.event_type,
+        occurred_at=event.occurred_at, recorded_at=event.recorded_at,
+        actor_name=event.actor_name, from_location=event.from_location,
+        to_location=event.to_location, details=event.details,
+        client_event_id=event.client_event_id, prev_hash=event.prev_hash)
+    if recomputed != event.hash:
+        return (f"content does not match its hash (stored {event.hash[:12]}, recomputed "
+                f"{recomputed[:12]}): the event was edited")
+    return None
+
+
+def verify_specimen_chain(specimen: Specimen) -> Finding | None:
+    """Check one specimen's chain (for its page and timeline); ``None`` when intact."""
+    events = db.session.execute(
+        sa.select(*CustodyEvent.__table__.c).where(CustodyEvent.specimen_id == specimen.id)
+        .order_by(CustodyEvent.seq)).all()
+    prev_hash, expected = None, 1
+    for event in events:
+        problem = check_event(event, barcode=specimen.barcode, prev_hash=prev_hash,
+                              expected_seq=expected)
+        if problem:
+            return Finding(problem, specimen.id, specimen.barcode, event.id, event.seq)
+        prev_hash, expected = event.hash, event.seq + 1
+    last = (events[-1].seq, events[-1].hash) if events else (0, None)
+    if (specimen.custody_seq, specimen.custody_head) != last:
+        return Finding(f"the specimen says its chain ends at #{specimen.custody_seq} but the "
+                       f"ledger ends at #{last[0]}", specimen.id, specimen.barcode)
+    return None
+
+
 def verify_ledger(*, stop_at_first: bool = False,
                   progress: Callable[[int], None] | None = None) -> Report:
     """Check every chain, every specimen's head and every checkpoint."""
@@ -184,24 +225,7 @@ def verify_ledger(*, stop_at_first: bool = False,
         if latest is not None and event.id <= latest.max_event_id:
             latest_head = (event.specimen_id, event.seq, event.hash)
             events_as_of_latest += 1
-        problem = None
-        if event.seq != expected_seq:
-            problem = (f"sequence jumps from #{expected_seq - 1} to #{event.seq}: "
-                       "an event was removed or reordered")
-        elif event.prev_hash != prev_hash:
-            problem = (f"previous-hash link is {(event.prev_hash or 'empty')[:12]} but the "
-                       f"previous event's hash is {(prev_hash or 'empty')[:12]}: an event was "
-                       "inserted, removed or reordered")
-        else:
-            recomputed = content_hash(
-                barcode=barcode, seq=event.seq, event_type=event.event_type,
-                occurred_at=event.occurred_at, recorded_at=event.recorded_at,
-                actor_name=event.actor_name, from_location=event.from_location,
-                to_location=event.to_location, details=event.details,
-                client_event_id=event.client_event_id, prev_hash=event.prev_hash)
-            if recomputed != event.hash:
-                problem = (f"content does not match its hash (stored {event.hash[:12]}, "
-                           f"recomputed {recomputed[:12]}): the event was edited")
+        problem = check_event(event, barcode=barcode, prev_hash=prev_hash, expected_seq=expected_seq)
         if problem and found(Finding(problem, event.specimen_id, barcode, event.id, event.seq)):
             return report
         prev_hash = event.hash

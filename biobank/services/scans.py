@@ -132,12 +132,9 @@ def record_scan(*, actor: User, barcode: str, action: ScanAction, client_event_i
                 destination_site_id: int | None = None) -> ScanResult:
     """Apply one scan: resolve the barcode, check the lifecycle, move the tube, record the
     custody event. Flushes; the caller commits and stores the response on the scan."""
-    specimen = resolve_barcode(barcode)
-    sites = visible_site_ids(actor)
     receiving = action is ScanAction.RECEIVE_AT_DESTINATION
-    if sites is not None and specimen.site_id not in sites and not receiving:
-        raise PermissionDenied(f"{specimen.barcode} belongs to {specimen.site.name}, not to "
-                               "a site you work at", field="barcode")
+    specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving)
+    sites = visible_site_ids(actor)
     # Scans of one tube queue on its row; scans of different tubes run in parallel.
     lock_specimen(specimen)
     sources, target = LIFECYCLE[action]
@@ -209,10 +206,8 @@ def record_scan(*, actor: User, barcode: str, action: ScanAction, client_event_i
     if action is ScanAction.STORE and specimen.frozen_at is None:
         specimen.frozen_at = scanned_at
 
-    if has_withdrawn(specimen.participant):
-        warnings.append("consent withdrawn: do not distribute")
-    if specimen.status is S.QUARANTINED and not any("quarantined" in w for w in warnings):
-        warnings.append("quarantined")
+    warnings += [w for w in specimen_warnings(specimen)
+                 if not (w == "quarantined" and any("quarantined" in x for x in warnings))]
 
     event = record_custody_event(
         specimen, EVENT_TYPE[action], actor=actor, occurred_at=scanned_at,
@@ -223,6 +218,30 @@ def record_scan(*, actor: User, barcode: str, action: ScanAction, client_event_i
                 response={})
     db.session.add(scan)
     return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
+
+
+def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False) -> Specimen:
+    """The specimen a scanned code names, refused if it is another site's, except a tube
+    in transit that is being (or about to be) received here."""
+    specimen = resolve_barcode(barcode)
+    sites = visible_site_ids(actor)
+    if sites is not None and specimen.site_id not in sites and not (
+            receiving and specimen.status is S.IN_TRANSIT):
+        raise PermissionDenied(f"{specimen.barcode} belongs to {specimen.site.name}, not to "
+                               "a site you work at", field="barcode")
+    return specimen
+
+
+def specimen_warnings(specimen: Specimen) -> list[str]:
+    """What a technician must see before handling the tube."""
+    warnings = []
+    if has_withdrawn(specimen.participant):
+        warnings.append("consent withdrawn: do not distribute")
+    if specimen.status is S.QUARANTINED:
+        warnings.append("quarantined")
+    if specimen.status is S.MISSING:
+        warnings.append("recorded as missing: store it to bring it back")
+    return warnings
 
 
 def _last_destination(specimen: Specimen) -> Site | None:

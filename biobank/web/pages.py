@@ -169,6 +169,21 @@ def specimen_detail(barcode: str) -> Any:
     )
 
 
+@bp.route("/scan")
+@login_required
+def scan_station() -> Any:
+    """One input that keeps focus; wedge scanners type the code and press Enter."""
+    from biobank.auth import STAFF
+    from biobank.errors import PermissionDenied
+    from biobank.models import Site
+
+    actor = current_actor()
+    if actor.role not in STAFF:
+        raise PermissionDenied("the scan station is for biobank staff")
+    sites = db.session.scalars(sa.select(Site).order_by(Site.name)).all()
+    return render_template("scan.html", sites=sites)
+
+
 @bp.route("/participants/<code>")
 @login_required
 def participant_detail(code: str) -> Any:

@@ -110,7 +110,7 @@ def test_bad_rack_files_are_4xx_naming_the_problem(client, make, site, technicia
     from biobank.models import RackScan
 
     h = headers(technician)
-    box, _, tubes = _filled_box(make, site, n=2)
+    box, _, _ = _filled_box(make, site, n=2)
     r = _upload(client, h, box, b"Sample,Volume\nS1,20\n")
     assert r.status_code == 422
     assert "unrecognised rack file" in r.json["detail"]

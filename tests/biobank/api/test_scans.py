@@ -189,3 +189,25 @@ def test_specimen_created_without_barcode_gets_an_issued_one(client, make, site,
     assert codes[0].startswith("CTRSE")
     assert all(is_valid(c) for c in codes)
     assert len(set(codes)) == 3
+
+
+def test_timeline_merges_custody_location_consent_and_audit(client, make, site, technician,
+                                                           headers, db_session):
+    h = headers(technician)
+    p = make.participant(site=site)
+    s = make.specimen(participant=p, status=SpecimenStatus.COLLECTED)
+    box = make.box(site=site)
+    _post(client, h, scan(s.barcode, "receive"))
+    _post(client, h, scan(s.barcode, "store", location={"container_id": box.id, "position": "A1"}))
+    consent = p.consents[0]
+    etag = client.get(f"/api/v1/consents/{consent.id}", headers=h).headers["ETag"]
+    client.patch(f"/api/v1/consents/{consent.id}", json={"withdraw": True},
+                 headers=h | {"If-Match": etag})
+    r = client.get(f"/api/v1/specimens/{s.barcode}/timeline", headers=h)
+    assert r.status_code == 200
+    kinds = [e["kind"] for e in r.json["entries"]]
+    assert {"custody", "location", "consent", "audit"} <= set(kinds)
+    times = [e["at"] for e in r.json["entries"]]
+    assert times == sorted(times)
+    assert any(e["summary"].endswith("withdrawn") for e in r.json["entries"])
+    assert r.json["chain"] == {"intact": True, "events": 2, "problem": None}
