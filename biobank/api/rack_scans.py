@@ -30,7 +30,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 @blp.route("/")
 class RackScanViews(MethodView):
     @roles_required(*STAFF)
-    @blp.arguments(RackScanUploadSchema, location="form")
+    @blp.arguments(RackScanUploadSchema, location="query")
     @blp.arguments(RackScanFileSchema, location="files")
     @blp.response(201, RackScanSchema)
     def post(self, form: dict[str, Any], files: dict[str, Any]) -> Any:

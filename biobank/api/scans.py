@@ -30,11 +30,10 @@ _event = CustodyEventSchema()
 
 def _apply(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Record one scan (or find its earlier recording); returns (answer, replayed)."""
-    fingerprint = scans.request_hash(data)
-    earlier = scans.find_replay(data["client_event_id"], fingerprint)
-    if earlier is not None:
-        return earlier.response, True
-    result = scans.record_scan(actor=current_actor(), **data)
+    result = scans.record_scan(actor=current_actor(), fingerprint=scans.request_hash(data),
+                               **data)
+    if result.replayed:
+        return result.scan.response, True
     db.session.flush()
     answer = {
         "scan_id": result.scan.id,
@@ -45,7 +44,6 @@ def _apply(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         "specimen": _specimen.dump(result.specimen),
         "event": _event.dump(result.scan.custody_event),
     }
-    result.scan.request_hash = fingerprint
     result.scan.response = answer
     return answer, False
 

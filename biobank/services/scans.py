@@ -87,6 +87,8 @@ class ScanResult:
     scan: Scan
     specimen: Specimen
     warnings: list[str] = field(default_factory=list)
+    #: True when the scan had been recorded before (a retry): nothing new was recorded
+    replayed: bool = False
 
 
 def _resolve_location(location: dict[str, Any], *, actor: User
@@ -126,17 +128,27 @@ def parse_position(label: str, *, field: str) -> tuple[int, int]:
     return row, int(digits)
 
 
-def record_scan(*, actor: User, barcode: str, action: ScanAction, client_event_id: str,
-                scanned_at: dt.datetime, location: dict[str, Any] | None = None,
-                note: str | None = None, condition: str | None = None,
+def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanAction,
+                client_event_id: str, scanned_at: dt.datetime,
+                location: dict[str, Any] | None = None, note: str | None = None,
+                condition: str | None = None,
                 destination_site_id: int | None = None) -> ScanResult:
     """Apply one scan: resolve the barcode, check the lifecycle, move the tube, record the
-    custody event. Flushes; the caller commits and stores the response on the scan."""
+    custody event. A scan already recorded under *client_event_id* is returned as it was
+    (``replayed``) and nothing is recorded. Flushes; the caller commits and stores the
+    response on the scan."""
+    earlier = find_replay(client_event_id, fingerprint)
+    if earlier is not None:
+        return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
     receiving = action is ScanAction.RECEIVE_AT_DESTINATION
     specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving)
     sites = visible_site_ids(actor)
     # Scans of one tube queue on its row; scans of different tubes run in parallel.
     lock_specimen(specimen)
+    # A retry of this very scan may have been recorded while we waited for the lock.
+    earlier = find_replay(client_event_id, fingerprint)
+    if earlier is not None:
+        return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
     sources, target = LIFECYCLE[action]
     if specimen.status not in sources:
         raise InvalidState(
@@ -213,7 +225,7 @@ def record_scan(*, actor: User, barcode: str, action: ScanAction, client_event_i
         specimen, EVENT_TYPE[action], actor=actor, occurred_at=scanned_at,
         from_location=before if before != to_location else None, to_location=to_location,
         details=details, client_event_id=client_event_id)
-    scan = Scan(client_event_id=client_event_id, request_hash="", specimen=specimen,
+    scan = Scan(client_event_id=client_event_id, request_hash=fingerprint, specimen=specimen,
                 custody_event=event, action=action, actor=actor, scanned_at=scanned_at,
                 response={})
     db.session.add(scan)

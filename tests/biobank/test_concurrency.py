@@ -59,3 +59,89 @@ def test_two_users_racing_for_one_position_exactly_one_wins(app, committed):
         assert len(placed) == 1
         assert placed[0].quantity == Decimal("0.5")
         db.session.remove()
+
+
+def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
+    """Six scanner clients, each retrying some scans, some retries racing each other."""
+    import datetime as dt
+    import random
+    import uuid
+
+    from biobank.models import CustodyEvent, Scan
+    from biobank.models.vocab import SpecimenStatus
+    from biobank.services.ledger import verify_ledger
+
+    with app.app_context():
+        make = Builder(db.session)
+        site = make.site(code="SCAN")
+        tech = make.user("scanner", role="technician", sites=[site])
+        participant = make.participant(site=site)
+        box = make.box(site=site, n_rows=10, n_cols=10)
+        tubes = [make.specimen(participant=participant, status=SpecimenStatus.COLLECTED).barcode
+                 for _ in range(60)]
+        token = create_token(tech, name="scanners")
+        db.session.commit()
+        box_id = box.id
+    try:
+        plans = []  # per client: list of scan bodies in order
+        for client_no in range(6):
+            bodies = []
+            for n, barcode in enumerate(tubes[client_no * 10:(client_no + 1) * 10]):
+                slot = client_no * 10 + n
+                for action, extra in (("receive", {}),
+                                      ("store", {"location": {"container_id": box_id,
+                                                              "pos_row": slot // 10 + 1,
+                                                              "pos_col": slot % 10 + 1}}),
+                                      ("check_out", {}), ("thaw", {}), ("check_in", {})):
+                    bodies.append({"barcode": barcode, "action": action,
+                                   "client_event_id": uuid.uuid4().hex,
+                                   "scanned_at": dt.datetime.now(dt.UTC).isoformat(), **extra})
+            plans.append(bodies)
+        answers: dict[str, list] = {}
+        lock = threading.Lock()
+        errors: list = []
+
+        def send(client, body):
+            r = client.post("/api/v1/scans/", json=body,
+                            headers={"Authorization": f"Bearer {token}"})
+            with lock:
+                answers.setdefault(body["client_event_id"], []).append((r.status_code, r.json))
+            return r
+
+        def scanner(bodies, seed):
+            rng = random.Random(seed)
+            client = app.test_client()
+            for body in bodies:
+                r = send(client, body)
+                if r.status_code != 201:
+                    errors.append(r.json)
+                if rng.random() < 0.3:  # the scanner did not see the answer and retries
+                    send(client, body)
+                if rng.random() < 0.1:  # a retry racing from a second connection
+                    racer = threading.Thread(target=send, args=(app.test_client(), body))
+                    racer.start()
+                    send(client, body)
+                    racer.join()
+
+        threads = [threading.Thread(target=scanner, args=(plan, n)) for n, plan in enumerate(plans)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+
+        assert errors == []
+        for replies in answers.values():
+            assert {code for code, _ in replies} == {201}
+            assert all(body == replies[0][1] for _, body in replies)
+        with app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 300
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 300
+            stored = db.session.scalars(sa.select(Specimen).where(Specimen.barcode.in_(tubes)))
+            assert {(s.status, s.freeze_thaw_count) for s in stored} == {
+                (SpecimenStatus.IN_STORAGE, 1)}
+            assert verify_ledger().ok
+            db.session.remove()
+    finally:
+        with app.app_context():
+            wipe(db.engine)
+            db.session.remove()

@@ -21,8 +21,9 @@ def _csv(layout: dict[tuple[int, int], str | None], rows=8, cols=12) -> bytes:
 
 
 def _upload(client, h, box, data):
-    return client.post("/api/v1/rack-scans/", headers=h, content_type="multipart/form-data",
-                       data={"container_id": str(box.id), "file": (io.BytesIO(data), "rack.csv")})
+    return client.post(f"/api/v1/rack-scans/?container_id={box.id}", headers=h,
+                       content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(data), "rack.csv")})
 
 
 def _filled_box(make, site, n=10):
@@ -124,7 +125,7 @@ def test_bad_rack_files_are_4xx_naming_the_problem(client, make, site, technicia
     r = _upload(client, h, small, b"C03,X1\n")
     assert r.status_code == 422
     assert "outside" in r.json["detail"]
-    r = client.post("/api/v1/rack-scans/", headers=h, data={"container_id": str(box.id)},
+    r = client.post(f"/api/v1/rack-scans/?container_id={box.id}", headers=h, data={},
                     content_type="multipart/form-data")
     assert r.status_code == 422
     assert db_session.scalar(sa.select(sa.func.count()).select_from(RackScan)) == 0
