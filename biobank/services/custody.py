@@ -78,13 +78,15 @@ def record_custody_event(
     to_location: str | None = None,
     details: dict[str, Any] | None = None,
     client_event_id: str | None = None,
+    locked: bool = False,
 ) -> CustodyEvent:
     """Append one event to *specimen*'s custody chain and move its head.
 
     The specimen row is the chain's lock: concurrent scans of one specimen queue on it while
-    scans of different specimens proceed in parallel.
+    scans of different specimens proceed in parallel. Pass ``locked=True`` when the caller
+    already holds that lock (with the specimen reloaded under it).
     """
-    if specimen.id is not None:
+    if specimen.id is not None and not locked:
         lock_specimen(specimen, attribute_names=["custody_seq", "custody_head"])
     now = utcnow()
     event = CustodyEvent(

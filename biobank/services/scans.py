@@ -145,10 +145,12 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
     sites = visible_site_ids(actor)
     # Scans of one tube queue on its row; scans of different tubes run in parallel.
     lock_specimen(specimen)
-    # A retry of this very scan may have been recorded while we waited for the lock.
-    earlier = find_replay(client_event_id, fingerprint)
-    if earlier is not None:
-        return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # A retry of this very scan may have been recorded while we waited for the lock
+        # (SQLite writers already waited for each other at BEGIN).
+        earlier = find_replay(client_event_id, fingerprint)
+        if earlier is not None:
+            return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
     sources, target = LIFECYCLE[action]
     if specimen.status not in sources:
         raise InvalidState(
@@ -157,74 +159,75 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
             field="action", current_state=specimen.status.value,
             allowed_actions=allowed_actions(specimen.status))
 
-    details: dict[str, Any] = {"action": action.value}
-    if note:
-        details["note"] = note
-    before = specimen.location_text
-    to_location = None
-    warnings: list[str] = []
+    # One UPDATE of the specimen at the end, not one per lazy load on the way.
+    with db.session.no_autoflush:
+        details: dict[str, Any] = {"action": action.value}
+        if note:
+            details["note"] = note
+        before = specimen.location_text
+        to_location = None
+        warnings: list[str] = []
 
-    if action is ScanAction.RECEIVE:
-        condition = condition or "acceptable"
-        if condition not in CONDITIONS:
-            raise InvalidInput(f"unknown condition {condition!r} (use one of: "
-                               f"{', '.join(sorted(CONDITIONS))})", field="condition")
-        details["condition"] = condition
-        specimen.received_at = scanned_at
-        if condition in BAD_CONDITIONS:
-            target = S.QUARANTINED
-            warnings.append(f"received {condition}: quarantined")
-    if action in NEEDS_LOCATION or (location and action in (ScanAction.CHECK_IN,)):
-        if not location:
-            raise InvalidInput(f"{action.value} needs a location", field="location")
-        container, row, col = _resolve_location(location, actor=actor)
-        if container.site_id != specimen.site_id:
-            raise InvalidInput("that container is at another site: ship the specimen instead",
+        if action is ScanAction.RECEIVE:
+            condition = condition or "acceptable"
+            if condition not in CONDITIONS:
+                raise InvalidInput(f"unknown condition {condition!r} (use one of: "
+                                   f"{', '.join(sorted(CONDITIONS))})", field="condition")
+            details["condition"] = condition
+            specimen.received_at = scanned_at
+            if condition in BAD_CONDITIONS:
+                target = S.QUARANTINED
+                warnings.append(f"received {condition}: quarantined")
+        if action in NEEDS_LOCATION or (location and action in (ScanAction.CHECK_IN,)):
+            if not location:
+                raise InvalidInput(f"{action.value} needs a location", field="location")
+            container, row, col = _resolve_location(location, actor=actor)
+            if container.site_id != specimen.site_id:
+                raise InvalidInput("that container is at another site: ship the specimen instead",
+                                   field="location")
+            if row is not None and col is not None:
+                taken = occupant(container, row, col)
+                if taken is not None and taken is not specimen:
+                    raise Conflict(f"{container.position_label(row, col)} of {container.name} holds "
+                                   f"{taken.barcode}", field="location")
+            specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
+            to_location = specimen.location_text
+        if action is ScanAction.CHECK_IN and specimen.container is None:
+            raise InvalidInput("this specimen has no position to return to: give a location",
                                field="location")
-        if row is not None and col is not None:
-            taken = occupant(container, row, col)
-            if taken is not None and taken is not specimen:
-                raise Conflict(f"{container.position_label(row, col)} of {container.name} holds "
-                               f"{taken.barcode}", field="location")
-        specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
-        db.session.flush()
-        to_location = specimen.location_text
-    if action is ScanAction.CHECK_IN and specimen.container is None:
-        raise InvalidInput("this specimen has no position to return to: give a location",
-                           field="location")
-    if action is ScanAction.THAW:
-        specimen.freeze_thaw_count += 1
-        details["freeze_thaw_count"] = specimen.freeze_thaw_count
-    if action is ScanAction.SHIP:
-        if destination_site_id is None:
-            raise InvalidInput("ship needs destination_site_id", field="destination_site_id")
-        destination = db.session.get(Site, destination_site_id)
-        if destination is None:
-            raise InvalidInput(f"no site {destination_site_id}", field="destination_site_id")
-        details["destination_site"] = destination.code
-    if receiving:
-        last_ship = _last_destination(specimen)
-        if sites is not None and (last_ship is None or last_ship.id not in sites):
-            raise PermissionDenied("this shipment is addressed to another site", field="barcode")
-        if last_ship is not None:
-            details["from_site"] = specimen.site.code
-            specimen.site_id = last_ship.id
-    if action is ScanAction.CONSUME:
-        specimen.quantity = Decimal(0)
-    if action in CLEARS_POSITION:
-        specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
-    if target is not None and not (action is ScanAction.STORE and specimen.status is S.QUARANTINED):
-        specimen.status = target
-    if action is ScanAction.STORE and specimen.frozen_at is None:
-        specimen.frozen_at = scanned_at
+        if action is ScanAction.THAW:
+            specimen.freeze_thaw_count += 1
+            details["freeze_thaw_count"] = specimen.freeze_thaw_count
+        if action is ScanAction.SHIP:
+            if destination_site_id is None:
+                raise InvalidInput("ship needs destination_site_id", field="destination_site_id")
+            destination = db.session.get(Site, destination_site_id)
+            if destination is None:
+                raise InvalidInput(f"no site {destination_site_id}", field="destination_site_id")
+            details["destination_site"] = destination.code
+        if receiving:
+            last_ship = _last_destination(specimen)
+            if sites is not None and (last_ship is None or last_ship.id not in sites):
+                raise PermissionDenied("this shipment is addressed to another site", field="barcode")
+            if last_ship is not None:
+                details["from_site"] = specimen.site.code
+                specimen.site_id = last_ship.id
+        if action is ScanAction.CONSUME:
+            specimen.quantity = Decimal(0)
+        if action in CLEARS_POSITION:
+            specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
+        if target is not None and not (action is ScanAction.STORE and specimen.status is S.QUARANTINED):
+            specimen.status = target
+        if action is ScanAction.STORE and specimen.frozen_at is None:
+            specimen.frozen_at = scanned_at
 
-    warnings += [w for w in specimen_warnings(specimen)
-                 if not (w == "quarantined" and any("quarantined" in x for x in warnings))]
+        warnings += [w for w in specimen_warnings(specimen)
+                     if not (w == "quarantined" and any("quarantined" in x for x in warnings))]
 
     event = record_custody_event(
         specimen, EVENT_TYPE[action], actor=actor, occurred_at=scanned_at,
         from_location=before if before != to_location else None, to_location=to_location,
-        details=details, client_event_id=client_event_id)
+        details=details, client_event_id=client_event_id, locked=True)
     scan = Scan(client_event_id=client_event_id, request_hash=fingerprint, specimen=specimen,
                 custody_event=event, action=action, actor=actor, scanned_at=scanned_at,
                 response={})

@@ -1,0 +1,240 @@
+"""Scan throughput and latency through the HTTP API, rack-scan confirmation, ledger checks.
+
+    python -m bench.bench_scans --backend postgresql        # what the targets are set on
+    python -m bench.bench_scans --backend sqlite
+
+* scans/s through `biobank serve` against the raw single-row INSERT rate of the same database
+  measured in the same run (one committed INSERT per row over one connection);
+* p50/p99 latency of one scan at a steady 100 scans/s;
+* confirming a 96-tube rack scan in which every tube moved;
+* `biobank custody verify` over the benchmark database's whole ledger (events/s, and the
+  time per 1,000,000 events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import itertools
+import random
+import threading
+import time
+import uuid
+
+import sqlalchemy as sa
+
+from bench.bench_specimens import raw_insert_rate
+from bench.common import Client, ensure_database, live_server, percentiles, token_for
+
+
+def _tubes(url: str, n: int) -> tuple[list[str], int]:
+    """*n* fresh received tubes and an empty 10 × 10 box per 100 tubes, at site CTR."""
+    from biobank import create_app
+    from biobank.db import db, transaction
+    from biobank.models import Participant, Site, Specimen, StorageContainer
+    from biobank.models.vocab import ContainerKind, MaterialType, SpecimenStatus
+
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        with transaction():
+            from biobank.cli import system_actor
+
+            system_actor()
+            site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
+            participant = db.session.scalars(sa.select(Participant).where(
+                Participant.site_id == site.id)).first()
+            rack = db.session.scalars(sa.select(StorageContainer).where(
+                StorageContainer.site_id == site.id, StorageContainer.kind == ContainerKind.RACK)
+            ).first()
+            run = uuid.uuid4().hex[:6].upper()
+            first_box = None
+            for b in range(n // 100 + 1):
+                box = StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
+                                       name=f"Bench {run} {b}", n_rows=10, n_cols=10)
+                db.session.add(box)
+                db.session.flush()
+                first_box = first_box or box.id
+            codes = [f"BS{run}{i:06d}" for i in range(n)]
+            db.session.execute(sa.insert(Specimen), [
+                {"barcode": c, "participant_id": participant.id, "site_id": site.id,
+                 "lineage": "primary", "material_type": MaterialType.SERUM,
+                 "pathology_status": "not_specified", "status": SpecimenStatus.RECEIVED,
+                 "freeze_thaw_count": 0, "custody_seq": 0,
+                 "created_at": dt.datetime.now(dt.UTC), "updated_at": dt.datetime.now(dt.UTC)}
+                for c in codes])
+        db.engine.dispose()
+    return codes, first_box
+
+
+def _scan(barcode: str, action: str, **more: object) -> dict:
+    return {"barcode": barcode, "action": action, "client_event_id": uuid.uuid4().hex,
+            "scanned_at": dt.datetime.now(dt.UTC).isoformat(), **more}
+
+
+def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: float,
+               threads: int) -> float:
+    """Store each tube into its own slot: every scan is a full lifecycle step with a move."""
+    counter = itertools.count()
+    done = []
+    stop = time.perf_counter() + seconds
+
+    def worker() -> None:
+        client = Client(port, token)
+        while time.perf_counter() < stop:
+            n = next(counter)
+            if n >= len(codes):
+                return
+            status, body = client.call("POST", "/api/v1/scans/", _scan(
+                codes[n], "store", location={"container_id": box + n // 100,
+                                             "pos_row": n % 100 // 10 + 1,
+                                             "pos_col": n % 10 + 1}))
+            if status != 201:
+                raise RuntimeError(body)
+            done.append(n)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return len(done) / (time.perf_counter() - started)
+
+
+def paced_latency(port: int, token: str, codes: list[str], *, rate: float, seconds: float
+                  ) -> dict[str, float]:
+    """Check tubes out at a steady *rate* from several clients; latency of each scan."""
+    samples: list[float] = []
+    total = min(int(rate * seconds), len(codes))
+    start = time.perf_counter() + 0.2
+    lock = threading.Lock()
+    counter = itertools.count()
+
+    def worker() -> None:
+        client = Client(port, token)
+        while True:
+            n = next(counter)
+            if n >= total:
+                return
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            began = time.perf_counter()
+            status, body = client.call("POST", "/api/v1/scans/", _scan(codes[n], "check_out"))
+            elapsed = time.perf_counter() - began
+            if status != 201:
+                raise RuntimeError(body)
+            with lock:
+                samples.append(elapsed)
+
+    pool = [threading.Thread(target=worker) for _ in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return percentiles(samples)
+
+
+def rack_confirm(url: str) -> tuple[float, float]:
+    """Upload and confirm a 96-tube rack in which every tube moved (worst case)."""
+    from biobank import create_app
+    from biobank.cli import system_actor
+    from biobank.db import db, transaction
+    from biobank.models import Participant, Site, Specimen, StorageContainer
+    from biobank.models.vocab import ContainerKind, MaterialType, SpecimenStatus
+    from biobank.services.rack_scans import confirm_rack_scan, upload_rack_scan
+
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        with transaction():
+            actor = system_actor()
+            site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
+            participant = db.session.scalars(sa.select(Participant)).first()
+            rack = db.session.scalars(sa.select(StorageContainer).where(
+                StorageContainer.kind == ContainerKind.RACK,
+                StorageContainer.site_id == site.id)).first()
+            box = StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
+                                   name=f"Rack bench {uuid.uuid4().hex[:6]}", n_rows=8, n_cols=12)
+            db.session.add(box)
+            db.session.flush()
+            run = uuid.uuid4().hex[:6].upper()
+            tubes = []
+            for i in range(96):
+                s = Specimen(barcode=f"RB{run}{i:03d}", participant=participant, site=site,
+                             material_type=MaterialType.PLASMA, status=SpecimenStatus.IN_STORAGE,
+                             container=box, pos_row=i // 12 + 1, pos_col=i % 12 + 1)
+                db.session.add(s)
+                tubes.append(s)
+        shuffled = tubes[:]
+        random.Random(1).shuffle(shuffled)
+        lines = [f"{chr(65 + i // 12)}{i % 12 + 1:02d},{s.barcode}" for i, s in enumerate(shuffled)]
+        data = ("\n".join(lines) + "\n").encode()
+        started = time.perf_counter()
+        with transaction():
+            scan = upload_rack_scan(db.session.get(StorageContainer, box.id), data, actor=actor)
+        upload = time.perf_counter() - started
+        started = time.perf_counter()
+        with transaction():
+            result = confirm_rack_scan(scan, actor=system_actor())
+        confirm = time.perf_counter() - started
+        assert result["moved"] >= 90, result
+        db.engine.dispose()
+    return upload, confirm
+
+
+def verify_speed(url: str) -> tuple[int, float]:
+    from biobank import create_app
+    from biobank.db import db, transaction
+    from biobank.services.ledger import create_checkpoint, verify_ledger
+
+    app = create_app({"DATABASE_URL": url, "CUSTODY_KEY": "bench"})
+    with app.app_context():
+        with transaction():
+            create_checkpoint()
+        started = time.perf_counter()
+        report = verify_ledger()
+        elapsed = time.perf_counter() - started
+        assert report.ok, report.findings[:3]
+        db.engine.dispose()
+    return report.events, elapsed
+
+
+def run(backend: str, participants: int, seconds: float, threads: int) -> None:
+    url = ensure_database(backend, f"bench_{participants}", participants=participants)
+    token = token_for(url, "admin")
+    workers = 1 if backend == "sqlite" else 2
+    print(f"\n== {backend}: gunicorn {workers} worker(s) × 4 threads, {threads} client threads")
+    codes, box = _tubes(url, 3000)
+    with live_server(url, workers=workers) as port:
+        rate = throughput(port, token, codes, box, seconds=seconds, threads=threads)
+        stored = codes[: int(rate * seconds) - 50]
+        lat = paced_latency(port, token, stored, rate=100, seconds=min(15, len(stored) / 100))
+    raw = raw_insert_rate(url, list(range(1, 1000)), seconds=seconds)
+    upload, confirm = rack_confirm(url)
+    print(f"  scans via API (store, {threads} clients): {rate:8.1f} scans/s")
+    print(f"  raw single-row INSERT, same database:   {raw:8.1f} rows/s  → API at "
+          f"{100 * rate / raw:.0f}% (target ≥ 50% on PostgreSQL)")
+    print(f"  one scan at a steady 100 scans/s: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms,"
+          f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms)")
+    print(f"  96-tube rack, every tube moved: upload {upload * 1000:.0f} ms, confirm "
+          f"{confirm * 1000:.0f} ms (target confirm < 300 ms)")
+    events, elapsed = verify_speed(url)
+    print(f"  custody verify: {events:,} events in {elapsed:.1f} s = {events / elapsed:,.0f} "
+          f"events/s → {1_000_000 * elapsed / events:.1f} s per 1,000,000 (target < 60 s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--participants", type=int, default=88_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+        run(backend, args.participants, args.seconds, args.threads)
+
+
+if __name__ == "__main__":
+    main()
