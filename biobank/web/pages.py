@@ -163,9 +163,13 @@ def specimen_detail(barcode: str) -> Any:
         .where(AuditRecord.entity == "specimens", AuditRecord.entity_id == str(specimen.id))
         .order_by(AuditRecord.id)
     ).all()
+    from biobank.services.timeline import specimen_timeline
+
+    timeline = specimen_timeline(specimen)
     return render_template(
         "specimen.html", s=specimen, ancestors=ancestors, descendants=descendants,
         events=events, audit=audit, withdrawn=has_withdrawn(specimen.participant),
+        timeline=timeline,
     )
 
 

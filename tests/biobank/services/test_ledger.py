@@ -171,3 +171,17 @@ def test_cli_verify_reports_the_broken_link(ledger, db_session, app):
     assert result.exit_code == 1
     assert f"BROKEN: specimen {ledger[1].barcode} event #1" in result.output
     assert isinstance(CliRunner, type)
+
+
+def test_timeline_reports_a_broken_chain(ledger, db_session, client, technician, headers):
+    h = headers(technician)
+    target = _event(db_session, ledger[0], 2)
+    assert client.get(f"/api/v1/specimens/{ledger[0].barcode}/timeline",
+                      headers=h).json["chain"]["intact"] is True
+    tamper(db_session, "UPDATE custody_events SET occurred_at = occurred_at WHERE id = :i",
+           i=target.id)
+    tamper(db_session, "UPDATE custody_events SET actor_name = 'nobody' WHERE id = :i",
+           i=target.id)
+    chain = client.get(f"/api/v1/specimens/{ledger[0].barcode}/timeline", headers=h).json["chain"]
+    assert chain["intact"] is False
+    assert "event #2" in chain["problem"] and "edited" in chain["problem"]

@@ -83,6 +83,8 @@ def test_specimen_search_filters_and_opens_the_detail_page(server, page):
     assert page.locator("#lineage li").count() >= 2
     assert page.locator("#custody tbody tr").count() == n_events
     assert page.locator("#audit tbody tr").count() >= 1
+    assert page.text_content("#chain-status").strip() == f"chain verified · {n_events} events"
+    assert page.locator("#timeline tbody tr.kind-custody").count() == n_events
     assert page.text_content("#location") == (location or "not in storage")
 
 
