@@ -211,7 +211,7 @@ def run(backend: str, participants: int, seconds: float, threads: int) -> None:
         rate = throughput(port, token, codes, box, seconds=seconds, threads=threads)
         stored = codes[: int(rate * seconds) - 50]
         lat = paced_latency(port, token, stored, rate=100, seconds=min(15, len(stored) / 100))
-    raw = raw_insert_rate(url, list(range(1, 1000)), seconds=seconds)
+    raw = raw_insert_rate(url, seconds=seconds)
     upload, confirm = rack_confirm(url)
     print(f"  scans via API (store, {threads} clients): {rate:8.1f} scans/s")
     print(f"  raw single-row INSERT, same database:   {raw:8.1f} rows/s  → API at "

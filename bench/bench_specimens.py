@@ -51,9 +51,13 @@ def create_rate(port: int, token: str, participants: list[int], *, seconds: floa
     return len(done) / elapsed, len(done)
 
 
-def raw_insert_rate(url: str, participants: list[int], *, seconds: float) -> float:
+def raw_insert_rate(url: str, *, seconds: float) -> float:
     """Single-row INSERT ... COMMIT of a specimen row straight into the database."""
     engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, site_id FROM participants ORDER BY id LIMIT 1000")).all()
+    participants = [r.id for r in rows]
+    site_of = {r.id: r.site_id for r in rows}
     specimens = sa.table("specimens", *[sa.column(c) for c in (
         "barcode", "participant_id", "site_id", "lineage", "material_type", "pathology_status",
         "status", "quantity", "initial_quantity", "unit", "freeze_thaw_count", "custody_seq",
@@ -72,7 +76,8 @@ def raw_insert_rate(url: str, participants: list[int], *, seconds: float) -> flo
         while time.perf_counter() < stop:
             conn.execute(sa.insert(specimens).values(
                 barcode=f"RAW{run}{n:07d}", participant_id=participants[n % len(participants)],
-                site_id=1, lineage="primary", material_type="PLASMA",
+                site_id=site_of[participants[n % len(participants)]], lineage="primary",
+                material_type="PLASMA",
                 pathology_status="not_specified", status="collected", quantity=0.5,
                 initial_quantity=0.5, unit="mL", freeze_thaw_count=0, custody_seq=0,
                 created_at=now, updated_at=now))
@@ -147,7 +152,7 @@ def run(backend: str, participants: int, seconds: float, threads: int, repeats: 
         with live_server(url, workers=workers) as port:
             rate, created = create_rate(port, token, ids, seconds=seconds, threads=threads)
             lat = latencies(port, token, url, repeats=repeats)
-        raw = raw_insert_rate(url, ids, seconds=seconds)
+        raw = raw_insert_rate(url, seconds=seconds)
     finally:
         cleanup(url)
     print(f"  specimen creation via API: {rate:8.1f} req/s ({created} created)")

@@ -56,13 +56,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from biobank import auth, cli, web
+    from biobank import auth, cli, tasks, web
     from biobank.api import register_api
 
     auth.init_app(app)
     register_api(app)
     web.init_app(app)
     cli.init_app(app)
+    tasks.init_celery(app)
 
     signals.app_created.send(app)
     return app

@@ -21,6 +21,11 @@ class Config:
     #: key that signs custody checkpoints; keep it outside the database. When empty, one is
     #: generated into the instance folder (`custody_key`).
     CUSTODY_KEY = ""
+    #: Celery broker (redis://… or amqp://…); empty runs background tasks in-process
+    CELERY_BROKER_URL = ""
+    CELERY_RESULT_BACKEND = ""
+    #: how often the beat scheduler signs a custody checkpoint
+    CUSTODY_CHECKPOINT_MINUTES = 15
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -1,0 +1,76 @@
+"""Background tasks on Celery. The embedded default runs them in-process (eagerly); set
+``BIOBANK_CELERY_BROKER_URL`` (Redis or RabbitMQ) and run ``celery -A biobank.tasks worker``
+(and ``beat`` for periodic tasks) to run them in workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+_bound: dict[str, Flask] = {}
+
+
+class AppTask(Task):
+    """Runs every task inside an app context of the Flask app Celery was last bound to."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with _bound["app"].app_context():
+            return self.run(*args, **kwargs)
+
+
+celery = Celery("biobank", task_cls=AppTask)
+
+
+def init_celery(app: Flask) -> Celery:
+    """Bind the Celery app to the Flask app and configure the broker."""
+    broker = app.config["CELERY_BROKER_URL"]
+    _bound["app"] = app
+    celery.conf.update(
+        broker_url=broker or "memory://",
+        result_backend=app.config["CELERY_RESULT_BACKEND"] or None,
+        task_always_eager=not broker,
+        task_eager_propagates=True,
+        task_acks_late=True,
+        broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "custody-checkpoint": {
+                "task": "biobank.custody_checkpoint",
+                "schedule": 60.0 * app.config["CUSTODY_CHECKPOINT_MINUTES"],
+            },
+        },
+    )
+    # Several apps may be made in one process (tests, the CLI): forget connections and the
+    # result backend cached for the previous configuration.
+    celery._pool = None
+    celery.amqp._producer_pool = None
+    vars(celery._local).pop("backend", None)
+    app.extensions["celery"] = celery
+    return celery
+
+
+@celery.task(name="biobank.custody_checkpoint")
+def custody_checkpoint() -> dict[str, Any]:
+    """Sign the head of every custody chain (scheduled every CUSTODY_CHECKPOINT_MINUTES)."""
+    from biobank.db import transaction
+    from biobank.services.ledger import create_checkpoint
+
+    with transaction():
+        checkpoint = create_checkpoint()
+    return {"id": checkpoint.id, "events": checkpoint.event_count, "hash": checkpoint.hash}
+
+
+def _worker_app() -> Celery:
+    from biobank import create_app
+
+    create_app()
+    return celery
+
+
+if __name__ != "__main__":
+    # `celery -A biobank.tasks worker` imports this module and looks for `app`.
+    def __getattr__(name: str) -> Any:
+        if name == "app":
+            return _worker_app()
+        raise AttributeError(name)
