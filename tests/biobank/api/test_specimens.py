@@ -264,3 +264,18 @@ def test_by_barcode_lookup(client, make, site, technician, headers):
     assert r.json["id"] == s.id
     r = client.get("/api/v1/specimens/by-barcode/NOPE", headers=headers(technician))
     assert r.status_code == 404
+
+
+def test_q_matches_barcode_label_or_participant_code_prefixes(client, make, site, technician,
+                                                             headers):
+    p = make.participant(site=site, code="SKN-777001")
+    other = make.participant(site=site, code="SKN-888001")
+    by_code = make.specimen(participant=p, barcode="AAA0001")
+    by_label = make.specimen(participant=other, barcode="BBB0001", label="TUMOUR-LEFT-ARM")
+    by_barcode = make.specimen(participant=other, barcode="SKN-7770099")
+    make.specimen(participant=other, barcode="CCC0001")
+    h = headers(technician)
+    found = {s["barcode"] for s in client.get("/api/v1/specimens/?q=SKN-777", headers=h).json}
+    assert found == {by_code.barcode, by_barcode.barcode}
+    found = {s["barcode"] for s in client.get("/api/v1/specimens/?q=TUMOUR", headers=h).json}
+    assert found == {by_label.barcode}
