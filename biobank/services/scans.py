@@ -21,7 +21,7 @@ from biobank.services.barcodes import resolve_barcode
 from biobank.services.common import get_visible
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import lock_specimen, record_custody_event
-from biobank.services.storage import check_position, occupant
+from biobank.services.storage import check_position, ensure_free
 
 S = SpecimenStatus
 #: action → (states it may be applied in, state afterwards; None keeps the state)
@@ -185,11 +185,7 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
             if container.site_id != specimen.site_id:
                 raise InvalidInput("that container is at another site: ship the specimen instead",
                                    field="location")
-            if row is not None and col is not None:
-                taken = occupant(container, row, col)
-                if taken is not None and taken is not specimen:
-                    raise Conflict(f"{container.position_label(row, col)} of {container.name} holds "
-                                   f"{taken.barcode}", field="location")
+            ensure_free(container, row, col, specimen, field="location")
             specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
             to_location = specimen.location_text
         if action is ScanAction.CHECK_IN and specimen.container is None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from biobank import signals
 from biobank.auth import check_site
 from biobank.db import db
-from biobank.errors import Conflict, InvalidInput, InvalidState
+from biobank.errors import InvalidInput, InvalidState
 from biobank.models import (
     CollectionEvent,
     Lesion,
@@ -22,7 +22,7 @@ from biobank.models import (
 from biobank.models.vocab import CustodyEventType, Lineage, SpecimenStatus
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import record_custody_event
-from biobank.services.storage import check_position, occupant
+from biobank.services.storage import check_position, ensure_free
 
 TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.DISPOSED)
 
@@ -79,12 +79,7 @@ def _place(specimen: Specimen, container_id: int | None, row: int | None, col: i
     if container.site_id != specimen.site_id:
         raise InvalidInput("the container is at another site than the specimen",
                            field="container_id")
-    if row is not None and col is not None:
-        taken = occupant(container, row, col)
-        if taken is not None and taken is not specimen:
-            raise Conflict(
-                f"position {container.position_label(row, col)} of {container.name} "
-                f"holds {taken.barcode}", field="pos_row")
+    ensure_free(container, row, col, specimen, field="pos_row")
     return container
 
 

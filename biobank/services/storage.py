@@ -116,6 +116,18 @@ def check_position(container: StorageContainer, row: int | None, col: int | None
                            field="pos_row")
 
 
+def ensure_free(container: StorageContainer, row: int | None, col: int | None,
+                specimen: Specimen, *, field: str) -> None:
+    """Refuse a position another specimen holds (the unique constraint still decides races;
+    this names the tube that is in the way)."""
+    if row is None or col is None:
+        return
+    taken = occupant(container, row, col)
+    if taken is not None and taken is not specimen:
+        raise Conflict(f"position {container.position_label(row, col)} of {container.name} "
+                       f"holds {taken.barcode}", field=field)
+
+
 def occupant(container: StorageContainer, row: int, col: int) -> Specimen | None:
     return db.session.scalar(
         sa.select(Specimen).where(
