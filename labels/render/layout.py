@@ -1,0 +1,74 @@
+"""Fitting text into a label: shrink first, then wrap, and never cut text off silently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labels.render.templates import Element, LabelError
+
+PT_PER_MM = 72 / 25.4
+FONT = "Helvetica"
+
+
+def text_width_mm(text: str, size_pt: float) -> float:
+    """Width of *text* in Helvetica at *size_pt*, in millimetres."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    return stringWidth(text, FONT, size_pt) / PT_PER_MM
+
+
+@dataclass(frozen=True)
+class FittedText:
+    size_pt: float
+    lines: tuple[str, ...]
+
+
+def _wrap(text: str, size: float, width: float) -> list[str] | None:
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if text_width_mm(candidate, size) <= width:
+            current = candidate
+            continue
+        if not current or text_width_mm(word, size) > width:
+            return None
+        lines.append(current)
+        current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def fit_text(element: Element, text: str) -> FittedText:
+    """The largest font size from ``font_size`` down to ``min_font_size`` at which *text*
+    fits ``width`` in at most ``max_lines`` lines.
+
+    Raises
+    ------
+    LabelError
+        When it fits at no allowed size: a label must never lose text unnoticed.
+    """
+    if not element.width:
+        return FittedText(element.font_size, (text,))
+    size = element.font_size
+    while size >= element.min_font_size - 1e-9:
+        if text_width_mm(text, size) <= element.width:
+            return FittedText(size, (text,))
+        if element.max_lines > 1:
+            lines = _wrap(text, size, element.width)
+            if lines is not None and len(lines) <= element.max_lines:
+                return FittedText(size, tuple(lines))
+        size -= 0.5
+    raise LabelError(f"text {text!r} does not fit {element.width} mm in {element.max_lines} "
+                     f"line(s) even at {element.min_font_size} pt")
+
+
+def datamatrix_modules(text: str) -> list[list[int]]:
+    """The ECC 200 module matrix for *text* (smallest square symbol; 1 = dark)."""
+    from ppf.datamatrix import DataMatrix
+
+    try:
+        return DataMatrix(text).matrix
+    except Exception as error:  # the encoder raises plain exceptions for what it cannot encode
+        raise LabelError(f"cannot encode {text!r} as DataMatrix: {error}") from None
