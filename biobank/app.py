@@ -65,5 +65,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     tasks.init_celery(app)
 
+    # The domain packages built on biobank register themselves here, and only here.
+    import labels
+
+    labels.init_app(app)
+
     signals.app_created.send(app)
     return app

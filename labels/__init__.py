@@ -1,2 +1,33 @@
 """Labels: rendering (``labels.render``, free of Flask and SQLAlchemy) and printing of specimen
 and container labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def init_app(app: Any) -> None:
+    """Register the labels API, pages, CLI and tasks on the biobank app."""
+    import sqlalchemy as sa
+
+    from biobank.api import API_PREFIX, api
+    from biobank.db import db
+    from labels import models, tasks  # noqa: F401  (tables and Celery tasks)
+    from labels.api import jobs_blp, printers_blp
+    from labels.cli import labels_cli
+    from labels.render import template_names
+    from labels.web import bp
+
+    api.register_blueprint(printers_blp, url_prefix=f"{API_PREFIX}/printers")
+    api.register_blueprint(jobs_blp, url_prefix=f"{API_PREFIX}/print-jobs")
+    app.register_blueprint(bp)
+    app.cli.add_command(labels_cli)
+    app.config.setdefault("SPECIMEN_PANELS", []).append("labels/_print_panel.html")
+
+    @app.context_processor
+    def _label_helpers() -> dict[str, Any]:
+        def printers() -> list[Any]:
+            return list(db.session.scalars(sa.select(models.Printer).where(
+                models.Printer.is_active).order_by(models.Printer.name)))
+
+        return {"label_templates": template_names, "label_printers": printers}

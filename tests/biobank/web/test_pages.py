@@ -141,3 +141,24 @@ def test_unknown_specimen_gives_a_404_page(server, page):
     response = page.goto(f"{base}/specimens/NOPE123")
     assert response.status == 404
     assert "NOPE123" in page.text_content("#error-message")
+
+
+def test_print_a_label_from_the_specimen_page(server, page):
+    base, app = server
+    with app.app_context():
+        barcode = db.session.scalars(sa.select(Specimen.barcode).where(
+            Specimen.material_type == MaterialType.SERUM).order_by(Specimen.id.desc())).first()
+        db.session.remove()
+    login(page, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/specimens/{barcode}")
+    page.select_option("#print-panel select[name=template]", "cryovial-2d")
+    with page.expect_download() as download:
+        page.click("#print-panel button[type=submit]")
+    assert download.value.suggested_filename.endswith(".pdf")
+    with open(download.value.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+    page.goto(f"{base}/specimens/{barcode}")
+    page.select_option("#print-panel select[name=template]", "cryovial-2d")
+    page.click("#print-panel button[type=submit]")
+    page.wait_for_selector("p.flash.error")
+    assert "give a reprint_reason" in page.text_content("p.flash.error")

@@ -1,0 +1,115 @@
+"""Printers and print jobs API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_required
+from biobank.db import db, transaction
+from biobank.models import Specimen, StorageContainer
+from biobank.services.common import get_visible
+from labels import services
+from labels.models import Printer, PrintJob
+from labels.render import template_names
+from labels.schemas import PrinterCreateSchema, PrinterSchema, PrintJobCreateSchema, PrintJobSchema
+
+printers_blp = Blueprint("printers", __name__, description="Label printers")
+jobs_blp = Blueprint("print-jobs", __name__, description="Printing labels; every job recorded")
+
+
+@printers_blp.route("/")
+class PrinterViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @printers_blp.response(200, PrinterSchema(many=True))
+    def get(self) -> Any:
+        """List printers"""
+        return db.session.scalars(db.select(Printer).order_by(Printer.name)).all()
+
+    @roles_required(*MANAGERS)
+    @printers_blp.arguments(PrinterCreateSchema)
+    @printers_blp.response(201, PrinterSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Register a printer"""
+        with transaction():
+            printer = Printer(**data)
+            db.session.add(printer)
+            db.session.flush()
+            return printer
+
+
+@printers_blp.route("/templates")
+class TemplateViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @printers_blp.response(200)
+    def get(self) -> Any:
+        """Names of the label templates"""
+        return template_names()
+
+
+def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
+    """Create a job from the API's arguments (the caller owns the transaction)."""
+    actor = current_actor()
+    printer = services.get_printer(data["printer_id"]) if data.get("printer_id") else None
+    options = {"template": data["template"], "actor": actor, "printer": printer,
+               "copies": data["copies"], "reprint_reason": data.get("reprint_reason"),
+               "source": source}
+    if "container_id" in data:
+        box = get_visible(StorageContainer, data["container_id"], actor, field="container_id")
+        return services.print_box(box, contents=data["box_contents"], **options)
+    specimens = [get_visible(Specimen, sid, actor, field="specimen_ids")
+                 for sid in data["specimen_ids"]]
+    return services.print_specimens(specimens, **options)
+
+
+@jobs_blp.route("/")
+class PrintJobViews(MethodView):
+    @roles_required(*STAFF)
+    @jobs_blp.arguments(PrintJobCreateSchema)
+    @jobs_blp.response(201, PrintJobSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Print labels
+
+        The labels are rendered at once (a template or value problem is a 422 and nothing is
+        recorded); a printer job is sent after it is saved, a PDF job is downloaded from
+        `document_url`. Labels printed before need a `reprint_reason`.
+        """
+        with transaction():
+            job = start_job(data, source="api")
+        return job
+
+
+@jobs_blp.route("/<int:item_id>")
+class PrintJobByIdViews(MethodView):
+    @roles_required(*STAFF)
+    @jobs_blp.response(200, PrintJobSchema)
+    def get(self, item_id: int) -> Any:
+        """A print job and whether it reached the printer"""
+        return services.get_job(item_id, actor=current_actor())
+
+
+@jobs_blp.route("/<int:item_id>/retry")
+class PrintJobRetryViews(MethodView):
+    @roles_required(*STAFF)
+    @jobs_blp.response(200, PrintJobSchema)
+    def post(self, item_id: int) -> Any:
+        """Send a failed job again"""
+        with transaction():
+            job = services.get_job(item_id, actor=current_actor())
+            services.send_job(job)
+        return job
+
+
+@jobs_blp.route("/<int:item_id>/document")
+class PrintJobDocumentViews(MethodView):
+    @roles_required(*STAFF)
+    @jobs_blp.response(200, description="The PDF")
+    def get(self, item_id: int) -> Any:
+        """Download a PDF print job"""
+        job = services.get_job(item_id, actor=current_actor())
+        mimetype = "application/pdf" if job.format == "pdf" else "text/plain"
+        return Response(job.payload, mimetype=mimetype, headers={
+            "Content-Disposition": f'attachment; filename="labels-{job.id}.{job.format}"'})

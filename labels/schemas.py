@@ -1,0 +1,71 @@
+"""Printer and print job schemas."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from biobank.schemas.base import BaseSchema, describe, enum_field
+from labels.models import PrinterKind, PrintJobStatus
+
+
+class PrinterSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String()
+    kind = enum_field(PrinterKind, "zpl_tcp, cups or pdf")
+    address = fields.String(allow_none=True)
+    dpi = fields.Integer()
+    default_template = fields.String(allow_none=True)
+    site_id = fields.Integer(allow_none=True)
+    is_active = fields.Boolean()
+
+
+class PrinterCreateSchema(BaseSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    kind = enum_field(PrinterKind, "zpl_tcp, cups or pdf", required=True)
+    address = fields.String(allow_none=True, validate=validate.Length(max=128), metadata=describe(
+        "host:port for zpl_tcp (port 9100 by default); the queue for cups (prefix `zpl:` for "
+        "a raw ZPL queue)"))
+    dpi = fields.Integer(load_default=203, validate=validate.OneOf([203, 300, 600]))
+    default_template = fields.String(allow_none=True)
+    site_id = fields.Integer(allow_none=True)
+
+    @validates_schema
+    def _address(self, data: dict, **_kwargs: object) -> None:
+        if data["kind"] is not PrinterKind.PDF and not data.get("address"):
+            raise ValidationError("a zpl_tcp or cups printer needs an address", "address")
+
+
+class PrintJobCreateSchema(BaseSchema):
+    template = fields.String(required=True, metadata=describe("Template name, e.g. cryovial-2d"))
+    printer_id = fields.Integer(allow_none=True, metadata=describe("Omit for a PDF to download"))
+    specimen_ids = fields.List(fields.Integer(), metadata=describe("Label these specimens"))
+    container_id = fields.Integer(metadata=describe("A box: its own label, or its contents"))
+    box_contents = fields.Boolean(load_default=False, metadata=describe(
+        "With container_id: a label for every specimen in the box"))
+    copies = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
+    reprint_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+    @validates_schema
+    def _what(self, data: dict, **_kwargs: object) -> None:
+        if bool(data.get("specimen_ids")) == ("container_id" in data):
+            raise ValidationError("give specimen_ids or container_id", "specimen_ids")
+
+
+class PrintJobSchema(BaseSchema):
+    id = fields.Integer()
+    created_at = fields.DateTime()
+    actor = fields.Function(lambda j: j.actor.username)
+    printer_id = fields.Integer(allow_none=True)
+    template = fields.String()
+    format = fields.String()
+    copies = fields.Integer()
+    label_count = fields.Integer()
+    barcodes = fields.Function(lambda j: j.barcodes["items"])
+    reprint_reason = fields.String(allow_none=True)
+    status = enum_field(PrintJobStatus, "pending, sent, failed or ready (PDF)")
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    sent_at = fields.DateTime(allow_none=True)
+    payload_sha256 = fields.String()
+    document_url = fields.Function(
+        lambda j: f"/api/v1/print-jobs/{j.id}/document" if j.format == "pdf" else None)

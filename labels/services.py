@@ -1,0 +1,168 @@
+"""Print jobs: render now (so every error is reported before anything is saved), send only
+after the transaction that asked for them has committed, retry failures, lose nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.auth import check_site
+from biobank.db import after_commit, db, utcnow
+from biobank.errors import InvalidInput, InvalidState, NotFound
+from biobank.models import Specimen, StorageContainer, User
+from labels.models import Printer, PrinterKind, PrintJob, PrintJobStatus
+from labels.printers import PrinterError, send_cups, send_tcp
+from labels.render import LabelError, load_template
+from labels.render.pdf import render_pdf
+from labels.render.zpl import render_zpl
+
+MAX_LABELS = 10_000
+
+
+def specimen_values(specimen: Specimen) -> dict[str, Any]:
+    """What a specimen label may show (never identifying data)."""
+    collected = specimen.collected_at
+    volume = (f"{specimen.quantity.normalize()} {specimen.unit.value}"
+              if specimen.quantity is not None and specimen.unit is not None else "")
+    return {
+        "barcode": specimen.barcode,
+        "participant_code": specimen.participant.code,
+        "material_type": specimen.material_type.value,
+        "collection_date": collected.date().isoformat() if collected else "",
+        "volume": volume,
+        "sprec_code": specimen.sprec_code or "",
+        "label": specimen.label or "",
+        "site": specimen.site.name,
+    }
+
+
+def container_values(container: StorageContainer) -> dict[str, Any]:
+    return {"barcode": container.barcode or f"BOX{container.id:08d}",
+            "container": " › ".join(c.name for c in container.path()),
+            "site": container.site.name}
+
+
+def get_printer(printer_id: int) -> Printer:
+    printer = db.session.get(Printer, printer_id)
+    if printer is None or not printer.is_active:
+        raise InvalidInput(f"no active printer with id {printer_id}", field="printer_id")
+    return printer
+
+
+def create_print_job(records: Iterable[dict[str, Any]], *, template: str, actor: User,
+                     printer: Printer | None, source: str, copies: int = 1,
+                     reprint_reason: str | None = None, extra: dict[str, Any] | None = None
+                     ) -> PrintJob:
+    """Render labels and record the job; a printer job is sent once the caller commits.
+
+    Without a printer the job renders a PDF to download. Labels printed before with the same
+    template need a ``reprint_reason`` (the reprint history is part of the record).
+    """
+    rows = [dict(r, **(extra or {})) for r in records]
+    if not rows:
+        raise InvalidInput("nothing to print", field="specimen_ids")
+    if len(rows) > MAX_LABELS:
+        raise InvalidInput(f"at most {MAX_LABELS} labels per job", field="specimen_ids")
+    try:
+        layout = load_template(template)
+    except LabelError as error:
+        raise InvalidInput(str(error), field="template") from None
+    barcodes = [r["barcode"] for r in rows]
+    if _printed_before(barcodes, template) and not reprint_reason:
+        raise InvalidInput("these labels were printed before: give a reprint_reason",
+                           field="reprint_reason")
+    as_zpl = printer is not None and printer.takes_zpl
+    try:
+        if as_zpl:
+            payload = render_zpl(layout, rows, dpi=printer.dpi, copies=copies)
+        else:
+            payload = render_pdf(layout, [r for r in rows for _ in range(copies)])
+    except LabelError as error:
+        raise InvalidInput(str(error), field="template") from None
+    job = PrintJob(actor=actor, printer=printer, template=template,
+                   format="zpl" if as_zpl else "pdf", copies=copies, label_count=len(rows),
+                   barcodes={"items": barcodes}, reprint_reason=reprint_reason,
+                   status=PrintJobStatus.READY if printer is None or printer.kind is PrinterKind.PDF
+                   else PrintJobStatus.PENDING,
+                   payload=payload, payload_sha256=hashlib.sha256(payload).hexdigest(),
+                   source=source)
+    db.session.add(job)
+    db.session.flush()
+    if job.status is PrintJobStatus.PENDING:
+        job_id = job.id
+        # Only a committed job reaches the printer: a rolled-back aliquot gets no label.
+        after_commit(lambda: dispatch_print_job(job_id))
+    return job
+
+
+def _printed_before(barcodes: list[str], template: str) -> bool:
+    jobs = db.session.scalars(sa.select(PrintJob.barcodes).where(
+        PrintJob.template == template, PrintJob.status != PrintJobStatus.FAILED))
+    wanted = set(barcodes)
+    return any(wanted & set(b.get("items", [])) for b in jobs)
+
+
+def print_specimens(specimens: list[Specimen], **options: Any) -> PrintJob:
+    actor = options["actor"]
+    for s in specimens:
+        check_site(actor, s.site_id, field="specimen_ids")
+    return create_print_job((specimen_values(s) for s in specimens), **options)
+
+
+def print_box(box: StorageContainer, *, contents: bool, **options: Any) -> PrintJob:
+    """The box's own label, or a label for every specimen in it (in position order)."""
+    check_site(options["actor"], box.site_id, field="container_id")
+    if not contents:
+        return create_print_job([container_values(box)], **options)
+    specimens = db.session.scalars(sa.select(Specimen).where(Specimen.container_id == box.id)
+                                   .order_by(Specimen.pos_row, Specimen.pos_col)).all()
+    if not specimens:
+        raise InvalidInput(f"{box.name} holds no specimens", field="container_id")
+    return print_specimens(list(specimens), **options)
+
+
+def dispatch_print_job(job_id: int) -> None:
+    """Queue the send (a Celery task; in-process on the embedded default)."""
+    from labels.tasks import send_print_job
+
+    send_print_job.delay(job_id)
+
+
+def send_job(job: PrintJob) -> bool:
+    """Send a job's stored payload to its printer and record the outcome on the job.
+
+    Returns whether the printer took it. A failure is not raised: it is recorded (status
+    ``failed``, attempts, last error) so that the caller can commit it and retry.
+    """
+    if job.status is PrintJobStatus.SENT:
+        return True
+    printer = job.printer
+    if printer is None or printer.kind is PrinterKind.PDF:
+        raise InvalidState("this job is a PDF to download, not a printer job")
+    job.attempts += 1
+    try:
+        if printer.kind is PrinterKind.ZPL_TCP:
+            send_tcp(printer.address or "", job.payload)
+        else:
+            send_cups(printer.cups_queue, job.payload, raw=job.format == "zpl")
+    except PrinterError as error:
+        job.status = PrintJobStatus.FAILED
+        job.last_error = str(error)
+        db.session.flush()
+        return False
+    job.status = PrintJobStatus.SENT
+    job.sent_at = utcnow()
+    job.last_error = None
+    db.session.flush()
+    return True
+
+
+def get_job(job_id: int, *, actor: User) -> PrintJob:
+    job = db.session.get(PrintJob, job_id)
+    if job is None or (not actor.is_admin and job.actor_id != actor.id
+                       and actor.role.value not in ("manager",)):
+        raise NotFound(f"no print job {job_id}")
+    return job

@@ -1,0 +1,54 @@
+"""The print panel on specimen and box pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
+
+from biobank.auth import current_actor
+from biobank.db import db, transaction
+from biobank.errors import BiobankError, InvalidInput
+from biobank.models import Specimen
+from biobank.services.common import get_by
+
+bp = Blueprint("label_pages", __name__, template_folder="web_templates")
+
+
+@bp.post("/labels/print")
+def print_from_page() -> Any:
+    """Print the specimen's label from its page; the outcome is shown on the page."""
+    from labels import services
+    from labels.models import PrintJobStatus
+
+    barcode = request.form.get("barcode", "")
+    back = url_for("pages.specimen_detail", barcode=barcode)
+    try:
+        with transaction():
+            actor = current_actor()
+            specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
+            printer_id = request.form.get("printer_id", type=int)
+            copies = request.form.get("copies", default=1, type=int)
+            if not 1 <= copies <= 20:
+                raise InvalidInput("copies must be between 1 and 20", field="copies")
+            job = services.print_specimens(
+                [specimen], template=request.form.get("template", ""), actor=actor,
+                printer=services.get_printer(printer_id) if printer_id else None,
+                copies=copies, reprint_reason=request.form.get("reprint_reason") or None,
+                source="specimen page")
+            job_id = job.id
+    except BiobankError as error:
+        flash(f"Not printed: {error.message}", "error")
+        return redirect(back)
+    from labels.models import PrintJob
+
+    job = db.session.get(PrintJob, job_id)
+    db.session.refresh(job)
+    if job.status is PrintJobStatus.READY:
+        return redirect(f"/api/v1/print-jobs/{job_id}/document")
+    if job.status is PrintJobStatus.FAILED:
+        flash(f"Print job {job_id} failed: {job.last_error}. It is kept; retry it from the "
+              "API or the print jobs list.", "error")
+    else:
+        flash(f"Print job {job_id}: {job.status.value}.", "ok")
+    return redirect(back)

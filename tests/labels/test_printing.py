@@ -1,0 +1,196 @@
+"""Printers and print jobs: sent only after commit, checked on a real TCP listener,
+failures recorded and retried, reprints explained."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from biobank.db import transaction
+from labels.models import Printer, PrinterKind, PrintJob, PrintJobStatus
+from labels.services import print_specimens
+
+
+class ZebraListener:
+    """A stand-in for a Zebra printer: accepts raw TCP connections on loopback port and
+    keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.jobs: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                chunks = []
+                while data := conn.recv(65536):
+                    chunks.append(data)
+                self.jobs.append(b"".join(chunks))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def zebra():
+    listener = ZebraListener()
+    yield listener
+    listener.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(listener, n, timeout=5.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(listener.jobs) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_zpl_job_reaches_the_printer_after_commit(client, make, site, technician, headers,
+                                                   zebra, db_session):
+    printer = make._save(Printer(name="Bench Zebra", kind=PrinterKind.ZPL_TCP,
+                                 address=f"127.0.0.1:{zebra.port}", dpi=203))
+    p = make.participant(site=site)
+    tubes = [make.specimen(participant=p) for _ in range(3)]
+    r = client.post("/api/v1/print-jobs/", headers=headers(technician), json={
+        "template": "cryovial-2d", "printer_id": printer.id,
+        "specimen_ids": [t.id for t in tubes], "copies": 2})
+    assert r.status_code == 201, r.json
+    _wait_for(zebra, 1)
+    assert len(zebra.jobs) == 1
+    zpl = zebra.jobs[0].decode()
+    assert zpl.count("^XA") == zpl.count("^XZ") == 3
+    assert "^CI28" in zpl and "^PQ2" in zpl and "^BXN,3,200" in zpl
+    for tube in tubes:
+        assert f"^FD{tube.barcode}^FS" in zpl
+    job = client.get(f"/api/v1/print-jobs/{r.json['id']}", headers=headers(technician)).json
+    assert job["status"] == "sent"
+    assert job["attempts"] == 1
+    assert job["actor"] == "tech"
+
+
+def test_nothing_is_sent_when_the_transaction_rolls_back(make, site, technician, zebra,
+                                                         db_session):
+    printer = make._save(Printer(name="Z2", kind=PrinterKind.ZPL_TCP,
+                                 address=f"127.0.0.1:{zebra.port}"))
+    tube = make.specimen(participant=make.participant(site=site))
+    def aliquot_then_fail():
+        with transaction():
+            print_specimens([tube], template="cryovial-2d", actor=technician, printer=printer,
+                            source="test")
+            raise RuntimeError("the aliquot creation failed")
+
+    with pytest.raises(RuntimeError):
+        aliquot_then_fail()
+    _wait_for(zebra, 1, timeout=0.5)
+    assert zebra.jobs == []
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0
+
+
+def test_printer_that_does_not_answer_is_recorded_failed_and_retried(client, make, site,
+                                                                    technician, headers, zebra,
+                                                                    db_session):
+    printer = make._save(Printer(name="Offline", kind=PrinterKind.ZPL_TCP,
+                                 address=f"127.0.0.1:{_closed_port()}"))
+    tube = make.specimen(participant=make.participant(site=site))
+    h = headers(technician)
+    r = client.post("/api/v1/print-jobs/", headers=h, json={
+        "template": "tube-side-code128", "printer_id": printer.id, "specimen_ids": [tube.id]})
+    assert r.status_code == 201
+    job = client.get(f"/api/v1/print-jobs/{r.json['id']}", headers=h).json
+    assert job["status"] == "failed"
+    assert "did not take the job" in job["last_error"]
+    # The printer comes back: the same job, byte for byte, is sent on retry.
+    db_session.get(Printer, printer.id).address = f"127.0.0.1:{zebra.port}"
+    db_session.commit()
+    r = client.post(f"/api/v1/print-jobs/{job['id']}/retry", headers=h)
+    assert r.json["status"] == "sent"
+    assert r.json["attempts"] == 2
+    _wait_for(zebra, 1)
+    import hashlib
+
+    assert hashlib.sha256(zebra.jobs[0]).hexdigest() == job["payload_sha256"]
+
+
+def test_pdf_job_is_downloaded(client, make, site, technician, headers):
+    tube = make.specimen(participant=make.participant(site=site))
+    h = headers(technician)
+    r = client.post("/api/v1/print-jobs/", headers=h, json={
+        "template": "cryovial-2d", "specimen_ids": [tube.id]})
+    assert r.json["status"] == "ready"
+    doc = client.get(r.json["document_url"], headers=h)
+    assert doc.mimetype == "application/pdf"
+    assert doc.data.startswith(b"%PDF")
+
+
+def test_reprint_needs_a_reason_and_records_it(client, make, site, technician, headers):
+    tube = make.specimen(participant=make.participant(site=site))
+    h = headers(technician)
+    body = {"template": "cryovial-2d", "specimen_ids": [tube.id]}
+    assert client.post("/api/v1/print-jobs/", headers=h, json=body).status_code == 201
+    r = client.post("/api/v1/print-jobs/", headers=h, json=body)
+    assert r.status_code == 422
+    assert r.json["errors"][0]["field"] == "reprint_reason"
+    r = client.post("/api/v1/print-jobs/", headers=h, json=body | {"reprint_reason": "smudged"})
+    assert r.status_code == 201
+    assert r.json["reprint_reason"] == "smudged"
+
+
+def test_bad_print_requests_are_422_and_record_nothing(client, make, site, technician, headers,
+                                                       db_session):
+    tube = make.specimen(participant=make.participant(site=site), barcode="X" * 32)
+    h = headers(technician)
+    cases = [
+        ({"template": "nope", "specimen_ids": [tube.id]}, "template"),
+        ({"template": "cryovial-2d", "printer_id": 9999, "specimen_ids": [tube.id]},
+         "printer_id"),
+        ({"template": "tube-side-code128", "specimen_ids": [tube.id]}, "template"),
+        ({"template": "cryovial-2d"}, "specimen_ids"),
+    ]
+    for body, field in cases:
+        r = client.post("/api/v1/print-jobs/", headers=h, json=body)
+        assert r.status_code == 422, (body, r.json)
+        assert r.json["errors"][0]["field"] == field
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0
+
+
+def test_whole_box_contents_print_in_position_order(client, make, site, technician, headers):
+    p = make.participant(site=site)
+    box = make.box(site=site)
+    second = make.specimen(participant=p, container=box, pos_row=1, pos_col=2)
+    first = make.specimen(participant=p, container=box, pos_row=1, pos_col=1)
+    r = client.post("/api/v1/print-jobs/", headers=headers(technician), json={
+        "template": "cryovial-2d", "container_id": box.id, "box_contents": True})
+    assert r.json["barcodes"] == [first.barcode, second.barcode]
+    r = client.post("/api/v1/print-jobs/", headers=headers(technician), json={
+        "template": "box", "container_id": box.id})
+    assert r.json["label_count"] == 1
+
+
+def test_cli_prints_a_pdf(runner, make, site, technician, tmp_path, db_session):
+    tube = make.specimen(participant=make.participant(site=site))
+    out = tmp_path / "labels.pdf"
+    result = runner.invoke(args=["labels", "print", tube.barcode, "--template", "cryovial-2d",
+                                 "--pdf", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"%PDF")
+    assert db_session.scalar(sa.select(PrintJob.source)) == "cli"
+    assert PrintJobStatus.READY.value == "ready"
