@@ -77,9 +77,9 @@ def _specimen(app, barcode):
 def test_scan_receive_then_store_with_single_keys(station):
     page, app, codes = station
     code = codes[0]
-    assert page.evaluate("document.activeElement.id") == "scan-field"
+    page.wait_for_function("document.activeElement.id === 'scan-field'")
     wedge(page, code)
-    page.wait_for_selector("#card:not([hidden])")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Action')")
     assert page.text_content("#card-barcode") == code
     assert page.text_content("#card-status") == "collected"
     page.keyboard.press("r")
@@ -103,11 +103,12 @@ def test_misread_code_and_illegal_action_are_shown_as_errors(station):
     page, app, codes = station
     code = codes[1]
     misread = code[:-3] + ("0" if code[-3] != "0" else "1") + code[-2:]
+    page.wait_for_function("document.activeElement.id === 'scan-field'")
     wedge(page, misread)
     page.wait_for_selector("#feedback.error")
     assert "check characters do not match" in page.text_content("#feedback")
     wedge(page, code)
-    page.wait_for_selector("#card:not([hidden])")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Action')")
     page.keyboard.press("i")  # check in: not allowed for a collected tube
     page.wait_for_selector("#feedback.error")
     assert "not allowed" in page.text_content("#feedback")
@@ -120,7 +121,7 @@ def test_a_hundred_scans_in_a_row_without_reload(station):
     page.check("#repeat-action")
     page.focus("#scan-field")
     wedge(page, batch[0])
-    page.wait_for_selector("#card:not([hidden])")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Action')")
     page.keyboard.press("r")
     page.wait_for_function("document.querySelector('#scan-count').textContent === '1 recorded'")
     for n, code in enumerate(batch[1:], start=2):
