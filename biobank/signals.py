@@ -9,6 +9,12 @@ _signals = Namespace()
 specimens_created = _signals.signal("specimens-created")
 """Sent after specimens are flushed. Sender: the acting ``User``. Kwargs: ``specimens`` (list)."""
 
+aliquots_created = _signals.signal("aliquots-created")
+"""Sent after a parent is split into aliquots or derivatives. Sender: the acting ``User``.
+Kwargs: ``parent`` (``Specimen``), ``children`` (list), ``print_request`` (``None`` or a dict
+with ``template``, ``printer_id``, ``copies``): the labels package prints the new labels in the
+same transaction, so a rolled-back split never gets labels."""
+
 custody_recorded = _signals.signal("custody-recorded")
 """Sent after a custody event is flushed. Sender: the ``Specimen``. Kwargs: ``event``, ``actor``."""
 

@@ -10,6 +10,7 @@ def init_app(app: Any) -> None:
     """Register the labels API, pages, CLI and tasks on the biobank app."""
     import sqlalchemy as sa
 
+    from biobank import signals
     from biobank.api import API_PREFIX, api
     from biobank.db import db
     from labels import models, tasks  # noqa: F401  (tables and Celery tasks)
@@ -23,6 +24,7 @@ def init_app(app: Any) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(labels_cli)
     app.config.setdefault("SPECIMEN_PANELS", []).append("labels/_print_panel.html")
+    signals.aliquots_created.connect(_print_new_aliquots, weak=False)
 
     @app.context_processor
     def _label_helpers() -> dict[str, Any]:
@@ -31,3 +33,17 @@ def init_app(app: Any) -> None:
                 models.Printer.is_active).order_by(models.Printer.name)))
 
         return {"label_templates": template_names, "label_printers": printers}
+
+
+def _print_new_aliquots(actor: Any, *, parent: Any, children: list[Any],
+                        print_request: dict[str, Any] | None) -> None:
+    """Labels for specimens just split off a parent, in the caller's transaction."""
+    if not print_request:
+        return
+    from labels import services
+
+    printer_id = print_request.get("printer_id")
+    services.print_specimens(
+        children, template=print_request["template"], actor=actor,
+        printer=services.get_printer(printer_id) if printer_id else None,
+        copies=print_request.get("copies", 1), source="aliquot creation")

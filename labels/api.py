@@ -15,7 +15,13 @@ from biobank.services.common import get_visible
 from labels import services
 from labels.models import Printer, PrintJob
 from labels.render import template_names
-from labels.schemas import PrinterCreateSchema, PrinterSchema, PrintJobCreateSchema, PrintJobSchema
+from labels.schemas import (
+    PrinterCreateSchema,
+    PrinterSchema,
+    PrintJobCreateSchema,
+    PrintJobQueryArgsSchema,
+    PrintJobSchema,
+)
 
 printers_blp = Blueprint("printers", __name__, description="Label printers")
 jobs_blp = Blueprint("print-jobs", __name__, description="Printing labels; every job recorded")
@@ -67,6 +73,13 @@ def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
 
 @jobs_blp.route("/")
 class PrintJobViews(MethodView):
+    @roles_required(*STAFF)
+    @jobs_blp.arguments(PrintJobQueryArgsSchema, location="query")
+    @jobs_blp.response(200, PrintJobSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """Recent print jobs (yours; managers see everyone's), newest first"""
+        return services.list_jobs(actor=current_actor(), **args)
+
     @roles_required(*STAFF)
     @jobs_blp.arguments(PrintJobCreateSchema)
     @jobs_blp.response(201, PrintJobSchema)

@@ -69,3 +69,8 @@ class PrintJobSchema(BaseSchema):
     payload_sha256 = fields.String()
     document_url = fields.Function(
         lambda j: f"/api/v1/print-jobs/{j.id}/document" if j.format == "pdf" else None)
+
+
+class PrintJobQueryArgsSchema(BaseSchema):
+    status = enum_field(PrintJobStatus, "Only jobs in this state")
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))

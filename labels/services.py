@@ -166,3 +166,13 @@ def get_job(job_id: int, *, actor: User) -> PrintJob:
                        and actor.role.value not in ("manager",)):
         raise NotFound(f"no print job {job_id}")
     return job
+
+
+def list_jobs(*, actor: User, status: PrintJobStatus | None = None, limit: int = 50
+              ) -> list[PrintJob]:
+    stmt = sa.select(PrintJob).order_by(PrintJob.id.desc()).limit(limit)
+    if not actor.is_admin and actor.role.value != "manager":
+        stmt = stmt.where(PrintJob.actor_id == actor.id)
+    if status is not None:
+        stmt = stmt.where(PrintJob.status == status)
+    return list(db.session.scalars(stmt))

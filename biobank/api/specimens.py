@@ -10,10 +10,12 @@ from marshmallow import fields
 
 from biobank.api.crud import Resource, register_crud
 from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
+from biobank.db import transaction
 from biobank.models import Specimen
 from biobank.schemas.base import BaseSchema
 from biobank.schemas.custody import CustodyEventSchema, TimelineSchema
 from biobank.schemas.specimens import (
+    AliquotCreateSchema,
     SpecimenCreateSchema,
     SpecimenQueryArgsSchema,
     SpecimenSchema,
@@ -62,6 +64,24 @@ class SpecimenLineageViews(MethodView):
         ancestors, descendants = specimens.lineage_of(specimen)
         return {"ancestors": ancestors,
                 "descendants": [{"depth": d, "specimen": s} for d, s in descendants]}
+
+
+@blp.route("/<int:item_id>/aliquots")
+class SpecimenAliquotViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(AliquotCreateSchema)
+    @blp.response(201, SpecimenSchema(many=True))
+    def post(self, data: dict[str, Any], item_id: int) -> Any:
+        """Split a specimen into aliquots or derivatives
+
+        Quantities are taken from the parent (never more than it holds); the new specimens
+        are placed in fill order in `container_id`, and with `print` their labels are
+        printed once everything is saved.
+        """
+        actor = current_actor()
+        with transaction():
+            parent = get_visible(Specimen, item_id, actor, lock=True)
+            return specimens.create_aliquots(parent, actor=actor, **data)
 
 
 @blp.route("/<int:item_id>/custody")

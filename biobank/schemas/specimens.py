@@ -120,3 +120,20 @@ class SpecimenQueryArgsSchema(ListArgsSchema):
     status = fields.List(enum_field(SpecimenStatus, "Status"))
     lineage = fields.List(enum_field(Lineage, "Lineage"))
     pathology_status = fields.List(enum_field(PathologyStatus, "Pathology status"))
+
+
+class PrintRequestSchema(BaseSchema):
+    template = fields.String(required=True)
+    printer_id = fields.Integer(allow_none=True, metadata=describe("Omit for a PDF to download"))
+    copies = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
+
+
+class AliquotCreateSchema(BaseSchema):
+    count = fields.Integer(required=True, validate=validate.Range(min=1, max=96))
+    quantity = decimal_field("Quantity of each, in the parent's unit", places=3,
+                             maximum=10**6, required=True)
+    material_type = enum_field(MaterialType, "For derivatives: the new material "
+                               "(default: the parent's, making aliquots)")
+    container_id = fields.Integer(metadata=describe("Box to place them in, in fill order"))
+    print = fields.Nested(PrintRequestSchema, data_key="print", attribute="print_request",
+                          metadata=describe("Print labels for the new specimens"))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from biobank import signals
 from biobank.auth import check_site
 from biobank.db import db
-from biobank.errors import InvalidInput, InvalidState
+from biobank.errors import Conflict, InvalidInput, InvalidState
 from biobank.models import (
     CollectionEvent,
     Lesion,
@@ -143,13 +143,16 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
     fields.setdefault("status", SpecimenStatus.COLLECTED)
     fields.setdefault("lineage", Lineage.PRIMARY)
     specimen = Specimen(participant=participant, site_id=site_id, parent=parent, **fields)
-    container = _place(specimen, container_id, row, col, actor=actor)
-    if container is not None:
-        specimen.container = container
-        specimen.pos_row, specimen.pos_col = row, col
-        if specimen.status in (SpecimenStatus.COLLECTED, SpecimenStatus.RECEIVED):
-            specimen.status = SpecimenStatus.IN_STORAGE
+    # Added at once (it is already in its parent's children), but inserted only when
+    # complete: one INSERT with its place, one audit record.
     db.session.add(specimen)
+    with db.session.no_autoflush:
+        container = _place(specimen, container_id, row, col, actor=actor)
+        if container is not None:
+            specimen.container = container
+            specimen.pos_row, specimen.pos_col = row, col
+            if specimen.status in (SpecimenStatus.COLLECTED, SpecimenStatus.RECEIVED):
+                specimen.status = SpecimenStatus.IN_STORAGE
     db.session.flush()
 
     kind = {Lineage.PRIMARY: CustodyEventType.COLLECTED, Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
@@ -238,3 +241,73 @@ def counts_by(column: Any, *, actor: User) -> list[tuple[Any, int]]:
     return [tuple(r) for r in db.session.execute(stmt.group_by(column).order_by(column))]
 
 
+
+
+def free_positions(container: StorageContainer, count: int) -> list[tuple[int, int]]:
+    """The first *count* free positions of a grid container in fill order (row by row)."""
+    if not container.has_grid:
+        raise InvalidInput(f"{container.name} has no grid", field="container_id")
+    taken = {tuple(row) for row in db.session.execute(sa.select(
+        Specimen.pos_row, Specimen.pos_col).where(Specimen.container_id == container.id))}
+    free = [(r, c) for r in range(1, container.n_rows + 1)  # type: ignore[operator]
+            for c in range(1, container.n_cols + 1) if (r, c) not in taken]  # type: ignore[operator]
+    if len(free) < count:
+        raise Conflict(f"{container.name} has {len(free)} free positions; {count} are needed",
+                       field="container_id")
+    return free[:count]
+
+
+def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
+                    material_type: Any = None, container_id: int | None = None,
+                    print_request: dict[str, Any] | None = None) -> list[Specimen]:
+    """Split *parent* into *count* aliquots (or derivatives of another material) of
+    *quantity* each, in the parent's unit, placed in fill order in *container_id*.
+
+    The parent's remaining quantity goes down by what was taken; asking for more than it
+    holds is refused. One custody event on the parent names every child.
+    """
+    from decimal import Decimal
+
+    if parent.status in TERMINAL:
+        raise InvalidState(f"{parent.barcode} is {parent.status.value}", field="parent")
+    lineage = Lineage.ALIQUOT if material_type in (None, parent.material_type) \
+        else Lineage.DERIVATIVE
+    material = material_type or parent.material_type
+    total = Decimal(quantity) * count
+    if lineage is Lineage.ALIQUOT:
+        if parent.quantity is None or parent.unit is None:
+            raise InvalidInput(f"{parent.barcode} has no recorded quantity to split",
+                               field="quantity")
+        if total > parent.quantity:
+            raise InvalidInput(
+                f"{count} × {quantity} {parent.unit.value} = {total} {parent.unit.value}, but "
+                f"{parent.barcode} holds {parent.quantity.normalize()} {parent.unit.value}",
+                field="quantity")
+    container = None
+    if container_id is not None:
+        container = get_visible(StorageContainer, container_id, actor, field="container_id")
+        positions = free_positions(container, count)
+    children = []
+    for i in range(count):
+        fields: dict[str, Any] = {
+            "participant_id": parent.participant_id, "parent_id": parent.id,
+            "lineage": lineage, "material_type": material, "quantity": Decimal(quantity),
+            "unit": parent.unit, "pathology_status": parent.pathology_status,
+            "anatomical_site": parent.anatomical_site, "site_id": parent.site_id,
+            "sprec_code": parent.sprec_code if lineage is Lineage.ALIQUOT else None,
+            "barcode": None, "status": SpecimenStatus.RECEIVED,
+        }
+        if container is not None:
+            fields.update(container_id=container.id, pos_row=positions[i][0],
+                          pos_col=positions[i][1])
+        children.append(register_specimen(actor=actor, **fields))
+    if lineage is Lineage.ALIQUOT:
+        parent.quantity -= total
+    record_custody_event(
+        parent, CustodyEventType.ALIQUOTED if lineage is Lineage.ALIQUOT
+        else CustodyEventType.DERIVED, actor=actor,
+        details={"children": [c.barcode for c in children], "each": str(quantity),
+                 "unit": parent.unit.value if parent.unit else None})
+    signals.aliquots_created.send(actor, parent=parent, children=children,
+                                  print_request=print_request)
+    return children

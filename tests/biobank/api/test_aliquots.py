@@ -1,0 +1,99 @@
+"""Splitting a specimen into aliquots and derivatives, with labels for the new tubes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from biobank.models import CustodyEvent, Specimen
+from biobank.models.vocab import MaterialType, QuantityUnit, SpecimenStatus
+from labels.models import PrintJob
+from tests.labels.test_printing import ZebraListener, _wait_for
+
+
+def _parent(make, site, qty="4.0"):
+    return make.specimen(participant=make.participant(site=site), material_type=MaterialType.PLASMA,
+                         quantity=Decimal(qty), unit=QuantityUnit.ML,
+                         status=SpecimenStatus.IN_STORAGE)
+
+
+def test_split_takes_quantity_and_places_in_fill_order(client, make, site, technician, headers,
+                                                       db_session):
+    parent = _parent(make, site)
+    box = make.box(site=site, n_rows=2, n_cols=3)
+    make.specimen(participant=parent.participant, container=box, pos_row=1, pos_col=1)
+    r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                    json={"count": 4, "quantity": "0.5", "container_id": box.id})
+    assert r.status_code == 201, r.json
+    assert [a["position"] for a in r.json] == ["A2", "A3", "B1", "B2"]
+    assert {a["lineage"] for a in r.json} == {"aliquot"}
+    assert {a["status"] for a in r.json} == {"in_storage"}
+    db_session.expire_all()
+    assert db_session.get(Specimen, parent.id).quantity == Decimal("2.000")
+    event = db_session.scalars(sa.select(CustodyEvent).where(
+        CustodyEvent.specimen_id == parent.id)).one()
+    assert event.details["children"] == [a["barcode"] for a in r.json]
+
+
+def test_asking_for_more_than_the_parent_holds_is_refused(client, make, site, technician,
+                                                          headers, db_session):
+    parent = _parent(make, site, qty="1.0")
+    r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                    json={"count": 3, "quantity": "0.5"})
+    assert r.status_code == 422
+    assert "holds 1 mL" in r.json["detail"]
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Specimen)) == 1
+
+
+def test_too_few_free_positions_is_a_conflict(client, make, site, technician, headers,
+                                              db_session):
+    parent = _parent(make, site)
+    box = make.box(site=site, n_rows=1, n_cols=2)
+    r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                    json={"count": 3, "quantity": "0.1", "container_id": box.id})
+    assert r.status_code == 409
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Specimen)) == 1
+
+
+def test_derivative_of_another_material(client, make, site, technician, headers):
+    parent = _parent(make, site)
+    r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                    json={"count": 1, "quantity": "50", "material_type": "DNA"})
+    assert r.status_code == 201
+    assert r.json[0]["lineage"] == "derivative"
+    assert r.json[0]["material_type"] == "DNA"
+
+
+def test_labels_for_new_aliquots_are_printed_after_commit(client, make, site, technician,
+                                                          headers, db_session):
+    from labels.models import Printer, PrinterKind
+
+    zebra = ZebraListener()
+    try:
+        printer = make._save(Printer(name="Aliquot bench", kind=PrinterKind.ZPL_TCP,
+                                     address=f"127.0.0.1:{zebra.port}"))
+        parent = _parent(make, site)
+        r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                        json={"count": 2, "quantity": "0.5",
+                              "print": {"template": "cryovial-2d", "printer_id": printer.id}})
+        assert r.status_code == 201, r.json
+        _wait_for(zebra, 1)
+        zpl = zebra.jobs[0].decode()
+        assert all(f"^FD{a['barcode']}^FS" in zpl for a in r.json)
+        job = db_session.scalars(sa.select(PrintJob)).one()
+        assert job.source == "aliquot creation"
+    finally:
+        zebra.close()
+
+
+def test_a_bad_print_request_creates_no_aliquots(client, make, site, technician, headers,
+                                                 db_session):
+    parent = _parent(make, site)
+    r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                    json={"count": 2, "quantity": "0.5", "print": {"template": "nope"}})
+    assert r.status_code == 422
+    assert r.json["errors"][0]["field"] == "template"
+    db_session.expire_all()
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Specimen)) == 1
+    assert db_session.get(Specimen, parent.id).quantity == Decimal("4.000")
