@@ -16,6 +16,7 @@ from labels import services
 from labels.models import Printer, PrintJob
 from labels.render import template_names
 from labels.schemas import (
+    PreviewArgsSchema,
     PrinterCreateSchema,
     PrinterSchema,
     PrintJobCreateSchema,
@@ -93,6 +94,29 @@ class PrintJobViews(MethodView):
         with transaction():
             job = start_job(data, source="api")
         return job
+
+
+@jobs_blp.route("/preview")
+class PrintPreviewViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @jobs_blp.arguments(PreviewArgsSchema, location="query")
+    @jobs_blp.response(200, description="PNG or SVG image of one label")
+    def get(self, args: dict[str, Any]) -> Any:
+        """Preview a specimen's label (PNG or SVG), without printing or recording anything"""
+        from labels.render import LabelError, load_template
+        from labels.render.preview import render_png, render_svg
+
+        specimen = get_visible(Specimen, args["specimen_id"], current_actor(), field="specimen_id")
+        try:
+            template = load_template(args["template"])
+            record = services.specimen_values(specimen)
+            if args["format"] == "svg":
+                return Response(render_svg(template, record), mimetype="image/svg+xml")
+            return Response(render_png(template, record), mimetype="image/png")
+        except LabelError as error:
+            from biobank.errors import InvalidInput
+
+            raise InvalidInput(str(error), field="template") from None
 
 
 @jobs_blp.route("/<int:item_id>")

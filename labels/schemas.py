@@ -74,3 +74,9 @@ class PrintJobSchema(BaseSchema):
 class PrintJobQueryArgsSchema(BaseSchema):
     status = enum_field(PrintJobStatus, "Only jobs in this state")
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class PreviewArgsSchema(BaseSchema):
+    template = fields.String(required=True)
+    specimen_id = fields.Integer(required=True)
+    format = fields.String(load_default="png", validate=validate.OneOf(["png", "svg"]))

@@ -113,3 +113,14 @@ def test_template_with_unknown_placeholder_is_refused():
 def test_barcode_too_long_for_the_label_is_refused():
     with pytest.raises(LabelError, match="needs"):
         render_pdf(load_template("tube-side-code128"), [values(1) | {"barcode": "X" * 40}])
+
+
+def test_every_issued_barcode_fits_every_template():
+    """Check characters vary the Code 128 length: no issued code may be too long for a label."""
+    from labels.render.preview import layout_label
+
+    for n in (1, 7, 99, 123456, 1234567, 9999999, *range(1000, 1200)):
+        for name in template_names():
+            for material in (MaterialType.PLASMA, MaterialType.TISSUE_PARAFFIN_EMBEDDED):
+                layout_label(load_template(name), values(n) | {
+                    "barcode": make_barcode("CTR", material, n)})

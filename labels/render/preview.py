@@ -1,0 +1,114 @@
+"""Previews of one label as SVG or PNG, from the same layout as the PDF and ZPL."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape
+
+from labels.render.layout import PT_PER_MM, datamatrix_modules, fit_text
+from labels.render.templates import LabelError, Template
+
+
+@dataclass(frozen=True)
+class Box:
+    """A dark rectangle, in millimetres from the label's top-left corner."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
+class Text:
+    x: float
+    baseline: float
+    size_pt: float
+    text: str
+
+
+def _code128_bars(text: str, module: float) -> list[tuple[float, float]]:
+    """(offset, width) of each bar, in mm, from the start of the symbol (after its quiet zone)."""
+    from reportlab.graphics.barcode.code128 import Code128
+
+    symbol = Code128(text, barWidth=1, quiet=False)
+    symbol.validate()
+    symbol.encode()
+    symbol.decompose()
+    bars, offset = [], 0.0
+    for code in symbol.decomposed:
+        width = ("ABCD".index(code.upper()) + 1) * module
+        if code.isupper():
+            bars.append((offset, width))
+        offset += width
+    return bars
+
+
+def layout_label(template: Template, values: Mapping[str, Any]) -> list[Box | Text]:
+    """What one label shows, as dark boxes and text runs."""
+    shapes: list[Box | Text] = []
+    for element in template.elements:
+        text = element.fill(dict(values))
+        if element.type == "text":
+            fitted = fit_text(element, text)
+            line_h = fitted.size_pt * 1.15 / PT_PER_MM
+            for i, line in enumerate(fitted.lines):
+                baseline = element.y + fitted.size_pt / PT_PER_MM * 0.85 + i * line_h
+                shapes.append(Text(element.x, baseline, fitted.size_pt, line))
+        elif element.type == "datamatrix":
+            m = element.module
+            for r, row in enumerate(datamatrix_modules(text)):
+                shapes.extend(Box(element.x + c * m, element.y + r * m, m, m)
+                              for c, dark in enumerate(row) if dark)
+        else:
+            start = element.x + 10 * element.module
+            bars = _code128_bars(text, element.module)
+            end = start + bars[-1][0] + bars[-1][1] + 10 * element.module
+            if element.width and end - element.x > element.width:
+                raise LabelError(f"barcode {text!r} needs {end - element.x:.1f} mm; the "
+                                 f"template gives {element.width} mm")
+            shapes.extend(Box(start + off, element.y, w, element.height) for off, w in bars)
+    return shapes
+
+
+def render_svg(template: Template, values: Mapping[str, Any]) -> str:
+    """An SVG preview of one label (millimetre user units)."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{template.width_mm}mm" '
+             f'height="{template.height_mm}mm" viewBox="0 0 {template.width_mm} '
+             f'{template.height_mm}">', '<rect width="100%" height="100%" fill="#fff"/>',
+             '<g fill="#000">']
+    for shape in layout_label(template, values):
+        if isinstance(shape, Box):
+            parts.append(f'<rect x="{shape.x:.3f}" y="{shape.y:.3f}" width="{shape.w:.3f}" '
+                         f'height="{shape.h:.3f}"/>')
+        else:
+            parts.append(f'<text x="{shape.x:.3f}" y="{shape.baseline:.3f}" '
+                         f'font-family="Helvetica, Arial, sans-serif" '
+                         f'font-size="{shape.size_pt / PT_PER_MM:.3f}">{escape(shape.text)}</text>')
+    parts += ["</g>", "</svg>"]
+    return "\n".join(parts)
+
+
+def render_png(template: Template, values: Mapping[str, Any], *, dpi: int = 300) -> bytes:
+    """A PNG preview of one label at *dpi*, modules snapped to whole pixels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    px = dpi / 25.4
+    image = Image.new("L", (round(template.width_mm * px), round(template.height_mm * px)), 255)
+    draw = ImageDraw.Draw(image)
+    for shape in layout_label(template, values):
+        if isinstance(shape, Box):
+            x0, y0 = round(shape.x * px), round(shape.y * px)
+            x1, y1 = round((shape.x + shape.w) * px), round((shape.y + shape.h) * px)
+            draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=0)
+        else:
+            size = max(6, round(shape.size_pt / 72 * dpi))
+            font = ImageFont.load_default(size=size)
+            draw.text((shape.x * px, shape.baseline * px), shape.text, fill=0, font=font,
+                      anchor="ls")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
