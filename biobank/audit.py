@@ -35,7 +35,8 @@ def set_reason(session: Session, reason: str | None) -> None:
         session.info.pop("audit_reason", None)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A JSON-ready form of a column value (enums by value, dates ISO, decimals as text)."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (dt.datetime, dt.date)):
@@ -57,7 +58,7 @@ def _columns(obj: Any) -> list[Any]:
 
 
 def _row(obj: Any) -> dict[str, Any]:
-    return {attr.key: _plain(getattr(obj, attr.key)) for attr in _columns(obj)}
+    return {attr.key: plain_value(getattr(obj, attr.key)) for attr in _columns(obj)}
 
 
 def _diff(obj: Any) -> dict[str, list[Any]]:
@@ -69,8 +70,8 @@ def _diff(obj: Any) -> dict[str, list[Any]]:
             continue
         old = hist.deleted[0] if hist.deleted else None
         new = hist.added[0] if hist.added else None
-        if _plain(old) != _plain(new):
-            changes[attr.key] = [_plain(old), _plain(new)]
+        if plain_value(old) != plain_value(new):
+            changes[attr.key] = [plain_value(old), plain_value(new)]
     return changes
 
 

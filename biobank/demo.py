@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from biobank.audit import _plain
+from biobank.audit import plain_value
 from biobank.barcodes import make_barcode
 from biobank.db import db, utcnow
 from biobank.errors import Conflict
@@ -179,7 +179,7 @@ class _Loader:
                 {"occurred_at": self.now, "actor_id": self.actor.id,
                  "actor_name": self.actor.username, "action": AuditAction.INSERT,
                  "entity": model.__tablename__, "entity_id": str(row[key]),
-                 "changes": {k: _plain(v) for k, v in row.items() if k not in exclude},
+                 "changes": {k: plain_value(v) for k, v in row.items() if k not in exclude},
                  "reason": "demo biobank load"}
                 for row in batch
             )

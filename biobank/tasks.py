@@ -68,9 +68,9 @@ def _worker_app() -> Celery:
     return celery
 
 
-if __name__ != "__main__":
-    # `celery -A biobank.tasks worker` imports this module and looks for `app`.
-    def __getattr__(name: str) -> Any:
-        if name == "app":
-            return _worker_app()
-        raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    # `celery -A biobank.tasks worker` imports this module and asks for `app`: that is when
+    # the Flask app (configuration, database) is built for the worker.
+    if name == "app":
+        return _worker_app()
+    raise AttributeError(name)
