@@ -55,3 +55,24 @@ class ContainerQueryArgsSchema(ListArgsSchema):
     site_id = fields.Integer()
     kind = enum_field(ContainerKind, "Kind")
     top_level = fields.Boolean(load_default=False)
+
+
+class ContainerFromTemplateSchema(BaseSchema):
+    template = fields.String(required=True, metadata=describe(
+        "upright-freezer-80, ln2-tank, ffpe-cabinet, box-9x9, box-10x10 or bag"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    site_id = fields.Integer(metadata=describe("Site, for a top-level container"))
+    parent_id = fields.Integer(allow_none=True)
+
+
+class FreeSpaceArgsSchema(BaseSchema):
+    count = fields.Integer(required=True, validate=validate.Range(min=1, max=1000))
+    temperature = enum_field(StorageTemperature, "Storage temperature range")
+    site_id = fields.Integer()
+
+
+class FreeSpaceSchema(BaseSchema):
+    container = fields.Nested(ContainerSchema)
+    positions = fields.Function(lambda e: [
+        {"pos_row": r, "pos_col": c, "label": e["container"].position_label(r, c)}
+        for r, c in e["positions"]])

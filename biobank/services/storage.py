@@ -10,7 +10,7 @@ from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import Conflict, InvalidInput
 from biobank.models import Specimen, StorageContainer, User
-from biobank.models.vocab import ContainerKind
+from biobank.models.vocab import ContainerKind, StorageTemperature
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 
 #: which kinds of container may hold which (None = top level, directly at a site)
@@ -148,3 +148,75 @@ def utilisation(container: StorageContainer) -> tuple[int, int | None]:
         sa.select(sa.func.count(Specimen.id)).where(Specimen.container_id == container.id)
     )
     return used or 0, container.capacity
+
+
+def create_from_template(template_name: str, *, actor: User, name: str,
+                         site_id: int | None = None, parent_id: int | None = None
+                         ) -> StorageContainer:
+    """Create a container and everything inside it from a template, in one flush."""
+    from biobank.storage_templates import TEMPLATES, Level
+
+    template = TEMPLATES.get(template_name)
+    if template is None:
+        raise InvalidInput(f"unknown container template {template_name!r} (known: "
+                           f"{', '.join(sorted(TEMPLATES))})", field="template")
+    root = create_container(actor=actor, site_id=site_id, parent_id=parent_id,
+                            kind=template.root.kind, name=name, n_rows=template.root.rows,
+                            n_cols=template.root.cols, temperature=template.temperature)
+
+    def build(parent: StorageContainer, levels: tuple[Level, ...]) -> None:
+        for level in levels:
+            for n in range(1, level.count + 1):
+                child = StorageContainer(site_id=parent.site_id, parent=parent, kind=level.kind,
+                                         name=f"{level.name} {n}", n_rows=level.rows,
+                                         n_cols=level.cols)
+                db.session.add(child)
+                build(child, level.children)
+
+    build(root, template.root.children)
+    db.session.flush()
+    return root
+
+
+def find_free_space(*, actor: User, count: int, temperature: StorageTemperature | None = None,
+                    site_id: int | None = None) -> list[dict[str, Any]]:
+    """*count* free positions close together: all in one box when one box has room (the
+    fullest such box, so boxes fill up one by one), else spread over the fewest boxes.
+
+    Returns ``[{"container": box, "positions": [(row, col), ...]}, ...]``.
+    """
+    from sqlalchemy.orm import aliased
+
+    p1, p2, p3 = (aliased(StorageContainer) for _ in range(3))
+    box = StorageContainer
+    occupied = (sa.select(Specimen.container_id, sa.func.count().label("n"))
+                .where(Specimen.container_id.is_not(None))
+                .group_by(Specimen.container_id).subquery())
+    used = sa.func.coalesce(occupied.c.n, 0)
+    free = box.n_rows * box.n_cols - used
+    stmt = (sa.select(box, free.label("free"))
+            .outerjoin(occupied, occupied.c.container_id == box.id)
+            .where(box.n_rows.is_not(None), box.kind.in_(SPECIMEN_HOLDERS), free > 0))
+    if temperature is not None:
+        stmt = (stmt.outerjoin(p1, p1.id == box.parent_id).outerjoin(p2, p2.id == p1.parent_id)
+                .outerjoin(p3, p3.id == p2.parent_id)
+                .where(sa.func.coalesce(box.temperature, p1.temperature, p2.temperature,
+                                        p3.temperature) == temperature))
+    if site_id is not None:
+        check_site(actor, site_id)
+        stmt = stmt.where(box.site_id == site_id)
+    stmt = visible(stmt, StorageContainer, actor)
+    whole = db.session.execute(stmt.where(free >= count).order_by(free, box.id).limit(1)).first()
+    from biobank.services.specimens import free_positions
+
+    if whole is not None:
+        return [{"container": whole[0], "positions": free_positions(whole[0], count)}]
+    found, needed = [], count
+    for candidate, n_free in db.session.execute(stmt.order_by(free.desc(), box.id)):
+        take = min(n_free, needed)
+        found.append({"container": candidate, "positions": free_positions(candidate, take)})
+        needed -= take
+        if needed == 0:
+            return found
+    raise Conflict(f"only {count - needed} free positions match (asked for {count})",
+                   field="count")

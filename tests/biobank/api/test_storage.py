@@ -1,0 +1,60 @@
+"""Container templates and free-space search."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from biobank.models import StorageContainer
+from biobank.models.vocab import ContainerKind, StorageTemperature
+
+
+def test_whole_freezer_in_one_call(client, site, manager, technician, headers, db_session):
+    r = client.post("/api/v1/containers/from-template", headers=headers(manager), json={
+        "template": "upright-freezer-80", "name": "Freezer A", "site_id": site.id})
+    assert r.status_code == 201, r.json
+    assert r.json["kind"] == "freezer" and r.json["temperature"] == "-60to-85"
+    boxes = db_session.scalars(sa.select(StorageContainer).where(
+        StorageContainer.kind == ContainerKind.BOX)).all()
+    assert len(boxes) == 5 * 4 * 13
+    assert {(b.n_rows, b.n_cols) for b in boxes} == {(9, 9)}
+    assert boxes[0].effective_temperature() is StorageTemperature.MINUS_60_85
+    assert boxes[0].path()[0].name == "Freezer A"
+    r = client.post("/api/v1/containers/from-template", headers=headers(technician), json={
+        "template": "ln2-tank", "name": "T", "site_id": site.id})
+    assert r.status_code == 403
+    r = client.post("/api/v1/containers/from-template", headers=headers(manager), json={
+        "template": "walk-in-cold-room", "name": "X", "site_id": site.id})
+    assert r.status_code == 422
+    assert "upright-freezer-80" in r.json["detail"]
+
+
+def test_free_space_prefers_one_box_and_packs_the_fullest(client, make, site, technician,
+                                                          headers):
+    freezer = make.container(site=site, kind=ContainerKind.FREEZER,
+                             temperature=StorageTemperature.MINUS_60_85)
+    rack = make.container(site=site, kind=ContainerKind.RACK, parent=freezer)
+    emptier = make.box(site=site, parent=rack, n_rows=4, n_cols=4)
+    fuller = make.box(site=site, parent=rack, n_rows=4, n_cols=4)
+    p = make.participant(site=site)
+    for col in (1, 2, 3):
+        make.specimen(participant=p, container=fuller, pos_row=1, pos_col=col)
+    make.specimen(participant=p, container=emptier, pos_row=1, pos_col=1)
+    h = headers(technician)
+    r = client.get("/api/v1/containers/free-space", headers=h,
+                   query_string={"count": 14, "temperature": "-60to-85"})
+    assert r.status_code == 200, r.json
+    assert [e["container"]["id"] for e in r.json] == [emptier.id]  # the only box with room
+    r = client.get("/api/v1/containers/free-space", headers=h,
+                   query_string={"count": 12, "temperature": "-60to-85"})
+    assert [e["container"]["id"] for e in r.json] == [fuller.id]  # both fit: fill the fuller
+    assert [x["label"] for x in r.json[0]["positions"]][:2] == ["A4", "B1"]
+    r = client.get("/api/v1/containers/free-space", headers=h,
+                   query_string={"count": 20, "temperature": "-60to-85"})
+    assert sum(len(e["positions"]) for e in r.json) == 20
+    r = client.get("/api/v1/containers/free-space", headers=h,
+                   query_string={"count": 5, "temperature": "LN"})
+    assert r.status_code == 409
+    r = client.get("/api/v1/containers/free-space", headers=h,
+                   query_string={"count": 40, "temperature": "-60to-85"})
+    assert r.status_code == 409
+    assert "only 28 free positions" in r.json["detail"]
