@@ -24,6 +24,7 @@ def init_app(app: Any) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(labels_cli)
     app.config.setdefault("SPECIMEN_PANELS", []).append("labels/_print_panel.html")
+    app.config.setdefault("CONTAINER_PANELS", []).append("labels/_box_print_panel.html")
     signals.aliquots_created.connect(_print_new_aliquots, weak=False)
 
     @app.context_processor

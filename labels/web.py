@@ -15,11 +15,52 @@ from biobank.services.common import get_by
 bp = Blueprint("label_pages", __name__, template_folder="web_templates")
 
 
+def _finish(job_id: int, back: str) -> Any:
+    """Send the browser to the PDF, or back to the page with the outcome."""
+    from labels.models import PrintJob, PrintJobStatus
+
+    job = db.session.get(PrintJob, job_id)
+    db.session.refresh(job)
+    if job.status is PrintJobStatus.READY:
+        return redirect(f"/api/v1/print-jobs/{job_id}/document")
+    if job.status is PrintJobStatus.FAILED:
+        flash(f"Print job {job_id} failed: {job.last_error}. It is kept; retry it from the "
+              "API or the print jobs list.", "error")
+    else:
+        flash(f"Print job {job_id}: {job.status.value}.", "ok")
+    return redirect(back)
+
+
+@bp.post("/labels/print-box")
+def print_box_from_page() -> Any:
+    """Print a box's label, or labels for every tube in it, from the box page."""
+    from biobank.models import StorageContainer
+    from biobank.services.common import get_visible
+    from labels import services
+
+    container_id = request.form.get("container_id", type=int) or 0
+    back = url_for("pages.container_detail", container_id=container_id)
+    try:
+        with transaction():
+            actor = current_actor()
+            box = get_visible(StorageContainer, container_id, actor)
+            printer_id = request.form.get("printer_id", type=int)
+            job = services.print_box(
+                box, contents=request.form.get("contents") == "tubes",
+                template=request.form.get("template", ""), actor=actor,
+                printer=services.get_printer(printer_id) if printer_id else None,
+                reprint_reason=request.form.get("reprint_reason") or None, source="box page")
+            job_id = job.id
+    except BiobankError as error:
+        flash(f"Not printed: {error.message}", "error")
+        return redirect(back)
+    return _finish(job_id, back)
+
+
 @bp.post("/labels/print")
 def print_from_page() -> Any:
     """Print the specimen's label from its page; the outcome is shown on the page."""
     from labels import services
-    from labels.models import PrintJobStatus
 
     barcode = request.form.get("barcode", "")
     back = url_for("pages.specimen_detail", barcode=barcode)
@@ -40,15 +81,4 @@ def print_from_page() -> Any:
     except BiobankError as error:
         flash(f"Not printed: {error.message}", "error")
         return redirect(back)
-    from labels.models import PrintJob
-
-    job = db.session.get(PrintJob, job_id)
-    db.session.refresh(job)
-    if job.status is PrintJobStatus.READY:
-        return redirect(f"/api/v1/print-jobs/{job_id}/document")
-    if job.status is PrintJobStatus.FAILED:
-        flash(f"Print job {job_id} failed: {job.last_error}. It is kept; retry it from the "
-              "API or the print jobs list.", "error")
-    else:
-        flash(f"Print job {job_id}: {job.status.value}.", "ok")
-    return redirect(back)
+    return _finish(job_id, back)

@@ -14,11 +14,11 @@ from biobank.models import StorageContainer
 from biobank.schemas.storage import (
     ContainerCreateSchema,
     ContainerFromTemplateSchema,
-    FreeSpaceArgsSchema,
-    FreeSpaceSchema,
     ContainerQueryArgsSchema,
     ContainerSchema,
     ContainerUpdateSchema,
+    FreeSpaceArgsSchema,
+    FreeSpaceSchema,
 )
 from biobank.services import storage
 

@@ -220,3 +220,21 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
             return found
     raise Conflict(f"only {count - needed} free positions match (asked for {count})",
                    field="count")
+
+
+def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(occupied, capacity) of all grid positions under each container, by recursive CTE."""
+    if not container_ids:
+        return {}
+    tree = (sa.select(StorageContainer.id.label("root"), StorageContainer.id.label("node"))
+            .where(StorageContainer.id.in_(container_ids)).cte("tree", recursive=True))
+    tree = tree.union_all(sa.select(tree.c.root, StorageContainer.id).where(
+        StorageContainer.parent_id == tree.c.node))
+    capacity = dict(db.session.execute(
+        sa.select(tree.c.root, sa.func.sum(sa.func.coalesce(
+            StorageContainer.n_rows * StorageContainer.n_cols, 0)))
+        .join(StorageContainer, StorageContainer.id == tree.c.node).group_by(tree.c.root)).all())
+    used = dict(db.session.execute(
+        sa.select(tree.c.root, sa.func.count(Specimen.id))
+        .join(Specimen, Specimen.container_id == tree.c.node).group_by(tree.c.root)).all())
+    return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}

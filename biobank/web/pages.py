@@ -28,6 +28,7 @@ from biobank.models import (
     CollectionEvent,
     Participant,
     Specimen,
+    StorageContainer,
 )
 from biobank.models.vocab import (
     DiseaseGroup,
@@ -186,6 +187,43 @@ def scan_station() -> Any:
         raise PermissionDenied("the scan station is for biobank staff")
     sites = db.session.scalars(sa.select(Site).order_by(Site.name)).all()
     return render_template("scan.html", sites=sites)
+
+
+@bp.route("/storage")
+@login_required
+def storage_overview() -> Any:
+    """Top-level containers of the user's sites, with how full they are."""
+    from biobank.services import storage
+
+    actor = current_actor()
+    tops = db.session.scalars(storage.list_containers(actor=actor, top_level=True)
+                              .order_by(StorageContainer.site_id, StorageContainer.name)).all()
+    return render_template("storage.html", container=None, children=_with_usage(tops))
+
+
+def _with_usage(containers: list[Any]) -> list[tuple[Any, int, int]]:
+    """(container, used, capacity) counting every position below each container."""
+    from biobank.services.storage import subtree_usage
+
+    usage = subtree_usage([c.id for c in containers])
+    return [(c, *usage.get(c.id, (0, 0))) for c in containers]
+
+
+@bp.route("/containers/<int:container_id>")
+@login_required
+def container_detail(container_id: int) -> Any:
+    """A box as a grid coloured by material and state; other containers list their children."""
+    from biobank.services.common import get_visible
+    from biobank.services.storage import occupancy
+
+    actor = current_actor()
+    container = get_visible(StorageContainer, container_id, actor)
+    children = sorted(container.children, key=lambda c: (len(c.name), c.name))
+    grid = occupancy(container) if container.has_grid else {}
+    loose = [] if container.has_grid else db.session.scalars(
+        sa.select(Specimen).where(Specimen.container_id == container.id)).all()
+    return render_template("storage.html", container=container, grid=grid, loose=loose,
+                           children=_with_usage(children))
 
 
 @bp.route("/participants/<code>")

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.db import db
-from biobank.models import Case, Participant, Specimen
+from biobank.models import Case, Participant, Specimen, StorageContainer
 from biobank.models.vocab import DiseaseGroup, Lineage, MaterialType
 from tests.browser import browser, live_server, login
 from tests.conftest import separate_database
@@ -162,3 +162,50 @@ def test_print_a_label_from_the_specimen_page(server, page):
     page.click("#print-panel button[type=submit]")
     page.wait_for_selector("p.flash.error")
     assert "give a reprint_reason" in page.text_content("p.flash.error")
+
+
+def test_navigate_storage_to_a_box_map_and_print_its_labels(server, page):
+    base, app = server
+    from biobank.models.vocab import ContainerKind
+
+    with app.app_context():
+        box = db.session.scalars(sa.select(StorageContainer).where(
+            StorageContainer.kind == ContainerKind.BOX, StorageContainer.barcode.is_not(None))
+            .order_by(StorageContainer.id)).first()
+        path = [c.name for c in box.path()]
+        occupied = {s.position_label: s.barcode for s in db.session.scalars(
+            sa.select(Specimen).where(Specimen.container_id == box.id))}
+        db.session.remove()
+    login(page, base, "tech", "tech-demo-pw")
+    page.click("nav >> text=Storage")
+    for name in path:  # site → freezer → rack → box, by clicking
+        page.click(f"#children a:text-is('{name}')")
+    assert page.text_content("#breadcrumb strong") == path[-1]
+    cells = page.locator("#boxmap td.cell")
+    assert cells.count() == 81
+    assert page.locator("#boxmap td.occupied").count() == len(occupied)
+    position, barcode = sorted(occupied.items())[0]
+    assert "mat-" in page.get_attribute(f"#boxmap td[data-position='{position}']", "class")
+    with page.expect_download() as download:
+        page.click("#box-print-panel button[type=submit]")
+    assert download.value.suggested_filename.endswith(".pdf")
+    page.goto(f"{base}/containers/{box.id}")
+    page.click(f"#boxmap td[data-position='{position}'] a")
+    page.wait_for_url(f"**/specimens/{barcode}")
+
+
+def test_storage_usage_counts_every_position_below(server, page):
+    base, app = server
+    from biobank.models.vocab import ContainerKind
+    from biobank.services.storage import subtree_usage
+
+    with app.app_context():
+        freezer = db.session.scalars(sa.select(StorageContainer).where(
+            StorageContainer.kind == ContainerKind.FREEZER).order_by(StorageContainer.id)).first()
+        used, capacity = subtree_usage([freezer.id])[freezer.id]
+        db.session.remove()
+    login(page, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/storage")
+    row = page.locator("#children tr", has_text=freezer.name)
+    assert row.locator(".num").text_content() == f"{used} / {capacity}"
+    assert used > 0
