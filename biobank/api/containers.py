@@ -14,13 +14,18 @@ from biobank.models import StorageContainer
 from biobank.schemas.storage import (
     ContainerCreateSchema,
     ContainerFromTemplateSchema,
+    ContainerMoveResultSchema,
+    ContainerMoveSchema,
     ContainerQueryArgsSchema,
     ContainerSchema,
     ContainerUpdateSchema,
     FreeSpaceArgsSchema,
     FreeSpaceSchema,
+    HoldCreateSchema,
+    HoldSchema,
 )
 from biobank.services import storage
+from biobank.services.common import get_visible
 
 blp = Blueprint("containers", __name__, description="Freezers, racks, boxes and other containers")
 
@@ -53,3 +58,52 @@ class FreeSpaceViews(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Find free positions close together, e.g. 12 at −80 °C"""
         return storage.find_free_space(actor=current_actor(), **args)
+
+
+@blp.route("/<int:item_id>/holds")
+class HoldViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, HoldSchema(many=True))
+    def get(self, item_id: int) -> Any:
+        """Reserved and blocked positions of a box"""
+        container = get_visible(StorageContainer, item_id, current_actor())
+        return storage.list_holds(container)
+
+    @roles_required(*STAFF)
+    @blp.arguments(HoldCreateSchema)
+    @blp.response(201, HoldSchema)
+    def post(self, data: dict[str, Any], item_id: int) -> Any:
+        """Reserve or block a free position"""
+        actor = current_actor()
+        with transaction():
+            container = get_visible(StorageContainer, item_id, actor)
+            return storage.hold_position(container, data["pos_row"], data["pos_col"],
+                                         kind=data["kind"], reason=data.get("reason"),
+                                         actor=actor)
+
+
+@blp.route("/<int:item_id>/holds/<int:hold_id>")
+class HoldByIdViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.response(204)
+    def delete(self, item_id: int, hold_id: int) -> Any:
+        """Release a reserved or blocked position"""
+        actor = current_actor()
+        with transaction():
+            get_visible(StorageContainer, item_id, actor)
+            hold = storage.get_hold(item_id, hold_id)
+            storage.release_hold(hold, actor=actor)
+
+
+@blp.route("/<int:item_id>/move")
+class ContainerMoveViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(ContainerMoveSchema)
+    @blp.response(200, ContainerMoveResultSchema)
+    def post(self, data: dict[str, Any], item_id: int) -> Any:
+        """Move a box or rack with everything in it; one custody event per specimen"""
+        actor = current_actor()
+        with transaction():
+            container = get_visible(StorageContainer, item_id, actor)
+            moved = storage.move_container(container, parent_id=data["parent_id"], actor=actor)
+            return {"container": container, "specimens_moved": moved}

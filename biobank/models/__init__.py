@@ -15,7 +15,7 @@ from biobank.models.scans import (
 )
 from biobank.models.sites import Site
 from biobank.models.specimens import Specimen
-from biobank.models.storage import StorageContainer
+from biobank.models.storage import PositionHold, PositionHoldKind, StorageContainer
 from biobank.models.studies import ConsentTier, Study
 from biobank.models.users import ApiToken, User, user_sites
 
@@ -32,6 +32,8 @@ __all__ = [
     "Lesion",
     "Participant",
     "ParticipantPHI",
+    "PositionHold",
+    "PositionHoldKind",
     "RackScan",
     "RackScanStatus",
     "Scan",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biobank.db import db, intpk, str32, str128
+from biobank.db import created_at, db, intpk, str32, str64, str128
 from biobank.models.mixins import Audited, Timestamps
 from biobank.models.sites import Site
 from biobank.models.vocab import ContainerKind, StorageTemperature
@@ -78,3 +80,27 @@ class StorageContainer(Audited, Timestamps, db.Model):
 
     def __repr__(self) -> str:
         return f"<StorageContainer {self.kind.value} {self.name}>"
+
+
+class PositionHoldKind(enum.Enum):
+    RESERVED = "reserved"  # kept free for something expected (a planned aliquot, a return)
+    BLOCKED = "blocked"  # not usable (broken slot, damaged box)
+
+
+class PositionHold(Audited, db.Model):
+    """A grid position kept free: reserved or blocked. One hold per position."""
+
+    __tablename__ = "position_holds"
+    __table_args__ = (sa.UniqueConstraint("container_id", "pos_row", "pos_col"),)
+
+    id: Mapped[intpk]
+    container_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("storage_containers.id", ondelete="CASCADE"))
+    pos_row: Mapped[int]
+    pos_col: Mapped[int]
+    kind: Mapped[PositionHoldKind]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_by: Mapped[str64]
+    created_at: Mapped[created_at]
+
+    container: Mapped[StorageContainer] = relationship()

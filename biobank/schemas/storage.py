@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from biobank.models import PositionHoldKind
 from biobank.models.vocab import ContainerKind, StorageTemperature
 from biobank.schemas.base import BaseSchema, ListArgsSchema, describe, enum_field
 
@@ -76,3 +77,31 @@ class FreeSpaceSchema(BaseSchema):
     positions = fields.Function(lambda e: [
         {"pos_row": r, "pos_col": c, "label": e["container"].position_label(r, c)}
         for r, c in e["positions"]])
+
+
+class HoldSchema(BaseSchema):
+    id = fields.Integer()
+    container_id = fields.Integer()
+    pos_row = fields.Integer()
+    pos_col = fields.Integer()
+    position = fields.Function(lambda h: h.container.position_label(h.pos_row, h.pos_col))
+    kind = enum_field(PositionHoldKind, "reserved or blocked")
+    reason = fields.String(allow_none=True)
+    created_by = fields.String()
+    created_at = fields.DateTime()
+
+
+class HoldCreateSchema(BaseSchema):
+    pos_row = fields.Integer(required=True, validate=validate.Range(min=1, max=100))
+    pos_col = fields.Integer(required=True, validate=validate.Range(min=1, max=100))
+    kind = enum_field(PositionHoldKind, "reserved or blocked", required=True)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class ContainerMoveSchema(BaseSchema):
+    parent_id = fields.Integer(required=True, metadata=describe("Where the container goes"))
+
+
+class ContainerMoveResultSchema(BaseSchema):
+    container = fields.Nested(ContainerSchema)
+    specimens_moved = fields.Integer()

@@ -247,8 +247,13 @@ def free_positions(container: StorageContainer, count: int) -> list[tuple[int, i
     """The first *count* free positions of a grid container in fill order (row by row)."""
     if not container.has_grid:
         raise InvalidInput(f"{container.name} has no grid", field="container_id")
+    from biobank.models import PositionHold
+
     taken = {tuple(row) for row in db.session.execute(sa.select(
         Specimen.pos_row, Specimen.pos_col).where(Specimen.container_id == container.id))}
+    taken |= {tuple(row) for row in db.session.execute(sa.select(
+        PositionHold.pos_row, PositionHold.pos_col).where(
+        PositionHold.container_id == container.id))}
     free = [(r, c) for r in range(1, container.n_rows + 1)  # type: ignore[operator]
             for c in range(1, container.n_cols + 1) if (r, c) not in taken]  # type: ignore[operator]
     if len(free) < count:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import Conflict, InvalidInput
-from biobank.models import Specimen, StorageContainer, User
+from biobank.models import PositionHold, PositionHoldKind, Specimen, StorageContainer, User
 from biobank.models.vocab import ContainerKind, StorageTemperature
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 
@@ -117,11 +117,18 @@ def check_position(container: StorageContainer, row: int | None, col: int | None
 
 
 def ensure_free(container: StorageContainer, row: int | None, col: int | None,
-                specimen: Specimen, *, field: str) -> None:
-    """Refuse a position another specimen holds (the unique constraint still decides races;
-    this names the tube that is in the way)."""
+                specimen: Specimen | None, *, field: str) -> None:
+    """Refuse a position another specimen holds, or one that is reserved or blocked (the
+    unique constraint still decides races; this names what is in the way)."""
     if row is None or col is None:
         return
+    hold = db.session.scalar(sa.select(PositionHold).where(
+        PositionHold.container_id == container.id, PositionHold.pos_row == row,
+        PositionHold.pos_col == col))
+    if hold is not None:
+        why = f": {hold.reason}" if hold.reason else ""
+        raise Conflict(f"position {container.position_label(row, col)} of {container.name} is "
+                       f"{hold.kind.value}{why}", field=field)
     taken = occupant(container, row, col)
     if taken is not None and taken is not specimen:
         raise Conflict(f"position {container.position_label(row, col)} of {container.name} "
@@ -192,10 +199,13 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
     occupied = (sa.select(Specimen.container_id, sa.func.count().label("n"))
                 .where(Specimen.container_id.is_not(None))
                 .group_by(Specimen.container_id).subquery())
-    used = sa.func.coalesce(occupied.c.n, 0)
+    held = (sa.select(PositionHold.container_id, sa.func.count().label("n"))
+            .group_by(PositionHold.container_id).subquery())
+    used = sa.func.coalesce(occupied.c.n, 0) + sa.func.coalesce(held.c.n, 0)
     free = box.n_rows * box.n_cols - used
     stmt = (sa.select(box, free.label("free"))
             .outerjoin(occupied, occupied.c.container_id == box.id)
+            .outerjoin(held, held.c.container_id == box.id)
             .where(box.n_rows.is_not(None), box.kind.in_(SPECIMEN_HOLDERS), free > 0))
     if temperature is not None:
         stmt = (stmt.outerjoin(p1, p1.id == box.parent_id).outerjoin(p2, p2.id == p1.parent_id)
@@ -238,3 +248,75 @@ def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
         sa.select(tree.c.root, sa.func.count(Specimen.id))
         .join(Specimen, Specimen.container_id == tree.c.node).group_by(tree.c.root)).all())
     return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}
+
+
+def hold_position(container: StorageContainer, row: int, col: int, *, kind: PositionHoldKind,
+                  actor: User, reason: str | None = None) -> PositionHold:
+    """Reserve or block a free position so nothing is put there."""
+    check_site(actor, container.site_id, field="container_id")
+    check_position(container, row, col)
+    ensure_free(container, row, col, None, field="pos_row")
+    hold = PositionHold(container=container, pos_row=row, pos_col=col, kind=kind, reason=reason,
+                        created_by=actor.username)
+    db.session.add(hold)
+    db.session.flush()
+    return hold
+
+
+def release_hold(hold: PositionHold, *, actor: User) -> None:
+    check_site(actor, hold.container.site_id, field="container_id")
+    db.session.delete(hold)
+    db.session.flush()
+
+
+def _subtree_ids(container: StorageContainer) -> list[int]:
+    tree = (sa.select(StorageContainer.id).where(StorageContainer.id == container.id)
+            .cte("subtree", recursive=True))
+    tree = tree.union_all(sa.select(StorageContainer.id).where(
+        StorageContainer.parent_id == tree.c.id))
+    return list(db.session.scalars(sa.select(tree.c.id)))
+
+
+def move_container(container: StorageContainer, *, parent_id: int, actor: User) -> int:
+    """Put a box or rack somewhere else; every specimen inside gets a custody event with
+    its old and new location. Returns how many specimens moved with it."""
+    from biobank.models.vocab import CustodyEventType
+    from biobank.services.custody import record_custody_event
+
+    check_site(actor, container.site_id, field="container_id")
+    parent = get_visible(StorageContainer, parent_id, actor, field="parent_id")
+    if parent.site_id != container.site_id:
+        raise InvalidInput("the new place is at another site: ship the specimens instead",
+                           field="parent_id")
+    if parent.kind not in ALLOWED_PARENTS[container.kind]:
+        raise InvalidInput(f"a {container.kind.value} cannot be placed in a {parent.kind.value}",
+                           field="parent_id")
+    inside = _subtree_ids(container)
+    if parent.id in inside:
+        raise InvalidInput("a container cannot be moved into itself", field="parent_id")
+    specimens = list(db.session.scalars(sa.select(Specimen).where(
+        Specimen.container_id.in_(inside)).order_by(Specimen.id)))
+    before = {s.id: s.location_text for s in specimens}
+    container.parent = parent
+    db.session.flush()
+    for specimen in specimens:
+        record_custody_event(specimen, CustodyEventType.MOVED, actor=actor,
+                             from_location=before[specimen.id],
+                             to_location=specimen.location_text,
+                             details={"moved_with": container.name})
+    return len(specimens)
+
+
+def list_holds(container: StorageContainer) -> list[PositionHold]:
+    return list(db.session.scalars(sa.select(PositionHold).where(
+        PositionHold.container_id == container.id).order_by(PositionHold.pos_row,
+                                                            PositionHold.pos_col)))
+
+
+def get_hold(container_id: int, hold_id: int) -> PositionHold:
+    from biobank.errors import NotFound
+
+    hold = db.session.get(PositionHold, hold_id)
+    if hold is None or hold.container_id != container_id:
+        raise NotFound(f"no hold {hold_id} on container {container_id}")
+    return hold

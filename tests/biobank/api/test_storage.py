@@ -58,3 +58,59 @@ def test_free_space_prefers_one_box_and_packs_the_fullest(client, make, site, te
                    query_string={"count": 40, "temperature": "-60to-85"})
     assert r.status_code == 409
     assert "only 28 free positions" in r.json["detail"]
+
+
+def test_reserved_and_blocked_positions_are_kept_free(client, make, site, technician, headers,
+                                                      db_session):
+    h = headers(technician)
+    box = make.box(site=site, n_rows=1, n_cols=3)
+    p = make.participant(site=site)
+    r = client.post(f"/api/v1/containers/{box.id}/holds", headers=h, json={
+        "pos_row": 1, "pos_col": 1, "kind": "blocked", "reason": "cracked slot"})
+    assert r.status_code == 201, r.json
+    hold_id = r.json["id"]
+    client.post(f"/api/v1/containers/{box.id}/holds", headers=h, json={
+        "pos_row": 1, "pos_col": 2, "kind": "reserved", "reason": "aliquots of request 7"})
+    r = client.post("/api/v1/specimens/", headers=h, json={
+        "participant_id": p.id, "material_type": "PLASMA", "container_id": box.id,
+        "pos_row": 1, "pos_col": 1})
+    assert r.status_code == 409
+    assert "blocked: cracked slot" in r.json["detail"]
+    r = client.get("/api/v1/containers/free-space", headers=h, query_string={"count": 1})
+    assert [x["label"] for x in r.json[0]["positions"]] == ["A3"]
+    r = client.get("/api/v1/containers/free-space", headers=h, query_string={"count": 2})
+    assert r.status_code == 409
+    assert client.delete(f"/api/v1/containers/{box.id}/holds/{hold_id}",
+                         headers=h).status_code == 204
+    r = client.get("/api/v1/containers/free-space", headers=h, query_string={"count": 2})
+    assert [x["label"] for x in r.json[0]["positions"]] == ["A1", "A3"]
+    make.specimen(participant=p, container=box, pos_row=1, pos_col=3)
+    r = client.post(f"/api/v1/containers/{box.id}/holds", headers=h, json={
+        "pos_row": 1, "pos_col": 3, "kind": "reserved"})
+    assert r.status_code == 409
+
+
+def test_moving_a_rack_moves_its_boxes_and_records_custody_per_specimen(
+        client, make, site, technician, headers, db_session):
+    from biobank.models import CustodyEvent
+
+    h = headers(technician)
+    old_freezer = make.container(site=site, kind=ContainerKind.FREEZER, name="Old freezer")
+    new_freezer = make.container(site=site, kind=ContainerKind.FREEZER, name="New freezer")
+    rack = make.container(site=site, kind=ContainerKind.RACK, parent=old_freezer, name="R7")
+    box = make.box(site=site, parent=rack, name="B1")
+    p = make.participant(site=site)
+    tubes = [make.specimen(participant=p, container=box, pos_row=1, pos_col=c)
+             for c in (1, 2, 3)]
+    r = client.post(f"/api/v1/containers/{rack.id}/move", headers=h,
+                    json={"parent_id": new_freezer.id})
+    assert r.status_code == 200, r.json
+    assert r.json["specimens_moved"] == 3
+    for tube in tubes:
+        event = db_session.scalars(sa.select(CustodyEvent).where(
+            CustodyEvent.specimen_id == tube.id)).one()
+        assert event.from_location.startswith("Old freezer › R7 › B1")
+        assert event.to_location.startswith("New freezer › R7 › B1")
+    r = client.post(f"/api/v1/containers/{rack.id}/move", headers=h,
+                    json={"parent_id": box.id})
+    assert r.status_code == 422
