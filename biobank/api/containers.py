@@ -19,6 +19,8 @@ from biobank.schemas.storage import (
     ContainerQueryArgsSchema,
     ContainerSchema,
     ContainerUpdateSchema,
+    EvacuateSchema,
+    EvacuationPlanSchema,
     FreeSpaceArgsSchema,
     FreeSpaceSchema,
     HoldCreateSchema,
@@ -107,3 +109,27 @@ class ContainerMoveViews(MethodView):
             container = get_visible(StorageContainer, item_id, actor)
             moved = storage.move_container(container, parent_id=data["parent_id"], actor=actor)
             return {"container": container, "specimens_moved": moved}
+
+
+@blp.route("/<int:item_id>/evacuation-plan")
+class EvacuationPlanViews(MethodView):
+    @roles_required(*STAFF)
+    @blp.response(200, EvacuationPlanSchema)
+    def get(self, item_id: int) -> Any:
+        """Plan to empty a failing freezer: every specimen to a free position of the same
+        temperature elsewhere at the site (reservations respected)"""
+        actor = current_actor()
+        return storage.evacuation_plan(get_visible(StorageContainer, item_id, actor), actor=actor)
+
+
+@blp.route("/<int:item_id>/evacuate")
+class EvacuateViews(MethodView):
+    @roles_required(*MANAGERS)
+    @blp.arguments(EvacuateSchema)
+    @blp.response(200, EvacuationPlanSchema)
+    def post(self, data: dict[str, Any], item_id: int) -> Any:
+        """Carry out a reviewed evacuation plan in one transaction"""
+        actor = current_actor()
+        with transaction():
+            container = get_visible(StorageContainer, item_id, actor)
+            return storage.evacuate(container, plan_sha256=data["plan_sha256"], actor=actor)

@@ -105,3 +105,25 @@ class ContainerMoveSchema(BaseSchema):
 class ContainerMoveResultSchema(BaseSchema):
     container = fields.Nested(ContainerSchema)
     specimens_moved = fields.Integer()
+
+
+class EvacuationMoveSchema(BaseSchema):
+    specimen_id = fields.Integer()
+    barcode = fields.String()
+    to_container_id = fields.Integer(attribute="container_id")
+    pos_row = fields.Integer()
+    pos_col = fields.Integer()
+    from_location = fields.String(attribute="from", data_key="from")
+    to_location = fields.String(attribute="to", data_key="to")
+
+
+class EvacuationPlanSchema(BaseSchema):
+    container_id = fields.Integer()
+    temperature = fields.String(allow_none=True)
+    count = fields.Integer()
+    plan_sha256 = fields.String(metadata=describe("Send back to execute exactly this plan"))
+    moves = fields.List(fields.Nested(EvacuationMoveSchema))
+
+
+class EvacuateSchema(BaseSchema):
+    plan_sha256 = fields.String(required=True, validate=validate.Length(equal=64))

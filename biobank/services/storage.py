@@ -320,3 +320,84 @@ def get_hold(container_id: int, hold_id: int) -> PositionHold:
     if hold is None or hold.container_id != container_id:
         raise NotFound(f"no hold {hold_id} on container {container_id}")
     return hold
+
+
+def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, Any]:
+    """Where everything inside a failing container can go: free positions of the same
+    temperature elsewhere at the site (holds respected), each box's tubes kept together
+    where one box has room. Raises ``Conflict`` when there is not enough room."""
+    import hashlib
+    import json
+
+    check_site(actor, container.site_id, field="container_id")
+    inside = set(_subtree_ids(container))
+    specimens = list(db.session.scalars(sa.select(Specimen).where(
+        Specimen.container_id.in_(inside)).order_by(Specimen.container_id, Specimen.pos_row,
+                                                    Specimen.pos_col)))
+    temperature = container.effective_temperature()
+    moves: list[dict[str, Any]] = []
+    candidates = [c for c in db.session.scalars(
+        sa.select(StorageContainer).where(
+            StorageContainer.site_id == container.site_id, StorageContainer.n_rows.is_not(None),
+            StorageContainer.kind.in_(SPECIMEN_HOLDERS), StorageContainer.id.not_in(inside))
+        .order_by(StorageContainer.id)) if c.effective_temperature() == temperature]
+    free_by_box = {c.id: _free_list(c) for c in candidates}
+    by_id = {c.id: c for c in candidates}
+    for specimen in specimens:
+        # Tubes of one box stay together as long as the current target box has room.
+        target = next((cid for cid, free in free_by_box.items() if free), None)
+        if target is None:
+            raise Conflict(f"{len(specimens) - len(moves)} of {len(specimens)} specimens have "
+                           f"no free position at {temperature.value if temperature else 'this'}"
+                           " temperature elsewhere at this site", field="container_id")
+        row, col = free_by_box[target].pop(0)
+        box = by_id[target]
+        moves.append({"specimen_id": specimen.id, "barcode": specimen.barcode,
+                      "from": specimen.location_text, "container_id": target,
+                      "pos_row": row, "pos_col": col,
+                      "to": f"{' › '.join(c.name for c in box.path())} › "
+                            f"{box.position_label(row, col)}"})
+    digest = hashlib.sha256(json.dumps(moves, sort_keys=True).encode()).hexdigest()
+    return {"container_id": container.id, "temperature": temperature.value if temperature else None,
+            "count": len(moves), "plan_sha256": digest, "moves": moves}
+
+
+def _free_list(container: StorageContainer) -> list[tuple[int, int]]:
+    from biobank.services.specimens import free_positions
+
+    used = db.session.scalar(sa.select(sa.func.count()).where(
+        Specimen.container_id == container.id)) or 0
+    holds = db.session.scalar(sa.select(sa.func.count()).where(
+        PositionHold.container_id == container.id)) or 0
+    free = (container.capacity or 0) - used - holds
+    return free_positions(container, free) if free > 0 else []
+
+
+def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> dict[str, Any]:
+    """Carry out the reviewed plan in one transaction, with a custody event per specimen.
+
+    The plan is recomputed; if anything changed since it was reviewed, nothing moves."""
+    from biobank.models.vocab import CustodyEventType
+    from biobank.services.custody import record_custody_event
+
+    plan = evacuation_plan(container, actor=actor)
+    if plan["plan_sha256"] != plan_sha256:
+        raise Conflict("storage changed since the plan was made: review the new plan",
+                       field="plan_sha256")
+    specimens = {s.id: s for s in db.session.scalars(sa.select(Specimen).where(
+        Specimen.id.in_([m["specimen_id"] for m in plan["moves"]])))}
+    for specimen in specimens.values():
+        specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
+    db.session.flush()
+    for move in plan["moves"]:
+        specimen = specimens[move["specimen_id"]]
+        specimen.container_id, specimen.pos_row, specimen.pos_col = (
+            move["container_id"], move["pos_row"], move["pos_col"])
+    db.session.flush()
+    for move in plan["moves"]:
+        specimen = specimens[move["specimen_id"]]
+        db.session.refresh(specimen, attribute_names=["container"])
+        record_custody_event(specimen, CustodyEventType.MOVED, actor=actor,
+                             from_location=move["from"], to_location=move["to"],
+                             details={"evacuation_of": container.name})
+    return plan

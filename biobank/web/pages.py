@@ -226,6 +226,35 @@ def container_detail(container_id: int) -> Any:
                            children=_with_usage(children))
 
 
+@bp.route("/containers/<int:container_id>/evacuation", methods=["GET", "POST"])
+@login_required
+def evacuation(container_id: int) -> Any:
+    """A freezer-failure plan to review and print; managers carry it out from here."""
+    from flask import flash
+
+    from biobank.auth import MANAGERS
+    from biobank.errors import PermissionDenied
+    from biobank.services import storage
+    from biobank.services.common import get_visible
+
+    actor = current_actor()
+    container = get_visible(StorageContainer, container_id, actor)
+    if request.method == "POST":
+        if actor.role not in MANAGERS:
+            raise PermissionDenied("only managers carry out an evacuation")
+        with transaction():
+            done = storage.evacuate(container, plan_sha256=request.form.get("plan_sha256", ""),
+                                    actor=actor)
+        flash(f"{done['count']} specimens moved out of {container.name}.", "ok")
+        return render_template("evacuation.html", container=container, plan=done, done=True)
+    try:
+        plan = storage.evacuation_plan(container, actor=actor)
+    except BiobankError as error:
+        return render_template("evacuation.html", container=container, plan=None,
+                               problem=error.message, done=False), error.status
+    return render_template("evacuation.html", container=container, plan=plan, done=False)
+
+
 @bp.route("/participants/<code>")
 @login_required
 def participant_detail(code: str) -> Any:

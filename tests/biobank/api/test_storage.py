@@ -114,3 +114,48 @@ def test_moving_a_rack_moves_its_boxes_and_records_custody_per_specimen(
     r = client.post(f"/api/v1/containers/{rack.id}/move", headers=h,
                     json={"parent_id": box.id})
     assert r.status_code == 422
+
+
+def test_freezer_failure_plan_then_evacuation(client, make, site, technician, manager, headers,
+                                              db_session):
+    from biobank.models import CustodyEvent, Specimen
+
+    failing = make.container(site=site, kind=ContainerKind.FREEZER, name="Failing",
+                             temperature=StorageTemperature.MINUS_60_85)
+    healthy = make.container(site=site, kind=ContainerKind.FREEZER, name="Healthy",
+                             temperature=StorageTemperature.MINUS_60_85)
+    warm = make.container(site=site, kind=ContainerKind.REFRIGERATOR, name="Fridge",
+                          temperature=StorageTemperature.FRIDGE)
+    src = make.box(site=site, parent=make.container(site=site, kind=ContainerKind.RACK,
+                                                    parent=failing), n_rows=2, n_cols=2)
+    dst = make.box(site=site, parent=make.container(site=site, kind=ContainerKind.RACK,
+                                                    parent=healthy), n_rows=2, n_cols=2)
+    make.box(site=site, parent=make.container(site=site, kind=ContainerKind.RACK, parent=warm),
+             n_rows=9, n_cols=9)
+    p = make.participant(site=site)
+    tubes = [make.specimen(participant=p, container=src, pos_row=1, pos_col=c) for c in (1, 2)]
+    make.specimen(participant=p, container=dst, pos_row=1, pos_col=1)
+    h = headers(technician)
+    plan = client.get(f"/api/v1/containers/{failing.id}/evacuation-plan", headers=h).json
+    assert plan["count"] == 2
+    assert [m["to"].split(" › ")[0] for m in plan["moves"]] == ["Healthy", "Healthy"]
+    assert [m["to"][-2:] for m in plan["moves"]] == ["A2", "B1"]
+    r = client.post(f"/api/v1/containers/{failing.id}/evacuate", headers=h,
+                    json={"plan_sha256": plan["plan_sha256"]})
+    assert r.status_code == 403  # managers execute
+    r = client.post(f"/api/v1/containers/{failing.id}/evacuate", headers=headers(manager),
+                    json={"plan_sha256": "0" * 64})
+    assert r.status_code == 409
+    r = client.post(f"/api/v1/containers/{failing.id}/evacuate", headers=headers(manager),
+                    json={"plan_sha256": plan["plan_sha256"]})
+    assert r.status_code == 200, r.json
+    db_session.expire_all()
+    assert {db_session.get(Specimen, t.id).container_id for t in tubes} == {dst.id}
+    events = db_session.scalars(sa.select(CustodyEvent).where(
+        CustodyEvent.specimen_id.in_([t.id for t in tubes]))).all()
+    assert {e.details["evacuation_of"] for e in events} == {"Failing"}
+    make.specimen(participant=p, container=src, pos_row=2, pos_col=2)
+    make.specimen(participant=p, container=src, pos_row=2, pos_col=1)
+    r = client.get(f"/api/v1/containers/{failing.id}/evacuation-plan", headers=h)
+    assert r.status_code == 409
+    assert "no free position" in r.json["detail"]
