@@ -336,24 +336,27 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
                                                     Specimen.pos_col)))
     temperature = container.effective_temperature()
     moves: list[dict[str, Any]] = []
-    candidates = [c for c in db.session.scalars(
+    candidates = (c for c in db.session.scalars(
         sa.select(StorageContainer).where(
             StorageContainer.site_id == container.site_id, StorageContainer.n_rows.is_not(None),
             StorageContainer.kind.in_(SPECIMEN_HOLDERS), StorageContainer.id.not_in(inside))
-        .order_by(StorageContainer.id)) if c.effective_temperature() == temperature]
-    free_by_box = {c.id: _free_list(c) for c in candidates}
-    by_id = {c.id: c for c in candidates}
+        .order_by(StorageContainer.id)) if c.effective_temperature() == temperature)
+    # Boxes are opened one at a time, as the tubes need them: a plan for one freezer does not
+    # read the free positions of every box at the site.
+    box: StorageContainer | None = None
+    free: list[tuple[int, int]] = []
     for specimen in specimens:
-        # Tubes of one box stay together as long as the current target box has room.
-        target = next((cid for cid, free in free_by_box.items() if free), None)
-        if target is None:
-            raise Conflict(f"{len(specimens) - len(moves)} of {len(specimens)} specimens have "
-                           f"no free position at {temperature.value if temperature else 'this'}"
-                           " temperature elsewhere at this site", field="container_id")
-        row, col = free_by_box[target].pop(0)
-        box = by_id[target]
+        while not free:
+            box = next(candidates, None)
+            if box is None:
+                raise Conflict(
+                    f"{len(specimens) - len(moves)} of {len(specimens)} specimens have no free "
+                    f"position at {temperature.value if temperature else 'this'} temperature "
+                    "elsewhere at this site", field="container_id")
+            free = _free_list(box)
+        row, col = free.pop(0)
         moves.append({"specimen_id": specimen.id, "barcode": specimen.barcode,
-                      "from": specimen.location_text, "container_id": target,
+                      "from": specimen.location_text, "container_id": box.id,
                       "pos_row": row, "pos_col": col,
                       "to": f"{' › '.join(c.name for c in box.path())} › "
                             f"{box.position_label(row, col)}"})
