@@ -75,3 +75,16 @@ class PrintJob(db.Model):
 
     actor: Mapped[User] = relationship()
     printer: Mapped[Printer | None] = relationship()
+
+
+class PrintJobItem(db.Model):
+    """One label of a job, indexed so that 'printed before?' is a lookup, not a scan."""
+
+    __tablename__ = "print_job_items"
+    __table_args__ = (sa.Index("ix_print_job_items_barcode_template", "barcode", "template"),)
+
+    id: Mapped[intpk]
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("print_jobs.id", ondelete="CASCADE"),
+                                        index=True)
+    barcode: Mapped[str64]
+    template: Mapped[str64]

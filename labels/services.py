@@ -13,7 +13,7 @@ from biobank.auth import check_site
 from biobank.db import after_commit, db, utcnow
 from biobank.errors import InvalidInput, InvalidState, NotFound
 from biobank.models import Specimen, StorageContainer, User
-from labels.models import Printer, PrinterKind, PrintJob, PrintJobStatus
+from labels.models import Printer, PrinterKind, PrintJob, PrintJobItem, PrintJobStatus
 from labels.printers import PrinterError, send_cups, send_tcp
 from labels.render import LabelError, load_template
 from labels.render.pdf import render_pdf
@@ -91,6 +91,8 @@ def create_print_job(records: Iterable[dict[str, Any]], *, template: str, actor:
                    source=source)
     db.session.add(job)
     db.session.flush()
+    db.session.execute(sa.insert(PrintJobItem), [
+        {"job_id": job.id, "barcode": code, "template": template} for code in barcodes])
     if job.status is PrintJobStatus.PENDING:
         job_id = job.id
         # Only a committed job reaches the printer: a rolled-back aliquot gets no label.
@@ -99,10 +101,16 @@ def create_print_job(records: Iterable[dict[str, Any]], *, template: str, actor:
 
 
 def _printed_before(barcodes: list[str], template: str) -> bool:
-    jobs = db.session.scalars(sa.select(PrintJob.barcodes).where(
-        PrintJob.template == template, PrintJob.status != PrintJobStatus.FAILED))
-    wanted = set(barcodes)
-    return any(wanted & set(b.get("items", [])) for b in jobs)
+    """Whether any of *barcodes* had a label of *template* printed (or downloaded) before."""
+    for start in range(0, len(barcodes), 500):
+        hit = db.session.scalar(
+            sa.select(PrintJobItem.id).join(PrintJob, PrintJob.id == PrintJobItem.job_id)
+            .where(PrintJobItem.template == template,
+                   PrintJobItem.barcode.in_(barcodes[start:start + 500]),
+                   PrintJob.status != PrintJobStatus.FAILED).limit(1))
+        if hit is not None:
+            return True
+    return False
 
 
 def print_specimens(specimens: list[Specimen], **options: Any) -> PrintJob:

@@ -94,10 +94,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("print_jobs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_print_jobs_printer_id"), ["printer_id"], unique=False)
-
+    op.create_table(
+        "print_job_items",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("barcode", sa.String(length=64), nullable=False),
+        sa.Column("template", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["print_jobs.id"], name=op.f("fk_print_job_items_job_id_print_jobs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_print_job_items")),
+    )
+    with op.batch_alter_table("print_job_items", schema=None) as batch_op:
+        batch_op.create_index("ix_print_job_items_barcode_template", ["barcode", "template"],
+                              unique=False)
+        batch_op.create_index(batch_op.f("ix_print_job_items_job_id"), ["job_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("print_job_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_print_job_items_job_id"))
+        batch_op.drop_index("ix_print_job_items_barcode_template")
+    op.drop_table("print_job_items")
     with op.batch_alter_table("print_jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_print_jobs_printer_id"))
 
