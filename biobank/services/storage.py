@@ -187,26 +187,27 @@ def create_from_template(template_name: str, *, actor: User, name: str,
 
 def find_free_space(*, actor: User, count: int, temperature: StorageTemperature | None = None,
                     site_id: int | None = None) -> list[dict[str, Any]]:
-    """*count* free positions close together: all in one box when one box has room (the
-    fullest such box, so boxes fill up one by one), else spread over the fewest boxes.
+    """*count* free positions close together: in the first box, in storage order, that has
+    room for all of them (boxes fill one after another, as a fill order asks), else spread
+    over as few boxes as possible.
 
     Returns ``[{"container": box, "positions": [(row, col), ...]}, ...]``.
     """
     from sqlalchemy.orm import aliased
 
+    from biobank.services.specimens import free_positions
+
     p1, p2, p3 = (aliased(StorageContainer) for _ in range(3))
     box = StorageContainer
-    occupied = (sa.select(Specimen.container_id, sa.func.count().label("n"))
-                .where(Specimen.container_id.is_not(None))
-                .group_by(Specimen.container_id).subquery())
-    held = (sa.select(PositionHold.container_id, sa.func.count().label("n"))
-            .group_by(PositionHold.container_id).subquery())
-    used = sa.func.coalesce(occupied.c.n, 0) + sa.func.coalesce(held.c.n, 0)
-    free = box.n_rows * box.n_cols - used
+    # Correlated counts, evaluated box by box in storage order: the search stops at the first
+    # box that fits instead of counting every specimen in the biobank.
+    used = (sa.select(sa.func.count()).where(Specimen.container_id == box.id)
+            .correlate(box).scalar_subquery())
+    held = (sa.select(sa.func.count()).where(PositionHold.container_id == box.id)
+            .correlate(box).scalar_subquery())
+    free = box.n_rows * box.n_cols - used - held
     stmt = (sa.select(box, free.label("free"))
-            .outerjoin(occupied, occupied.c.container_id == box.id)
-            .outerjoin(held, held.c.container_id == box.id)
-            .where(box.n_rows.is_not(None), box.kind.in_(SPECIMEN_HOLDERS), free > 0))
+            .where(box.n_rows.is_not(None), box.kind.in_(SPECIMEN_HOLDERS)))
     if temperature is not None:
         stmt = (stmt.outerjoin(p1, p1.id == box.parent_id).outerjoin(p2, p2.id == p1.parent_id)
                 .outerjoin(p3, p3.id == p2.parent_id)
@@ -216,13 +217,12 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
         check_site(actor, site_id)
         stmt = stmt.where(box.site_id == site_id)
     stmt = visible(stmt, StorageContainer, actor)
-    whole = db.session.execute(stmt.where(free >= count).order_by(free, box.id).limit(1)).first()
-    from biobank.services.specimens import free_positions
-
+    whole = db.session.execute(stmt.where(free >= count).order_by(box.id).limit(1)).first()
     if whole is not None:
         return [{"container": whole[0], "positions": free_positions(whole[0], count)}]
     found, needed = [], count
-    for candidate, n_free in db.session.execute(stmt.order_by(free.desc(), box.id)):
+    for candidate, n_free in db.session.execute(stmt.where(free > 0).order_by(free.desc(),
+                                                                              box.id)):
         take = min(n_free, needed)
         found.append({"container": candidate, "positions": free_positions(candidate, take)})
         needed -= take
@@ -230,24 +230,6 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
             return found
     raise Conflict(f"only {count - needed} free positions match (asked for {count})",
                    field="count")
-
-
-def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(occupied, capacity) of all grid positions under each container, by recursive CTE."""
-    if not container_ids:
-        return {}
-    tree = (sa.select(StorageContainer.id.label("root"), StorageContainer.id.label("node"))
-            .where(StorageContainer.id.in_(container_ids)).cte("tree", recursive=True))
-    tree = tree.union_all(sa.select(tree.c.root, StorageContainer.id).where(
-        StorageContainer.parent_id == tree.c.node))
-    capacity = dict(db.session.execute(
-        sa.select(tree.c.root, sa.func.sum(sa.func.coalesce(
-            StorageContainer.n_rows * StorageContainer.n_cols, 0)))
-        .join(StorageContainer, StorageContainer.id == tree.c.node).group_by(tree.c.root)).all())
-    used = dict(db.session.execute(
-        sa.select(tree.c.root, sa.func.count(Specimen.id))
-        .join(Specimen, Specimen.container_id == tree.c.node).group_by(tree.c.root)).all())
-    return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}
 
 
 def hold_position(container: StorageContainer, row: int, col: int, *, kind: PositionHoldKind,

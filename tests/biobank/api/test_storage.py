@@ -28,7 +28,7 @@ def test_whole_freezer_in_one_call(client, site, manager, technician, headers, d
     assert "upright-freezer-80" in r.json["detail"]
 
 
-def test_free_space_prefers_one_box_and_packs_the_fullest(client, make, site, technician,
+def test_free_space_prefers_one_box_in_storage_order(client, make, site, technician,
                                                           headers):
     freezer = make.container(site=site, kind=ContainerKind.FREEZER,
                              temperature=StorageTemperature.MINUS_60_85)
@@ -46,8 +46,11 @@ def test_free_space_prefers_one_box_and_packs_the_fullest(client, make, site, te
     assert [e["container"]["id"] for e in r.json] == [emptier.id]  # the only box with room
     r = client.get("/api/v1/containers/free-space", headers=h,
                    query_string={"count": 12, "temperature": "-60to-85"})
-    assert [e["container"]["id"] for e in r.json] == [fuller.id]  # both fit: fill the fuller
-    assert [x["label"] for x in r.json[0]["positions"]][:2] == ["A4", "B1"]
+    assert [e["container"]["id"] for e in r.json] == [emptier.id]  # both fit: the first box
+    assert [x["label"] for x in r.json[0]["positions"]][:2] == ["A2", "A3"]
+    r = client.get("/api/v1/containers/free-space", headers=h,
+                   query_string={"count": 16, "temperature": "-60to-85"})
+    assert [e["container"]["id"] for e in r.json] == [emptier.id, fuller.id]
     r = client.get("/api/v1/containers/free-space", headers=h,
                    query_string={"count": 20, "temperature": "-60to-85"})
     assert sum(len(e["positions"]) for e in r.json) == 20
