@@ -386,3 +386,21 @@ def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> d
                              from_location=move["from"], to_location=move["to"],
                              details={"evacuation_of": container.name})
     return plan
+
+
+def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(occupied, capacity) of all grid positions under each container, by recursive CTE."""
+    if not container_ids:
+        return {}
+    tree = (sa.select(StorageContainer.id.label("root"), StorageContainer.id.label("node"))
+            .where(StorageContainer.id.in_(container_ids)).cte("tree", recursive=True))
+    tree = tree.union_all(sa.select(tree.c.root, StorageContainer.id).where(
+        StorageContainer.parent_id == tree.c.node))
+    capacity = dict(db.session.execute(
+        sa.select(tree.c.root, sa.func.sum(sa.func.coalesce(
+            StorageContainer.n_rows * StorageContainer.n_cols, 0)))
+        .join(StorageContainer, StorageContainer.id == tree.c.node).group_by(tree.c.root)).all())
+    used = dict(db.session.execute(
+        sa.select(tree.c.root, sa.func.count(Specimen.id))
+        .join(Specimen, Specimen.container_id == tree.c.node).group_by(tree.c.root)).all())
+    return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}
