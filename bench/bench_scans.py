@@ -24,7 +24,7 @@ import uuid
 import sqlalchemy as sa
 
 from bench.bench_specimens import raw_insert_rate
-from bench.common import Client, ensure_database, live_server, percentiles, token_for
+from bench.common import Client, ensure_database, live_server, percentiles, run_threads, token_for
 
 
 def _tubes(url: str, n: int) -> tuple[list[str], int]:
@@ -93,11 +93,7 @@ def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: fl
             done.append(n)
 
     started = time.perf_counter()
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(worker, threads)
     return len(done) / (time.perf_counter() - started)
 
 
@@ -128,11 +124,7 @@ def paced_latency(port: int, token: str, codes: list[str], *, rate: float, secon
             with lock:
                 samples.append(elapsed)
 
-    pool = [threading.Thread(target=worker) for _ in range(8)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(worker, 8)
     return percentiles(samples)
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import threading
 import time
 import uuid
 
 import sqlalchemy as sa
 
-from bench.common import Client, ensure_database, live_server, percentiles, token_for
+from bench.common import Client, ensure_database, live_server, percentiles, run_threads, token_for
 
 
 def create_rate(port: int, token: str, participants: list[int], *, seconds: float,
@@ -40,11 +39,7 @@ def create_rate(port: int, token: str, participants: list[int], *, seconds: floa
             (done if status == 201 else errors).append(status)
 
     started = time.perf_counter()
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(worker, threads)
     elapsed = time.perf_counter() - started
     if errors:
         print(f"  ! {len(errors)} failed creations: {sorted(set(errors))}")

@@ -134,3 +134,14 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
     return {"p50": pick(0.50) * 1000, "p95": pick(0.95) * 1000, "p99": pick(0.99) * 1000,
             "mean": statistics.fmean(ordered) * 1000}
+
+
+def run_threads(worker: Any, count: int) -> None:
+    """Run *worker* in *count* threads and wait for all of them."""
+    import threading
+
+    pool = [threading.Thread(target=worker) for _ in range(count)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()

@@ -243,8 +243,10 @@ def counts_by(column: Any, *, actor: User) -> list[tuple[Any, int]]:
 
 
 
-def free_positions(container: StorageContainer, count: int) -> list[tuple[int, int]]:
-    """The first *count* free positions of a grid container in fill order (row by row)."""
+def free_positions(container: StorageContainer, count: int | None = None
+                   ) -> list[tuple[int, int]]:
+    """The first *count* free positions (all of them when ``None``) of a grid container in
+    fill order, row by row; occupied, reserved and blocked positions are skipped."""
     if not container.has_grid:
         raise InvalidInput(f"{container.name} has no grid", field="container_id")
     from biobank.models import PositionHold
@@ -256,6 +258,8 @@ def free_positions(container: StorageContainer, count: int) -> list[tuple[int, i
         PositionHold.container_id == container.id))}
     free = [(r, c) for r in range(1, container.n_rows + 1)  # type: ignore[operator]
             for c in range(1, container.n_cols + 1) if (r, c) not in taken]  # type: ignore[operator]
+    if count is None:
+        return free
     if len(free) < count:
         raise Conflict(f"{container.name} has {len(free)} free positions; {count} are needed",
                        field="container_id")

@@ -311,6 +311,8 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
     import hashlib
     import json
 
+    from biobank.services.specimens import free_positions
+
     check_site(actor, container.site_id, field="container_id")
     inside = set(_subtree_ids(container))
     specimens = list(db.session.scalars(sa.select(Specimen).where(
@@ -335,7 +337,7 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
                     f"{len(specimens) - len(moves)} of {len(specimens)} specimens have no free "
                     f"position at {temperature.value if temperature else 'this'} temperature "
                     "elsewhere at this site", field="container_id")
-            free = _free_list(box)
+            free = free_positions(box)
         row, col = free.pop(0)
         moves.append({"specimen_id": specimen.id, "barcode": specimen.barcode,
                       "from": specimen.location_text, "container_id": box.id,
@@ -345,17 +347,6 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
     digest = hashlib.sha256(json.dumps(moves, sort_keys=True).encode()).hexdigest()
     return {"container_id": container.id, "temperature": temperature.value if temperature else None,
             "count": len(moves), "plan_sha256": digest, "moves": moves}
-
-
-def _free_list(container: StorageContainer) -> list[tuple[int, int]]:
-    from biobank.services.specimens import free_positions
-
-    used = db.session.scalar(sa.select(sa.func.count()).where(
-        Specimen.container_id == container.id)) or 0
-    holds = db.session.scalar(sa.select(sa.func.count()).where(
-        PositionHold.container_id == container.id)) or 0
-    free = (container.capacity or 0) - used - holds
-    return free_positions(container, free) if free > 0 else []
 
 
 def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> dict[str, Any]:
