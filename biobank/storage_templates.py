@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from biobank.models.storage import FillOrder, PositionScheme
 from biobank.models.vocab import ContainerKind, StorageTemperature
 
 
@@ -16,6 +17,8 @@ class Level:
     count: int = 1
     rows: int | None = None
     cols: int | None = None
+    scheme: PositionScheme = PositionScheme.LETTER_NUMBER
+    fill: FillOrder = FillOrder.ROW_MAJOR
     children: tuple[Level, ...] = field(default_factory=tuple)
 
 
@@ -49,10 +52,12 @@ TEMPLATES: dict[str, ContainerTemplate] = {
             Level(ContainerKind.CANISTER, "Canister", 6, children=(
                 Level(ContainerKind.BOX, "Box", 12, 10, 10),)),))),
     "ffpe-cabinet": ContainerTemplate(
-        "FFPE block cabinet: 20 drawers of 10 × 12 blocks",
+        "FFPE block cabinet: 20 drawers of 10 × 12 blocks numbered 1–120",
         StorageTemperature.RT,
         Level(ContainerKind.CABINET, "Cabinet", children=(
-            Level(ContainerKind.DRAWER, "Drawer", 20, 10, 12),))),
+            # blocks are filed by number, column by column, as in a card index
+            Level(ContainerKind.DRAWER, "Drawer", 20, 10, 12, PositionScheme.NUMBER,
+                  FillOrder.COLUMN_MAJOR),))),
     "box-9x9": ContainerTemplate("Box of 9 × 9 cryovials", None,
                                  Level(ContainerKind.BOX, "Box", 1, 9, 9)),
     "box-10x10": ContainerTemplate("Box of 10 × 10 cryovials", None,

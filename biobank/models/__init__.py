@@ -4,6 +4,7 @@ from biobank.models.audit import AuditRecord
 from biobank.models.cases import Case, Lesion
 from biobank.models.collection_events import CollectionEvent
 from biobank.models.custody import CustodyEvent
+from biobank.models.imports import ImportJob, ImportProblem, ImportStatus
 from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
 from biobank.models.scans import (
     BarcodeSequence,
@@ -15,7 +16,13 @@ from biobank.models.scans import (
 )
 from biobank.models.sites import Site
 from biobank.models.specimens import Specimen
-from biobank.models.storage import PositionHold, PositionHoldKind, StorageContainer
+from biobank.models.storage import (
+    FillOrder,
+    PositionHold,
+    PositionHoldKind,
+    PositionScheme,
+    StorageContainer,
+)
 from biobank.models.studies import ConsentTier, Study
 from biobank.models.users import ApiToken, User, user_sites
 
@@ -29,11 +36,16 @@ __all__ = [
     "ConsentTier",
     "CustodyCheckpoint",
     "CustodyEvent",
+    "FillOrder",
+    "ImportJob",
+    "ImportProblem",
+    "ImportStatus",
     "Lesion",
     "Participant",
     "ParticipantPHI",
     "PositionHold",
     "PositionHoldKind",
+    "PositionScheme",
     "RackScan",
     "RackScanStatus",
     "Scan",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,6 +12,33 @@ from biobank.db import created_at, db, intpk, str32, str64, str128
 from biobank.models.mixins import Audited, Timestamps
 from biobank.models.sites import Site
 from biobank.models.vocab import ContainerKind, StorageTemperature
+
+_LETTER_NUMBER = re.compile(r"^([A-Z]{1,2})0*([0-9]{1,3})$")
+_ROW_COLUMN = re.compile(r"^0*([0-9]{1,3})\s*[/:,-]\s*0*([0-9]{1,3})$")
+
+
+def row_letters(row: int) -> str:
+    """1 → A, 26 → Z, 27 → AA."""
+    letters = ""
+    while row:
+        row, rem = divmod(row - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+class PositionScheme(enum.Enum):
+    """How the positions of a grid are named."""
+
+    LETTER_NUMBER = "letter_number"  # A1, A2 … I9: row letter(s), column number
+    NUMBER = "number"  # 1, 2 … 81, counted in the container's fill order
+    ROW_COLUMN = "row_column"  # 1/1, 1/2 … 9/9: row number / column number
+
+
+class FillOrder(enum.Enum):
+    """The order in which positions are filled (and numbered, for the number scheme)."""
+
+    ROW_MAJOR = "row_major"  # along the first row, then the next
+    COLUMN_MAJOR = "column_major"  # down the first column, then the next
 
 
 class StorageContainer(Audited, Timestamps, db.Model):
@@ -35,6 +63,10 @@ class StorageContainer(Audited, Timestamps, db.Model):
     temperature: Mapped[StorageTemperature | None] = mapped_column(
         comment="MIABIS range; inherited from the parent when NULL"
     )
+    position_scheme: Mapped[PositionScheme] = mapped_column(
+        default=PositionScheme.LETTER_NUMBER, server_default=PositionScheme.LETTER_NUMBER.value)
+    fill_order: Mapped[FillOrder] = mapped_column(
+        default=FillOrder.ROW_MAJOR, server_default=FillOrder.ROW_MAJOR.value)
 
     site: Mapped[Site] = relationship(lazy="joined")
     parent: Mapped[StorageContainer | None] = relationship(
@@ -70,13 +102,57 @@ class StorageContainer(Audited, Timestamps, db.Model):
         return chain[::-1]
 
     def position_label(self, row: int, col: int) -> str:
-        """A1-style label: row letter(s), column number."""
-        letters = ""
-        n = row
-        while n:
-            n, rem = divmod(n - 1, 26)
-            letters = chr(65 + rem) + letters
-        return f"{letters}{col}"
+        """The name of a grid position in this container's scheme."""
+        scheme = self.position_scheme or PositionScheme.LETTER_NUMBER
+        if scheme is PositionScheme.NUMBER and self.n_rows and self.n_cols:
+            if (self.fill_order or FillOrder.ROW_MAJOR) is FillOrder.COLUMN_MAJOR:
+                return str((col - 1) * self.n_rows + row)
+            return str((row - 1) * self.n_cols + col)
+        if scheme is PositionScheme.ROW_COLUMN:
+            return f"{row}/{col}"
+        return f"{row_letters(row)}{col}"
+
+    def parse_position(self, label: str) -> tuple[int, int]:
+        """(row, column) of a position named in this container's scheme; ``ValueError`` names
+        the positions that exist when *label* is not one of them. A1-style names are always
+        understood, whatever the scheme."""
+        text = label.strip().upper()
+        position = None
+        if self.n_rows and self.n_cols:
+            if match := _LETTER_NUMBER.match(text):
+                row = 0
+                for char in match[1]:
+                    row = row * 26 + (ord(char) - 64)
+                position = (row, int(match[2]))
+            elif self.position_scheme is PositionScheme.NUMBER and text.isdigit():
+                n = int(text) - 1
+                if self.fill_order is FillOrder.COLUMN_MAJOR:
+                    position = (n % self.n_rows + 1, n // self.n_rows + 1)
+                else:
+                    position = (n // self.n_cols + 1, n % self.n_cols + 1)
+            elif self.position_scheme is PositionScheme.ROW_COLUMN and (
+                    match := _ROW_COLUMN.match(text)):
+                position = (int(match[1]), int(match[2]))
+        if position is None or not (1 <= position[0] <= self.n_rows  # type: ignore[operator]
+                                    and 1 <= position[1] <= self.n_cols):  # type: ignore[operator]
+            raise ValueError(f"{label!r} is not a position of {self.name} "
+                             f"({self.position_range()})")
+        return position
+
+    def position_range(self) -> str:
+        if not (self.n_rows and self.n_cols):
+            return "no positions"
+        first = self.position_label(1, 1)
+        last = self.position_label(self.n_rows, self.n_cols)
+        return f"positions {first}–{last}"
+
+    def positions_in_fill_order(self) -> list[tuple[int, int]]:
+        """Every (row, column) of the grid in the order they are filled."""
+        if not (self.n_rows and self.n_cols):
+            return []
+        if self.fill_order is FillOrder.COLUMN_MAJOR:
+            return [(r, c) for c in range(1, self.n_cols + 1) for r in range(1, self.n_rows + 1)]
+        return [(r, c) for r in range(1, self.n_rows + 1) for c in range(1, self.n_cols + 1)]
 
     def __repr__(self) -> str:
         return f"<StorageContainer {self.kind.value} {self.name}>"

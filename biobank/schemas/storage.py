@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from biobank.models import PositionHoldKind
+from biobank.models import FillOrder, PositionHoldKind, PositionScheme
 from biobank.models.vocab import ContainerKind, StorageTemperature
 from biobank.schemas.base import BaseSchema, ListArgsSchema, describe, enum_field
 
@@ -19,6 +19,9 @@ class ContainerSchema(BaseSchema):
     n_rows = fields.Integer(allow_none=True)
     n_cols = fields.Integer(allow_none=True)
     capacity = fields.Integer(allow_none=True, dump_only=True)
+    position_scheme = enum_field(PositionScheme, "How positions are named: A1, 1 or 1/1")
+    fill_order = enum_field(FillOrder, "Order in which positions are filled")
+    position_range = fields.Function(lambda c: c.position_range() if c.has_grid else None)
     temperature = enum_field(StorageTemperature, "MIABIS storage temperature", allow_none=True)
     effective_temperature = fields.Function(
         lambda c: t.value if (t := c.effective_temperature()) else None)
@@ -35,6 +38,9 @@ class ContainerCreateSchema(BaseSchema):
     n_rows = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100))
     n_cols = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100))
     temperature = enum_field(StorageTemperature, "MIABIS storage temperature", allow_none=True)
+    position_scheme = enum_field(PositionScheme, "How positions are named: A1 (default), 1 "
+                                 "(numbered in fill order) or 1/1 (row/column)")
+    fill_order = enum_field(FillOrder, "row_major (default) or column_major")
 
     @validates_schema
     def _grid(self, data: dict, **_kwargs: object) -> None:

@@ -107,25 +107,15 @@ def _resolve_location(location: dict[str, Any], *, actor: User
         raise InvalidInput("give container_id or container_barcode", field="location")
     row, col = location.get("pos_row"), location.get("pos_col")
     if location.get("position"):
-        row, col = parse_position(location["position"], field="location.position")
+        try:
+            row, col = container.parse_position(location["position"])
+        except ValueError as error:
+            raise InvalidInput(str(error), field="location.position") from None
     try:
         check_position(container, row, col)
     except InvalidInput as error:
         raise InvalidInput(error.message, field=f"location.{error.field}") from None
     return container, row, col
-
-
-def parse_position(label: str, *, field: str) -> tuple[int, int]:
-    """'B3' or 'B03' → (2, 3)."""
-    text = label.strip().upper()
-    letters = "".join(c for c in text if c.isalpha())
-    digits = text[len(letters):]
-    if not letters or not digits.isdigit() or text != letters + digits:
-        raise InvalidInput(f"{label!r} is not a position such as B3", field=field)
-    row = 0
-    for c in letters:
-        row = row * 26 + (ord(c) - 64)
-    return row, int(digits)
 
 
 def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanAction,

@@ -246,7 +246,7 @@ def counts_by(column: Any, *, actor: User) -> list[tuple[Any, int]]:
 def free_positions(container: StorageContainer, count: int | None = None
                    ) -> list[tuple[int, int]]:
     """The first *count* free positions (all of them when ``None``) of a grid container in
-    fill order, row by row; occupied, reserved and blocked positions are skipped."""
+    fill order (row by row or column by column); occupied, reserved and blocked positions are skipped."""
     if not container.has_grid:
         raise InvalidInput(f"{container.name} has no grid", field="container_id")
     from biobank.models import PositionHold
@@ -256,8 +256,7 @@ def free_positions(container: StorageContainer, count: int | None = None
     taken |= {tuple(row) for row in db.session.execute(sa.select(
         PositionHold.pos_row, PositionHold.pos_col).where(
         PositionHold.container_id == container.id))}
-    free = [(r, c) for r in range(1, container.n_rows + 1)  # type: ignore[operator]
-            for c in range(1, container.n_cols + 1) if (r, c) not in taken]  # type: ignore[operator]
+    free = [pos for pos in container.positions_in_fill_order() if pos not in taken]
     if count is None:
         return free
     if len(free) < count:

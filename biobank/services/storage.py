@@ -169,14 +169,16 @@ def create_from_template(template_name: str, *, actor: User, name: str,
                            f"{', '.join(sorted(TEMPLATES))})", field="template")
     root = create_container(actor=actor, site_id=site_id, parent_id=parent_id,
                             kind=template.root.kind, name=name, n_rows=template.root.rows,
-                            n_cols=template.root.cols, temperature=template.temperature)
+                            n_cols=template.root.cols, temperature=template.temperature,
+                            position_scheme=template.root.scheme, fill_order=template.root.fill)
 
     def build(parent: StorageContainer, levels: tuple[Level, ...]) -> None:
         for level in levels:
             for n in range(1, level.count + 1):
                 child = StorageContainer(site_id=parent.site_id, parent=parent, kind=level.kind,
                                          name=f"{level.name} {n}", n_rows=level.rows,
-                                         n_cols=level.cols)
+                                         n_cols=level.cols, position_scheme=level.scheme,
+                                         fill_order=level.fill)
                 db.session.add(child)
                 build(child, level.children)
 

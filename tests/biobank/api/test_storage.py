@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from biobank.models import StorageContainer
@@ -162,3 +163,57 @@ def test_freezer_failure_plan_then_evacuation(client, make, site, technician, ma
     r = client.get(f"/api/v1/containers/{failing.id}/evacuation-plan", headers=h)
     assert r.status_code == 409
     assert "no free position" in r.json["detail"]
+
+
+def test_position_schemes_and_fill_orders(client, make, site, technician, manager, headers):
+    from biobank.models import FillOrder, PositionScheme
+    from biobank.models.vocab import MaterialType, SpecimenStatus
+
+    h = headers(manager)
+    cabinet = make.container(site=site, kind=ContainerKind.CABINET,
+                             temperature=StorageTemperature.RT)
+    r = client.post("/api/v1/containers/", headers=h, json={
+        "parent_id": cabinet.id, "kind": "drawer", "name": "Block drawer", "n_rows": 3, "n_cols": 4,
+        "position_scheme": "number", "fill_order": "column_major"})
+    assert r.status_code == 201, r.json
+    assert r.json["position_range"] == "positions 1–12"
+    drawer = make.session.get(StorageContainer, r.json["id"])
+    # numbered down the columns: 1 2 3 in the first column, 4 in the second
+    assert [drawer.position_label(r_, 1) for r_ in (1, 2, 3)] == ["1", "2", "3"]
+    assert drawer.position_label(1, 2) == "4"
+    assert drawer.parse_position("5") == (2, 2) and drawer.parse_position("B2") == (2, 2)
+    assert drawer.positions_in_fill_order()[:4] == [(1, 1), (2, 1), (3, 1), (1, 2)]
+    for bad in ("13", "0", "D1", "x"):
+        with pytest.raises(ValueError, match="positions 1–12"):
+            drawer.parse_position(bad)
+
+    grid = make.box(site=site, n_rows=2, n_cols=3)
+    grid.position_scheme, grid.fill_order = PositionScheme.ROW_COLUMN, FillOrder.ROW_MAJOR
+    make.session.commit()
+    assert grid.position_label(2, 3) == "2/3" and grid.parse_position("02/03") == (2, 3)
+    assert grid.position_range() == "positions 1/1–2/3"
+
+    # a scan names the position in the drawer's own scheme; the label comes back the same way
+    p = make.participant(site=site)
+    block = make.specimen(participant=p, material_type=MaterialType.TISSUE_PARAFFIN_EMBEDDED,
+                          status=SpecimenStatus.RECEIVED)
+    r = client.post("/api/v1/scans/", headers=headers(technician), json={
+        "barcode": block.barcode, "action": "store", "client_event_id": "scheme-1",
+        "scanned_at": "2026-11-20T08:00:00Z",
+        "location": {"container_id": drawer.id, "position": "7"}})
+    assert r.status_code == 201, r.json
+    assert (block.pos_row, block.pos_col) == (1, 3)
+    r = client.get(f"/api/v1/specimens/{block.id}", headers=headers(technician))
+    assert r.json["position"] == "7"
+    r = client.post("/api/v1/scans/", headers=headers(technician), json={
+        "barcode": block.barcode, "action": "move", "client_event_id": "scheme-2",
+        "scanned_at": "2026-11-20T08:01:00Z",
+        "location": {"container_id": drawer.id, "position": "13"}})
+    assert r.status_code == 422 and "positions 1–12" in r.json["detail"]
+
+    # aliquots fill a column-major box down the first column
+    parent = make.specimen(participant=p, quantity=5, initial_quantity=5)
+    r = client.post(f"/api/v1/specimens/{parent.id}/aliquots", headers=headers(technician),
+                    json={"count": 3, "quantity": "1", "container_id": drawer.id})
+    assert r.status_code == 201, r.json
+    assert [a["position"] for a in r.json] == ["1", "2", "3"]
