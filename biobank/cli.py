@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +16,7 @@ from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from biobank.audit import set_actor
 from biobank.db import db, transaction, utcnow
+from biobank.models import ImportStatus
 from biobank.models.vocab import Role
 
 
@@ -184,6 +187,89 @@ def demo_cmd(seed: int | None, participants: int, specimens_per_participant: flo
                         participants=participants,
                         specimens_per_participant=specimens_per_participant)
     click.echo(", ".join(f"{n} {k}" for k, n in summary.items()))
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--template", default="master", show_default=True,
+              help="master, participants, cases or specimens")
+@click.option("--dry-run", is_flag=True, help="Check every row, write nothing")
+@click.option("--delimiter", default=",", show_default=True, help="CSV column separator")
+@click.option("--user", "username", default=None,
+              help="Import as this user (site memberships apply); default: the system account")
+@with_appcontext
+def import_cmd(file: Path, template: str, dry_run: bool, delimiter: str,
+               username: str | None) -> None:
+    """Import a CSV or XLSX file: all rows or none.
+
+    Every row is checked first; problems are listed with their line and column and nothing
+    is written. A file that was imported before is refused.
+    """
+    from biobank.services import imports
+
+    with transaction():
+        actor = _user_or_system(username)
+        job = imports.create_job(actor=actor, path=file.resolve(), filename=file.name,
+                                 template=template, dry_run=dry_run)
+    size = file.stat().st_size
+    started = time.monotonic()
+
+    def progress(rows: int) -> None:
+        rate = rows / max(time.monotonic() - started, 1e-6)
+        click.echo(f"\r{rows:,} rows checked  ({rate:,.0f} rows/s)", nl=False, err=True)
+
+    job = imports.run_job(job.id, delimiter=delimiter, progress=progress)
+    click.echo("", err=True)
+    if job.status is ImportStatus.FAILED:
+        for problem in imports.problems_of(job, limit=50):
+            where = f"line {problem.line}" if problem.line else "file"
+            column = f", {problem.column}" if problem.column else ""
+            click.echo(f"{where}{column}: {problem.message}", err=True)
+        more = job.error_count - 50
+        if more > 0:
+            click.echo(f"… and {more:,} more (the job's report lists them all)", err=True)
+        raise click.ClickException(f"import {job.id} failed: {job.error_count:,} problems in "
+                                   f"{job.rows_read:,} rows; nothing was written")
+    took = time.monotonic() - started
+    if job.status is ImportStatus.VALIDATED:
+        click.echo(f"{job.rows_read:,} rows checked, no problem found; nothing written "
+                   f"(dry run, {took:.1f} s)")
+        return
+    written = ", ".join(f"{n:,} {table}" for table, n in job.created.items())
+    click.echo(f"import {job.id}: {job.rows_read:,} rows ({size / 1e6:.1f} MB) in {took:.1f} s; "
+               f"wrote {written}")
+
+
+@main.command("import-template")
+@click.argument("template")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: <template>.<format> here)")
+def import_template_cmd(template: str, fmt: str, output: Path | None) -> None:
+    """Write an import template (master, participants, cases or specimens)."""
+    from biobank.services import imports
+
+    imports.check_template(template)
+    output = output or Path(f"{template}.{fmt}")
+    if fmt == "csv":
+        output.write_text(imports.template_csv(template), encoding="utf-8")
+    else:
+        output.write_bytes(imports.template_xlsx(template))
+    click.echo(f"wrote {output}")
+
+
+def _user_or_system(username: str | None) -> Any:
+    from biobank.errors import NotFound
+    from biobank.models import User
+
+    if username is None:
+        return system_actor()
+    user = db.session.scalar(sa.select(User).where(User.username == username))
+    if user is None or not user.is_active:
+        raise NotFound(f"no active user {username!r}", field="user")
+    set_actor(db.session, user)
+    return user
 
 
 @main.command("serve")

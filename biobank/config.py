@@ -26,6 +26,13 @@ class Config:
     CELERY_RESULT_BACKEND = ""
     #: how often the beat scheduler signs a custody checkpoint
     CUSTODY_CHECKPOINT_MINUTES = 15
+    #: where uploaded import files wait for their job (a volume the workers share); empty:
+    #: the instance folder's ``imports`` directory
+    IMPORT_DIR = ""
+    #: time zone of dates and times written without one in import files
+    IMPORT_TIMEZONE = "UTC"
+    #: largest import upload accepted by the API, in bytes
+    IMPORT_MAX_BYTES = 2 * 1024 ** 3
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -58,7 +58,7 @@ from biobank.models.vocab import (
     SpecimenStatus,
     StorageTemperature,
 )
-from biobank.services.custody import content_hash
+from biobank.services.custody import chain_rows
 
 #: (username, password, role) of the demo logins printed by `biobank serve --demo`
 DEMO_USERS = [
@@ -511,21 +511,9 @@ class _Visit:
                  events: list[tuple[CustodyEventType, dt.datetime, dict[str, Any]]]
                  ) -> list[dict[str, Any]]:
         """The specimen's custody rows, hash-chained in time order."""
-        loader = self.loader
-        prev = None
-        chain = []
-        for seq, (kind, at, more) in enumerate(sorted(events, key=lambda e: e[1]), start=1):
-            row = {"specimen_id": specimen["id"], "seq": seq, "event_type": kind,
-                   "occurred_at": at, "recorded_at": at, "actor_id": loader.actor.id,
-                   "actor_name": loader.actor.username,
-                   "from_location": more.get("from_location"),
-                   "to_location": more.get("to_location"), "details": more.get("details", {}),
-                   "client_event_id": None, "prev_hash": prev}
-            row["hash"] = content_hash(barcode=specimen["barcode"], **{
-                k: v for k, v in row.items() if k not in ("specimen_id", "actor_id")})
-            chain.append(row)
-            prev = row["hash"]
-        return chain
+        return chain_rows(specimen_id=specimen["id"], barcode=specimen["barcode"],
+                          actor_id=self.loader.actor.id, actor_name=self.loader.actor.username,
+                          events=events)
 
     def blood(self) -> None:
         rng = self.rng
@@ -583,3 +571,87 @@ class _Visit:
     def stool(self) -> None:
         self.specimen(MaterialType.FECES, qty="2", unit=QuantityUnit.G, sprec="STL-STE-B-N-N-N-B",
                       minutes=90)
+
+
+MASTER_COLUMNS = [
+    "participant_code", "study_code", "site_code", "sex", "birth_year", "case_code",
+    "disease_group", "icd10_code", "breslow_mm", "collected_at", "procedure",
+    "specimen_barcode", "material_type", "parent_barcode", "quantity", "unit", "sprec_code",
+    "status", "container_barcode", "position",
+]
+
+
+def write_master_csv(path: Any, *, rows: int, seed: int = 20261123, prefix: str = "GEN",
+                     site_code: str = "CTR", study_code: str = "SKIN-BB",
+                     boxes: list[str] | None = None, box_size: tuple[int, int] = (9, 9)) -> int:
+    """Write a synthetic legacy master-specimen file of *rows* rows (benchmarks, tests).
+
+    Each participant gets a case, a biopsy and a blood draw: frozen tissue, a consumed blood
+    draw, its plasma, two plasma aliquots and a serum tube whose barcode is left for the
+    importer to issue. Stored tubes fill *boxes* (barcodes) in order; without boxes they are
+    recorded as received. Returns the number of rows written.
+    """
+    import csv
+
+    rng = random.Random(seed)
+    slots = ((box, r, c) for box in (boxes or []) for r in range(1, box_size[0] + 1)
+             for c in range(1, box_size[1] + 1))
+    groups = [g for g, share in DISEASE_MIX for _ in range(share)]
+    written = 0
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(MASTER_COLUMNS)
+        n = 0
+        while written < rows:
+            n += 1
+            code = f"{prefix}-{n:07d}"
+            group = groups[n % len(groups)]
+            biopsy = dt.datetime(2020, 1, 1, 9) + dt.timedelta(days=rng.randint(0, 1800),
+                                                               minutes=rng.randint(0, 480))
+            draw = biopsy - dt.timedelta(minutes=45)
+            first = {"participant_code": code, "study_code": study_code, "site_code": site_code,
+                     "sex": rng.choice(["female", "male"]), "birth_year": rng.randint(1940, 2004),
+                     "case_code": f"{prefix}C-{n:07d}", "disease_group": group.value,
+                     "icd10_code": ICD10[group][0],
+                     "breslow_mm": round(rng.lognormvariate(0, 0.8), 2)
+                     if group is DiseaseGroup.MELANOMA else ""}
+
+            def place() -> dict[str, Any]:
+                slot = next(slots, None)
+                if slot is None:
+                    return {"status": "received"}
+                box, r, c = slot
+                return {"container_barcode": box, "position": f"{chr(64 + r)}{c}"}
+
+            tube = f"{prefix}{n:07d}"
+            specimens = [
+                {"collected_at": biopsy, "procedure": "punch_biopsy",
+                 "specimen_barcode": f"{tube}T", "material_type": "TISSUE_FROZEN",
+                 "quantity": rng.randint(10, 80), "unit": "mg",
+                 "sprec_code": "TIS-SRG-A-B-SNP-Z-C", **place()},
+                {"collected_at": draw, "procedure": "venipuncture",
+                 "specimen_barcode": f"{tube}B", "material_type": "WHOLE_BLOOD",
+                 "quantity": 10, "unit": "mL", "status": "consumed"},
+                {"collected_at": draw, "procedure": "venipuncture",
+                 "specimen_barcode": f"{tube}P", "material_type": "PLASMA",
+                 "parent_barcode": f"{tube}B", "quantity": 4, "unit": "mL",
+                 "status": "consumed"},
+                {"collected_at": draw, "procedure": "venipuncture",
+                 "specimen_barcode": f"{tube}P1", "material_type": "PLASMA",
+                 "parent_barcode": f"{tube}P", "quantity": "0.5", "unit": "mL", **place()},
+                {"collected_at": draw, "procedure": "venipuncture",
+                 "specimen_barcode": f"{tube}P2", "material_type": "PLASMA",
+                 "parent_barcode": f"{tube}P", "quantity": "0.5", "unit": "mL", **place()},
+                {"collected_at": draw, "procedure": "venipuncture", "specimen_barcode": "",
+                 "material_type": "SERUM", "quantity": 1, "unit": "mL",
+                 "sprec_code": "SER-SST-A-D-N-A-B", **place()},
+            ]
+            for i, specimen in enumerate(specimens):
+                if written >= rows:
+                    break
+                row = (first if i == 0 else {"participant_code": code,
+                                             "case_code": first["case_code"]}) | specimen
+                row["collected_at"] = row["collected_at"].strftime("%Y-%m-%d %H:%M")
+                writer.writerow([row.get(c, "") for c in MASTER_COLUMNS])
+                written += 1
+    return written

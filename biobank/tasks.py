@@ -61,6 +61,28 @@ def custody_checkpoint() -> dict[str, Any]:
     return {"id": checkpoint.id, "events": checkpoint.event_count, "hash": checkpoint.hash}
 
 
+@celery.task(name="biobank.import_file", bind=True)
+def import_file(self: Task, job_id: int, *, delimiter: str = ",") -> dict[str, Any]:
+    """Run an import job; progress (rows checked) is reported through the result backend."""
+    from biobank.db import db
+    from biobank.models import ImportJob
+    from biobank.services.imports import run_job
+
+    job = db.session.get(ImportJob, job_id)
+    if job is not None and self.request.id and job.task_id is None and \
+            not self.request.is_eager:
+        job.task_id = self.request.id
+        db.session.commit()
+
+    def progress(rows: int) -> None:
+        if not self.request.is_eager and self.request.id:
+            self.update_state(state="PROGRESS", meta={"rows_checked": rows})
+
+    job = run_job(job_id, delimiter=delimiter, progress=progress)
+    return {"id": job.id, "status": job.status.value, "rows": job.rows_read,
+            "problems": job.error_count}
+
+
 def _worker_app() -> Celery:
     from biobank import create_app
 

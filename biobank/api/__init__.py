@@ -36,6 +36,7 @@ def register_api(app: Flask) -> None:
         collection_events,
         consents,
         containers,
+        imports,
         lesions,
         participants,
         rack_scans,
@@ -47,7 +48,7 @@ def register_api(app: Flask) -> None:
 
     api.init_app(app)
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
-                   specimens, containers, scans, rack_scans):
+                   specimens, containers, scans, rack_scans, imports):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)

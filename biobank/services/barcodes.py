@@ -20,17 +20,23 @@ GENERATED_PATTERN = re.compile(rf"^[A-Z0-9]{{1,8}}(?:{_MATERIALS})[0-9]{{6,10}}[
 
 def next_sequence(prefix: str) -> int:
     """Atomically take the next number for *prefix* (one row per prefix, upserted)."""
+    return reserve_sequence(prefix, 1)[0]
+
+
+def reserve_sequence(prefix: str, count: int) -> tuple[int, int]:
+    """Take *count* consecutive numbers for *prefix* at once: (first, last)."""
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(BarcodeSequence).values(prefix=prefix, last_value=1)
+    stmt = insert(BarcodeSequence).values(prefix=prefix, last_value=count)
     stmt = stmt.on_conflict_do_update(
         index_elements=[BarcodeSequence.prefix],
-        set_={"last_value": BarcodeSequence.last_value + 1},
+        set_={"last_value": BarcodeSequence.last_value + count},
     ).returning(BarcodeSequence.last_value)
-    return db.session.execute(stmt).scalar_one()
+    last = db.session.execute(stmt).scalar_one()
+    return last - count + 1, last
 
 
 def issue_barcode(site: Site, material: MaterialType) -> str:

@@ -57,6 +57,27 @@ def event_hash(event: CustodyEvent, *, barcode: str) -> str:
     )
 
 
+def chain_rows(*, specimen_id: int, barcode: str, actor_id: int | None, actor_name: str,
+               events: list[tuple[CustodyEventType, dt.datetime, dict[str, Any]]],
+               recorded_at: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Custody rows for a specimen written in bulk (demo data, imports), hash-chained in
+    time order. Each event is ``(type, occurred_at, {from_location, to_location, details})``;
+    ``recorded_at`` defaults to the time each event occurred."""
+    prev = None
+    chain = []
+    for seq, (kind, at, more) in enumerate(sorted(events, key=lambda e: e[1]), start=1):
+        row = {"specimen_id": specimen_id, "seq": seq, "event_type": kind,
+               "occurred_at": at, "recorded_at": recorded_at or at, "actor_id": actor_id,
+               "actor_name": actor_name, "from_location": more.get("from_location"),
+               "to_location": more.get("to_location"), "details": more.get("details", {}),
+               "client_event_id": None, "prev_hash": prev}
+        row["hash"] = content_hash(barcode=barcode, **{
+            k: v for k, v in row.items() if k not in ("specimen_id", "actor_id")})
+        chain.append(row)
+        prev = row["hash"]
+    return chain
+
+
 def lock_specimen(specimen: Specimen, *, attribute_names: list[str] | None = None) -> None:
     """Lock *specimen*'s row until the transaction ends and reload it (PostgreSQL).
 

@@ -1,0 +1,189 @@
+"""Reading import files row by row (pure: no Flask, no database).
+
+CSV files must be UTF-8 (with or without a byte-order mark) and comma-separated unless
+another delimiter is asked for; XLSX files are read from their first sheet in read-only
+mode. Both stream: memory does not grow with the number of rows. Problems that make the
+whole file unreadable raise :class:`ImportFileError` with the line (CSV) or sheet row (XLSX)
+and, where it applies, the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+XLSX_MAGIC = b"PK\x03\x04"
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+[0-9]+:[A-Z]+[0-9]+)"')
+
+
+class ImportFileError(ValueError):
+    """The file cannot be read as a table; ``line`` is 1-based (0 when it is the whole file)."""
+
+    def __init__(self, message: str, *, line: int = 0, column: str | None = None) -> None:
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{where}{message}")
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class Table:
+    """An open import file: its header and an iterator of ``(line, cells)``."""
+
+    format: str
+    header: list[str]
+    rows: Iterator[tuple[int, list[str]]]
+    close: Callable[[], None]
+
+
+def open_table(path: str | Path, *, delimiter: str = ",") -> Table:
+    """Open a CSV or XLSX file (told apart by content, not by name) for streaming."""
+    path = Path(path)
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    if magic == XLSX_MAGIC:
+        return _open_xlsx(path)
+    return _open_csv(path, delimiter)
+
+
+def _decoded_lines(raw: IO[bytes]) -> Iterator[str]:
+    for number, line in enumerate(raw, start=1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if b"\x00" in line:
+            raise ImportFileError("the line holds a NUL byte: is this a binary file or UTF-16 "
+                                  "text? Save it as 'CSV UTF-8'", line=number)
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            guess = _guess_encoding(line)
+            hint = f"; it looks like {guess}" if guess else ""
+            raise ImportFileError(
+                f"the file is not UTF-8 text: byte 0x{line[error.start]:02X} at character "
+                f"{error.start + 1} cannot be read{hint}. Save it as 'CSV UTF-8' and upload "
+                "it again", line=number) from None
+
+
+def _guess_encoding(line: bytes) -> str | None:
+    for name, label in (("gb18030", "GB18030 (Chinese Windows)"), ("cp1252", "Windows-1252")):
+        try:
+            line.decode(name)
+        except UnicodeDecodeError:
+            continue
+        return label
+    return None
+
+
+def _open_csv(path: Path, delimiter: str) -> Table:
+    if len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise ImportFileError(f"{delimiter!r} cannot separate columns: give one character")
+    raw = path.open("rb")
+    lines = _decoded_lines(raw)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raw.close()
+        raise ImportFileError(f"unreadable header: {error}", line=1) from None
+    except ImportFileError:
+        raw.close()
+        raise
+    if not header or not any(cell.strip() for cell in header):
+        raw.close()
+        raise ImportFileError("the file is empty: the first line must name the columns", line=1)
+    if len(header) == 1 and delimiter == "," and ";" in header[0]:
+        raw.close()
+        raise ImportFileError(
+            "the columns are separated by semicolons; the template uses commas. Export as "
+            "'CSV UTF-8 (comma delimited)', or give the delimiter ';' explicitly", line=1)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        try:
+            line = reader.line_num + 1
+            for cells in reader:
+                if any(cell.strip() for cell in cells):
+                    yield line, cells
+                line = reader.line_num + 1
+        except csv.Error as error:
+            raise ImportFileError(f"malformed CSV: {error}", line=reader.line_num) from None
+        finally:
+            raw.close()
+
+    return Table("csv", [cell.strip() for cell in header], rows(), raw.close)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def merged_ranges(path: Path) -> list[str]:
+    """The merged-cell ranges of the workbook's first sheet, read without loading it."""
+    with zipfile.ZipFile(path) as archive:
+        sheets = sorted(n for n in archive.namelist()
+                        if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+        if not sheets:
+            return []
+        found: set[str] = set()
+        tail = b""
+        with archive.open(sheets[0]) as stream:
+            while chunk := stream.read(1 << 20):
+                data = tail + chunk
+                found.update(m.decode() for m in _MERGE.findall(data))
+                tail = data[-200:]  # a tag cut in two is whole in the next round
+        return sorted(found)
+
+
+def _open_xlsx(path: Path) -> Table:
+    try:
+        from openpyxl import load_workbook
+
+        merged = merged_ranges(path)
+        if merged:
+            shown = ", ".join(merged[:5]) + (" …" if len(merged) > 5 else "")
+            raise ImportFileError(f"the sheet has merged cells ({shown}): unmerge them so that "
+                                  "every row carries its own values")
+        book = load_workbook(path, read_only=True, data_only=True)
+    except ImportFileError:
+        raise
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise ImportFileError(f"not a readable XLSX workbook ({error})") from None
+    sheet = book.worksheets[0]
+    iterator = sheet.iter_rows(values_only=True)
+    first = next(iterator, None)
+    if not first or not any(v not in (None, "") for v in first):
+        book.close()
+        raise ImportFileError("the first sheet is empty: its first row must name the columns",
+                              line=1)
+    header = [_cell_text(v).strip() for v in first]
+    while header and not header[-1]:
+        header.pop()
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        try:
+            for number, values in enumerate(iterator, start=2):
+                cells = [_cell_text(v) for v in values]
+                while len(cells) > len(header) and not cells[-1].strip():
+                    cells.pop()
+                if any(cell.strip() for cell in cells):
+                    yield number, cells
+        finally:
+            book.close()
+
+    return Table("xlsx", header, rows(), book.close)
