@@ -50,10 +50,11 @@ class BulkWriter:
         if self.postgres:
             free = self._ids[model]
             if not free:
-                free.extend(db.session.scalars(sa.text(
-                    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
-                    "FROM generate_series(1, :n)"), {"table": model.__tablename__, "n": ID_BLOCK}))
-                free.reverse()
+                # one row holding the whole block: fetching thousands of rows costs more
+                free.extend(reversed(db.session.scalar(sa.text(
+                    "SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
+                    "FROM generate_series(1, :n)"), {"table": model.__tablename__,
+                                                     "n": ID_BLOCK})))
             return free.pop()
         if model not in self._next:
             self._next[model] = (db.session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
@@ -99,7 +100,7 @@ class BulkWriter:
                 "action": AuditAction.INSERT, "entity": model.__tablename__,
                 "entity_id": str(row[key]),
                 "changes": {k: plain_value(v) for k, v in row.items()
-                            if k not in ("created_at", "updated_at")},
+                            if v is not None and k not in ("created_at", "updated_at")},
                 "reason": self.reason} for row in batch)
         for stmt, params in self.updates:
             db.session.execute(stmt, {k: v for k, v in params.items() if k != "_changes"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from biobank.models.vocab import (
     BodySite,
@@ -128,12 +128,39 @@ class PrintRequestSchema(BaseSchema):
     copies = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
 
 
+class ProcessingSchema(BaseSchema):
+    method = fields.String(required=True, validate=validate.Length(min=1, max=128),
+                           metadata=describe("e.g. 'centrifugation 2,000 g 10 min 4 °C', "
+                                             "'column extraction (QIAamp DNA Mini)', "
+                                             "'FFPE sectioning 4 µm'"))
+    started_at = AwareDateTime(validate=not_in_future)
+    ended_at = AwareDateTime(validate=not_in_future)
+    temperature = fields.String(validate=validate.Length(max=32),
+                                metadata=describe("e.g. 'RT', '4 °C'"))
+    kit_lot = fields.String(validate=validate.Length(max=64))
+    notes = fields.String(validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _order(self, data: dict, **_kwargs: object) -> None:
+        if data.get("started_at") and data.get("ended_at") and \
+                data["ended_at"] < data["started_at"]:
+            raise ValidationError("ends before it starts", "ended_at")
+
+
 class AliquotCreateSchema(BaseSchema):
     count = fields.Integer(required=True, validate=validate.Range(min=1, max=96))
-    quantity = decimal_field("Quantity of each, in the parent's unit", places=3,
-                             maximum=10**6, required=True)
+    quantity = decimal_field("Quantity of each: in the parent's unit for aliquots, in "
+                             "`unit` for derivatives", places=3, maximum=10**6, required=True)
     material_type = enum_field(MaterialType, "For derivatives: the new material "
                                "(default: the parent's, making aliquots)")
+    unit = enum_field(QuantityUnit, "For derivatives: the unit of the new material "
+                      "(default: the parent's)")
+    concentration_ng_ul = decimal_field("For DNA or RNA: concentration in ng/µL", places=3,
+                                        maximum=10**6)
+    quantity_used = decimal_field("For derivatives: how much of the parent the processing "
+                                  "used, in the parent's unit", places=3, maximum=10**6)
+    processing = fields.Nested(ProcessingSchema, metadata=describe(
+        "How the derivative was made: method, start and end, temperature, kit lot"))
     container_id = fields.Integer(metadata=describe("Box to place them in, in fill order"))
     print = fields.Nested(PrintRequestSchema, data_key="print", attribute="print_request",
                           metadata=describe("Print labels for the new specimens"))

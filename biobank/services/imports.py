@@ -68,6 +68,8 @@ from biobank.services.storage import SPECIMEN_HOLDERS
 from biobank.sprec import validate_sprec
 
 CHUNK = 2000
+#: rows buffered before the writer writes them
+WRITE_BATCH = 5000
 #: problems kept per job; the count goes on, the report says how many more there were
 MAX_PROBLEMS = 10_000
 WRITE_ORDER = [Participant, ParticipantPHI, Case, CollectionEvent, Specimen, CustodyEvent]
@@ -362,7 +364,7 @@ def check_header(header: list[str], template: str) -> tuple[list[Column | None],
 
 # -- the engine -------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class _Participant:
     id: int
     site_id: int
@@ -370,7 +372,7 @@ class _Participant:
     line: int | None  # line that created it; None when it was already in the database
 
 
-@dataclass
+@dataclass(slots=True)
 class _Specimen:
     id: int
     participant_id: int
@@ -380,8 +382,6 @@ class _Specimen:
     in_db: bool
     line: int = 0
     visible: bool = True
-    row: dict[str, Any] | None = None  # the buffered row, while it is not yet written
-    generation: int = -1
 
 
 @dataclass
@@ -391,7 +391,8 @@ class _Container:
     name: str
     model: StorageContainer
     path: str
-    taken: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: row * 1000 + column → what is there: a line of this file, or a text for the database
+    taken: dict[int, int | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -416,7 +417,8 @@ class Importer:
         self.now = utcnow()
         self.sites_visible = visible_site_ids(actor)
         self.writer = BulkWriter(WRITE_ORDER, actor_id=actor.id, actor_name=actor.username,
-                                 reason=reason, now=self.now, unaudited=(CustodyEvent,))
+                                 reason=reason, now=self.now, unaudited=(CustodyEvent,),
+                                 batch=WRITE_BATCH)
         self.result = ImportResult()
         self.participants: dict[str, _Participant] = {}
         self.missing_participants: set[str] = set()
@@ -425,6 +427,9 @@ class Importer:
         self.loaded_visits: set[int] = set()
         self.specimens: dict[str, _Specimen] = {}
         self._barcodes: dict[str, list[str]] = {}
+        #: specimen rows added since the writer last wrote, by barcode (cleared as it writes)
+        self._buffered: dict[str, dict[str, Any]] = {}
+        self._buffered_generation = 0
         self.manufacturer: dict[str, int] = {}
         self.containers: dict[str, _Container | None] = {}
         self.studies = {code: ident for ident, code in db.session.execute(
@@ -567,10 +572,10 @@ class Importer:
                 for barcode, row, col in db.session.execute(
                         sa.select(Specimen.barcode, Specimen.pos_row, Specimen.pos_col)
                         .where(Specimen.container_id == container.id)):
-                    entry.taken[(row, col)] = f"holds {barcode}"
+                    entry.taken[row * 1000 + col] = f"holds {barcode}"
                 for hold in db.session.scalars(sa.select(PositionHold).where(
                         PositionHold.container_id == container.id)):
-                    entry.taken[(hold.pos_row, hold.pos_col)] = f"is {hold.kind.value}" + (
+                    entry.taken[hold.pos_row * 1000 + hold.pos_col] = f"is {hold.kind.value}" + (
                         f" ({hold.reason})" if hold.reason else "")
             self.containers[code] = entry
 
@@ -809,8 +814,8 @@ class Importer:
         chain = chain_rows(specimen_id=ident, barcode=barcode, actor_id=self.actor.id,
                            actor_name=self.actor.username, events=events,
                            recorded_at=self.now)
-        entry.generation = self.writer.generation
-        entry.row = self.writer.add(Specimen, {
+        self._sync_buffered()
+        self._buffered[barcode] = self.writer.add(Specimen, {
             "id": ident, "barcode": barcode, "label": v.get("label"),
             "manufacturer_barcode": made, "participant_id": participant.id,
             "collection_event_id": visit_id, "lesion_id": None, "site_id": site_id,
@@ -827,6 +832,12 @@ class Importer:
             "pos_col": col, "custody_head": chain[-1]["hash"], "custody_seq": len(chain)})
         for event in chain:
             self.writer.add(CustodyEvent, event)
+
+    def _sync_buffered(self) -> None:
+        """Forget buffered rows once the writer has written them: they change by UPDATE."""
+        if self._buffered_generation != self.writer.generation:
+            self._buffered.clear()
+            self._buffered_generation = self.writer.generation
 
     def _take_from(self, parent: _Specimen, parent_code: str, material: MaterialType,
                    quantity: Decimal | None, unit: QuantityUnit | None) -> None:
@@ -846,10 +857,12 @@ class Importer:
         parent.remaining -= quantity
         if not self.writing:
             return
-        if parent.row is not None and parent.row["status"] is SpecimenStatus.CONSUMED:
+        self._sync_buffered()
+        row = self._buffered.get(parent_code)
+        if row is not None and row["status"] is SpecimenStatus.CONSUMED:
             return  # used up after its aliquots were taken: it stays at zero
-        if parent.row is not None and parent.generation == self.writer.generation:
-            parent.row["quantity"] = parent.remaining  # still buffered: write it as it ends up
+        if row is not None:
+            row["quantity"] = parent.remaining  # still buffered: write it as it ends up
             return
         self.writer.update(
             sa.update(Specimen).where(Specimen.id == sa.bindparam("_id"))
@@ -882,11 +895,12 @@ class Importer:
             row, col = model.parse_position(v["position"])
         except ValueError as error:
             raise RowError("position", str(error)) from None
-        taken = container.taken.get((row, col))
+        taken = container.taken.get(row * 1000 + col)
         if taken is not None:
+            what = f"is already taken by line {taken}" if isinstance(taken, int) else taken
             raise RowError("position", f"{model.position_label(row, col)} of {container.name} "
-                                       f"{taken}")
-        container.taken[(row, col)] = f"is already taken by line {line}"
+                                       f"{what}")
+        container.taken[row * 1000 + col] = line
         return container, row, col, f"{container.path} › {model.position_label(row, col)}"
 
     def _issue(self, site_id: int, material: MaterialType) -> str:

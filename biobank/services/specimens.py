@@ -19,7 +19,7 @@ from biobank.models import (
     StorageContainer,
     User,
 )
-from biobank.models.vocab import CustodyEventType, Lineage, SpecimenStatus
+from biobank.models.vocab import CustodyEventType, Lineage, MaterialType, SpecimenStatus
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import record_custody_event
 from biobank.services.storage import check_position, ensure_free
@@ -265,14 +265,43 @@ def free_positions(container: StorageContainer, count: int | None = None
     return free[:count]
 
 
+#: what each material may be processed into (derivatives; aliquots keep the material)
+DERIVABLE: dict[MaterialType, frozenset[MaterialType]] = {
+    MaterialType.WHOLE_BLOOD: frozenset({
+        MaterialType.PLASMA, MaterialType.SERUM, MaterialType.BUFFY_COAT,
+        MaterialType.PERIPHERAL_BLOOD_CELLS, MaterialType.DNA, MaterialType.RNA}),
+    MaterialType.PLASMA: frozenset({MaterialType.DNA, MaterialType.RNA,
+                                    MaterialType.MICRO_RNA}),  # cell-free nucleic acids
+    MaterialType.SERUM: frozenset({MaterialType.DNA, MaterialType.RNA, MaterialType.MICRO_RNA}),
+    MaterialType.BUFFY_COAT: frozenset({MaterialType.DNA, MaterialType.RNA}),
+    MaterialType.PERIPHERAL_BLOOD_CELLS: frozenset({MaterialType.DNA, MaterialType.RNA,
+                                                    MaterialType.CELL_LINES}),
+    MaterialType.TISSUE_FROZEN: frozenset({MaterialType.DNA, MaterialType.RNA,
+                                           MaterialType.MICRO_RNA, MaterialType.TISSUE_STAINED,
+                                           MaterialType.CELL_LINES}),
+    # FFPE block → sections and stained slides, and nucleic acids extracted from them
+    MaterialType.TISSUE_PARAFFIN_EMBEDDED: frozenset({MaterialType.TISSUE_STAINED,
+                                                      MaterialType.DNA, MaterialType.RNA}),
+    MaterialType.RNA: frozenset({MaterialType.CDNA, MaterialType.MICRO_RNA}),
+    MaterialType.URINE: frozenset({MaterialType.DNA, MaterialType.RNA}),
+    MaterialType.FECES: frozenset({MaterialType.DNA, MaterialType.RNA}),
+    MaterialType.SALIVA: frozenset({MaterialType.DNA, MaterialType.RNA}),
+}
+
+
 def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
                     material_type: Any = None, container_id: int | None = None,
-                    print_request: dict[str, Any] | None = None) -> list[Specimen]:
+                    print_request: dict[str, Any] | None = None, unit: Any = None,
+                    concentration_ng_ul: Any = None, quantity_used: Any = None,
+                    processing: dict[str, Any] | None = None) -> list[Specimen]:
     """Split *parent* into *count* aliquots (or derivatives of another material) of
-    *quantity* each, in the parent's unit, placed in fill order in *container_id*.
+    *quantity* each, placed in fill order in *container_id*.
 
-    The parent's remaining quantity goes down by what was taken; asking for more than it
-    holds is refused. One custody event on the parent names every child.
+    Aliquots are in the parent's unit and the parent's remaining quantity goes down by what
+    was taken; asking for more than it holds is refused. Derivatives (DNA from buffy coat,
+    plasma from whole blood, a slide from an FFPE block…) have their own unit, take
+    *quantity_used* from the parent and record how they were made (*processing*). One
+    custody event on the parent names every child.
     """
     from decimal import Decimal
 
@@ -282,6 +311,23 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
         else Lineage.DERIVATIVE
     material = material_type or parent.material_type
     total = Decimal(quantity) * count
+    if lineage is Lineage.DERIVATIVE:
+        allowed = DERIVABLE.get(parent.material_type, frozenset())
+        if material not in allowed:
+            names = ", ".join(sorted(m.value for m in allowed)) or "nothing"
+            raise InvalidInput(f"{parent.material_type.value} cannot be processed into "
+                               f"{material.value} (it can give: {names})",
+                               field="material_type")
+        if quantity_used is not None:
+            if parent.quantity is None or Decimal(quantity_used) > parent.quantity:
+                held = parent.quantity.normalize() if parent.quantity is not None else "nothing"
+                raise InvalidInput(f"{parent.barcode} holds {held} "
+                                   f"{parent.unit.value if parent.unit else ''}; "
+                                   f"{quantity_used} cannot be used", field="quantity_used")
+            parent.quantity -= Decimal(quantity_used)
+    elif (unit is not None and unit is not parent.unit) or quantity_used is not None:
+        raise InvalidInput("aliquots are in the parent's unit and take their own quantity: "
+                           "unit and quantity_used are for derivatives", field="unit")
     if lineage is Lineage.ALIQUOT:
         if parent.quantity is None or parent.unit is None:
             raise InvalidInput(f"{parent.barcode} has no recorded quantity to split",
@@ -300,7 +346,10 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
         fields: dict[str, Any] = {
             "participant_id": parent.participant_id, "parent_id": parent.id,
             "lineage": lineage, "material_type": material, "quantity": Decimal(quantity),
-            "unit": parent.unit, "pathology_status": parent.pathology_status,
+            "initial_quantity": Decimal(quantity),
+            "unit": unit or parent.unit, "pathology_status": parent.pathology_status,
+            "concentration_ng_ul": concentration_ng_ul,
+            "processed_at": (processing or {}).get("started_at"),
             "anatomical_site": parent.anatomical_site, "site_id": parent.site_id,
             "sprec_code": parent.sprec_code if lineage is Lineage.ALIQUOT else None,
             "barcode": None, "status": SpecimenStatus.RECEIVED,
@@ -315,7 +364,10 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
         parent, CustodyEventType.ALIQUOTED if lineage is Lineage.ALIQUOT
         else CustodyEventType.DERIVED, actor=actor,
         details={"children": [c.barcode for c in children], "each": str(quantity),
-                 "unit": parent.unit.value if parent.unit else None})
+                 "unit": (unit or parent.unit).value if (unit or parent.unit) else None}
+        | ({"used": str(quantity_used)} if quantity_used is not None else {})
+        | ({"processing": {k: v.isoformat() if hasattr(v, "isoformat") else v
+                           for k, v in processing.items()}} if processing else {}))
     signals.aliquots_created.send(actor, parent=parent, children=children,
                                   print_request=print_request)
     return children

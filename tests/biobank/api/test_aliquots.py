@@ -97,3 +97,47 @@ def test_a_bad_print_request_creates_no_aliquots(client, make, site, technician,
     db_session.expire_all()
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Specimen)) == 1
     assert db_session.get(Specimen, parent.id).quantity == Decimal("4.000")
+
+
+def test_derivatives_record_unit_concentration_and_processing(client, make, site, technician,
+                                                              headers, db_session):
+    p = make.participant(site=site)
+    tissue = make.specimen(participant=p, material_type=MaterialType.TISSUE_FROZEN,
+                           quantity=Decimal("60"), initial_quantity=Decimal("60"),
+                           unit=QuantityUnit.MG)
+    h = headers(technician)
+    body = {"count": 2, "quantity": "50", "material_type": "DNA", "unit": "uL",
+            "concentration_ng_ul": "182.5", "quantity_used": "25",
+            "processing": {"method": "column extraction (QIAamp DNA Mini)",
+                           "started_at": "2026-11-20T09:00:00Z",
+                           "ended_at": "2026-11-20T11:30:00Z", "temperature": "RT",
+                           "kit_lot": "L-2231"}}
+    r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h, json=body)
+    assert r.status_code == 201, r.json
+    assert [(d["material_type"], d["unit"], d["quantity"], d["lineage"]) for d in r.json] == [
+        ("DNA", "uL", "50.000", "derivative")] * 2
+    dna = db_session.get(Specimen, r.json[0]["id"])
+    assert dna.concentration_ng_ul == Decimal("182.5")
+    assert dna.processed_at.isoformat() == "2026-11-20T09:00:00+00:00"
+    db_session.refresh(tissue)
+    assert tissue.quantity == Decimal("35")  # 25 mg went into the extraction
+    event = db_session.scalars(sa.select(CustodyEvent).where(
+        CustodyEvent.specimen_id == tissue.id)).one()
+    assert event.details["processing"]["method"] == "column extraction (QIAamp DNA Mini)"
+    assert event.details["used"] == "25.000" and event.details["unit"] == "uL"
+
+    # plasma cannot come from frozen tissue; an extraction cannot use more than is there
+    r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h, json={
+        "count": 1, "quantity": "1", "material_type": "PLASMA"})
+    assert r.status_code == 422 and "cannot be processed into PLASMA" in r.json["detail"]
+    r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h,
+                    json=body | {"quantity_used": "40"})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "quantity_used"
+    r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h,
+                    json=body | {"processing": {"method": "x", "started_at": "2026-11-20T11:00:00Z",
+                                                "ended_at": "2026-11-20T10:00:00Z"}})
+    assert r.status_code == 422
+    # aliquots stay in the parent's unit
+    r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h, json={
+        "count": 1, "quantity": "5", "unit": "uL"})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "unit"

@@ -282,3 +282,27 @@ def test_only_the_actors_sites(db_session, make, other_site, storage, tmp_path):
     assert job.status is ImportStatus.FAILED
     assert "you are not a member of site CTR" in problems(job)[0][2]
     assert count(db_session, Specimen) == 0
+
+
+@pytest.mark.parametrize("batch", [5000, 3])
+def test_aliquots_take_from_a_parent_earlier_in_the_file(db_session, manager, storage,
+                                                         tmp_path, monkeypatch, batch):
+    """Whether the parent is still buffered or already written when its aliquots come, it
+    ends with what they left."""
+    monkeypatch.setattr(imports, "WRITE_BATCH", batch)
+    header = ("participant_code,study_code,site_code,collected_at,procedure,specimen_barcode,"
+              "material_type,parent_barcode,quantity,unit,container_barcode,position")
+    rows = ["Q-1,SKIN-BB,CTR,2024-01-01 10:00,venipuncture,Q-PL,PLASMA,,4,mL,IMPBOX-01,A1"]
+    rows += [f"Q-1,,,2024-01-01 10:00,venipuncture,Q-A{i},PLASMA,Q-PL,0.5,mL,IMPBOX-01,B{i}"
+             for i in range(1, 4)]
+    path = tmp_path / "aliquots.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    job = run(path, manager)
+    assert job.status is ImportStatus.SUCCEEDED, problems(job)
+    parent = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == "Q-PL"))
+    assert (parent.initial_quantity, parent.quantity) == (4, Decimal("2.5"))
+    updates = db_session.scalars(sa.select(AuditRecord).where(
+        AuditRecord.entity == "specimens", AuditRecord.entity_id == str(parent.id),
+        AuditRecord.action == "update")).all()
+    assert len(updates) == (0 if batch == 5000 else 3)
+    assert verify_ledger().ok
