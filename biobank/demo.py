@@ -545,9 +545,9 @@ class _Visit:
         pathology = PathologyStatus.MALIGNANT if malignant else PathologyStatus.NON_MALIGNANT
         frozen = self.specimen(MaterialType.TISSUE_FROZEN, qty=str(rng.randint(20, 80)),
                                unit=QuantityUnit.MG, storage="ln2", pathology=pathology,
-                               sprec="TIS-SRG-A-B-SNP-Z-C", minutes=20)
+                               sprec="TIS-SRG-A-E-SNP-Z-C", minutes=20)
         self.specimen(MaterialType.TISSUE_PARAFFIN_EMBEDDED, qty="1", unit=QuantityUnit.COUNT,
-                      storage="ffpe", pathology=pathology, sprec="TIS-SRG-A-B-NBF-B-A",
+                      storage="ffpe", pathology=pathology, sprec="TIS-SRG-A-E-NBF-B-A",
                       minutes=25)
         if rng.random() < 0.8:
             self.specimen(MaterialType.RNA, qty="30", unit=QuantityUnit.UL, parent=frozen,
@@ -559,7 +559,7 @@ class _Visit:
         if malignant and rng.random() < 0.5:
             self.specimen(MaterialType.TISSUE_FROZEN, qty=str(rng.randint(10, 40)),
                           unit=QuantityUnit.MG, storage="ln2", pathology=PathologyStatus.NORMAL,
-                          sprec="TIS-SRG-A-B-SNP-Z-C", minutes=22)
+                          sprec="TIS-SRG-A-E-SNP-Z-C", minutes=22)
 
     def urine(self) -> None:
         urine = self.specimen(MaterialType.URINE, qty="10", unit=QuantityUnit.ML, storage=None,
@@ -628,7 +628,7 @@ def write_master_csv(path: Any, *, rows: int, seed: int = 20261123, prefix: str 
                 {"collected_at": biopsy, "procedure": "punch_biopsy",
                  "specimen_barcode": f"{tube}T", "material_type": "TISSUE_FROZEN",
                  "quantity": rng.randint(10, 80), "unit": "mg",
-                 "sprec_code": "TIS-SRG-A-B-SNP-Z-C", **place()},
+                 "sprec_code": "TIS-SRG-A-E-SNP-Z-C", **place()},
                 {"collected_at": draw, "procedure": "venipuncture",
                  "specimen_barcode": f"{tube}B", "material_type": "WHOLE_BLOOD",
                  "quantity": 10, "unit": "mL", "status": "consumed"},

@@ -1,8 +1,11 @@
-"""SPREC (ISBER Standard PREanalytical Code) v3 validation."""
+"""SPREC (ISBER Standard PREanalytical Code) v3: validating codes and deriving them from
+recorded history (pure: no Flask, no database)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 
 #: SPREC type-of-sample codes for fluid and solid specimens (ISBER SPREC 2.0/3.0 tables)
 FLUID_TYPES = frozenset(
@@ -32,3 +35,136 @@ def validate_sprec(code: str) -> str | None:
     if parts[0] not in FLUID_TYPES | SOLID_TYPES:
         return f"unknown SPREC sample type {parts[0]!r}"
     return None
+
+
+# -- deriving a code from what was recorded -----------------------------------------------------
+
+FLUID_ELEMENTS = ("type of sample", "type of primary container", "pre-centrifugation delay",
+                  "centrifugation", "second centrifugation", "post-centrifugation delay",
+                  "long-term storage")
+SOLID_ELEMENTS = ("type of sample", "type of collection", "warm ischemia time",
+                  "cold ischemia time", "fixation type", "fixation time", "long-term storage")
+
+#: material (MIABIS) → SPREC sample type; DNA, RNA and other extracts are not coded by SPREC's
+#: fluid and solid tables
+_TYPES = {"WHOLE_BLOOD": "BLD", "SERUM": "SER", "PLASMA": "PL1", "BUFFY_COAT": "BUF",
+          "PERIPHERAL_BLOOD_CELLS": "CEL", "URINE": "URN", "FECES": "STL", "SALIVA": "SAL",
+          "TISSUE_FROZEN": "TIS", "TISSUE_PARAFFIN_EMBEDDED": "TIS", "TISSUE_STAINED": "TIS"}
+_CENTRIFUGED = {"PL1", "PL2", "SER", "BUF", "CEL"}
+_SOLID_COLLECTION = {"excision": "SRG", "wide_local_excision": "SRG",
+                     "sentinel_node_biopsy": "SRG"}
+#: pre-centrifugation delay: (upper bound in hours, code at room temperature, code at 2–10 °C)
+_DELAYS = ((2, "A", "B"), (4, "C", "D"), (8, "E", "F"), (12, "G", "H"), (24, "I", "J"),
+           (48, "K", "L"), (float("inf"), "M", "N"))
+#: cold ischemia: (upper bound in minutes, code)
+_COLD_ISCHEMIA = ((2, "A"), (10, "B"), (20, "C"), (30, "D"), (60, "E"), (float("inf"), "F"))
+_FIXATIVES = (("neutral buffered", "NBF"), ("nbf", "NBF"), ("formalin", "FOR"),
+              ("oct", "OCT"), ("ethanol", "ETH"), ("alcohol", "ETH"), ("aldehyde", "ALD"))
+
+
+@dataclass(frozen=True)
+class ProcessingStep:
+    """One step from a parent to the next specimen: what it made, when, how, how warm."""
+
+    material: str
+    started_at: dt.datetime | None = None
+    method: str | None = None
+    temperature: str | None = None
+
+
+@dataclass(frozen=True)
+class SprecElement:
+    name: str
+    computed: str
+    basis: str  # what the code was derived from, or why it is unknown
+    recorded: str | None = None
+
+    @property
+    def differs(self) -> bool:
+        return (self.recorded is not None and self.computed.strip("X") != ""
+                and self.recorded != self.computed)
+
+
+def _temperature_class(text: str | None) -> str | None:
+    if not text:
+        return None
+    low = text.lower().replace(" ", "")
+    if any(k in low for k in ("rt", "room", "ambient", "18-25", "20°c", "22°c", "25°c")):
+        return "rt"
+    if any(k in low for k in ("2-10", "4°c", "4c", "ice", "fridge", "refrigerat", "cold")):
+        return "cold"
+    return None
+
+
+def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: str | None,
+                 steps: list[ProcessingStep], frozen_at: dt.datetime | None,
+                 recorded: str | None = None) -> list[SprecElement] | None:
+    """The seven SPREC elements of a specimen, from its recorded history.
+
+    *steps* lead from the primary specimen to this one (an aliquot is a step that keeps the
+    material). An element the records do not determine is ``X`` (``XXX`` for three-letter
+    elements), as SPREC codes unknown values; each element says what it was derived from.
+    Returns ``None`` for materials SPREC's fluid and solid tables do not cover (DNA, RNA…).
+    """
+    code = _TYPES.get(material)
+    if code is None:
+        return None
+    separations = [s for s in steps if _TYPES.get(s.material) in _CENTRIFUGED]
+    if code == "PL1" and any("double" in (s.method or "").lower() or "2x" in (s.method or "")
+                             for s in separations):
+        code = "PL2"
+    given = recorded.split("-") if recorded and len(recorded.split("-")) == 7 else [None] * 7
+    solid = code == "TIS"
+    names = SOLID_ELEMENTS if solid else FLUID_ELEMENTS
+    values: list[tuple[str, str]] = [(code, f"material {material}")]
+    if solid:
+        values.append((_SOLID_COLLECTION.get(procedure or "", "XXX"),
+                       f"procedure {procedure}" if procedure in _SOLID_COLLECTION
+                       else "collection procedure not coded"))
+        values.append(("X", "warm ischemia is not recorded"))
+        fixed = next((s.started_at for s in steps if s.started_at), None) or frozen_at
+        if collected_at and fixed and fixed >= collected_at:
+            minutes = (fixed - collected_at).total_seconds() / 60
+            cold = next(c for bound, c in _COLD_ISCHEMIA if minutes < bound)
+            values.append((cold, f"{minutes:.0f} min from collection to "
+                                 f"{'freezing' if fixed is frozen_at else 'fixation'}"))
+        else:
+            values.append(("X", "collection or freezing/fixation time not recorded"))
+        if material == "TISSUE_FROZEN":
+            values.append(("SNP", "frozen tissue (snap freezing)"))
+        else:
+            method = " ".join(s.method or "" for s in steps).lower()
+            fixative = next((c for key, c in _FIXATIVES if key in method), "XXX")
+            values.append((fixative, f"method {method!r}" if fixative != "XXX"
+                           else "fixative not recorded"))
+        values.append(("X", "fixation time is not recorded"))
+    else:
+        values.append(("XXX", "primary tube type is not recorded"))
+        if code in _CENTRIFUGED:
+            first = separations[0] if separations else None
+            temperature = _temperature_class(first.temperature if first else None)
+            if collected_at and first and first.started_at and temperature:
+                hours = (first.started_at - collected_at).total_seconds() / 3600
+                delay = next(rt if temperature == "rt" else cold
+                             for bound, rt, cold in _DELAYS if hours < bound)
+                values.append((delay, f"{hours:.1f} h at {first.temperature} from collection "
+                                      "to centrifugation"))
+            else:
+                values.append(("X", "collection time, centrifugation start or its "
+                                    "temperature not recorded"))
+            values.append(("X", "centrifugation settings are not coded"))
+            values.append(("N" if code in ("PL1", "SER", "BUF", "CEL") else "X",
+                           "single spin" if code != "PL2" else "second spin not coded"))
+            values.append(("X", "post-centrifugation delay is not recorded"))
+        else:
+            values.append(("X", "time from collection to processing is not recorded"))
+            values.append(("N", "not centrifuged"))
+            values.append(("N", "not centrifuged"))
+            values.append(("X", "time to freezing is not recorded"))
+    values.append(("X", "storage container and temperature are not coded"))
+    return [SprecElement(name, value, basis, given[i])
+            for i, (name, (value, basis)) in enumerate(zip(names, values, strict=True))]
+
+
+def sprec_text(elements: list[SprecElement]) -> str:
+    return "-".join(e.computed for e in elements)

@@ -11,6 +11,7 @@ from marshmallow import fields
 from biobank.api.crud import Resource, register_crud
 from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
 from biobank.db import transaction
+from biobank.errors import NotFound
 from biobank.models import Specimen
 from biobank.schemas.base import BaseSchema
 from biobank.schemas.custody import CustodyEventSchema, TimelineSchema
@@ -20,6 +21,7 @@ from biobank.schemas.specimens import (
     SpecimenQueryArgsSchema,
     SpecimenSchema,
     SpecimenUpdateSchema,
+    SprecSchema,
 )
 from biobank.services import custody, specimens
 from biobank.services.common import get_visible
@@ -82,6 +84,25 @@ class SpecimenAliquotViews(MethodView):
         with transaction():
             parent = get_visible(Specimen, item_id, actor, lock=True)
             return specimens.create_aliquots(parent, actor=actor, **data)
+
+
+@blp.route("/<int:item_id>/sprec")
+class SpecimenSprecViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, SprecSchema)
+    def get(self, item_id: int) -> Any:
+        """SPREC code derived from the specimen's recorded history, element by element
+
+        Each element says what it was derived from (collection time and procedure, the
+        processing recorded with each derivative, freezing time) or why it is unknown (`X`);
+        `differs` names the elements where the stored code contradicts the records. 404 for
+        materials SPREC does not code (DNA, RNA and other extracts).
+        """
+        specimen = get_visible(Specimen, item_id, current_actor())
+        result = specimens.sprec_of(specimen)
+        if result is None:
+            raise NotFound(f"SPREC does not code {specimen.material_type.value}")
+        return result
 
 
 @blp.route("/<int:item_id>/custody")

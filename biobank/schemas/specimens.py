@@ -164,3 +164,20 @@ class AliquotCreateSchema(BaseSchema):
     container_id = fields.Integer(metadata=describe("Box to place them in, in fill order"))
     print = fields.Nested(PrintRequestSchema, data_key="print", attribute="print_request",
                           metadata=describe("Print labels for the new specimens"))
+
+
+class SprecElementSchema(BaseSchema):
+    name = fields.String()
+    computed = fields.String()
+    recorded = fields.String(allow_none=True)
+    basis = fields.String(metadata=describe("What the code was derived from, or why it is "
+                                            "unknown (X)"))
+    differs = fields.Boolean()
+
+
+class SprecSchema(BaseSchema):
+    recorded = fields.String(allow_none=True, metadata=describe("The code stored on the specimen"))
+    computed = fields.String(metadata=describe("The code derived from recorded events"))
+    elements = fields.List(fields.Nested(SprecElementSchema))
+    differs = fields.List(fields.String(), metadata=describe(
+        "Elements where the stored code contradicts the records"))

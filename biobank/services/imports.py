@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import re
 import zoneinfo
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -384,6 +385,54 @@ class _Specimen:
     visible: bool = True
 
 
+class _SpecimenIndex:
+    """Every barcode seen (in the file or looked up in the database) with what a child row
+    may need of it, in parallel arrays: a million specimens take about 130 bytes each."""
+
+    _MATERIALS = list(MaterialType)
+    _UNITS = list(QuantityUnit)
+
+    def __init__(self) -> None:
+        self.position: dict[str, int] = {}
+        self.ids = array("q")
+        self.participants = array("q")
+        self.materials = array("b")
+        self.units = array("b")
+        self.remaining = array("q")  # thousandths (quantities have three decimals); -1: none
+        self.lines = array("l")  # 0: already in the database
+        self.visible = array("b")
+
+    def __contains__(self, barcode: str) -> bool:
+        return barcode in self.position
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.position)
+
+    def add(self, barcode: str, entry: _Specimen) -> None:
+        self.position[barcode] = len(self.ids)
+        self.ids.append(entry.id)
+        self.participants.append(entry.participant_id)
+        self.materials.append(self._MATERIALS.index(entry.material))
+        self.units.append(self._UNITS.index(entry.unit) if entry.unit is not None else -1)
+        self.remaining.append(-1 if entry.remaining is None
+                              else int(entry.remaining * 1000))
+        self.lines.append(0 if entry.in_db else entry.line)
+        self.visible.append(entry.visible)
+
+    def get(self, barcode: str) -> _Specimen | None:
+        i = self.position.get(barcode)
+        if i is None:
+            return None
+        unit, left = self.units[i], self.remaining[i]
+        return _Specimen(self.ids[i], self.participants[i], self._MATERIALS[self.materials[i]],
+                         self._UNITS[unit] if unit >= 0 else None,
+                         None if left < 0 else Decimal(left).scaleb(-3), self.lines[i] == 0,
+                         self.lines[i], bool(self.visible[i]))
+
+    def set_remaining(self, barcode: str, value: Decimal) -> None:
+        self.remaining[self.position[barcode]] = int(value * 1000)
+
+
 @dataclass
 class _Container:
     id: int
@@ -425,7 +474,7 @@ class Importer:
         self.cases: dict[str, tuple[int, int, int | None]] = {}  # code → (id, participant, line)
         self.visits: dict[tuple[int, dt.datetime, CollectionProcedure], int] = {}
         self.loaded_visits: set[int] = set()
-        self.specimens: dict[str, _Specimen] = {}
+        self.specimens = _SpecimenIndex()
         self._barcodes: dict[str, list[str]] = {}
         #: specimen rows added since the writer last wrote, by barcode (cleared as it writes)
         self._buffered: dict[str, dict[str, Any]] = {}
@@ -527,9 +576,9 @@ class Importer:
                              Specimen.site_id).where(
                 Specimen.barcode.in_(barcodes))
             for code, ident, pid, material, unit, qty, site_id in db.session.execute(stmt):
-                self.specimens[code] = _Specimen(
+                self.specimens.add(code, _Specimen(
                     ident, pid, material, unit, qty, True,
-                    visible=self.sites_visible is None or site_id in self.sites_visible)
+                    visible=self.sites_visible is None or site_id in self.sites_visible))
         made = {r["manufacturer_barcode"] for r in rows if "manufacturer_barcode" in r}
         made -= set(self.manufacturer)
         if made:
@@ -779,15 +828,15 @@ class Importer:
 
         if not self.writing:
             if barcode is not None:
-                self.specimens[barcode] = _Specimen(0, participant.id, material, unit, quantity,
-                                                    False, line)
+                self.specimens.add(barcode, _Specimen(0, participant.id, material, unit,
+                                                      quantity, False, line))
             return
         site_id = container.site_id if container else participant.site_id
         if barcode is None:
             barcode = self._issue(site_id, material)
         ident = self.writer.next_id(Specimen)
-        entry = _Specimen(ident, participant.id, material, unit, quantity, False, line)
-        self.specimens[barcode] = entry
+        self.specimens.add(barcode, _Specimen(ident, participant.id, material, unit, quantity,
+                                              False, line))
         events: list[tuple[CustodyEventType, dt.datetime, dict[str, Any]]] = []
         tag = {"import": self.job_id}
         collected_at = v["collected_at"]
@@ -855,6 +904,7 @@ class Importer:
                                        f"is more than {parent_code} still holds "
                                        f"({parent.remaining.normalize()})")
         parent.remaining -= quantity
+        self.specimens.set_remaining(parent_code, parent.remaining)
         if not self.writing:
             return
         self._sync_buffered()

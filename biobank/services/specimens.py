@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from typing import Any
 
 import sqlalchemy as sa
@@ -228,8 +230,11 @@ def lineage_of(specimen: Specimen) -> tuple[list[Specimen], list[tuple[int, Spec
             Specimen.parent_id == tree.c.id
         )
     )
+    # All descendants share the participant: load it once through the identity map instead
+    # of joining participant, study and site into every one of hundreds of rows.
     rows = db.session.execute(
         sa.select(Specimen, tree.c.depth).join(tree, tree.c.id == Specimen.id)
+        .options(sa.orm.lazyload(Specimen.participant))
         .order_by(tree.c.depth, Specimen.id)
     ).all()
     return ancestors[::-1], [(depth, s) for s, depth in rows]
@@ -371,3 +376,41 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
     signals.aliquots_created.send(actor, parent=parent, children=children,
                                   print_request=print_request)
     return children
+
+
+def sprec_of(specimen: Specimen) -> dict[str, Any] | None:
+    """The SPREC code derived from *specimen*'s recorded history, element by element, next to
+    the recorded code (``None`` for materials SPREC does not code)."""
+    from biobank.models import CustodyEvent
+    from biobank.sprec import ProcessingStep, derive_sprec, sprec_text
+
+    chain = [specimen]
+    while chain[-1].parent is not None:
+        chain.append(chain[-1].parent)
+    chain.reverse()  # primary first
+    primary = chain[0]
+    steps = []
+    for parent, child in itertools.pairwise(chain):
+        details: dict[str, Any] = {}
+        for event in db.session.scalars(sa.select(CustodyEvent).where(
+                CustodyEvent.specimen_id == parent.id,
+                CustodyEvent.event_type.in_([CustodyEventType.DERIVED,
+                                             CustodyEventType.ALIQUOTED]))):
+            if child.barcode in event.details.get("children", []):
+                details = event.details.get("processing") or {}
+                break
+        started = details.get("started_at")
+        steps.append(ProcessingStep(
+            material=child.material_type.value,
+            started_at=dt.datetime.fromisoformat(started) if started else child.processed_at,
+            method=details.get("method"), temperature=details.get("temperature")))
+    event = primary.collection_event
+    elements = derive_sprec(
+        material=specimen.material_type.value,
+        collected_at=event.collected_at if event else None,
+        procedure=event.procedure.value if event else None,
+        steps=steps, frozen_at=specimen.frozen_at, recorded=specimen.sprec_code)
+    if elements is None:
+        return None
+    return {"recorded": specimen.sprec_code, "computed": sprec_text(elements),
+            "elements": elements, "differs": [e.name for e in elements if e.differs]}

@@ -170,7 +170,7 @@ def specimen_detail(barcode: str) -> Any:
     return render_template(
         "specimen.html", s=specimen, ancestors=ancestors, descendants=descendants,
         events=events, audit=audit, withdrawn=has_withdrawn(specimen.participant),
-        timeline=timeline,
+        timeline=timeline, sprec=specimen_service.sprec_of(specimen),
     )
 
 

@@ -279,3 +279,49 @@ def test_q_matches_barcode_label_or_participant_code_prefixes(client, make, site
     assert found == {by_code.barcode, by_barcode.barcode}
     found = {s["barcode"] for s in client.get("/api/v1/specimens/?q=TUMOUR", headers=h).json}
     assert found == {by_label.barcode}
+
+
+def test_sprec_is_derived_from_recorded_history(client, make, site, technician, headers,
+                                                db_session):
+    import datetime as dt
+
+    from biobank.models.vocab import CollectionProcedure, MaterialType, QuantityUnit
+
+    p = make.participant(site=site)
+    drawn = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
+    visit = make.visit(participant=p, collected_at=drawn)
+    blood = make.specimen(participant=p, collection_event=visit,
+                          material_type=MaterialType.WHOLE_BLOOD, unit=QuantityUnit.ML)
+    h = headers(technician)
+    r = client.post(f"/api/v1/specimens/{blood.id}/aliquots", headers=h, json={
+        "count": 1, "quantity": "4", "material_type": "PLASMA", "unit": "mL",
+        "processing": {"method": "centrifugation 2,000 g 10 min", "temperature": "RT",
+                       "started_at": "2026-03-02T09:30:00Z"}})
+    assert r.status_code == 201, r.json
+    plasma = r.json[0]
+    r = client.get(f"/api/v1/specimens/{plasma['id']}/aliquots", headers=h)
+    r = client.post(f"/api/v1/specimens/{plasma['id']}/aliquots", headers=h,
+                    json={"count": 2, "quantity": "0.5"})
+    aliquot = r.json[0]
+    r = client.get(f"/api/v1/specimens/{aliquot['id']}/sprec", headers=h)
+    assert r.status_code == 200, r.json
+    assert r.json["computed"] == "PL1-XXX-A-X-N-X-X"
+    delay = next(e for e in r.json["elements"] if e["name"] == "pre-centrifugation delay")
+    assert delay["basis"] == "1.5 h at RT from collection to centrifugation"
+
+    excised = make.visit(participant=p, collected_at=drawn,
+                         procedure=CollectionProcedure.WIDE_LOCAL_EXCISION)
+    tissue = make.specimen(participant=p, collection_event=excised,
+                           material_type=MaterialType.TISSUE_FROZEN, unit=QuantityUnit.MG,
+                           frozen_at=drawn + dt.timedelta(minutes=45),
+                           sprec_code="TIS-SRG-A-B-SNP-Z-C")
+    r = client.get(f"/api/v1/specimens/{tissue.id}/sprec", headers=h)
+    assert r.json["computed"] == "TIS-SRG-X-E-SNP-X-X"
+    assert r.json["differs"] == ["cold ischemia time"]
+    from tests.biobank.web.test_evacuation_page import _login
+
+    _login(client, technician.username)
+    page = client.get(f"/specimens/{tissue.barcode}").get_data(as_text=True)
+    assert "TIS-SRG-X-E-SNP-X-X" in page and "contradicts the records: cold ischemia" in page
+    dna = make.specimen(participant=p, material_type=MaterialType.DNA, unit=QuantityUnit.UL)
+    assert client.get(f"/api/v1/specimens/{dna.id}/sprec", headers=h).status_code == 404
