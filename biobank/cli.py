@@ -214,9 +214,13 @@ def import_cmd(file: Path, template: str, dry_run: bool, delimiter: str,
     size = file.stat().st_size
     started = time.monotonic()
 
-    def progress(rows: int) -> None:
+    def progress(rows: int, share: float | None) -> None:
         rate = rows / max(time.monotonic() - started, 1e-6)
-        click.echo(f"\r{rows:,} rows checked  ({rate:,.0f} rows/s)", nl=False, err=True)
+        bar = ""
+        if share is not None:
+            done = int(share * 30)
+            bar = f"[{'#' * done}{'.' * (30 - done)}] {share:4.0%}  "
+        click.echo(f"\r{bar}{rows:,} rows checked  ({rate:,.0f} rows/s)", nl=False, err=True)
 
     job = imports.run_job(job.id, delimiter=delimiter, progress=progress)
     click.echo("", err=True)

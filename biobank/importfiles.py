@@ -41,6 +41,8 @@ class Table:
     header: list[str]
     rows: Iterator[tuple[int, list[str]]]
     close: Callable[[], None]
+    #: share of the file read so far, 0 to 1 (``None`` where it cannot be told)
+    progress: Callable[[], float | None] = lambda: None
 
 
 def open_table(path: str | Path, *, delimiter: str = ",") -> Table:
@@ -116,7 +118,12 @@ def _open_csv(path: Path, delimiter: str) -> Table:
         finally:
             raw.close()
 
-    return Table("csv", [cell.strip() for cell in header], rows(), raw.close)
+    size = max(path.stat().st_size, 1)
+
+    def progress() -> float | None:
+        return None if raw.closed else min(raw.tell() / size, 1.0)
+
+    return Table("csv", [cell.strip() for cell in header], rows(), raw.close, progress)
 
 
 def _cell_text(value: Any) -> str:

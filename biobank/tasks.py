@@ -74,9 +74,9 @@ def import_file(self: Task, job_id: int, *, delimiter: str = ",") -> dict[str, A
         job.task_id = self.request.id
         db.session.commit()
 
-    def progress(rows: int) -> None:
+    def progress(rows: int, share: float | None) -> None:
         if not self.request.is_eager and self.request.id:
-            self.update_state(state="PROGRESS", meta={"rows_checked": rows})
+            self.update_state(state="PROGRESS", meta={"rows_checked": rows, "share_read": share})
 
     job = run_job(job_id, delimiter=delimiter, progress=progress)
     return {"id": job.id, "status": job.status.value, "rows": job.rows_read,

@@ -499,7 +499,8 @@ class Importer:
 
     # -- driving -------------------------------------------------------------------------
 
-    def run(self, table: Table, progress: Callable[[int], None] | None = None) -> ImportResult:
+    def run(self, table: Table, progress: Callable[[int, float | None], None] | None = None
+            ) -> ImportResult:
         columns, problems = check_header(table.header, self.template)
         for p in problems:
             self.problem(p.line, p.column, p.message)
@@ -519,14 +520,14 @@ class Importer:
                     self._chunk(chunk)
                     chunk = []
                     if progress:
-                        progress(self.result.rows)
+                        progress(self.result.rows, table.progress())
         except ImportFileError as error:
             self.problem(error.line, error.column, error.message)
             return self.result
         if chunk:
             self._chunk(chunk)
         if progress:
-            progress(self.result.rows)
+            progress(self.result.rows, 1.0)
         if self.result.rows == 0:
             self.problem(0, None, "the file names its columns but holds no rows")
         if self.writing:
@@ -1005,7 +1006,7 @@ def create_job(*, actor: User, path: Path, filename: str, template: str,
 
 
 def run_job(job_id: int, *, delimiter: str = ",",
-            progress: Callable[[int], None] | None = None) -> ImportJob:
+            progress: Callable[[int, float | None], None] | None = None) -> ImportJob:
     """Run a queued job: the data and the job's success commit together; on any problem
     nothing is written and the job records every problem instead. Commits."""
     from biobank.db import transaction
