@@ -67,8 +67,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # The domain packages built on biobank register themselves here, and only here.
     import labels
+    import omics
 
     labels.init_app(app)
+    omics.init_app(app)
 
     signals.app_created.send(app)
     return app

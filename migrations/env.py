@@ -7,6 +7,7 @@ from alembic import context
 
 import biobank.models  # noqa: F401
 import labels.models  # noqa: F401
+import omics.models  # noqa: F401
 from biobank.db import Base, UTCDateTime, configure_engine_events
 
 config = context.config

@@ -1,0 +1,93 @@
+"""Omics API: register and ingest files, list them by aliquot or case, variant carriers."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
+from biobank.db import after_commit, transaction
+from omics import services
+from omics.schemas import (
+    CarrierQuerySchema,
+    CarrierSchema,
+    OmicsFileFormSchema,
+    OmicsFileQuerySchema,
+    OmicsFileSchema,
+    OmicsUploadSchema,
+)
+
+blp = Blueprint("omics", __name__, description="Omics files linked to aliquots; variant carriers")
+
+
+@blp.route("/files/")
+class OmicsFileViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(OmicsFileQuerySchema, location="query")
+    @blp.response(200, OmicsFileSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """Omics files, newest first; filter by the aliquot, participant or case they measure"""
+        return services.list_files(actor=current_actor(), **args)
+
+    @roles_required(*STAFF)
+    @blp.arguments(OmicsUploadSchema, location="query")
+    @blp.arguments(OmicsFileFormSchema, location="files")
+    @blp.response(201, OmicsFileSchema)
+    def post(self, form: dict[str, Any], files: dict[str, Any]) -> Any:
+        """Upload and register a file (VCF/BCF now), linking its sample columns to aliquots
+
+        The file is stored by its SHA-256 under the omics storage root (the same content
+        again answers 200 with the existing file); sample names that match no aliquot are
+        listed in `unmatched_samples`. With `ingest` (default), its variant calls are read
+        into the database by a background task once the registration is saved.
+        """
+        upload = files["file"]
+        ingest = form.pop("ingest")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "upload"
+            upload.save(path)
+            with transaction():
+                record, created = services.register_file(
+                    actor=current_actor(), path=path,
+                    filename=Path(upload.filename or "upload").name, **form)
+                if created and ingest:
+                    file_id = record.id
+                    after_commit(lambda: _dispatch(file_id))
+        return services.get_file(record.id), 201 if created else 200
+
+
+def _dispatch(file_id: int) -> None:
+    from omics.tasks import ingest
+
+    ingest.delay(file_id)
+
+
+@blp.route("/files/<int:file_id>")
+class OmicsFileByIdViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, OmicsFileSchema)
+    def get(self, file_id: int) -> Any:
+        """One omics file: status, counts, sample links"""
+        from biobank.db import db
+
+        db.session.expire_all()
+        return services.get_file(file_id)
+
+
+@blp.route("/variants/carriers")
+class CarrierViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(CarrierQuerySchema, location="query")
+    @blp.response(200, CarrierSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """Aliquots, participants and cases carrying a variant
+
+        By gene (`BRAF`), gene and protein change (`BRAF` + `p.V600E`) or region
+        (`7:140453000-140454000`); calls are non-reference calls with genotype, depth and
+        allele fraction.
+        """
+        return services.carriers(actor=current_actor(), **args)

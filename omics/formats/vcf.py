@@ -1,0 +1,268 @@
+"""VCF and BCF through pysam: header, samples, streaming records, region queries, and the gene,
+consequence and protein change of each alternate allele from VEP ``CSQ`` or SnpEff ``ANN``.
+
+Per sample, a call carries the genotype (``GT``), the depth (``DP``, else the sum of ``AD``),
+the alternate read count (``AD``; Strelka's tier-1 ``AU/CU/GU/TU`` for SNVs and ``TIR`` for
+indels) and the allele fraction (``AF``, else alternate reads over depth).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omics.formats import register
+from omics.formats.errors import FormatError
+
+_ALLELE = re.compile(r"^(?:[ACGTNacgtn]+|\*|<[^<>]+>|\.|[ACGTNacgtn]*[\[\]][^\s]*)$")
+_THREE_TO_ONE = {
+    "Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q", "Glu": "E",
+    "Gly": "G", "His": "H", "Ile": "I", "Leu": "L", "Lys": "K", "Met": "M", "Phe": "F",
+    "Pro": "P", "Ser": "S", "Thr": "T", "Trp": "W", "Tyr": "Y", "Val": "V", "Ter": "*",
+    "Sec": "U", "Pyl": "O", "Xaa": "X",
+}
+_THREE = re.compile("|".join(_THREE_TO_ONE))
+
+
+def short_protein_change(hgvsp: str | None) -> str | None:
+    """``ENSP00000288602.6:p.Val600Glu`` or ``p.Val600Glu`` → ``p.V600E``; one-letter forms
+    pass through; ``%3D`` (URL-escaped ``=``) is unescaped."""
+    if not hgvsp:
+        return None
+    text = hgvsp.split(":", 1)[-1].replace("%3D", "=")
+    if not text.startswith("p."):
+        return None
+    return _THREE.sub(lambda m: _THREE_TO_ONE[m.group(0)], text)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    gene: str | None
+    consequence: str | None
+    protein_change: str | None
+    impact: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    sample: str
+    genotype: str | None
+    depth: int | None
+    alt_depth: int | None
+    allele_fraction: float | None
+
+    @property
+    def carries(self) -> bool:
+        """Non-reference: a genotype with an alternate allele, or (without a genotype)
+        alternate reads."""
+        if self.genotype is not None:
+            return any(a not in ("0", ".") for a in re.split(r"[/|]", self.genotype))
+        return bool(self.alt_depth) or bool(self.allele_fraction)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One alternate allele at one site, with its annotation and every sample's call."""
+
+    chrom: str
+    pos: int
+    ref: str
+    alt: str
+    filters: tuple[str, ...]
+    line: int
+    annotation: Annotation | None
+    calls: tuple[Call, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        return f"{self.chrom}-{self.pos}-{self.ref}-{self.alt}"
+
+
+def _accepts(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf"))
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    return int(value) if value is not None else None
+
+
+@register("vcf", _accepts)
+class VcfReader:
+    """A VCF/BCF file opened with pysam. Iterate ``variants()`` (streaming) or ``fetch(region)``
+    (needs a tabix/CSI index); ``samples`` are the genotype columns in file order."""
+
+    def __init__(self, path: Path) -> None:
+        import pysam
+
+        pysam.set_verbosity(0)  # problems are raised, not printed by htslib
+        self.path = path
+        self._header_count: int | None = None
+        if not path.exists():
+            raise FormatError("no such file", path=path)
+        with path.open("rb") as f:
+            head = f.read(4)
+        try:
+            self._file = pysam.VariantFile(str(path))
+        except (ValueError, OSError) as error:
+            kind = "gzip data" if head[:2] == b"\x1f\x8b" else "text"
+            raise FormatError(f"not a readable VCF or BCF ({kind}): {error}", path=path) from None
+        header = self._file.header
+        self.samples: list[str] = list(header.samples)
+        if len(set(self.samples)) != len(self.samples):
+            raise FormatError("a sample name appears twice in the #CHROM line", path=path,
+                              line=self._header_lines())
+        self.reference = self._reference()
+        self._csq_fields = self._annotation_fields("CSQ")
+        self._ann_fields = self._annotation_fields("ANN")
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> VcfReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _header_lines(self) -> int:
+        """Lines before the first record, counted in the file itself (pysam's header adds
+        lines of its own); a BCF has no lines and counts records from 0."""
+        import gzip
+
+        if getattr(self, "_header_count", None) is None:
+            count = 0
+            with self.path.open("rb") as raw:
+                is_gzip = raw.read(2) == b"\x1f\x8b"
+            opener = gzip.open if is_gzip else open
+            try:
+                with opener(self.path, "rb") as f:
+                    for line in f:
+                        if not line.startswith(b"#"):
+                            break
+                        count += 1
+            except (OSError, EOFError):
+                pass
+            self._header_count = 0 if self.path.suffix == ".bcf" else count
+        return self._header_count
+
+    def _reference(self) -> str | None:
+        for record in self._file.header.records:
+            if record.key == "reference" and record.value:
+                return str(record.value)
+        for contig in self._file.header.contigs.values():
+            assembly = contig.header_record.get("assembly") if contig.header_record else None
+            if assembly:
+                return str(assembly)
+        return None
+
+    def _annotation_fields(self, key: str) -> list[str] | None:
+        info = self._file.header.info
+        if key not in info:
+            return None
+        description = info[key].description or ""
+        match = re.search(r"Format:\s*'?([^'\"]+)'?", description)
+        if not match:
+            return None
+        return [f.strip() for f in match.group(1).split("|")]
+
+    def _annotation(self, record: Any, alt: str, line: int) -> Annotation | None:
+        for key, fields in (("CSQ", self._csq_fields), ("ANN", self._ann_fields)):
+            if fields is None or key not in record.info:
+                continue
+            entries = record.info[key]
+            if isinstance(entries, str):
+                entries = (entries,)
+            best = None
+            for entry in entries:
+                values = dict(zip(fields, entry.split("|"), strict=False))
+                allele = values.get("Allele")
+                if allele not in (None, "", alt, "-") and len(alt) == len(record.ref):
+                    continue
+                if key == "CSQ":
+                    found = Annotation(values.get("SYMBOL") or None,
+                                       values.get("Consequence") or None,
+                                       short_protein_change(values.get("HGVSp")),
+                                       values.get("IMPACT") or None)
+                else:
+                    found = Annotation(values.get("Gene_Name") or None,
+                                       values.get("Annotation") or None,
+                                       short_protein_change(values.get("HGVS.p")),
+                                       values.get("Annotation_Impact") or None)
+                if best is None or (found.protein_change and not best.protein_change):
+                    best = found
+            if best is not None:
+                return best
+        return None
+
+    def _call(self, sample: str, data: Any, alt_index: int, alt: str, ref: str) -> Call:
+        keys = set(data.keys())
+        genotype = None
+        if "GT" in keys:
+            gt = data.get("GT")
+            if gt is not None and any(a is not None for a in gt):
+                sep = "|" if data.phased else "/"
+                genotype = sep.join("." if a is None else str(a) for a in gt)
+        depth = _int(data.get("DP")) if "DP" in keys else None
+        alt_depth = None
+        if "AD" in keys and data.get("AD") is not None:
+            ad = data.get("AD")
+            if len(ad) > alt_index and ad[alt_index] is not None:
+                alt_depth = int(ad[alt_index])
+            if depth is None:
+                depth = sum(int(x) for x in ad if x is not None)
+        elif len(alt) == 1 and len(ref) == 1 and f"{alt.upper()}U" in keys:
+            alt_depth = _int(data.get(f"{alt.upper()}U"))  # Strelka SNV, tier 1
+        elif "TIR" in keys:
+            alt_depth = _int(data.get("TIR"))  # Strelka indel, tier 1
+        fraction = None
+        if "AF" in keys and data.get("AF") is not None:
+            af = data.get("AF")
+            af = af[alt_index - 1] if isinstance(af, tuple) and len(af) >= alt_index else af
+            fraction = (round(float(af), 4) if af is not None and not isinstance(af, tuple)
+                        else None)  # FORMAT floats are 32-bit: 0.471 reads 0.47099998
+        elif depth and alt_depth is not None:
+            fraction = round(alt_depth / depth, 4)
+        return Call(sample, genotype, depth, alt_depth, fraction)
+
+    def _variants(self, records: Any) -> Iterator[Variant]:
+        line = self._header_lines()
+        try:
+            for record in records:
+                line += 1
+                if record.ref is None or not _ALLELE.match(record.ref):
+                    raise FormatError(f"REF {record.ref!r} is not a DNA sequence", path=self.path,
+                                      line=line, column="REF")
+                for index, alt in enumerate(record.alts or (), start=1):
+                    if not _ALLELE.match(alt) or alt.upper() == record.ref.upper():
+                        raise FormatError(f"ALT {alt!r} is not an allele different from REF",
+                                          path=self.path, line=line, column="ALT")
+                    calls = tuple(self._call(name, record.samples[name], index, alt, record.ref)
+                                  for name in self.samples)
+                    yield Variant(record.chrom, record.pos, record.ref, alt,
+                                  tuple(record.filter.keys()), line,
+                                  self._annotation(record, alt, line), calls)
+        except FormatError:
+            raise
+        except (OSError, ValueError) as error:
+            raise FormatError(f"unreadable after the previous record: {error}", path=self.path,
+                              line=line + 1) from None
+
+    def variants(self) -> Iterator[Variant]:
+        """Every alternate allele of every record, in file order."""
+        return self._variants(self._file)
+
+    def fetch(self, region: str) -> Iterator[Variant]:
+        """Variants in *region* (``7:140453000-140454000``), read through the index."""
+        try:
+            records = self._file.fetch(region=region)
+        except (ValueError, OSError) as error:
+            raise FormatError(f"cannot query {region!r}: {error}", path=self.path) from None
+        return self._variants(records)

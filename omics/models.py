@@ -1,0 +1,111 @@
+"""Omics files linked to the aliquots they measure, and the variants called in them."""
+
+from __future__ import annotations
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from biobank.db import created_at, db, intpk, str16, str32, str64, str128, str255, timestamp
+from biobank.models import Specimen
+
+
+class OmicsKind(enum.Enum):
+    EXOME = "exome"
+    RNA_SEQ = "rna_seq"
+    METHYLATION = "methylation"
+    PROTEOMICS = "proteomics"
+    METABOLOMICS = "metabolomics"
+
+
+class FileStatus(enum.Enum):
+    REGISTERED = "registered"  # stored and checksummed; not (yet) ingested
+    INGESTED = "ingested"
+    FAILED = "failed"  # ingestion refused the file; nothing of it is in the database
+
+
+class OmicsFile(db.Model):
+    """A file stored under the omics storage root by its SHA-256, never overwritten."""
+
+    __tablename__ = "omics_files"
+
+    id: Mapped[intpk]
+    kind: Mapped[OmicsKind]
+    format: Mapped[str16] = mapped_column(comment="Reader that reads it: vcf, …")
+    filename: Mapped[str255]
+    uri: Mapped[str] = mapped_column(sa.Text, comment="Path under the omics storage root")
+    size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    reference_genome: Mapped[str32 | None] = mapped_column(comment="e.g. GRCh38")
+    platform: Mapped[str64 | None]
+    pipeline: Mapped[str128 | None]
+    status: Mapped[FileStatus] = mapped_column(default=FileStatus.REGISTERED)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    variant_count: Mapped[int] = mapped_column(default=0)
+    call_count: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str64]
+    created_at: Mapped[created_at]
+    ingested_at: Mapped[timestamp | None]
+
+    samples: Mapped[list[OmicsFileSample]] = relationship(
+        back_populates="file", cascade="all, delete-orphan", order_by="OmicsFileSample.id")
+
+
+class OmicsFileSample(db.Model):
+    """A sample column of a file and the aliquot it is; ``specimen_id`` is NULL for a name
+    that matched no aliquot (reported, never dropped silently)."""
+
+    __tablename__ = "omics_file_samples"
+    __table_args__ = (sa.UniqueConstraint("file_id", "sample_name"),)
+
+    id: Mapped[intpk]
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("omics_files.id", ondelete="CASCADE"))
+    sample_name: Mapped[str128]
+    specimen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("specimens.id"), index=True)
+
+    file: Mapped[OmicsFile] = relationship(back_populates="samples")
+    specimen: Mapped[Specimen | None] = relationship()
+
+
+class Variant(db.Model):
+    """One alternate allele at one position of the reference, with its annotation."""
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        sa.UniqueConstraint("chrom", "pos", "ref", "alt"),
+        sa.Index("ix_variants_gene_protein_change", "gene", "protein_change"),
+    )
+
+    id: Mapped[intpk]
+    chrom: Mapped[str32]
+    pos: Mapped[int]
+    ref: Mapped[str] = mapped_column(sa.Text)
+    alt: Mapped[str] = mapped_column(sa.Text)
+    gene: Mapped[str32 | None]
+    consequence: Mapped[str128 | None]
+    protein_change: Mapped[str64 | None] = mapped_column(comment="One-letter HGVS, e.g. p.V600E")
+
+
+class VariantCall(db.Model):
+    """A non-reference call of a variant in one aliquot, from one file."""
+
+    __tablename__ = "variant_calls"
+    __table_args__ = (
+        sa.UniqueConstraint("variant_id", "file_id", "specimen_id"),
+        sa.Index("ix_variant_calls_specimen_id", "specimen_id"),
+    )
+
+    id: Mapped[intpk]
+    variant_id: Mapped[int] = mapped_column(sa.ForeignKey("variants.id"))
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("omics_files.id", ondelete="CASCADE"),
+                                         index=True)
+    specimen_id: Mapped[int] = mapped_column(sa.ForeignKey("specimens.id"))
+    genotype: Mapped[str16 | None]
+    depth: Mapped[int | None]
+    alt_depth: Mapped[int | None]
+    allele_fraction: Mapped[float | None]
+    filter: Mapped[str64 | None] = mapped_column(comment="FILTER of the record: PASS, …")
+
+    variant: Mapped[Variant] = relationship()
+    specimen: Mapped[Specimen] = relationship()

@@ -1,0 +1,105 @@
+"""Omics API schemas."""
+
+from __future__ import annotations
+
+import json
+
+from marshmallow import ValidationError, fields, validate
+
+from biobank.schemas.base import BaseSchema, describe, enum_field
+from omics.models import OmicsKind
+
+
+class SampleMapField(fields.String):
+    """A JSON object in a form field: sample name → aliquot barcode."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            mapping = json.loads(text)
+        except ValueError:
+            raise ValidationError("not JSON: give an object such as "
+                                  '{"TUMOR": "CTRTF0000012AB"}') from None
+        if not isinstance(mapping, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            raise ValidationError("give an object of sample name → barcode strings")
+        return mapping
+
+
+class OmicsUploadSchema(BaseSchema):
+    kind = enum_field(OmicsKind, "exome, rna_seq, methylation, proteomics or metabolomics",
+                      required=True)
+    reference_genome = fields.String(validate=validate.Length(max=32),
+                                     metadata=describe("e.g. GRCh38 (default: from the header)"))
+    platform = fields.String(validate=validate.Length(max=64))
+    pipeline = fields.String(validate=validate.Length(max=128))
+    sample_map = SampleMapField(metadata=describe(
+        "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
+    ingest = fields.Boolean(load_default=True, metadata=describe("Ingest after registering"))
+
+
+class OmicsFileFormSchema(BaseSchema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class OmicsSampleSchema(BaseSchema):
+    sample_name = fields.String()
+    specimen_id = fields.Integer(allow_none=True)
+    barcode = fields.Function(lambda s: s.specimen.barcode if s.specimen else None)
+    matched = fields.Function(lambda s: s.specimen_id is not None)
+
+
+class OmicsFileSchema(BaseSchema):
+    id = fields.Integer()
+    kind = fields.Function(lambda f: f.kind.value)
+    format = fields.String()
+    filename = fields.String()
+    size_bytes = fields.Integer()
+    sha256 = fields.String()
+    reference_genome = fields.String(allow_none=True)
+    platform = fields.String(allow_none=True)
+    pipeline = fields.String(allow_none=True)
+    status = fields.Function(lambda f: f.status.value, metadata=describe(
+        "registered, ingested or failed (nothing of the file in the database)"))
+    error = fields.String(allow_none=True)
+    variant_count = fields.Integer()
+    call_count = fields.Integer()
+    created_by = fields.String()
+    created_at = fields.DateTime()
+    ingested_at = fields.DateTime(allow_none=True)
+    samples = fields.List(fields.Nested(OmicsSampleSchema))
+    unmatched_samples = fields.Function(
+        lambda f: [s.sample_name for s in f.samples if s.specimen_id is None])
+
+
+class OmicsFileQuerySchema(BaseSchema):
+    specimen_id = fields.Integer()
+    participant_id = fields.Integer()
+    case_id = fields.Integer()
+
+
+class CarrierQuerySchema(BaseSchema):
+    gene = fields.String(validate=validate.Length(min=1, max=32), metadata=describe("e.g. BRAF"))
+    protein_change = fields.String(validate=validate.Length(min=1, max=64),
+                                   metadata=describe("e.g. p.V600E (with a gene)"))
+    region = fields.String(validate=validate.Length(min=1, max=64),
+                           metadata=describe("e.g. 7:140453000-140454000"))
+
+
+class CarrierSchema(BaseSchema):
+    barcode = fields.String(metadata=describe("The aliquot"))
+    participant_code = fields.String()
+    case_code = fields.String(allow_none=True)
+    disease_group = fields.String(allow_none=True)
+    chrom = fields.Function(lambda c: c["variant"].chrom)
+    pos = fields.Function(lambda c: c["variant"].pos)
+    ref = fields.Function(lambda c: c["variant"].ref)
+    alt = fields.Function(lambda c: c["variant"].alt)
+    gene = fields.Function(lambda c: c["variant"].gene)
+    consequence = fields.Function(lambda c: c["variant"].consequence)
+    protein_change = fields.Function(lambda c: c["variant"].protein_change)
+    genotype = fields.Function(lambda c: c["call"].genotype)
+    depth = fields.Function(lambda c: c["call"].depth)
+    alt_depth = fields.Function(lambda c: c["call"].alt_depth)
+    allele_fraction = fields.Function(lambda c: c["call"].allele_fraction)
+    file_id = fields.Function(lambda c: c["call"].file_id)

@@ -1,0 +1,232 @@
+"""Registering omics files, linking their samples to aliquots, ingesting variant calls, and
+finding the aliquots and cases that carry a variant. Services flush; callers commit."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from biobank.db import db, utcnow
+from biobank.errors import InvalidInput, NotFound
+from biobank.models import Case, CollectionEvent, Participant, Specimen, User
+from biobank.services.common import visible
+from omics.formats import FormatError, detect, open_reader
+from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Variant, VariantCall
+
+BATCH = 5000
+
+
+def storage_root() -> Path:
+    configured = current_app.config.get("OMICS_STORAGE_ROOT")
+    root = Path(configured) if configured else Path(current_app.instance_path) / "omics"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
+                  sample_map: dict[str, str] | None = None, reference_genome: str | None = None,
+                  platform: str | None = None, pipeline: str | None = None
+                  ) -> tuple[OmicsFile, bool]:
+    """Store *path* under the storage root by its SHA-256 and link its samples to aliquots.
+
+    Each sample column is matched through *sample_map* (sample name → barcode) or, without an
+    entry, by a barcode equal to the name; names that match nothing are kept unlinked and
+    reported. The same content registered again returns the existing file (``False``)."""
+    digest = sha256_of(path)
+    existing = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == digest))
+    if existing is not None:
+        return existing, False
+    try:
+        fmt = detect(Path(filename))
+        with open_reader(path, fmt) as reader:
+            samples = list(reader.samples)
+            reference_genome = reference_genome or reader.reference
+    except FormatError as error:
+        raise InvalidInput(f"{filename}: {error.message}", field="file") from None
+    unknown = set(sample_map or {}) - set(samples)
+    if unknown:
+        raise InvalidInput(f"sample_map names samples that are not in the file: "
+                           f"{', '.join(sorted(unknown))} (the file has "
+                           f"{', '.join(samples) or 'none'})", field="sample_map")
+    wanted = {name: (sample_map or {}).get(name, name) for name in samples}
+    found = {s.barcode: s for s in db.session.scalars(visible(
+        sa.select(Specimen).where(Specimen.barcode.in_(set(wanted.values()))), Specimen, actor))}
+    target = storage_root() / digest[:2] / digest / Path(filename).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():  # content-addressed: never overwritten
+        shutil.copyfile(path, target)
+    record = OmicsFile(kind=kind, format=fmt, filename=Path(filename).name,
+                       uri=str(target.relative_to(storage_root())),
+                       size_bytes=target.stat().st_size, sha256=digest,
+                       reference_genome=reference_genome, platform=platform, pipeline=pipeline,
+                       created_by=actor.username)
+    for name in samples:
+        specimen = found.get(wanted[name])
+        record.samples.append(OmicsFileSample(sample_name=name,
+                                              specimen_id=specimen.id if specimen else None))
+    db.session.add(record)
+    db.session.flush()
+    return record, True
+
+
+def file_path(record: OmicsFile) -> Path:
+    return storage_root() / record.uri
+
+
+def ingest_file(record: OmicsFile) -> OmicsFile:
+    """Read the file's variants into the database: one variant row per allele (shared across
+    files) and one call row per linked aliquot that carries it. Flushes; on a file it cannot
+    read it raises ``FormatError`` having written nothing the caller keeps (roll back)."""
+    if record.status is FileStatus.INGESTED:
+        return record  # the same file twice is a no-op
+    if record.format != "vcf":
+        raise InvalidInput(f"{record.format} files are registered but not ingested yet",
+                           field="file")
+    linked = {s.sample_name: s.specimen_id for s in record.samples if s.specimen_id}
+    known: dict[tuple[str, int, str, str], int] = {}
+    variants = 0
+    with open_reader(file_path(record), record.format) as reader:
+        pending: list[Any] = []
+        for variant in reader.variants():
+            carriers = [c for c in variant.calls if c.carries and c.sample in linked]
+            if not carriers:
+                continue
+            pending.append((variant, carriers))
+            if len(pending) >= BATCH:
+                variants += _write(record, pending, known, linked)
+                pending = []
+        variants += _write(record, pending, known, linked)
+    record.status = FileStatus.INGESTED
+    record.error = None
+    record.variant_count = variants
+    record.call_count = db.session.scalar(sa.select(sa.func.count(VariantCall.id)).where(
+        VariantCall.file_id == record.id)) or 0
+    record.ingested_at = utcnow()
+    db.session.flush()
+    return record
+
+
+def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
+           linked: dict[str, int]) -> int:
+    if not pending:
+        return 0
+    keys = {(v.chrom, v.pos, v.ref, v.alt) for v, _c in pending} - set(known)
+    if keys:
+        for row in db.session.execute(sa.select(
+                Variant.id, Variant.chrom, Variant.pos, Variant.ref, Variant.alt).where(
+                sa.tuple_(Variant.chrom, Variant.pos, Variant.ref, Variant.alt).in_(keys))):
+            known[(row.chrom, row.pos, row.ref, row.alt)] = row.id
+        unique: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+        for variant, _carriers in pending:
+            key = (variant.chrom, variant.pos, variant.ref, variant.alt)
+            if key in known or key in unique:
+                continue
+            ann = variant.annotation
+            unique[key] = {
+                "chrom": variant.chrom, "pos": variant.pos, "ref": variant.ref,
+                "alt": variant.alt, "gene": ann.gene[:32] if ann and ann.gene else None,
+                "consequence": ann.consequence[:128] if ann and ann.consequence else None,
+                "protein_change": ann.protein_change[:64] if ann and ann.protein_change
+                else None}
+        if unique:
+            # another file's ingestion may add the same variant meanwhile: skip, then look up
+            if db.session.get_bind().dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            db.session.execute(insert(Variant).on_conflict_do_nothing(), list(unique.values()))
+            for row in db.session.execute(sa.select(
+                    Variant.id, Variant.chrom, Variant.pos, Variant.ref, Variant.alt).where(
+                    sa.tuple_(Variant.chrom, Variant.pos, Variant.ref, Variant.alt).in_(
+                        list(unique)))):
+                known[(row.chrom, row.pos, row.ref, row.alt)] = row.id
+    rows = []
+    for variant, carriers in pending:
+        variant_id = known[(variant.chrom, variant.pos, variant.ref, variant.alt)]
+        for call in carriers:
+            rows.append({"variant_id": variant_id, "file_id": record.id,
+                         "specimen_id": linked[call.sample], "genotype": call.genotype,
+                         "depth": call.depth, "alt_depth": call.alt_depth,
+                         "allele_fraction": call.allele_fraction,
+                         "filter": ";".join(variant.filters)[:64] or None})
+    db.session.execute(sa.insert(VariantCall), rows)
+    return len(pending)
+
+
+def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
+             region: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """Aliquots (and their participants and cases) with a non-reference call of the variants
+    that match: a gene, a protein change (``p.V600E``; with a gene) or a region
+    (``7:140453000-140454000`` or ``7:140453136``)."""
+    if not (gene or region):
+        raise InvalidInput("give a gene (optionally with a protein change) or a region",
+                           field="gene")
+    stmt = (sa.select(VariantCall, Variant, Specimen.barcode, Participant.code,
+                      Case.code.label("case_code"), Case.disease_group)
+            .join(Variant, Variant.id == VariantCall.variant_id)
+            .join(Specimen, Specimen.id == VariantCall.specimen_id)
+            .join(Participant, Participant.id == Specimen.participant_id)
+            .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
+            .outerjoin(Case, Case.id == CollectionEvent.case_id))
+    if gene:
+        stmt = stmt.where(Variant.gene == gene.upper())
+    if protein_change:
+        change = protein_change if protein_change.startswith("p.") else f"p.{protein_change}"
+        stmt = stmt.where(Variant.protein_change == change)
+    if region:
+        chrom, _, span = region.partition(":")
+        try:
+            start, _, end = span.replace(",", "").partition("-")
+            first, last = int(start), int(end or start)
+        except ValueError:
+            raise InvalidInput(f"{region!r} is not a region such as 7:140453000-140454000",
+                               field="region") from None
+        names = {chrom, chrom.removeprefix("chr"), f"chr{chrom.removeprefix('chr')}"}
+        stmt = stmt.where(Variant.chrom.in_(names), Variant.pos.between(first, last))
+    stmt = visible(stmt, Specimen, actor).order_by(Variant.chrom, Variant.pos, Specimen.barcode)
+    out = []
+    for call, variant, barcode, participant, case_code, group in db.session.execute(
+            stmt.limit(limit)):
+        out.append({"variant": variant, "call": call, "barcode": barcode,
+                    "participant_code": participant, "case_code": case_code,
+                    "disease_group": group.value if group else None})
+    return out
+
+
+def list_files(*, actor: User, specimen_id: int | None = None, case_id: int | None = None,
+               participant_id: int | None = None) -> list[OmicsFile]:
+    stmt = sa.select(OmicsFile).order_by(OmicsFile.id.desc())
+    if specimen_id or case_id or participant_id:
+        linked = (sa.select(OmicsFileSample.file_id)
+                  .join(Specimen, Specimen.id == OmicsFileSample.specimen_id))
+        if specimen_id:
+            linked = linked.where(Specimen.id == specimen_id)
+        if participant_id:
+            linked = linked.where(Specimen.participant_id == participant_id)
+        if case_id:
+            linked = linked.join(CollectionEvent, CollectionEvent.id ==
+                                 Specimen.collection_event_id).where(
+                CollectionEvent.case_id == case_id)
+        linked = visible(linked, Specimen, actor)
+        stmt = stmt.where(OmicsFile.id.in_(linked))
+    return list(db.session.scalars(stmt.limit(500)))
+
+
+def get_file(file_id: int) -> OmicsFile:
+    record = db.session.get(OmicsFile, file_id)
+    if record is None:
+        raise NotFound(f"no omics file {file_id}")
+    return record

@@ -1,0 +1,104 @@
+"""Registering and ingesting VCFs through the API; variant carriers by gene, change, region."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from biobank.models.vocab import DiseaseGroup, Lineage, MaterialType
+from omics.models import Variant, VariantCall
+from tests.omics.test_vcf import COHORT, STRELKA
+
+
+def _upload(client, headers, path, name=None, **query):
+    if "sample_map" in query:
+        query["sample_map"] = json.dumps(query["sample_map"])
+    with open(path, "rb") as f:
+        return client.post("/api/v1/omics/files/", headers=headers, query_string=query,
+                           data={"file": (f, name or path.name)},
+                           content_type="multipart/form-data")
+
+
+def _tumour_dna(make, site, code):
+    """A melanoma case's frozen tumour and the DNA extracted from it."""
+    person = make.participant(site=site)
+    case = make.case(participant=person, disease_group=DiseaseGroup.MELANOMA,
+                     icd10_code="C43.5", code=code)
+    visit = make.visit(participant=person, case=case)
+    tissue = make.specimen(participant=person, collection_event=visit,
+                           material_type=MaterialType.TISSUE_FROZEN)
+    return make.specimen(participant=person, collection_event=visit, parent=tissue,
+                         lineage=Lineage.DERIVATIVE, material_type=MaterialType.DNA)
+
+
+def test_cohort_vcf_links_aliquots_and_answers_braf_v600e(client, make, site, technician,
+                                                          researcher, headers, db_session):
+    dna = {name: _tumour_dna(make, site, f"MELC-{i}") for i, name in
+           enumerate(["MEL-A1", "MEL-A2", "MEL-A3"])}
+    h = headers(technician)
+    r = _upload(client, h, COHORT, kind="exome", pipeline="Mutect2 + VEP 112",
+                sample_map={"MEL-A1": dna["MEL-A1"].barcode, "MEL-A2": dna["MEL-A2"].barcode,
+                            "MEL-A3": "NO-SUCH-TUBE"})
+    assert r.status_code == 201, r.json
+    assert r.json["reference_genome"] == "GRCh38" and r.json["unmatched_samples"] == ["MEL-A3"]
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
+    assert r.json["status"] == "ingested", r.json
+    # MEL-A3 is unmatched: its calls are not stored; A1 has 3 calls, A2 4
+    assert (r.json["variant_count"], r.json["call_count"]) == (5, 7)
+
+    r = client.get("/api/v1/omics/variants/carriers", headers=headers(researcher),
+                   query_string={"gene": "BRAF", "protein_change": "p.V600E"})
+    assert r.status_code == 200
+    assert [(c["barcode"], c["case_code"], c["genotype"], c["allele_fraction"])
+            for c in r.json] == [(dna["MEL-A1"].barcode, "MELC-0", "0/1", 0.471)]
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"region": "chr1:114713900-114713910"})
+    assert [(c["protein_change"], c["barcode"]) for c in r.json] == [
+        ("p.Q61R", dna["MEL-A2"].barcode)]
+    r = client.get("/api/v1/omics/files/", headers=h,
+                   query_string={"specimen_id": dna["MEL-A2"].id})
+    assert [f["filename"] for f in r.json] == ["melanoma-cohort.vcf"]
+    assert client.get("/api/v1/omics/variants/carriers", headers=h).status_code == 422
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"region": "chr7:abc"})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "region"
+
+
+def test_strelka_tumour_normal_pair_and_the_same_file_twice(client, make, site, technician,
+                                                            headers, db_session):
+    tumour = _tumour_dna(make, site, "MELC-T")
+    normal = make.specimen(participant=tumour.participant, material_type=MaterialType.DNA)
+    h = headers(technician)
+    r = _upload(client, h, STRELKA, kind="exome", reference_genome="GRCh37",
+                sample_map={"TUMOR": tumour.barcode, "NORMAL": normal.barcode})
+    assert r.status_code == 201 and r.json["status"] == "registered"
+    first = r.json["id"]
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"region": "7:140453136"})
+    assert [(c["barcode"], c["alt_depth"], c["depth"]) for c in r.json] == [
+        (tumour.barcode, 191, 260)]  # the normal has no alternate reads
+    calls = db_session.scalar(sa.select(sa.func.count(VariantCall.id)))
+    r = _upload(client, h, STRELKA, name="renamed.vcf", kind="exome")
+    assert r.status_code == 200 and r.json["id"] == first  # same content: nothing new
+    assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == calls
+
+
+def test_unreadable_files_are_refused_or_fail_without_rows(client, make, site, technician,
+                                                           headers, db_session, tmp_path):
+    h = headers(technician)
+    fake = tmp_path / "calls.vcf"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    r = _upload(client, h, fake, kind="exome")
+    assert r.status_code == 422 and "calls.vcf: not a readable VCF" in r.json["detail"]
+    r = _upload(client, h, COHORT, kind="exome", sample_map={"TUMOUR-X": "A"})
+    assert r.status_code == 422 and "TUMOUR-X" in r.json["detail"]
+    # a record whose ALT repeats REF, after good ones: ingestion fails, no rows remain
+    dna = _tumour_dna(make, site, "MELC-B")
+    bad = tmp_path / "bad-alt.vcf"
+    bad.write_text(COHORT.read_text().replace("\tA\tT\t.\tPASS", "\tA\tA\t.\tPASS"))
+    r = _upload(client, h, bad, kind="exome", sample_map={"MEL-A2": dna.barcode})
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
+    assert r.json["status"] == "failed" and "line 19, column ALT" in r.json["error"]
+    assert db_session.scalar(sa.select(sa.func.count(Variant.id))) == 0
+    assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0

@@ -1,0 +1,90 @@
+"""The pysam VCF reader (pure): samples, calls, annotations, and files it must refuse."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pysam
+import pytest
+
+from omics.formats import FormatError, detect, open_reader
+from omics.formats.vcf import short_protein_change
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "omics"
+STRELKA = FIXTURES / "test_strelka.vcf"
+COHORT = FIXTURES / "melanoma-cohort.vcf"
+
+
+def test_strelka_braf_v600e_calls_from_allele_counts():
+    with open_reader(STRELKA) as reader:
+        assert reader.samples == ["NORMAL", "TUMOR"]
+        variants = list(reader.variants())
+    braf = next(v for v in variants if (v.chrom, v.pos) == ("7", 140453136))
+    assert (braf.ref, braf.alt, braf.filters, braf.line) == ("A", "T", ("PASS",), 160)
+    normal, tumour = braf.calls
+    assert (normal.depth, normal.alt_depth, normal.carries) == (102, 0, False)
+    assert (tumour.depth, tumour.alt_depth, tumour.carries) == (260, 191, True)
+    assert tumour.allele_fraction == pytest.approx(191 / 260, abs=1e-4)
+
+
+def test_csq_gives_gene_consequence_and_one_letter_protein_change():
+    with open_reader(COHORT) as reader:
+        assert reader.reference == "GRCh38"
+        by_gene = {(v.annotation.gene, v.annotation.protein_change): v for v in reader.variants()}
+    braf = by_gene[("BRAF", "p.V600E")]
+    assert [c.sample for c in braf.calls if c.carries] == ["MEL-A1"]
+    assert braf.calls[0].genotype == "0/1" and braf.calls[0].allele_fraction == pytest.approx(0.471)
+    assert ("NF1", "p.R1362*") in by_gene and ("NRAS", "p.Q61K") in by_gene
+    assert ("TERT", None) in by_gene  # a promoter variant has no protein change
+    assert short_protein_change("p.Leu379%3D") == "p.L379="
+
+
+def test_the_same_calls_as_bcftools(tmp_path):
+    """Non-reference calls per sample agree with `bcftools query -i 'GT="alt"'`."""
+    if shutil.which("bcftools") is None:
+        pytest.skip("bcftools is not installed")
+    out = subprocess.run(["bcftools", "query", "-i", 'GT="alt"', "-f",
+                          r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\n]", str(COHORT)],
+                         capture_output=True, text=True, check=True).stdout
+    expected = {tuple(line.split("\t")) for line in out.splitlines()}
+    with open_reader(COHORT) as reader:
+        ours = {(c.sample, v.chrom, str(v.pos), v.ref, v.alt) for v in reader.variants()
+                for c in v.calls if c.carries}
+    assert ours == expected and len(ours) == 10
+
+
+def test_region_query_through_the_index(tmp_path):
+    indexed = tmp_path / "cohort.vcf.gz"
+    pysam.tabix_compress(str(COHORT), str(indexed))
+    pysam.tabix_index(str(indexed), preset="vcf")
+    assert detect(indexed) == "vcf"
+    with open_reader(indexed) as reader:
+        hits = list(reader.fetch("chr7:140753000-140754000"))
+    assert [(v.pos, v.annotation.protein_change) for v in hits] == [(140753336, "p.V600E")]
+
+
+def test_files_it_must_refuse(tmp_path):
+    # a PNG named .vcf
+    fake = tmp_path / "photo.vcf"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(FormatError, match=r"photo\.vcf: not a readable VCF"):
+        open_reader(fake)
+    # a bgzipped VCF cut off halfway
+    whole = tmp_path / "whole.vcf.gz"
+    pysam.tabix_compress(str(STRELKA), str(whole))
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(FormatError, match=r"cut\.vcf\.gz: .*truncated"):
+        open_reader(cut)
+    # a record whose ALT repeats its REF (pysam reads it without complaint)
+    bad = tmp_path / "alt_is_ref.vcf"
+    text = COHORT.read_text().replace("\tA\tT\t.\tPASS", "\tA\tA\t.\tPASS")
+    bad.write_text(text)
+    reader = open_reader(bad)
+    with pytest.raises(FormatError, match=r"alt_is_ref\.vcf, line 19, column ALT"):
+        list(reader.variants())
+    reader.close()
+    with pytest.raises(FormatError, match="no reader"):
+        detect(tmp_path / "matrix.xyz")
