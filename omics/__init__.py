@@ -12,6 +12,8 @@ def init_app(app: Any) -> None:
     from biobank.api import API_PREFIX, api
     from omics import models, tasks  # noqa: F401  (tables and Celery tasks)
     from omics.api import blp
+    from omics.drs import blp as drs_blp
 
     app.config.setdefault("OMICS_STORAGE_ROOT", "")
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
+    api.register_blueprint(drs_blp)

@@ -46,6 +46,8 @@ def problem(status: int, title: str, detail: str, *, errors: list[dict[str, Any]
     }
     if errors:
         body["errors"] = errors
+    if request.path.startswith("/ga4gh/"):  # GA4GH APIs name their error fields so
+        body["msg"], body["status_code"] = detail, status
     body.update({k: v for k, v in extra.items() if v is not None})
     response = jsonify(body)
     response.status_code = status

@@ -102,3 +102,31 @@ def test_unreadable_files_are_refused_or_fail_without_rows(client, make, site, t
     assert r.json["status"] == "failed" and "line 19, column ALT" in r.json["error"]
     assert db_session.scalar(sa.select(sa.func.count(Variant.id))) == 0
     assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
+
+
+def test_drs_objects_and_ranged_bytes(client, make, site, technician, researcher, headers):
+    h = headers(technician)
+    r = _upload(client, h, COHORT, kind="exome", ingest=False)
+    sha = r.json["sha256"]
+    info = client.get("/ga4gh/drs/v1/service-info").json
+    assert info["type"] == {"group": "org.ga4gh", "artifact": "drs", "version": "1.2.0"}
+    rh = headers(researcher)
+    obj = client.get(f"/ga4gh/drs/v1/objects/{sha}", headers=rh)
+    assert obj.status_code == 200
+    body = obj.json
+    assert body["size"] == COHORT.stat().st_size and body["name"] == "melanoma-cohort.vcf"
+    assert body["checksums"] == [{"checksum": sha, "type": "sha-256"}]
+    assert body["self_uri"].endswith(f"/{sha}") and body["self_uri"].startswith("drs://")
+    access = client.get(f"/ga4gh/drs/v1/objects/{sha}/access/"
+                        f"{body['access_methods'][0]['access_id']}", headers=rh).json
+    path = access["url"].split("://", 1)[1].split("/", 1)[1]
+    with client.get("/" + path, headers=rh) as whole:
+        assert whole.status_code == 200 and whole.data == COHORT.read_bytes()
+    with client.get("/" + path, headers=rh | {"Range": "bytes=2-17"}) as part:
+        assert part.status_code == 206 and part.data == COHORT.read_bytes()[2:18]
+        assert part.headers["Content-Range"] == f"bytes 2-17/{COHORT.stat().st_size}"
+    missing = client.get("/ga4gh/drs/v1/objects/" + "0" * 64, headers=rh)
+    assert missing.status_code == 404 and missing.json["status_code"] == 404
+    assert "no object" in missing.json["msg"]
+    assert client.get(f"/ga4gh/drs/v1/objects/{sha}/access/s3", headers=rh).status_code == 404
+    assert client.get(f"/ga4gh/drs/v1/objects/{sha}").status_code == 401
