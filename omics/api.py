@@ -15,6 +15,7 @@ from omics import services
 from omics.schemas import (
     CarrierQuerySchema,
     CarrierSchema,
+    FeatureValuesSchema,
     OmicsFileFormSchema,
     OmicsFileQuerySchema,
     OmicsFileSchema,
@@ -47,13 +48,14 @@ class OmicsFileViews(MethodView):
         """
         upload = files["file"]
         ingest = form.pop("ingest")
+        name = Path(upload.filename or "upload").name or "upload"
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "upload"
+            path = Path(tmp) / name  # single-sample formats take the sample from the name
             upload.save(path)
             with transaction():
                 record, created = services.register_file(
                     actor=current_actor(), path=path,
-                    filename=Path(upload.filename or "upload").name, **form)
+                    filename=name, **form)
                 if created and ingest:
                     file_id = record.id
                     after_commit(lambda: _dispatch(file_id))
@@ -76,6 +78,19 @@ class OmicsFileByIdViews(MethodView):
 
         db.session.expire_all()
         return services.get_file(file_id)
+
+
+@blp.route("/files/<int:file_id>/features/<path:feature>")
+class FeatureViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, FeatureValuesSchema)
+    def get(self, file_id: int, feature: str) -> Any:
+        """One gene, probe, protein or metabolite across every sample of an ingested matrix
+
+        By feature id or gene symbol; read from the stored `.h5ad` in backed mode, so the
+        matrix is never loaded whole. `value` is null where the file had no value.
+        """
+        return services.feature_values(services.get_file(file_id), feature)
 
 
 @blp.route("/variants/carriers")

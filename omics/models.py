@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -44,6 +45,9 @@ class OmicsFile(db.Model):
     error: Mapped[str | None] = mapped_column(sa.Text)
     variant_count: Mapped[int] = mapped_column(default=0)
     call_count: Mapped[int] = mapped_column(default=0)
+    feature_count: Mapped[int] = mapped_column(default=0)
+    matrix_uri: Mapped[str | None] = mapped_column(
+        sa.Text, comment="The ingested matrix as .h5ad under the storage root")
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
     ingested_at: Mapped[timestamp | None]
@@ -63,6 +67,8 @@ class OmicsFileSample(db.Model):
     file_id: Mapped[int] = mapped_column(sa.ForeignKey("omics_files.id", ondelete="CASCADE"))
     sample_name: Mapped[str128]
     specimen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("specimens.id"), index=True)
+    qc: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, comment="Per-sample QC of an ingested matrix (scanpy metrics, detection)")
 
     file: Mapped[OmicsFile] = relationship(back_populates="samples")
     specimen: Mapped[Specimen | None] = relationship()

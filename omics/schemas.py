@@ -47,6 +47,7 @@ class OmicsSampleSchema(BaseSchema):
     specimen_id = fields.Integer(allow_none=True)
     barcode = fields.Function(lambda s: s.specimen.barcode if s.specimen else None)
     matched = fields.Function(lambda s: s.specimen_id is not None)
+    qc = fields.Dict(metadata=describe("Per-sample QC once a matrix is ingested"))
 
 
 class OmicsFileSchema(BaseSchema):
@@ -64,6 +65,7 @@ class OmicsFileSchema(BaseSchema):
     error = fields.String(allow_none=True)
     variant_count = fields.Integer()
     call_count = fields.Integer()
+    feature_count = fields.Integer()
     created_by = fields.String()
     created_at = fields.DateTime()
     ingested_at = fields.DateTime(allow_none=True)
@@ -103,3 +105,14 @@ class CarrierSchema(BaseSchema):
     alt_depth = fields.Function(lambda c: c["call"].alt_depth)
     allele_fraction = fields.Function(lambda c: c["call"].allele_fraction)
     file_id = fields.Function(lambda c: c["call"].file_id)
+
+
+class FeatureSampleSchema(BaseSchema):
+    sample_name = fields.String()
+    barcode = fields.String(allow_none=True)
+    value = fields.Float(allow_none=True)
+
+
+class FeatureValuesSchema(BaseSchema):
+    feature = fields.String()
+    samples = fields.List(fields.Nested(FeatureSampleSchema))

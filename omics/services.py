@@ -56,6 +56,10 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
             reference_genome = reference_genome or reader.reference
     except FormatError as error:
         raise InvalidInput(f"{filename}: {error.message}", field="file") from None
+    doubled = sorted({name for name in samples if samples.count(name) > 1})
+    if doubled:
+        raise InvalidInput(f"{filename}: sample {', '.join(doubled)} appears more than once",
+                           field="file")
     unknown = set(sample_map or {}) - set(samples)
     if unknown:
         raise InvalidInput(f"sample_map names samples that are not in the file: "
@@ -93,8 +97,7 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     if record.status is FileStatus.INGESTED:
         return record  # the same file twice is a no-op
     if record.format != "vcf":
-        raise InvalidInput(f"{record.format} files are registered but not ingested yet",
-                           field="file")
+        return ingest_matrix(record)
     linked = {s.sample_name: s.specimen_id for s in record.samples if s.specimen_id}
     known: dict[tuple[str, int, str, str], int] = {}
     variants = 0
@@ -230,3 +233,93 @@ def get_file(file_id: int) -> OmicsFile:
     if record is None:
         raise NotFound(f"no omics file {file_id}")
     return record
+
+
+def ingest_matrix(record: OmicsFile) -> OmicsFile:
+    """Read a matrix into AnnData (``obs`` = aliquots, ``var`` = features), store it as
+    ``.h5ad`` beside the file, and record per-sample QC: for RNA-Seq scanpy's
+    ``calculate_qc_metrics`` with the mitochondrial share; for the other kinds the share of
+    features detected (non-missing, non-zero)."""
+    import numpy as np
+
+    adata = open_reader(file_path(record), record.format).to_anndata()
+    links = {s.sample_name: s for s in record.samples}
+    missing = [name for name in adata.obs_names if name not in links]
+    for name in missing:  # a matrix's samples are known only once it is read
+        link = OmicsFileSample(sample_name=name, specimen_id=None)
+        record.samples.append(link)
+        links[name] = link
+    db.session.flush()
+    barcodes = dict(db.session.execute(sa.select(Specimen.id, Specimen.barcode).where(
+        Specimen.id.in_([s.specimen_id for s in links.values() if s.specimen_id]))).all())
+    adata.obs["specimen_id"] = [links[n].specimen_id or -1 for n in adata.obs_names]
+    adata.obs["barcode"] = [barcodes.get(links[n].specimen_id, "") for n in adata.obs_names]
+    adata.uns["lims"] = dict(adata.uns.get("lims", {})) | {
+        "file_sha256": record.sha256, "kind": record.kind.value,
+        "reference_genome": record.reference_genome or "", "pipeline": record.pipeline or ""}
+    if record.kind is OmicsKind.RNA_SEQ:
+        import scanpy as sc
+
+        adata.layers["counts"] = adata.X.copy()
+        names = adata.var["symbol"] if "symbol" in adata.var else adata.var_names.to_series()
+        adata.var["mt"] = np.asarray(names.astype(str).str.upper().str.startswith("MT-"))
+        sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False,
+                                   inplace=True)
+        metrics = {name: {"total_counts": float(row.total_counts),
+                          "n_genes_by_counts": int(row.n_genes_by_counts),
+                          "pct_counts_mt": round(float(row.pct_counts_mt), 3)}
+                   for name, row in adata.obs.iterrows()}
+    else:
+        present = adata.n_vars - (np.asarray(adata.layers["missing"].sum(axis=1)).ravel()
+                                  if "missing" in adata.layers else 0)
+        nonzero = np.asarray((adata.X != 0).sum(axis=1)).ravel()
+        detected = nonzero if record.kind in (OmicsKind.PROTEOMICS, OmicsKind.METABOLOMICS) \
+            else present
+        adata.obs["detection_rate"] = np.round(detected / max(adata.n_vars, 1), 4)
+        metrics = {name: {"detection_rate": float(rate), "features": int(adata.n_vars)}
+                   for name, rate in zip(adata.obs_names, adata.obs["detection_rate"],
+                                         strict=True)}
+    for name, values in metrics.items():
+        links[name].qc = values
+    target = storage_root() / "matrices" / f"{record.sha256}.h5ad"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        adata.write_h5ad(target)
+    record.matrix_uri = str(target.relative_to(storage_root()))
+    record.feature_count = int(adata.n_vars)
+    record.status = FileStatus.INGESTED
+    record.error = None
+    record.ingested_at = utcnow()
+    db.session.flush()
+    return record
+
+
+def feature_values(record: OmicsFile, feature: str) -> dict[str, Any]:
+    """One feature (an id, or a gene symbol) across every sample of an ingested matrix,
+    read in backed mode: the matrix itself is never loaded."""
+    import anndata
+    import numpy as np
+
+    if record.matrix_uri is None:
+        raise InvalidInput(f"file {record.id} holds no ingested matrix", field="file")
+    adata = anndata.read_h5ad(storage_root() / record.matrix_uri, backed="r")
+    try:
+        if feature in adata.var_names:
+            j = adata.var_names.get_loc(feature)
+        elif "symbol" in adata.var and (adata.var["symbol"] == feature).any():
+            j = int(np.flatnonzero(adata.var["symbol"].to_numpy() == feature)[0])
+        else:
+            raise NotFound(f"no feature {feature!r} in {record.filename}", field="feature")
+        column = adata.X[:, j]
+        values = np.asarray(column.toarray() if hasattr(column, "toarray") else column).ravel()
+        gaps = None
+        if "missing" in adata.layers:
+            gap = adata.layers["missing"][:, j]
+            gaps = np.asarray(gap.toarray() if hasattr(gap, "toarray") else gap).ravel()
+        obs = adata.obs
+        return {"feature": str(adata.var_names[j]), "samples": [
+            {"sample_name": str(name), "barcode": str(obs["barcode"].iloc[i]) or None,
+             "value": None if gaps is not None and gaps[i] else float(values[i])}
+            for i, name in enumerate(adata.obs_names)]}
+    finally:
+        adata.file.close()

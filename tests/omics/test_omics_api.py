@@ -130,3 +130,59 @@ def test_drs_objects_and_ranged_bytes(client, make, site, technician, researcher
     assert "no object" in missing.json["msg"]
     assert client.get(f"/ga4gh/drs/v1/objects/{sha}/access/s3", headers=rh).status_code == 404
     assert client.get(f"/ga4gh/drs/v1/objects/{sha}").status_code == 401
+
+
+def test_rnaseq_matrix_qc_and_one_gene_across_samples(client, make, site, technician,
+                                                       headers, db_session, tmp_path):
+    import csv
+
+    from tests.omics.test_vcf import FIXTURES
+
+    counts = FIXTURES / "rnaseq-counts.tsv"
+    dna = {name: _tumour_dna(make, site, f"MELR-{i}") for i, name in
+           enumerate(["MEL-R1", "MEL-R2"])}
+    h = headers(technician)
+    r = _upload(client, h, counts, kind="rna_seq", pipeline="STAR 2.7 + featureCounts",
+                sample_map={k: v.barcode for k, v in dna.items()})
+    assert r.status_code == 201, r.json
+    file_id = r.json["id"]
+    r = client.get(f"/api/v1/omics/files/{file_id}", headers=h)
+    assert r.json["status"] == "ingested" and r.json["feature_count"] == 8, r.json
+    with counts.open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    qc = {s["sample_name"]: s["qc"] for s in r.json["samples"]}
+    for sample in ("MEL-R1", "MEL-R2", "MEL-R3"):
+        total = sum(int(row[sample]) for row in rows)
+        mito = sum(int(row[sample]) for row in rows if row["gene_name"].startswith("MT-"))
+        assert qc[sample]["total_counts"] == total
+        assert qc[sample]["pct_counts_mt"] == round(100 * mito / total, 3)
+        assert qc[sample]["n_genes_by_counts"] == sum(1 for row in rows if int(row[sample]))
+    r = client.get(f"/api/v1/omics/files/{file_id}/features/BRAF", headers=h)
+    assert r.status_code == 200
+    assert [(s["sample_name"], s["barcode"], s["value"]) for s in r.json["samples"]] == [
+        ("MEL-R1", dna["MEL-R1"].barcode, 812.0), ("MEL-R2", dna["MEL-R2"].barcode, 455.0),
+        ("MEL-R3", None, 0.0)]
+    assert r.json["feature"] == "ENSG00000157764"
+    assert client.get(f"/api/v1/omics/files/{file_id}/features/NOPE",
+                      headers=h).status_code == 404
+
+
+def test_metabolomics_mztab_and_bad_matrices(client, technician, headers, tmp_path):
+    from tests.omics.test_vcf import FIXTURES
+
+    h = headers(technician)
+    r = _upload(client, h, FIXTURES / "metabolomics-example.mztab", kind="metabolomics")
+    assert r.status_code == 201, r.json
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
+    assert r.json["status"] == "ingested" and len(r.json["unmatched_samples"]) == 6
+    assert {s["qc"]["detection_rate"] for s in r.json["samples"]} == {1.0}
+    doubled = tmp_path / "doubled.tsv"
+    doubled.write_text("gene\tA\tB\tA\nG1\t1\t2\t3\n")
+    r = _upload(client, h, doubled, kind="rna_seq")
+    assert r.status_code == 422 and "sample A appears more than once" in r.json["detail"]
+    words = tmp_path / "words.tsv"
+    words.write_text("gene\tA\tB\nG1\t1\t2\nG2\t3\tlots\n")
+    r = _upload(client, h, words, kind="rna_seq")
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
+    assert r.json["status"] == "failed"
+    assert r.json["error"] == "words.tsv, line 3, column B: 'lots' is not a number"

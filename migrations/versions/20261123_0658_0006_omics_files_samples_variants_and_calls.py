@@ -2,12 +2,12 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-23 06:45:28.948521+00:00
+Create Date: 2026-11-23 06:58:01.045845+00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
-
+from sqlalchemy.dialects import postgresql
 
 revision = "0006"
 down_revision = "0005"
@@ -58,6 +58,13 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("variant_count", sa.Integer(), nullable=False),
         sa.Column("call_count", sa.Integer(), nullable=False),
+        sa.Column("feature_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "matrix_uri",
+            sa.Text(),
+            nullable=True,
+            comment="The ingested matrix as .h5ad under the storage root",
+        ),
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=True),
@@ -88,6 +95,12 @@ def upgrade() -> None:
         sa.Column("file_id", sa.Integer(), nullable=False),
         sa.Column("sample_name", sa.String(length=128), nullable=False),
         sa.Column("specimen_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "qc",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+            comment="Per-sample QC of an ingested matrix (scanpy metrics, detection)",
+        ),
         sa.ForeignKeyConstraint(
             ["file_id"],
             ["omics_files.id"],

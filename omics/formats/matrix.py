@@ -1,0 +1,264 @@
+"""Feature × sample matrices as AnnData (``obs`` = samples, ``var`` = features).
+
+* ``matrix``: a delimited table (tab or comma, optionally gzipped) whose first column names
+  the features (genes, CpG probes, proteins, metabolites) and every other column is a sample;
+  an optional second column ``gene_name``/``symbol`` is kept as ``var["symbol"]``. RNA-Seq
+  counts, methylation beta values and abundance matrices all come this way.
+* ``star``: a STAR ``ReadsPerGene.out.tab`` of one sample (the unstranded column; the four
+  ``N_…`` summary rows are kept in ``uns``).
+* ``sesame``: a GDC SeSAMe methylation file of one sample: probe id and beta value.
+* ``mztab``: the protein section of mzTab 1.0 (``PRH``/``PRT``, ``protein_abundance_assay``)
+  or the small-molecule section of mzTab-M 2 (``SMH``/``SML``, ``abundance_assay``), with
+  assay names from the metadata.
+* ``h5ad``: AnnData as written by scanpy.
+
+Matrices are built as compressed sparse columns, so one feature across every sample is one
+contiguous read, also from a file opened in backed mode.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from omics.formats import register
+from omics.formats.errors import FormatError
+
+_SYMBOL_COLUMNS = {"gene_name", "symbol", "gene_symbol", "hgnc_symbol"}
+_MISSING = {"", "na", "nan", "null", "."}
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open("rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    raw = gzip.open(path, "rb") if gz else path.open("rb")  # noqa: SIM115 (closed below)
+    try:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            yield from text
+    except (OSError, EOFError) as error:
+        raise FormatError(f"unreadable (truncated or corrupt compressed data?): {error}",
+                          path=path) from None
+    except UnicodeDecodeError:
+        raise FormatError("not UTF-8 text: is this a binary file?", path=path) from None
+
+
+def _number(text: str, *, path: Path, line: int, column: str) -> float:
+    if text.strip().lower() in _MISSING:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise FormatError(f"{text!r} is not a number", path=path, line=line,
+                          column=column) from None
+
+
+def _build(path: Path, features: list[str], samples: list[str], columns: list[list[float]],
+           *, var: dict[str, list[Any]] | None = None, uns: dict[str, Any] | None = None
+           ) -> Any:
+    import anndata
+    import numpy as np
+    import pandas as pd
+    from scipy import sparse
+
+    if not features:
+        raise FormatError("no feature rows", path=path)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(samples):
+        if name in seen:
+            raise FormatError(f"sample {name!r} appears twice (columns {seen[name] + 1} and "
+                              f"{i + 1})", path=path, line=1, column=name)
+        seen[name] = i
+    dense = np.asarray(columns, dtype=np.float32)  # samples × features
+    matrix = sparse.csc_matrix(np.nan_to_num(dense, nan=0.0))
+    adata = anndata.AnnData(X=matrix, obs=pd.DataFrame(index=pd.Index(samples, dtype=str)),
+                            var=pd.DataFrame(var or {}, index=pd.Index(features, dtype=str)))
+    if np.isnan(dense).any():
+        adata.layers["missing"] = sparse.csc_matrix(np.isnan(dense).astype(np.int8))
+    adata.uns["lims"] = {k: str(v) for k, v in (uns or {}).items()}
+    if not adata.var_names.is_unique:
+        dupes = adata.var_names[adata.var_names.duplicated()].unique()[:3]
+        raise FormatError(f"feature ids repeat: {', '.join(dupes)}", path=path)
+    return adata
+
+
+class _Reader:
+    format_name = ""
+    reference: str | None = None
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise FormatError("no such file", path=path)
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    @property
+    def samples(self) -> list[str]:
+        return list(self.to_anndata().obs_names)
+
+    def to_anndata(self) -> Any:
+        raise NotImplementedError
+
+
+def _is_table(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith((".tsv", ".csv", ".txt")) and not name.endswith("readspergene.out.tab")
+
+
+@register("matrix", _is_table)
+class MatrixReader(_Reader):
+    @property
+    def samples(self) -> list[str]:
+        first = next(_lines(self.path), "")
+        delimiter = "\t" if first.count("\t") >= first.count(",") else ","
+        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+        return header[2:] if len(header) > 1 and header[1].lower() in _SYMBOL_COLUMNS \
+            else header[1:]
+
+    def to_anndata(self) -> Any:
+        lines = _lines(self.path)
+        first = next(lines, None)
+        if first is None or not first.strip():
+            raise FormatError("empty file: the first line must name the samples", path=self.path)
+        delimiter = "\t" if first.count("\t") >= first.count(",") else ","
+        header = next(csv.reader([first], delimiter=delimiter))
+        header = [h.strip() for h in header]
+        if len(header) < 2:
+            raise FormatError("the first line names no sample column", path=self.path, line=1)
+        symbol = 1 if header[1].lower() in _SYMBOL_COLUMNS else None
+        start = 2 if symbol else 1
+        samples = header[start:]
+        columns: list[list[float]] = [[] for _ in samples]
+        features: list[str] = []
+        symbols: list[str] = []
+        for number, row in enumerate(csv.reader(lines, delimiter=delimiter), start=2):
+            if not row or not any(c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise FormatError(f"{len(row)} cells; the header has {len(header)}",
+                                  path=self.path, line=number)
+            features.append(row[0].strip())
+            if symbol:
+                symbols.append(row[1].strip())
+            for i, cell in enumerate(row[start:]):
+                columns[i].append(_number(cell, path=self.path, line=number, column=samples[i]))
+        return _build(self.path, features, samples, columns,
+                      var={"symbol": symbols} if symbol else None,
+                      uns={"source_format": "matrix", "source_file": self.path.name})
+
+
+@register("star", lambda p: p.name.lower().removesuffix(".gz").endswith("readspergene.out.tab"))
+class StarReader(_Reader):
+    def to_anndata(self) -> Any:
+        sample = self.path.name.split(".")[0].removesuffix("ReadsPerGene").rstrip("_.") or "sample"
+        features, values, summary = [], [], {}
+        for number, line in enumerate(_lines(self.path), start=1):
+            cells = line.rstrip("\r\n").split("\t")
+            if len(cells) != 4:
+                raise FormatError(f"{len(cells)} columns; STAR writes 4 (gene, unstranded, "
+                                  "strand 1, strand 2)", path=self.path, line=number)
+            value = _number(cells[1], path=self.path, line=number, column="unstranded")
+            if cells[0].startswith("N_"):
+                summary[cells[0]] = int(value)
+                continue
+            features.append(cells[0])
+            values.append(value)
+        return _build(self.path, features, [sample], [values],
+                      uns={"source_format": "star", "source_file": self.path.name, **summary})
+
+
+_SESAME = re.compile(r"\.(sesame|level3betas)\.", re.IGNORECASE)
+
+
+@register("sesame", lambda p: bool(_SESAME.search(p.name)))
+class SesameReader(_Reader):
+    def to_anndata(self) -> Any:
+        sample = _SESAME.split(self.path.name)[0]
+        features, values = [], []
+        for number, line in enumerate(_lines(self.path), start=1):
+            cells = line.rstrip("\r\n").split("\t")
+            if number == 1 and len(cells) == 2 and not _looks_numeric(cells[1]):
+                continue  # a header line
+            if len(cells) != 2:
+                raise FormatError(f"{len(cells)} columns; a SeSAMe file has probe and beta",
+                                  path=self.path, line=number)
+            beta = _number(cells[1], path=self.path, line=number, column="beta")
+            if not math.isnan(beta) and not 0 <= beta <= 1:
+                raise FormatError(f"beta {beta} is outside 0–1", path=self.path, line=number,
+                                  column="beta")
+            features.append(cells[0])
+            values.append(beta)
+        return _build(self.path, features, [sample], [values],
+                      uns={"source_format": "sesame", "source_file": self.path.name})
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.strip().lower() in _MISSING
+    return True
+
+
+@register("mztab", lambda p: p.name.lower().removesuffix(".gz").endswith(".mztab"))
+class MzTabReader(_Reader):
+    def to_anndata(self) -> Any:
+        assays: dict[str, str] = {}
+        header: list[str] | None = None
+        features, rows = [], []
+        version = ""
+        for number, line in enumerate(_lines(self.path), start=1):
+            cells = line.rstrip("\r\n").split("\t")
+            kind = cells[0]
+            if kind == "MTD" and len(cells) >= 3:
+                if cells[1] in ("mzTab-version",):
+                    version = cells[2]
+                if re.fullmatch(r"assay\[\d+\]", cells[1]):
+                    assays[cells[1]] = cells[2]
+            elif kind in ("PRH", "SMH"):
+                header = cells
+            elif kind in ("PRT", "SML"):
+                if header is None:
+                    raise FormatError(f"{kind} row before its header", path=self.path,
+                                      line=number)
+                row = dict(zip(header, cells, strict=False))
+                feature = (row.get("accession") or row.get("database_identifier") or
+                           row.get("SML_ID") or "").strip()
+                abundance = [(h, row.get(h, "")) for h in header
+                             if re.fullmatch(r"(protein_)?abundance_assay\[\d+\]", h)]
+                features.append(feature if feature not in ("", "null") else f"row{number}")
+                rows.append([_number(v, path=self.path, line=number, column=h)
+                             for h, v in abundance])
+        if header is None:
+            raise FormatError("no protein (PRH) or small-molecule (SMH) section",
+                              path=self.path)
+        names = [h for h in header if re.fullmatch(r"(protein_)?abundance_assay\[\d+\]", h)]
+        samples = [assays.get(h.split("_", 1)[-1].replace("abundance_", ""), h) for h in names]
+        columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in names]
+        return _build(self.path, features, samples, columns,
+                      uns={"source_format": "mztab", "mztab_version": version,
+                           "source_file": self.path.name})
+
+
+@register("h5ad", lambda p: p.name.lower().endswith(".h5ad"))
+class H5adReader(_Reader):
+    def to_anndata(self) -> Any:
+        import anndata
+
+        try:
+            adata = anndata.read_h5ad(self.path)
+        except Exception as error:  # h5py and anndata raise many kinds
+            raise FormatError(f"not a readable AnnData file: {error}", path=self.path) from None
+        if not adata.obs_names.is_unique:
+            raise FormatError("sample (obs) names repeat", path=self.path)
+        return adata
