@@ -225,6 +225,10 @@ def load_demo(*, seed: int = 20261123, participants: int = 300,
     except BaseException:
         db.session.rollback()
         raise
+    from biobank import signals
+
+    for _receiver, extra in signals.demo_loaded.send(None, seed=seed):
+        counts.update(extra or {})
     return counts
 
 

@@ -20,3 +20,7 @@ custody_recorded = _signals.signal("custody-recorded")
 
 app_created = _signals.signal("app-created")
 """Sent at the end of ``create_app``. Sender: the Flask app. Packages register extras here."""
+
+demo_loaded = _signals.signal("demo-loaded")
+"""Sent after the demo biobank has been committed. Sender: ``None``. Kwargs: ``seed``.
+Receivers add their own demo data (in their own transactions) and return a dict of counts."""

@@ -9,11 +9,19 @@ from typing import Any
 
 def init_app(app: Any) -> None:
     """Register the omics API and tasks on the biobank app."""
+    from biobank import signals
     from biobank.api import API_PREFIX, api
     from omics import models, tasks  # noqa: F401  (tables and Celery tasks)
     from omics.api import blp
     from omics.drs import blp as drs_blp
 
     app.config.setdefault("OMICS_STORAGE_ROOT", "")
+    signals.demo_loaded.connect(_demo_omics, weak=False)
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(drs_blp)
+
+
+def _demo_omics(_sender: Any, *, seed: int) -> dict[str, int]:
+    from omics.demo import load_demo_omics
+
+    return load_demo_omics(seed=seed)
