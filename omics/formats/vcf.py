@@ -81,6 +81,44 @@ class Variant:
         return f"{self.chrom}-{self.pos}-{self.ref}-{self.alt}"
 
 
+def annotation_of(info: Any, alt: str, same_length: bool, *, csq: list[str] | None,
+                  ann: list[str] | None) -> Annotation | None:
+    """The annotation of *alt* from VEP ``CSQ`` or SnpEff ``ANN`` in a record's INFO, the
+    first with a protein change if any."""
+    for key, fields in (("CSQ", csq), ("ANN", ann)):
+        if fields is None or key not in info:
+            continue
+        entries = info[key]
+        if isinstance(entries, str):
+            entries = (entries,)
+        best = None
+        for entry in entries:
+            values = dict(zip(fields, str(entry).split("|"), strict=False))
+            allele = values.get("Allele")
+            if allele not in (None, "", alt, "-") and same_length:
+                continue
+            if key == "CSQ":
+                found = Annotation(values.get("SYMBOL") or None,
+                                   values.get("Consequence") or None,
+                                   short_protein_change(values.get("HGVSp")),
+                                   values.get("IMPACT") or None)
+            else:
+                found = Annotation(values.get("Gene_Name") or None,
+                                   values.get("Annotation") or None,
+                                   short_protein_change(values.get("HGVS.p")),
+                                   values.get("Annotation_Impact") or None)
+            if best is None or (found.protein_change and not best.protein_change):
+                best = found
+        if best is not None:
+            return best
+    return None
+
+
+def _format_fields(description: str) -> list[str] | None:
+    match = re.search(r"Format:\s*'?([^'\"]+)'?", description or "")
+    return [f.strip() for f in match.group(1).split("|")] if match else None
+
+
 def _accepts(path: Path) -> bool:
     name = path.name.lower()
     return name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf"))
@@ -165,42 +203,11 @@ class VcfReader:
 
     def _annotation_fields(self, key: str) -> list[str] | None:
         info = self._file.header.info
-        if key not in info:
-            return None
-        description = info[key].description or ""
-        match = re.search(r"Format:\s*'?([^'\"]+)'?", description)
-        if not match:
-            return None
-        return [f.strip() for f in match.group(1).split("|")]
+        return _format_fields(info[key].description) if key in info else None
 
     def _annotation(self, record: Any, alt: str, line: int) -> Annotation | None:
-        for key, fields in (("CSQ", self._csq_fields), ("ANN", self._ann_fields)):
-            if fields is None or key not in record.info:
-                continue
-            entries = record.info[key]
-            if isinstance(entries, str):
-                entries = (entries,)
-            best = None
-            for entry in entries:
-                values = dict(zip(fields, entry.split("|"), strict=False))
-                allele = values.get("Allele")
-                if allele not in (None, "", alt, "-") and len(alt) == len(record.ref):
-                    continue
-                if key == "CSQ":
-                    found = Annotation(values.get("SYMBOL") or None,
-                                       values.get("Consequence") or None,
-                                       short_protein_change(values.get("HGVSp")),
-                                       values.get("IMPACT") or None)
-                else:
-                    found = Annotation(values.get("Gene_Name") or None,
-                                       values.get("Annotation") or None,
-                                       short_protein_change(values.get("HGVS.p")),
-                                       values.get("Annotation_Impact") or None)
-                if best is None or (found.protein_change and not best.protein_change):
-                    best = found
-            if best is not None:
-                return best
-        return None
+        return annotation_of(record.info, alt, len(alt) == len(record.ref),
+                             csq=self._csq_fields, ann=self._ann_fields)
 
     def _call(self, sample: str, data: Any, alt_index: int, alt: str, ref: str) -> Call:
         keys = set(data.keys())
@@ -266,3 +273,60 @@ class VcfReader:
         except (ValueError, OSError) as error:
             raise FormatError(f"cannot query {region!r}: {error}", path=self.path) from None
         return self._variants(records)
+
+
+@register("vcf-pyvcf3", lambda _path: False)  # chosen by name: compatibility and baseline
+class PyVcfReader:
+    """The same interface over pyvcf3 (pure Python; slower): for environments without
+    htslib, and as the benchmark baseline."""
+
+    def __init__(self, path: Path) -> None:
+        import vcf
+
+        self.path = path
+        try:
+            self._reader = vcf.Reader(filename=str(path))
+        except Exception as error:  # pyvcf3 raises bare Exceptions and StopIteration
+            raise FormatError(f"not a readable VCF: {error}", path=path) from None
+        self.samples = list(self._reader.samples)
+        meta = self._reader.metadata.get("reference")
+        self.reference = meta if isinstance(meta, str) else None
+        infos = self._reader.infos
+        self._csq = _format_fields(infos["CSQ"].desc) if "CSQ" in infos else None
+        self._ann = _format_fields(infos["ANN"].desc) if "ANN" in infos else None
+
+    def close(self) -> None:
+        self._reader._reader.close()
+
+    def __enter__(self) -> PyVcfReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def variants(self) -> Iterator[Variant]:
+        line = 0
+        try:
+            for record in self._reader:
+                line += 1
+                filters = tuple(record.FILTER) if record.FILTER else ("PASS",)
+                for index, alt_obj in enumerate(record.ALT, start=1):
+                    alt = str(alt_obj)
+                    calls = []
+                    for sample in record.samples:
+                        data = sample.data._asdict()
+                        ad = data.get("AD")
+                        alt_depth = ad[index] if isinstance(ad, list) and len(ad) > index \
+                            else None
+                        depth = data.get("DP")
+                        if depth is None and isinstance(ad, list):
+                            depth = sum(x for x in ad if x is not None)
+                        fraction = round(alt_depth / depth, 4) if depth and alt_depth is not None \
+                            else None
+                        calls.append(Call(sample.sample, data.get("GT"), depth, alt_depth,
+                                          fraction))
+                    yield Variant(str(record.CHROM), record.POS, record.REF, alt, filters, line,
+                                  annotation_of(record.INFO, alt, len(alt) == len(record.REF),
+                                                csq=self._csq, ann=self._ann), tuple(calls))
+        except (ValueError, IndexError, OSError) as error:
+            raise FormatError(f"unreadable: {error}", path=self.path, line=line + 1) from None

@@ -88,3 +88,14 @@ def test_files_it_must_refuse(tmp_path):
     reader.close()
     with pytest.raises(FormatError, match="no reader"):
         detect(tmp_path / "matrix.xyz")
+
+
+def test_pyvcf3_reader_gives_the_same_variants_and_calls():
+    def digest(fmt):
+        with open_reader(COHORT, fmt) as reader:
+            return [(v.key, v.filters, v.annotation,
+                     [(c.sample, c.genotype, c.depth, c.alt_depth, c.carries) for c in v.calls])
+                    for v in reader.variants()]
+
+    assert digest("vcf-pyvcf3") == digest("vcf")
+    assert detect(COHORT) == "vcf"  # pyvcf3 is chosen by name only
