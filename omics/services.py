@@ -4,6 +4,7 @@ finding the aliquots and cases that carry a variant. Services flush; callers com
 from __future__ import annotations
 
 import hashlib
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,8 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     variants = 0
     with open_reader(file_path(record), record.format) as reader:
         pending: list[Any] = []
-        for variant in reader.variants():
-            carriers = [c for c in variant.calls if c.carries and c.sample in linked]
+        for variant in reader.carriers():
+            carriers = [c for c in variant.calls if c.sample in linked]
             if not carriers:
                 continue
             pending.append((variant, carriers))
@@ -128,10 +129,7 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
         return 0
     keys = {(v.chrom, v.pos, v.ref, v.alt) for v, _c in pending} - set(known)
     if keys:
-        for row in db.session.execute(sa.select(
-                Variant.id, Variant.chrom, Variant.pos, Variant.ref, Variant.alt).where(
-                sa.tuple_(Variant.chrom, Variant.pos, Variant.ref, Variant.alt).in_(keys))):
-            known[(row.chrom, row.pos, row.ref, row.alt)] = row.id
+        _look_up(keys, known)
         unique: dict[tuple[str, int, str, str], dict[str, Any]] = {}
         for variant, _carriers in pending:
             key = (variant.chrom, variant.pos, variant.ref, variant.alt)
@@ -146,27 +144,53 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
                 else None}
         if unique:
             # another file's ingestion may add the same variant meanwhile: skip, then look up
-            if db.session.get_bind().dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            db.session.execute(insert(Variant).on_conflict_do_nothing(), list(unique.values()))
-            for row in db.session.execute(sa.select(
-                    Variant.id, Variant.chrom, Variant.pos, Variant.ref, Variant.alt).where(
-                    sa.tuple_(Variant.chrom, Variant.pos, Variant.ref, Variant.alt).in_(
-                        list(unique)))):
-                known[(row.chrom, row.pos, row.ref, row.alt)] = row.id
+            _executemany("INSERT INTO variants (chrom, pos, ref, alt, gene, consequence, "
+                         "protein_change) VALUES ({}) ON CONFLICT DO NOTHING", 7,
+                         [tuple(v.values()) for v in unique.values()])
+            _look_up(set(unique), known)
     rows = []
     for variant, carriers in pending:
         variant_id = known[(variant.chrom, variant.pos, variant.ref, variant.alt)]
+        filters = ";".join(variant.filters)[:64] or None
         for call in carriers:
-            rows.append({"variant_id": variant_id, "file_id": record.id,
-                         "specimen_id": linked[call.sample], "genotype": call.genotype,
-                         "depth": call.depth, "alt_depth": call.alt_depth,
-                         "allele_fraction": call.allele_fraction,
-                         "filter": ";".join(variant.filters)[:64] or None})
-    db.session.execute(sa.insert(VariantCall), rows)
+            rows.append((variant_id, record.id, linked[call.sample], call.genotype, call.depth,
+                         call.alt_depth, call.allele_fraction, filters))
+    _executemany("INSERT INTO variant_calls (variant_id, file_id, specimen_id, genotype, depth, "
+                 "alt_depth, allele_fraction, filter) VALUES ({})", 8, rows)
     return len(pending)
+
+
+def _look_up(keys: set[tuple[str, int, str, str]], known: dict[Any, int]) -> None:
+    """Ids of the variants among *keys* that exist, by chromosome and position range (one
+    cheap range scan per chromosome instead of thousands of tuple comparisons)."""
+    by_chrom: dict[str, list[int]] = {}
+    for chrom, pos, _ref, _alt in keys:
+        by_chrom.setdefault(chrom, []).append(pos)
+    for chrom, positions in by_chrom.items():
+        positions.sort()
+        spans, start = [], positions[0]
+        for before, after in itertools.pairwise(positions):
+            if after - before > 100_000:  # keep each range tight on a crowded chromosome
+                spans.append((start, before))
+                start = after
+        spans.append((start, positions[-1]))
+        for first, last in spans:
+            for row in db.session.execute(sa.select(
+                    Variant.id, Variant.chrom, Variant.pos, Variant.ref, Variant.alt).where(
+                    Variant.chrom == chrom, Variant.pos.between(first, last))):
+                key = (row.chrom, row.pos, row.ref, row.alt)
+                if key in keys:
+                    known[key] = row.id
+
+
+def _executemany(sql: str, width: int, rows: list[tuple[Any, ...]]) -> None:
+    """Many rows through the driver's own executemany: tens of thousands of calls per file
+    would spend most of their time in per-row parameter processing otherwise."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    connection.exec_driver_sql(sql.format(", ".join([mark] * width)), rows)
 
 
 def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
@@ -295,31 +319,20 @@ def ingest_matrix(record: OmicsFile) -> OmicsFile:
 
 
 def feature_values(record: OmicsFile, feature: str) -> dict[str, Any]:
-    """One feature (an id, or a gene symbol) across every sample of an ingested matrix,
-    read in backed mode: the matrix itself is never loaded."""
-    import anndata
-    import numpy as np
+    """One feature (an id, or a gene symbol) across every sample of an ingested matrix; only
+    that column is read from the stored file."""
+    import math
+
+    from omics.formats.matrix import read_feature
 
     if record.matrix_uri is None:
         raise InvalidInput(f"file {record.id} holds no ingested matrix", field="file")
-    adata = anndata.read_h5ad(storage_root() / record.matrix_uri, backed="r")
-    try:
-        if feature in adata.var_names:
-            j = adata.var_names.get_loc(feature)
-        elif "symbol" in adata.var and (adata.var["symbol"] == feature).any():
-            j = int(np.flatnonzero(adata.var["symbol"].to_numpy() == feature)[0])
-        else:
-            raise NotFound(f"no feature {feature!r} in {record.filename}", field="feature")
-        column = adata.X[:, j]
-        values = np.asarray(column.toarray() if hasattr(column, "toarray") else column).ravel()
-        gaps = None
-        if "missing" in adata.layers:
-            gap = adata.layers["missing"][:, j]
-            gaps = np.asarray(gap.toarray() if hasattr(gap, "toarray") else gap).ravel()
-        obs = adata.obs
-        return {"feature": str(adata.var_names[j]), "samples": [
-            {"sample_name": str(name), "barcode": str(obs["barcode"].iloc[i]) or None,
-             "value": None if gaps is not None and gaps[i] else float(values[i])}
-            for i, name in enumerate(adata.obs_names)]}
-    finally:
-        adata.file.close()
+    found = read_feature(storage_root() / record.matrix_uri, feature)
+    if found is None:
+        raise NotFound(f"no feature {feature!r} in {record.filename}", field="feature")
+    obs = found["obs"]
+    barcodes = obs["barcode"] if "barcode" in obs else [""] * len(obs)
+    return {"feature": found["feature"], "samples": [
+        {"sample_name": str(name), "barcode": str(code) or None,
+         "value": None if math.isnan(value) else float(value)}
+        for name, code, value in zip(obs.index, barcodes, found["values"], strict=True)]}

@@ -262,3 +262,32 @@ class H5adReader(_Reader):
         if not adata.obs_names.is_unique:
             raise FormatError("sample (obs) names repeat", path=self.path)
         return adata
+
+
+def read_feature(path: Path, feature: str) -> dict[str, Any] | None:
+    """One feature (a ``var`` name, or a ``var["symbol"]``) of a stored ``.h5ad`` across all
+    samples, read straight from the HDF5 file: only that column of a compressed-sparse-column
+    matrix (or of a dense one) is read, never the whole matrix. ``None`` if it is not there.
+    Returns the feature id, the ``obs`` table and the values (NaN where ``missing``)."""
+    import h5py
+    import numpy as np
+    from anndata.io import read_elem, sparse_dataset
+
+    with h5py.File(path, "r") as f:
+        var = read_elem(f["var"])
+        if feature in var.index:
+            j = var.index.get_loc(feature)
+        elif "symbol" in var and (var["symbol"] == feature).any():
+            j = int(np.flatnonzero(var["symbol"].to_numpy() == feature)[0])
+        else:
+            return None
+
+        def column(node: Any) -> Any:
+            if isinstance(node, h5py.Dataset):
+                return np.asarray(node[:, j]).ravel()
+            return np.asarray(sparse_dataset(node)[:, j].toarray()).ravel()
+
+        values = column(f["X"]).astype(float)
+        if "layers" in f and "missing" in f["layers"]:
+            values[column(f["layers"]["missing"]) != 0] = np.nan
+        return {"feature": str(var.index[j]), "obs": read_elem(f["obs"]), "values": values}

@@ -99,3 +99,19 @@ def test_pyvcf3_reader_gives_the_same_variants_and_calls():
 
     assert digest("vcf-pyvcf3") == digest("vcf")
     assert detect(COHORT) == "vcf"  # pyvcf3 is chosen by name only
+
+
+def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
+    bgzipped = tmp_path / "cohort.vcf.gz"
+    pysam.tabix_compress(str(COHORT), str(bgzipped))
+    for path in (COHORT, bgzipped):
+        with open_reader(path) as reader:
+            slow = [(v.key, v.line, v.annotation, tuple(c for c in v.calls if c.carries))
+                    for v in reader.variants()]
+        with open_reader(path) as reader:
+            fast = [(v.key, v.line, v.annotation, v.calls) for v in reader.carriers()]
+        assert fast == [entry for entry in slow if entry[3]]
+    # without genotypes (Strelka) carriers come from the allele counts
+    with open_reader(STRELKA) as reader:
+        braf = next(v for v in reader.carriers() if v.pos == 140453136)
+    assert [c.sample for c in braf.calls] == ["TUMOR"]

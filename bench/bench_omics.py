@@ -1,0 +1,280 @@
+"""Omics: VCF ingestion against bcftools and pyvcf3, variant carriers among millions of calls,
+one gene across a 5,000 × 60,000 RNA-Seq matrix.
+
+    python -m bench.bench_omics --backend both [--records 100000] [--calls 5000000]
+
+* VCF: a synthetic multi-sample VCF (16 samples, VEP ``CSQ``) is read by ``bcftools query``
+  (non-reference calls per sample), by the pyvcf3 reader and by the pysam reader, and
+  ingested into the database (variants and per-aliquot calls), all in one run.
+* carriers: ``variant_calls`` filled to ``--calls`` rows over 500,000 variants, then
+  ``BRAF`` + ``p.V600E`` carriers (as the API asks) timed.
+* matrix: a 5,000-sample × 60,000-gene count matrix (10% non-zero) written as ``.h5ad`` the
+  way ingestion stores it; one gene across all samples is read in backed mode in a fresh
+  process, whose time and peak RSS are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.common import DATA, PG_BASE, database_url
+
+NAME = "bench_omics"
+SAMPLES = 16
+
+
+def write_vcf(path: Path, records: int, seed: int = 5) -> None:
+    rng = random.Random(seed)
+    genes = ["BRAF", "NRAS", "KIT", "NF1", "TP53", "CDKN2A", "PTEN", "TERT"]
+    with path.open("w") as out:
+        out.write("##fileformat=VCFv4.2\n##reference=GRCh38\n"
+                  "##contig=<ID=chr1,length=248956422>\n"
+                  '##INFO=<ID=CSQ,Number=.,Type=String,Description="VEP. Format: '
+                  'Allele|Consequence|IMPACT|SYMBOL|HGVSp">\n'
+                  '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+                  '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n'
+                  '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+                  "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+                  + "\t".join(f"S{i:02d}" for i in range(SAMPLES)) + "\n")
+        pos = 10000
+        for n in range(records):
+            pos += rng.randint(5, 2000)
+            ref, alt = rng.sample("ACGT", 2)
+            gene = genes[n % len(genes)]
+            calls = []
+            for _ in range(SAMPLES):
+                depth = rng.randint(20, 200)
+                if rng.random() < 0.1:
+                    k = depth // 3
+                    calls.append(f"0/1:{depth - k},{k}:{depth}")
+                else:
+                    calls.append(f"0/0:{depth},0:{depth}")
+            out.write(f"chr1\t{pos}\t.\t{ref}\t{alt}\t.\tPASS\tCSQ={alt}|missense_variant|"
+                      f"MODERATE|{gene}|p.Val{n % 900 + 1}Glu\tGT:AD:DP\t"
+                      + "\t".join(calls) + "\n")
+
+
+def fresh(backend: str) -> str:
+    url = database_url(backend, NAME)
+    if backend == "postgresql":
+        admin = sa.create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{NAME}"')
+        admin.dispose()
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{DATA / NAME}.db{suffix}").unlink(missing_ok=True)
+    return url
+
+
+def timed(func, repeats: int) -> tuple[float, float]:
+    func()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return statistics.median(samples) * 1000, samples[int(0.95 * len(samples))] * 1000
+
+
+def vcf_bench(backend: str, path: Path, records: int) -> None:
+    from omics.formats import open_reader
+
+    rates = {}
+    if shutil.which("bcftools"):
+        started = time.perf_counter()
+        subprocess.run(["bcftools", "query", "-i", 'GT="alt"', "-f",
+                        r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\t%GT\t%AD\t%DP\n]", str(path)],
+                       check=True, stdout=subprocess.DEVNULL)
+        rates["bcftools query"] = records / (time.perf_counter() - started)
+    for fmt, label in (("vcf-pyvcf3", "pyvcf3 reader"), ("vcf", "pysam reader")):
+        started = time.perf_counter()
+        with open_reader(path, fmt) as reader:
+            carried = sum(1 for v in reader.variants() for c in v.calls if c.carries)
+        rates[label] = records / (time.perf_counter() - started)
+
+    from biobank import create_app
+    from biobank.db import db, transaction
+
+    url = fresh(backend)
+    app = create_app({"DATABASE_URL": url, "OMICS_STORAGE_ROOT": str(DATA / "omics")})
+    with app.app_context():
+        from biobank import migrate
+        from biobank.demo import load_demo
+        from biobank.models import Specimen
+        from omics import services
+        from omics.models import OmicsKind
+
+        migrate.upgrade()
+        load_demo(participants=2)
+        with transaction():
+            from biobank.cli import system_actor
+
+            actor = system_actor()
+            barcodes = list(db.session.scalars(sa.select(Specimen.barcode).limit(SAMPLES)))
+            record, _ = services.register_file(
+                actor=actor, path=path, filename=path.name, kind=OmicsKind.EXOME,
+                sample_map={f"S{i:02d}": b for i, b in enumerate(barcodes)})
+        started = time.perf_counter()
+        with transaction():
+            services.ingest_file(record)
+        took = time.perf_counter() - started
+        rates["ingestion into the database"] = records / took
+        calls = record.call_count
+        db.engine.dispose()
+    print(f"\n== VCF, {records:,} records × {SAMPLES} samples ({carried:,} non-reference calls)"
+          f", {backend}")
+    for label, rate in rates.items():
+        print(f"  {label}: {rate:,.0f} records/s")
+    ingest = rates["ingestion into the database"]
+    if "bcftools query" in rates:
+        print(f"  ingestion / bcftools query: {ingest / rates['bcftools query']:.0%} "
+              "(target ≥ 50%)")
+    print(f"  ingestion / pyvcf3 reader: {ingest / rates['pyvcf3 reader']:.1f}× (target ≥ 8×)")
+    print(f"  pysam reader / pyvcf3 reader: "
+          f"{rates['pysam reader'] / rates['pyvcf3 reader']:.1f}×; {calls:,} calls stored")
+
+
+def carriers_bench(backend: str, total_calls: int) -> None:
+    from biobank import create_app
+    from biobank.db import db, transaction
+
+    url = database_url(backend, NAME)
+    app = create_app({"DATABASE_URL": url, "OMICS_STORAGE_ROOT": str(DATA / "omics")})
+    with app.app_context():
+        from biobank.models import Specimen, User
+        from omics import services
+        from omics.models import OmicsFile, Variant, VariantCall
+
+        file_id = db.session.scalar(sa.select(OmicsFile.id))
+        specimens = list(db.session.scalars(sa.select(Specimen.id).limit(200)))
+        have = db.session.scalar(sa.select(sa.func.count(VariantCall.id)))
+        rng = random.Random(9)
+        started = time.perf_counter()
+        with transaction():
+            n_variants = 500_000
+            base = db.session.scalar(sa.select(sa.func.count(Variant.id)))
+            genes = ["BRAF", "NRAS", "KIT", "NF1", "TP53", "CDKN2A", "PTEN", "TERT", "MITF",
+                     "PMEL"] + [f"G{i}" for i in range(990)]
+            batch = []
+            for i in range(base, n_variants):
+                gene = genes[i % len(genes)]
+                batch.append({"chrom": "chr2", "pos": 1000 + i, "ref": "A", "alt": "G",
+                              "gene": gene, "consequence": "missense_variant",
+                              "protein_change": "p.V600E" if i % 997 == 0 else
+                              f"p.X{i % 5000}Y"})
+                if len(batch) == 50_000:
+                    db.session.execute(sa.insert(Variant), batch)
+                    batch = []
+            if batch:
+                db.session.execute(sa.insert(Variant), batch)
+            ids = list(db.session.scalars(sa.select(Variant.id)))
+            rows, written = [], have
+            seen = set()
+            while written < total_calls:
+                variant = ids[rng.randrange(len(ids))]
+                specimen = specimens[rng.randrange(len(specimens))]
+                if (variant, specimen) in seen:
+                    continue
+                seen.add((variant, specimen))
+                rows.append({"variant_id": variant, "file_id": file_id,
+                             "specimen_id": specimen, "genotype": "0/1", "depth": 100,
+                             "alt_depth": 40, "allele_fraction": 0.4, "filter": "PASS"})
+                written += 1
+                if len(rows) == 100_000:
+                    db.session.execute(sa.insert(VariantCall), rows)
+                    rows = []
+            if rows:
+                db.session.execute(sa.insert(VariantCall), rows)
+        built = time.perf_counter() - started
+        if backend == "postgresql":
+            with db.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        else:
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        actor = db.session.scalars(sa.select(User).where(User.username == "researcher")).one()
+        count = len(services.carriers(actor=actor, gene="BRAF", protein_change="p.V600E"))
+        p50, p95 = timed(lambda: services.carriers(actor=actor, gene="BRAF",
+                                                   protein_change="p.V600E"), 30)
+        total = db.session.scalar(sa.select(sa.func.count(VariantCall.id)))
+        db.engine.dispose()
+    print(f"\n== carriers, {total:,} stored calls ({backend}; built in {built:.0f} s)")
+    print(f"  BRAF p.V600E → {count} aliquots: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+          "(target < 50 ms)")
+
+
+READ_ONE_GENE = """
+import resource, sys, time
+from pathlib import Path
+import anndata.io, h5py  # imported once per server process, not per request
+from omics.formats.matrix import read_feature
+started = time.perf_counter()
+found = read_feature(Path(sys.argv[1]), sys.argv[2])
+took = time.perf_counter() - started
+print(took * 1000, len(found["values"]), float(found["values"].sum()),
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def matrix_bench() -> None:
+    import anndata
+    import numpy as np
+    import pandas as pd
+    from scipy import sparse
+
+    path = DATA / "matrix-5000x60000.h5ad"
+    n_obs, n_var = 5000, 60000
+    if not path.exists():
+        rng = np.random.default_rng(3)
+        matrix = sparse.random(n_obs, n_var, density=0.1, format="csc", dtype=np.float32,
+                               random_state=rng, data_rvs=lambda k: rng.poisson(20, k) + 1)
+        adata = anndata.AnnData(
+            X=matrix, obs=pd.DataFrame(index=[f"CTRRN{i:07d}" for i in range(n_obs)]),
+            var=pd.DataFrame(index=[f"ENSG{i:011d}" for i in range(n_var)]))
+        adata.write_h5ad(path)
+    gene = f"ENSG{31337:011d}"
+    runs = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", READ_ONE_GENE, str(path), gene],
+                             capture_output=True, text=True, check=True).stdout.split()
+        runs.append((float(out[0]), int(out[3])))
+    times = sorted(t for t, _ in runs)
+    print(f"\n== one gene across a {n_obs:,} × {n_var:,} matrix ({path.stat().st_size / 1e6:.0f} "
+          "MB .h5ad, backed mode, fresh process)")
+    print(f"  read: median {statistics.median(times):.0f} ms, worst {times[-1]:.0f} ms "
+          "(target < 200 ms; what GET /omics/files/<id>/features/<gene> reads)")
+    print(f"  peak RSS of the reading process: {max(r for _, r in runs)} MB (target < 300 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=5_000_000)
+    args = parser.parse_args()
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"cohort-{args.records}.vcf"
+    if not path.exists():
+        write_vcf(path, args.records)
+    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+        vcf_bench(backend, path, args.records)
+        carriers_bench(backend, args.calls)
+    matrix_bench()
+    os.environ.pop("BIOBANK_DATABASE_URL", None)
+
+
+if __name__ == "__main__":
+    main()
