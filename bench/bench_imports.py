@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.common import DATA, PG_BASE, database_url
+from bench.common import DATA, PG_BASE, empty_database
 
 NAME = "bench_import"
 RSS_WRAPPER = """
@@ -43,16 +43,7 @@ finally:
 
 def fresh_database(backend: str, rows: int) -> tuple[str, list[str]]:
     """A new database with the demo's reference data and boxes for the file's tubes."""
-    url = database_url(backend, NAME)
-    if backend == "postgresql":
-        admin = sa.create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{NAME}"')
-        admin.dispose()
-    else:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{DATA / NAME}.db{suffix}").unlink(missing_ok=True)
+    url = empty_database(backend, NAME)
     from biobank import create_app
     from biobank.db import db
     from biobank.models import Site, StorageContainer

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.common import DATA, PG_BASE, database_url
+from bench.common import DATA, database_url, empty_database, timed
 
 NAME = "bench_omics"
 SAMPLES = 16
@@ -64,31 +64,6 @@ def write_vcf(path: Path, records: int, seed: int = 5) -> None:
                       + "\t".join(calls) + "\n")
 
 
-def fresh(backend: str) -> str:
-    url = database_url(backend, NAME)
-    if backend == "postgresql":
-        admin = sa.create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{NAME}"')
-        admin.dispose()
-    else:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{DATA / NAME}.db{suffix}").unlink(missing_ok=True)
-    return url
-
-
-def timed(func, repeats: int) -> tuple[float, float]:
-    func()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        func()
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    return statistics.median(samples) * 1000, samples[int(0.95 * len(samples))] * 1000
-
-
 def vcf_bench(backend: str, path: Path, records: int) -> None:
     from omics.formats import open_reader
 
@@ -108,7 +83,7 @@ def vcf_bench(backend: str, path: Path, records: int) -> None:
     from biobank import create_app
     from biobank.db import db, transaction
 
-    url = fresh(backend)
+    url = empty_database(backend, NAME)
     app = create_app({"DATABASE_URL": url, "OMICS_STORAGE_ROOT": str(DATA / "omics")})
     with app.app_context():
         from biobank import migrate

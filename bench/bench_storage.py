@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import statistics
-import time
 
 import sqlalchemy as sa
 
-from bench.common import database_url
+from bench.common import database_url, timed
 
 
 def build(url: str) -> None:
@@ -106,17 +104,6 @@ def lineage_tree(url: str) -> int:
             root_id = root.id
         db.engine.dispose()
     return root_id
-
-
-def timed(func, repeats: int) -> tuple[float, float]:
-    func()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        func()
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    return statistics.median(samples) * 1000, samples[int(0.95 * len(samples))] * 1000
 
 
 def run(backend: str) -> None:

@@ -145,3 +145,32 @@ def run_threads(worker: Any, count: int) -> None:
         t.start()
     for t in pool:
         t.join()
+
+
+def empty_database(backend: str, name: str) -> str:
+    """Drop and recreate database *name* (a file in bench/data for SQLite); return its URL."""
+    import sqlalchemy as sa
+
+    url = database_url(backend, name)
+    if backend == "postgresql":
+        admin = sa.create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{DATA / name}.db{suffix}").unlink(missing_ok=True)
+    return url
+
+
+def timed(func: Any, repeats: int) -> tuple[float, float]:
+    """p50 and p95 in milliseconds of *repeats* calls after one warm-up call."""
+    func()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return statistics.median(samples) * 1000, samples[int(0.95 * len(samples))] * 1000
