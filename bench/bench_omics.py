@@ -131,9 +131,14 @@ def carriers_bench(backend: str, total_calls: int) -> None:
     with app.app_context():
         from biobank.models import Specimen, User
         from omics import services
-        from omics.models import OmicsFile, Variant, VariantCall
+        from omics.models import OmicsFile, OmicsKind, Variant, VariantCall
 
-        file_id = db.session.scalar(sa.select(OmicsFile.id))
+        with transaction():  # the synthetic calls belong to a file of their own
+            synthetic = OmicsFile(kind=OmicsKind.EXOME, format="vcf", filename="synthetic.vcf",
+                                  uri="synthetic.vcf", size_bytes=0, sha256="0" * 64,
+                                  created_by="bench")
+            db.session.add(synthetic)
+        file_id = synthetic.id
         specimens = list(db.session.scalars(sa.select(Specimen.id).limit(200)))
         have = db.session.scalar(sa.select(sa.func.count(VariantCall.id)))
         rng = random.Random(9)

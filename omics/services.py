@@ -97,6 +97,8 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     read it raises ``FormatError`` having written nothing the caller keeps (roll back)."""
     if record.status is FileStatus.INGESTED:
         return record  # the same file twice is a no-op
+    if record.format == "bam":
+        return ingest_alignments(record)
     if record.format != "vcf":
         return ingest_matrix(record)
     linked = {s.sample_name: s.specimen_id for s in record.samples if s.specimen_id}
@@ -256,6 +258,21 @@ def get_file(file_id: int) -> OmicsFile:
     record = db.session.get(OmicsFile, file_id)
     if record is None:
         raise NotFound(f"no omics file {file_id}")
+    return record
+
+
+def ingest_alignments(record: OmicsFile) -> OmicsFile:
+    """Per-contig read counts of a BAM/CRAM, kept as the QC of its read-group samples."""
+    with open_reader(file_path(record), record.format) as reader:
+        counts = reader.contig_counts()
+    total = sum(counts["mapped"].values())
+    for sample in record.samples:
+        sample.qc = {"mapped_reads": total, "unmapped_reads": counts["unmapped"],
+                     "mapped_by_contig": counts["mapped"]}
+    record.status = FileStatus.INGESTED
+    record.error = None
+    record.ingested_at = utcnow()
+    db.session.flush()
     return record
 
 

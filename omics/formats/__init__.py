@@ -42,6 +42,6 @@ def open_reader(path: str | Path, fmt: str | None = None, **options: Any) -> Any
     return REGISTRY[fmt][1](Path(path), **options)
 
 
-from omics.formats import matrix, vcf  # noqa: E402,F401  (register their readers)
+from omics.formats import alignments, matrix, vcf  # noqa: E402,F401  (register readers)
 
 __all__ = ["REGISTRY", "FormatError", "detect", "open_reader", "register"]

@@ -186,3 +186,20 @@ def test_metabolomics_mztab_and_bad_matrices(client, technician, headers, tmp_pa
     r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
     assert r.json["status"] == "failed"
     assert r.json["error"] == "words.tsv, line 3, column B: 'lots' is not a number"
+
+
+def test_bam_registers_its_read_group_sample_with_read_counts(client, make, site, technician,
+                                                               headers, tmp_path):
+    from tests.omics.test_vcf import _bam
+
+    dna = _tumour_dna(make, site, "MELC-BAM")
+    bam = _bam(tmp_path / "tumour.bam")
+    r = _upload(client, headers(technician), bam, name="tumour.bam", kind="exome",
+                sample_map={"MEL-T1": dna.barcode})
+    assert r.status_code == 201, r.json
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=headers(technician))
+    assert r.json["status"] == "ingested" and r.json["reference_genome"] == "GRCh38"
+    [sample] = r.json["samples"]
+    assert sample["barcode"] == dna.barcode
+    assert sample["qc"] == {"mapped_reads": 3, "unmapped_reads": 1,
+                            "mapped_by_contig": {"chr7": 2, "chr1": 1}}

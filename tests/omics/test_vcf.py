@@ -115,3 +115,43 @@ def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
     with open_reader(STRELKA) as reader:
         braf = next(v for v in reader.carriers() if v.pos == 140453136)
     assert [c.sample for c in braf.calls] == ["TUMOR"]
+
+
+def _bam(path, *, sorted_indexed=True):
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"},
+              "SQ": [{"SN": "chr7", "LN": 159345973, "AS": "GRCh38"},
+                     {"SN": "chr1", "LN": 248956422, "AS": "GRCh38"}],
+              "RG": [{"ID": "rg1", "SM": "MEL-T1", "PL": "ILLUMINA"}]}
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for i, (contig, pos) in enumerate([(0, 140753300), (0, 140753310), (1, 114713890)]):
+            read = pysam.AlignedSegment(out.header)
+            read.query_name, read.reference_id, read.reference_start = f"r{i}", contig, pos
+            read.query_sequence, read.cigarstring = "ACGT" * 10, "40M"
+            read.query_qualities = pysam.qualitystring_to_array("I" * 40)
+            read.set_tag("RG", "rg1")
+            out.write(read)
+        unmapped = pysam.AlignedSegment(out.header)
+        unmapped.query_name, unmapped.flag = "u1", 4
+        unmapped.query_sequence = "A" * 20
+        unmapped.query_qualities = pysam.qualitystring_to_array("I" * 20)
+        out.write(unmapped)
+    if sorted_indexed:
+        sorted_path = path.with_name("sorted.bam")
+        pysam.sort("-o", str(sorted_path), str(path))
+        pysam.index(str(sorted_path))
+        return sorted_path
+    return path
+
+
+def test_bam_read_groups_reference_and_counts(tmp_path):
+    for indexed in (True, False):
+        path = _bam(tmp_path / f"reads-{indexed}.bam", sorted_indexed=indexed)
+        assert detect(path) == "bam"
+        with open_reader(path) as reader:
+            assert reader.samples == ["MEL-T1"] and reader.reference == "GRCh38"
+            counts = reader.contig_counts()
+        assert counts == {"mapped": {"chr7": 2, "chr1": 1}, "unmapped": 1}
+    broken = tmp_path / "broken.bam"
+    broken.write_bytes(b"BAM\x01 not really")
+    with pytest.raises(FormatError, match=r"broken\.bam: not a readable BAM"):
+        open_reader(broken)
