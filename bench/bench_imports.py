@@ -31,12 +31,13 @@ from bench.common import DATA, PG_BASE, empty_database
 
 NAME = "bench_import"
 RSS_WRAPPER = """
-import resource, runpy, sys
+import runpy, sys
 sys.argv = ["biobank", *sys.argv[1:]]
 try:
     runpy.run_module("biobank.cli", run_name="__main__")
 finally:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
     print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
 """
 

@@ -17,6 +17,16 @@ def init_app(app: Any) -> None:
 
     app.config.setdefault("OMICS_STORAGE_ROOT", "")
     signals.demo_loaded.connect(_demo_omics, weak=False)
+    from flask import Blueprint
+
+    app.register_blueprint(Blueprint("omics_pages", __name__, template_folder="web_templates"))
+    app.config.setdefault("SPECIMEN_PANELS", []).append("omics/_specimen_panel.html")
+
+    @app.context_processor
+    def _omics_helpers() -> dict[str, Any]:
+        from omics.services import omics_of_specimen
+
+        return {"omics_for": omics_of_specimen}
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(drs_blp)
 

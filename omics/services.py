@@ -157,8 +157,17 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
         for call in carriers:
             rows.append((variant_id, record.id, linked[call.sample], call.genotype, call.depth,
                          call.alt_depth, call.allele_fraction, filters))
-    _executemany("INSERT INTO variant_calls (variant_id, file_id, specimen_id, genotype, depth, "
-                 "alt_depth, allele_fraction, filter) VALUES ({})", 8, rows)
+    columns = ("variant_id", "file_id", "specimen_id", "genotype", "depth", "alt_depth",
+               "allele_fraction", "filter")
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":  # COPY: calls are the bulk of a file
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY variant_calls ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        _executemany(f"INSERT INTO variant_calls ({', '.join(columns)}) VALUES ({{}})", 8, rows)
     return len(pending)
 
 
@@ -353,3 +362,16 @@ def feature_values(record: OmicsFile, feature: str) -> dict[str, Any]:
         {"sample_name": str(name), "barcode": str(code) or None,
          "value": None if math.isnan(value) else float(value)}
         for name, code, value in zip(obs.index, barcodes, found["values"], strict=True)]}
+
+
+def omics_of_specimen(specimen: Specimen) -> dict[str, Any]:
+    """The files that measure *specimen* (with its sample's QC) and the variants it carries,
+    most damaging first (for the specimen page)."""
+    links = list(db.session.scalars(sa.select(OmicsFileSample).where(
+        OmicsFileSample.specimen_id == specimen.id).order_by(OmicsFileSample.file_id)))
+    impact = sa.case((Variant.protein_change.is_(None), 1), else_=0)
+    calls = db.session.execute(
+        sa.select(VariantCall, Variant).join(Variant, Variant.id == VariantCall.variant_id)
+        .where(VariantCall.specimen_id == specimen.id)
+        .order_by(impact, Variant.gene, Variant.chrom, Variant.pos).limit(200)).all()
+    return {"files": links, "calls": [tuple(row) for row in calls]}

@@ -203,3 +203,19 @@ def test_bam_registers_its_read_group_sample_with_read_counts(client, make, site
     assert sample["barcode"] == dna.barcode
     assert sample["qc"] == {"mapped_reads": 3, "unmapped_reads": 1,
                             "mapped_by_contig": {"chr7": 2, "chr1": 1}}
+
+
+def test_specimen_page_lists_its_files_and_variants(client, make, site, technician, headers):
+    from tests.biobank.web.test_evacuation_page import _login
+
+    dna = {name: _tumour_dna(make, site, f"MELP-{i}") for i, name in
+           enumerate(["MEL-A1", "MEL-A2"])}
+    _upload(client, headers(technician), COHORT, kind="exome",
+            sample_map={k: v.barcode for k, v in dna.items()})
+    _login(client, technician.username)
+    page = client.get(f"/specimens/{dna['MEL-A1'].barcode}").get_data(as_text=True)
+    assert 'id="omics-panel"' in page and "melanoma-cohort.vcf" in page
+    braf = page.index("p.V600E")
+    assert page.index("BRAF") < braf < page.index("TERT")  # protein changes first
+    other = client.get(f"/specimens/{dna['MEL-A2'].barcode}").get_data(as_text=True)
+    assert "p.V600E" not in other and "p.Q61R" in other
