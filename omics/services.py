@@ -146,9 +146,7 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
                 else None}
         if unique:
             # another file's ingestion may add the same variant meanwhile: skip, then look up
-            _executemany("INSERT INTO variants (chrom, pos, ref, alt, gene, consequence, "
-                         "protein_change) VALUES ({}) ON CONFLICT DO NOTHING", 7,
-                         [tuple(v.values()) for v in unique.values()])
+            _insert_variants([tuple(v.values()) for v in unique.values()])
             _look_up(set(unique), known)
     rows = []
     for variant, carriers in pending:
@@ -169,6 +167,29 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
     else:
         _executemany(f"INSERT INTO variant_calls ({', '.join(columns)}) VALUES ({{}})", 8, rows)
     return len(pending)
+
+
+def _insert_variants(rows: list[tuple[Any, ...]]) -> None:
+    """New variants, skipping any another ingestion added meanwhile (ON CONFLICT DO NOTHING).
+    On PostgreSQL they go through COPY into a temporary table first."""
+    columns = "chrom, pos, ref, alt, gene, consequence, protein_change"
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        _executemany(f"INSERT INTO variants ({columns}) VALUES ({{}}) ON CONFLICT DO NOTHING",
+                     7, rows)
+        return
+    connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_variants (chrom text, pos integer, "
+        "ref text, alt text, gene text, consequence text, protein_change text) "
+        "ON COMMIT DELETE ROWS")
+    connection.exec_driver_sql("TRUNCATE incoming_variants")
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY incoming_variants ({columns}) FROM STDIN") \
+            as copy:
+        for row in rows:
+            copy.write_row(row)
+    connection.exec_driver_sql(f"INSERT INTO variants ({columns}) SELECT {columns} FROM "
+                               "incoming_variants ON CONFLICT DO NOTHING")
 
 
 def _look_up(keys: set[tuple[str, int, str, str]], known: dict[Any, int]) -> None:

@@ -42,6 +42,6 @@ def open_reader(path: str | Path, fmt: str | None = None, **options: Any) -> Any
     return REGISTRY[fmt][1](Path(path), **options)
 
 
-from omics.formats import alignments, matrix, vcf  # noqa: E402,F401  (register readers)
+from omics.formats import alignments, bedmethyl, matrix, vcf  # noqa: E402,F401  (readers)
 
 __all__ = ["REGISTRY", "FormatError", "detect", "open_reader", "register"]

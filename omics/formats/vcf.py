@@ -83,6 +83,16 @@ class Variant:
         return f"{self.chrom}-{self.pos}-{self.ref}-{self.alt}"
 
 
+_WANTED = {"CSQ": ("Allele", "SYMBOL", "Consequence", "HGVSp", "IMPACT"),
+           "ANN": ("Allele", "Gene_Name", "Annotation", "HGVS.p", "Annotation_Impact")}
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(key: str, fields: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the allele, gene, consequence, protein change and impact sit in an entry."""
+    return tuple(fields.index(name) if name in fields else -1 for name in _WANTED[key])
+
+
 def annotation_of(info: Any, alt: str, same_length: bool, *, csq: list[str] | None,
                   ann: list[str] | None) -> Annotation | None:
     """The annotation of *alt* from VEP ``CSQ`` or SnpEff ``ANN`` in a record's INFO, the
@@ -93,22 +103,16 @@ def annotation_of(info: Any, alt: str, same_length: bool, *, csq: list[str] | No
         entries = info[key]
         if isinstance(entries, str):
             entries = (entries,)
+        where = _positions(key, tuple(fields))
         best = None
         for entry in entries:
-            values = dict(zip(fields, str(entry).split("|"), strict=False))
-            allele = values.get("Allele")
-            if allele not in (None, "", alt, "-") and same_length:
+            values = str(entry).split("|")
+            pick = [values[i] if 0 <= i < len(values) else "" for i in where]
+            allele, gene, consequence, hgvsp, impact = pick
+            if allele not in ("", alt, "-") and same_length:
                 continue
-            if key == "CSQ":
-                found = Annotation(values.get("SYMBOL") or None,
-                                   values.get("Consequence") or None,
-                                   short_protein_change(values.get("HGVSp")),
-                                   values.get("IMPACT") or None)
-            else:
-                found = Annotation(values.get("Gene_Name") or None,
-                                   values.get("Annotation") or None,
-                                   short_protein_change(values.get("HGVS.p")),
-                                   values.get("Annotation_Impact") or None)
+            found = Annotation(gene or None, consequence or None, short_protein_change(hgvsp),
+                               impact or None)
             if best is None or (found.protein_change and not best.protein_change):
                 best = found
         if best is not None:

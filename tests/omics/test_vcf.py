@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,7 +45,9 @@ def test_csq_gives_gene_consequence_and_one_letter_protein_change():
 def test_the_same_calls_as_bcftools(tmp_path):
     """Non-reference calls per sample agree with `bcftools query -i 'GT="alt"'`."""
     if shutil.which("bcftools") is None:
-        pytest.skip("bcftools is not installed")
+        if os.environ.get("BIOBANK_REQUIRE_BCFTOOLS"):
+            pytest.fail("bcftools is required here (apt-get install bcftools)")
+        pytest.skip("bcftools is not installed (apt-get install bcftools); CI installs it")
     out = subprocess.run(["bcftools", "query", "-i", 'GT="alt"', "-f",
                           r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\n]", str(COHORT)],
                          capture_output=True, text=True, check=True).stdout
@@ -155,3 +158,20 @@ def test_bam_read_groups_reference_and_counts(tmp_path):
     broken.write_bytes(b"BAM\x01 not really")
     with pytest.raises(FormatError, match=r"broken\.bam: not a readable BAM"):
         open_reader(broken)
+
+
+def test_bedmethyl_sites_become_beta_values(tmp_path):
+    path = tmp_path / "MEL-M1.bedmethyl.bed"
+    path.write_text("track name=demo\n"
+                    "chr5\t1295100\t1295101\tm\t40\t+\t1295100\t1295101\t255,0,0\t40\t82.5\n"
+                    "chr5\t1295112\t1295113\tm\t10\t-\t1295112\t1295113\t255,0,0\t10\t0\n")
+    with open_reader(path) as reader:
+        assert reader.samples == ["MEL-M1"]
+        adata = reader.to_anndata()
+    assert list(adata.var_names) == ["chr5:1295100", "chr5:1295112"]
+    assert adata.X.toarray().ravel().tolist() == pytest.approx([0.825, 0.0])
+    assert adata.var["coverage"].tolist() == [40, 10]
+    path.write_text("chr5\t1\t2\tm\t1\t+\t1\t2\t0\t10\t150\n")
+    with pytest.raises(FormatError, match=r"line 1, column percent: .*outside 0–100"), \
+            open_reader(path) as reader:
+        reader.to_anndata()
