@@ -192,14 +192,18 @@ def demo_cmd(seed: int | None, participants: int, specimens_per_participant: flo
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--template", default="master", show_default=True,
-              help="master, participants, cases or specimens")
+              help="master, participants, cases, specimens, or openspecimen (a query export)")
+@click.option("--study", "study_code", default=None,
+              help="openspecimen: the study the specimens join")
+@click.option("--site", "site_code", default=None,
+              help="openspecimen: the site of its participants (default: as exported)")
 @click.option("--dry-run", is_flag=True, help="Check every row, write nothing")
 @click.option("--delimiter", default=",", show_default=True, help="CSV column separator")
 @click.option("--user", "username", default=None,
               help="Import as this user (site memberships apply); default: the system account")
 @with_appcontext
-def import_cmd(file: Path, template: str, dry_run: bool, delimiter: str,
-               username: str | None) -> None:
+def import_cmd(file: Path, template: str, study_code: str | None, site_code: str | None,
+               dry_run: bool, delimiter: str, username: str | None) -> None:
     """Import a CSV or XLSX file: all rows or none.
 
     Every row is checked first; problems are listed with their line and column and nothing
@@ -207,6 +211,11 @@ def import_cmd(file: Path, template: str, dry_run: bool, delimiter: str,
     """
     from biobank.services import imports
 
+    options = None
+    if template == "openspecimen":
+        if not study_code:
+            raise click.UsageError("--study is required with --template openspecimen")
+        options = {"study_code": study_code, "site_code": site_code}
     with transaction():
         actor = _user_or_system(username)
         job = imports.create_job(actor=actor, path=file.resolve(), filename=file.name,
@@ -222,7 +231,7 @@ def import_cmd(file: Path, template: str, dry_run: bool, delimiter: str,
             bar = f"[{'#' * done}{'.' * (30 - done)}] {share:4.0%}  "
         click.echo(f"\r{bar}{rows:,} rows checked  ({rate:,.0f} rows/s)", nl=False, err=True)
 
-    job = imports.run_job(job.id, delimiter=delimiter, progress=progress)
+    job = imports.run_job(job.id, delimiter=delimiter, progress=progress, options=options)
     click.echo("", err=True)
     if job.status is ImportStatus.FAILED:
         for problem in imports.problems_of(job, limit=50):

@@ -62,7 +62,8 @@ def custody_checkpoint() -> dict[str, Any]:
 
 
 @celery.task(name="biobank.import_file", bind=True)
-def import_file(self: Task, job_id: int, *, delimiter: str = ",") -> dict[str, Any]:
+def import_file(self: Task, job_id: int, *, delimiter: str = ",",
+                options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run an import job; progress (rows checked) is reported through the result backend."""
     from biobank.db import db
     from biobank.models import ImportJob
@@ -78,7 +79,7 @@ def import_file(self: Task, job_id: int, *, delimiter: str = ",") -> dict[str, A
         if not self.request.is_eager and self.request.id:
             self.update_state(state="PROGRESS", meta={"rows_checked": rows, "share_read": share})
 
-    job = run_job(job_id, delimiter=delimiter, progress=progress)
+    job = run_job(job_id, delimiter=delimiter, progress=progress, options=options)
     return {"id": job.id, "status": job.status.value, "rows": job.rows_read,
             "problems": job.error_count}
 

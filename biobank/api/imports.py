@@ -46,7 +46,8 @@ class ImportTemplateListViews(MethodView):
         return [{"name": name, "title": title, "columns": imports.template_columns(name),
                  "csv_url": url_for("imports.ImportTemplateFileViews", name=name, fmt="csv"),
                  "xlsx_url": url_for("imports.ImportTemplateFileViews", name=name, fmt="xlsx")}
-                for name, (_groups, title) in imports.TEMPLATES.items()]
+                for name, (_groups, title) in imports.TEMPLATES.items()
+                if name != "openspecimen"]  # read from OpenSpecimen's own export
 
 
 @blp.route("/templates/<name>.<fmt>")
@@ -92,6 +93,12 @@ class ImportViews(MethodView):
         file imported before is refused with 409.
         """
         actor = current_actor()
+        options = None
+        if form["template"] == "openspecimen":
+            if not form.get("study_code"):
+                raise InvalidInput("give study_code with the openspecimen template",
+                                   field="study_code")
+            options = {"study_code": form["study_code"], "site_code": form.get("site_code")}
         upload = files["file"]
         path, sha256 = _store(upload)
         try:
@@ -99,7 +106,7 @@ class ImportViews(MethodView):
                 job = imports.create_job(actor=actor, path=path, sha256=sha256,
                                          filename=Path(upload.filename or "upload").name,
                                          template=form["template"], dry_run=form["dry_run"])
-                after_commit(lambda: _dispatch(job.id, form["delimiter"]))
+                after_commit(lambda: _dispatch(job.id, form["delimiter"], options))
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -132,10 +139,11 @@ def _store(upload: Any) -> tuple[Path, str]:
     return Path(out.name), digest.hexdigest()
 
 
-def _dispatch(job_id: int, delimiter: str) -> None:
+def _dispatch(job_id: int, delimiter: str, options: dict[str, Any] | None = None) -> None:
     from biobank.tasks import import_file
 
-    result = import_file.apply_async(args=[job_id], kwargs={"delimiter": delimiter})
+    result = import_file.apply_async(args=[job_id], kwargs={"delimiter": delimiter,
+                                                            "options": options})
     if not import_file.app.conf.task_always_eager:
         with transaction():
             from biobank.db import db

@@ -9,8 +9,12 @@ from biobank.schemas.base import BaseSchema, describe
 
 class ImportUploadSchema(BaseSchema):
     template = fields.String(load_default="master", validate=validate.OneOf(
-        ["master", "participants", "cases", "specimens"]), metadata=describe(
-        "Which template the file follows"))
+        ["master", "participants", "cases", "specimens", "openspecimen"]), metadata=describe(
+        "Which template the file follows (openspecimen: an OpenSpecimen query export)"))
+    study_code = fields.String(validate=validate.Length(min=1, max=32), metadata=describe(
+        "openspecimen: the study the specimens join"))
+    site_code = fields.String(validate=validate.Length(min=1, max=16), metadata=describe(
+        "openspecimen: the site of its participants (default: the exported site)"))
     dry_run = fields.Boolean(load_default=False, metadata=describe(
         "Check every row and report, write nothing"))
     delimiter = fields.String(load_default=",", validate=validate.Length(equal=1),

@@ -32,7 +32,7 @@ from biobank.barcodes import MATERIAL_CODES, explain_invalid, make_barcode
 from biobank.bulk import BulkWriter
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound
-from biobank.importfiles import ImportFileError, Table, open_table
+from biobank.importfiles import ImportFileError, Table, open_openspecimen, open_table
 from biobank.models import (
     Case,
     CollectionEvent,
@@ -169,10 +169,14 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
     "master": (("participant", "phi", "case", "visit", "specimen", "placement"),
                "Master specimen file: participants, cases, visits, specimens and placements "
                "in one pass"),
+    "openspecimen": (("participant", "phi", "case", "visit", "specimen", "placement"),
+                     "An OpenSpecimen query export, read as master rows (give the study)"),
 }
 
 
 def template_columns(template: str) -> list[Column]:
+    if template == "openspecimen":
+        template = "master"
     groups = TEMPLATES[template][0]
     columns = []
     for column in COLUMNS:
@@ -1006,7 +1010,8 @@ def create_job(*, actor: User, path: Path, filename: str, template: str,
 
 
 def run_job(job_id: int, *, delimiter: str = ",",
-            progress: Callable[[int, float | None], None] | None = None) -> ImportJob:
+            progress: Callable[[int, float | None], None] | None = None,
+            options: dict[str, str] | None = None) -> ImportJob:
     """Run a queued job: the data and the job's success commit together; on any problem
     nothing is written and the job records every problem instead. Commits."""
     from biobank.db import transaction
@@ -1024,10 +1029,15 @@ def run_job(job_id: int, *, delimiter: str = ",",
                                                 "uploaded the file no longer exists")],
                                                 problem_count=1))
     tz = zoneinfo.ZoneInfo(current_app.config["IMPORT_TIMEZONE"])
-    importer = Importer(template=job.template, actor=actor, job_id=job.id,
-                        reason=f"import {job.id}: {job.filename}", dry_run=job.dry_run, tz=tz)
+    openspecimen = job.template == "openspecimen"
+    importer = Importer(template="master" if openspecimen else job.template, actor=actor,
+                        job_id=job.id, reason=f"import {job.id}: {job.filename}",
+                        dry_run=job.dry_run, tz=tz)
     try:
-        table = open_table(job.stored_path or "", delimiter=delimiter)
+        if openspecimen:
+            table = open_openspecimen(job.stored_path or "", **(options or {}))
+        else:
+            table = open_table(job.stored_path or "", delimiter=delimiter)
     except ImportFileError as error:
         return _finish_failed(job, ImportResult(problems=[Problem(error.line, error.column,
                                                                   error.message)],

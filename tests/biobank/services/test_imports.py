@@ -56,10 +56,10 @@ def storage(make, site):
     return box, drawer
 
 
-def run(path, actor, *, template="master", dry_run=False, delimiter=","):
+def run(path, actor, *, template="master", dry_run=False, delimiter=",", options=None):
     job = imports.create_job(actor=actor, path=Path(path), filename=Path(path).name,
                              template=template, dry_run=dry_run)
-    return imports.run_job(job.id, delimiter=delimiter)
+    return imports.run_job(job.id, delimiter=delimiter, options=options)
 
 
 def count(db_session, model):
@@ -306,3 +306,27 @@ def test_aliquots_take_from_a_parent_earlier_in_the_file(db_session, manager, st
         AuditRecord.action == "update")).all()
     assert len(updates) == (0 if batch == 5000 else 3)
     assert verify_ledger().ok
+
+
+def test_an_openspecimen_export_migrates_with_its_participants_and_visits(
+        db_session, make, manager, site, tmp_path):
+    make.study(code="TB-MIGRATED")
+    export = FIXTURES / "openspecimen-export.csv"
+    job = run(export, manager, template="openspecimen",
+              options={"study_code": "NO-SUCH-STUDY", "site_code": "CTR"})
+    assert job.status is ImportStatus.FAILED
+    assert {(c, m) for _l, c, m in problems(job)} == {
+        ("study_code", "unknown study 'NO-SUCH-STUDY'")}
+    assert min(line for line, _c, _m in problems(job)) == 5  # after the 3-line preamble
+    job = run(export, manager, template="openspecimen",
+              options={"study_code": "TB-MIGRATED", "site_code": "CTR"})
+    assert job.status is ImportStatus.SUCCEEDED, problems(job)
+    assert job.created["specimens"] == 17 and job.created["participants"] == 17
+    specimen = db_session.scalar(sa.select(Specimen).where(
+        Specimen.barcode == "TB0990100010101001"))
+    assert specimen.label == specimen.barcode and specimen.material_type is MaterialType.OTHER
+    assert (specimen.quantity, specimen.unit.value) == (Decimal("0.2"), "mL")
+    assert specimen.participant.code == "TB099010001"
+    assert specimen.participant.sex.value == "male"
+    assert specimen.collection_event.collected_at == dt.datetime(2016, 1, 1, tzinfo=dt.UTC)
+    assert specimen.status is SpecimenStatus.RECEIVED
