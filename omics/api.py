@@ -20,6 +20,8 @@ from omics.schemas import (
     OmicsFileQuerySchema,
     OmicsFileSchema,
     OmicsUploadSchema,
+    QcQuerySchema,
+    QcRowSchema,
 )
 
 blp = Blueprint("omics", __name__, description="Omics files linked to aliquots; variant carriers")
@@ -91,6 +93,21 @@ class FeatureViews(MethodView):
         matrix is never loaded whole. `value` is null where the file had no value.
         """
         return services.feature_values(services.get_file(file_id), feature)
+
+
+@blp.route("/qc")
+class QcViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(QcQuerySchema, location="query")
+    @blp.response(200, QcRowSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """Per-sample QC of ingested files, one row per file and sample
+
+        RNA-Seq: total counts, genes detected, mitochondrial share; other matrices: the share
+        of features detected; alignments: mapped and unmapped reads. Filter by `kind` or
+        `file_id`; researchers see aliquots of their sites only.
+        """
+        return services.qc_table(actor=current_actor(), **args)
 
 
 @blp.route("/variants/carriers")

@@ -116,3 +116,17 @@ class FeatureSampleSchema(BaseSchema):
 class FeatureValuesSchema(BaseSchema):
     feature = fields.String()
     samples = fields.List(fields.Nested(FeatureSampleSchema))
+
+
+class QcQuerySchema(BaseSchema):
+    kind = enum_field(OmicsKind, "Only files of this kind")
+    file_id = fields.Integer()
+
+
+class QcRowSchema(BaseSchema):
+    file_id = fields.Integer()
+    filename = fields.String()
+    kind = fields.String()
+    sample_name = fields.String()
+    barcode = fields.String(allow_none=True)
+    qc = fields.Dict()

@@ -396,3 +396,21 @@ def omics_of_specimen(specimen: Specimen) -> dict[str, Any]:
         .where(VariantCall.specimen_id == specimen.id)
         .order_by(impact, Variant.gene, Variant.chrom, Variant.pos).limit(200)).all()
     return {"files": links, "calls": [tuple(row) for row in calls]}
+
+
+def qc_table(*, actor: User, kind: OmicsKind | None = None, file_id: int | None = None
+             ) -> list[dict[str, Any]]:
+    """One row per (ingested file, linked sample) with its QC metrics."""
+    stmt = (sa.select(OmicsFile, OmicsFileSample, Specimen.barcode)
+            .join(OmicsFileSample, OmicsFileSample.file_id == OmicsFile.id)
+            .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
+            .where(OmicsFile.status == FileStatus.INGESTED)
+            .order_by(OmicsFile.id, OmicsFileSample.id))
+    if kind is not None:
+        stmt = stmt.where(OmicsFile.kind == kind)
+    if file_id is not None:
+        stmt = stmt.where(OmicsFile.id == file_id)
+    stmt = visible(stmt, Specimen, actor)
+    return [{"file_id": f.id, "filename": f.filename, "kind": f.kind.value,
+             "sample_name": s.sample_name, "barcode": barcode, "qc": s.qc}
+            for f, s, barcode in db.session.execute(stmt.limit(10000))]

@@ -157,6 +157,9 @@ def test_rnaseq_matrix_qc_and_one_gene_across_samples(client, make, site, techni
         assert qc[sample]["total_counts"] == total
         assert qc[sample]["pct_counts_mt"] == round(100 * mito / total, 3)
         assert qc[sample]["n_genes_by_counts"] == sum(1 for row in rows if int(row[sample]))
+    table = client.get("/api/v1/omics/qc", headers=h, query_string={"kind": "rna_seq"}).json
+    assert [(row["sample_name"], row["qc"]["total_counts"]) for row in table] == [
+        (name, qc[name]["total_counts"]) for name in ("MEL-R1", "MEL-R2")]  # R3 is unlinked
     r = client.get(f"/api/v1/omics/files/{file_id}/features/BRAF", headers=h)
     assert r.status_code == 200
     assert [(s["sample_name"], s["barcode"], s["value"]) for s in r.json["samples"]] == [
