@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import re
 import zipfile
 from collections.abc import Callable, Iterator
@@ -43,6 +44,15 @@ class Table:
     close: Callable[[], None]
     #: share of the file read so far, 0 to 1 (``None`` where it cannot be told)
     progress: Callable[[], float | None] = lambda: None
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def open_table(path: str | Path, *, delimiter: str = ",") -> Table:

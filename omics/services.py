@@ -3,7 +3,6 @@ finding the aliquots and cases that carry a variant. Services flush; callers com
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from flask import current_app
 
 from biobank.db import db, utcnow
 from biobank.errors import InvalidInput, NotFound
+from biobank.importfiles import sha256_of
 from biobank.models import Case, CollectionEvent, Participant, Specimen, User
 from biobank.services.common import visible
 from omics.formats import FormatError, detect, open_reader
@@ -27,14 +27,6 @@ def storage_root() -> Path:
     root = Path(configured) if configured else Path(current_app.instance_path) / "omics"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import hashlib
 import re
 import zoneinfo
 from array import array
@@ -32,7 +31,13 @@ from biobank.barcodes import MATERIAL_CODES, explain_invalid, make_barcode
 from biobank.bulk import BulkWriter
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound
-from biobank.importfiles import ImportFileError, Table, open_openspecimen, open_table
+from biobank.importfiles import (
+    ImportFileError,
+    Table,
+    open_openspecimen,
+    open_table,
+    sha256_of,
+)
 from biobank.models import (
     Case,
     CollectionEvent,
@@ -395,6 +400,8 @@ class _SpecimenIndex:
 
     _MATERIALS = list(MaterialType)
     _UNITS = list(QuantityUnit)
+    _MATERIAL_CODE = {m: i for i, m in enumerate(_MATERIALS)}
+    _UNIT_CODE = {u: i for i, u in enumerate(_UNITS)}
 
     def __init__(self) -> None:
         self.position: dict[str, int] = {}
@@ -416,8 +423,8 @@ class _SpecimenIndex:
         self.position[barcode] = len(self.ids)
         self.ids.append(entry.id)
         self.participants.append(entry.participant_id)
-        self.materials.append(self._MATERIALS.index(entry.material))
-        self.units.append(self._UNITS.index(entry.unit) if entry.unit is not None else -1)
+        self.materials.append(self._MATERIAL_CODE[entry.material])
+        self.units.append(self._UNIT_CODE[entry.unit] if entry.unit is not None else -1)
         self.remaining.append(-1 if entry.remaining is None
                               else int(entry.remaining * 1000))
         self.lines.append(0 if entry.in_db else entry.line)
@@ -475,7 +482,7 @@ class Importer:
         self.result = ImportResult()
         self.participants: dict[str, _Participant] = {}
         self.missing_participants: set[str] = set()
-        self.cases: dict[str, tuple[int, int, int | None]] = {}  # code → (id, participant, line)
+        self.cases: dict[str, tuple[int, int]] = {}  # code → (id, participant id)
         self.visits: dict[tuple[int, dt.datetime, CollectionProcedure], int] = {}
         self.loaded_visits: set[int] = set()
         self.specimens = _SpecimenIndex()
@@ -572,7 +579,7 @@ class Importer:
         if cases:
             stmt = sa.select(Case.code, Case.id, Case.participant_id).where(Case.code.in_(cases))
             for code, ident, participant_id in db.session.execute(stmt):
-                self.cases[code] = (ident, participant_id, None)
+                self.cases[code] = (ident, participant_id)
         barcodes = {r[k] for r in rows for k in ("specimen_barcode", "parent_barcode") if k in r}
         barcodes -= set(self.specimens)
         if barcodes:
@@ -707,7 +714,7 @@ class Importer:
             return None
         known = self.cases.get(code)
         if known is not None:
-            ident, participant_id, _ = known
+            ident, participant_id = known
             if participant_id != participant.id:
                 raise RowError("case_code", f"case {code} belongs to another participant")
             return ident
@@ -738,7 +745,7 @@ class Importer:
                 "breslow_mm": fields.get("breslow_mm"), "ulceration": fields.get("ulceration"),
                 "ajcc_stage": fields.get("ajcc_stage"), "notes": None})
             ident = row["id"]
-        self.cases[code] = (ident, participant.id, line)
+        self.cases[code] = (ident, participant.id)
         return ident
 
     def _visit(self, line: int, v: dict[str, Any], participant: _Participant,
@@ -976,14 +983,6 @@ class Importer:
 
 # -- jobs -------------------------------------------------------------------------------------
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def already_imported(sha256: str) -> ImportJob | None:
     return db.session.scalar(sa.select(ImportJob).where(
         ImportJob.sha256 == sha256, ImportJob.status == ImportStatus.SUCCEEDED))
@@ -993,7 +992,7 @@ def create_job(*, actor: User, path: Path, filename: str, template: str,
                dry_run: bool = False, sha256: str | None = None) -> ImportJob:
     """A queued job for the file at *path*; a file imported before is refused."""
     check_template(template)
-    sha256 = sha256 or file_sha256(path)
+    sha256 = sha256 or sha256_of(path)
     earlier = already_imported(sha256)
     if earlier is not None and not dry_run:
         raise Conflict(f"this file was already imported (job {earlier.id}, "
