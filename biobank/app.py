@@ -56,10 +56,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from biobank import auth, cli, tasks, web
+    from biobank import auth, cli, query, tasks, web
     from biobank.api import register_api
 
     auth.init_app(app)
+    query.init_app(app)
     register_api(app)
     web.init_app(app)
     cli.init_app(app)

@@ -253,6 +253,40 @@ def import_cmd(file: Path, template: str, study_code: str | None, site_code: str
                f"wrote {written}")
 
 
+@main.command("import-images")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--metadata", "metadata_csv", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV: filename, modality, case/lesion/specimen, acquisition_day, ...")
+@click.option("--user", "username", default=None,
+              help="Register as this user (site memberships apply); default: the system account")
+@with_appcontext
+def import_images_cmd(folder: Path, metadata_csv: Path, username: str | None) -> None:
+    """Register the images of a folder that a metadata CSV lists: all of them or none.
+
+    Columns: filename, modality (dermoscopy, clinical_overview, clinical_closeup, wsi),
+    case, lesion or specimen, acquisition_day (days from diagnosis), dermoscopic_image_type,
+    device, quality_flags (separated by ;) and ISIC clinical fields (diagnosis,
+    benign_malignant, melanocytic, anatom_site_general, ...).
+    """
+    from biobank.errors import InvalidInput
+    from biobank.services import images
+
+    with transaction():
+        actor = _user_or_system(username)
+    try:
+        with transaction():
+            counts = images.register_folder(actor=actor, folder=folder,
+                                            metadata_csv=metadata_csv)
+    except InvalidInput as exc:
+        for problem in exc.extra.get("problems", []):
+            click.echo(f"line {problem['line']}, {problem['column']}: {problem['message']}",
+                       err=True)
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{counts['registered']} image(s) registered, "
+               f"{counts['already_registered']} already registered")
+
+
 @main.command("import-template")
 @click.argument("template")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",

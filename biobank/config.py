@@ -33,6 +33,9 @@ class Config:
     IMPORT_TIMEZONE = "UTC"
     #: largest import upload accepted by the API, in bytes
     IMPORT_MAX_BYTES = 2 * 1024 ** 3
+    #: where images are stored by SHA-256 (a volume the web and workers share); empty: the
+    #: instance folder's ``images`` directory
+    IMAGE_STORAGE_ROOT = ""
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -94,6 +94,7 @@ class Base(DeclarativeBase):
             timestamp: UTCDateTime(),
             quantity: sa.Numeric(12, 3),
             dict[str, Any]: sa.JSON().with_variant(JSONB(), "postgresql"),
+            list[str]: sa.JSON().with_variant(JSONB(), "postgresql"),
         },
     )
 

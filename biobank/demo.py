@@ -226,7 +226,9 @@ def load_demo(*, seed: int = 20261123, participants: int = 300,
         db.session.rollback()
         raise
     from biobank import signals
+    from biobank.demo_images import load_demo_images
 
+    counts.update(load_demo_images(seed=seed))
     for _receiver, extra in signals.demo_loaded.send(None, seed=seed):
         counts.update(extra or {})
     return counts

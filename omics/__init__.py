@@ -16,6 +16,10 @@ def init_app(app: Any) -> None:
     from omics.drs import blp as drs_blp
 
     app.config.setdefault("OMICS_STORAGE_ROOT", "")
+    from biobank.query import register_fields
+    from omics.query_fields import omics_fields
+
+    register_fields(app, omics_fields())
     signals.demo_loaded.connect(_demo_omics, weak=False)
     from flask import Blueprint
 

@@ -54,6 +54,7 @@ class OmicsFileViews(MethodView):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name  # single-sample formats take the sample from the name
             upload.save(path)
+            upload.close()  # a large upload is spooled to a temporary file: let it go now
             with transaction():
                 record, created = services.register_file(
                     actor=current_actor(), path=path,

@@ -1,4 +1,4 @@
-"""GA4GH Data Repository Service (DRS) 1.2 over the registered omics files.
+"""GA4GH Data Repository Service (DRS) 1.2 over the registered omics files and images.
 
 ``/ga4gh/drs/v1/service-info``, ``/objects/{id}`` and ``/objects/{id}/access/{access_id}``;
 the access URL serves the file's bytes with HTTP Range support (``206 Partial Content``).
@@ -7,6 +7,8 @@ Object ids are the files' SHA-256 checksums, so an id never changes nor names ot
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,12 +21,13 @@ from biobank import __version__
 from biobank.auth import ALL_ROLES, roles_required
 from biobank.db import db
 from biobank.errors import NotFound
+from biobank.models import Image
 from biobank.schemas.base import BaseSchema
 from omics import services
 from omics.models import FileStatus, OmicsFile
 
 blp = Blueprint("drs", __name__, url_prefix="/ga4gh/drs/v1",
-                description="GA4GH DRS 1.2: omics files by checksum, bytes with Range")
+                description="GA4GH DRS 1.2: omics files and images by checksum, bytes with Range")
 ACCESS_ID = "https"
 MIME = {"vcf": "text/vcf"}
 
@@ -57,11 +60,40 @@ class AccessUrlSchema(BaseSchema):
     headers = fields.List(fields.String())
 
 
-def _object(object_id: str) -> OmicsFile:
+@dataclass(frozen=True)
+class DrsRecord:
+    sha256: str
+    name: str
+    size: int
+    created_at: Any
+    mime_type: str
+    description: str
+    alias: str
+    path: Path
+
+
+def _object(object_id: str) -> DrsRecord:
+    """An omics file or an image, by its SHA-256."""
     record = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == object_id))
-    if record is None:
-        raise NotFound(f"no object {object_id!r}")
-    return record
+    if record is not None:
+        samples = [s.sample_name for s in record.samples]
+        return DrsRecord(
+            record.sha256, record.filename, record.size_bytes, record.created_at,
+            MIME.get(record.format, "application/octet-stream"),
+            f"{record.kind.value} {record.format} file"
+            + (f", {record.reference_genome}" if record.reference_genome else "")
+            + (f"; samples: {', '.join(samples)}" if samples else "")
+            + ("" if record.status is not FileStatus.FAILED else "; not ingested"),
+            f"omics-file-{record.id}", services.file_path(record))
+    image = db.session.scalar(sa.select(Image).where(Image.sha256 == object_id))
+    if image is not None:
+        from biobank.services.images import file_path
+
+        size = f", {image.width}×{image.height} px" if image.width else ""
+        return DrsRecord(image.sha256, image.filename, image.size_bytes, image.created_at,
+                         image.mime_type, f"{image.modality.value} image{size}",
+                         f"image-{image.id}", file_path(image))
+    raise NotFound(f"no object {object_id!r}")
 
 
 def _iso(value: Any) -> str:
@@ -90,19 +122,15 @@ class ObjectViews(MethodView):
     def get(self, object_id: str) -> Any:
         """A file as a DRS object: size, SHA-256, how to get its bytes"""
         record = _object(object_id)
-        samples = [s.sample_name for s in record.samples]
         return {
-            "id": record.sha256, "name": record.filename,
+            "id": record.sha256, "name": record.name,
             "self_uri": f"drs://{request.host}/{record.sha256}",
-            "size": record.size_bytes, "created_time": _iso(record.created_at),
-            "mime_type": MIME.get(record.format, "application/octet-stream"),
+            "size": record.size, "created_time": _iso(record.created_at),
+            "mime_type": record.mime_type,
             "checksums": [{"checksum": record.sha256, "type": "sha-256"}],
             "access_methods": [{"type": "https", "access_id": ACCESS_ID}],
-            "description": f"{record.kind.value} {record.format} file"
-                           + (f", {record.reference_genome}" if record.reference_genome else "")
-                           + (f"; samples: {', '.join(samples)}" if samples else "")
-                           + ("" if record.status is not FileStatus.FAILED else "; not ingested"),
-            "aliases": [f"omics-file-{record.id}"],
+            "description": record.description,
+            "aliases": [record.alias],
         }
 
 
@@ -127,6 +155,5 @@ class ContentViews(MethodView):
     def get(self, object_id: str) -> Any:
         """The object's bytes; `Range: bytes=…` answers 206 with that part"""
         record = _object(object_id)
-        return send_file(services.file_path(record), download_name=record.filename,
-                         mimetype=MIME.get(record.format, "application/octet-stream"),
+        return send_file(record.path, download_name=record.name, mimetype=record.mime_type,
                          conditional=True, etag=record.sha256, max_age=0)

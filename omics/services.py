@@ -283,14 +283,38 @@ def get_file(file_id: int) -> OmicsFile:
     return record
 
 
+#: QC gates; a sample passes when every gate that applies to its metrics passes
+QC_MAX_PCT_MT = 20.0  # RNA-Seq: share of counts on mitochondrial genes, %
+QC_MIN_GENES = 200  # RNA-Seq: genes with a count (scanpy's usual min_genes)
+QC_MIN_DETECTION = 0.5  # methylation, proteomics, metabolomics: share of features detected
+QC_MIN_MAPPED = 0.8  # alignments: share of reads mapped
+
+
+def qc_verdict(kind: OmicsKind, metrics: dict[str, Any]) -> dict[str, Any]:
+    """*metrics* with ``pass`` and the reasons of a failure (``fail_reasons``)."""
+    reasons = []
+    if "pct_counts_mt" in metrics and metrics["pct_counts_mt"] > QC_MAX_PCT_MT:
+        reasons.append(f"mitochondrial counts {metrics['pct_counts_mt']}% > {QC_MAX_PCT_MT}%")
+    if "n_genes_by_counts" in metrics and metrics["n_genes_by_counts"] < QC_MIN_GENES:
+        reasons.append(f"{metrics['n_genes_by_counts']} genes detected < {QC_MIN_GENES}")
+    if "detection_rate" in metrics and metrics["detection_rate"] < QC_MIN_DETECTION:
+        reasons.append(f"detection rate {metrics['detection_rate']} < {QC_MIN_DETECTION}")
+    if "mapped_reads" in metrics:
+        reads = metrics["mapped_reads"] + metrics.get("unmapped_reads", 0)
+        if reads == 0 or metrics["mapped_reads"] / reads < QC_MIN_MAPPED:
+            reasons.append(f"mapped share below {QC_MIN_MAPPED:.0%}")
+    return {**metrics, "pass": not reasons, "fail_reasons": reasons}
+
+
 def ingest_alignments(record: OmicsFile) -> OmicsFile:
     """Per-contig read counts of a BAM/CRAM, kept as the QC of its read-group samples."""
     with open_reader(file_path(record), record.format) as reader:
         counts = reader.contig_counts()
     total = sum(counts["mapped"].values())
     for sample in record.samples:
-        sample.qc = {"mapped_reads": total, "unmapped_reads": counts["unmapped"],
-                     "mapped_by_contig": counts["mapped"]}
+        sample.qc = qc_verdict(record.kind, {
+            "mapped_reads": total, "unmapped_reads": counts["unmapped"],
+            "mapped_by_contig": counts["mapped"]})
     record.status = FileStatus.INGESTED
     record.error = None
     record.ingested_at = utcnow()
@@ -343,7 +367,7 @@ def ingest_matrix(record: OmicsFile) -> OmicsFile:
                    for name, rate in zip(adata.obs_names, adata.obs["detection_rate"],
                                          strict=True)}
     for name, values in metrics.items():
-        links[name].qc = values
+        links[name].qc = qc_verdict(record.kind, values)
     target = storage_root() / "matrices" / f"{record.sha256}.h5ad"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():

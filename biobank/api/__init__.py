@@ -33,12 +33,15 @@ def _is_api_request() -> bool:
 def register_api(app: Flask) -> None:
     from biobank.api import (
         cases,
+        cohorts,
         collection_events,
         consents,
         containers,
+        images,
         imports,
         lesions,
         participants,
+        query,
         rack_scans,
         scans,
         sites,
@@ -48,7 +51,8 @@ def register_api(app: Flask) -> None:
 
     api.init_app(app)
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
-                   specimens, containers, scans, rack_scans, imports):
+                   specimens, containers, scans, rack_scans, imports, query,
+                   cohorts, images):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)

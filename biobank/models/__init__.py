@@ -2,8 +2,17 @@
 
 from biobank.models.audit import AuditRecord
 from biobank.models.cases import Case, Lesion
+from biobank.models.cohorts import (
+    Cohort,
+    CohortExport,
+    CohortExportSplit,
+    CohortSnapshot,
+    CohortSnapshotMember,
+    CohortSnapshotObject,
+)
 from biobank.models.collection_events import CollectionEvent
 from biobank.models.custody import CustodyEvent
+from biobank.models.images import Image, ImageModality
 from biobank.models.imports import ImportJob, ImportProblem, ImportStatus
 from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
 from biobank.models.scans import (
@@ -31,12 +40,20 @@ __all__ = [
     "AuditRecord",
     "BarcodeSequence",
     "Case",
+    "Cohort",
+    "CohortExport",
+    "CohortExportSplit",
+    "CohortSnapshot",
+    "CohortSnapshotMember",
+    "CohortSnapshotObject",
     "CollectionEvent",
     "ConsentResponse",
     "ConsentTier",
     "CustodyCheckpoint",
     "CustodyEvent",
     "FillOrder",
+    "Image",
+    "ImageModality",
     "ImportJob",
     "ImportProblem",
     "ImportStatus",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import re
 from typing import Any
 
@@ -103,3 +104,16 @@ class ListArgsSchema(BaseSchema):
         validate=validate.Range(min=0),
         metadata=describe("Cursor: return rows after this id (from `X-Next-Cursor`)"),
     )
+
+
+class JsonObject(fields.Field):
+    """A JSON object, sent as one (JSON body) or as JSON text (query string, form)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            parsed = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            raise ValidationError("not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise ValidationError("a JSON object is expected")
+        return parsed

@@ -26,6 +26,7 @@ from biobank.models import (
     AuditRecord,
     Case,
     CollectionEvent,
+    Image,
     Participant,
     Specimen,
     StorageContainer,
@@ -284,4 +285,6 @@ def case_detail(code: str) -> Any:
         sa.select(Specimen).where(sa.or_(Specimen.lesion_id.in_(lesion_ids or [-1]),
                                          Specimen.collection_event_id.in_(visit_ids or [-1])))
         .order_by(Specimen.id)).all()
-    return render_template("case.html", c=case, samples=samples)
+    images = db.session.scalars(sa.select(Image).where(Image.case_id == case.id)
+                                .order_by(Image.lesion_id, Image.modality, Image.id)).all()
+    return render_template("case.html", c=case, samples=samples, images=images)

@@ -168,6 +168,15 @@ def test_rnaseq_matrix_qc_and_one_gene_across_samples(client, make, site, techni
     assert r.json["feature"] == "ENSG00000157764"
     assert client.get(f"/api/v1/omics/files/{file_id}/features/NOPE",
                       headers=h).status_code == 404
+    # eight genes are far below the QC gate: both aliquots fail, and queries know it
+    assert all(not qc[n]["pass"] and any("genes detected < 200" in reason
+                                         for reason in qc[n]["fail_reasons"]) for n in qc)
+    failed = {"op": "=", "content": {"field": "omics.qc_pass", "value": False}}
+    r = client.post("/api/v1/query/cases", headers=h, json={"filters": failed})
+    assert sorted(hit["case"] for hit in r.json["hits"]) == ["MELR-0", "MELR-1"]
+    failed["content"]["value"] = True
+    assert client.post("/api/v1/query/cases", headers=h, json={"filters": failed}).json[
+        "total"] == 0
 
 
 def test_metabolomics_mztab_and_bad_matrices(client, technician, headers, tmp_path):
@@ -204,8 +213,10 @@ def test_bam_registers_its_read_group_sample_with_read_counts(client, make, site
     assert r.json["status"] == "ingested" and r.json["reference_genome"] == "GRCh38"
     [sample] = r.json["samples"]
     assert sample["barcode"] == dna.barcode
+    # 3 of 4 reads mapped: under the 80% gate
     assert sample["qc"] == {"mapped_reads": 3, "unmapped_reads": 1,
-                            "mapped_by_contig": {"chr7": 2, "chr1": 1}}
+                            "mapped_by_contig": {"chr7": 2, "chr1": 1},
+                            "pass": False, "fail_reasons": ["mapped share below 80%"]}
 
 
 def test_specimen_page_lists_its_files_and_variants(client, make, site, technician, headers):

@@ -1,0 +1,159 @@
+"""Cohorts: saved filters, frozen snapshots, diffs and manifests with patient-grouped splits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from biobank.auth import ALL_ROLES, current_actor, roles_required
+from biobank.db import db, transaction
+from biobank.errors import Conflict
+from biobank.models import CohortSnapshot
+from biobank.schemas.cohorts import (
+    CohortCreateSchema,
+    CohortSchema,
+    CohortUpdateSchema,
+    DiffSchema,
+    ManifestArgsSchema,
+    SnapshotSchema,
+    VerifySchema,
+)
+from biobank.services import cohorts
+
+blp = Blueprint("cohorts", __name__, description="Saved cohorts, frozen snapshots, manifests "
+                "for image and AI pipelines")
+
+MIMETYPES = {"tsv": "text/tab-separated-values", "csv": "text/csv",
+             "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
+
+
+@blp.route("/")
+class CohortsView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, CohortSchema(many=True))
+    def get(self) -> Any:
+        """Cohorts: one's own; managers see every cohort"""
+        return cohorts.list_cohorts(current_actor())
+
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(CohortCreateSchema)
+    @blp.response(201, CohortSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Save a filter as a cohort (its answer follows the data until frozen)"""
+        with transaction():
+            cohort = cohorts.create_cohort(actor=current_actor(), **data)
+        return cohort
+
+
+@blp.route("/<int:cohort_id>")
+class CohortView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, CohortSchema)
+    def get(self, cohort_id: int) -> Any:
+        """A cohort and its snapshots"""
+        return cohorts.get_cohort(cohort_id, current_actor())
+
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(CohortUpdateSchema)
+    @blp.response(200, CohortSchema)
+    def patch(self, data: dict[str, Any], cohort_id: int) -> Any:
+        """Rename a cohort or change its filter (snapshots stay as they were)"""
+        actor = current_actor()
+        with transaction():
+            cohort = cohorts.update_cohort(cohorts.get_cohort(cohort_id, actor), actor=actor,
+                                           **data)
+        return cohort
+
+
+@blp.route("/<int:cohort_id>/snapshots")
+class SnapshotsView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(201, SnapshotSchema)
+    def post(self, cohort_id: int) -> Any:
+        """Freeze the cohort: its members and data objects now, with their SHA-256"""
+        actor = current_actor()
+        with transaction():
+            snapshot = cohorts.freeze(cohorts.get_cohort(cohort_id, actor), actor=actor)
+        return snapshot
+
+
+@blp.route("/snapshots/<int:snapshot_id>")
+class SnapshotView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, SnapshotSchema)
+    def get(self, snapshot_id: int) -> Any:
+        """One frozen snapshot"""
+        return cohorts.get_snapshot(snapshot_id, current_actor())
+
+
+@blp.route("/snapshots/<int:snapshot_id>/verify")
+class VerifyView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, VerifySchema)
+    def get(self, snapshot_id: int) -> Any:
+        """Recompute the snapshot's member and manifest digests and compare"""
+        return cohorts.verify(cohorts.get_snapshot(snapshot_id, current_actor()))
+
+
+@blp.route("/snapshots/<int:snapshot_id>/diff/<int:other_id>")
+class DiffView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, DiffSchema)
+    def get(self, snapshot_id: int, other_id: int) -> Any:
+        """Members added and removed from one snapshot to another"""
+        actor = current_actor()
+        return cohorts.diff(cohorts.get_snapshot(snapshot_id, actor),
+                            cohorts.get_snapshot(other_id, actor), actor=actor)
+
+
+@blp.route("/<int:cohort_id>/manifest")
+class ManifestView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(ManifestArgsSchema, location="query")
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="text/plain")
+    def get(self, args: dict[str, Any], cohort_id: int) -> Any:
+        """A frozen snapshot's data objects with pseudonymous ids, DRS URIs and a split
+
+        One row per omics sample column or image: patient, case, lesion, specimen and aliquot
+        ids (pseudonymous), modality, DRS URI, size, SHA-256, diagnosis labels and `split`.
+        The split is decided per patient from a salted hash (optionally stratified by
+        diagnosis) and stored with the export; `X-Split-Checks` reports that no patient is
+        in two splits and no earlier test patient of the salt family is in train. Rows whose
+        patient no longer consents are left out (`excluded_by_consent`). A cohort that was
+        never frozen answers 409.
+        """
+        actor = current_actor()
+        cohort = cohorts.get_cohort(cohort_id, actor)
+        snapshot_id = args.pop("snapshot", None)
+        if snapshot_id is None:
+            snapshot_id = db.session.scalar(sa.select(sa.func.max(CohortSnapshot.id)).where(
+                CohortSnapshot.cohort_id == cohort.id))
+            if snapshot_id is None:
+                raise Conflict("this cohort has no frozen snapshot: freeze it first "
+                               f"(POST /api/v1/cohorts/{cohort.id}/snapshots)", field="snapshot")
+        snapshot = cohorts.get_snapshot(snapshot_id, actor)
+        if snapshot.cohort_id != cohort.id:
+            raise Conflict(f"snapshot {snapshot.id} belongs to another cohort", field="snapshot")
+        fmt = args.pop("format")
+        with transaction():
+            result = cohorts.export(snapshot, actor=actor, fmt=fmt, drs_host=request.host,
+                                    **args)
+        metadata = cohorts.export_metadata(result, snapshot)
+        headers = {
+            "Content-Disposition":
+                f'attachment; filename="cohort-{cohort.id}-snapshot-{snapshot.id}.{fmt}"',
+            "X-Export-Id": str(result.record.id),
+            "X-Manifest-SHA256": snapshot.manifest_sha256,
+            "X-Split-Checks": json.dumps(result.checks),
+        }
+        if fmt == "parquet":
+            return Response(cohorts.write_parquet(result.rows, metadata),
+                            mimetype=MIMETYPES[fmt], headers=headers)
+        body = (cohorts.write_jsonl(result.rows) if fmt == "jsonl" else
+                cohorts.write_delimited(result.rows, "\t" if fmt == "tsv" else ","))
+        return Response(stream_with_context(body), mimetype=MIMETYPES[fmt], headers=headers)

@@ -1,0 +1,201 @@
+"""The registry of queryable fields and the levels a query can answer at.
+
+Every package contributes fields at start-up (``register_fields(app, [...])``): the biobank
+its participants, cases, lesions, specimens, consents and storage; omics its assays and
+variant calls; images their modalities and quality flags. A field names the finest entity
+its values hang on (``key``: a specimen, lesion, case or participant) and a ``source``: a
+SELECT of that key and a ``value`` column. The compiler then relates any field to any
+level through the entity hierarchy, so a package adds a field without touching the engine.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from biobank.models import Case, CollectionEvent, Lesion, Participant, Specimen
+from biobank.models.vocab import Lineage
+from biobank.query.filters import FieldSpec
+
+#: entity keys from the finest to the coarsest
+KEYS = ("specimen_id", "lesion_id", "case_id", "participant_id")
+
+_EXTENSION = "biobank.query_fields"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One queryable field.
+
+    ``source()`` returns a SELECT with two labelled columns: ``key`` (the id of the entity
+    named by ``key``) and ``value``. ``column``, when given, is the same value as a column of
+    the entity's own table, used directly when the query is at that entity's level.
+    """
+
+    name: str
+    type: str
+    key: str
+    source: Callable[[], sa.Select]
+    description: str
+    values: Sequence[str] | None = None
+    to_db: Callable[[Any], Any] | None = None
+    column: Callable[[], Any] | None = None
+    unit: str | None = None
+    facet: bool = True
+    group: str = "biobank"
+    #: coarser keys the source also selects (labelled by key name), for rows that have no
+    #: value of ``key``: an image of a case taken of no particular lesion
+    also: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.key not in KEYS:
+            raise ValueError(f"field {self.name}: key must be one of {KEYS}")
+
+    @property
+    def spec(self) -> FieldSpec:
+        return FieldSpec(self.name, self.type, self.values)
+
+    def db_value(self, value: Any) -> Any:
+        if self.to_db is None or value is None:
+            return value
+        if isinstance(value, tuple):
+            return tuple(self.to_db(v) for v in value)
+        return self.to_db(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "field": self.name, "type": self.type, "description": self.description,
+            "entity": self.key.removesuffix("_id"), "values": list(self.values or []) or None,
+            "unit": self.unit, "facet": self.facet, "package": self.group,
+        }
+
+
+def column_field(name: str, key: str, column: Any, key_column: Any, description: str, *,
+                 type: str | None = None, enum_cls: type[enum.Enum] | None = None,
+                 join: Callable[[sa.Select], sa.Select] | None = None, **kwargs: Any) -> Field:
+    """A field that is one column of an entity's table."""
+
+    def source() -> sa.Select:
+        stmt = sa.select(key_column.label("key"), column.label("value"))
+        return join(stmt) if join else stmt
+
+    if enum_cls is not None:
+        kwargs.setdefault("values", [m.value for m in enum_cls])
+        kwargs.setdefault("to_db", enum_cls)
+    return Field(name=name, type=type or "keyword", key=key, source=source,
+                 description=description, column=None if join else (lambda: column), **kwargs)
+
+
+@dataclass(frozen=True)
+class Level:
+    """What a query answers with: rows of one entity, with the ids of its ancestors."""
+
+    name: str
+    key: str
+    keys: tuple[str, ...]
+    columns: Callable[[], dict[str, Any]]
+    joins: Callable[[sa.Select], sa.Select]
+    where: Callable[[], Any] | None = None
+    description: str = ""
+
+    def col(self, key: str) -> Any:
+        return self.columns()[key]
+
+    def select(self, *cols: Any) -> sa.Select:
+        stmt = self.joins(sa.select(*cols))
+        if self.where is not None:
+            stmt = stmt.where(self.where())
+        return stmt
+
+
+def _specimen_columns() -> dict[str, Any]:
+    return {
+        "specimen_id": Specimen.id,
+        "lesion_id": Specimen.lesion_id,
+        "case_id": sa.func.coalesce(Lesion.case_id, CollectionEvent.case_id),
+        "participant_id": Specimen.participant_id,
+    }
+
+
+def _specimen_joins(stmt: sa.Select) -> sa.Select:
+    return (stmt.select_from(Specimen)
+            .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
+            .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id))
+
+
+LEVELS: dict[str, Level] = {
+    "participants": Level(
+        "participants", "participant_id", ("participant_id",),
+        lambda: {"participant_id": Participant.id},
+        lambda stmt: stmt.select_from(Participant),
+        description="Participants (pseudonymous)"),
+    "cases": Level(
+        "cases", "case_id", ("case_id", "participant_id"),
+        lambda: {"case_id": Case.id, "participant_id": Case.participant_id},
+        lambda stmt: stmt.select_from(Case),
+        description="Cases: one diagnosis of a participant"),
+    "lesions": Level(
+        "lesions", "lesion_id", ("lesion_id", "case_id", "participant_id"),
+        lambda: {"lesion_id": Lesion.id, "case_id": Lesion.case_id,
+                 "participant_id": Case.participant_id},
+        lambda stmt: stmt.select_from(Lesion).join(Case, Case.id == Lesion.case_id),
+        description="Lesions: one site on the skin of a case"),
+    "specimens": Level(
+        "specimens", "specimen_id", KEYS, _specimen_columns, _specimen_joins,
+        description="Specimens of any lineage: primaries, aliquots and derivatives"),
+    "aliquots": Level(
+        "aliquots", "specimen_id", KEYS, _specimen_columns, _specimen_joins,
+        where=lambda: Specimen.lineage != Lineage.PRIMARY,
+        description="Aliquots and derivatives only: the tubes a request is served from"),
+}
+
+#: the level that lifts a field's key to a coarser one
+LIFT = {"specimen_id": LEVELS["specimens"], "lesion_id": LEVELS["lesions"],
+        "case_id": LEVELS["cases"], "participant_id": LEVELS["participants"]}
+
+
+class FieldRegistry:
+    def __init__(self) -> None:
+        self._fields: dict[str, Field] = {}
+
+    def add(self, fields: Iterable[Field]) -> None:
+        for f in fields:
+            if f.name in self._fields and self._fields[f.name] != f:
+                raise ValueError(f"query field {f.name} registered twice")
+            self._fields[f.name] = f
+
+    def get(self, name: str) -> Field | None:
+        return self._fields.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._fields)
+
+    def spec(self, name: str) -> FieldSpec | None:
+        f = self._fields.get(name)
+        return f.spec if f else None
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self._fields.values(), key=lambda f: f.name))
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+@dataclass
+class _Holder:
+    registry: FieldRegistry = field(default_factory=FieldRegistry)
+
+
+def register_fields(app: Flask, fields: Iterable[Field]) -> None:
+    """Add a package's fields to *app*'s registry (called from the package's ``init_app``)."""
+    app.extensions.setdefault(_EXTENSION, _Holder()).registry.add(fields)
+
+
+def registry() -> FieldRegistry:
+    holder = current_app.extensions.get(_EXTENSION)
+    return holder.registry if holder else FieldRegistry()

@@ -1,0 +1,87 @@
+"""Cohort, snapshot and manifest-export schemas."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from biobank.schemas.base import BaseSchema, JsonObject, describe
+from biobank.schemas.query import FILTERS_TEXT
+
+LEVELS = ["participants", "cases", "lesions", "specimens", "aliquots"]
+
+
+class CohortCreateSchema(BaseSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    description = fields.String(allow_none=True, validate=validate.Length(max=10_000))
+    level = fields.String(load_default="cases", validate=validate.OneOf(LEVELS))
+    filters = fields.Raw(allow_none=True, metadata=describe(FILTERS_TEXT))
+
+
+class CohortUpdateSchema(CohortCreateSchema):
+    partial_by_default = True
+
+
+class SnapshotSchema(BaseSchema):
+    id = fields.Integer()
+    cohort_id = fields.Integer()
+    level = fields.String()
+    filters = fields.Raw()
+    data_release = fields.String(metadata=describe("Database state at the freeze"))
+    member_count = fields.Method("_members")
+    object_count = fields.Integer(metadata=describe("Data objects: omics sample columns, images"))
+    members_sha256 = fields.String()
+    manifest_sha256 = fields.String(metadata=describe(
+        "SHA-256 of the canonical manifest (TSV without URIs and splits)"))
+    created_by = fields.String()
+    created_at = fields.DateTime()
+
+    def _members(self, snapshot):
+        from biobank.auth import current_actor
+        from biobank.services.query import suppress
+
+        return suppress(snapshot.member_count, current_actor())
+
+
+class CohortSchema(BaseSchema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    level = fields.String()
+    filters = fields.Raw(allow_none=True)
+    owner_id = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    snapshots = fields.List(fields.Nested(SnapshotSchema))
+
+
+class DiffSchema(BaseSchema):
+    level = fields.String()
+    from_snapshot = fields.Integer()
+    to_snapshot = fields.Integer()
+    added_count = fields.Raw()
+    removed_count = fields.Raw()
+    unchanged_count = fields.Raw()
+    added = fields.List(fields.String())
+    removed = fields.List(fields.String())
+
+
+class VerifySchema(BaseSchema):
+    members_ok = fields.Boolean()
+    manifest_ok = fields.Boolean()
+
+
+class ManifestArgsSchema(BaseSchema):
+    format = fields.String(load_default="tsv", validate=validate.OneOf(
+        ["tsv", "csv", "parquet", "jsonl"]))
+    snapshot = fields.Integer(metadata=describe("Snapshot to export (default: the newest)"))
+    salt = fields.String(required=True, validate=validate.Length(min=1, max=128),
+                         metadata=describe("Salt of the patient hash that decides the splits"))
+    salt_family = fields.String(validate=validate.Length(min=1, max=128), metadata=describe(
+        "Exports of one family never move an earlier test patient out of test "
+        "(default: the salt)"))
+    ratios = JsonObject(metadata=describe(
+        "Split ratios as JSON, e.g. {\"train\": 0.7, \"val\": 0.15, \"test\": 0.15}; "
+        "must include train and test and add up to 1"))
+    stratify_by = fields.String(validate=validate.OneOf(["diagnosis"]))
+    keep_test = fields.Boolean(load_default=True, metadata=describe(
+        "Keep earlier test patients in test (otherwise such an export is refused)"))

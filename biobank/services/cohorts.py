@@ -1,0 +1,543 @@
+"""Cohorts: saved filters, frozen snapshots, diffs, manifests and patient-grouped splits.
+
+A snapshot records its members and their data objects (omics sample columns, images) at
+the moment it is frozen, with the SHA-256 of the sorted member ids and of the canonical
+manifest; nothing of it changes afterwards (PostgreSQL triggers refuse UPDATE and DELETE).
+
+Splits are decided per patient, never per row, from a salted SHA-256 of the pseudonymous
+patient code: within each stratum (a diagnosis, if asked) patients are ranked by that hash
+and cut by the ratios, so the same patients, salt and ratios always give the same split,
+and a patient's images and files all fall in one split. Every export is stored with its
+assignments; a patient who was in ``test`` in an earlier export of the same salt family is
+kept in ``test`` (``keep_test``), or the export is refused if that is turned off.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.auth import has_role
+from biobank.db import db, utcnow
+from biobank.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from biobank.models import (
+    AuditRecord,
+    Case,
+    Cohort,
+    CohortExport,
+    CohortExportSplit,
+    CohortSnapshot,
+    CohortSnapshotMember,
+    CohortSnapshotObject,
+    CollectionEvent,
+    ConsentResponse,
+    ConsentTier,
+    Image,
+    Lesion,
+    Participant,
+    Specimen,
+    User,
+)
+from biobank.models.vocab import ConsentDecision, ConsentScope, Lineage, Role
+from biobank.services import query
+
+COHORT_LEVELS = ("participants", "cases", "lesions", "specimens", "aliquots")
+MANIFEST_COLUMNS = ("participant", "case", "lesion", "specimen", "aliquot", "modality",
+                    "object_kind", "name", "drs_uri", "size", "sha256", "diagnosis",
+                    "icd10_code", "breslow_mm", "ulceration", "ajcc_stage", "body_site",
+                    "split")
+#: columns hashed into a snapshot's manifest_sha256 (no host-dependent URI, no split)
+CANONICAL_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("drs_uri", "split"))
+#: omics kinds whose files are genetic data: exporting them needs genetic-research consent
+GENETIC_KINDS = {"exome", "rna_seq", "methylation"}
+SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+DEFAULT_RATIOS = {"train": 0.7, "val": 0.15, "test": 0.15}
+INSERT_BATCH = 5000
+
+
+# --- saved filters -------------------------------------------------------------------------
+
+def create_cohort(*, actor: User, name: str, level: str, filters: Any = None,
+                  description: str | None = None) -> Cohort:
+    _check_level(level)
+    query.parse_filters(filters)
+    cohort = Cohort(name=name, level=level, filters=filters or None, description=description,
+                    owner_id=actor.id)
+    db.session.add(cohort)
+    db.session.flush()
+    return cohort
+
+
+def update_cohort(cohort: Cohort, *, actor: User, **changes: Any) -> Cohort:
+    _check_owner(cohort, actor)
+    if "level" in changes:
+        _check_level(changes["level"])
+    if "filters" in changes:
+        query.parse_filters(changes["filters"])
+        changes["filters"] = changes["filters"] or None
+    for key, value in changes.items():
+        setattr(cohort, key, value)
+    db.session.flush()
+    return cohort
+
+
+def get_cohort(cohort_id: int, actor: User) -> Cohort:
+    cohort = db.session.get(Cohort, cohort_id)
+    if cohort is None or not _may_see(cohort, actor):
+        raise NotFound(f"no cohort {cohort_id}")
+    return cohort
+
+
+def list_cohorts(actor: User) -> list[Cohort]:
+    stmt = sa.select(Cohort).order_by(Cohort.id.desc())
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER)):
+        stmt = stmt.where(Cohort.owner_id == actor.id)
+    return list(db.session.scalars(stmt))
+
+
+def _may_see(cohort: Cohort, actor: User) -> bool:
+    return cohort.owner_id == actor.id or has_role(actor, (Role.ADMIN, Role.MANAGER))
+
+
+def _check_owner(cohort: Cohort, actor: User) -> None:
+    if cohort.owner_id != actor.id and not has_role(actor, (Role.ADMIN,)):
+        raise PermissionDenied("only the cohort's owner may change it")
+
+
+def _check_level(level: str) -> None:
+    if level not in COHORT_LEVELS:
+        raise InvalidInput(f"unknown level {level!r}", field="level", allowed=list(COHORT_LEVELS))
+
+
+# --- snapshots -----------------------------------------------------------------------------
+
+def freeze(cohort: Cohort, *, actor: User) -> CohortSnapshot:
+    """Record the cohort's members and data objects now; the snapshot never changes."""
+    level = query.level_of(cohort.level)
+    ids_stmt = query.matching_ids(level, query.parse_filters(cohort.filters), actor)
+    member_ids = sorted(set(db.session.scalars(ids_stmt)))
+    snapshot = CohortSnapshot(
+        cohort_id=cohort.id, level=cohort.level, filters=cohort.filters,
+        data_release=_data_release(), member_count=len(member_ids), object_count=0,
+        members_sha256=members_digest(member_ids), manifest_sha256="",
+        created_by=actor.username)
+    db.session.add(snapshot)
+    db.session.flush()
+    _insert(CohortSnapshotMember, ({"snapshot_id": snapshot.id, "entity_id": i}
+                                   for i in member_ids))
+    objects = _objects_of_members(snapshot)
+    _insert(CohortSnapshotObject, ({"snapshot_id": snapshot.id, "kind": kind, "object_id": oid}
+                                   for kind, oid in objects))
+    snapshot.object_count = len(objects)
+    # writing the digest seals the snapshot (on PostgreSQL a trigger then refuses changes)
+    snapshot.manifest_sha256 = manifest_digest(manifest_rows(snapshot))
+    db.session.flush()
+    return snapshot
+
+
+def members_digest(member_ids: Iterable[int]) -> str:
+    return hashlib.sha256("\n".join(str(i) for i in sorted(member_ids)).encode()).hexdigest()
+
+
+def manifest_digest(rows: Iterable[dict[str, Any]]) -> str:
+    digest = hashlib.sha256()
+    digest.update(("\t".join(CANONICAL_COLUMNS) + "\n").encode())
+    for row in rows:
+        digest.update(("\t".join(_cell(row.get(c)) for c in CANONICAL_COLUMNS) + "\n").encode())
+    return digest.hexdigest()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _data_release() -> str:
+    """The database state: the day and the newest audit record at the freeze."""
+    newest = db.session.scalar(sa.select(sa.func.max(AuditRecord.id))) or 0
+    return f"{utcnow():%Y-%m-%d}.a{newest}"
+
+
+def _insert(model: Any, rows: Iterable[dict[str, Any]]) -> None:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= INSERT_BATCH:
+            db.session.execute(sa.insert(model), batch)
+            batch = []
+    if batch:
+        db.session.execute(sa.insert(model), batch)
+
+
+def get_snapshot(snapshot_id: int, actor: User) -> CohortSnapshot:
+    snapshot = db.session.get(CohortSnapshot, snapshot_id)
+    if snapshot is None or not _may_see(snapshot.cohort, actor):
+        raise NotFound(f"no snapshot {snapshot_id}")
+    return snapshot
+
+
+def member_ids(snapshot: CohortSnapshot) -> list[int]:
+    return list(db.session.scalars(
+        sa.select(CohortSnapshotMember.entity_id)
+        .where(CohortSnapshotMember.snapshot_id == snapshot.id)
+        .order_by(CohortSnapshotMember.entity_id)))
+
+
+def verify(snapshot: CohortSnapshot) -> dict[str, Any]:
+    """Recompute both digests: a snapshot whose rows were altered no longer matches."""
+    members = members_digest(member_ids(snapshot))
+    manifest = manifest_digest(manifest_rows(snapshot))
+    return {"members_ok": members == snapshot.members_sha256,
+            "manifest_ok": manifest == snapshot.manifest_sha256}
+
+
+def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: User) -> dict[str, Any]:
+    """Members only in *a*, only in *b*, and in both (ids for staff, counts for everyone)."""
+    if a.level != b.level:
+        raise InvalidInput(f"snapshots at different levels ({a.level}, {b.level}) do not "
+                           "compare", field="other")
+    ma, mb = set(member_ids(a)), set(member_ids(b))
+    removed, added = sorted(ma - mb), sorted(mb - ma)
+    out: dict[str, Any] = {
+        "level": a.level, "from_snapshot": a.id, "to_snapshot": b.id,
+        "added_count": query.suppress(len(added), actor),
+        "removed_count": query.suppress(len(removed), actor),
+        "unchanged_count": query.suppress(len(ma & mb), actor),
+    }
+    if not query.counts_only(actor):
+        out["added"] = _labels(a.level, added)
+        out["removed"] = _labels(a.level, removed)
+    return out
+
+
+def _labels(level: str, ids: list[int]) -> list[str]:
+    key = {"participants": "participant", "cases": "case", "lesions": "lesion"}.get(level,
+                                                                                    "barcode")
+    return [row[key] for row in query.rows_for(level, ids)]
+
+
+# --- objects and manifests -----------------------------------------------------------------
+
+def _case_of_specimen() -> Any:
+    return sa.func.coalesce(Lesion.case_id, CollectionEvent.case_id)
+
+
+def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
+    from omics.models import FileStatus, OmicsFile, OmicsFileSample
+
+    members = (sa.select(CohortSnapshotMember.entity_id)
+               .where(CohortSnapshotMember.snapshot_id == snapshot.id))
+    level = snapshot.level
+    parent = sa.orm.aliased(Specimen)
+    if level == "participants":
+        spec_match = Specimen.participant_id.in_(members)
+        image_match = Image.case_id.in_(sa.select(Case.id).where(Case.participant_id.in_(members)))
+    elif level == "cases":
+        spec_match = _case_of_specimen().in_(members)
+        image_match = Image.case_id.in_(members)
+    elif level == "lesions":
+        spec_match = Specimen.lesion_id.in_(members)
+        image_match = Image.lesion_id.in_(members)
+    else:  # a specimen's objects include those of its aliquots and their derivatives
+        spec_match = sa.or_(Specimen.id.in_(members), Specimen.parent_id.in_(members),
+                            parent.parent_id.in_(members))
+        image_match = Image.specimen_id.in_(members)
+    omics = (sa.select(OmicsFileSample.id)
+             .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
+             .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
+             .outerjoin(parent, parent.id == Specimen.parent_id)
+             .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
+             .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
+             .where(OmicsFile.status != FileStatus.FAILED, spec_match))
+    images = sa.select(Image.id).where(image_match)
+    return ([("omics", i) for i in db.session.scalars(omics)]
+            + [("image", i) for i in db.session.scalars(images)])
+
+
+def manifest_rows(snapshot: CohortSnapshot, *, drs_host: str = "") -> list[dict[str, Any]]:
+    """The snapshot's data objects, one row each, in a stable order."""
+    from omics.models import OmicsFile, OmicsFileSample
+
+    objects = (sa.select(CohortSnapshotObject.object_id)
+               .where(CohortSnapshotObject.snapshot_id == snapshot.id))
+    parent = sa.orm.aliased(Specimen)
+    rows: list[dict[str, Any]] = []
+    omics = (sa.select(OmicsFile.kind, OmicsFile.filename, OmicsFile.size_bytes,
+                       OmicsFile.sha256, OmicsFileSample.sample_name, Specimen.barcode,
+                       Specimen.lineage, parent.barcode.label("parent_barcode"),
+                       Specimen.participant_id, _case_of_specimen().label("case_id"),
+                       Specimen.lesion_id)
+             .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
+             .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
+             .outerjoin(parent, parent.id == Specimen.parent_id)
+             .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
+             .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
+             .where(OmicsFileSample.id.in_(objects.where(CohortSnapshotObject.kind == "omics"))))
+    raw = list(db.session.execute(omics))
+    images = (sa.select(Image.modality, Image.filename, Image.size_bytes, Image.sha256,
+                        Image.case_id, Image.lesion_id, Specimen.barcode, Specimen.lineage,
+                        parent.barcode.label("parent_barcode"))
+              .outerjoin(Specimen, Specimen.id == Image.specimen_id)
+              .outerjoin(parent, parent.id == Specimen.parent_id)
+              .where(Image.id.in_(objects.where(CohortSnapshotObject.kind == "image"))))
+    raw_images = list(db.session.execute(images))
+    cases = _cases({r.case_id for r in raw} | {r.case_id for r in raw_images})
+    lesions = _lesions({r.lesion_id for r in raw} | {r.lesion_id for r in raw_images})
+    participants = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
+        Participant.id.in_({r.participant_id for r in raw}))).all())
+    for r in raw:
+        case = cases.get(r.case_id, {})
+        rows.append(_row(participants[r.participant_id], case, lesions.get(r.lesion_id),
+                         r.barcode, r.lineage, r.parent_barcode, r.kind.value, "omics",
+                         f"{r.filename}#{r.sample_name}", r.size_bytes, r.sha256, drs_host))
+    for r in raw_images:
+        case = cases[r.case_id]
+        rows.append(_row(case["participant"], case, lesions.get(r.lesion_id), r.barcode,
+                         r.lineage, r.parent_barcode, r.modality.value, "image", r.filename,
+                         r.size_bytes, r.sha256, drs_host))
+    rows.sort(key=lambda row: (row["participant"], row["case"] or "", row["lesion"] or "",
+                               row["aliquot"] or "", row["modality"], row["sha256"],
+                               row["name"]))
+    return rows
+
+
+def _row(participant: str, case: dict[str, Any], lesion: dict[str, Any] | None,
+         barcode: str | None, lineage: Lineage | None, parent_barcode: str | None,
+         modality: str, kind: str, name: str, size: int, sha256: str,
+         drs_host: str) -> dict[str, Any]:
+    is_aliquot = lineage is not None and lineage is not Lineage.PRIMARY
+    return {
+        "participant": participant, "case": case.get("code"),
+        "lesion": lesion["code"] if lesion else None,
+        "specimen": parent_barcode if is_aliquot else barcode,
+        "aliquot": barcode if is_aliquot else None,
+        "modality": modality, "object_kind": kind, "name": name,
+        "drs_uri": f"drs://{drs_host}/{sha256}" if drs_host else None,
+        "size": size, "sha256": sha256,
+        "diagnosis": case.get("disease_group"), "icd10_code": case.get("icd10_code"),
+        "breslow_mm": case.get("breslow_mm"), "ulceration": case.get("ulceration"),
+        "ajcc_stage": case.get("ajcc_stage"),
+        "body_site": lesion["body_site"] if lesion else None, "split": None,
+    }
+
+
+def _cases(ids: set[int | None]) -> dict[int, dict[str, Any]]:
+    stmt = (sa.select(Case.id, Case.code, Case.disease_group, Case.icd10_code, Case.breslow_mm,
+                      Case.ulceration, Case.ajcc_stage, Participant.code.label("participant"))
+            .join(Participant, Participant.id == Case.participant_id)
+            .where(Case.id.in_({i for i in ids if i is not None})))
+    return {r.id: {"code": r.code, "disease_group": r.disease_group.value,
+                   "icd10_code": r.icd10_code,
+                   "breslow_mm": str(r.breslow_mm) if r.breslow_mm is not None else None,
+                   "ulceration": r.ulceration,
+                   "ajcc_stage": r.ajcc_stage.value if r.ajcc_stage else None,
+                   "participant": r.participant}
+            for r in db.session.execute(stmt)}
+
+
+def _lesions(ids: set[int | None]) -> dict[int, dict[str, Any]]:
+    stmt = sa.select(Lesion.id, Lesion.code, Lesion.body_site).where(
+        Lesion.id.in_({i for i in ids if i is not None}))
+    return {r.id: {"code": r.code, "body_site": r.body_site.value}
+            for r in db.session.execute(stmt)}
+
+
+# --- exports and splits --------------------------------------------------------------------
+
+@dataclass
+class Export:
+    record: CohortExport
+    rows: list[dict[str, Any]]
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+def check_ratios(ratios: dict[str, Any] | None) -> dict[str, float]:
+    ratios = dict(ratios or DEFAULT_RATIOS)
+    if not 2 <= len(ratios) <= 5:
+        raise InvalidInput("give 2 to 5 splits", field="ratios")
+    for name, value in ratios.items():
+        if not SPLIT_NAME.match(name):
+            raise InvalidInput(f"split name {name!r}: lower-case letters, digits, _ (≤16)",
+                               field="ratios")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise InvalidInput(f"ratio of {name!r} must be a number between 0 and 1",
+                               field=f"ratios.{name}")
+    if abs(sum(ratios.values()) - 1) > 1e-6:
+        raise InvalidInput(f"ratios add up to {sum(ratios.values()):g}, not 1", field="ratios")
+    if "test" not in ratios or "train" not in ratios:
+        raise InvalidInput("the splits must include 'train' and 'test'", field="ratios")
+    return {k: float(v) for k, v in ratios.items()}
+
+
+def patient_hash(salt: str, participant: str) -> str:
+    return hashlib.sha256(f"{salt}\x1f{participant}".encode()).hexdigest()
+
+
+def assign_splits(patients: dict[str, str], *, salt: str,
+                  ratios: dict[str, float]) -> dict[str, str]:
+    """*patients* maps each pseudonymous code to its stratum ('' for none)."""
+    strata: dict[str, list[str]] = defaultdict(list)
+    for patient, stratum in patients.items():
+        strata[stratum].append(patient)
+    names = sorted(ratios)  # a stable order of the cut points
+    out: dict[str, str] = {}
+    for members in strata.values():
+        members.sort(key=lambda p: patient_hash(salt, p))
+        n, start, cumulative = len(members), 0, 0.0
+        for i, name in enumerate(names):
+            cumulative += ratios[name]
+            end = n if i == len(names) - 1 else round(n * cumulative)
+            for patient in members[start:end]:
+                out[patient] = name
+            start = end
+    return out
+
+
+def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
+           salt_family: str | None = None, ratios: dict[str, Any] | None = None,
+           stratify_by: str | None = None, keep_test: bool = True,
+           drs_host: str = "") -> Export:
+    """A manifest of *snapshot* with a split per patient, stored with its assignments."""
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER)):
+        raise PermissionDenied("manifests are exported by biobank managers (researchers get "
+                               "theirs through an approved request)")
+    if not salt or len(salt) > 128:
+        raise InvalidInput("a salt of 1 to 128 characters is needed", field="salt")
+    if stratify_by not in (None, "diagnosis"):
+        raise InvalidInput("stratify_by is 'diagnosis' or nothing", field="stratify_by")
+    ratios = check_ratios(ratios)
+    family = salt_family or salt
+    rows, excluded = _consented(manifest_rows(snapshot, drs_host=drs_host))
+    strata: dict[str, str] = {}
+    for row in rows:
+        stratum = row["diagnosis"] or "" if stratify_by else ""
+        strata.setdefault(row["participant"], stratum)
+    assignment = assign_splits(strata, salt=salt, ratios=ratios)
+    earlier_test = set(db.session.scalars(
+        sa.select(CohortExportSplit.participant)
+        .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
+        .where(CohortExport.salt_family == family, CohortExportSplit.split == "test",
+               CohortExportSplit.participant.in_(list(assignment)))))
+    leaked = sorted(p for p in earlier_test if assignment[p] != "test")
+    if leaked and not keep_test:
+        raise Conflict(f"{len(leaked)} patient(s) in the test split of an earlier export of "
+                       f"salt family {family!r} would leave the test split",
+                       field="keep_test", patients=leaked[:20])
+    for patient in leaked:
+        assignment[patient] = "test"
+    record = CohortExport(snapshot_id=snapshot.id, salt=salt, salt_family=family,
+                          ratios=ratios, stratify_by=stratify_by, format=fmt,
+                          pinned_to_test=len(leaked), created_by=actor.username)
+    db.session.add(record)
+    db.session.flush()
+    _insert(CohortExportSplit, ({"export_id": record.id, "participant": p, "split": s}
+                                for p, s in assignment.items()))
+    for row in rows:
+        row["split"] = assignment[row["participant"]]
+    checks = split_checks(rows, family, record.id)
+    checks["excluded_by_consent"] = excluded
+    checks["pinned_to_test"] = len(leaked)
+    return Export(record, rows, checks)
+
+
+def split_checks(rows: list[dict[str, Any]], family: str, export_id: int) -> dict[str, Any]:
+    """No patient in two splits; no earlier test patient of the family in a training split."""
+    splits: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        splits[row["participant"]].add(row["split"])
+    in_two = sorted(p for p, s in splits.items() if len(s) > 1)
+    train = {p for p, s in splits.items() if "train" in s}
+    earlier_test = set(db.session.scalars(
+        sa.select(CohortExportSplit.participant)
+        .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
+        .where(CohortExport.salt_family == family, CohortExport.id != export_id,
+               CohortExportSplit.split == "test")))
+    leaked = sorted(train & earlier_test)
+    if in_two or leaked:  # cannot happen by construction: refuse rather than ship a leak
+        raise Conflict("the split check failed", patients_in_two_splits=in_two[:20],
+                       test_patients_in_train=leaked[:20])
+    return {"patients_in_two_splits": 0, "earlier_test_patients_in_train": 0,
+            "patients": len(splits), "rows": len(rows),
+            "per_split": {name: sum(1 for s in splits.values() if name in s)
+                          for name in sorted({r["split"] for r in rows})}}
+
+
+def _consented(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Rows whose patient consents now (withdrawals count): research use for every row,
+    genetic research for exome, RNA-Seq and methylation files."""
+    codes = {row["participant"] for row in rows}
+    stmt = (sa.select(Participant.code, ConsentTier.scope)
+            .join(ConsentResponse, ConsentResponse.participant_id == Participant.id)
+            .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
+            .where(Participant.code.in_(codes), ConsentResponse.decision == ConsentDecision.YES,
+                   ConsentResponse.withdrawn_at.is_(None)))
+    scopes: dict[str, set[ConsentScope]] = defaultdict(set)
+    for code, scope in db.session.execute(stmt):
+        scopes[code].add(scope)
+    kept = []
+    for row in rows:
+        have = scopes.get(row["participant"], set())
+        need = {ConsentScope.RESEARCH_USE}
+        if row["modality"] in GENETIC_KINDS:
+            need.add(ConsentScope.GENETIC_RESEARCH)
+        if need <= have:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+# --- writers -------------------------------------------------------------------------------
+
+def write_delimited(rows: Iterable[dict[str, Any]], delimiter: str) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for i, row in enumerate(rows, 1):
+        writer.writerow([_cell(row.get(c)) for c in MANIFEST_COLUMNS])
+        if i % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps({c: row.get(c) for c in MANIFEST_COLUMNS}, ensure_ascii=False) + "\n"
+
+
+def write_parquet(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"size": pa.int64(), "ulceration": pa.bool_()}
+    schema = pa.schema([(c, types.get(c, pa.string())) for c in MANIFEST_COLUMNS],
+                       metadata={k.encode(): v.encode() for k, v in metadata.items()})
+    columns = {c: [row.get(c) for row in rows] for c in MANIFEST_COLUMNS}
+    table = pa.Table.from_pydict(columns, schema=schema)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def export_metadata(result: Export, snapshot: CohortSnapshot) -> dict[str, str]:
+    record = result.record
+    return {
+        "export_id": str(record.id), "snapshot_id": str(snapshot.id),
+        "data_release": snapshot.data_release, "manifest_sha256": snapshot.manifest_sha256,
+        "salt_family": record.salt_family, "ratios": json.dumps(record.ratios),
+        "stratify_by": record.stratify_by or "", "checks": json.dumps(result.checks),
+        "created_at": (record.created_at or dt.datetime.now(dt.UTC)).isoformat(),
+    }

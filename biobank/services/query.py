@@ -1,0 +1,349 @@
+"""Cohort queries: a GDC filter at a level, with facets, keyset pages and small-cell suppression.
+
+Researchers see counts only, with counts of 1 to 4 shown as ``"<5"``: row-level answers would
+let them count what suppression hides. Staff see pseudonymous rows (never PHI) of the sites
+they belong to; administrators see every site.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.auth import has_role, visible_site_ids
+from biobank.db import db
+from biobank.errors import BiobankError, PermissionDenied
+from biobank.models import Case, Lesion, Participant, Site, Specimen, StorageContainer, Study, User
+from biobank.models.vocab import Role
+from biobank.query import compiler
+from biobank.query.fields import LEVELS, FieldRegistry, Level, registry
+from biobank.query.filters import FilterError, Node, parse, without_field
+
+SMALL_CELL = 5
+MAX_FILTER_BYTES = 16_384
+MAX_FACETS = 12
+
+
+class InvalidFilter(BiobankError):
+    status = 400
+    title = "Invalid filter"
+
+
+@dataclass
+class QueryResult:
+    level: str
+    total: int | str
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    facets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    next_cursor: int | None = None
+    hits_withheld: str | None = None
+
+
+def counts_only(actor: User) -> bool:
+    """Researchers see suppressed counts, not rows."""
+    return not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN))
+
+
+def suppress(count: int, actor: User) -> int | str:
+    if counts_only(actor) and 0 < count < SMALL_CELL:
+        return f"<{SMALL_CELL}"
+    return count
+
+
+def level_of(name: str) -> Level:
+    level = LEVELS.get(name)
+    if level is None:
+        raise InvalidFilter(f"unknown level {name!r}", field="level", allowed=sorted(LEVELS))
+    return level
+
+
+def parse_filters(document: Any, fields: FieldRegistry | None = None) -> Node | None:
+    """Check a filter (a JSON string or an already decoded document)."""
+    fields = fields or registry()
+    if isinstance(document, str | bytes):
+        if len(document) > MAX_FILTER_BYTES:
+            raise InvalidFilter(f"the filter is longer than {MAX_FILTER_BYTES} bytes",
+                                field="filters")
+        if not document.strip():
+            return None
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise InvalidFilter(f"the filter is not valid JSON: {exc}", field="filters") from None
+    elif len(json.dumps(document, default=str)) > MAX_FILTER_BYTES:
+        raise InvalidFilter(f"the filter is longer than {MAX_FILTER_BYTES} bytes", field="filters")
+    try:
+        return parse(document, fields.spec, fields.names)
+    except FilterError as exc:
+        path = f"filters.{exc.path}" if exc.path else "filters"
+        raise InvalidFilter(exc.message, field=path, **exc.extra) from None
+
+
+def parse_facets(names: list[str] | str | None, fields: FieldRegistry | None = None) -> list[str]:
+    fields = fields or registry()
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(dict.fromkeys(names or []))
+    if len(names) > MAX_FACETS:
+        raise InvalidFilter(f"at most {MAX_FACETS} facets", field="facets")
+    allowed = [f.name for f in fields if f.facet]
+    for name in names:
+        f = fields.get(name)
+        if f is None:
+            raise InvalidFilter(f"unknown field {name!r} cannot be a facet", field="facets",
+                                allowed=allowed)
+        if not f.facet:
+            raise InvalidFilter(f"{name} is a {f.type} field: it has no buckets to count",
+                                field="facets", allowed=allowed)
+    return names
+
+
+def _site_scope(level: Level, actor: User) -> Any:
+    sites = None if counts_only(actor) else visible_site_ids(actor)
+    if sites is None:
+        return sa.true()
+    column = Specimen.site_id if level.key == "specimen_id" else _participant_site(level)
+    return column.in_(sorted(sites))
+
+
+def _participant_site(level: Level) -> Any:
+    pid = level.col("participant_id")
+    return (sa.select(Participant.site_id).where(Participant.id == pid)
+            .correlate_except(Participant).scalar_subquery())
+
+
+def matching_ids(level: Level, node: Node | None, actor: User) -> sa.Select:
+    """SELECT of the ids of the level's rows that match (for cohorts and manifests)."""
+    fields = registry()
+    where = sa.and_(compiler.predicate(node, level, fields), _site_scope(level, actor))
+    return level.select(level.col(level.key)).where(where)
+
+
+def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = None,
+              size: int = 100, after: int | None = None) -> QueryResult:
+    fields = registry()
+    lvl = level_of(level)
+    node = parse_filters(filters, fields)
+    facet_names = parse_facets(facets, fields)
+    scope = _site_scope(lvl, actor)
+    where = sa.and_(compiler.predicate(node, lvl, fields), scope)
+    total = db.session.scalar(lvl.select(sa.func.count(sa.distinct(lvl.col(lvl.key))))
+                              .where(where)) or 0
+    result = QueryResult(level=level, total=suppress(total, actor))
+    for name in facet_names:
+        f = fields.get(name)
+        assert f is not None
+        own = sa.and_(compiler.predicate(without_field(node, name), lvl, fields), scope)
+        buckets = [{"key": _plain(value), "doc_count": suppress(count, actor)}
+                   for value, count in db.session.execute(compiler.facet(f, lvl, own))]
+        buckets.sort(key=lambda b: (-(b["doc_count"] if isinstance(b["doc_count"], int) else 0),
+                                    str(b["key"])))
+        result.facets[name] = {"buckets": buckets}
+    if counts_only(actor):
+        result.hits_withheld = ("researchers see counts, with counts under 5 shown as <5, until "
+                                "a request for these samples is approved")
+        return result
+    if size == 0:
+        return result
+    key = lvl.col(lvl.key)
+    stmt = lvl.select(key).where(where)
+    if after is not None:
+        stmt = stmt.where(key > after)
+    ids = list(db.session.scalars(stmt.order_by(key).limit(size + 1)))
+    if len(ids) > size:
+        ids = ids[:size]
+        result.next_cursor = ids[-1]
+    result.hits = rows_for(level, ids)
+    return result
+
+
+def iter_rows(*, actor: User, level: str, filters: Any = None,
+              batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every matching row, in id order, fetched a batch at a time (for TSV downloads).
+
+    The filter and the actor's rights are checked now, before the first row is read."""
+    if counts_only(actor):
+        raise PermissionDenied("researchers see counts only until a request is approved")
+    lvl = level_of(level)
+    stmt = matching_ids(lvl, parse_filters(filters), actor)
+    key = lvl.col(lvl.key)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        after = 0
+        while True:
+            ids = list(db.session.scalars(stmt.where(key > after).order_by(key).limit(batch)))
+            if not ids:
+                return
+            yield from rows_for(level, ids)
+            after = ids[-1]
+
+    return rows()
+
+
+ROW_COLUMNS = {
+    "participants": ["participant_id", "participant", "sex", "birth_year", "study", "site"],
+    "cases": ["case_id", "case", "participant", "disease_group", "icd10_code", "diagnosis_date",
+              "ajcc_stage", "breslow_mm", "ulceration"],
+    "lesions": ["lesion_id", "lesion", "case", "participant", "disease_group", "body_site",
+                "laterality", "diameter_mm"],
+    "specimens": ["specimen_id", "barcode", "lineage", "material_type", "pathology_status",
+                  "status", "quantity", "unit", "freeze_thaw_count", "site", "location",
+                  "lesion", "case", "participant", "disease_group"],
+}
+ROW_COLUMNS["aliquots"] = ROW_COLUMNS["specimens"]
+
+
+def rows_for(level: str, ids: list[int]) -> list[dict[str, Any]]:
+    """Pseudonymous rows for *ids* at *level*, in the order of *ids*. Never PHI."""
+    if not ids:
+        return []
+    if level == "participants":
+        stmt = (sa.select(Participant.id.label("participant_id"),
+                          Participant.code.label("participant"), Participant.sex,
+                          Participant.birth_year, Study.code.label("study"),
+                          Site.code.label("site"))
+                .join(Study, Study.id == Participant.study_id)
+                .join(Site, Site.id == Participant.site_id).where(Participant.id.in_(ids)))
+    elif level == "cases":
+        stmt = (sa.select(Case.id.label("case_id"), Case.code.label("case"),
+                          Participant.code.label("participant"), Case.disease_group,
+                          Case.icd10_code, Case.diagnosis_date, Case.ajcc_stage, Case.breslow_mm,
+                          Case.ulceration)
+                .join(Participant, Participant.id == Case.participant_id).where(Case.id.in_(ids)))
+    elif level == "lesions":
+        stmt = (sa.select(Lesion.id.label("lesion_id"), Lesion.code.label("lesion"),
+                          Case.code.label("case"), Participant.code.label("participant"),
+                          Case.disease_group, Lesion.body_site, Lesion.laterality,
+                          Lesion.diameter_mm)
+                .join(Case, Case.id == Lesion.case_id)
+                .join(Participant, Participant.id == Case.participant_id)
+                .where(Lesion.id.in_(ids)))
+    else:
+        return _specimen_rows(ids)
+    rows = {r[0]: {k: _plain(v) for k, v in r._mapping.items()}
+            for r in db.session.execute(stmt)}
+    return [rows[i] for i in ids if i in rows]
+
+
+def _specimen_rows(ids: list[int]) -> list[dict[str, Any]]:
+    from biobank.models import CollectionEvent
+
+    case_id = sa.func.coalesce(Lesion.case_id, CollectionEvent.case_id)
+    stmt = (sa.select(Specimen.id, Specimen.barcode, Specimen.lineage, Specimen.material_type,
+                      Specimen.pathology_status, Specimen.status, Specimen.quantity,
+                      Specimen.unit, Specimen.freeze_thaw_count, Site.code.label("site"),
+                      Specimen.container_id, Specimen.pos_row, Specimen.pos_col,
+                      Lesion.code.label("lesion"), Case.code.label("case"),
+                      Participant.code.label("participant"), Case.disease_group)
+            .join(Site, Site.id == Specimen.site_id)
+            .join(Participant, Participant.id == Specimen.participant_id)
+            .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
+            .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
+            .outerjoin(Case, Case.id == case_id)
+            .where(Specimen.id.in_(ids)))
+    raw = list(db.session.execute(stmt))
+    container_ids = {r.container_id for r in raw if r.container_id is not None}
+    containers = {c.id: c for c in db.session.scalars(
+        sa.select(StorageContainer).where(StorageContainer.id.in_(container_ids)))}
+    out = {}
+    for r in raw:
+        location = None
+        if r.container_id is not None:
+            box = containers[r.container_id]
+            location = box.name
+            if r.pos_row is not None:
+                location += " " + box.position_label(r.pos_row, r.pos_col)
+        out[r.id] = {
+            "specimen_id": r.id, "barcode": r.barcode, "lineage": _plain(r.lineage),
+            "material_type": _plain(r.material_type),
+            "pathology_status": _plain(r.pathology_status), "status": _plain(r.status),
+            "quantity": _plain(r.quantity), "unit": _plain(r.unit),
+            "freeze_thaw_count": r.freeze_thaw_count, "site": r.site, "location": location,
+            "lesion": r.lesion, "case": r.case, "participant": r.participant,
+            "disease_group": _plain(r.disease_group),
+        }
+    return [out[i] for i in ids if i in out]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def mapping() -> dict[str, Any]:
+    fields = registry()
+    return {
+        "levels": [{"level": name, "description": lvl.description}
+                   for name, lvl in LEVELS.items()],
+        "operators": {
+            "boolean": ["and", "or"], "comparison": ["=", "!=", "<", "<=", ">", ">="],
+            "list": ["in", "exclude", "excludeifany"], "missing": ["is", "not"],
+        },
+        "fields": [f.describe() for f in fields],
+    }
+
+
+#: modality → (field, values): what a case or lesion must have to count as having it
+MODALITIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dermoscopy": ("images.modality", ("dermoscopy",)),
+    "clinical_photo": ("images.modality", ("clinical_overview", "clinical_closeup")),
+    "wsi": ("images.modality", ("wsi",)),
+    "exome": ("omics.assay_kind", ("exome",)),
+    "rna_seq": ("omics.assay_kind", ("rna_seq",)),
+    "methylation": ("omics.assay_kind", ("methylation",)),
+    "proteomics": ("omics.assay_kind", ("proteomics",)),
+    "metabolomics": ("omics.assay_kind", ("metabolomics",)),
+    "tissue": ("specimens.available_material_class", ("tissue",)),
+    "blood": ("specimens.available_material_class", ("blood",)),
+}
+
+
+def completeness(*, actor: User, level: str, filters: Any = None) -> dict[str, Any]:
+    """How many cases (or lesions) have each combination of modalities (UpSet-style).
+
+    ``tissue`` and ``blood`` count available material only. Combinations are sorted by
+    count; researchers see counts of 1–4 as "<5".
+    """
+    from biobank.query.filters import Clause
+
+    if level not in ("cases", "lesions"):
+        raise InvalidFilter("modality completeness is counted for cases or lesions",
+                            field="level", allowed=["cases", "lesions"])
+    fields = registry()
+    lvl = level_of(level)
+    base = sa.and_(compiler.predicate(parse_filters(filters, fields), lvl, fields),
+                   _site_scope(lvl, actor))
+    key = lvl.col(lvl.key)
+    members = set(db.session.scalars(lvl.select(key).where(base)))
+    masks = dict.fromkeys(members, 0)
+    names = list(MODALITIES)
+    for bit, name in enumerate(names):
+        field_name, values = MODALITIES[name]
+        if fields.get(field_name) is None:
+            continue  # a package that is not installed contributes no modality
+        clause = Clause("in", field_name, values)
+        have = compiler.predicate(clause, lvl, fields)
+        for entity in db.session.scalars(lvl.select(key).where(base, have)):
+            masks[entity] |= 1 << bit
+    combos: dict[int, int] = {}
+    for mask in masks.values():
+        combos[mask] = combos.get(mask, 0) + 1
+    rows = sorted(combos.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "level": level, "modalities": names, "total": suppress(len(members), actor),
+        "per_modality": {name: suppress(sum(1 for m in masks.values() if m >> bit & 1), actor)
+                         for bit, name in enumerate(names)},
+        "combinations": [{"modalities": [n for bit, n in enumerate(names) if mask >> bit & 1],
+                          "count": suppress(count, actor)} for mask, count in rows],
+    }

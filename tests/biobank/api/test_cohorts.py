@@ -1,0 +1,236 @@
+"""Cohorts: saved filters, frozen snapshots, diffs, manifests and patient-grouped splits."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from biobank.db import utcnow
+from biobank.services.cohorts import assign_splits
+from tests.biobank.api.test_images import picture, upload
+from tests.biobank.api.test_query import Biobank, and_, eq
+from tests.conftest import is_postgres
+from tests.omics.test_omics_api import _upload
+from tests.omics.test_vcf import COHORT
+
+MELANOMA_LESIONS = and_(eq("cases.disease_group", "melanoma"),
+                        eq("images.modality", "dermoscopy"))
+
+
+@pytest.fixture
+def bank(make, site, other_site, client, technician, headers, tmp_path):
+    bank = Biobank(make, site, other_site)
+    h = headers(technician)
+    for seed, lesion in enumerate(["Q-L1", "Q-L2"], 1):
+        r = upload(client, h, picture(tmp_path, f"{lesion}.jpg", seed=seed),
+                   modality="dermoscopy", lesion=lesion)
+        assert r.status_code == 201
+    r = _upload(client, h, COHORT, kind="exome", sample_map={"MEL-A1": bank.dna1.barcode})
+    assert r.status_code == 201
+    return bank
+
+
+def make_cohort(client, h, filters=MELANOMA_LESIONS, level="lesions"):
+    r = client.post("/api/v1/cohorts/", headers=h,
+                    json={"name": "Melanoma with dermoscopy", "level": level, "filters": filters})
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def freeze(client, h, cohort_id):
+    r = client.post(f"/api/v1/cohorts/{cohort_id}/snapshots", headers=h)
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def manifest(client, h, cohort_id, **params):
+    params.setdefault("salt", "melanoma-2026")
+    r = client.get(f"/api/v1/cohorts/{cohort_id}/manifest", headers=h, query_string=params)
+    return r
+
+
+def test_freeze_export_and_reproduce(client, bank, manager, headers, db_session):
+    h = headers(manager)
+    cohort = make_cohort(client, h)
+    r = manifest(client, h, cohort["id"])
+    assert r.status_code == 409 and "freeze it first" in r.json["detail"]
+    snap = freeze(client, h, cohort["id"])
+    assert (snap["member_count"], snap["object_count"]) == (2, 3)  # 2 images + 1 VCF sample
+
+    r = manifest(client, h, cohort["id"], format="tsv")
+    assert r.status_code == 200, r.json
+    lines = r.get_data(as_text=True).splitlines()
+    header, rows = lines[0].split("\t"), [dict(zip(lines[0].split("\t"), line.split("\t"),
+                                                   strict=True)) for line in lines[1:]]
+    assert header[:5] == ["participant", "case", "lesion", "specimen", "aliquot"]
+    assert sorted((row["lesion"], row["modality"]) for row in rows) == [
+        ("Q-L1", "dermoscopy"), ("Q-L1", "exome"), ("Q-L2", "dermoscopy")]
+    exome = next(row for row in rows if row["modality"] == "exome")
+    assert exome["aliquot"] == bank.dna1.barcode and exome["specimen"] == bank.a1.parent.barcode
+    assert exome["drs_uri"] == f"drs://localhost/{exome['sha256']}"
+    assert exome["diagnosis"] == "melanoma" and exome["breslow_mm"] == "1.20"
+    # one split per patient, and the checks say so
+    per_patient = {(row["participant"], row["split"]) for row in rows}
+    assert len(per_patient) == len({row["participant"] for row in rows}) == 2
+    checks = json.loads(r.headers["X-Split-Checks"])
+    assert checks["patients_in_two_splits"] == 0 and checks["rows"] == 3
+    assert "Ada" not in r.get_data(as_text=True) and "MRN" not in r.get_data(as_text=True)
+
+    # the same parameters give the same manifest, in every format
+    again = manifest(client, h, cohort["id"], format="tsv")
+    assert again.get_data(as_text=True) == r.get_data(as_text=True)
+    table = pq.read_table(io.BytesIO(manifest(client, h, cohort["id"], format="parquet").data))
+    assert table.num_rows == 3 and table.column("split").to_pylist() == [
+        row["split"] for row in rows]
+    meta = table.schema.metadata
+    assert meta[b"manifest_sha256"].decode() == snap["manifest_sha256"]
+    jsonl = manifest(client, h, cohort["id"], format="jsonl").get_data(as_text=True)
+    assert [json.loads(x)["sha256"] for x in jsonl.splitlines()] == [r["sha256"] for r in rows]
+    csv_text = manifest(client, h, cohort["id"], format="csv").get_data(as_text=True)
+    assert csv_text.splitlines()[0].startswith("participant,case,lesion")
+
+    # the snapshot stays as frozen while the data grows; a new one shows the difference
+    client.patch(f"/api/v1/cohorts/{cohort['id']}", headers=h,
+                 json={"filters": eq("cases.disease_group", "melanoma")})
+    snap2 = freeze(client, h, cohort["id"])
+    assert snap2["member_count"] == 3
+    d = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/diff/{snap2['id']}", headers=h).json
+    assert (d["added"], d["removed"], d["unchanged_count"]) == (["Q-L4"], [], 2)
+    assert client.get(f"/api/v1/cohorts/snapshots/{snap['id']}", headers=h).json[
+        "member_count"] == 2
+    assert client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h).json == {
+        "members_ok": True, "manifest_ok": True}
+
+
+def test_snapshots_cannot_be_rewritten(client, bank, manager, headers, db_session):
+    h = headers(manager)
+    snap = freeze(client, h, make_cohort(client, h)["id"])
+    if is_postgres():
+        with pytest.raises(sa.exc.DBAPIError, match="frozen"), db_session.begin_nested():
+            db_session.execute(sa.text("UPDATE cohort_snapshot_members SET entity_id = 999 "
+                                       "WHERE snapshot_id = :s"), {"s": snap["id"]})
+        with pytest.raises(sa.exc.DBAPIError, match="frozen"), db_session.begin_nested():
+            db_session.execute(sa.text("DELETE FROM cohort_snapshots WHERE id = :s"),
+                               {"s": snap["id"]})
+        with pytest.raises(sa.exc.DBAPIError, match="frozen"), db_session.begin_nested():
+            db_session.execute(sa.text("UPDATE cohort_snapshots SET manifest_sha256 = '' "
+                                       "WHERE id = :s"), {"s": snap["id"]})
+        with pytest.raises(sa.exc.DBAPIError, match="frozen"), db_session.begin_nested():
+            db_session.execute(sa.text("INSERT INTO cohort_snapshot_members VALUES (:s, 999)"),
+                               {"s": snap["id"]})
+    else:  # SQLite has no such trigger: the digests still tell
+        db_session.execute(sa.text("UPDATE cohort_snapshot_members SET entity_id = 999 "
+                                   "WHERE snapshot_id = :s AND entity_id = "
+                                   "(SELECT MIN(entity_id) FROM cohort_snapshot_members "
+                                   "WHERE snapshot_id = :s)"), {"s": snap["id"]})
+        db_session.commit()
+        r = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h)
+        assert r.json == {"members_ok": False, "manifest_ok": True}
+        db_session.execute(sa.text("DELETE FROM cohort_snapshot_objects WHERE snapshot_id = :s "
+                                   "AND kind = 'image'"), {"s": snap["id"]})
+        db_session.commit()
+        r = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h)
+        assert r.json == {"members_ok": False, "manifest_ok": False}
+
+
+def test_test_patients_never_move_to_train(client, bank, manager, headers, db_session):
+    from biobank.models import CohortExportSplit
+
+    h = headers(manager)
+    cohort = make_cohort(client, h)
+    freeze(client, h, cohort["id"])
+    ratios = json.dumps({"train": 0.5, "test": 0.5})
+    first = manifest(client, h, cohort["id"], ratios=ratios, salt="s1", salt_family="mel")
+    assert first.status_code == 200
+    first_splits = {line.split("\t")[0]: line.split("\t")[-1]
+                    for line in first.get_data(as_text=True).splitlines()[1:]}
+    tested = {p for p, s in first_splits.items() if s == "test"}
+    assert tested  # with two patients at 50/50 one of them is in test
+    # other salts of the family reshuffle, but a test patient stays in test
+    for salt in ("s2", "s3", "s4", "s5"):
+        r = manifest(client, h, cohort["id"], ratios=ratios, salt=salt, salt_family="mel")
+        splits = {line.split("\t")[0]: line.split("\t")[-1]
+                  for line in r.get_data(as_text=True).splitlines()[1:]}
+        assert all(splits[p] == "test" for p in tested), salt
+    pinned = [manifest(client, h, cohort["id"], ratios=ratios, salt=s, salt_family="mel")
+              for s in ("s6", "s7", "s8", "s9", "s10", "s11")]
+    assert any(json.loads(r.headers["X-Split-Checks"])["pinned_to_test"] for r in pinned)
+    refused = [manifest(client, h, cohort["id"], ratios=ratios, salt=s, salt_family="mel",
+                        keep_test="false") for s in ("s6", "s7", "s8", "s9", "s10", "s11")]
+    assert any(r.status_code == 409 and "test split of an earlier export" in r.json["detail"]
+               for r in refused)
+    # another family is independent
+    assert manifest(client, h, cohort["id"], ratios=ratios, salt="s6").status_code == 200
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CohortExportSplit)) > 0
+
+
+def test_consent_decides_what_is_exported(client, bank, manager, headers, db_session):
+    h = headers(manager)
+    cohort = make_cohort(client, h)
+    freeze(client, h, cohort["id"])
+    for response in bank.p1.consents:
+        if response.tier.scope.value == "genetic_research":
+            response.withdrawn_at = utcnow()
+    db_session.commit()
+    r = manifest(client, h, cohort["id"])
+    modalities = [line.split("\t")[5] for line in r.get_data(as_text=True).splitlines()[1:]]
+    assert sorted(modalities) == ["dermoscopy", "dermoscopy"]  # the exome row is withheld
+    assert json.loads(r.headers["X-Split-Checks"])["excluded_by_consent"] == 1
+
+
+def test_researchers_build_cohorts_but_do_not_export(client, bank, researcher, manager, headers):
+    h = headers(researcher)
+    cohort = make_cohort(client, h)
+    snap = freeze(client, h, cohort["id"])
+    assert snap["member_count"] == "<5"
+    assert manifest(client, h, cohort["id"]).status_code == 403
+    other = headers(manager)
+    assert client.get(f"/api/v1/cohorts/{cohort['id']}", headers=other).status_code == 200
+    mine = make_cohort(client, other)
+    assert client.get(f"/api/v1/cohorts/{mine['id']}", headers=h).status_code == 404
+
+
+@pytest.mark.parametrize(("params", "field", "words"), [
+    ({"ratios": '{"train": 0.5, "test": 0.6}'}, "ratios", "add up to 1.1"),
+    ({"ratios": '{"train": 1}'}, "ratios", "2 to 5 splits"),
+    ({"ratios": '{"train": 0.8, "holdout": 0.2}'}, "ratios", "must include 'train' and 'test'"),
+    ({"ratios": '{"Train!": 0.5, "test": 0.5}'}, "ratios", "lower-case"),
+    ({"ratios": "[0.5]"}, "ratios", "JSON object"),
+    ({"format": "xlsx"}, "format", "Must be one of"),
+    ({"stratify_by": "age"}, "stratify_by", "Must be one of"),
+])
+def test_bad_export_parameters(client, bank, manager, headers, params, field, words):
+    h = headers(manager)
+    cohort = make_cohort(client, h)
+    freeze(client, h, cohort["id"])
+    r = manifest(client, h, cohort["id"], **params)
+    assert r.status_code in (400, 422), r.json
+    assert r.json["errors"][0]["field"].endswith(field) and words in str(r.json), r.json
+
+
+def test_bad_cohorts(client, admin, headers):
+    h = headers(admin)
+    r = client.post("/api/v1/cohorts/", headers=h, json={"name": "x", "level": "tubes"})
+    assert r.status_code == 422
+    r = client.post("/api/v1/cohorts/", headers=h,
+                    json={"name": "x", "filters": eq("cases.nope", "melanoma")})
+    assert r.status_code == 400 and r.json["errors"][0]["field"] == "filters.content.field"
+    assert client.get("/api/v1/cohorts/999999", headers=h).status_code == 404
+
+
+def test_splits_are_deterministic_grouped_and_stratified():
+    patients = {f"P-{i:05d}": ("melanoma" if i % 5 == 0 else "psoriasis") for i in range(2000)}
+    ratios = {"train": 0.7, "val": 0.15, "test": 0.15}
+    a = assign_splits(patients, salt="x", ratios=ratios)
+    assert a == assign_splits(dict(reversed(patients.items())), salt="x", ratios=ratios)
+    assert a != assign_splits(patients, salt="y", ratios=ratios)
+    for group in ("melanoma", "psoriasis"):
+        members = [p for p, g in patients.items() if g == group]
+        counts = Counter(a[p] for p in members)
+        for name, share in ratios.items():
+            assert abs(counts[name] / len(members) - share) <= 1 / len(members) + 1e-9
