@@ -36,6 +36,9 @@ class Config:
     #: where images are stored by SHA-256 (a volume the web and workers share); empty: the
     #: instance folder's ``images`` directory
     IMAGE_STORAGE_ROOT = ""
+    #: PostgreSQL work_mem of a cohort query's counting statement, in MB: each clause's key
+    #: set must fit in one hash table
+    QUERY_WORK_MEM_MB = 128
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

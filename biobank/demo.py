@@ -423,7 +423,7 @@ def _participant(loader: _Loader, index: int, group: DiseaseGroup, site: Site, s
                               lesion_id=lesion_id, site_id=site.id, collected_at=when,
                               collector=rng.choice(["Nurse Zhou", "Dr. Lin", "Nurse Xu"]),
                               procedure=procedure, notes=None)
-        ctx = _Visit(loader, pid, site, event_id, lesion_id, when, withdrawn)
+        ctx = _Visit(loader, pid, site, event_id, lesion_id, when, withdrawn, case_id)
         ctx.blood()
         if tissue:
             ctx.tissue(malignant=group.is_tumour)
@@ -437,8 +437,10 @@ class _Visit:
     """Specimens of one visit and their custody histories."""
 
     def __init__(self, loader: _Loader, pid: int, site: Site, event_id: int,
-                 lesion_id: int | None, when: dt.datetime, withdrawn: bool) -> None:
+                 lesion_id: int | None, when: dt.datetime, withdrawn: bool,
+                 case_id: int | None) -> None:
         self.loader, self.pid, self.site, self.event_id = loader, pid, site, event_id
+        self.case_id = case_id
         self.lesion_id, self.when, self.withdrawn = lesion_id, when, withdrawn
         self.rng = loader.rng
 
@@ -467,7 +469,8 @@ class _Visit:
         values = dict(
             barcode=loader.barcode(self.site.code, material), label=None,
             manufacturer_barcode=None, participant_id=self.pid,
-            collection_event_id=self.event_id, lesion_id=self.lesion_id, site_id=self.site.id,
+            collection_event_id=self.event_id, lesion_id=self.lesion_id, case_id=self.case_id,
+            site_id=self.site.id,
             parent_id=parent["id"] if parent else None, lineage=lineage, material_type=material,
             pathology_status=pathology, anatomical_site=extra.pop("anatomical_site", None),
             status=status, initial_quantity=quantity,

@@ -16,10 +16,11 @@ def init_app(app: Any) -> None:
     from omics.drs import blp as drs_blp
 
     app.config.setdefault("OMICS_STORAGE_ROOT", "")
-    from biobank.query import register_fields
-    from omics.query_fields import omics_fields
+    from biobank.query import register_family, register_fields
+    from omics.query_fields import EXPRESSION, EXPRESSION_ENTRY, expression_field, omics_fields
 
     register_fields(app, omics_fields())
+    register_family(app, EXPRESSION, expression_field, EXPRESSION_ENTRY)
     signals.demo_loaded.connect(_demo_omics, weak=False)
     from flask import Blueprint
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import sqlalchemy as sa
 
 from biobank.query import Field
@@ -22,8 +25,17 @@ def _qc_pass() -> sa.Select:
 
 
 def _calls(value: sa.ColumnElement) -> sa.Select:
-    return (sa.select(VariantCall.specimen_id.label("key"), value.label("value"))
+    return (sa.select(VariantCall.specimen_id.label("key"), value.label("value"),
+                      Variant.gene.label("gene"), Variant.protein_change.label("protein_change"))
             .join(Variant, Variant.id == VariantCall.variant_id))
+
+
+def _split_gene_aa_change(value: str) -> dict[str, str] | None:
+    """``BRAF V600E`` → gene BRAF, protein change p.V600E."""
+    gene, _, change = value.partition(" ")
+    if not gene or not change or " " in change:
+        return None
+    return {"gene": gene, "protein_change": f"p.{change}"}
 
 
 def _gene_aa_change() -> sa.ColumnElement:
@@ -31,6 +43,63 @@ def _gene_aa_change() -> sa.ColumnElement:
     change = sa.func.substr(Variant.protein_change, 3)  # drop "p."
     return sa.case((Variant.protein_change.is_(None), None),
                    else_=Variant.gene + sa.literal(" ") + change)
+
+
+_names = itertools.count(1)
+GENE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+EXPRESSION = "expression."
+EXPRESSION_ENTRY = {
+    "field": "expression.<gene>", "type": "number", "entity": "specimen", "values": None,
+    "unit": "CPM", "facet": False, "package": "omics",
+    "description": "Expression of a gene (symbol or Ensembl id) in counts per million of the "
+                   "aliquot's ingested RNA-Seq matrices, e.g. expression.PMEL > 100",
+}
+
+
+def expression_field(name: str) -> Field | None:
+    """``expression.<gene>``: read from the stored matrices when a filter asks for it."""
+    gene = name[len(EXPRESSION):]
+    if not GENE.match(gene):
+        return None
+    return Field(name, "number", "specimen_id", lambda: _expression(gene),
+                 f"Expression of {gene} in counts per million (RNA-Seq)", unit="CPM",
+                 facet=False, group="omics")
+
+
+def _expression(gene: str) -> sa.Select:
+    """(aliquot, CPM) of every linked sample of every ingested RNA-Seq matrix, as VALUES.
+
+    Only the gene's column is read from each ``.h5ad``; an aliquot measured twice counts
+    with each value. A gene no matrix has gives no row (so ``>`` matches nothing).
+    """
+    import math
+
+    from biobank.db import db
+    from omics.formats.matrix import read_feature
+    from omics.services import storage_root
+
+    rows: list[tuple[int, float]] = []
+    files = db.session.scalars(sa.select(OmicsFile.matrix_uri).where(
+        OmicsFile.kind == OmicsKind.RNA_SEQ, OmicsFile.status == FileStatus.INGESTED,
+        OmicsFile.matrix_uri.is_not(None)))
+    for uri in files:
+        found = read_feature(storage_root() / uri, gene)
+        if found is None:
+            continue
+        obs = found["obs"]
+        if "specimen_id" not in obs or "total_counts" not in obs:
+            continue
+        for specimen, total, value in zip(obs["specimen_id"], obs["total_counts"],
+                                          found["values"], strict=True):
+            if int(specimen) > 0 and total and not math.isnan(value):
+                rows.append((int(specimen), round(float(value) * 1e6 / float(total), 3)))
+    if not rows:
+        return sa.select(sa.cast(sa.null(), sa.Integer).label("key"),
+                         sa.cast(sa.null(), sa.Float).label("value")).where(sa.false())
+    # a CTE with a column list: SQLite has no aliased VALUES in FROM; each use its own name
+    table = sa.values(sa.column("key", sa.Integer), sa.column("value", sa.Float),
+                      name="expression").data(rows).cte(f"expression_{next(_names)}")
+    return sa.select(table.c.key, table.c.value)
 
 
 def omics_fields() -> list[Field]:
@@ -51,5 +120,5 @@ def omics_fields() -> list[Field]:
               group="omics"),
         Field("variants.gene_aa_change", "keyword", s, lambda: _calls(_gene_aa_change()),
               "Gene and protein change of one call, e.g. \"BRAF V600E\" (GDC's gene_aa_change)",
-              facet=False, group="omics"),
+              facet=False, group="omics", split=_split_gene_aa_change),
     ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -28,7 +30,7 @@ from biobank.models.vocab import (
 class Specimen(Audited, Timestamps, db.Model):
     __tablename__ = "specimens"
     #: the custody chain's head is derived from custody events, which are their own record
-    __audit_exclude__ = ("custody_head", "custody_seq")
+    __audit_exclude__ = ("custody_head", "custody_seq", "case_id")
     __table_args__ = (
         # At most one specimen per grid position: the database, not the code, enforces it,
         # so two technicians racing for one slot cannot both win.
@@ -59,6 +61,10 @@ class Specimen(Audited, Timestamps, db.Model):
         sa.ForeignKey("collection_events.id"), index=True
     )
     lesion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lesions.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("cases.id"), index=True,
+        comment="Case of its lesion, else of its visit: kept in step by the database session "
+                "(and set by bulk writers), so cohort queries reach a case in one step")
     site_id: Mapped[int] = mapped_column(
         sa.ForeignKey("sites.id"), comment="Site that holds the specimen now"
     )
@@ -123,3 +129,57 @@ class Specimen(Audited, Timestamps, db.Model):
 
     def __repr__(self) -> str:
         return f"<Specimen {self.barcode} {self.status.value}>"
+
+
+def case_of(connection: sa.Connection, lesion_id: int | None,
+            collection_event_id: int | None) -> int | None:
+    """The case a specimen belongs to: its lesion's, else its visit's."""
+    if lesion_id is not None:
+        case = connection.scalar(sa.select(Lesion.case_id).where(Lesion.id == lesion_id))
+        if case is not None:
+            return case
+    if collection_event_id is not None:
+        return connection.scalar(sa.select(CollectionEvent.case_id)
+                                 .where(CollectionEvent.id == collection_event_id))
+    return None
+
+
+@sa.event.listens_for(Specimen, "before_insert")
+def _case_on_insert(_mapper: sa.orm.Mapper, connection: sa.Connection, target: Specimen) -> None:
+    parent = sa.inspect(target).dict.get("parent")  # only if loaded: no query in a flush
+    if (parent is not None and parent.case_id is not None
+            and target.lesion_id == parent.lesion_id
+            and target.collection_event_id == parent.collection_event_id):
+        target.case_id = parent.case_id  # an aliquot: no query
+    else:
+        target.case_id = case_of(connection, target.lesion_id, target.collection_event_id)
+
+
+@sa.event.listens_for(Specimen, "before_update")
+def _case_on_update(_mapper: sa.orm.Mapper, connection: sa.Connection, target: Specimen) -> None:
+    state = sa.inspect(target)
+    if state.attrs.lesion_id.history.has_changes() or \
+            state.attrs.collection_event_id.history.has_changes():
+        target.case_id = case_of(connection, target.lesion_id, target.collection_event_id)
+
+
+def _follow(column: str) -> Callable[..., None]:
+    """A visit or lesion whose case changes takes its specimens along."""
+
+    def listener(_mapper: sa.orm.Mapper, connection: sa.Connection, target: Any) -> None:
+        state = sa.inspect(target)
+        if not state.attrs.case_id.history.has_changes() and not (
+                column == "collection_event_id" and state.attrs.lesion_id.history.has_changes()):
+            return
+        rows = connection.execute(sa.select(Specimen.id, Specimen.lesion_id,
+                                            Specimen.collection_event_id)
+                                  .where(getattr(Specimen, column) == target.id)).all()
+        for ident, lesion_id, event_id in rows:
+            connection.execute(sa.update(Specimen).where(Specimen.id == ident)
+                               .values(case_id=case_of(connection, lesion_id, event_id)))
+
+    return listener
+
+
+sa.event.listen(CollectionEvent, "after_update", _follow("collection_event_id"))
+sa.event.listen(Lesion, "after_update", _follow("lesion_id"))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from biobank.query.fields import Field, column_field, register_fields, registry
+from biobank.query.fields import (
+    Field,
+    column_field,
+    register_family,
+    register_fields,
+    registry,
+)
 
-__all__ = ["Field", "column_field", "init_app", "register_fields", "registry"]
+__all__ = ["Field", "column_field", "init_app", "register_family", "register_fields", "registry"]
 
 
 def init_app(app: Flask) -> None:

@@ -36,16 +36,30 @@ def _clause(clause: Clause, f: Field, level: Level) -> Any:
     op = clause.op
     if f.column is not None and f.key == level.key:
         return _direct(op, f.column(), value)
+
+    def equal(values: tuple[Any, ...]) -> Any:
+        """Equality to any of *values*, on the parts a field splits its values into (an
+        indexed gene and protein change rather than their concatenation) when it can."""
+        parts = [f.split(v) if f.split else None for v in values]
+        if all(parts):
+            return lambda src: sa.or_(*[sa.and_(*[src.c[k] == x for k, x in p.items()])
+                                        for p in parts])
+        return lambda src: src.c.value.in_(values) if len(values) > 1 else (
+            src.c.value == values[0])
+
     if op == "!=":
-        return sa.not_(_member(f, level, lambda v: v == value))
+        return sa.not_(_member(f, level, equal((value,))))
     if op == "excludeifany":
-        return sa.not_(_member(f, level, lambda v: v.in_(value)))
+        return sa.not_(_member(f, level, equal(value)))
     if op == "exclude":
-        return sa.or_(sa.not_(_member(f, level, lambda v: v.in_(value))),
-                      _member(f, level, lambda v: sa.or_(v.not_in(value), v.is_(None))))
+        return sa.or_(sa.not_(_member(f, level, equal(value))),
+                      _member(f, level, lambda src: sa.or_(src.c.value.not_in(value),
+                                                           src.c.value.is_(None))))
     if op == "is":
-        return sa.not_(_member(f, level, lambda v: v.is_not(None)))
-    return _member(f, level, lambda v: _compare(op, v, value))
+        return sa.not_(_member(f, level, lambda src: src.c.value.is_not(None)))
+    if op in ("=", "in"):
+        return _member(f, level, equal(value if op == "in" else (value,)))
+    return _member(f, level, lambda src: _compare(op, src.c.value, value))
 
 
 def _compare(op: str, column: Any, value: Any) -> Any:
@@ -80,22 +94,37 @@ def _direct(op: str, column: Any, value: Any) -> Any:
 
 
 def _member(f: Field, level: Level, condition: Any) -> Any:
-    """The level's rows with at least one value of *f* that meets *condition*."""
+    """The level's rows with at least one value of *f* that meets *condition* (a function
+    of the source subquery)."""
+    if f.key not in level.keys and level.key not in f.also and f.column is not None:
+        # a column of the finer entity's own table: no need to join the table to itself
+        lift = _lift(f.key, level)
+        own = sa.select(f.column().label("value")).subquery()  # only to name the column
+        cond = condition(own)
+        cond = _replace(cond, own.c.value, f.column())
+        sub = lift.select(lift.col(level.key)).where(cond)
+        return level.col(level.key).in_(sub.correlate(None))
     src = f.source().subquery()
     if f.key in level.keys:
-        sub = sa.select(src.c.key).where(src.c.key.is_not(None), condition(src.c.value))
+        sub = sa.select(src.c.key).where(src.c.key.is_not(None), condition(src))
         column = level.col(f.key)
         member = column.in_(sub.correlate(None))
         # an ancestor key may be NULL (a blood tube of no lesion): then it is not a member,
         # and its negation must hold, not be NULL
         return member if f.key == level.key else sa.and_(column.is_not(None), member)
     if level.key in f.also:
-        sub = sa.select(src.c[level.key]).where(condition(src.c.value))
+        sub = sa.select(src.c[level.key]).where(condition(src))
         return level.col(level.key).in_(sub.correlate(None))
     lift = _lift(f.key, level)
     sub = lift.select(lift.col(level.key)).join(src, src.c.key == lift.col(f.key)).where(
-        condition(src.c.value))
+        condition(src))
     return level.col(level.key).in_(sub.correlate(None))
+
+
+def _replace(expression: Any, old: Any, new: Any) -> Any:
+    from sqlalchemy.sql import visitors
+
+    return visitors.replacement_traverse(expression, {}, lambda e: new if e is old else None)
 
 
 def _lift(key: str, level: Level) -> Level:
@@ -103,20 +132,3 @@ def _lift(key: str, level: Level) -> Level:
         raise AssertionError(f"{key} is not finer than {level.key}")
     return LIFT[key]
 
-
-def facet(f: Field, level: Level, where: Any) -> sa.Select:
-    """``(value, count)`` rows: how many of the level's rows matching *where* have each value."""
-    src = f.source().subquery()
-    if f.key in level.keys:
-        stmt = level.select(src.c.value, sa.func.count(sa.distinct(level.col(level.key))))
-        stmt = stmt.join(src, src.c.key == level.col(f.key))
-    elif level.key in f.also:
-        stmt = level.select(src.c.value, sa.func.count(sa.distinct(level.col(level.key))))
-        stmt = stmt.join(src, src.c[level.key] == level.col(level.key))
-    else:
-        lift = _lift(f.key, level)
-        ids = level.select(level.col(level.key)).where(where).correlate(None)
-        stmt = lift.select(src.c.value, sa.func.count(sa.distinct(lift.col(level.key))))
-        stmt = stmt.join(src, src.c.key == lift.col(f.key)).where(lift.col(level.key).in_(ids))
-        return stmt.group_by(src.c.value)
-    return stmt.where(where).group_by(src.c.value)

@@ -66,10 +66,10 @@ def _available() -> Any:
 
 
 def _images(value: Any) -> sa.Select:
-    """Images by lesion (a slide's through its specimen), and by case for the others."""
-    return (sa.select(sa.func.coalesce(Image.lesion_id, Specimen.lesion_id).label("key"),
-                      Image.case_id.label("case_id"), value.label("value"))
-            .select_from(Image).outerjoin(Specimen, Specimen.id == Image.specimen_id))
+    """Images by lesion (a slide's lesion is recorded from its specimen when registered),
+    and by case for those of no lesion in particular."""
+    return sa.select(Image.lesion_id.label("key"), Image.case_id.label("case_id"),
+                     value.label("value"))
 
 
 def _image_flags() -> sa.Select:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from biobank.models import Case, CollectionEvent, Lesion, Participant, Specimen
+from biobank.models import Case, Lesion, Participant, Specimen
 from biobank.models.vocab import Lineage
 from biobank.query.filters import FieldSpec
 
@@ -51,6 +51,9 @@ class Field:
     #: coarser keys the source also selects (labelled by key name), for rows that have no
     #: value of ``key``: an image of a case taken of no particular lesion
     also: tuple[str, ...] = ()
+    #: a value as equalities on other columns of the source (``"BRAF V600E"`` →
+    #: gene and protein change), so that ``=`` and ``in`` use their index; None: cannot
+    split: Callable[[Any], dict[str, Any] | None] | None = None
 
     def __post_init__(self) -> None:
         if self.key not in KEYS:
@@ -117,15 +120,13 @@ def _specimen_columns() -> dict[str, Any]:
     return {
         "specimen_id": Specimen.id,
         "lesion_id": Specimen.lesion_id,
-        "case_id": sa.func.coalesce(Lesion.case_id, CollectionEvent.case_id),
+        "case_id": Specimen.case_id,
         "participant_id": Specimen.participant_id,
     }
 
 
 def _specimen_joins(stmt: sa.Select) -> sa.Select:
-    return (stmt.select_from(Specimen)
-            .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
-            .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id))
+    return stmt.select_from(Specimen)
 
 
 LEVELS: dict[str, Level] = {
@@ -162,6 +163,16 @@ LIFT = {"specimen_id": LEVELS["specimens"], "lesion_id": LEVELS["lesions"],
 class FieldRegistry:
     def __init__(self) -> None:
         self._fields: dict[str, Field] = {}
+        #: prefix → (builder of a field from its full name, its catalogue entry)
+        self._families: dict[str, tuple[Callable[[str], Field | None], dict[str, Any]]] = {}
+
+    def add_family(self, prefix: str, build: Callable[[str], Field | None],
+                   describe: dict[str, Any]) -> None:
+        """Fields named ``<prefix><something>``, built when asked for (``expression.BRAF``)."""
+        self._families[prefix] = (build, describe)
+
+    def families(self) -> list[dict[str, Any]]:
+        return [entry for _build, entry in self._families.values()]
 
     def add(self, fields: Iterable[Field]) -> None:
         for f in fields:
@@ -170,13 +181,18 @@ class FieldRegistry:
             self._fields[f.name] = f
 
     def get(self, name: str) -> Field | None:
-        return self._fields.get(name)
+        found = self._fields.get(name)
+        if found is None:
+            for prefix, (build, _entry) in self._families.items():
+                if name.startswith(prefix) and len(name) > len(prefix):
+                    return build(name)
+        return found
 
     def names(self) -> list[str]:
         return sorted(self._fields)
 
     def spec(self, name: str) -> FieldSpec | None:
-        f = self._fields.get(name)
+        f = self.get(name)
         return f.spec if f else None
 
     def __iter__(self) -> Any:
@@ -194,6 +210,11 @@ class _Holder:
 def register_fields(app: Flask, fields: Iterable[Field]) -> None:
     """Add a package's fields to *app*'s registry (called from the package's ``init_app``)."""
     app.extensions.setdefault(_EXTENSION, _Holder()).registry.add(fields)
+
+
+def register_family(app: Flask, prefix: str, build: Callable[[str], Field | None],
+                    describe: dict[str, Any]) -> None:
+    app.extensions.setdefault(_EXTENSION, _Holder()).registry.add_family(prefix, build, describe)
 
 
 def registry() -> FieldRegistry:

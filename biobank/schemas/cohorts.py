@@ -85,3 +85,7 @@ class ManifestArgsSchema(BaseSchema):
     stratify_by = fields.String(validate=validate.OneOf(["diagnosis"]))
     keep_test = fields.Boolean(load_default=True, metadata=describe(
         "Keep earlier test patients in test (otherwise such an export is refused)"))
+
+
+class MuDataArgsSchema(BaseSchema):
+    snapshot = fields.Integer(metadata=describe("Snapshot to export (default: the newest)"))

@@ -39,7 +39,6 @@ from biobank.models import (
     CohortSnapshot,
     CohortSnapshotMember,
     CohortSnapshotObject,
-    CollectionEvent,
     ConsentResponse,
     ConsentTier,
     Image,
@@ -232,7 +231,7 @@ def _labels(level: str, ids: list[int]) -> list[str]:
 # --- objects and manifests -----------------------------------------------------------------
 
 def _case_of_specimen() -> Any:
-    return sa.func.coalesce(Lesion.case_id, CollectionEvent.case_id)
+    return Specimen.case_id
 
 
 def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
@@ -259,8 +258,6 @@ def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
              .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
              .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
              .outerjoin(parent, parent.id == Specimen.parent_id)
-             .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
-             .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
              .where(OmicsFile.status != FileStatus.FAILED, spec_match))
     images = sa.select(Image.id).where(image_match)
     return ([("omics", i) for i in db.session.scalars(omics)]
@@ -283,8 +280,6 @@ def manifest_rows(snapshot: CohortSnapshot, *, drs_host: str = "") -> list[dict[
              .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
              .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
              .outerjoin(parent, parent.id == Specimen.parent_id)
-             .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
-             .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
              .where(OmicsFileSample.id.in_(objects.where(CohortSnapshotObject.kind == "omics"))))
     raw = list(db.session.execute(omics))
     images = (sa.select(Image.modality, Image.filename, Image.size_bytes, Image.sha256,
@@ -541,3 +536,70 @@ def export_metadata(result: Export, snapshot: CohortSnapshot) -> dict[str, str]:
         "stratify_by": record.stratify_by or "", "checks": json.dumps(result.checks),
         "created_at": (record.created_at or dt.datetime.now(dt.UTC)).isoformat(),
     }
+
+
+def write_mudata(snapshot: CohortSnapshot, path: Any) -> dict[str, int]:
+    """The snapshot's ingested omics matrices as one MuData file (``.h5mu``).
+
+    One modality per omics kind (``rna_seq``, ``methylation``, ``proteomics``,
+    ``metabolomics``), files of a kind joined on their features; observations are the
+    snapshot's aliquots (by barcode) with their pseudonymous participant, case, lesion and
+    diagnosis. Variant files are not matrices and stay in the manifest.
+    """
+    import anndata as ad
+    import mudata as md
+    import pandas as pd
+
+    from omics.models import OmicsFile, OmicsFileSample
+    from omics.services import storage_root
+
+    objects = (sa.select(CohortSnapshotObject.object_id)
+               .where(CohortSnapshotObject.snapshot_id == snapshot.id,
+                      CohortSnapshotObject.kind == "omics"))
+    rows = db.session.execute(
+        sa.select(OmicsFile.id, OmicsFile.kind, OmicsFile.matrix_uri, OmicsFileSample.sample_name,
+                  Specimen.barcode, Specimen.participant_id, Specimen.case_id, Specimen.lesion_id)
+        .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
+        .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
+        .where(OmicsFileSample.id.in_(objects), OmicsFile.matrix_uri.is_not(None))
+        .order_by(OmicsFile.id, OmicsFileSample.id)).all()
+    if not rows:
+        raise Conflict("this snapshot has no ingested omics matrix (RNA-Seq, methylation, "
+                       "proteomics, metabolomics)", field="snapshot")
+    cases = _cases({r.case_id for r in rows})
+    lesions = _lesions({r.lesion_id for r in rows})
+    participants = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
+        Participant.id.in_({r.participant_id for r in rows}))).all())
+    by_kind: dict[str, list[Any]] = defaultdict(list)
+    by_file: dict[int, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_file[r.id].append(r)
+    for file_rows in by_file.values():
+        first = file_rows[0]
+        adata = ad.read_h5ad(storage_root() / first.matrix_uri)
+        names = [r.sample_name for r in file_rows if r.sample_name in adata.obs_names]
+        part = adata[names].copy()
+        info = {r.sample_name: r for r in file_rows}
+        part.obs_names = [info[n].barcode for n in names]
+        part.obs = pd.DataFrame({
+            "participant": [participants[info[n].participant_id] for n in names],
+            "case": [cases.get(info[n].case_id, {}).get("code") for n in names],
+            "lesion": [(lesions.get(info[n].lesion_id) or {}).get("code") for n in names],
+            "diagnosis": [cases.get(info[n].case_id, {}).get("disease_group") for n in names],
+        }, index=part.obs_names)
+        for layer in list(part.layers):  # keep the values, not bookkeeping layers
+            if layer != "counts":
+                del part.layers[layer]
+        by_kind[first.kind.value].append(part)
+    modalities = {}
+    for kind, parts in by_kind.items():
+        joined = parts[0] if len(parts) == 1 else ad.concat(parts, join="outer", merge="first")
+        joined.obs_names_make_unique()
+        modalities[kind] = joined
+    with md.set_options(pull_on_update=False):  # the modalities keep their own columns
+        mdata = md.MuData(modalities)
+        mdata.uns["lims"] = {"snapshot_id": snapshot.id, "cohort_id": snapshot.cohort_id,
+                             "data_release": snapshot.data_release,
+                             "manifest_sha256": snapshot.manifest_sha256}
+        mdata.write(str(path))
+    return {kind: a.n_obs for kind, a in modalities.items()}

@@ -484,6 +484,7 @@ class Importer:
         self.missing_participants: set[str] = set()
         self.cases: dict[str, tuple[int, int]] = {}  # code → (id, participant id)
         self.visits: dict[tuple[int, dt.datetime, CollectionProcedure], int] = {}
+        self.visit_cases: dict[int, int | None] = {}  # visit id → its case (the specimens' too)
         self.loaded_visits: set[int] = set()
         self.specimens = _SpecimenIndex()
         self._barcodes: dict[str, list[str]] = {}
@@ -758,10 +759,12 @@ class Importer:
             raise RowError("collected_at", "in the future")
         if participant.line is None and participant.id not in self.loaded_visits:
             self.loaded_visits.add(participant.id)
-            for ident, at, proc in db.session.execute(sa.select(
-                    CollectionEvent.id, CollectionEvent.collected_at, CollectionEvent.procedure)
+            for ident, at, proc, visit_case in db.session.execute(sa.select(
+                    CollectionEvent.id, CollectionEvent.collected_at, CollectionEvent.procedure,
+                    CollectionEvent.case_id)
                     .where(CollectionEvent.participant_id == participant.id)):
                 self.visits[(participant.id, at, proc)] = ident
+                self.visit_cases[ident] = visit_case
         key = (participant.id, when, procedure)
         ident = self.visits.get(key)
         if ident is None:
@@ -772,6 +775,7 @@ class Importer:
                     "site_id": participant.site_id, "collected_at": when,
                     "collector": v.get("collector"), "procedure": procedure, "notes": None})
                 ident = row["id"]
+                self.visit_cases[ident] = case_id
             self.visits[key] = ident
         return ident
 
@@ -880,6 +884,7 @@ class Importer:
             "id": ident, "barcode": barcode, "label": v.get("label"),
             "manufacturer_barcode": made, "participant_id": participant.id,
             "collection_event_id": visit_id, "lesion_id": None, "site_id": site_id,
+            "case_id": self.visit_cases.get(visit_id),
             "parent_id": parent.id if parent else None, "lineage": lineage,
             "material_type": material,
             "pathology_status": v.get("pathology_status", PathologyStatus.NOT_SPECIFIED),

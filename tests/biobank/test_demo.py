@@ -10,11 +10,13 @@ from biobank.demo import load_demo
 from biobank.models import Case, CustodyEvent, Participant, Site, Specimen, StorageContainer
 from biobank.models.vocab import DiseaseGroup, Lineage, MaterialType
 from biobank.services.custody import event_hash
+from tests.biobank.models.test_specimens import stale_case_ids
 
 
 def test_demo_biobank_is_realistic_and_consistent(db_session):
     counts = load_demo(seed=7, participants=300)
     assert counts["participants"] == 300
+    assert stale_case_ids(db_session) == []
     assert 2500 <= counts["specimens"] <= 4500
 
     groups = dict(db_session.execute(

@@ -177,6 +177,21 @@ def test_rnaseq_matrix_qc_and_one_gene_across_samples(client, make, site, techni
     failed["content"]["value"] = True
     assert client.post("/api/v1/query/cases", headers=h, json={"filters": failed}).json[
         "total"] == 0
+    # expression in counts per million, read from the stored matrix when asked
+    cpm = {n: 1e6 * v / qc[n]["total_counts"] for n, v in (("MEL-R1", 812), ("MEL-R2", 455))}
+    assert cpm["MEL-R1"] != cpm["MEL-R2"]
+    high, low = sorted(cpm, key=cpm.get, reverse=True)
+    between = (cpm[high] + cpm[low]) / 2
+    above = {"op": ">", "content": {"field": "expression.BRAF", "value": between}}
+    r = client.post("/api/v1/query/aliquots", headers=h, json={"filters": above})
+    assert r.status_code == 200, r.json
+    assert [hit["barcode"] for hit in r.json["hits"]] == [dna[high].barcode], r.json
+    above["content"]["field"] = "expression.NOSUCHGENE"
+    r = client.post("/api/v1/query/aliquots", headers=h, json={"filters": above})
+    assert r.json["total"] == 0, r.json
+    above["content"]["field"] = "expression.BRAF'--"
+    r = client.post("/api/v1/query/aliquots", headers=h, json={"filters": above})
+    assert r.status_code == 400 and "unknown field" in r.json["detail"]
 
 
 def test_metabolomics_mztab_and_bad_matrices(client, technician, headers, tmp_path):

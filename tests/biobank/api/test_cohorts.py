@@ -234,3 +234,32 @@ def test_splits_are_deterministic_grouped_and_stratified():
         counts = Counter(a[p] for p in members)
         for name, share in ratios.items():
             assert abs(counts[name] / len(members) - share) <= 1 / len(members) + 1e-9
+
+
+def test_mudata_of_a_cohorts_matrices(client, bank, technician, manager, headers, tmp_path):
+    import mudata
+
+    from tests.omics.test_vcf import FIXTURES
+
+    h = headers(manager)
+    r = _upload(client, headers(technician), FIXTURES / "rnaseq-counts.tsv", kind="rna_seq",
+                sample_map={"MEL-R1": bank.dna1.barcode, "MEL-R2": bank.a2.barcode})
+    assert r.status_code == 201, r.json
+    cohort = make_cohort(client, h, eq("cases.disease_group", "melanoma"), level="cases")
+    r = client.get(f"/api/v1/cohorts/{cohort['id']}/mudata", headers=h)
+    assert r.status_code == 409 and "freeze it first" in r.json["detail"]
+    freeze(client, h, cohort["id"])
+    r = client.get(f"/api/v1/cohorts/{cohort['id']}/mudata", headers=h)
+    assert r.status_code == 200, r.json
+    path = tmp_path / "cohort.h5mu"
+    path.write_bytes(r.data)
+    with mudata.set_options(pull_on_update=False):
+        mdata = mudata.read_h5mu(path)
+    rna = mdata.mod["rna_seq"]
+    assert sorted(rna.obs_names) == sorted([bank.dna1.barcode, bank.a2.barcode])
+    assert rna.n_vars == 8 and "MEL-R3" not in rna.obs_names  # unlinked sample left out
+    assert dict(zip(rna.obs_names, rna.obs["case"], strict=True)) == {
+        bank.dna1.barcode: "Q-C1", bank.a2.barcode: "Q-C2"}
+    assert mdata.uns["lims"]["manifest_sha256"]
+    assert client.get(f"/api/v1/cohorts/{cohort['id']}/mudata",
+                      headers=headers(technician)).status_code == 403  # managers export

@@ -213,6 +213,7 @@ def test_mapping_lists_fields_of_every_package(client, admin, headers):
     assert fields["cases.disease_group"]["values"] == [g.value for g in DiseaseGroup]
     assert fields["variants.gene_aa_change"]["package"] == "omics"
     assert fields["specimens.volume_ul"]["unit"] == "µL"
+    assert fields["expression.<gene>"]["unit"] == "CPM"  # a family: expression.BRAF, ...
     assert {lvl["level"] for lvl in r.json["levels"]} == {
         "participants", "cases", "lesions", "specimens", "aliquots"}
 

@@ -34,6 +34,7 @@ from biobank.models.vocab import (
 )
 from biobank.services import imports
 from biobank.services.ledger import verify_ledger
+from tests.biobank.models.test_specimens import stale_case_ids
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "fixtures" / "imports"
 MASTER = FIXTURES / "master-specimens.csv"
@@ -78,6 +79,7 @@ def test_master_file_creates_participants_cases_visits_specimens_and_placements(
     assert job.rows_read == 10
     assert job.created == {"participants": 3, "participant_phi": 3, "cases": 3,
                            "collection_events": 5, "specimens": 10, "custody_events": 27}
+    assert stale_case_ids(db_session) == []
 
     case = db_session.scalar(sa.select(Case).where(Case.code == "IMPC-000001"))
     assert case.breslow_mm == Decimal("2.10") and case.ulceration and case.ajcc_stage is AjccStage.IIB
