@@ -67,6 +67,8 @@ def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
     if "container_id" in data:
         box = get_visible(StorageContainer, data["container_id"], actor, field="container_id")
         return services.print_box(box, contents=data["box_contents"], **options)
+    if "import_id" in data:
+        return services.print_import(data["import_id"], **options)
     specimens = [get_visible(Specimen, sid, actor, field="specimen_ids")
                  for sid in data["specimen_ids"]]
     return services.print_specimens(specimens, **options)

@@ -42,13 +42,17 @@ class PrintJobCreateSchema(BaseSchema):
     container_id = fields.Integer(metadata=describe("A box: its own label, or its contents"))
     box_contents = fields.Boolean(load_default=False, metadata=describe(
         "With container_id: a label for every specimen in the box"))
+    import_id = fields.Integer(metadata=describe(
+        "A bulk import that succeeded: a label for every specimen it created"))
     copies = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
     reprint_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
     @validates_schema
     def _what(self, data: dict, **_kwargs: object) -> None:
-        if bool(data.get("specimen_ids")) == ("container_id" in data):
-            raise ValidationError("give specimen_ids or container_id", "specimen_ids")
+        given = [k for k in ("specimen_ids", "container_id", "import_id") if data.get(k)]
+        if len(given) != 1:
+            raise ValidationError("give one of specimen_ids, container_id or import_id",
+                                  "specimen_ids")
 
 
 class PrintJobSchema(BaseSchema):

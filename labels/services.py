@@ -120,6 +120,35 @@ def print_specimens(specimens: list[Specimen], **options: Any) -> PrintJob:
     return create_print_job((specimen_values(s) for s in specimens), **options)
 
 
+#: most labels one job of an import prints (a bigger import prints box by box)
+MAX_IMPORT_LABELS = 20_000
+
+
+def print_import(import_id: int, **options: Any) -> PrintJob:
+    """Labels for every specimen a succeeded bulk import created, in barcode order."""
+    from biobank.models import CustodyEvent, ImportJob, ImportStatus
+
+    job = db.session.get(ImportJob, import_id)
+    actor = options["actor"]
+    if job is None or (not actor.is_admin and job.created_by_id != actor.id):
+        raise InvalidInput(f"no import {import_id} of yours", field="import_id")
+    if job.status is not ImportStatus.SUCCEEDED:
+        raise InvalidState(f"import {import_id} is {job.status.value}: only a succeeded import "
+                           "has specimens to label", field="import_id")
+    created = (sa.select(CustodyEvent.specimen_id)
+               .where(CustodyEvent.seq == 1,
+                      CustodyEvent.details["import"].as_integer() == import_id))
+    specimens = list(db.session.scalars(sa.select(Specimen).where(Specimen.id.in_(created))
+                                        .order_by(Specimen.barcode)
+                                        .limit(MAX_IMPORT_LABELS + 1)))
+    if len(specimens) > MAX_IMPORT_LABELS:
+        raise InvalidInput(f"import {import_id} created more than {MAX_IMPORT_LABELS:,} "
+                           "specimens: print them box by box", field="import_id")
+    if not specimens:
+        raise InvalidInput(f"import {import_id} created no specimen", field="import_id")
+    return print_specimens(specimens, **options)
+
+
 def print_box(box: StorageContainer, *, contents: bool, **options: Any) -> PrintJob:
     """The box's own label, or a label for every specimen in it (in position order)."""
     check_site(options["actor"], box.site_id, field="container_id")

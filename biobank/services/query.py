@@ -133,8 +133,9 @@ def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = Non
     node = parse_filters(filters, fields)
     facet_names = parse_facets(facets, fields)
     scope = _site_scope(lvl, actor)
-    where = sa.and_(compiler.predicate(node, lvl, fields), scope)
-    total, facet_rows = _counts(lvl, node, facet_names, scope, fields)
+    page = 0 if counts_only(actor) or size == 0 else size + 1
+    total, facet_rows, ids = _counts(lvl, node, facet_names, scope, fields, page=page,
+                                     after=after)
     result = QueryResult(level=level, total=suppress(total, actor))
     for name in facet_names:
         buckets = [{"key": key, "doc_count": suppress(count, actor)}
@@ -146,13 +147,6 @@ def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = Non
         result.hits_withheld = ("researchers see counts, with counts under 5 shown as <5, until "
                                 "a request for these samples is approved")
         return result
-    if size == 0:
-        return result
-    key = lvl.col(lvl.key)
-    stmt = lvl.select(key).where(where)
-    if after is not None:
-        stmt = stmt.where(key > after)
-    ids = list(db.session.scalars(stmt.order_by(key).limit(size + 1)))
     if len(ids) > size:
         ids = ids[:size]
         result.next_cursor = ids[-1]
@@ -161,8 +155,10 @@ def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = Non
 
 
 def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
-            fields: FieldRegistry) -> tuple[int, dict[str, list[tuple[Any, int]]]]:
-    """The total and every facet in one statement.
+            fields: FieldRegistry, *, page: int = 0, after: int | None = None,
+            ) -> tuple[int, dict[str, list[tuple[Any, int]]], list[int]]:
+    """The total, every facet and the ids of one page (*page* rows after *after*), in one
+    statement.
 
     Each clause of the filter is evaluated once, into a flag column of a materialized CTE of
     the level's rows; the total counts rows whose flags satisfy the whole filter, and each
@@ -222,14 +218,23 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
                                sa.func.count(sa.distinct(own)).label("n"))
                      .select_from(joined).where(holds(without_field(flagged, name)))
                      .group_by(value))
+    if page:
+        hits = (sa.select(own.label("id")).where(holds(flagged))
+                .where(own > (after if after is not None else -1))
+                .order_by(own).limit(page).subquery())
+        parts.append(sa.select(sa.literal("#hit").label("facet"),
+                               sa.cast(sa.null(), sa.String).label("key"), hits.c.id))
     total = 0
     facets: dict[str, list[tuple[Any, int]]] = {}
+    ids: list[int] = []
     for facet_name, key, n in db.session.execute(sa.union_all(*parts)):
         if not facet_name:
             total = n
+        elif facet_name == "#hit":
+            ids.append(n)
         elif key is not None:
             facets.setdefault(facet_name, []).append((_facet_key(fields.get(facet_name), key), n))
-    return total, facets
+    return total, facets, sorted(ids)
 
 
 def _facet_key(f: Any, key: str) -> Any:

@@ -92,3 +92,30 @@ def test_upload_bad_files_and_roles(client, manager, technician, admin, headers,
     # another manager's job is not visible; an administrator sees it
     job_id = r.json["id"]
     assert client.get(f"/api/v1/imports/{job_id}", headers=headers(admin)).status_code == 200
+
+
+def test_labels_for_every_specimen_an_import_created(client, manager, technician, headers,
+                                                     storage, db_session, tmp_path):  # noqa: F811
+    from tests.labels.render.test_pdf import decode, decoders  # noqa: F401
+
+    h = headers(manager)
+    job = _upload(client, h, MASTER).json
+    r = client.post("/api/v1/print-jobs/", headers=h, json={
+        "template": "tube-side-code128", "import_id": job["id"]})
+    assert r.status_code == 201, r.json
+    barcodes = sorted(db_session.scalars(sa.select(Specimen.barcode)))
+    assert r.json["label_count"] == 10 and sorted(r.json["barcodes"]) == barcodes
+    pdf = client.get(r.json["document_url"], headers=h).data
+    found = set().union(*(codes for _dm, codes in decode(pdf, tmp_path, 300, datamatrix=False)))
+    assert found == set(barcodes)  # every label decodes to its own barcode
+
+    failed = _upload(client, h, FIXTURES / "master-one-bad-row.csv").json
+    r = client.post("/api/v1/print-jobs/", headers=h, json={
+        "template": "tube-side-code128", "import_id": failed["id"]})
+    assert r.status_code == 409 and "only a succeeded import" in r.json["detail"]
+    r = client.post("/api/v1/print-jobs/", headers=headers(technician), json={
+        "template": "tube-side-code128", "import_id": job["id"]})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "import_id"  # not theirs
+    r = client.post("/api/v1/print-jobs/", headers=h, json={
+        "template": "tube-side-code128", "import_id": job["id"], "specimen_ids": [1]})
+    assert r.status_code == 422
