@@ -43,6 +43,7 @@ def register_api(app: Flask) -> None:
         participants,
         query,
         rack_scans,
+        requests,
         scans,
         sites,
         specimens,
@@ -52,7 +53,7 @@ def register_api(app: Flask) -> None:
     api.init_app(app)
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
                    specimens, containers, scans, rack_scans, imports, query,
-                   cohorts, images):
+                   cohorts, images, requests):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)

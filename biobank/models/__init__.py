@@ -15,6 +15,7 @@ from biobank.models.custody import CustodyEvent
 from biobank.models.images import Image, ImageModality
 from biobank.models.imports import ImportJob, ImportProblem, ImportStatus
 from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
+from biobank.models.requests import RequestSignature, RequestStatus, SampleRequest
 from biobank.models.scans import (
     BarcodeSequence,
     CustodyCheckpoint,
@@ -65,6 +66,9 @@ __all__ = [
     "PositionScheme",
     "RackScan",
     "RackScanStatus",
+    "RequestSignature",
+    "RequestStatus",
+    "SampleRequest",
     "Scan",
     "ScanAction",
     "Site",

@@ -1,0 +1,89 @@
+"""Sample requests: feasibility at once, submission, e-signed decision, withdrawal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from biobank.auth import ALL_ROLES, MANAGERS, current_actor, roles_required
+from biobank.db import transaction
+from biobank.schemas.requests import (
+    DecisionSchema,
+    FeasibilityArgsSchema,
+    FeasibilitySchema,
+    RequestCreateSchema,
+    RequestQuerySchema,
+    RequestSchema,
+)
+from biobank.services import requests
+
+blp = Blueprint("requests", __name__, description="Researchers' sample requests and their "
+                "e-signed decisions")
+
+
+@blp.route("/")
+class RequestsView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(RequestQuerySchema, location="query")
+    @blp.response(200, RequestSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """Requests: one's own; managers see every request"""
+        return requests.list_requests(current_actor(), args.get("status"))
+
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(RequestCreateSchema)
+    @blp.response(201, RequestSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Request material from the cases of a cohort; feasibility is computed at once"""
+        with transaction():
+            request = requests.submit(actor=current_actor(), **data)
+        return request
+
+
+@blp.route("/feasibility")
+class FeasibilityView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(FeasibilityArgsSchema)
+    @blp.response(200, FeasibilitySchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """How many cases could be served now, and why the others could not (nothing saved)"""
+        return requests.preview(actor=current_actor(), **data)
+
+
+@blp.route("/<int:request_id>")
+class RequestView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RequestSchema)
+    def get(self, request_id: int) -> Any:
+        """One request with its signatures"""
+        return requests.get_request(request_id, current_actor())
+
+
+@blp.route("/<int:request_id>/decision")
+class DecisionView(MethodView):
+    @roles_required(*MANAGERS)
+    @blp.arguments(DecisionSchema)
+    @blp.response(200, RequestSchema)
+    def post(self, data: dict[str, Any], request_id: int) -> Any:
+        """Approve or reject: an electronic signature (password re-entered; name, time and
+        meaning recorded). Nobody decides their own request; a rejection needs a reason."""
+        actor = current_actor()
+        with transaction():
+            request = requests.decide(requests.get_request(request_id, actor), actor=actor,
+                                      approve=data["decision"] == "approve",
+                                      password=data["password"], reason=data.get("reason"))
+        return request
+
+
+@blp.route("/<int:request_id>/withdraw")
+class WithdrawView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RequestSchema)
+    def post(self, request_id: int) -> Any:
+        """Withdraw one's own request before it is decided"""
+        actor = current_actor()
+        with transaction():
+            request = requests.withdraw(requests.get_request(request_id, actor), actor=actor)
+        return request

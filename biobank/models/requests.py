@@ -1,0 +1,76 @@
+"""Researchers' sample requests and the electronic signatures that decide them."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from biobank.db import created_at, db, intpk, str32, str64, str128, str255, updated_at
+from biobank.models.cohorts import Cohort, CohortSnapshot
+from biobank.models.users import User
+
+
+class RequestStatus(enum.Enum):
+    SUBMITTED = "submitted"  # waiting for a manager's decision
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # by the researcher, before a decision
+
+
+class SampleRequest(db.Model):
+    """A researcher's request for material from the cases of a cohort.
+
+    ``requirements`` say what each case must give (material, minimum quantity and unit,
+    aliquots per case, pathology status, most freeze–thaw cycles); ``consent_scopes`` what
+    every participant must have consented to. ``feasibility`` is the answer computed when
+    the request was submitted (and again at the decision).
+    """
+
+    __tablename__ = "sample_requests"
+
+    id: Mapped[intpk]
+    code: Mapped[str32] = mapped_column(unique=True)
+    title: Mapped[str255]
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    ethics_reference: Mapped[str64] = mapped_column(comment="Ethics committee approval number")
+    requester_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    cohort_id: Mapped[int] = mapped_column(sa.ForeignKey("cohorts.id"))
+    snapshot_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cohort_snapshots.id"))
+    requirements: Mapped[dict[str, Any]]
+    consent_scopes: Mapped[list[str]]
+    feasibility: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[RequestStatus] = mapped_column(default=RequestStatus.SUBMITTED, index=True)
+    decision_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[created_at]
+    updated_at: Mapped[updated_at]
+
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
+    cohort: Mapped[Cohort] = relationship()
+    snapshot: Mapped[CohortSnapshot | None] = relationship()
+    signatures: Mapped[list[RequestSignature]] = relationship(
+        back_populates="request", order_by="RequestSignature.id")
+
+
+class RequestSignature(db.Model):
+    """An electronic signature (21 CFR Part 11 §11.50): who signed, when, and its meaning.
+
+    The signer re-entered their password; ``content_sha256`` is the hash of the request as
+    signed, so a later change to the request no longer matches its signature.
+    """
+
+    __tablename__ = "request_signatures"
+
+    id: Mapped[intpk]
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("sample_requests.id"), index=True)
+    signer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    signer_name: Mapped[str128] = mapped_column(comment="Printed name of the signer")
+    meaning: Mapped[str32] = mapped_column(comment="approved or rejected")
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    signed_at: Mapped[created_at]
+
+    request: Mapped[SampleRequest] = relationship(back_populates="signatures")
+    signer: Mapped[User] = relationship()

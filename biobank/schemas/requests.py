@@ -1,0 +1,77 @@
+"""Sample request schemas."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from biobank.schemas.base import BaseSchema, describe
+
+REQUIREMENTS_TEXT = ("Per case: material_type (MIABIS), min_quantity with its unit, "
+                     "aliquots_per_case (default 1), pathology_status, max_freeze_thaw")
+
+
+class _Target(BaseSchema):
+    cohort_id = fields.Integer(required=True, metadata=describe("A cohort of cases or lesions"))
+    snapshot_id = fields.Integer(allow_none=True, metadata=describe(
+        "A frozen snapshot of it (default: the cohort's filter as it answers now)"))
+    requirements = fields.Dict(required=True, metadata=describe(REQUIREMENTS_TEXT))
+    consent_scopes = fields.List(fields.String(), load_default=list, metadata=describe(
+        "Scopes every participant must have consented to, e.g. genetic_research"))
+
+
+class FeasibilityArgsSchema(_Target):
+    pass
+
+
+class RequestCreateSchema(_Target):
+    title = fields.String(required=True, validate=validate.Length(min=3, max=255))
+    purpose = fields.String(required=True, validate=validate.Length(min=10, max=20_000))
+    ethics_reference = fields.String(required=True, validate=validate.Length(min=2, max=64),
+                                     metadata=describe("Ethics committee approval number"))
+
+
+class DecisionSchema(BaseSchema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    password = fields.String(required=True, load_only=True, metadata=describe(
+        "The manager's password, re-entered: the decision is an electronic signature"))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=5000),
+                           metadata=describe("Required to reject"))
+
+
+class FeasibilitySchema(BaseSchema):
+    cases = fields.Raw()
+    servable = fields.Raw(metadata=describe("Cases that can be served now (\"<5\" for researchers)"))
+    not_servable = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata=describe(
+        "Cases that cannot, by reason"))
+    checked_at = fields.String()
+
+
+class SignatureSchema(BaseSchema):
+    signer = fields.String(attribute="signer_name", metadata=describe("Printed name"))
+    meaning = fields.String()
+    reason = fields.String(allow_none=True)
+    signed_at = fields.DateTime()
+    content_sha256 = fields.String()
+
+
+class RequestSchema(BaseSchema):
+    id = fields.Integer()
+    code = fields.String()
+    title = fields.String()
+    purpose = fields.String()
+    ethics_reference = fields.String()
+    requester = fields.Function(lambda r: r.requester.username)
+    cohort_id = fields.Integer()
+    snapshot_id = fields.Integer(allow_none=True)
+    requirements = fields.Dict()
+    consent_scopes = fields.List(fields.String())
+    feasibility = fields.Nested(FeasibilitySchema)
+    status = fields.Function(lambda r: r.status.value)
+    decision_reason = fields.String(allow_none=True)
+    signatures = fields.List(fields.Nested(SignatureSchema))
+    created_at = fields.DateTime()
+
+
+class RequestQuerySchema(BaseSchema):
+    status = fields.String(validate=validate.OneOf(["submitted", "approved", "rejected",
+                                                    "withdrawn"]))

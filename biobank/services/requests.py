@@ -1,0 +1,299 @@
+"""Sample requests: submit with feasibility at once, decide with an electronic signature.
+
+Feasibility answers, case by case, whether the biobank can serve the request now and, when
+it cannot, why: no such material in storage, no consent for a needed scope, not enough
+left, too many freeze–thaw cycles. A decision is an electronic signature in the manner of
+21 CFR Part 11 §11.50: the manager re-enters their password, and the signature records the
+printed name, the time, the meaning (approved or rejected) and the hash of what was signed.
+Nobody decides their own request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash
+
+from biobank.auth import has_role
+from biobank.db import db, utcnow
+from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
+from biobank.models import (
+    Case,
+    CohortSnapshotMember,
+    ConsentResponse,
+    ConsentTier,
+    Lesion,
+    RequestSignature,
+    RequestStatus,
+    SampleRequest,
+    Specimen,
+    User,
+)
+from biobank.models.vocab import (
+    ConsentDecision,
+    ConsentScope,
+    MaterialType,
+    PathologyStatus,
+    QuantityUnit,
+    Role,
+    SpecimenStatus,
+)
+from biobank.services import cohorts as cohort_service
+from biobank.services import query
+
+NO_MATERIAL = "no such material in storage"
+NO_CONSENT = "no consent for a needed scope"
+NOT_ENOUGH = "not enough material left"
+FREEZE_THAW = "too many freeze–thaw cycles"
+REQUEST_LEVELS = ("cases", "lesions")
+
+
+def check_requirements(raw: dict[str, Any]) -> dict[str, Any]:
+    """Normalise the per-case requirements, or InvalidInput naming the field."""
+    def enum_value(enum_cls: Any, key: str, *, required: bool = False) -> str | None:
+        value = raw.get(key)
+        if value in (None, ""):
+            if required:
+                raise InvalidInput(f"{key} is required", field=f"requirements.{key}")
+            return None
+        try:
+            return enum_cls(value).value
+        except ValueError:
+            raise InvalidInput(f"unknown {key} {value!r}", field=f"requirements.{key}",
+                               allowed=[m.value for m in enum_cls]) from None
+
+    out: dict[str, Any] = {"material_type": enum_value(MaterialType, "material_type",
+                                                       required=True),
+                           "pathology_status": enum_value(PathologyStatus, "pathology_status"),
+                           "unit": enum_value(QuantityUnit, "unit")}
+    minimum = raw.get("min_quantity")
+    if minimum is not None:
+        try:
+            minimum = Decimal(str(minimum))
+        except ArithmeticError:
+            raise InvalidInput("min_quantity must be a number",
+                               field="requirements.min_quantity") from None
+        if minimum <= 0:
+            raise InvalidInput("min_quantity must be more than 0",
+                               field="requirements.min_quantity")
+        if out["unit"] is None:
+            raise InvalidInput("a min_quantity needs its unit", field="requirements.unit")
+        out["min_quantity"] = str(minimum)
+    for key, low, high, default in (("aliquots_per_case", 1, 20, 1),
+                                    ("max_freeze_thaw", 0, 50, None)):
+        value = raw.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not low <= value <= high):
+            raise InvalidInput(f"{key} must be a whole number from {low} to {high}",
+                               field=f"requirements.{key}")
+        out[key] = value
+    extra = sorted(set(raw) - {"material_type", "pathology_status", "unit", "min_quantity",
+                               "aliquots_per_case", "max_freeze_thaw"})
+    if extra:
+        raise InvalidInput(f"unknown requirement(s) {', '.join(extra)}", field="requirements")
+    return out
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    out = []
+    for scope in scopes:
+        try:
+            out.append(ConsentScope(scope).value)
+        except ValueError:
+            raise InvalidInput(f"unknown consent scope {scope!r}", field="consent_scopes",
+                               allowed=[s.value for s in ConsentScope]) from None
+    return sorted(set(out))
+
+
+def cases_of(cohort_id: int, snapshot_id: int | None, actor: User) -> tuple[Any, Any, list[int]]:
+    """The cohort, its snapshot (if one is named) and the ids of its cases."""
+    cohort = cohort_service.get_cohort(cohort_id, actor)
+    if cohort.level not in REQUEST_LEVELS:
+        raise InvalidInput(f"a request is for the cases of a cohort of cases or lesions, not "
+                           f"{cohort.level}", field="cohort_id")
+    snapshot = None
+    if snapshot_id is not None:
+        snapshot = cohort_service.get_snapshot(snapshot_id, actor)
+        if snapshot.cohort_id != cohort.id:
+            raise InvalidInput(f"snapshot {snapshot_id} belongs to another cohort",
+                               field="snapshot_id")
+        ids = list(db.session.scalars(sa.select(CohortSnapshotMember.entity_id).where(
+            CohortSnapshotMember.snapshot_id == snapshot.id)))
+    else:
+        level = query.level_of(cohort.level)
+        ids = list(db.session.scalars(query.matching_ids(
+            level, query.parse_filters(cohort.filters), actor)))
+    if cohort.level == "lesions":
+        ids = list(db.session.scalars(sa.select(Lesion.case_id).where(Lesion.id.in_(ids))
+                                      .distinct()))
+    return cohort, snapshot, sorted(set(ids))
+
+
+def feasibility(case_ids: list[int], requirements: dict[str, Any], scopes: list[str],
+                *, actor: User) -> dict[str, Any]:
+    """How many cases can be served now, and why the others cannot."""
+    material = MaterialType(requirements["material_type"])
+    per_case = requirements.get("aliquots_per_case") or 1
+    minimum = Decimal(requirements["min_quantity"]) if requirements.get("min_quantity") else None
+    unit = QuantityUnit(requirements["unit"]) if requirements.get("unit") else None
+    max_ft = requirements.get("max_freeze_thaw")
+    pathology = requirements.get("pathology_status")
+    participants = dict(db.session.execute(sa.select(Case.id, Case.participant_id).where(
+        Case.id.in_(case_ids))).all())
+    consented = _consented(set(participants.values()), scopes)
+    stmt = (sa.select(Specimen.case_id, Specimen.quantity, Specimen.unit,
+                      Specimen.freeze_thaw_count)
+            .where(Specimen.case_id.in_(case_ids), Specimen.material_type == material,
+                   Specimen.status == SpecimenStatus.IN_STORAGE))
+    if pathology:
+        stmt = stmt.where(Specimen.pathology_status == PathologyStatus(pathology))
+    tubes: dict[int, list[Any]] = defaultdict(list)
+    for row in db.session.execute(stmt):
+        tubes[row.case_id].append(row)
+    reasons: Counter[str] = Counter()
+    servable = 0
+    for case_id in case_ids:
+        candidates = tubes.get(case_id, [])
+        if participants.get(case_id) not in consented:
+            reasons[NO_CONSENT] += 1
+            continue
+        if not candidates:
+            reasons[NO_MATERIAL] += 1
+            continue
+        enough = [t for t in candidates if minimum is None or (
+            t.unit == unit and t.quantity is not None and t.quantity >= minimum)]
+        good = [t for t in enough if max_ft is None or t.freeze_thaw_count <= max_ft]
+        if len(good) >= per_case:
+            servable += 1
+        elif len(enough) >= per_case:
+            reasons[FREEZE_THAW] += 1
+        else:
+            reasons[NOT_ENOUGH] += 1
+    return {
+        "cases": query.suppress(len(case_ids), actor),
+        "servable": query.suppress(servable, actor),
+        "not_servable": {reason: query.suppress(n, actor) for reason, n in sorted(reasons.items())},
+        "checked_at": utcnow().isoformat(),
+    }
+
+
+def _consented(participant_ids: set[int], scopes: list[str]) -> set[int]:
+    if not scopes:
+        return participant_ids
+    wanted = [ConsentScope(s) for s in scopes]
+    rows = db.session.execute(
+        sa.select(ConsentResponse.participant_id, ConsentTier.scope)
+        .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
+        .where(ConsentResponse.participant_id.in_(participant_ids),
+               ConsentResponse.decision == ConsentDecision.YES,
+               ConsentResponse.withdrawn_at.is_(None), ConsentTier.scope.in_(wanted)))
+    have: dict[int, set[ConsentScope]] = defaultdict(set)
+    for participant, scope in rows:
+        have[participant].add(scope)
+    return {p for p, s in have.items() if s >= set(wanted)}
+
+
+def preview(*, actor: User, cohort_id: int, snapshot_id: int | None = None,
+            requirements: dict[str, Any], consent_scopes: list[str]) -> dict[str, Any]:
+    _cohort, _snapshot, ids = cases_of(cohort_id, snapshot_id, actor)
+    return feasibility(ids, check_requirements(requirements), check_scopes(consent_scopes),
+                       actor=actor)
+
+
+def submit(*, actor: User, title: str, purpose: str, ethics_reference: str, cohort_id: int,
+           requirements: dict[str, Any], consent_scopes: list[str],
+           snapshot_id: int | None = None) -> SampleRequest:
+    cohort, snapshot, ids = cases_of(cohort_id, snapshot_id, actor)
+    requirements = check_requirements(requirements)
+    scopes = check_scopes(consent_scopes)
+    if not ids:
+        raise InvalidInput("the cohort has no case", field="cohort_id")
+    request = SampleRequest(
+        code="", title=title, purpose=purpose, ethics_reference=ethics_reference,
+        requester_id=actor.id, cohort_id=cohort.id,
+        snapshot_id=snapshot.id if snapshot else None, requirements=requirements,
+        consent_scopes=scopes, feasibility=feasibility(ids, requirements, scopes, actor=actor))
+    db.session.add(request)
+    db.session.flush()
+    request.code = f"REQ-{utcnow():%Y}-{request.id:05d}"
+    db.session.flush()
+    return request
+
+
+def get_request(request_id: int, actor: User) -> SampleRequest:
+    request = db.session.get(SampleRequest, request_id)
+    if request is None or not (request.requester_id == actor.id or _is_manager(actor)):
+        raise NotFound(f"no request {request_id}")
+    return request
+
+
+def list_requests(actor: User, status: str | None = None) -> list[SampleRequest]:
+    stmt = sa.select(SampleRequest).order_by(SampleRequest.id.desc())
+    if not _is_manager(actor):
+        stmt = stmt.where(SampleRequest.requester_id == actor.id)
+    if status:
+        stmt = stmt.where(SampleRequest.status == RequestStatus(status))
+    return list(db.session.scalars(stmt))
+
+
+def _is_manager(actor: User) -> bool:
+    return has_role(actor, (Role.ADMIN, Role.MANAGER))
+
+
+def content_digest(request: SampleRequest) -> str:
+    """SHA-256 of what a signature signs: the request's content, canonical JSON."""
+    content = {"code": request.code, "title": request.title, "purpose": request.purpose,
+               "ethics_reference": request.ethics_reference, "cohort_id": request.cohort_id,
+               "snapshot_id": request.snapshot_id, "requirements": request.requirements,
+               "consent_scopes": request.consent_scopes,
+               "requester_id": request.requester_id}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def decide(request: SampleRequest, *, actor: User, approve: bool, password: str,
+           reason: str | None = None) -> SampleRequest:
+    """Approve or reject with an electronic signature; nothing changes if any check fails."""
+    if not _is_manager(actor):
+        raise PermissionDenied("requests are decided by biobank managers")
+    if request.requester_id == actor.id:
+        raise PermissionDenied("nobody decides their own request", field="decision")
+    if request.status is not RequestStatus.SUBMITTED:
+        raise InvalidState(f"{request.code} is {request.status.value}: only a submitted "
+                           "request is decided", current_state=request.status.value)
+    if not approve and not (reason or "").strip():
+        raise InvalidInput("a rejection needs its reason", field="reason")
+    if not actor.password_hash or not check_password_hash(actor.password_hash, password or ""):
+        raise PermissionDenied("the password does not match: nothing was signed",
+                               field="password")
+    if approve:
+        _cohort, _snapshot, ids = cases_of(request.cohort_id, request.snapshot_id, actor)
+        request.feasibility = feasibility(ids, request.requirements, request.consent_scopes,
+                                          actor=actor)
+        if not request.feasibility["servable"]:
+            raise Conflict(f"no case of {request.code} can be served now",
+                           feasibility=request.feasibility)
+    meaning = "approved" if approve else "rejected"
+    request.signatures.append(RequestSignature(
+        signer_id=actor.id, signer_name=actor.full_name, meaning=meaning,
+        reason=(reason or "").strip() or None, content_sha256=content_digest(request)))
+    request.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+    request.decision_reason = (reason or "").strip() or None
+    db.session.flush()
+    return request
+
+
+def withdraw(request: SampleRequest, *, actor: User) -> SampleRequest:
+    if request.requester_id != actor.id:
+        raise PermissionDenied("only the requester withdraws a request")
+    if request.status is not RequestStatus.SUBMITTED:
+        raise InvalidState(f"{request.code} is {request.status.value}: it can no longer be "
+                           "withdrawn", current_state=request.status.value)
+    request.status = RequestStatus.WITHDRAWN
+    db.session.flush()
+    return request

@@ -1,0 +1,117 @@
+"""sample requests and signatures
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-23 11:57:17.885661+00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sample_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("title", sa.String(length=255), nullable=False),
+        sa.Column("purpose", sa.Text(), nullable=False),
+        sa.Column(
+            "ethics_reference",
+            sa.String(length=64),
+            nullable=False,
+            comment="Ethics committee approval number",
+        ),
+        sa.Column("requester_id", sa.Integer(), nullable=False),
+        sa.Column("cohort_id", sa.Integer(), nullable=False),
+        sa.Column("snapshot_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "requirements",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "consent_scopes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "feasibility",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "submitted",
+                "approved",
+                "rejected",
+                "withdrawn",
+                name="requeststatus",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("decision_reason", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["cohort_id"], ["cohorts.id"], name=op.f("fk_sample_requests_cohort_id_cohorts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_id"], ["users.id"], name=op.f("fk_sample_requests_requester_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["snapshot_id"],
+            ["cohort_snapshots.id"],
+            name=op.f("fk_sample_requests_snapshot_id_cohort_snapshots"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sample_requests")),
+        sa.UniqueConstraint("code", name=op.f("uq_sample_requests_code")),
+    )
+    with op.batch_alter_table("sample_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sample_requests_requester_id"), ["requester_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_sample_requests_status"), ["status"], unique=False)
+
+    op.create_table(
+        "request_signatures",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.Integer(), nullable=False),
+        sa.Column("signer_id", sa.Integer(), nullable=False),
+        sa.Column("signer_name", sa.String(length=128), nullable=False, comment="Printed name of the signer"),
+        sa.Column("meaning", sa.String(length=32), nullable=False, comment="approved or rejected"),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("content_sha256", sa.String(length=64), nullable=False),
+        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["sample_requests.id"],
+            name=op.f("fk_request_signatures_request_id_sample_requests"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["signer_id"], ["users.id"], name=op.f("fk_request_signatures_signer_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_request_signatures")),
+    )
+    with op.batch_alter_table("request_signatures", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_request_signatures_request_id"), ["request_id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("request_signatures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_request_signatures_request_id"))
+
+    op.drop_table("request_signatures")
+    with op.batch_alter_table("sample_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sample_requests_status"))
+        batch_op.drop_index(batch_op.f("ix_sample_requests_requester_id"))
+
+    op.drop_table("sample_requests")

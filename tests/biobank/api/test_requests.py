@@ -1,0 +1,117 @@
+"""Sample requests: feasibility with reasons, submission, e-signed decisions, bad input."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from biobank.models.vocab import MaterialType, QuantityUnit, SpecimenStatus
+from tests.biobank.api.test_cohorts import freeze, make_cohort
+from tests.biobank.api.test_query import Biobank, eq
+from tests.factories import PASSWORD
+
+FROZEN_20 = {"material_type": "TISSUE_FROZEN", "min_quantity": 20, "unit": "uL"}
+
+
+@pytest.fixture
+def bank(make, site, other_site):
+    return Biobank(make, site, other_site)
+
+
+def submit(client, h, cohort_id, **extra):
+    body = {"title": "BRAF in primary melanoma", "purpose": "Exome of frozen primary tumours",
+            "ethics_reference": "IRB-2026-117", "cohort_id": cohort_id,
+            "requirements": FROZEN_20, "consent_scopes": ["genetic_research"], **extra}
+    return client.post("/api/v1/requests/", headers=h, json=body)
+
+
+def test_feasibility_says_why_cases_cannot_be_served(client, bank, make, admin, headers):
+    h = headers(admin)
+    # a fifth melanoma case whose only frozen aliquot was thawed too often
+    person = make.participant(site=bank.p1.site)
+    case = make.case(participant=person, code="Q-C5")
+    visit = make.visit(participant=person, case=case)
+    make.specimen(participant=person, collection_event=visit,
+                  material_type=MaterialType.TISSUE_FROZEN, quantity=Decimal("50"),
+                  unit=QuantityUnit.UL, status=SpecimenStatus.IN_STORAGE, freeze_thaw_count=4)
+    cohort = make_cohort(client, h, eq("cases.disease_group", "melanoma"), level="cases")
+    r = client.post("/api/v1/requests/feasibility", headers=h, json={
+        "cohort_id": cohort["id"], "consent_scopes": ["genetic_research"],
+        "requirements": {**FROZEN_20, "max_freeze_thaw": 2}})
+    assert r.status_code == 200, r.json
+    # Q-C1 (30 µL, consent) yes; Q-C2 10 µL; Q-C4 refused consent; Q-C5 thawed 4 times
+    assert (r.json["cases"], r.json["servable"]) == (4, 1)
+    assert r.json["not_servable"] == {"no consent for a needed scope": 1,
+                                      "not enough material left": 1,
+                                      "too many freeze–thaw cycles": 1}
+    r = client.post("/api/v1/requests/feasibility", headers=h, json={
+        "cohort_id": cohort["id"], "requirements": {"material_type": "URINE"}})
+    assert r.json["not_servable"] == {"no such material in storage": 4}
+
+
+def test_submit_then_approve_with_a_signature(client, bank, researcher, manager, make, site,
+                                              headers):
+    rh = headers(researcher)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    snap = freeze(client, rh, cohort["id"])
+    r = submit(client, rh, cohort["id"], snapshot_id=snap["id"])
+    assert r.status_code == 201, r.json
+    request = r.json
+    assert request["code"].startswith("REQ-") and request["status"] == "submitted"
+    assert request["feasibility"]["servable"] == "<5"  # researchers see small counts hidden
+
+    mh = headers(manager)
+    url = f"/api/v1/requests/{request['id']}/decision"
+    r = client.post(url, headers=mh, json={"decision": "approve", "password": "wrong"})
+    assert r.status_code == 403 and "nothing was signed" in r.json["detail"]
+    assert client.get(f"/api/v1/requests/{request['id']}", headers=mh).json["status"] == \
+        "submitted"
+    r = client.post(url, headers=mh, json={"decision": "approve", "password": PASSWORD})
+    assert r.status_code == 200, r.json
+    [signature] = r.json["signatures"]
+    assert (signature["signer"], signature["meaning"]) == ("Manager", "approved")
+    assert len(signature["content_sha256"]) == 64 and r.json["feasibility"]["servable"] == 1
+    r = client.post(url, headers=mh, json={"decision": "reject", "password": PASSWORD,
+                                          "reason": "changed my mind"})
+    assert r.status_code == 409 and r.json["current_state"] == "approved"
+    mine = client.get("/api/v1/requests/", headers=rh).json
+    assert [x["status"] for x in mine] == ["approved"]
+
+
+def test_bad_requests_and_decisions(client, bank, researcher, manager, admin, headers):
+    rh, mh = headers(researcher), headers(manager)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    for requirements, field in (({"material_type": "BLOOD"}, "requirements.material_type"),
+                                ({"material_type": "PLASMA", "min_quantity": 5},
+                                 "requirements.unit"),
+                                ({"material_type": "PLASMA", "aliquots_per_case": 0},
+                                 "requirements.aliquots_per_case"),
+                                ({"material_type": "PLASMA", "colour": "red"}, "requirements")):
+        r = submit(client, rh, cohort["id"], requirements=requirements)
+        assert r.status_code == 422 and r.json["errors"][0]["field"] == field, r.json
+    r = submit(client, rh, cohort["id"], consent_scopes=["anything"])
+    assert r.status_code == 422 and "genetic_research" in r.json["allowed"]
+    specimens = make_cohort(client, rh, None, level="specimens")
+    r = submit(client, rh, specimens["id"])
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "cohort_id"
+
+    own = submit(client, mh, make_cohort(client, mh, None, level="cases")["id"]).json
+    r = client.post(f"/api/v1/requests/{own['id']}/decision", headers=mh,
+                    json={"decision": "approve", "password": PASSWORD})
+    assert r.status_code == 403 and "own request" in r.json["detail"]
+    request = submit(client, rh, cohort["id"]).json
+    url = f"/api/v1/requests/{request['id']}/decision"
+    r = client.post(url, headers=mh, json={"decision": "reject", "password": PASSWORD})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "reason"
+    assert client.post(url, headers=rh, json={"decision": "approve",
+                                              "password": PASSWORD}).status_code == 403
+    r = client.post(url, headers=headers(admin), json={
+        "decision": "reject", "password": PASSWORD, "reason": "No ethics approval attached"})
+    assert r.status_code == 200 and r.json["status"] == "rejected"
+    assert r.json["signatures"][0]["reason"] == "No ethics approval attached"
+    other = submit(client, rh, cohort["id"]).json
+    r = client.post(f"/api/v1/requests/{other['id']}/withdraw", headers=mh)
+    assert r.status_code == 403
+    r = client.post(f"/api/v1/requests/{other['id']}/withdraw", headers=rh)
+    assert r.status_code == 200 and r.json["status"] == "withdrawn"
