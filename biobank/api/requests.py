@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from biobank.auth import ALL_ROLES, MANAGERS, current_actor, roles_required
 from biobank.db import transaction
 from biobank.schemas.requests import (
+    AllocationResultSchema,
     DecisionSchema,
     FeasibilityArgsSchema,
     FeasibilitySchema,
@@ -87,3 +88,15 @@ class WithdrawView(MethodView):
         with transaction():
             request = requests.withdraw(requests.get_request(request_id, actor), actor=actor)
         return request
+
+
+@blp.route("/<int:request_id>/allocation")
+class AllocationView(MethodView):
+    @roles_required(*MANAGERS)
+    @blp.response(200, AllocationResultSchema)
+    def post(self, request_id: int) -> Any:
+        """Reserve tubes for an approved request: per case all of its tubes or none; existing
+        aliquots first; a primary to be aliquoted becomes a processing task"""
+        actor = current_actor()
+        with transaction():
+            return requests.allocate(requests.get_request(request_id, actor), actor=actor)

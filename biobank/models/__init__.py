@@ -15,7 +15,7 @@ from biobank.models.custody import CustodyEvent
 from biobank.models.images import Image, ImageModality
 from biobank.models.imports import ImportJob, ImportProblem, ImportStatus
 from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
-from biobank.models.requests import RequestSignature, RequestStatus, SampleRequest
+from biobank.models.requests import Allocation, RequestSignature, RequestStatus, SampleRequest
 from biobank.models.scans import (
     BarcodeSequence,
     CustodyCheckpoint,
@@ -37,6 +37,7 @@ from biobank.models.studies import ConsentTier, Study
 from biobank.models.users import ApiToken, User, user_sites
 
 __all__ = [
+    "Allocation",
     "ApiToken",
     "AuditRecord",
     "BarcodeSequence",

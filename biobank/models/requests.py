@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biobank.db import created_at, db, intpk, str32, str64, str128, str255, updated_at
+from biobank.db import (
+    UTCDateTime,
+    created_at,
+    db,
+    intpk,
+    str32,
+    str64,
+    str128,
+    str255,
+    updated_at,
+)
 from biobank.models.cohorts import Cohort, CohortSnapshot
+from biobank.models.specimens import Specimen
 from biobank.models.users import User
 
 
@@ -18,6 +30,7 @@ class RequestStatus(enum.Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"  # by the researcher, before a decision
+    ALLOCATED = "allocated"  # tubes reserved for it
 
 
 class SampleRequest(db.Model):
@@ -52,6 +65,8 @@ class SampleRequest(db.Model):
     snapshot: Mapped[CohortSnapshot | None] = relationship()
     signatures: Mapped[list[RequestSignature]] = relationship(
         back_populates="request", order_by="RequestSignature.id")
+    allocations: Mapped[list[Allocation]] = relationship(
+        back_populates="request", order_by="Allocation.id")
 
 
 class RequestSignature(db.Model):
@@ -74,3 +89,28 @@ class RequestSignature(db.Model):
 
     request: Mapped[SampleRequest] = relationship(back_populates="signatures")
     signer: Mapped[User] = relationship()
+
+
+class Allocation(db.Model):
+    """A tube reserved for a request. At most one live allocation per tube: a partial unique
+    index decides when two requests race for the last aliquot. ``needs_processing``: the
+    tube is a primary an aliquot must be made from first (a processing task)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        sa.Index("uq_allocations_specimen_id_live", "specimen_id", unique=True,
+                 sqlite_where=sa.text("released_at IS NULL"),
+                 postgresql_where=sa.text("released_at IS NULL")),
+    )
+
+    id: Mapped[intpk]
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("sample_requests.id"), index=True)
+    specimen_id: Mapped[int] = mapped_column(sa.ForeignKey("specimens.id"))
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"))
+    needs_processing: Mapped[bool] = mapped_column(default=False)
+    allocated_by: Mapped[str64]
+    created_at: Mapped[created_at]
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    request: Mapped[SampleRequest] = relationship(back_populates="allocations")
+    specimen: Mapped[Specimen] = relationship()

@@ -74,4 +74,12 @@ class RequestSchema(BaseSchema):
 
 class RequestQuerySchema(BaseSchema):
     status = fields.String(validate=validate.OneOf(["submitted", "approved", "rejected",
-                                                    "withdrawn"]))
+                                                    "withdrawn", "allocated"]))
+
+
+class AllocationResultSchema(BaseSchema):
+    request = fields.String()
+    cases_served = fields.Integer()
+    tubes = fields.Integer()
+    processing_tasks = fields.Integer(metadata=describe("Primaries an aliquot is to be made of"))
+    cases_not_served = fields.Dict(keys=fields.String(), values=fields.Integer())

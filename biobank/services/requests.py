@@ -23,6 +23,7 @@ from biobank.auth import has_role
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 from biobank.models import (
+    Allocation,
     Case,
     CohortSnapshotMember,
     ConsentResponse,
@@ -50,6 +51,7 @@ NO_MATERIAL = "no such material in storage"
 NO_CONSENT = "no consent for a needed scope"
 NOT_ENOUGH = "not enough material left"
 FREEZE_THAW = "too many freeze–thaw cycles"
+TAKEN = "reserved by another request meanwhile"
 REQUEST_LEVELS = ("cases", "lesions")
 
 
@@ -297,3 +299,87 @@ def withdraw(request: SampleRequest, *, actor: User) -> SampleRequest:
     request.status = RequestStatus.WITHDRAWN
     db.session.flush()
     return request
+
+
+def allocate(request: SampleRequest, *, actor: User) -> dict[str, Any]:
+    """Reserve tubes for an approved request, case by case, all of a case's or none.
+
+    Existing aliquots come first, then the smallest that is enough (so nothing is wasted),
+    then the fewest freeze–thaw cycles. A primary with enough left is allocated as a
+    processing task (an aliquot is to be made from it). Each tube is reserved by a
+    conditional UPDATE (only while it is in storage) and a partial unique index on live
+    allocations: when two requests race for the last aliquot, exactly one gets it.
+    """
+    if not _is_manager(actor):
+        raise PermissionDenied("allocation is done by biobank managers")
+    if request.status is not RequestStatus.APPROVED:
+        raise InvalidState(f"{request.code} is {request.status.value}: only an approved "
+                           "request is allocated", current_state=request.status.value)
+    requirements = request.requirements
+    _cohort, _snapshot, case_ids = cases_of(request.cohort_id, request.snapshot_id, actor)
+    participants = dict(db.session.execute(sa.select(Case.id, Case.participant_id).where(
+        Case.id.in_(case_ids))).all())
+    consented = _consented(set(participants.values()), request.consent_scopes)
+    minimum = Decimal(requirements["min_quantity"]) if requirements.get("min_quantity") else None
+    unit = QuantityUnit(requirements["unit"]) if requirements.get("unit") else None
+    per_case = requirements.get("aliquots_per_case") or 1
+    stmt = (sa.select(Specimen.id, Specimen.case_id, Specimen.lineage, Specimen.quantity,
+                      Specimen.unit, Specimen.freeze_thaw_count)
+            .where(Specimen.case_id.in_(case_ids),
+                   Specimen.material_type == MaterialType(requirements["material_type"]),
+                   Specimen.status == SpecimenStatus.IN_STORAGE))
+    if requirements.get("pathology_status"):
+        stmt = stmt.where(Specimen.pathology_status ==
+                          PathologyStatus(requirements["pathology_status"]))
+    if requirements.get("max_freeze_thaw") is not None:
+        stmt = stmt.where(Specimen.freeze_thaw_count <= requirements["max_freeze_thaw"])
+    if minimum is not None:
+        stmt = stmt.where(Specimen.unit == unit, Specimen.quantity >= minimum)
+    candidates: dict[int, list[Any]] = defaultdict(list)
+    for row in db.session.execute(stmt):
+        candidates[row.case_id].append(row)
+    tubes = tasks = 0
+    served: list[int] = []
+    unserved: Counter[str] = Counter()
+    for case_id in case_ids:
+        if participants.get(case_id) not in consented:
+            unserved[NO_CONSENT] += 1
+            continue
+        rows = sorted(candidates.get(case_id, []), key=lambda r: (
+            r.lineage.value == "primary", r.quantity or 0, r.freeze_thaw_count, r.id))
+        savepoint = db.session.begin_nested()
+        taken = []
+        for row in rows:
+            if len(taken) == per_case:
+                break
+            if _reserve(row.id):
+                taken.append(row)
+        if len(taken) < per_case:
+            savepoint.rollback()  # all of a case's tubes or none
+            unserved[TAKEN if len(rows) >= per_case else NOT_ENOUGH] += 1
+            continue
+        for row in taken:
+            primary = row.lineage.value == "primary"
+            db.session.add(Allocation(request_id=request.id, specimen_id=row.id,
+                                      case_id=case_id, needs_processing=primary,
+                                      allocated_by=actor.username))
+            tubes += 1
+            tasks += primary
+        db.session.flush()
+        savepoint.commit()
+        served.append(case_id)
+    if served:
+        request.status = RequestStatus.ALLOCATED
+    db.session.flush()
+    return {"request": request.code, "cases_served": len(served), "tubes": tubes,
+            "processing_tasks": tasks, "cases_not_served": dict(sorted(unserved.items()))}
+
+
+def _reserve(specimen_id: int) -> bool:
+    """Reserve one tube if it is still in storage (the database decides races)."""
+    result = db.session.execute(
+        sa.update(Specimen)
+        .where(Specimen.id == specimen_id, Specimen.status == SpecimenStatus.IN_STORAGE)
+        .values(status=SpecimenStatus.RESERVED)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1

@@ -12,7 +12,7 @@ from biobank.db import db
 from biobank.models import Specimen
 from biobank.services.users import create_token
 from tests.conftest import wipe
-from tests.factories import Builder
+from tests.factories import PASSWORD, Builder
 
 
 @pytest.fixture
@@ -140,6 +140,71 @@ def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
             assert {(s.status, s.freeze_thaw_count) for s in stored} == {
                 (SpecimenStatus.IN_STORAGE, 1)}
             assert verify_ledger().ok
+            db.session.remove()
+    finally:
+        with app.app_context():
+            wipe(db.engine)
+            db.session.remove()
+
+
+def test_two_requests_racing_for_the_last_aliquot_exactly_one_gets_it(app):
+    from biobank.db import transaction
+    from biobank.models import Allocation
+    from biobank.models.vocab import MaterialType, QuantityUnit, SpecimenStatus
+    from biobank.services import cohorts, requests
+
+    with app.app_context():
+        make = Builder(db.session)
+        site = make.site(code="LAST")
+        manager = make.user("allocator", role="manager", sites=[site])
+        researchers = [make.user(f"asker{i}", role="researcher", sites=[site]) for i in (1, 2)]
+        person = make.participant(site=site)
+        case = make.case(participant=person)
+        visit = make.visit(participant=person, case=case)
+        primary = make.specimen(participant=person, collection_event=visit,
+                                material_type=MaterialType.SERUM, quantity=Decimal("0"),
+                                unit=QuantityUnit.UL, status=SpecimenStatus.CONSUMED)
+        last = make.specimen(participant=person, collection_event=visit, parent=primary,
+                             material_type=MaterialType.SERUM, quantity=Decimal("50"),
+                             unit=QuantityUnit.UL, status=SpecimenStatus.IN_STORAGE)
+        filters = {"op": "=", "content": {"field": "participants.site", "value": "LAST"}}
+        ids = []
+        for researcher in researchers:
+            with transaction():
+                cohort = cohorts.create_cohort(actor=researcher, name="serum", level="cases",
+                                               filters=filters)
+                request = requests.submit(
+                    actor=researcher, title="Serum", purpose="Cytokines in lupus serum",
+                    ethics_reference="IRB-1", cohort_id=cohort.id, consent_scopes=[],
+                    requirements={"material_type": "SERUM", "min_quantity": 20, "unit": "uL"})
+            with transaction():
+                requests.decide(request, actor=manager, approve=True, password=PASSWORD)
+            ids.append(request.id)
+        token = create_token(manager, name="race")
+        db.session.commit()
+        last_id = last.id
+    client = app.test_client()
+    barrier = threading.Barrier(2)
+    answers: list[dict] = []
+
+    def allocate(request_id: int) -> None:
+        barrier.wait()
+        r = client.post(f"/api/v1/requests/{request_id}/allocation",
+                        headers={"Authorization": f"Bearer {token}"})
+        answers.append({"status": r.status_code, **(r.json or {})})
+
+    try:
+        threads = [threading.Thread(target=allocate, args=(i,)) for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert [a["status"] for a in answers] == [200, 200], answers
+        assert sorted(a["tubes"] for a in answers) == [0, 1]
+        with app.app_context():
+            live = db.session.scalars(sa.select(Allocation).where(
+                Allocation.specimen_id == last_id, Allocation.released_at.is_(None))).all()
+            assert len(live) == 1
             db.session.remove()
     finally:
         with app.app_context():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from biobank.models.vocab import MaterialType, QuantityUnit, SpecimenStatus
 from tests.biobank.api.test_cohorts import freeze, make_cohort
@@ -115,3 +116,37 @@ def test_bad_requests_and_decisions(client, bank, researcher, manager, admin, he
     assert r.status_code == 403
     r = client.post(f"/api/v1/requests/{other['id']}/withdraw", headers=rh)
     assert r.status_code == 200 and r.json["status"] == "withdrawn"
+
+
+def approved(client, rh, mh, cohort_id, **extra):
+    request = submit(client, rh, cohort_id, **extra).json
+    r = client.post(f"/api/v1/requests/{request['id']}/decision", headers=mh,
+                    json={"decision": "approve", "password": PASSWORD})
+    assert r.status_code == 200, r.json
+    return request
+
+
+def test_allocation_prefers_aliquots_and_reserves_them(client, bank, researcher, manager,
+                                                       headers, db_session):
+    from biobank.models import Allocation, Specimen
+
+    rh, mh = headers(researcher), headers(manager)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"])
+    r = client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    assert r.status_code == 200, r.json
+    # Q-C1: its 30 µL aliquot rather than the 100 µL primary; Q-C2 has 10 µL; Q-C4 no consent
+    assert (r.json["cases_served"], r.json["tubes"], r.json["processing_tasks"]) == (1, 1, 0)
+    assert r.json["cases_not_served"] == {"no consent for a needed scope": 1,
+                                          "not enough material left": 1}
+    [allocation] = db_session.scalars(sa.select(Allocation)).all()
+    assert allocation.specimen_id == bank.a1.id
+    assert db_session.scalar(sa.select(Specimen.status).where(
+        Specimen.id == bank.a1.id)).value == "reserved"
+    r = client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    assert r.status_code == 409 and r.json["current_state"] == "allocated"
+    pending = submit(client, rh, cohort["id"]).json
+    r = client.post(f"/api/v1/requests/{pending['id']}/allocation", headers=mh)
+    assert r.status_code == 409 and "only an approved request" in r.json["detail"]
+    assert client.post(f"/api/v1/requests/{request['id']}/allocation",
+                       headers=rh).status_code == 403

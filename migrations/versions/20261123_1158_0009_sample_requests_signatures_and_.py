@@ -1,8 +1,8 @@
-"""sample requests and signatures
+"""sample requests, signatures and allocations
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-23 11:57:17.885661+00:00
+Create Date: 2026-11-23 11:58:59.172428+00:00
 """
 
 import sqlalchemy as sa
@@ -53,6 +53,7 @@ def upgrade() -> None:
                 "approved",
                 "rejected",
                 "withdrawn",
+                "allocated",
                 name="requeststatus",
                 native_enum=False,
                 create_constraint=True,
@@ -104,8 +105,46 @@ def upgrade() -> None:
     with op.batch_alter_table("request_signatures", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_request_signatures_request_id"), ["request_id"], unique=False)
 
+    op.create_table(
+        "allocations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.Integer(), nullable=False),
+        sa.Column("specimen_id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("needs_processing", sa.Boolean(), nullable=False),
+        sa.Column("allocated_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_allocations_case_id_cases")),
+        sa.ForeignKeyConstraint(
+            ["request_id"], ["sample_requests.id"], name=op.f("fk_allocations_request_id_sample_requests")
+        ),
+        sa.ForeignKeyConstraint(
+            ["specimen_id"], ["specimens.id"], name=op.f("fk_allocations_specimen_id_specimens")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_allocations")),
+    )
+    with op.batch_alter_table("allocations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_allocations_request_id"), ["request_id"], unique=False)
+        batch_op.create_index(
+            "uq_allocations_specimen_id_live",
+            ["specimen_id"],
+            unique=True,
+            sqlite_where=sa.text("released_at IS NULL"),
+            postgresql_where=sa.text("released_at IS NULL"),
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("allocations", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_allocations_specimen_id_live",
+            sqlite_where=sa.text("released_at IS NULL"),
+            postgresql_where=sa.text("released_at IS NULL"),
+        )
+        batch_op.drop_index(batch_op.f("ix_allocations_request_id"))
+
+    op.drop_table("allocations")
     with op.batch_alter_table("request_signatures", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_request_signatures_request_id"))
 
