@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from biobank.auth import ALL_ROLES, MANAGERS, current_actor, roles_required
+from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_required
 from biobank.db import transaction
 from biobank.schemas.requests import (
     AllocationResultSchema,
     DecisionSchema,
     FeasibilityArgsSchema,
     FeasibilitySchema,
+    PickItemSchema,
+    PickResultSchema,
+    PickSchema,
     RequestCreateSchema,
     RequestQuerySchema,
     RequestSchema,
@@ -100,3 +104,36 @@ class AllocationView(MethodView):
         actor = current_actor()
         with transaction():
             return requests.allocate(requests.get_request(request_id, actor), actor=actor)
+
+
+@blp.route("/<int:request_id>/pick-list")
+class PickListView(MethodView):
+    @roles_required(*STAFF)
+    @blp.response(200, PickItemSchema(many=True))
+    def get(self, request_id: int) -> Any:
+        """The allocated tubes in walking order: site, freezer, rack, box, position"""
+        return requests.pick_list(requests.get_request(request_id, current_actor()))
+
+
+@blp.route("/<int:request_id>/pick-list.pdf")
+class PickListPdfView(MethodView):
+    @roles_required(*STAFF)
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf")
+    def get(self, request_id: int) -> Any:
+        """The pick list as PDF, with the approval signature printed on it"""
+        request = requests.get_request(request_id, current_actor())
+        return Response(requests.pick_list_pdf(request), mimetype="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="pick-list-{request.code}.pdf"'})
+
+
+@blp.route("/<int:request_id>/picks")
+class PickView(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(PickSchema)
+    @blp.response(200, PickResultSchema)
+    def post(self, data: dict[str, Any], request_id: int) -> Any:
+        """Scan a tube taken from the freezer: a tube not on the list is refused (409)"""
+        actor = current_actor()
+        with transaction():
+            return requests.pick(requests.get_request(request_id, actor), data["barcode"],
+                                 actor=actor)

@@ -110,6 +110,9 @@ class Allocation(db.Model):
     needs_processing: Mapped[bool] = mapped_column(default=False)
     allocated_by: Mapped[str64]
     created_at: Mapped[created_at]
+    picked_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime(), comment="When its barcode was scanned at the freezer")
+    picked_by: Mapped[str64 | None]
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     request: Mapped[SampleRequest] = relationship(back_populates="allocations")

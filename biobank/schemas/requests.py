@@ -83,3 +83,29 @@ class AllocationResultSchema(BaseSchema):
     tubes = fields.Integer()
     processing_tasks = fields.Integer(metadata=describe("Primaries an aliquot is to be made of"))
     cases_not_served = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class PickItemSchema(BaseSchema):
+    barcode = fields.String()
+    case = fields.String()
+    material_type = fields.String()
+    quantity = fields.String(allow_none=True)
+    unit = fields.String(allow_none=True)
+    site = fields.String()
+    freezer = fields.String(allow_none=True)
+    rack = fields.String(allow_none=True)
+    box = fields.String(allow_none=True)
+    position = fields.String(allow_none=True)
+    needs_processing = fields.Boolean()
+    picked_at = fields.String(allow_none=True)
+    picked_by = fields.String(allow_none=True)
+
+
+class PickSchema(BaseSchema):
+    barcode = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class PickResultSchema(BaseSchema):
+    barcode = fields.String()
+    picked = fields.Boolean()
+    remaining = fields.Integer(metadata=describe("Tubes of the list still to pick"))

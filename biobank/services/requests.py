@@ -229,7 +229,8 @@ def submit(*, actor: User, title: str, purpose: str, ethics_reference: str, coho
 
 def get_request(request_id: int, actor: User) -> SampleRequest:
     request = db.session.get(SampleRequest, request_id)
-    if request is None or not (request.requester_id == actor.id or _is_manager(actor)):
+    staff = has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN))  # they pick and ship
+    if request is None or not (request.requester_id == actor.id or staff):
         raise NotFound(f"no request {request_id}")
     return request
 
@@ -383,3 +384,100 @@ def _reserve(specimen_id: int) -> bool:
         .values(status=SpecimenStatus.RESERVED)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+def pick_list(request: SampleRequest) -> list[dict[str, Any]]:
+    """The request's live allocations in walking order: site, freezer, rack, box, position."""
+    from sqlalchemy.orm import aliased
+
+    from biobank.models import Site, StorageContainer
+
+    box, rack, unit = (aliased(StorageContainer) for _ in range(3))
+    rows = db.session.execute(
+        sa.select(Allocation, Specimen, Site.code.label("site"), box, rack.name.label("rack"),
+                  unit.name.label("unit"), Case.code.label("case"))
+        .join(Specimen, Specimen.id == Allocation.specimen_id)
+        .join(Site, Site.id == Specimen.site_id)
+        .join(Case, Case.id == Allocation.case_id)
+        .outerjoin(box, box.id == Specimen.container_id)
+        .outerjoin(rack, rack.id == box.parent_id)
+        .outerjoin(unit, unit.id == rack.parent_id)
+        .where(Allocation.request_id == request.id, Allocation.released_at.is_(None))
+        .order_by(Site.code, unit.name.nulls_last(), rack.name.nulls_last(),
+                  box.name.nulls_last(), Specimen.pos_row.nulls_last(),
+                  Specimen.pos_col.nulls_last(), Specimen.barcode)).all()
+    out = []
+    for allocation, specimen, site, container, rack_name, unit_name, case in rows:
+        position = (container.position_label(specimen.pos_row, specimen.pos_col)
+                    if container is not None and specimen.pos_row is not None else None)
+        out.append({
+            "barcode": specimen.barcode, "case": case, "material_type": specimen.material_type.value,
+            "quantity": str(specimen.quantity) if specimen.quantity is not None else None,
+            "unit": specimen.unit.value if specimen.unit else None, "site": site,
+            "freezer": unit_name, "rack": rack_name,
+            "box": container.name if container is not None else None, "position": position,
+            "needs_processing": allocation.needs_processing,
+            "picked_at": allocation.picked_at.isoformat() if allocation.picked_at else None,
+            "picked_by": allocation.picked_by,
+        })
+    return out
+
+
+def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]:
+    """Confirm a tube taken from the freezer by scanning it; a tube not on the list is
+    refused (409) and nothing is recorded."""
+    if request.status is not RequestStatus.ALLOCATED:
+        raise InvalidState(f"{request.code} is {request.status.value}: only an allocated "
+                           "request is picked", current_state=request.status.value)
+    allocation = db.session.scalar(
+        sa.select(Allocation).join(Specimen, Specimen.id == Allocation.specimen_id)
+        .where(Allocation.request_id == request.id, Allocation.released_at.is_(None),
+               sa.or_(Specimen.barcode == barcode, Specimen.manufacturer_barcode == barcode)))
+    if allocation is None:
+        raise Conflict(f"WRONG TUBE: {barcode} is not on the pick list of {request.code}; "
+                       "put it back", field="barcode")
+    if allocation.picked_at is not None:
+        raise Conflict(f"{barcode} was already picked by {allocation.picked_by} at "
+                       f"{allocation.picked_at:%Y-%m-%d %H:%M}", field="barcode")
+    allocation.picked_at = utcnow()
+    allocation.picked_by = actor.username
+    db.session.flush()
+    remaining = db.session.scalar(sa.select(sa.func.count()).select_from(Allocation).where(
+        Allocation.request_id == request.id, Allocation.released_at.is_(None),
+        Allocation.picked_at.is_(None)))
+    return {"barcode": barcode, "picked": True, "remaining": remaining}
+
+
+def pick_list_pdf(request: SampleRequest) -> bytes:
+    """The pick list on paper, with the approval's electronic signature printed on it."""
+    import io
+
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    story: list[Any] = [Paragraph(f"Pick list {request.code}: {request.title}", styles["Title"])]
+    for signature in request.signatures:
+        story.append(Paragraph(
+            f"Electronically signed by {signature.signer_name} on "
+            f"{signature.signed_at:%Y-%m-%d %H:%M} UTC. Meaning: {signature.meaning}. "
+            f"Content SHA-256 {signature.content_sha256[:16]}…", styles["Normal"]))
+    story.append(Spacer(1, 8))
+    rows = [["", "Barcode", "Case", "Material", "Qty", "Site", "Freezer", "Rack", "Box", "Pos",
+             "Note"]]
+    for item in pick_list(request):
+        rows.append(["☐" if not item["picked_at"] else "✓", item["barcode"], item["case"],
+                     item["material_type"],
+                     f"{item['quantity'] or ''} {item['unit'] or ''}".strip(), item["site"],
+                     item["freezer"] or "", item["rack"] or "", item["box"] or "",
+                     item["position"] or "", "aliquot first" if item["needs_processing"] else ""])
+    table = Table(rows, repeatRows=1)
+    table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 8),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
+                               ("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]))
+    story.append(table)
+    sink = io.BytesIO()
+    SimpleDocTemplate(sink, pagesize=landscape(A4), title=f"Pick list {request.code}").build(story)
+    return sink.getvalue()

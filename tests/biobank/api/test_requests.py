@@ -150,3 +150,40 @@ def test_allocation_prefers_aliquots_and_reserves_them(client, bank, researcher,
     assert r.status_code == 409 and "only an approved request" in r.json["detail"]
     assert client.post(f"/api/v1/requests/{request['id']}/allocation",
                        headers=rh).status_code == 403
+
+
+def test_pick_list_in_walking_order_and_scanning_each_tube(client, bank, researcher, manager,
+                                                          technician, headers, tmp_path):
+    import shutil
+    import subprocess
+
+    rh, mh, th = headers(researcher), headers(manager), headers(technician)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"],
+                       requirements={**FROZEN_20, "aliquots_per_case": 2})
+    r = client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    assert (r.json["tubes"], r.json["processing_tasks"]) == (2, 1)  # the primary: aliquot it
+    items = client.get(f"/api/v1/requests/{request['id']}/pick-list", headers=th).json
+    primary = bank.a1.parent
+    assert [(i["barcode"], i["position"], i["needs_processing"]) for i in items] == [
+        (primary.barcode, "A1", True), (bank.a1.barcode, None, False)]
+    assert items[0]["box"] == primary.container.name and items[0]["freezer"]
+
+    url = f"/api/v1/requests/{request['id']}/picks"
+    r = client.post(url, headers=th, json={"barcode": bank.plasma.barcode})
+    assert r.status_code == 409 and r.json["detail"].startswith("WRONG TUBE")
+    r = client.post(url, headers=th, json={"barcode": primary.barcode})
+    assert r.status_code == 200 and r.json["remaining"] == 1
+    r = client.post(url, headers=th, json={"barcode": primary.barcode})
+    assert r.status_code == 409 and "already picked by tech" in r.json["detail"]
+    items = client.get(f"/api/v1/requests/{request['id']}/pick-list", headers=th).json
+    assert items[0]["picked_by"] == "tech" and items[1]["picked_at"] is None
+
+    pdf = client.get(f"/api/v1/requests/{request['id']}/pick-list.pdf", headers=th)
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    if shutil.which("pdftotext"):
+        (tmp_path / "p.pdf").write_bytes(pdf.data)
+        text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "p.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "Electronically signed by Manager" in text and "Meaning: approved" in text
+        assert text.index(primary.barcode) < text.index(bank.a1.barcode)

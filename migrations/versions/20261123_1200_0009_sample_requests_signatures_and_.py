@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-23 11:58:59.172428+00:00
+Create Date: 2026-11-23 12:00:44.385939+00:00
 """
 
 import sqlalchemy as sa
@@ -114,6 +114,13 @@ def upgrade() -> None:
         sa.Column("needs_processing", sa.Boolean(), nullable=False),
         sa.Column("allocated_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "picked_at",
+            sa.DateTime(timezone=True),
+            nullable=True,
+            comment="When its barcode was scanned at the freezer",
+        ),
+        sa.Column("picked_by", sa.String(length=64), nullable=True),
         sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_allocations_case_id_cases")),
         sa.ForeignKeyConstraint(
