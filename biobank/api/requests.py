@@ -18,9 +18,12 @@ from biobank.schemas.requests import (
     PickItemSchema,
     PickResultSchema,
     PickSchema,
+    ReceiptSchema,
     RequestCreateSchema,
     RequestQuerySchema,
     RequestSchema,
+    ShipmentSchema,
+    ShipSchema,
 )
 from biobank.services import requests
 
@@ -137,3 +140,38 @@ class PickView(MethodView):
         with transaction():
             return requests.pick(requests.get_request(request_id, actor), data["barcode"],
                                  actor=actor)
+
+
+@blp.route("/<int:request_id>/shipment")
+class ShipmentView(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(ShipSchema)
+    @blp.response(201, ShipmentSchema)
+    def post(self, data: dict[str, Any], request_id: int) -> Any:
+        """Ship the picked tubes (courier, temperature, destination); every tube must be
+        picked first"""
+        actor = current_actor()
+        with transaction():
+            return requests.ship(requests.get_request(request_id, actor), actor=actor, **data)
+
+
+@blp.route("/<int:request_id>/receipt")
+class ReceiptView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(ReceiptSchema)
+    @blp.response(200, ShipmentSchema)
+    def post(self, data: dict[str, Any], request_id: int) -> Any:
+        """The receiving lab scans what arrived: missing, damaged and extra tubes reported"""
+        actor = current_actor()
+        with transaction():
+            return requests.receive(requests.get_request(request_id, actor), actor=actor,
+                                    scans=data["scans"])
+
+
+@blp.route("/<int:request_id>/distribution-report")
+class DistributionReportView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200)
+    def get(self, request_id: int) -> Any:
+        """What was sent, to whom, when, under which approval and consent"""
+        return requests.distribution_report(requests.get_request(request_id, current_actor()))

@@ -15,7 +15,13 @@ from biobank.models.custody import CustodyEvent
 from biobank.models.images import Image, ImageModality
 from biobank.models.imports import ImportJob, ImportProblem, ImportStatus
 from biobank.models.participants import ConsentResponse, Participant, ParticipantPHI
-from biobank.models.requests import Allocation, RequestSignature, RequestStatus, SampleRequest
+from biobank.models.requests import (
+    Allocation,
+    RequestSignature,
+    RequestStatus,
+    SampleRequest,
+    Shipment,
+)
 from biobank.models.scans import (
     BarcodeSequence,
     CustodyCheckpoint,
@@ -72,6 +78,7 @@ __all__ = [
     "SampleRequest",
     "Scan",
     "ScanAction",
+    "Shipment",
     "Site",
     "Specimen",
     "StorageContainer",

@@ -31,6 +31,8 @@ class RequestStatus(enum.Enum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"  # by the researcher, before a decision
     ALLOCATED = "allocated"  # tubes reserved for it
+    SHIPPED = "shipped"  # on its way to the researcher
+    RECEIVED = "received"  # reconciled by the receiving lab
 
 
 class SampleRequest(db.Model):
@@ -67,6 +69,7 @@ class SampleRequest(db.Model):
         back_populates="request", order_by="RequestSignature.id")
     allocations: Mapped[list[Allocation]] = relationship(
         back_populates="request", order_by="Allocation.id")
+    shipment: Mapped[Shipment | None] = relationship(back_populates="request")
 
 
 class RequestSignature(db.Model):
@@ -113,7 +116,30 @@ class Allocation(db.Model):
     picked_at: Mapped[dt.datetime | None] = mapped_column(
         UTCDateTime(), comment="When its barcode was scanned at the freezer")
     picked_by: Mapped[str64 | None]
+    received_condition: Mapped[str32 | None] = mapped_column(
+        comment="At the destination: acceptable, damaged, thawed, leaking; NULL: not received")
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     request: Mapped[SampleRequest] = relationship(back_populates="allocations")
     specimen: Mapped[Specimen] = relationship()
+
+
+class Shipment(db.Model):
+    """The parcel of a request's picked tubes, from the biobank to the researcher's lab."""
+
+    __tablename__ = "shipments"
+
+    id: Mapped[intpk]
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("sample_requests.id"), unique=True)
+    destination: Mapped[str255] = mapped_column(comment="Receiving lab and address")
+    courier: Mapped[str128]
+    tracking_number: Mapped[str64 | None]
+    temperature: Mapped[str32] = mapped_column(comment="ambient, 2-8C, dry_ice or liquid_nitrogen")
+    shipped_by: Mapped[str64]
+    shipped_at: Mapped[created_at]
+    received_by: Mapped[str64 | None]
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reconciliation: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, comment="missing, damaged and extra barcodes found at the destination")
+
+    request: Mapped[SampleRequest] = relationship(back_populates="shipment")

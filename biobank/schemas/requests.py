@@ -74,7 +74,8 @@ class RequestSchema(BaseSchema):
 
 class RequestQuerySchema(BaseSchema):
     status = fields.String(validate=validate.OneOf(["submitted", "approved", "rejected",
-                                                    "withdrawn", "allocated"]))
+                                                    "withdrawn", "allocated", "shipped",
+                                                    "received"]))
 
 
 class AllocationResultSchema(BaseSchema):
@@ -109,3 +110,34 @@ class PickResultSchema(BaseSchema):
     barcode = fields.String()
     picked = fields.Boolean()
     remaining = fields.Integer(metadata=describe("Tubes of the list still to pick"))
+
+
+class ShipSchema(BaseSchema):
+    destination = fields.String(required=True, validate=validate.Length(min=3, max=255))
+    courier = fields.String(required=True, validate=validate.Length(min=2, max=128))
+    tracking_number = fields.String(allow_none=True, validate=validate.Length(max=64))
+    temperature = fields.String(required=True, validate=validate.OneOf(
+        ["ambient", "2-8C", "dry_ice", "liquid_nitrogen"]))
+
+
+class ReceivedScanSchema(BaseSchema):
+    barcode = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    condition = fields.String(load_default="acceptable", validate=validate.OneOf(
+        ["acceptable", "damaged", "thawed", "leaking"]))
+
+
+class ReceiptSchema(BaseSchema):
+    scans = fields.List(fields.Nested(ReceivedScanSchema), required=True,
+                        validate=validate.Length(max=10_000))
+
+
+class ShipmentSchema(BaseSchema):
+    destination = fields.String()
+    courier = fields.String()
+    tracking_number = fields.String(allow_none=True)
+    temperature = fields.String()
+    shipped_by = fields.String()
+    shipped_at = fields.DateTime()
+    received_by = fields.String(allow_none=True)
+    received_at = fields.DateTime(allow_none=True)
+    reconciliation = fields.Dict()

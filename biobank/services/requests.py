@@ -32,6 +32,7 @@ from biobank.models import (
     RequestSignature,
     RequestStatus,
     SampleRequest,
+    Shipment,
     Specimen,
     User,
 )
@@ -481,3 +482,131 @@ def pick_list_pdf(request: SampleRequest) -> bytes:
     sink = io.BytesIO()
     SimpleDocTemplate(sink, pagesize=landscape(A4), title=f"Pick list {request.code}").build(story)
     return sink.getvalue()
+
+
+SHIPPING_TEMPERATURES = ("ambient", "2-8C", "dry_ice", "liquid_nitrogen")
+RECEIVED_CONDITIONS = ("acceptable", "damaged", "thawed", "leaking")
+
+
+def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
+         temperature: str, tracking_number: str | None = None) -> Shipment:
+    """Ship every picked tube of an allocated request: one custody event each."""
+    from biobank.models.vocab import CustodyEventType
+    from biobank.services.custody import record_custody_event
+
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)):
+        raise PermissionDenied("shipments are sent by biobank staff")
+    if request.status is not RequestStatus.ALLOCATED:
+        raise InvalidState(f"{request.code} is {request.status.value}: only an allocated, "
+                           "picked request is shipped", current_state=request.status.value)
+    if temperature not in SHIPPING_TEMPERATURES:
+        raise InvalidInput(f"unknown temperature {temperature!r}", field="temperature",
+                           allowed=list(SHIPPING_TEMPERATURES))
+    live = [a for a in request.allocations if a.released_at is None]
+    unpicked = [a.specimen.barcode for a in live if a.picked_at is None]
+    if unpicked:
+        raise Conflict(f"{len(unpicked)} tube(s) of {request.code} are not picked yet: "
+                       f"{', '.join(unpicked[:10])}", field="request", unpicked=unpicked)
+    shipment = Shipment(request_id=request.id, destination=destination, courier=courier,
+                        temperature=temperature, tracking_number=tracking_number,
+                        shipped_by=actor.username)
+    db.session.add(shipment)
+    for allocation in live:
+        specimen = allocation.specimen
+        before = specimen.location_text
+        specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
+        specimen.status = SpecimenStatus.IN_TRANSIT
+        record_custody_event(specimen, CustodyEventType.SHIPPED, actor=actor,
+                             from_location=before, to_location=destination[:128],
+                             details={"request": request.code, "courier": courier,
+                                      "temperature": temperature,
+                                      "tracking_number": tracking_number})
+    request.status = RequestStatus.SHIPPED
+    db.session.flush()
+    return shipment
+
+
+def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]]) -> Shipment:
+    """The receiving lab scans what arrived; the shipment is reconciled: tubes not scanned
+    are missing, tubes scanned that were not sent are extra (and not recorded), damaged ones
+    are noted. Received tubes are distributed."""
+    from biobank.models.vocab import CustodyEventType
+    from biobank.services.custody import record_custody_event
+
+    if request.requester_id != actor.id and not _is_manager(actor):
+        raise PermissionDenied("the requester's lab (or a manager) receives a shipment")
+    if request.status is not RequestStatus.SHIPPED or request.shipment is None:
+        raise InvalidState(f"{request.code} is {request.status.value}: only a shipped request "
+                           "is received", current_state=request.status.value)
+    sent = {a.specimen.barcode: a for a in request.allocations if a.released_at is None}
+    seen: dict[str, str] = {}
+    for i, scan in enumerate(scans):
+        condition = scan.get("condition") or "acceptable"
+        if condition not in RECEIVED_CONDITIONS:
+            raise InvalidInput(f"unknown condition {condition!r}", field=f"scans[{i}].condition",
+                               allowed=list(RECEIVED_CONDITIONS))
+        seen[scan["barcode"]] = condition
+    missing = sorted(set(sent) - set(seen))
+    extra = sorted(set(seen) - set(sent))
+    damaged = sorted(b for b, c in seen.items() if b in sent and c != "acceptable")
+    for barcode, allocation in sent.items():
+        if barcode not in seen:
+            continue
+        specimen = allocation.specimen
+        allocation.received_condition = seen[barcode]
+        specimen.status = SpecimenStatus.DISTRIBUTED
+        record_custody_event(specimen, CustodyEventType.RECEIVED_AT_DESTINATION, actor=actor,
+                             to_location=request.shipment.destination[:128],
+                             details={"request": request.code, "condition": seen[barcode]})
+    for barcode in missing:
+        specimen = sent[barcode].specimen
+        specimen.status = SpecimenStatus.MISSING
+        record_custody_event(specimen, CustodyEventType.MARKED_MISSING, actor=actor,
+                             details={"request": request.code,
+                                      "note": "not in the parcel at the destination"})
+    shipment = request.shipment
+    shipment.received_by = actor.username
+    shipment.received_at = utcnow()
+    shipment.reconciliation = {"received": len(sent) - len(missing), "missing": missing,
+                               "damaged": damaged, "extra": extra}
+    request.status = RequestStatus.RECEIVED
+    db.session.flush()
+    return shipment
+
+
+def distribution_report(request: SampleRequest) -> dict[str, Any]:
+    """What was sent, to whom, when, under which approval and consent."""
+    approval = next((s for s in request.signatures if s.meaning == "approved"), None)
+    shipment = request.shipment
+    tubes = []
+    for allocation in request.allocations:
+        if allocation.released_at is not None:
+            continue
+        specimen = allocation.specimen
+        scopes = sorted(r.tier.scope.value for r in specimen.participant.consents
+                        if r.decision is ConsentDecision.YES and r.withdrawn_at is None)
+        tubes.append({"barcode": specimen.barcode, "participant": specimen.participant.code,
+                      "material_type": specimen.material_type.value,
+                      "quantity": str(specimen.quantity) if specimen.quantity is not None
+                      else None,
+                      "unit": specimen.unit.value if specimen.unit else None,
+                      "status": specimen.status.value,
+                      "received_condition": allocation.received_condition,
+                      "consent_scopes_now": scopes})
+    return {
+        "request": request.code, "title": request.title, "purpose": request.purpose,
+        "requester": request.requester.full_name, "ethics_reference": request.ethics_reference,
+        "consent_scopes_required": request.consent_scopes,
+        "approval": None if approval is None else {
+            "signer": approval.signer_name, "signed_at": approval.signed_at.isoformat(),
+            "meaning": approval.meaning, "content_sha256": approval.content_sha256,
+            "still_matches": approval.content_sha256 == content_digest(request)},
+        "shipment": None if shipment is None else {
+            "destination": shipment.destination, "courier": shipment.courier,
+            "tracking_number": shipment.tracking_number, "temperature": shipment.temperature,
+            "shipped_by": shipment.shipped_by, "shipped_at": shipment.shipped_at.isoformat(),
+            "received_by": shipment.received_by,
+            "received_at": shipment.received_at.isoformat() if shipment.received_at else None,
+            "reconciliation": shipment.reconciliation},
+        "tubes": tubes,
+    }

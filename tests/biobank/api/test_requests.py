@@ -187,3 +187,52 @@ def test_pick_list_in_walking_order_and_scanning_each_tube(client, bank, researc
                               capture_output=True, text=True, check=True).stdout
         assert "Electronically signed by Manager" in text and "Meaning: approved" in text
         assert text.index(primary.barcode) < text.index(bank.a1.barcode)
+
+
+def test_ship_receive_reconcile_and_report(client, bank, researcher, manager, technician,
+                                           headers, db_session):
+    from biobank.models import CustodyEvent, Specimen
+    from biobank.services.ledger import verify_ledger
+
+    rh, mh, th = headers(researcher), headers(manager), headers(technician)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"],
+                       requirements={**FROZEN_20, "aliquots_per_case": 2})
+    client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    primary, aliquot = bank.a1.parent, bank.a1
+    parcel = {"destination": "Skin Genomics Lab, 12 Research Rd", "courier": "ColdChain",
+              "temperature": "dry_ice", "tracking_number": "CC123"}
+    url = f"/api/v1/requests/{request['id']}"
+    r = client.post(f"{url}/shipment", headers=th, json=parcel)
+    assert r.status_code == 409 and "not picked yet" in r.json["detail"]
+    for tube in (primary, aliquot):
+        assert client.post(f"{url}/picks", headers=th,
+                           json={"barcode": tube.barcode}).status_code == 200
+    r = client.post(f"{url}/shipment", headers=th, json={**parcel, "temperature": "warm"})
+    assert r.status_code == 422
+    r = client.post(f"{url}/shipment", headers=th, json=parcel)
+    assert r.status_code == 201, r.json
+    status = lambda tube: db_session.scalar(  # noqa: E731
+        sa.select(Specimen.status).where(Specimen.id == tube.id)).value
+    assert status(primary) == status(aliquot) == "in_transit"
+    assert client.post(f"{url}/shipment", headers=th, json=parcel).status_code == 409
+
+    r = client.post(f"{url}/receipt", headers=rh, json={"scans": [
+        {"barcode": primary.barcode, "condition": "acceptable"},
+        {"barcode": bank.plasma.barcode}]})
+    assert r.status_code == 200, r.json
+    assert r.json["reconciliation"] == {"received": 1, "missing": [aliquot.barcode],
+                                        "damaged": [], "extra": [bank.plasma.barcode]}
+    assert (status(primary), status(aliquot), status(bank.plasma)) == (
+        "distributed", "missing", "collected")  # the extra tube is not touched
+    events = db_session.scalars(sa.select(CustodyEvent.event_type).where(
+        CustodyEvent.specimen_id == primary.id).order_by(CustodyEvent.seq)).all()
+    assert [e.value for e in events][-2:] == ["shipped", "received_at_destination"]
+    assert verify_ledger().ok
+
+    report = client.get(f"{url}/distribution-report", headers=rh).json
+    assert report["approval"]["signer"] == "Manager" and report["approval"]["still_matches"]
+    assert report["shipment"]["courier"] == "ColdChain"
+    assert {t["barcode"]: t["status"] for t in report["tubes"]} == {
+        primary.barcode: "distributed", aliquot.barcode: "missing"}
+    assert "genetic_research" in report["tubes"][0]["consent_scopes_now"]

@@ -1,8 +1,8 @@
-"""sample requests, signatures and allocations
+"""sample requests, signatures, allocations and shipments
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-23 12:00:44.385939+00:00
+Create Date: 2026-11-23 12:02:39.197183+00:00
 """
 
 import sqlalchemy as sa
@@ -54,6 +54,8 @@ def upgrade() -> None:
                 "rejected",
                 "withdrawn",
                 "allocated",
+                "shipped",
+                "received",
                 name="requeststatus",
                 native_enum=False,
                 create_constraint=True,
@@ -106,6 +108,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_request_signatures_request_id"), ["request_id"], unique=False)
 
     op.create_table(
+        "shipments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.Integer(), nullable=False),
+        sa.Column("destination", sa.String(length=255), nullable=False, comment="Receiving lab and address"),
+        sa.Column("courier", sa.String(length=128), nullable=False),
+        sa.Column("tracking_number", sa.String(length=64), nullable=True),
+        sa.Column(
+            "temperature",
+            sa.String(length=32),
+            nullable=False,
+            comment="ambient, 2-8C, dry_ice or liquid_nitrogen",
+        ),
+        sa.Column("shipped_by", sa.String(length=64), nullable=False),
+        sa.Column("shipped_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("received_by", sa.String(length=64), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "reconciliation",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+            comment="missing, damaged and extra barcodes found at the destination",
+        ),
+        sa.ForeignKeyConstraint(
+            ["request_id"], ["sample_requests.id"], name=op.f("fk_shipments_request_id_sample_requests")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_shipments")),
+        sa.UniqueConstraint("request_id", name=op.f("uq_shipments_request_id")),
+    )
+    op.create_table(
         "allocations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("request_id", sa.Integer(), nullable=False),
@@ -121,6 +152,12 @@ def upgrade() -> None:
             comment="When its barcode was scanned at the freezer",
         ),
         sa.Column("picked_by", sa.String(length=64), nullable=True),
+        sa.Column(
+            "received_condition",
+            sa.String(length=32),
+            nullable=True,
+            comment="At the destination: acceptable, damaged, thawed, leaking; NULL: not received",
+        ),
         sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_allocations_case_id_cases")),
         sa.ForeignKeyConstraint(
@@ -152,6 +189,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_allocations_request_id"))
 
     op.drop_table("allocations")
+    op.drop_table("shipments")
     with op.batch_alter_table("request_signatures", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_request_signatures_request_id"))
 
