@@ -370,8 +370,11 @@ def ingest_matrix(record: OmicsFile) -> OmicsFile:
         links[name].qc = qc_verdict(record.kind, values)
     target = storage_root() / "matrices" / f"{record.sha256}.h5ad"
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        adata.write_h5ad(target)
+    # Written at every ingestion: its obs carry the aliquots the samples are linked to now
+    # (the source file is content-addressed, the links are not).
+    partial = target.with_suffix(".part.h5ad")
+    adata.write_h5ad(partial)
+    partial.replace(target)
     record.matrix_uri = str(target.relative_to(storage_root()))
     record.feature_count = int(adata.n_vars)
     record.status = FileStatus.INGESTED

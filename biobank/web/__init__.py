@@ -12,6 +12,6 @@ def render_error(status: int, message: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    from biobank.web import cohorts, pages  # noqa: F401  (cohorts adds its pages to pages.bp)
+    from biobank.web import cohorts, pages, requests  # noqa: F401  (they add pages to pages.bp)
 
     app.register_blueprint(pages.bp)

@@ -1,0 +1,43 @@
+"""Request pages: researchers ask and follow, managers decide and allocate, technicians pick
+and ship, the receiving lab reconciles. Each step calls the API from the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+
+from biobank.auth import current_actor, has_role
+from biobank.models.vocab import Role
+from biobank.services import cohorts as cohort_service
+from biobank.services import requests as request_service
+from biobank.web.pages import bp, login_required
+
+
+@bp.route("/requests")
+@login_required
+def request_list() -> Any:
+    actor = current_actor()
+    return render_template("requests.html", requests=request_service.list_requests(actor))
+
+
+@bp.route("/requests/new")
+@login_required
+def request_new() -> Any:
+    actor = current_actor()
+    cohorts = [c for c in cohort_service.list_cohorts(actor)
+               if c.level in request_service.REQUEST_LEVELS]
+    return render_template("request_new.html", cohorts=cohorts,
+                           chosen=request.args.get("cohort", type=int))
+
+
+@bp.route("/requests/<int:request_id>")
+@login_required
+def request_detail(request_id: int) -> Any:
+    actor = current_actor()
+    item = request_service.get_request(request_id, actor)
+    return render_template(
+        "request.html", r=item, is_manager=has_role(actor, (Role.ADMIN, Role.MANAGER)),
+        is_staff=has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
+        is_requester=item.requester_id == actor.id,
+        picks=request_service.pick_list(item) if item.allocations else [])

@@ -1,0 +1,109 @@
+"""A request end to end in a real browser: request → approve → allocate → pick → ship → receive."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from biobank.db import db, transaction
+from biobank.models import User
+from tests.browser import browser, live_server, login
+from tests.conftest import separate_database
+
+pytestmark = pytest.mark.browser
+__all__ = ["browser"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    url = separate_database(tmp_path_factory.mktemp("requests"), "requests")
+    with live_server(url, demo_participants=40) as (base, app):
+        with app.app_context(), transaction():
+            from biobank.services import cohorts
+
+            researcher = db.session.scalar(sa.select(User).where(User.username == "researcher"))
+            cohort = cohorts.create_cohort(
+                actor=researcher, name="Melanoma plasma", level="cases",
+                filters={"op": "=", "content": {"field": "cases.disease_group",
+                                                "value": "melanoma"}})
+        with app.app_context():
+            db.session.remove()
+        yield base, cohort.id
+
+
+def page_for(browser, base, user, password):
+    context = browser.new_context()
+    page = context.new_page()
+    login(page, base, user, password)
+    return context, page
+
+
+def test_request_to_receipt_through_the_pages(server, browser):
+    base, cohort_id = server
+    context, page = page_for(browser, base, "researcher", "researcher-demo-pw")
+    page.goto(f"{base}/cohorts/{cohort_id}")
+    page.click("#request-samples")
+    page.wait_for_url(re.compile(r".*/requests/new\?cohort=\d+"))
+    page.fill("input[name=title]", "Plasma cytokines in melanoma")
+    page.fill("textarea[name=purpose]", "Multiplex cytokine panel on pre-treatment plasma")
+    page.fill("input[name=ethics_reference]", "IRB-2026-201")
+    page.select_option("select[name=material_type]", "PLASMA")
+    page.wait_for_function("document.getElementById('servable').textContent !== '…'")
+    page.click("#submit-request")
+    page.wait_for_url(re.compile(r".*/requests/\d+$"))
+    request_url = page.url
+    assert page.text_content("#request-status") == "submitted"
+    context.close()
+
+    context, page = page_for(browser, base, "manager", "manager-demo-pw")
+    page.goto(request_url)
+    page.fill("input[name=password]", "not my password")
+    page.click("#approve")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "nothing was signed" in page.text_content("#message")
+    page.fill("input[name=password]", "manager-demo-pw")
+    page.click("#approve")
+    page.wait_for_selector("#allocate")
+    assert "meaning: approved" in page.text_content("#signature")
+    page.click("#allocate")
+    page.wait_for_selector("#pick-list")
+    barcodes = page.locator("#pick-list tr[data-barcode]").evaluate_all(
+        "rows => rows.map(r => r.dataset.barcode)")
+    assert barcodes
+    context.close()
+
+    context, page = page_for(browser, base, "tech", "tech-demo-pw")
+    page.goto(request_url)
+    field = page.locator("#pick-field")
+    field.fill("NOT-ON-THE-LIST")
+    field.press("Enter")
+    page.wait_for_function("document.getElementById('message').textContent.includes('WRONG TUBE')")
+    for barcode in barcodes:
+        field.fill(barcode)
+        field.press("Enter")
+        page.wait_for_function("b => document.getElementById('message').textContent"
+                               ".startsWith(b + ' picked')", arg=barcode)
+    assert page.locator("#pick-list tr.picked").count() == len(barcodes)
+    page.fill("input[name=courier]", "ColdChain")
+    page.click("#ship-button")
+    page.wait_for_function("document.getElementById('request-status').textContent === 'shipped'")
+    context.close()
+
+    context, page = page_for(browser, base, "researcher", "researcher-demo-pw")
+    page.goto(request_url)
+    field = page.locator("#receive-field")
+    arrived = barcodes[:-1] if len(barcodes) > 1 else barcodes
+    for i, barcode in enumerate(arrived):
+        if i == 0:
+            page.check("#damaged")
+        field.fill(barcode)
+        field.press("Enter")
+    page.click("#reconcile")
+    page.wait_for_selector("#reconciliation")
+    text = page.text_content("#reconciliation")
+    assert f"{len(arrived)} received" in text and f"damaged: {arrived[0]}" in text
+    if len(barcodes) > 1:
+        assert f"missing: {barcodes[-1]}" in text
+    context.close()
