@@ -69,6 +69,10 @@ def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
         return services.print_box(box, contents=data["box_contents"], **options)
     if "import_id" in data:
         return services.print_import(data["import_id"], **options)
+    if "request_id" in data:
+        from biobank.services.requests import get_request
+
+        return services.print_request(get_request(data["request_id"], actor), **options)
     specimens = [get_visible(Specimen, sid, actor, field="specimen_ids")
                  for sid in data["specimen_ids"]]
     return services.print_specimens(specimens, **options)

@@ -44,15 +44,19 @@ class PrintJobCreateSchema(BaseSchema):
         "With container_id: a label for every specimen in the box"))
     import_id = fields.Integer(metadata=describe(
         "A bulk import that succeeded: a label for every specimen it created"))
+    request_id = fields.Integer(metadata=describe(
+        "A sample request: its allocated tubes' labels, or with the shipping-box template "
+        "the parcel's label (destination, request code)"))
     copies = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
     reprint_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
     @validates_schema
     def _what(self, data: dict, **_kwargs: object) -> None:
-        given = [k for k in ("specimen_ids", "container_id", "import_id") if data.get(k)]
+        given = [k for k in ("specimen_ids", "container_id", "import_id", "request_id")
+                 if data.get(k)]
         if len(given) != 1:
-            raise ValidationError("give one of specimen_ids, container_id or import_id",
-                                  "specimen_ids")
+            raise ValidationError("give one of specimen_ids, container_id, import_id or "
+                                  "request_id", "specimen_ids")
 
 
 class PrintJobSchema(BaseSchema):

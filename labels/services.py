@@ -149,6 +149,28 @@ def print_import(import_id: int, **options: Any) -> PrintJob:
     return print_specimens(specimens, **options)
 
 
+SHIPPING_TEMPLATE = "shipping-box"
+
+
+def print_request(request: Any, **options: Any) -> PrintJob:
+    """A request's allocated tubes in pick-list order, or its parcel's shipping label."""
+    from biobank.services.requests import pick_list
+
+    if options["template"] == SHIPPING_TEMPLATE:
+        shipment = request.shipment
+        destination = shipment.destination if shipment else f"{request.requester.full_name}"
+        record = {"barcode": request.code, "destination": destination,
+                  "text": f"{request.title} — {len(pick_list(request))} tubes"}
+        return create_print_job([record], **options)
+    barcodes = [item["barcode"] for item in pick_list(request)]
+    if not barcodes:
+        raise InvalidInput(f"{request.code} has no allocated tube to label",
+                           field="request_id")
+    tubes = {s.barcode: s for s in db.session.scalars(
+        sa.select(Specimen).where(Specimen.barcode.in_(barcodes)))}
+    return print_specimens([tubes[b] for b in barcodes], **options)
+
+
 def print_box(box: StorageContainer, *, contents: bool, **options: Any) -> PrintJob:
     """The box's own label, or a label for every specimen in it (in position order)."""
     check_site(options["actor"], box.site_id, field="container_id")

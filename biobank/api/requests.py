@@ -22,6 +22,8 @@ from biobank.schemas.requests import (
     RequestCreateSchema,
     RequestQuerySchema,
     RequestSchema,
+    ReturnResultSchema,
+    ReturnSchema,
     ShipmentSchema,
     ShipSchema,
 )
@@ -175,3 +177,16 @@ class DistributionReportView(MethodView):
     def get(self, request_id: int) -> Any:
         """What was sent, to whom, when, under which approval and consent"""
         return requests.distribution_report(requests.get_request(request_id, current_actor()))
+
+
+@blp.route("/<int:request_id>/returns")
+class ReturnView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.arguments(ReturnSchema)
+    @blp.response(200, ReturnResultSchema)
+    def post(self, data: dict[str, Any], request_id: int) -> Any:
+        """Send unused tubes back; the biobank scans them in (receive at destination, store)"""
+        actor = current_actor()
+        with transaction():
+            return requests.return_unused(requests.get_request(request_id, actor),
+                                          data["barcodes"], actor=actor)

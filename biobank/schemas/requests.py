@@ -141,3 +141,13 @@ class ShipmentSchema(BaseSchema):
     received_by = fields.String(allow_none=True)
     received_at = fields.DateTime(allow_none=True)
     reconciliation = fields.Dict()
+
+
+class ReturnSchema(BaseSchema):
+    barcodes = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                           required=True, validate=validate.Length(min=1, max=10_000))
+
+
+class ReturnResultSchema(BaseSchema):
+    request = fields.String()
+    returned = fields.Integer()

@@ -139,7 +139,20 @@ def cases_of(cohort_id: int, snapshot_id: int | None, actor: User) -> tuple[Any,
 
 def feasibility(case_ids: list[int], requirements: dict[str, Any], scopes: list[str],
                 *, actor: User) -> dict[str, Any]:
-    """How many cases can be served now, and why the others cannot."""
+    """How many cases can be served now, and why the others cannot (counts of 1–4 shown as
+    "<5" to researchers)."""
+    servable, reasons = _serve(case_ids, requirements, scopes)
+    return {
+        "cases": query.suppress(len(case_ids), actor),
+        "servable": query.suppress(servable, actor),
+        "not_servable": {reason: query.suppress(n, actor) for reason, n in sorted(reasons.items())},
+        "checked_at": utcnow().isoformat(),
+    }
+
+
+def _serve(case_ids: list[int], requirements: dict[str, Any],
+           scopes: list[str]) -> tuple[int, Counter[str]]:
+    """The number of cases that can be served, and the others by reason."""
     material = MaterialType(requirements["material_type"])
     per_case = requirements.get("aliquots_per_case") or 1
     minimum = Decimal(requirements["min_quantity"]) if requirements.get("min_quantity") else None
@@ -177,12 +190,7 @@ def feasibility(case_ids: list[int], requirements: dict[str, Any], scopes: list[
             reasons[FREEZE_THAW] += 1
         else:
             reasons[NOT_ENOUGH] += 1
-    return {
-        "cases": query.suppress(len(case_ids), actor),
-        "servable": query.suppress(servable, actor),
-        "not_servable": {reason: query.suppress(n, actor) for reason, n in sorted(reasons.items())},
-        "checked_at": utcnow().isoformat(),
-    }
+    return servable, reasons
 
 
 def _consented(participant_ids: set[int], scopes: list[str]) -> set[int]:
@@ -216,6 +224,11 @@ def submit(*, actor: User, title: str, purpose: str, ethics_reference: str, coho
     scopes = check_scopes(consent_scopes)
     if not ids:
         raise InvalidInput("the cohort has no case", field="cohort_id")
+    servable, reasons = _serve(ids, requirements, scopes)
+    if not servable:
+        why = "; ".join(f"{reason}: {n} case(s)" for reason, n in sorted(reasons.items()))
+        raise Conflict(f"no case of the cohort can be served as asked ({why})",
+                       field="requirements", not_servable=dict(reasons))
     request = SampleRequest(
         code="", title=title, purpose=purpose, ethics_reference=ethics_reference,
         requester_id=actor.id, cohort_id=cohort.id,
@@ -610,3 +623,33 @@ def distribution_report(request: SampleRequest) -> dict[str, Any]:
             "reconciliation": shipment.reconciliation},
         "tubes": tubes,
     }
+
+
+def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -> dict[str, Any]:
+    """The lab sends unused tubes back: each goes in transit to the site it left from, where
+    the scan station receives and stores it as usual (receive at destination, store)."""
+    from biobank.models.vocab import CustodyEventType
+    from biobank.services.custody import record_custody_event
+
+    if request.requester_id != actor.id and not _is_manager(actor):
+        raise PermissionDenied("the requester's lab (or a manager) returns material")
+    if request.status is not RequestStatus.RECEIVED:
+        raise InvalidState(f"{request.code} is {request.status.value}: material is returned "
+                           "after it was received", current_state=request.status.value)
+    ours = {a.specimen.barcode: a.specimen for a in request.allocations
+            if a.released_at is None}
+    problems = [b for b in barcodes if b not in ours
+                or ours[b].status is not SpecimenStatus.DISTRIBUTED]
+    if problems:
+        raise InvalidInput(f"not distributed under {request.code}: {', '.join(problems[:10])}",
+                           field="barcodes", barcodes=problems)
+    for barcode in dict.fromkeys(barcodes):
+        specimen = ours[barcode]
+        specimen.status = SpecimenStatus.IN_TRANSIT
+        record_custody_event(specimen, CustodyEventType.SHIPPED, actor=actor,
+                             from_location=(request.shipment.destination[:128]
+                                            if request.shipment else None),
+                             details={"request": request.code, "return": True,
+                                      "destination_site": specimen.site.code})
+    db.session.flush()
+    return {"request": request.code, "returned": len(dict.fromkeys(barcodes))}

@@ -236,3 +236,65 @@ def test_ship_receive_reconcile_and_report(client, bank, researcher, manager, te
     assert {t["barcode"]: t["status"] for t in report["tubes"]} == {
         primary.barcode: "distributed", aliquot.barcode: "missing"}
     assert "genetic_research" in report["tubes"][0]["consent_scopes_now"]
+
+
+def test_unused_material_comes_back_and_is_stored_again(client, bank, researcher, manager,
+                                                       technician, headers, db_session, site):
+    from tests.biobank.api.test_scans import scan
+
+    rh, mh, th = headers(researcher), headers(manager), headers(technician)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"])
+    url = f"/api/v1/requests/{request['id']}"
+    client.post(f"{url}/allocation", headers=mh)
+    tube = bank.a1
+    client.post(f"{url}/picks", headers=th, json={"barcode": tube.barcode})
+    r = client.post(f"{url}/returns", headers=rh, json={"barcodes": [tube.barcode]})
+    assert r.status_code == 409  # not received yet
+    client.post(f"{url}/shipment", headers=th, json={
+        "destination": "Lab", "courier": "ColdChain", "temperature": "dry_ice"})
+    client.post(f"{url}/receipt", headers=rh, json={"scans": [{"barcode": tube.barcode}]})
+    r = client.post(f"{url}/returns", headers=rh, json={"barcodes": [bank.plasma.barcode]})
+    assert r.status_code == 422 and r.json["barcodes"] == [bank.plasma.barcode]
+    r = client.post(f"{url}/returns", headers=rh, json={"barcodes": [tube.barcode]})
+    assert r.status_code == 200 and r.json["returned"] == 1
+    box = bank.a1.parent.container
+    r = client.post("/api/v1/scans/", headers=th, json=scan(tube.barcode,
+                                                             "receive_at_destination"))
+    assert r.status_code == 201, r.json
+    r = client.post("/api/v1/scans/", headers=th, json=scan(
+        tube.barcode, "store", location={"container_id": box.id, "pos_row": 2, "pos_col": 2}))
+    assert r.status_code == 201 and r.json["specimen"]["status"] == "in_storage", r.json
+
+
+def test_labels_for_a_requests_tubes_and_its_parcel(client, bank, researcher, manager,
+                                                    technician, headers):
+    rh, mh, th = headers(researcher), headers(manager), headers(technician)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"],
+                       requirements={**FROZEN_20, "aliquots_per_case": 2})
+    r = client.post("/api/v1/print-jobs/", headers=th, json={
+        "template": "cryovial-2d", "request_id": request["id"]})
+    assert r.status_code == 422 and "no allocated tube" in r.json["detail"]
+    client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    r = client.post("/api/v1/print-jobs/", headers=th, json={
+        "template": "cryovial-2d", "request_id": request["id"]})
+    assert r.status_code == 201, r.json
+    assert r.json["barcodes"] == [bank.a1.parent.barcode, bank.a1.barcode]  # pick-list order
+    r = client.post("/api/v1/print-jobs/", headers=th, json={
+        "template": "shipping-box", "request_id": request["id"]})
+    assert r.status_code == 201 and r.json["barcodes"] == [request["code"]]
+
+
+def test_a_request_nothing_can_serve_is_refused(client, bank, researcher, headers, db_session):
+    from biobank.models import SampleRequest
+
+    rh = headers(researcher)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    r = submit(client, rh, cohort["id"], consent_scopes=["commercial"],
+               requirements={"material_type": "TISSUE_FROZEN", "min_quantity": 5000,
+                             "unit": "uL"})
+    assert r.status_code == 409 and "no case of the cohort can be served" in r.json["detail"]
+    assert r.json["not_servable"] == {"not enough material left": 2,
+                                      "no consent for a needed scope": 1}
+    assert db_session.query(SampleRequest).count() == 0
