@@ -190,3 +190,19 @@ class ReturnView(MethodView):
         with transaction():
             return requests.return_unused(requests.get_request(request_id, actor),
                                           data["barcodes"], actor=actor)
+
+
+@blp.route("/<int:request_id>/shipment/manifest.<any(csv, pdf):fmt>")
+class ShipmentManifestView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="text/csv")
+    def get(self, request_id: int, fmt: str) -> Any:
+        """The parcel's content, one tube per row (CSV or PDF with the approval signature)"""
+        request = requests.get_request(request_id, current_actor())
+        if fmt == "csv":
+            return Response(requests.shipment_manifest_csv(request), mimetype="text/csv",
+                            headers={"Content-Disposition":
+                                     f'attachment; filename="shipment-{request.code}.csv"'})
+        return Response(requests.shipment_manifest_pdf(request), mimetype="application/pdf",
+                        headers={"Content-Disposition":
+                                 f'inline; filename="shipment-{request.code}.pdf"'})

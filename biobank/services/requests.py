@@ -653,3 +653,72 @@ def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -
                                       "destination_site": specimen.site.code})
     db.session.flush()
     return {"request": request.code, "returned": len(dict.fromkeys(barcodes))}
+
+
+MANIFEST_COLUMNS = ("barcode", "participant", "case", "material_type", "quantity", "unit",
+                    "received_condition")
+
+
+def shipment_manifest_rows(request: SampleRequest) -> list[dict[str, Any]]:
+    """The parcel's content, pseudonymous: one row per tube."""
+    if request.shipment is None:
+        raise InvalidState(f"{request.code} has not been shipped",
+                           current_state=request.status.value)
+    rows = []
+    for allocation in request.allocations:
+        if allocation.released_at is not None:
+            continue
+        specimen = allocation.specimen
+        rows.append({"barcode": specimen.barcode, "participant": specimen.participant.code,
+                     "case": db.session.get(Case, allocation.case_id).code,
+                     "material_type": specimen.material_type.value,
+                     "quantity": str(specimen.quantity) if specimen.quantity is not None
+                     else "", "unit": specimen.unit.value if specimen.unit else "",
+                     "received_condition": allocation.received_condition or ""})
+    return sorted(rows, key=lambda r: r["barcode"])
+
+
+def shipment_manifest_csv(request: SampleRequest) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(shipment_manifest_rows(request))
+    return buffer.getvalue()
+
+
+def shipment_manifest_pdf(request: SampleRequest) -> bytes:
+    import io
+
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    rows = shipment_manifest_rows(request)
+    shipment = request.shipment
+    styles = getSampleStyleSheet()
+    story: list[Any] = [
+        Paragraph(f"Shipment manifest {request.code}", styles["Title"]),
+        Paragraph(f"To: {shipment.destination}. Courier: {shipment.courier}"
+                  f"{', tracking ' + shipment.tracking_number if shipment.tracking_number else ''}. "
+                  f"Temperature: {shipment.temperature}. Shipped by {shipment.shipped_by} on "
+                  f"{shipment.shipped_at:%Y-%m-%d %H:%M} UTC; {len(rows)} tubes.",
+                  styles["Normal"])]
+    for signature in request.signatures:
+        story.append(Paragraph(
+            f"Electronically signed by {signature.signer_name} on "
+            f"{signature.signed_at:%Y-%m-%d %H:%M} UTC. Meaning: {signature.meaning}.",
+            styles["Normal"]))
+    story.append(Spacer(1, 8))
+    table = Table([list(MANIFEST_COLUMNS)] + [[r[c] for c in MANIFEST_COLUMNS] for r in rows],
+                  repeatRows=1)
+    table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 8),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
+                               ("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]))
+    story.append(table)
+    sink = io.BytesIO()
+    SimpleDocTemplate(sink, pagesize=A4, title=f"Shipment {request.code}").build(story)
+    return sink.getvalue()

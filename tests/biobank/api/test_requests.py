@@ -230,6 +230,13 @@ def test_ship_receive_reconcile_and_report(client, bank, researcher, manager, te
     assert [e.value for e in events][-2:] == ["shipped", "received_at_destination"]
     assert verify_ledger().ok
 
+    manifest = client.get(f"{url}/shipment/manifest.csv", headers=rh)
+    lines = manifest.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("barcode,participant,case") and len(lines) == 3
+    assert {line.split(",")[0] for line in lines[1:]} == {primary.barcode, aliquot.barcode}
+    assert "Ada" not in manifest.get_data(as_text=True)  # pseudonymous
+    pdf = client.get(f"{url}/shipment/manifest.pdf", headers=th)
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     report = client.get(f"{url}/distribution-report", headers=rh).json
     assert report["approval"]["signer"] == "Manager" and report["approval"]["still_matches"]
     assert report["shipment"]["courier"] == "ColdChain"
