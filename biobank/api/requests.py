@@ -18,6 +18,7 @@ from biobank.schemas.requests import (
     PickItemSchema,
     PickResultSchema,
     PickSchema,
+    ProcessingTaskSchema,
     ReceiptSchema,
     RequestCreateSchema,
     RequestQuerySchema,
@@ -206,3 +207,18 @@ class ShipmentManifestView(MethodView):
         return Response(requests.shipment_manifest_pdf(request), mimetype="application/pdf",
                         headers={"Content-Disposition":
                                  f'inline; filename="shipment-{request.code}.pdf"'})
+
+
+@blp.route("/<int:request_id>/allocations/<int:allocation_id>/aliquot")
+class ProcessingView(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(ProcessingTaskSchema)
+    @blp.response(201, PickItemSchema)
+    def post(self, data: dict[str, Any], request_id: int, allocation_id: int) -> Any:
+        """Do a processing task: aliquot an allocated primary; the aliquot takes its place"""
+        actor = current_actor()
+        with transaction():
+            request = requests.get_request(request_id, actor)
+            replacement = requests.make_aliquot(request, allocation_id, actor=actor, **data)
+            barcode = replacement.specimen.barcode
+        return next(i for i in requests.pick_list(request) if i["barcode"] == barcode), 201

@@ -87,6 +87,7 @@ class AllocationResultSchema(BaseSchema):
 
 
 class PickItemSchema(BaseSchema):
+    allocation_id = fields.Integer()
     barcode = fields.String()
     case = fields.String()
     material_type = fields.String()
@@ -151,3 +152,9 @@ class ReturnSchema(BaseSchema):
 class ReturnResultSchema(BaseSchema):
     request = fields.String()
     returned = fields.Integer()
+
+
+class ProcessingTaskSchema(BaseSchema):
+    quantity = fields.Decimal(as_string=True, validate=validate.Range(min=0, min_inclusive=False),
+                              metadata=describe("Of the aliquot (default: the request's minimum)"))
+    container_id = fields.Integer(metadata=describe("Box to place it in (fill order)"))

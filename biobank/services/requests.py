@@ -425,7 +425,8 @@ def pick_list(request: SampleRequest) -> list[dict[str, Any]]:
         position = (container.position_label(specimen.pos_row, specimen.pos_col)
                     if container is not None and specimen.pos_row is not None else None)
         out.append({
-            "barcode": specimen.barcode, "case": case, "material_type": specimen.material_type.value,
+            "allocation_id": allocation.id, "barcode": specimen.barcode, "case": case,
+            "material_type": specimen.material_type.value,
             "quantity": str(specimen.quantity) if specimen.quantity is not None else None,
             "unit": specimen.unit.value if specimen.unit else None, "site": site,
             "freezer": unit_name, "rack": rack_name,
@@ -722,3 +723,38 @@ def shipment_manifest_pdf(request: SampleRequest) -> bytes:
     sink = io.BytesIO()
     SimpleDocTemplate(sink, pagesize=A4, title=f"Shipment {request.code}").build(story)
     return sink.getvalue()
+
+
+def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
+                 quantity: Any = None, container_id: int | None = None) -> Allocation:
+    """Do a processing task: aliquot the allocated primary, and allocate the new aliquot
+    in its place (the primary goes back to storage with what is left)."""
+    from biobank.services.specimens import create_aliquots
+
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)):
+        raise PermissionDenied("processing is done by biobank staff")
+    if request.status is not RequestStatus.ALLOCATED:
+        raise InvalidState(f"{request.code} is {request.status.value}: processing tasks are "
+                           "done between allocation and shipment",
+                           current_state=request.status.value)
+    allocation = next((a for a in request.allocations if a.id == allocation_id
+                       and a.released_at is None), None)
+    if allocation is None or not allocation.needs_processing:
+        raise InvalidInput(f"allocation {allocation_id} of {request.code} is no processing task",
+                           field="allocation_id")
+    primary = allocation.specimen
+    amount = quantity or request.requirements.get("min_quantity")
+    if amount is None:
+        raise InvalidInput("give the quantity of the aliquot to make", field="quantity")
+    [child] = create_aliquots(primary, actor=actor, count=1, quantity=amount,
+                              container_id=container_id)
+    allocation.released_at = utcnow()
+    primary.status = SpecimenStatus.IN_STORAGE
+    child.status = SpecimenStatus.RESERVED
+    db.session.flush()
+    replacement = Allocation(request_id=request.id, specimen_id=child.id,
+                             case_id=allocation.case_id, needs_processing=False,
+                             allocated_by=actor.username)
+    db.session.add(replacement)
+    db.session.flush()
+    return replacement

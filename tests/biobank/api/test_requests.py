@@ -305,3 +305,31 @@ def test_a_request_nothing_can_serve_is_refused(client, bank, researcher, header
     assert r.json["not_servable"] == {"not enough material left": 2,
                                       "no consent for a needed scope": 1}
     assert db_session.query(SampleRequest).count() == 0
+
+
+def test_a_processing_task_aliquots_the_primary_and_allocates_the_aliquot(
+        client, bank, researcher, manager, technician, headers, db_session):
+    from biobank.models import Specimen
+
+    rh, mh, th = headers(researcher), headers(manager), headers(technician)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"],
+                       requirements={**FROZEN_20, "aliquots_per_case": 2})
+    client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    url = f"/api/v1/requests/{request['id']}"
+    task, done = client.get(f"{url}/pick-list", headers=th).json
+    assert task["needs_processing"] and not done["needs_processing"]
+    r = client.post(f"{url}/allocations/{done['allocation_id']}/aliquot", headers=th, json={})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "allocation_id"
+    r = client.post(f"{url}/allocations/{task['allocation_id']}/aliquot", headers=th,
+                    json={"quantity": "25"})
+    assert r.status_code == 201, r.json
+    new = r.json
+    assert new["barcode"] != task["barcode"] and not new["needs_processing"]
+    child = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == new["barcode"]))
+    primary = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == task["barcode"]))
+    assert child.parent_id == primary.id and child.quantity == 25
+    assert (primary.status.value, primary.quantity) == ("in_storage", 75)
+    assert child.status.value == "reserved"
+    barcodes = [i["barcode"] for i in client.get(f"{url}/pick-list", headers=th).json]
+    assert sorted(barcodes) == sorted([new["barcode"], done["barcode"]])
