@@ -155,6 +155,6 @@ class ReturnResultSchema(BaseSchema):
 
 
 class ProcessingTaskSchema(BaseSchema):
-    quantity = fields.Decimal(as_string=True, validate=validate.Range(min=0, min_inclusive=False),
-                              metadata=describe("Of the aliquot (default: the request's minimum)"))
+    quantity = fields.Decimal(as_string=True, metadata=describe(
+        "Of the aliquot, more than 0 (default: the request's minimum)"))
     container_id = fields.Integer(metadata=describe("Box to place it in (fill order)"))

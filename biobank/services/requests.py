@@ -746,6 +746,8 @@ def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
     amount = quantity or request.requirements.get("min_quantity")
     if amount is None:
         raise InvalidInput("give the quantity of the aliquot to make", field="quantity")
+    if Decimal(str(amount)) <= 0:
+        raise InvalidInput("the aliquot's quantity must be more than 0", field="quantity")
     [child] = create_aliquots(primary, actor=actor, count=1, quantity=amount,
                               container_id=container_id)
     allocation.released_at = utcnow()

@@ -322,6 +322,9 @@ def test_a_processing_task_aliquots_the_primary_and_allocates_the_aliquot(
     r = client.post(f"{url}/allocations/{done['allocation_id']}/aliquot", headers=th, json={})
     assert r.status_code == 422 and r.json["errors"][0]["field"] == "allocation_id"
     r = client.post(f"{url}/allocations/{task['allocation_id']}/aliquot", headers=th,
+                    json={"quantity": "-5"})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "quantity"
+    r = client.post(f"{url}/allocations/{task['allocation_id']}/aliquot", headers=th,
                     json={"quantity": "25"})
     assert r.status_code == 201, r.json
     new = r.json
