@@ -210,8 +210,12 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
             joined, value = base.join(src, src.c[level.key] == own), src.c.value
         else:
             lift = compiler.LIFT[f.key]
-            lifted = lift.select(lift.col(level.key).label("lifted"), src.c.value).join(
-                src, src.c.key == lift.col(f.key)).subquery()
+            if f.column is not None:  # a column of the finer entity's table: no self-join
+                lifted = lift.select(lift.col(level.key).label("lifted"),
+                                     f.column().label("value")).subquery()
+            else:
+                lifted = lift.select(lift.col(level.key).label("lifted"), src.c.value).join(
+                    src, src.c.key == lift.col(f.key)).subquery()
             joined, value = base.join(lifted, lifted.c.lifted == own), lifted.c.value
         parts.append(sa.select(sa.literal(name).label("facet"),
                                sa.cast(value, sa.String).label("key"),
