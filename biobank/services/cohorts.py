@@ -406,9 +406,9 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
            stratify_by: str | None = None, keep_test: bool = True,
            drs_host: str = "") -> Export:
     """A manifest of *snapshot* with a split per patient, stored with its assignments."""
-    if not has_role(actor, (Role.ADMIN, Role.MANAGER)):
-        raise PermissionDenied("manifests are exported by biobank managers (researchers get "
-                               "theirs through an approved request)")
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
+        raise PermissionDenied("manifests are exported by biobank managers; a researcher gets "
+                               "the manifest of a snapshot an approved request of theirs names")
     if not salt or len(salt) > 128:
         raise InvalidInput("a salt of 1 to 128 characters is needed", field="salt")
     if stratify_by not in (None, "diagnosis"):
@@ -446,6 +446,17 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     checks["excluded_by_consent"] = excluded
     checks["pinned_to_test"] = len(leaked)
     return Export(record, rows, checks)
+
+
+def approved_for(actor: User, snapshot: CohortSnapshot) -> bool:
+    """Whether *actor* has an approved request (or one further on) for this very snapshot."""
+    from biobank.models import RequestStatus, SampleRequest
+
+    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED,
+               RequestStatus.RECEIVED)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(SampleRequest).where(
+        SampleRequest.requester_id == actor.id, SampleRequest.snapshot_id == snapshot.id,
+        SampleRequest.status.in_(granted))) > 0
 
 
 def split_checks(rows: list[dict[str, Any]], family: str, export_id: int) -> dict[str, Any]:

@@ -336,3 +336,22 @@ def test_a_processing_task_aliquots_the_primary_and_allocates_the_aliquot(
     assert child.status.value == "reserved"
     barcodes = [i["barcode"] for i in client.get(f"{url}/pick-list", headers=th).json]
     assert sorted(barcodes) == sorted([new["barcode"], done["barcode"]])
+
+
+def test_an_approved_request_opens_its_snapshots_manifest_to_the_researcher(
+        client, bank, researcher, manager, headers, tmp_path, technician):
+    from tests.biobank.api.test_cohorts import manifest
+    from tests.biobank.api.test_images import picture, upload
+
+    upload(client, headers(technician), picture(tmp_path, "d.jpg"), modality="dermoscopy",
+           lesion="Q-L1")
+    rh, mh = headers(researcher), headers(manager)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    snap = freeze(client, rh, cohort["id"])
+    assert manifest(client, rh, cohort["id"]).status_code == 403
+    request = approved(client, rh, mh, cohort["id"], snapshot_id=snap["id"])
+    r = manifest(client, rh, cohort["id"])
+    assert r.status_code == 200, r.json
+    assert request["code"] and "Q-L1" in r.get_data(as_text=True)
+    newer = freeze(client, rh, cohort["id"])  # a later snapshot is not covered
+    assert manifest(client, rh, cohort["id"], snapshot=newer["id"]).status_code == 403
