@@ -41,3 +41,11 @@ def request_detail(request_id: int) -> Any:
         is_staff=has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
         is_requester=item.requester_id == actor.id,
         picks=request_service.pick_list(item) if item.allocations else [])
+
+
+@bp.route("/requests/<int:request_id>/report")
+@login_required
+def request_report(request_id: int) -> Any:
+    actor = current_actor()
+    item = request_service.get_request(request_id, actor)
+    return render_template("request_report.html", report=request_service.distribution_report(item))

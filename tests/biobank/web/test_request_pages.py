@@ -106,4 +106,8 @@ def test_request_to_receipt_through_the_pages(server, browser):
     assert f"{len(arrived)} received" in text and f"damaged: {arrived[0]}" in text
     if len(barcodes) > 1:
         assert f"missing: {barcodes[-1]}" in text
+    page.click("#report-link")
+    page.wait_for_selector("#report-tubes")
+    assert "still matches what was signed" in page.text_content("#approval")
+    assert page.locator("#report-tubes tbody tr").count() == len(barcodes)
     context.close()
