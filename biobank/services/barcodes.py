@@ -50,15 +50,20 @@ def issue_barcode(site: Site, material: MaterialType) -> str:
             return barcode
 
 
-def resolve_barcode(code: str) -> Specimen:
+def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
     """The specimen a scanned code names: our barcode or a manufacturer's 2D code.
 
     A code in our format whose check characters do not match is refused with that reason,
-    so a misread or mistyped scan never silently names nothing or something else.
+    so a misread or mistyped scan never silently names nothing or something else. With
+    *lock* (PostgreSQL), the specimen's row is locked until the transaction ends and read
+    fresh in the same query.
     """
     code = code.strip()
-    specimen = db.session.scalar(sa.select(Specimen).where(
-        sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code)))
+    stmt = sa.select(Specimen).where(
+        sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+    if lock and db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
+    specimen = db.session.scalar(stmt)
     if specimen is not None:
         return specimen
     if GENERATED_PATTERN.match(code) and (reason := explain_invalid(code)):

@@ -20,7 +20,7 @@ from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import resolve_barcode
 from biobank.services.common import get_visible
 from biobank.services.consents import has_withdrawn
-from biobank.services.custody import lock_specimen, record_custody_event
+from biobank.services.custody import record_custody_event
 from biobank.services.storage import check_position, ensure_free
 
 S = SpecimenStatus
@@ -131,10 +131,10 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
     if earlier is not None:
         return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
     receiving = action is ScanAction.RECEIVE_AT_DESTINATION
-    specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving)
+    # Scans of one tube queue on its row; scans of different tubes run in parallel: the
+    # row is locked (and read fresh) by the query that resolves the barcode.
+    specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving, lock=True)
     sites = visible_site_ids(actor)
-    # Scans of one tube queue on its row; scans of different tubes run in parallel.
-    lock_specimen(specimen)
     if db.session.get_bind().dialect.name == "postgresql":
         # A retry of this very scan may have been recorded while we waited for the lock
         # (SQLite writers already waited for each other at BEGIN).
@@ -221,10 +221,11 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
     return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
 
 
-def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False) -> Specimen:
+def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False,
+                     lock: bool = False) -> Specimen:
     """The specimen a scanned code names, refused if it is another site's, except a tube
     in transit that is being (or about to be) received here."""
-    specimen = resolve_barcode(barcode)
+    specimen = resolve_barcode(barcode, lock=lock)
     sites = visible_site_ids(actor)
     if sites is not None and specimen.site_id not in sites and not (
             receiving and specimen.status is S.IN_TRANSIT):
