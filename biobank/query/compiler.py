@@ -11,6 +11,7 @@ Values are always bound parameters: nothing of the filter is ever spliced into S
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,10 +100,8 @@ def _member(f: Field, level: Level, condition: Any) -> Any:
     if f.key not in level.keys and level.key not in f.also and f.column is not None:
         # a column of the finer entity's own table: no need to join the table to itself
         lift = _lift(f.key, level)
-        own = sa.select(f.column().label("value")).subquery()  # only to name the column
-        cond = condition(own)
-        cond = _replace(cond, own.c.value, f.column())
-        sub = lift.select(lift.col(level.key)).where(cond)
+        own = SimpleNamespace(c=SimpleNamespace(value=f.column()))  # the column as `value`
+        sub = lift.select(lift.col(level.key)).where(condition(own))
         return level.col(level.key).in_(sub.correlate(None))
     src = f.source().subquery()
     if f.key in level.keys:
@@ -119,12 +118,6 @@ def _member(f: Field, level: Level, condition: Any) -> Any:
     sub = lift.select(lift.col(level.key)).join(src, src.c.key == lift.col(f.key)).where(
         condition(src))
     return level.col(level.key).in_(sub.correlate(None))
-
-
-def _replace(expression: Any, old: Any, new: Any) -> Any:
-    from sqlalchemy.sql import visitors
-
-    return visitors.replacement_traverse(expression, {}, lambda e: new if e is old else None)
 
 
 def _lift(key: str, level: Level) -> Level:

@@ -39,15 +39,13 @@ from biobank.models import (
     CohortSnapshot,
     CohortSnapshotMember,
     CohortSnapshotObject,
-    ConsentResponse,
-    ConsentTier,
     Image,
     Lesion,
     Participant,
     Specimen,
     User,
 )
-from biobank.models.vocab import ConsentDecision, ConsentScope, Lineage, Role
+from biobank.models.vocab import ConsentScope, Lineage, Role
 from biobank.services import query
 
 COHORT_LEVELS = ("participants", "cases", "lesions", "specimens", "aliquots")
@@ -230,10 +228,6 @@ def _labels(level: str, ids: list[int]) -> list[str]:
 
 # --- objects and manifests -----------------------------------------------------------------
 
-def _case_of_specimen() -> Any:
-    return Specimen.case_id
-
-
 def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
     from omics.models import FileStatus, OmicsFile, OmicsFileSample
 
@@ -245,7 +239,7 @@ def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
         spec_match = Specimen.participant_id.in_(members)
         image_match = Image.case_id.in_(sa.select(Case.id).where(Case.participant_id.in_(members)))
     elif level == "cases":
-        spec_match = _case_of_specimen().in_(members)
+        spec_match = Specimen.case_id.in_(members)
         image_match = Image.case_id.in_(members)
     elif level == "lesions":
         spec_match = Specimen.lesion_id.in_(members)
@@ -275,7 +269,7 @@ def manifest_rows(snapshot: CohortSnapshot, *, drs_host: str = "") -> list[dict[
     omics = (sa.select(OmicsFile.kind, OmicsFile.filename, OmicsFile.size_bytes,
                        OmicsFile.sha256, OmicsFileSample.sample_name, Specimen.barcode,
                        Specimen.lineage, parent.barcode.label("parent_barcode"),
-                       Specimen.participant_id, _case_of_specimen().label("case_id"),
+                       Specimen.participant_id, Specimen.case_id,
                        Specimen.lesion_id)
              .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
              .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
@@ -484,15 +478,12 @@ def split_checks(rows: list[dict[str, Any]], family: str, export_id: int) -> dic
 def _consented(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Rows whose patient consents now (withdrawals count): research use for every row,
     genetic research for exome, RNA-Seq and methylation files."""
-    codes = {row["participant"] for row in rows}
-    stmt = (sa.select(Participant.code, ConsentTier.scope)
-            .join(ConsentResponse, ConsentResponse.participant_id == Participant.id)
-            .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
-            .where(Participant.code.in_(codes), ConsentResponse.decision == ConsentDecision.YES,
-                   ConsentResponse.withdrawn_at.is_(None)))
-    scopes: dict[str, set[ConsentScope]] = defaultdict(set)
-    for code, scope in db.session.execute(stmt):
-        scopes[code].add(scope)
+    from biobank.services.consents import granted_scopes_by_participant
+
+    ids = dict(db.session.execute(sa.select(Participant.code, Participant.id).where(
+        Participant.code.in_({row["participant"] for row in rows}))).all())
+    by_id = granted_scopes_by_participant(ids.values())
+    scopes = {code: by_id.get(ident, set()) for code, ident in ids.items()}
     kept = []
     for row in rows:
         have = scopes.get(row["participant"], set())

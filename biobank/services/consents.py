@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +12,7 @@ import sqlalchemy as sa
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState
 from biobank.models import ConsentResponse, ConsentTier, Participant, User
-from biobank.models.vocab import ConsentScope
+from biobank.models.vocab import ConsentDecision, ConsentScope
 from biobank.services.common import get_visible, visible
 
 
@@ -57,6 +59,20 @@ def update_consent(response: ConsentResponse, changes: dict[str, Any], *,
 def granted_scopes(participant: Participant, *, at: dt.datetime | None = None) -> set[ConsentScope]:
     """Scopes the participant has consented to and not withdrawn."""
     return {c.tier.scope for c in participant.consents if c.is_granted}
+
+
+def granted_scopes_by_participant(participant_ids: Iterable[int]) -> dict[int, set[ConsentScope]]:
+    """``granted_scopes`` of many participants in one query (those with none are absent)."""
+    rows = db.session.execute(
+        sa.select(ConsentResponse.participant_id, ConsentTier.scope)
+        .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
+        .where(ConsentResponse.participant_id.in_(set(participant_ids)),
+               ConsentResponse.decision == ConsentDecision.YES,
+               ConsentResponse.withdrawn_at.is_(None)))
+    scopes: dict[int, set[ConsentScope]] = defaultdict(set)
+    for participant, scope in rows:
+        scopes[participant].add(scope)
+    return dict(scopes)
 
 
 def has_withdrawn(participant: Participant) -> bool:

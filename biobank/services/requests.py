@@ -26,8 +26,6 @@ from biobank.models import (
     Allocation,
     Case,
     CohortSnapshotMember,
-    ConsentResponse,
-    ConsentTier,
     Lesion,
     RequestSignature,
     RequestStatus,
@@ -37,7 +35,6 @@ from biobank.models import (
     User,
 )
 from biobank.models.vocab import (
-    ConsentDecision,
     ConsentScope,
     MaterialType,
     PathologyStatus,
@@ -150,63 +147,67 @@ def feasibility(case_ids: list[int], requirements: dict[str, Any], scopes: list[
     }
 
 
+class _Tubes:
+    """What a request could take, case by case: the tubes of its material in storage, and
+    which cases' participants consent to every scope it needs."""
+
+    def __init__(self, case_ids: list[int], requirements: dict[str, Any],
+                 scopes: list[str]) -> None:
+        from biobank.services.consents import granted_scopes_by_participant
+
+        self.per_case = requirements.get("aliquots_per_case") or 1
+        self.minimum = (Decimal(requirements["min_quantity"])
+                        if requirements.get("min_quantity") else None)
+        self.unit = QuantityUnit(requirements["unit"]) if requirements.get("unit") else None
+        self.max_ft = requirements.get("max_freeze_thaw")
+        participants = dict(db.session.execute(sa.select(Case.id, Case.participant_id).where(
+            Case.id.in_(case_ids))).all())
+        wanted = {ConsentScope(s) for s in scopes}
+        granted = granted_scopes_by_participant(participants.values()) if wanted else {}
+        self.consenting = {case for case, participant in participants.items()
+                           if wanted <= granted.get(participant, set())}
+        stmt = (sa.select(Specimen.id, Specimen.case_id, Specimen.lineage, Specimen.quantity,
+                          Specimen.unit, Specimen.freeze_thaw_count)
+                .where(Specimen.case_id.in_(case_ids),
+                       Specimen.material_type == MaterialType(requirements["material_type"]),
+                       Specimen.status == SpecimenStatus.IN_STORAGE))
+        if requirements.get("pathology_status"):
+            stmt = stmt.where(Specimen.pathology_status ==
+                              PathologyStatus(requirements["pathology_status"]))
+        self.by_case: dict[int, list[Any]] = defaultdict(list)
+        for row in db.session.execute(stmt):
+            self.by_case[row.case_id].append(row)
+
+    def enough(self, tube: Any) -> bool:
+        return self.minimum is None or (tube.unit == self.unit and tube.quantity is not None
+                                        and tube.quantity >= self.minimum)
+
+    def thawed_little(self, tube: Any) -> bool:
+        return self.max_ft is None or tube.freeze_thaw_count <= self.max_ft
+
+    def usable(self, case_id: int) -> list[Any]:
+        return [t for t in self.by_case.get(case_id, [])
+                if self.enough(t) and self.thawed_little(t)]
+
+
 def _serve(case_ids: list[int], requirements: dict[str, Any],
            scopes: list[str]) -> tuple[int, Counter[str]]:
     """The number of cases that can be served, and the others by reason."""
-    material = MaterialType(requirements["material_type"])
-    per_case = requirements.get("aliquots_per_case") or 1
-    minimum = Decimal(requirements["min_quantity"]) if requirements.get("min_quantity") else None
-    unit = QuantityUnit(requirements["unit"]) if requirements.get("unit") else None
-    max_ft = requirements.get("max_freeze_thaw")
-    pathology = requirements.get("pathology_status")
-    participants = dict(db.session.execute(sa.select(Case.id, Case.participant_id).where(
-        Case.id.in_(case_ids))).all())
-    consented = _consented(set(participants.values()), scopes)
-    stmt = (sa.select(Specimen.case_id, Specimen.quantity, Specimen.unit,
-                      Specimen.freeze_thaw_count)
-            .where(Specimen.case_id.in_(case_ids), Specimen.material_type == material,
-                   Specimen.status == SpecimenStatus.IN_STORAGE))
-    if pathology:
-        stmt = stmt.where(Specimen.pathology_status == PathologyStatus(pathology))
-    tubes: dict[int, list[Any]] = defaultdict(list)
-    for row in db.session.execute(stmt):
-        tubes[row.case_id].append(row)
+    tubes = _Tubes(case_ids, requirements, scopes)
     reasons: Counter[str] = Counter()
     servable = 0
     for case_id in case_ids:
-        candidates = tubes.get(case_id, [])
-        if participants.get(case_id) not in consented:
+        if case_id not in tubes.consenting:
             reasons[NO_CONSENT] += 1
-            continue
-        if not candidates:
+        elif not tubes.by_case.get(case_id):
             reasons[NO_MATERIAL] += 1
-            continue
-        enough = [t for t in candidates if minimum is None or (
-            t.unit == unit and t.quantity is not None and t.quantity >= minimum)]
-        good = [t for t in enough if max_ft is None or t.freeze_thaw_count <= max_ft]
-        if len(good) >= per_case:
+        elif len(tubes.usable(case_id)) >= tubes.per_case:
             servable += 1
-        elif len(enough) >= per_case:
+        elif sum(map(tubes.enough, tubes.by_case[case_id])) >= tubes.per_case:
             reasons[FREEZE_THAW] += 1
         else:
             reasons[NOT_ENOUGH] += 1
     return servable, reasons
-
-
-def _consented(participant_ids: set[int], scopes: list[str]) -> set[int]:
-    if not scopes:
-        return participant_ids
-    wanted = [ConsentScope(s) for s in scopes]
-    rows = db.session.execute(
-        sa.select(ConsentResponse.participant_id, ConsentTier.scope)
-        .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
-        .where(ConsentResponse.participant_id.in_(participant_ids),
-               ConsentResponse.decision == ConsentDecision.YES,
-               ConsentResponse.withdrawn_at.is_(None), ConsentTier.scope.in_(wanted)))
-    have: dict[int, set[ConsentScope]] = defaultdict(set)
-    for participant, scope in rows:
-        have[participant].add(scope)
-    return {p for p, s in have.items() if s >= set(wanted)}
 
 
 def preview(*, actor: User, cohort_id: int, snapshot_id: int | None = None,
@@ -330,37 +331,17 @@ def allocate(request: SampleRequest, *, actor: User) -> dict[str, Any]:
     if request.status is not RequestStatus.APPROVED:
         raise InvalidState(f"{request.code} is {request.status.value}: only an approved "
                            "request is allocated", current_state=request.status.value)
-    requirements = request.requirements
     _cohort, _snapshot, case_ids = cases_of(request.cohort_id, request.snapshot_id, actor)
-    participants = dict(db.session.execute(sa.select(Case.id, Case.participant_id).where(
-        Case.id.in_(case_ids))).all())
-    consented = _consented(set(participants.values()), request.consent_scopes)
-    minimum = Decimal(requirements["min_quantity"]) if requirements.get("min_quantity") else None
-    unit = QuantityUnit(requirements["unit"]) if requirements.get("unit") else None
-    per_case = requirements.get("aliquots_per_case") or 1
-    stmt = (sa.select(Specimen.id, Specimen.case_id, Specimen.lineage, Specimen.quantity,
-                      Specimen.unit, Specimen.freeze_thaw_count)
-            .where(Specimen.case_id.in_(case_ids),
-                   Specimen.material_type == MaterialType(requirements["material_type"]),
-                   Specimen.status == SpecimenStatus.IN_STORAGE))
-    if requirements.get("pathology_status"):
-        stmt = stmt.where(Specimen.pathology_status ==
-                          PathologyStatus(requirements["pathology_status"]))
-    if requirements.get("max_freeze_thaw") is not None:
-        stmt = stmt.where(Specimen.freeze_thaw_count <= requirements["max_freeze_thaw"])
-    if minimum is not None:
-        stmt = stmt.where(Specimen.unit == unit, Specimen.quantity >= minimum)
-    candidates: dict[int, list[Any]] = defaultdict(list)
-    for row in db.session.execute(stmt):
-        candidates[row.case_id].append(row)
+    candidates = _Tubes(case_ids, request.requirements, request.consent_scopes)
+    per_case = candidates.per_case
     tubes = tasks = 0
     served: list[int] = []
     unserved: Counter[str] = Counter()
     for case_id in case_ids:
-        if participants.get(case_id) not in consented:
+        if case_id not in candidates.consenting:
             unserved[NO_CONSENT] += 1
             continue
-        rows = sorted(candidates.get(case_id, []), key=lambda r: (
+        rows = sorted(candidates.usable(case_id), key=lambda r: (
             r.lineage.value == "primary", r.quantity or 0, r.freeze_thaw_count, r.id))
         savepoint = db.session.begin_nested()
         taken = []
@@ -465,36 +446,42 @@ def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]
 
 def pick_list_pdf(request: SampleRequest) -> bytes:
     """The pick list on paper, with the approval's electronic signature printed on it."""
+    rows = [["☐" if not item["picked_at"] else "✓", item["barcode"], item["case"],
+             item["material_type"], f"{item['quantity'] or ''} {item['unit'] or ''}".strip(),
+             item["site"], item["freezer"] or "", item["rack"] or "", item["box"] or "",
+             item["position"] or "", "aliquot first" if item["needs_processing"] else ""]
+            for item in pick_list(request)]
+    header = ["", "Barcode", "Case", "Material", "Qty", "Site", "Freezer", "Rack", "Box", "Pos",
+              "Note"]
+    return _document(request, f"Pick list {request.code}: {request.title}", [], header, rows,
+                     landscape=True)
+
+
+def _document(request: SampleRequest, title: str, lines: list[str], header: list[str],
+              rows: list[list[Any]], *, landscape: bool = False) -> bytes:
+    """A request's PDF: title, lines of text, its signatures, then a table."""
     import io
 
     from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.pagesizes import landscape as turned
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     styles = getSampleStyleSheet()
-    story: list[Any] = [Paragraph(f"Pick list {request.code}: {request.title}", styles["Title"])]
-    for signature in request.signatures:
-        story.append(Paragraph(
-            f"Electronically signed by {signature.signer_name} on "
-            f"{signature.signed_at:%Y-%m-%d %H:%M} UTC. Meaning: {signature.meaning}. "
-            f"Content SHA-256 {signature.content_sha256[:16]}…", styles["Normal"]))
-    story.append(Spacer(1, 8))
-    rows = [["", "Barcode", "Case", "Material", "Qty", "Site", "Freezer", "Rack", "Box", "Pos",
-             "Note"]]
-    for item in pick_list(request):
-        rows.append(["☐" if not item["picked_at"] else "✓", item["barcode"], item["case"],
-                     item["material_type"],
-                     f"{item['quantity'] or ''} {item['unit'] or ''}".strip(), item["site"],
-                     item["freezer"] or "", item["rack"] or "", item["box"] or "",
-                     item["position"] or "", "aliquot first" if item["needs_processing"] else ""])
-    table = Table(rows, repeatRows=1)
+    story: list[Any] = [Paragraph(title, styles["Title"])]
+    story += [Paragraph(line, styles["Normal"]) for line in lines]
+    story += [Paragraph(f"Electronically signed by {s.signer_name} on "
+                        f"{s.signed_at:%Y-%m-%d %H:%M} UTC. Meaning: {s.meaning}. "
+                        f"Content SHA-256 {s.content_sha256[:16]}…", styles["Normal"])
+              for s in request.signatures]
+    table = Table([header, *rows], repeatRows=1)
     table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 8),
                                ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
                                ("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]))
-    story.append(table)
     sink = io.BytesIO()
-    SimpleDocTemplate(sink, pagesize=landscape(A4), title=f"Pick list {request.code}").build(story)
+    SimpleDocTemplate(sink, pagesize=turned(A4) if landscape else A4,
+                      title=title).build([*story, Spacer(1, 8), table])
     return sink.getvalue()
 
 
@@ -590,6 +577,8 @@ def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]])
 
 def distribution_report(request: SampleRequest) -> dict[str, Any]:
     """What was sent, to whom, when, under which approval and consent."""
+    from biobank.services.consents import granted_scopes
+
     approval = next((s for s in request.signatures if s.meaning == "approved"), None)
     shipment = request.shipment
     tubes = []
@@ -597,8 +586,7 @@ def distribution_report(request: SampleRequest) -> dict[str, Any]:
         if allocation.released_at is not None:
             continue
         specimen = allocation.specimen
-        scopes = sorted(r.tier.scope.value for r in specimen.participant.consents
-                        if r.decision is ConsentDecision.YES and r.withdrawn_at is None)
+        scopes = sorted(s.value for s in granted_scopes(specimen.participant))
         tubes.append({"barcode": specimen.barcode, "participant": specimen.participant.code,
                       "material_type": specimen.material_type.value,
                       "quantity": str(specimen.quantity) if specimen.quantity is not None
@@ -691,38 +679,14 @@ def shipment_manifest_csv(request: SampleRequest) -> str:
 
 
 def shipment_manifest_pdf(request: SampleRequest) -> bytes:
-    import io
-
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
     rows = shipment_manifest_rows(request)
     shipment = request.shipment
-    styles = getSampleStyleSheet()
-    story: list[Any] = [
-        Paragraph(f"Shipment manifest {request.code}", styles["Title"]),
-        Paragraph(f"To: {shipment.destination}. Courier: {shipment.courier}"
-                  f"{', tracking ' + shipment.tracking_number if shipment.tracking_number else ''}. "
-                  f"Temperature: {shipment.temperature}. Shipped by {shipment.shipped_by} on "
-                  f"{shipment.shipped_at:%Y-%m-%d %H:%M} UTC; {len(rows)} tubes.",
-                  styles["Normal"])]
-    for signature in request.signatures:
-        story.append(Paragraph(
-            f"Electronically signed by {signature.signer_name} on "
-            f"{signature.signed_at:%Y-%m-%d %H:%M} UTC. Meaning: {signature.meaning}.",
-            styles["Normal"]))
-    story.append(Spacer(1, 8))
-    table = Table([list(MANIFEST_COLUMNS)] + [[r[c] for c in MANIFEST_COLUMNS] for r in rows],
-                  repeatRows=1)
-    table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 8),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
-                               ("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]))
-    story.append(table)
-    sink = io.BytesIO()
-    SimpleDocTemplate(sink, pagesize=A4, title=f"Shipment {request.code}").build(story)
-    return sink.getvalue()
+    tracking = f", tracking {shipment.tracking_number}" if shipment.tracking_number else ""
+    line = (f"To: {shipment.destination}. Courier: {shipment.courier}{tracking}. "
+            f"Temperature: {shipment.temperature}. Shipped by {shipment.shipped_by} on "
+            f"{shipment.shipped_at:%Y-%m-%d %H:%M} UTC; {len(rows)} tubes.")
+    return _document(request, f"Shipment manifest {request.code}", [line],
+                     list(MANIFEST_COLUMNS), [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
 
 
 def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
