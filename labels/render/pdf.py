@@ -1,67 +1,150 @@
-"""PDF labels with reportlab: one label per page (roll printers) or a grid on A4 sheets."""
+"""PDF labels: one label per page (roll printers) or a grid on A4 sheets.
+
+The document is written as it is drawn: each page goes to the output as soon as it is full,
+so memory holds one page and an offset per object, however many labels there are. Pages
+draw the shapes of :func:`labels.render.preview.layout_label`, the same layout as the
+previews, with the standard Helvetica font (WinAnsi encoding).
+"""
 
 from __future__ import annotations
 
 import io
+import unicodedata
+import zlib
+from array import array
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
-from labels.render.layout import FONT, PT_PER_MM, datamatrix_modules, fit_text
+from labels.render.layout import PT_PER_MM
+from labels.render.preview import Box, layout_label
 from labels.render.templates import LabelError, Template
-
-if TYPE_CHECKING:
-    from reportlab.pdfgen.canvas import Canvas
 
 MM = PT_PER_MM
 A4 = (210.0, 297.0)
+#: pages per intermediate node of the page tree
+PAGES_PER_NODE = 128
+#: characters outside WinAnsi that have an exact typographic equivalent inside it
+EQUIVALENTS = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u00a0": " "})
 
 
-def _draw_label(canvas: Canvas, template: Template, values: Mapping[str, Any], ox: float,
-                oy: float) -> None:
-    """Draw one label with its top-left corner at (*ox*, *oy*) mm from the page's top-left."""
-    from reportlab.graphics.barcode.code128 import Code128
+def _pdf_text(text: str) -> bytes:
+    """*text* as a PDF string literal in WinAnsi encoding.
 
-    page_h = canvas._pagesize[1] / MM
-    for element in template.elements:
-        text = element.fill(dict(values))
-        x = ox + element.x
-        top = oy + element.y
-        if element.type == "text":
-            fitted = fit_text(element, text)
-            canvas.setFont(FONT, fitted.size_pt)
-            line_h = fitted.size_pt * 1.15 / MM
-            for i, line in enumerate(fitted.lines):
-                baseline = top + fitted.size_pt / MM * 0.85 + i * line_h
-                canvas.drawString(x * MM, (page_h - baseline) * MM, line)
-        elif element.type == "datamatrix":
-            matrix = datamatrix_modules(text)
-            m = element.module
-            canvas.saveState()
-            canvas.setFillColorRGB(0, 0, 0)
-            for r, row in enumerate(matrix):
-                c = 0
-                while c < len(row):
-                    if not row[c]:
-                        c += 1
-                        continue
-                    start = c
-                    while c < len(row) and row[c]:
-                        c += 1
-                    # One rectangle per run of dark modules keeps the PDF small.
-                    canvas.rect((x + start * m) * MM, (page_h - top - (r + 1) * m) * MM,
-                                (c - start) * m * MM, m * MM, stroke=0, fill=1)
-            canvas.restoreState()
-        elif element.type == "code128":
-            bars = Code128(text, barWidth=element.module * MM, barHeight=element.height * MM,
-                           quiet=True, lquiet=element.module * 10 * MM,
-                           rquiet=element.module * 10 * MM)
-            if element.width and bars.width / MM > element.width:
-                raise LabelError(
-                    f"barcode {text!r} needs {bars.width / MM:.1f} mm at {element.module} mm "
-                    f"per module; the template gives {element.width} mm")
-            canvas.saveState()
-            bars.drawOn(canvas, x * MM, (page_h - top - element.height) * MM)
-            canvas.restoreState()
+    Raises
+    ------
+    LabelError
+        For a character the label font cannot show: printing a wrong glyph would be worse.
+    """
+    normal = unicodedata.normalize("NFC", text).translate(EQUIVALENTS)
+    try:
+        raw = normal.encode("cp1252")
+    except UnicodeEncodeError as error:
+        char = normal[error.start]
+        raise LabelError(f"character {char!r} (U+{ord(char):04X}) in {text!r} cannot be "
+                         "printed on a PDF label (Western European characters only; ZPL "
+                         "printers take UTF-8)") from None
+    escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    return b"(" + escaped.replace(b"\r", b"\\r").replace(b"\n", b"\\n") + b")"
+
+
+def label_operators(template: Template, values: Mapping[str, Any], ox: float, oy: float,
+                    page_h: float) -> bytes:
+    """PDF content-stream operators drawing one label with its top-left corner at
+    (*ox*, *oy*) mm from the top-left of a page *page_h* mm high."""
+    rects: list[str] = []
+    texts: list[bytes] = []
+    for shape in layout_label(template, values):
+        if isinstance(shape, Box):
+            rects.append(f"{(ox + shape.x) * MM:.3f} {(page_h - oy - shape.y - shape.h) * MM:.3f} "
+                         f"{shape.w * MM:.3f} {shape.h * MM:.3f} re")
+        else:
+            texts.append(b"BT /F1 %.2f Tf %.3f %.3f Td %s Tj ET" % (
+                shape.size_pt, (ox + shape.x) * MM, (page_h - oy - shape.baseline) * MM,
+                _pdf_text(shape.text)))
+    ops = texts
+    if rects:
+        ops = [("\n".join(rects) + "\nf").encode(), *texts]
+    return b"\n".join(ops)
+
+
+class PdfStreamWriter:
+    """A PDF 1.4 document written page by page to a binary stream.
+
+    Every page has the same size; pages inherit the size and the font from the page tree.
+    """
+
+    def __init__(self, out: BinaryIO, width_mm: float, height_mm: float, *,
+                 compress: bool = True) -> None:
+        self.out = out
+        self.compress = compress
+        self.written = 0
+        #: byte offset of every object, by object number (0 is the free-list head)
+        self.offsets = array("Q", [0])
+        self.catalog, self.root, self.font = self._new(), self._new(), self._new()
+        self.nodes: list[tuple[int, int]] = []  # (object number, page count) of tree nodes
+        self.node: int | None = None
+        self.node_kids: list[int] = []
+        self.pages = 0
+        self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        self._object(self.font, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                                b"/Encoding /WinAnsiEncoding >>")
+        self.media_box = b"[0 0 %.3f %.3f]" % (width_mm * MM, height_mm * MM)
+
+    def _new(self) -> int:
+        self.offsets.append(0)
+        return len(self.offsets) - 1
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.written += len(data)
+
+    def _object(self, number: int, body: bytes) -> None:
+        self.offsets[number] = self.written
+        self._write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+
+    def add_page(self, content: bytes) -> None:
+        """Write one page whose content stream is *content*."""
+        if self.node is None:
+            self.node = self._new()
+        page, stream = self._new(), self._new()
+        data = zlib.compress(content, 6) if self.compress else content
+        filters = b"/Filter /FlateDecode " if self.compress else b""
+        self._object(stream, b"<< %s/Length %d >>\nstream\n%s\nendstream"
+                     % (filters, len(data), data))
+        self._object(page, b"<< /Type /Page /Parent %d 0 R /Contents %d 0 R >>"
+                     % (self.node, stream))
+        self.node_kids.append(page)
+        self.pages += 1
+        if len(self.node_kids) == PAGES_PER_NODE:
+            self._close_node()
+
+    def _close_node(self) -> None:
+        if self.node is None:
+            return
+        kids = b" ".join(b"%d 0 R" % k for k in self.node_kids)
+        self._object(self.node, b"<< /Type /Pages /Parent %d 0 R /Kids [%s] /Count %d >>"
+                     % (self.root, kids, len(self.node_kids)))
+        self.nodes.append((self.node, len(self.node_kids)))
+        self.node, self.node_kids = None, []
+
+    def close(self) -> None:
+        """Write the page tree, the catalog, the cross-reference table and the trailer."""
+        if not self.pages:
+            raise LabelError("no labels to print")
+        self._close_node()
+        kids = b" ".join(b"%d 0 R" % n for n, _ in self.nodes)
+        self._object(self.root, b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox %s "
+                                b"/Resources << /Font << /F1 %d 0 R >> >> >>"
+                     % (kids, self.pages, self.media_box, self.font))
+        self._object(self.catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % self.root)
+        xref = self.written
+        count = len(self.offsets)
+        self._write(b"xref\n0 %d\n0000000000 65535 f \n" % count)
+        for start in range(1, count, 4096):
+            self._write(b"".join(b"%010d 00000 n \n" % offset
+                                 for offset in self.offsets[start:start + 4096]))
+        self._write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+                    % (count, self.catalog, xref))
 
 
 def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
@@ -74,12 +157,11 @@ def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
     template
         The label layout.
     records
-        One mapping of placeholder values per label; consumed as it is iterated, so
-        thousands of labels never sit in memory at once.
+        One mapping of placeholder values per label; consumed as it is iterated, and each
+        page is written out once it is full, so memory stays flat however many labels.
     sheet
         ``False``: one label per page, page size = label size (roll printers).
         ``True``: as many labels as fit on A4 pages in a grid (office printers).
-
     out
         A binary file to write to; then nothing is returned.
 
@@ -87,9 +169,13 @@ def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
     -------
     bytes or None
         The PDF document, when *out* is not given.
-    """
-    from reportlab.pdfgen.canvas import Canvas
 
+    Raises
+    ------
+    LabelError
+        When a label cannot be drawn (text that does not fit, a character the font lacks, a
+        barcode too wide) or there is none. Whatever was written to *out* is then unusable.
+    """
     buffer = out if out is not None else io.BytesIO()
     if sheet:
         page = A4
@@ -99,19 +185,18 @@ def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
         page = (template.width_mm, template.height_mm)
         cols = rows = 1
         margin_mm = gap_mm = 0.0
-    canvas = Canvas(buffer, pagesize=(page[0] * MM, page[1] * MM), pageCompression=1)
+    writer = PdfStreamWriter(buffer, *page)
     per_page = cols * rows
-    count = 0
+    labels: list[bytes] = []
     for values in records:
-        slot = count % per_page
-        if count and slot == 0:
-            canvas.showPage()
-        r, c = divmod(slot, cols)
-        _draw_label(canvas, template, values, margin_mm + c * (template.width_mm + gap_mm),
-                    margin_mm + r * (template.height_mm + gap_mm))
-        count += 1
-    if count == 0:
-        raise LabelError("no labels to print")
-    canvas.showPage()
-    canvas.save()
+        r, c = divmod(len(labels), cols)
+        labels.append(label_operators(template, values,
+                                      margin_mm + c * (template.width_mm + gap_mm),
+                                      margin_mm + r * (template.height_mm + gap_mm), page[1]))
+        if len(labels) == per_page:
+            writer.add_page(b"\n".join(labels))
+            labels = []
+    if labels:
+        writer.add_page(b"\n".join(labels))
+    writer.close()
     return None if out is not None else buffer.getvalue()

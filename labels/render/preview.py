@@ -61,8 +61,17 @@ def layout_label(template: Template, values: Mapping[str, Any]) -> list[Box | Te
         elif element.type == "datamatrix":
             m = element.module
             for r, row in enumerate(datamatrix_modules(text)):
-                shapes.extend(Box(element.x + c * m, element.y + r * m, m, m)
-                              for c, dark in enumerate(row) if dark)
+                c = 0
+                while c < len(row):
+                    if not row[c]:
+                        c += 1
+                        continue
+                    start = c
+                    while c < len(row) and row[c]:
+                        c += 1
+                    # One box per run of dark modules: smaller files, no seams between them.
+                    shapes.append(Box(element.x + start * m, element.y + r * m,
+                                      (c - start) * m, m))
         else:
             start = element.x + 10 * element.module
             bars = _code128_bars(text, element.module)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -124,3 +125,36 @@ def test_every_issued_barcode_fits_every_template():
             for material in (MaterialType.PLASMA, MaterialType.TISSUE_PARAFFIN_EMBEDDED):
                 layout_label(load_template(name), values(n) | {
                     "barcode": make_barcode("CTR", material, n)})
+
+
+def test_text_the_pdf_font_cannot_show_is_refused_not_replaced():
+    record = values(1) | {"participant_code": "患者-1"}
+    with pytest.raises(LabelError, match=r"U\+60A3"):
+        render_pdf(load_template("cryovial-2d"), [record])
+
+
+def test_minus_sign_and_western_text_print(tmp_path):
+    """Typographic minus prints as a hyphen; Western European letters as themselves."""
+    template = load_template("shipping-box")
+    pdf = render_pdf(template, [values(2) | {"text": "−80 °C Zürich µL"}])
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True).stdout
+    assert "-80 °C Zürich µL" in text.decode()
+
+
+def test_many_pages_make_one_valid_document(tmp_path):
+    """Past one node of the page tree, every label is still a page of its own."""
+    from labels.render.pdf import PAGES_PER_NODE
+
+    count = PAGES_PER_NODE * 2 + 3
+    out = tmp_path / "many.pdf"
+    with out.open("wb") as handle:
+        assert render_pdf(load_template("cryovial-2d"), (values(i) for i in range(1, count + 1)),
+                          out=handle) is None
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True)
+    assert re.search(rf"^Pages:\s+{count}$", info.stdout, re.M)
+    # The last page is the last label.
+    subprocess.run(["pdftoppm", "-r", "300", "-f", str(count), "-l", str(count), "-png",
+                    "-singlefile", str(out), str(tmp_path / "last")], check=True)
+    found = subprocess.run(["dmtxread", "-n", "-N", "1", "-m", "20000",
+                            str(tmp_path / "last.png")], capture_output=True, text=True).stdout
+    assert found.split() == [values(count)["barcode"]]

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from labels.render import load_template, template_names
+from labels.render.layout import datamatrix_modules
 from labels.render.preview import render_png, render_svg
 from tests.labels.render.test_pdf import decoders, values
 
@@ -36,7 +37,12 @@ def test_svg_preview_is_well_formed_and_escapes_text():
     root = ET.fromstring(svg)
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "A<B & C" in texts
-    assert len(list(root.iter("{http://www.w3.org/2000/svg}rect"))) > 100
+    # The rectangles after the white background cover exactly the symbol's dark modules.
+    rects = list(root.iter("{http://www.w3.org/2000/svg}rect"))[1:]
+    dark = sum(map(sum, datamatrix_modules(values(1)["barcode"])))
+    module = 0.375  # mm, the ffpe-cassette template's module
+    area = sum(float(r.get("width")) * float(r.get("height")) for r in rects)
+    assert dark > 100 and area == pytest.approx(dark * module ** 2, rel=1e-3)
 
 
 def test_preview_endpoint(client, make, site, technician, headers):
