@@ -26,7 +26,7 @@ class Printer(Audited, Timestamps, db.Model):
     name: Mapped[str64] = mapped_column(unique=True)
     kind: Mapped[PrinterKind]
     address: Mapped[str128 | None] = mapped_column(
-        comment="host:port for ZPL over TCP, queue name for CUPS")
+        comment="host:port for ZPL over TCP; [zpl:]queue[@host[:port]] for CUPS")
     dpi: Mapped[int] = mapped_column(default=203)
     default_template: Mapped[str64 | None]
     site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id"))
@@ -40,7 +40,13 @@ class Printer(Audited, Timestamps, db.Model):
 
     @property
     def cups_queue(self) -> str:
-        return (self.address or "").removeprefix("zpl:")
+        """The queue of a CUPS printer (address ``[zpl:]queue[@host[:port]]``)."""
+        return (self.address or "").removeprefix("zpl:").partition("@")[0]
+
+    @property
+    def cups_server(self) -> str | None:
+        """The CUPS server of a CUPS printer, or None for the local one."""
+        return (self.address or "").partition("@")[2] or None
 
 
 class PrintJobStatus(enum.Enum):
@@ -69,6 +75,8 @@ class PrintJob(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     sent_at: Mapped[timestamp | None]
+    device_job_id: Mapped[str64 | None] = mapped_column(
+        comment="the job's id at the printer's spooler (CUPS request id), once handed over")
     payload: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
     payload_sha256: Mapped[str] = mapped_column(sa.String(64))
     source: Mapped[str32] = mapped_column(comment="specimen, box, api, cli, …")

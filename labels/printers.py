@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 
@@ -21,12 +22,28 @@ def send_tcp(address: str, data: bytes, *, timeout: float = 5.0) -> None:
         raise PrinterError(f"printer at {address} did not take the job: {error}") from None
 
 
-def send_cups(queue: str, data: bytes, *, raw: bool, timeout: float = 30.0) -> None:
-    """Hand a job to a CUPS queue with ``lp`` (raw for ZPL, as a document for PDF)."""
-    command = ["lp", "-d", queue, *(["-o", "raw"] if raw else []), "-"]
+REQUEST_ID = re.compile(r"request id is (\S+)")
+
+
+def send_cups(queue: str, data: bytes, *, raw: bool, server: str | None = None,
+              title: str = "labels", timeout: float = 30.0) -> str:
+    """Hand a job to a CUPS queue with ``lp`` (raw for ZPL, as a document for PDF).
+
+    *server* is the CUPS server as ``host[:port]`` (the local one, or ``CUPS_SERVER``, when
+    omitted). Returns CUPS's request id (``queue-123``): from then on CUPS holds the job and
+    retries the device itself.
+    """
+    where = f"CUPS queue {queue}" + (f" on {server}" if server else "")
+    command = ["lp", *(["-h", server] if server else []), "-d", queue, "-t", title,
+               *(["-o", "raw"] if raw else []), "-"]
     try:
         result = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise PrinterError(f"CUPS queue {queue}: {error}") from None
+        raise PrinterError(f"{where}: {error}") from None
     if result.returncode != 0:
-        raise PrinterError(f"CUPS queue {queue}: {result.stderr.decode(errors='replace').strip()}")
+        message = result.stderr.decode(errors="replace").strip() or f"lp exited {result.returncode}"
+        raise PrinterError(f"{where}: {message}")
+    found = REQUEST_ID.search(result.stdout.decode(errors="replace"))
+    if found is None:
+        raise PrinterError(f"{where}: lp did not say which request it queued")
+    return found.group(1)

@@ -24,7 +24,7 @@ class PrinterCreateSchema(BaseSchema):
     kind = enum_field(PrinterKind, "zpl_tcp, cups or pdf", required=True)
     address = fields.String(allow_none=True, validate=validate.Length(max=128), metadata=describe(
         "host:port for zpl_tcp (port 9100 by default); the queue for cups (prefix `zpl:` for "
-        "a raw ZPL queue)"))
+        "a raw ZPL queue; suffix `@host:port` for a CUPS server other than the local one)"))
     dpi = fields.Integer(load_default=203, validate=validate.OneOf([203, 300, 600]))
     default_template = fields.String(allow_none=True)
     site_id = fields.Integer(allow_none=True)
@@ -74,6 +74,8 @@ class PrintJobSchema(BaseSchema):
     attempts = fields.Integer()
     last_error = fields.String(allow_none=True)
     sent_at = fields.DateTime(allow_none=True)
+    device_job_id = fields.String(allow_none=True, metadata=describe(
+        "The job's id at the printer's spooler (CUPS request id), once handed over"))
     payload_sha256 = fields.String()
     document_url = fields.Function(
         lambda j: f"/api/v1/print-jobs/{j.id}/document" if j.format == "pdf" else None)

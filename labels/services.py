@@ -206,7 +206,9 @@ def send_job(job: PrintJob) -> bool:
         if printer.kind is PrinterKind.ZPL_TCP:
             send_tcp(printer.address or "", job.payload)
         else:
-            send_cups(printer.cups_queue, job.payload, raw=job.format == "zpl")
+            job.device_job_id = send_cups(printer.cups_queue, job.payload,
+                                          raw=job.format == "zpl", server=printer.cups_server,
+                                          title=f"print job {job.id}")
     except PrinterError as error:
         job.status = PrintJobStatus.FAILED
         job.last_error = str(error)
