@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, request, session
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from biobank.audit import set_actor
@@ -72,7 +73,10 @@ _DUMMY_HASH = generate_password_hash("not-a-password")
 
 
 def user_for_token(secret: str) -> User | None:
-    token = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    # The token, its user and the user's sites in one query: every API call starts here.
+    token = db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
+        .options(joinedload(ApiToken.user).joinedload(User.sites))).unique().first()
     if token is None or not token.is_usable(utcnow()) or not token.user.is_active:
         return None
     return token.user

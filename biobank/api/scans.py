@@ -28,30 +28,28 @@ _specimen = SpecimenSchema()
 _event = CustodyEventSchema()
 
 
-def _apply(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _apply(data: dict[str, Any], *, replay_first: bool = False) -> tuple[dict[str, Any], bool]:
     """Record one scan (or find its earlier recording); returns (answer, replayed)."""
     result = scans.record_scan(actor=current_actor(), fingerprint=scans.request_hash(data),
-                               **data)
+                               replay_first=replay_first, **data)
     if result.replayed:
-        return result.scan.response, True
-    db.session.flush()
-    answer = {
-        "scan_id": result.scan.id,
+        return scans.answer_of(result.scan), True
+    db.session.flush()  # the custody event's id belongs in the answer
+    return scans.save_answer(result, {
         "client_event_id": result.scan.client_event_id,
         "action": result.scan.action.value,
         "warnings": result.warnings,
         "allowed_actions": scans.allowed_actions(result.specimen.status),
         "specimen": _specimen.dump(result.specimen),
         "event": _event.dump(result.scan.custody_event),
-    }
-    result.scan.response = answer
-    return answer, False
+    }), False
 
 
 def _replay_after_race(data: dict[str, Any]) -> dict[str, Any] | None:
-    """After losing a race on the same client event id, the winner's answer."""
+    """After a retry that was accepted again until its scan row met the first one's unique
+    client event id (or lost a race to it), the first answer."""
     earlier = scans.find_replay(data["client_event_id"], scans.request_hash(data))
-    return earlier.response if earlier is not None else None
+    return scans.answer_of(earlier) if earlier is not None else None
 
 
 @blp.route("/")
@@ -115,7 +113,9 @@ class ScanBatchViews(MethodView):
         with transaction():
             for index, scan in enumerate(data["scans"]):
                 try:
-                    answers.append(_apply(scan)[0])
+                    # A batch is one transaction: a retried scan inside it must be found
+                    # before it is applied, not by a failed flush that would undo the batch.
+                    answers.append(_apply(scan, replay_first=True)[0])
                 except BiobankError as error:
                     error.message = f"scan {index}: {error.message}"
                     error.field = f"scans[{index}].{error.field}" if error.field else f"scans[{index}]"

@@ -6,11 +6,12 @@ import re
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import defaultload
 
 from biobank.barcodes import MATERIAL_CODES, explain_invalid, make_barcode
 from biobank.db import db
 from biobank.errors import InvalidInput, NotFound
-from biobank.models import BarcodeSequence, Site, Specimen
+from biobank.models import BarcodeSequence, Participant, Site, Specimen
 from biobank.models.vocab import MaterialType
 
 _MATERIALS = "|".join(sorted(MATERIAL_CODES.values()))
@@ -63,6 +64,9 @@ def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
         sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
     if lock and db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
+    if lock:
+        # A scan needs to know whether consent was withdrawn, not every consent record.
+        stmt = stmt.options(defaultload(Specimen.participant).lazyload(Participant.consents))
     specimen = db.session.scalar(stmt)
     if specimen is not None:
         return specimen

@@ -76,4 +76,10 @@ def granted_scopes_by_participant(participant_ids: Iterable[int]) -> dict[int, s
 
 
 def has_withdrawn(participant: Participant) -> bool:
-    return any(c.withdrawn_at is not None for c in participant.consents)
+    """Whether the participant withdrew any consent (asked by a query unless the consents
+    are already loaded: the scan path needs the answer, not the records)."""
+    if "consents" not in sa.inspect(participant).unloaded:
+        return any(c.withdrawn_at is not None for c in participant.consents)
+    return bool(db.session.scalar(sa.select(sa.exists().where(
+        ConsentResponse.participant_id == participant.id,
+        ConsentResponse.withdrawn_at.is_not(None)))))

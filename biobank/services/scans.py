@@ -11,17 +11,17 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import visible_site_ids
 from biobank.db import db
-from biobank.errors import Conflict, InvalidInput, InvalidState, PermissionDenied
+from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import Scan, ScanAction, Site, Specimen, StorageContainer, User
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import resolve_barcode
-from biobank.services.common import get_visible
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import record_custody_event
-from biobank.services.storage import check_position, ensure_free
+from biobank.services.storage import check_position, container_with_path, ensure_free
 
 S = SpecimenStatus
 #: action → (states it may be applied in, state afterwards; None keeps the state)
@@ -94,17 +94,21 @@ class ScanResult:
 def _resolve_location(location: dict[str, Any], *, actor: User
                       ) -> tuple[StorageContainer, int | None, int | None]:
     if location.get("container_id") is not None:
-        container = get_visible(StorageContainer, location["container_id"], actor,
-                                field="location.container_id")
+        ident, field = location["container_id"], "location.container_id"
     elif location.get("container_barcode"):
-        container = db.session.scalar(sa.select(StorageContainer).where(
+        field = "location.container_barcode"
+        ident = db.session.scalar(sa.select(StorageContainer.id).where(
             StorageContainer.barcode == location["container_barcode"]))
-        if container is None:
+        if ident is None:
             raise InvalidInput(f"unknown container barcode {location['container_barcode']!r}",
-                               field="location.container_barcode")
-        get_visible(StorageContainer, container.id, actor, field="location.container_barcode")
+                               field=field)
     else:
         raise InvalidInput("give container_id or container_barcode", field="location")
+    # The container and its path up to the site in one query; another site's is not found.
+    container = container_with_path(ident)
+    sites = visible_site_ids(actor)
+    if container is None or (sites is not None and container.site_id not in sites):
+        raise InvalidInput(f"no storagecontainer with id {ident}", field=field)
     row, col = location.get("pos_row"), location.get("pos_col")
     if location.get("position"):
         try:
@@ -121,26 +125,41 @@ def _resolve_location(location: dict[str, Any], *, actor: User
 def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanAction,
                 client_event_id: str, scanned_at: dt.datetime,
                 location: dict[str, Any] | None = None, note: str | None = None,
-                condition: str | None = None,
-                destination_site_id: int | None = None) -> ScanResult:
+                condition: str | None = None, destination_site_id: int | None = None,
+                replay_first: bool = False) -> ScanResult:
     """Apply one scan: resolve the barcode, check the lifecycle, move the tube, record the
-    custody event. A scan already recorded under *client_event_id* is returned as it was
-    (``replayed``) and nothing is recorded. Flushes; the caller commits and stores the
-    response on the scan."""
-    earlier = find_replay(client_event_id, fingerprint)
-    if earlier is not None:
+    custody event. Flushes; the caller commits and stores the answer on the scan.
+
+    A scan already recorded under *client_event_id* is returned as it was (``replayed``)
+    and nothing is recorded. Retries are rare, so the earlier recording is looked up only
+    when this one is refused (a retry of a scan that moved the tube usually is), or first
+    with *replay_first*; a retry that would be accepted again is stopped by the unique
+    ``client_event_id`` of ``scans`` when it is flushed, and the caller answers with the
+    first recording (:func:`find_replay`).
+    """
+    if replay_first and (earlier := find_replay(client_event_id, fingerprint)) is not None:
         return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
+    try:
+        return _apply_scan(actor=actor, fingerprint=fingerprint, barcode=barcode,
+                           action=action, client_event_id=client_event_id,
+                           scanned_at=scanned_at, location=location, note=note,
+                           condition=condition, destination_site_id=destination_site_id)
+    except BiobankError:
+        earlier = find_replay(client_event_id, fingerprint)
+        if earlier is not None:
+            return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
+        raise
+
+
+def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanAction,
+                client_event_id: str, scanned_at: dt.datetime,
+                location: dict[str, Any] | None, note: str | None, condition: str | None,
+                destination_site_id: int | None) -> ScanResult:
     receiving = action is ScanAction.RECEIVE_AT_DESTINATION
     # Scans of one tube queue on its row; scans of different tubes run in parallel: the
     # row is locked (and read fresh) by the query that resolves the barcode.
     specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving, lock=True)
     sites = visible_site_ids(actor)
-    if db.session.get_bind().dialect.name == "postgresql":
-        # A retry of this very scan may have been recorded while we waited for the lock
-        # (SQLite writers already waited for each other at BEGIN).
-        earlier = find_replay(client_event_id, fingerprint)
-        if earlier is not None:
-            return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
     sources, target = LIFECYCLE[action]
     if specimen.status not in sources:
         raise InvalidState(
@@ -154,6 +173,9 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         details: dict[str, Any] = {"action": action.value}
         if note:
             details["note"] = note
+        if specimen.container_id is not None:
+            set_committed_value(specimen, "container",
+                                container_with_path(specimen.container_id))
         before = specimen.location_text
         to_location = None
         warnings: list[str] = []
@@ -215,10 +237,22 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         from_location=before if before != to_location else None, to_location=to_location,
         details=details, client_event_id=client_event_id, locked=True)
     scan = Scan(client_event_id=client_event_id, request_hash=fingerprint, specimen=specimen,
-                custody_event=event, action=action, actor=actor, scanned_at=scanned_at,
-                response={})
-    db.session.add(scan)
+                custody_event=event, action=action, actor=actor, scanned_at=scanned_at)
     return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
+
+
+def save_answer(result: ScanResult, answer: dict[str, Any]) -> dict[str, Any]:
+    """Record a new scan with the answer it got, so that a retry gets the same answer;
+    returns the answer with the scan's id. Flushes."""
+    result.scan.response = answer
+    db.session.add(result.scan)
+    db.session.flush()
+    return answer_of(result.scan)
+
+
+def answer_of(scan: Scan) -> dict[str, Any]:
+    """The answer a scan got (older recordings stored it with its id)."""
+    return {**scan.response, "scan_id": scan.id}
 
 
 def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False,

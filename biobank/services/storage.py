@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import check_site
 from biobank.db import db
@@ -122,17 +123,40 @@ def ensure_free(container: StorageContainer, row: int | None, col: int | None,
     unique constraint still decides races; this names what is in the way)."""
     if row is None or col is None:
         return
-    hold = db.session.scalar(sa.select(PositionHold).where(
+    # The hold and the occupant in one round trip: scans pass here all day.
+    hold_id = (sa.select(PositionHold.id).where(
         PositionHold.container_id == container.id, PositionHold.pos_row == row,
-        PositionHold.pos_col == col))
+        PositionHold.pos_col == col).limit(1).scalar_subquery())
+    occupant_id = (sa.select(Specimen.id).where(
+        Specimen.container_id == container.id, Specimen.pos_row == row,
+        Specimen.pos_col == col).limit(1).scalar_subquery())
+    hold, taken = db.session.execute(sa.select(hold_id, occupant_id)).one()
     if hold is not None:
-        why = f": {hold.reason}" if hold.reason else ""
+        found = db.session.get(PositionHold, hold)
+        why = f": {found.reason}" if found.reason else ""
         raise Conflict(f"position {container.position_label(row, col)} of {container.name} is "
-                       f"{hold.kind.value}{why}", field=field)
-    taken = occupant(container, row, col)
-    if taken is not None and taken is not specimen:
+                       f"{found.kind.value}{why}", field=field)
+    if taken is not None and (specimen is None or taken != specimen.id):
         raise Conflict(f"position {container.position_label(row, col)} of {container.name} "
-                       f"holds {taken.barcode}", field=field)
+                       f"holds {db.session.get(Specimen, taken).barcode}", field=field)
+
+
+def container_with_path(container_id: int) -> StorageContainer | None:
+    """A container and every container above it, in one query, linked so that walking up
+    its path (``container.path()``, a specimen's ``location_text``) issues no more."""
+    up = (sa.select(StorageContainer.id, StorageContainer.parent_id)
+          .where(StorageContainer.id == container_id).cte("up", recursive=True))
+    up = up.union_all(sa.select(StorageContainer.id, StorageContainer.parent_id)
+                      .where(StorageContainer.id == up.c.parent_id))
+    found = {c.id: c for c in db.session.scalars(sa.select(StorageContainer).where(
+        StorageContainer.id.in_(sa.select(up.c.id))))}
+    # Linked as loaded values (not changes): the chain keeps them alive, since the session
+    # itself holds loaded objects only weakly.
+    node = found.get(container_id)
+    while node is not None and node.parent_id is not None and node.parent_id in found:
+        set_committed_value(node, "parent", found[node.parent_id])
+        node = found[node.parent_id]
+    return found.get(container_id)
 
 
 def occupant(container: StorageContainer, row: int, col: int) -> Specimen | None:
