@@ -245,15 +245,20 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=5_000_000)
+    parser.add_argument("--only", choices=["vcf", "carriers", "matrix"],
+                        help="run one of the three benchmarks")
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     path = DATA / f"cohort-{args.records}.vcf"
     if not path.exists():
         write_vcf(path, args.records)
     for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        vcf_bench(backend, path, args.records)
-        carriers_bench(backend, args.calls)
-    matrix_bench()
+        if args.only in (None, "vcf"):
+            vcf_bench(backend, path, args.records)
+        if args.only in (None, "carriers"):
+            carriers_bench(backend, args.calls)
+    if args.only in (None, "matrix"):
+        matrix_bench()
     os.environ.pop("BIOBANK_DATABASE_URL", None)
 
 

@@ -121,7 +121,7 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
            linked: dict[str, int]) -> int:
     if not pending:
         return 0
-    keys = {(v.chrom, v.pos, v.ref, v.alt) for v, _c in pending} - set(known)
+    keys = {key for v, _c in pending if (key := (v.chrom, v.pos, v.ref, v.alt)) not in known}
     if keys:
         _look_up(keys, known)
         unique: dict[tuple[str, int, str, str], dict[str, Any]] = {}
@@ -137,9 +137,10 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
                 "protein_change": ann.protein_change[:64] if ann and ann.protein_change
                 else None}
         if unique:
-            # another file's ingestion may add the same variant meanwhile: skip, then look up
-            _insert_variants([tuple(v.values()) for v in unique.values()])
-            _look_up(set(unique), known)
+            known.update(_insert_variants(unique))
+            if missing := {key for key in unique if key not in known}:
+                # another file's ingestion added them meanwhile: theirs are the same variants
+                _look_up(missing, known)
     rows = []
     for variant, carriers in pending:
         variant_id = known[(variant.chrom, variant.pos, variant.ref, variant.alt)]
@@ -161,15 +162,24 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
     return len(pending)
 
 
-def _insert_variants(rows: list[tuple[Any, ...]]) -> None:
-    """New variants, skipping any another ingestion added meanwhile (ON CONFLICT DO NOTHING).
-    On PostgreSQL they go through COPY into a temporary table first."""
+def _insert_variants(unique: dict[tuple[str, int, str, str], dict[str, Any]]
+                     ) -> dict[tuple[str, int, str, str], int]:
+    """Insert new variants; returns the ids of those inserted, by key.
+
+    A variant another ingestion added meanwhile is skipped (ON CONFLICT DO NOTHING) and left
+    out of the answer. On PostgreSQL the rows go through COPY into a temporary table and the
+    INSERT returns the new ids. On SQLite this transaction holds the only write lock from its
+    start, so nothing can be added meanwhile: new rows take the ids after the largest.
+    """
     columns = "chrom, pos, ref, alt, gene, consequence, protein_change"
+    rows = [tuple(v.values()) for v in unique.values()]
     connection = db.session.connection()
     if connection.dialect.name != "postgresql":
-        _executemany(f"INSERT INTO variants ({columns}) VALUES ({{}}) ON CONFLICT DO NOTHING",
-                     7, rows)
-        return
+        first = (connection.scalar(sa.select(sa.func.max(Variant.id))) or 0) + 1
+        ids = dict(zip(unique, range(first, first + len(rows)), strict=True))
+        _executemany(f"INSERT INTO variants (id, {columns}) VALUES ({{}})", 8,
+                     [(i, *row) for i, row in zip(ids.values(), rows, strict=True)])
+        return ids
     connection.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_variants (chrom text, pos integer, "
         "ref text, alt text, gene text, consequence text, protein_change text) "
@@ -180,8 +190,10 @@ def _insert_variants(rows: list[tuple[Any, ...]]) -> None:
             as copy:
         for row in rows:
             copy.write_row(row)
-    connection.exec_driver_sql(f"INSERT INTO variants ({columns}) SELECT {columns} FROM "
-                               "incoming_variants ON CONFLICT DO NOTHING")
+    inserted = connection.exec_driver_sql(
+        f"INSERT INTO variants ({columns}) SELECT {columns} FROM incoming_variants "
+        "ON CONFLICT DO NOTHING RETURNING id, chrom, pos, ref, alt")
+    return {(chrom, pos, ref, alt): ident for ident, chrom, pos, ref, alt in inserted}
 
 
 def _look_up(keys: set[tuple[str, int, str, str]], known: dict[Any, int]) -> None:

@@ -93,8 +93,8 @@ def _positions(key: str, fields: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(fields.index(name) if name in fields else -1 for name in _WANTED[key])
 
 
-def annotation_of(info: Any, alt: str, same_length: bool, *, csq: list[str] | None,
-                  ann: list[str] | None) -> Annotation | None:
+def annotation_of(info: Any, alt: str, same_length: bool, *,
+                  csq: tuple[str, ...] | None, ann: tuple[str, ...] | None) -> Annotation | None:
     """The annotation of *alt* from VEP ``CSQ`` or SnpEff ``ANN`` in a record's INFO, the
     first with a protein change if any."""
     for key, fields in (("CSQ", csq), ("ANN", ann)):
@@ -103,7 +103,7 @@ def annotation_of(info: Any, alt: str, same_length: bool, *, csq: list[str] | No
         entries = info[key]
         if isinstance(entries, str):
             entries = (entries,)
-        where = _positions(key, tuple(fields))
+        where = _positions(key, fields)
         best = None
         for entry in entries:
             values = str(entry).split("|")
@@ -120,9 +120,17 @@ def annotation_of(info: Any, alt: str, same_length: bool, *, csq: list[str] | No
     return None
 
 
-def _format_fields(description: str) -> list[str] | None:
+def _format_fields(description: str) -> tuple[str, ...] | None:
+    """The field names of a ``CSQ``/``ANN`` header description, as a tuple: it keys the
+    cache of where the wanted fields sit, once per file rather than once per record."""
     match = re.search(r"Format:\s*'?([^'\"]+)'?", description or "")
-    return [f.strip() for f in match.group(1).split("|")] if match else None
+    return tuple(f.strip() for f in match.group(1).split("|")) if match else None
+
+
+@functools.lru_cache(maxsize=256)
+def _key_index(format_column: str) -> dict[str, int]:
+    """Where each FORMAT key sits in a sample cell (the same few FORMAT strings recur)."""
+    return {k: i for i, k in enumerate(format_column.split(":"))}
 
 
 def _accepts(path: Path) -> bool:
@@ -207,7 +215,7 @@ class VcfReader:
                 return str(assembly)
         return None
 
-    def _annotation_fields(self, key: str) -> list[str] | None:
+    def _annotation_fields(self, key: str) -> tuple[str, ...] | None:
         info = self._file.header.info
         return _format_fields(info[key].description) if key in info else None
 
@@ -336,7 +344,7 @@ class VcfReader:
             key, _, value = item.partition("=")
             if key in ("CSQ", "ANN"):
                 info[key] = tuple(value.split(","))
-        index = {k: i for i, k in enumerate(keys)}
+        index = _key_index(cols[8])
         for alt_index, alt in enumerate(alts, start=1):
             if not _ALLELE.match(alt) or alt.upper() == ref.upper():
                 raise FormatError(f"ALT {alt!r} is not an allele different from REF",

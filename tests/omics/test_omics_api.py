@@ -248,3 +248,37 @@ def test_specimen_page_lists_its_files_and_variants(client, make, site, technici
     assert page.index("BRAF") < braf < page.index("TERT")  # protein changes first
     other = client.get(f"/specimens/{dna['MEL-A2'].barcode}").get_data(as_text=True)
     assert "p.V600E" not in other and "p.Q61R" in other
+
+
+def test_a_second_file_reuses_the_variants_it_shares(client, make, site, technician, headers,
+                                                     db_session, tmp_path):
+    """Variants are shared across files: a second cohort file calling the same sites adds
+    calls, not variants, and carriers come from both files."""
+    first = {name: _tumour_dna(make, site, f"MELF-{i}") for i, name in
+             enumerate(["MEL-A1", "MEL-A2", "MEL-A3"])}
+    second = {name: _tumour_dna(make, site, f"MELS-{i}") for i, name in
+              enumerate(["MEL-A1", "MEL-A2", "MEL-A3"])}
+    h = headers(technician)
+    r = _upload(client, h, COHORT, kind="exome",
+                sample_map={n: s.barcode for n, s in first.items()})
+    assert r.status_code == 201, r.json
+    variants = {(v.chrom, v.pos, v.ref, v.alt): v.id for v in db_session.scalars(sa.select(Variant))}
+    calls = db_session.scalar(sa.select(sa.func.count(VariantCall.id)))
+    # Another release of the same calls (one more header line: other content, same sites).
+    text = COHORT.read_text().replace("##fileformat=VCFv4.2\n",
+                                      "##fileformat=VCFv4.2\n##release=2\n", 1)
+    assert text != COHORT.read_text()
+    again = tmp_path / "melanoma-cohort-release2.vcf"
+    again.write_text(text)
+    r = _upload(client, h, again, kind="exome",
+                sample_map={n: s.barcode for n, s in second.items()})
+    assert r.status_code == 201, r.json
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
+    assert r.json["status"] == "ingested", r.json
+    assert {(v.chrom, v.pos, v.ref, v.alt): v.id
+            for v in db_session.scalars(sa.select(Variant))} == variants
+    assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 2 * calls
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"gene": "BRAF", "protein_change": "p.V600E"})
+    assert sorted(c["barcode"] for c in r.json) == sorted(
+        s["MEL-A1"].barcode for s in (first, second))
