@@ -27,7 +27,8 @@ def _finish(job_id: int, back: str) -> Any:
         flash(f"Print job {job_id} failed: {job.last_error}. It is kept; retry it from the "
               "API or the print jobs list.", "error")
     else:
-        flash(f"Print job {job_id}: {job.status.value}.", "ok")
+        spooled = f" (CUPS request {job.device_job_id})" if job.device_job_id else ""
+        flash(f"Print job {job_id}: {job.status.value}{spooled}.", "ok")
     return redirect(back)
 
 

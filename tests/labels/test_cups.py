@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -167,3 +168,24 @@ def test_cups_server_that_does_not_answer_leaves_a_failed_job(client, make, site
                           address=f"zpl:labels@{server}")
     assert job["status"] == "failed"
     assert f"CUPS queue labels on {server}" in job["last_error"]
+
+
+def test_specimen_page_says_which_cups_request_took_the_label(client, make, site, technician,
+                                                              cups, zebra, db_session):
+    from tests.biobank.web.test_evacuation_page import _login
+
+    cups.add_raw_queue("bench-2", f"socket://127.0.0.1:{zebra.port}")
+    printer = make._save(Printer(name="Bench 2", kind=PrinterKind.CUPS,
+                                 address=f"zpl:bench-2@{cups.server}"))
+    tube = make.specimen(participant=make.participant(site=site))
+    _login(client, "tech")
+    html = client.get(f"/specimens/{tube.barcode}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    r = client.post("/labels/print", data={
+        "csrf": csrf, "barcode": tube.barcode, "template": "cryovial-2d",
+        "printer_id": printer.id, "copies": 1}, follow_redirects=True)
+    shown = re.search(r"Print job \d+: sent \(CUPS request (bench-2-\d+)\)",
+                      r.get_data(as_text=True))
+    assert shown is not None
+    _wait_for(zebra, 1, timeout=15)
+    assert f"^FD{tube.barcode}^FS" in zebra.jobs[0].decode()
