@@ -211,3 +211,43 @@ def test_timeline_merges_custody_location_consent_and_audit(client, make, site, 
     assert times == sorted(times)
     assert any(e["summary"].endswith("withdrawn") for e in r.json["entries"])
     assert r.json["chain"] == {"intact": True, "events": 2, "problem": None}
+
+
+def test_retry_that_would_be_accepted_again_is_still_recorded_once(client, make, site,
+                                                                   technician, headers,
+                                                                   db_session):
+    """A thaw or a move to the same place is legal twice in a row: the second sending of the
+    same scan must still neither count a second thaw nor add a second custody event."""
+    box = make.box(site=site, n_rows=2, n_cols=2)
+    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.CHECKED_OUT,
+                      container=box, pos_row=1, pos_col=1)
+    h = headers(technician)
+    for body in (scan(s.barcode, "thaw"),
+                 scan(s.barcode, "check_in", location={"container_id": box.id,
+                                                       "position": "B2"}),
+                 scan(s.barcode, "move", location={"container_id": box.id, "position": "A2"})):
+        first = _post(client, h, body)
+        assert first.status_code == 201, first.json
+        again = _post(client, h, body)
+        assert again.status_code == 201 and again.json == first.json
+        assert again.headers["Idempotent-Replayed"] == "true"
+    db_session.expire_all()
+    assert db_session.get(type(s), s.id).freeze_thaw_count == 1
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)
+                             .where(CustodyEvent.specimen_id == s.id)) == 3
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 3
+
+
+def test_batch_with_an_already_recorded_scan_answers_it_and_records_the_rest(
+        client, make, site, technician, headers, db_session):
+    p = make.participant(site=site)
+    tubes = [make.specimen(participant=p, status=SpecimenStatus.CHECKED_OUT) for _ in range(2)]
+    h = headers(technician)
+    thaw = scan(tubes[0].barcode, "thaw")
+    first = _post(client, h, thaw)
+    r = client.post("/api/v1/scans/batch", headers=h,
+                    json={"scans": [thaw, scan(tubes[1].barcode, "thaw")]})
+    assert r.status_code == 201, r.json
+    assert r.json[0] == first.json
+    db_session.expire_all()
+    assert [db_session.get(type(t), t.id).freeze_thaw_count for t in tubes] == [1, 1]
