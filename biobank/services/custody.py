@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank import signals
 from biobank.db import db, utcnow
@@ -89,6 +91,52 @@ def lock_specimen(specimen: Specimen, *, attribute_names: list[str] | None = Non
     db.session.refresh(specimen, attribute_names=attribute_names)
 
 
+def lock_specimens(specimens: Iterable[Specimen]) -> None:
+    """Lock many specimens' rows until the transaction ends and reload their chain heads, in
+    one query per thousand (PostgreSQL). Rows are locked in id order, so two transactions
+    locking overlapping sets wait for each other instead of deadlocking."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    by_id = {s.id: s for s in specimens if s.id is not None}
+    ids = sorted(by_id)
+    for start in range(0, len(ids), 1000):
+        rows = db.session.execute(
+            sa.select(Specimen.id, Specimen.custody_seq, Specimen.custody_head)
+            .where(Specimen.id.in_(ids[start:start + 1000])).order_by(Specimen.id)
+            .with_for_update())
+        for ident, seq, head in rows:
+            set_committed_value(by_id[ident], "custody_seq", seq)
+            set_committed_value(by_id[ident], "custody_head", head)
+
+
+def _append(specimen: Specimen, event_type: CustodyEventType, *, actor: User | None,
+            occurred_at: dt.datetime | None = None, from_location: str | None = None,
+            to_location: str | None = None, details: dict[str, Any] | None = None,
+            client_event_id: str | None = None) -> CustodyEvent:
+    """A new event at the head of *specimen*'s chain (locked by the caller), not yet
+    flushed; the specimen's head moves to it."""
+    now = utcnow()
+    event = CustodyEvent(
+        specimen=specimen,
+        seq=specimen.custody_seq + 1,
+        event_type=event_type,
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        actor=actor,
+        actor_name=getattr(actor, "username", None) or "system",
+        from_location=from_location,
+        to_location=to_location,
+        details=details or {},
+        client_event_id=client_event_id,
+        prev_hash=specimen.custody_head,
+    )
+    event.hash = event_hash(event, barcode=specimen.barcode)
+    specimen.custody_seq = event.seq
+    specimen.custody_head = event.hash
+    db.session.add(event)
+    return event
+
+
 def record_custody_event(
     specimen: Specimen,
     event_type: CustodyEventType,
@@ -109,28 +157,27 @@ def record_custody_event(
     """
     if specimen.id is not None and not locked:
         lock_specimen(specimen, attribute_names=["custody_seq", "custody_head"])
-    now = utcnow()
-    event = CustodyEvent(
-        specimen=specimen,
-        seq=specimen.custody_seq + 1,
-        event_type=event_type,
-        occurred_at=occurred_at or now,
-        recorded_at=now,
-        actor=actor,
-        actor_name=getattr(actor, "username", None) or "system",
-        from_location=from_location,
-        to_location=to_location,
-        details=details or {},
-        client_event_id=client_event_id,
-        prev_hash=specimen.custody_head,
-    )
-    event.hash = event_hash(event, barcode=specimen.barcode)
-    specimen.custody_seq = event.seq
-    specimen.custody_head = event.hash
-    db.session.add(event)
+    event = _append(specimen, event_type, actor=actor, occurred_at=occurred_at,
+                    from_location=from_location, to_location=to_location, details=details,
+                    client_event_id=client_event_id)
     db.session.flush()
     signals.custody_recorded.send(specimen, event=event, actor=actor)
     return event
+
+
+def record_custody_events(entries: Iterable[tuple[Specimen, CustodyEventType, dict[str, Any]]],
+                          *, actor: User | None) -> list[CustodyEvent]:
+    """Append one event to each of many chains (a rack confirmed, a box moved, a freezer
+    evacuated, a parcel shipped): the specimens are locked in one query and the events
+    written in one flush, instead of four statements per tube. Each entry is
+    ``(specimen, event_type, {from_location, to_location, details, occurred_at})``."""
+    entries = list(entries)
+    lock_specimens(specimen for specimen, _kind, _more in entries)
+    events = [_append(specimen, kind, actor=actor, **more) for specimen, kind, more in entries]
+    db.session.flush()
+    for (specimen, _kind, _more), event in zip(entries, events, strict=True):
+        signals.custody_recorded.send(specimen, event=event, actor=actor)
+    return events
 
 
 def list_custody_events(specimen: Specimen) -> list[CustodyEvent]:

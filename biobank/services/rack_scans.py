@@ -13,7 +13,7 @@ from biobank.errors import Conflict, InvalidInput, InvalidState
 from biobank.models import RackScan, RackScanStatus, Specimen, StorageContainer, User
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.rackfiles import UNREADABLE, RackFile, RackFileError, position_label, read_rack_file
-from biobank.services.custody import record_custody_event
+from biobank.services.custody import record_custody_events
 from biobank.services.storage import occupancy
 
 #: states in which a tube found in the rack may simply be put there
@@ -173,20 +173,18 @@ def confirm_rack_scan(scan: RackScan, *, actor: User, orientation: str | None = 
                                SpecimenStatus.MISSING, SpecimenStatus.CHECKED_OUT):
             specimen.status = SpecimenStatus.IN_STORAGE
     db.session.flush()
-    for entry in moving:
-        specimen = specimens[entry["specimen_id"]]
-        record_custody_event(specimen, CustodyEventType.MOVED, actor=actor,
-                             from_location=befores[specimen.id],
-                             to_location=specimen.location_text,
-                             details={"rack_scan": scan.id})
+    events = [(specimens[entry["specimen_id"]], CustodyEventType.MOVED,
+               {"from_location": befores[entry["specimen_id"]],
+                "to_location": specimens[entry["specimen_id"]].location_text,
+                "details": {"rack_scan": scan.id}}) for entry in moving]
     for entry in diff["missing"]:
         specimen = db.session.get(Specimen, entry["specimen_id"])
-        before = specimen.location_text
+        events.append((specimen, CustodyEventType.MARKED_MISSING,
+                       {"from_location": specimen.location_text,
+                        "details": {"rack_scan": scan.id}}))
         specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
         specimen.status = SpecimenStatus.MISSING
-        db.session.flush()
-        record_custody_event(specimen, CustodyEventType.MARKED_MISSING, actor=actor,
-                             from_location=before, details={"rack_scan": scan.id})
+    record_custody_events(events, actor=actor)
     scan.status = RackScanStatus.CONFIRMED
     scan.confirmed_at = utcnow()
     db.session.flush()

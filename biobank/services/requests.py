@@ -493,7 +493,7 @@ def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
          temperature: str, tracking_number: str | None = None) -> Shipment:
     """Ship every picked tube of an allocated request: one custody event each."""
     from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_event
+    from biobank.services.custody import record_custody_events
 
     if not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)):
         raise PermissionDenied("shipments are sent by biobank staff")
@@ -512,16 +512,16 @@ def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
                         temperature=temperature, tracking_number=tracking_number,
                         shipped_by=actor.username)
     db.session.add(shipment)
+    events = []
     for allocation in live:
         specimen = allocation.specimen
-        before = specimen.location_text
+        events.append((specimen, CustodyEventType.SHIPPED, {
+            "from_location": specimen.location_text, "to_location": destination[:128],
+            "details": {"request": request.code, "courier": courier,
+                        "temperature": temperature, "tracking_number": tracking_number}}))
         specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
         specimen.status = SpecimenStatus.IN_TRANSIT
-        record_custody_event(specimen, CustodyEventType.SHIPPED, actor=actor,
-                             from_location=before, to_location=destination[:128],
-                             details={"request": request.code, "courier": courier,
-                                      "temperature": temperature,
-                                      "tracking_number": tracking_number})
+    record_custody_events(events, actor=actor)
     request.status = RequestStatus.SHIPPED
     db.session.flush()
     return shipment
@@ -532,7 +532,7 @@ def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]])
     are missing, tubes scanned that were not sent are extra (and not recorded), damaged ones
     are noted. Received tubes are distributed."""
     from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_event
+    from biobank.services.custody import record_custody_events
 
     if request.requester_id != actor.id and not _is_manager(actor):
         raise PermissionDenied("the requester's lab (or a manager) receives a shipment")
@@ -550,21 +550,23 @@ def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]])
     missing = sorted(set(sent) - set(seen))
     extra = sorted(set(seen) - set(sent))
     damaged = sorted(b for b, c in seen.items() if b in sent and c != "acceptable")
+    events = []
     for barcode, allocation in sent.items():
         if barcode not in seen:
             continue
         specimen = allocation.specimen
         allocation.received_condition = seen[barcode]
         specimen.status = SpecimenStatus.DISTRIBUTED
-        record_custody_event(specimen, CustodyEventType.RECEIVED_AT_DESTINATION, actor=actor,
-                             to_location=request.shipment.destination[:128],
-                             details={"request": request.code, "condition": seen[barcode]})
+        events.append((specimen, CustodyEventType.RECEIVED_AT_DESTINATION, {
+            "to_location": request.shipment.destination[:128],
+            "details": {"request": request.code, "condition": seen[barcode]}}))
     for barcode in missing:
         specimen = sent[barcode].specimen
         specimen.status = SpecimenStatus.MISSING
-        record_custody_event(specimen, CustodyEventType.MARKED_MISSING, actor=actor,
-                             details={"request": request.code,
-                                      "note": "not in the parcel at the destination"})
+        events.append((specimen, CustodyEventType.MARKED_MISSING, {
+            "details": {"request": request.code,
+                        "note": "not in the parcel at the destination"}}))
+    record_custody_events(events, actor=actor)
     shipment = request.shipment
     shipment.received_by = actor.username
     shipment.received_at = utcnow()
@@ -618,7 +620,7 @@ def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -
     """The lab sends unused tubes back: each goes in transit to the site it left from, where
     the scan station receives and stores it as usual (receive at destination, store)."""
     from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_event
+    from biobank.services.custody import record_custody_events
 
     if request.requester_id != actor.id and not _is_manager(actor):
         raise PermissionDenied("the requester's lab (or a manager) returns material")
@@ -632,14 +634,16 @@ def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -
     if problems:
         raise InvalidInput(f"not distributed under {request.code}: {', '.join(problems[:10])}",
                            field="barcodes", barcodes=problems)
+    events = []
     for barcode in dict.fromkeys(barcodes):
         specimen = ours[barcode]
         specimen.status = SpecimenStatus.IN_TRANSIT
-        record_custody_event(specimen, CustodyEventType.SHIPPED, actor=actor,
-                             from_location=(request.shipment.destination[:128]
-                                            if request.shipment else None),
-                             details={"request": request.code, "return": True,
-                                      "destination_site": specimen.site.code})
+        events.append((specimen, CustodyEventType.SHIPPED, {
+            "from_location": (request.shipment.destination[:128]
+                              if request.shipment else None),
+            "details": {"request": request.code, "return": True,
+                        "destination_site": specimen.site.code}}))
+    record_custody_events(events, actor=actor)
     db.session.flush()
     return {"request": request.code, "returned": len(dict.fromkeys(barcodes))}
 

@@ -289,7 +289,7 @@ def move_container(container: StorageContainer, *, parent_id: int, actor: User) 
     """Put a box or rack somewhere else; every specimen inside gets a custody event with
     its old and new location. Returns how many specimens moved with it."""
     from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_event
+    from biobank.services.custody import record_custody_events
 
     check_site(actor, container.site_id, field="container_id")
     parent = get_visible(StorageContainer, parent_id, actor, field="parent_id")
@@ -307,11 +307,11 @@ def move_container(container: StorageContainer, *, parent_id: int, actor: User) 
     before = {s.id: s.location_text for s in specimens}
     container.parent = parent
     db.session.flush()
-    for specimen in specimens:
-        record_custody_event(specimen, CustodyEventType.MOVED, actor=actor,
-                             from_location=before[specimen.id],
-                             to_location=specimen.location_text,
-                             details={"moved_with": container.name})
+    record_custody_events(
+        ((specimen, CustodyEventType.MOVED,
+          {"from_location": before[specimen.id], "to_location": specimen.location_text,
+           "details": {"moved_with": container.name}}) for specimen in specimens),
+        actor=actor)
     return len(specimens)
 
 
@@ -380,7 +380,7 @@ def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> d
 
     The plan is recomputed; if anything changed since it was reviewed, nothing moves."""
     from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_event
+    from biobank.services.custody import record_custody_events
 
     plan = evacuation_plan(container, actor=actor)
     if plan["plan_sha256"] != plan_sha256:
@@ -396,12 +396,13 @@ def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> d
         specimen.container_id, specimen.pos_row, specimen.pos_col = (
             move["container_id"], move["pos_row"], move["pos_col"])
     db.session.flush()
-    for move in plan["moves"]:
-        specimen = specimens[move["specimen_id"]]
-        db.session.refresh(specimen, attribute_names=["container"])
-        record_custody_event(specimen, CustodyEventType.MOVED, actor=actor,
-                             from_location=move["from"], to_location=move["to"],
-                             details={"evacuation_of": container.name})
+    record_custody_events(
+        ((specimens[move["specimen_id"]], CustodyEventType.MOVED,
+          {"from_location": move["from"], "to_location": move["to"],
+           "details": {"evacuation_of": container.name}}) for move in plan["moves"]),
+        actor=actor)
+    for specimen in specimens.values():  # the container objects behind the new ids
+        db.session.expire(specimen, ["container"])
     return plan
 
 
