@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import os
 import random
 import threading
 import time
@@ -185,7 +186,7 @@ def verify_speed(url: str) -> tuple[int, float]:
         with transaction():
             create_checkpoint()
         started = time.perf_counter()
-        report = verify_ledger()
+        report = verify_ledger(workers=os.cpu_count() or 1)
         elapsed = time.perf_counter() - started
         assert report.ok, report.findings[:3]
         db.engine.dispose()

@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -147,16 +148,32 @@ def configure_engine_events(engine: sa.Engine) -> None:
         conn.exec_driver_sql(_sqlite_begin())
 
 
+_READ_ONLY: ContextVar[bool] = ContextVar("biobank_read_only", default=False)
+
+
+@contextmanager
+def read_only() -> Iterator[None]:
+    """Transactions begun inside only read: on SQLite they do not take the write lock, so a
+    long check (``biobank custody verify``) neither waits for writers nor holds them up."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
 def _sqlite_begin() -> str:
     """Writers take SQLite's write lock when they begin, not halfway through.
 
     A deferred transaction that reads and then writes fails at once ("database is locked")
     if another writer committed in between; taking the lock up front makes concurrent
     writers queue (busy_timeout) and then see each other's work, so a race for one freezer
-    position ends in a clean conflict. Read-only requests keep deferred transactions.
+    position ends in a clean conflict. Read-only requests and work declared
+    :func:`read_only` keep deferred transactions.
     """
     from flask import has_request_context, request
 
-    if has_request_context() and request.method in ("GET", "HEAD", "OPTIONS"):
+    if _READ_ONLY.get() or (has_request_context()
+                            and request.method in ("GET", "HEAD", "OPTIONS")):
         return "BEGIN"
     return "BEGIN IMMEDIATE"

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from biobank.db import db, utcnow
+from biobank.db import db, read_only, utcnow
 from biobank.models import CustodyCheckpoint, CustodyEvent, Specimen
 from biobank.services.custody import content_hash
 
@@ -161,35 +161,42 @@ def verify_specimen_chain(specimen: Specimen) -> Finding | None:
     return None
 
 
-def verify_ledger(*, stop_at_first: bool = False,
-                  progress: Callable[[int], None] | None = None) -> Report:
-    """Check every chain, every specimen's head and every checkpoint."""
-    report = Report()
-    checkpoints = list(db.session.scalars(sa.select(CustodyCheckpoint)
-                                          .order_by(CustodyCheckpoint.id)))
-    latest = checkpoints[-1] if checkpoints else None
+@dataclass
+class Chains:
+    """What checking the chains of a range of specimens found (picklable: worker processes
+    send it back)."""
+
+    events: int = 0
+    specimens: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    #: digests of the chains' heads as of the latest checkpoint, by bucket of specimen ids
+    buckets: dict[str, str] = field(default_factory=dict)
+    events_as_of_latest: int = 0
+
+
+def check_chains(low: int, high: int, *, max_event_id: int | None, stop_at_first: bool = False,
+                 progress: Callable[[int], None] | None = None) -> Chains:
+    """Check the chains of the specimens with ``low <= id < high``: every event's sequence,
+    link and hash, and each specimen's recorded head. *max_event_id* is the latest
+    checkpoint's: heads as of it are digested for the comparison with that checkpoint."""
+    result = Chains()
     as_of_latest: list[tuple[int, int, str]] = []
-    events_as_of_latest = 0
 
     def found(finding: Finding) -> bool:
-        report.findings.append(finding)
+        result.findings.append(finding)
         return stop_at_first
 
     def rows() -> Iterator[Any]:
         # Windows of specimen ids keep memory bounded without a server-side cursor.
-        low = db.session.scalar(sa.select(sa.func.min(CustodyEvent.specimen_id)))
-        high = db.session.scalar(sa.select(sa.func.max(CustodyEvent.specimen_id)))
-        if low is None:
-            return
         step = 2000
-        for start in range(low, high + 1, step):
-            # Plain rows, not ORM objects: nothing accumulates in the session.
-            for row in db.session.execute(
+        for start in range(low, high, step):
+            # Plain rows on the session's connection: no ORM loading, nothing accumulates.
+            for row in db.session.connection().execute(
                 sa.select(*CustodyEvent.__table__.c, Specimen.barcode, Specimen.custody_seq,
                           Specimen.custody_head)
                 .join(Specimen, Specimen.id == CustodyEvent.specimen_id)
                 .where(CustodyEvent.specimen_id >= start,
-                       CustodyEvent.specimen_id < start + step)
+                       CustodyEvent.specimen_id < min(start + step, high))
                 .order_by(CustodyEvent.specimen_id, CustodyEvent.seq)):
                 yield row, row.barcode, row.custody_seq, row.custody_head
 
@@ -210,30 +217,98 @@ def verify_ledger(*, stop_at_first: bool = False,
                 last_event.specimen_id, barcode, last_event.id, last_event.seq))
         return False
 
+    def finish() -> Chains:
+        result.buckets = _bucket_digests(iter(as_of_latest))
+        return result
+
     for event, barcode, custody_seq, custody_head in rows():
         if event.specimen_id != current:
             if close_chain():
-                return report
+                return finish()
             if latest_head is not None:
                 as_of_latest.append(latest_head)
             current, prev_hash, expected_seq, latest_head = event.specimen_id, None, 1, None
-            report.specimens += 1
-        report.events += 1
-        if progress and report.events % 100_000 == 0:
-            progress(report.events)
+            result.specimens += 1
+        result.events += 1
+        if progress and result.events % 100_000 == 0:
+            progress(result.events)
         head_row = (event, barcode, custody_seq, custody_head)
-        if latest is not None and event.id <= latest.max_event_id:
+        if max_event_id is not None and event.id <= max_event_id:
             latest_head = (event.specimen_id, event.seq, event.hash)
-            events_as_of_latest += 1
+            result.events_as_of_latest += 1
         problem = check_event(event, barcode=barcode, prev_hash=prev_hash, expected_seq=expected_seq)
         if problem and found(Finding(problem, event.specimen_id, barcode, event.id, event.seq)):
-            return report
+            return finish()
         prev_hash = event.hash
         expected_seq = event.seq + 1
     if close_chain():
-        return report
+        return finish()
     if latest_head is not None:
         as_of_latest.append(latest_head)
+    return finish()
+
+
+def _check_chains_in_worker(database_url: str, low: int, high: int, max_event_id: int | None,
+                            stop_at_first: bool) -> Chains:
+    """:func:`check_chains` in a worker process, with an application of its own."""
+    from biobank import create_app
+
+    app = create_app({"DATABASE_URL": database_url})
+    with app.app_context(), read_only():
+        try:
+            return check_chains(low, high, max_event_id=max_event_id, stop_at_first=stop_at_first)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+#: fewer specimens than this are checked in one process: a worker takes seconds to start
+MIN_PARALLEL_SPECIMENS = 50_000
+
+
+def verify_ledger(*, stop_at_first: bool = False,
+                  progress: Callable[[int], None] | None = None, workers: int = 1,
+                  min_parallel_specimens: int = MIN_PARALLEL_SPECIMENS) -> Report:
+    """Check every chain, every specimen's head and every checkpoint.
+
+    With *workers* > 1 and at least *min_parallel_specimens* specimen ids, the chains are
+    split into that many ranges of specimen ids, checked in parallel by worker processes
+    (each chain is independent of the others); what they find is merged in id order, so the
+    first finding is the same as one process would report.
+    """
+    report = Report()
+    checkpoints = list(db.session.scalars(sa.select(CustodyCheckpoint)
+                                          .order_by(CustodyCheckpoint.id)))
+    latest = checkpoints[-1] if checkpoints else None
+    max_event_id = latest.max_event_id if latest else None
+    low = db.session.scalar(sa.select(sa.func.min(CustodyEvent.specimen_id)))
+    high = (db.session.scalar(sa.select(sa.func.max(CustodyEvent.specimen_id))) or 0) + 1
+    url = db.engine.url
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if low is None:
+        parts: list[Chains] = [Chains()]
+    elif workers <= 1 or high - low < min_parallel_specimens or in_memory:
+        parts = [check_chains(low, high, max_event_id=max_event_id,
+                              stop_at_first=stop_at_first, progress=progress)]
+    else:
+        parts = _check_in_parallel(url.render_as_string(hide_password=False), low, high,
+                                   workers=workers, max_event_id=max_event_id,
+                                   stop_at_first=stop_at_first, progress=progress)
+    buckets: dict[str, str] = {}
+    events_as_of_latest = 0
+    for part in parts:
+        report.events += part.events
+        report.specimens += part.specimens
+        report.findings += part.findings
+        buckets.update(part.buckets)
+        events_as_of_latest += part.events_as_of_latest
+    if stop_at_first and report.findings:
+        del report.findings[1:]
+        return report
+
+    def found(finding: Finding) -> bool:
+        report.findings.append(finding)
+        return stop_at_first
 
     orphaned = db.session.execute(
         sa.select(Specimen.id, Specimen.barcode, Specimen.custody_seq)
@@ -244,11 +319,37 @@ def verify_ledger(*, stop_at_first: bool = False,
                          specimen_id, barcode)):
             return report
 
-    _verify_checkpoints(checkpoints, as_of_latest, events_as_of_latest, report, found)
+    _verify_checkpoints(checkpoints, buckets, events_as_of_latest, report, found)
     return report
 
 
-def _verify_checkpoints(checkpoints: list[CustodyCheckpoint], heads: list[tuple[int, int, str]],
+def _check_in_parallel(database_url: str, low: int, high: int, *, workers: int,
+                       max_event_id: int | None, stop_at_first: bool,
+                       progress: Callable[[int], None] | None) -> list[Chains]:
+    """Ranges of specimen ids checked by *workers* processes, in id order. Range bounds are
+    multiples of the checkpoint bucket, so each bucket's digest comes from one range."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-(high - low) // workers)
+    size = -(-size // BUCKET) * BUCKET
+    first = low // BUCKET * BUCKET
+    bounds = [(max(a, low), min(a + size, high)) for a in range(first, high, size)]
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_check_chains_in_worker, database_url, a, b, max_event_id,
+                               stop_at_first) for a, b in bounds]
+        parts = []
+        for future in futures:
+            parts.append(future.result())
+            done += parts[-1].events
+            if progress:
+                progress(done)
+    return parts
+
+
+def _verify_checkpoints(checkpoints: list[CustodyCheckpoint], now: dict[str, str],
                         event_count: int, report: Report,
                         found: Callable[[Finding], bool]) -> None:
     previous = None
@@ -270,7 +371,6 @@ def _verify_checkpoints(checkpoints: list[CustodyCheckpoint], heads: list[tuple[
             f"checkpoint {latest.id} covered {latest.event_count} events; {event_count} of "
             "them remain: events were deleted")):
         return
-    now = _bucket_digests(iter(heads))
     for bucket in sorted(set(now) | set(latest.buckets), key=int):
         low, high = int(bucket) * BUCKET, int(bucket) * BUCKET + BUCKET - 1
         if now.get(bucket) != latest.buckets.get(bucket) and found(Finding(

@@ -185,3 +185,56 @@ def test_timeline_reports_a_broken_chain(ledger, db_session, client, technician,
     chain = client.get(f"/api/v1/specimens/{ledger[0].barcode}/timeline", headers=h).json["chain"]
     assert chain["intact"] is False
     assert "event #2" in chain["problem"] and "edited" in chain["problem"]
+
+
+def test_worker_processes_find_what_one_process_finds(tmp_path):
+    """Chains checked in parallel by worker processes (which see only committed data, so
+    this ledger lives in a database of its own) give the same counts and findings, in the
+    same order, as one process; the checkpoint's buckets are compared across ranges."""
+    from biobank import create_app, migrate
+    from biobank.db import read_only
+    from biobank.demo import load_demo
+    from biobank.services.ledger import BUCKET
+    from tests.conftest import separate_database
+
+    app = create_app({"DATABASE_URL": separate_database(tmp_path, "ledger_workers"),
+                      "CUSTODY_KEY": "test"})
+    with app.app_context():
+        migrate.upgrade()
+        load_demo(participants=60, seed=5)
+        create_checkpoint()
+        db.session.commit()
+
+        def both(**options):
+            db.session.commit()  # the checks read in transactions of their own, as the CLI's
+            with read_only():
+                one = verify_ledger(**options)
+                db.session.commit()
+                many = verify_ledger(workers=2, min_parallel_specimens=0, **options)
+                db.session.commit()
+            assert [str(f) for f in many.findings] == [str(f) for f in one.findings]
+            if not options.get("stop_at_first"):  # each worker stops at its own first
+                assert (many.events, many.specimens, many.checkpoints) == (
+                    one.events, one.specimens, one.checkpoints)
+            return many
+
+        intact = both()
+        assert intact.ok and intact.events > 100
+        ids = db.session.scalars(sa.select(Specimen.id).where(Specimen.custody_seq > 1)
+                                 .order_by(Specimen.id)).all()
+        # Several ranges, hence several workers: ids span more than two checkpoint buckets.
+        assert ids[-1] - ids[0] > 2 * BUCKET
+        low, high = ids[1], ids[-2]
+        conn = db.session.connection()
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        conn.execute(sa.text("UPDATE custody_events SET actor_name = 'x' "
+                             "WHERE specimen_id = :s AND seq = 2"), {"s": high})
+        conn.execute(sa.text("DELETE FROM custody_events WHERE specimen_id = :s AND seq = 1"),
+                     {"s": low})
+        db.session.commit()
+        broken = both()
+        assert [f.specimen_id for f in broken.findings][:2] == [low, high]
+        assert both(stop_at_first=True).findings[0].specimen_id == low
+        db.session.remove()
+        db.engine.dispose()
