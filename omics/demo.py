@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from biobank.db import db, transaction
 from biobank.models import Case, CollectionEvent, Specimen
 from biobank.models.vocab import DiseaseGroup, MaterialType, PathologyStatus
+from omics.models import OmicsKind
 
 DRIVERS = [  # chrom, pos, ref, alt, gene, consequence, impact, HGVSp, share of tumours
     ("chr1", 114713908, "T", "C", "NRAS", "missense_variant", "MODERATE", "p.Gln61Arg", 0.15),
@@ -87,6 +88,7 @@ def _vcf(path: Path, samples: list[str], rng: random.Random) -> Path:
     plain = path.with_suffix("")
     plain.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
     pysam.tabix_compress(str(plain), str(path), force=True)
+    plain.unlink()
     pysam.tabix_index(str(path), preset="vcf", force=True)
     return path
 
@@ -118,39 +120,53 @@ def _mztab(path: Path, samples: list[str], features: list[str], rng: random.Rand
     return path
 
 
+def demo_samples() -> dict[str, list[str]]:
+    """The barcodes of the aliquots the demo omics measure, from the current database: tumour
+    DNA and RNA of melanoma cases, and plasma."""
+    return {"dna": [s.barcode for s in _aliquots(MaterialType.DNA, tumour=True, limit=24)],
+            "rna": [s.barcode for s in _aliquots(MaterialType.RNA, tumour=True, limit=24)],
+            "plasma": [s.barcode for s in _aliquots(MaterialType.PLASMA, tumour=False,
+                                                    limit=12)]}
+
+
+def write_demo_omics(out: Path, samples: dict[str, list[str]], *, seed: int = 20261123
+                     ) -> list[tuple[Path, OmicsKind, str]]:
+    """Write the demo omics files for *samples* (see :func:`demo_samples`) into *out*: the
+    same seed and samples always give the same bytes. Returns (path, kind, pipeline) of each
+    file written; a kind whose aliquots the biobank lacks is left out."""
+    rng = random.Random(seed)
+    dna, rna, plasma = samples["dna"], samples["rna"], samples["plasma"]
+    planned = []
+    if dna:
+        planned.append((_vcf(out / "demo-melanoma-exome.vcf.gz", dna, rng), OmicsKind.EXOME,
+                        "BWA-MEM + Mutect2 + VEP (demo)"))
+        probes = [f"cg{rng.randint(10**7, 3 * 10**7):08d}" for _ in range(60)]
+        planned.append((_matrix(out / "demo-methylation-betas.tsv", sorted(set(probes)),
+                                dna, lambda _f: f"{rng.betavariate(0.7, 0.7):.4f}"),
+                        OmicsKind.METHYLATION, "SeSAMe (demo)"))
+    if rna:
+        planned.append((_matrix(out / "demo-rnaseq-counts.tsv", GENES, rna,
+                                lambda f: str(int(rng.lognormvariate(
+                                    8 if f.startswith("MT-") else 5, 1.2)))),
+                        OmicsKind.RNA_SEQ, "STAR + featureCounts (demo)"))
+    if plasma:
+        planned.append((_mztab(out / "demo-proteomics.mztab", plasma, PROTEINS, rng,
+                               protein=True), OmicsKind.PROTEOMICS, "MaxQuant LFQ (demo)"))
+        planned.append((_mztab(out / "demo-metabolomics.mztab", plasma, [], rng,
+                               protein=False), OmicsKind.METABOLOMICS, "XCMS (demo)"))
+    return planned
+
+
 def load_demo_omics(*, seed: int = 20261123) -> dict[str, int]:
     """Generate the demo omics files, register them as the system account, ingest them."""
     from biobank.cli import system_actor
     from omics import services
-    from omics.models import OmicsKind
 
-    rng = random.Random(seed)
     with transaction():
-        dna = [s.barcode for s in _aliquots(MaterialType.DNA, tumour=True, limit=24)]
-        rna = [s.barcode for s in _aliquots(MaterialType.RNA, tumour=True, limit=24)]
-        plasma = [s.barcode for s in _aliquots(MaterialType.PLASMA, tumour=False, limit=12)]
+        samples = demo_samples()
     files = 0
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        planned = []
-        if dna:
-            planned.append((_vcf(out / "demo-melanoma-exome.vcf.gz", dna, rng), OmicsKind.EXOME,
-                            "BWA-MEM + Mutect2 + VEP (demo)"))
-            probes = [f"cg{rng.randint(10**7, 3 * 10**7):08d}" for _ in range(60)]
-            planned.append((_matrix(out / "demo-methylation-betas.tsv", sorted(set(probes)),
-                                    dna, lambda _f: f"{rng.betavariate(0.7, 0.7):.4f}"),
-                            OmicsKind.METHYLATION, "SeSAMe (demo)"))
-        if rna:
-            planned.append((_matrix(out / "demo-rnaseq-counts.tsv", GENES, rna,
-                                    lambda f: str(int(rng.lognormvariate(
-                                        8 if f.startswith("MT-") else 5, 1.2)))),
-                            OmicsKind.RNA_SEQ, "STAR + featureCounts (demo)"))
-        if plasma:
-            planned.append((_mztab(out / "demo-proteomics.mztab", plasma, PROTEINS, rng,
-                                   protein=True), OmicsKind.PROTEOMICS, "MaxQuant LFQ (demo)"))
-            planned.append((_mztab(out / "demo-metabolomics.mztab", plasma, [], rng,
-                                   protein=False), OmicsKind.METABOLOMICS, "XCMS (demo)"))
-        for path, kind, pipeline in planned:
+        for path, kind, pipeline in write_demo_omics(Path(tmp), samples, seed=seed):
             with transaction():
                 record, created = services.register_file(
                     actor=system_actor(), path=path, filename=path.name, kind=kind,
