@@ -34,6 +34,8 @@ def send_cups(queue: str, data: bytes, *, raw: bool, server: str | None = None,
     retries the device itself.
     """
     where = f"CUPS queue {queue}" + (f" on {server}" if server else "")
+    if not queue or queue.startswith("-") or (server or "").startswith("-"):
+        raise PrinterError(f"{where}: not a queue name or server that lp could take as such")
     command = ["lp", *(["-h", server] if server else []), "-d", queue, "-t", title,
                *(["-o", "raw"] if raw else []), "-"]
     try:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from biobank.schemas.base import BaseSchema, describe, enum_field
 from labels.models import PrinterKind, PrintJobStatus
+
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})"
+_PORT = r"(?::(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?"
+#: a ZPL printer on the network: host, optionally :port
+TCP_ADDRESS = re.compile(_HOST + _PORT)
+#: a CUPS queue: [zpl:]queue[@host[:port]]; nothing that ``lp`` could take for an option
+CUPS_ADDRESS = re.compile(r"(?:zpl:)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,126}(?:@" + _HOST + _PORT + ")?")
 
 
 class PrinterSchema(BaseSchema):
@@ -31,8 +40,17 @@ class PrinterCreateSchema(BaseSchema):
 
     @validates_schema
     def _address(self, data: dict, **_kwargs: object) -> None:
-        if data["kind"] is not PrinterKind.PDF and not data.get("address"):
+        kind, address = data["kind"], data.get("address")
+        if kind is not PrinterKind.PDF and not address:
             raise ValidationError("a zpl_tcp or cups printer needs an address", "address")
+        if kind is PrinterKind.ZPL_TCP and not TCP_ADDRESS.fullmatch(address):
+            raise ValidationError("give host or host:port (port 1–65535), e.g. 10.2.0.15:9100",
+                                  "address")
+        if kind is PrinterKind.CUPS and not CUPS_ADDRESS.fullmatch(address):
+            raise ValidationError(
+                "give a CUPS queue: queue, zpl:queue for raw ZPL, optionally @host or "
+                "@host:port of the CUPS server (letters, digits, '.', '_', '-'; not starting "
+                "with '-')", "address")
 
 
 class PrintJobCreateSchema(BaseSchema):

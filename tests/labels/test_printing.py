@@ -194,3 +194,35 @@ def test_cli_prints_a_pdf(runner, make, site, technician, tmp_path, db_session):
     assert out.read_bytes().startswith(b"%PDF")
     assert db_session.scalar(sa.select(PrintJob.source)) == "cli"
     assert PrintJobStatus.READY.value == "ready"
+
+
+@pytest.mark.parametrize(("kind", "address"), [
+    ("zpl_tcp", "10.2.0.15"), ("zpl_tcp", "zebra-3.lab.example.org:9100"),
+    ("cups", "office"), ("cups", "zpl:bench_zebra-2"), ("cups", "zpl:labels@print.example.org:631"),
+])
+def test_printer_addresses_that_are_accepted(client, manager, headers, kind, address):
+    r = client.post("/api/v1/printers/", headers=headers(manager),
+                    json={"name": f"P {kind} {address}", "kind": kind, "address": address})
+    assert r.status_code == 201, r.json
+    assert r.json["address"] == address
+
+
+@pytest.mark.parametrize(("kind", "address"), [
+    ("zpl_tcp", "10.2.0.15:99999"), ("zpl_tcp", "-oProxyCommand"), ("zpl_tcp", "host:"),
+    ("cups", "-E"), ("cups", "zpl:-d"), ("cups", "queue@-h"), ("cups", "two words"),
+    ("cups", "queue@host:0"), ("cups", "queue/../x"),
+])
+def test_printer_addresses_that_are_refused_name_the_field(client, manager, headers, kind,
+                                                            address):
+    r = client.post("/api/v1/printers/", headers=headers(manager),
+                    json={"name": "Bad", "kind": kind, "address": address})
+    assert r.status_code == 422, r.json
+    assert r.json["errors"][0]["field"] == "address"
+
+
+def test_cups_sender_refuses_what_lp_would_read_as_an_option():
+    from labels.printers import PrinterError, send_cups
+
+    for queue, server in (("-E", None), ("labels", "-h")):
+        with pytest.raises(PrinterError, match="not a queue name"):
+            send_cups(queue, b"^XA^XZ", raw=True, server=server)
