@@ -108,9 +108,10 @@ def custody_group() -> None:
 
 @custody_group.command("verify")
 @click.option("--all", "show_all", is_flag=True, help="List every finding, not only the first")
-@click.option("--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
-              show_default="the number of CPUs",
-              help="Processes checking chains in parallel (large ledgers only)")
+@click.option("--workers", type=click.IntRange(1, 64), default=min(os.cpu_count() or 1, 8),
+              show_default="the number of CPUs, at most 8",
+              help="Processes checking chains in parallel (large ledgers only; each holds "
+              "an application, about 100 MB)")
 @with_appcontext
 def custody_verify(show_all: bool, workers: int) -> None:
     """Check every custody chain and checkpoint; exit 1 naming the first broken link."""
