@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from dataclasses import dataclass
 
 from labels.render.templates import Element, LabelError
 
 PT_PER_MM = 72 / 25.4
 FONT = "Helvetica"
+#: for text Helvetica cannot show (Chinese site or hospital names): Adobe's simplified
+#: Chinese font, which PDF readers provide without embedding; it has Latin letters too
+CJK_FONT = "STSong-Light"
+#: characters outside WinAnsi that have an exact typographic equivalent inside it
+EQUIVALENTS = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u00a0": " "})
+
+
+def printable(text: str) -> str:
+    """*text* as it is printed: NFC-normalised, typographic dashes and spaces replaced by
+    their Western European equivalents."""
+    return unicodedata.normalize("NFC", text).translate(EQUIVALENTS)
+
+
+def font_for(text: str) -> str:
+    """Helvetica for text it can show (WinAnsi), else the Chinese font."""
+    try:
+        printable(text).encode("cp1252")
+    except UnicodeEncodeError:
+        return CJK_FONT
+    return FONT
+
+
+@functools.cache
+def _register_cjk_font() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
 
 
 def text_width_mm(text: str, size_pt: float) -> float:
-    """Width of *text* in Helvetica at *size_pt*, in millimetres."""
+    """Width of *text* at *size_pt* in the font it is printed in, in millimetres."""
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
-    return stringWidth(text, FONT, size_pt) / PT_PER_MM
+    font = font_for(text)
+    if font == CJK_FONT:
+        _register_cjk_font()
+    return stringWidth(printable(text), font, size_pt) / PT_PER_MM
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ previews, with the standard Helvetica font (WinAnsi encoding).
 from __future__ import annotations
 
 import io
-import unicodedata
 import zlib
 from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
 
-from labels.render.layout import PT_PER_MM
+from labels.render.layout import CJK_FONT, FONT, PT_PER_MM, font_for, printable
 from labels.render.preview import Box, layout_label
 from labels.render.templates import LabelError, Template
 
@@ -23,34 +22,35 @@ MM = PT_PER_MM
 A4 = (210.0, 297.0)
 #: pages per intermediate node of the page tree
 PAGES_PER_NODE = 128
-#: characters outside WinAnsi that have an exact typographic equivalent inside it
-EQUIVALENTS = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u00a0": " "})
 
 
-def _pdf_text(text: str) -> bytes:
-    """*text* as a PDF string literal in WinAnsi encoding.
+def _pdf_text(text: str) -> tuple[bytes, bytes]:
+    """(font resource, PDF string) that show *text*: WinAnsi for Helvetica, else UCS-2 for
+    the Chinese font.
 
     Raises
     ------
     LabelError
-        For a character the label font cannot show: printing a wrong glyph would be worse.
+        For a character neither font can address (outside the Basic Multilingual Plane, such
+        as an emoji): printing a wrong glyph would be worse.
     """
-    normal = unicodedata.normalize("NFC", text).translate(EQUIVALENTS)
-    try:
+    normal = printable(text)
+    if font_for(text) == FONT:
         raw = normal.encode("cp1252")
-    except UnicodeEncodeError as error:
-        char = normal[error.start]
-        raise LabelError(f"character {char!r} (U+{ord(char):04X}) in {text!r} cannot be "
-                         "printed on a PDF label (Western European characters only; ZPL "
-                         "printers take UTF-8)") from None
-    escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-    return b"(" + escaped.replace(b"\r", b"\\r").replace(b"\n", b"\\n") + b")"
+        escaped = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        return b"F1", b"(" + escaped.replace(b"\r", b"\\r").replace(b"\n", b"\\n") + b")"
+    for char in normal:
+        if ord(char) > 0xFFFF:
+            raise LabelError(f"character {char!r} (U+{ord(char):04X}) in {text!r} cannot be "
+                             "printed on a PDF label")
+    return b"F2", b"<" + normal.encode("utf-16-be").hex().upper().encode() + b">"
 
 
 def label_operators(template: Template, values: Mapping[str, Any], ox: float, oy: float,
-                    page_h: float) -> bytes:
+                    page_h: float, fonts: set[bytes] | None = None) -> bytes:
     """PDF content-stream operators drawing one label with its top-left corner at
-    (*ox*, *oy*) mm from the top-left of a page *page_h* mm high."""
+    (*ox*, *oy*) mm from the top-left of a page *page_h* mm high. The font resources the
+    text uses are added to *fonts*."""
     rects: list[str] = []
     texts: list[bytes] = []
     for shape in layout_label(template, values):
@@ -58,13 +58,27 @@ def label_operators(template: Template, values: Mapping[str, Any], ox: float, oy
             rects.append(f"{(ox + shape.x) * MM:.3f} {(page_h - oy - shape.y - shape.h) * MM:.3f} "
                          f"{shape.w * MM:.3f} {shape.h * MM:.3f} re")
         else:
-            texts.append(b"BT /F1 %.2f Tf %.3f %.3f Td %s Tj ET" % (
-                shape.size_pt, (ox + shape.x) * MM, (page_h - oy - shape.baseline) * MM,
-                _pdf_text(shape.text)))
+            font, string = _pdf_text(shape.text)
+            if fonts is not None:
+                fonts.add(font)
+            texts.append(b"BT /%s %.2f Tf %.3f %.3f Td %s Tj ET" % (
+                font, shape.size_pt, (ox + shape.x) * MM, (page_h - oy - shape.baseline) * MM,
+                string))
     ops = texts
     if rects:
         ops = [("\n".join(rects) + "\nf").encode(), *texts]
     return b"\n".join(ops)
+
+
+def _pdf_value(value: object) -> bytes:
+    """A PDF object from Python data: names and strings given in PDF syntax, numbers,
+    lists and dicts."""
+    if isinstance(value, dict):
+        return b"<< " + b" ".join(b"/%s %s" % (k.encode(), _pdf_value(v))
+                                   for k, v in value.items()) + b" >>"
+    if isinstance(value, list | tuple):
+        return b"[" + b" ".join(_pdf_value(v) for v in value) + b"]"
+    return str(value).encode()
 
 
 class PdfStreamWriter:
@@ -85,6 +99,8 @@ class PdfStreamWriter:
         self.node: int | None = None
         self.node_kids: list[int] = []
         self.pages = 0
+        #: font resources the pages use (F1 Helvetica always exists; F2 only if used)
+        self.fonts: set[bytes] = set()
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
         self._object(self.font, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
                                 b"/Encoding /WinAnsiEncoding >>")
@@ -127,15 +143,34 @@ class PdfStreamWriter:
         self.nodes.append((self.node, len(self.node_kids)))
         self.node, self.node_kids = None, []
 
+    def _cjk_font(self) -> int:
+        """Write the Chinese font (not embedded: readers supply Adobe's Asian fonts) with
+        the metrics reportlab ships for it; returns its object number."""
+        from reportlab.pdfbase._cidfontdata import CIDFontInfo
+
+        info = CIDFontInfo[CJK_FONT]["DescendantFonts"][0]
+        font, descendant, descriptor = self._new(), self._new(), self._new()
+        self._object(descriptor, _pdf_value(info["FontDescriptor"]))
+        cid = {k: v for k, v in info.items() if k != "FontDescriptor"}
+        cid["FontDescriptor"] = f"{descriptor} 0 R"
+        self._object(descendant, _pdf_value(cid))
+        self._object(font, b"<< /Type /Font /Subtype /Type0 /BaseFont /%s-UniGB-UCS2-H "
+                           b"/Encoding /UniGB-UCS2-H /DescendantFonts [%d 0 R] >>"
+                     % (CJK_FONT.encode(), descendant))
+        return font
+
     def close(self) -> None:
         """Write the page tree, the catalog, the cross-reference table and the trailer."""
         if not self.pages:
             raise LabelError("no labels to print")
         self._close_node()
         kids = b" ".join(b"%d 0 R" % n for n, _ in self.nodes)
+        fonts = b"/F1 %d 0 R" % self.font
+        if b"F2" in self.fonts:
+            fonts += b" /F2 %d 0 R" % self._cjk_font()
         self._object(self.root, b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox %s "
-                                b"/Resources << /Font << /F1 %d 0 R >> >> >>"
-                     % (kids, self.pages, self.media_box, self.font))
+                                b"/Resources << /Font << %s >> >> >>"
+                     % (kids, self.pages, self.media_box, fonts))
         self._object(self.catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % self.root)
         xref = self.written
         count = len(self.offsets)
@@ -192,7 +227,8 @@ def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
         r, c = divmod(len(labels), cols)
         labels.append(label_operators(template, values,
                                       margin_mm + c * (template.width_mm + gap_mm),
-                                      margin_mm + r * (template.height_mm + gap_mm), page[1]))
+                                      margin_mm + r * (template.height_mm + gap_mm), page[1],
+                                      writer.fonts))
         if len(labels) == per_page:
             writer.add_page(b"\n".join(labels))
             labels = []

@@ -127,10 +127,27 @@ def test_every_issued_barcode_fits_every_template():
                     "barcode": make_barcode("CTR", material, n)})
 
 
-def test_text_the_pdf_font_cannot_show_is_refused_not_replaced():
-    record = values(1) | {"participant_code": "患者-1"}
-    with pytest.raises(LabelError, match=r"U\+60A3"):
-        render_pdf(load_template("cryovial-2d"), [record])
+def test_text_no_pdf_font_can_show_is_refused_not_replaced():
+    record = values(1) | {"label": "Block \U0001F9EA"}  # a test-tube emoji
+    with pytest.raises(LabelError, match=r"U\+1F9EA"):
+        render_pdf(load_template("ffpe-cassette"), [record])
+
+
+def test_chinese_names_print_in_the_chinese_font(tmp_path):
+    """A hospital's name in Chinese is printed (in Adobe's STSong-Light, which readers
+    supply), fitted with that font's widths, and the label still scans."""
+    record = values(4) | {"destination": "北京大学第一医院 皮肤科", "site": "中心皮肤病医院"}
+    shipping = render_pdf(load_template("shipping-box"), [record])
+    text = subprocess.run(["pdftotext", "-", "-"], input=shipping, capture_output=True).stdout
+    assert "北京大学第一医院 皮肤科" in text.decode()
+    fonts = subprocess.run(["pdffonts", "-"], input=shipping, capture_output=True).stdout
+    assert b"STSong-Light-UniGB-UCS2-H" in fonts and b"Helvetica" in fonts
+    pages = decode(shipping, tmp_path, 300, datamatrix=False)
+    assert pages == [(set(), {record["barcode"]})]
+    box = load_template("box")
+    too_long = values(4) | {"site": "中心皮肤病医院" * 6}
+    with pytest.raises(LabelError, match="does not fit"):
+        render_pdf(box, [too_long])
 
 
 def test_minus_sign_and_western_text_print(tmp_path):
