@@ -182,7 +182,14 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
     flags = [sa.type_coerce(compiler.predicate(leaf, level, fields), sa.Boolean).label(f"m{i}")
              for i, leaf in enumerate(leaves)]
     prefilter = [compiler.predicate(c, level, fields) for c in fixed]
-    base = level.select(*columns, *flags).where(scope, *prefilter).cte("base")
+    # A facet on a column of the level's own table is read with the rows, not joined back.
+    own_values = {}
+    for name in facet_names:
+        f = fields.get(name)
+        if f is not None and f.column is not None and f.key == level.key:
+            own_values[name] = f.column().label(f"facet{len(own_values)}")
+    base = (level.select(*columns, *flags, *own_values.values()).where(scope, *prefilter)
+            .cte("base"))
     if db.session.get_bind().dialect.name == "postgresql":
         base = base.prefix_with("MATERIALIZED")
         # enough memory for each clause's key set to be one hash table, not a rescan per row
@@ -204,7 +211,12 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
         f = fields.get(name)
         assert f is not None
         src = f.source().subquery()
-        if f.key in level.keys:
+        # A field with a column has one value per entity: a row of the level meets at most
+        # one value of its own or its ancestor's, so rows need no DISTINCT to be counted.
+        single = f.column is not None and f.key in level.keys
+        if name in own_values:
+            joined, value = base, base.c[own_values[name].name]
+        elif f.key in level.keys:
             joined, value = base.join(src, src.c.key == base.c[f.key]), src.c.value
         elif level.key in f.also:
             joined, value = base.join(src, src.c[level.key] == own), src.c.value
@@ -219,7 +231,8 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
             joined, value = base.join(lifted, lifted.c.lifted == own), lifted.c.value
         parts.append(sa.select(sa.literal(name).label("facet"),
                                sa.cast(value, sa.String).label("key"),
-                               sa.func.count(sa.distinct(own)).label("n"))
+                               (sa.func.count() if single
+                                else sa.func.count(sa.distinct(own))).label("n"))
                      .select_from(joined).where(holds(without_field(flagged, name)))
                      .group_by(value))
     if page:
