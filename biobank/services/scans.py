@@ -145,6 +145,11 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
                            scanned_at=scanned_at, location=location, note=note,
                            condition=condition, destination_site_id=destination_site_id)
     except BiobankError:
+        # Whatever the refused scan changed in memory must not be flushed by the lookup
+        # below, nor committed with the earlier recording's answer.
+        for obj in list(db.session.new):
+            db.session.expunge(obj)
+        db.session.expire_all()
         earlier = find_replay(client_event_id, fingerprint)
         if earlier is not None:
             return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
