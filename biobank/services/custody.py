@@ -80,21 +80,11 @@ def chain_rows(*, specimen_id: int, barcode: str, actor_id: int | None, actor_na
     return chain
 
 
-def lock_specimen(specimen: Specimen, *, attribute_names: list[str] | None = None) -> None:
-    """Lock *specimen*'s row until the transaction ends and reload it (PostgreSQL).
-
-    SQLite needs no row lock: its writers already hold the database lock from BEGIN.
-    """
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
-    db.session.execute(sa.select(Specimen.id).where(Specimen.id == specimen.id).with_for_update())
-    db.session.refresh(specimen, attribute_names=attribute_names)
-
-
 def lock_specimens(specimens: Iterable[Specimen]) -> None:
-    """Lock many specimens' rows until the transaction ends and reload their chain heads, in
-    one query per thousand (PostgreSQL). Rows are locked in id order, so two transactions
-    locking overlapping sets wait for each other instead of deadlocking."""
+    """Lock specimens' rows until the transaction ends and reload their chain heads, in one
+    query per thousand (PostgreSQL; SQLite writers already hold the database lock from BEGIN).
+    Rows are locked in id order, so two transactions locking overlapping sets wait for each
+    other instead of deadlocking."""
     if db.session.get_bind().dialect.name != "postgresql":
         return
     by_id = {s.id: s for s in specimens if s.id is not None}
@@ -156,7 +146,7 @@ def record_custody_event(
     already holds that lock (with the specimen reloaded under it).
     """
     if specimen.id is not None and not locked:
-        lock_specimen(specimen, attribute_names=["custody_seq", "custody_head"])
+        lock_specimens([specimen])
     event = _append(specimen, event_type, actor=actor, occurred_at=occurred_at,
                     from_location=from_location, to_location=to_location, details=details,
                     client_event_id=client_event_id)

@@ -159,14 +159,6 @@ def container_with_path(container_id: int) -> StorageContainer | None:
     return found.get(container_id)
 
 
-def occupant(container: StorageContainer, row: int, col: int) -> Specimen | None:
-    return db.session.scalar(
-        sa.select(Specimen).where(
-            Specimen.container_id == container.id, Specimen.pos_row == row, Specimen.pos_col == col
-        )
-    )
-
-
 def occupancy(container: StorageContainer) -> dict[tuple[int, int], Specimen]:
     """Specimens in a grid container by (row, column)."""
     rows = db.session.scalars(sa.select(Specimen).where(Specimen.container_id == container.id))
