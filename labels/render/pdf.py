@@ -3,7 +3,8 @@
 The document is written as it is drawn: each page goes to the output as soon as it is full,
 so memory holds one page and an offset per object, however many labels there are. Pages
 draw the shapes of :func:`labels.render.preview.layout_label`, the same layout as the
-previews, with the standard Helvetica font (WinAnsi encoding).
+previews: text in Helvetica (WinAnsi), or in Adobe's STSong-Light where Helvetica cannot show
+it (see :func:`labels.render.layout.font_for`).
 """
 
 from __future__ import annotations
