@@ -18,6 +18,9 @@ class Case(Audited, Timestamps, db.Model):
     __tablename__ = "cases"
     __table_args__ = (
         sa.CheckConstraint("breslow_mm IS NULL OR breslow_mm >= 0", name="breslow_non_negative"),
+        # a case's participant and diagnosis by its id without reading the table (cohort
+        # queries look up every candidate case)
+        sa.Index("ix_cases_id_summary", "id", "participant_id", "disease_group"),
     )
 
     id: Mapped[intpk]

@@ -42,12 +42,19 @@ class Image(db.Model):
     """
 
     __tablename__ = "images"
+    __table_args__ = (
+        # cohort queries ask which cases and lesions have an image of a modality, and which
+        # modalities a case's or lesion's images have: answered from these indexes alone
+        sa.Index("ix_images_case_id", "case_id", "modality"),
+        sa.Index("ix_images_lesion_id", "lesion_id", "modality"),
+        sa.Index("ix_images_modality", "modality", "case_id", "lesion_id"),
+    )
 
     id: Mapped[intpk]
-    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
-    lesion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lesions.id"), index=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"))
+    lesion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lesions.id"))
     specimen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("specimens.id"), index=True)
-    modality: Mapped[ImageModality] = mapped_column(index=True)
+    modality: Mapped[ImageModality]
     filename: Mapped[str255]
     uri: Mapped[str] = mapped_column(sa.Text, comment="Path under the image storage root")
     mime_type: Mapped[str64]

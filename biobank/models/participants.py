@@ -56,11 +56,19 @@ class ParticipantPHI(Audited, Timestamps, db.Model):
 
 class ConsentResponse(Audited, Timestamps, db.Model):
     __tablename__ = "consent_responses"
-    __table_args__ = (sa.UniqueConstraint("participant_id", "tier_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("participant_id", "tier_id"),
+        # What cohort queries ask (who consented to a scope, what a participant consented
+        # to) answered from the indexes alone
+        sa.Index("ix_consent_responses_tier_id", "tier_id", "decision", "withdrawn_at",
+                 "participant_id"),
+        sa.Index("ix_consent_responses_participant_id_given", "participant_id", "decision",
+                 "withdrawn_at", "tier_id"),
+    )
 
     id: Mapped[intpk]
     participant_id: Mapped[int] = mapped_column(sa.ForeignKey("participants.id", ondelete="CASCADE"))
-    tier_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_tiers.id"), index=True)
+    tier_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_tiers.id"))
     decision: Mapped[ConsentDecision]
     signed_on: Mapped[dt.date]
     withdrawn_at: Mapped[timestamp | None] = mapped_column(
