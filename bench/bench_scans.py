@@ -98,6 +98,26 @@ def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: fl
     return len(done) / (time.perf_counter() - started)
 
 
+def read_rate(port: int, token: str, paths: list[str], *, seconds: float, threads: int) -> float:
+    """Requests/s of GETs through the same server and clients: what the stack serves
+    without writing anything (the ceiling any scan rate sits under)."""
+    counter = itertools.count()
+    done = []
+    stop = time.perf_counter() + seconds
+
+    def worker() -> None:
+        client = Client(port, token)
+        while time.perf_counter() < stop:
+            status, body = client.call("GET", paths[next(counter) % len(paths)])
+            if status != 200:
+                raise RuntimeError(body)
+            done.append(1)
+
+    started = time.perf_counter()
+    run_threads(worker, threads)
+    return len(done) / (time.perf_counter() - started)
+
+
 def paced_latency(port: int, token: str, codes: list[str], *, rate: float, seconds: float
                   ) -> dict[str, float]:
     """Check tubes out at a steady *rate* from several clients; latency of each scan."""
@@ -209,11 +229,17 @@ def run(backend: str, participants: int, seconds: float, threads: int, *,
         rate = throughput(port, token, codes, box, seconds=seconds, threads=threads)
         stored = codes[: int(rate * seconds) - 50]
         lat = paced_latency(port, token, stored, rate=100, seconds=min(15, len(stored) / 100))
+        page = read_rate(port, token, ["/login"], seconds=seconds / 2, threads=threads)
+        card = read_rate(port, token, [f"/api/v1/scans/card/{c}" for c in stored],
+                         seconds=seconds / 2, threads=threads)
     raw = raw_insert_rate(url, seconds=seconds)
     upload, confirm = rack_confirm(url)
     print(f"  scans via API (store, {threads} clients): {rate:8.1f} scans/s")
     print(f"  raw single-row INSERT, same database:   {raw:8.1f} rows/s  → API at "
           f"{100 * rate / raw:.0f}% (target ≥ 50% on PostgreSQL)")
+    print(f"  for scale, through the same server and clients: the sign-in page (no database) "
+          f"{page:.0f} req/s ({100 * page / raw:.0f}% of raw INSERT), a scan card (the "
+          f"scan's reads, no write) {card:.0f} req/s ({100 * card / raw:.0f}%)")
     print(f"  one scan at a steady 100 scans/s: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms,"
           f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms)")
     print(f"  96-tube rack, every tube moved: upload {upload * 1000:.0f} ms, confirm "
