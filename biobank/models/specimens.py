@@ -48,9 +48,11 @@ class Specimen(Audited, Timestamps, db.Model):
         ),
         sa.Index("ix_specimens_site_id_id", "site_id", "id"),
         sa.Index("ix_specimens_material_type_status", "material_type", "status"),
-        # Cohort queries read these instead of the table (index-only scans): a case's tubes
-        # with what the filters and facets ask of them, and a tube's ancestors by its id.
+        # Cohort queries read these instead of the table (index-only scans): a case's or a
+        # lesion's tubes with what filters and facets ask of them, a tube's ancestors by id.
         sa.Index("ix_specimens_case_id", "case_id", "material_type", "status", "unit",
+                 "quantity"),
+        sa.Index("ix_specimens_lesion_id", "lesion_id", "material_type", "status", "unit",
                  "quantity"),
         sa.Index("ix_specimens_id_ancestors", "id", "case_id", "lesion_id", "participant_id"),
     )
@@ -65,7 +67,7 @@ class Specimen(Audited, Timestamps, db.Model):
     collection_event_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("collection_events.id"), index=True
     )
-    lesion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lesions.id"), index=True)
+    lesion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lesions.id"))
     case_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("cases.id"),
         comment="Case of its lesion, else of its visit: kept in step by the database session "

@@ -19,6 +19,8 @@ depends_on = None
 INDEXES = {
     "ix_specimens_case_id": ("specimens", ["case_id"],
                              ["case_id", "material_type", "status", "unit", "quantity"]),
+    "ix_specimens_lesion_id": ("specimens", ["lesion_id"],
+                               ["lesion_id", "material_type", "status", "unit", "quantity"]),
     "ix_specimens_id_ancestors": ("specimens", None,
                                   ["id", "case_id", "lesion_id", "participant_id"]),
     "ix_consent_responses_tier_id": ("consent_responses", ["tier_id"],
