@@ -47,6 +47,8 @@ class Case(Audited, Timestamps, db.Model):
 
 class Lesion(Audited, Timestamps, db.Model):
     __tablename__ = "lesions"
+    #: a lesion's case by its id without reading the table (cohort queries at lesion level)
+    __table_args__ = (sa.Index("ix_lesions_id_case_id", "id", "case_id"),)
 
     id: Mapped[intpk]
     code: Mapped[str32] = mapped_column(unique=True)

@@ -31,6 +31,7 @@ INDEXES = {
     "ix_images_lesion_id": ("images", ["lesion_id"], ["lesion_id", "modality"]),
     "ix_images_modality": ("images", ["modality"], ["modality", "case_id", "lesion_id"]),
     "ix_cases_id_summary": ("cases", None, ["id", "participant_id", "disease_group"]),
+    "ix_lesions_id_case_id": ("lesions", None, ["id", "case_id"]),
 }
 
 
