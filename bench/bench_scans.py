@@ -98,6 +98,69 @@ def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: fl
     return len(done) / (time.perf_counter() - started)
 
 
+WRK_SCRIPT = r"""
+local made = 0
+local threads = {}
+function setup(thread)
+  thread:set("id", made)
+  made = made + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  step, prefix, box, limit = tonumber(args[1]), args[2], tonumber(args[3]), tonumber(args[4])
+  token, at = args[5], args[6]
+  n, ok, bad = id, 0, 0
+end
+function request()
+  local i = n
+  n = n + step
+  if i >= limit then i = limit - 1 end  -- out of tubes: refused, and counted as such
+  local body = string.format(
+    '{"barcode":"%s%06d","action":"store","client_event_id":"%s-%d","scanned_at":"%s",' ..
+    '"location":{"container_id":%d,"pos_row":%d,"pos_col":%d}}',
+    prefix, i, prefix, i, at, box + math.floor(i / 100), math.floor((i % 100) / 10) + 1,
+    i % 10 + 1)
+  return wrk.format("POST", "/api/v1/scans/", {["Content-Type"] = "application/json",
+                    ["Authorization"] = "Bearer " .. token}, body)
+end
+function response(status)
+  if status == 201 then ok = ok + 1 else bad = bad + 1 end
+end
+function done(summary)
+  local good, refused = 0, 0
+  for _, t in ipairs(threads) do
+    good = good + t:get("ok")
+    refused = refused + t:get("bad")
+  end
+  io.write(string.format("RESULT %d %d %d\n", good, refused, summary.duration))
+end
+"""
+
+
+def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds: float,
+                   connections: int) -> float | None:
+    """The same scans sent by wrk (a load generator in C, two threads): the server gets the
+    CPU that Python client threads would spend. None when wrk is not installed."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        return None
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT)
+        script.flush()
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "-s", script.name,
+             f"http://127.0.0.1:{port}", "--", "2", codes[0][:-6], str(box), str(len(codes)),
+             token, at], check=True, capture_output=True, text=True).stdout
+    good, refused, micros = (int(x) for x in out.split("RESULT")[1].split())
+    if refused:
+        raise RuntimeError(f"{refused} scans refused under wrk: too few tubes for the rate")
+    return good / (micros / 1e6)
+
+
 def read_rate(port: int, token: str, paths: list[str], *, seconds: float, threads: int) -> float:
     """Requests/s of GETs through the same server and clients: what the stack serves
     without writing anything (the ceiling any scan rate sits under)."""
@@ -225,10 +288,13 @@ def run(backend: str, participants: int, seconds: float, threads: int, *,
     print(f"\n== {backend}: gunicorn {workers} worker(s) × {server_threads} threads, "
           f"{threads} client threads")
     codes, box = _tubes(url, 3000)
+    wrk_codes, wrk_box = _tubes(url, 9000)
     with live_server(url, workers=workers, threads=server_threads) as port:
         rate = throughput(port, token, codes, box, seconds=seconds, threads=threads)
         stored = codes[: int(rate * seconds) - 50]
         lat = paced_latency(port, token, stored, rate=100, seconds=min(15, len(stored) / 100))
+        by_wrk = throughput_wrk(port, token, wrk_codes, wrk_box, seconds=seconds / 2,
+                                connections=threads)
         page = read_rate(port, token, ["/login"], seconds=seconds / 2, threads=threads)
         card = read_rate(port, token, [f"/api/v1/scans/card/{c}" for c in stored],
                          seconds=seconds / 2, threads=threads)
@@ -237,6 +303,9 @@ def run(backend: str, participants: int, seconds: float, threads: int, *,
     print(f"  scans via API (store, {threads} clients): {rate:8.1f} scans/s")
     print(f"  raw single-row INSERT, same database:   {raw:8.1f} rows/s  → API at "
           f"{100 * rate / raw:.0f}% (target ≥ 50% on PostgreSQL)")
+    if by_wrk is not None:
+        print(f"  the same scans sent by wrk ({threads} connections, no Python client): "
+              f"{by_wrk:8.1f} scans/s → {100 * by_wrk / raw:.0f}% of raw INSERT")
     print(f"  for scale, through the same server and clients: the sign-in page (no database) "
           f"{page:.0f} req/s ({100 * page / raw:.0f}% of raw INSERT), a scan card (the "
           f"scan's reads, no write) {card:.0f} req/s ({100 * card / raw:.0f}%)")
