@@ -91,7 +91,8 @@ class ScanCardViews(MethodView):
         anything: the scan station shows this card before the technician picks an action.
         """
         actor = current_actor()
-        specimen = scans.resolve_for_scan(barcode, actor=actor, receiving=True)
+        specimen = scans.with_location(
+            scans.resolve_for_scan(barcode, actor=actor, receiving=True))
         return jsonify({
             "specimen": _specimen.dump(specimen),
             "allowed_actions": scans.allowed_actions(specimen.status),

@@ -64,9 +64,8 @@ def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
         sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
     if lock and db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
-    if lock:
-        # A scan needs to know whether consent was withdrawn, not every consent record.
-        stmt = stmt.options(defaultload(Specimen.participant).lazyload(Participant.consents))
+    # Scans and scan cards need to know whether consent was withdrawn, not every record.
+    stmt = stmt.options(defaultload(Specimen.participant).lazyload(Participant.consents))
     specimen = db.session.scalar(stmt)
     if specimen is not None:
         return specimen

@@ -178,9 +178,7 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         details: dict[str, Any] = {"action": action.value}
         if note:
             details["note"] = note
-        if specimen.container_id is not None:
-            set_committed_value(specimen, "container",
-                                container_with_path(specimen.container_id))
+        with_location(specimen)
         before = specimen.location_text
         to_location = None
         warnings: list[str] = []
@@ -270,6 +268,14 @@ def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False,
             receiving and specimen.status is S.IN_TRANSIT):
         raise PermissionDenied(f"{specimen.barcode} belongs to {specimen.site.name}, not to "
                                "a site you work at", field="barcode")
+    return specimen
+
+
+def with_location(specimen: Specimen) -> Specimen:
+    """*specimen* with its container and every container above it loaded in one query
+    (its location text then needs no more)."""
+    if specimen.container_id is not None:
+        set_committed_value(specimen, "container", container_with_path(specimen.container_id))
     return specimen
 
 

@@ -251,3 +251,38 @@ def test_batch_with_an_already_recorded_scan_answers_it_and_records_the_rest(
     assert r.json[0] == first.json
     db_session.expire_all()
     assert [db_session.get(type(t), t.id).freeze_thaw_count for t in tubes] == [1, 1]
+
+
+def test_scan_card_shows_the_tube_and_records_nothing(client, make, site, other_site, technician,
+                                                      headers, db_session):
+    from biobank.db import utcnow
+    from biobank.models import ConsentResponse
+
+    h = headers(technician)
+    p = make.participant(site=site)
+    box = make.box(site=site)
+    s = make.specimen(participant=p, container=box, pos_row=2, pos_col=3,
+                      barcode=make_barcode("CTR", MaterialType.PLASMA, 4242))
+    freezer = box.parent.parent
+    r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=h)
+    assert r.status_code == 200, r.json
+    assert r.json["specimen"]["location"] == f"{freezer.name} › {box.parent.name} › {box.name} › B3"
+    assert r.json["specimen"]["status"] == "in_storage"
+    assert set(r.json["allowed_actions"]) == {"move", "check_out", "ship", "consume", "dispose",
+                                              "mark_missing"}
+    assert r.json["warnings"] == []
+    # a withdrawal shows on the card before the technician does anything with the tube
+    response = db_session.scalars(sa.select(ConsentResponse).where(
+        ConsentResponse.participant_id == p.id)).first()
+    response.withdrawn_at = utcnow()
+    db_session.commit()
+    r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=h)
+    assert r.json["warnings"] == ["consent withdrawn: do not distribute"]
+    # the same checks as a scan: a misread check character, another site's tube
+    typo = s.barcode[:6] + ("1" if s.barcode[6] != "1" else "2") + s.barcode[7:]
+    r = client.get(f"/api/v1/scans/card/{typo}", headers=h)
+    assert r.status_code == 422 and "check characters do not match" in r.json["detail"]
+    theirs = make.specimen(participant=make.participant(site=other_site))
+    assert client.get(f"/api/v1/scans/card/{theirs.barcode}", headers=h).status_code == 403
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 0
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
