@@ -18,6 +18,8 @@ from typing import Any
 from omics.formats import register
 from omics.formats.errors import FormatError
 
+#: the largest VCF Integer (32-bit signed; htslib reads no larger)
+MAX_INTEGER = 2**31 - 1
 _ALLELE = re.compile(r"^(?:[ACGTNacgtn]+|\*|<[^<>]+>|\.|[ACGTNacgtn]*[\[\]][^\s]*)$")
 _THREE_TO_ONE = {
     "Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q", "Glu": "E",
@@ -373,6 +375,11 @@ class VcfReader:
                     raise FormatError(f"sample {self.samples[i]}: {cell!r} does not match "
                                       f"FORMAT {cols[8]}", path=self.path, line=line,
                                       column=self.samples[i]) from None
+                if (depth is not None and not 0 <= depth <= MAX_INTEGER) or (
+                        alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER):
+                    raise FormatError(f"sample {self.samples[i]}: depth {cell!r} is outside "
+                                      f"0–{MAX_INTEGER} (VCF integers are 32-bit)",
+                                      path=self.path, line=line, column=self.samples[i])
                 calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction))
             if calls:
                 yield Variant(chrom, position, ref, alt, filters, line,

@@ -89,6 +89,12 @@ def test_files_it_must_refuse(tmp_path):
     with pytest.raises(FormatError, match=r"alt_is_ref\.vcf, line 19, column ALT"):
         list(reader.variants())
     reader.close()
+    # a depth no 32-bit VCF integer can hold, in a carrier's cell
+    huge = tmp_path / "huge_depth.vcf"
+    huge.write_text(COHORT.read_text().replace("0/1:61,47:108:0.435", "0/1:61,47:3000000000:0.435"))
+    with open_reader(huge) as reader, pytest.raises(
+            FormatError, match=r"huge_depth\.vcf, line \d+, column MEL-A2: .*outside 0–2147483647"):
+        list(reader.carriers())
     with pytest.raises(FormatError, match="no reader"):
         detect(tmp_path / "matrix.xyz")
 
