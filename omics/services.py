@@ -20,6 +20,8 @@ from omics.formats import FormatError, detect, open_reader
 from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Variant, VariantCall
 
 BATCH = 5000
+#: PostgreSQL types of the call columns written by binary COPY (no text to format or parse)
+CALL_TYPES = ("int4", "int4", "int4", "varchar", "int4", "int4", "float8", "varchar")
 
 
 def storage_root() -> Path:
@@ -154,7 +156,8 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
     if connection.dialect.name == "postgresql":  # COPY: calls are the bulk of a file
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(
-                f"COPY variant_calls ({', '.join(columns)}) FROM STDIN") as copy:
+                f"COPY variant_calls ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(CALL_TYPES)
             for row in rows:
                 copy.write_row(row)
     else:
