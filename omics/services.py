@@ -20,6 +20,8 @@ from omics.formats import FormatError, detect, open_reader
 from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Variant, VariantCall
 
 BATCH = 5000
+#: the length of ``variant_calls.genotype`` (SQLite would not enforce it: checked here)
+GENOTYPE_LENGTH = 16
 #: PostgreSQL types of the call columns written by binary COPY (no text to format or parse)
 CALL_TYPES = ("int4", "int4", "int4", "varchar", "int4", "int4", "float8", "varchar")
 
@@ -148,6 +150,11 @@ def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
         variant_id = known[(variant.chrom, variant.pos, variant.ref, variant.alt)]
         filters = ";".join(variant.filters)[:64] or None
         for call in carriers:
+            if call.genotype is not None and len(call.genotype) > GENOTYPE_LENGTH:
+                raise FormatError(f"genotype {call.genotype[:40]!r} is longer than "
+                                  f"{GENOTYPE_LENGTH} characters (ploidy above 8 is not "
+                                  "stored)", path=record.filename, line=variant.line,
+                                  column=call.sample)
             rows.append((variant_id, record.id, linked[call.sample], call.genotype, call.depth,
                          call.alt_depth, call.allele_fraction, filters))
     columns = ("variant_id", "file_id", "specimen_id", "genotype", "depth", "alt_depth",

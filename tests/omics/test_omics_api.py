@@ -105,6 +105,15 @@ def test_unreadable_files_are_refused_or_fail_without_rows(client, make, site, t
     assert r.json["status"] == "failed" and "line 19, column ALT" in r.json["error"]
     assert db_session.scalar(sa.select(sa.func.count(Variant.id))) == 0
     assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
+    # a genotype longer than the database keeps (ploidy 9), on either database
+    wide = tmp_path / "ploidy9.vcf"
+    wide.write_text(COHORT.read_text().replace("0/1:61,47:108:0.435",
+                                               "0/1/1/1/1/1/1/1/1:61,47:108:0.435"))
+    r = _upload(client, h, wide, kind="exome", sample_map={"MEL-A2": dna.barcode})
+    r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
+    assert r.json["status"] == "failed", r.json
+    assert "column MEL-A2: genotype '0/1/1/1/1/1/1/1/1' is longer than 16" in r.json["error"]
+    assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
 
 
 def test_drs_objects_and_ranged_bytes(client, make, site, technician, researcher, headers):
