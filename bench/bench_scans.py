@@ -21,6 +21,7 @@ import random
 import threading
 import time
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -72,9 +73,10 @@ def _scan(barcode: str, action: str, **more: object) -> dict:
             "scanned_at": dt.datetime.now(dt.UTC).isoformat(), **more}
 
 
-def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: float,
-               threads: int) -> float:
-    """Store each tube into its own slot: every scan is a full lifecycle step with a move."""
+def _rate(port: int, token: str, send: Any, *, seconds: float, threads: int,
+          limit: int | None = None) -> float:
+    """Requests/s of ``send(client, n)`` for n = 0, 1, … (fewer than *limit*) from *threads*
+    keep-alive clients during *seconds*."""
     counter = itertools.count()
     done = []
     stop = time.perf_counter() + seconds
@@ -83,19 +85,31 @@ def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: fl
         client = Client(port, token)
         while time.perf_counter() < stop:
             n = next(counter)
-            if n >= len(codes):
+            if limit is not None and n >= limit:
                 return
-            status, body = client.call("POST", "/api/v1/scans/", _scan(
-                codes[n], "store", location={"container_id": box + n // 100,
-                                             "pos_row": n % 100 // 10 + 1,
-                                             "pos_col": n % 10 + 1}))
-            if status != 201:
-                raise RuntimeError(body)
+            send(client, n)
             done.append(n)
 
     started = time.perf_counter()
     run_threads(worker, threads)
     return len(done) / (time.perf_counter() - started)
+
+
+def _expect(answer: tuple[int, Any], status: int) -> None:
+    if answer[0] != status:
+        raise RuntimeError(answer[1])
+
+
+def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: float,
+               threads: int) -> float:
+    """Store each tube into its own slot: every scan is a full lifecycle step with a move."""
+    def send(client: Client, n: int) -> None:
+        _expect(client.call("POST", "/api/v1/scans/", _scan(
+            codes[n], "store", location={"container_id": box + n // 100,
+                                         "pos_row": n % 100 // 10 + 1,
+                                         "pos_col": n % 10 + 1})), 201)
+
+    return _rate(port, token, send, seconds=seconds, threads=threads, limit=len(codes))
 
 
 WRK_SCRIPT = r"""
@@ -164,21 +178,9 @@ def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds
 def read_rate(port: int, token: str, paths: list[str], *, seconds: float, threads: int) -> float:
     """Requests/s of GETs through the same server and clients: what the stack serves
     without writing anything (the ceiling any scan rate sits under)."""
-    counter = itertools.count()
-    done = []
-    stop = time.perf_counter() + seconds
-
-    def worker() -> None:
-        client = Client(port, token)
-        while time.perf_counter() < stop:
-            status, body = client.call("GET", paths[next(counter) % len(paths)])
-            if status != 200:
-                raise RuntimeError(body)
-            done.append(1)
-
-    started = time.perf_counter()
-    run_threads(worker, threads)
-    return len(done) / (time.perf_counter() - started)
+    return _rate(port, token,
+                 lambda client, n: _expect(client.call("GET", paths[n % len(paths)]), 200),
+                 seconds=seconds, threads=threads)
 
 
 def paced_latency(port: int, token: str, codes: list[str], *, rate: float, seconds: float
