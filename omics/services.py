@@ -21,7 +21,7 @@ from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Vari
 
 BATCH = 5000
 #: the length of ``variant_calls.genotype`` (SQLite would not enforce it: checked here)
-GENOTYPE_LENGTH = 16
+GENOTYPE_LENGTH = VariantCall.__table__.c.genotype.type.length
 #: PostgreSQL types of the call columns written by binary COPY (no text to format or parse)
 CALL_TYPES = ("int4", "int4", "int4", "varchar", "int4", "int4", "float8", "varchar")
 
