@@ -3,8 +3,9 @@ finding the aliquots and cases that carry a variant. Services flush; callers com
 
 from __future__ import annotations
 
-import itertools
+import json
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,6 @@ from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Vari
 BATCH = 5000
 #: the length of ``variant_calls.genotype`` (SQLite would not enforce it: checked here)
 GENOTYPE_LENGTH = VariantCall.__table__.c.genotype.type.length
-#: PostgreSQL types of the call columns written by binary COPY (no text to format or parse)
-CALL_TYPES = ("int4", "int4", "int4", "varchar", "int4", "int4", "float8", "varchar")
 
 
 def storage_root() -> Path:
@@ -63,6 +62,14 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
                            f"{', '.join(sorted(unknown))} (the file has "
                            f"{', '.join(samples) or 'none'})", field="sample_map")
     wanted = {name: (sample_map or {}).get(name, name) for name in samples}
+    by_barcode: dict[str, list[str]] = {}
+    for name, barcode in wanted.items():
+        by_barcode.setdefault(barcode, []).append(name)
+    shared = [(barcode, names) for barcode, names in by_barcode.items() if len(names) > 1]
+    if shared:  # one aliquot's call per variant and file: two columns would contradict
+        raise InvalidInput("; ".join(
+            f"samples {', '.join(names[:-1])} and {names[-1]} are both mapped to {barcode}"
+            for barcode, names in shared), field="sample_map")
     found = {s.barcode: s for s in db.session.scalars(visible(
         sa.select(Specimen).where(Specimen.barcode.in_(set(wanted.values()))), Specimen, actor))}
     target = storage_root() / digest[:2] / digest / Path(filename).name
@@ -90,7 +97,11 @@ def file_path(record: OmicsFile) -> Path:
 def ingest_file(record: OmicsFile) -> OmicsFile:
     """Read the file's variants into the database: one variant row per allele (shared across
     files) and one call row per linked aliquot that carries it. Flushes; on a file it cannot
-    read it raises ``FormatError`` having written nothing the caller keeps (roll back)."""
+    read it raises ``FormatError`` having written nothing the caller keeps (roll back).
+
+    The file is read in chunks of ``BATCH`` records. While the database stores one chunk
+    (new variants, then calls joined to their variants' ids, each one statement over the
+    whole chunk), this thread reads the next: the two overlap instead of taking turns."""
     if record.status is FileStatus.INGESTED:
         return record  # the same file twice is a no-op
     if record.format == "bam":
@@ -98,19 +109,20 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     if record.format != "vcf":
         return ingest_matrix(record)
     linked = {s.sample_name: s.specimen_id for s in record.samples if s.specimen_id}
-    known: dict[tuple[str, int, str, str], int] = {}
     variants = 0
-    with open_reader(file_path(record), record.format) as reader:
-        pending: list[Any] = []
+    with open_reader(file_path(record), record.format) as reader, \
+            _ChunkWriter(db.session.connection(), record) as writer:
+        chunk = _Chunk(record.filename)
         for variant in reader.carriers():
             carriers = [c for c in variant.calls if c.sample in linked]
             if not carriers:
                 continue
-            pending.append((variant, carriers))
-            if len(pending) >= BATCH:
-                variants += _write(record, pending, known, linked)
-                pending = []
-        variants += _write(record, pending, known, linked)
+            chunk.add(variant, carriers, linked)
+            variants += 1
+            if len(chunk.variants) >= BATCH:
+                writer.submit(chunk)
+                chunk = _Chunk(record.filename, after=chunk)
+        writer.submit(chunk)
     record.status = FileStatus.INGESTED
     record.error = None
     record.variant_count = variants
@@ -121,122 +133,180 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     return record
 
 
-def _write(record: OmicsFile, pending: list[Any], known: dict[Any, int],
-           linked: dict[str, int]) -> int:
-    if not pending:
-        return 0
-    keys = {key for v, _c in pending if (key := (v.chrom, v.pos, v.ref, v.alt)) not in known}
-    if keys:
-        _look_up(keys, known)
-        unique: dict[tuple[str, int, str, str], dict[str, Any]] = {}
-        for variant, _carriers in pending:
-            key = (variant.chrom, variant.pos, variant.ref, variant.alt)
-            if key in known or key in unique:
-                continue
+_VARIANT_COLUMNS = ("chrom", "pos", "ref", "alt", "gene", "consequence", "protein_change")
+_CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter")
+
+
+class _Chunk:
+    """One chunk's variants (numbered in the order first seen) and calls (by that number).
+
+    A variant recorded twice for the same sample is refused with both lines: the database
+    keeps one call per variant, file and aliquot. *after* is the previous chunk, whose last
+    position is remembered so that a repeat straddling two chunks is caught too."""
+
+    def __init__(self, filename: str, after: _Chunk | None = None) -> None:
+        self.filename = filename
+        self.variants: list[tuple[Any, ...]] = []
+        self.calls: list[tuple[Any, ...]] = []
+        self._number: dict[tuple[str, int, str, str], int] = {}
+        self._seen: dict[tuple[tuple[str, int, str, str], str], int] = {}
+        self._tail: dict[tuple[tuple[str, int, str, str], str], int] = {}
+        self.lines = (0, 0)  # the first and last line read into the chunk
+        if after is not None and after.variants:
+            last = after.variants[-1][:2]
+            self._tail = {k: line for k, line in after._seen.items() if k[0][:2] == last}
+
+    def add(self, variant: Any, carriers: list[Any], linked: dict[str, int]) -> None:
+        key = (variant.chrom, variant.pos, variant.ref, variant.alt)
+        self.lines = (self.lines[0] or variant.line, variant.line)
+        number = self._number.get(key)
+        if number is None:
+            number = self._number[key] = len(self.variants)
             ann = variant.annotation
-            unique[key] = {
-                "chrom": variant.chrom, "pos": variant.pos, "ref": variant.ref,
-                "alt": variant.alt, "gene": ann.gene[:32] if ann and ann.gene else None,
-                "consequence": ann.consequence[:128] if ann and ann.consequence else None,
-                "protein_change": ann.protein_change[:64] if ann and ann.protein_change
-                else None}
-        if unique:
-            known.update(_insert_variants(unique))
-            if missing := {key for key in unique if key not in known}:
-                # another file's ingestion added them meanwhile: theirs are the same variants
-                _look_up(missing, known)
-    rows = []
-    for variant, carriers in pending:
-        variant_id = known[(variant.chrom, variant.pos, variant.ref, variant.alt)]
+            self.variants.append((
+                *key, ann.gene[:32] if ann and ann.gene else None,
+                ann.consequence[:128] if ann and ann.consequence else None,
+                ann.protein_change[:64] if ann and ann.protein_change else None))
         filters = ";".join(variant.filters)[:64] or None
         for call in carriers:
             if call.genotype is not None and len(call.genotype) > GENOTYPE_LENGTH:
                 raise FormatError(f"genotype {call.genotype[:40]!r} is longer than "
                                   f"{GENOTYPE_LENGTH} characters (ploidy above 8 is not "
-                                  "stored)", path=record.filename, line=variant.line,
+                                  "stored)", path=self.filename, line=variant.line,
                                   column=call.sample)
-            rows.append((variant_id, record.id, linked[call.sample], call.genotype, call.depth,
-                         call.alt_depth, call.allele_fraction, filters))
-    columns = ("variant_id", "file_id", "specimen_id", "genotype", "depth", "alt_depth",
-               "allele_fraction", "filter")
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":  # COPY: calls are the bulk of a file
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY variant_calls ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(CALL_TYPES)
-            for row in rows:
-                copy.write_row(row)
-    else:
-        _executemany(f"INSERT INTO variant_calls ({', '.join(columns)}) VALUES ({{}})", 8, rows)
-    return len(pending)
+            earlier = self._seen.get((key, call.sample)) or self._tail.get((key, call.sample))
+            if earlier is not None:
+                raise FormatError(f"{variant.chrom}:{variant.pos} {variant.ref}>{variant.alt} "
+                                  f"is called for sample {call.sample} on line {earlier} too "
+                                  "(duplicate records: merge them, e.g. bcftools norm -d "
+                                  "exact)", path=self.filename, line=variant.line,
+                                  column=call.sample)
+            self._seen[(key, call.sample)] = variant.line
+            self.calls.append((number, linked[call.sample], call.genotype, call.depth,
+                               call.alt_depth, call.allele_fraction, filters))
 
 
-def _insert_variants(unique: dict[tuple[str, int, str, str], dict[str, Any]]
-                     ) -> dict[tuple[str, int, str, str], int]:
-    """Insert new variants; returns the ids of those inserted, by key.
-
-    A variant another ingestion added meanwhile is skipped (ON CONFLICT DO NOTHING) and left
-    out of the answer. On PostgreSQL the rows go through COPY into a temporary table and the
-    INSERT returns the new ids. On SQLite this transaction holds the only write lock from its
-    start, so nothing can be added meanwhile: new rows take the ids after the largest.
-    """
-    columns = "chrom, pos, ref, alt, gene, consequence, protein_change"
-    rows = [tuple(v.values()) for v in unique.values()]
-    connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
-        first = (connection.scalar(sa.select(sa.func.max(Variant.id))) or 0) + 1
-        ids = dict(zip(unique, range(first, first + len(rows)), strict=True))
-        _executemany(f"INSERT INTO variants (id, {columns}) VALUES ({{}})", 8,
-                     [(i, *row) for i, row in zip(ids.values(), rows, strict=True)])
-        return ids
-    connection.exec_driver_sql(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_variants (chrom text, pos integer, "
-        "ref text, alt text, gene text, consequence text, protein_change text) "
-        "ON COMMIT DELETE ROWS")
-    connection.exec_driver_sql("TRUNCATE incoming_variants")
-    raw = connection.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY incoming_variants ({columns}) FROM STDIN") \
-            as copy:
-        for row in rows:
-            copy.write_row(row)
-    inserted = connection.exec_driver_sql(
-        f"INSERT INTO variants ({columns}) SELECT {columns} FROM incoming_variants "
-        "ON CONFLICT DO NOTHING RETURNING id, chrom, pos, ref, alt")
-    return {(chrom, pos, ref, alt): ident for ident, chrom, pos, ref, alt in inserted}
+def _copy_text(rows: list[tuple[Any, ...]]) -> bytes:
+    """Rows in PostgreSQL's COPY text format (tab-separated, ``\\N`` for NULL)."""
+    out = []
+    for row in rows:
+        fields = []
+        for value in row:
+            if value is None:
+                fields.append("\\N")
+            elif isinstance(value, str):
+                if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+                    value = (value.replace("\\", "\\\\").replace("\t", "\\t")
+                             .replace("\n", "\\n").replace("\r", "\\r"))
+                fields.append(value)
+            else:
+                fields.append(str(value))
+        out.append("\t".join(fields))
+    out.append("")
+    return "\n".join(out).encode()
 
 
-def _look_up(keys: set[tuple[str, int, str, str]], known: dict[Any, int]) -> None:
-    """Ids of the variants among *keys* that exist, by chromosome and position range (one
-    cheap range scan per chromosome instead of thousands of tuple comparisons)."""
-    by_chrom: dict[str, list[int]] = {}
-    for chrom, pos, _ref, _alt in keys:
-        by_chrom.setdefault(chrom, []).append(pos)
-    for chrom, positions in by_chrom.items():
-        positions.sort()
-        spans, start = [], positions[0]
-        for before, after in itertools.pairwise(positions):
-            if after - before > 100_000:  # keep each range tight on a crowded chromosome
-                spans.append((start, before))
-                start = after
-        spans.append((start, positions[-1]))
-        for first, last in spans:
-            for row in db.session.execute(sa.select(
-                    Variant.id, Variant.chrom, Variant.pos, Variant.ref, Variant.alt).where(
-                    Variant.chrom == chrom, Variant.pos.between(first, last))):
-                key = (row.chrom, row.pos, row.ref, row.alt)
-                if key in keys:
-                    known[key] = row.id
+class _ChunkWriter:
+    """Stores chunks on the session's connection from a second thread, one chunk at a time.
 
+    The thread only sends prepared bytes and runs statements, during which the driver
+    releases the interpreter lock, so reading the next chunk proceeds meanwhile. Leaving
+    the block waits for the chunk in flight; a failure there is raised unless the block is
+    already failing (the caller rolls back either way)."""
 
-def _executemany(sql: str, width: int, rows: list[tuple[Any, ...]]) -> None:
-    """Many rows through the driver's own executemany: tens of thousands of calls per file
-    would spend most of their time in per-row parameter processing otherwise."""
-    if not rows:
-        return
-    connection = db.session.connection()
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    connection.exec_driver_sql(sql.format(", ".join([mark] * width)), rows)
+    def __init__(self, connection: sa.Connection, record: OmicsFile) -> None:
+        self.raw = connection.connection.driver_connection
+        self.postgresql = connection.dialect.name == "postgresql"
+        self.file_id = record.id
+        self.filename = record.filename
+        self.pending: tuple[Future[None], tuple[int, int]] | None = None
+        self.integrity_error = connection.dialect.loaded_dbapi.IntegrityError
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcf-writer")
+        if self.postgresql:
+            for name, columns in (("staged_variants", "chrom text, pos integer, ref text, "
+                                   "alt text, gene text, consequence text, protein_change text"),
+                                  ("staged_calls", "specimen_id integer, genotype text, "
+                                   "depth integer, alt_depth integer, allele_fraction float8, "
+                                   "filter text")):
+                connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} "
+                                           f"(n integer, {columns}) ON COMMIT DROP")
+
+    def __enter__(self) -> _ChunkWriter:
+        return self
+
+    def submit(self, chunk: _Chunk) -> None:
+        if not chunk.variants:
+            return
+        if self.postgresql:
+            payload: tuple[Any, ...] = (
+                _copy_text([(n, *row) for n, row in enumerate(chunk.variants)]),
+                _copy_text(chunk.calls))
+        else:
+            payload = (json.dumps(chunk.variants), json.dumps(chunk.calls))
+        self._wait()
+        self.pending = (self.pool.submit(
+            self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
+            chunk.lines)
+
+    def _wait(self) -> None:
+        if self.pending is not None:
+            (pending, (first, last)), self.pending = self.pending, None
+            try:
+                pending.result()
+            except self.integrity_error:  # a repeat further back than the chunk remembers
+                raise FormatError(
+                    f"a variant on lines {first}–{last} is called again for a sample it was "
+                    "called for earlier in the file (duplicate records: sort and merge them, "
+                    "e.g. bcftools sort | bcftools norm -d exact)", path=self.filename,
+                    line=first) from None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        try:
+            if exc_type is None:
+                self._wait()
+            elif self.pending is not None:
+                wait([self.pending[0]])  # never leave the thread on the connection
+        finally:
+            self.pool.shutdown()
+
+    def _store_postgresql(self, variants: bytes, calls: bytes) -> None:
+        columns = ", ".join(_VARIANT_COLUMNS)
+        call_columns = ", ".join(_CALL_COLUMNS)
+        with self.raw.cursor() as cursor:
+            with cursor.copy(f"COPY staged_variants (n, {columns}) FROM STDIN") as copy:
+                copy.write(variants)
+            with cursor.copy(f"COPY staged_calls (n, {call_columns}) FROM STDIN") as copy:
+                copy.write(calls)
+            cursor.execute(f"INSERT INTO variants ({columns}) SELECT {columns} "
+                           "FROM staged_variants ORDER BY n ON CONFLICT DO NOTHING")
+            cursor.execute(
+                f"INSERT INTO variant_calls (variant_id, file_id, {call_columns}) "
+                f"SELECT ids.id, %s, {', '.join('c.' + c for c in _CALL_COLUMNS)} "
+                "FROM staged_calls c JOIN (SELECT s.n, v.id FROM staged_variants s "
+                "JOIN variants v ON v.chrom = s.chrom AND v.pos = s.pos AND v.ref = s.ref "
+                "AND v.alt = s.alt OFFSET 0) ids ON ids.n = c.n", (self.file_id,))
+            cursor.execute("TRUNCATE staged_variants, staged_calls")
+
+    def _store_sqlite(self, variants: str, calls: str) -> None:
+        def field(alias: str, i: int) -> str:
+            return f"json_extract({alias}.value, '$[{i}]')"
+
+        columns = ", ".join(_VARIANT_COLUMNS)
+        self.raw.execute(
+            f"INSERT INTO variants ({columns}) SELECT "
+            + ", ".join(field("s", i) for i in range(len(_VARIANT_COLUMNS)))
+            + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING", (variants,))
+        self.raw.execute(
+            "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
+            "JOIN variants v ON " + " AND ".join(
+                f"v.{c} = {field('s', i)}" for i, c in enumerate(("chrom", "pos", "ref", "alt")))
+            + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
+            "SELECT ids.id, ?, "
+            + ", ".join(field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
+            # CROSS JOIN keeps the calls outside: each finds its id through an automatic
+            # index (the other way round every id would scan every call)
+            + f" FROM json_each(?) c CROSS JOIN ids ON ids.n = {field('c', 0)}",
+            (variants, self.file_id, calls))
 
 
 def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,

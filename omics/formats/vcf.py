@@ -9,6 +9,7 @@ indels) and the allele fraction (``AF``, else alternate reads over depth).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -251,6 +252,8 @@ class VcfReader:
             af = af[alt_index - 1] if isinstance(af, tuple) and len(af) >= alt_index else af
             fraction = (round(float(af), 4) if af is not None and not isinstance(af, tuple)
                         else None)  # FORMAT floats are 32-bit: 0.471 reads 0.47099998
+            if fraction is not None and not math.isfinite(fraction):
+                fraction = None  # NaN or infinity is no fraction (not refused: binary files)
         elif depth and alt_depth is not None:
             fraction = round(alt_depth / depth, 4)
         return Call(sample, genotype, depth, alt_depth, fraction)
@@ -380,6 +383,10 @@ class VcfReader:
                     raise FormatError(f"sample {self.samples[i]}: depth {cell!r} is outside "
                                       f"0–{MAX_INTEGER} (VCF integers are 32-bit)",
                                       path=self.path, line=line, column=self.samples[i])
+                if fraction is not None and not math.isfinite(fraction):
+                    raise FormatError(f"sample {self.samples[i]}: allele fraction {cell!r} is "
+                                      "not a finite number", path=self.path, line=line,
+                                      column=self.samples[i])
                 calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction))
             if calls:
                 yield Variant(chrom, position, ref, alt, filters, line,

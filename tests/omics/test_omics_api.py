@@ -20,6 +20,13 @@ def _upload(client, headers, path, name=None, **query):
                            content_type="multipart/form-data")
 
 
+def _ingested(client, headers, path, **query):
+    """Upload *path* and answer the file as its ingestion left it."""
+    r = _upload(client, headers, path, kind="exome", **query)
+    assert r.status_code == 201, r.json
+    return client.get(f"/api/v1/omics/files/{r.json['id']}", headers=headers).json
+
+
 def _tumour_dna(make, site, code):
     """A melanoma case's frozen tumour and the DNA extracted from it."""
     person = make.participant(site=site)
@@ -294,3 +301,54 @@ def test_a_second_file_reuses_the_variants_it_shares(client, make, site, technic
                    query_string={"gene": "BRAF", "protein_change": "p.V600E"})
     assert sorted(c["barcode"] for c in r.json) == sorted(
         s["MEL-A1"].barcode for s in (first, second))
+
+
+def test_ambiguous_calls_are_refused_with_their_lines(client, make, site, technician, headers,
+                                                      db_session, tmp_path):
+    """A variant called twice for one aliquot cannot be stored: a repeated record, or two
+    sample columns mapped to the same aliquot. An allele fraction that is not a number is
+    refused too. Each names where, and nothing is kept."""
+    h = headers(technician)
+    dna = _tumour_dna(make, site, "MELD-1")
+    other = _tumour_dna(make, site, "MELD-2")
+    lines = COHORT.read_text().splitlines(keepends=True)
+    braf = next(i for i, line in enumerate(lines) if "\t140753336\t" in line)
+    repeated = tmp_path / "repeated.vcf"
+    repeated.write_text("".join([*lines, lines[braf]]))
+    failed = _ingested(client, h, repeated, sample_map={"MEL-A1": dna.barcode})
+    assert failed["status"] == "failed", failed
+    assert (f"line {len(lines) + 1}, column MEL-A1: chr7:140753336 A>T is called for sample "
+            f"MEL-A1 on line {braf + 1} too") in failed["error"]
+    nan = tmp_path / "nan.vcf"
+    nan.write_text(COHORT.read_text().replace("0/1:61,47:108:0.435", "0/1:61,47:108:nan"))
+    failed = _ingested(client, h, nan, sample_map={"MEL-A2": dna.barcode})
+    assert failed["status"] == "failed", failed
+    assert "column MEL-A2: sample MEL-A2: allele fraction" in failed["error"]
+    assert "not a finite number" in failed["error"]
+    r = _upload(client, h, COHORT, kind="exome",
+                sample_map={"MEL-A1": dna.barcode, "MEL-A2": other.barcode,
+                            "MEL-A3": dna.barcode})
+    assert r.status_code == 422, r.json
+    assert (f"samples MEL-A1 and MEL-A3 are both mapped to {dna.barcode}"
+            in r.json["detail"]), r.json
+    assert db_session.scalar(sa.select(sa.func.count(Variant.id))) == 0
+    assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
+
+
+def test_a_repeat_far_from_its_first_record_fails_the_file(client, make, site, technician,
+                                                           headers, db_session, tmp_path,
+                                                           monkeypatch):
+    """Chunks of two records: the repeat of the first record, seven lines on, is caught by
+    the database's unique key and reported as a bad file with the lines of its chunk."""
+    monkeypatch.setattr("omics.services.BATCH", 2)
+    h = headers(technician)
+    dna = _tumour_dna(make, site, "MELR-1")
+    lines = COHORT.read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    repeated = tmp_path / "unsorted.vcf"
+    repeated.write_text("".join([*lines, lines[first]]))
+    failed = _ingested(client, h, repeated, sample_map={"MEL-A2": dna.barcode})
+    assert failed["status"] == "failed", failed
+    assert (f"line {len(lines) + 1}: a variant on lines {len(lines) + 1}–{len(lines) + 1} is "
+            "called again") in failed["error"], failed
+    assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
