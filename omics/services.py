@@ -141,25 +141,33 @@ class _Chunk:
     """One chunk's variants (numbered in the order first seen) and calls (by that number).
 
     A variant recorded twice for the same sample is refused with both lines: the database
-    keeps one call per variant, file and aliquot. *after* is the previous chunk, whose last
-    position is remembered so that a repeat straddling two chunks is caught too."""
+    keeps one call per variant, file and aliquot. Only a variant seen before in the chunk
+    can repeat a call, so only then are its calls searched. *after* is the previous chunk:
+    the calls at its last position are remembered so that a repeat straddling two chunks
+    is caught too (a repeat further back meets the database's unique key)."""
 
     def __init__(self, filename: str, after: _Chunk | None = None) -> None:
         self.filename = filename
         self.variants: list[tuple[Any, ...]] = []
         self.calls: list[tuple[Any, ...]] = []
+        self.call_lines: list[int] = []
+        self.first_line = self.last_line = 0
         self._number: dict[tuple[str, int, str, str], int] = {}
-        self._seen: dict[tuple[tuple[str, int, str, str], str], int] = {}
-        self._tail: dict[tuple[tuple[str, int, str, str], str], int] = {}
-        self.lines = (0, 0)  # the first and last line read into the chunk
+        self._tail: dict[tuple[str, int, str, str], dict[int, int]] = {}
         if after is not None and after.variants:
             last = after.variants[-1][:2]
-            self._tail = {k: line for k, line in after._seen.items() if k[0][:2] == last}
+            for call, line in zip(after.calls, after.call_lines, strict=True):
+                key = after.variants[call[0]][:4]
+                if key[:2] == last:
+                    self._tail.setdefault(key, {})[call[1]] = line
 
     def add(self, variant: Any, carriers: list[Any], linked: dict[str, int]) -> None:
         key = (variant.chrom, variant.pos, variant.ref, variant.alt)
-        self.lines = (self.lines[0] or variant.line, variant.line)
+        line = variant.line
+        self.first_line = self.first_line or line
+        self.last_line = line
         number = self._number.get(key)
+        earlier: dict[int, int] | None = None
         if number is None:
             number = self._number[key] = len(self.variants)
             ann = variant.annotation
@@ -167,23 +175,27 @@ class _Chunk:
                 *key, ann.gene[:32] if ann and ann.gene else None,
                 ann.consequence[:128] if ann and ann.consequence else None,
                 ann.protein_change[:64] if ann and ann.protein_change else None))
+            if self._tail:
+                earlier = self._tail.get(key)
+        else:  # the same variant again (another record at the same site)
+            earlier = {c[1]: at for c, at in zip(self.calls, self.call_lines, strict=True)
+                       if c[0] == number}
         filters = ";".join(variant.filters)[:64] or None
         for call in carriers:
             if call.genotype is not None and len(call.genotype) > GENOTYPE_LENGTH:
                 raise FormatError(f"genotype {call.genotype[:40]!r} is longer than "
                                   f"{GENOTYPE_LENGTH} characters (ploidy above 8 is not "
-                                  "stored)", path=self.filename, line=variant.line,
-                                  column=call.sample)
-            earlier = self._seen.get((key, call.sample)) or self._tail.get((key, call.sample))
-            if earlier is not None:
+                                  "stored)", path=self.filename, line=line, column=call.sample)
+            specimen = linked[call.sample]
+            if earlier and specimen in earlier:
                 raise FormatError(f"{variant.chrom}:{variant.pos} {variant.ref}>{variant.alt} "
-                                  f"is called for sample {call.sample} on line {earlier} too "
-                                  "(duplicate records: merge them, e.g. bcftools norm -d "
-                                  "exact)", path=self.filename, line=variant.line,
-                                  column=call.sample)
-            self._seen[(key, call.sample)] = variant.line
-            self.calls.append((number, linked[call.sample], call.genotype, call.depth,
-                               call.alt_depth, call.allele_fraction, filters))
+                                  f"is called for sample {call.sample} on line "
+                                  f"{earlier[specimen]} too (duplicate records: merge them, "
+                                  "e.g. bcftools norm -d exact)", path=self.filename,
+                                  line=line, column=call.sample)
+            self.calls.append((number, specimen, call.genotype, call.depth, call.alt_depth,
+                               call.allele_fraction, filters))
+            self.call_lines.append(line)
 
 
 def _copy_text(rows: list[tuple[Any, ...]]) -> bytes:
@@ -246,7 +258,7 @@ class _ChunkWriter:
         self._wait()
         self.pending = (self.pool.submit(
             self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
-            chunk.lines)
+            (chunk.first_line, chunk.last_line))
 
     def _wait(self) -> None:
         if self.pending is not None:

@@ -12,9 +12,8 @@ import functools
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omics.formats import register
 from omics.formats.errors import FormatError
@@ -29,6 +28,8 @@ _THREE_TO_ONE = {
     "Sec": "U", "Pyl": "O", "Xaa": "X",
 }
 _THREE = re.compile("|".join(_THREE_TO_ONE))
+#: how the sample cells of a genotype with no alternate allele start
+_NO_ALTERNATE = ("0/0:", "0|0:", "./.:", ".|.:", "0:", ".:")
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same changes recur across a cohort
@@ -43,34 +44,34 @@ def short_protein_change(hgvsp: str | None) -> str | None:
     return _THREE.sub(lambda m: _THREE_TO_ONE[m.group(0)], text)
 
 
-@dataclass(frozen=True)
-class Annotation:
+class Annotation(NamedTuple):
     gene: str | None
     consequence: str | None
     protein_change: str | None
     impact: str | None = None
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     sample: str
     genotype: str | None
     depth: int | None
     alt_depth: int | None
     allele_fraction: float | None
+    #: which alternate allele of the record the call is about (1 for the first ALT)
+    allele: int = 1
 
     @property
     def carries(self) -> bool:
-        """Non-reference: a genotype with an alternate allele, or (without a genotype)
-        alternate reads."""
+        """The sample carries this allele: its genotype names it (``0/1``, ``1|2``, ``./2``
+        for the second ALT), or, without a genotype, there are alternate reads."""
         if self.genotype is not None:
-            return any(a not in ("0", ".") for a in re.split(r"[/|]", self.genotype))
+            return str(self.allele) in re.split(r"[/|]", self.genotype)
         return bool(self.alt_depth) or bool(self.allele_fraction)
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One alternate allele at one site, with its annotation and every sample's call."""
+class Variant(NamedTuple):
+    """One alternate allele at one site, with its annotation and every sample's call.
+    (Named tuples, like ``Call`` and ``Annotation``: a file yields hundreds of thousands.)"""
 
     chrom: str
     pos: int
@@ -79,7 +80,7 @@ class Variant:
     filters: tuple[str, ...]
     line: int
     annotation: Annotation | None
-    calls: tuple[Call, ...] = field(default_factory=tuple)
+    calls: tuple[Call, ...] = ()
 
     @property
     def key(self) -> str:
@@ -131,9 +132,12 @@ def _format_fields(description: str) -> tuple[str, ...] | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _key_index(format_column: str) -> dict[str, int]:
-    """Where each FORMAT key sits in a sample cell (the same few FORMAT strings recur)."""
-    return {k: i for i, k in enumerate(format_column.split(":"))}
+def _depth_fields(format_column: str) -> tuple[int, int, int]:
+    """Where ``DP``, ``AD`` and ``AF`` sit in a sample cell, 0 for absent (``GT`` is first);
+    the same few FORMAT strings recur."""
+    keys = format_column.split(":")
+    dp, ad, af = (keys.index(k) if k in keys else 0 for k in ("DP", "AD", "AF"))
+    return dp, ad, af
 
 
 def _accepts(path: Path) -> bool:
@@ -256,7 +260,7 @@ class VcfReader:
                 fraction = None  # NaN or infinity is no fraction (not refused: binary files)
         elif depth and alt_depth is not None:
             fraction = round(alt_depth / depth, 4)
-        return Call(sample, genotype, depth, alt_depth, fraction)
+        return Call(sample, genotype, depth, alt_depth, fraction, alt_index)
 
     def _variants(self, records: Any) -> Iterator[Variant]:
         line = self._header_lines()
@@ -290,7 +294,8 @@ class VcfReader:
         variants nobody carries are skipped. Text VCFs (plain or bgzipped) with genotypes are
         read line by line without building pysam records, several times faster; other files
         go through ``variants()``."""
-        if self.path.suffix == ".bcf" or "GT" not in self._file.header.formats:
+        if (self.path.suffix == ".bcf" or "GT" not in self._file.header.formats
+                or not self.samples):
             for variant in self.variants():
                 calls = tuple(c for c in variant.calls if c.carries)
                 if calls:
@@ -308,6 +313,7 @@ class VcfReader:
         stream = opener(self.path, "rt", encoding="utf-8")
         line = 0
         samples = self.samples
+        width = 9 + len(samples)
         try:
             with stream:
                 for text in stream:
@@ -315,24 +321,40 @@ class VcfReader:
                     if text.startswith("#"):
                         continue
                     cols = text.rstrip("\r\n").split("\t")
-                    if len(cols) != 9 + len(samples):
-                        raise FormatError(f"{len(cols)} columns; the header has "
-                                          f"{9 + len(samples)}", path=self.path, line=line)
-                    keys = cols[8].split(":")
-                    if keys[0] != "GT":
+                    if len(cols) != width:
+                        raise FormatError(f"{len(cols)} columns; the header has {width}",
+                                          path=self.path, line=line)
+                    if cols[8][:3] not in ("GT", "GT:"):
                         raise FormatError("GT must be the first FORMAT key", path=self.path,
                                           line=line, column="FORMAT")
+                    # most cells start with a genotype of no alternate allele: one cheap test
+                    # rejects them; the others carry if a digit 1–9 is left in the genotype
+                    # once 0, ., / and | are stripped (0/1, ./2, 0/0/1, 1, 0|10)
                     carrying = [(i, cell) for i, cell in enumerate(cols[9:])
-                                if not cell.startswith(("0/0", "0|0", "./.", ".|.", "0:", "."))
-                                or cell.startswith(("./1", ".|1"))]
-                    if not carrying:
-                        continue
-                    yield from self._text_record(cols, keys, carrying, line)
+                                if not cell.startswith(_NO_ALTERNATE)
+                                and cell.partition(":")[0].strip("0./|")]
+                    if carrying:
+                        yield from self._text_record(cols, carrying, line)
         except (OSError, EOFError, UnicodeDecodeError) as error:
             raise FormatError(f"unreadable after the previous record: {error}", path=self.path,
                               line=line + 1) from None
 
-    def _text_record(self, cols: list[str], keys: list[str], carrying: list[tuple[int, str]],
+    def _info_annotations(self, info: str) -> dict[str, tuple[str, ...]]:
+        """The ``CSQ`` and ``ANN`` entries of an INFO column, for those the header declares
+        (found by search: INFO often holds dozens of other keys)."""
+        found = {}
+        for key, fields in (("CSQ", self._csq_fields), ("ANN", self._ann_fields)):
+            if fields is None:
+                continue
+            at = -1
+            while (at := info.find(key + "=", at + 1)) > 0 and info[at - 1] != ";":
+                pass
+            if at >= 0:
+                end = info.find(";", at)
+                found[key] = tuple(info[at + 4:end if end >= 0 else None].split(","))
+        return found
+
+    def _text_record(self, cols: list[str], carrying: list[tuple[int, str]],
                      line: int) -> Iterator[Variant]:
         chrom, pos, ref, alts = cols[0], cols[1], cols[3], cols[4].split(",")
         if not _ALLELE.match(ref):
@@ -344,34 +366,33 @@ class VcfReader:
             raise FormatError(f"POS {pos!r} is not a number", path=self.path, line=line,
                               column="POS") from None
         filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
-        info = {}
-        for item in cols[7].split(";"):
-            key, _, value = item.partition("=")
-            if key in ("CSQ", "ANN"):
-                info[key] = tuple(value.split(","))
-        index = _key_index(cols[8])
+        info = self._info_annotations(cols[7])
+        dp_at, ad_at, af_at = _depth_fields(cols[8])
+        ref_upper = ref.upper()
         for alt_index, alt in enumerate(alts, start=1):
-            if not _ALLELE.match(alt) or alt.upper() == ref.upper():
+            if not _ALLELE.match(alt) or alt.upper() == ref_upper:
                 raise FormatError(f"ALT {alt!r} is not an allele different from REF",
                                   path=self.path, line=line, column="ALT")
+            allele = str(alt_index)
             calls = []
             for i, cell in carrying:
                 parts = cell.split(":")
                 genotype = parts[0]
-                if str(alt_index) not in genotype.replace("|", "/").split("/"):
+                if allele not in genotype.replace("|", "/").split("/"):
                     continue
                 depth = alt_depth = fraction = None
+                size = len(parts)
                 try:
-                    if "DP" in index and len(parts) > index["DP"] and parts[index["DP"]] != ".":
-                        depth = int(parts[index["DP"]])
-                    if "AD" in index and len(parts) > index["AD"]:
-                        ad = [int(x) for x in parts[index["AD"]].split(",") if x != "."]
+                    if 0 < dp_at < size and parts[dp_at] != ".":
+                        depth = int(parts[dp_at])
+                    if 0 < ad_at < size:
+                        ad = [int(x) for x in parts[ad_at].split(",") if x != "."]
                         if len(ad) > alt_index:
                             alt_depth = ad[alt_index]
                         if depth is None and ad:
                             depth = sum(ad)
-                    if "AF" in index and len(parts) > index["AF"] and parts[index["AF"]] != ".":
-                        fraction = round(float(parts[index["AF"]].split(",")[alt_index - 1]), 4)
+                    if 0 < af_at < size and parts[af_at] != ".":
+                        fraction = round(float(parts[af_at].split(",")[alt_index - 1]), 4)
                     elif depth and alt_depth is not None:
                         fraction = round(alt_depth / depth, 4)
                 except (ValueError, IndexError):
@@ -387,7 +408,8 @@ class VcfReader:
                     raise FormatError(f"sample {self.samples[i]}: allele fraction {cell!r} is "
                                       "not a finite number", path=self.path, line=line,
                                       column=self.samples[i])
-                calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction))
+                calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction,
+                                  alt_index))
             if calls:
                 yield Variant(chrom, position, ref, alt, filters, line,
                               annotation_of(info, alt, len(alt) == len(ref),
@@ -452,7 +474,7 @@ class PyVcfReader:
                         fraction = round(alt_depth / depth, 4) if depth and alt_depth is not None \
                             else None
                         calls.append(Call(sample.sample, data.get("GT"), depth, alt_depth,
-                                          fraction))
+                                          fraction, index))
                     yield Variant(str(record.CHROM), record.POS, record.REF, alt, filters, line,
                                   annotation_of(record.INFO, alt, len(alt) == len(record.REF),
                                                 csq=self._csq, ann=self._ann), tuple(calls))

@@ -339,7 +339,8 @@ def test_a_repeat_far_from_its_first_record_fails_the_file(client, make, site, t
                                                            headers, db_session, tmp_path,
                                                            monkeypatch):
     """Chunks of two records: the repeat of the first record, seven lines on, is caught by
-    the database's unique key and reported as a bad file with the lines of its chunk."""
+    the database's unique key and reported as a bad file with the lines of its chunk; a
+    repeat right after its record, across two chunks, is named with both lines."""
     monkeypatch.setattr("omics.services.BATCH", 2)
     h = headers(technician)
     dna = _tumour_dna(make, site, "MELR-1")
@@ -351,4 +352,12 @@ def test_a_repeat_far_from_its_first_record_fails_the_file(client, make, site, t
     assert failed["status"] == "failed", failed
     assert (f"line {len(lines) + 1}: a variant on lines {len(lines) + 1}–{len(lines) + 1} is "
             "called again") in failed["error"], failed
+    # a repeat on the next line, in the next chunk: named with both lines
+    monkeypatch.setattr("omics.services.BATCH", 1)
+    braf = next(i for i, line in enumerate(lines) if "\t140753336\t" in line)
+    adjacent = tmp_path / "adjacent.vcf"
+    adjacent.write_text("".join([*lines[:braf + 1], lines[braf], *lines[braf + 1:]]))
+    failed = _ingested(client, h, adjacent, sample_map={"MEL-A1": dna.barcode})
+    assert (f"line {braf + 2}, column MEL-A1: chr7:140753336 A>T is called for sample MEL-A1 "
+            f"on line {braf + 1} too") in failed["error"], failed
     assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0

@@ -120,6 +120,30 @@ def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
         with open_reader(path) as reader:
             fast = [(v.key, v.line, v.annotation, v.calls) for v in reader.carriers()]
         assert fast == [entry for entry in slow if entry[3]]
+    # genotypes that name a second ALT only, three alleles, one allele, no other field
+    tricky = tmp_path / "tricky.vcf"
+    tricky.write_text("\n".join([
+        "##fileformat=VCFv4.2", "##contig=<ID=chr1,length=1000>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">',
+        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT",
+                   "A", "B", "C", "D"]),
+        "chr1\t100\t.\tA\tT,G\t.\tPASS\t.\tGT:AD:DP\t0/0:10,0,0:10\t./2:0,0,7:7\t"
+        "0/1:5,5,0:10\t1|2:0,4,4:8",
+        "chr1\t200\t.\tC\tT\t.\tPASS\t.\tGT:AD:DP\t0/0/1:9,3:12\t0:10,0:10\t1:0,8:8\t./.",
+        "chr1\t300\t.\tG\tA\t.\tPASS\t.\tGT\t0\t.\t0/0\t0|1", ""]))
+    with open_reader(tricky) as reader:
+        slow = [(v.key, tuple(c for c in v.calls if c.carries)) for v in reader.variants()]
+    with open_reader(tricky) as reader:
+        fast = [(v.key, v.calls) for v in reader.carriers()]
+    assert fast == [entry for entry in slow if entry[1]]
+    assert [(key, [(c.sample, c.genotype, c.alt_depth) for c in calls])
+            for key, calls in fast] == [
+        ("chr1-100-A-T", [("C", "0/1", 5), ("D", "1|2", 4)]),
+        ("chr1-100-A-G", [("B", "./2", 7), ("D", "1|2", 4)]),
+        ("chr1-200-C-T", [("A", "0/0/1", 3), ("C", "1", 8)]),
+        ("chr1-300-G-A", [("D", "0|1", None)])]
     # without genotypes (Strelka) carriers come from the allele counts
     with open_reader(STRELKA) as reader:
         braf = next(v for v in reader.carriers() if v.pos == 140453136)
