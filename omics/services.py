@@ -133,6 +133,9 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     return record
 
 
+#: the PostgreSQL advisory lock VCF ingestions take in turn (any constant of this project's)
+_INGESTION_LOCK = 0x0B10_BA4C_0001
+
 _VARIANT_COLUMNS = ("chrom", "pos", "ref", "alt", "gene", "consequence", "protein_change")
 _CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter")
 
@@ -235,6 +238,9 @@ class _ChunkWriter:
         self.integrity_error = connection.dialect.loaded_dbapi.IntegrityError
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcf-writer")
         if self.postgresql:
+            # Ingestions take turns, each to its commit: two files holding uncommitted new
+            # variants that the other needs would otherwise deadlock (SQLite has one writer).
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGESTION_LOCK})")
             for name, columns in (("staged_variants", "chrom text, pos integer, ref text, "
                                    "alt text, gene text, consequence text, protein_change text"),
                                   ("staged_calls", "specimen_id integer, genotype text, "
