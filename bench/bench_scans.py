@@ -5,6 +5,9 @@
 
 * scans/s through `biobank serve` against the raw single-row INSERT rate of the same database
   measured in the same run (one committed INSERT per row over one connection);
+* for scale, what the same server serves with no write (the sign-in page, a scan card) and,
+  with `wrk` installed, what the same gunicorn workers give a bare WSGI callable and a
+  one-route Flask app (``bench/stack_apps.py``): the floor under any request;
 * p50/p99 latency of one scan at a steady 100 scans/s;
 * confirming a 96-tube rack scan in which every tube moved;
 * `biobank custody verify` over the benchmark database's whole ledger (events/s, and the
@@ -175,6 +178,60 @@ def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds
     return good / (micros / 1e6)
 
 
+def wrk_get(port: int, path: str, *, seconds: float, connections: int,
+            token: str | None = None) -> float | None:
+    """Requests/s of one GET sent by wrk (two threads), or None when wrk is not installed."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("wrk") is None:
+        return None
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", *auth,
+         f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None or "Non-2xx" in out:
+        raise RuntimeError(f"wrk GET {path}: {out}")
+    return float(found.group(1))
+
+
+def stack_floor(*, workers: int, threads: int, seconds: float, connections: int
+                ) -> dict[str, float] | None:
+    """Requests/s that gunicorn, with the LIMS's workers, gives a bare WSGI callable and a
+    one-route Flask app (``bench/stack_apps.py``), sent by wrk: no application work at all.
+    None when wrk is not installed."""
+    import shutil
+    import subprocess
+    import sys
+
+    from bench.common import free_port
+
+    if shutil.which("wrk") is None:
+        return None
+    rates = {}
+    for label, target in (("bare WSGI", "bench.stack_apps:bare"),
+                          ("one-route Flask", "bench.stack_apps:flask_app")):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
+             str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", target],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(150):
+                try:
+                    wrk_get(port, "/", seconds=1, connections=1)
+                    break
+                except (RuntimeError, subprocess.CalledProcessError):
+                    time.sleep(0.2)
+            rates[label] = wrk_get(port, "/", seconds=seconds, connections=connections)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return rates
+
+
 def read_rate(port: int, token: str, paths: list[str], *, seconds: float, threads: int) -> float:
     """Requests/s of GETs through the same server and clients: what the stack serves
     without writing anything (the ceiling any scan rate sits under)."""
@@ -300,6 +357,11 @@ def run(backend: str, participants: int, seconds: float, threads: int, *,
         page = read_rate(port, token, ["/login"], seconds=seconds / 2, threads=threads)
         card = read_rate(port, token, [f"/api/v1/scans/card/{c}" for c in stored],
                          seconds=seconds / 2, threads=threads)
+        page_wrk = wrk_get(port, "/login", seconds=seconds / 2, connections=threads)
+        card_wrk = wrk_get(port, f"/api/v1/scans/card/{stored[0]}", seconds=seconds / 2,
+                           connections=threads, token=token)
+    floor = stack_floor(workers=workers, threads=server_threads, seconds=seconds / 2,
+                        connections=threads)
     raw = raw_insert_rate(url, seconds=seconds)
     upload, confirm = rack_confirm(url)
     print(f"  scans via API (store, {threads} clients): {rate:8.1f} scans/s")
@@ -311,6 +373,14 @@ def run(backend: str, participants: int, seconds: float, threads: int, *,
     print(f"  for scale, through the same server and clients: the sign-in page (no database) "
           f"{page:.0f} req/s ({100 * page / raw:.0f}% of raw INSERT), a scan card (the "
           f"scan's reads, no write) {card:.0f} req/s ({100 * card / raw:.0f}%)")
+    if page_wrk is not None and card_wrk is not None:
+        print(f"  the same two sent by wrk: the sign-in page {page_wrk:.0f} req/s "
+              f"({100 * page_wrk / raw:.0f}%), a scan card {card_wrk:.0f} req/s "
+              f"({100 * card_wrk / raw:.0f}%)")
+    if floor is not None:
+        print("  and with no application at all, the same gunicorn workers and wrk: "
+              + ", ".join(f"{label} {rate:.0f} req/s ({100 * rate / raw:.0f}% of raw INSERT)"
+                          for label, rate in floor.items()))
     print(f"  one scan at a steady 100 scans/s: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms,"
           f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms)")
     print(f"  96-tube rack, every tube moved: upload {upload * 1000:.0f} ms, confirm "
