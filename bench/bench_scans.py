@@ -21,6 +21,11 @@ import datetime as dt
 import itertools
 import os
 import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -29,7 +34,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.bench_specimens import raw_insert_rate
-from bench.common import Client, ensure_database, live_server, percentiles, run_threads, token_for
+from bench.common import (
+    Client,
+    ensure_database,
+    free_port,
+    live_server,
+    percentiles,
+    run_threads,
+    token_for,
+    wait_serving,
+)
 
 
 def _tubes(url: str, n: int) -> tuple[list[str], int]:
@@ -154,24 +168,30 @@ end
 """
 
 
-def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds: float,
-                   connections: int) -> float | None:
-    """The same scans sent by wrk (a load generator in C, two threads): the server gets the
-    CPU that Python client threads would spend. None when wrk is not installed."""
-    import shutil
-    import subprocess
-    import tempfile
-
+def _wrk(url: str, *, seconds: float, connections: int, options: tuple[str, ...] = (),
+         script_args: tuple[str, ...] = ()) -> str | None:
+    """wrk's report (two threads), or None when wrk is not installed."""
     if shutil.which("wrk") is None:
         return None
+    return subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+         *options, url, *(("--", *script_args) if script_args else ())],
+        check=True, capture_output=True, text=True).stdout
+
+
+def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds: float,
+                   connections: int) -> float | None:
+    """The same scans sent by wrk (a load generator in C): the server gets the CPU that
+    Python client threads would spend. None when wrk is not installed."""
     at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
         script.flush()
-        out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "-s", script.name,
-             f"http://127.0.0.1:{port}", "--", "2", codes[0][:-6], str(box), str(len(codes)),
-             token, at], check=True, capture_output=True, text=True).stdout
+        out = _wrk(f"http://127.0.0.1:{port}", seconds=seconds, connections=connections,
+                   options=("-s", script.name),
+                   script_args=("2", codes[0][:-6], str(box), str(len(codes)), token, at))
+    if out is None:
+        return None
     good, refused, micros = (int(x) for x in out.split("RESULT")[1].split())
     if refused:
         raise RuntimeError(f"{refused} scans refused under wrk: too few tubes for the rate")
@@ -180,17 +200,11 @@ def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds
 
 def wrk_get(port: int, path: str, *, seconds: float, connections: int,
             token: str | None = None) -> float | None:
-    """Requests/s of one GET sent by wrk (two threads), or None when wrk is not installed."""
-    import re
-    import shutil
-    import subprocess
-
-    if shutil.which("wrk") is None:
+    """Requests/s of one GET sent by wrk, or None when wrk is not installed."""
+    out = _wrk(f"http://127.0.0.1:{port}{path}", seconds=seconds, connections=connections,
+               options=("-H", f"Authorization: Bearer {token}") if token else ())
+    if out is None:
         return None
-    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
-    out = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", *auth,
-         f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if found is None or "Non-2xx" in out:
         raise RuntimeError(f"wrk GET {path}: {out}")
@@ -202,12 +216,6 @@ def stack_floor(*, workers: int, threads: int, seconds: float, connections: int
     """Requests/s that gunicorn, with the LIMS's workers, gives a bare WSGI callable and a
     one-route Flask app (``bench/stack_apps.py``), sent by wrk: no application work at all.
     None when wrk is not installed."""
-    import shutil
-    import subprocess
-    import sys
-
-    from bench.common import free_port
-
     if shutil.which("wrk") is None:
         return None
     rates = {}
@@ -219,12 +227,7 @@ def stack_floor(*, workers: int, threads: int, seconds: float, connections: int
              str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", target],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(150):
-                try:
-                    wrk_get(port, "/", seconds=1, connections=1)
-                    break
-                except (RuntimeError, subprocess.CalledProcessError):
-                    time.sleep(0.2)
+            wait_serving(port, "/")
             rates[label] = wrk_get(port, "/", seconds=seconds, connections=connections)
         finally:
             server.terminate()

@@ -73,6 +73,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_serving(port: int, path: str, *, seconds: float = 60) -> None:
+    """Return once a GET of *path* on localhost:*port* is answered."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start") from None
+            time.sleep(0.3)
+
+
 @contextlib.contextmanager
 def live_server(url: str, *, workers: int = 2, threads: int = 4) -> Iterator[int]:
     """`biobank serve` (gunicorn) on a free port, as in production."""
@@ -84,17 +99,7 @@ def live_server(url: str, *, workers: int = 2, threads: int = 4) -> Iterator[int
          str(workers), "--threads", str(threads)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/login")
-                conn.getresponse().read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start") from None
-                time.sleep(0.3)
+        wait_serving(port, "/login")
         yield port
     finally:
         proc.terminate()

@@ -23,6 +23,10 @@ from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Vari
 BATCH = 5000
 #: the length of ``variant_calls.genotype`` (SQLite would not enforce it: checked here)
 GENOTYPE_LENGTH = VariantCall.__table__.c.genotype.type.length
+#: the lengths annotations and FILTER are cut to, read from their columns
+LENGTHS = {name: table.c[name].type.length for table, name in (
+    (Variant.__table__, "gene"), (Variant.__table__, "consequence"),
+    (Variant.__table__, "protein_change"), (VariantCall.__table__, "filter"))}
 
 
 def storage_root() -> Path:
@@ -158,11 +162,14 @@ class _Chunk:
         self._number: dict[tuple[str, int, str, str], int] = {}
         self._tail: dict[tuple[str, int, str, str], dict[int, int]] = {}
         if after is not None and after.variants:
+            # calls follow the file's order: those at its last position end the list
             last = after.variants[-1][:2]
-            for call, line in zip(after.calls, after.call_lines, strict=True):
+            for call, line in zip(reversed(after.calls), reversed(after.call_lines),
+                                  strict=True):
                 key = after.variants[call[0]][:4]
-                if key[:2] == last:
-                    self._tail.setdefault(key, {})[call[1]] = line
+                if key[:2] != last:
+                    break
+                self._tail.setdefault(key, {})[call[1]] = line
 
     def add(self, variant: Any, carriers: list[Any], linked: dict[str, int]) -> None:
         key = (variant.chrom, variant.pos, variant.ref, variant.alt)
@@ -174,16 +181,15 @@ class _Chunk:
         if number is None:
             number = self._number[key] = len(self.variants)
             ann = variant.annotation
-            self.variants.append((
-                *key, ann.gene[:32] if ann and ann.gene else None,
-                ann.consequence[:128] if ann and ann.consequence else None,
-                ann.protein_change[:64] if ann and ann.protein_change else None))
+            self.variants.append((*key, *(
+                value[:LENGTHS[name]] if ann and (value := getattr(ann, name)) else None
+                for name in ("gene", "consequence", "protein_change"))))
             if self._tail:
                 earlier = self._tail.get(key)
         else:  # the same variant again (another record at the same site)
             earlier = {c[1]: at for c, at in zip(self.calls, self.call_lines, strict=True)
                        if c[0] == number}
-        filters = ";".join(variant.filters)[:64] or None
+        filters = ";".join(variant.filters)[:LENGTHS["filter"]] or None
         for call in carriers:
             if call.genotype is not None and len(call.genotype) > GENOTYPE_LENGTH:
                 raise FormatError(f"genotype {call.genotype[:40]!r} is longer than "
