@@ -48,7 +48,9 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+    #: Swagger UI's scripts and styles are served by the LIMS itself (from the
+    #: swagger-ui-bundle package), so the documentation works without internet access
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
     API_SPEC_OPTIONS = {
         "info": {
             "description": (

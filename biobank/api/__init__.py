@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -30,6 +30,15 @@ def _is_api_request() -> bool:
     return request.path.startswith("/api/") or request.path.startswith("/ga4gh/")
 
 
+def _register_docs_assets(app: Flask) -> None:
+    """Serve Swagger UI's files from the installed swagger-ui-bundle package."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/api/docs/assets/<path:filename>")
+    def swagger_ui_asset(filename: str) -> Response:
+        return send_from_directory(swagger_ui_path, filename, max_age=24 * 3600)
+
+
 def register_api(app: Flask) -> None:
     from biobank.api import (
         cases,
@@ -51,6 +60,7 @@ def register_api(app: Flask) -> None:
     )
 
     api.init_app(app)
+    _register_docs_assets(app)
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
                    specimens, containers, scans, rack_scans, imports, query,
                    cohorts, images, requests):

@@ -229,3 +229,22 @@ def test_evacuation_plan_page_for_a_freezer(server, page):
     else:
         assert page.locator("#moves tbody tr").count() > 0
         assert page.locator("#execute").count() == 1
+
+
+def test_api_docs_render_with_every_external_request_blocked(server, page):
+    base, _ = server
+    outside = []
+
+    def only_local(route):
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{base}/api/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15000)
+    paths = page.locator(".opblock-summary-path").all_text_contents()
+    assert any("/api/v1/specimens/" in p for p in paths)
+    assert outside == []
