@@ -9,12 +9,12 @@ from flask_smorest import Blueprint
 from marshmallow import fields
 
 from biobank.api.crud import Resource, register_crud
-from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
+from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_required
 from biobank.db import transaction
 from biobank.errors import NotFound
 from biobank.models import Specimen
 from biobank.schemas.base import BaseSchema
-from biobank.schemas.custody import CustodyEventSchema, TimelineSchema
+from biobank.schemas.custody import CorrectionCreateSchema, CustodyEventSchema, TimelineSchema
 from biobank.schemas.specimens import (
     AliquotCreateSchema,
     SpecimenCreateSchema,
@@ -113,6 +113,26 @@ class SpecimenCustodyViews(MethodView):
         """Custody events of a specimen, oldest first"""
         specimen = get_visible(Specimen, item_id, current_actor())
         return custody.list_custody_events(specimen)
+
+
+@blp.route("/<int:item_id>/custody/corrections")
+class SpecimenCustodyCorrectionViews(MethodView):
+    @roles_required(*MANAGERS)
+    @blp.arguments(CorrectionCreateSchema)
+    @blp.response(201, CustodyEventSchema)
+    def post(self, data: dict[str, Any], item_id: int) -> Any:
+        """Correct a custody event recorded by mistake
+
+        Appends a `corrected` event that names the mistaken one and gives the specimen back
+        the status, quantity, site and position it had before it; the ledger itself is
+        never edited. Corrections go newest first: 409 while a later event is in force, or
+        when the position it goes back to is taken.
+        """
+        actor = current_actor()
+        with transaction():
+            specimen = get_visible(Specimen, item_id, actor, lock=True)
+            return custody.correct_custody_event(specimen, data["event_id"], actor=actor,
+                                                 reason=data["reason"])
 
 
 @blp.route("/<barcode>/timeline")

@@ -261,6 +261,8 @@ class CustodyEventType(enum.Enum):
     DISPOSED = "disposed"
     MARKED_MISSING = "marked_missing"
     QUARANTINED = "quarantined"
+    #: a manager's correction of an earlier event recorded by mistake: the ledger keeps both
+    CORRECTED = "corrected"
 
 
 class AuditAction(enum.Enum):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from biobank.models.vocab import CustodyEventType
-from biobank.schemas.base import BaseSchema, enum_field
+from biobank.schemas.base import BaseSchema, describe, enum_field
 
 
 class CustodyEventSchema(BaseSchema):
@@ -42,3 +42,10 @@ class TimelineSchema(BaseSchema):
     barcode = fields.String()
     chain = fields.Nested(ChainStatusSchema)
     entries = fields.List(fields.Nested(TimelineEntrySchema))
+
+
+class CorrectionCreateSchema(BaseSchema):
+    event_id = fields.Integer(required=True, metadata=describe(
+        "The custody event recorded by mistake (the latest one still in force)"))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000),
+                           metadata=describe("Why it is corrected; kept on the ledger"))

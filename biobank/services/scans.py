@@ -11,16 +11,25 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import visible_site_ids
 from biobank.db import db
 from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
-from biobank.models import Scan, ScanAction, Site, Specimen, StorageContainer, User
+from biobank.models import (
+    CollectionEvent,
+    Scan,
+    ScanAction,
+    Site,
+    Specimen,
+    StorageContainer,
+    User,
+)
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import resolve_barcode
 from biobank.services.consents import has_withdrawn
-from biobank.services.custody import record_custody_event
+from biobank.services.custody import record_custody_event, state_snapshot
 from biobank.services.storage import check_position, container_with_path, ensure_free
 
 S = SpecimenStatus
@@ -53,6 +62,8 @@ EVENT_TYPE = {
     ScanAction.MARK_MISSING: CustodyEventType.MARKED_MISSING,
 }
 NEEDS_LOCATION = {ScanAction.STORE, ScanAction.MOVE}
+#: actions that take a tube out of use: the scan must say why
+NEEDS_REASON = {ScanAction.DISPOSE, ScanAction.MARK_MISSING}
 CLEARS_POSITION = {ScanAction.SHIP, ScanAction.CONSUME, ScanAction.DISPOSE, ScanAction.MARK_MISSING}
 #: receive conditions that put a specimen in quarantine instead of the normal flow
 BAD_CONDITIONS = {"damaged", "leaking", "thawed", "unlabelled", "insufficient"}
@@ -173,9 +184,15 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
             field="action", current_state=specimen.status.value,
             allowed_actions=allowed_actions(specimen.status))
 
+    if action in NEEDS_REASON and not (note or "").strip():
+        done = "disposed" if action is ScanAction.DISPOSE else "marked missing"
+        raise InvalidInput(f"say in note why the tube is {done}", field="note")
+    check_scan_time(specimen, scanned_at)
+
     # One UPDATE of the specimen at the end, not one per lazy load on the way.
     with db.session.no_autoflush:
-        details: dict[str, Any] = {"action": action.value}
+        # What the specimen was before, so that a mistaken scan can be corrected.
+        details: dict[str, Any] = {"action": action.value, "before": state_snapshot(specimen)}
         if note:
             details["note"] = note
         with_location(specimen)
@@ -242,6 +259,32 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
     scan = Scan(client_event_id=client_event_id, request_hash=fingerprint, specimen=specimen,
                 custody_event=event, action=action, actor=actor, scanned_at=scanned_at)
     return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
+
+
+def earliest_event_time() -> dt.datetime:
+    """No custody event is older than this (``CUSTODY_EARLIEST_DATE``): a scanner clock
+    that fell back to 1900 is refused, not recorded."""
+    value = current_app.config.get("CUSTODY_EARLIEST_DATE") or "2000-01-01"
+    day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def check_scan_time(specimen: Specimen, scanned_at: dt.datetime) -> None:
+    """Refuse a scan time before the specimen was collected, or before the earliest date."""
+    collected = None
+    if specimen.collection_event_id is not None:
+        collected = db.session.scalar(sa.select(CollectionEvent.collected_at).where(
+            CollectionEvent.id == specimen.collection_event_id))
+    if collected is not None and scanned_at < collected:
+        raise InvalidInput(
+            f"scanned_at {scanned_at.isoformat()} is before {specimen.barcode} was collected "
+            f"({collected.isoformat()}): check the scanner's clock", field="scanned_at")
+    earliest = earliest_event_time()
+    if scanned_at < earliest:
+        raise InvalidInput(
+            f"scanned_at {scanned_at.isoformat()} is before {earliest.date().isoformat()}, the "
+            "earliest date a custody event may have: check the scanner's clock",
+            field="scanned_at")
 
 
 def save_answer(result: ScanResult, answer: dict[str, Any]) -> dict[str, Any]:

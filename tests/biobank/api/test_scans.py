@@ -286,3 +286,35 @@ def test_scan_card_shows_the_tube_and_records_nothing(client, make, site, other_
     assert client.get(f"/api/v1/scans/card/{theirs.barcode}", headers=h).status_code == 403
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 0
     assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
+
+
+def test_dispose_and_mark_missing_need_a_reason(client, make, site, technician, headers,
+                                                db_session):
+    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.RECEIVED)
+    h = headers(technician)
+    for action in ("dispose", "mark_missing"):
+        r = _post(client, h, scan(s.barcode, action))
+        assert r.status_code == 422, r.json
+        assert r.json["errors"][0]["field"] == "note"
+    r = _post(client, h, scan(s.barcode, "dispose", note="tube cracked"))
+    assert r.status_code == 201
+    assert r.json["event"]["details"]["note"] == "tube cracked"
+
+
+def test_scan_times_before_collection_or_the_earliest_date_are_refused(client, app, make, site,
+                                                                       technician, headers,
+                                                                       db_session):
+    p = make.participant(site=site)
+    visit = make.visit(participant=p, collected_at=dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC))
+    s = make.specimen(participant=p, collection_event=visit)
+    h = headers(technician)
+    r = _post(client, h, scan(s.barcode, "receive", scanned_at="2025-03-01T08:00:00+00:00"))
+    assert r.status_code == 422
+    assert r.json["errors"][0]["field"] == "scanned_at"
+    assert "before" in r.json["detail"] and "collected" in r.json["detail"]
+    loose = make.specimen(participant=p)
+    r = _post(client, h, scan(loose.barcode, "receive", scanned_at="1900-01-01T00:00:00+00:00"))
+    assert r.status_code == 422 and "earliest date" in r.json["detail"]
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
+    r = _post(client, h, scan(s.barcode, "receive", scanned_at="2025-03-01T10:00:00+00:00"))
+    assert r.status_code == 201
