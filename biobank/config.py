@@ -21,6 +21,13 @@ class Config:
     #: key that signs custody checkpoints; keep it outside the database. When empty, one is
     #: generated into the instance folder (`custody_key`).
     CUSTODY_KEY = ""
+    #: scan station: a key pressed alone, with no other keystroke within this many
+    #: milliseconds and no Enter, is an action key; faster keys are a scanner typing a code.
+    #: Raise it for scanners that type slowly (some Bluetooth ones).
+    SCAN_KEY_WINDOW_MS = 50
+    #: no custody event (scan) may be dated before this day (ISO date): a scanner whose
+    #: clock fell back to 1900 is refused instead of recorded
+    CUSTODY_EARLIEST_DATE = "2000-01-01"
     #: Celery broker (redis://… or amqp://…); empty runs background tasks in-process
     CELERY_BROKER_URL = ""
     CELERY_RESULT_BACKEND = ""

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 import sqlalchemy as sa
 
+from biobank.barcodes import make_barcode
 from biobank.db import db, transaction
-from biobank.models import Participant, Site, Specimen, StorageContainer
-from biobank.models.vocab import ContainerKind, MaterialType, SpecimenStatus
+from biobank.models import CustodyEvent, Participant, Site, Specimen, StorageContainer
+from biobank.models.vocab import ContainerKind, MaterialType, QuantityUnit, SpecimenStatus
 from tests.browser import browser, live_server, login
 from tests.conftest import separate_database
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
 N_TUBES = 100
+ACTION_KEYS = "rsmoitpacdx"
+TUBE_A = make_barcode("AAA", MaterialType.PLASMA, 1)
+TUBES_B = {key: make_barcode(key.upper() + "BB", MaterialType.PLASMA, n)
+           for n, key in enumerate(ACTION_KEYS, start=1)}
+SPARE_TUBES = [make_barcode("CSP", MaterialType.PLASMA, n) for n in range(1, 4)]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +39,22 @@ def server(tmp_path_factory):
             rack = db.session.scalars(sa.select(StorageContainer).where(
                 StorageContainer.site_id == site.id,
                 StorageContainer.kind == ContainerKind.RACK)).first()
-            db.session.add(StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
-                                            name="Scan box", barcode="SCANBOX1", n_rows=9,
-                                            n_cols=9))
+            box = StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
+                                   name="Scan box", barcode="SCANBOX1", n_rows=9, n_cols=9)
+            db.session.add(box)
+            # Tube A, stored with 30 µL, and one tube B per action key, whose code starts
+            # with that key's letter.
+            db.session.add(Specimen(
+                barcode=TUBE_A, participant=participant, site_id=site.id,
+                material_type=MaterialType.PLASMA, status=SpecimenStatus.IN_STORAGE,
+                quantity=Decimal("30"), initial_quantity=Decimal("30"), unit=QuantityUnit.UL,
+                container=box, pos_row=9, pos_col=9))
+            for code in [*TUBES_B.values(), *SPARE_TUBES]:
+                db.session.add(Specimen(
+                    barcode=code, participant=participant, site_id=site.id,
+                    material_type=MaterialType.PLASMA, status=SpecimenStatus.IN_STORAGE,
+                    quantity=Decimal("20"), initial_quantity=Decimal("20"),
+                    unit=QuantityUnit.UL))
             for _ in range(N_TUBES + 2):
                 db.session.add(Specimen(
                     barcode=issue_barcode(site, MaterialType.SERUM), participant=participant,
@@ -134,3 +155,95 @@ def test_a_hundred_scans_in_a_row_without_reload(station):
             Specimen.barcode.in_(batch), Specimen.status == SpecimenStatus.RECEIVED))
         db.session.remove()
     assert received == len(batch)
+
+
+def _state(app, barcode):
+    """Status, quantity, position and number of custody events of a tube."""
+    with app.app_context():
+        try:
+            s = db.session.scalars(sa.select(Specimen).where(Specimen.barcode == barcode)).one()
+            events = db.session.scalar(sa.select(sa.func.count()).where(
+                CustodyEvent.specimen_id == s.id))
+            return s.status, s.quantity, s.position_label, events
+        finally:
+            db.session.remove()
+
+
+def _show_card(page, code):
+    wedge(page, code)
+    page.wait_for_function(
+        f"document.querySelector('#card-barcode').textContent === '{code}' && "
+        "document.querySelector('#scan-prompt').textContent.startsWith('Action')")
+
+
+def test_scanning_the_next_tube_never_acts_on_the_one_on_the_card(station):
+    page, app, _codes = station
+    before = _state(app, TUBE_A)
+    page.wait_for_function("document.activeElement.id === 'scan-field'")
+    for key, code in TUBES_B.items():
+        _show_card(page, TUBE_A)
+        assert code.startswith(key.upper())
+        _show_card(page, code)
+        assert page.text_content("#card-barcode") == code
+        assert "error" not in (page.get_attribute("#feedback", "class") or "")
+        assert _state(app, TUBE_A) == before, f"scanning {code} acted on {TUBE_A}"
+        assert _state(app, code)[3] == 0
+    assert page.text_content("#scan-count") == "0 recorded"
+
+
+def _press_on_card(page, code, key, prompt):
+    """Show *code*'s card, press the action *key* alone, wait for the prompt that follows."""
+    page.wait_for_function("document.activeElement.id === 'scan-field'")
+    _show_card(page, code)
+    page.keyboard.press(key)
+    page.wait_for_function(
+        f"document.querySelector('#scan-prompt').textContent.startsWith('{prompt}')")
+
+
+def test_consume_asks_for_confirmation_and_says_what_will_happen(station):
+    page, app, _codes = station
+    code = SPARE_TUBES[0]
+    _press_on_card(page, code, "c", "Confirm")
+    text = page.text_content("#confirm-text")
+    assert "20 µL" in text and "used up" in text
+    assert _state(app, code)[0] is SpecimenStatus.IN_STORAGE
+    page.keyboard.press("Escape")  # cancelled: nothing recorded
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Action')")
+    assert _state(app, code)[3] == 0
+    page.keyboard.press("c")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
+    page.keyboard.press("c")
+    page.wait_for_selector("#feedback.ok")
+    assert "consume recorded" in page.text_content("#feedback")
+    assert _state(app, code) == (SpecimenStatus.CONSUMED, 0, None, 1)
+
+
+def test_dispose_asks_why_then_for_confirmation(station):
+    page, app, _codes = station
+    code = SPARE_TUBES[1]
+    _press_on_card(page, code, "d", "Why")
+    page.keyboard.type("tube cracked", delay=60)  # a person typing
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
+    assert "destroyed" in page.text_content("#confirm-text")
+    assert "tube cracked" in page.text_content("#confirm-text")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#feedback.ok")
+    assert _state(app, code)[0] is SpecimenStatus.DISPOSED
+    with app.app_context():
+        note = db.session.scalars(sa.select(CustodyEvent).join(Specimen).where(
+            Specimen.barcode == code)).one().details["note"]
+        db.session.remove()
+    assert note == "tube cracked"
+
+
+def test_a_scan_while_a_confirmation_is_asked_cancels_it(station):
+    page, app, _codes = station
+    code = SPARE_TUBES[2]
+    _press_on_card(page, code, "x", "Why")
+    _show_card(page, TUBES_B["x"])  # the scanner, not a reason
+    assert _state(app, code)[3] == 0
+    page.keyboard.press("c")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
+    _show_card(page, code)
+    assert _state(app, TUBES_B["x"])[3] == 0
