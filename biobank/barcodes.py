@@ -9,6 +9,8 @@ without the ``*`` that the one-character MOD 37-2 needs.
 
 from __future__ import annotations
 
+import re
+
 from biobank.models.vocab import MaterialType
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -80,6 +82,12 @@ def explain_invalid(code: str) -> str | None:
         return ("check characters do not match: a character was misread or mistyped, "
                 "or two were swapped")
     return None
+
+
+#: what a site code may hold: it starts every barcode issued at the site
+SITE_CODE_PATTERN = re.compile(r"[A-Z][A-Z0-9]{1,7}")
+SITE_CODE_RULE = ("use 2 to 8 letters and digits (A-Z, 0-9), starting with a letter; it starts "
+                  "every barcode issued at the site")
 
 
 def make_barcode(site_code: str, material: MaterialType, sequence: int, *, width: int = 7) -> str:

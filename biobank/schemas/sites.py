@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from biobank.schemas.base import BaseSchema, ListArgsSchema, code_field, describe
+from biobank.barcodes import SITE_CODE_RULE
+from biobank.schemas.base import BaseSchema, ListArgsSchema, describe
 
 
 class SiteSchema(BaseSchema):
@@ -19,7 +20,11 @@ class SiteSchema(BaseSchema):
 
 
 class SiteCreateSchema(BaseSchema):
-    code = code_field("Short site code used in identifiers", max_len=16)
+    code = fields.String(required=True, validate=[
+        validate.Length(min=2, max=8),
+        validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*$", error=SITE_CODE_RULE)],
+        metadata=describe("Site code that starts every barcode issued there: 2 to 8 letters "
+                          "and digits, starting with a letter (stored in upper case)"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
     city = fields.String(allow_none=True, validate=validate.Length(max=128))
     country = fields.String(allow_none=True, validate=validate.Regexp(

@@ -42,10 +42,12 @@ def reserve_sequence(prefix: str, count: int) -> tuple[int, int]:
 
 def issue_barcode(site: Site, material: MaterialType) -> str:
     """A new barcode for a specimen of *material* at *site*, e.g. ``CTRPL00000013C``."""
-    prefix = f"{site.code.upper()}{MATERIAL_CODES[material]}"
+    # Sites created before codes were checked may hold '-', '_' or '.': barcodes leave them out.
+    code = re.sub(r"[^A-Z0-9]", "", site.code.upper())
+    prefix = f"{code}{MATERIAL_CODES[material]}"
     width = current_app.config["BARCODE_SEQUENCE_WIDTH"]
     while True:
-        barcode = make_barcode(site.code, material, next_sequence(prefix), width=width)
+        barcode = make_barcode(code, material, next_sequence(prefix), width=width)
         # Numbers issued before the sequence existed (imports, demo data) are skipped.
         if not db.session.scalar(sa.select(Specimen.id).where(Specimen.barcode == barcode)):
             return barcode

@@ -6,7 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from biobank.barcodes import SITE_CODE_PATTERN, SITE_CODE_RULE
 from biobank.db import db
+from biobank.errors import InvalidInput
 from biobank.models import Site, User
 from biobank.services.common import apply_changes, ensure_unique, visible
 
@@ -16,8 +18,18 @@ def list_sites(*, actor: User) -> sa.Select:
     return visible(sa.select(Site), Site, actor)
 
 
+def site_code(code: str) -> str:
+    """*code* as stored (upper case), or ``InvalidInput``: a site code starts every barcode
+    issued there, so it holds only what a barcode may hold."""
+    code = (code or "").strip().upper()
+    if not SITE_CODE_PATTERN.fullmatch(code):
+        raise InvalidInput(f"site code {code!r}: {SITE_CODE_RULE}", field="code")
+    return code
+
+
 def create_site(*, actor: User, **fields: Any) -> Site:
     """Create a site (administrators only; checked by the caller's role guard)."""
+    fields["code"] = site_code(fields["code"])
     ensure_unique(Site, Site.code, fields["code"], field="code")
     site = Site(**fields)
     db.session.add(site)
@@ -28,6 +40,7 @@ def create_site(*, actor: User, **fields: Any) -> Site:
 def update_site(site: Site, changes: dict[str, Any], *, actor: User) -> Site:
     """Change a site's name, city or country."""
     if "code" in changes:
+        changes["code"] = site_code(changes["code"])
         ensure_unique(Site, Site.code, changes["code"], field="code", exclude_id=site.id)
     apply_changes(site, changes)
     db.session.flush()

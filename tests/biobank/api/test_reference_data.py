@@ -173,3 +173,30 @@ def test_container_grid_cannot_shrink_below_occupied_positions(client, make, sit
     r = client.patch(f"/api/v1/containers/{box.id}", json={"n_rows": 8, "n_cols": 8},
                      headers=h | {"If-Match": etag})
     assert r.status_code == 409, r.json
+
+
+def test_site_codes_hold_only_what_a_barcode_may(client, admin, headers, db_session):
+    body = {"name": "Eastern Hospital", "country": "CN"}
+    for bad in ("E-1", "E_1", "E.1", "1EAST", "E", "EASTERNHOS", "Ö1"):
+        r = client.post("/api/v1/sites/", json=body | {"code": bad}, headers=headers(admin))
+        assert r.status_code == 422, bad
+        assert r.json["errors"][0]["field"] == "code"
+    r = client.post("/api/v1/sites/", json=body | {"code": "east2"}, headers=headers(admin))
+    assert r.status_code == 201
+    assert r.json["code"] == "EAST2"
+
+
+def test_every_accepted_site_code_issues_valid_barcodes(client, make, admin, headers, db_session):
+    from biobank.barcodes import is_valid
+    from biobank.models import Site
+
+    r = client.post("/api/v1/sites/", json={"code": "Z9", "name": "Z"}, headers=headers(admin))
+    site = db_session.get(Site, r.json["id"])
+    legacy = make.site(code="OLD-S.1")  # a site created before codes were checked
+    for where in (site, legacy):
+        p = make.participant(site=where)
+        r = client.post("/api/v1/specimens/", headers=headers(admin), json={
+            "participant_id": p.id, "material_type": "SERUM", "quantity": 1, "unit": "mL"})
+        assert r.status_code == 201, r.json
+        assert is_valid(r.json["barcode"])
+    assert r.json["barcode"].startswith("OLDS1SE")
