@@ -168,24 +168,40 @@ def merged_ranges(path: Path) -> list[str]:
 
 
 def _open_xlsx(path: Path) -> Table:
-    try:
-        from openpyxl import load_workbook
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
+    try:
         merged = merged_ranges(path)
         if merged:
             shown = ", ".join(merged[:5]) + (" …" if len(merged) > 5 else "")
             raise ImportFileError(f"the sheet has merged cells ({shown}): unmerge them so that "
                                   "every row carries its own values")
-        book = load_workbook(path, read_only=True, data_only=True)
+        # Opened as a stream: openpyxl judges a path by its suffix, and uploads are stored
+        # without one (the content said it is a workbook).
+        stream = path.open("rb")
+        try:
+            book = load_workbook(stream, read_only=True, data_only=True)
+        except BaseException:
+            stream.close()
+            raise
     except ImportFileError:
         raise
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException) as error:
         raise ImportFileError(f"not a readable XLSX workbook ({error})") from None
+
+    def close() -> None:
+        book.close()
+        stream.close()
+
+    if not book.worksheets:
+        close()
+        raise ImportFileError("the workbook has no worksheet")
     sheet = book.worksheets[0]
     iterator = sheet.iter_rows(values_only=True)
     first = next(iterator, None)
     if not first or not any(v not in (None, "") for v in first):
-        book.close()
+        close()
         raise ImportFileError("the first sheet is empty: its first row must name the columns",
                               line=1)
     header = [_cell_text(v).strip() for v in first]
@@ -201,9 +217,9 @@ def _open_xlsx(path: Path) -> Table:
                 if any(cell.strip() for cell in cells):
                     yield number, cells
         finally:
-            book.close()
+            close()
 
-    return Table("xlsx", header, rows(), book.close)
+    return Table("xlsx", header, rows(), close)
 
 
 # -- OpenSpecimen query exports -------------------------------------------------------------

@@ -119,3 +119,29 @@ def test_labels_for_every_specimen_an_import_created(client, manager, technician
     r = client.post("/api/v1/print-jobs/", headers=h, json={
         "template": "tube-side-code128", "import_id": job["id"], "specimen_ids": [1]})
     assert r.status_code == 422
+
+
+def test_xlsx_uploads_are_read_by_content(client, manager, headers, storage, tmp_path,  # noqa: F811
+                                          db_session):
+    from openpyxl import Workbook
+
+    h = headers(manager)
+    # the LIMS's own template: its example row is checked like any other
+    template = client.get("/api/v1/imports/templates/master.xlsx", headers=h).data
+    path = tmp_path / "template.xlsx"
+    path.write_bytes(template)
+    r = _upload(client, h, path, template="master", dry_run="true")
+    assert r.status_code == 202, r.json
+    assert r.json["status"] in ("validated", "failed") and r.json["rows_read"] >= 1
+    problems = client.get(r.headers["Location"] + "/problems", headers=h).json
+    assert all(p["line"] >= 2 for p in problems), problems
+    # the master fixture saved as a workbook imports like the CSV
+    book = Workbook()
+    with open(MASTER, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f):
+            book.active.append(row)
+    book.save(path)
+    r = _upload(client, h, path, template="master")
+    assert r.status_code == 202, r.json
+    assert r.json["status"] == "succeeded" and r.json["created"]["specimens"] == 10
+    assert db_session.scalar(sa.select(sa.func.count(Specimen.id))) == 10
