@@ -245,7 +245,10 @@ def import_cmd(file: Path, template: str, study_code: str | None, site_code: str
             click.echo(f"{where}{column}: {problem.message}", err=True)
         more = job.error_count - 50
         if more > 0:
-            click.echo(f"… and {more:,} more (the job's report lists them all)", err=True)
+            kept = min(job.error_count, imports.MAX_PROBLEMS)
+            report = ("the job's report lists them all" if kept == job.error_count else
+                      f"the job's report keeps the first {kept:,}")
+            click.echo(f"… and {more:,} more ({report})", err=True)
         raise click.ClickException(f"import {job.id} failed: {job.error_count:,} problems in "
                                    f"{job.rows_read:,} rows; nothing was written")
     took = time.monotonic() - started
@@ -346,6 +349,10 @@ def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> N
         from biobank.demo import DEMO_USERS
 
         click.echo("demo logins: " + ", ".join(f"{u}/{p}" for u, p, _ in DEMO_USERS))
+    from biobank.tasks import recover_jobs
+
+    for job_id in recover_jobs():
+        click.echo(f"import job {job_id} was interrupted: marked failed")
     if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # One process keeps SQLite's single writer simple; threads still serve in parallel.
         workers = 1

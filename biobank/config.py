@@ -40,6 +40,11 @@ class Config:
     IMPORT_TIMEZONE = "UTC"
     #: largest import upload accepted by the API, in bytes
     IMPORT_MAX_BYTES = 2 * 1024 ** 3
+    #: a running import job tells the database it is alive this often (PostgreSQL), and a
+    #: job on another host silent for IMPORT_STALE_MINUTES is taken as interrupted when a
+    #: server or worker starts (on the same host, a job whose process is gone is at once)
+    IMPORT_HEARTBEAT_SECONDS = 30
+    IMPORT_STALE_MINUTES = 10
     #: where images are stored by SHA-256 (a volume the web and workers share); empty: the
     #: instance folder's ``images`` directory
     IMAGE_STORAGE_ROOT = ""

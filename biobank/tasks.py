@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_ready
 from flask import Flask
 
 _bound: dict[str, Flask] = {}
@@ -89,6 +90,32 @@ def _worker_app() -> Celery:
 
     create_app()
     return celery
+
+
+@worker_ready.connect
+def _recover_interrupted_jobs(**_kwargs: Any) -> None:
+    """A worker that starts marks the jobs a dead process left 'running' as failed."""
+    if "app" not in _bound:
+        return
+    with _bound["app"].app_context():
+        recover_jobs()
+
+
+def recover_jobs() -> list[int]:
+    """Mark interrupted import jobs failed (see ``recover_interrupted_jobs``); the database
+    may not be set up yet, in which case there is nothing to recover."""
+    import sqlalchemy as sa
+
+    from biobank.db import db
+    from biobank.services.imports import recover_interrupted_jobs
+
+    if not sa.inspect(db.engine).has_table("import_jobs"):
+        return []
+    recovered = recover_interrupted_jobs()
+    if recovered:
+        _bound["app"].logger.warning("import jobs %s were interrupted: marked failed",
+                                     ", ".join(map(str, recovered)))
+    return recovered
 
 
 def __getattr__(name: str) -> Any:

@@ -168,7 +168,11 @@ class ImportProblemViews(MethodView):
     @roles_required(*MANAGERS)
     @blp.response(200, ImportProblemSchema(many=True))
     def get(self, item_id: int) -> Any:
-        """The first 1,000 problems of a failed import (the CSV report has them all)"""
+        """The first 1,000 problems of a failed import
+
+        The CSV report (`problems.csv`) lists every problem kept: all of them up to 10,000,
+        then the first 10,000 and how many more were found (`error_count` counts them all).
+        """
         job = imports.get_job(item_id, actor=current_actor())
         return imports.problems_of(job, limit=1000)
 

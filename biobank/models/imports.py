@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biobank.db import created_at, db, intpk, str32, str64, str255, timestamp
+from biobank.db import created_at, db, intpk, str32, str64, str128, str255, timestamp
 
 
 class ImportStatus(enum.Enum):
@@ -50,6 +50,10 @@ class ImportJob(db.Model):
     created_at: Mapped[created_at]
     started_at: Mapped[timestamp | None]
     finished_at: Mapped[timestamp | None]
+    runner: Mapped[str128 | None] = mapped_column(
+        comment="host:pid of the process running the job, to tell an interrupted one")
+    heartbeat_at: Mapped[timestamp | None] = mapped_column(
+        comment="Last sign of life of the running job (PostgreSQL: while it reads the file)")
 
     problems: Mapped[list[ImportProblem]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="ImportProblem.id",

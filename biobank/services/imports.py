@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 import re
+import socket
+import time
 import zoneinfo
 from array import array
 from collections.abc import Callable, Iterator
@@ -519,12 +522,22 @@ class Importer:
         if problems:
             return self.result
         chunk: list[tuple[int, dict[str, str]]] = []
+        # In a CSV every row has as many cells as the header; spreadsheets leave trailing
+        # empty cells out.
+        strict_width = table.format == "csv"
         try:
             for line, cells in table.rows:
                 self.result.rows += 1
                 if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
                     self.problem(line, None, f"{len(cells)} cells but the header names "
                                              f"{len(columns)} columns")
+                    continue
+                if strict_width and len(cells) != len(columns):
+                    # A file cut short, or a separator lost or added: the cells would land
+                    # in the wrong columns.
+                    self.problem(line, None, f"{len(cells)} cells but the header names "
+                                             f"{len(columns)} columns: a separator is missing "
+                                             "or extra, or the file was cut short")
                     continue
                 chunk.append((line, {col.name: cell.strip() for col, cell in
                                      zip(columns, cells, strict=False) if col is not None}))
@@ -1028,6 +1041,8 @@ def run_job(job_id: int, *, delimiter: str = ",",
     actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
     with transaction():
         job.status, job.started_at = ImportStatus.RUNNING, utcnow()
+        job.runner, job.heartbeat_at = runner_id(), job.started_at
+    progress = _with_heartbeat(job.id, progress)
     if actor is None:
         return _finish_failed(job, ImportResult(problems=[Problem(0, None, "the user who "
                                                 "uploaded the file no longer exists")],
@@ -1062,11 +1077,82 @@ def run_job(job_id: int, *, delimiter: str = ",",
         job.created = result.counts
         job.finished_at = utcnow()
         db.session.commit()
+    except Exception:
+        # A fault of ours, not of the file: nothing is written, and the job says so
+        # instead of staying 'running' for ever.
+        db.session.rollback()
+        current_app.logger.exception("import job %s stopped on an unexpected error", job_id)
+        return _finish_failed(job, ImportResult(problems=[Problem(
+            0, None, "the import stopped on an unexpected error and nothing was written; "
+                     "the administrators' log has the details")], problem_count=1))
     except BaseException:
         db.session.rollback()
         raise
     _discard_file(job)
     return job
+
+
+def runner_id() -> str:
+    """This process, as recorded on the jobs it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+
+
+def _with_heartbeat(job_id: int, progress: Callable[[int, float | None], None] | None
+                    ) -> Callable[[int, float | None], None]:
+    """*progress*, also telling the database the job is alive every
+    ``IMPORT_HEARTBEAT_SECONDS`` (PostgreSQL: on SQLite the import's own transaction holds
+    the only write lock, and one process runs the jobs, so its process id suffices)."""
+    every = current_app.config["IMPORT_HEARTBEAT_SECONDS"]
+    engine = db.engine
+    beat = engine.dialect.name == "postgresql"
+    last = time.monotonic()
+
+    def report(rows: int, share: float | None) -> None:
+        nonlocal last
+        if beat and time.monotonic() - last >= every:
+            last = time.monotonic()
+            with engine.begin() as conn:
+                conn.execute(sa.update(ImportJob).where(ImportJob.id == job_id)
+                             .values(heartbeat_at=utcnow()))
+        if progress is not None:
+            progress(rows, share)
+
+    return report
+
+
+def _process_is_gone(runner: str) -> bool | None:
+    """Whether the process *runner* names has ended; ``None`` when it ran on another host."""
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_interrupted_jobs() -> list[int]:
+    """Mark as failed the jobs left 'running' by a process that ended (killed, crashed,
+    restarted): on this host when their process is gone, elsewhere when they have given no
+    sign of life for ``IMPORT_STALE_MINUTES``. Nothing of theirs was committed, so their file
+    can be imported again. Run when the server or a worker starts; returns the job ids."""
+    stale = utcnow() - dt.timedelta(minutes=current_app.config["IMPORT_STALE_MINUTES"])
+    running = db.session.scalars(sa.select(ImportJob).where(
+        ImportJob.status == ImportStatus.RUNNING)).all()
+    recovered = []
+    for job in running:
+        gone = _process_is_gone(job.runner) if job.runner else None
+        last_sign = job.heartbeat_at or job.started_at
+        if gone is False or (gone is None and last_sign is not None and last_sign > stale):
+            continue
+        recovered.append(job.id)
+        _finish_failed(job, ImportResult(problems=[Problem(
+            0, None, "the import was interrupted (its process ended before it finished); "
+                     "nothing was written: import the file again")], problem_count=1))
+    return recovered
 
 
 def _finish_failed(job: ImportJob, result: ImportResult) -> ImportJob:
@@ -1120,7 +1206,8 @@ def iter_problem_report(job: ImportJob) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     if job.error_count > MAX_PROBLEMS:
-        writer.writerow(["", "", f"… and {job.error_count - MAX_PROBLEMS} more problems"])
+        writer.writerow(["", "", f"… and {job.error_count - MAX_PROBLEMS:,} more problems: "
+                                 f"only the first {MAX_PROBLEMS:,} are kept"])
     yield buffer.getvalue()
 
 

@@ -12,6 +12,8 @@ import time
 
 import sqlalchemy as sa
 
+from biobank import create_app
+from biobank.db import db
 from biobank.demo import write_master_csv
 from tests.conftest import separate_database
 
@@ -69,6 +71,29 @@ def test_killed_import_leaves_the_database_as_it_was_then_imports_once(tmp_path)
     # rows were written (8,000 checked) but never committed: only the job record remains
     assert {k: v for k, v in after_kill.items() if k != "import_jobs"} == {
         k: v for k, v in before.items() if k != "import_jobs"}
+
+    # the job the dead process held is not left 'running' for ever: a server or worker that
+    # starts marks it failed
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        job_id, status, runner = conn.execute(sa.text(
+            "SELECT id, status, runner FROM import_jobs ORDER BY id DESC")).first()
+    assert status == "running" and runner.endswith(f":{proc.pid}")
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x"})
+    with app.app_context():
+        from biobank.tasks import recover_jobs
+
+        assert recover_jobs() == [job_id]
+        assert recover_jobs() == []
+        db.session.remove()
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT status FROM import_jobs WHERE id = :i"),
+                           {"i": job_id}) == "failed"
+        assert "interrupted" in conn.scalar(sa.text(
+            "SELECT message FROM import_problems WHERE job_id = :i"), {"i": job_id})
+    engine.dispose()
+    with app.app_context():
+        db.engine.dispose()
 
     started = time.monotonic()
     result = _biobank(env, "import", str(path))

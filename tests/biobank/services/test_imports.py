@@ -332,3 +332,37 @@ def test_an_openspecimen_export_migrates_with_its_participants_and_visits(
     assert specimen.participant.sex.value == "male"
     assert specimen.collection_event.collected_at == dt.datetime(2016, 1, 1, tzinfo=dt.UTC)
     assert specimen.status is SpecimenStatus.RECEIVED
+
+
+def test_a_csv_cut_at_a_cell_boundary_is_refused_with_the_line(db_session, manager, storage,
+                                                               tmp_path):
+    text = MASTER.read_text(encoding="utf-8-sig").rstrip("\r\n")
+    last = text.rsplit(",", 2)[0]  # the file ends two cells early
+    cut = tmp_path / "cut.csv"
+    cut.write_text(last + "\n", encoding="utf-8")
+    before = count(db_session, Specimen)
+    job = run(cut, manager)
+    assert job.status is ImportStatus.FAILED
+    n_lines = len(last.splitlines())
+    header = len(text.splitlines()[0].split(","))
+    assert problems(job) == [(n_lines, None, f"{header - 2} cells but the header names "
+                              f"{header} columns: a separator is missing or extra, or the "
+                              "file was cut short")]
+    assert count(db_session, Specimen) == before
+
+
+def test_more_problems_than_are_kept_says_how_many_were_kept(db_session, manager, storage,
+                                                             tmp_path):
+    lines = MASTER.read_text(encoding="utf-8-sig").splitlines()
+    bad = tmp_path / "bad.csv"
+    row = lines[1].split(",")
+    with bad.open("w", encoding="utf-8") as f:
+        f.write(lines[0] + "\n")
+        for _ in range(imports.MAX_PROBLEMS + 5):
+            f.write(",".join(row[:-1]) + "\n")  # one cell short on every line
+    job = run(bad, manager)
+    assert job.error_count == imports.MAX_PROBLEMS + 5
+    assert len(imports.problems_of(job)) == imports.MAX_PROBLEMS
+    report = "".join(imports.iter_problem_report(job)).splitlines()
+    assert len(report) == 1 + imports.MAX_PROBLEMS + 1
+    assert report[-1] == ",,\"… and 5 more problems: only the first 10,000 are kept\""
