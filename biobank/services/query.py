@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import aliased
 
 from biobank.auth import has_role, visible_site_ids
 from biobank.db import db
@@ -114,9 +115,13 @@ def _site_scope(level: Level, actor: User) -> Any:
 
 
 def _participant_site(level: Level) -> Any:
+    """The site of the level's participant: its own column at the participant level, else
+    looked up through an alias (the outer query may read participants itself)."""
     pid = level.col("participant_id")
-    return (sa.select(Participant.site_id).where(Participant.id == pid)
-            .correlate_except(Participant).scalar_subquery())
+    if pid is Participant.id:
+        return Participant.site_id
+    owner = aliased(Participant)
+    return sa.select(owner.site_id).where(owner.id == pid).scalar_subquery()
 
 
 def matching_ids(level: Level, node: Node | None, actor: User) -> sa.Select:

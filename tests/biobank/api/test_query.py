@@ -244,6 +244,9 @@ def deep(n):
     ({"op": "=", "content": {"field": "cases.ulceration", "value": True}, "x": 1}, "filters",
      "unexpected key"),
     ("[1, 2", "filters", "not valid JSON"),
+    (op(">", "cases.breslow_mm", 2**63), "filters.content.value", "takes numbers between"),
+    (op("in", "cases.breslow_mm", [1, -(2**64)]), "filters.content.value[1]", "takes numbers"),
+    (json.dumps(op(">", "cases.breslow_mm", 2**63)), "filters.content.value", "takes numbers"),
 ])
 def test_bad_filters_are_refused_with_their_place(client, admin, headers, filters, field, words):
     h = headers(admin)
@@ -284,3 +287,10 @@ def test_withdrawn_consent_no_longer_counts(client, bank, admin, headers, db_ses
     r = query(client, headers(admin), "cases", GENETIC)
     assert sorted(ids(r, "case")) == ["Q-C2", "Q-C3"]
     assert ConsentDecision.YES  # decisions stay; only the withdrawal changes the answer
+
+
+def test_staff_query_participants_of_their_sites_only(client, bank, technician, admin, headers):
+    r = query(client, headers(technician), "participants")
+    assert sorted(ids(r, "participant")) == sorted([bank.p1.code, bank.p2.code, bank.p4.code])
+    r = query(client, headers(admin), "participants")
+    assert bank.p3.code in ids(r, "participant")
