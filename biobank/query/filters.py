@@ -38,6 +38,8 @@ ORDERED_OPS = ("<", "<=", ">", ">=")
 
 #: field types; ordered comparisons only make sense on numbers and dates
 TYPES = ("keyword", "integer", "number", "boolean", "date")
+#: largest magnitude of a number in a filter
+MAX_NUMBER = 10**15
 ORDERED_TYPES = ("integer", "number", "date")
 
 MAX_DEPTH = 8
@@ -190,6 +192,11 @@ def _scalar(spec: FieldSpec, raw: Any, path: str) -> Any:
             raise FilterError(f"{spec.name} takes a number, got {_kind(raw)}", path)
         if isinstance(raw, float) and not math.isfinite(raw):
             raise FilterError(f"{spec.name} takes a finite number", path)
+        if abs(raw) > MAX_NUMBER:
+            # Beyond what the databases compare exactly (SQLite and PostgreSQL integers stop
+            # at 2**63): no recorded value comes near it.
+            raise FilterError(f"{spec.name} takes numbers between -{MAX_NUMBER:.0e} and "
+                              f"{MAX_NUMBER:.0e}, got {raw}", path)
         if kind == "integer" and isinstance(raw, float) and not raw.is_integer():
             raise FilterError(f"{spec.name} takes a whole number, got {raw}", path)
         return int(raw) if kind == "integer" else raw
