@@ -368,6 +368,10 @@ def _run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("accesslog", "-")
+            # No request-line limit of gunicorn's own (it would answer a long GET filter
+            # with an HTML 414): the application refuses long query strings with a 400
+            # problem that names them (MAX_QUERY_STRING_BYTES).
+            self.cfg.set("limit_request_line", 0)
 
         def load(self) -> Flask:
             return _create_app()

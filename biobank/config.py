@@ -13,6 +13,8 @@ class Config:
     #: failed logins before an account is locked, and for how long (seconds)
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_SECONDS = 15 * 60
+    #: longest query string an API GET may carry (filters go in POST bodies beyond it)
+    MAX_QUERY_STRING_BYTES = 64 * 1024
     #: largest page a list endpoint returns
     API_MAX_PAGE_SIZE = 1000
     API_DEFAULT_PAGE_SIZE = 100

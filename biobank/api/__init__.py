@@ -61,6 +61,16 @@ def register_api(app: Flask) -> None:
 
     api.init_app(app)
     _register_docs_assets(app)
+
+    @app.before_request
+    def _refuse_long_query_strings() -> Any:
+        limit = app.config["MAX_QUERY_STRING_BYTES"]
+        if _is_api_request() and len(request.query_string) > limit:
+            return errors.problem(
+                400, "Bad Request", f"the query string is longer than {limit:,} bytes: send "
+                "long filters in the body of a POST",
+                errors=[{"field": "query", "message": "too long"}])
+        return None
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
                    specimens, containers, scans, rack_scans, imports, query,
                    cohorts, images, requests):
