@@ -13,6 +13,11 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+#: the databases' largest integer (PostgreSQL BIGINT, SQLite INTEGER)
+INT64_MAX = 2**63 - 1
+_INT64 = validate.Range(min=-INT64_MAX - 1, max=INT64_MAX)
+
+
 class BaseSchema(Schema):
     """Unknown fields are an error: a typo must not be silently ignored.
 
@@ -28,6 +33,14 @@ class BaseSchema(Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("partial", self.partial_by_default)
         super().__init__(*args, **kwargs)
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        # Every integer fits the databases' 64-bit integers, so a huge id or filter value is
+        # a 422 naming the field instead of an overflow in the query.
+        inner = getattr(field_obj, "inner", None)
+        for field in (field_obj, inner):
+            if isinstance(field, fields.Integer) and _INT64 not in field.validators:
+                field.validators.append(_INT64)
 
     @pre_load(pass_collection=True)
     def _refuse_control_characters(self, data: Any, **_kwargs: Any) -> Any:
@@ -57,7 +70,26 @@ class AwareDateTime(fields.AwareDateTime):
         super().__init__(format="iso", **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(dt.UTC)
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("is out of range") from None
+        if utc.year < 1800:
+            raise ValidationError("is before 1800: check the date") from None
+        return utc
+
+
+class DecimalNumber(fields.Decimal):
+    """A decimal kept exact in the database and given to JSON readers as a number, as the
+    OpenAPI document says (quantities have at most 12 significant digits: a float holds
+    them exactly)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        number = super()._serialize(value, attr, obj, **kwargs)
+        if number is None:
+            return None
+        return int(number) if number == number.to_integral_value() else float(number)
 
 
 def decimal_field(text: str, *, places: int, maximum: int | None = None, **kwargs: Any

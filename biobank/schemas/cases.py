@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 from biobank.models.vocab import AjccStage, BodySite, DiseaseGroup, Laterality
 from biobank.schemas.base import (
     BaseSchema,
+    DecimalNumber,
     ListArgsSchema,
     code_field,
     decimal_field,
@@ -22,7 +23,7 @@ class CaseSchema(BaseSchema):
     disease_group = enum_field(DiseaseGroup, "Disease group")
     icd10_code = fields.String()
     diagnosis_date = fields.Date(allow_none=True)
-    breslow_mm = fields.Decimal(as_string=True, allow_none=True)
+    breslow_mm = DecimalNumber(allow_none=True)
     ulceration = fields.Boolean(allow_none=True)
     ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage", allow_none=True)
     notes = fields.String(allow_none=True)
@@ -62,7 +63,7 @@ class LesionSchema(BaseSchema):
     case_id = fields.Integer()
     body_site = enum_field(BodySite, "Anatomical site")
     laterality = enum_field(Laterality, "Laterality")
-    diameter_mm = fields.Decimal(as_string=True, allow_none=True)
+    diameter_mm = DecimalNumber(allow_none=True)
     description = fields.String(allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)

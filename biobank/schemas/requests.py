@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from biobank.schemas.base import BaseSchema, describe
+from biobank.schemas.base import BaseSchema, DecimalNumber, describe
 
 REQUIREMENTS_TEXT = ("Per case: material_type (MIABIS), min_quantity with its unit, "
                      "aliquots_per_case (default 1), pathology_status, max_freeze_thaw")
@@ -155,6 +155,6 @@ class ReturnResultSchema(BaseSchema):
 
 
 class ProcessingTaskSchema(BaseSchema):
-    quantity = fields.Decimal(as_string=True, metadata=describe(
+    quantity = DecimalNumber(metadata=describe(
         "Of the aliquot, more than 0 (default: the request's minimum)"))
     container_id = fields.Integer(metadata=describe("Box to place it in (fill order)"))

@@ -15,6 +15,7 @@ from biobank.models.vocab import (
 from biobank.schemas.base import (
     AwareDateTime,
     BaseSchema,
+    DecimalNumber,
     ListArgsSchema,
     decimal_field,
     describe,
@@ -43,10 +44,10 @@ class SpecimenSchema(BaseSchema):
     pathology_status = enum_field(PathologyStatus, "Pathology status")
     anatomical_site = enum_field(BodySite, "Anatomical site", allow_none=True)
     status = enum_field(SpecimenStatus, "Lifecycle status")
-    initial_quantity = fields.Decimal(as_string=True, allow_none=True)
-    quantity = fields.Decimal(as_string=True, allow_none=True)
+    initial_quantity = DecimalNumber(allow_none=True)
+    quantity = DecimalNumber(allow_none=True)
     unit = enum_field(QuantityUnit, "Unit of quantity", allow_none=True)
-    concentration_ng_ul = fields.Decimal(as_string=True, allow_none=True)
+    concentration_ng_ul = DecimalNumber(allow_none=True)
     freeze_thaw_count = fields.Integer()
     sprec_code = fields.String(allow_none=True)
     received_at = fields.DateTime(allow_none=True)

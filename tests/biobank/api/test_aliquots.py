@@ -115,7 +115,7 @@ def test_derivatives_record_unit_concentration_and_processing(client, make, site
     r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h, json=body)
     assert r.status_code == 201, r.json
     assert [(d["material_type"], d["unit"], d["quantity"], d["lineage"]) for d in r.json] == [
-        ("DNA", "uL", "50.000", "derivative")] * 2
+        ("DNA", "uL", 50, "derivative")] * 2
     dna = db_session.get(Specimen, r.json[0]["id"])
     assert dna.concentration_ng_ul == Decimal("182.5")
     assert dna.processed_at.isoformat() == "2026-11-20T09:00:00+00:00"

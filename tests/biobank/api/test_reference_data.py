@@ -82,7 +82,7 @@ def test_melanoma_case_with_staging(client, make, site, technician, headers):
         "code": "C-MEL-1", "participant_id": p.id, "disease_group": "melanoma",
         "icd10_code": "C43.5", "breslow_mm": 1.25, "ulceration": True, "ajcc_stage": "IIA"})
     assert r.status_code == 201, r.json
-    assert r.json["breslow_mm"] == "1.25"
+    assert r.json["breslow_mm"] == 1.25
 
 
 def test_case_icd10_must_fit_the_disease_group(client, make, site, technician, headers, db_session):

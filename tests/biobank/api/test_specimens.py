@@ -36,7 +36,7 @@ def test_specimen_create_list_get_update_flow(client, make, site, technician, he
     r = client.patch(f"/api/v1/specimens/{created['id']}", json={"quantity": "1.0"},
                      headers=h | {"If-Match": etag, "X-Change-Reason": "measured again"})
     assert r.status_code == 200, r.json
-    assert r.json["quantity"] == "1.000"
+    assert r.json["quantity"] == 1
 
     audit = db_session.scalars(sa.select(AuditRecord).where(
         AuditRecord.entity == "specimens", AuditRecord.entity_id == str(created["id"]))
@@ -325,3 +325,17 @@ def test_sprec_is_derived_from_recorded_history(client, make, site, technician, 
     assert "TIS-SRG-X-E-SNP-X-X" in page and "contradicts the records: cold ischemia" in page
     dna = make.specimen(participant=p, material_type=MaterialType.DNA, unit=QuantityUnit.UL)
     assert client.get(f"/api/v1/specimens/{dna.id}/sprec", headers=h).status_code == 404
+
+
+def test_a_body_that_is_not_json_is_415(client, make, site, technician, headers):
+    p = make.participant(site=site)
+    h = headers(technician)
+    for kind, body in (("text/plain", "participant_id=1"),
+                       ("application/x-www-form-urlencoded", f"participant_id={p.id}"),
+                       (None, "{}")):
+        r = client.post("/api/v1/specimens/", data=body, headers=h, content_type=kind)
+        assert r.status_code == 415, (kind, r.json)
+        assert r.mimetype == "application/problem+json"
+        assert "application/json" in r.json["detail"]
+    r = client.post("/api/v1/specimens/", json=_new(p), headers=h)
+    assert r.status_code == 201
