@@ -75,6 +75,7 @@ from biobank.services.cases import ICD10, ICD10_PREFIXES, MELANOMA_FIELDS
 from biobank.services.custody import chain_rows
 from biobank.services.storage import SPECIMEN_HOLDERS
 from biobank.sprec import validate_sprec
+from biobank.units import format_quantity
 
 CHUNK = 2000
 #: rows buffered before the writer writes them
@@ -930,9 +931,9 @@ class Importer:
         if parent.remaining is None:
             return
         if quantity > parent.remaining:
-            raise RowError("quantity", f"{quantity.normalize()} {unit.value if unit else ''} "
-                                       f"is more than {parent_code} still holds "
-                                       f"({parent.remaining.normalize()})")
+            raise RowError("quantity", f"{format_quantity(quantity, unit)} is more than "
+                                       f"{parent_code} still holds "
+                                       f"({format_quantity(parent.remaining, unit)})")
         parent.remaining -= quantity
         self.specimens.set_remaining(parent_code, parent.remaining)
         if not self.writing:

@@ -25,6 +25,7 @@ from biobank.models.vocab import CustodyEventType, Lineage, MaterialType, Specim
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import record_custody_event
 from biobank.services.storage import check_position, ensure_free
+from biobank.units import format_quantity
 
 TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.DISPOSED)
 
@@ -325,10 +326,11 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
                                field="material_type")
         if quantity_used is not None:
             if parent.quantity is None or Decimal(quantity_used) > parent.quantity:
-                held = parent.quantity.normalize() if parent.quantity is not None else "nothing"
-                raise InvalidInput(f"{parent.barcode} holds {held} "
-                                   f"{parent.unit.value if parent.unit else ''}; "
-                                   f"{quantity_used} cannot be used", field="quantity_used")
+                held = (format_quantity(parent.quantity, parent.unit)
+                        if parent.quantity is not None else "nothing")
+                used = format_quantity(quantity_used, parent.unit)
+                raise InvalidInput(f"{parent.barcode} holds {held}; {used} cannot be used",
+                                   field="quantity_used")
             parent.quantity -= Decimal(quantity_used)
     elif (unit is not None and unit is not parent.unit) or quantity_used is not None:
         raise InvalidInput("aliquots are in the parent's unit and take their own quantity: "
@@ -339,8 +341,9 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
                                field="quantity")
         if total > parent.quantity:
             raise InvalidInput(
-                f"{count} × {quantity} {parent.unit.value} = {total} {parent.unit.value}, but "
-                f"{parent.barcode} holds {parent.quantity.normalize()} {parent.unit.value}",
+                f"{count} × {format_quantity(quantity, parent.unit)} = "
+                f"{format_quantity(total, parent.unit)}, but {parent.barcode} holds "
+                f"{format_quantity(parent.quantity, parent.unit)}",
                 field="quantity")
     container = None
     if container_id is not None:

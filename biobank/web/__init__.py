@@ -15,3 +15,7 @@ def init_app(app: Flask) -> None:
     from biobank.web import cohorts, pages, requests  # noqa: F401  (they add pages to pages.bp)
 
     app.register_blueprint(pages.bp)
+    from biobank.units import format_quantity
+
+    # ``{{ s.quantity|quantity(s.unit) }}`` → ``30 µL``: one way on every page
+    app.add_template_filter(format_quantity, "quantity")

@@ -183,7 +183,7 @@ def test_every_problem_is_reported_with_line_and_column(db_session, make, manage
     ]
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     found = {(line, column): message for line, column, message in problems(run(path, manager))}
-    assert "more than Y-1 still holds (4)" in found[(3, "quantity")]
+    assert found[(3, "quantity")] == "5 mL is more than Y-1 still holds (4 mL)"
     assert "I9 of" in found[(4, "position")] and "holds TAKEN-1" in found[(4, "position")]
     assert "in the future" in found[(5, "collected_at")]
     assert "give the unit" in found[(6, "unit")]
