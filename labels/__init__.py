@@ -33,7 +33,12 @@ def init_app(app: Any) -> None:
             return list(db.session.scalars(sa.select(models.Printer).where(
                 models.Printer.is_active).order_by(models.Printer.name)))
 
-        return {"label_templates": template_names, "label_printers": printers}
+        from labels import services
+
+        return {"label_templates": template_names, "label_printers": printers,
+                "specimen_label_templates": services.specimen_templates,
+                "box_label_templates": services.container_templates,
+                "default_specimen_template": services.default_specimen_template}
 
 
 def _print_new_aliquots(actor: Any, *, parent: Any, children: list[Any],

@@ -13,10 +13,13 @@ from biobank.auth import check_site
 from biobank.db import after_commit, db, utcnow
 from biobank.errors import InvalidInput, InvalidState, NotFound
 from biobank.models import Specimen, StorageContainer, User
+from biobank.models.vocab import MaterialType
+from biobank.units import format_quantity
 from labels.models import Printer, PrinterKind, PrintJob, PrintJobItem, PrintJobStatus
 from labels.printers import PrinterError, send_cups, send_tcp
 from labels.render import LabelError, load_template
 from labels.render.pdf import render_pdf
+from labels.render.templates import templates_fitting
 from labels.render.zpl import render_zpl
 
 MAX_LABELS = 10_000
@@ -25,8 +28,8 @@ MAX_LABELS = 10_000
 def specimen_values(specimen: Specimen) -> dict[str, Any]:
     """What a specimen label may show (never identifying data)."""
     collected = specimen.collected_at
-    volume = (f"{specimen.quantity.normalize()} {specimen.unit.value}"
-              if specimen.quantity is not None and specimen.unit is not None else "")
+    volume = (format_quantity(specimen.quantity, specimen.unit)
+              if specimen.unit is not None else "")
     return {
         "barcode": specimen.barcode,
         "participant_code": specimen.participant.code,
@@ -37,6 +40,53 @@ def specimen_values(specimen: Specimen) -> dict[str, Any]:
         "label": specimen.label or "",
         "site": specimen.site.name,
     }
+
+
+#: what a specimen label and a container label can show: a template needing anything else
+#: (a shipping destination, free text) cannot print them
+SPECIMEN_FIELDS = frozenset({"barcode", "participant_code", "material_type", "collection_date",
+                             "volume", "sprec_code", "label", "site"})
+CONTAINER_FIELDS = frozenset({"barcode", "container", "site"})
+#: the tube template a material takes when its site's printers name none
+MATERIAL_TEMPLATES = {MaterialType.TISSUE_PARAFFIN_EMBEDDED: "ffpe-cassette",
+                      MaterialType.TISSUE_STAINED: "ffpe-cassette",
+                      MaterialType.FECES: "specimen-bag"}
+
+
+def specimen_templates() -> list[str]:
+    return templates_fitting(SPECIMEN_FIELDS)
+
+
+def container_templates() -> list[str]:
+    return templates_fitting(CONTAINER_FIELDS)
+
+
+def default_specimen_template(specimen: Specimen) -> str:
+    """The template a specimen's label is printed with unless the user picks another: the
+    default of one of its site's printers (when it prints specimens), else the one for its
+    material, else the 2D cryovial label."""
+    fitting = specimen_templates()
+    chosen = db.session.scalars(sa.select(Printer.default_template).where(
+        Printer.site_id == specimen.site_id, Printer.is_active,
+        Printer.default_template.is_not(None)).order_by(Printer.name)).all()
+    for name in chosen:
+        if name in fitting:
+            return name
+    name = MATERIAL_TEMPLATES.get(specimen.material_type, "cryovial-2d")
+    return name if name in fitting else fitting[0]
+
+
+def check_fits(template: str, fields: frozenset[str], what: str) -> None:
+    """Refuse a template that needs values *what* does not have, naming them."""
+    try:
+        needed = load_template(template).fields
+    except LabelError as error:
+        raise InvalidInput(str(error), field="template") from None
+    missing = needed - fields
+    if missing:
+        raise InvalidInput(f"template {template!r} cannot print {what}: it shows "
+                           f"{', '.join('{' + m + '}' for m in sorted(missing))}",
+                           field="template")
 
 
 def container_values(container: StorageContainer) -> dict[str, Any]:
@@ -117,6 +167,7 @@ def print_specimens(specimens: list[Specimen], **options: Any) -> PrintJob:
     actor = options["actor"]
     for s in specimens:
         check_site(actor, s.site_id, field="specimen_ids")
+    check_fits(options["template"], SPECIMEN_FIELDS, "a specimen")
     return create_print_job((specimen_values(s) for s in specimens), **options)
 
 
@@ -175,6 +226,7 @@ def print_box(box: StorageContainer, *, contents: bool, **options: Any) -> Print
     """The box's own label, or a label for every specimen in it (in position order)."""
     check_site(options["actor"], box.site_id, field="container_id")
     if not contents:
+        check_fits(options["template"], CONTAINER_FIELDS, "a box")
         return create_print_job([container_values(box)], **options)
     specimens = db.session.scalars(sa.select(Specimen).where(Specimen.container_id == box.id)
                                    .order_by(Specimen.pos_row, Specimen.pos_col)).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, flash, redirect, request, url_for
 
@@ -13,6 +14,15 @@ from biobank.models import Specimen
 from biobank.services.common import get_by
 
 bp = Blueprint("label_pages", __name__, template_folder="web_templates")
+
+
+def _with_choices(back: str, panel: str, **choices: str) -> str:
+    """*back* with the user's choices in its query, so the panel shows them again after an
+    error instead of resetting."""
+    choices |= {"printer_id": request.form.get("printer_id", ""),
+                "reprint_reason": request.form.get("reprint_reason", "")}
+    kept = {k: v for k, v in choices.items() if v}
+    return f"{back}?{urlencode(kept)}#{panel}" if kept else f"{back}#{panel}"
 
 
 def _finish(job_id: int, back: str) -> Any:
@@ -41,20 +51,24 @@ def print_box_from_page() -> Any:
 
     container_id = request.form.get("container_id", type=int) or 0
     back = url_for("pages.container_detail", container_id=container_id)
+    # "box:<template>" or "tubes:<template>"; older forms sent contents and template apart
+    what, _, template = request.form.get("label", "").partition(":")
+    if not template:
+        what = request.form.get("contents", "box")
+        template = request.form.get("template", "")
     try:
         with transaction():
             actor = current_actor()
             box = get_visible(StorageContainer, container_id, actor)
             printer_id = request.form.get("printer_id", type=int)
             job = services.print_box(
-                box, contents=request.form.get("contents") == "tubes",
-                template=request.form.get("template", ""), actor=actor,
+                box, contents=what == "tubes", template=template, actor=actor,
                 printer=services.get_printer(printer_id) if printer_id else None,
                 reprint_reason=request.form.get("reprint_reason") or None, source="box page")
             job_id = job.id
     except BiobankError as error:
         flash(f"Not printed: {error.message}", "error")
-        return redirect(back)
+        return redirect(_with_choices(back, "box-print-panel", label=f"{what}:{template}"))
     return _finish(job_id, back)
 
 
@@ -81,5 +95,7 @@ def print_from_page() -> Any:
             job_id = job.id
     except BiobankError as error:
         flash(f"Not printed: {error.message}", "error")
-        return redirect(back)
+        return redirect(_with_choices(back, "print-panel",
+                                      template=request.form.get("template", ""),
+                                      copies=request.form.get("copies", "")))
     return _finish(job_id, back)

@@ -111,3 +111,9 @@ def load_template(name: str) -> Template:
         raise LabelError(f"unknown template {name!r} (known: {', '.join(template_names())})")
     text = (resources.files("labels") / "templates" / f"{name}.json").read_text()
     return parse_template(json.loads(text), name=name)
+
+
+def templates_fitting(available: set[str] | frozenset[str]) -> list[str]:
+    """Names of the shipped templates whose every placeholder is among *available* (the
+    values an object can give): the only ones that can print it."""
+    return [name for name in template_names() if load_template(name).fields <= available]

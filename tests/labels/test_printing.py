@@ -226,3 +226,20 @@ def test_cups_sender_refuses_what_lp_would_read_as_an_option():
     for queue, server in (("-E", None), ("labels", "-h")):
         with pytest.raises(PrinterError, match="not a queue name"):
             send_cups(queue, b"^XA^XZ", raw=True, server=server)
+
+
+def test_a_template_that_cannot_print_the_object_is_refused_by_name(client, make, site,
+                                                                    technician, headers,
+                                                                    db_session):
+    box = make.box(site=site)
+    tube = make.specimen(participant=make.participant(site=site), container=box, pos_row=1,
+                         pos_col=1)
+    h = headers(technician)
+    for body, words in (
+            ({"template": "cryovial-2d", "container_id": box.id}, "cannot print a box"),
+            ({"template": "box", "specimen_ids": [tube.id]}, "cannot print a specimen"),
+            ({"template": "shipping-box", "specimen_ids": [tube.id]}, "{destination}")):
+        r = client.post("/api/v1/print-jobs/", headers=h, json=body)
+        assert r.status_code == 422, (body, r.json)
+        assert r.json["errors"][0]["field"] == "template" and words in r.json["detail"]
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0

@@ -131,6 +131,8 @@ def test_case_page_shows_melanoma_staging_and_specimens(server, page):
     assert page.text_content("#disease-group") == "melanoma"
     assert page.text_content("#breslow") == f"{case.breslow_mm} mm"
     assert page.locator("#samples tbody tr").count() >= 1
+    # thumbnails finish loading first: leaving mid-download drops the dev server's file
+    page.wait_for_load_state("networkidle")
     page.click("#samples tbody a >> nth=0")
     page.wait_for_url("**/specimens/**")
 
@@ -248,3 +250,74 @@ def test_api_docs_render_with_every_external_request_blocked(server, page):
     paths = page.locator(".opblock-summary-path").all_text_contents()
     assert any("/api/v1/specimens/" in p for p in paths)
     assert outside == []
+
+
+def test_quantities_show_as_people_write_them(server, page):
+    import re
+
+    base, app = server
+    login(page, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/specimens")
+    cells = [c.strip() for c in page.locator("#results tbody td.num").all_text_contents()]
+    shown = [c for c in cells if c]
+    assert shown
+    for text in shown:
+        assert re.fullmatch(r"\d+(\.\d*[1-9])?( (µL|mL|mg|g|µg|ng|cells))?", text), text
+    specimen = _query(app, sa.select(Specimen).where(Specimen.quantity.is_not(None)).limit(1))[0]
+    page.goto(f"{base}/specimens/{specimen.barcode}")
+    from biobank.units import format_quantity
+
+    detail = page.locator("dt:text('Quantity') + dd").text_content()
+    assert detail.startswith(format_quantity(specimen.quantity, specimen.unit) + " (initial ")
+
+
+def test_print_panels_offer_only_fitting_templates_and_print_with_their_defaults(server, page):
+    base, app = server
+    from biobank.models.vocab import ContainerKind
+    from labels.services import (
+        container_templates,
+        default_specimen_template,
+        specimen_templates,
+    )
+
+    with app.app_context():
+        specimen = db.session.scalars(sa.select(Specimen).where(
+            Specimen.material_type == MaterialType.PLASMA).order_by(Specimen.id)).first()
+        barcode, default = specimen.barcode, default_specimen_template(specimen)
+        box_id = db.session.scalars(sa.select(StorageContainer.id).where(
+            StorageContainer.kind == ContainerKind.BOX).order_by(StorageContainer.id.desc())
+        ).first()
+        tube_names, box_names = specimen_templates(), container_templates()
+        db.session.remove()
+    assert "shipping-box" not in tube_names + box_names  # it needs a destination
+    login(page, base, "tech", "tech-demo-pw")
+
+    page.goto(f"{base}/specimens/{barcode}")
+    options = page.locator("#print-panel select[name=template] option")
+    assert options.all_text_contents() == tube_names
+    assert page.input_value("#print-panel select[name=template]") == default
+    with page.expect_download() as download:  # the defaults print
+        page.click("#print-panel button[type=submit]")
+    assert download.value.suggested_filename.endswith(".pdf")
+    # printing again needs a reason: the error keeps what was chosen
+    other = next(n for n in tube_names if n != default)
+    for copies in ("1", "3"):
+        page.goto(f"{base}/specimens/{barcode}")
+        page.select_option("#print-panel select[name=template]", other)
+        page.fill("#print-panel input[name=copies]", copies)
+        if copies == "1":
+            with page.expect_download():
+                page.click("#print-panel button[type=submit]")
+    page.click("#print-panel button[type=submit]")
+    page.wait_for_selector("p.flash.error")
+    assert page.input_value("#print-panel select[name=template]") == other
+    assert page.input_value("#print-panel input[name=copies]") == "3"
+
+    page.goto(f"{base}/containers/{box_id}")
+    labels = page.locator("#box-print-panel select[name=label] option")
+    assert labels.evaluate_all("os => os.map(o => o.value)") == (
+        [f"box:{n}" for n in box_names] + [f"tubes:{n}" for n in tube_names])
+    assert page.input_value("#box-print-panel select[name=label]") == "box:box"
+    with page.expect_download() as download:
+        page.click("#box-print-panel button[type=submit]")
+    assert download.value.suggested_filename.endswith(".pdf")
