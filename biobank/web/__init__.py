@@ -15,6 +15,8 @@ def init_app(app: Flask) -> None:
     from biobank.web import cohorts, pages, requests  # noqa: F401  (they add pages to pages.bp)
 
     app.register_blueprint(pages.bp)
+    # On the app, not a blueprint: pages that other packages register are covered too.
+    app.before_request(pages.check_form_csrf)
     from biobank.units import format_quantity
 
     # ``{{ s.quantity|quantity(s.unit) }}`` → ``30 µL``: one way on every page

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
+    flash,
     g,
     redirect,
     render_template,
@@ -56,10 +57,14 @@ def _inject() -> dict[str, Any]:
     return {"csrf_token": _csrf_token, "actor": g.get("actor")}
 
 
-@bp.before_request
-def _check_csrf() -> None:
+def check_form_csrf() -> None:
+    """Every form post to a page, whichever package adds the page, carries the session's
+    token (the API has its own check: a header, or a bearer token)."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith(
+            ("/api/", "/ga4gh/")):
+        return
     token = request.form.get("csrf")
-    if request.method == "POST" and (not token or token != session.get("csrf")):
+    if not token or token != session.get("csrf"):
         abort(400, "the form expired: reload the page and try again")
 
 
@@ -168,11 +173,41 @@ def specimen_detail(barcode: str) -> Any:
     from biobank.services.timeline import specimen_timeline
 
     timeline = specimen_timeline(specimen)
+    from biobank.auth import MANAGERS, has_role
+    from biobank.services.custody import correctable_event
+
     return render_template(
         "specimen.html", s=specimen, ancestors=ancestors, descendants=descendants,
         events=events, audit=audit, withdrawn=has_withdrawn(specimen.participant),
         timeline=timeline, sprec=specimen_service.sprec_of(specimen),
+        correctable=correctable_event(events) if has_role(actor, MANAGERS) else None,
     )
+
+
+@bp.post("/specimens/<barcode>/custody/correct")
+@login_required
+def correct_custody(barcode: str) -> Any:
+    """A manager undoes the latest custody event, recorded by mistake, with a reason."""
+    from biobank.errors import BiobankError
+    from biobank.services.custody import correct_custody_event
+
+    back = url_for("pages.specimen_detail", barcode=barcode) + "#custody"
+    try:
+        with transaction():
+            actor = current_actor()
+            specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
+            event = correct_custody_event(
+                specimen, request.form.get("event_id", type=int) or 0, actor=actor,
+                reason=request.form.get("reason", ""))
+            done = (f"Event {event.details['corrects_seq']} "
+                    f"({event.details['corrected_type'].replace('_', ' ')}) corrected: "
+                    f"{specimen.barcode} is {specimen.status.value} again"
+                    + (f" at {specimen.location_text}" if specimen.location_text else ""))
+    except BiobankError as error:
+        flash(f"Not corrected: {error.message}", "error")
+        return redirect(back)
+    flash(done, "ok")
+    return redirect(back)
 
 
 @bp.route("/scan")

@@ -109,3 +109,22 @@ def test_cookie_authenticated_api_writes_need_the_csrf_header(client, make, site
     assert "X-CSRF-Token" in r.json["detail"]
     r = client.post(f"{API_PREFIX}/sites/", json=body, headers={"X-CSRF-Token": page_csrf})
     assert r.status_code == 403  # authenticated now; technicians may not create sites
+
+
+def test_every_page_that_takes_a_post_refuses_one_without_the_form_token(app, client, make,
+                                                                          site, db_session):
+    make.user("clerk", role="technician", sites=[site])
+    csrf = _csrf(client)
+    assert client.post("/login", data={"username": "clerk", "password": PASSWORD,
+                                       "csrf": csrf}).status_code == 302
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(("/api/", "/ga4gh/", "/static/")) or "POST" not in rule.methods:
+            continue
+        url = rule.rule.replace("<int:container_id>", "1")
+        assert "<" not in url, f"give {rule.rule} an example value here"
+        r = client.post(url, data={"barcode": "X", "container_id": "1"})
+        assert r.status_code == 400, (rule.rule, r.status_code)
+        assert "reload the page" in r.get_data(as_text=True)
+        checked.append(rule.rule)
+    assert {"/labels/print", "/labels/print-box", "/logout"} <= set(checked)
