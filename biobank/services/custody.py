@@ -219,6 +219,18 @@ def _restore(specimen: Specimen, state: dict[str, Any]) -> None:
         setattr(specimen, name, value)
 
 
+def correctable_event(events: list[CustodyEvent]) -> CustodyEvent | None:
+    """The event of a chain (oldest first) that a correction would undo now: the latest one
+    in force, if it kept the state before it."""
+    corrected = {e.details.get("corrects_event_id") for e in events
+                 if e.event_type is CustodyEventType.CORRECTED}
+    for event in reversed(events):
+        if event.event_type is CustodyEventType.CORRECTED or event.id in corrected:
+            continue
+        return event if isinstance(event.details.get("before"), dict) else None
+    return None
+
+
 def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User,
                           reason: str) -> CustodyEvent:
     """Record a correcting event for an event recorded by mistake (a wrong tube scanned):

@@ -21,7 +21,7 @@ ACTION_KEYS = "rsmoitpacdx"
 TUBE_A = make_barcode("AAA", MaterialType.PLASMA, 1)
 TUBES_B = {key: make_barcode(key.upper() + "BB", MaterialType.PLASMA, n)
            for n, key in enumerate(ACTION_KEYS, start=1)}
-SPARE_TUBES = [make_barcode("CSP", MaterialType.PLASMA, n) for n in range(1, 4)]
+SPARE_TUBES = [make_barcode("CSP", MaterialType.PLASMA, n) for n in range(1, 5)]
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +247,28 @@ def test_a_scan_while_a_confirmation_is_asked_cancels_it(station):
     page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
     _show_card(page, code)
     assert _state(app, TUBES_B["x"])[3] == 0
+
+
+def test_a_manager_corrects_a_mistaken_consume_from_the_specimen_page(station, server, browser):
+    page, app, _codes = station
+    base = server[0]
+    code = SPARE_TUBES[3]
+    before = _state(app, code)
+    _press_on_card(page, code, "c", "Confirm")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#feedback.ok")
+    assert _state(app, code)[0] is SpecimenStatus.CONSUMED
+
+    context = browser.new_context()
+    manager = context.new_page()
+    login(manager, base, "manager", "manager-demo-pw")
+    manager.goto(f"{base}/specimens/{code}")
+    assert "consumed" in manager.text_content("#correct-form")
+    manager.fill("#correct-form input[name=reason]", "scanned instead of the tube next to it")
+    manager.click("#correct-form button[type=submit]")
+    manager.wait_for_selector("p.flash.ok")
+    assert "in_storage again" in manager.text_content("p.flash.ok")
+    status, quantity, position, events = _state(app, code)
+    assert (status, quantity, position) == before[:3] and events == 2
+    assert manager.locator("#correct-form").count() == 0  # the ledger is back where it began
+    context.close()
