@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -15,35 +16,64 @@ from biobank.models import (
     ConsentResponse,
     Lesion,
     Participant,
+    RackScan,
     Site,
     Specimen,
     StorageContainer,
+    Study,
     User,
 )
 
 M = TypeVar("M")
 
 
+class ScopeUndeclared(RuntimeError):
+    """A query of a model that has not said how it belongs to a site: refusing is safer than
+    returning every site's rows."""
+
+
+#: model → how a row reaches its site: ``(column, joins)``, built lazily; ``None`` marks data
+#: every site shares (studies, reference data). Packages register their own models.
+_SITE_PATHS: dict[type, Callable[[], tuple[Any, list[tuple[Any, Any]]]] | None] = {}
+
+
+def register_site_path(model: type,
+                       path: Callable[[], tuple[Any, list[tuple[Any, Any]]]] | None) -> None:
+    """Declare how rows of *model* belong to a site (``None``: shared by every site)."""
+    _SITE_PATHS[model] = path
+
+
+def _participant_path(model: Any) -> Callable[[], tuple[Any, list[tuple[Any, Any]]]]:
+    return lambda: (Participant.site_id, [(Participant, model.participant_id == Participant.id)])
+
+
+register_site_path(Site, lambda: (Site.id, []))
+for _model in (Participant, CollectionEvent, Specimen, StorageContainer):
+    register_site_path(_model, lambda m=_model: (m.site_id, []))
+register_site_path(Case, _participant_path(Case))
+register_site_path(ConsentResponse, _participant_path(ConsentResponse))
+register_site_path(Lesion, lambda: (Participant.site_id, [
+    (Case, Lesion.case_id == Case.id), (Participant, Case.participant_id == Participant.id)]))
+register_site_path(RackScan, lambda: (StorageContainer.site_id, [
+    (StorageContainer, RackScan.container_id == StorageContainer.id)]))
+register_site_path(Study, None)
+
+
 def site_column(model: type) -> tuple[Any, list[tuple[Any, Any]]]:
-    """The column holding a row's site for *model*, and the joins needed to reach it."""
-    if model is Site:
-        return Site.id, []
-    if model in (Participant, CollectionEvent, Specimen, StorageContainer):
-        return model.site_id, []
-    if model in (Case, ConsentResponse):
-        return Participant.site_id, [(Participant, model.participant_id == Participant.id)]
-    if model is Lesion:
-        return Participant.site_id, [
-            (Case, Lesion.case_id == Case.id),
-            (Participant, Case.participant_id == Participant.id),
-        ]
-    return None, []
+    """The column holding a row's site for *model*, and the joins needed to reach it;
+    ``(None, [])`` for data every site shares. Raises ``ScopeUndeclared`` for a model that
+    declared nothing."""
+    if model not in _SITE_PATHS:
+        raise ScopeUndeclared(f"{model.__name__} does not declare how it belongs to a site "
+                              "(register_site_path): its rows cannot be scoped")
+    path = _SITE_PATHS[model]
+    return path() if path is not None else (None, [])
 
 
 def visible(stmt: sa.Select, model: type, actor: User) -> sa.Select:
     """Restrict *stmt* over *model* to the actor's sites (administrators see everything)."""
-    sites = visible_site_ids(actor)
     column, joins = site_column(model)
+    sites = visible_site_ids(actor)
     if sites is None or column is None:
         return stmt
     for target, onclause in joins:
