@@ -304,11 +304,13 @@ def answer_of(scan: Scan) -> dict[str, Any]:
 def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False,
                      lock: bool = False) -> Specimen:
     """The specimen a scanned code names, refused if it is another site's, except a tube
-    in transit that is being (or about to be) received here."""
+    in transit to one of the actor's sites that is being (or about to be) received there."""
     specimen = resolve_barcode(barcode, lock=lock)
     sites = visible_site_ids(actor)
     if sites is not None and specimen.site_id not in sites and not (
-            receiving and specimen.status is S.IN_TRANSIT):
+            receiving and specimen.status is S.IN_TRANSIT
+            and (destination := _last_destination(specimen)) is not None
+            and destination.id in sites):
         raise PermissionDenied(f"{specimen.barcode} belongs to {specimen.site.name}, not to "
                                "a site you work at", field="barcode")
     return specimen

@@ -318,3 +318,20 @@ def test_scan_times_before_collection_or_the_earliest_date_are_refused(client, a
     assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
     r = _post(client, h, scan(s.barcode, "receive", scanned_at="2025-03-01T10:00:00+00:00"))
     assert r.status_code == 201
+
+
+def test_a_tube_in_transit_shows_its_card_only_at_its_destination(client, make, site,
+                                                                  other_site, technician,
+                                                                  headers, db_session):
+    third = make.site()
+    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.IN_STORAGE)
+    r = _post(client, headers(technician), scan(s.barcode, "ship", destination_site_id=third.id))
+    assert r.status_code == 201, r.json
+    bystander = make.user("bystander", role="technician", sites=[other_site])
+    r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=headers(bystander))
+    assert r.status_code == 403 and "specimen" not in r.json
+    r = _post(client, headers(bystander), scan(s.barcode, "receive_at_destination"))
+    assert r.status_code == 403
+    receiver = make.user("receiver3", role="technician", sites=[third])
+    r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=headers(receiver))
+    assert r.status_code == 200 and "receive_at_destination" in r.json["allowed_actions"]
