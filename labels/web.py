@@ -16,6 +16,17 @@ from biobank.services.common import get_by
 bp = Blueprint("label_pages", __name__, template_folder="web_templates")
 
 
+def _staff() -> Any:
+    """The actor, if biobank staff: researchers do not print labels."""
+    from biobank.auth import STAFF, has_role
+    from biobank.errors import PermissionDenied
+
+    actor = current_actor()
+    if not has_role(actor, STAFF):
+        raise PermissionDenied("printing labels is for biobank staff")
+    return actor
+
+
 def _with_choices(back: str, panel: str, **choices: str) -> str:
     """*back* with the user's choices in its query, so the panel shows them again after an
     error instead of resetting."""
@@ -58,7 +69,7 @@ def print_box_from_page() -> Any:
         template = request.form.get("template", "")
     try:
         with transaction():
-            actor = current_actor()
+            actor = _staff()
             box = get_visible(StorageContainer, container_id, actor)
             printer_id = request.form.get("printer_id", type=int)
             job = services.print_box(
@@ -81,7 +92,7 @@ def print_from_page() -> Any:
     back = url_for("pages.specimen_detail", barcode=barcode)
     try:
         with transaction():
-            actor = current_actor()
+            actor = _staff()
             specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
             printer_id = request.form.get("printer_id", type=int)
             copies = request.form.get("copies", default=1, type=int)

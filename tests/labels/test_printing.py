@@ -243,3 +243,22 @@ def test_a_template_that_cannot_print_the_object_is_refused_by_name(client, make
         assert r.status_code == 422, (body, r.json)
         assert r.json["errors"][0]["field"] == "template" and words in r.json["detail"]
     assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0
+
+
+def test_researchers_do_not_print_from_the_pages(client, make, site, researcher, db_session):
+    import re
+
+    from tests.factories import PASSWORD
+
+    tube = make.specimen(participant=make.participant(site=site))
+    html = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    r = client.post("/login", data={"username": researcher.username, "password": PASSWORD,
+                                    "csrf": csrf})
+    assert r.status_code == 302
+    html = client.get("/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    r = client.post("/labels/print", data={"csrf": csrf, "barcode": tube.barcode,
+                                           "template": "cryovial-2d"}, follow_redirects=True)
+    assert "printing labels is for biobank staff" in r.get_data(as_text=True)
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0
