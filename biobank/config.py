@@ -53,6 +53,9 @@ class Config:
     #: PostgreSQL work_mem of a cohort query's counting statement, in MB: each clause's key
     #: set must fit in one hash table
     QUERY_WORK_MEM_MB = 128
+    #: how long an approved request gives its researcher the bytes of its snapshot's omics
+    #: files and images (days from the approving signature)
+    DATA_ACCESS_DAYS = 365
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -80,7 +80,7 @@ class OmicsFileByIdViews(MethodView):
         from biobank.db import db
 
         db.session.expire_all()
-        return services.get_file(file_id)
+        return services.get_file(file_id, current_actor())
 
 
 @blp.route("/files/<int:file_id>/features/<path:feature>")
@@ -93,7 +93,7 @@ class FeatureViews(MethodView):
         By feature id or gene symbol; read from the stored `.h5ad` in backed mode, so the
         matrix is never loaded whole. `value` is null where the file had no value.
         """
-        return services.feature_values(services.get_file(file_id), feature)
+        return services.feature_values(services.get_file(file_id, current_actor()), feature)
 
 
 @blp.route("/qc")

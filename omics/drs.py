@@ -73,8 +73,15 @@ class DrsRecord:
 
 
 def _object(object_id: str) -> DrsRecord:
-    """An omics file or an image, by its SHA-256."""
-    record = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == object_id))
+    """An omics file or an image, by its SHA-256, if the caller may see it
+    (``omics.access``); any other is 'not found'."""
+    from biobank.auth import current_actor
+    from biobank.services.images import image_clause
+    from omics.access import file_clause
+
+    actor = current_actor()
+    record = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == object_id,
+                                                          file_clause(actor)))
     if record is not None:
         samples = [s.sample_name for s in record.samples]
         return DrsRecord(
@@ -85,7 +92,8 @@ def _object(object_id: str) -> DrsRecord:
             + (f"; samples: {', '.join(samples)}" if samples else "")
             + ("" if record.status is not FileStatus.FAILED else "; not ingested"),
             f"omics-file-{record.id}", services.file_path(record))
-    image = db.session.scalar(sa.select(Image).where(Image.sha256 == object_id))
+    image = db.session.scalar(sa.select(Image).where(Image.sha256 == object_id,
+                                                     image_clause(actor)))
     if image is not None:
         from biobank.services.images import file_path
 

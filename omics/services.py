@@ -375,7 +375,9 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
 
 def list_files(*, actor: User, specimen_id: int | None = None, case_id: int | None = None,
                participant_id: int | None = None) -> list[OmicsFile]:
-    stmt = sa.select(OmicsFile).order_by(OmicsFile.id.desc())
+    from omics.access import file_clause
+
+    stmt = sa.select(OmicsFile).where(file_clause(actor)).order_by(OmicsFile.id.desc())
     if specimen_id or case_id or participant_id:
         linked = (sa.select(OmicsFileSample.file_id)
                   .join(Specimen, Specimen.id == OmicsFileSample.specimen_id))
@@ -392,10 +394,16 @@ def list_files(*, actor: User, specimen_id: int | None = None, case_id: int | No
     return list(db.session.scalars(stmt.limit(500)))
 
 
-def get_file(file_id: int) -> OmicsFile:
+def get_file(file_id: int, actor: User | None = None) -> OmicsFile:
+    """An omics file; with *actor*, only one they may see (``omics.access``), any other
+    being 'not found'. Background tasks pass no actor."""
     record = db.session.get(OmicsFile, file_id)
     if record is None:
         raise NotFound(f"no omics file {file_id}")
+    if actor is not None:
+        from omics.access import visible_file
+
+        visible_file(record, actor)
     return record
 
 

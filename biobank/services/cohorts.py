@@ -442,6 +442,25 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     return Export(record, rows, checks)
 
 
+def granted_snapshot_ids(actor: User) -> sa.Select:
+    """Ids of the snapshots an approved request of *actor* names, while the approval's data
+    access lasts (``DATA_ACCESS_DAYS`` from the approving signature)."""
+    from flask import current_app
+
+    from biobank.db import utcnow
+    from biobank.models import RequestSignature, RequestStatus, SampleRequest
+
+    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED,
+               RequestStatus.RECEIVED)
+    since = utcnow() - dt.timedelta(days=current_app.config["DATA_ACCESS_DAYS"])
+    return (sa.select(SampleRequest.snapshot_id)
+            .join(RequestSignature, RequestSignature.request_id == SampleRequest.id)
+            .where(SampleRequest.requester_id == actor.id,
+                   SampleRequest.snapshot_id.is_not(None),
+                   SampleRequest.status.in_(granted), RequestSignature.meaning == "approved",
+                   RequestSignature.signed_at >= since))
+
+
 def approved_for(actor: User, snapshot: CohortSnapshot) -> bool:
     """Whether *actor* has an approved request (or one further on) for this very snapshot."""
     from biobank.models import RequestStatus, SampleRequest

@@ -18,12 +18,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from biobank.auth import check_site, scope
+from biobank.auth import check_site, visible_site_ids
 from biobank.db import db
 from biobank.errors import InvalidInput, NotFound
 from biobank.importfiles import sha256_of
 from biobank.models import Case, Image, ImageModality, Lesion, Participant, Specimen, User
 from biobank.models.images import QUALITY_FLAGS
+from biobank.models.vocab import Role
 
 DERMOSCOPIC_TYPES = ("contact_polarized", "contact_non_polarized", "non_contact_polarized")
 #: ISIC clinical metadata a record may carry (nothing that identifies a patient)
@@ -237,20 +238,36 @@ def register_folder(*, actor: User, folder: Path, metadata_csv: Path) -> dict[st
     return {"registered": created, "already_registered": existing}
 
 
+def image_clause(actor: User) -> Any:
+    """A WHERE clause over ``images``: those *actor* may see. Administrators see all, staff
+    the images of their sites' cases, researchers only the images of a snapshot an approved
+    request of theirs names, while its data access lasts."""
+    if actor.role is Role.ADMIN:
+        return sa.true()
+    if actor.role is Role.RESEARCHER:
+        from biobank.models import CohortSnapshotObject
+        from biobank.services.cohorts import granted_snapshot_ids
+
+        return Image.id.in_(sa.select(CohortSnapshotObject.object_id).where(
+            CohortSnapshotObject.kind == "image",
+            CohortSnapshotObject.snapshot_id.in_(granted_snapshot_ids(actor))))
+    sites = sorted(visible_site_ids(actor) or set())
+    return Image.case_id.in_(sa.select(Case.id).join(
+        Participant, Participant.id == Case.participant_id).where(Participant.site_id.in_(sites)))
+
+
 def get_image(image_id: int, actor: User) -> Image:
-    image = db.session.get(Image, image_id)
+    """An image *actor* may see; any other is 'not found'."""
+    image = db.session.scalar(sa.select(Image).where(Image.id == image_id, image_clause(actor)))
     if image is None:
         raise NotFound(f"no image {image_id}")
-    check_site(actor, image.case.participant.site_id, field="image_id")
     return image
 
 
 def list_images(*, actor: User, case_id: int | None = None, lesion_id: int | None = None,
                 specimen_id: int | None = None, modality: str | None = None,
                 limit: int = 200) -> list[Image]:
-    stmt = (sa.select(Image).join(Case, Case.id == Image.case_id)
-            .join(Participant, Participant.id == Case.participant_id))
-    stmt = scope(stmt, Participant.site_id, actor)
+    stmt = sa.select(Image).where(image_clause(actor))
     for column, value in ((Image.case_id, case_id), (Image.lesion_id, lesion_id),
                           (Image.specimen_id, specimen_id)):
         if value is not None:

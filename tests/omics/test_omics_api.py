@@ -129,7 +129,12 @@ def test_drs_objects_and_ranged_bytes(client, make, site, technician, researcher
     sha = r.json["sha256"]
     info = client.get("/ga4gh/drs/v1/service-info").json
     assert info["type"] == {"group": "org.ga4gh", "artifact": "drs", "version": "1.2.0"}
-    rh = headers(researcher)
+    # a researcher with no approved request naming these samples gets nothing of them
+    for url in (f"/ga4gh/drs/v1/objects/{sha}", f"/ga4gh/drs/v1/objects/{sha}/content",
+                f"/ga4gh/drs/v1/objects/{sha}/access/https", f"/api/v1/omics/files/{r.json['id']}"):
+        assert client.get(url, headers=headers(researcher)).status_code == 404, url
+    assert client.get("/api/v1/omics/files/", headers=headers(researcher)).json == []
+    rh = h  # the technician who uploaded it
     obj = client.get(f"/ga4gh/drs/v1/objects/{sha}", headers=rh)
     assert obj.status_code == 200
     body = obj.json
@@ -361,3 +366,30 @@ def test_a_repeat_far_from_its_first_record_fails_the_file(client, make, site, t
     assert (f"line {braf + 2}, column MEL-A1: chr7:140753336 A>T is called for sample MEL-A1 "
             f"on line {braf + 1} too") in failed["error"], failed
     assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
+
+
+def test_omics_files_are_seen_only_by_the_sites_of_all_their_samples(
+        client, make, site, other_site, admin, manager, headers, db_session):
+    tumour = _tumour_dna(make, site, "MELC-S1")
+    normal = make.specimen(participant=tumour.participant, material_type=MaterialType.DNA)
+    r = _upload(client, headers(admin), STRELKA, kind="exome", reference_genome="GRCh37",
+                sample_map={"TUMOR": tumour.barcode, "NORMAL": normal.barcode})
+    assert r.status_code == 201, r.json
+    file_id, sha = r.json["id"], r.json["sha256"]
+    elsewhere = headers(make.user("nrt-tech", role="technician", sites=[other_site]))
+    urls = (f"/api/v1/omics/files/{file_id}", f"/ga4gh/drs/v1/objects/{sha}",
+            f"/ga4gh/drs/v1/objects/{sha}/content")
+    for url in urls:
+        with client.get(url, headers=elsewhere) as r:
+            assert r.status_code == 404, (url, "elsewhere")
+    assert client.get("/api/v1/omics/files/", headers=elsewhere).json == []
+    mine = headers(manager)  # the site of both samples, not the uploader
+    for url in urls:
+        with client.get(url, headers=mine) as r:
+            assert r.status_code == 200, (url, "mine")
+    # one sample moves to the other site (shipped and received there): the file would show it
+    normal.site_id = other_site.id
+    db_session.commit()  # (a refused request rolls back what is not committed)
+    for url in urls:
+        with client.get(url, headers=mine) as r:
+            assert r.status_code == 404, (url, "moved")
