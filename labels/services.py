@@ -213,7 +213,7 @@ def print_request(request: Any, **options: Any) -> PrintJob:
         record = {"barcode": request.code, "destination": destination,
                   "text": f"{request.title} — {len(pick_list(request))} tubes"}
         return create_print_job([record], **options)
-    barcodes = [item["barcode"] for item in pick_list(request)]
+    barcodes = [item["barcode"] for item in pick_list(request, options["actor"])]
     if not barcodes:
         raise InvalidInput(f"{request.code} has no allocated tube to label",
                            field="request_id")

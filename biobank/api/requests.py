@@ -118,7 +118,8 @@ class PickListView(MethodView):
     @blp.response(200, PickItemSchema(many=True))
     def get(self, request_id: int) -> Any:
         """The allocated tubes in walking order: site, freezer, rack, box, position"""
-        return requests.pick_list(requests.get_request(request_id, current_actor()))
+        actor = current_actor()
+        return requests.pick_list(requests.get_request(request_id, actor), actor)
 
 
 @blp.route("/<int:request_id>/pick-list.pdf")
@@ -127,8 +128,9 @@ class PickListPdfView(MethodView):
     @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf")
     def get(self, request_id: int) -> Any:
         """The pick list as PDF, with the approval signature printed on it"""
-        request = requests.get_request(request_id, current_actor())
-        return Response(requests.pick_list_pdf(request), mimetype="application/pdf", headers={
+        actor = current_actor()
+        request = requests.get_request(request_id, actor)
+        return Response(requests.pick_list_pdf(request, actor), mimetype="application/pdf", headers={
             "Content-Disposition": f'inline; filename="pick-list-{request.code}.pdf"'})
 
 
@@ -177,7 +179,8 @@ class DistributionReportView(MethodView):
     @blp.response(200)
     def get(self, request_id: int) -> Any:
         """What was sent, to whom, when, under which approval and consent"""
-        return requests.distribution_report(requests.get_request(request_id, current_actor()))
+        actor = current_actor()
+        return requests.distribution_report(requests.get_request(request_id, actor), actor)
 
 
 @blp.route("/<int:request_id>/returns")
@@ -221,4 +224,4 @@ class ProcessingView(MethodView):
             request = requests.get_request(request_id, actor)
             replacement = requests.make_aliquot(request, allocation_id, actor=actor, **data)
             barcode = replacement.specimen.barcode
-        return next(i for i in requests.pick_list(request) if i["barcode"] == barcode), 201
+        return next(i for i in requests.pick_list(request, actor) if i["barcode"] == barcode), 201

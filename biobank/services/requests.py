@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash
 
-from biobank.auth import has_role
+from biobank.auth import has_role, visible_site_ids
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 from biobank.models import (
@@ -381,8 +381,18 @@ def _reserve(specimen_id: int) -> bool:
     return result.rowcount == 1
 
 
-def pick_list(request: SampleRequest) -> list[dict[str, Any]]:
-    """The request's live allocations in walking order: site, freezer, rack, box, position."""
+def _tube_sites(request: SampleRequest, actor: User | None) -> set[int] | None:
+    """The sites whose tubes of *request* the actor sees: all for administrators, the
+    requester and internal callers (no actor), their own sites for staff: each site picks,
+    reports and ships its own tubes."""
+    if actor is None or actor.id == request.requester_id:
+        return None
+    return visible_site_ids(actor)
+
+
+def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[str, Any]]:
+    """The request's live allocations in walking order: site, freezer, rack, box, position
+    (of the actor's sites, with *actor*)."""
     from sqlalchemy.orm import aliased
 
     from biobank.models import Site, StorageContainer
@@ -397,7 +407,9 @@ def pick_list(request: SampleRequest) -> list[dict[str, Any]]:
         .outerjoin(box, box.id == Specimen.container_id)
         .outerjoin(rack, rack.id == box.parent_id)
         .outerjoin(unit, unit.id == rack.parent_id)
-        .where(Allocation.request_id == request.id, Allocation.released_at.is_(None))
+        .where(Allocation.request_id == request.id, Allocation.released_at.is_(None),
+               sa.true() if (sites := _tube_sites(request, actor)) is None
+               else Specimen.site_id.in_(sorted(sites)))
         .order_by(Site.code, unit.name.nulls_last(), rack.name.nulls_last(),
                   box.name.nulls_last(), Specimen.pos_row.nulls_last(),
                   Specimen.pos_col.nulls_last(), Specimen.barcode)).all()
@@ -432,6 +444,10 @@ def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]
     if allocation is None:
         raise Conflict(f"WRONG TUBE: {barcode} is not on the pick list of {request.code}; "
                        "put it back", field="barcode")
+    sites = visible_site_ids(actor)
+    if sites is not None and allocation.specimen.site_id not in sites:
+        raise Conflict(f"WRONG TUBE: {barcode} is not on your site's pick list of "
+                       f"{request.code}; each site picks its own tubes", field="barcode")
     if allocation.picked_at is not None:
         raise Conflict(f"{barcode} was already picked by {allocation.picked_by} at "
                        f"{allocation.picked_at:%Y-%m-%d %H:%M}", field="barcode")
@@ -444,13 +460,13 @@ def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]
     return {"barcode": barcode, "picked": True, "remaining": remaining}
 
 
-def pick_list_pdf(request: SampleRequest) -> bytes:
+def pick_list_pdf(request: SampleRequest, actor: User | None = None) -> bytes:
     """The pick list on paper, with the approval's electronic signature printed on it."""
     rows = [["☐" if not item["picked_at"] else "✓", item["barcode"], item["case"],
              item["material_type"], f"{item['quantity'] or ''} {item['unit'] or ''}".strip(),
              item["site"], item["freezer"] or "", item["rack"] or "", item["box"] or "",
              item["position"] or "", "aliquot first" if item["needs_processing"] else ""]
-            for item in pick_list(request)]
+            for item in pick_list(request, actor)]
     header = ["", "Barcode", "Case", "Material", "Qty", "Site", "Freezer", "Rack", "Box", "Pos",
               "Note"]
     return _document(request, f"Pick list {request.code}: {request.title}", [], header, rows,
@@ -577,9 +593,12 @@ def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]])
     return shipment
 
 
-def distribution_report(request: SampleRequest) -> dict[str, Any]:
-    """What was sent, to whom, when, under which approval and consent."""
+def distribution_report(request: SampleRequest, actor: User | None = None) -> dict[str, Any]:
+    """What was sent, to whom, when, under which approval and consent (the tubes of the
+    actor's sites, for staff other than the requester)."""
     from biobank.services.consents import granted_scopes
+
+    sites = _tube_sites(request, actor)
 
     approval = next((s for s in request.signatures if s.meaning == "approved"), None)
     shipment = request.shipment
@@ -588,6 +607,8 @@ def distribution_report(request: SampleRequest) -> dict[str, Any]:
         if allocation.released_at is not None:
             continue
         specimen = allocation.specimen
+        if sites is not None and specimen.site_id not in sites:
+            continue
         scopes = sorted(s.value for s in granted_scopes(specimen.participant))
         tubes.append({"barcode": specimen.barcode, "participant": specimen.participant.code,
                       "material_type": specimen.material_type.value,

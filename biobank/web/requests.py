@@ -40,7 +40,7 @@ def request_detail(request_id: int) -> Any:
         "request.html", r=item, is_manager=has_role(actor, (Role.ADMIN, Role.MANAGER)),
         is_staff=has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
         is_requester=item.requester_id == actor.id,
-        picks=request_service.pick_list(item) if item.allocations else [])
+        picks=request_service.pick_list(item, actor) if item.allocations else [])
 
 
 @bp.route("/requests/<int:request_id>/report")
@@ -48,4 +48,5 @@ def request_detail(request_id: int) -> Any:
 def request_report(request_id: int) -> Any:
     actor = current_actor()
     item = request_service.get_request(request_id, actor)
-    return render_template("request_report.html", report=request_service.distribution_report(item))
+    return render_template("request_report.html",
+                           report=request_service.distribution_report(item, actor))

@@ -152,6 +152,26 @@ def test_allocation_prefers_aliquots_and_reserves_them(client, bank, researcher,
                        headers=rh).status_code == 403
 
 
+def test_each_site_sees_and_picks_only_its_own_tubes(client, bank, researcher, manager, make,
+                                                     other_site, headers):
+    rh, mh = headers(researcher), headers(manager)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"])
+    assert client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh
+                       ).status_code == 200
+    url = f"/api/v1/requests/{request['id']}"
+    mine = client.get(f"{url}/pick-list", headers=headers(manager)).json
+    assert mine and {i["site"] for i in mine} == {bank.a1.site.code}
+    elsewhere = headers(make.user("nrt-picker", role="technician", sites=[other_site]))
+    assert client.get(f"{url}/pick-list", headers=elsewhere).json == []
+    r = client.post(f"{url}/picks", headers=elsewhere, json={"barcode": mine[0]["barcode"]})
+    assert r.status_code == 409 and "your site's pick list" in r.json["detail"]
+    assert client.get(f"{url}/distribution-report", headers=elsewhere).json["tubes"] == []
+    # the requester sees every tube of their own request
+    report = client.get(f"{url}/distribution-report", headers=rh).json
+    assert {t["barcode"] for t in report["tubes"]} == {i["barcode"] for i in mine}
+
+
 def test_pick_list_in_walking_order_and_scanning_each_tube(client, bank, researcher, manager,
                                                           technician, headers, tmp_path):
     import shutil
