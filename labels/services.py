@@ -273,19 +273,40 @@ def send_job(job: PrintJob) -> bool:
     return True
 
 
+def job_clause(actor: User) -> Any:
+    """The print jobs *actor* may see: their own; for a manager also those made at their
+    sites that label nothing of another site's; everything for administrators."""
+    from biobank.models.users import user_sites
+    from biobank.models.vocab import Role
+
+    if actor.is_admin:
+        return sa.true()
+    own = PrintJob.actor_id == actor.id
+    if actor.role is not Role.MANAGER:
+        return own
+    sites = sorted(actor.site_ids) or [-1]
+    foreign_tube = (sa.select(PrintJobItem.id)
+                    .join(Specimen, Specimen.barcode == PrintJobItem.barcode)
+                    .where(PrintJobItem.job_id == PrintJob.id, Specimen.site_id.not_in(sites)))
+    foreign_box = (sa.select(PrintJobItem.id)
+                   .join(StorageContainer, StorageContainer.barcode == PrintJobItem.barcode)
+                   .where(PrintJobItem.job_id == PrintJob.id,
+                          StorageContainer.site_id.not_in(sites)))
+    made_here = PrintJob.actor_id.in_(
+        sa.select(user_sites.c.user_id).where(user_sites.c.site_id.in_(sites)))
+    return sa.or_(own, sa.and_(made_here, ~sa.exists(foreign_tube), ~sa.exists(foreign_box)))
+
+
 def get_job(job_id: int, *, actor: User) -> PrintJob:
-    job = db.session.get(PrintJob, job_id)
-    if job is None or (not actor.is_admin and job.actor_id != actor.id
-                       and actor.role.value not in ("manager",)):
+    job = db.session.scalar(sa.select(PrintJob).where(PrintJob.id == job_id, job_clause(actor)))
+    if job is None:
         raise NotFound(f"no print job {job_id}")
     return job
 
 
 def list_jobs(*, actor: User, status: PrintJobStatus | None = None, limit: int = 50
               ) -> list[PrintJob]:
-    stmt = sa.select(PrintJob).order_by(PrintJob.id.desc()).limit(limit)
-    if not actor.is_admin and actor.role.value != "manager":
-        stmt = stmt.where(PrintJob.actor_id == actor.id)
+    stmt = sa.select(PrintJob).where(job_clause(actor)).order_by(PrintJob.id.desc()).limit(limit)
     if status is not None:
         stmt = stmt.where(PrintJob.status == status)
     return list(db.session.scalars(stmt))

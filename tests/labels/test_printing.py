@@ -262,3 +262,21 @@ def test_researchers_do_not_print_from_the_pages(client, make, site, researcher,
                                            "template": "cryovial-2d"}, follow_redirects=True)
     assert "printing labels is for biobank staff" in r.get_data(as_text=True)
     assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0
+
+
+def test_managers_see_print_jobs_of_their_sites_only(client, make, site, other_site, manager,
+                                                     headers, db_session):
+    here = make.user("ctr-tech", role="technician", sites=[site])
+    there = make.user("nrt-tech", role="technician", sites=[other_site])
+    ours = make.specimen(participant=make.participant(site=site))
+    theirs = make.specimen(participant=make.participant(site=other_site))
+    for user, tube in ((here, ours), (there, theirs)):
+        r = client.post("/api/v1/print-jobs/", headers=headers(user),
+                        json={"template": "cryovial-2d", "specimen_ids": [tube.id]})
+        assert r.status_code == 201, r.json
+    listed = client.get("/api/v1/print-jobs/", headers=headers(manager)).json
+    seen = {b for job in listed for b in job["barcodes"]}
+    assert ours.barcode in seen and theirs.barcode not in seen
+    other_job = next(j for j in client.get("/api/v1/print-jobs/", headers=headers(there)).json)
+    r = client.get(f"/api/v1/print-jobs/{other_job['id']}", headers=headers(manager))
+    assert r.status_code == 404
