@@ -184,6 +184,7 @@ class MuDataView(MethodView):
             raise PermissionDenied("omics matrices are exported by biobank managers")
         snapshot = _snapshot_of(cohorts.get_cohort(cohort_id, actor), args.get("snapshot"),
                                 actor)
+        cohorts.check_export_sites(snapshot, actor)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "cohort.h5mu"
             cohorts.write_mudata(snapshot, path)

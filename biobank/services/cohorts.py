@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from biobank.auth import has_role
+from biobank.auth import has_role, visible_site_ids
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from biobank.models import (
@@ -403,6 +403,7 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
         raise PermissionDenied("manifests are exported by biobank managers; a researcher gets "
                                "the manifest of a snapshot an approved request of theirs names")
+    check_export_sites(snapshot, actor)
     if not salt or len(salt) > 128:
         raise InvalidInput("a salt of 1 to 128 characters is needed", field="salt")
     if stratify_by not in (None, "diagnosis"):
@@ -440,6 +441,38 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     checks["excluded_by_consent"] = excluded
     checks["pinned_to_test"] = len(leaked)
     return Export(record, rows, checks)
+
+
+def snapshot_site_ids(snapshot: CohortSnapshot) -> set[int]:
+    """The sites of the participants whose data objects (omics samples, images) the snapshot
+    holds."""
+    from omics.models import OmicsFileSample
+
+    objects = sa.select(CohortSnapshotObject.object_id).where(
+        CohortSnapshotObject.snapshot_id == snapshot.id)
+    sample_sites = (sa.select(Specimen.site_id)
+                    .join(OmicsFileSample, OmicsFileSample.specimen_id == Specimen.id)
+                    .where(OmicsFileSample.id.in_(objects.where(
+                        CohortSnapshotObject.kind == "omics"))))
+    image_sites = (sa.select(Participant.site_id)
+                   .join(Case, Case.participant_id == Participant.id)
+                   .join(Image, Image.case_id == Case.id)
+                   .where(Image.id.in_(objects.where(CohortSnapshotObject.kind == "image"))))
+    return set(db.session.scalars(sa.union(sample_sites, image_sites)))
+
+
+def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:
+    """A manager exports the data of their own sites only: a snapshot that holds another
+    site's is exported by an administrator (or reaches a researcher through an approved
+    request)."""
+    sites = visible_site_ids(actor)
+    if sites is None or approved_for(actor, snapshot):
+        return
+    others = snapshot_site_ids(snapshot) - sites
+    if others:
+        raise PermissionDenied(
+            f"this snapshot holds data of {len(others)} other site(s): an administrator "
+            "exports it", field="snapshot")
 
 
 def granted_snapshot_ids(actor: User) -> sa.Select:

@@ -263,3 +263,21 @@ def test_mudata_of_a_cohorts_matrices(client, bank, technician, manager, headers
     assert mdata.uns["lims"]["manifest_sha256"]
     assert client.get(f"/api/v1/cohorts/{cohort['id']}/mudata",
                       headers=headers(technician)).status_code == 403  # managers export
+
+
+def test_a_manager_exports_no_other_sites_data(client, bank, admin, manager, headers, tmp_path):
+    ah = headers(admin)
+    r = upload(client, ah, picture(tmp_path, "psoriasis.jpg", seed=9), modality="clinical_overview",
+               case="Q-C3")  # a case of the other site
+    assert r.status_code == 201, r.json
+    cohort = make_cohort(client, ah, eq("images.modality", "clinical_overview"), level="cases")
+    cohort_b = make_cohort(client, ah, eq("images.modality", "dermoscopy"), level="cases")
+    for c in (cohort, cohort_b):
+        freeze(client, ah, c["id"])
+    assert manifest(client, ah, cohort["id"]).status_code == 200
+    r = manifest(client, headers(manager), cohort["id"])
+    assert r.status_code == 403 and "1 other site" in r.json["detail"]
+    assert client.get(f"/api/v1/cohorts/{cohort['id']}/mudata", headers=headers(manager)
+                      ).status_code == 403
+    # a snapshot of the manager's own site only is theirs to export
+    assert manifest(client, headers(manager), cohort_b["id"]).status_code == 200
