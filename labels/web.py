@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, flash, redirect, request, url_for
 
-from biobank.auth import current_actor
+from biobank.auth import STAFF, current_actor, roles_required
 from biobank.db import db, transaction
 from biobank.errors import BiobankError, InvalidInput
 from biobank.models import Specimen
@@ -54,6 +54,7 @@ def _finish(job_id: int, back: str) -> Any:
 
 
 @bp.post("/labels/print-box")
+@roles_required(*STAFF)
 def print_box_from_page() -> Any:
     """Print a box's label, or labels for every tube in it, from the box page."""
     from biobank.models import StorageContainer
@@ -84,6 +85,7 @@ def print_box_from_page() -> Any:
 
 
 @bp.post("/labels/print")
+@roles_required(*STAFF)
 def print_from_page() -> Any:
     """Print the specimen's label from its page; the outcome is shown on the page."""
     from labels import services

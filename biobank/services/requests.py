@@ -390,6 +390,17 @@ def _tube_sites(request: SampleRequest, actor: User | None) -> set[int] | None:
     return visible_site_ids(actor)
 
 
+def allocated_to(actor: User, specimen_id: int) -> bool:
+    """Whether *specimen_id* is allocated (and not released) to an approved request of
+    *actor*'s: the only tubes a researcher sees one by one."""
+    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED,
+               RequestStatus.RECEIVED)
+    return db.session.scalar(sa.select(sa.exists().where(
+        Allocation.specimen_id == specimen_id, Allocation.released_at.is_(None),
+        Allocation.request_id == SampleRequest.id, SampleRequest.requester_id == actor.id,
+        SampleRequest.status.in_(granted)))) or False
+
+
 def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[str, Any]]:
     """The request's live allocations in walking order: site, freezer, rack, box, position
     (of the actor's sites, with *actor*)."""

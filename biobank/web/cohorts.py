@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import render_template
 
-from biobank.auth import current_actor, has_role
+from biobank.auth import ALL_ROLES, STAFF, current_actor, has_role, roles_required
 from biobank.db import db
 from biobank.models import Image, Lesion, Specimen
 from biobank.models.vocab import Role
@@ -22,6 +22,7 @@ DEFAULT_FACETS = ["cases.disease_group", "specimens.material_class", "consents.s
 
 @bp.route("/cohorts")
 @login_required
+@roles_required(*ALL_ROLES)
 def cohort_list() -> Any:
     actor = current_actor()
     return render_template("cohorts.html", cohorts=cohort_service.list_cohorts(actor))
@@ -29,12 +30,14 @@ def cohort_list() -> Any:
 
 @bp.route("/cohorts/new")
 @login_required
+@roles_required(*ALL_ROLES)
 def cohort_new() -> Any:
     return _builder(None)
 
 
 @bp.route("/cohorts/<int:cohort_id>")
 @login_required
+@roles_required(*ALL_ROLES)
 def cohort_detail(cohort_id: int) -> Any:
     return _builder(cohort_service.get_cohort(cohort_id, current_actor()))
 
@@ -49,6 +52,7 @@ def _builder(cohort: Any) -> Any:
 
 @bp.route("/lesions/<code>")
 @login_required
+@roles_required(*STAFF)
 def lesion_detail(code: str) -> Any:
     actor = current_actor()
     lesion = get_by(Lesion, Lesion.code, code, actor)

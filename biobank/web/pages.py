@@ -20,7 +20,7 @@ from flask import (
     url_for,
 )
 
-from biobank.auth import authenticate, current_actor
+from biobank.auth import ALL_ROLES, MANAGERS, STAFF, authenticate, current_actor, roles_required
 from biobank.db import db, transaction
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.models import (
@@ -36,6 +36,7 @@ from biobank.models.vocab import (
     DiseaseGroup,
     Lineage,
     MaterialType,
+    Role,
     SpecimenStatus,
 )
 from biobank.services import specimens as specimen_service
@@ -109,6 +110,7 @@ def logout() -> Any:
 
 @bp.route("/")
 @login_required
+@roles_required(*ALL_ROLES)
 def dashboard() -> Any:
     actor = current_actor()
     by_material = specimen_service.counts_by(Specimen.material_type, actor=actor)
@@ -132,6 +134,7 @@ def dashboard() -> Any:
 
 @bp.route("/specimens")
 @login_required
+@roles_required(*STAFF)
 def specimen_search() -> Any:
     actor = current_actor()
     args = request.args
@@ -160,8 +163,11 @@ def specimen_search() -> Any:
 
 @bp.route("/specimens/<barcode>")
 @login_required
+@roles_required(*ALL_ROLES)
 def specimen_detail(barcode: str) -> Any:
     actor = current_actor()
+    if actor.role is Role.RESEARCHER:
+        return _allocated_specimen(barcode, actor)
     specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
     ancestors, descendants = specimen_service.lineage_of(specimen)
     events = list_custody_events(specimen)
@@ -184,8 +190,20 @@ def specimen_detail(barcode: str) -> Any:
     )
 
 
+def _allocated_specimen(barcode: str, actor: Any) -> Any:
+    """A researcher's view of a tube an approved request of theirs allocated: what it is,
+    not who handled it (no custody or audit trail); any other tube is not found."""
+    from biobank.services.requests import allocated_to
+
+    specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == barcode))
+    if specimen is None or not allocated_to(actor, specimen.id):
+        abort(404, f"no specimen {barcode} among the tubes of your approved requests")
+    return render_template("specimen_allocated.html", s=specimen)
+
+
 @bp.post("/specimens/<barcode>/custody/correct")
 @login_required
+@roles_required(*MANAGERS)
 def correct_custody(barcode: str) -> Any:
     """A manager undoes the latest custody event, recorded by mistake, with a reason."""
     from biobank.errors import BiobankError
@@ -212,21 +230,18 @@ def correct_custody(barcode: str) -> Any:
 
 @bp.route("/scan")
 @login_required
+@roles_required(*STAFF)
 def scan_station() -> Any:
     """One input that keeps focus; wedge scanners type the code and press Enter."""
-    from biobank.auth import STAFF
-    from biobank.errors import PermissionDenied
     from biobank.models import Site
 
-    actor = current_actor()
-    if actor.role not in STAFF:
-        raise PermissionDenied("the scan station is for biobank staff")
     sites = db.session.scalars(sa.select(Site).order_by(Site.name)).all()
     return render_template("scan.html", sites=sites)
 
 
 @bp.route("/storage")
 @login_required
+@roles_required(*STAFF)
 def storage_overview() -> Any:
     """Top-level containers of the user's sites, with how full they are."""
     from biobank.services import storage
@@ -247,6 +262,7 @@ def _with_usage(containers: list[Any]) -> list[tuple[Any, int, int]]:
 
 @bp.route("/containers/<int:container_id>")
 @login_required
+@roles_required(*STAFF)
 def container_detail(container_id: int) -> Any:
     """A box as a grid coloured by material and state; other containers list their children."""
     from biobank.services.common import get_visible
@@ -264,6 +280,7 @@ def container_detail(container_id: int) -> Any:
 
 @bp.route("/containers/<int:container_id>/evacuation", methods=["GET", "POST"])
 @login_required
+@roles_required(*STAFF)
 def evacuation(container_id: int) -> Any:
     """A freezer-failure plan to review and print; managers carry it out from here."""
     from flask import flash
@@ -293,6 +310,7 @@ def evacuation(container_id: int) -> Any:
 
 @bp.route("/participants/<code>")
 @login_required
+@roles_required(*STAFF)
 def participant_detail(code: str) -> Any:
     actor = current_actor()
     participant = get_by(Participant, Participant.code, code, actor)
@@ -310,6 +328,7 @@ def participant_detail(code: str) -> Any:
 
 @bp.route("/cases/<code>")
 @login_required
+@roles_required(*STAFF)
 def case_detail(code: str) -> Any:
     actor = current_actor()
     case = get_by(Case, Case.code, code, actor)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import render_template, request
 
-from biobank.auth import current_actor, has_role
+from biobank.auth import ALL_ROLES, current_actor, has_role, roles_required
 from biobank.models.vocab import Role
 from biobank.services import cohorts as cohort_service
 from biobank.services import requests as request_service
@@ -16,6 +16,7 @@ from biobank.web.pages import bp, login_required
 
 @bp.route("/requests")
 @login_required
+@roles_required(*ALL_ROLES)
 def request_list() -> Any:
     actor = current_actor()
     return render_template("requests.html", requests=request_service.list_requests(actor))
@@ -23,6 +24,7 @@ def request_list() -> Any:
 
 @bp.route("/requests/new")
 @login_required
+@roles_required(*ALL_ROLES)
 def request_new() -> Any:
     actor = current_actor()
     cohorts = [c for c in cohort_service.list_cohorts(actor)
@@ -33,6 +35,7 @@ def request_new() -> Any:
 
 @bp.route("/requests/<int:request_id>")
 @login_required
+@roles_required(*ALL_ROLES)
 def request_detail(request_id: int) -> Any:
     actor = current_actor()
     item = request_service.get_request(request_id, actor)
@@ -45,6 +48,7 @@ def request_detail(request_id: int) -> Any:
 
 @bp.route("/requests/<int:request_id>/report")
 @login_required
+@roles_required(*ALL_ROLES)
 def request_report(request_id: int) -> Any:
     actor = current_actor()
     item = request_service.get_request(request_id, actor)
