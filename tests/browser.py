@@ -43,6 +43,21 @@ def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[t
             db.engine.dispose()
 
 
+def module_server(name: str, *, demo_participants: int = 40) -> Any:
+    """A module-scoped fixture serving a demo biobank on a database of its own; yields
+    (base URL, app)."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+        from tests.conftest import separate_database
+
+        url = separate_database(tmp_path_factory.mktemp(name), name)
+        with live_server(url, demo_participants=demo_participants) as (base, app):
+            yield base, app
+
+    return server
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not shutil.which(CHROMIUM) and not os.environ.get("BIOBANK_REQUIRE_BROWSER"):
@@ -51,8 +66,24 @@ def browser() -> Iterator[Any]:
 
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
+        yield CspBypassingBrowser(chromium)
         chromium.close()
+
+
+class CspBypassingBrowser:
+    """The browser, whose contexts let Playwright's own page-side helpers run (its
+    ``wait_for_function`` evaluates strings, which the pages' Content-Security-Policy
+    forbids). ``test_content_security_policy`` visits the pages with the policy enforced."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def new_context(self, **options: Any) -> Any:
+        options.setdefault("bypass_csp", True)
+        return self._browser.new_context(**options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
 
 
 def login(page: Any, base: str, username: str, password: str) -> None:

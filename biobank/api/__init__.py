@@ -124,6 +124,13 @@ def register_api(app: Flask) -> None:
     _register_docs_assets(app)
 
     @app.before_request
+    def _body_limit() -> None:
+        # Uploads may be as large as their setting allows; every other body is small.
+        setting = app.config["UPLOAD_LIMITS"].get(request.endpoint or "")
+        if setting:
+            request.max_content_length = app.config[setting] + 1024 ** 2  # multipart framing
+
+    @app.before_request
     def _refuse_bodies_that_are_not_json() -> Any:
         if request.method not in ("POST", "PUT", "PATCH") or not _takes_json(request.endpoint):
             return None

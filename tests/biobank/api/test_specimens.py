@@ -339,3 +339,20 @@ def test_a_body_that_is_not_json_is_415(client, make, site, technician, headers)
         assert "application/json" in r.json["detail"]
     r = client.post("/api/v1/specimens/", json=_new(p), headers=h)
     assert r.status_code == 201
+
+
+def test_bodies_beyond_their_limit_are_413_problems(client, app, technician, headers):
+    h = headers(technician)
+    big = b'{"x": "' + b"a" * (app.config["MAX_CONTENT_LENGTH"] + 10) + b'"}'
+    r = client.post("/api/v1/specimens/", data=big, headers=h, content_type="application/json")
+    assert r.status_code == 413 and r.mimetype == "application/problem+json"
+    assert set(app.config["UPLOAD_LIMITS"]) <= set(app.view_functions)
+
+
+def test_pages_and_api_answers_carry_security_headers(client, technician, headers):
+    for r in (client.get("/login"), client.get("/api/v1/sites/", headers=headers(technician))):
+        assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Referrer-Policy"] == "same-origin"
+        assert r.headers["X-Frame-Options"] == "DENY"

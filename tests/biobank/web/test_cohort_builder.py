@@ -10,18 +10,11 @@ import sqlalchemy as sa
 from biobank.db import db
 from biobank.models import User
 from biobank.services import query
-from tests.browser import browser, live_server, login
-from tests.conftest import separate_database
+from tests.browser import browser, login, module_server
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    url = separate_database(tmp_path_factory.mktemp("cohorts"), "cohorts")
-    with live_server(url, demo_participants=60) as (base, app):
-        yield base, app
+server = module_server("cohorts", demo_participants=60)
 
 
 def expected(app, username, filters, level="cases"):
