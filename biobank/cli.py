@@ -179,6 +179,41 @@ def create_token_cmd(username: str, name: str, days: int | None) -> None:
     click.echo(secret)
 
 
+@main.group("tokens")
+def tokens_cli() -> None:
+    """List and revoke API tokens (create them with create-token)."""
+
+
+@tokens_cli.command("list")
+@click.argument("username")
+@with_appcontext
+def tokens_list_cmd(username: str) -> None:
+    """USERNAME's tokens: id, name, prefix, created, expires, last used, revoked."""
+    from biobank.services.tokens import list_tokens
+    from biobank.services.users import get_user
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    for t in list_tokens(get_user(username)):
+        click.echo(f"{t.id}\t{t.name}\t{t.prefix}…\tcreated {when(t.created_at)}\t"
+                   f"expires {when(t.expires_at)}\tused {when(t.last_used_at)}\t"
+                   f"revoked {when(t.revoked_at)}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke_cmd(token_id: int) -> None:
+    """Revoke token TOKEN_ID: it answers 401 from the next request on."""
+    from biobank.services.tokens import get_token, revoke_token
+
+    with transaction():
+        actor = system_actor()
+        token = revoke_token(get_token(token_id, actor=actor))
+        click.echo(f"revoked token {token.id} ({token.name}) of {token.user.username}")
+
+
 @main.command("demo")
 @click.option("--seed", type=int, default=None, help="Random seed (default: configured)")
 @click.option("--participants", type=int, default=300, show_default=True)
@@ -339,6 +374,8 @@ def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> N
     from biobank import migrate
 
     if demo:
+        # The embedded demo runs on plain HTTP: its session cookie cannot be HTTPS-only.
+        os.environ.setdefault("BIOBANK_SESSION_COOKIE_SECURE", "false")
         migrate.upgrade()
         from biobank.demo import database_is_empty, load_demo
 
@@ -353,6 +390,7 @@ def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> N
 
     for job_id in recover_jobs():
         click.echo(f"import job {job_id} was interrupted: marked failed")
+    db.engine.dispose()  # the workers open their own connections
     if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # One process keeps SQLite's single writer simple; threads still serve in parallel.
         workers = 1

@@ -149,6 +149,19 @@ def configure_engine_events(engine: sa.Engine) -> None:
 
 
 _READ_ONLY: ContextVar[bool] = ContextVar("biobank_read_only", default=False)
+_WRITING: ContextVar[bool] = ContextVar("biobank_writing", default=False)
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Transactions begun inside write, even in a GET request: on SQLite they take the write
+    lock when they begin (a read transaction that then writes cannot wait for another
+    writer, it fails). For the small bookkeeping writes of reads (a token's last use)."""
+    token = _WRITING.set(True)
+    try:
+        yield
+    finally:
+        _WRITING.reset(token)
 
 
 @contextmanager
@@ -173,6 +186,8 @@ def _sqlite_begin() -> str:
     """
     from flask import has_request_context, request
 
+    if _WRITING.get():
+        return "BEGIN IMMEDIATE"
     if _READ_ONLY.get() or (has_request_context()
                             and request.method in ("GET", "HEAD", "OPTIONS")):
         return "BEGIN"

@@ -111,7 +111,13 @@ def recover_jobs() -> list[int]:
 
     if not sa.inspect(db.engine).has_table("import_jobs"):
         return []
-    recovered = recover_interrupted_jobs()
+    from biobank.db import transaction
+
+    try:
+        with transaction():  # ends its transaction: a server must not start holding a lock
+            recovered = recover_interrupted_jobs()
+    finally:
+        db.session.remove()
     if recovered:
         _bound["app"].logger.warning("import jobs %s were interrupted: marked failed",
                                      ", ".join(map(str, recovered)))
