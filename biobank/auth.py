@@ -17,7 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from biobank.audit import set_actor
 from biobank.db import db, utcnow
 from biobank.errors import AuthenticationRequired, PermissionDenied, TooManyAttempts
-from biobank.models.users import ApiToken, User
+from biobank.models.users import ApiToken, Throttle, User, UserSession
 from biobank.models.vocab import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,36 +40,92 @@ def new_token_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def check_throttle(key: str) -> None:
+    """Refuse while *key* is locked after too many failed password checks."""
+    throttle = db.session.get(Throttle, key[:128])
+    if throttle is not None and throttle.locked_until is not None \
+            and throttle.locked_until > utcnow():
+        raise TooManyAttempts("too many failed attempts: try again later",
+                              retry_after=throttle.locked_until.isoformat())
+
+
+def note_failure(key: str) -> None:
+    """Count a failed password check for *key*; lock it after ``LOGIN_MAX_FAILURES``."""
+    now = utcnow()
+    throttle = db.session.get(Throttle, key[:128])
+    if throttle is None:
+        throttle = Throttle(key=key[:128], failures=0, updated_at=now)
+        db.session.add(throttle)
+    throttle.failures += 1
+    throttle.updated_at = now
+    if throttle.failures >= current_app.config["LOGIN_MAX_FAILURES"]:
+        throttle.locked_until = now + dt.timedelta(seconds=current_app.config["LOGIN_LOCK_SECONDS"])
+        throttle.failures = 0
+    db.session.flush()
+
+
+def clear_throttle(key: str) -> None:
+    throttle = db.session.get(Throttle, key[:128])
+    if throttle is not None:
+        db.session.delete(throttle)
+
+
 def authenticate(username: str, password: str) -> User | None:
-    """Check a username and password; count failures and lock the account after too many.
+    """Check a username and password; count failures and lock the name after too many.
 
     Returns ``None`` for a wrong name or password; the caller commits (so the failure count
-    is kept) and then answers with one message for both cases, so the response does not
-    reveal which usernames exist. Raises ``TooManyAttempts`` while the account is locked.
+    is kept) and then answers with one message for both cases. Failures are counted by the
+    name typed, whether or not an account has it, and checked in the same time, so neither
+    the answers, the lockout nor the timing reveal which usernames exist. Raises
+    ``TooManyAttempts`` while the name is locked.
     """
-    now = utcnow()
+    key = f"login:{username.strip().lower()}"
+    check_throttle(key)
     user = db.session.scalar(sa.select(User).where(User.username == username))
-    if user is None or not user.is_active or user.is_system or not user.password_hash:
-        # Spend the same time as a real check so that timing does not reveal usernames.
-        check_password_hash(_DUMMY_HASH, password)
+    usable = user is not None and user.is_active and not user.is_system and user.password_hash
+    if not check_password_hash(user.password_hash if usable else _DUMMY_HASH, password) \
+            or not usable:
+        note_failure(key)
         return None
-    if user.locked_until is not None and user.locked_until > now:
-        raise TooManyAttempts(
-            "too many failed logins: try again later", retry_after=user.locked_until.isoformat()
-        )
-    if not check_password_hash(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + dt.timedelta(seconds=current_app.config["LOGIN_LOCK_SECONDS"])
-            user.failed_logins = 0
-        return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    clear_throttle(key)
+    user.last_login_at = utcnow()
     return user
 
 
 _DUMMY_HASH = generate_password_hash("not-a-password")
+
+
+def start_session(user: User) -> str:
+    """Record a signed-in browser for *user*; returns the secret its cookie keeps."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(UserSession(id=hash_token(secret), user_id=user.id, created_at=now,
+                               last_seen_at=now))
+    db.session.flush()
+    return secret
+
+
+def end_session(secret: str) -> None:
+    """Log a browser out: its cookie no longer signs anyone in."""
+    record = db.session.get(UserSession, hash_token(secret))
+    if record is not None and record.ended_at is None:
+        record.ended_at = utcnow()
+
+
+def user_for_session(secret: str) -> User | None:
+    """The user a session cookie signs in, if the session is live: not ended, and not idle
+    for longer than ``SESSION_IDLE_MINUTES`` (its last use is kept, once a minute)."""
+    record = db.session.get(UserSession, hash_token(str(secret)))
+    now = utcnow()
+    idle = dt.timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    if record is None or record.ended_at is not None or record.last_seen_at < now - idle:
+        return None
+    user = db.session.get(User, record.user_id)
+    if user is None or not user.is_active:
+        return None
+    if now - record.last_seen_at > dt.timedelta(minutes=1):
+        _bookkeep(record, "last_seen_at", now)
+    return user
 
 
 def user_for_token(secret: str) -> User | None:
@@ -77,9 +133,24 @@ def user_for_token(secret: str) -> User | None:
     token = db.session.scalars(
         sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
         .options(joinedload(ApiToken.user).joinedload(User.sites))).unique().first()
-    if token is None or not token.is_usable(utcnow()) or not token.user.is_active:
+    now = utcnow()
+    if token is None or not token.is_usable(now) or not token.user.is_active:
         return None
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        # Kept to the minute, so a busy scanner does not write on every request.
+        _bookkeep(token, "last_used_at", now)
     return token.user
+
+
+def _bookkeep(record: Any, attribute: str, value: Any) -> None:
+    """Set *attribute* of *record* and commit it on its own, before the request's work: the
+    read transaction begun to find the record ends first, and the write takes the write lock
+    as it begins."""
+    from biobank.db import transaction, writing
+
+    db.session.commit()  # nothing to write yet: it ends the read
+    with writing(), transaction():
+        setattr(record, attribute, value)
 
 
 def _load_actor() -> None:
@@ -90,8 +161,10 @@ def _load_actor() -> None:
         if user is None:
             g.auth_error = "invalid, expired or revoked token"
         g.actor = user
-    elif "user_id" in session:
-        user = db.session.get(User, session["user_id"])
+    elif "sid" in session:
+        user = user_for_session(session["sid"])
+        if user is None:
+            session.clear()  # ended (logged out, idle) or unknown: signed out
         unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
         if unsafe and request.path.startswith("/api/") and (
             not session.get("csrf") or request.headers.get("X-CSRF-Token") != session["csrf"]

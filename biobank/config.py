@@ -9,7 +9,12 @@ class Config:
     #: set from the environment or the instance file; a random one is kept in the instance folder
     SECRET_KEY = ""
     SESSION_COOKIE_HTTPONLY = True
+    #: the session cookie travels over HTTPS only (and answers carry HSTS); `serve --demo`
+    #: turns it off for the embedded demo on plain HTTP
+    SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    #: a signed-in browser is signed out after this many minutes without a request
+    SESSION_IDLE_MINUTES = 60
     #: failed logins before an account is locked, and for how long (seconds)
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_SECONDS = 15 * 60

@@ -23,7 +23,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 @contextmanager
 def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[tuple[str, Any]]:
     """Serve a demo biobank on a free loopback port; yields (base URL, app)."""
-    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "browser-tests"})
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "browser-tests",
+                      "SESSION_COOKIE_SECURE": False})  # served over plain HTTP
     with app.app_context():
         from biobank import migrate
         from biobank.demo import load_demo

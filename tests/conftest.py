@@ -74,7 +74,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     os.environ["BIOBANK_INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test"})
+    # The test client speaks plain HTTP: an HTTPS-only cookie would never come back.
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test",
+                      "SESSION_COOKIE_SECURE": False})
     with app.app_context():
         from biobank import migrate
 

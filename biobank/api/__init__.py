@@ -114,6 +114,7 @@ def register_api(app: Flask) -> None:
         sites,
         specimens,
         studies,
+        tokens,
     )
 
     # Before any route exists: rules pick their converters when they are added.
@@ -152,7 +153,7 @@ def register_api(app: Flask) -> None:
         return None
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
                    specimens, containers, scans, rack_scans, imports, query,
-                   cohorts, images, requests):
+                   cohorts, images, requests, tokens):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)

@@ -8,8 +8,9 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_required
+from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, note_failure, roles_required
 from biobank.db import transaction
+from biobank.errors import PermissionDenied
 from biobank.schemas.requests import (
     AllocationResultSchema,
     DecisionSchema,
@@ -81,10 +82,16 @@ class DecisionView(MethodView):
         """Approve or reject: an electronic signature (password re-entered; name, time and
         meaning recorded). Nobody decides their own request; a rejection needs a reason."""
         actor = current_actor()
-        with transaction():
-            request = requests.decide(requests.get_request(request_id, actor), actor=actor,
-                                      approve=data["decision"] == "approve",
-                                      password=data["password"], reason=data.get("reason"))
+        try:
+            with transaction():
+                request = requests.decide(requests.get_request(request_id, actor), actor=actor,
+                                          approve=data["decision"] == "approve",
+                                          password=data["password"], reason=data.get("reason"))
+        except PermissionDenied as error:
+            if error.field == "password":  # a wrong password counts, like a failed login
+                with transaction():
+                    note_failure(requests.signature_key(actor))
+            raise
         return request
 
 

@@ -40,7 +40,7 @@ from biobank.models.storage import (
     StorageContainer,
 )
 from biobank.models.studies import ConsentTier, Study
-from biobank.models.users import ApiToken, User, user_sites
+from biobank.models.users import ApiToken, Throttle, User, UserSession, user_sites
 
 __all__ = [
     "Allocation",
@@ -83,6 +83,8 @@ __all__ = [
     "Specimen",
     "StorageContainer",
     "Study",
+    "Throttle",
     "User",
+    "UserSession",
     "user_sites",
 ]

@@ -77,3 +77,30 @@ class ApiToken(db.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class UserSession(db.Model):
+    """A signed-in browser. The cookie holds only its id: logging out ends it here, so the
+    old cookie no longer signs anyone in, and it ends after ``SESSION_IDLE_MINUTES`` idle."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True,
+                                    comment="SHA-256 of the random id the cookie holds")
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    created_at: Mapped[created_at]
+    last_seen_at: Mapped[timestamp]
+    ended_at: Mapped[timestamp | None]
+
+
+class Throttle(db.Model):
+    """Failed password checks by key (``login:<name>`` for any name typed, known or not;
+    ``sign:<user id>`` for e-signatures), and until when the key is locked."""
+
+    __tablename__ = "throttles"
+
+    key: Mapped[str128] = mapped_column(primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[timestamp | None]
+    updated_at: Mapped[timestamp]

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash
 
-from biobank.auth import has_role, visible_site_ids
+from biobank.auth import check_throttle, clear_throttle, has_role, visible_site_ids
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 from biobank.models import (
@@ -274,6 +274,11 @@ def content_digest(request: SampleRequest) -> str:
                           .encode()).hexdigest()
 
 
+def signature_key(actor: User) -> str:
+    """The throttle of *actor*'s e-signature password: as many wrong tries as a login."""
+    return f"sign:{actor.id}"
+
+
 def decide(request: SampleRequest, *, actor: User, approve: bool, password: str,
            reason: str | None = None) -> SampleRequest:
     """Approve or reject with an electronic signature; nothing changes if any check fails."""
@@ -286,9 +291,12 @@ def decide(request: SampleRequest, *, actor: User, approve: bool, password: str,
                            "request is decided", current_state=request.status.value)
     if not approve and not (reason or "").strip():
         raise InvalidInput("a rejection needs its reason", field="reason")
+    check_throttle(signature_key(actor))
     if not actor.password_hash or not check_password_hash(actor.password_hash, password or ""):
+        # The caller counts it once this transaction is rolled back (note_failure).
         raise PermissionDenied("the password does not match: nothing was signed",
                                field="password")
+    clear_throttle(signature_key(actor))
     if approve:
         _cohort, _snapshot, ids = cases_of(request.cohort_id, request.snapshot_id, actor)
         request.feasibility = feasibility(ids, request.requirements, request.consent_scopes,

@@ -12,7 +12,7 @@ def render_error(status: int, message: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    from biobank.web import cohorts, pages, requests  # noqa: F401  (they add pages to pages.bp)
+    from biobank.web import account, cohorts, pages, requests  # noqa: F401  (they add pages to pages.bp)
 
     app.register_blueprint(pages.bp)
     # On the app, not a blueprint: pages that other packages register are covered too.

@@ -20,7 +20,16 @@ from flask import (
     url_for,
 )
 
-from biobank.auth import ALL_ROLES, MANAGERS, STAFF, authenticate, current_actor, roles_required
+from biobank.auth import (
+    ALL_ROLES,
+    MANAGERS,
+    STAFF,
+    authenticate,
+    current_actor,
+    end_session,
+    roles_required,
+    start_session,
+)
 from biobank.db import db, transaction
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.models import (
@@ -87,13 +96,14 @@ def login() -> Any:
             with transaction():
                 user = authenticate(request.form.get("username", ""),
                                     request.form.get("password", ""))
+                secret = start_session(user) if user is not None else None
             if user is None:
                 raise AuthenticationRequired("wrong username or password")
         except BiobankError as exc:
             error = exc.message
             return render_template("login.html", error=error), exc.status
         session.clear()
-        session["user_id"] = user.id
+        session["sid"] = secret
         target = request.args.get("next") or ""
         # Only local paths: never redirect a fresh login to another site.
         if not target.startswith("/") or target.startswith("//"):
@@ -104,6 +114,10 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """End the session here, not only in the browser: the old cookie signs no one in."""
+    if "sid" in session:
+        with transaction():
+            end_session(session["sid"])
     session.clear()
     return redirect(url_for("pages.login"))
 

@@ -81,15 +81,49 @@ def test_repeated_failed_logins_lock_the_account(client, app, technician, db_ses
         assert "wrong username or password" in r.get_data(as_text=True)
     r = client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": csrf})
     assert r.status_code == 429
-    db_session.refresh(technician)
-    assert technician.locked_until is not None
 
 
-def test_unknown_user_gets_the_same_message(client, db_session):
+def test_unknown_users_get_the_same_answers_and_the_same_lockout(client, app, technician,
+                                                                 db_session):
     csrf = _csrf(client)
-    r = client.post("/login", data={"username": "nobody", "password": "x", "csrf": csrf})
-    assert r.status_code == 401
-    assert "wrong username or password" in r.get_data(as_text=True)
+    answers = {}
+    for name in ("tech", "nobody"):
+        seen = []
+        for _ in range(app.config["LOGIN_MAX_FAILURES"] + 1):
+            r = client.post("/login", data={"username": name, "password": "x", "csrf": csrf})
+            seen.append((r.status_code, re.sub(r'value="[^"]+"', "", r.get_data(as_text=True))))
+        answers[name] = seen
+    assert answers["tech"] == answers["nobody"]
+    assert answers["nobody"][-1][0] == 429
+
+
+def _signed_in(client):
+    csrf = _csrf(client)
+    r = client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": csrf})
+    assert r.status_code == 302
+    return client.get_cookie("session").value
+
+
+def test_logging_out_ends_the_session_for_the_old_cookie_too(client, app, technician,
+                                                             db_session):
+    cookie = _signed_in(client)
+    assert client.get("/").status_code == 200
+    client.post("/logout", data={"csrf": _csrf(client, "/")})
+    client.set_cookie("session", cookie)  # the cookie as it was before logging out
+    assert client.get("/").status_code == 302
+    assert client.get(f"{API_PREFIX}/specimens/").status_code == 401
+
+
+def test_an_idle_session_ends(client, app, technician, db_session):
+    from biobank.models import UserSession
+
+    _signed_in(client)
+    assert client.get("/").status_code == 200
+    idle = app.config["SESSION_IDLE_MINUTES"] + 1
+    for record in db_session.scalars(sa.select(UserSession)):
+        record.last_seen_at = record.last_seen_at - dt.timedelta(minutes=idle)
+    db_session.commit()
+    assert client.get("/").status_code == 302
 
 
 def test_login_redirect_stays_on_this_site(client, technician):
@@ -128,3 +162,17 @@ def test_every_page_that_takes_a_post_refuses_one_without_the_form_token(app, cl
         checked.append(rule.rule)
     assert {"/labels/print", "/labels/print-box", "/logout",
             "/specimens/<barcode>/custody/correct"} <= set(checked)
+
+
+def test_outside_the_demo_the_session_cookie_is_https_only(tmp_path):
+    from biobank import create_app
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'secure.db'}"})
+    r = app.test_client().get("/login")
+    cookie = r.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+    with app.app_context():
+        from biobank.db import db
+
+        db.engine.dispose()

@@ -80,6 +80,21 @@ def test_submit_then_approve_with_a_signature(client, bank, researcher, manager,
     assert [x["status"] for x in mine] == ["approved"]
 
 
+def test_wrong_signature_passwords_lock_signing_like_a_login(client, app, bank, researcher,
+                                                             manager, headers):
+    rh, mh = headers(researcher), headers(manager)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = submit(client, rh, cohort["id"]).json
+    url = f"/api/v1/requests/{request['id']}/decision"
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        r = client.post(url, headers=mh, json={"decision": "approve", "password": "guess"})
+        assert r.status_code == 403
+    r = client.post(url, headers=mh, json={"decision": "approve", "password": PASSWORD})
+    assert r.status_code == 429
+    assert client.get(f"/api/v1/requests/{request['id']}", headers=mh).json["status"] == \
+        "submitted"
+
+
 def test_bad_requests_and_decisions(client, bank, researcher, manager, admin, headers):
     rh, mh = headers(researcher), headers(manager)
     cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")

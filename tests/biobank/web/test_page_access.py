@@ -16,7 +16,8 @@ PUBLIC = {"/login", "/logout", "/api/docs", "/api/docs/assets/<path:filename>"}
 #: pages a researcher opens (what they show is scoped inside)
 FOR_RESEARCHERS = {"/", "/cohorts", "/cohorts/new", "/cohorts/<int:cohort_id>", "/requests",
                    "/requests/new", "/requests/<int:request_id>",
-                   "/requests/<int:request_id>/report", "/specimens/<barcode>"}
+                   "/requests/<int:request_id>/report", "/specimens/<barcode>", "/account",
+                   "/account/tokens", "/account/tokens/<int:token_id>/revoke"}
 
 
 def _pages(app):
