@@ -70,6 +70,10 @@ class Config:
     #: how long an approved request gives its researcher the bytes of its snapshot's omics
     #: files and images (days from the approving signature)
     DATA_ACCESS_DAYS = 365
+    #: researchers' counts: below COUNT_SMALL_CELL shown as "<5", the others rounded to the
+    #: nearest COUNT_ROUNDING_BASE, so answers cannot be differenced into small counts
+    COUNT_SMALL_CELL = 5
+    COUNT_ROUNDING_BASE = 5
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -27,7 +27,6 @@ from biobank.query import compiler
 from biobank.query.fields import LEVELS, FieldRegistry, Level, registry
 from biobank.query.filters import BoolNode, FilterError, Node, clauses, parse, without_field
 
-SMALL_CELL = 5
 MAX_FILTER_BYTES = 16_384
 MAX_FACETS = 12
 
@@ -53,9 +52,18 @@ def counts_only(actor: User) -> bool:
 
 
 def suppress(count: int, actor: User) -> int | str:
-    if counts_only(actor) and 0 < count < SMALL_CELL:
-        return f"<{SMALL_CELL}"
-    return count
+    """A count as *actor* may see it. Staff see it exact. For researchers, as statistical
+    offices publish: below ``COUNT_SMALL_CELL`` it is hidden (``"<5"``), above it is rounded
+    to the nearest ``COUNT_ROUNDING_BASE`` (never below the small cell), so no two answers
+    can be subtracted to recover a count of 1 to 4, nor a hidden facet bucket derived from
+    the total. Zero stays zero."""
+    if not counts_only(actor) or count == 0:
+        return count
+    small = current_app.config["COUNT_SMALL_CELL"]
+    base = current_app.config["COUNT_ROUNDING_BASE"]
+    if count < small:
+        return f"<{small}"
+    return max(small, (2 * count + base) // (2 * base) * base)
 
 
 def level_of(name: str) -> Level:
@@ -149,8 +157,11 @@ def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = Non
                                     str(b["key"])))
         result.facets[name] = {"buckets": buckets}
     if counts_only(actor):
-        result.hits_withheld = ("researchers see counts, with counts under 5 shown as <5, until "
-                                "a request for these samples is approved")
+        small = current_app.config["COUNT_SMALL_CELL"]
+        base = current_app.config["COUNT_ROUNDING_BASE"]
+        result.hits_withheld = (f"researchers see counts, under {small} shown as <{small} and "
+                                f"the others rounded to the nearest {base}, until a request "
+                                "for these samples is approved")
         return result
     if len(ids) > size:
         ids = ids[:size]
