@@ -284,8 +284,14 @@ def thumbnail(image: Image) -> Path:
     target = storage_root() / "thumbnails" / f"{image.sha256}.png"
     if target.exists():
         return target
+    source = file_path(image)
+    if not source.is_file():
+        # The record outlived its file (storage restored from an older backup, a volume
+        # not mounted): say so instead of failing.
+        raise NotFound(f"the file of image {image.id} ({image.filename}) is missing from "
+                       "the image storage")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with PILImage.open(file_path(image)) as img:
+    with PILImage.open(source) as img:
         img.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))  # JPEG: decode at 1/n scale
         img.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         partial = target.with_suffix(".part")

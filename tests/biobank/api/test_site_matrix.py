@@ -1,0 +1,121 @@
+"""Another site's data, read by id: every such operation answers a single-site user with
+404 (or 403) and an administrator with the object. The table below names every GET
+operation that takes an identifier; a new one that is in neither table fails the suite."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from biobank.models import ConsentResponse, Image, RackScan
+from biobank.models.images import ImageModality
+from tests.omics.test_omics_api import STRELKA, _upload
+
+#: operations that read one site's data, with the object of the other site they are called on
+SCOPED = [
+    "/api/v1/sites/{site}", "/api/v1/participants/{participant}", "/api/v1/consents/{consent}",
+    "/api/v1/cases/{case}", "/api/v1/lesions/{lesion}", "/api/v1/collection-events/{visit}",
+    "/api/v1/specimens/{specimen}", "/api/v1/specimens/by-barcode/{barcode}",
+    "/api/v1/specimens/{specimen}/lineage", "/api/v1/specimens/{specimen}/sprec",
+    "/api/v1/specimens/{specimen}/custody", "/api/v1/specimens/{barcode}/timeline",
+    "/api/v1/containers/{box}", "/api/v1/containers/{box}/holds",
+    "/api/v1/containers/{box}/evacuation-plan", "/api/v1/scans/card/{barcode}",
+    "/api/v1/rack-scans/{rack_scan}", "/api/v1/images/{image}",
+    "/api/v1/images/{image}/thumbnail", "/api/v1/print-jobs/{print_job}",
+    "/api/v1/print-jobs/{print_job}/document", "/api/v1/omics/files/{omics_file}",
+    "/api/v1/omics/files/{omics_file}/features/{feature}", "/ga4gh/drs/v1/objects/{sha}",
+    "/ga4gh/drs/v1/objects/{sha}/access/{access}", "/ga4gh/drs/v1/objects/{sha}/content",
+]
+#: identifier operations that are not about one site's data, and why
+EXEMPT = {
+    "/api/v1/studies/{item_id}": "studies are shared by the network",
+    "/api/v1/imports/templates/{name}.{fmt}": "blank templates",
+    "/api/v1/imports/{item_id}": "a manager's own import jobs (administrators: all)",
+    "/api/v1/imports/{item_id}/problems": "a manager's own import jobs",
+    "/api/v1/imports/{item_id}/problems.csv": "a manager's own import jobs",
+    "/api/v1/query/{level}": "the query engine scopes every count and row itself",
+    "/api/v1/query/{level}/completeness": "the query engine scopes it",
+    "/api/v1/cohorts/{cohort_id}": "cohorts are their owner's; exports check sites",
+    "/api/v1/cohorts/snapshots/{snapshot_id}": "snapshots are their cohort owner's",
+    "/api/v1/cohorts/snapshots/{snapshot_id}/verify": "snapshots are their cohort owner's",
+    "/api/v1/cohorts/snapshots/{snapshot_id}/diff/{other_id}": "snapshots are their owner's",
+    "/api/v1/cohorts/{cohort_id}/manifest": "check_export_sites (test_cohorts)",
+    "/api/v1/cohorts/{cohort_id}/mudata": "check_export_sites (test_cohorts)",
+    "/api/v1/requests/{request_id}": "a request spans sites; its tubes are filtered per site",
+    "/api/v1/requests/{request_id}/pick-list": "filtered per site (test_requests)",
+    "/api/v1/requests/{request_id}/pick-list.pdf": "filtered per site",
+    "/api/v1/requests/{request_id}/distribution-report": "filtered per site (test_requests)",
+    "/api/v1/requests/{request_id}/shipment/manifest.{fmt}": "the shipment's own manifest",
+}
+
+
+def _template(path):
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def test_every_get_with_an_identifier_is_in_the_matrix(client, db_session):
+    spec = client.get("/api/v1/openapi.json").json
+    operations = {p for p, ops in spec["paths"].items() if "get" in ops and "{" in p}
+    listed = {_template(p) for p in SCOPED} | {_template(p) for p in EXEMPT}
+    missing = sorted(p for p in operations if _template(p) not in listed)
+    assert missing == []
+
+
+@pytest.fixture
+def elsewhere(client, make, other_site, admin, headers, db_session):
+    """One object of each kind at the other site."""
+    participant = make.participant(site=other_site)
+    case = make.case(participant=participant)
+    lesion = make.lesion(case=case)
+    visit = make.visit(participant=participant, case=case, lesion=lesion)
+    box = make.box(site=other_site)
+    specimen = make.specimen(participant=participant, collection_event=visit, container=box,
+                             pos_row=1, pos_col=1)
+    normal = make.specimen(participant=participant, collection_event=visit)
+    consent = db_session.scalars(sa.select(ConsentResponse).where(
+        ConsentResponse.participant_id == participant.id)).first()
+    rack_scan = RackScan(container_id=box.id, actor_id=admin.id, file_format="fluidx",
+                         file_sha256="1" * 64, positions={}, diff={})
+    image = Image(case_id=case.id, lesion_id=lesion.id, modality=ImageModality.DERMOSCOPY,
+                  filename="x.jpg", uri="none/x.jpg", mime_type="image/jpeg", size_bytes=1,
+                  sha256="2" * 64, created_by="admin")
+    db_session.add_all([rack_scan, image])
+    db_session.commit()
+    there = make.user("there-tech", role="technician", sites=[other_site])
+    job = client.post("/api/v1/print-jobs/", headers=headers(there),
+                      json={"template": "cryovial-2d", "specimen_ids": [specimen.id]}).json
+    omics = _upload(client, headers(admin), STRELKA, kind="exome", reference_genome="GRCh37",
+                    sample_map={"TUMOR": specimen.barcode, "NORMAL": normal.barcode}).json
+    return {"site": other_site.id, "participant": participant.id, "consent": consent.id,
+            "case": case.id, "lesion": lesion.id, "visit": visit.id, "specimen": specimen.id,
+            "barcode": specimen.barcode, "box": box.id, "rack_scan": rack_scan.id,
+            "image": image.id, "print_job": job["id"], "omics_file": omics["id"],
+            "sha": omics["sha256"], "feature": "BRAF", "access": "https"}
+
+
+@pytest.mark.parametrize("role", ["technician", "manager", "researcher"])
+def test_another_sites_data_is_not_found_by_id(client, make, site, admin, headers, elsewhere,
+                                               role):
+    here = headers(make.user(f"here-{role}", role=role, sites=[site]))
+    leaks = []
+    for path in SCOPED:
+        url = path.format(**elsewhere)
+        with client.get(url, headers=here) as r:
+            if r.status_code not in (403, 404):
+                leaks.append((url, r.status_code))
+    assert leaks == []
+
+
+def test_an_administrator_reads_every_one_of_them(client, admin, headers, elsewhere):
+    answers = {}
+    for path in SCOPED:
+        with client.get(path.format(**elsewhere), headers=headers(admin)) as r:
+            answers[path] = r.status_code
+    # the image's file was never stored, and a VCF holds no expression matrix: those two
+    # answer about what is missing, after the object itself was found
+    assert answers.pop("/api/v1/images/{image}/thumbnail") == 404
+    assert answers.pop("/api/v1/omics/files/{omics_file}/features/{feature}") == 422
+    # (a box has no evacuation plan of its own: 409 is still an answer about it)
+    assert {path: code for path, code in answers.items() if code >= 400 and code != 409} == {}
