@@ -1,5 +1,6 @@
 """The OpenAPI contract checked by schemathesis: generated requests to every operation, as an
-administrator and as a researcher, get no server error and answers that match the schema."""
+administrator, a single-site technician and a researcher, get no server error, answers that
+match the schema, and (for the two single-site users) no identifier of another site."""
 
 from __future__ import annotations
 
@@ -24,21 +25,40 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 
 
+def no_other_site_identifiers(markers):
+    """A check: no answer to a single-site user carries an identifier of the other site."""
+
+    def check(ctx, response, case):
+        found = [m for m in markers if m in response.text]
+        if found:
+            raise AssertionError(f"{case.method} {case.formatted_path} answered another "
+                                 f"site's identifiers {found}")
+
+    return check
+
+
 def _check(operation, callers):
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(case=operation.as_strategy())
     def run(case):
-        for headers in callers.values():
-            case.call_and_validate(headers=headers, checks=CHECKS)
+        for headers, extra in callers.values():
+            case.call_and_validate(headers=headers, checks=CHECKS + extra)
 
     run()
 
 
-def test_every_operation_keeps_its_contract(app, make, site, admin, researcher, db_session):
+def test_every_operation_keeps_its_contract(app, make, site, other_site, admin, technician,
+                                            researcher, db_session):
     participant = make.participant(site=site)
     make.specimen(participant=participant)
-    callers = {"admin": make.auth_headers(admin), "researcher": make.auth_headers(researcher)}
+    # the other site's data, with identifiers that must never reach a single-site user
+    theirs = make.participant(site=other_site, code="ELSEWHERE-P1")
+    tube = make.specimen(participant=theirs, barcode="ELSEWHERE0001")
+    guard = [no_other_site_identifiers([theirs.code, tube.barcode])]
+    callers = {"admin": (make.auth_headers(admin), []),
+               "technician": (make.auth_headers(technician), guard),
+               "researcher": (make.auth_headers(researcher), guard)}
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     failures, checked = [], 0
     for result in schema.get_all_operations():
