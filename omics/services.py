@@ -333,6 +333,17 @@ class _ChunkWriter:
             (variants, self.file_id, calls))
 
 
+def _rows_for(stmt: sa.Select, actor: User) -> sa.Select:
+    """*stmt* over specimens, limited to the rows *actor* sees: staff their sites' tubes, a
+    researcher only the tubes approved requests of theirs allocated."""
+    from biobank.models.vocab import Role
+    from biobank.services.requests import allocated_ids
+
+    if actor.role is Role.RESEARCHER:
+        return stmt.where(Specimen.id.in_(allocated_ids(actor)))
+    return visible(stmt, Specimen, actor)
+
+
 def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
              region: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Aliquots (and their participants and cases) with a non-reference call of the variants
@@ -363,7 +374,7 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
                                field="region") from None
         names = {chrom, chrom.removeprefix("chr"), f"chr{chrom.removeprefix('chr')}"}
         stmt = stmt.where(Variant.chrom.in_(names), Variant.pos.between(first, last))
-    stmt = visible(stmt, Specimen, actor).order_by(Variant.chrom, Variant.pos, Specimen.barcode)
+    stmt = _rows_for(stmt, actor).order_by(Variant.chrom, Variant.pos, Specimen.barcode)
     out = []
     for call, variant, barcode, participant, case_code, group in db.session.execute(
             stmt.limit(limit)):
@@ -553,7 +564,7 @@ def qc_table(*, actor: User, kind: OmicsKind | None = None, file_id: int | None 
         stmt = stmt.where(OmicsFile.kind == kind)
     if file_id is not None:
         stmt = stmt.where(OmicsFile.id == file_id)
-    stmt = visible(stmt, Specimen, actor)
+    stmt = _rows_for(stmt, actor)
     return [{"file_id": f.id, "filename": f.filename, "kind": f.kind.value,
              "sample_name": s.sample_name, "barcode": barcode, "qc": s.qc}
             for f, s, barcode in db.session.execute(stmt.limit(10000))]

@@ -398,6 +398,16 @@ def _tube_sites(request: SampleRequest, actor: User | None) -> set[int] | None:
     return visible_site_ids(actor)
 
 
+def allocated_ids(actor: User) -> sa.Select:
+    """Ids of the tubes allocated (and not released) to approved requests of *actor*'s."""
+    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED,
+               RequestStatus.RECEIVED)
+    return (sa.select(Allocation.specimen_id)
+            .join(SampleRequest, SampleRequest.id == Allocation.request_id)
+            .where(Allocation.released_at.is_(None), SampleRequest.requester_id == actor.id,
+                   SampleRequest.status.in_(granted)))
+
+
 def allocated_to(actor: User, specimen_id: int) -> bool:
     """Whether *specimen_id* is allocated (and not released) to an approved request of
     *actor*'s: the only tubes a researcher sees one by one."""

@@ -54,11 +54,15 @@ def test_cohort_vcf_links_aliquots_and_answers_braf_v600e(client, make, site, te
     # MEL-A3 is unmatched: its calls are not stored; A1 has 3 calls, A2 4
     assert (r.json["variant_count"], r.json["call_count"]) == (5, 7)
 
-    r = client.get("/api/v1/omics/variants/carriers", headers=headers(researcher),
-                   query_string={"gene": "BRAF", "protein_change": "p.V600E"})
+    braf = {"gene": "BRAF", "protein_change": "p.V600E"}
+    r = client.get("/api/v1/omics/variants/carriers", headers=h, query_string=braf)
     assert r.status_code == 200
     assert [(c["barcode"], c["case_code"], c["genotype"], c["allele_fraction"])
             for c in r.json] == [(dna["MEL-A1"].barcode, "MELC-0", "0/1", 0.471)]
+    # a researcher sees carriers only among tubes an approved request of theirs allocated
+    r = client.get("/api/v1/omics/variants/carriers", headers=headers(researcher),
+                   query_string=braf)
+    assert r.status_code == 200 and r.json == []
     r = client.get("/api/v1/omics/variants/carriers", headers=h,
                    query_string={"region": "chr1:114713900-114713910"})
     assert [(c["protein_change"], c["barcode"]) for c in r.json] == [
