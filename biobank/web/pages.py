@@ -139,10 +139,20 @@ def dashboard() -> Any:
     participants = db.session.scalar(
         visible(sa.select(sa.func.count(Participant.id)), Participant, actor))
     total = sum(n for _, n in by_material)
+    disease_total = sum(n for _, n in by_disease)
+    by_site = [(site_names.get(sid, sid), n) for sid, n in by_site]
+    from biobank.services.query import suppress
+
+    # researchers' counts are protected like every count they see
+    def shown(rows: Any) -> list[tuple[Any, Any]]:
+        return [(key, suppress(n, actor)) for key, n in rows]
+
     return render_template(
-        "dashboard.html", total=total, participants=participants,
-        by_material=by_material, by_status=by_status, by_disease=by_disease,
-        by_site=[(site_names.get(sid, sid), n) for sid, n in by_site],
+        "dashboard.html", total=suppress(total, actor),
+        participants=suppress(participants or 0, actor),
+        by_material=shown(by_material), by_status=shown(by_status),
+        by_disease=shown(by_disease), disease_total=suppress(disease_total, actor),
+        by_site=shown(by_site),
     )
 
 

@@ -70,3 +70,12 @@ def test_a_researcher_sees_only_the_tubes_their_approved_request_allocated(
     text = page.get_data(as_text=True)
     assert "Allocated to your request" in text and "Audit trail" not in text
     assert client.get(f"/specimens/{bank.plasma.barcode}").status_code == 404
+
+
+def test_the_dashboard_shows_researchers_protected_counts(client, make, site, researcher,
+                                                         technician):
+    for _ in range(3):
+        make.specimen(participant=make.participant(site=site))
+    _login(client, researcher)
+    page = client.get("/").get_data(as_text=True)
+    assert re.search(r'id="total-specimens">&lt;5<', page), page[:2000]
