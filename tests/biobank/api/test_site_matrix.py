@@ -9,7 +9,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from biobank.models import ConsentResponse, Image, RackScan
+from biobank.models import ConsentResponse, Image, PositionHold, PositionHoldKind, RackScan
 from biobank.models.images import ImageModality
 from tests.omics.test_omics_api import STRELKA, _upload
 
@@ -51,16 +51,58 @@ EXEMPT = {
 }
 
 
+#: writes on one site's data by identifier: (method, path, a valid body)
+SCOPED_WRITES = [
+    ("PATCH", "/api/v1/participants/{participant}", {}),
+    ("PATCH", "/api/v1/consents/{consent}", {}),
+    ("PATCH", "/api/v1/cases/{case}", {}),
+    ("PATCH", "/api/v1/lesions/{lesion}", {}),
+    ("PATCH", "/api/v1/collection-events/{visit}", {}),
+    ("PATCH", "/api/v1/specimens/{specimen}", {}),
+    ("PATCH", "/api/v1/containers/{box}", {}),
+    ("PATCH", "/api/v1/sites/{site}", {}),
+    ("POST", "/api/v1/specimens/{specimen}/aliquots", {"count": 1, "quantity": 0.1}),
+    ("POST", "/api/v1/specimens/{specimen}/custody/corrections", {"event_id": 1, "reason": "x"}),
+    ("POST", "/api/v1/containers/{box}/holds", {"pos_row": 2, "pos_col": 2,
+                                                 "kind": "reserved"}),
+    ("DELETE", "/api/v1/containers/{box}/holds/{hold}", None),
+    ("POST", "/api/v1/containers/{box}/move", {"parent_id": 1}),
+    ("POST", "/api/v1/containers/{box}/evacuate", {"plan_sha256": "0" * 64}),
+    ("POST", "/api/v1/rack-scans/{rack_scan}/confirm", {}),
+    ("POST", "/api/v1/print-jobs/{print_job}/retry", None),
+]
+#: writes by identifier that are not about one site's data, and why
+EXEMPT_WRITES = {
+    "/api/v1/studies/{item_id}": "studies are shared (administrators and managers)",
+    "/api/v1/studies/{item_id}/consent-tiers": "studies are shared",
+    "/api/v1/query/{level}": "the query engine scopes it",
+    "/api/v1/cohorts/{cohort_id}": "cohorts are their owner's",
+    "/api/v1/cohorts/{cohort_id}/snapshots": "cohorts are their owner's",
+    "/api/v1/tokens/{token_id}": "a user's own tokens (test_tokens)",
+    "/api/v1/requests/{request_id}/decision": "requests span sites: managers decide",
+    "/api/v1/requests/{request_id}/withdraw": "the requester's own request",
+    "/api/v1/requests/{request_id}/allocation": "allocation spans sites",
+    "/api/v1/requests/{request_id}/picks": "each site picks its own (test_requests)",
+    "/api/v1/requests/{request_id}/shipment": "the request's shipment",
+    "/api/v1/requests/{request_id}/receipt": "the receiving lab's scans",
+    "/api/v1/requests/{request_id}/returns": "tubes back to their own site",
+    "/api/v1/requests/{request_id}/allocations/{allocation_id}/aliquot": "a picked tube",
+}
+
+
 def _template(path):
     return re.sub(r"\{[^}]+\}", "{}", path)
 
 
-def test_every_get_with_an_identifier_is_in_the_matrix(client, db_session):
+def test_every_operation_with_an_identifier_is_in_the_matrix(client, db_session):
     spec = client.get("/api/v1/openapi.json").json
-    operations = {p for p, ops in spec["paths"].items() if "get" in ops and "{" in p}
+    reads = {p for p, ops in spec["paths"].items() if "get" in ops and "{" in p}
     listed = {_template(p) for p in SCOPED} | {_template(p) for p in EXEMPT}
-    missing = sorted(p for p in operations if _template(p) not in listed)
-    assert missing == []
+    assert sorted(p for p in reads if _template(p) not in listed) == []
+    writes = {p for p, ops in spec["paths"].items() if "{" in p
+              and set(ops) & {"post", "patch", "put", "delete"}}
+    listed = {_template(p) for _, p, _ in SCOPED_WRITES} | {_template(p) for p in EXEMPT_WRITES}
+    assert sorted(p for p in writes if _template(p) not in listed) == []
 
 
 @pytest.fixture
@@ -81,7 +123,9 @@ def elsewhere(client, make, other_site, admin, headers, db_session):
     image = Image(case_id=case.id, lesion_id=lesion.id, modality=ImageModality.DERMOSCOPY,
                   filename="x.jpg", uri="none/x.jpg", mime_type="image/jpeg", size_bytes=1,
                   sha256="2" * 64, created_by="admin")
-    db_session.add_all([rack_scan, image])
+    hold = PositionHold(container_id=box.id, pos_row=3, pos_col=3,
+                        kind=PositionHoldKind.RESERVED, reason="kept", created_by="admin")
+    db_session.add_all([rack_scan, image, hold])
     db_session.commit()
     there = make.user("there-tech", role="technician", sites=[other_site])
     job = client.post("/api/v1/print-jobs/", headers=headers(there),
@@ -92,7 +136,7 @@ def elsewhere(client, make, other_site, admin, headers, db_session):
             "case": case.id, "lesion": lesion.id, "visit": visit.id, "specimen": specimen.id,
             "barcode": specimen.barcode, "box": box.id, "rack_scan": rack_scan.id,
             "image": image.id, "print_job": job["id"], "omics_file": omics["id"],
-            "sha": omics["sha256"], "feature": "BRAF", "access": "https"}
+            "sha": omics["sha256"], "feature": "BRAF", "access": "https", "hold": hold.id}
 
 
 @pytest.mark.parametrize("role", ["technician", "manager", "researcher"])
@@ -119,3 +163,23 @@ def test_an_administrator_reads_every_one_of_them(client, admin, headers, elsewh
     assert answers.pop("/api/v1/omics/files/{omics_file}/features/{feature}") == 422
     # (a box has no evacuation plan of its own: 409 is still an answer about it)
     assert {path: code for path, code in answers.items() if code >= 400 and code != 409} == {}
+
+
+@pytest.mark.parametrize("role", ["technician", "manager"])
+def test_another_sites_data_cannot_be_changed_by_id(client, make, site, headers, elsewhere,
+                                                    role, db_session):
+    from biobank.models import AuditRecord, CustodyEvent
+
+    here = headers(make.user(f"writer-{role}", role=role, sites=[site]))
+    before = [db_session.scalar(sa.select(sa.func.count()).select_from(m))
+              for m in (AuditRecord, CustodyEvent, PositionHold)]
+    changed = []
+    for method, path, body in SCOPED_WRITES:
+        url = path.format(**elsewhere)
+        r = client.open(url, method=method, json=body, headers=here | {"If-Match": "*"})
+        if r.status_code not in (403, 404):
+            changed.append((method, url, r.status_code))
+    assert changed == []
+    db_session.expire_all()
+    assert [db_session.scalar(sa.select(sa.func.count()).select_from(m))
+            for m in (AuditRecord, CustodyEvent, PositionHold)] == before
