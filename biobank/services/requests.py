@@ -549,6 +549,13 @@ def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
         raise InvalidInput(f"unknown temperature {temperature!r}", field="temperature",
                            allowed=list(SHIPPING_TEMPERATURES))
     live = [a for a in request.allocations if a.released_at is None]
+    sites = visible_site_ids(actor)
+    elsewhere = {a.specimen.site_id for a in live} - (sites if sites is not None else set())
+    if sites is not None and elsewhere:
+        # One parcel leaves from one place: a user of one site cannot send another's tubes.
+        raise PermissionDenied(f"{request.code} has tubes at {len(elsewhere)} other site(s): "
+                               "a parcel is sent by staff of every site it holds tubes of "
+                               "(an administrator)", field="request")
     unpicked = [a.specimen.barcode for a in live if a.picked_at is None]
     if unpicked:
         raise Conflict(f"{len(unpicked)} tube(s) of {request.code} are not picked yet: "

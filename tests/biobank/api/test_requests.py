@@ -182,6 +182,9 @@ def test_each_site_sees_and_picks_only_its_own_tubes(client, bank, researcher, m
     r = client.post(f"{url}/picks", headers=elsewhere, json={"barcode": mine[0]["barcode"]})
     assert r.status_code == 409 and "your site's pick list" in r.json["detail"]
     assert client.get(f"{url}/distribution-report", headers=elsewhere).json["tubes"] == []
+    r = client.post(f"{url}/shipment", headers=elsewhere, json={
+        "destination": "Lab 4, Shanghai", "courier": "SF Express", "temperature": "dry_ice"})
+    assert r.status_code == 403 and "other site" in r.json["detail"]
     # the requester sees every tube of their own request
     report = client.get(f"{url}/distribution-report", headers=rh).json
     assert {t["barcode"] for t in report["tubes"]} == {i["barcode"] for i in mine}
