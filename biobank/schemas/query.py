@@ -33,7 +33,9 @@ class QueryBodySchema(_Paging):
 
 class BucketSchema(BaseSchema):
     key = fields.Raw()
-    doc_count = fields.Raw(metadata=describe("A count, or \"<5\" for researchers"))
+    doc_count = fields.Raw(metadata=describe(
+        "A count; for researchers \"<5\", a count rounded to 5, or \"suppressed\" (a second "
+        "bucket hidden so that the total does not reveal a hidden one)"))
 
 
 class FacetSchema(BaseSchema):

@@ -66,6 +66,19 @@ def suppress(count: int, actor: User) -> int | str:
     return max(small, (2 * count + base) // (2 * base) * base)
 
 
+SUPPRESSED = "suppressed"
+
+
+def _suppress_second(buckets: list[dict[str, Any]]) -> None:
+    """Where a facet hides exactly one bucket, hide the smallest shown one too
+    (complementary suppression): the total minus the shown buckets no longer isolates the
+    hidden one. Only researchers' facets hide buckets."""
+    hidden = [b for b in buckets if isinstance(b["doc_count"], str)]
+    shown = [b for b in buckets if isinstance(b["doc_count"], int) and b["doc_count"] > 0]
+    if len(hidden) == 1 and shown:
+        min(shown, key=lambda b: b["doc_count"])["doc_count"] = SUPPRESSED
+
+
 def level_of(name: str) -> Level:
     level = LEVELS.get(name)
     if level is None:
@@ -155,6 +168,7 @@ def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = Non
                    for key, count in facet_rows.get(name, [])]
         buckets.sort(key=lambda b: (-(b["doc_count"] if isinstance(b["doc_count"], int) else 0),
                                     str(b["key"])))
+        _suppress_second(buckets)
         result.facets[name] = {"buckets": buckets}
     if counts_only(actor):
         small = current_app.config["COUNT_SMALL_CELL"]
