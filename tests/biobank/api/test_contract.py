@@ -1,6 +1,7 @@
 """The OpenAPI contract checked by schemathesis: generated requests to every operation, as an
-administrator, a single-site technician and a researcher, get no server error, answers that
-match the schema, and (for the two single-site users) no identifier of another site."""
+administrator and as a single-site manager, technician and researcher, get no server error,
+answers that match the schema, and (for the single-site users) no identifier of another
+site."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def _check(operation, callers):
     run()
 
 
-def test_every_operation_keeps_its_contract(app, make, site, other_site, admin, technician,
-                                            researcher, db_session):
+def test_every_operation_keeps_its_contract(app, make, site, other_site, admin, manager,
+                                            technician, researcher, db_session):
     participant = make.participant(site=site)
     make.specimen(participant=participant)
     # the other site's data, with identifiers that must never reach a single-site user
@@ -57,6 +58,7 @@ def test_every_operation_keeps_its_contract(app, make, site, other_site, admin, 
     tube = make.specimen(participant=theirs, barcode="ELSEWHERE0001")
     guard = [no_other_site_identifiers([theirs.code, tube.barcode])]
     callers = {"admin": (make.auth_headers(admin), []),
+               "manager": (make.auth_headers(manager), guard),
                "technician": (make.auth_headers(technician), guard),
                "researcher": (make.auth_headers(researcher), guard)}
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
