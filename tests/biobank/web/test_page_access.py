@@ -79,3 +79,35 @@ def test_the_dashboard_shows_researchers_protected_counts(client, make, site, re
     _login(client, researcher)
     page = client.get("/").get_data(as_text=True)
     assert re.search(r'id="total-specimens">&lt;5<', page), page[:2000]
+
+
+#: pages that show one site's record, with the other site's record they are opened on
+SCOPED_PAGES = ["/specimens/{barcode}", "/containers/{box}", "/containers/{box}/evacuation",
+                "/participants/{participant}", "/cases/{case}", "/lesions/{lesion}"]
+#: pages with an identifier that are not one site's record, and why
+EXEMPT_PAGES = {"/cohorts/<int:cohort_id>": "cohorts are their owner's",
+                "/requests/<int:request_id>": "a request spans sites; tubes filtered per site",
+                "/requests/<int:request_id>/report": "tubes filtered per site"}
+
+
+def test_every_page_with_an_identifier_is_in_the_matrix(app):
+    templates = {re.sub(r"\{[^}]+\}", "<>", p) for p in SCOPED_PAGES}
+    templates |= {re.sub(r"<[^>]+>", "<>", p) for p in EXEMPT_PAGES}
+    pages = {re.sub(r"<[^>]+>", "<>", rule.rule) for rule, _ in _pages(app) if "<" in rule.rule
+             and "GET" in rule.methods}
+    assert sorted(pages - templates) == []
+
+
+@pytest.mark.parametrize("role", ["technician", "manager"])
+def test_another_sites_records_are_not_found_on_the_pages(client, make, site, other_site,
+                                                          role):
+    participant = make.participant(site=other_site)
+    case = make.case(participant=participant)
+    lesion = make.lesion(case=case)
+    box = make.box(site=other_site)
+    tube = make.specimen(participant=participant, container=box, pos_row=1, pos_col=1)
+    ids = {"barcode": tube.barcode, "box": box.id, "participant": participant.code,
+           "case": case.code, "lesion": lesion.code}
+    _login(client, make.user(f"page-{role}", role=role, sites=[site]))
+    opened = [(p, client.get(p.format(**ids)).status_code) for p in SCOPED_PAGES]
+    assert [(p, code) for p, code in opened if code not in (403, 404)] == []
