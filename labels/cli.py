@@ -23,6 +23,33 @@ def templates_cmd() -> None:
         click.echo(f"{name:20s} {load_template(name).title}")
 
 
+def _boxes(codes: tuple[str, ...]) -> list:
+    from biobank.errors import InvalidInput
+    from biobank.models import StorageContainer
+
+    found = []
+    for code in codes:
+        box = db.session.scalar(sa.select(StorageContainer).where(
+            StorageContainer.barcode == code))
+        if box is None:
+            raise InvalidInput(f"no container with barcode {code!r}", field="barcodes")
+        found.append(box)
+    return found
+
+
+def _request(codes: tuple[str, ...]):
+    from biobank.errors import InvalidInput
+    from biobank.models import SampleRequest
+
+    if len(codes) != 1:
+        raise InvalidInput("a parcel label is printed for one request: give its code",
+                           field="barcodes")
+    request = db.session.scalar(sa.select(SampleRequest).where(SampleRequest.code == codes[0]))
+    if request is None:
+        raise InvalidInput(f"no request {codes[0]!r}", field="barcodes")
+    return request
+
+
 @labels_cli.command("print")
 @click.argument("barcodes", nargs=-1, required=True)
 @click.option("--template", required=True)
@@ -34,7 +61,10 @@ def templates_cmd() -> None:
 @with_appcontext
 def print_cmd(barcodes: tuple[str, ...], template: str, printer_name: str | None,
               pdf_path: str | None, copies: int, reprint_reason: str | None) -> None:
-    """Print labels for specimens given by barcode."""
+    """Print labels: for specimens given by barcode; with a box template (such as `box`),
+    for containers given by barcode; with `shipping-box`, for the parcel of a request given
+    by its code."""
+    from biobank.auth import check_site
     from biobank.cli import system_actor
     from biobank.errors import InvalidInput
     from biobank.models import Specimen
@@ -50,20 +80,29 @@ def print_cmd(barcodes: tuple[str, ...], template: str, printer_name: str | None
             printer = db.session.scalar(sa.select(Printer).where(Printer.name == printer_name))
             if printer is None:
                 raise InvalidInput(f"no printer named {printer_name!r}", field="printer")
-        specimens = []
-        for code in barcodes:
-            specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == code))
-            if specimen is None:
-                raise InvalidInput(f"unknown barcode {code!r}", field="barcodes")
-            specimens.append(specimen)
-        job = services.print_specimens(specimens, template=template, actor=actor,
-                                       printer=printer, copies=copies,
-                                       reprint_reason=reprint_reason, source="cli")
-        job_id, payload = job.id, job.payload
+        options = {"template": template, "actor": actor, "printer": printer, "copies": copies,
+                   "reprint_reason": reprint_reason, "source": "cli"}
+        if template == services.SHIPPING_TEMPLATE:
+            job = services.print_request(_request(barcodes), **options)
+        elif template in services.container_templates():
+            boxes = _boxes(barcodes)
+            for box in boxes:
+                check_site(actor, box.site_id, field="barcodes")
+            job = services.create_print_job(
+                [services.container_values(box) for box in boxes], **options)
+        else:
+            specimens = []
+            for code in barcodes:
+                specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == code))
+                if specimen is None:
+                    raise InvalidInput(f"unknown barcode {code!r}", field="barcodes")
+                specimens.append(specimen)
+            job = services.print_specimens(specimens, **options)
+        job_id, payload, count = job.id, job.payload, job.label_count
     if pdf_path and not printer_name:
         with open(pdf_path, "wb") as out:
             out.write(payload)
-        click.echo(f"job {job_id}: {len(specimens)} label(s) written to {pdf_path}")
+        click.echo(f"job {job_id}: {count} label(s) written to {pdf_path}")
         return
     from labels.models import PrintJob
 

@@ -280,3 +280,40 @@ def test_managers_see_print_jobs_of_their_sites_only(client, make, site, other_s
     other_job = next(j for j in client.get("/api/v1/print-jobs/", headers=headers(there)).json)
     r = client.get(f"/api/v1/print-jobs/{other_job['id']}", headers=headers(manager))
     assert r.status_code == 404
+
+
+def test_cli_prints_box_and_parcel_labels(runner, make, site, tmp_path, db_session):
+    import shutil
+
+    from biobank.models import Cohort, SampleRequest
+    from tests.labels.render.test_pdf import decode
+
+    box = make.box(site=site, barcode="BOX00042")
+    out = tmp_path / "box.pdf"
+    result = runner.invoke(args=["labels", "print", "BOX00042", "--template", "box",
+                                 "--pdf", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 label(s)" in result.output
+    researcher = make.user("cli-researcher", role="researcher", sites=[site])
+    cohort = Cohort(name="c", level="cases", filters=None, owner_id=researcher.id)
+    db_session.add(cohort)
+    db_session.flush()
+    request = SampleRequest(code="REQ-2026-0042", title="Exome", purpose="p",
+                            ethics_reference="IRB-1", requester_id=researcher.id,
+                            cohort_id=cohort.id, requirements={}, consent_scopes=[])
+    db_session.add(request)
+    db_session.commit()
+    parcel = tmp_path / "parcel.pdf"
+    result = runner.invoke(args=["labels", "print", "REQ-2026-0042", "--template",
+                                 "shipping-box", "--pdf", str(parcel)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["labels", "print", "NO-SUCH-BOX", "--template", "box",
+                                 "--pdf", str(out)])
+    assert result.exit_code == 1 and "no container with barcode" in str(result.exception)
+    if shutil.which("zbarimg") and shutil.which("dmtxread"):
+        (tmp_path / "b").mkdir()
+        (tmp_path / "p").mkdir()
+        (box_dm, box_1d), = decode(out.read_bytes(), tmp_path / "b", 300)
+        assert box.barcode in box_dm | box_1d
+        (parcel_dm, parcel_1d), = decode(parcel.read_bytes(), tmp_path / "p", 300)
+        assert "REQ-2026-0042" in parcel_dm | parcel_1d
