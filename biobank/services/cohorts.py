@@ -375,23 +375,38 @@ def patient_hash(salt: str, participant: str) -> str:
     return hashlib.sha256(f"{salt}\x1f{participant}".encode()).hexdigest()
 
 
-def assign_splits(patients: dict[str, str], *, salt: str,
-                  ratios: dict[str, float]) -> dict[str, str]:
-    """*patients* maps each pseudonymous code to its stratum ('' for none)."""
-    strata: dict[str, list[str]] = defaultdict(list)
-    for patient, stratum in patients.items():
-        strata[stratum].append(patient)
+def _unit(salt: str, participant: str) -> float:
+    """The patient's place in [0, 1) under *salt*: the same in every cohort."""
+    return int(patient_hash(salt, participant)[:15], 16) / 16 ** 15
+
+
+def assign_splits(patients: dict[str, str], *, salt: str, ratios: dict[str, float],
+                  pinned: dict[str, str] | None = None) -> dict[str, str]:
+    """A split for each patient by a threshold on the salted hash of their code: one salt
+    gives a patient the same split in every cohort, whatever else the cohort holds.
+
+    *patients* maps each pseudonymous code to its stratum ('' for none); each stratum is
+    cut at the same thresholds, so strata keep the ratios as they grow (the export reports
+    each stratum's shares). *pinned* patients keep the split an earlier export of the family
+    gave them, and the others are cut at thresholds that keep the asked ratios overall.
+    """
+    pinned = {p: s for p, s in (pinned or {}).items() if p in patients and s in ratios}
     names = sorted(ratios)  # a stable order of the cut points
-    out: dict[str, str] = {}
-    for members in strata.values():
-        members.sort(key=lambda p: patient_hash(salt, p))
-        n, start, cumulative = len(members), 0, 0.0
+    free = [p for p in patients if p not in pinned]
+    total = len(patients)
+    # What the free patients must fill so that, with the pinned ones, each split gets its share.
+    wanted = {n: max(ratios[n] * total - sum(1 for s in pinned.values() if s == n), 0.0)
+              for n in names}
+    room = sum(wanted.values()) or 1.0
+    shares = {n: wanted[n] / room for n in names} if free else ratios
+    out = dict(pinned)
+    for patient in free:
+        u, cumulative = _unit(salt, patient), 0.0
         for i, name in enumerate(names):
-            cumulative += ratios[name]
-            end = n if i == len(names) - 1 else round(n * cumulative)
-            for patient in members[start:end]:
+            cumulative += shares[name]
+            if u < cumulative or i == len(names) - 1:
                 out[patient] = name
-            start = end
+                break
     return out
 
 
@@ -415,19 +430,16 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     for row in rows:
         stratum = row["diagnosis"] or "" if stratify_by else ""
         strata.setdefault(row["participant"], stratum)
-    assignment = assign_splits(strata, salt=salt, ratios=ratios)
-    earlier_test = set(db.session.scalars(
-        sa.select(CohortExportSplit.participant)
-        .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
-        .where(CohortExport.salt_family == family, CohortExportSplit.split == "test",
-               CohortExportSplit.participant.in_(list(assignment)))))
-    leaked = sorted(p for p in earlier_test if assignment[p] != "test")
+    held = _held_out(family, list(strata))
+    free_assignment = assign_splits(strata, salt=salt, ratios=ratios)
+    leaked = sorted(p for p, split in held.items() if free_assignment[p] != split)
     if leaked and not keep_test:
         raise Conflict(f"{len(leaked)} patient(s) in the test split of an earlier export of "
                        f"salt family {family!r} would leave the test split",
                        field="keep_test", patients=leaked[:20])
-    for patient in leaked:
-        assignment[patient] = "test"
+    # Patients held out before (test, validation) keep their split; the others fill the
+    # ratios around them.
+    assignment = assign_splits(strata, salt=salt, ratios=ratios, pinned=held)
     record = CohortExport(snapshot_id=snapshot.id, salt=salt, salt_family=family,
                           ratios=ratios, stratify_by=stratify_by, format=fmt,
                           pinned_to_test=len(leaked), created_by=actor.username)
@@ -505,23 +517,42 @@ def approved_for(actor: User, snapshot: CohortSnapshot) -> bool:
         SampleRequest.status.in_(granted))) > 0
 
 
+#: splits whose patients never move out of them in later exports of the same salt family
+HELD_OUT = ("test", "val")
+
+
+def _held_out(family: str, participants: list[str], *, except_export: int | None = None
+              ) -> dict[str, str]:
+    """The held-out split (test before validation) earlier exports of *family* gave each of
+    *participants*."""
+    stmt = (sa.select(CohortExportSplit.participant, CohortExportSplit.split)
+            .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
+            .where(CohortExport.salt_family == family,
+                   CohortExportSplit.split.in_(HELD_OUT),
+                   CohortExportSplit.participant.in_(participants)))
+    if except_export is not None:
+        stmt = stmt.where(CohortExport.id != except_export)
+    held: dict[str, str] = {}
+    for participant, split in db.session.execute(stmt):
+        if held.get(participant) != "test":
+            held[participant] = split
+    return held
+
+
 def split_checks(rows: list[dict[str, Any]], family: str, export_id: int) -> dict[str, Any]:
-    """No patient in two splits; no earlier test patient of the family in a training split."""
+    """No patient in two splits; no patient an earlier export of the family held out (test,
+    validation) in another split now."""
     splits: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         splits[row["participant"]].add(row["split"])
     in_two = sorted(p for p, s in splits.items() if len(s) > 1)
-    train = {p for p, s in splits.items() if "train" in s}
-    earlier_test = set(db.session.scalars(
-        sa.select(CohortExportSplit.participant)
-        .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
-        .where(CohortExport.salt_family == family, CohortExport.id != export_id,
-               CohortExportSplit.split == "test")))
-    leaked = sorted(train & earlier_test)
-    if in_two or leaked:  # cannot happen by construction: refuse rather than ship a leak
+    held = _held_out(family, list(splits), except_export=export_id)
+    moved = sorted(p for p, split in held.items() if splits[p] != {split})
+    if in_two or moved:  # cannot happen by construction: refuse rather than ship a leak
         raise Conflict("the split check failed", patients_in_two_splits=in_two[:20],
-                       test_patients_in_train=leaked[:20])
+                       held_out_patients_moved=moved[:20])
     return {"patients_in_two_splits": 0, "earlier_test_patients_in_train": 0,
+            "held_out_patients_moved": 0,
             "patients": len(splits), "rows": len(rows),
             "per_split": {name: sum(1 for s in splits.values() if name in s)
                           for name in sorted({r["split"] for r in rows})}}

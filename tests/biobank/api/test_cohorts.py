@@ -154,16 +154,19 @@ def test_test_patients_never_move_to_train(client, bank, manager, headers, db_se
     # other salts of the family reshuffle, but a test patient stays in test
     for salt in ("s2", "s3", "s4", "s5"):
         r = manifest(client, h, cohort["id"], ratios=ratios, salt=salt, salt_family="mel")
+        assert r.status_code == 200, r.json
         splits = {line.split("\t")[0]: line.split("\t")[-1]
                   for line in r.get_data(as_text=True).splitlines()[1:]}
         assert all(splits[p] == "test" for p in tested), salt
-    pinned = [manifest(client, h, cohort["id"], ratios=ratios, salt=s, salt_family="mel")
-              for s in ("s6", "s7", "s8", "s9", "s10", "s11")]
-    assert any(json.loads(r.headers["X-Split-Checks"])["pinned_to_test"] for r in pinned)
-    refused = [manifest(client, h, cohort["id"], ratios=ratios, salt=s, salt_family="mel",
-                        keep_test="false") for s in ("s6", "s7", "s8", "s9", "s10", "s11")]
-    assert any(r.status_code == 409 and "test split of an earlier export" in r.json["detail"]
-               for r in refused)
+    pinned, refused = [], []
+    for s in ("s6", "s7", "s8", "s9", "s10", "s11"):
+        with manifest(client, h, cohort["id"], ratios=ratios, salt=s, salt_family="mel") as r:
+            pinned.append(json.loads(r.headers["X-Split-Checks"])["pinned_to_test"])
+        with manifest(client, h, cohort["id"], ratios=ratios, salt=s, salt_family="mel",
+                      keep_test="false") as r:
+            refused.append(r.status_code == 409
+                           and "test split of an earlier export" in r.json["detail"])
+    assert any(pinned) and any(refused)
     # another family is independent
     assert manifest(client, h, cohort["id"], ratios=ratios, salt="s6").status_code == 200
     assert db_session.scalar(sa.select(sa.func.count()).select_from(CohortExportSplit)) > 0
@@ -223,7 +226,7 @@ def test_bad_cohorts(client, admin, headers):
     assert client.get("/api/v1/cohorts/999999", headers=h).status_code == 404
 
 
-def test_splits_are_deterministic_grouped_and_stratified():
+def test_splits_are_deterministic_per_patient_and_keep_their_ratios():
     patients = {f"P-{i:05d}": ("melanoma" if i % 5 == 0 else "psoriasis") for i in range(2000)}
     ratios = {"train": 0.7, "val": 0.15, "test": 0.15}
     a = assign_splits(patients, salt="x", ratios=ratios)
@@ -232,8 +235,9 @@ def test_splits_are_deterministic_grouped_and_stratified():
     for group in ("melanoma", "psoriasis"):
         members = [p for p, g in patients.items() if g == group]
         counts = Counter(a[p] for p in members)
-        for name, share in ratios.items():
-            assert abs(counts[name] / len(members) - share) <= 1 / len(members) + 1e-9
+        for name, share in ratios.items():  # each patient draws its split: 4 sigma
+            sigma = (share * (1 - share) / len(members)) ** 0.5
+            assert abs(counts[name] / len(members) - share) <= 4 * sigma
 
 
 def test_mudata_of_a_cohorts_matrices(client, bank, technician, manager, headers, tmp_path):
@@ -281,3 +285,45 @@ def test_a_manager_exports_no_other_sites_data(client, bank, admin, manager, hea
                       ).status_code == 403
     # a snapshot of the manager's own site only is theirs to export
     assert manifest(client, headers(manager), cohort_b["id"]).status_code == 200
+
+
+def test_one_salt_gives_a_patient_the_same_split_in_every_cohort():
+    ratios = {"train": 0.7, "val": 0.15, "test": 0.15}
+    everyone = [f"SKN-{i:06d}" for i in range(3000)]
+    whole = assign_splits(dict.fromkeys(everyone, ""), salt="m", ratios=ratios)
+    # two overlapping cohorts of different sizes: the rank-based cut moved patients
+    for members in (everyone[:400], everyone[250:1900], everyone[::7]):
+        part = assign_splits(dict.fromkeys(members, ""), salt="m", ratios=ratios)
+        assert {p: part[p] for p in members} == {p: whole[p] for p in members}
+
+
+def test_pinning_held_out_patients_keeps_the_asked_ratios():
+    ratios = {"train": 0.7, "val": 0.15, "test": 0.15}
+    patients = dict.fromkeys((f"SKN-{i:06d}" for i in range(4000)), "")
+    first = assign_splits(patients, salt="a", ratios=ratios)
+    held = {p: s for p, s in first.items() if s in ("test", "val")}
+    second = assign_splits(patients, salt="b", ratios=ratios, pinned=held)
+    assert all(second[p] == s for p, s in held.items())  # nobody leaves test or validation
+    counts = Counter(second.values())
+    for name, share in ratios.items():
+        assert abs(counts[name] / len(patients) - share) < 0.02, (name, counts)
+
+
+def test_validation_patients_never_move_either(client, bank, manager, headers, db_session):
+    h = headers(manager)
+    cohort = make_cohort(client, h)
+    freeze(client, h, cohort["id"])
+    ratios = json.dumps({"train": 0.34, "val": 0.33, "test": 0.33})
+
+    def splits_of(salt):
+        with manifest(client, h, cohort["id"], ratios=ratios, salt=salt,
+                      salt_family="fam") as r:
+            assert r.status_code == 200, r.json
+            return {line.split("\t")[0]: line.split("\t")[-1]
+                    for line in r.get_data(as_text=True).splitlines()[1:]}
+
+    first = splits_of("v1")
+    held = {p: s for p, s in first.items() if s in ("val", "test")}
+    for salt in ("v2", "v3", "v4", "v5"):
+        later = splits_of(salt)
+        assert {p: later[p] for p in held} == held, salt
