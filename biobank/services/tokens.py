@@ -6,6 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from biobank.auth import hash_token
 from biobank.db import db, utcnow
 from biobank.errors import InvalidInput, NotFound
 from biobank.models import ApiToken, User
@@ -30,8 +31,8 @@ def issue_token(owner: User, *, name: str, days: int | None) -> tuple[ApiToken, 
         raise InvalidInput(f"a token lives 1 to {MAX_TOKEN_DAYS} days", field="days")
     expires = utcnow() + dt.timedelta(days=days) if days else None
     secret = create_token(owner, name=name[:64], expires_at=expires)
-    token = db.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == owner.id)
-                               .order_by(ApiToken.id.desc()).limit(1)).one()
+    token = db.session.scalars(sa.select(ApiToken).where(
+        ApiToken.token_hash == hash_token(secret))).one()
     return token, secret
 
 
