@@ -208,10 +208,19 @@ def print_request(request: Any, **options: Any) -> PrintJob:
     from biobank.services.requests import pick_list
 
     if options["template"] == SHIPPING_TEMPLATE:
-        shipment = request.shipment
-        destination = shipment.destination if shipment else f"{request.requester.full_name}"
+        # The label of the parcel leaving from the actor's site: its destination and count.
+        from biobank.services.requests import visible_shipments
+
+        parcels = visible_shipments(request, options["actor"])
+        if len(parcels) == 1:
+            [shipment] = parcels
+            destination, tubes = shipment.destination, len(shipment.allocations)
+            origin = f" from {shipment.site.code}"
+        else:
+            destination = f"{request.requester.full_name}"
+            tubes, origin = len(pick_list(request, options["actor"])), ""
         record = {"barcode": request.code, "destination": destination,
-                  "text": f"{request.title} — {len(pick_list(request))} tubes"}
+                  "text": f"{request.title} — {tubes} tubes{origin}"}
         return create_print_job([record], **options)
     barcodes = [item["barcode"] for item in pick_list(request, options["actor"])]
     if not barcodes:

@@ -66,3 +66,52 @@ def test_downgrade_one_step_and_upgrade_again(empty_engine):
     with empty_engine.begin() as conn:
         command.upgrade(_config(conn), "head")
     assert _diff(empty_engine) == []
+
+
+def test_a_parcel_sent_before_per_site_parcels_keeps_its_site_and_tubes(app, empty_engine):
+    """0015 on data: a request's single earlier parcel leaves from its tubes' site, and its
+    tubes know they travelled in it; stepping down keeps the parcel."""
+    from biobank.models import Allocation, Cohort, SampleRequest, Shipment
+    from tests.factories import Builder
+
+    with empty_engine.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    with app.app_context(), sa.orm.Session(bind=empty_engine) as session:
+        make = Builder(session)
+        north = make.site(code="NRT", name="Northern Hospital")
+        researcher = make.user("r", role="researcher", sites=[north])
+        person = make.participant(site=north)
+        case = make.case(participant=person)
+        tube = make.specimen(participant=person, collection_event=make.visit(
+            participant=person, case=case))
+        cohort = make._save(Cohort(name="c", level="cases", owner_id=researcher.id))
+        request = make._save(SampleRequest(
+            code="REQ-1", title="t", purpose="p", ethics_reference="IRB", cohort_id=cohort.id,
+            requester_id=researcher.id, requirements={}, consent_scopes=[]))
+        parcel = make._save(Shipment(request_id=request.id, site_id=north.id, destination="Lab",
+                                     courier="ColdChain", temperature="dry_ice",
+                                     shipped_by="tech"))
+        make._save(Allocation(request_id=request.id, specimen_id=tube.id, case_id=case.id,
+                              allocated_by="m", shipment_id=parcel.id))
+        session.commit()
+        ids = (north.id, parcel.id, request.id)
+    with empty_engine.begin() as conn:
+        command.downgrade(_config(conn), "0014")
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM shipments")).scalar() == 1
+    with empty_engine.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT site_id FROM shipments")).scalar() == ids[0]
+        assert conn.execute(sa.text("SELECT shipment_id FROM allocations")).scalar() == ids[1]
+    with app.app_context(), sa.orm.Session(bind=empty_engine) as session:
+        south = Builder(session).site(code="CTR", name="Central Hospital")
+        session.add(Shipment(request_id=ids[2], site_id=south.id, destination="Lab",
+                             courier="ColdChain", temperature="dry_ice", shipped_by="tech"))
+        session.commit()
+    # the older schema would lose a parcel: refused
+    with pytest.raises(RuntimeError, match="parcels from several sites"), \
+            empty_engine.begin() as conn:
+        command.downgrade(_config(conn), "0014")
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM shipments")).scalar() == 2

@@ -160,8 +160,9 @@ class ShipmentView(MethodView):
     @blp.arguments(ShipSchema)
     @blp.response(201, ShipmentSchema)
     def post(self, data: dict[str, Any], request_id: int) -> Any:
-        """Ship the picked tubes (courier, temperature, destination); every tube must be
-        picked first"""
+        """Ship your site's picked tubes (courier, temperature, destination): each site of a
+        request sends its own parcel once every one of its tubes is picked; the request is
+        shipped when the last site has sent its parcel"""
         actor = current_actor()
         with transaction():
             return requests.ship(requests.get_request(request_id, actor), actor=actor, **data)
@@ -173,11 +174,12 @@ class ReceiptView(MethodView):
     @blp.arguments(ReceiptSchema)
     @blp.response(200, ShipmentSchema)
     def post(self, data: dict[str, Any], request_id: int) -> Any:
-        """The receiving lab scans what arrived: missing, damaged and extra tubes reported"""
+        """The receiving lab scans what arrived in a parcel: missing, damaged and extra tubes
+        reported"""
         actor = current_actor()
         with transaction():
             return requests.receive(requests.get_request(request_id, actor), actor=actor,
-                                    scans=data["scans"])
+                                    scans=data["scans"], shipment_id=data.get("shipment_id"))
 
 
 @blp.route("/<int:request_id>/distribution-report")
@@ -203,20 +205,46 @@ class ReturnView(MethodView):
                                           data["barcodes"], actor=actor)
 
 
+@blp.route("/<int:request_id>/shipments")
+class ShipmentsView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, ShipmentSchema(many=True))
+    def get(self, request_id: int) -> Any:
+        """The request's parcels, one per site it was sent from (staff see their sites')"""
+        actor = current_actor()
+        return requests.visible_shipments(requests.get_request(request_id, actor), actor)
+
+
+def _manifest(request_id: int, fmt: str, shipment_id: int | None = None) -> Response:
+    actor = current_actor()
+    request = requests.get_request(request_id, actor)
+    name = f"shipment-{request.code}" + (f"-{shipment_id}" if shipment_id else "")
+    if fmt == "csv":
+        return Response(requests.shipment_manifest_csv(request, actor, shipment_id),
+                        mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Response(requests.shipment_manifest_pdf(request, actor, shipment_id),
+                    mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
+
+
 @blp.route("/<int:request_id>/shipment/manifest.<any(csv, pdf):fmt>")
 class ShipmentManifestView(MethodView):
     @roles_required(*ALL_ROLES)
     @blp.response(200, {"type": "string", "format": "binary"}, content_type="text/csv")
     def get(self, request_id: int, fmt: str) -> Any:
-        """The parcel's content, one tube per row (CSV or PDF with the approval signature)"""
-        request = requests.get_request(request_id, current_actor())
-        if fmt == "csv":
-            return Response(requests.shipment_manifest_csv(request), mimetype="text/csv",
-                            headers={"Content-Disposition":
-                                     f'attachment; filename="shipment-{request.code}.csv"'})
-        return Response(requests.shipment_manifest_pdf(request), mimetype="application/pdf",
-                        headers={"Content-Disposition":
-                                 f'inline; filename="shipment-{request.code}.pdf"'})
+        """Every parcel's content you follow, one tube per row (CSV or PDF with the approval
+        signature)"""
+        return _manifest(request_id, fmt)
+
+
+@blp.route("/<int:request_id>/shipments/<int:shipment_id>/manifest.<any(csv, pdf):fmt>")
+class ParcelManifestView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="text/csv")
+    def get(self, request_id: int, shipment_id: int, fmt: str) -> Any:
+        """One parcel's content, one tube per row (CSV or PDF with the approval signature)"""
+        return _manifest(request_id, fmt, shipment_id)
 
 
 @blp.route("/<int:request_id>/allocations/<int:allocation_id>/aliquot")

@@ -21,6 +21,7 @@ from biobank.db import (
     updated_at,
 )
 from biobank.models.cohorts import Cohort, CohortSnapshot
+from biobank.models.sites import Site
 from biobank.models.specimens import Specimen
 from biobank.models.users import User
 
@@ -69,7 +70,8 @@ class SampleRequest(db.Model):
         back_populates="request", order_by="RequestSignature.id")
     allocations: Mapped[list[Allocation]] = relationship(
         back_populates="request", order_by="Allocation.id")
-    shipment: Mapped[Shipment | None] = relationship(back_populates="request")
+    shipments: Mapped[list[Shipment]] = relationship(
+        back_populates="request", order_by="Shipment.id")
 
 
 class RequestSignature(db.Model):
@@ -119,18 +121,26 @@ class Allocation(db.Model):
     received_condition: Mapped[str32 | None] = mapped_column(
         comment="At the destination: acceptable, damaged, thawed, leaking; NULL: not received")
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    shipment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("shipments.id"), index=True, comment="The parcel it left in")
 
     request: Mapped[SampleRequest] = relationship(back_populates="allocations")
     specimen: Mapped[Specimen] = relationship()
+    shipment: Mapped[Shipment | None] = relationship(back_populates="allocations")
 
 
 class Shipment(db.Model):
-    """The parcel of a request's picked tubes, from the biobank to the researcher's lab."""
+    """The parcel of one site's picked tubes of a request, from that site to the researcher's
+    lab: each site of a request ships its own tubes, once; the request is shipped when every
+    site has shipped, received when every parcel is reconciled."""
 
     __tablename__ = "shipments"
+    __table_args__ = (sa.UniqueConstraint("request_id", "site_id"),)
 
     id: Mapped[intpk]
-    request_id: Mapped[int] = mapped_column(sa.ForeignKey("sample_requests.id"), unique=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("sample_requests.id"), index=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id"),
+                                         comment="The site the parcel leaves from")
     destination: Mapped[str255] = mapped_column(comment="Receiving lab and address")
     courier: Mapped[str128]
     tracking_number: Mapped[str64 | None]
@@ -142,4 +152,7 @@ class Shipment(db.Model):
     reconciliation: Mapped[dict[str, Any]] = mapped_column(
         default=dict, comment="missing, damaged and extra barcodes found at the destination")
 
-    request: Mapped[SampleRequest] = relationship(back_populates="shipment")
+    request: Mapped[SampleRequest] = relationship(back_populates="shipments")
+    site: Mapped[Site] = relationship()
+    allocations: Mapped[list[Allocation]] = relationship(back_populates="shipment",
+                                                         order_by="Allocation.id")

@@ -119,6 +119,9 @@ class ShipSchema(BaseSchema):
     tracking_number = fields.String(allow_none=True, validate=validate.Length(max=64))
     temperature = fields.String(required=True, validate=validate.OneOf(
         ["ambient", "2-8C", "dry_ice", "liquid_nitrogen"]))
+    site = fields.String(validate=validate.Length(min=2, max=8), metadata=describe(
+        "Code of the site the parcel leaves from: needed only when you work at several "
+        "sites that hold tubes of the request"))
 
 
 class ReceivedScanSchema(BaseSchema):
@@ -130,9 +133,16 @@ class ReceivedScanSchema(BaseSchema):
 class ReceiptSchema(BaseSchema):
     scans = fields.List(fields.Nested(ReceivedScanSchema), required=True,
                         validate=validate.Length(max=10_000))
+    shipment_id = fields.Integer(metadata=describe(
+        "The parcel unpacked: needed only when several parcels of the request are on their "
+        "way"))
 
 
 class ShipmentSchema(BaseSchema):
+    id = fields.Integer()
+    site = fields.Function(lambda s: s.site.code,
+                           metadata=describe("Code of the site it left from"))
+    tubes = fields.Function(lambda s: len(s.allocations), metadata=describe("Tubes in it"))
     destination = fields.String()
     courier = fields.String()
     tracking_number = fields.String(allow_none=True)

@@ -534,9 +534,22 @@ SHIPPING_TEMPERATURES = ("ambient", "2-8C", "dry_ice", "liquid_nitrogen")
 RECEIVED_CONDITIONS = ("acceptable", "damaged", "thawed", "leaking")
 
 
+def _site_by_code(code: str) -> Any:
+    from biobank.models import Site
+
+    site = db.session.scalar(sa.select(Site).where(Site.code == code.strip().upper()))
+    if site is None:
+        raise InvalidInput(f"no site {code!r}", field="site")
+    return site
+
+
 def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
-         temperature: str, tracking_number: str | None = None) -> Shipment:
-    """Ship every picked tube of an allocated request: one custody event each."""
+         temperature: str, tracking_number: str | None = None,
+         site: str | None = None) -> Shipment:
+    """Ship one site's picked tubes of an allocated request: a parcel leaves from one place,
+    so each site of a request sends its own, once, with one custody event per tube. The
+    request is shipped when the last site has sent its parcel. *site* (a code) says which
+    site's tubes, when the actor works at more than one that has tubes to send."""
     from biobank.models.vocab import CustodyEventType
     from biobank.services.custody import record_custody_events
 
@@ -548,25 +561,49 @@ def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
     if temperature not in SHIPPING_TEMPERATURES:
         raise InvalidInput(f"unknown temperature {temperature!r}", field="temperature",
                            allowed=list(SHIPPING_TEMPERATURES))
-    live = [a for a in request.allocations if a.released_at is None]
+    waiting: dict[int, list[Allocation]] = defaultdict(list)
+    for allocation in request.allocations:
+        if allocation.released_at is None and allocation.shipment_id is None:
+            waiting[allocation.specimen.site_id].append(allocation)
     sites = visible_site_ids(actor)
-    elsewhere = {a.specimen.site_id for a in live} - (sites if sites is not None else set())
-    if sites is not None and elsewhere:
-        # One parcel leaves from one place: a user of one site cannot send another's tubes.
-        raise PermissionDenied(f"{request.code} has tubes at {len(elsewhere)} other site(s): "
-                               "a parcel is sent by staff of every site it holds tubes of "
-                               "(an administrator)", field="request")
+    mine = {site_id: tubes for site_id, tubes in waiting.items()
+            if sites is None or site_id in sites}
+    if site is not None:
+        chosen = _site_by_code(site)
+        if sites is not None and chosen.id not in sites:
+            raise PermissionDenied(f"you do not work at {chosen.code}: each site ships its "
+                                   "own tubes", field="site")
+        if chosen.id not in mine:
+            raise Conflict(f"{request.code} has no tube left to ship from {chosen.code}",
+                           field="site")
+        site_id = chosen.id
+    elif not mine:
+        if waiting:
+            raise PermissionDenied(f"{request.code} has no tube at your site(s) to ship: its "
+                                   f"tubes are at {len(waiting)} other site(s), and each site "
+                                   "ships its own", field="request")
+        raise Conflict(f"every tube of {request.code} has been shipped", field="request")
+    elif len(mine) > 1:
+        from biobank.models import Site
+
+        codes = sorted(db.session.scalars(sa.select(Site.code).where(Site.id.in_(mine))))
+        raise InvalidInput(f"{request.code} has tubes to ship from {len(codes)} sites: name "
+                           "the site this parcel leaves from", field="site", allowed=codes)
+    else:
+        [site_id] = mine
+    live = mine[site_id]
     unpicked = [a.specimen.barcode for a in live if a.picked_at is None]
     if unpicked:
         raise Conflict(f"{len(unpicked)} tube(s) of {request.code} are not picked yet: "
                        f"{', '.join(unpicked[:10])}", field="request", unpicked=unpicked)
-    shipment = Shipment(request_id=request.id, destination=destination, courier=courier,
-                        temperature=temperature, tracking_number=tracking_number,
-                        shipped_by=actor.username)
+    shipment = Shipment(request_id=request.id, site_id=site_id, destination=destination,
+                        courier=courier, temperature=temperature,
+                        tracking_number=tracking_number, shipped_by=actor.username)
     db.session.add(shipment)
     events = []
     for allocation in live:
         specimen = allocation.specimen
+        allocation.shipment = shipment
         events.append((specimen, CustodyEventType.SHIPPED, {
             "from_location": specimen.location_text, "to_location": destination[:128],
             "details": {"request": request.code, "courier": courier,
@@ -574,24 +611,58 @@ def ship(request: SampleRequest, *, actor: User, destination: str, courier: str,
         specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
         specimen.status = SpecimenStatus.IN_TRANSIT
     record_custody_events(events, actor=actor)
-    request.status = RequestStatus.SHIPPED
+    if len(waiting) == 1:  # this was the last site to ship
+        request.status = RequestStatus.SHIPPED
     db.session.flush()
     return shipment
 
 
-def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]]) -> Shipment:
-    """The receiving lab scans what arrived; the shipment is reconciled: tubes not scanned
-    are missing, tubes scanned that were not sent are extra (and not recorded), damaged ones
-    are noted. Received tubes are distributed."""
+def sites_to_ship(request: SampleRequest, actor: User) -> list[str]:
+    """Codes of the actor's sites that hold tubes of *request* not shipped yet."""
+    sites = visible_site_ids(actor)
+    return sorted({a.specimen.site.code for a in request.allocations
+                   if a.released_at is None and a.shipment_id is None
+                   and (sites is None or a.specimen.site_id in sites)})
+
+
+def visible_shipments(request: SampleRequest, actor: User | None = None) -> list[Shipment]:
+    """The request's parcels the actor follows: all for the requester and administrators,
+    those leaving from their own sites for other staff."""
+    sites = _tube_sites(request, actor)
+    return [s for s in request.shipments if sites is None or s.site_id in sites]
+
+
+def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]],
+            shipment_id: int | None = None) -> Shipment:
+    """The receiving lab scans what arrived in one parcel; it is reconciled: tubes not
+    scanned are missing, tubes scanned that were not in it are extra (and not recorded),
+    damaged ones are noted. Received tubes are distributed. The request is received when
+    every site has shipped and every parcel is reconciled."""
     from biobank.models.vocab import CustodyEventType
     from biobank.services.custody import record_custody_events
 
     if request.requester_id != actor.id and not _is_manager(actor):
         raise PermissionDenied("the requester's lab (or a manager) receives a shipment")
-    if request.status is not RequestStatus.SHIPPED or request.shipment is None:
-        raise InvalidState(f"{request.code} is {request.status.value}: only a shipped request "
-                           "is received", current_state=request.status.value)
-    sent = {a.specimen.barcode: a for a in request.allocations if a.released_at is None}
+    travelling = [s for s in request.shipments if s.received_at is None]
+    if shipment_id is not None:
+        shipment = next((s for s in request.shipments if s.id == shipment_id), None)
+        if shipment is None:
+            raise InvalidInput(f"{request.code} has no parcel {shipment_id}",
+                               field="shipment_id")
+        if shipment.received_at is not None:
+            raise InvalidState(f"parcel {shipment_id} of {request.code} was received on "
+                               f"{shipment.received_at:%Y-%m-%d %H:%M} by "
+                               f"{shipment.received_by}", current_state="received")
+    elif not travelling:
+        raise InvalidState(f"{request.code} is {request.status.value}: no parcel of it is on "
+                           "its way", current_state=request.status.value)
+    elif len(travelling) > 1:
+        raise InvalidInput(f"{len(travelling)} parcels of {request.code} are on their way: "
+                           "name the one you unpacked", field="shipment_id",
+                           allowed=[s.id for s in travelling])
+    else:
+        [shipment] = travelling
+    sent = {a.specimen.barcode: a for a in shipment.allocations if a.released_at is None}
     seen: dict[str, str] = {}
     for i, scan in enumerate(scans):
         condition = scan.get("condition") or "acceptable"
@@ -610,7 +681,7 @@ def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]])
         allocation.received_condition = seen[barcode]
         specimen.status = SpecimenStatus.DISTRIBUTED
         events.append((specimen, CustodyEventType.RECEIVED_AT_DESTINATION, {
-            "to_location": request.shipment.destination[:128],
+            "to_location": shipment.destination[:128],
             "details": {"request": request.code, "condition": seen[barcode]}}))
     for barcode in missing:
         specimen = sent[barcode].specimen
@@ -619,14 +690,26 @@ def receive(request: SampleRequest, *, actor: User, scans: list[dict[str, Any]])
             "details": {"request": request.code,
                         "note": "not in the parcel at the destination"}}))
     record_custody_events(events, actor=actor)
-    shipment = request.shipment
     shipment.received_by = actor.username
     shipment.received_at = utcnow()
     shipment.reconciliation = {"received": len(sent) - len(missing), "missing": missing,
                                "damaged": damaged, "extra": extra}
-    request.status = RequestStatus.RECEIVED
+    if request.status is RequestStatus.SHIPPED and all(
+            s.received_at is not None for s in request.shipments):
+        request.status = RequestStatus.RECEIVED
     db.session.flush()
     return shipment
+
+
+def shipment_summary(shipment: Shipment) -> dict[str, Any]:
+    return {
+        "id": shipment.id, "site": shipment.site.code, "destination": shipment.destination,
+        "courier": shipment.courier, "tracking_number": shipment.tracking_number,
+        "temperature": shipment.temperature, "tubes": len(shipment.allocations),
+        "shipped_by": shipment.shipped_by, "shipped_at": shipment.shipped_at.isoformat(),
+        "received_by": shipment.received_by,
+        "received_at": shipment.received_at.isoformat() if shipment.received_at else None,
+        "reconciliation": shipment.reconciliation}
 
 
 def distribution_report(request: SampleRequest, actor: User | None = None) -> dict[str, Any]:
@@ -637,7 +720,6 @@ def distribution_report(request: SampleRequest, actor: User | None = None) -> di
     sites = _tube_sites(request, actor)
 
     approval = next((s for s in request.signatures if s.meaning == "approved"), None)
-    shipment = request.shipment
     tubes = []
     for allocation in request.allocations:
         if allocation.released_at is not None:
@@ -651,7 +733,8 @@ def distribution_report(request: SampleRequest, actor: User | None = None) -> di
                       "quantity": str(specimen.quantity) if specimen.quantity is not None
                       else None,
                       "unit": specimen.unit.value if specimen.unit else None,
-                      "status": specimen.status.value,
+                      "status": specimen.status.value, "site": specimen.site.code,
+                      "shipment_id": allocation.shipment_id,
                       "received_condition": allocation.received_condition,
                       "consent_scopes_now": scopes})
     return {
@@ -662,13 +745,7 @@ def distribution_report(request: SampleRequest, actor: User | None = None) -> di
             "signer": approval.signer_name, "signed_at": approval.signed_at.isoformat(),
             "meaning": approval.meaning, "content_sha256": approval.content_sha256,
             "still_matches": approval.content_sha256 == content_digest(request)},
-        "shipment": None if shipment is None else {
-            "destination": shipment.destination, "courier": shipment.courier,
-            "tracking_number": shipment.tracking_number, "temperature": shipment.temperature,
-            "shipped_by": shipment.shipped_by, "shipped_at": shipment.shipped_at.isoformat(),
-            "received_by": shipment.received_by,
-            "received_at": shipment.received_at.isoformat() if shipment.received_at else None,
-            "reconciliation": shipment.reconciliation},
+        "shipments": [shipment_summary(s) for s in visible_shipments(request, actor)],
         "tubes": tubes,
     }
 
@@ -681,23 +758,22 @@ def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -
 
     if request.requester_id != actor.id and not _is_manager(actor):
         raise PermissionDenied("the requester's lab (or a manager) returns material")
-    if request.status is not RequestStatus.RECEIVED:
+    if not any(s.received_at is not None for s in request.shipments):
         raise InvalidState(f"{request.code} is {request.status.value}: material is returned "
                            "after it was received", current_state=request.status.value)
-    ours = {a.specimen.barcode: a.specimen for a in request.allocations
-            if a.released_at is None}
+    ours = {a.specimen.barcode: a for a in request.allocations
+            if a.released_at is None and a.shipment_id is not None}
     problems = [b for b in barcodes if b not in ours
-                or ours[b].status is not SpecimenStatus.DISTRIBUTED]
+                or ours[b].specimen.status is not SpecimenStatus.DISTRIBUTED]
     if problems:
         raise InvalidInput(f"not distributed under {request.code}: {', '.join(problems[:10])}",
                            field="barcodes", barcodes=problems)
     events = []
     for barcode in dict.fromkeys(barcodes):
-        specimen = ours[barcode]
+        specimen = ours[barcode].specimen
         specimen.status = SpecimenStatus.IN_TRANSIT
         events.append((specimen, CustodyEventType.SHIPPED, {
-            "from_location": (request.shipment.destination[:128]
-                              if request.shipment else None),
+            "from_location": ours[barcode].shipment.destination[:128],
             "details": {"request": request.code, "return": True,
                         "destination_site": specimen.site.code}}))
     record_custody_events(events, actor=actor)
@@ -706,47 +782,65 @@ def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -
 
 
 MANIFEST_COLUMNS = ("barcode", "participant", "case", "material_type", "quantity", "unit",
-                    "received_condition")
+                    "shipped_from", "received_condition")
 
 
-def shipment_manifest_rows(request: SampleRequest) -> list[dict[str, Any]]:
-    """The parcel's content, pseudonymous: one row per tube."""
-    if request.shipment is None:
-        raise InvalidState(f"{request.code} has not been shipped",
+def _parcels(request: SampleRequest, actor: User | None,
+             shipment_id: int | None) -> list[Shipment]:
+    """The parcels a manifest covers: one named parcel, or all the actor follows."""
+    parcels = visible_shipments(request, actor)
+    if shipment_id is not None:
+        parcels = [s for s in parcels if s.id == shipment_id]
+        if not parcels:
+            raise NotFound(f"{request.code} has no parcel {shipment_id} of yours")
+    elif not parcels:
+        raise InvalidState(f"{request.code} has not been shipped"
+                           + ("" if not request.shipments else " from your site(s)"),
                            current_state=request.status.value)
+    return parcels
+
+
+def shipment_manifest_rows(request: SampleRequest, actor: User | None = None,
+                           shipment_id: int | None = None) -> list[dict[str, Any]]:
+    """The parcels' content, pseudonymous: one row per tube."""
     rows = []
-    for allocation in request.allocations:
-        if allocation.released_at is not None:
-            continue
-        specimen = allocation.specimen
-        rows.append({"barcode": specimen.barcode, "participant": specimen.participant.code,
-                     "case": db.session.get(Case, allocation.case_id).code,
-                     "material_type": specimen.material_type.value,
-                     "quantity": str(specimen.quantity) if specimen.quantity is not None
-                     else "", "unit": specimen.unit.value if specimen.unit else "",
-                     "received_condition": allocation.received_condition or ""})
+    for shipment in _parcels(request, actor, shipment_id):
+        for allocation in shipment.allocations:
+            specimen = allocation.specimen
+            rows.append({"barcode": specimen.barcode, "participant": specimen.participant.code,
+                         "case": db.session.get(Case, allocation.case_id).code,
+                         "material_type": specimen.material_type.value,
+                         "quantity": str(specimen.quantity) if specimen.quantity is not None
+                         else "", "unit": specimen.unit.value if specimen.unit else "",
+                         "shipped_from": shipment.site.code,
+                         "received_condition": allocation.received_condition or ""})
     return sorted(rows, key=lambda r: r["barcode"])
 
 
-def shipment_manifest_csv(request: SampleRequest) -> str:
+def shipment_manifest_csv(request: SampleRequest, actor: User | None = None,
+                          shipment_id: int | None = None) -> str:
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(shipment_manifest_rows(request))
+    writer.writerows(shipment_manifest_rows(request, actor, shipment_id))
     return buffer.getvalue()
 
 
-def shipment_manifest_pdf(request: SampleRequest) -> bytes:
-    rows = shipment_manifest_rows(request)
-    shipment = request.shipment
-    tracking = f", tracking {shipment.tracking_number}" if shipment.tracking_number else ""
-    line = (f"To: {shipment.destination}. Courier: {shipment.courier}{tracking}. "
-            f"Temperature: {shipment.temperature}. Shipped by {shipment.shipped_by} on "
-            f"{shipment.shipped_at:%Y-%m-%d %H:%M} UTC; {len(rows)} tubes.")
-    return _document(request, f"Shipment manifest {request.code}", [line],
+def shipment_manifest_pdf(request: SampleRequest, actor: User | None = None,
+                          shipment_id: int | None = None) -> bytes:
+    rows = shipment_manifest_rows(request, actor, shipment_id)
+    lines = []
+    for shipment in _parcels(request, actor, shipment_id):
+        tracking = f", tracking {shipment.tracking_number}" if shipment.tracking_number else ""
+        lines.append(f"Parcel {shipment.id} from {shipment.site.code} to "
+                     f"{shipment.destination}. Courier: {shipment.courier}{tracking}. "
+                     f"Temperature: {shipment.temperature}. Shipped by {shipment.shipped_by} "
+                     f"on {shipment.shipped_at:%Y-%m-%d %H:%M} UTC; "
+                     f"{len(shipment.allocations)} tubes.")
+    return _document(request, f"Shipment manifest {request.code}", lines,
                      list(MANIFEST_COLUMNS), [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
 
 
@@ -767,6 +861,9 @@ def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
     if allocation is None or not allocation.needs_processing:
         raise InvalidInput(f"allocation {allocation_id} of {request.code} is no processing task",
                            field="allocation_id")
+    if allocation.shipment_id is not None:
+        raise InvalidState(f"allocation {allocation_id} of {request.code} left in parcel "
+                           f"{allocation.shipment_id}", current_state="shipped")
     primary = allocation.specimen
     amount = quantity or request.requirements.get("min_quantity")
     if amount is None:

@@ -53,5 +53,8 @@
     try { const r = await api(`/allocations/${button.dataset.allocation}/aliquot`, {}); say("warning", `aliquot ${r.barcode} made and allocated`); setTimeout(() => location.reload(), 300); }
     catch (e) { say("error", e.message); }
   }));
-  on("reconcile", "click", async () => { try { await api("/receipt", {scans}); location.reload(); } catch (e) { say("error", e.message); } });
+  on("reconcile", "click", async () => {
+    const parcel = Number(document.getElementById("parcel").value);
+    try { await api("/receipt", {scans, shipment_id: parcel}); location.reload(); } catch (e) { say("error", e.message); }
+  });
 })();

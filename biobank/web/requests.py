@@ -39,11 +39,14 @@ def request_new() -> Any:
 def request_detail(request_id: int) -> Any:
     actor = current_actor()
     item = request_service.get_request(request_id, actor)
+    parcels = request_service.visible_shipments(item, actor)
     return render_template(
         "request.html", r=item, is_manager=has_role(actor, (Role.ADMIN, Role.MANAGER)),
         is_staff=has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
         is_requester=item.requester_id == actor.id,
-        picks=request_service.pick_list(item, actor) if item.allocations else [])
+        picks=request_service.pick_list(item, actor) if item.allocations else [],
+        to_ship=request_service.sites_to_ship(item, actor), parcels=parcels,
+        travelling=[s for s in parcels if s.received_at is None])
 
 
 @bp.route("/requests/<int:request_id>/report")

@@ -277,10 +277,120 @@ def test_ship_receive_reconcile_and_report(client, bank, researcher, manager, te
     assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     report = client.get(f"{url}/distribution-report", headers=rh).json
     assert report["approval"]["signer"] == "Manager" and report["approval"]["still_matches"]
-    assert report["shipment"]["courier"] == "ColdChain"
+    [parcel] = report["shipments"]
+    assert (parcel["courier"], parcel["site"], parcel["tubes"]) == ("ColdChain", "CTR", 2)
     assert {t["barcode"]: t["status"] for t in report["tubes"]} == {
         primary.barcode: "distributed", aliquot.barcode: "missing"}
     assert "genetic_research" in report["tubes"][0]["consent_scopes_now"]
+
+
+def _page(client, user, path):
+    from tests.biobank.web.test_page_access import _login
+
+    _login(client, user)
+    r = client.get(path)
+    assert r.status_code == 200
+    return r.get_data(as_text=True)
+
+
+def test_each_site_ships_its_own_parcel_and_each_is_received(
+        client, bank, make, site, other_site, technician, admin, headers, db_session):
+    """A request whose tubes lie at two sites: two parcels, one per site, each picked,
+    shipped, followed and reconciled by itself; the request is shipped after the last."""
+    from biobank.models import Allocation, SampleRequest
+    from biobank.services.ledger import verify_ledger
+
+    person = make.participant(site=other_site)
+    case = make.case(participant=person, code="Q-C6")
+    lesion = make.lesion(case=case, code="Q-L6")
+    visit = make.visit(participant=person, case=case, lesion=lesion)
+    primary = make.specimen(participant=person, collection_event=visit, lesion=lesion,
+                            material_type=MaterialType.TISSUE_FROZEN, quantity=Decimal("90"),
+                            unit=QuantityUnit.UL, container=make.box(site=other_site),
+                            pos_row=1, pos_col=1)
+    north = make.specimen(participant=person, collection_event=visit, lesion=lesion,
+                          parent=primary, material_type=MaterialType.TISSUE_FROZEN,
+                          quantity=Decimal("40"), unit=QuantityUnit.UL,
+                          status=SpecimenStatus.IN_STORAGE)
+    network = make.user("network-researcher", role="researcher", sites=[site, other_site])
+    rh, th, ah = (headers(u) for u in (network, technician, admin))
+    nh = headers(make.user("nrt-tech", role="technician", sites=[other_site]))
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, ah, cohort["id"])  # a network-wide decision
+    url = f"/api/v1/requests/{request['id']}"
+    assert client.post(f"{url}/allocation", headers=ah).json["tubes"] == 2
+    parcel = {"destination": "Skin Genomics Lab", "courier": "ColdChain",
+              "temperature": "dry_ice"}
+
+    r = client.post(f"{url}/picks", headers=th, json={"barcode": north.barcode})
+    assert r.status_code == 409 and "your site's pick list" in r.json["detail"]
+    assert client.post(f"{url}/picks", headers=th, json={"barcode": bank.a1.barcode}
+                       ).status_code == 200
+    r = client.post(f"{url}/shipment", headers=nh, json=parcel)
+    assert r.status_code == 409 and north.barcode in r.json["unpicked"]  # NRT's own tube
+    r = client.post(f"{url}/shipment", headers=ah, json=parcel)  # the administrator: which?
+    assert r.status_code == 422 and r.json["allowed"] == ["CTR", "NRT"], r.json
+    page = _page(client, admin, f"/requests/{request['id']}")
+    assert '<select name="site"><option>CTR</option><option>NRT</option></select>' in page
+    r = client.post(f"{url}/shipment", headers=th, json={**parcel, "site": "NRT"})
+    assert r.status_code == 403 and "each site ships its own" in r.json["detail"]
+
+    r = client.post(f"{url}/shipment", headers=th, json=parcel)
+    assert r.status_code == 201, r.json
+    south_parcel = r.json
+    assert (south_parcel["site"], south_parcel["tubes"]) == ("CTR", 1)
+    assert client.get(url, headers=rh).json["status"] == "allocated"  # NRT has not shipped
+    r = client.post(f"{url}/shipment", headers=th, json=parcel)
+    assert r.status_code == 403 and "other site" in r.json["detail"]
+    page = _page(client, technician, f"/requests/{request['id']}")
+    assert 'id="waiting-for-sites"' in page and 'id="ship"' not in page
+    assert client.post(f"{url}/picks", headers=nh, json={"barcode": north.barcode}
+                       ).status_code == 200
+    r = client.post(f"{url}/shipment", headers=nh, json={**parcel, "courier": "SF Express"})
+    assert r.status_code == 201 and (r.json["site"], r.json["tubes"]) == ("NRT", 1)
+    north_parcel = r.json
+    assert client.get(url, headers=rh).json["status"] == "shipped"
+
+    # each site follows its own parcel; the requester follows both
+    assert [p["site"] for p in client.get(f"{url}/shipments", headers=rh).json] == [
+        "CTR", "NRT"]
+    assert [p["site"] for p in client.get(f"{url}/shipments", headers=th).json] == ["CTR"]
+    assert [p["site"] for p in client.get(f"{url}/shipments", headers=nh).json] == ["NRT"]
+    assert client.get(f"{url}/shipments/{north_parcel['id']}/manifest.csv",
+                      headers=th).status_code == 404
+    own = client.get(f"{url}/shipment/manifest.csv", headers=th).get_data(as_text=True)
+    assert bank.a1.barcode in own and north.barcode not in own
+    both = client.get(f"{url}/shipment/manifest.csv", headers=rh).get_data(as_text=True)
+    assert {line.split(",")[6] for line in both.splitlines()[1:]} == {"CTR", "NRT"}
+    report = client.get(f"{url}/distribution-report", headers=nh).json
+    assert [p["courier"] for p in report["shipments"]] == ["SF Express"]
+    assert [t["barcode"] for t in report["tubes"]] == [north.barcode]
+
+    # two parcels on their way: the receiving lab names the one it unpacked
+    page = _page(client, network, f"/requests/{request['id']}")
+    assert f'<option value="{north_parcel["id"]}">{north_parcel["id"]} from NRT' in page
+    r = client.post(f"{url}/receipt", headers=rh, json={"scans": []})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "shipment_id", r.json
+    assert sorted(r.json["allowed"]) == sorted([south_parcel["id"], north_parcel["id"]])
+    r = client.post(f"{url}/receipt", headers=rh, json={
+        "shipment_id": south_parcel["id"],
+        "scans": [{"barcode": bank.a1.barcode}, {"barcode": north.barcode}]})
+    assert r.status_code == 200, r.json
+    assert r.json["reconciliation"] == {"received": 1, "missing": [], "damaged": [],
+                                        "extra": [north.barcode]}
+    assert client.get(url, headers=rh).json["status"] == "shipped"
+    r = client.post(f"{url}/receipt", headers=rh, json={
+        "shipment_id": south_parcel["id"], "scans": [{"barcode": bank.a1.barcode}]})
+    assert r.status_code == 409 and r.json["current_state"] == "received"
+    r = client.post(f"{url}/receipt", headers=rh, json={"scans": [{"barcode": north.barcode}]})
+    assert r.status_code == 200 and r.json["reconciliation"]["received"] == 1, r.json
+    assert client.get(url, headers=rh).json["status"] == "received"
+    tubes = db_session.scalars(sa.select(Allocation).join(SampleRequest).where(
+        SampleRequest.id == request["id"])).all()
+    assert {(a.specimen.barcode, a.shipment.site.code, a.received_condition)
+            for a in tubes} == {(bank.a1.barcode, "CTR", "acceptable"),
+                                (north.barcode, "NRT", "acceptable")}
+    assert verify_ledger().ok
 
 
 def test_unused_material_comes_back_and_is_stored_again(client, bank, researcher, manager,

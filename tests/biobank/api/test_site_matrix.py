@@ -47,7 +47,11 @@ EXEMPT = {
     "/api/v1/requests/{request_id}/pick-list": "filtered per site (test_requests)",
     "/api/v1/requests/{request_id}/pick-list.pdf": "filtered per site",
     "/api/v1/requests/{request_id}/distribution-report": "filtered per site (test_requests)",
-    "/api/v1/requests/{request_id}/shipment/manifest.{fmt}": "the shipment's own manifest",
+    "/api/v1/requests/{request_id}/shipment/manifest.{fmt}": "parcels of one's own sites "
+    "(test_requests)",
+    "/api/v1/requests/{request_id}/shipments": "parcels of one's own sites (test_requests)",
+    "/api/v1/requests/{request_id}/shipments/{shipment_id}/manifest.{fmt}":
+        "parcels of one's own sites (test_requests)",
 }
 
 
@@ -83,7 +87,7 @@ EXEMPT_WRITES = {
     "/api/v1/requests/{request_id}/withdraw": "the requester's own request",
     "/api/v1/requests/{request_id}/allocation": "allocation spans sites",
     "/api/v1/requests/{request_id}/picks": "each site picks its own (test_requests)",
-    "/api/v1/requests/{request_id}/shipment": "the request's shipment",
+    "/api/v1/requests/{request_id}/shipment": "each site ships its own tubes (test_requests)",
     "/api/v1/requests/{request_id}/receipt": "the receiving lab's scans",
     "/api/v1/requests/{request_id}/returns": "tubes back to their own site",
     "/api/v1/requests/{request_id}/allocations/{allocation_id}/aliquot": "a picked tube",

@@ -101,8 +101,8 @@ def test_request_to_receipt_through_the_pages(server, browser):
         field.fill(barcode)
         field.press("Enter")
     page.click("#reconcile")
-    page.wait_for_selector("#reconciliation")
-    text = page.text_content("#reconciliation")
+    page.wait_for_selector("#parcels .reconciliation")
+    text = page.text_content("#parcels .reconciliation")
     assert f"{len(arrived)} received" in text and f"damaged: {arrived[0]}" in text
     if len(barcodes) > 1:
         assert f"missing: {barcodes[-1]}" in text
