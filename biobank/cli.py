@@ -114,15 +114,32 @@ def custody_group() -> None:
               "an application, about 100 MB)")
 @with_appcontext
 def custody_verify(show_all: bool, workers: int) -> None:
-    """Check every custody chain and checkpoint; exit 1 naming the first broken link."""
-    from biobank.services.ledger import verify_ledger
+    """Check every custody chain, the seal and every checkpoint, in the database and in the
+    store outside it; exit 1 naming the first broken link (all of them with --all)."""
+    from biobank.models import CustodyEvent
+    from biobank.services.ledger import store_path, verify_ledger
 
     with read_only():  # on SQLite, writers go on working while the ledger is checked
-        report = verify_ledger(stop_at_first=not show_all, workers=workers,
-                               progress=lambda n: click.echo(f"  {n:,} events…", err=True))
+        total = db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))) or 0
+        with click.progressbar(length=total, label="checking custody events", file=sys.stderr,
+                               show_pos=True) as bar:
+            seen = [0]
+
+            def advance(done: int) -> None:
+                bar.update(done - seen[0])
+                seen[0] = done
+
+            report = verify_ledger(stop_at_first=not show_all, workers=workers,
+                                   progress=advance)
+            bar.update(max(report.events - seen[0], 0))
     db.session.rollback()
-    click.echo(f"checked {report.events:,} events of {report.specimens:,} specimens and "
-               f"{report.checkpoints} checkpoints")
+    click.echo(f"checked {report.events:,} events of {report.specimens:,} specimens, "
+               f"{report.checkpoints} checkpoints in the database and {report.external} in "
+               f"{store_path()}")
+    if report.seal:
+        click.echo(f"events before the custody key: {report.seal['events']:,}, sealed on "
+                   f"{report.seal['created_at'][:19].replace('T', ' ')} UTC "
+                   f"(checkpoint {report.seal['id']})")
     if report.ok:
         click.echo("custody ledger intact")
         return
@@ -134,13 +151,35 @@ def custody_verify(show_all: bool, workers: int) -> None:
 @custody_group.command("checkpoint")
 @with_appcontext
 def custody_checkpoint() -> None:
-    """Sign the current head of every chain (run it periodically, e.g. from cron)."""
-    from biobank.services.ledger import create_checkpoint
+    """Sign the current head of every chain and append it to the store outside the database
+    (with any checkpoint not written out yet). The beat scheduler does it every
+    CUSTODY_CHECKPOINT_MINUTES."""
+    from biobank.services.ledger import create_checkpoint, store_path
 
     with transaction():
         checkpoint = create_checkpoint()
     click.echo(f"checkpoint {checkpoint.id}: {checkpoint.event_count:,} events, "
-               f"{checkpoint.specimen_count:,} specimens, signature {checkpoint.hash}")
+               f"{checkpoint.specimen_count:,} specimens, root {checkpoint.root}, signature "
+               f"{checkpoint.hash} (key {checkpoint.key_id}); kept in {store_path()}")
+
+
+@custody_group.command("rotate-key")
+@with_appcontext
+def custody_rotate_key() -> None:
+    """Replace the custody key in the instance folder; the old one is kept as retired, so
+    every event and checkpoint it signed still verifies. A checkpoint under the new key
+    follows."""
+    from biobank.keys import rotate_key
+    from biobank.services.ledger import create_checkpoint
+
+    try:
+        old, new = rotate_key()
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+    with transaction():
+        checkpoint = create_checkpoint()
+    click.echo(f"custody key {old} retired; new key {new}; checkpoint {checkpoint.id} "
+               "signed with it")
 
 
 @main.command("create-user")

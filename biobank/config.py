@@ -25,9 +25,16 @@ class Config:
     API_DEFAULT_PAGE_SIZE = 100
     #: digits of the sequence number in issued barcodes (site + material + number + 2 checks)
     BARCODE_SEQUENCE_WIDTH = 7
-    #: key that signs custody checkpoints; keep it outside the database. When empty, one is
-    #: generated into the instance folder (`custody_key`).
+    #: the custody key: every custody event's digest and every checkpoint is an HMAC under
+    #: it; keep it outside the database. When empty, one is generated into the instance
+    #: folder (`custody_key`; `biobank custody rotate-key` replaces it).
     CUSTODY_KEY = ""
+    #: earlier custody keys (comma-separated), so that what they signed still verifies
+    CUSTODY_RETIRED_KEYS = ""
+    #: folder of the append-only file of custody checkpoints kept outside the database (a
+    #: volume the database's administrators cannot write); empty: the instance folder's
+    #: ``custody-checkpoints``
+    CUSTODY_CHECKPOINT_DIR = ""
     #: scan station: a key pressed alone, with no other keystroke within this many
     #: milliseconds and no Enter, is an action key; faster keys are a scanner typing a code.
     #: Raise it for scanners that type slowly (some Bluetooth ones).

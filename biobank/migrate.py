@@ -26,6 +26,18 @@ def upgrade(revision: str = "head") -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+    if revision == "head":
+        seal_ledger()
+
+
+def seal_ledger() -> None:
+    """Seal custody events written before the custody key (once; see
+    :func:`biobank.services.ledger.seal_unkeyed_events`), under the key."""
+    from biobank.db import transaction
+    from biobank.services.ledger import seal_unkeyed_events
+
+    with transaction():
+        seal_unkeyed_events()
 
 
 def downgrade(revision: str) -> None:

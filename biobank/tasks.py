@@ -53,7 +53,8 @@ def init_celery(app: Flask) -> Celery:
 
 @celery.task(name="biobank.custody_checkpoint")
 def custody_checkpoint() -> dict[str, Any]:
-    """Sign the head of every custody chain (scheduled every CUSTODY_CHECKPOINT_MINUTES)."""
+    """Sign the head of every custody chain (scheduled every CUSTODY_CHECKPOINT_MINUTES);
+    once committed, it is appended to the store outside the database."""
     from biobank.db import transaction
     from biobank.services.ledger import create_checkpoint
 

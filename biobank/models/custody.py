@@ -14,8 +14,9 @@ from biobank.models.vocab import CustodyEventType
 
 
 class CustodyEvent(db.Model):
-    """One physical event. Rows are never updated or deleted; each carries the hash of its
-    canonical content and of the previous event of the same specimen (a per-specimen chain)."""
+    """One physical event. Rows are never updated or deleted; each carries the keyed digest
+    of its canonical content (every column) and of the previous event of the same specimen
+    (a per-specimen chain)."""
 
     __tablename__ = "custody_events"
     __table_args__ = (
@@ -38,7 +39,11 @@ class CustodyEvent(db.Model):
         unique=True, comment="Scanner-supplied id that makes retries idempotent"
     )
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(
+        sa.String(64), comment="HMAC-SHA256 under the custody key (plain SHA-256 if key_id "
+        "is NULL: written before the key, sealed since)")
+    key_id: Mapped[str | None] = mapped_column(sa.String(16),
+                                               comment="Id of the custody key of the digest")
 
     specimen: Mapped[Specimen] = relationship()
     actor: Mapped[User | None] = relationship()

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from biobank.db import created_at, db, intpk, str32, str64, timestamp
+from biobank.db import created_at, db, intpk, str16, str32, str64, timestamp
 from biobank.models.custody import CustodyEvent
 from biobank.models.specimens import Specimen
 from biobank.models.storage import StorageContainer
@@ -55,18 +55,26 @@ class Scan(db.Model):
 class CustodyCheckpoint(db.Model):
     """Digests of every specimen's chain head at one moment, chained to the previous
     checkpoint and signed with a key kept outside the database: deleting or rewriting a
-    whole chain, or a checkpoint, is then detected."""
+    whole chain, or a checkpoint, is then detected. Each is also appended to a store
+    outside the database (and sent to witnesses), so deleting checkpoints is detected too.
+
+    A *seal* is the checkpoint of the events written before the custody key: it digests
+    the heads of their chains, and verification holds them to it."""
 
     __tablename__ = "custody_checkpoints"
 
     id: Mapped[intpk]
+    kind: Mapped[str16] = mapped_column(default="checkpoint", comment="checkpoint or seal")
     created_at: Mapped[created_at]
     max_event_id: Mapped[int] = mapped_column(comment="Last custody event covered")
     specimen_count: Mapped[int] = mapped_column(comment="Specimens with at least one event")
     event_count: Mapped[int]
     buckets: Mapped[dict[str, Any]] = mapped_column(
-        comment='{"<specimen id // 256>": SHA-256 of that bucket\'s chain heads}')
+        comment='{"<specimen id // 256>": [digest of that bucket\'s chain heads, events]}')
+    root: Mapped[str | None] = mapped_column(sa.String(64),
+                                             comment="Merkle root of the bucket digests")
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    key_id: Mapped[str | None] = mapped_column(sa.String(16), comment="Id of the signing key")
     hash: Mapped[str] = mapped_column(sa.String(64), comment="HMAC-SHA256 with the custody key")
 
 

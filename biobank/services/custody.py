@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
 from decimal import Decimal
@@ -23,17 +24,12 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def content_hash(*, barcode: str, seq: int, event_type: CustodyEventType,
-                 occurred_at: dt.datetime, recorded_at: dt.datetime, actor_name: str,
-                 from_location: str | None, to_location: str | None,
-                 details: dict[str, Any] | None, client_event_id: str | None,
-                 prev_hash: str | None) -> str:
-    """SHA-256 of an event's canonical content: every recorded field plus the previous hash.
-
-    Sorted keys, no whitespace, UTC timestamps to the microsecond: the same event always
-    serialises to the same bytes on SQLite and PostgreSQL.
-    """
-    content = {
+def _legacy_content(*, barcode: str, seq: int, event_type: CustodyEventType,
+                    occurred_at: dt.datetime, recorded_at: dt.datetime, actor_name: str,
+                    from_location: str | None, to_location: str | None,
+                    details: dict[str, Any] | None, client_event_id: str | None,
+                    prev_hash: str | None, **_ignored: Any) -> dict[str, Any]:
+    return {
         "specimen": barcode,
         "seq": seq,
         "type": event_type.value,
@@ -46,13 +42,54 @@ def content_hash(*, barcode: str, seq: int, event_type: CustodyEventType,
         "client_event_id": client_event_id,
         "prev": prev_hash,
     }
-    raw = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def event_hash(event: CustodyEvent, *, barcode: str) -> str:
-    """The hash *event* must carry, recomputed from its stored fields."""
-    return content_hash(
+def _canonical(content: dict[str, Any]) -> bytes:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def content_hash(**fields: Any) -> str:
+    """Plain SHA-256 of an event's canonical content, as events were hashed before the
+    custody key: kept to verify those events (sealed since), never to write new ones.
+
+    Sorted keys, no whitespace, UTC timestamps to the microsecond: the same event always
+    serialises to the same bytes on SQLite and PostgreSQL.
+    """
+    return hashlib.sha256(_canonical(_legacy_content(**fields))).hexdigest()
+
+
+class Digester:
+    """Keyed event digests: HMAC-SHA256, under one custody key, of every column of an
+    event (actor id, specimen id and barcode included) and the previous event's digest.
+    Without the key, nobody can make an event that verifies."""
+
+    def __init__(self, key: bytes, key_id: str) -> None:
+        self.key_id = key_id
+        self._base = hmac.new(key, digestmod=hashlib.sha256)
+
+    def digest(self, *, specimen_id: int, actor_id: int | None, **fields: Any) -> str:
+        content = _legacy_content(**fields)
+        content.update(specimen_id=specimen_id, actor_id=actor_id, key=self.key_id)
+        mac = self._base.copy()
+        mac.update(_canonical(content))
+        return mac.hexdigest()
+
+
+def current_digester() -> Digester:
+    from biobank.keys import keyring
+
+    ring = keyring()
+    return Digester(ring.current, ring.current_id)
+
+
+def event_hash(event: CustodyEvent, *, barcode: str, digester: Digester | None = None) -> str:
+    """The digest *event* must carry, computed from its fields under the current key (or
+    *digester*'s)."""
+    digester = digester or current_digester()
+    return digester.digest(
+        specimen_id=event.specimen_id if event.specimen_id is not None else event.specimen.id,
+        actor_id=event.actor_id if event.actor_id is not None else getattr(event.actor, "id", None),
         barcode=barcode, seq=event.seq, event_type=event.event_type,
         occurred_at=event.occurred_at, recorded_at=event.recorded_at,
         actor_name=event.actor_name, from_location=event.from_location,
@@ -63,10 +100,12 @@ def event_hash(event: CustodyEvent, *, barcode: str) -> str:
 
 def chain_rows(*, specimen_id: int, barcode: str, actor_id: int | None, actor_name: str,
                events: list[tuple[CustodyEventType, dt.datetime, dict[str, Any]]],
-               recorded_at: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Custody rows for a specimen written in bulk (demo data, imports), hash-chained in
-    time order. Each event is ``(type, occurred_at, {from_location, to_location, details})``;
-    ``recorded_at`` defaults to the time each event occurred."""
+               recorded_at: dt.datetime | None = None,
+               digester: Digester | None = None) -> list[dict[str, Any]]:
+    """Custody rows for a specimen written in bulk (demo data, imports), chained in time
+    order under the custody key. Each event is ``(type, occurred_at, {from_location,
+    to_location, details})``; ``recorded_at`` defaults to the time each event occurred."""
+    digester = digester or current_digester()
     prev = None
     chain = []
     for seq, (kind, at, more) in enumerate(sorted(events, key=lambda e: e[1]), start=1):
@@ -74,9 +113,8 @@ def chain_rows(*, specimen_id: int, barcode: str, actor_id: int | None, actor_na
                "occurred_at": at, "recorded_at": recorded_at or at, "actor_id": actor_id,
                "actor_name": actor_name, "from_location": more.get("from_location"),
                "to_location": more.get("to_location"), "details": more.get("details", {}),
-               "client_event_id": None, "prev_hash": prev}
-        row["hash"] = content_hash(barcode=barcode, **{
-            k: v for k, v in row.items() if k not in ("specimen_id", "actor_id")})
+               "client_event_id": None, "prev_hash": prev, "key_id": digester.key_id}
+        row["hash"] = digester.digest(barcode=barcode, **row)
         chain.append(row)
         prev = row["hash"]
     return chain
@@ -107,6 +145,8 @@ def _append(specimen: Specimen, event_type: CustodyEventType, *, actor: User | N
             client_event_id: str | None = None) -> CustodyEvent:
     """A new event at the head of *specimen*'s chain (locked by the caller), not yet
     flushed; the specimen's head moves to it."""
+    if specimen.id is None:  # the digest covers the specimen's id
+        db.session.flush()
     now = utcnow()
     event = CustodyEvent(
         specimen=specimen,
@@ -122,7 +162,9 @@ def _append(specimen: Specimen, event_type: CustodyEventType, *, actor: User | N
         client_event_id=client_event_id,
         prev_hash=specimen.custody_head,
     )
-    event.hash = event_hash(event, barcode=specimen.barcode)
+    digester = current_digester()
+    event.key_id = digester.key_id
+    event.hash = event_hash(event, barcode=specimen.barcode, digester=digester)
     specimen.custody_seq = event.seq
     specimen.custody_head = event.hash
     db.session.add(event)
