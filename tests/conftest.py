@@ -86,6 +86,20 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         db.engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def custody_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[None]:
+    """Each test keeps custody checkpoints outside the database in a folder of its own, as
+    its database changes are its own."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    app.config["CUSTODY_CHECKPOINT_DIR"] = str(tmp_path_factory.mktemp("custody-store"))
+    yield
+    app.config["CUSTODY_CHECKPOINT_DIR"] = ""
+
+
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[Any]:
     """A session inside an outer transaction that is always rolled back.

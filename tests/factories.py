@@ -136,7 +136,14 @@ class Builder:
     def box(self, *, site: Site, **kw: Any) -> StorageContainer:
         return self.container(site=site, kind=ContainerKind.BOX, **kw)
 
-    def specimen(self, *, participant: Participant, **kw: Any) -> Specimen:
+    #: whether specimens are made with their first custody event (see :meth:`specimen`)
+    history = False
+
+    def specimen(self, *, participant: Participant, history: bool | None = None,
+                 **kw: Any) -> Specimen:
+        """A specimen; with *history*, recorded with its first custody event as the LIMS
+        records every one (without, it has none: tests that count or write the chain
+        themselves, and the ledger's check reports it)."""
         material = kw.setdefault("material_type", MaterialType.PLASMA)
         kw.setdefault("barcode", make_barcode("T", material, next(_counter)))
         kw.setdefault("site_id", participant.site_id)
@@ -147,4 +154,15 @@ class Builder:
         kw.setdefault("unit", QuantityUnit.ML)
         if kw.get("parent") is not None:
             kw.setdefault("lineage", Lineage.ALIQUOT)
-        return self._save(Specimen(participant=participant, **kw))
+        specimen = self._save(Specimen(participant=participant, **kw))
+        if (self.history if history is None else history) and \
+                specimen.status is not SpecimenStatus.EXPECTED:
+            from biobank.models.vocab import CustodyEventType
+            from biobank.services.custody import record_custody_event
+
+            kind = {Lineage.PRIMARY: CustodyEventType.COLLECTED,
+                    Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
+                    Lineage.DERIVATIVE: CustodyEventType.DERIVED}[specimen.lineage]
+            record_custody_event(specimen, kind, actor=None)
+            self.session.commit()
+        return specimen

@@ -82,7 +82,7 @@ def test_a_parcel_sent_before_per_site_parcels_keeps_its_site_and_tubes(app, emp
         researcher = make.user("r", role="researcher", sites=[north])
         person = make.participant(site=north)
         case = make.case(participant=person)
-        tube = make.specimen(participant=person, collection_event=make.visit(
+        tube = make.specimen(participant=person, history=False, collection_event=make.visit(
             participant=person, case=case))
         cohort = make._save(Cohort(name="c", level="cases", owner_id=researcher.id))
         request = make._save(SampleRequest(
