@@ -18,6 +18,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+# One custody key for every process of a benchmark (the apps made here and the servers
+# started from here): events digested by one are verified by another.
+os.environ.setdefault("BIOBANK_CUSTODY_KEY", "bench")
 
 
 def database_url(backend: str, name: str) -> str:
