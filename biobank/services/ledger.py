@@ -178,14 +178,19 @@ def create_checkpoint() -> CustodyCheckpoint:
     """Sign the current heads of every chain. Flushes; the caller commits, then calls
     :func:`export_checkpoints` to write it outside the database."""
     max_id = db.session.scalar(sa.select(sa.func.max(CustodyEvent.id))) or 0
-    heads = list(_heads_as_of(max_id))
+    return _signed("checkpoint", list(_heads_as_of(max_id)), max_id=max_id,
+                   events=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))
+                                            .where(CustodyEvent.id <= max_id)))
+
+
+def _signed(kind: str, heads: list[tuple[int, int, str]], *, max_id: int,
+            events: int | None) -> CustodyCheckpoint:
+    """A checkpoint of *heads*, signed, linked to the latest one, written out after commit."""
     previous = _latest()
     buckets = _bucket_digests(iter(heads))
     checkpoint = CustodyCheckpoint(
-        kind="checkpoint", created_at=utcnow(), max_event_id=max_id, specimen_count=len(heads),
-        event_count=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))
-                                      .where(CustodyEvent.id <= max_id)),
-        buckets=buckets, root=merkle_root(buckets),
+        kind=kind, created_at=utcnow(), max_event_id=max_id, specimen_count=len(heads),
+        event_count=events or 0, buckets=buckets, root=merkle_root(buckets),
         prev_hash=previous.hash if previous else None)
     checkpoint.hash = _sign(checkpoint)
     db.session.add(checkpoint)
@@ -206,19 +211,9 @@ def seal_unkeyed_events() -> CustodyCheckpoint | None:
     max_id = db.session.scalar(sa.select(sa.func.max(CustodyEvent.id)).where(unkeyed))
     if max_id is None:
         return None
-    heads = list(_heads_as_of(max_id, unkeyed=True))
-    previous = _latest()
-    buckets = _bucket_digests(iter(heads))
-    seal = CustodyCheckpoint(
-        kind="seal", created_at=utcnow(), max_event_id=max_id, specimen_count=len(heads),
-        event_count=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id)).where(unkeyed)),
-        buckets=buckets, root=merkle_root(buckets),
-        prev_hash=previous.hash if previous else None)
-    seal.hash = _sign(seal)
-    db.session.add(seal)
-    db.session.flush()
-    after_commit(export_checkpoints)
-    return seal
+    return _signed("seal", list(_heads_as_of(max_id, unkeyed=True)), max_id=max_id,
+                   events=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))
+                                            .where(unkeyed)))
 
 
 # --- the store outside the database -----------------------------------------------------
