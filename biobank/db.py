@@ -96,6 +96,7 @@ class Base(DeclarativeBase):
             quantity: sa.Numeric(12, 3),
             dict[str, Any]: sa.JSON().with_variant(JSONB(), "postgresql"),
             list[str]: sa.JSON().with_variant(JSONB(), "postgresql"),
+            list[dict[str, Any]]: sa.JSON().with_variant(JSONB(), "postgresql"),
         },
     )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, request, stream_with_context
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -21,6 +21,7 @@ from biobank.schemas.cohorts import (
     CohortSchema,
     CohortUpdateSchema,
     DiffSchema,
+    ExportSchema,
     ManifestArgsSchema,
     MuDataArgsSchema,
     SnapshotSchema,
@@ -140,9 +141,13 @@ class ManifestView(MethodView):
         ids (pseudonymous), modality, DRS URI, size, SHA-256, diagnosis labels and `split`.
         The split is decided per patient from a salted hash (optionally stratified by
         diagnosis) and stored with the export; `X-Split-Checks` reports that no patient is
-        in two splits and no earlier test patient of the salt family is in train. Rows whose
-        patient no longer consents are left out (`excluded_by_consent`). A cohort that was
-        never frozen answers 409.
+        in two splits and no earlier test or validation patient of the salt family moved.
+        Rows are the snapshot's content as frozen: later edits of the records do not change
+        them. Rows whose patient no longer consents are left out (`excluded_by_consent`),
+        each listed with its reason at `GET /api/v1/cohorts/exports/<X-Export-Id>`.
+        `X-Manifest-SHA256` is the SHA-256 of exactly the bytes delivered;
+        `X-Snapshot-Manifest-Digest` the snapshot's keyed digest (`…/verify`). A cohort that
+        was never frozen answers 409.
         """
         actor = current_actor()
         cohort = cohorts.get_cohort(cohort_id, actor)
@@ -151,20 +156,26 @@ class ManifestView(MethodView):
         with transaction():
             result = cohorts.export(snapshot, actor=actor, fmt=fmt, drs_host=request.host,
                                     **args)
-        metadata = cohorts.export_metadata(result, snapshot)
+            body = cohorts.deliver(result, snapshot)
         headers = {
             "Content-Disposition":
                 f'attachment; filename="cohort-{cohort.id}-snapshot-{snapshot.id}.{fmt}"',
             "X-Export-Id": str(result.record.id),
-            "X-Manifest-SHA256": snapshot.manifest_sha256,
+            "X-Manifest-SHA256": result.record.manifest_sha256,
+            "X-Snapshot-Manifest-Digest": snapshot.manifest_sha256,
             "X-Split-Checks": json.dumps(result.checks),
         }
-        if fmt == "parquet":
-            return Response(cohorts.write_parquet(result.rows, metadata),
-                            mimetype=MIMETYPES[fmt], headers=headers)
-        body = (cohorts.write_jsonl(result.rows) if fmt == "jsonl" else
-                cohorts.write_delimited(result.rows, "\t" if fmt == "tsv" else ","))
-        return Response(stream_with_context(body), mimetype=MIMETYPES[fmt], headers=headers)
+        return Response(body, mimetype=MIMETYPES[fmt], headers=headers)
+
+
+@blp.route("/exports/<int:export_id>")
+class ExportView(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, ExportSchema)
+    def get(self, export_id: int) -> Any:
+        """One manifest export: its parameters, the SHA-256 of the bytes delivered, and
+        every frozen row it left out with the reason"""
+        return cohorts.get_export(export_id, current_actor())
 
 
 @blp.route("/<int:cohort_id>/mudata")

@@ -29,10 +29,13 @@ class Cohort(db.Model):
 
 
 class CohortSnapshot(db.Model):
-    """The members and data objects of a cohort at one moment; never changed afterwards.
+    """The members and data objects of a cohort at one moment, with the manifest content
+    of each object as it was then; never changed afterwards.
 
-    ``members_sha256`` hashes the sorted member ids, ``manifest_sha256`` the canonical
-    manifest (TSV, no split column): recomputing either later proves the snapshot intact.
+    ``members_sha256`` is an HMAC, under the custody key ``key_id`` names, of the snapshot
+    and its sorted member ids; ``manifest_sha256`` one of every object and its frozen content.
+    Without the key nobody can change a member or an object and recompute them. Snapshots
+    frozen before keyed digests (``key_id`` NULL) carry plain SHA-256 digests.
     """
 
     __tablename__ = "cohort_snapshots"
@@ -46,6 +49,8 @@ class CohortSnapshot(db.Model):
     object_count: Mapped[int]
     members_sha256: Mapped[str] = mapped_column(sa.String(64))
     manifest_sha256: Mapped[str] = mapped_column(sa.String(64))
+    key_id: Mapped[str16 | None] = mapped_column(
+        comment="Custody key of the digests (NULL: plain SHA-256, frozen before keyed digests)")
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
 
@@ -70,6 +75,8 @@ class CohortSnapshotObject(db.Model):
     kind: Mapped[str16] = mapped_column(primary_key=True, comment="omics or image")
     object_id: Mapped[int] = mapped_column(
         primary_key=True, comment="omics_file_samples.id or images.id")
+    content: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="The object's manifest row as frozen (NULL: frozen before content was kept)")
 
 
 class CohortExport(db.Model):
@@ -86,6 +93,10 @@ class CohortExport(db.Model):
     format: Mapped[str16]
     pinned_to_test: Mapped[int] = mapped_column(
         default=0, comment="Patients kept in test because an earlier export of the family had them there")
+    manifest_sha256: Mapped[str | None] = mapped_column(
+        sa.String(64), comment="SHA-256 of the exact bytes delivered")
+    exclusions: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        comment="Frozen rows left out of this export, each with its reason")
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
 

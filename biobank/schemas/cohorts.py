@@ -31,7 +31,9 @@ class SnapshotSchema(BaseSchema):
     object_count = fields.Integer(metadata=describe("Data objects: omics sample columns, images"))
     members_sha256 = fields.String()
     manifest_sha256 = fields.String(metadata=describe(
-        "SHA-256 of the canonical manifest (TSV without URIs and splits)"))
+        "HMAC-SHA256, under the custody key key_id names, of every data object and its "
+        "manifest row as frozen"))
+    key_id = fields.String(allow_none=True)
     created_by = fields.String()
     created_at = fields.DateTime()
 
@@ -68,6 +70,36 @@ class DiffSchema(BaseSchema):
 class VerifySchema(BaseSchema):
     members_ok = fields.Boolean()
     manifest_ok = fields.Boolean()
+    key_id = fields.String(allow_none=True, metadata=describe(
+        "Custody key of the digests (null: plain SHA-256, a snapshot frozen before keys)"))
+    content_frozen = fields.Boolean(metadata=describe(
+        "Whether the snapshot keeps each object's manifest row as frozen"))
+    problem = fields.String(metadata=describe("Why the digests cannot be checked"))
+
+
+class ExclusionSchema(BaseSchema):
+    participant = fields.String()
+    object_kind = fields.String()
+    modality = fields.String()
+    name = fields.String()
+    sha256 = fields.String()
+    reason = fields.String()
+
+
+class ExportSchema(BaseSchema):
+    id = fields.Integer()
+    snapshot_id = fields.Integer()
+    format = fields.String()
+    salt_family = fields.String()
+    ratios = fields.Raw()
+    stratify_by = fields.String(allow_none=True)
+    pinned_to_test = fields.Integer()
+    manifest_sha256 = fields.String(allow_none=True, metadata=describe(
+        "SHA-256 of exactly the bytes delivered"))
+    exclusions = fields.List(fields.Nested(ExclusionSchema), metadata=describe(
+        "Frozen rows left out of this export, with the reason"))
+    created_by = fields.String()
+    created_at = fields.DateTime()
 
 
 class ManifestArgsSchema(BaseSchema):

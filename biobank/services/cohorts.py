@@ -1,15 +1,20 @@
 """Cohorts: saved filters, frozen snapshots, diffs, manifests and patient-grouped splits.
 
-A snapshot records its members and their data objects (omics sample columns, images) at
-the moment it is frozen, with the SHA-256 of the sorted member ids and of the canonical
-manifest; nothing of it changes afterwards (PostgreSQL triggers refuse UPDATE and DELETE).
+A snapshot records its members, their data objects (omics sample columns, images) and each
+object's manifest row at the moment it is frozen; exports read those rows, so later edits
+of the records do not change what a snapshot delivers. Its two digests are HMACs under the
+custody key (:mod:`biobank.keys`), bound to the snapshot: someone who can write the database
+but lacks the key cannot remove, add or repoint a member or an object, or edit a row, and
+recompute them. Nothing of a snapshot changes afterwards (PostgreSQL triggers refuse UPDATE
+and DELETE). Rows left out of an export after the freeze (consent withdrawn) are recorded on
+the export with their reason, and the export records the SHA-256 of the bytes delivered.
 
-Splits are decided per patient, never per row, from a salted SHA-256 of the pseudonymous
-patient code: within each stratum (a diagnosis, if asked) patients are ranked by that hash
-and cut by the ratios, so the same patients, salt and ratios always give the same split,
-and a patient's images and files all fall in one split. Every export is stored with its
-assignments; a patient who was in ``test`` in an earlier export of the same salt family is
-kept in ``test`` (``keep_test``), or the export is refused if that is turned off.
+Splits are decided per patient, never per row, by a threshold on a salted SHA-256 of the
+pseudonymous patient code, so one salt gives a patient the same split in every cohort (cut
+per stratum when stratified) and a patient's images and files all fall in one split. Every
+export is stored with its assignments; a patient an earlier export of the same salt family
+held out (test, validation) keeps that split (``keep_test``), or the export is refused if
+that is turned off, and the others fill the asked ratios around them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import re
@@ -30,6 +36,7 @@ import sqlalchemy as sa
 from biobank.auth import has_role, visible_site_ids
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from biobank.keys import keyring
 from biobank.models import (
     AuditRecord,
     Case,
@@ -119,39 +126,72 @@ def _check_level(level: str) -> None:
 # --- snapshots -----------------------------------------------------------------------------
 
 def freeze(cohort: Cohort, *, actor: User) -> CohortSnapshot:
-    """Record the cohort's members and data objects now; the snapshot never changes."""
+    """Record the cohort's members, their data objects and each object's manifest row now;
+    the snapshot never changes, and its manifest is read from what was recorded."""
     level = query.level_of(cohort.level)
     ids_stmt = query.matching_ids(level, query.parse_filters(cohort.filters), actor)
     member_ids = sorted(set(db.session.scalars(ids_stmt)))
     snapshot = CohortSnapshot(
         cohort_id=cohort.id, level=cohort.level, filters=cohort.filters,
         data_release=_data_release(), member_count=len(member_ids), object_count=0,
-        members_sha256=members_digest(member_ids), manifest_sha256="",
-        created_by=actor.username)
+        members_sha256="", manifest_sha256="", created_by=actor.username)
     db.session.add(snapshot)
     db.session.flush()
     _insert(CohortSnapshotMember, ({"snapshot_id": snapshot.id, "entity_id": i}
                                    for i in member_ids))
-    objects = _objects_of_members(snapshot)
-    _insert(CohortSnapshotObject, ({"snapshot_id": snapshot.id, "kind": kind, "object_id": oid}
-                                   for kind, oid in objects))
+    objects = _live_rows(_objects_of_members(snapshot))
+    _insert(CohortSnapshotObject, ({"snapshot_id": snapshot.id, "kind": kind,
+                                    "object_id": oid, "content": content}
+                                   for (kind, oid), content in objects.items()))
     snapshot.object_count = len(objects)
+    ring = keyring()
+    snapshot.key_id = ring.current_id
+    snapshot.members_sha256 = members_digest(snapshot, member_ids, key=ring.current)
     # writing the digest seals the snapshot (on PostgreSQL a trigger then refuses changes)
-    snapshot.manifest_sha256 = manifest_digest(manifest_rows(snapshot))
+    snapshot.manifest_sha256 = manifest_digest(snapshot, objects, key=ring.current)
     db.session.flush()
     return snapshot
 
 
-def members_digest(member_ids: Iterable[int]) -> str:
-    return hashlib.sha256("\n".join(str(i) for i in sorted(member_ids)).encode()).hexdigest()
+def _mac(key: bytes, purpose: str, snapshot: CohortSnapshot) -> Any:
+    """An HMAC under *key* bound to one snapshot of one cohort, for one digest."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac.update(f"cohort snapshot {purpose}\x1f{snapshot.id}\x1f{snapshot.cohort_id}\x1f"
+               f"{snapshot.level}\n".encode())
+    return mac
 
 
-def manifest_digest(rows: Iterable[dict[str, Any]]) -> str:
-    digest = hashlib.sha256()
-    digest.update(("\t".join(CANONICAL_COLUMNS) + "\n").encode())
-    for row in rows:
-        digest.update(("\t".join(_cell(row.get(c)) for c in CANONICAL_COLUMNS) + "\n").encode())
-    return digest.hexdigest()
+def members_digest(snapshot: CohortSnapshot, member_ids: Iterable[int], *,
+                   key: bytes | None) -> str:
+    """Keyed digest of the snapshot's sorted member ids (plain SHA-256 without *key*: a
+    snapshot frozen before keyed digests)."""
+    text = "\n".join(str(i) for i in sorted(member_ids)).encode()
+    if key is None:
+        return hashlib.sha256(text).hexdigest()
+    mac = _mac(key, "members", snapshot)
+    mac.update(text)
+    return mac.hexdigest()
+
+
+def manifest_digest(snapshot: CohortSnapshot, objects: dict[tuple[str, int], dict[str, Any]],
+                    *, key: bytes | None) -> str:
+    """Keyed digest of every object (kind, id) with its frozen manifest row, so that a
+    repointed object or an edited row no longer matches. Without *key*: the plain SHA-256
+    of the canonical manifest of a snapshot frozen before keyed digests."""
+    if key is None:
+        digest = hashlib.sha256()
+        digest.update(("\t".join(CANONICAL_COLUMNS) + "\n").encode())
+        for row in sorted(objects.values(), key=_row_order):
+            digest.update(("\t".join(_cell(row.get(c)) for c in CANONICAL_COLUMNS)
+                           + "\n").encode())
+        return digest.hexdigest()
+    mac = _mac(key, "manifest", snapshot)
+    mac.update(("\t".join(("kind", "object_id", *CANONICAL_COLUMNS)) + "\n").encode())
+    for kind, oid in sorted(objects):
+        row = objects[(kind, oid)]
+        mac.update(("\t".join([kind, str(oid), *(_cell(row.get(c)) for c in CANONICAL_COLUMNS)])
+                    + "\n").encode())
+    return mac.hexdigest()
 
 
 def _cell(value: Any) -> str:
@@ -194,11 +234,30 @@ def member_ids(snapshot: CohortSnapshot) -> list[int]:
 
 
 def verify(snapshot: CohortSnapshot) -> dict[str, Any]:
-    """Recompute both digests: a snapshot whose rows were altered no longer matches."""
-    members = members_digest(member_ids(snapshot))
-    manifest = manifest_digest(manifest_rows(snapshot))
-    return {"members_ok": members == snapshot.members_sha256,
-            "manifest_ok": manifest == snapshot.manifest_sha256}
+    """Recompute both digests under the key they name: a member removed, added or changed,
+    an object repointed or its frozen row edited no longer matches, even with the digest
+    recomputed by someone without the key."""
+    key: bytes | None = None
+    out: dict[str, Any] = {"key_id": snapshot.key_id, "content_frozen": True}
+    if snapshot.key_id is not None:
+        key = keyring().keys.get(snapshot.key_id)
+        if key is None:
+            return {**out, "members_ok": False, "manifest_ok": False,
+                    "problem": f"the digests are under custody key {snapshot.key_id}, which "
+                    "this instance does not know: forged with another key, or the key lost"}
+    else:
+        out["problem"] = ("frozen before keyed digests: its plain SHA-256 digests can be "
+                          "recomputed by whoever can write the database, so they prove "
+                          "nothing against them; freeze the cohort again")
+    objects = _rows_of(snapshot)
+    out["content_frozen"] = objects is not None
+    if objects is None:
+        objects = _live_rows(list(frozen_objects(snapshot)))
+    return {**out, "members_ok": hmac.compare_digest(
+                members_digest(snapshot, member_ids(snapshot), key=key),
+                snapshot.members_sha256),
+            "manifest_ok": hmac.compare_digest(manifest_digest(snapshot, objects, key=key),
+                                               snapshot.manifest_sha256)}
 
 
 def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: User) -> dict[str, Any]:
@@ -258,55 +317,95 @@ def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
             + [("image", i) for i in db.session.scalars(images)])
 
 
+def frozen_objects(snapshot: CohortSnapshot) -> dict[tuple[str, int], dict[str, Any] | None]:
+    """The snapshot's objects with the manifest row each had at the freeze (``None`` for a
+    snapshot frozen before rows were kept)."""
+    return {(r.kind, r.object_id): r.content for r in db.session.execute(
+        sa.select(CohortSnapshotObject.kind, CohortSnapshotObject.object_id,
+                  CohortSnapshotObject.content)
+        .where(CohortSnapshotObject.snapshot_id == snapshot.id))}
+
+
+def _rows_of(snapshot: CohortSnapshot) -> dict[tuple[str, int], dict[str, Any]] | None:
+    """The frozen rows, or ``None`` for a snapshot frozen before rows were kept."""
+    objects = frozen_objects(snapshot)
+    if any(content is None for content in objects.values()):
+        return None
+    return objects  # type: ignore[return-value]
+
+
+def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(c) or "") for c in ("participant", "case", "lesion", "aliquot",
+                                                   "modality", "sha256", "name"))
+
+
 def manifest_rows(snapshot: CohortSnapshot, *, drs_host: str = "") -> list[dict[str, Any]]:
-    """The snapshot's data objects, one row each, in a stable order."""
+    """The snapshot's data objects, one row each as frozen, in a stable order (a snapshot
+    frozen before rows were kept: as the records are now)."""
+    objects = _rows_of(snapshot)
+    if objects is None:
+        objects = _live_rows(list(frozen_objects(snapshot)))
+    rows = []
+    for content in objects.values():
+        row = {c: content.get(c) for c in CANONICAL_COLUMNS}
+        row["drs_uri"] = f"drs://{drs_host}/{row['sha256']}" if drs_host else None
+        row["split"] = None
+        rows.append(row)
+    rows.sort(key=_row_order)
+    return rows
+
+
+def _live_rows(objects: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Each object's canonical manifest row from the records as they are now."""
     from omics.models import OmicsFile, OmicsFileSample
 
-    objects = (sa.select(CohortSnapshotObject.object_id)
-               .where(CohortSnapshotObject.snapshot_id == snapshot.id))
+    omics_ids = [oid for kind, oid in objects if kind == "omics"]
+    image_ids = [oid for kind, oid in objects if kind == "image"]
     parent = sa.orm.aliased(Specimen)
-    rows: list[dict[str, Any]] = []
-    omics = (sa.select(OmicsFile.kind, OmicsFile.filename, OmicsFile.size_bytes,
-                       OmicsFile.sha256, OmicsFileSample.sample_name, Specimen.barcode,
-                       Specimen.lineage, parent.barcode.label("parent_barcode"),
-                       Specimen.participant_id, Specimen.case_id,
-                       Specimen.lesion_id)
+    omics = (sa.select(OmicsFileSample.id, OmicsFile.kind, OmicsFile.filename,
+                       OmicsFile.size_bytes, OmicsFile.sha256, OmicsFileSample.sample_name,
+                       Specimen.barcode, Specimen.lineage,
+                       parent.barcode.label("parent_barcode"), Specimen.participant_id,
+                       Specimen.case_id, Specimen.lesion_id)
              .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
              .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
-             .outerjoin(parent, parent.id == Specimen.parent_id)
-             .where(OmicsFileSample.id.in_(objects.where(CohortSnapshotObject.kind == "omics"))))
-    raw = list(db.session.execute(omics))
-    images = (sa.select(Image.modality, Image.filename, Image.size_bytes, Image.sha256,
-                        Image.case_id, Image.lesion_id, Specimen.barcode, Specimen.lineage,
-                        parent.barcode.label("parent_barcode"))
+             .outerjoin(parent, parent.id == Specimen.parent_id))
+    images = (sa.select(Image.id, Image.modality, Image.filename, Image.size_bytes,
+                        Image.sha256, Image.case_id, Image.lesion_id, Specimen.barcode,
+                        Specimen.lineage, parent.barcode.label("parent_barcode"))
               .outerjoin(Specimen, Specimen.id == Image.specimen_id)
-              .outerjoin(parent, parent.id == Specimen.parent_id)
-              .where(Image.id.in_(objects.where(CohortSnapshotObject.kind == "image"))))
-    raw_images = list(db.session.execute(images))
+              .outerjoin(parent, parent.id == Specimen.parent_id))
+    raw = [r for chunk in _chunks(omics_ids) for r in db.session.execute(
+        omics.where(OmicsFileSample.id.in_(chunk)))]
+    raw_images = [r for chunk in _chunks(image_ids) for r in db.session.execute(
+        images.where(Image.id.in_(chunk)))]
     cases = _cases({r.case_id for r in raw} | {r.case_id for r in raw_images})
     lesions = _lesions({r.lesion_id for r in raw} | {r.lesion_id for r in raw_images})
     participants = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
         Participant.id.in_({r.participant_id for r in raw}))).all())
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
     for r in raw:
-        case = cases.get(r.case_id, {})
-        rows.append(_row(participants[r.participant_id], case, lesions.get(r.lesion_id),
-                         r.barcode, r.lineage, r.parent_barcode, r.kind.value, "omics",
-                         f"{r.filename}#{r.sample_name}", r.size_bytes, r.sha256, drs_host))
+        rows[("omics", r.id)] = _row(participants[r.participant_id], cases.get(r.case_id, {}),
+                                     lesions.get(r.lesion_id), r.barcode, r.lineage,
+                                     r.parent_barcode, r.kind.value, "omics",
+                                     f"{r.filename}#{r.sample_name}", r.size_bytes, r.sha256)
     for r in raw_images:
         case = cases[r.case_id]
-        rows.append(_row(case["participant"], case, lesions.get(r.lesion_id), r.barcode,
-                         r.lineage, r.parent_barcode, r.modality.value, "image", r.filename,
-                         r.size_bytes, r.sha256, drs_host))
-    rows.sort(key=lambda row: (row["participant"], row["case"] or "", row["lesion"] or "",
-                               row["aliquot"] or "", row["modality"], row["sha256"],
-                               row["name"]))
+        rows[("image", r.id)] = _row(case["participant"], case, lesions.get(r.lesion_id),
+                                     r.barcode, r.lineage, r.parent_barcode, r.modality.value,
+                                     "image", r.filename, r.size_bytes, r.sha256)
     return rows
+
+
+def _chunks(ids: list[int], size: int = 5000) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def _row(participant: str, case: dict[str, Any], lesion: dict[str, Any] | None,
          barcode: str | None, lineage: Lineage | None, parent_barcode: str | None,
-         modality: str, kind: str, name: str, size: int, sha256: str,
-         drs_host: str) -> dict[str, Any]:
+         modality: str, kind: str, name: str, size: int, sha256: str) -> dict[str, Any]:
+    """An object's canonical manifest row (no host-dependent URI, no split)."""
     is_aliquot = lineage is not None and lineage is not Lineage.PRIMARY
     return {
         "participant": participant, "case": case.get("code"),
@@ -314,12 +413,11 @@ def _row(participant: str, case: dict[str, Any], lesion: dict[str, Any] | None,
         "specimen": parent_barcode if is_aliquot else barcode,
         "aliquot": barcode if is_aliquot else None,
         "modality": modality, "object_kind": kind, "name": name,
-        "drs_uri": f"drs://{drs_host}/{sha256}" if drs_host else None,
         "size": size, "sha256": sha256,
         "diagnosis": case.get("disease_group"), "icd10_code": case.get("icd10_code"),
         "breslow_mm": case.get("breslow_mm"), "ulceration": case.get("ulceration"),
         "ajcc_stage": case.get("ajcc_stage"),
-        "body_site": lesion["body_site"] if lesion else None, "split": None,
+        "body_site": lesion["body_site"] if lesion else None,
     }
 
 
@@ -425,7 +523,7 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
         raise InvalidInput("stratify_by is 'diagnosis' or nothing", field="stratify_by")
     ratios = check_ratios(ratios)
     family = salt_family or salt
-    rows, excluded = _consented(manifest_rows(snapshot, drs_host=drs_host))
+    rows, exclusions = _consented(manifest_rows(snapshot, drs_host=drs_host))
     strata: dict[str, str] = {}
     for row in rows:
         stratum = row["diagnosis"] or "" if stratify_by else ""
@@ -442,7 +540,8 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     assignment = assign_splits(strata, salt=salt, ratios=ratios, pinned=held)
     record = CohortExport(snapshot_id=snapshot.id, salt=salt, salt_family=family,
                           ratios=ratios, stratify_by=stratify_by, format=fmt,
-                          pinned_to_test=len(leaked), created_by=actor.username)
+                          pinned_to_test=len(leaked), exclusions=exclusions,
+                          created_by=actor.username)
     db.session.add(record)
     db.session.flush()
     _insert(CohortExportSplit, ({"export_id": record.id, "participant": p, "split": s}
@@ -450,9 +549,22 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     for row in rows:
         row["split"] = assignment[row["participant"]]
     checks = split_checks(rows, family, record.id)
-    checks["excluded_by_consent"] = excluded
+    checks["excluded_by_consent"] = len(exclusions)
     checks["pinned_to_test"] = len(leaked)
     return Export(record, rows, checks)
+
+
+def get_export(export_id: int, actor: User) -> CohortExport:
+    """An export, to whoever may export its snapshot (managers; a researcher whose approved
+    request names it), of sites they hold."""
+    record = db.session.get(CohortExport, export_id)
+    if record is None:
+        raise NotFound(f"no export {export_id}")
+    snapshot = get_snapshot(record.snapshot_id, actor)
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
+        raise NotFound(f"no export {export_id}")
+    check_export_sites(snapshot, actor)
+    return record
 
 
 def snapshot_site_ids(snapshot: CohortSnapshot) -> set[int]:
@@ -558,24 +670,33 @@ def split_checks(rows: list[dict[str, Any]], family: str, export_id: int) -> dic
                           for name in sorted({r["split"] for r in rows})}}
 
 
-def _consented(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Rows whose patient consents now (withdrawals count): research use for every row,
-    genetic research for exome, RNA-Seq and methylation files."""
+def _consented(rows: list[dict[str, Any]]
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows whose patient consents now (withdrawals since the freeze count): research use
+    for every row, genetic research for exome, RNA-Seq and methylation files. The rows left
+    out are returned with their reason."""
     from biobank.services.consents import granted_scopes_by_participant
 
     ids = dict(db.session.execute(sa.select(Participant.code, Participant.id).where(
         Participant.code.in_({row["participant"] for row in rows}))).all())
     by_id = granted_scopes_by_participant(ids.values())
     scopes = {code: by_id.get(ident, set()) for code, ident in ids.items()}
-    kept = []
+    kept, left_out = [], []
     for row in rows:
         have = scopes.get(row["participant"], set())
-        need = {ConsentScope.RESEARCH_USE}
-        if row["modality"] in GENETIC_KINDS:
-            need.add(ConsentScope.GENETIC_RESEARCH)
-        if need <= have:
+        if row["participant"] not in ids:
+            reason = "the participant is no longer in the biobank"
+        elif ConsentScope.RESEARCH_USE not in have:
+            reason = "no consent to research use (withdrawn or not given)"
+        elif row["modality"] in GENETIC_KINDS and ConsentScope.GENETIC_RESEARCH not in have:
+            reason = "no consent to genetic research (withdrawn or not given)"
+        else:
             kept.append(row)
-    return kept, len(rows) - len(kept)
+            continue
+        left_out.append({"participant": row["participant"], "object_kind": row["object_kind"],
+                         "modality": row["modality"], "name": row["name"],
+                         "sha256": row["sha256"], "reason": reason})
+    return kept, left_out
 
 
 # --- writers -------------------------------------------------------------------------------
@@ -617,10 +738,27 @@ def export_metadata(result: Export, snapshot: CohortSnapshot) -> dict[str, str]:
     return {
         "export_id": str(record.id), "snapshot_id": str(snapshot.id),
         "data_release": snapshot.data_release, "manifest_sha256": snapshot.manifest_sha256,
+        "snapshot_key_id": snapshot.key_id or "",
         "salt_family": record.salt_family, "ratios": json.dumps(record.ratios),
         "stratify_by": record.stratify_by or "", "checks": json.dumps(result.checks),
+        "exclusions": json.dumps(record.exclusions or []),
         "created_at": (record.created_at or dt.datetime.now(dt.UTC)).isoformat(),
     }
+
+
+def deliver(result: Export, snapshot: CohortSnapshot) -> bytes:
+    """The export's file, in its format, and the SHA-256 of exactly these bytes recorded on
+    the export (what ``X-Manifest-SHA256`` names)."""
+    fmt = result.record.format
+    if fmt == "parquet":
+        body = write_parquet(result.rows, export_metadata(result, snapshot))
+    else:
+        parts = (write_jsonl(result.rows) if fmt == "jsonl" else
+                 write_delimited(result.rows, "\t" if fmt == "tsv" else ","))
+        body = "".join(parts).encode()
+    result.record.manifest_sha256 = hashlib.sha256(body).hexdigest()
+    db.session.flush()
+    return body
 
 
 def write_mudata(snapshot: CohortSnapshot, path: Any) -> dict[str, int]:

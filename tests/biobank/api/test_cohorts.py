@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections import Counter
@@ -84,6 +85,12 @@ def test_freeze_export_and_reproduce(client, bank, manager, headers, db_session)
     # the same parameters give the same manifest, in every format
     again = manifest(client, h, cohort["id"], format="tsv")
     assert again.get_data(as_text=True) == r.get_data(as_text=True)
+    # the digest header names exactly the bytes delivered, in every format
+    for fmt in ("tsv", "csv", "jsonl", "parquet"):
+        delivered = manifest(client, h, cohort["id"], format=fmt)
+        assert delivered.headers["X-Manifest-SHA256"] == hashlib.sha256(
+            delivered.data).hexdigest(), fmt
+        assert delivered.headers["X-Snapshot-Manifest-Digest"] == snap["manifest_sha256"]
     table = pq.read_table(io.BytesIO(manifest(client, h, cohort["id"], format="parquet").data))
     assert table.num_rows == 3 and table.column("split").to_pylist() == [
         row["split"] for row in rows]
@@ -103,8 +110,11 @@ def test_freeze_export_and_reproduce(client, bank, manager, headers, db_session)
     assert (d["added"], d["removed"], d["unchanged_count"]) == (["Q-L4"], [], 2)
     assert client.get(f"/api/v1/cohorts/snapshots/{snap['id']}", headers=h).json[
         "member_count"] == 2
-    assert client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h).json == {
-        "members_ok": True, "manifest_ok": True}
+    check = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h).json
+    assert (check["members_ok"], check["manifest_ok"], check["content_frozen"]) == \
+        (True, True, True)
+    assert check["key_id"] == snap["key_id"] and len(snap["key_id"]) == 16
+    assert "problem" not in check
 
 
 def test_snapshots_cannot_be_rewritten(client, bank, manager, headers, db_session):
@@ -130,12 +140,12 @@ def test_snapshots_cannot_be_rewritten(client, bank, manager, headers, db_sessio
                                    "WHERE snapshot_id = :s)"), {"s": snap["id"]})
         db_session.commit()
         r = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h)
-        assert r.json == {"members_ok": False, "manifest_ok": True}
+        assert (r.json["members_ok"], r.json["manifest_ok"]) == (False, True)
         db_session.execute(sa.text("DELETE FROM cohort_snapshot_objects WHERE snapshot_id = :s "
                                    "AND kind = 'image'"), {"s": snap["id"]})
         db_session.commit()
         r = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h)
-        assert r.json == {"members_ok": False, "manifest_ok": False}
+        assert (r.json["members_ok"], r.json["manifest_ok"]) == (False, False)
 
 
 def test_test_patients_never_move_to_train(client, bank, manager, headers, db_session):
@@ -189,6 +199,14 @@ def test_consent_decides_what_is_exported(client, bank, manager, headers, db_ses
     modalities = [line.split("\t")[5] for line in r.get_data(as_text=True).splitlines()[1:]]
     assert sorted(modalities) == ["dermoscopy", "dermoscopy"]  # the exome row is withheld
     assert json.loads(r.headers["X-Split-Checks"])["excluded_by_consent"] == 1
+    # the header names the file as delivered, without the withheld row
+    assert r.headers["X-Manifest-SHA256"] == hashlib.sha256(r.data).hexdigest()
+    export = client.get(f"/api/v1/cohorts/exports/{r.headers['X-Export-Id']}", headers=h)
+    assert export.status_code == 200, export.json
+    assert export.json["manifest_sha256"] == r.headers["X-Manifest-SHA256"]
+    [left_out] = export.json["exclusions"]
+    assert (left_out["participant"], left_out["modality"]) == (bank.p1.code, "exome")
+    assert left_out["reason"] == "no consent to genetic research (withdrawn or not given)"
 
 
 def test_researchers_build_cohorts_but_do_not_export(client, bank, researcher, manager, headers):
@@ -336,3 +354,86 @@ def test_validation_patients_never_move_either(client, bank, manager, headers, d
     for salt in ("v2", "v3", "v4", "v5"):
         later = splits_of(salt)
         assert {p: later[p] for p in held} == held, salt
+
+
+def test_a_snapshot_delivers_its_content_as_frozen(client, bank, manager, headers,
+                                                   db_session):
+    """Editing a member case after the freeze changes neither the manifest nor its digest."""
+    from biobank.models import Case
+
+    h = headers(manager)
+    cohort = make_cohort(client, h)
+    snap = freeze(client, h, cohort["id"])
+    before = manifest(client, h, cohort["id"])
+    stages = {row.split("\t")[15] for row in before.get_data(as_text=True).splitlines()[1:]}
+    case = db_session.scalars(sa.select(Case).where(Case.participant_id == bank.p1.id)).first()
+    case.ajcc_stage, case.breslow_mm = "IV", 9.9
+    db_session.commit()
+    after = manifest(client, h, cohort["id"])
+    assert after.data == before.data and "IV" not in stages
+    assert after.headers["X-Manifest-SHA256"] == before.headers["X-Manifest-SHA256"]
+    check = client.get(f"/api/v1/cohorts/snapshots/{snap['id']}/verify", headers=h).json
+    assert check["members_ok"] and check["manifest_ok"]
+    # a snapshot frozen now has the new stage
+    freeze(client, h, cohort["id"])
+    assert "IV" in manifest(client, h, cohort["id"]).get_data(as_text=True)
+
+
+def _tamper(db_session, sql, **params):
+    """Change rows behind the application's back, as an administrator of the database can."""
+    conn = db_session.connection()
+    if is_postgres():  # the snapshot triggers refuse this; a superuser switches them off
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    conn.execute(sa.text(sql), params)
+    if is_postgres():
+        conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
+    db_session.commit()
+    db_session.expire_all()
+
+
+@pytest.mark.parametrize("change", ["member deleted", "object repointed", "row edited"])
+def test_a_snapshot_changed_with_its_digests_recomputed_is_caught(
+        change, client, bank, manager, headers, db_session):
+    """Whoever can write the database recomputes the digests as plain SHA-256 (and as an
+    HMAC under a key of their own): without the custody key, verify catches it."""
+    import hmac
+
+    from biobank.models import CohortSnapshot
+    from biobank.services import cohorts
+
+    h = headers(manager)
+    snap = freeze(client, h, make_cohort(client, h)["id"])
+    sid = snap["id"]
+    if change == "member deleted":
+        _tamper(db_session, "DELETE FROM cohort_snapshot_members WHERE snapshot_id = :s AND "
+                "entity_id = (SELECT MIN(entity_id) FROM cohort_snapshot_members WHERE "
+                "snapshot_id = :s)", s=sid)
+    elif change == "object repointed":
+        other = db_session.scalar(sa.text("SELECT MAX(id) FROM images")) + 1000
+        _tamper(db_session, "UPDATE cohort_snapshot_objects SET object_id = :o WHERE "
+                "snapshot_id = :s AND kind = 'image' AND object_id = (SELECT MIN(object_id) "
+                "FROM cohort_snapshot_objects WHERE snapshot_id = :s AND kind = 'image')",
+                o=other, s=sid)
+    else:
+        _tamper(db_session, "UPDATE cohort_snapshot_objects SET content = :c WHERE "
+                "snapshot_id = :s AND kind = 'omics'",
+                c=json.dumps({"participant": "SKN-X", "ajcc_stage": "IV"}), s=sid)
+    snapshot = db_session.get(CohortSnapshot, sid)
+    db_session.refresh(snapshot)
+    objects = cohorts.frozen_objects(snapshot)
+    members = cohorts.member_ids(snapshot)
+    for key in (None, b"a key of the intruder's own"):
+        members_forged = cohorts.members_digest(snapshot, members, key=key)
+        manifest_forged = cohorts.manifest_digest(
+            snapshot, {k: dict.fromkeys(cohorts.CANONICAL_COLUMNS) | (v or {})
+                       for k, v in objects.items()}, key=key)
+        _tamper(db_session, "UPDATE cohort_snapshots SET members_sha256 = :m, "
+                "manifest_sha256 = :f WHERE id = :s", m=members_forged, f=manifest_forged,
+                s=sid)
+        check = client.get(f"/api/v1/cohorts/snapshots/{sid}/verify", headers=h).json
+        assert not (check["members_ok"] and check["manifest_ok"]), (change, key)
+        assert hmac.compare_digest(check["key_id"], snap["key_id"])
+    # dropping the key id to pass the snapshot off as one from before keyed digests
+    _tamper(db_session, "UPDATE cohort_snapshots SET key_id = NULL WHERE id = :s", s=sid)
+    check = client.get(f"/api/v1/cohorts/snapshots/{sid}/verify", headers=h).json
+    assert "prove nothing" in check["problem"]

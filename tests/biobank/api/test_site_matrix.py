@@ -43,6 +43,7 @@ EXEMPT = {
     "/api/v1/cohorts/snapshots/{snapshot_id}/diff/{other_id}": "snapshots are their owner's",
     "/api/v1/cohorts/{cohort_id}/manifest": "check_export_sites (test_cohorts)",
     "/api/v1/cohorts/{cohort_id}/mudata": "check_export_sites (test_cohorts)",
+    "/api/v1/cohorts/exports/{export_id}": "check_export_sites (test_cohorts)",
     "/api/v1/requests/{request_id}": "a request spans sites; its tubes are filtered per site",
     "/api/v1/requests/{request_id}/pick-list": "filtered per site (test_requests)",
     "/api/v1/requests/{request_id}/pick-list.pdf": "filtered per site",
