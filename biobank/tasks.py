@@ -8,16 +8,18 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_ready
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
 _bound: dict[str, Flask] = {}
 
 
 class AppTask(Task):
-    """Runs every task inside an app context of the Flask app Celery was last bound to."""
+    """Runs every task inside an app context of its own: of the app that queued it when it
+    runs in-process (the embedded default), else of the app Celery was last bound to."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with _bound["app"].app_context():
+        app = current_app._get_current_object() if has_app_context() else _bound["app"]
+        with app.app_context():
             return self.run(*args, **kwargs)
 
 
@@ -61,6 +63,15 @@ def custody_checkpoint() -> dict[str, Any]:
     with transaction():
         checkpoint = create_checkpoint()
     return {"id": checkpoint.id, "events": checkpoint.event_count, "hash": checkpoint.hash}
+
+
+@celery.task(name="biobank.custody_witnesses")
+def send_to_witnesses() -> dict[str, Any]:
+    """Send the witnesses of CUSTODY_WITNESSES the checkpoints they have not countersigned
+    (queued after each checkpoint commits)."""
+    from biobank.services.witnesses import send_checkpoints
+
+    return send_checkpoints()
 
 
 @celery.task(name="biobank.import_file", bind=True)
