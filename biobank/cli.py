@@ -140,6 +140,10 @@ def custody_verify(show_all: bool, workers: int) -> None:
         click.echo(f"events before the custody key: {report.seal['events']:,}, sealed on "
                    f"{report.seal['created_at'][:19].replace('T', ' ')} UTC "
                    f"(checkpoint {report.seal['id']})")
+    for witness in report.witnesses:
+        click.echo(f"witness {witness['witness']}: " + (
+            f"not consulted: {witness['error']}" if "error" in witness
+            else f"keeps {witness['checkpoints']} checkpoints of this instance"))
     if report.ok:
         click.echo("custody ledger intact")
         return

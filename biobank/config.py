@@ -35,6 +35,11 @@ class Config:
     #: volume the database's administrators cannot write); empty: the instance folder's
     #: ``custody-checkpoints``
     CUSTODY_CHECKPOINT_DIR = ""
+    #: other LIMS instances that keep and countersign this one's custody checkpoints:
+    #: ``URL=TOKEN`` entries, comma-separated (a token of a manager account there)
+    CUSTODY_WITNESSES = ""
+    #: how this instance names itself to its witnesses (default: the host name)
+    INSTANCE_NAME = ""
     #: scan station: a key pressed alone, with no other keystroke within this many
     #: milliseconds and no Enter, is an action key; faster keys are a scanner typing a code.
     #: Raise it for scanners that type slowly (some Bluetooth ones).

@@ -115,6 +115,7 @@ def register_api(app: Flask) -> None:
         specimens,
         studies,
         tokens,
+        witnesses,
     )
 
     # Before any route exists: rules pick their converters when they are added.
@@ -153,7 +154,7 @@ def register_api(app: Flask) -> None:
         return None
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
                    specimens, containers, scans, rack_scans, imports, query,
-                   cohorts, images, requests, tokens):
+                   cohorts, images, requests, tokens, witnesses):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
 
     @app.errorhandler(BiobankError)

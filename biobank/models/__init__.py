@@ -41,6 +41,7 @@ from biobank.models.storage import (
 )
 from biobank.models.studies import ConsentTier, Study
 from biobank.models.users import ApiToken, Throttle, User, UserSession, user_sites
+from biobank.models.witnesses import WitnessedCheckpoint, WitnessReceipt
 
 __all__ = [
     "Allocation",
@@ -86,5 +87,7 @@ __all__ = [
     "Throttle",
     "User",
     "UserSession",
+    "WitnessReceipt",
+    "WitnessedCheckpoint",
     "user_sites",
 ]

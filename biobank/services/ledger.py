@@ -67,6 +67,8 @@ class Report:
     external: int = 0
     #: the seal of the events written before the custody key: id, when, how many events
     seal: dict[str, Any] | None = None
+    #: per witness instance: how many checkpoints it keeps, or the error reaching it
+    witnesses: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -196,7 +198,14 @@ def _signed(kind: str, heads: list[tuple[int, int, str]], *, max_id: int,
     db.session.add(checkpoint)
     db.session.flush()
     after_commit(export_checkpoints)
+    after_commit(_witness)
     return checkpoint
+
+
+def _witness() -> None:
+    from biobank.services.witnesses import dispatch
+
+    dispatch()
 
 
 def seal_unkeyed_events() -> CustodyCheckpoint | None:
@@ -472,9 +481,11 @@ MIN_PARALLEL_SPECIMENS = 50_000
 
 def verify_ledger(*, stop_at_first: bool = False,
                   progress: Callable[[int], None] | None = None, workers: int = 1,
-                  min_parallel_specimens: int = MIN_PARALLEL_SPECIMENS) -> Report:
+                  min_parallel_specimens: int = MIN_PARALLEL_SPECIMENS,
+                  witnesses: bool = True) -> Report:
     """Check every chain, every specimen's head, the seal, every checkpoint, and the
-    database against the checkpoints kept outside it.
+    database against the checkpoints kept outside it: in the store file and, with
+    *witnesses*, by the witness instances of ``CUSTODY_WITNESSES``.
 
     With *workers* > 1 and at least *min_parallel_specimens* specimen ids, the chains are
     split into that many ranges of specimen ids, checked in parallel by worker processes
@@ -546,10 +557,57 @@ def verify_ledger(*, stop_at_first: bool = False,
         return report
     if seal_record and _compare(seal_record, sealed, unkeyed, "the seal", found):
         return report
-    if reference:
-        _compare(reference, buckets, events_as_of_latest, f"checkpoint {reference['id']}",
-                 found)
+    if reference and _compare(reference, buckets, events_as_of_latest,
+                              f"checkpoint {reference['id']}", found):
+        return report
+    if witnesses:
+        _verify_witnesses(checkpoints, stored, reference, report, found)
     return report
+
+
+def _verify_witnesses(checkpoints: list[CustodyCheckpoint], stored: list[dict[str, Any]],
+                      reference: dict[str, Any] | None, report: Report,
+                      found: Callable[[Finding], bool]) -> bool:
+    """What each witness keeps against the checkpoints here (database or store): one it
+    keeps that is gone or different here, and events deleted since the newest it keeps.
+    An unreachable witness is reported, not a finding. True to stop."""
+    from biobank.services.witnesses import FIELDS, consult
+
+    here = {r["id"]: r for r in stored if isinstance(r.get("id"), int)}
+    here.update({c.id: checkpoint_record(c) for c in checkpoints})
+    for answer in consult():
+        name = answer["witness"]
+        if "error" in answer:
+            report.witnesses.append({"witness": name, "error": answer["error"]})
+            continue
+        kept = [item["checkpoint"] for item in answer["checkpoints"]]
+        report.witnesses.append({"witness": name, "checkpoints": len(kept)})
+        for record in kept:
+            mine = here.get(record["id"])
+            if mine is None:
+                problem = (f"witness {name} keeps checkpoint {record['id']} of "
+                           f"{record['created_at'][:19]} ({record['event_count']} events), "
+                           "which is neither in the database nor in the store outside it: "
+                           "checkpoints were deleted")
+            elif any(mine.get(f) != record.get(f) for f in FIELDS):
+                problem = (f"checkpoint {record['id']} differs from the one witness {name} "
+                           "keeps: it was replaced")
+            else:
+                continue
+            if found(Finding(problem)):
+                return True
+        newest = max((r for r in kept if r["kind"] == "checkpoint"),
+                     key=lambda r: r["id"], default=None)
+        if newest and (reference is None or newest["id"] > reference["id"]):
+            remain = db.session.scalar(sa.select(sa.func.count(CustodyEvent.id)).where(
+                CustodyEvent.id <= newest["max_event_id"])) or 0
+            if remain != newest["event_count"] and found(Finding(
+                    f"witness {name}'s checkpoint {newest['id']} covered "
+                    f"{newest['event_count']} events; {remain} of them remain"
+                    + (": events were deleted" if remain < newest["event_count"]
+                       else ": events were added under it"))):
+                return True
+    return False
 
 
 def _reference(checkpoints: list[CustodyCheckpoint],
