@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 
@@ -23,13 +24,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve")
-    env = _env(tmp)
-    _run(env, "db", "upgrade")
-    _run(env, "create-user", "chief", "--role", "admin", "--password", "long-enough-pw")
-    token = _run(env, "create-token", "chief").strip()
+@contextmanager
+def serving(env):
+    """`biobank serve` (gunicorn) with *env* on a free loopback port; yields its base URL."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "biobank.cli", "serve", "--port", str(port), "--workers", "1",
@@ -45,10 +42,21 @@ def served(tmp_path_factory):
                 time.sleep(0.1)
         else:
             pytest.fail("the server did not start")
-        yield base, token
+        yield base
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    env = _env(tmp)
+    _run(env, "db", "upgrade")
+    _run(env, "create-user", "chief", "--role", "admin", "--password", "long-enough-pw")
+    token = _run(env, "create-token", "chief").strip()
+    with serving(env) as base:
+        yield base, token
 
 
 def _get(url, token):

@@ -5,10 +5,6 @@ here, from the database and from the store outside it."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,9 +17,14 @@ from biobank.db import transaction
 from biobank.models import CustodyCheckpoint, WitnessReceipt
 from biobank.services.ledger import create_checkpoint, store_path, verify_ledger
 from biobank.services.witnesses import send_checkpoints
-from tests.biobank.services.test_ledger import _event, _problems, ledger, tamper  # noqa: F401
+from tests.biobank.services.test_ledger import (  # noqa: F401 (ledger: a fixture)
+    _problems,
+    drop_last_event,
+    ledger,
+    tamper,
+)
 from tests.biobank.test_cli import _run
-from tests.biobank.test_serve import _free_port
+from tests.biobank.test_serve import _free_port, serving
 from tests.conftest import separate_database
 
 
@@ -40,25 +41,8 @@ def witness(tmp_path_factory):
     for name in ("central-link", "someone-else"):
         _run(env, "create-user", name, "--role", "manager", "--password", "long-enough-pw")
         tokens[name] = _run(env, "create-token", name).strip()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "biobank.cli", "serve", "--port", str(port), "--workers", "1",
-         "--threads", "2"], env=os.environ | env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{base}/login", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        else:
-            pytest.fail("the witness instance did not start")
+    with serving(env) as base:
         yield base, tokens
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _call(base, token, method, path, body=None):
@@ -147,12 +131,7 @@ def test_what_the_witness_keeps_outlives_every_copy_here(ledger, central, witnes
         assert (f"witness {base} keeps checkpoint {ident} of") in problems
     assert "neither in the database nor in the store outside it" in problems
 
-    victim = ledger[0]
-    third = _event(db_session, victim, 3)
-    tamper(db_session, "DELETE FROM custody_events WHERE specimen_id = :s AND seq = 4",
-           s=victim.id)
-    tamper(db_session, "UPDATE specimens SET custody_seq = 3, custody_head = :h WHERE id = :s",
-           h=third.hash, s=victim.id)
+    drop_last_event(db_session, ledger[0])
     assert f"witness {base}'s checkpoint {made.id} covered 12 events; 11 of them remain: " \
         "events were deleted" in _problems(verify_ledger())
 

@@ -325,12 +325,18 @@ def test_an_event_written_by_the_lims_under_another_key_is_detected(ledger, db_s
     assert "does not know: forged with another key" in finding.problem
 
 
-def test_deleting_the_last_event_and_moving_the_head_back_is_detected(ledger, db_session):
-    victim = ledger[1]
-    fourth, third = _event(db_session, victim, 4), _event(db_session, victim, 3)
-    tamper(db_session, "DELETE FROM custody_events WHERE id = :i", i=fourth.id)
+def drop_last_event(db_session, victim):
+    """Delete the fourth and last event of *victim* and move its head back to the third."""
+    third = _event(db_session, victim, 3)
+    tamper(db_session, "DELETE FROM custody_events WHERE specimen_id = :s AND seq = 4",
+           s=victim.id)
     tamper(db_session, "UPDATE specimens SET custody_seq = 3, custody_head = :h WHERE id = :s",
            h=third.hash, s=victim.id)
+
+
+def test_deleting_the_last_event_and_moving_the_head_back_is_detected(ledger, db_session):
+    victim = ledger[1]
+    drop_last_event(db_session, victim)
     problems = _problems(verify_ledger())
     assert "covered 12 events; 11 of them remain: events were deleted" in problems
     assert f"specimens {victim.id // 256 * 256}–" in problems
@@ -406,12 +412,7 @@ def test_deleting_every_checkpoint_row_is_caught_by_the_store_outside(ledger, db
     assert f"checkpoint {ledger.checkpoint_id} of" in _problems(report)
     assert "kept outside the database, is missing from it" in _problems(report)
     # …and what was done after is still compared with the latest checkpoint kept outside
-    victim = ledger[0]
-    third = _event(db_session, victim, 3)
-    tamper(db_session, "DELETE FROM custody_events WHERE specimen_id = :s AND seq = 4",
-           s=victim.id)
-    tamper(db_session, "UPDATE specimens SET custody_seq = 3, custody_head = :h WHERE id = :s",
-           h=third.hash, s=victim.id)
+    drop_last_event(db_session, ledger[0])
     assert f"12 events at checkpoint {latest}, 11 now" in _problems(verify_ledger())
 
 
