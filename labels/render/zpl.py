@@ -48,13 +48,26 @@ def _element(element: Element, text: str, dpi: int) -> list[str]:
     if element.type == "datamatrix":
         return [f"^FO{x},{y}^BXN,{module},200{_field_data(text)}"]
     height = _dots(element.height, dpi)
-    width_mm = (_code128_modules(text) + 20) * module / dpi * 25.4
-    if element.width and width_mm > element.width:
-        raise LabelError(f"barcode {text!r} needs {width_mm:.1f} mm at {module} dots per module "
-                         f"and {dpi} dpi; the template gives {element.width} mm")
+    module = _code128_fit(element, dpi, text, module)
     # Quiet zone of 10 modules on the left, as on the PDF label.
     return [f"^FO{x + 10 * module},{y}^BY{module},3,{height}^BCN,{height},N,N,N,A"
             f"{_field_data(text)}"]
+
+
+def _code128_fit(element: Element, dpi: int, text: str, nominal: int) -> int:
+    """Dots per module of a Code 128: the template's module in whole dots, or fewer (never
+    below :data:`MIN_MODULE_DOTS`) when the symbol and its two 10-module quiet zones would
+    not fit the template's width at this resolution (0.33 mm is 2.6 dots at 203 dpi: 3 dots
+    make a 14-character barcode 74 mm wide, 2 dots 50 mm)."""
+    modules = _code128_modules(text) + 20
+    if not element.width:
+        return nominal
+    fitting = int(element.width / 25.4 * dpi) // modules
+    if fitting < MIN_MODULE_DOTS:
+        need = modules * MIN_MODULE_DOTS / dpi * 25.4
+        raise LabelError(f"barcode {text!r} needs {need:.1f} mm at {MIN_MODULE_DOTS} dots per "
+                         f"module and {dpi} dpi; the template gives {element.width} mm")
+    return min(nominal, fitting)
 
 
 def iter_zpl(template: Template, records: Iterable[Mapping[str, Any]], *, dpi: int = 203,

@@ -61,3 +61,58 @@ def test_utf8_text_is_sent_as_utf8():
 def test_no_records_is_an_error():
     with pytest.raises(LabelError, match="no labels"):
         render_zpl(load_template("box"), [])
+
+
+def _widest_barcodes():
+    """For each demo site, the barcode it issues whose Code 128 is widest: every material,
+    the largest sequence numbers and a spread of others (the check characters vary)."""
+    from reportlab.graphics.barcode.code128 import Code128
+
+    from biobank.barcodes import MATERIAL_CODES, make_barcode
+    from biobank.demo import SITES
+
+    out = []
+    for code, *_ in SITES:
+        codes = [make_barcode(code, material, sequence)
+                 for material in MATERIAL_CODES
+                 for sequence in [*range(9_999_999, 9_999_899, -1), *range(1, 10_000_000, 99_991)]]
+        out.append(max(codes, key=lambda c: (Code128(c, barWidth=1, quiet=False).width, c)))
+    return out
+
+
+@pytest.mark.parametrize("dpi", [203, 300, 600])
+@pytest.mark.parametrize("name", template_names())
+def test_every_template_prints_every_sites_widest_barcode(name, dpi):
+    """Modules are whole dots, never fewer than two, and each Code 128 with its quiet zones
+    fits its element: no barcode the LIMS issues is refused at any printer resolution."""
+    from reportlab.graphics.barcode.code128 import Code128
+
+    template = load_template(name)
+    code128 = [e for e in template.elements if e.type == "code128"]
+    for barcode in _widest_barcodes():
+        zpl = render_zpl(template, [values(1) | {"barcode": barcode}], dpi=dpi).decode()
+        for element, found in zip(code128, re.findall(r"\^FO(\d+),\d+\^BY(\d+),", zpl),
+                                  strict=True):
+            x, module = int(found[0]), int(found[1])
+            modules = round(Code128(barcode, barWidth=1, quiet=False).width)
+            nominal = round(element.module / 25.4 * dpi)
+            assert 2 <= module <= nominal, (barcode, dpi, module)
+            left = round(element.x / 25.4 * dpi)
+            assert x - left == 10 * module  # the left quiet zone is kept
+            assert (modules + 20) * module <= element.width / 25.4 * dpi, (barcode, dpi)
+
+
+def test_a_203_dpi_printer_narrows_the_modules_rather_than_refusing():
+    """0.33 mm is 2.6 dots at 203 dpi: 3 dots made 74 mm of a 72.5 mm element."""
+    zpl = render_zpl(load_template("specimen-bag"), [values(1) | {"barcode": "CTRPL9999999ZZ"}],
+                     dpi=203).decode()
+    assert "^BY2,3," in zpl
+    zpl = render_zpl(load_template("specimen-bag"), [values(1) | {"barcode": "CTRPL9999999ZZ"}],
+                     dpi=300).decode()
+    assert "^BY4,3," in zpl  # 0.33 mm is 3.9 dots: the nominal 4 fit
+
+
+def test_a_barcode_too_long_at_two_dots_is_refused_with_its_width():
+    with pytest.raises(LabelError, match=r"needs \d+\.\d mm at 2 dots per module and 203 dpi"):
+        render_zpl(load_template("tube-side-code128"),
+                   [values(1) | {"barcode": "ABCDEFGH" * 4}], dpi=203)
