@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from labels.render.templates import Element, LabelError
 
@@ -21,6 +22,42 @@ def printable(text: str) -> str:
     """*text* as it is printed: NFC-normalised, typographic dashes and spaces replaced by
     their Western European equivalents."""
     return unicodedata.normalize("NFC", text).translate(EQUIVALENTS)
+
+
+def unprintable(text: str, *, unicode: bool = True) -> str | None:
+    """The first character of *text* no label can print, or None.
+
+    A label prints what is in its font: with a Unicode font (the PDF's Chinese font, a
+    printer's TrueType font) the Basic Multilingual Plane, else Windows-1252 (Helvetica,
+    the Zebra's built-in font). Never an emoji (outside the BMP), nor a control character.
+    """
+    for char in printable(text):
+        if ord(char) > 0xFFFF or unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn"):
+            return char
+        if not unicode and char not in _WIN_ANSI:
+            return char
+    return None
+
+
+_WIN_ANSI = frozenset(bytes(range(32, 256)).decode("cp1252", errors="ignore"))
+
+
+def check_printable(element: Element, values: dict[str, Any], *, unicode: bool = True,
+                    font: str = "the PDF's fonts") -> None:
+    """Refuse a value of *element* with a character :func:`unprintable` finds, naming the
+    placeholder it came from and the code point.
+
+    Raises
+    ------
+    LabelError
+        With ``field`` set to the placeholder.
+    """
+    for name in sorted(element.fields()):
+        value = values.get(name)
+        char = unprintable(str(value), unicode=unicode) if value is not None else None
+        if char is not None:
+            raise LabelError(f"character {char!r} (U+{ord(char):04X}) in {{{name}}} "
+                             f"{str(value)!r} cannot be printed in {font}", field=name)
 
 
 def font_for(text: str) -> str:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
-from labels.render.layout import PT_PER_MM, datamatrix_modules, fit_text
+from labels.render.layout import (
+    PT_PER_MM,
+    check_printable,
+    datamatrix_modules,
+    fit_text,
+    printable,
+)
+from labels.render.linear import bars, modules
 from labels.render.templates import LabelError, Template
 
 
@@ -30,34 +37,21 @@ class Text:
     text: str
 
 
-def _code128_bars(text: str, module: float) -> list[tuple[float, float]]:
-    """(offset, width) of each bar, in mm, from the start of the symbol (after its quiet zone)."""
-    from reportlab.graphics.barcode.code128 import Code128
-
-    symbol = Code128(text, barWidth=1, quiet=False)
-    symbol.validate()
-    symbol.encode()
-    symbol.decompose()
-    bars, offset = [], 0.0
-    for code in symbol.decomposed:
-        width = ("ABCD".index(code.upper()) + 1) * module
-        if code.isupper():
-            bars.append((offset, width))
-        offset += width
-    return bars
-
-
 def layout_label(template: Template, values: Mapping[str, Any]) -> list[Box | Text]:
-    """What one label shows, as dark boxes and text runs."""
+    """What one label shows, as dark boxes and text runs (text as printed: see
+    :func:`labels.render.layout.printable`; a character no font prints is refused, so a
+    preview never shows a label that printing would refuse)."""
     shapes: list[Box | Text] = []
+    given = dict(values)
     for element in template.elements:
-        text = element.fill(dict(values))
+        text = element.fill(given)
         if element.type == "text":
+            check_printable(element, given)
             fitted = fit_text(element, text)
             line_h = fitted.size_pt * 1.15 / PT_PER_MM
             for i, line in enumerate(fitted.lines):
                 baseline = element.y + fitted.size_pt / PT_PER_MM * 0.85 + i * line_h
-                shapes.append(Text(element.x, baseline, fitted.size_pt, line))
+                shapes.append(Text(element.x, baseline, fitted.size_pt, printable(line)))
         elif element.type == "datamatrix":
             m = element.module
             for r, row in enumerate(datamatrix_modules(text)):
@@ -73,13 +67,15 @@ def layout_label(template: Template, values: Mapping[str, Any]) -> list[Box | Te
                     shapes.append(Box(element.x + start * m, element.y + r * m,
                                       (c - start) * m, m))
         else:
+            # a linear symbol between quiet zones of 10 modules
+            pattern = modules(element.type, text)
             start = element.x + 10 * element.module
-            bars = _code128_bars(text, element.module)
-            end = start + bars[-1][0] + bars[-1][1] + 10 * element.module
-            if element.width and end - element.x > element.width:
-                raise LabelError(f"barcode {text!r} needs {end - element.x:.1f} mm; the "
-                                 f"template gives {element.width} mm")
-            shapes.extend(Box(start + off, element.y, w, element.height) for off, w in bars)
+            need = (len(pattern) + 20) * element.module
+            if element.width and need > element.width:
+                raise LabelError(f"barcode {text!r} needs {need:.1f} mm; the template gives "
+                                 f"{element.width} mm", field=min(element.fields(), default=None))
+            shapes.extend(Box(start + off, element.y, w, element.height)
+                          for off, w in bars(pattern, element.module))
     return shapes
 
 

@@ -21,13 +21,20 @@ PLACEHOLDERS = {
     "site": "Site name",
     "destination": "Shipping destination",
     "text": "Free text",
+    "gs1": "GS1 element string, human-readable: (01)GTIN(17)YYMMDD(10)lot",
 }
-_FIELD = re.compile(r"\{([a-z_]+)\}")
-ELEMENT_TYPES = {"datamatrix", "code128", "text"}
+_FIELD = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+#: the symbols and text a template can place (linear symbols: see labels.render.linear)
+ELEMENT_TYPES = {"datamatrix", "code128", "code39", "gs1-128", "text"}
 
 
 class LabelError(ValueError):
-    """A template or value that cannot make a correct label; the message says which."""
+    """A template or value that cannot make a correct label; the message says which, and
+    *field* names the placeholder whose value is at fault, when one is."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -36,12 +43,12 @@ class Element:
     x: float  # mm from the left edge
     y: float  # mm from the top edge
     value: str  # text with {placeholders}
-    width: float = 0.0  # mm available (text, code128)
-    height: float = 0.0  # mm (code128 bar height)
+    width: float = 0.0  # mm available (text, linear symbols)
+    height: float = 0.0  # mm (bar height of linear symbols)
     font_size: float = 6.0  # points (text)
     min_font_size: float = 4.0
     max_lines: int = 1
-    module: float = 0.0  # mm per module (datamatrix, code128)
+    module: float = 0.0  # mm per module (symbols)
 
     def fields(self) -> set[str]:
         return set(_FIELD.findall(self.value))
@@ -50,7 +57,7 @@ class Element:
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in values or values[name] is None:
-                raise LabelError(f"no value for placeholder {{{name}}}")
+                raise LabelError(f"no value for placeholder {{{name}}}", field=name)
             return str(values[name])
 
         return _FIELD.sub(sub, self.value)
@@ -90,7 +97,7 @@ def parse_template(data: dict[str, Any], *, name: str) -> Template:
             if unknown:
                 raise LabelError(f"{name}: element {i} refers to unknown placeholder(s) "
                                  f"{', '.join(sorted(unknown))}")
-            if element.type in ("datamatrix", "code128") and element.module <= 0:
+            if element.type != "text" and element.module <= 0:
                 raise LabelError(f"{name}: element {i} needs a module size in mm")
             elements.append(element)
         return Template(name=name, title=data["title"], width_mm=float(data["width_mm"]),

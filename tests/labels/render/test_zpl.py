@@ -36,8 +36,10 @@ def test_zpl_structure(name):
         assert f"^LL{round(template.height_mm / 25.4 * 300)}" in block
         kinds = {e.type for e in template.elements}
         assert ("^BXN," in block) == ("datamatrix" in kinds)
-        assert ("^BCN," in block) == ("code128" in kinds)
-        assert f"^FD{values(n)['barcode']}^FS" in block
+        assert ("^BCN," in block) == bool(kinds & {"code128", "gs1-128"})
+        assert ("^B3N," in block) == ("code39" in kinds)
+        if "barcode" in template.fields:
+            assert f"^FD{values(n)['barcode']}^FS" in block
         assert all(fd.startswith("^FH_") for fd in re.findall(r"\^FH_\^FD", block))
 
 
@@ -53,9 +55,10 @@ def test_modules_too_small_for_the_printer_are_refused():
         render_zpl(load_template("tube-side-code128"), [values(1)], dpi=100)
 
 
-def test_utf8_text_is_sent_as_utf8():
+def test_text_goes_out_as_the_pdf_prints_it_in_utf8():
+    """The minus sign U+2212 prints as "-", as on the PDF; the degree sign is UTF-8."""
     zpl = render_zpl(load_template("shipping-box"), [values(1)])
-    assert "−60 °C".encode() in zpl
+    assert "-60 °C".encode() in zpl and "−".encode() not in zpl
 
 
 def test_no_records_is_an_error():
@@ -83,18 +86,23 @@ def _widest_barcodes():
 @pytest.mark.parametrize("dpi", [203, 300, 600])
 @pytest.mark.parametrize("name", template_names())
 def test_every_template_prints_every_sites_widest_barcode(name, dpi):
-    """Modules are whole dots, never fewer than two, and each Code 128 with its quiet zones
-    fits its element: no barcode the LIMS issues is refused at any printer resolution."""
+    """Modules are whole dots, never fewer than two, and each linear symbol with its quiet
+    zones fits its element: no barcode the LIMS issues is refused at any printer resolution.
+    (Widths are counted by reportlab's encoders, independent of the renderer's.)"""
+    from reportlab.graphics.barcode.code39 import Standard39
     from reportlab.graphics.barcode.code128 import Code128
 
     template = load_template(name)
-    code128 = [e for e in template.elements if e.type == "code128"]
+    linear = [e for e in template.elements if e.type in ("code128", "code39")
+              and e.value == "{barcode}"]
     for barcode in _widest_barcodes():
         zpl = render_zpl(template, [values(1) | {"barcode": barcode}], dpi=dpi).decode()
-        for element, found in zip(code128, re.findall(r"\^FO(\d+),\d+\^BY(\d+),", zpl),
-                                  strict=True):
+        symbols = re.findall(r"\^FO(\d+),\d+\^BY(\d+),[^\n]*\^FD" + re.escape(barcode), zpl)
+        for element, found in zip(linear, symbols, strict=True):
             x, module = int(found[0]), int(found[1])
-            modules = round(Code128(barcode, barWidth=1, quiet=False).width)
+            symbol = (Code128(barcode, barWidth=1, quiet=False) if element.type == "code128"
+                      else Standard39(barcode, barWidth=1, ratio=3, checksum=0, quiet=False))
+            modules = round(symbol.width)
             nominal = round(element.module / 25.4 * dpi)
             assert 2 <= module <= nominal, (barcode, dpi, module)
             left = round(element.x / 25.4 * dpi)
@@ -116,3 +124,45 @@ def test_a_barcode_too_long_at_two_dots_is_refused_with_its_width():
     with pytest.raises(LabelError, match=r"needs \d+\.\d mm at 2 dots per module and 203 dpi"):
         render_zpl(load_template("tube-side-code128"),
                    [values(1) | {"barcode": "ABCDEFGH" * 4}], dpi=203)
+
+
+CHINESE_SITE = "中国医学科学院皮肤病医院"  # a real hospital name, in Chinese
+
+
+def test_chinese_text_without_a_printer_font_is_refused_naming_its_field():
+    """The built-in ^A0 has no Chinese: sending it would print boxes or nothing."""
+    with pytest.raises(LabelError, match=r"U\+4E2D.*\{site\}|\{site\}.*U\+4E2D") as error:
+        render_zpl(load_template("box"), [values(1) | {"site": CHINESE_SITE}])
+    assert error.value.field == "site"
+
+
+def test_chinese_text_goes_to_the_printers_unicode_font():
+    zpl = render_zpl(load_template("shipping-box"),
+                     [values(1) | {"destination": CHINESE_SITE}], font="E:ANMDS.TTF").decode()
+    assert zpl.count("^CW1,E:ANMDS.TTF") == 1  # mapped once per label, inside ^XA…^XZ
+    [chinese] = [line for line in zpl.splitlines() if CHINESE_SITE[:4] in line]
+    assert chinese.startswith("^FO") and "^A1N," in chinese
+    # the rest stays in the built-in font
+    assert all("^A0N," in line for line in zpl.splitlines()
+               if "^FD" in line and "^B" not in line and line != chinese)
+
+
+@pytest.mark.parametrize("font", [None, "E:ANMDS.TTF"])
+def test_an_emoji_is_refused_by_zpl_as_by_pdf_and_preview(font):
+    from labels.render.pdf import render_pdf
+    from labels.render.preview import render_png
+
+    record = values(1) | {"label": "Block \U0001F9EA"}
+    template = load_template("ffpe-cassette")
+    for render in (lambda: render_zpl(template, [record], font=font),
+                   lambda: render_pdf(template, [record]),
+                   lambda: render_png(template, record)):
+        with pytest.raises(LabelError, match=r"U\+1F9EA") as error:
+            render()
+        assert error.value.field == "label"
+
+
+@pytest.mark.parametrize("font", ["ANMDS.TTF", "E:ANMDS.TTF^XZ", "E:../x.TTF", "E:ANMDS.PDF"])
+def test_a_printer_font_must_be_a_stored_font_name(font):
+    with pytest.raises(LabelError, match="stored font"):
+        render_zpl(load_template("box"), [values(1)], font=font)
