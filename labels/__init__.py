@@ -25,6 +25,7 @@ def init_app(app: Any) -> None:
     app.cli.add_command(labels_cli)
     app.config.setdefault("SPECIMEN_PANELS", []).append("labels/_print_panel.html")
     app.config.setdefault("CONTAINER_PANELS", []).append("labels/_box_print_panel.html")
+    app.config.setdefault("STAFF_NAV", []).append(("Printers", "label_pages.printer_list"))
     signals.aliquots_created.connect(_print_new_aliquots, weak=False)
 
     @app.context_processor

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_required
 from biobank.db import db, transaction
+from biobank.errors import NotFound
 from biobank.models import Specimen, StorageContainer
 from biobank.services.common import get_visible
 from labels import services
@@ -46,6 +47,23 @@ class PrinterViews(MethodView):
             db.session.add(printer)
             db.session.flush()
             return printer
+
+
+@printers_blp.route("/<int:item_id>/status")
+class PrinterStatusViews(MethodView):
+    @roles_required(*STAFF)
+    @printers_blp.response(200, PrinterSchema)
+    def post(self, item_id: int) -> Any:
+        """Ask a ZPL printer for its status now (~HS) and record it
+
+        `last_status` is `ready`, the printer's faults (paper out, ribbon out, head open,
+        paused…), `no answer to ~HS` or `not reachable`.
+        """
+        with transaction():
+            printer = db.session.get(Printer, item_id)
+            if printer is None:
+                raise NotFound(f"no printer {item_id}")
+            return services.check_printer(printer)
 
 
 @printers_blp.route("/templates")
@@ -120,9 +138,7 @@ class PrintPreviewViews(MethodView):
                 return Response(render_svg(template, record), mimetype="image/svg+xml")
             return Response(render_png(template, record), mimetype="image/png")
         except LabelError as error:
-            from biobank.errors import InvalidInput
-
-            raise InvalidInput(str(error), field="template") from None
+            raise services.label_refused(error) from None
 
 
 @jobs_blp.route("/<int:item_id>")

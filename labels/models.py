@@ -21,6 +21,8 @@ class PrinterKind(enum.Enum):
 
 class Printer(Audited, Timestamps, db.Model):
     __tablename__ = "printers"
+    #: readings of the device, not changes to its configuration
+    __audit_exclude__ = ("last_status", "last_status_at")
 
     id: Mapped[intpk]
     name: Mapped[str64] = mapped_column(unique=True)
@@ -31,6 +33,15 @@ class Printer(Audited, Timestamps, db.Model):
     default_template: Mapped[str64 | None]
     site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id"))
     is_active: Mapped[bool] = mapped_column(default=True)
+    zpl_font: Mapped[str32 | None] = mapped_column(
+        comment="TrueType font stored on a ZPL printer (e.g. E:ANMDS.TTF) for text its built-in "
+        "font cannot print, such as Chinese")
+    asks_status: Mapped[bool] = mapped_column(
+        default=True, server_default=sa.true(),
+        comment="Ask a ZPL printer over TCP for its status (~HS) with each job")
+    last_status: Mapped[str128 | None] = mapped_column(
+        comment="What the printer last reported: ready, or its faults (paper out, head open…)")
+    last_status_at: Mapped[timestamp | None]
 
     @property
     def takes_zpl(self) -> bool:

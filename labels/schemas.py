@@ -8,6 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from biobank.schemas.base import BaseSchema, describe, enum_field
 from labels.models import PrinterKind, PrintJobStatus
+from labels.render.zpl import PRINTER_FONT
 
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})"
 _PORT = r"(?::(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?"
@@ -15,6 +16,12 @@ _PORT = r"(?::(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\
 TCP_ADDRESS = re.compile(_HOST + _PORT)
 #: a CUPS queue: [zpl:]queue[@host[:port]]; nothing that ``lp`` could take for an option
 CUPS_ADDRESS = re.compile(r"(?:zpl:)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,126}(?:@" + _HOST + _PORT + ")?")
+
+
+def _printer_font(value: str) -> None:
+    if not PRINTER_FONT.fullmatch(value):
+        raise ValidationError("give a font stored on the printer: drive and TrueType file, "
+                              "e.g. E:ANMDS.TTF")
 
 
 class PrinterSchema(BaseSchema):
@@ -26,6 +33,11 @@ class PrinterSchema(BaseSchema):
     default_template = fields.String(allow_none=True)
     site_id = fields.Integer(allow_none=True)
     is_active = fields.Boolean()
+    zpl_font = fields.String(allow_none=True)
+    asks_status = fields.Boolean()
+    last_status = fields.String(allow_none=True, metadata=describe(
+        "What the printer last reported (~HS): ready, or its faults"))
+    last_status_at = fields.DateTime(allow_none=True)
 
 
 class PrinterCreateSchema(BaseSchema):
@@ -37,6 +49,13 @@ class PrinterCreateSchema(BaseSchema):
     dpi = fields.Integer(load_default=203, validate=validate.OneOf([203, 300, 600]))
     default_template = fields.String(allow_none=True)
     site_id = fields.Integer(allow_none=True)
+    zpl_font = fields.String(allow_none=True, validate=_printer_font, metadata=describe(
+        "For ZPL printers: a TrueType font stored on the printer for text its built-in font "
+        "cannot print (Chinese site names…), e.g. E:ANMDS.TTF; without it such text is "
+        "refused"))
+    asks_status = fields.Boolean(load_default=True, metadata=describe(
+        "For zpl_tcp: ask the printer's status (~HS) with each job, so that paper out, "
+        "ribbon out, an open head or a pause is the job's error"))
 
     @validates_schema
     def _address(self, data: dict, **_kwargs: object) -> None:

@@ -16,7 +16,7 @@ from biobank.models import Specimen, StorageContainer, User
 from biobank.models.vocab import MaterialType
 from biobank.units import format_quantity
 from labels.models import Printer, PrinterKind, PrintJob, PrintJobItem, PrintJobStatus
-from labels.printers import PrinterError, send_cups, send_tcp
+from labels.printers import PrinterError, PrinterFault, query_status, send_cups, send_tcp
 from labels.render import LabelError, load_template
 from labels.render.pdf import render_pdf
 from labels.render.templates import templates_fitting
@@ -76,6 +76,12 @@ def default_specimen_template(specimen: Specimen) -> str:
     return name if name in fitting else fitting[0]
 
 
+def label_refused(error: LabelError) -> InvalidInput:
+    """A label that cannot be made, as a 422 naming the value at fault (the placeholder
+    whose value it is), else the template."""
+    return InvalidInput(str(error), field=error.field or "template")
+
+
 def check_fits(template: str, fields: frozenset[str], what: str) -> None:
     """Refuse a template that needs values *what* does not have, naming them."""
     try:
@@ -127,11 +133,12 @@ def create_print_job(records: Iterable[dict[str, Any]], *, template: str, actor:
     as_zpl = printer is not None and printer.takes_zpl
     try:
         if as_zpl:
-            payload = render_zpl(layout, rows, dpi=printer.dpi, copies=copies)
+            payload = render_zpl(layout, rows, dpi=printer.dpi, copies=copies,
+                                 font=printer.zpl_font)
         else:
             payload = render_pdf(layout, [r for r in rows for _ in range(copies)])
     except LabelError as error:
-        raise InvalidInput(str(error), field="template") from None
+        raise label_refused(error) from None
     job = PrintJob(actor=actor, printer=printer, template=template,
                    format="zpl" if as_zpl else "pdf", copies=copies, label_count=len(rows),
                    barcodes={"items": barcodes}, reprint_reason=reprint_reason,
@@ -254,8 +261,11 @@ def dispatch_print_job(job_id: int) -> None:
 def send_job(job: PrintJob) -> bool:
     """Send a job's stored payload to its printer and record the outcome on the job.
 
-    Returns whether the printer took it. A failure is not raised: it is recorded (status
-    ``failed``, attempts, last error) so that the caller can commit it and retry.
+    Returns whether the printer took it and reports no fault. A failure is not raised: it is
+    recorded (status ``failed``, attempts, last error) so that the caller can commit it and
+    retry. A Zebra asked for its status (``~HS``) that reports paper out, ribbon out, an open
+    head or a pause fails the job: before sending, the job is kept back; after, the printer
+    holds it (``sent_at`` is set) and a retry only asks again, so that nothing prints twice.
     """
     if job.status is PrintJobStatus.SENT:
         return True
@@ -265,21 +275,58 @@ def send_job(job: PrintJob) -> bool:
     job.attempts += 1
     try:
         if printer.kind is PrinterKind.ZPL_TCP:
-            send_tcp(printer.address or "", job.payload)
+            ask = printer.asks_status
+            if job.sent_at is not None and ask:  # delivered before: held at the printer
+                status = query_status(printer.address or "")
+            else:
+                status = send_tcp(printer.address or "", job.payload, ask_status=ask)
+            if status is not None:
+                _record_status(printer, status.summary)
         else:
             job.device_job_id = send_cups(printer.cups_queue, job.payload,
                                           raw=job.format == "zpl", server=printer.cups_server,
                                           title=f"print job {job.id}")
+    except PrinterFault as fault:
+        _record_status(printer, fault.summary)
+        if fault.delivered and job.sent_at is None:
+            job.sent_at = utcnow()
+        return _failed(job, str(fault))
     except PrinterError as error:
-        job.status = PrintJobStatus.FAILED
-        job.last_error = str(error)
-        db.session.flush()
-        return False
+        if printer.kind is PrinterKind.ZPL_TCP:
+            _record_status(printer, "not reachable")
+        return _failed(job, str(error))
     job.status = PrintJobStatus.SENT
-    job.sent_at = utcnow()
+    job.sent_at = job.sent_at or utcnow()
     job.last_error = None
     db.session.flush()
     return True
+
+
+def _failed(job: PrintJob, error: str) -> bool:
+    job.status = PrintJobStatus.FAILED
+    job.last_error = error
+    db.session.flush()
+    return False
+
+
+def _record_status(printer: Printer, summary: str) -> None:
+    printer.last_status = summary[:128]
+    printer.last_status_at = utcnow()
+
+
+def check_printer(printer: Printer) -> Printer:
+    """Ask a ZPL printer on the network for its status now and record it."""
+    if printer.kind is not PrinterKind.ZPL_TCP:
+        raise InvalidState(f"{printer.name} is a {printer.kind.value} printer: only a ZPL "
+                           "printer on the network answers a status query", field="printer_id")
+    try:
+        _record_status(printer, query_status(printer.address or "").summary)
+    except PrinterFault as fault:
+        _record_status(printer, fault.summary)
+    except PrinterError:
+        _record_status(printer, "not reachable")
+    db.session.flush()
+    return printer
 
 
 def job_clause(actor: User) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from biobank.auth import STAFF, current_actor, roles_required
 from biobank.db import db, transaction
@@ -112,3 +112,37 @@ def print_from_page() -> Any:
                                       template=request.form.get("template", ""),
                                       copies=request.form.get("copies", "")))
     return _finish(job_id, back)
+
+
+@bp.get("/labels/printers")
+@roles_required(*STAFF)
+def printer_list() -> Any:
+    """Every printer with what it last reported, and the jobs that failed on it."""
+    import sqlalchemy as sa
+
+    from labels import services
+    from labels.models import Printer, PrintJob, PrintJobStatus
+
+    printers = db.session.scalars(sa.select(Printer).order_by(Printer.name)).all()
+    failed = db.session.execute(
+        sa.select(PrintJob.printer_id, sa.func.count())
+        .where(PrintJob.status == PrintJobStatus.FAILED,
+               services.job_clause(current_actor())).group_by(PrintJob.printer_id)).all()
+    return render_template("labels/printers.html", printers=printers, failed=dict(failed))
+
+
+@bp.post("/labels/printers/<int:printer_id>/status")
+@roles_required(*STAFF)
+def check_printer_from_page(printer_id: int) -> Any:
+    """Ask a printer for its status now; the answer is shown on the printers page."""
+    from labels import services
+
+    try:
+        with transaction():
+            printer = services.get_printer(printer_id)
+            services.check_printer(printer)
+            name, status = printer.name, printer.last_status
+        flash(f"{name}: {status}.", "ok" if status == "ready" else "error")
+    except BiobankError as error:
+        flash(f"Not checked: {error.message}", "error")
+    return redirect(url_for("label_pages.printer_list"))

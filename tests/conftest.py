@@ -6,6 +6,7 @@ another (PostgreSQL in CI). The schema is built by the migrations, not ``create_
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,38 @@ def separate_database(tmp_path: Path, suffix: str) -> str:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
+    """An app on a migrated database of its own whose tasks go through a real broker
+    (Redis, db 15) to the Celery worker the caller starts; the shared Celery app is put back
+    in-process afterwards. Skips without Redis on 127.0.0.1:6379."""
+    import redis
+
+    from biobank.tasks import celery, init_celery
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    url = separate_database(tmp_path, suffix)
+    app = create_app({"DATABASE_URL": url, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+                      "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/15"})
+    try:
+        with app.app_context():
+            from biobank import migrate
+
+            migrate.upgrade()
+        assert celery.conf.task_always_eager is False
+        celery.control.purge()  # nothing left over from an earlier, interrupted run
+        yield app
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        # Put the shared Celery app back to in-process mode for the other tests.
+        init_celery(create_app({"DATABASE_URL": url}))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ failures recorded and retried, reprints explained."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 
@@ -15,8 +16,10 @@ from labels.services import print_specimens
 
 
 class ZebraListener:
-    """A stand-in for a Zebra printer: accepts raw TCP connections on loopback port and
-    keeps what it receives."""
+    """A stand-in for a Zebra printer on a loopback port: keeps the jobs it receives and
+    answers ``~HS`` as a Zebra does (three <STX>…<ETX><CR><LF> strings, ZPL II Programming
+    Guide), from its flags; silent when *silent* (as a Zebra out of media may be).
+    *fault_after_job* is a flag that goes up once a job arrives (the paper runs out)."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -24,8 +27,20 @@ class ZebraListener:
         self.sock.listen()
         self.port = self.sock.getsockname()[1]
         self.jobs: list[bytes] = []
+        self.status_queries = 0
+        self.flags = {"paper_out": False, "paused": False, "head_open": False,
+                      "ribbon_out": False}
+        self.silent = False
+        self.fault_after_job: str | None = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+
+    def host_status(self) -> bytes:
+        f = {k: int(v) for k, v in self.flags.items()}
+        formats = len(self.jobs) if any(f.values()) else 0
+        return (f"\x02030,{f['paper_out']},{f['paused']},1245,{formats:03d},0,0,0,000,0,0,0"
+                f"\x03\r\n\x02001,0,{f['head_open']},{f['ribbon_out']},1,2,6,0,00000000,1,000"
+                "\x03\r\n\x021234,0\x03\r\n").encode()
 
     def _serve(self) -> None:
         while True:
@@ -34,10 +49,23 @@ class ZebraListener:
             except OSError:
                 return
             with conn:
-                chunks = []
+                job = b""
                 while data := conn.recv(65536):
-                    chunks.append(data)
-                self.jobs.append(b"".join(chunks))
+                    job += data
+                    while b"~HS" in job:
+                        before, _, job = job.partition(b"~HS")
+                        if before:
+                            self._take(before)
+                        self.status_queries += 1
+                        if not self.silent:
+                            conn.sendall(self.host_status())
+                if job:
+                    self._take(job)
+
+    def _take(self, job: bytes) -> None:
+        self.jobs.append(job)
+        if self.fault_after_job:
+            self.flags[self.fault_after_job] = True
 
     def close(self) -> None:
         self.sock.close()
@@ -162,7 +190,8 @@ def test_bad_print_requests_are_422_and_record_nothing(client, make, site, techn
         ({"template": "nope", "specimen_ids": [tube.id]}, "template"),
         ({"template": "cryovial-2d", "printer_id": 9999, "specimen_ids": [tube.id]},
          "printer_id"),
-        ({"template": "tube-side-code128", "specimen_ids": [tube.id]}, "template"),
+        # the value at fault is named: the 32-character barcode does not fit the label
+        ({"template": "tube-side-code128", "specimen_ids": [tube.id]}, "barcode"),
         ({"template": "cryovial-2d"}, "specimen_ids"),
     ]
     for body, field in cases:
@@ -317,3 +346,45 @@ def test_cli_prints_box_and_parcel_labels(runner, make, site, tmp_path, db_sessi
         assert box.barcode in box_dm | box_1d
         (parcel_dm, parcel_1d), = decode(parcel.read_bytes(), tmp_path / "p", 300)
         assert "REQ-2026-0042" in parcel_dm | parcel_1d
+
+
+def test_chinese_site_names_print_on_a_zebra_with_a_unicode_font(client, make, site,
+                                                                 technician, headers, zebra,
+                                                                 db_session, manager):
+    """The built-in font has no Chinese: without a Unicode font on the printer the job is
+    refused naming the value ({site}); with one, the text goes out in it (^CW)."""
+    site.name = "中国医学科学院皮肤病医院"
+    box = make.box(site=site)
+    db_session.commit()
+    h = headers(manager)
+    bad = client.post("/api/v1/printers/", headers=h, json={
+        "name": "Zebra CN", "kind": "zpl_tcp", "address": f"127.0.0.1:{zebra.port}",
+        "zpl_font": "E:ANMDS.TTF^XZ"})
+    assert bad.status_code == 422 and "zpl_font" in str(bad.json)
+    plain = client.post("/api/v1/printers/", headers=h, json={
+        "name": "Zebra", "kind": "zpl_tcp", "address": f"127.0.0.1:{zebra.port}"}).json
+    unicode = client.post("/api/v1/printers/", headers=h, json={
+        "name": "Zebra CN", "kind": "zpl_tcp", "address": f"127.0.0.1:{zebra.port}",
+        "zpl_font": "E:ANMDS.TTF"}).json
+    assert unicode["zpl_font"] == "E:ANMDS.TTF" and unicode["asks_status"] is True
+    t = headers(technician)
+    r = client.post("/api/v1/print-jobs/", headers=t, json={
+        "template": "box", "printer_id": plain["id"], "container_id": box.id})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "site"
+    assert "U+4E2D" in r.json["detail"]
+    r = client.post("/api/v1/print-jobs/", headers=t, json={
+        "template": "box", "printer_id": unicode["id"], "container_id": box.id})
+    assert r.status_code == 201 and r.json["status"] in ("pending", "sent")
+    _wait_for(zebra, 1)
+    zpl = zebra.jobs[0].decode()
+    assert "^CW1,E:ANMDS.TTF" in zpl
+    assert re.search(r"\^A1N,\d+,\d+\^FH_\^FD" + site.name + r"\^FS", zpl)
+
+
+def test_the_preview_refuses_what_printing_refuses(client, make, site, technician, headers,
+                                                   db_session):
+    tube = make.specimen(participant=make.participant(site=site), label="Block \U0001F9EA")
+    r = client.get("/api/v1/print-jobs/preview", headers=headers(technician), query_string={
+        "template": "ffpe-cassette", "specimen_id": tube.id})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "label"
+    assert "U+1F9EA" in r.json["detail"]
