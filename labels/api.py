@@ -10,7 +10,6 @@ from flask_smorest import Blueprint
 
 from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_required
 from biobank.db import db, transaction
-from biobank.errors import NotFound
 from biobank.models import Specimen, StorageContainer
 from biobank.services.common import get_visible
 from labels import services
@@ -60,10 +59,7 @@ class PrinterStatusViews(MethodView):
         paused…), `no answer to ~HS` or `not reachable`.
         """
         with transaction():
-            printer = db.session.get(Printer, item_id)
-            if printer is None:
-                raise NotFound(f"no printer {item_id}")
-            return services.check_printer(printer)
+            return services.check_printer(services.visible_printer(item_id, current_actor()))
 
 
 @printers_blp.route("/templates")

@@ -314,6 +314,19 @@ def _record_status(printer: Printer, summary: str) -> None:
     printer.last_status_at = utcnow()
 
 
+def visible_printer(printer_id: int, actor: User) -> Printer:
+    """A printer of one of *actor*'s sites, or shared by all (no site); another site's
+    printer is not found."""
+    from biobank.services.common import visible_site_ids
+
+    printer = db.session.get(Printer, printer_id)
+    sites = visible_site_ids(actor)
+    if printer is None or (sites is not None and printer.site_id is not None
+                           and printer.site_id not in sites):
+        raise NotFound(f"no printer {printer_id}")
+    return printer
+
+
 def check_printer(printer: Printer) -> Printer:
     """Ask a ZPL printer on the network for its status now and record it."""
     if printer.kind is not PrinterKind.ZPL_TCP:

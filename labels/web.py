@@ -139,7 +139,7 @@ def check_printer_from_page(printer_id: int) -> Any:
 
     try:
         with transaction():
-            printer = services.get_printer(printer_id)
+            printer = services.visible_printer(printer_id, current_actor())
             services.check_printer(printer)
             name, status = printer.name, printer.last_status
         flash(f"{name}: {status}.", "ok" if status == "ready" else "error")

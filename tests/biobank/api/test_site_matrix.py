@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from biobank.models import ConsentResponse, Image, PositionHold, PositionHoldKind, RackScan
 from biobank.models.images import ImageModality
+from labels.models import Printer, PrinterKind
 from tests.omics.test_omics_api import STRELKA, _upload
 
 #: operations that read one site's data, with the object of the other site they are called on
@@ -75,6 +76,7 @@ SCOPED_WRITES = [
     ("POST", "/api/v1/containers/{box}/evacuate", {"plan_sha256": "0" * 64}),
     ("POST", "/api/v1/rack-scans/{rack_scan}/confirm", {}),
     ("POST", "/api/v1/print-jobs/{print_job}/retry", None),
+    ("POST", "/api/v1/printers/{printer}/status", None),
 ]
 #: writes by identifier that are not about one site's data, and why
 EXEMPT_WRITES = {
@@ -130,7 +132,9 @@ def elsewhere(client, make, other_site, admin, headers, db_session):
                   sha256="2" * 64, created_by="admin")
     hold = PositionHold(container_id=box.id, pos_row=3, pos_col=3,
                         kind=PositionHoldKind.RESERVED, reason="kept", created_by="admin")
-    db_session.add_all([rack_scan, image, hold])
+    printer = Printer(name="There", kind=PrinterKind.ZPL_TCP, address="127.0.0.1:9",
+                      site_id=other_site.id)
+    db_session.add_all([rack_scan, image, hold, printer])
     db_session.commit()
     there = make.user("there-tech", role="technician", sites=[other_site])
     job = client.post("/api/v1/print-jobs/", headers=headers(there),
@@ -141,7 +145,8 @@ def elsewhere(client, make, other_site, admin, headers, db_session):
             "case": case.id, "lesion": lesion.id, "visit": visit.id, "specimen": specimen.id,
             "barcode": specimen.barcode, "box": box.id, "rack_scan": rack_scan.id,
             "image": image.id, "print_job": job["id"], "omics_file": omics["id"],
-            "sha": omics["sha256"], "feature": "BRAF", "access": "https", "hold": hold.id}
+            "sha": omics["sha256"], "feature": "BRAF", "access": "https", "hold": hold.id,
+            "printer": printer.id}
 
 
 @pytest.mark.parametrize("role", ["technician", "manager", "researcher"])
