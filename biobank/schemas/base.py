@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+GS = "\x1d"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -30,6 +31,9 @@ class BaseSchema(Schema):
         unknown = RAISE
         ordered = True
 
+    #: fields holding a scanned GS1 symbol's data, where the group separator is data
+    scanned_gs1: frozenset[str] = frozenset()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("partial", self.partial_by_default)
         super().__init__(*args, **kwargs)
@@ -48,6 +52,8 @@ class BaseSchema(Schema):
         # have no place in a record: name the field instead of failing at the database.
         errors = {}
         for key, value in (data.items() if isinstance(data, dict) else ()):
+            if key in self.scanned_gs1 and isinstance(value, str):
+                value = value.replace(GS, "")  # the separator of GS1 fields, as scanned
             if isinstance(value, str) and _CONTROL.search(value):
                 errors[key] = ["contains a control character (such as NUL)"]
         if errors:

@@ -130,6 +130,8 @@ class PrintRequestSchema(BaseSchema):
 
 
 class ProcessingSchema(BaseSchema):
+    scanned_gs1 = frozenset({"kit_barcode"})
+
     method = fields.String(required=True, validate=validate.Length(min=1, max=128),
                            metadata=describe("e.g. 'centrifugation 2,000 g 10 min 4 °C', "
                                              "'column extraction (QIAamp DNA Mini)', "
@@ -139,6 +141,10 @@ class ProcessingSchema(BaseSchema):
     temperature = fields.String(validate=validate.Length(max=32),
                                 metadata=describe("e.g. 'RT', '4 °C'"))
     kit_lot = fields.String(validate=validate.Length(max=64))
+    kit_barcode = fields.String(validate=validate.Length(min=1, max=200), metadata=describe(
+        "The kit's GS1-128 or GS1 DataMatrix label as scanned (with its ]C1/]d2 prefix and "
+        "GS separators) or typed in human-readable form, (01)GTIN(17)YYMMDD(10)LOT: its "
+        "GTIN, lot and expiry are recorded with the step; an expired kit is refused"))
     notes = fields.String(validate=validate.Length(max=2000))
 
     @validates_schema

@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from biobank import signals
+from biobank import gs1, signals
 from biobank.auth import check_site
-from biobank.db import db
+from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState
 from biobank.models import (
     CollectionEvent,
@@ -345,6 +345,8 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
                 f"{format_quantity(total, parent.unit)}, but {parent.barcode} holds "
                 f"{format_quantity(parent.quantity, parent.unit)}",
                 field="quantity")
+    if processing and processing.get("kit_barcode"):
+        processing = processing | {"kit": _scanned_kit(processing)}
     container = None
     if container_id is not None:
         container = get_visible(StorageContainer, container_id, actor, field="container_id")
@@ -379,6 +381,22 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
     signals.aliquots_created.send(actor, parent=parent, children=children,
                                   print_request=print_request)
     return children
+
+
+def _scanned_kit(processing: dict[str, Any]) -> dict[str, Any]:
+    """The GTIN, lot and expiry of the kit whose label was scanned for a processing step;
+    an expired kit, or a lot other than the one typed, is refused."""
+    started = processing.get("started_at")
+    on = started.date() if started else utcnow().date()
+    try:
+        kit = gs1.read_kit(processing["kit_barcode"], on=on)
+    except gs1.GS1Error as error:
+        raise InvalidInput(f"kit label: {error}", field="processing.kit_barcode") from None
+    typed = processing.get("kit_lot")
+    if typed and kit.lot and typed != kit.lot:
+        raise InvalidInput(f"the kit label's lot is {kit.lot}, not {typed}",
+                           field="processing.kit_lot")
+    return kit.as_dict()
 
 
 def sprec_of(specimen: Specimen) -> dict[str, Any] | None:

@@ -15,11 +15,12 @@ LINEAR_TYPES = frozenset({"code128", "code39", "gs1-128"})
 #: narrow to wide ratio of Code 39 as python-barcode draws it (and the ZPL asks for)
 CODE39_RATIO = 3
 FNC1 = "\xf1"
-#: GS1 application identifiers whose data has a predefined length (by their first two
-#: digits, GS1 General Specifications figure 7.8.4-2): no FNC1 separator follows them
+#: GS1 application identifiers whose data has a predefined length, by their first two
+#: digits (GS1 General Specifications figure 7.8.4-2, less two): the data's length plus the
+#: AI's digits beyond two. No FNC1 separator follows them
 PREDEFINED_LENGTH = {"00": 18, "01": 14, "02": 14, "03": 14, "04": 16, "11": 6, "12": 6,
                      "13": 6, "14": 6, "15": 6, "16": 6, "17": 6, "18": 6, "19": 6, "20": 2,
-                     "31": 8, "32": 8, "33": 8, "34": 8, "35": 8, "36": 8, "41": 16}
+                     "31": 8, "32": 8, "33": 8, "34": 8, "35": 8, "36": 8, "41": 14}
 _ELEMENT = re.compile(r"\((\d{2,4})\)([^()]+)")
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from biobank.models import CustodyEvent, Specimen
@@ -141,3 +144,56 @@ def test_derivatives_record_unit_concentration_and_processing(client, make, site
     r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h, json={
         "count": 1, "quantity": "5", "unit": "uL"})
     assert r.status_code == 422 and r.json["errors"][0]["field"] == "unit"
+
+
+def _scanned_kit_label(tmp_path, gs1):
+    """A reagent-kit label printed by the LIMS and read back by zbar, as a scanner at the
+    bench would send it (GS1-128: ]C1, then the data with GS separators)."""
+    import subprocess
+
+    from labels.render import load_template
+    from labels.render.pdf import render_pdf
+
+    pdf = tmp_path / "kit.pdf"
+    pdf.write_bytes(render_pdf(load_template("reagent-kit"),
+                               [{"gs1": gs1, "text": "QIAamp DNA Mini Kit"}]))
+    subprocess.run(["pdftoppm", "-r", "300", "-png", str(pdf), str(tmp_path / "kit")],
+                   check=True)
+    read = subprocess.run(["zbarimg", "-q", "--nodbus", "--raw", str(tmp_path / "kit-1.png")],
+                          capture_output=True, text=True, check=True).stdout.rstrip("\n")
+    return "]C1" + read
+
+
+def test_a_scanned_kit_label_records_gtin_lot_and_expiry_and_an_expired_kit_is_refused(
+        client, make, site, technician, headers, db_session, tmp_path):
+    if not (shutil.which("pdftoppm") and shutil.which("zbarimg")) and not os.environ.get("CI"):
+        pytest.skip("needs pdftoppm and zbarimg (CI installs them)")
+    tissue = make.specimen(participant=make.participant(site=site),
+                           material_type=MaterialType.TISSUE_FROZEN, quantity=Decimal("60"),
+                           initial_quantity=Decimal("60"), unit=QuantityUnit.MG)
+    h = headers(technician)
+    scan = _scanned_kit_label(tmp_path, "(01)09501101530003(10)LOT42A(17)271231")
+    assert "\x1d" in scan  # the lot is variable-length: a separator follows it
+    body = {"count": 1, "quantity": "50", "material_type": "DNA", "unit": "uL",
+            "quantity_used": "20",
+            "processing": {"method": "column extraction (QIAamp DNA Mini)",
+                           "started_at": "2026-11-20T09:00:00Z", "kit_barcode": scan}}
+    r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h, json=body)
+    assert r.status_code == 201, r.json
+    event = db_session.scalars(sa.select(CustodyEvent).where(
+        CustodyEvent.specimen_id == tissue.id)).one()
+    assert event.details["processing"]["kit"] == {
+        "gtin": "09501101530003", "lot": "LOT42A", "expiry": "2027-12-31"}
+
+    expired = _scanned_kit_label(tmp_path, "(01)09501101530003(17)261119(10)OLD7")
+    for processing, field, words in (
+            ({"kit_barcode": expired}, "processing.kit_barcode", "expired on 2026-11-19"),
+            ({"kit_barcode": scan, "kit_lot": "LOT41"}, "processing.kit_lot", "LOT42A"),
+            ({"kit_barcode": "]C1CTRPL0000001"}, "processing.kit_barcode",
+             "expected an application identifier at character 1")):
+        r = client.post(f"/api/v1/specimens/{tissue.id}/aliquots", headers=h,
+                        json=body | {"processing": body["processing"] | processing})
+        assert r.status_code == 422, r.json
+        assert r.json["errors"][0]["field"] == field and words in r.json["detail"]
+    db_session.expire_all()
+    assert db_session.get(Specimen, tissue.id).quantity == Decimal("40")  # nothing more used
