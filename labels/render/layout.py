@@ -21,9 +21,12 @@ EQUIVALENTS = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u00a
 def printable(text: str) -> str:
     """*text* as it is printed: NFC-normalised, typographic dashes and spaces replaced by
     their Western European equivalents."""
+    if text.isascii():  # most label text: nothing to normalise or replace
+        return text
     return unicodedata.normalize("NFC", text).translate(EQUIVALENTS)
 
 
+@functools.lru_cache(maxsize=4096)  # labels of a job repeat most of their text
 def unprintable(text: str, *, unicode: bool = True) -> str | None:
     """The first character of *text* no label can print, or None.
 
@@ -31,6 +34,8 @@ def unprintable(text: str, *, unicode: bool = True) -> str | None:
     printer's TrueType font) the Basic Multilingual Plane, else Windows-1252 (Helvetica,
     the Zebra's built-in font). Never an emoji (outside the BMP), nor a control character.
     """
+    if text.isascii():  # printable everywhere, but for control characters
+        return None if text.isprintable() else next(c for c in text if not c.isprintable())
     for char in printable(text):
         if ord(char) > 0xFFFF or unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn"):
             return char
@@ -52,7 +57,7 @@ def check_printable(element: Element, values: dict[str, Any], *, unicode: bool =
     LabelError
         With ``field`` set to the placeholder.
     """
-    for name in sorted(element.fields()):
+    for name in element.placeholders:
         value = values.get(name)
         char = unprintable(str(value), unicode=unicode) if value is not None else None
         if char is not None:
@@ -62,6 +67,8 @@ def check_printable(element: Element, values: dict[str, Any], *, unicode: bool =
 
 def font_for(text: str) -> str:
     """Helvetica for text it can show (WinAnsi), else the Chinese font."""
+    if text.isascii():
+        return FONT
     try:
         printable(text).encode("cp1252")
     except UnicodeEncodeError:
@@ -119,6 +126,11 @@ def fit_text(element: Element, text: str) -> FittedText:
     LabelError
         When it fits at no allowed size: a label must never lose text unnoticed.
     """
+    return _fit_text(element, text)
+
+
+@functools.lru_cache(maxsize=4096)  # labels of a job repeat most of their text
+def _fit_text(element: Element, text: str) -> FittedText:
     if not element.width:
         return FittedText(element.font_size, (text,))
     size = element.font_size

@@ -6,7 +6,12 @@ the previews and the width checks of the ZPL all draw or measure the same patter
 
 from __future__ import annotations
 
+import functools
 import re
+
+from barcode.charsets import code39, code128
+from barcode.codex import Code39, Code128, Gs1_128
+from barcode.errors import IllegalCharacterError
 
 from labels.render.templates import LabelError
 
@@ -58,6 +63,28 @@ def gs1_data(text: str, fnc1: str = FNC1) -> str:
     return "".join(parts)
 
 
+class _LeadingPairSafe:
+    """python-barcode folds a switch of code set right after the start into the start code,
+    and takes a leading digit pair "99" in code set C (the same codeword as "switch to C")
+    for such a switch, dropping it from the data. Data that starts with two digits starts
+    with data, never a switch."""
+
+    code: str
+
+    def _try_to_optimize(self, encoded: list[int]) -> list[int]:
+        if self.code[:2].isdigit():
+            return encoded
+        return super()._try_to_optimize(encoded)  # type: ignore[misc]
+
+
+class _Code128(_LeadingPairSafe, Code128):
+    pass
+
+
+class _Gs1128(_LeadingPairSafe, Gs1_128):
+    pass
+
+
 def modules(kind: str, text: str) -> str:
     """The module pattern of *text* in symbology *kind* (see :data:`LINEAR_TYPES`).
 
@@ -66,21 +93,57 @@ def modules(kind: str, text: str) -> str:
     LabelError
         For a character the symbology cannot encode (Code 39 has no lower case).
     """
-    from barcode.codex import Code39, Code128, Gs1_128
-    from barcode.errors import IllegalCharacterError
-
     try:
         if kind == "code128":
-            return Code128(text).build()[0]
+            return _Code128(text).build()[0]
         if kind == "code39":
             if text != text.upper():  # python-barcode would upper-case it: a different code
                 raise LabelError(f"cannot encode {text!r} as code39: it has no lower case")
             return Code39(text, add_checksum=False).build()[0]
         if kind == "gs1-128":
-            return Gs1_128(gs1_data(text)).build()[0]
+            return _Gs1128(gs1_data(text)).build()[0]
     except IllegalCharacterError as error:
         raise LabelError(f"cannot encode {text!r} as {kind}: {error}") from None
     raise LabelError(f"unknown linear symbology {kind!r}")
+
+
+def module_count(kind: str, text: str) -> int:
+    """``len(modules(kind, text))`` without encoding every barcode: how long a Code 128 is
+    depends only on which of its characters are digits, FNC1, or in one code set only, so
+    barcodes of one shape share one encoding. Code 39 is 16 modules a character."""
+    if kind == "code39":
+        if text != text.upper() or not set(text) <= _CODE39:
+            modules(kind, text)  # raises, naming what it cannot encode
+        return 16 * (len(text) + 2) - 1
+    data = gs1_data(text) if kind == "gs1-128" else text
+    shape = data.translate(_SHAPES)
+    if _OTHER.search(shape):  # a character no code set has: let the encoder say which
+        return len(modules(kind, text))
+    return _count(kind, shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _count(kind: str, shape: str) -> int:
+    sample = shape.translate(_SAMPLES)
+    symbol = _Gs1128(sample) if kind == "gs1-128" else _Code128(sample)
+    return len(symbol.build()[0])
+
+
+def _shapes() -> tuple[dict[int, str], dict[int, str], frozenset[str]]:
+    shapes: dict[int, str] = {}
+    for char in set(code128.A) | set(code128.B):
+        if len(char) != 1:
+            continue
+        shapes[ord(char)] = ("9" if char.isdigit() else
+                             "x" if char in code128.A and char in code128.B else
+                             "b" if char in code128.B else "a")
+    shapes[ord(FNC1)] = "f"
+    samples = {ord("9"): "0", ord("x"): "A", ord("b"): "a", ord("a"): "\x01", ord("f"): FNC1}
+    return shapes, samples, frozenset(code39.REF)
+
+
+_SHAPES, _SAMPLES, _CODE39 = _shapes()
+_OTHER = re.compile("[^9xbaf]")
 
 
 def bars(pattern: str, module: float) -> list[tuple[float, float]]:

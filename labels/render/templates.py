@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -50,8 +51,13 @@ class Element:
     max_lines: int = 1
     module: float = 0.0  # mm per module (symbols)
 
+    @functools.cached_property
+    def placeholders(self) -> tuple[str, ...]:
+        """The placeholders of ``value``, sorted (computed once: labels are many)."""
+        return tuple(sorted(set(_FIELD.findall(self.value))))
+
     def fields(self) -> set[str]:
-        return set(_FIELD.findall(self.value))
+        return set(self.placeholders)
 
     def fill(self, values: dict[str, Any]) -> str:
         def sub(match: re.Match[str]) -> str:

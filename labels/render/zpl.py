@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from labels.render.layout import check_printable, fit_text, printable, unprintable
-from labels.render.linear import CODE39_RATIO, gs1_data, modules
+from labels.render.linear import CODE39_RATIO, gs1_data, module_count
 from labels.render.templates import Element, LabelError, Template
 
 #: fewest printer dots per barcode module that scan reliably
@@ -88,7 +88,7 @@ def _linear_fit(element: Element, dpi: int, text: str, nominal: int) -> int:
     3 dots make a 14-character Code 128 74 mm wide, 2 dots 50 mm)."""
     if not element.width:
         return nominal
-    count = len(modules(element.type, text)) + 20
+    count = module_count(element.type, text) + 20
     fitting = int(element.width / 25.4 * dpi) // count
     if fitting < MIN_MODULE_DOTS:
         need = count * MIN_MODULE_DOTS / dpi * 25.4

@@ -62,3 +62,33 @@ def test_code_39_refuses_lower_case_rather_than_change_the_code():
     with pytest.raises(LabelError, match="no lower case"):
         render_pdf(load_template("legacy-code39"), [values(1) | {"barcode": "ctrpl1"}])
     assert gs1_data("(10)ab(21)7", fnc1="|") == "10ab|217"
+
+
+@pytest.mark.parametrize("barcode", ["9912345678", "99", "0012345678", "99AB12", "9"])
+def test_data_starting_with_99_is_not_taken_for_a_code_set_switch(barcode, tmp_path):
+    """Legacy and manufacturer barcodes start with digits: a leading "99" is data, although
+    its codeword in code set C is also "switch to C" (python-barcode dropped it)."""
+    pages = decode(render_pdf(load_template("tube-side-code128"), [values(1) | {
+        "barcode": barcode}]), tmp_path, 300, datamatrix=False)
+    assert pages == [(set(), {barcode})]
+
+
+def test_module_count_is_the_patterns_length_for_every_shape():
+    """The ZPL width check counts modules by the barcode's shape (which characters are
+    digits, which in one code set only); here against encoding each one."""
+    import random
+    import string
+
+    from labels.render.linear import module_count
+
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits + "-./ "
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet if rng.random() < 0.5 else string.digits)
+                       for _ in range(rng.randint(1, 20)))
+        assert module_count("code128", text) == len(modules("code128", text)), text
+        if text == text.upper():
+            assert module_count("code39", text) == len(modules("code39", text)), text
+    for lot in ("A", "12345", "AB12", "1234567", "x/y"):
+        text = f"(01)09501101530003(10){lot}(17)271231"
+        assert module_count("gs1-128", text) == len(modules("gs1-128", text))
