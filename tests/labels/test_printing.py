@@ -225,6 +225,26 @@ def test_cli_prints_a_pdf(runner, make, site, technician, tmp_path, db_session):
     assert PrintJobStatus.READY.value == "ready"
 
 
+def test_cli_reads_barcodes_from_a_file_in_order_and_names_every_unknown_one(
+        runner, make, site, tmp_path, db_session):
+    participant = make.participant(site=site)
+    tubes = [make.specimen(participant=participant) for _ in range(3)]
+    codes = tmp_path / "codes.txt"
+    codes.write_text("\n".join([tubes[2].barcode, "", tubes[0].barcode, tubes[1].barcode]))
+    out = tmp_path / "labels.pdf"
+    result = runner.invoke(args=["labels", "print", "--from-file", str(codes), "--template",
+                                 "cryovial-2d", "--pdf", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3 label(s)" in result.output
+    job = db_session.scalars(sa.select(PrintJob)).one()
+    assert job.barcodes["items"] == [tubes[2].barcode, tubes[0].barcode, tubes[1].barcode]
+    codes.write_text("NOPE-1\n" + tubes[0].barcode + "\nNOPE-2\n")
+    result = runner.invoke(args=["labels", "print", "--from-file", str(codes), "--template",
+                                 "cryovial-2d", "--pdf", str(out), "--reason", "again"])
+    assert result.exit_code != 0 and "'NOPE-1', 'NOPE-2'" in str(result.exception)
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 1
+
+
 @pytest.mark.parametrize(("kind", "address"), [
     ("zpl_tcp", "10.2.0.15"), ("zpl_tcp", "zebra-3.lab.example.org:9100"),
     ("cups", "office"), ("cups", "zpl:bench_zebra-2"), ("cups", "zpl:labels@print.example.org:631"),
