@@ -44,11 +44,14 @@ def _request(codes: tuple[str, ...]):
     from biobank.models import SampleRequest
 
     if len(codes) != 1:
-        raise InvalidInput("a parcel label is printed for one request: give its code",
+        raise InvalidInput("a parcel label is printed for one request: give its code or id",
                            field="barcodes")
-    request = db.session.scalar(sa.select(SampleRequest).where(SampleRequest.code == codes[0]))
+    given = codes[0]
+    request = db.session.scalar(sa.select(SampleRequest).where(
+        SampleRequest.id == int(given) if given.isdigit() and len(given) < 10
+        else SampleRequest.code == given))
     if request is None:
-        raise InvalidInput(f"no request {codes[0]!r}", field="barcodes")
+        raise InvalidInput(f"no request {given!r}", field="barcodes")
     return request
 
 
@@ -89,7 +92,7 @@ def print_cmd(barcodes: tuple[str, ...], from_file: Any, template: str,
               reprint_reason: str | None) -> None:
     """Print labels: for specimens given by barcode; with a box template (such as `box`),
     for containers given by barcode; with `shipping-box`, for the parcel of a request given
-    by its code."""
+    by its code or id."""
     from biobank.auth import check_site
     from biobank.cli import system_actor
     from biobank.errors import InvalidInput

@@ -356,6 +356,10 @@ def test_cli_prints_box_and_parcel_labels(runner, make, site, tmp_path, db_sessi
     result = runner.invoke(args=["labels", "print", "REQ-2026-0042", "--template",
                                  "shipping-box", "--pdf", str(parcel)])
     assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["labels", "print", str(request.id), "--template",
+                                 "shipping-box", "--pdf", str(tmp_path / "by-id.pdf"),
+                                 "--reason", "the first one was torn"])
+    assert result.exit_code == 0, result.output  # the request's id does as well as its code
     result = runner.invoke(args=["labels", "print", "NO-SUCH-BOX", "--template", "box",
                                  "--pdf", str(out)])
     assert result.exit_code == 1 and "no container with barcode" in str(result.exception)
