@@ -74,7 +74,8 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
     from biobank.tasks import celery, init_celery
 
     try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+        with redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2) as client:
+            client.ping()
     except redis.ConnectionError:
         pytest.skip("no Redis on 127.0.0.1:6379")
     url = separate_database(tmp_path, suffix)
@@ -92,6 +93,8 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
             db.session.remove()
             db.engine.dispose()
     finally:
+        # The result backend's Redis connections close now, not whenever they are collected.
+        celery.backend.client.connection_pool.disconnect()
         # Put the shared Celery app back to in-process mode for the other tests.
         init_celery(create_app({"DATABASE_URL": url}))
 
