@@ -14,6 +14,7 @@ from biobank.db import after_commit, db, utcnow
 from biobank.errors import InvalidInput, InvalidState, NotFound
 from biobank.models import Specimen, StorageContainer, User
 from biobank.models.vocab import MaterialType
+from biobank.services.common import visible_site_ids
 from biobank.units import format_quantity
 from labels.models import Printer, PrinterKind, PrintJob, PrintJobItem, PrintJobStatus
 from labels.printers import PrinterError, PrinterFault, query_status, send_cups, send_tcp
@@ -317,8 +318,6 @@ def _record_status(printer: Printer, summary: str) -> None:
 def visible_printer(printer_id: int, actor: User) -> Printer:
     """A printer of one of *actor*'s sites, or shared by all (no site); another site's
     printer is not found."""
-    from biobank.services.common import visible_site_ids
-
     printer = db.session.get(Printer, printer_id)
     sites = visible_site_ids(actor)
     if printer is None or (sites is not None and printer.site_id is not None

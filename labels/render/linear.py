@@ -15,8 +15,6 @@ from barcode.errors import IllegalCharacterError
 
 from labels.render.templates import LabelError
 
-#: template element types that are linear symbols
-LINEAR_TYPES = frozenset({"code128", "code39", "gs1-128"})
 #: narrow to wide ratio of Code 39 as python-barcode draws it (and the ZPL asks for)
 CODE39_RATIO = 3
 FNC1 = "\xf1"
@@ -86,7 +84,8 @@ class _Gs1128(_LeadingPairSafe, Gs1_128):
 
 
 def modules(kind: str, text: str) -> str:
-    """The module pattern of *text* in symbology *kind* (see :data:`LINEAR_TYPES`).
+    """The module pattern of *text* in symbology *kind*: ``code128``, ``code39`` or
+    ``gs1-128``.
 
     Raises
     ------
