@@ -20,6 +20,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+def _closing(app: Any) -> Any:
+    """The app, with every response closed even when the browser drops the connection
+    mid-body (the development server leaves a static file open in that case)."""
+
+    def wsgi(environ: dict, start_response: Any) -> Iterator[bytes]:
+        body = app(environ, start_response)
+        try:
+            yield from body
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wsgi
+
+
 @contextmanager
 def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[tuple[str, Any]]:
     """Serve a demo biobank on a free loopback port; yields (base URL, app)."""
@@ -32,7 +47,7 @@ def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[t
         migrate.upgrade()
         load_demo(seed=11, participants=demo_participants)
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _closing(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
