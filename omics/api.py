@@ -9,9 +9,12 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from biobank.api.parsing import MultipartParser
 from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
 from biobank.db import after_commit, transaction
+from biobank.errors import InvalidInput
 from omics import services
+from omics.models import FileStatus
 from omics.schemas import (
     CarrierQuerySchema,
     CarrierSchema,
@@ -25,6 +28,7 @@ from omics.schemas import (
 )
 
 blp = Blueprint("omics", __name__, description="Omics files linked to aliquots; variant carriers")
+blp.ARGUMENTS_PARSER = MultipartParser()  # form fields of a multipart body, beside its files
 
 
 @blp.route("/files/")
@@ -44,11 +48,20 @@ class OmicsFileViews(MethodView):
         """Upload and register a file (VCF/BCF now), linking its sample columns to aliquots
 
         The file is stored by its SHA-256 under the omics storage root (the same content
-        again answers 200 with the existing file); sample names that match no aliquot are
-        listed in `unmatched_samples`. With `ingest` (default), its variant calls are read
-        into the database by a background task once the registration is saved.
+        again answers 200 with the existing file; if that file failed or was never
+        ingested, its samples are linked again with this `sample_map` and it is ingested
+        again); sample names that match no aliquot are listed in `unmatched_samples`. A VCF
+        is checked against the specification first: one that breaks it is refused with
+        the line, column and rule of its first problems, or with `lenient` kept with them
+        as `warnings`. With `ingest` (default), its variant calls are read into the
+        database by a background task once the registration is saved.
         """
-        upload = files["file"]
+        upload = files.pop("file")
+        if "sample_map" in files:
+            if "sample_map" in form:
+                raise InvalidInput("give sample_map in the body or the query string, not both",
+                                   field="sample_map")
+            form["sample_map"] = files.pop("sample_map")
         ingest = form.pop("ingest")
         name = Path(upload.filename or "upload").name or "upload"
         with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +72,7 @@ class OmicsFileViews(MethodView):
                 record, created = services.register_file(
                     actor=current_actor(), path=path,
                     filename=name, **form)
-                if created and ingest:
+                if ingest and record.status is FileStatus.REGISTERED:
                     file_id = record.id
                     after_commit(lambda: _dispatch(file_id))
         return services.get_file(record.id), 201 if created else 200

@@ -39,10 +39,14 @@ class OmicsFile(db.Model):
     size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
     sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
     reference_genome: Mapped[str32 | None] = mapped_column(comment="e.g. GRCh38")
+    reference: Mapped[str | None] = mapped_column(
+        sa.Text, comment="The reference the file names (VCF ##reference), as written")
     platform: Mapped[str64 | None]
     pipeline: Mapped[str128 | None]
     status: Mapped[FileStatus] = mapped_column(default=FileStatus.REGISTERED)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    warnings: Mapped[list[str]] = mapped_column(
+        default=list, comment="What a lenient registration found wrong with the file and kept")
     variant_count: Mapped[int] = mapped_column(default=0)
     call_count: Mapped[int] = mapped_column(default=0)
     feature_count: Mapped[int] = mapped_column(default=0)

@@ -36,10 +36,18 @@ class OmicsUploadSchema(BaseSchema):
     sample_map = SampleMapField(metadata=describe(
         "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
     ingest = fields.Boolean(load_default=True, metadata=describe("Ingest after registering"))
+    lenient = fields.Boolean(load_default=False, metadata=describe(
+        "Keep a VCF that breaks the specification, its problems recorded as warnings "
+        "(default: refuse it, naming them)"))
 
 
 class OmicsFileFormSchema(BaseSchema):
+    """The multipart body: the file, and a sample map of any size (also accepted in the
+    query string, where a long one meets URL limits)."""
+
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+    sample_map = SampleMapField(metadata=describe(
+        "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
 
 
 class OmicsSampleSchema(BaseSchema):
@@ -57,12 +65,17 @@ class OmicsFileSchema(BaseSchema):
     filename = fields.String()
     size_bytes = fields.Integer()
     sha256 = fields.String()
-    reference_genome = fields.String(allow_none=True)
+    reference_genome = fields.String(allow_none=True, metadata=describe(
+        "The genome build: as given, else recognised in the file's reference"))
+    reference = fields.String(allow_none=True, metadata=describe(
+        "The reference the file names (VCF ##reference), as written"))
     platform = fields.String(allow_none=True)
     pipeline = fields.String(allow_none=True)
     status = fields.Function(lambda f: f.status.value, metadata=describe(
         "registered, ingested or failed (nothing of the file in the database)"))
     error = fields.String(allow_none=True)
+    warnings = fields.List(fields.String(), metadata=describe(
+        "What a lenient registration found wrong with the file (line, column, rule)"))
     variant_count = fields.Integer()
     call_count = fields.Integer()
     feature_count = fields.Integer()

@@ -18,6 +18,7 @@ from biobank.importfiles import sha256_of
 from biobank.models import Case, CollectionEvent, Participant, Specimen, User
 from biobank.services.common import visible
 from omics.formats import FormatError, detect, open_reader
+from omics.formats.vcfcheck import check as check_vcf
 from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Variant, VariantCall
 
 BATCH = 5000
@@ -25,8 +26,9 @@ BATCH = 5000
 GENOTYPE_LENGTH = VariantCall.__table__.c.genotype.type.length
 #: the lengths annotations and FILTER are cut to, read from their columns
 LENGTHS = {name: table.c[name].type.length for table, name in (
-    (Variant.__table__, "gene"), (Variant.__table__, "consequence"),
-    (Variant.__table__, "protein_change"), (VariantCall.__table__, "filter"))}
+    (OmicsFile.__table__, "reference_genome"), (Variant.__table__, "gene"),
+    (Variant.__table__, "consequence"), (Variant.__table__, "protein_change"),
+    (VariantCall.__table__, "filter"))}
 
 
 def storage_root() -> Path:
@@ -38,28 +40,102 @@ def storage_root() -> Path:
 
 def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
                   sample_map: dict[str, str] | None = None, reference_genome: str | None = None,
-                  platform: str | None = None, pipeline: str | None = None
-                  ) -> tuple[OmicsFile, bool]:
+                  platform: str | None = None, pipeline: str | None = None,
+                  lenient: bool = False) -> tuple[OmicsFile, bool]:
     """Store *path* under the storage root by its SHA-256 and link its samples to aliquots.
+
+    A VCF is checked against the specification and its own header first (``vcfcheck``): a
+    file with problems is refused naming the first ones (line, column, rule), unless
+    *lenient*, which keeps it with the problems recorded as its ``warnings``.
 
     Each sample column is matched through *sample_map* (sample name → barcode) or, without an
     entry, by a barcode equal to the name; names that match nothing are kept unlinked and
-    reported. The same content registered again returns the existing file (``False``)."""
+    reported. The same content registered again returns the existing file (``False``); if
+    that file failed or was never ingested, its samples are linked again (with this
+    *sample_map*) and it is left ``registered`` to be ingested again."""
     digest = sha256_of(path)
     existing = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == digest))
-    if existing is not None:
+    if existing is not None and existing.status is FileStatus.INGESTED:
         return existing, False
     try:
-        fmt = detect(Path(filename))
+        fmt = existing.format if existing is not None else detect(Path(filename))
         with open_reader(path, fmt) as reader:
             samples = list(reader.samples)
-            reference_genome = reference_genome or reader.reference
+            reference = getattr(reader, "reference", None)
+        warnings = _checked(path, fmt, filename, lenient=lenient)
     except FormatError as error:
         raise InvalidInput(f"{filename}: {error.message}", field="file") from None
+    found, wanted = _linked_aliquots(actor, samples, sample_map)
+    if existing is not None:
+        by_name = {s.sample_name: s for s in existing.samples}
+        for name in samples:
+            specimen = found.get(wanted[name])
+            by_name[name].specimen_id = specimen.id if specimen else None
+        existing.status, existing.error, existing.warnings = FileStatus.REGISTERED, None, warnings
+        db.session.flush()
+        return existing, False
+    target = storage_root() / digest[:2] / digest / Path(filename).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():  # content-addressed: never overwritten
+        shutil.copyfile(path, target)
+    record = OmicsFile(kind=kind, format=fmt, filename=Path(filename).name,
+                       uri=str(target.relative_to(storage_root())),
+                       size_bytes=target.stat().st_size, sha256=digest,
+                       reference_genome=reference_genome or build_of(reference),
+                       reference=reference, platform=platform, pipeline=pipeline,
+                       warnings=warnings, created_by=actor.username)
+    for name in samples:
+        specimen = found.get(wanted[name])
+        record.samples.append(OmicsFileSample(sample_name=name,
+                                              specimen_id=specimen.id if specimen else None))
+    db.session.add(record)
+    db.session.flush()
+    return record, True
+
+
+#: how many of a file's problems a refusal names (all are in a lenient file's warnings)
+SHOWN_PROBLEMS = 5
+#: genome builds recognised in a ``##reference`` line, as the LIMS names them
+_BUILDS = (("GRCh38", ("grch38", "hg38", "hs38", "b38")),
+           ("GRCh37", ("grch37", "hg19", "hs37", "b37", "human_g1k_v37")),
+           ("NCBI36", ("ncbi36", "hg18", "b36")), ("T2T-CHM13", ("chm13", "t2t")))
+
+
+def build_of(reference: str | None) -> str | None:
+    """The genome build a ``##reference`` value names (``file:///ref/hs37d5.fa`` →
+    GRCh37), else the value itself if it is short enough to be a build's name."""
+    if not reference:
+        return None
+    lowered = reference.lower()
+    for build, names in _BUILDS:
+        if any(name in lowered for name in names):
+            return build
+    return reference if len(reference) <= LENGTHS["reference_genome"] else None
+
+
+def _checked(path: Path, fmt: str, filename: str, *, lenient: bool) -> list[str]:
+    """The problems of a text VCF against the specification: refused (``InvalidInput``
+    naming the first ones), or, *lenient*, returned to be kept as warnings."""
+    if fmt != "vcf" or path.name.lower().endswith(".bcf"):
+        return []
+    problems = [str(p) for p in check_vcf(path)]
+    if problems and not lenient:
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" \
+            if len(problems) > SHOWN_PROBLEMS else ""
+        raise InvalidInput(f"{filename} is not a valid VCF: {shown}{more}. Register it with "
+                           "lenient=true to keep it anyway, with these as warnings",
+                           field="file")
+    return problems
+
+
+def _linked_aliquots(actor: User, samples: list[str], sample_map: dict[str, str] | None
+                     ) -> tuple[dict[str, Specimen], dict[str, str]]:
+    """The aliquots the sample columns name (by barcode, visible to *actor*) and each
+    column's barcode; refuses a map naming unknown columns or two columns for one aliquot."""
     doubled = sorted({name for name in samples if samples.count(name) > 1})
     if doubled:
-        raise InvalidInput(f"{filename}: sample {', '.join(doubled)} appears more than once",
-                           field="file")
+        raise InvalidInput(f"sample {', '.join(doubled)} appears more than once", field="file")
     unknown = set(sample_map or {}) - set(samples)
     if unknown:
         raise InvalidInput(f"sample_map names samples that are not in the file: "
@@ -76,22 +152,7 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
             for barcode, names in shared), field="sample_map")
     found = {s.barcode: s for s in db.session.scalars(visible(
         sa.select(Specimen).where(Specimen.barcode.in_(set(wanted.values()))), Specimen, actor))}
-    target = storage_root() / digest[:2] / digest / Path(filename).name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():  # content-addressed: never overwritten
-        shutil.copyfile(path, target)
-    record = OmicsFile(kind=kind, format=fmt, filename=Path(filename).name,
-                       uri=str(target.relative_to(storage_root())),
-                       size_bytes=target.stat().st_size, sha256=digest,
-                       reference_genome=reference_genome, platform=platform, pipeline=pipeline,
-                       created_by=actor.username)
-    for name in samples:
-        specimen = found.get(wanted[name])
-        record.samples.append(OmicsFileSample(sample_name=name,
-                                              specimen_id=specimen.id if specimen else None))
-    db.session.add(record)
-    db.session.flush()
-    return record, True
+    return found, wanted
 
 
 def file_path(record: OmicsFile) -> Path:
@@ -197,6 +258,10 @@ class _Chunk:
                                   "stored)", path=self.filename, line=line, column=call.sample)
             specimen = linked[call.sample]
             if earlier and specimen in earlier:
+                if variant.alt.startswith("<") or "[" in variant.alt or "]" in variant.alt:
+                    # a symbolic allele or breakend names no sequence: two <INS> (or
+                    # <DUP>,<DUP>) at one site are one variant here; the file keeps both
+                    continue
                 raise FormatError(f"{variant.chrom}:{variant.pos} {variant.ref}>{variant.alt} "
                                   f"is called for sample {call.sample} on line "
                                   f"{earlier[specimen]} too (duplicate records: merge them, "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: an absolute path inside a message from a library (``b'/tmp/tmpab12/x.vcf'``)
+_ABSOLUTE = re.compile(r"(?<![\w/.])(?:/[\w.+-]+)*/(?=[\w.+-]*[A-Za-z])([\w.+-]+)")
 
 
 class FormatError(ValueError):
@@ -10,6 +14,7 @@ class FormatError(ValueError):
 
     def __init__(self, message: str, *, path: Path | str, line: int | None = None,
                  column: str | None = None) -> None:
+        message = _ABSOLUTE.sub(r"\1", message)  # never a server's folder in a message
         where = f"{Path(path).name}"
         if line is not None:
             where += f", line {line}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,7 +22,8 @@ from omics.formats.errors import FormatError
 
 #: the largest VCF Integer (32-bit signed; htslib reads no larger)
 MAX_INTEGER = 2**31 - 1
-_ALLELE = re.compile(r"^(?:[ACGTNacgtn]+|\*|<[^<>]+>|\.|[ACGTNacgtn]*[\[\]][^\s]*)$")
+_ALLELE = re.compile(r"^(?:[ACGTNacgtn]+|\*|<[^<>]+>|\.|[ACGTNacgtn]*[\[\]][^\s]*"
+                     r"|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$")  # the last two: single breakends
 _THREE_TO_ONE = {
     "Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q", "Glu": "E",
     "Gly": "G", "His": "H", "Ile": "I", "Leu": "L", "Lys": "K", "Met": "M", "Phe": "F",
@@ -145,6 +148,13 @@ def _accepts(path: Path) -> bool:
     return name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf"))
 
 
+def _is_bgzf(path: Path) -> bool:
+    """A BGZF file (bgzip's blocked gzip): a gzip header whose extra field is ``BC``."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    return head[:2] == b"\x1f\x8b" and bool(head[3] & 4) and head[12:14] == b"BC"
+
+
 def _int(value: Any) -> int | None:
     if value is None or isinstance(value, str):
         return None
@@ -162,14 +172,18 @@ class VcfReader:
         import pysam
 
         pysam.set_verbosity(0)  # problems are raised, not printed by htslib
-        self.path = path
+        self.path = path  # named in messages
         self._header_count: int | None = None
+        self._copy: tempfile.TemporaryDirectory[str] | None = None
         if not path.exists():
             raise FormatError("no such file", path=path)
         with path.open("rb") as f:
             head = f.read(4)
+        self._data = path  # what is read: the file, or a bgzipped copy of a plain gzip
+        if head[:2] == b"\x1f\x8b" and not _is_bgzf(path):
+            self._data = self._bgzipped_copy(path)
         try:
-            self._file = pysam.VariantFile(str(path))
+            self._file = pysam.VariantFile(str(self._data))
         except (ValueError, OSError) as error:
             kind = "gzip data" if head[:2] == b"\x1f\x8b" else "text"
             raise FormatError(f"not a readable VCF or BCF ({kind}): {error}", path=path) from None
@@ -182,8 +196,31 @@ class VcfReader:
         self._csq_fields = self._annotation_fields("CSQ")
         self._ann_fields = self._annotation_fields("ANN")
 
+    def _bgzipped_copy(self, path: Path) -> Path:
+        """A plain-gzip VCF (``gzip``, not ``bgzip``) copied in BGZF to a temporary folder
+        removed on close: htslib reads only BGZF."""
+        import gzip
+
+        import pysam
+
+        self._copy = tempfile.TemporaryDirectory(prefix="vcf-")
+        plain = Path(self._copy.name) / "plain.vcf"
+        try:
+            with gzip.open(path, "rb") as source, plain.open("wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        except (OSError, EOFError) as error:
+            self._copy.cleanup()
+            raise FormatError(f"not a readable gzip file: {error}", path=path) from None
+        copy = Path(self._copy.name) / "copy.vcf.gz"
+        pysam.tabix_compress(str(plain), str(copy))
+        plain.unlink()
+        return copy
+
     def close(self) -> None:
         self._file.close()
+        if self._copy is not None:
+            self._copy.cleanup()
+            self._copy = None
 
     def __enter__(self) -> VcfReader:
         return self
@@ -198,11 +235,11 @@ class VcfReader:
 
         if getattr(self, "_header_count", None) is None:
             count = 0
-            with self.path.open("rb") as raw:
+            with self._data.open("rb") as raw:
                 is_gzip = raw.read(2) == b"\x1f\x8b"
             opener = gzip.open if is_gzip else open
             try:
-                with opener(self.path, "rb") as f:
+                with opener(self._data, "rb") as f:
                     for line in f:
                         if not line.startswith(b"#"):
                             break
@@ -242,6 +279,8 @@ class VcfReader:
         alt_depth = None
         if "AD" in keys and data.get("AD") is not None:
             ad = data.get("AD")
+            if not isinstance(ad, tuple):
+                ad = (ad,)  # declared Number=1 (VarScan): the alternate reads alone
             if len(ad) > alt_index and ad[alt_index] is not None:
                 alt_depth = int(ad[alt_index])
             if depth is None:
@@ -292,10 +331,13 @@ class VcfReader:
     def carriers(self) -> Iterator[Variant]:
         """Like ``variants()`` but each variant holds only the calls that carry it, and
         variants nobody carries are skipped. Text VCFs (plain or bgzipped) with genotypes are
-        read line by line without building pysam records, several times faster; other files
-        go through ``variants()``."""
-        if (self.path.suffix == ".bcf" or "GT" not in self._file.header.formats
-                or not self.samples):
+        read line by line without building pysam records, several times faster (and read files
+        htslib cannot, such as pedigree headers); BCF goes through ``variants()``. A record
+        without GT carries by its alternate reads (Strelka's tier-1 counts among them); a
+        record with no sample columns (sites only) carries nothing."""
+        if not self.samples:
+            return  # a sites-only file: nobody to carry anything
+        if self.path.suffix == ".bcf":
             for variant in self.variants():
                 calls = tuple(c for c in variant.calls if c.carries)
                 if calls:
@@ -307,10 +349,10 @@ class VcfReader:
     def _text_carriers(self) -> Iterator[Variant]:
         import gzip
 
-        with self.path.open("rb") as probe:
+        with self._data.open("rb") as probe:
             gz = probe.read(2) == b"\x1f\x8b"
         opener = gzip.open if gz else open
-        stream = opener(self.path, "rt", encoding="utf-8")
+        stream = opener(self._data, "rt", encoding="utf-8")
         line = 0
         samples = self.samples
         width = 9 + len(samples)
@@ -322,11 +364,13 @@ class VcfReader:
                         continue
                     cols = text.rstrip("\r\n").split("\t")
                     if len(cols) != width:
+                        if len(cols) == 8 or cols == [""]:
+                            continue  # a sites-only record, or a blank line
                         raise FormatError(f"{len(cols)} columns; the header has {width}",
                                           path=self.path, line=line)
                     if cols[8][:3] not in ("GT", "GT:"):
-                        raise FormatError("GT must be the first FORMAT key", path=self.path,
-                                          line=line, column="FORMAT")
+                        yield from self._text_depth_record(cols, line)
+                        continue
                     # most cells start with a genotype of no alternate allele: one cheap test
                     # rejects them; the others carry if a digit 1–9 is left in the genotype
                     # once 0, ., / and | are stripped (0/1, ./2, 0/0/1, 1, 0|10)
@@ -386,11 +430,11 @@ class VcfReader:
                     if 0 < dp_at < size and parts[dp_at] != ".":
                         depth = int(parts[dp_at])
                     if 0 < ad_at < size:
-                        ad = [int(x) for x in parts[ad_at].split(",") if x != "."]
+                        ad = [None if x == "." else int(x) for x in parts[ad_at].split(",")]
                         if len(ad) > alt_index:
                             alt_depth = ad[alt_index]
                         if depth is None and ad:
-                            depth = sum(ad)
+                            depth = sum(x for x in ad if x is not None)
                     if 0 < af_at < size and parts[af_at] != ".":
                         fraction = round(float(parts[af_at].split(",")[alt_index - 1]), 4)
                     elif depth and alt_depth is not None:
@@ -416,6 +460,38 @@ class VcfReader:
                                             csq=self._csq_fields, ann=self._ann_fields),
                               tuple(calls))
 
+    def _text_depth_record(self, cols: list[str], line: int) -> Iterator[Variant]:
+        """The carriers of a record without genotypes: each sample's cell read as ``_call``
+        reads pysam's (DP, AD, Strelka's ``AU``…``TU`` and ``TIR``, AF)."""
+        keys = cols[8].split(":")
+        ref = cols[3]
+        filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
+        info = None
+        for alt_index, alt in enumerate(cols[4].split(","), start=1):
+            if alt == ".":
+                continue
+            calls = []
+            for name, cell in zip(self.samples, cols[9:], strict=True):
+                try:
+                    data = dict(zip(keys, cell.split(":"), strict=False))
+                    call = _text_call(name, data, alt_index, alt, ref)
+                except ValueError:
+                    raise FormatError(f"sample {name}: {cell!r} does not match FORMAT {cols[8]}",
+                                      path=self.path, line=line, column=name) from None
+                if call.carries:
+                    calls.append(call)
+            if calls:
+                if not _ALLELE.match(ref) or not _ALLELE.match(alt) \
+                        or alt.upper() == ref.upper():
+                    raise FormatError(f"{ref}>{alt} is not a variant of two alleles",
+                                      path=self.path, line=line, column="ALT")
+                if info is None:
+                    info = self._info_annotations(cols[7])
+                yield Variant(cols[0], int(cols[1]), ref, alt, filters, line,
+                              annotation_of(info, alt, len(alt) == len(ref),
+                                            csq=self._csq_fields, ann=self._ann_fields),
+                              tuple(calls))
+
     def fetch(self, region: str) -> Iterator[Variant]:
         """Variants in *region* (``7:140453000-140454000``), read through the index."""
         try:
@@ -423,6 +499,42 @@ class VcfReader:
         except (ValueError, OSError) as error:
             raise FormatError(f"cannot query {region!r}: {error}", path=self.path) from None
         return self._variants(records)
+
+
+def _first_int(text: str | None) -> int | None:
+    if text is None or text in ("", "."):
+        return None
+    first = text.split(",")[0]
+    return None if first == "." else int(first)
+
+
+def _text_call(sample: str, data: dict[str, str], alt_index: int, alt: str, ref: str) -> Call:
+    """One sample's call from its FORMAT values as text (a record without GT)."""
+    depth = _first_int(data.get("DP"))
+    alt_depth = None
+    if data.get("AD") not in (None, "", "."):
+        ad = [None if x == "." else int(x) for x in data["AD"].split(",")]
+        if len(ad) > alt_index and ad[alt_index] is not None:
+            alt_depth = ad[alt_index]
+        if depth is None:
+            depth = sum(x for x in ad if x is not None)
+    elif len(alt) == 1 and len(ref) == 1 and f"{alt.upper()}U" in data:
+        alt_depth = _first_int(data[f"{alt.upper()}U"])  # Strelka SNV, tier 1
+    elif "TIR" in data:
+        alt_depth = _first_int(data["TIR"])  # Strelka indel, tier 1
+    fraction = None
+    if data.get("AF") not in (None, "", "."):
+        values = data["AF"].split(",")
+        raw = values[alt_index - 1] if len(values) >= alt_index else values[0]
+        fraction = round(float(raw), 4) if raw != "." else None
+        if fraction is not None and not math.isfinite(fraction):
+            fraction = None
+    elif depth and alt_depth is not None:
+        fraction = round(alt_depth / depth, 4)
+    if (depth is not None and not 0 <= depth <= MAX_INTEGER) or (
+            alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER):
+        raise ValueError("depth outside the 32-bit range")
+    return Call(sample, None, depth, alt_depth, fraction, alt_index)
 
 
 @register("vcf-pyvcf3", lambda _path: False)  # chosen by name: compatibility and baseline

@@ -112,6 +112,10 @@ def test_unreadable_files_are_refused_or_fail_without_rows(client, make, site, t
     bad = tmp_path / "bad-alt.vcf"
     bad.write_text(COHORT.read_text().replace("\tA\tT\t.\tPASS", "\tA\tA\t.\tPASS"))
     r = _upload(client, h, bad, kind="exome", sample_map={"MEL-A2": dna.barcode})
+    assert r.status_code == 422 and "line 19, column ALT: 'A' is the same as REF" in \
+        r.json["detail"], r.json
+    r = _upload(client, h, bad, kind="exome", sample_map={"MEL-A2": dna.barcode}, lenient=True)
+    assert r.json["warnings"] == ["line 19, column ALT: 'A' is the same as REF"]
     r = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h)
     assert r.json["status"] == "failed" and "line 19, column ALT" in r.json["error"]
     assert db_session.scalar(sa.select(sa.func.count(Variant.id))) == 0
@@ -324,7 +328,11 @@ def test_ambiguous_calls_are_refused_with_their_lines(client, make, site, techni
     braf = next(i for i, line in enumerate(lines) if "\t140753336\t" in line)
     repeated = tmp_path / "repeated.vcf"
     repeated.write_text("".join([*lines, lines[braf]]))
-    failed = _ingested(client, h, repeated, sample_map={"MEL-A1": dna.barcode})
+    # refused by the validator, naming the line; kept when lenient, and then ingestion
+    # refuses the repeated call, naming both lines
+    r = _upload(client, h, repeated, kind="exome", sample_map={"MEL-A1": dna.barcode})
+    assert r.status_code == 422 and f"line {len(lines) + 1}, column " in r.json["detail"]
+    failed = _ingested(client, h, repeated, sample_map={"MEL-A1": dna.barcode}, lenient=True)
     assert failed["status"] == "failed", failed
     assert (f"line {len(lines) + 1}, column MEL-A1: chr7:140753336 A>T is called for sample "
             f"MEL-A1 on line {braf + 1} too") in failed["error"]
@@ -357,7 +365,7 @@ def test_a_repeat_far_from_its_first_record_fails_the_file(client, make, site, t
     first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     repeated = tmp_path / "unsorted.vcf"
     repeated.write_text("".join([*lines, lines[first]]))
-    failed = _ingested(client, h, repeated, sample_map={"MEL-A2": dna.barcode})
+    failed = _ingested(client, h, repeated, sample_map={"MEL-A2": dna.barcode}, lenient=True)
     assert failed["status"] == "failed", failed
     assert (f"line {len(lines) + 1}: a variant on lines {len(lines) + 1}–{len(lines) + 1} is "
             "called again") in failed["error"], failed
@@ -366,7 +374,7 @@ def test_a_repeat_far_from_its_first_record_fails_the_file(client, make, site, t
     braf = next(i for i, line in enumerate(lines) if "\t140753336\t" in line)
     adjacent = tmp_path / "adjacent.vcf"
     adjacent.write_text("".join([*lines[:braf + 1], lines[braf], *lines[braf + 1:]]))
-    failed = _ingested(client, h, adjacent, sample_map={"MEL-A1": dna.barcode})
+    failed = _ingested(client, h, adjacent, sample_map={"MEL-A1": dna.barcode}, lenient=True)
     assert (f"line {braf + 2}, column MEL-A1: chr7:140753336 A>T is called for sample MEL-A1 "
             f"on line {braf + 1} too") in failed["error"], failed
     assert db_session.scalar(sa.select(sa.func.count(VariantCall.id))) == 0
@@ -397,3 +405,124 @@ def test_omics_files_are_seen_only_by_the_sites_of_all_their_samples(
     for url in urls:
         with client.get(url, headers=mine) as r:
             assert r.status_code == 404, (url, "moved")
+
+
+def test_valid_vcfs_once_refused_register_and_ingest(client, make, site, technician, headers,
+                                                     db_session, tmp_path):
+    """Single breakends, records without GT, repeated symbolic alleles, sites-only records
+    and a trailing blank line; a plain-gzip file; a long ##reference kept whole."""
+    from tests.omics.test_vcfcheck import _vcf
+
+    h = headers(technician)
+    dna = _tumour_dna(make, site, "MELV-1")
+    valid = _vcf(tmp_path, "valid.vcf", [
+        "7\t100\tbnd1\tA\t.A\t.\tPASS\t.\tGT\t0/1",
+        "7\t200\t.\tC\tT\t.\tPASS\t.\tAD\t5,4",
+        "7\t300\t.\tG\t<DUP>,<DUP>\t.\tPASS\t.\tGT\t1/2",
+        "7\t400\t.\tG\t<INS>\t.\tPASS\t.\tGT\t0/1",
+        "7\t400\t.\tG\t<INS>\t.\tPASS\t.\tGT\t0/1",
+        "7\t500\t.\tT\tA\t.\tPASS\tDP=3", ""],
+        header=['##reference=file:///references/GRCh37/human_g1k_v37_decoy_plus_extra.fasta',
+                '##ALT=<ID=DUP,Description="Duplication">',
+                '##ALT=<ID=INS,Description="Insertion">'])
+    done = _ingested(client, h, valid, sample_map={"S1": dna.barcode})
+    assert done["status"] == "ingested" and done["warnings"] == [], done
+    assert done["reference"] == \
+        "file:///references/GRCh37/human_g1k_v37_decoy_plus_extra.fasta"
+    assert done["reference_genome"] == "GRCh37"  # the build, recognised in the reference
+    stored = db_session.execute(
+        sa.select(Variant.pos, Variant.alt, VariantCall.genotype, VariantCall.alt_depth)
+        .join(VariantCall, VariantCall.variant_id == Variant.id)
+        .where(VariantCall.file_id == done["id"]).order_by(Variant.pos)).all()
+    assert [tuple(row) for row in stored] == [
+        (100, ".A", "0/1", None), (200, "T", None, 4), (300, "<DUP>", "1/2", None),
+        (400, "<INS>", "0/1", None)]  # one call per aliquot and variant; the file keeps both
+    # gzip (not bgzip): the same calls as the plain file
+    import gzip
+
+    other = _tumour_dna(make, site, "MELV-2")
+    plain = tmp_path / "cohort-gzip.vcf.gz"
+    plain.write_bytes(gzip.compress(COHORT.read_bytes()))
+    done = _ingested(client, h, plain, sample_map={"MEL-A2": other.barcode})
+    assert done["status"] == "ingested" and done["call_count"] == sum(
+        1 for line in COHORT.read_text().splitlines()
+        if not line.startswith("#") and line.split("\t")[10].split(":")[0] not in ("0/0", "./."))
+
+
+def test_a_vcf_breaking_the_specification_is_refused_or_kept_leniently(client, make, site,
+                                                                      technician, headers):
+    h = headers(technician)
+    tumour = _tumour_dna(make, site, "MELM-1")
+    mutect = COHORT.parent / "test_mutect.vcf"
+    r = _upload(client, h, mutect, kind="exome", sample_map={"TUMOR": tumour.barcode})
+    assert r.status_code == 422, r.json
+    assert r.json["detail"].startswith(
+        "test_mutect.vcf is not a valid VCF: line 4, column FORMAT: ##FORMAT AD is reserved")
+    assert "lenient=true" in r.json["detail"] and "/tmp" not in r.json["detail"]
+    done = _ingested(client, h, mutect, sample_map={"TUMOR": tumour.barcode}, lenient=True)
+    assert done["status"] == "ingested" and done["call_count"] > 0
+    assert done["warnings"][0].startswith("line 4, column FORMAT: ##FORMAT AD is reserved")
+
+
+def test_a_failed_or_stuck_file_is_ingested_again_with_a_new_sample_map(
+        client, make, site, technician, headers, db_session, tmp_path, monkeypatch):
+    h = headers(technician)
+    a1, a2, a3 = (_tumour_dna(make, site, f"MELF-{n}") for n in (1, 2, 3))
+    # MEL-A2's cell cannot be stored: linked, the file fails; linked again without it, the
+    # same content is ingested
+    wide = tmp_path / "ploidy9.vcf"
+    wide.write_text(COHORT.read_text().replace("0/1:61,47:108:0.435",
+                                               "0/1/1/1/1/1/1/1/1:61,47:108:0.435"))
+    failed = _ingested(client, h, wide, sample_map={"MEL-A2": a2.barcode})
+    assert failed["status"] == "failed"
+    with wide.open("rb") as f:  # the sample map in the body this time
+        r = client.post("/api/v1/omics/files/", headers=h, query_string={"kind": "exome"},
+                        data={"file": (f, wide.name), "sample_map": json.dumps(
+                            {"MEL-A1": a1.barcode, "MEL-A3": a3.barcode})},
+                        content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json["id"] == failed["id"], r.json
+    again = client.get(f"/api/v1/omics/files/{failed['id']}", headers=h).json
+    assert again["status"] == "ingested" and again["error"] is None, again
+    assert {s["sample_name"]: s["barcode"] for s in again["samples"]} == {
+        "MEL-A1": a1.barcode, "MEL-A2": None, "MEL-A3": a3.barcode}
+    # registered without ingestion (or left by a stopped worker), then posted again
+    stuck = _upload(client, h, STRELKA, kind="exome", ingest="false").json
+    assert stuck["status"] == "registered"
+    r = _upload(client, h, STRELKA, kind="exome", sample_map={"TUMOR": a1.barcode})
+    assert r.status_code == 200 and r.json["id"] == stuck["id"]
+    assert client.get(f"/api/v1/omics/files/{stuck['id']}", headers=h).json[
+        "status"] == "ingested"
+    # an ingestion that stops on anything unexpected marks the file failed, saying so
+    def stop(record):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("omics.services.ingest_file", stop)
+    done = _ingested(client, h, COHORT, sample_map={"MEL-A1": a2.barcode})
+    assert done["status"] == "failed"
+    assert done["error"].startswith("ingestion stopped (RuntimeError): the database went away")
+
+
+def test_a_sample_map_of_any_size_goes_in_the_body(client, make, site, technician, headers,
+                                                   tmp_path):
+    from tests.omics.test_vcfcheck import _vcf
+
+    h = headers(technician)
+    person = make.participant(site=site)
+    names = [f"SAMPLE-{n:03d}" for n in range(100)]
+    aliquots = {name: make.specimen(participant=person, material_type=MaterialType.DNA).barcode
+                for name in names}
+    path = _vcf(tmp_path, "hundred.vcf", ["7\t100\t.\tA\tT\t.\tPASS\t.\tGT\t"
+                                          + "\t".join("0/1" for _ in names)], samples=names)
+    with path.open("rb") as f:
+        r = client.post("/api/v1/omics/files/", headers=h,
+                        query_string={"kind": "exome", "sample_map": json.dumps(aliquots)},
+                        data={"file": (f, path.name), "sample_map": json.dumps(aliquots)},
+                        content_type="multipart/form-data")
+    assert r.status_code == 422 and "not both" in r.json["detail"], r.json
+    with path.open("rb") as f:
+        r = client.post("/api/v1/omics/files/", headers=h, query_string={"kind": "exome"},
+                        data={"file": (f, path.name), "sample_map": json.dumps(aliquots)},
+                        content_type="multipart/form-data")
+    assert r.status_code == 201 and r.json["unmatched_samples"] == [], r.json
+    done = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h).json
+    assert done["status"] == "ingested" and done["call_count"] == 100
