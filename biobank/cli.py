@@ -420,11 +420,11 @@ def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> N
         # The embedded demo runs on plain HTTP: its session cookie cannot be HTTPS-only.
         os.environ.setdefault("BIOBANK_SESSION_COOKIE_SECURE", "false")
         migrate.upgrade()
-        from biobank.demo import database_is_empty, load_demo
+        from biobank.demo import database_is_empty
 
         if database_is_empty():
             click.echo("loading the demo biobank…")
-            summary = load_demo(seed=current_app.config["DEMO_SEED"])
+            summary = _load_demo_apart(current_app.config["DEMO_SEED"])
             click.echo(", ".join(f"{n} {k}" for k, n in summary.items()))
         from biobank.demo import DEMO_USERS
 
@@ -438,6 +438,31 @@ def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> N
         # One process keeps SQLite's single writer simple; threads still serve in parallel.
         workers = 1
     _run_gunicorn(host=host, port=port, workers=workers, threads=threads)
+
+
+def _load_demo_apart(seed: int) -> dict[str, int]:
+    """Load the demo in a process of its own, started fresh (spawned): its RNA-Seq QC starts
+    OpenMP threads, and a gunicorn worker forked from a process whose OpenMP has started is
+    terminated by the runtime the first time it computes in parallel."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    db.session.remove()  # nothing of this process holds the database while it loads
+    db.engine.dispose()
+    with ProcessPoolExecutor(max_workers=1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_load_demo_here, seed).result()
+
+
+def _load_demo_here(seed: int) -> dict[str, int]:
+    from biobank.demo import load_demo
+
+    app = _create_app()
+    with app.app_context():
+        try:
+            return load_demo(seed=seed)
+        finally:
+            db.engine.dispose()
 
 
 def _run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -109,7 +110,29 @@ def test_serve_demo_starts_the_lims_with_demo_data(tmp_path):
                 time.sleep(0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json") as r:
             assert b"Biobank LIMS" in r.read()
+        # an RNA-Seq matrix ingested by the worker (scanpy's QC runs on OpenMP threads): the
+        # demo was loaded in a process of its own, so the worker is not terminated
+        token = subprocess.run([sys.executable, "-m", "biobank.cli", "create-token", "tech"],
+                               env=env, check=True, capture_output=True, text=True
+                               ).stdout.strip().splitlines()[-1]
+        counts = "gene\tS1\tS2\n" + "".join(f"G{i}\t{i}\t{2 * i}\n" for i in range(50))
+        boundary = "lims-test-boundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"counts.tsv\"\r\nContent-Type: text/plain\r\n\r\n{counts}\r\n"
+                f"--{boundary}--\r\n").encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/omics/files/?kind=rna_seq", data=body,
+            headers={"Authorization": f"Bearer {token}",
+                     "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            file_id = json.loads(r.read())["id"]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/omics/files/{file_id}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert json.loads(r.read())["status"] == "ingested"
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode()
     assert "participants" in out and "demo logins: admin/admin-demo-pw" in out
+    assert "fork() called from a process already using GNU OpenMP" not in out, out
+    assert out.count("Booting worker") == 1, out  # never restarted
