@@ -90,8 +90,21 @@ class Variant(NamedTuple):
         return f"{self.chrom}-{self.pos}-{self.ref}-{self.alt}"
 
 
-_WANTED = {"CSQ": ("Allele", "SYMBOL", "Consequence", "HGVSp", "IMPACT"),
+_WANTED = {"CSQ": ("Allele", "SYMBOL", "Consequence", "HGVSp", "IMPACT", "Amino_acids",
+                   "Protein_position"),
            "ANN": ("Allele", "Gene_Name", "Annotation", "HGVS.p", "Annotation_Impact")}
+_AMINO = re.compile(r"^[A-Z*]$")
+
+
+def _from_amino_acids(amino_acids: str, position: str) -> str | None:
+    """VEP's ``Amino_acids`` (``V/E``; one letter when unchanged) and ``Protein_position``
+    (``600``) as a one-letter change (``p.V600E``, ``p.L600=``), for a single residue."""
+    if not position.isdigit():
+        return None
+    ref, _, alt = amino_acids.partition("/")
+    if not _AMINO.match(ref) or (alt and not _AMINO.match(alt)):
+        return None
+    return f"p.{ref}{position}{'=' if not alt or alt == ref else alt}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -115,11 +128,13 @@ def annotation_of(info: Any, alt: str, same_length: bool, *,
         for entry in entries:
             values = str(entry).split("|")
             pick = [values[i] if 0 <= i < len(values) else "" for i in where]
-            allele, gene, consequence, hgvsp, impact = pick
+            allele, gene, consequence, hgvsp, impact = pick[:5]
             if allele not in ("", alt, "-") and same_length:
                 continue
-            found = Annotation(gene or None, consequence or None, short_protein_change(hgvsp),
-                               impact or None)
+            change = short_protein_change(hgvsp)
+            if change is None and len(pick) > 5 and pick[5]:
+                change = _from_amino_acids(pick[5], pick[6])  # VEP run without --hgvs
+            found = Annotation(gene or None, consequence or None, change, impact or None)
             if best is None or (found.protein_change and not best.protein_change):
                 best = found
         if best is not None:

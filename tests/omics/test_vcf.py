@@ -42,6 +42,24 @@ def test_csq_gives_gene_consequence_and_one_letter_protein_change():
     assert short_protein_change("p.Leu379%3D") == "p.L379="
 
 
+def test_vep_without_hgvs_gives_the_change_from_amino_acids_and_position(tmp_path):
+    fields = "Allele|Consequence|IMPACT|SYMBOL|Amino_acids|Protein_position"
+    path = tmp_path / "vep-no-hgvs.vcf"
+    path.write_text("\n".join([
+        "##fileformat=VCFv4.2", "##contig=<ID=7>",
+        f'##INFO=<ID=CSQ,Number=.,Type=String,Description="VEP. Format: {fields}">',
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tT1",
+        "7\t140453136\t.\tA\tT\t.\tPASS\tCSQ=T|missense_variant|MODERATE|BRAF|V/E|600"
+        "\tGT\t0/1",
+        "7\t140453137\t.\tC\tT\t.\tPASS\tCSQ=T|synonymous_variant|LOW|BRAF|V|599\tGT\t0/1",
+        "7\t140453140\t.\tCA\tC\t.\tPASS\tCSQ=-|frameshift_variant|HIGH|BRAF|VK/X|598-599"
+        "\tGT\t0/1", ""]))
+    with open_reader(path) as reader:
+        changes = [(v.pos, v.annotation.protein_change) for v in reader.carriers()]
+    assert changes == [(140453136, "p.V600E"), (140453137, "p.V599="), (140453140, None)]
+
+
 def test_the_same_calls_as_bcftools(tmp_path):
     """Non-reference calls per sample agree with `bcftools query -i 'GT="alt"'`."""
     if shutil.which("bcftools") is None:
