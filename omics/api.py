@@ -5,7 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -134,6 +136,15 @@ class CarrierViews(MethodView):
 
         By gene (`BRAF`), gene and protein change (`BRAF` + `p.V600E`) or region
         (`7:140453000-140454000`); calls are non-reference calls with genotype, depth and
-        allele fraction.
+        allele fraction. In genomic order, a page at a time: `X-Total-Count` counts every
+        matching call, and a page that is not the last gives `X-Next-Cursor` and a `Link`
+        to the next.
         """
-        return services.carriers(actor=current_actor(), **args)
+        page = services.carriers(actor=current_actor(), **args)
+        headers = {"X-Total-Count": str(page.total)}
+        if page.next_cursor:
+            query = {k: v for k, v in request.args.items() if k != "after"}
+            query["after"] = page.next_cursor
+            headers["X-Next-Cursor"] = page.next_cursor
+            headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
+        return page.rows, headers

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import request, send_file, url_for
+from flask import Response, request, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
@@ -161,7 +161,20 @@ class ContentViews(MethodView):
     @blp.response(200, {"type": "string", "format": "binary"},
                   content_type="application/octet-stream")
     def get(self, object_id: str) -> Any:
-        """The object's bytes; `Range: bytes=…` answers 206 with that part"""
+        """The object's bytes; `Range: bytes=…` answers 206 with that part
+
+        A range beyond the end answers 416 with `Content-Range: bytes */size`; several
+        ranges, or a Range header that is not one byte range, get the whole object (200).
+        """
         record = _object(object_id)
+        if "Range" in request.headers:
+            asked = request.range
+            if asked is None or asked.units != "bytes" or len(asked.ranges) != 1:
+                request.environ.pop("HTTP_RANGE", None)  # served whole, as RFC 9110 allows
+                request.__dict__.pop("range", None)
+            else:
+                size = Path(record.path).stat().st_size
+                if asked.range_for_length(size) is None:
+                    return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
         return send_file(record.path, download_name=record.name, mimetype=record.mime_type,
                          conditional=True, etag=record.sha256, max_age=0)

@@ -99,6 +99,10 @@ class CarrierQuerySchema(BaseSchema):
                                    metadata=describe("e.g. p.V600E (with a gene)"))
     region = fields.String(validate=validate.Length(min=1, max=64),
                            metadata=describe("e.g. 7:140453000-140454000"))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=1000),
+                           metadata=describe("Page size (1–1000, default 1000)"))
+    after = fields.String(validate=validate.Length(min=1, max=128), metadata=describe(
+        "Cursor: the rows after this one (from `X-Next-Cursor`); `X-Total-Count` counts all"))
 
 
 class CarrierSchema(BaseSchema):

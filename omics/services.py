@@ -7,7 +7,7 @@ import json
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
@@ -58,7 +58,9 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
     if existing is not None and existing.status is FileStatus.INGESTED:
         return existing, False
     try:
-        fmt = existing.format if existing is not None else detect(Path(filename))
+        # by content where the file carries its name (as uploads do), else by the name
+        named = path if path.name == Path(filename).name else Path(filename)
+        fmt = existing.format if existing is not None else detect(named)
         with open_reader(path, fmt) as reader:
             samples = list(reader.samples)
             reference = getattr(reader, "reference", None)
@@ -409,11 +411,21 @@ def _rows_for(stmt: sa.Select, actor: User) -> sa.Select:
     return visible(stmt, Specimen, actor)
 
 
+class CarrierPage(NamedTuple):
+    rows: list[dict[str, Any]]
+    #: every matching call, over all pages
+    total: int
+    #: where the next page starts (None on the last page)
+    next_cursor: str | None
+
+
 def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
-             region: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+             region: str | None = None, limit: int = 1000, after: str | None = None
+             ) -> CarrierPage:
     """Aliquots (and their participants and cases) with a non-reference call of the variants
     that match: a gene, a protein change (``p.V600E``; with a gene) or a region
-    (``7:140453000-140454000`` or ``7:140453136``)."""
+    (``7:140453000-140454000`` or ``7:140453136``), in genomic order, a page of *limit* at a
+    time after the cursor *after* (``chrom:pos:call id`` of the last row of a page)."""
     if not (gene or region):
         raise InvalidInput("give a gene (optionally with a protein change) or a region",
                            field="gene")
@@ -439,14 +451,36 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
                                field="region") from None
         names = {chrom, chrom.removeprefix("chr"), f"chr{chrom.removeprefix('chr')}"}
         stmt = stmt.where(Variant.chrom.in_(names), Variant.pos.between(first, last))
-    stmt = _rows_for(stmt, actor).order_by(Variant.chrom, Variant.pos, Specimen.barcode)
+    stmt = _rows_for(stmt, actor)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(
+        stmt.with_only_columns(VariantCall.id).subquery())) or 0
+    if after:
+        chrom, pos, call_id = _carrier_cursor(after)
+        stmt = stmt.where(sa.tuple_(Variant.chrom, Variant.pos, VariantCall.id)
+                          > sa.tuple_(sa.literal(chrom), sa.literal(pos), sa.literal(call_id)))
+    stmt = stmt.order_by(Variant.chrom, Variant.pos, VariantCall.id)
     out = []
     for call, variant, barcode, participant, case_code, group in db.session.execute(
-            stmt.limit(limit)):
+            stmt.limit(limit + 1)):
         out.append({"variant": variant, "call": call, "barcode": barcode,
                     "participant_code": participant, "case_code": case_code,
                     "disease_group": group.value if group else None})
-    return out
+    cursor = None
+    if len(out) > limit:
+        out = out[:limit]
+        last = out[-1]
+        cursor = f"{last['variant'].chrom}:{last['variant'].pos}:{last['call'].id}"
+    return CarrierPage(out, total, cursor)
+
+
+def _carrier_cursor(text: str) -> tuple[str, int, int]:
+    chrom, _, rest = text.rpartition(":")
+    chrom, _, pos = chrom.rpartition(":")
+    try:
+        return chrom, int(pos), int(rest)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a cursor from X-Next-Cursor", field="after") \
+            from None
 
 
 def list_files(*, actor: User, specimen_id: int | None = None, case_id: int | None = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import math
 import re
 from collections.abc import Iterator
@@ -112,16 +113,32 @@ class _Reader:
 
 def _is_table(path: Path) -> bool:
     name = path.name.lower().removesuffix(".gz")
-    return name.endswith((".tsv", ".csv", ".txt")) and not name.endswith("readspergene.out.tab")
+    return (name.endswith((".tsv", ".csv", ".txt")) and not name.endswith("readspergene.out.tab")
+            and not _is_mztab(path))
+
+
+def _header(first: str, second: str | None) -> tuple[str, list[str]]:
+    """The delimiter and the header cells. R's ``write.table`` leaves the row names' column
+    out of the header (one cell shorter than the rows): it is given back, empty."""
+    delimiter = "\t" if first.count("\t") >= first.count(",") else ","
+    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    if second is not None and header:
+        row = next(csv.reader([second], delimiter=delimiter), [])
+        if len(row) == len(header) + 1:
+            header = ["", *header]
+    return delimiter, header
 
 
 @register("matrix", _is_table)
 class MatrixReader(_Reader):
+    """A delimited table: features by row, samples by column (R ``write.table`` output, whose
+    header has no cell over the row names, included)."""
+
     @property
     def samples(self) -> list[str]:
-        first = next(_lines(self.path), "")
-        delimiter = "\t" if first.count("\t") >= first.count(",") else ","
-        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+        lines = _lines(self.path)
+        first = next(lines, "")
+        _, header = _header(first, next(lines, None))
         return header[2:] if len(header) > 1 and header[1].lower() in _SYMBOL_COLUMNS \
             else header[1:]
 
@@ -130,9 +147,10 @@ class MatrixReader(_Reader):
         first = next(lines, None)
         if first is None or not first.strip():
             raise FormatError("empty file: the first line must name the samples", path=self.path)
-        delimiter = "\t" if first.count("\t") >= first.count(",") else ","
-        header = next(csv.reader([first], delimiter=delimiter))
-        header = [h.strip() for h in header]
+        second = next(lines, None)
+        delimiter, header = _header(first, second)
+        if second is not None:
+            lines = itertools.chain([second], lines)
         if len(header) < 2:
             raise FormatError("the first line names no sample column", path=self.path, line=1)
         symbol = 1 if header[1].lower() in _SYMBOL_COLUMNS else None
@@ -210,44 +228,111 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-@register("mztab", lambda p: p.name.lower().removesuffix(".gz").endswith(".mztab"))
+def _is_mztab(path: Path) -> bool:
+    """An mzTab file by its name, or by its content (PRIDE writes ``*.xml-mztab.txt``):
+    comment lines, then metadata rows starting ``MTD``."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".mztab") or ("mztab" in name and name.endswith(".txt")):
+        return True
+    if not name.endswith((".txt", ".tsv")) or not path.is_file():
+        return False
+    try:
+        for line in _lines(path):
+            if line.strip() and not line.startswith("COM"):
+                return line.startswith("MTD\t")
+    except FormatError:
+        return False
+    return False
+
+
+#: an abundance column of mzTab 1.0 (``protein_``/``smallmolecule_``…) or mzTab-M 2
+_ABUNDANCE = re.compile(r"(?:[a-z_]+_)?abundance_(assay|study_variable)\[(\d+)\]")
+#: the sections holding one quantified feature per row, by their header and row prefixes
+_SECTIONS = {"PRH": "PRT", "SMH": "SML", "PEH": "PEP"}
+
+
+@register("mztab", _is_mztab)
 class MzTabReader(_Reader):
+    """mzTab 1.0 (Complete or Summary, proteins, peptides or small molecules) and mzTab-M
+    2.x small molecules. The quantified section read is the first of proteins, small
+    molecules, peptides that has rows; its assay abundances are the samples (a Summary
+    file has only study-variable abundances: those, then). Sample names come from the
+    metadata: the assay's name, else the name or description of the sample it refers to."""
+
     def to_anndata(self) -> Any:
-        assays: dict[str, str] = {}
-        header: list[str] | None = None
-        features, rows = [], []
-        version = ""
+        meta: dict[str, str] = {}
+        headers: dict[str, tuple[int, list[str]]] = {}
+        rows: dict[str, list[tuple[int, list[str]]]] = {}
         for number, line in enumerate(_lines(self.path), start=1):
             cells = line.rstrip("\r\n").split("\t")
             kind = cells[0]
             if kind == "MTD" and len(cells) >= 3:
-                if cells[1] in ("mzTab-version",):
-                    version = cells[2]
-                if re.fullmatch(r"assay\[\d+\]", cells[1]):
-                    assays[cells[1]] = cells[2]
-            elif kind in ("PRH", "SMH"):
-                header = cells
-            elif kind in ("PRT", "SML"):
-                if header is None:
-                    raise FormatError(f"{kind} row before its header", path=self.path,
+                meta[cells[1]] = cells[2]
+            elif kind in _SECTIONS:
+                headers[kind] = (number, cells)
+            elif kind in _SECTIONS.values():
+                head = next(h for h, r in _SECTIONS.items() if r == kind)
+                if head not in headers:
+                    raise FormatError(f"{kind} row before its {head} header", path=self.path,
                                       line=number)
-                row = dict(zip(header, cells, strict=False))
-                feature = (row.get("accession") or row.get("database_identifier") or
-                           row.get("SML_ID") or "").strip()
-                abundance = [(h, row.get(h, "")) for h in header
-                             if re.fullmatch(r"(protein_)?abundance_assay\[\d+\]", h)]
-                features.append(feature if feature not in ("", "null") else f"row{number}")
-                rows.append([_number(v, path=self.path, line=number, column=h)
-                             for h, v in abundance])
-        if header is None:
-            raise FormatError("no protein (PRH) or small-molecule (SMH) section",
-                              path=self.path)
-        names = [h for h in header if re.fullmatch(r"(protein_)?abundance_assay\[\d+\]", h)]
-        samples = [assays.get(h.split("_", 1)[-1].replace("abundance_", ""), h) for h in names]
-        columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in names]
+                rows.setdefault(kind, []).append((number, cells))
+        section = next((h for h in _SECTIONS if rows.get(_SECTIONS[h])), None)
+        if section is None:
+            section = next((h for h in _SECTIONS if h in headers), None)
+        if section is None:
+            raise FormatError("no protein (PRH), small-molecule (SMH) or peptide (PEH) "
+                              "section", path=self.path)
+        line, header = headers[section]
+        found = [(m.group(1), int(m.group(2)), i) for i, h in enumerate(header)
+                 if (m := _ABUNDANCE.fullmatch(h))]
+        level = "assay" if any(kind == "assay" for kind, _, _ in found) else "study_variable"
+        columns_at = [(n, i) for kind, n, i in found if kind == level]
+        if not columns_at:
+            raise FormatError(f"the {section} header has no abundance columns "
+                              "(abundance_assay[n] or abundance_study_variable[n])",
+                              path=self.path, line=line)
+        samples = [self._name(level, n) for n, _ in columns_at]
+        features, values = [], []
+        for number, cells in rows.get(_SECTIONS[section], []):
+            row = dict(zip(header, cells, strict=False))
+            feature = next((row[k].strip() for k in (
+                "accession", "SML_ID", "identifier", "database_identifier", "sequence")
+                if row.get(k, "").strip() not in ("", "null")), f"row{number}")
+            features.append(feature)
+            values.append([_number(cells[i] if i < len(cells) else "", path=self.path,
+                                   line=number, column=header[i]) for _, i in columns_at])
+        columns = [list(col) for col in zip(*values, strict=True)] if values \
+            else [[] for _ in samples]
         return _build(self.path, features, samples, columns,
-                      uns={"source_format": "mztab", "mztab_version": version,
-                           "source_file": self.path.name})
+                      uns={"source_format": "mztab",
+                           "mztab_version": meta.get("mzTab-version", ""),
+                           "mztab_mode": meta.get("mzTab-mode", ""),
+                           "abundance_level": level, "source_file": self.path.name})
+
+    def _name(self, level: str, n: int) -> str:
+        """A sample's name from the metadata (``assay[n]``, its ``sample_ref``'s name or
+        description, a study variable's description), else the column's."""
+        meta = self._meta
+        own = meta.get(f"{level}[{n}]")
+        if own and own != "null":
+            return own
+        if level == "assay":
+            ref = meta.get(f"assay[{n}]-sample_ref", "").split("|")[0].strip()
+            for key in (ref, f"{ref}-description"):
+                if ref and meta.get(key) and meta[key] != "null":
+                    return meta[key]
+        description = meta.get(f"{level}[{n}]-description")
+        if description and description != "null":
+            return description
+        return f"{level}[{n}]"
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        if not hasattr(self, "_meta_cache"):
+            self._meta_cache = {cells[1]: cells[2] for line in _lines(self.path)
+                                if (cells := line.rstrip("\r\n").split("\t"))[0] == "MTD"
+                                and len(cells) >= 3}
+        return self._meta_cache
 
 
 @register("h5ad", lambda p: p.name.lower().endswith(".h5ad"))

@@ -28,7 +28,7 @@ def test_demo_omics_are_ingested_and_tied_to_melanoma_aliquots(db_session, admin
     assert all(s.specimen_id for f in files.values() for s in f.samples)  # all linked
     exome = files[OmicsKind.EXOME]
     assert exome.reference_genome == "GRCh38" and exome.variant_count == 7
-    carriers = services.carriers(actor=admin, gene="BRAF", protein_change="p.V600E")
+    carriers = services.carriers(actor=admin, gene="BRAF", protein_change="p.V600E").rows
     assert carriers
     for hit in carriers:
         assert hit["disease_group"] == DiseaseGroup.MELANOMA.value

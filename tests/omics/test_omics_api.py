@@ -157,6 +157,13 @@ def test_drs_objects_and_ranged_bytes(client, make, site, technician, researcher
     with client.get("/" + path, headers=rh | {"Range": "bytes=2-17"}) as part:
         assert part.status_code == 206 and part.data == COHORT.read_bytes()[2:18]
         assert part.headers["Content-Range"] == f"bytes 2-17/{COHORT.stat().st_size}"
+    size = COHORT.stat().st_size
+    with client.get("/" + path, headers=rh | {"Range": f"bytes={size + 10}-{size + 20}"}) as r:
+        assert r.status_code == 416 and r.headers["Content-Range"] == f"bytes */{size}"
+    # several ranges, or a Range header that is not one: the whole object (RFC 9110)
+    for asked in ("bytes=0-9,20-29", "bytes=abc", "pages=1-2"):
+        with client.get("/" + path, headers=rh | {"Range": asked}) as r:
+            assert r.status_code == 200 and r.data == COHORT.read_bytes(), asked
     missing = client.get("/ga4gh/drs/v1/objects/" + "0" * 64, headers=rh)
     assert missing.status_code == 404 and missing.json["status_code"] == 404
     assert "no object" in missing.json["msg"]
@@ -526,3 +533,34 @@ def test_a_sample_map_of_any_size_goes_in_the_body(client, make, site, technicia
     assert r.status_code == 201 and r.json["unmatched_samples"] == [], r.json
     done = client.get(f"/api/v1/omics/files/{r.json['id']}", headers=h).json
     assert done["status"] == "ingested" and done["call_count"] == 100
+
+
+def test_carriers_come_in_pages_with_a_cursor_and_a_total(client, make, site, technician,
+                                                          headers):
+    h = headers(technician)
+    tumour = _tumour_dna(make, site, "MELP-T")
+    normal = make.specimen(participant=tumour.participant, material_type=MaterialType.DNA)
+    done = _ingested(client, h, STRELKA, sample_map={"TUMOR": tumour.barcode,
+                                                      "NORMAL": normal.barcode})
+    whole = client.get("/api/v1/omics/variants/carriers", headers=h,
+                       query_string={"region": "1:1-300000000"})
+    assert whole.status_code == 200 and "X-Next-Cursor" not in whole.headers
+    total = int(whole.headers["X-Total-Count"])
+    assert total == len(whole.json) > 0
+    seen, query, pages = [], {"region": "1:1-300000000", "limit": 7}, 0
+    while True:
+        r = client.get("/api/v1/omics/variants/carriers", headers=h, query_string=query)
+        assert r.status_code == 200 and int(r.headers["X-Total-Count"]) == total
+        seen += [(c["chrom"], c["pos"], c["alt"], c["barcode"]) for c in r.json]
+        pages += 1
+        if "X-Next-Cursor" not in r.headers:
+            break
+        assert len(r.json) == 7 and 'rel="next"' in r.headers["Link"]
+        query["after"] = r.headers["X-Next-Cursor"]
+    assert pages == -(-total // 7)
+    assert seen == [(c["chrom"], c["pos"], c["alt"], c["barcode"]) for c in whole.json]
+    assert [c["pos"] for c in whole.json] == sorted(c["pos"] for c in whole.json)
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"region": "1:1-300000000", "after": "nonsense"})
+    assert r.status_code == 422 and "X-Next-Cursor" in r.json["detail"]
+    assert done["status"] == "ingested"
