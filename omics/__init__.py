@@ -13,7 +13,10 @@ def init_app(app: Any) -> None:
     from biobank.api import API_PREFIX, api
     from omics import models, tasks  # noqa: F401  (tables and Celery tasks)
     from omics.api import blp
+    from omics.cli import omics_cli
     from omics.drs import blp as drs_blp
+
+    app.cli.add_command(omics_cli)
 
     app.config.setdefault("OMICS_STORAGE_ROOT", "")
     from biobank.query import register_family, register_fields

@@ -21,6 +21,9 @@ from omics.schemas import (
     CarrierQuerySchema,
     CarrierSchema,
     FeatureValuesSchema,
+    GeneModelFileSchema,
+    GeneModelQuerySchema,
+    GeneModelSchema,
     OmicsFileFormSchema,
     OmicsFileQuerySchema,
     OmicsFileSchema,
@@ -148,3 +151,36 @@ class CarrierViews(MethodView):
             headers["X-Next-Cursor"] = page.next_cursor
             headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
         return page.rows, headers
+
+
+@blp.route("/gene-models/")
+class GeneModelViews(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, GeneModelSchema(many=True))
+    def get(self) -> Any:
+        """The gene model of each genome build"""
+        return services.gene_models()
+
+    @roles_required(*STAFF)
+    @blp.arguments(GeneModelQuerySchema, location="query")
+    @blp.arguments(GeneModelFileSchema, location="files")
+    @blp.response(201, GeneModelSchema)
+    def post(self, args: dict[str, Any], files: dict[str, Any]) -> Any:
+        """Register the gene model (GTF or GFF3) of a genome build
+
+        Replaces the build's previous model. Variants of that build's files that have no
+        gene from VEP `CSQ` or SnpEff `ANN` get the gene they overlap (a protein-coding gene
+        first, then the shortest), now and at each later ingestion, so `carriers?gene=`
+        finds raw caller output; `annotated_variants` says how many got one now.
+        """
+        upload = files["file"]
+        name = Path(upload.filename or "genes.gtf").name or "genes.gtf"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            upload.save(path)
+            upload.close()
+            with transaction():
+                model, annotated = services.register_gene_model(
+                    actor=current_actor(), path=path, filename=name, **args)
+                model.annotated_variants = annotated
+        return model

@@ -119,3 +119,40 @@ class VariantCall(db.Model):
 
     variant: Mapped[Variant] = relationship()
     specimen: Mapped[Specimen] = relationship()
+
+
+class GeneModel(db.Model):
+    """The gene model (a GENCODE or Ensembl GTF/GFF3) of one genome build: the genes that
+    variants of that build without a VEP/SnpEff annotation are placed in by overlap."""
+
+    __tablename__ = "gene_models"
+
+    id: Mapped[intpk]
+    reference_genome: Mapped[str32] = mapped_column(unique=True, comment="e.g. GRCh37")
+    filename: Mapped[str255]
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    gene_count: Mapped[int]
+    created_by: Mapped[str64]
+    created_at: Mapped[created_at]
+
+    genes: Mapped[list[Gene]] = relationship(back_populates="model", cascade="all, delete-orphan",
+                                             passive_deletes=True)
+
+
+class Gene(db.Model):
+    """One gene of a gene model, 1-based inclusive, on a contig named without ``chr``."""
+
+    __tablename__ = "genes"
+    __table_args__ = (sa.Index("ix_genes_model_id_chrom_start", "model_id", "chrom", "start"),)
+
+    id: Mapped[intpk]
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("gene_models.id", ondelete="CASCADE"))
+    chrom: Mapped[str32]
+    start: Mapped[int]
+    end: Mapped[int]
+    name: Mapped[str64]
+    gene_id: Mapped[str64]
+    gene_type: Mapped[str64 | None]
+    strand: Mapped[str16]
+
+    model: Mapped[GeneModel] = relationship(back_populates="genes")

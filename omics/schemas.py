@@ -147,3 +147,27 @@ class QcRowSchema(BaseSchema):
     sample_name = fields.String()
     barcode = fields.String(allow_none=True)
     qc = fields.Dict()
+
+
+class GeneModelQuerySchema(BaseSchema):
+    reference_genome = fields.String(required=True, validate=validate.Length(min=1, max=32),
+                                     metadata=describe("The build the file describes, e.g. "
+                                                       "GRCh37"))
+
+
+class GeneModelFileSchema(BaseSchema):
+    file = fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "GTF (GENCODE, Ensembl) or GFF3, optionally gzipped"})
+
+
+class GeneModelSchema(BaseSchema):
+    id = fields.Integer()
+    reference_genome = fields.String()
+    filename = fields.String()
+    sha256 = fields.String()
+    gene_count = fields.Integer()
+    created_by = fields.String()
+    created_at = fields.DateTime()
+    annotated_variants = fields.Integer(metadata=describe(
+        "Variants without a gene that this registration placed in one (when registering)"))

@@ -18,8 +18,18 @@ from biobank.importfiles import sha256_of
 from biobank.models import Case, CollectionEvent, Participant, Specimen, User
 from biobank.services.common import visible
 from omics.formats import FormatError, detect, open_reader
+from omics.formats.genes import overlapping, read_genes
 from omics.formats.vcfcheck import check as check_vcf
-from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Variant, VariantCall
+from omics.models import (
+    FileStatus,
+    Gene,
+    GeneModel,
+    OmicsFile,
+    OmicsFileSample,
+    OmicsKind,
+    Variant,
+    VariantCall,
+)
 
 BATCH = 5000
 #: the length of ``variant_calls.genotype`` (SQLite would not enforce it: checked here)
@@ -66,7 +76,7 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
             reference = getattr(reader, "reference", None)
         warnings = _checked(path, fmt, filename, lenient=lenient)
     except FormatError as error:
-        raise InvalidInput(f"{filename}: {error.message}", field="file") from None
+        raise InvalidInput(_where(error, filename), field="file") from None
     found, wanted = _linked_aliquots(actor, samples, sample_map)
     if existing is not None:
         by_name = {s.sample_name: s for s in existing.samples}
@@ -93,6 +103,14 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
     db.session.add(record)
     db.session.flush()
     return record, True
+
+
+def _where(error: FormatError, filename: str) -> str:
+    """A reader's error as the uploader named the file: ``x.maf, line 3, column C: …``."""
+    place = "".join(part for part in (
+        f", line {error.line}" if error.line is not None else "",
+        f", column {error.column}" if error.column is not None else ""))
+    return f"{Path(filename).name}{place}: {error.message}"
 
 
 #: how many of a file's problems a refusal names (all are in a lenient file's warnings)
@@ -157,6 +175,92 @@ def _linked_aliquots(actor: User, samples: list[str], sample_map: dict[str, str]
     return found, wanted
 
 
+def register_gene_model(*, actor: User, path: Path, filename: str,
+                        reference_genome: str) -> tuple[GeneModel, int]:
+    """Store the genes of a GTF/GFF3 as the gene model of *reference_genome* (replacing the
+    build's previous one), then place the build's variants that have no gene in the genes
+    they overlap; answers the model and how many variants got a gene."""
+    try:
+        table = read_genes(path)
+    except FormatError as error:
+        raise InvalidInput(_where(error, filename), field="file") from None
+    previous = db.session.scalar(sa.select(GeneModel).where(
+        GeneModel.reference_genome == reference_genome))
+    if previous is not None:
+        db.session.delete(previous)
+        db.session.flush()
+    model = GeneModel(reference_genome=reference_genome, filename=Path(filename).name,
+                      sha256=sha256_of(path), gene_count=len(table),
+                      created_by=actor.username)
+    db.session.add(model)
+    db.session.flush()
+    width = {name: Gene.__table__.c[name].type.length for name in ("name", "gene_id",
+                                                                    "gene_type", "chrom")}
+    rows = [{"model_id": model.id, "chrom": chrom[:width["chrom"]], "start": int(start),
+             "end": int(end), "name": str(name)[:width["name"]],
+             "gene_id": str(gene_id)[:width["gene_id"]],
+             "gene_type": None if gene_type is None or gene_type != gene_type
+             else str(gene_type)[:width["gene_type"]], "strand": strand}
+            for chrom, start, end, name, gene_id, gene_type, strand in table.itertuples(
+                index=False, name=None)]
+    for at in range(0, len(rows), 10_000):
+        db.session.execute(sa.insert(Gene), rows[at:at + 10_000])
+    return model, annotate_by_overlap(reference_genome)
+
+
+def annotate_by_overlap(reference_genome: str, *, file_id: int | None = None) -> int:
+    """Give the variants of *reference_genome*'s files (or of one file) that have no gene the
+    gene they overlap in the build's gene model; annotations from VEP/SnpEff are kept.
+    Answers how many variants got a gene (0 without a gene model)."""
+    import pandas as pd
+
+    model_id = db.session.scalar(sa.select(GeneModel.id).where(
+        GeneModel.reference_genome == reference_genome))
+    if model_id is None:
+        return 0
+    files = sa.select(OmicsFile.id).where(OmicsFile.reference_genome == reference_genome)
+    if file_id is not None:
+        files = files.where(OmicsFile.id == file_id)
+    wanted = (sa.select(Variant.id, Variant.chrom, Variant.pos, Variant.ref)
+              .where(Variant.gene.is_(None),
+                     Variant.id.in_(sa.select(VariantCall.variant_id)
+                                    .where(VariantCall.file_id.in_(files)))))
+    variants = pd.DataFrame(db.session.execute(wanted).all(),
+                            columns=["id", "chrom", "pos", "ref"])
+    if variants.empty:
+        return 0
+    genes = pd.DataFrame(db.session.execute(
+        sa.select(Gene.chrom, Gene.start, Gene.end, Gene.name, Gene.gene_type)
+        .where(Gene.model_id == model_id)).all(),
+        columns=["chrom", "start", "end", "name", "gene_type"])
+    found = overlapping(genes, variants)
+    _set_genes({vid: name[:LENGTHS["gene"]] for vid, name in found.items()})
+    return len(found)
+
+
+def _set_genes(genes: dict[int, str]) -> None:
+    """Variant id → gene, written in one statement over a COPY on PostgreSQL, by primary
+    key in batches elsewhere."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        updates = [{"id": vid, "gene": name} for vid, name in genes.items()]
+        for at in range(0, len(updates), 10_000):
+            db.session.execute(sa.update(Variant), updates[at:at + 10_000])
+        return
+    connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS staged_genes "
+                               "(id integer, gene text) ON COMMIT DROP")
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy("COPY staged_genes (id, gene) FROM STDIN") as copy:
+            copy.write(_copy_text(list(genes.items())))
+        cursor.execute("UPDATE variants SET gene = s.gene FROM staged_genes s "
+                       "WHERE variants.id = s.id")
+        cursor.execute("TRUNCATE staged_genes")
+
+
+def gene_models() -> list[GeneModel]:
+    return list(db.session.scalars(sa.select(GeneModel).order_by(GeneModel.reference_genome)))
+
+
 def file_path(record: OmicsFile) -> Path:
     return storage_root() / record.uri
 
@@ -173,7 +277,7 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
         return record  # the same file twice is a no-op
     if record.format == "bam":
         return ingest_alignments(record)
-    if record.format != "vcf":
+    if record.format not in ("vcf", "maf"):
         return ingest_matrix(record)
     linked = {s.sample_name: s.specimen_id for s in record.samples if s.specimen_id}
     variants = 0
@@ -190,6 +294,8 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
                 writer.submit(chunk)
                 chunk = _Chunk(record.filename, after=chunk)
         writer.submit(chunk)
+    if record.reference_genome:
+        annotate_by_overlap(record.reference_genome, file_id=record.id)
     record.status = FileStatus.INGESTED
     record.error = None
     record.variant_count = variants

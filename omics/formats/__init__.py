@@ -17,9 +17,16 @@ from omics.formats.errors import FormatError
 REGISTRY: dict[str, tuple[Callable[[Path], bool], Callable[..., Any]]] = {}
 
 
-def register(name: str, accepts: Callable[[Path], bool]) -> Callable[[Any], Any]:
+#: formats tried only when no other accepts the file (a generic table takes any .txt)
+FALLBACKS: set[str] = set()
+
+
+def register(name: str, accepts: Callable[[Path], bool], *,
+             fallback: bool = False) -> Callable[[Any], Any]:
     def decorate(cls: Any) -> Any:
         REGISTRY[name] = (accepts, cls)
+        if fallback:
+            FALLBACKS.add(name)
         cls.format_name = name
         return cls
 
@@ -28,7 +35,8 @@ def register(name: str, accepts: Callable[[Path], bool]) -> Callable[[Any], Any]
 
 def detect(path: str | Path) -> str:
     path = Path(path)
-    for name, (accepts, _cls) in REGISTRY.items():
+    ordered = sorted(REGISTRY.items(), key=lambda item: item[0] in FALLBACKS)
+    for name, (accepts, _cls) in ordered:
         if accepts(path):
             return name
     known = ", ".join(REGISTRY)
@@ -42,6 +50,6 @@ def open_reader(path: str | Path, fmt: str | None = None, **options: Any) -> Any
     return REGISTRY[fmt][1](Path(path), **options)
 
 
-from omics.formats import alignments, bedmethyl, matrix, vcf  # noqa: E402,F401  (readers)
+from omics.formats import alignments, bedmethyl, maf, matrix, vcf  # noqa: E402,F401  (readers)
 
 __all__ = ["REGISTRY", "FormatError", "detect", "open_reader", "register"]

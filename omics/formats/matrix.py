@@ -113,8 +113,7 @@ class _Reader:
 
 def _is_table(path: Path) -> bool:
     name = path.name.lower().removesuffix(".gz")
-    return (name.endswith((".tsv", ".csv", ".txt")) and not name.endswith("readspergene.out.tab")
-            and not _is_mztab(path))
+    return name.endswith((".tsv", ".csv", ".txt")) and not name.endswith("readspergene.out.tab")
 
 
 def _header(first: str, second: str | None) -> tuple[str, list[str]]:
@@ -129,7 +128,7 @@ def _header(first: str, second: str | None) -> tuple[str, list[str]]:
     return delimiter, header
 
 
-@register("matrix", _is_table)
+@register("matrix", _is_table, fallback=True)
 class MatrixReader(_Reader):
     """A delimited table: features by row, samples by column (R ``write.table`` output, whose
     header has no cell over the row names, included)."""

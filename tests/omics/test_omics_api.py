@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import sqlalchemy as sa
@@ -564,3 +565,91 @@ def test_carriers_come_in_pages_with_a_cursor_and_a_total(client, make, site, te
                    query_string={"region": "1:1-300000000", "after": "nonsense"})
     assert r.status_code == 422 and "X-Next-Cursor" in r.json["detail"]
     assert done["status"] == "ingested"
+
+
+def test_a_gene_model_places_raw_caller_variants_in_genes(client, make, site, technician,
+                                                          headers, db_session, runner, app):
+    """Strelka writes no CSQ/ANN: BRAF V600E is found by gene once the build's gene model
+    (a GENCODE GTF excerpt with real GRCh37 coordinates) is registered, for the file already
+    ingested and for one ingested later; other builds and VEP annotations are untouched."""
+    from omics.models import GeneModel
+
+    h = headers(technician)
+    tumour = _tumour_dna(make, site, "MELG-1")
+    normal = make.specimen(participant=tumour.participant, material_type=MaterialType.DNA)
+    strelka = _ingested(client, h, STRELKA, reference_genome="GRCh37",
+                        sample_map={"TUMOR": tumour.barcode, "NORMAL": normal.barcode})
+    assert strelka["status"] == "ingested"
+    braf = {"gene": "BRAF", "protein_change": "p.V600E"}
+    assert client.get("/api/v1/omics/variants/carriers", headers=h,
+                      query_string={"gene": "BRAF"}).json == []
+    with (COHORT.parent / "gencode-v19-excerpt.gtf").open("rb") as f:
+        r = client.post("/api/v1/omics/gene-models/", headers=h,
+                        query_string={"reference_genome": "GRCh37"},
+                        data={"file": (f, "gencode-v19-excerpt.gtf")},
+                        content_type="multipart/form-data")
+    assert r.status_code == 201, r.json
+    assert r.json["gene_count"] == 7 and r.json["annotated_variants"] > 0
+    found = client.get("/api/v1/omics/variants/carriers", headers=h,
+                       query_string={"gene": "BRAF"}).json
+    assert (tumour.barcode, 7, 140453136, "A", "T") in [
+        (c["barcode"], int(c["chrom"]), c["pos"], c["ref"], c["alt"]) for c in found]
+    assert all(140424943 <= c["pos"] <= 140624564 for c in found)
+    # exactly the calls inside the gene's span, counted independently from the file
+    inside = {int(line.split("\t")[1]) for line in STRELKA.read_text().splitlines()
+              if not line.startswith("#") and line.split("\t")[0] == "7"
+              and 140424943 <= int(line.split("\t")[1]) <= 140624564}
+    assert {c["pos"] for c in found} <= inside and 140453136 in inside
+    # the cohort file (GRCh38, VEP CSQ) keeps its own annotation; no GRCh38 model applies
+    dna = _tumour_dna(make, site, "MELG-2")
+    cohort = _ingested(client, h, COHORT, sample_map={"MEL-A1": dna.barcode})
+    assert cohort["reference_genome"] == "GRCh38"
+    r = client.get("/api/v1/omics/variants/carriers", headers=h, query_string=braf)
+    assert {c["barcode"] for c in r.json} == {dna.barcode}  # protein change: CSQ only
+    # the CLI replaces a build's model (a GFF3 for GRCh38 here) and lists them
+    result = runner.invoke(args=["omics", "gene-model", "add",
+                                 str(COHORT.parent / "ensembl-grch38-excerpt.gff3"),
+                                 "--build", "GRCh38"])
+    assert result.exit_code == 0, result.output
+    assert "GRCh38: 7 genes from ensembl-grch38-excerpt.gff3" in result.output
+    listed = runner.invoke(args=["omics", "gene-model", "list"]).output
+    assert "GRCh37" in listed and "GRCh38" in listed
+    db_session.expire_all()
+    assert db_session.scalar(sa.select(sa.func.count(GeneModel.id))) == 2
+    # a malformed gene model is refused with its line
+    bad = COHORT.parent / "gencode-v19-excerpt.gtf"
+    text = bad.read_text().replace("\t140424943\t140624564\t", "\t140624564\t140424943\t")
+    r = client.post("/api/v1/omics/gene-models/", headers=h,
+                    query_string={"reference_genome": "GRCh37"},
+                    data={"file": (io.BytesIO(text.encode()), "bad.gtf")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422 and "bad.gtf, line 6, column start:" in r.json["detail"], r.json
+
+
+def test_a_maf_links_tumour_and_normal_and_answers_protein_changes(client, make, site,
+                                                                    technician, headers,
+                                                                    tmp_path):
+    h = headers(technician)
+    maf = COHORT.parent / "melanoma-somatic.maf"
+    t1, t2 = _tumour_dna(make, site, "MELMAF-1"), _tumour_dna(make, site, "MELMAF-2")
+    n1 = make.specimen(participant=t1.participant, material_type=MaterialType.DNA)
+    done = _ingested(client, h, maf, sample_map={"MEL-T1": t1.barcode, "MEL-T2": t2.barcode,
+                                                 "MEL-N1": n1.barcode})
+    assert done["format"] == "maf" and done["status"] == "ingested", done
+    assert done["reference_genome"] == "GRCh37" and done["unmatched_samples"] == ["MEL-N2"]
+    rows = [line.split("\t") for line in maf.read_text().splitlines()[2:]]
+    assert done["call_count"] == len(rows) == 5
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"gene": "BRAF", "protein_change": "p.V600E"})
+    assert [(c["barcode"], c["depth"], c["alt_depth"], c["genotype"]) for c in r.json] == [
+        (t1.barcode, 120, 50, "0/1")]
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"gene": "CDKN2A"})
+    assert [(c["barcode"], c["ref"], c["alt"], c["protein_change"]) for c in r.json] == [
+        (t2.barcode, "G", "-", "p.P80fs")]
+    # a row that is not a variant is refused at registration, naming line and column
+    bad = tmp_path / "bad.maf"
+    bad.write_text(maf.read_text().replace("\t140453136\t140453136\t", "\tsix\t140453136\t"))
+    r = _upload(client, h, bad, kind="exome")
+    assert r.status_code == 422, r.json
+    assert "bad.maf, line 3, column Start_Position: 'six' is not a number" in r.json["detail"]
