@@ -62,11 +62,12 @@ class OmicsFileViews(MethodView):
         database by a background task once the registration is saved.
         """
         upload = files.pop("file")
-        if "sample_map" in files:
-            if "sample_map" in form:
-                raise InvalidInput("give sample_map in the body or the query string, not both",
-                                   field="sample_map")
-            form["sample_map"] = files.pop("sample_map")
+        for key in ("sample_map", "sample_roles"):
+            if key in files:
+                if key in form:
+                    raise InvalidInput(f"give {key} in the body or the query string, not both",
+                                       field=key)
+                form[key] = files.pop(key)
         ingest = form.pop("ingest")
         name = Path(upload.filename or "upload").name or "upload"
         with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,14 @@ class OmicsKind(enum.Enum):
     METABOLOMICS = "metabolomics"
 
 
+class SampleRole(enum.Enum):
+    """What a sample column of a file is: the tumour's DNA, its matched normal, tumour RNA."""
+
+    TUMOUR = "tumour"
+    NORMAL = "normal"
+    RNA_TUMOUR = "rna_tumour"
+
+
 class FileStatus(enum.Enum):
     REGISTERED = "registered"  # stored and checksummed; not (yet) ingested
     INGESTED = "ingested"
@@ -71,6 +79,8 @@ class OmicsFileSample(db.Model):
     file_id: Mapped[int] = mapped_column(sa.ForeignKey("omics_files.id", ondelete="CASCADE"))
     sample_name: Mapped[str128]
     specimen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("specimens.id"), index=True)
+    role: Mapped[SampleRole | None] = mapped_column(
+        comment="tumour, normal or rna_tumour: given, from the caller's header or the name")
     qc: Mapped[dict[str, Any]] = mapped_column(
         default=dict, comment="Per-sample QC of an ingested matrix (scanpy metrics, detection)")
 
@@ -116,6 +126,8 @@ class VariantCall(db.Model):
     alt_depth: Mapped[int | None]
     allele_fraction: Mapped[float | None]
     filter: Mapped[str64 | None] = mapped_column(comment="FILTER of the record: PASS, …")
+    somatic: Mapped[bool | None] = mapped_column(
+        comment="The caller's somatic status: true somatic, false germline or LOH, null unknown")
 
     variant: Mapped[Variant] = relationship()
     specimen: Mapped[Specimen] = relationship()

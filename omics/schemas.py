@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
@@ -11,19 +12,30 @@ from omics.models import OmicsKind
 
 
 class SampleMapField(fields.String):
-    """A JSON object in a form field: sample name → aliquot barcode."""
+    """A JSON object in a form field: sample name → a string (an aliquot barcode, a role)."""
+
+    def __init__(self, *, example: str = '{"TUMOR": "CTRTF0000012AB"}', what: str = "barcode",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.example, self.what = example, what
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             mapping = json.loads(text)
         except ValueError:
-            raise ValidationError("not JSON: give an object such as "
-                                  '{"TUMOR": "CTRTF0000012AB"}') from None
+            raise ValidationError(f"not JSON: give an object such as {self.example}") from None
         if not isinstance(mapping, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-            raise ValidationError("give an object of sample name → barcode strings")
+            raise ValidationError(f"give an object of sample name → {self.what} strings")
         return mapping
+
+
+def _roles_field() -> SampleMapField:
+    return SampleMapField(example='{"TUMOR": "tumour", "NORMAL": "normal"}', what="role",
+                          metadata=describe(
+                              "JSON object: sample column → tumour, normal or rna_tumour "
+                              "(default: from the caller's header, else the column's name)"))
 
 
 class OmicsUploadSchema(BaseSchema):
@@ -36,6 +48,7 @@ class OmicsUploadSchema(BaseSchema):
     sample_map = SampleMapField(metadata=describe(
         "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
     ingest = fields.Boolean(load_default=True, metadata=describe("Ingest after registering"))
+    sample_roles = _roles_field()
     lenient = fields.Boolean(load_default=False, metadata=describe(
         "Keep a VCF that breaks the specification, its problems recorded as warnings "
         "(default: refuse it, naming them)"))
@@ -48,6 +61,7 @@ class OmicsFileFormSchema(BaseSchema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
     sample_map = SampleMapField(metadata=describe(
         "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
+    sample_roles = _roles_field()
 
 
 class OmicsSampleSchema(BaseSchema):
@@ -55,6 +69,8 @@ class OmicsSampleSchema(BaseSchema):
     specimen_id = fields.Integer(allow_none=True)
     barcode = fields.Function(lambda s: s.specimen.barcode if s.specimen else None)
     matched = fields.Function(lambda s: s.specimen_id is not None)
+    role = fields.Function(lambda s: s.role.value if s.role else None, metadata=describe(
+        "tumour, normal, rna_tumour, or null when not known"))
     qc = fields.Dict(metadata=describe("Per-sample QC once a matrix is ingested"))
 
 
@@ -103,6 +119,10 @@ class CarrierQuerySchema(BaseSchema):
                            metadata=describe("Page size (1–1000, default 1000)"))
     after = fields.String(validate=validate.Length(min=1, max=128), metadata=describe(
         "Cursor: the rows after this one (from `X-Next-Cursor`); `X-Total-Count` counts all"))
+    all_calls = fields.Boolean(load_default=False, metadata=describe(
+        "Every non-reference call, matched normals and germline calls included (default: "
+        "somatic tumour carriers: calls of normal samples and calls the caller says are "
+        "germline or LOH are left out)"))
 
 
 class CarrierSchema(BaseSchema):
@@ -122,6 +142,9 @@ class CarrierSchema(BaseSchema):
     alt_depth = fields.Function(lambda c: c["call"].alt_depth)
     allele_fraction = fields.Function(lambda c: c["call"].allele_fraction)
     file_id = fields.Function(lambda c: c["call"].file_id)
+    role = fields.String(allow_none=True, metadata=describe("The sample's role in its file"))
+    somatic = fields.Function(lambda c: c["call"].somatic, metadata=describe(
+        "The caller's somatic status: true, false (germline, LOH) or null (not said)"))
 
 
 class FeatureSampleSchema(BaseSchema):

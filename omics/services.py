@@ -27,6 +27,7 @@ from omics.models import (
     OmicsFile,
     OmicsFileSample,
     OmicsKind,
+    SampleRole,
     Variant,
     VariantCall,
 )
@@ -51,7 +52,8 @@ def storage_root() -> Path:
 def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
                   sample_map: dict[str, str] | None = None, reference_genome: str | None = None,
                   platform: str | None = None, pipeline: str | None = None,
-                  lenient: bool = False) -> tuple[OmicsFile, bool]:
+                  lenient: bool = False, sample_roles: dict[str, str] | None = None
+                  ) -> tuple[OmicsFile, bool]:
     """Store *path* under the storage root by its SHA-256 and link its samples to aliquots.
 
     A VCF is checked against the specification and its own header first (``vcfcheck``): a
@@ -60,9 +62,12 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
 
     Each sample column is matched through *sample_map* (sample name → barcode) or, without an
     entry, by a barcode equal to the name; names that match nothing are kept unlinked and
-    reported. The same content registered again returns the existing file (``False``); if
-    that file failed or was never ingested, its samples are linked again (with this
-    *sample_map*) and it is left ``registered`` to be ingested again."""
+    reported. Its role (tumour, normal, rna_tumour) comes from *sample_roles*, else from the
+    caller's header or the column's name (``TUMOR``, ``NORMAL``), else it is not known.
+
+    The same content registered again returns the existing file (``False``); if that file
+    failed or was never ingested, its samples are linked again (with this *sample_map* and
+    *sample_roles*) and it is left ``registered`` to be ingested again."""
     digest = sha256_of(path)
     existing = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == digest))
     if existing is not None and existing.status is FileStatus.INGESTED:
@@ -74,15 +79,18 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
         with open_reader(path, fmt) as reader:
             samples = list(reader.samples)
             reference = getattr(reader, "reference", None)
+            found_roles = dict(getattr(reader, "roles", {}))
         warnings = _checked(path, fmt, filename, lenient=lenient)
     except FormatError as error:
         raise InvalidInput(_where(error, filename), field="file") from None
     found, wanted = _linked_aliquots(actor, samples, sample_map)
+    roles = _roles(samples, found_roles, sample_roles)
     if existing is not None:
         by_name = {s.sample_name: s for s in existing.samples}
         for name in samples:
             specimen = found.get(wanted[name])
             by_name[name].specimen_id = specimen.id if specimen else None
+            by_name[name].role = roles.get(name)
         existing.status, existing.error, existing.warnings = FileStatus.REGISTERED, None, warnings
         db.session.flush()
         return existing, False
@@ -98,7 +106,7 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
                        warnings=warnings, created_by=actor.username)
     for name in samples:
         specimen = found.get(wanted[name])
-        record.samples.append(OmicsFileSample(sample_name=name,
+        record.samples.append(OmicsFileSample(sample_name=name, role=roles.get(name),
                                               specimen_id=specimen.id if specimen else None))
     db.session.add(record)
     db.session.flush()
@@ -147,6 +155,21 @@ def _checked(path: Path, fmt: str, filename: str, *, lenient: bool) -> list[str]
                            "lenient=true to keep it anyway, with these as warnings",
                            field="file")
     return problems
+
+
+def _roles(samples: list[str], found: dict[str, str], given: dict[str, str] | None
+           ) -> dict[str, SampleRole]:
+    """Each sample's role: given, else what the file says; refuses unknown samples/roles."""
+    unknown = sorted(set(given or {}) - set(samples))
+    if unknown:
+        raise InvalidInput(f"sample_roles names samples that are not in the file: "
+                           f"{', '.join(unknown)}", field="sample_roles")
+    names = {role.value for role in SampleRole}
+    wrong = sorted({role for role in (given or {}).values() if role not in names})
+    if wrong:
+        raise InvalidInput(f"sample_roles: {', '.join(wrong)} is not one of "
+                           f"{', '.join(sorted(names))}", field="sample_roles")
+    return {name: SampleRole(role) for name, role in {**found, **(given or {})}.items()}
 
 
 def _linked_aliquots(actor: User, samples: list[str], sample_map: dict[str, str] | None
@@ -310,7 +333,8 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
 _INGESTION_LOCK = 0x0B10_BA4C_0001
 
 _VARIANT_COLUMNS = ("chrom", "pos", "ref", "alt", "gene", "consequence", "protein_change")
-_CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter")
+_CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter",
+                 "somatic")
 
 
 class _Chunk:
@@ -376,7 +400,7 @@ class _Chunk:
                                   "e.g. bcftools norm -d exact)", path=self.filename,
                                   line=line, column=call.sample)
             self.calls.append((number, specimen, call.genotype, call.depth, call.alt_depth,
-                               call.allele_fraction, filters))
+                               call.allele_fraction, filters, call.somatic))
             self.call_lines.append(line)
 
 
@@ -424,7 +448,7 @@ class _ChunkWriter:
                                    "alt text, gene text, consequence text, protein_change text"),
                                   ("staged_calls", "specimen_id integer, genotype text, "
                                    "depth integer, alt_depth integer, allele_fraction float8, "
-                                   "filter text")):
+                                   "filter text, somatic boolean")):
                 connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} "
                                            f"(n integer, {columns}) ON COMMIT DROP")
 
@@ -526,18 +550,24 @@ class CarrierPage(NamedTuple):
 
 
 def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
-             region: str | None = None, limit: int = 1000, after: str | None = None
-             ) -> CarrierPage:
+             region: str | None = None, limit: int = 1000, after: str | None = None,
+             all_calls: bool = False) -> CarrierPage:
     """Aliquots (and their participants and cases) with a non-reference call of the variants
     that match: a gene, a protein change (``p.V600E``; with a gene) or a region
     (``7:140453000-140454000`` or ``7:140453136``), in genomic order, a page of *limit* at a
-    time after the cursor *after* (``chrom:pos:call id`` of the last row of a page)."""
+    time after the cursor *after* (``chrom:pos:call id`` of the last row of a page).
+
+    By default the somatic tumour carriers: calls of samples whose role is normal, and calls
+    the caller marks germline or LOH, are left out (*all_calls* keeps them)."""
     if not (gene or region):
         raise InvalidInput("give a gene (optionally with a protein change) or a region",
                            field="gene")
     stmt = (sa.select(VariantCall, Variant, Specimen.barcode, Participant.code,
-                      Case.code.label("case_code"), Case.disease_group)
+                      Case.code.label("case_code"), Case.disease_group, OmicsFileSample.role)
             .join(Variant, Variant.id == VariantCall.variant_id)
+            .outerjoin(OmicsFileSample, sa.and_(
+                OmicsFileSample.file_id == VariantCall.file_id,
+                OmicsFileSample.specimen_id == VariantCall.specimen_id))
             .join(Specimen, Specimen.id == VariantCall.specimen_id)
             .join(Participant, Participant.id == Specimen.participant_id)
             .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
@@ -557,6 +587,10 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
                                field="region") from None
         names = {chrom, chrom.removeprefix("chr"), f"chr{chrom.removeprefix('chr')}"}
         stmt = stmt.where(Variant.chrom.in_(names), Variant.pos.between(first, last))
+    if not all_calls:
+        stmt = stmt.where(sa.or_(OmicsFileSample.role.is_(None),
+                                 OmicsFileSample.role != SampleRole.NORMAL),
+                          sa.or_(VariantCall.somatic.is_(None), VariantCall.somatic.is_(True)))
     stmt = _rows_for(stmt, actor)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(
         stmt.with_only_columns(VariantCall.id).subquery())) or 0
@@ -566,11 +600,12 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
                           > sa.tuple_(sa.literal(chrom), sa.literal(pos), sa.literal(call_id)))
     stmt = stmt.order_by(Variant.chrom, Variant.pos, VariantCall.id)
     out = []
-    for call, variant, barcode, participant, case_code, group in db.session.execute(
+    for call, variant, barcode, participant, case_code, group, role in db.session.execute(
             stmt.limit(limit + 1)):
         out.append({"variant": variant, "call": call, "barcode": barcode,
                     "participant_code": participant, "case_code": case_code,
-                    "disease_group": group.value if group else None})
+                    "disease_group": group.value if group else None,
+                    "role": role.value if role else None})
     cursor = None
     if len(out) > limit:
         out = out[:limit]

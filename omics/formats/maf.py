@@ -2,7 +2,8 @@
 of one tumour per row (pure: no Flask, no SQLAlchemy).
 
 The samples are the ``Tumor_Sample_Barcode`` and ``Matched_Norm_Sample_Barcode`` values,
-linked to aliquots like a VCF's sample columns. Each row is a call of its tumour sample:
+linked to aliquots like a VCF's sample columns. Each row is a call of its tumour sample,
+somatic unless ``Mutation_Status`` says germline or LOH:
 gene ``Hugo_Symbol``, consequence ``Variant_Classification`` (or VEP's ``Consequence``),
 protein change ``HGVSp_Short``, depth ``t_depth`` (else reference plus alternate reads),
 alternate reads ``t_alt_count``, and a genotype from ``Tumor_Seq_Allele1/2`` (``0/1`` when
@@ -85,7 +86,7 @@ class MafReader:
             if build and build != "NA":
                 builds[build] = None
         self.samples = [*tumours, *(n for n in normals if n not in tumours)]
-        self.tumours = list(tumours)
+        self.roles = {**dict.fromkeys(normals, "normal"), **dict.fromkeys(tumours, "tumour")}
         if len(builds) > 1:
             raise FormatError(f"rows on several genome builds ({', '.join(builds)}): one "
                               "file, one build", path=path, column="NCBI_Build")
@@ -166,7 +167,9 @@ class MafReader:
              or None),
             change if change.startswith("p.") else None,
             (row.get("IMPACT") or "").strip() or None)
-        call = Call(row["Tumor_Sample_Barcode"].strip(), genotype, depth, alt_depth, fraction)
+        status = (row.get("Mutation_Status") or "").strip().lower()
+        call = Call(row["Tumor_Sample_Barcode"].strip(), genotype, depth, alt_depth, fraction,
+                    somatic=status not in ("germline", "loh"))  # a MAF lists somatic calls
         filters = tuple(f for f in (row.get("FILTER") or "").split(";") if f and f != ".")
         return Variant(row["Chromosome"].strip(), position, ref, alt, filters, number,
                        annotation, (call,))

@@ -62,6 +62,8 @@ class Call(NamedTuple):
     allele_fraction: float | None
     #: which alternate allele of the record the call is about (1 for the first ALT)
     allele: int = 1
+    #: the caller's somatic status: True somatic, False germline or LOH, None not said
+    somatic: bool | None = None
 
     @property
     def carries(self) -> bool:
@@ -150,6 +152,13 @@ def _format_fields(description: str) -> tuple[str, ...] | None:
 
 
 @functools.lru_cache(maxsize=256)
+def _format_index(format_column: str, key: str) -> int:
+    """Where *key* sits in a sample cell, 0 for absent (GT is first)."""
+    keys = format_column.split(":")
+    return keys.index(key) if key in keys else 0
+
+
+@functools.lru_cache(maxsize=256)
 def _depth_fields(format_column: str) -> tuple[int, int, int]:
     """Where ``DP``, ``AD`` and ``AF`` sit in a sample cell, 0 for absent (``GT`` is first);
     the same few FORMAT strings recur."""
@@ -161,6 +170,41 @@ def _depth_fields(format_column: str) -> tuple[int, int, int]:
 def _accepts(path: Path) -> bool:
     name = path.name.lower()
     return name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf"))
+
+
+#: somatic status codes (VarScan's INFO SS, MuTect's FORMAT SS): 2 somatic; 1 germline and
+#: 3 loss of heterozygosity are not somatic; 0 reference and 5 unknown say nothing
+_SOMATIC_STATUS = {"2": True, "1": False, "3": False}
+#: the caller's header lines naming the tumour and normal columns (GATK Mutect2)
+_ROLE_LINES = {"tumor_sample": "tumour", "normal_sample": "normal"}
+
+
+def role_by_name(name: str) -> str | None:
+    """A sample column's role from its name, as somatic callers name them (``TUMOR``,
+    ``NORMAL``, ``…-tumour``); None when the name says nothing."""
+    upper = name.upper()
+    if "NORMAL" in upper or upper.endswith(("-N", "_N", "-GERMLINE")):
+        return "normal"
+    if "TUMOR" in upper or "TUMOUR" in upper or upper.endswith(("-T", "_T")):
+        return "tumour"
+    return None
+
+
+def _info_value(info: str, key: str) -> str | None:
+    """The value of *key* in an INFO column (``True`` for a flag, as the text ``"1"``)."""
+    for item in info.split(";"):
+        name, eq, value = item.partition("=")
+        if name == key:
+            return value if eq else "1"
+    return None
+
+
+def record_somatic(info: str) -> bool | None:
+    """A record's somatic status from INFO: VarScan's ``SS``, else a ``SOMATIC`` flag."""
+    status = _info_value(info, "SS")
+    if status is not None and status in _SOMATIC_STATUS:
+        return _SOMATIC_STATUS[status]
+    return True if _info_value(info, "SOMATIC") == "1" else None
 
 
 def _is_bgzf(path: Path) -> bool:
@@ -208,6 +252,13 @@ class VcfReader:
             raise FormatError("a sample name appears twice in the #CHROM line", path=path,
                               line=self._header_lines())
         self.reference = self._reference()
+        self.roles = self._roles()
+        formats = header.formats
+        #: VarScan declares AD as the alternate reads alone (Number=1), not one per allele
+        self._ad_is_alt = "AD" in formats and formats["AD"].number == 1
+        self._info_ss, self._info_somatic = "SS" in header.info, "SOMATIC" in header.info
+        self._says_somatic = self._info_ss or self._info_somatic
+        self._cell_status = "SS" in formats
         self._csq_fields = self._annotation_fields("CSQ")
         self._ann_fields = self._annotation_fields("ANN")
 
@@ -264,6 +315,16 @@ class VcfReader:
             self._header_count = 0 if self.path.suffix == ".bcf" else count
         return self._header_count
 
+    def _roles(self) -> dict[str, str]:
+        """Each sample column's role: from the caller's header (``##tumor_sample=``,
+        ``##normal_sample=``), else from its name."""
+        roles = {name: role for name in self.samples if (role := role_by_name(name))}
+        for record in self._file.header.records:
+            role = _ROLE_LINES.get(record.key)
+            if role and record.value in self.samples:
+                roles[str(record.value)] = role
+        return roles
+
     def _reference(self) -> str | None:
         for record in self._file.header.records:
             if record.key == "reference" and record.value:
@@ -282,7 +343,8 @@ class VcfReader:
         return annotation_of(record.info, alt, len(alt) == len(record.ref),
                              csq=self._csq_fields, ann=self._ann_fields)
 
-    def _call(self, sample: str, data: Any, alt_index: int, alt: str, ref: str) -> Call:
+    def _call(self, sample: str, data: Any, alt_index: int, alt: str, ref: str,
+              somatic: bool | None = None) -> Call:
         keys = set(data.keys())
         genotype = None
         if "GT" in keys:
@@ -294,12 +356,13 @@ class VcfReader:
         alt_depth = None
         if "AD" in keys and data.get("AD") is not None:
             ad = data.get("AD")
-            if not isinstance(ad, tuple):
-                ad = (ad,)  # declared Number=1 (VarScan): the alternate reads alone
-            if len(ad) > alt_index and ad[alt_index] is not None:
-                alt_depth = int(ad[alt_index])
-            if depth is None:
-                depth = sum(int(x) for x in ad if x is not None)
+            if not isinstance(ad, tuple):  # declared Number=1 (VarScan): the alternate reads
+                alt_depth = int(ad)
+            else:
+                if len(ad) > alt_index and ad[alt_index] is not None:
+                    alt_depth = int(ad[alt_index])
+                if depth is None:
+                    depth = sum(int(x) for x in ad if x is not None)
         elif len(alt) == 1 and len(ref) == 1 and f"{alt.upper()}U" in keys:
             alt_depth = _int(data.get(f"{alt.upper()}U"))  # Strelka SNV, tier 1
         elif "TIR" in keys:
@@ -314,7 +377,9 @@ class VcfReader:
                 fraction = None  # NaN or infinity is no fraction (not refused: binary files)
         elif depth and alt_depth is not None:
             fraction = round(alt_depth / depth, 4)
-        return Call(sample, genotype, depth, alt_depth, fraction, alt_index)
+        if "SS" in keys and data.get("SS") is not None:
+            somatic = _SOMATIC_STATUS.get(str(data.get("SS")), somatic)
+        return Call(sample, genotype, depth, alt_depth, fraction, alt_index, somatic)
 
     def _variants(self, records: Any) -> Iterator[Variant]:
         line = self._header_lines()
@@ -328,7 +393,13 @@ class VcfReader:
                     if not _ALLELE.match(alt) or alt.upper() == record.ref.upper():
                         raise FormatError(f"ALT {alt!r} is not an allele different from REF",
                                           path=self.path, line=line, column="ALT")
-                    calls = tuple(self._call(name, record.samples[name], index, alt, record.ref)
+                    somatic = None
+                    if self._info_ss and record.info.get("SS") is not None:
+                        somatic = _SOMATIC_STATUS.get(str(record.info.get("SS")))
+                    if somatic is None and self._info_somatic and record.info.get("SOMATIC"):
+                        somatic = True
+                    calls = tuple(self._call(name, record.samples[name], index, alt, record.ref,
+                                             somatic)
                                   for name in self.samples)
                     yield Variant(record.chrom, record.pos, record.ref, alt,
                                   tuple(record.filter.keys()), line,
@@ -427,6 +498,8 @@ class VcfReader:
         filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
         info = self._info_annotations(cols[7])
         dp_at, ad_at, af_at = _depth_fields(cols[8])
+        somatic = record_somatic(cols[7]) if self._says_somatic else None
+        ss_at = _format_index(cols[8], "SS") if self._cell_status else 0
         ref_upper = ref.upper()
         for alt_index, alt in enumerate(alts, start=1):
             if not _ALLELE.match(alt) or alt.upper() == ref_upper:
@@ -444,7 +517,9 @@ class VcfReader:
                 try:
                     if 0 < dp_at < size and parts[dp_at] != ".":
                         depth = int(parts[dp_at])
-                    if 0 < ad_at < size:
+                    if 0 < ad_at < size and self._ad_is_alt:
+                        alt_depth = int(parts[ad_at]) if parts[ad_at] != "." else None
+                    elif 0 < ad_at < size:
                         ad = [None if x == "." else int(x) for x in parts[ad_at].split(",")]
                         if len(ad) > alt_index:
                             alt_depth = ad[alt_index]
@@ -467,8 +542,11 @@ class VcfReader:
                     raise FormatError(f"sample {self.samples[i]}: allele fraction {cell!r} is "
                                       "not a finite number", path=self.path, line=line,
                                       column=self.samples[i])
+                status = somatic
+                if 0 < ss_at < size:
+                    status = _SOMATIC_STATUS.get(parts[ss_at], somatic)
                 calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction,
-                                  alt_index))
+                                  alt_index, status))
             if calls:
                 yield Variant(chrom, position, ref, alt, filters, line,
                               annotation_of(info, alt, len(alt) == len(ref),
@@ -480,6 +558,7 @@ class VcfReader:
         reads pysam's (DP, AD, Strelka's ``AU``…``TU`` and ``TIR``, AF)."""
         keys = cols[8].split(":")
         ref = cols[3]
+        somatic = record_somatic(cols[7]) if self._says_somatic else None
         filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
         info = None
         for alt_index, alt in enumerate(cols[4].split(","), start=1):
@@ -490,6 +569,9 @@ class VcfReader:
                 try:
                     data = dict(zip(keys, cell.split(":"), strict=False))
                     call = _text_call(name, data, alt_index, alt, ref)
+                    status = _SOMATIC_STATUS.get(data.get("SS", ""), somatic)
+                    if status is not None:
+                        call = call._replace(somatic=status)
                 except ValueError:
                     raise FormatError(f"sample {name}: {cell!r} does not match FORMAT {cols[8]}",
                                       path=self.path, line=line, column=name) from None

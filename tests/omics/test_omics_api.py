@@ -13,8 +13,9 @@ from tests.omics.test_vcf import COHORT, STRELKA
 
 
 def _upload(client, headers, path, name=None, **query):
-    if "sample_map" in query:
-        query["sample_map"] = json.dumps(query["sample_map"])
+    for key in ("sample_map", "sample_roles"):
+        if key in query:
+            query[key] = json.dumps(query[key])
     with open(path, "rb") as f:
         return client.post("/api/v1/omics/files/", headers=headers, query_string=query,
                            data={"file": (f, name or path.name)},
@@ -653,3 +654,59 @@ def test_a_maf_links_tumour_and_normal_and_answers_protein_changes(client, make,
     r = _upload(client, h, bad, kind="exome")
     assert r.status_code == 422, r.json
     assert "bad.maf, line 3, column Start_Position: 'six' is not a number" in r.json["detail"]
+
+
+def test_carriers_are_somatic_tumour_carriers_unless_all_calls_are_asked(client, make, site,
+                                                                          technician, headers):
+    """Strelka's NORMAL column has alternate reads at some sites: those calls are not
+    carriers by default. Roles come from the names, or from sample_roles."""
+    h = headers(technician)
+    tumour = _tumour_dna(make, site, "MELS-T")
+    normal = make.specimen(participant=tumour.participant, material_type=MaterialType.DNA)
+    done = _ingested(client, h, STRELKA, reference_genome="GRCh37",
+                     sample_map={"TUMOR": tumour.barcode, "NORMAL": normal.barcode})
+    assert {s["sample_name"]: s["role"] for s in done["samples"]} == {
+        "NORMAL": "normal", "TUMOR": "tumour"}
+    # the normal's carrying calls, counted from the file: tier-1 alternate reads above 0
+    text = STRELKA.read_text().splitlines()
+    at = next(line for line in text if line.startswith("#CHROM")).split("\t").index("NORMAL")
+    lines = [line.split("\t") for line in text if not line.startswith("#")]
+
+    def normal_alt_reads(cols):
+        cell = dict(zip(cols[8].split(":"), cols[at].split(":"), strict=True))
+        tier1 = cell[f"{cols[4]}U"] if len(cols[3]) == len(cols[4]) == 1 else cell["TIR"]
+        return int(tier1.split(",")[0])
+
+    normal_reads = sum(1 for cols in lines if normal_alt_reads(cols) > 0)
+    assert normal_reads > 0
+    query = {"region": "1:1-300000000"}
+    for chrom in sorted({cols[0] for cols in lines}):
+        query["region"] = f"{chrom}:1-300000000"
+        somatic = client.get("/api/v1/omics/variants/carriers", headers=h, query_string=query)
+        every = client.get("/api/v1/omics/variants/carriers", headers=h,
+                           query_string=query | {"all_calls": "true"})
+        assert {c["barcode"] for c in somatic.json} <= {tumour.barcode}
+        assert all(c["role"] == "tumour" and c["somatic"] is True for c in somatic.json)
+        normal_reads -= sum(1 for c in every.json if c["barcode"] == normal.barcode)
+    assert normal_reads == 0  # every normal call is there when all calls are asked
+    # roles given in the body win over the names; a role that is not one is refused
+    a, b = _tumour_dna(make, site, "MELS-A"), _tumour_dna(make, site, "MELS-B")
+    with COHORT.open("rb") as f:
+        r = client.post("/api/v1/omics/files/", headers=h, query_string={"kind": "exome"},
+                        data={"file": (f, COHORT.name),
+                              "sample_map": json.dumps({"MEL-A1": a.barcode,
+                                                        "MEL-A2": b.barcode}),
+                              "sample_roles": json.dumps({"MEL-A1": "tumour",
+                                                          "MEL-A2": "normal"})},
+                        content_type="multipart/form-data")
+    assert r.status_code == 201, r.json
+    assert {s["sample_name"]: s["role"] for s in r.json["samples"]} == {
+        "MEL-A1": "tumour", "MEL-A2": "normal", "MEL-A3": None}
+    nras = client.get("/api/v1/omics/variants/carriers", headers=h,
+                      query_string={"gene": "NRAS", "all_calls": "true"}).json
+    assert b.barcode in {c["barcode"] for c in nras}
+    assert b.barcode not in {c["barcode"] for c in client.get(
+        "/api/v1/omics/variants/carriers", headers=h, query_string={"gene": "NRAS"}).json}
+    r = _upload(client, h, COHORT.parent / "test_mutect.vcf", kind="exome", lenient="true",
+                sample_roles={"TUMOR": "metastasis"})
+    assert r.status_code == 422 and "metastasis is not one of" in r.json["detail"], r.json

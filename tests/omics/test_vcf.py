@@ -223,3 +223,24 @@ def test_bedmethyl_sites_become_beta_values(tmp_path):
     with pytest.raises(FormatError, match=r"line 1, column percent: .*outside 0–100"), \
             open_reader(path) as reader:
         reader.to_anndata()
+
+
+def test_callers_say_which_column_is_the_tumour_and_which_calls_are_somatic():
+    # Strelka: SOMATIC on every record; its NORMAL column is named so
+    with open_reader(STRELKA) as reader:
+        assert reader.roles == {"NORMAL": "normal", "TUMOR": "tumour"}
+        calls = [c for v in reader.carriers() for c in v.calls]
+    assert {c.somatic for c in calls} == {True}
+    # VarScan: SS=1 germline, SS=2 somatic; its AD (Number=1) is the alternate reads alone
+    with open_reader(FIXTURES / "test_varscan.vcf") as reader:
+        first = next(reader.carriers())
+    assert (first.pos, [(c.sample, c.depth, c.alt_depth, c.somatic) for c in first.calls]) == (
+        1991014, [("NORMAL", 117, 56, False), ("TUMOR", 91, 35, False)])
+    with open_reader(FIXTURES / "test_varscan.vcf") as reader:
+        somatic = next(v for v in reader.variants() if v.pos == 2584408)
+    assert [(c.sample, c.alt_depth, c.somatic) for c in somatic.calls if c.carries] == [
+        ("TUMOR", 4, True)]
+    # MuTect: the tumour's FORMAT SS=2 says somatic
+    with open_reader(FIXTURES / "test_mutect.vcf") as reader:
+        statuses = {(c.sample, c.somatic) for v in reader.carriers() for c in v.calls}
+    assert ("TUMOR", True) in statuses
