@@ -6,7 +6,7 @@ import enum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from biobank.db import created_at, db, intpk, str16, str32, str64, str128, str255, timestamp
 from biobank.models import Specimen
@@ -89,15 +89,18 @@ class OmicsFileSample(db.Model):
 
 
 class Variant(db.Model):
-    """One alternate allele at one position of the reference, with its annotation."""
+    """One alternate allele at one position of a genome build, with its annotation. The
+    contig is named without ``chr`` (``7``, ``X``, ``MT``): one name per contig."""
 
     __tablename__ = "variants"
     __table_args__ = (
-        sa.UniqueConstraint("chrom", "pos", "ref", "alt"),
+        sa.UniqueConstraint("reference_genome", "chrom", "pos", "ref", "alt"),
         sa.Index("ix_variants_gene_protein_change", "gene", "protein_change"),
     )
 
     id: Mapped[intpk]
+    reference_genome: Mapped[str32] = mapped_column(
+        default="", comment="The genome build (GRCh37, GRCh38…); empty when no file said")
     chrom: Mapped[str32]
     pos: Mapped[int]
     ref: Mapped[str] = mapped_column(sa.Text)
@@ -131,6 +134,17 @@ class VariantCall(db.Model):
 
     variant: Mapped[Variant] = relationship()
     specimen: Mapped[Specimen] = relationship()
+
+
+def somatic_tumour_call() -> sa.ColumnElement[bool]:
+    """What a carrier is, unless every call is asked for: a call of a sample that is not its
+    file's matched normal, and that the caller did not mark germline or LOH."""
+    sample = aliased(OmicsFileSample)  # its own: the query may join the samples already
+    return sa.and_(
+        sa.or_(VariantCall.somatic.is_(None), VariantCall.somatic.is_(True)),
+        ~sa.exists().where(sample.file_id == VariantCall.file_id,
+                           sample.specimen_id == VariantCall.specimen_id,
+                           sample.role == SampleRole.NORMAL).correlate(VariantCall))
 
 
 class GeneModel(db.Model):

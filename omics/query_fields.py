@@ -8,7 +8,15 @@ import re
 import sqlalchemy as sa
 
 from biobank.query import Field
-from omics.models import FileStatus, OmicsFile, OmicsFileSample, OmicsKind, Variant, VariantCall
+from omics.models import (
+    FileStatus,
+    OmicsFile,
+    OmicsFileSample,
+    OmicsKind,
+    Variant,
+    VariantCall,
+    somatic_tumour_call,
+)
 
 
 def _assay_kind() -> sa.Select:
@@ -25,9 +33,12 @@ def _qc_pass() -> sa.Select:
 
 
 def _calls(value: sa.ColumnElement) -> sa.Select:
+    """The aliquots' somatic tumour calls, as carriers answer them (a matched normal's
+    alternate reads do not make its aliquot carry the variant)."""
     return (sa.select(VariantCall.specimen_id.label("key"), value.label("value"),
                       Variant.gene.label("gene"), Variant.protein_change.label("protein_change"))
-            .join(Variant, Variant.id == VariantCall.variant_id))
+            .join(Variant, Variant.id == VariantCall.variant_id)
+            .where(somatic_tumour_call()))
 
 
 def _split_gene_aa_change(value: str) -> dict[str, str] | None:
@@ -113,7 +124,8 @@ def omics_fields() -> list[Field]:
               "(RNA-Seq: ≥200 genes and ≤20% mitochondrial counts; other matrices: ≥50% of "
               "features detected; alignments: ≥80% of reads mapped)", group="omics"),
         Field("variants.gene", "keyword", s, lambda: _calls(Variant.gene),
-              "Gene symbol of a non-reference call in the aliquot, e.g. BRAF", facet=False,
+              "Gene symbol of a somatic tumour call in the aliquot (not a matched normal's, "
+              "not one the caller marks germline), e.g. BRAF", facet=False,
               group="omics"),
         Field("variants.protein_change", "keyword", s, lambda: _calls(Variant.protein_change),
               "One-letter HGVS protein change of a call, e.g. p.V600E", facet=False,

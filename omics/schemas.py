@@ -114,7 +114,10 @@ class CarrierQuerySchema(BaseSchema):
     protein_change = fields.String(validate=validate.Length(min=1, max=64),
                                    metadata=describe("e.g. p.V600E (with a gene)"))
     region = fields.String(validate=validate.Length(min=1, max=64),
-                           metadata=describe("e.g. 7:140453000-140454000"))
+                           metadata=describe("e.g. 7:140453000-140454000 (chr7 is 7)"))
+    reference_genome = fields.String(validate=validate.Length(min=1, max=32), metadata=describe(
+        "The build of a region (GRCh37, GRCh38; hg19 is GRCh37): needed when the region "
+        "matches variants of several builds"))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=1000),
                            metadata=describe("Page size (1–1000, default 1000)"))
     after = fields.String(validate=validate.Length(min=1, max=128), metadata=describe(
@@ -130,6 +133,8 @@ class CarrierSchema(BaseSchema):
     participant_code = fields.String()
     case_code = fields.String(allow_none=True)
     disease_group = fields.String(allow_none=True)
+    reference_genome = fields.Function(lambda c: c["variant"].reference_genome or None,
+                                       metadata=describe("The variant's genome build"))
     chrom = fields.Function(lambda c: c["variant"].chrom)
     pos = fields.Function(lambda c: c["variant"].pos)
     ref = fields.Function(lambda c: c["variant"].ref)

@@ -18,7 +18,7 @@ from biobank.importfiles import sha256_of
 from biobank.models import Case, CollectionEvent, Participant, Specimen, User
 from biobank.services.common import visible
 from omics.formats import FormatError, detect, open_reader
-from omics.formats.genes import overlapping, read_genes
+from omics.formats.genes import canonical_chrom, overlapping, read_genes
 from omics.formats.vcfcheck import check as check_vcf
 from omics.models import (
     FileStatus,
@@ -30,6 +30,7 @@ from omics.models import (
     SampleRole,
     Variant,
     VariantCall,
+    somatic_tumour_call,
 )
 
 BATCH = 5000
@@ -101,7 +102,7 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
     record = OmicsFile(kind=kind, format=fmt, filename=Path(filename).name,
                        uri=str(target.relative_to(storage_root())),
                        size_bytes=target.stat().st_size, sha256=digest,
-                       reference_genome=reference_genome or build_of(reference),
+                       reference_genome=_build(reference_genome, reference),
                        reference=reference, platform=platform, pipeline=pipeline,
                        warnings=warnings, created_by=actor.username)
     for name in samples:
@@ -127,6 +128,20 @@ SHOWN_PROBLEMS = 5
 _BUILDS = (("GRCh38", ("grch38", "hg38", "hs38", "b38")),
            ("GRCh37", ("grch37", "hg19", "hs37", "b37", "human_g1k_v37")),
            ("NCBI36", ("ncbi36", "hg18", "b36")), ("T2T-CHM13", ("chm13", "t2t")))
+
+
+def _build(given: str | None, reference: str | None) -> str | None:
+    """The file's genome build: as given (``hg19`` read as GRCh37), else the one its
+    reference names; refused when both name known builds that differ."""
+    said = build_of(reference)
+    if not given:
+        return said
+    build = build_of(given) or given
+    known = {name for name, _ in _BUILDS}
+    if said in known and build in known and said != build:
+        raise InvalidInput(f"the file's reference is {said} ({reference}); it cannot be "
+                           f"registered as {build}", field="reference_genome")
+    return build
 
 
 def build_of(reference: str | None) -> str | None:
@@ -241,13 +256,11 @@ def annotate_by_overlap(reference_genome: str, *, file_id: int | None = None) ->
         GeneModel.reference_genome == reference_genome))
     if model_id is None:
         return 0
-    files = sa.select(OmicsFile.id).where(OmicsFile.reference_genome == reference_genome)
-    if file_id is not None:
-        files = files.where(OmicsFile.id == file_id)
     wanted = (sa.select(Variant.id, Variant.chrom, Variant.pos, Variant.ref)
-              .where(Variant.gene.is_(None),
-                     Variant.id.in_(sa.select(VariantCall.variant_id)
-                                    .where(VariantCall.file_id.in_(files)))))
+              .where(Variant.gene.is_(None), Variant.reference_genome == reference_genome))
+    if file_id is not None:
+        wanted = wanted.where(Variant.id.in_(sa.select(VariantCall.variant_id)
+                                             .where(VariantCall.file_id == file_id)))
     variants = pd.DataFrame(db.session.execute(wanted).all(),
                             columns=["id", "chrom", "pos", "ref"])
     if variants.empty:
@@ -332,7 +345,10 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
 #: the PostgreSQL advisory lock VCF ingestions take in turn (any constant of this project's)
 _INGESTION_LOCK = 0x0B10_BA4C_0001
 
-_VARIANT_COLUMNS = ("chrom", "pos", "ref", "alt", "gene", "consequence", "protein_change")
+_VARIANT_COLUMNS = ("reference_genome", "chrom", "pos", "ref", "alt", "gene", "consequence",
+                    "protein_change")
+#: the columns that say which variant a row is (the table's unique key)
+_VARIANT_KEY = ("reference_genome", "chrom", "pos", "ref", "alt")
 _CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter",
                  "somatic")
 
@@ -365,7 +381,7 @@ class _Chunk:
                 self._tail.setdefault(key, {})[call[1]] = line
 
     def add(self, variant: Any, carriers: list[Any], linked: dict[str, int]) -> None:
-        key = (variant.chrom, variant.pos, variant.ref, variant.alt)
+        key = (canonical_chrom(variant.chrom), variant.pos, variant.ref, variant.alt)
         line = variant.line
         self.first_line = self.first_line or line
         self.last_line = line
@@ -437,6 +453,7 @@ class _ChunkWriter:
         self.postgresql = connection.dialect.name == "postgresql"
         self.file_id = record.id
         self.filename = record.filename
+        self.build = record.reference_genome or ""
         self.pending: tuple[Future[None], tuple[int, int]] | None = None
         self.integrity_error = connection.dialect.loaded_dbapi.IntegrityError
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcf-writer")
@@ -444,8 +461,9 @@ class _ChunkWriter:
             # Ingestions take turns, each to its commit: two files holding uncommitted new
             # variants that the other needs would otherwise deadlock (SQLite has one writer).
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGESTION_LOCK})")
-            for name, columns in (("staged_variants", "chrom text, pos integer, ref text, "
-                                   "alt text, gene text, consequence text, protein_change text"),
+            for name, columns in (("staged_variants", "reference_genome text, chrom text, "
+                                   "pos integer, ref text, alt text, gene text, "
+                                   "consequence text, protein_change text"),
                                   ("staged_calls", "specimen_id integer, genotype text, "
                                    "depth integer, alt_depth integer, allele_fraction float8, "
                                    "filter text, somatic boolean")):
@@ -460,10 +478,11 @@ class _ChunkWriter:
             return
         if self.postgresql:
             payload: tuple[Any, ...] = (
-                _copy_text([(n, *row) for n, row in enumerate(chunk.variants)]),
+                _copy_text([(n, self.build, *row) for n, row in enumerate(chunk.variants)]),
                 _copy_text(chunk.calls))
         else:
-            payload = (json.dumps(chunk.variants), json.dumps(chunk.calls))
+            payload = (json.dumps([(self.build, *row) for row in chunk.variants]),
+                       json.dumps(chunk.calls))
         self._wait()
         self.pending = (self.pool.submit(
             self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
@@ -504,8 +523,8 @@ class _ChunkWriter:
                 f"INSERT INTO variant_calls (variant_id, file_id, {call_columns}) "
                 f"SELECT ids.id, %s, {', '.join('c.' + c for c in _CALL_COLUMNS)} "
                 "FROM staged_calls c JOIN (SELECT s.n, v.id FROM staged_variants s "
-                "JOIN variants v ON v.chrom = s.chrom AND v.pos = s.pos AND v.ref = s.ref "
-                "AND v.alt = s.alt OFFSET 0) ids ON ids.n = c.n", (self.file_id,))
+                "JOIN variants v ON " + " AND ".join(f"v.{c} = s.{c}" for c in _VARIANT_KEY)
+                + " OFFSET 0) ids ON ids.n = c.n", (self.file_id,))
             cursor.execute("TRUNCATE staged_variants, staged_calls")
 
     def _store_sqlite(self, variants: str, calls: str) -> None:
@@ -520,7 +539,7 @@ class _ChunkWriter:
         self.raw.execute(
             "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
             "JOIN variants v ON " + " AND ".join(
-                f"v.{c} = {field('s', i)}" for i, c in enumerate(("chrom", "pos", "ref", "alt")))
+                f"v.{c} = {field('s', _VARIANT_COLUMNS.index(c))}" for c in _VARIANT_KEY)
             + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
             "SELECT ids.id, ?, "
             + ", ".join(field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
@@ -550,8 +569,9 @@ class CarrierPage(NamedTuple):
 
 
 def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
-             region: str | None = None, limit: int = 1000, after: str | None = None,
-             all_calls: bool = False) -> CarrierPage:
+             region: str | None = None, reference_genome: str | None = None,
+             limit: int = 1000, after: str | None = None, all_calls: bool = False
+             ) -> CarrierPage:
     """Aliquots (and their participants and cases) with a non-reference call of the variants
     that match: a gene, a protein change (``p.V600E``; with a gene) or a region
     (``7:140453000-140454000`` or ``7:140453136``), in genomic order, a page of *limit* at a
@@ -585,12 +605,21 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
         except ValueError:
             raise InvalidInput(f"{region!r} is not a region such as 7:140453000-140454000",
                                field="region") from None
-        names = {chrom, chrom.removeprefix("chr"), f"chr{chrom.removeprefix('chr')}"}
-        stmt = stmt.where(Variant.chrom.in_(names), Variant.pos.between(first, last))
+        stmt = stmt.where(Variant.chrom == canonical_chrom(chrom),
+                          Variant.pos.between(first, last))
+    if reference_genome:
+        stmt = stmt.where(Variant.reference_genome == (build_of(reference_genome)
+                                                       or reference_genome))
+    elif region:  # a position means nothing without its build: never two builds at once
+        builds = sorted(db.session.scalars(
+            stmt.with_only_columns(Variant.reference_genome).distinct()))
+        if len(builds) > 1:
+            raise InvalidInput(
+                f"{region} matches variants on several genome builds "
+                f"({', '.join(b or 'unknown' for b in builds)}): give reference_genome",
+                field="reference_genome")
     if not all_calls:
-        stmt = stmt.where(sa.or_(OmicsFileSample.role.is_(None),
-                                 OmicsFileSample.role != SampleRole.NORMAL),
-                          sa.or_(VariantCall.somatic.is_(None), VariantCall.somatic.is_(True)))
+        stmt = stmt.where(somatic_tumour_call())
     stmt = _rows_for(stmt, actor)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(
         stmt.with_only_columns(VariantCall.id).subquery())) or 0

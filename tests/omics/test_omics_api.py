@@ -707,6 +707,56 @@ def test_carriers_are_somatic_tumour_carriers_unless_all_calls_are_asked(client,
     assert b.barcode in {c["barcode"] for c in nras}
     assert b.barcode not in {c["barcode"] for c in client.get(
         "/api/v1/omics/variants/carriers", headers=h, query_string={"gene": "NRAS"}).json}
+    # cohort queries count carriers the same way: the normal's aliquot does not carry NRAS
+    r = client.post("/api/v1/query/aliquots", headers=h, json={"filters": {
+        "op": "=", "content": {"field": "variants.gene", "value": "NRAS"}}})
+    assert r.status_code == 200, r.json
+    assert b.barcode not in {hit["barcode"] for hit in r.json["hits"]}
+    r = client.post("/api/v1/query/aliquots", headers=h, json={"filters": {
+        "op": "=", "content": {"field": "variants.gene", "value": "BRAF"}}})
+    assert a.barcode in {hit["barcode"] for hit in r.json["hits"]}  # the tumour's does
     r = _upload(client, h, COHORT.parent / "test_mutect.vcf", kind="exome", lenient="true",
                 sample_roles={"TUMOR": "metastasis"})
     assert r.status_code == 422 and "metastasis is not one of" in r.json["detail"], r.json
+
+
+def test_variants_know_their_build_and_one_name_per_contig(client, make, site, technician,
+                                                           headers, db_session, tmp_path):
+    h = headers(technician)
+    first, second = _tumour_dna(make, site, "MELB-1"), _tumour_dna(make, site, "MELB-2")
+    done = _ingested(client, h, COHORT, sample_map={"MEL-A1": first.barcode})
+    stored = db_session.scalar(sa.select(sa.func.count(Variant.id)))
+    # the same calls written 7 rather than chr7: the same variants, not new ones
+    bare = tmp_path / "cohort-no-chr.vcf"
+    bare.write_text(COHORT.read_text().replace("chr", ""))  # contig lines and records alike
+    again = _ingested(client, h, bare, sample_map={"MEL-A1": second.barcode})
+    assert done["status"] == again["status"] == "ingested", again
+    assert db_session.scalar(sa.select(sa.func.count(Variant.id))) == stored
+    assert set(db_session.scalars(sa.select(Variant.chrom))) <= {"1", "4", "5", "7", "17"}
+    for region in ("chr7:140753336", "7:140753336"):
+        r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                       query_string={"region": region})
+        assert {(c["barcode"], c["reference_genome"]) for c in r.json} == {
+            (first.barcode, "GRCh38"), (second.barcode, "GRCh38")}, region
+    # a GRCh37 file with a call at the same coordinates: a region needs its build
+    grch37 = tmp_path / "grch37.vcf"
+    grch37.write_text("\n".join([
+        "##fileformat=VCFv4.2", "##reference=file:///refs/human_g1k_v37.fasta", "##contig=<ID=7>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tT37",
+        "7\t140753336\t.\tA\tT\t.\tPASS\t.\tGT\t0/1", ""]))
+    old = _tumour_dna(make, site, "MELB-3")
+    done37 = _ingested(client, h, grch37, sample_map={"T37": old.barcode})
+    assert done37["reference_genome"] == "GRCh37"
+    r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                   query_string={"region": "7:140753336"})
+    assert r.status_code == 422 and "GRCh37, GRCh38" in r.json["detail"], r.json
+    for build in ("GRCh37", "hg19"):
+        r = client.get("/api/v1/omics/variants/carriers", headers=h,
+                       query_string={"region": "7:140753336", "reference_genome": build})
+        assert [c["barcode"] for c in r.json] == [old.barcode], build
+    # a file cannot be registered under a build other than the one it names
+    copy = tmp_path / "cohort-copy.vcf"
+    copy.write_text(COHORT.read_text().replace("##reference=GRCh38", "##reference=GRCh38.p14"))
+    r = _upload(client, h, copy, kind="exome", reference_genome="GRCh37")
+    assert r.status_code == 422 and "cannot be registered as GRCh37" in r.json["detail"], r.json
