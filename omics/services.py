@@ -342,6 +342,7 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     return record
 
 
+_GENE, _CONSEQUENCE, _CHANGE = (LENGTHS[n] for n in ("gene", "consequence", "protein_change"))
 #: the PostgreSQL advisory lock VCF ingestions take in turn (any constant of this project's)
 _INGESTION_LOCK = 0x0B10_BA4C_0001
 
@@ -390,9 +391,14 @@ class _Chunk:
         if number is None:
             number = self._number[key] = len(self.variants)
             ann = variant.annotation
-            self.variants.append((*key, *(
-                value[:LENGTHS[name]] if ann and (value := getattr(ann, name)) else None
-                for name in ("gene", "consequence", "protein_change"))))
+            if ann is None:
+                self.variants.append((*key, None, None, None))
+            else:
+                gene, consequence, change = ann.gene, ann.consequence, ann.protein_change
+                self.variants.append((
+                    *key, gene[:_GENE] if gene else None,
+                    consequence[:_CONSEQUENCE] if consequence else None,
+                    change[:_CHANGE] if change else None))
             if self._tail:
                 earlier = self._tail.get(key)
         else:  # the same variant again (another record at the same site)

@@ -139,9 +139,10 @@ def test_variants_take_their_build_and_one_contig_name_without_losing_a_call(app
             files[build] = conn.execute(sa.text(
                 "INSERT INTO omics_files (kind, format, filename, uri, size_bytes, sha256, "
                 "reference_genome, status, variant_count, call_count, feature_count, "
-                "created_by, created_at) VALUES ('exome', 'vcf', :name, :name, 1, :sha, "
+                "created_by, created_at) VALUES ('exome', 'vcf', :name, :uri, 1, :sha, "
                 ":build, 'ingested', 0, 0, 0, 'm', CURRENT_TIMESTAMP) RETURNING id"),
-                {"name": f"f{n}.vcf", "sha": f"{n:064d}", "build": build}).scalar()
+                {"name": f"f{n}.vcf", "uri": f"f{n}.vcf", "sha": f"{n:064d}",
+                 "build": build}).scalar()
 
         def variant(chrom, pos, ref, alt, gene):
             return conn.execute(sa.text(

@@ -10,6 +10,7 @@ the files write them: 1-based, inclusive. Contig names are compared without ``ch
 
 from __future__ import annotations
 
+import functools
 import gzip
 import tempfile
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ GENE_FEATURES = frozenset({"gene", "ncRNA_gene", "pseudogene"})
 COLUMNS = ("chrom", "start", "end", "name", "gene_id", "gene_type", "strand")
 
 
+@functools.lru_cache(maxsize=4096)  # a file names few contigs, each on every record
 def canonical_chrom(name: str) -> str:
     """One name per contig whatever the convention: ``chr7`` → ``7``, ``chrM`` → ``MT``."""
     bare = name[3:] if name[:3].lower() == "chr" else name
