@@ -195,12 +195,15 @@ def _copy_again(file_id: int) -> float:
     call_columns = [c.name for c in VariantCall.__table__.columns]
     with transaction():
         mine = sa.select(VariantCall.variant_id).where(VariantCall.file_id == file_id)
-        variants = [tuple(row) for row in db.session.execute(
-            sa.select(*Variant.__table__.columns).where(Variant.id.in_(mine)))]
+        others = sa.select(VariantCall.variant_id).where(VariantCall.file_id != file_id)
+        variants = [tuple(row) for row in db.session.execute(  # the file's own variants
+            sa.select(*Variant.__table__.columns).where(Variant.id.in_(mine),
+                                                        Variant.id.not_in(others)))]
         calls = [tuple(row) for row in db.session.execute(
             sa.select(*VariantCall.__table__.columns).where(VariantCall.file_id == file_id))]
         db.session.execute(sa.delete(VariantCall).where(VariantCall.file_id == file_id))
-        db.session.execute(sa.delete(Variant).where(Variant.id.in_([v[0] for v in variants])))
+        db.session.execute(sa.delete(Variant).where(
+            ~sa.exists().where(VariantCall.variant_id == Variant.id)))
     types = {"variants": ["int4", "text", "text", "int4", "text", "text", "text", "text",
                           "text"],
              "variant_calls": ["int4", "int4", "int4", "int4", "text", "int4", "int4",

@@ -151,6 +151,17 @@ def _format_fields(description: str) -> tuple[str, ...] | None:
     return tuple(f.strip() for f in match.group(1).split("|")) if match else None
 
 
+@functools.lru_cache(maxsize=1 << 14)  # single bases and short indels recur on every line
+def _is_allele(text: str) -> bool:
+    return _ALLELE.match(text) is not None
+
+
+@functools.lru_cache(maxsize=1024)  # a cohort writes a handful of genotypes
+def _alleles_of(genotype: str) -> frozenset[str]:
+    """The allele numbers a genotype names: ``0/1`` and ``0|1`` → {"0", "1"}."""
+    return frozenset(genotype.replace("|", "/").split("/"))
+
+
 @functools.lru_cache(maxsize=256)
 def _format_index(format_column: str, key: str) -> int:
     """Where *key* sits in a sample cell, 0 for absent (GT is first)."""
@@ -487,7 +498,7 @@ class VcfReader:
     def _text_record(self, cols: list[str], carrying: list[tuple[int, str]],
                      line: int) -> Iterator[Variant]:
         chrom, pos, ref, alts = cols[0], cols[1], cols[3], cols[4].split(",")
-        if not _ALLELE.match(ref):
+        if not _is_allele(ref):
             raise FormatError(f"REF {ref!r} is not a DNA sequence", path=self.path, line=line,
                               column="REF")
         try:
@@ -502,7 +513,7 @@ class VcfReader:
         ss_at = _format_index(cols[8], "SS") if self._cell_status else 0
         ref_upper = ref.upper()
         for alt_index, alt in enumerate(alts, start=1):
-            if not _ALLELE.match(alt) or alt.upper() == ref_upper:
+            if not _is_allele(alt) or alt.upper() == ref_upper:
                 raise FormatError(f"ALT {alt!r} is not an allele different from REF",
                                   path=self.path, line=line, column="ALT")
             allele = str(alt_index)
@@ -510,7 +521,7 @@ class VcfReader:
             for i, cell in carrying:
                 parts = cell.split(":")
                 genotype = parts[0]
-                if allele not in genotype.replace("|", "/").split("/"):
+                if allele not in _alleles_of(genotype):
                     continue
                 depth = alt_depth = fraction = None
                 size = len(parts)
