@@ -19,6 +19,7 @@ from biobank.models import Case, CollectionEvent, Participant, Specimen, User
 from biobank.services.common import visible
 from omics.formats import FormatError, detect, open_reader
 from omics.formats.genes import canonical_chrom, overlapping, read_genes
+from omics.formats.vcf import MAX_INTEGER
 from omics.formats.vcfcheck import check as check_vcf
 from omics.models import (
     FileStatus,
@@ -237,8 +238,8 @@ def register_gene_model(*, actor: User, path: Path, filename: str,
     rows = [{"model_id": model.id, "chrom": chrom[:width["chrom"]], "start": int(start),
              "end": int(end), "name": str(name)[:width["name"]],
              "gene_id": str(gene_id)[:width["gene_id"]],
-             "gene_type": None if gene_type is None or gene_type != gene_type
-             else str(gene_type)[:width["gene_type"]], "strand": strand}
+             "gene_type": None if gene_type is None else str(gene_type)[:width["gene_type"]],
+             "strand": strand or "."}
             for chrom, start, end, name, gene_id, gene_type, strand in table.itertuples(
                 index=False, name=None)]
     for at in range(0, len(rows), 10_000):
@@ -653,10 +654,12 @@ def _carrier_cursor(text: str) -> tuple[str, int, int]:
     chrom, _, rest = text.rpartition(":")
     chrom, _, pos = chrom.rpartition(":")
     try:
-        return chrom, int(pos), int(rest)
+        position, call_id = int(pos), int(rest)
     except ValueError:
-        raise InvalidInput(f"{text!r} is not a cursor from X-Next-Cursor", field="after") \
-            from None
+        position = call_id = -1
+    if not (chrom and 0 <= position <= MAX_INTEGER and 0 <= call_id <= MAX_INTEGER):
+        raise InvalidInput(f"{text!r} is not a cursor from X-Next-Cursor", field="after")
+    return chrom, position, call_id
 
 
 def list_files(*, actor: User, specimen_id: int | None = None, case_id: int | None = None,

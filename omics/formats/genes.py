@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,11 @@ from omics.formats.errors import FormatError
 
 #: the feature types that are genes in GENCODE/Ensembl GTF and Ensembl GFF3
 GENE_FEATURES = frozenset({"gene", "ncRNA_gene", "pseudogene"})
+#: a gene record's attributes: GTF ``key "value";`` pairs or GFF3 ``key=value`` pairs (what
+#: pyranges can parse: it prints and skips what it cannot)
+_ATTRIBUTES = re.compile(
+    rb'^\s*(?:(?:[A-Za-z_][\w.]*\s+(?:"[^"\n]*"|[^\s";]+)\s*;?\s*)+'
+    rb"|(?:[^=;\s]+=[^;]*;?)+)$")
 #: columns of the gene table ``read_genes`` answers
 COLUMNS = ("chrom", "start", "end", "name", "gene_id", "gene_type", "strand")
 
@@ -70,6 +76,10 @@ def read_genes(path: str | Path) -> Any:
                         raise FormatError(f"start {cells[3][:12]!r} and end {cells[4][:12]!r} "
                                           "are not positions with start ≤ end", path=path,
                                           line=number, column="start")
+                    if not _ATTRIBUTES.match(cells[8].rstrip(b"\r\n")):
+                        raise FormatError("the attributes are not key \"value\"; pairs (GTF) "
+                                          "or key=value pairs (GFF3)", path=path, line=number,
+                                          column="attributes")
                     target.write(line if line.endswith(b"\n") else line + b"\n")
                     kept += 1
         except (OSError, EOFError) as error:
@@ -99,6 +109,9 @@ def _gene_table(frame: Any, *, gff3: bool) -> Any:
     gene_id = first("gene_id", "ID")
     if gff3:
         gene_id = gene_id.str.removeprefix("gene:")
+    place = (frame["Chromosome"].astype(str) + ":" + (frame["Start"] + 1).astype(str) + "-"
+             + frame["End"].astype(str)).astype("string")
+    gene_id = gene_id.fillna(place)  # a gene without an id is named by where it is
     name = first("gene_name", "Name").fillna(gene_id)
     table = pd.DataFrame({
         "chrom": frame["Chromosome"].astype(str).map(canonical_chrom),
@@ -108,7 +121,8 @@ def _gene_table(frame: Any, *, gff3: bool) -> Any:
         "gene_type": first("gene_type", "gene_biotype", "biotype"),
         "strand": frame["Strand"].astype(str) if "Strand" in frame.columns else ".",
     })
-    return table.reset_index(drop=True)
+    # plain Python values, None where the file gave none (pandas' NA has no truth value)
+    return table.astype(object).where(table.notna(), None).reset_index(drop=True)
 
 
 def overlapping(genes: Any, variants: Any) -> dict[int, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omics.formats import register
 from omics.formats.errors import FormatError
-from omics.formats.vcf import Annotation, Call, Variant
+from omics.formats.vcf import MAX_INTEGER, Annotation, Call, Variant
 
 REQUIRED = ("Hugo_Symbol", "Chromosome", "Start_Position", "Reference_Allele",
             "Tumor_Seq_Allele2", "Tumor_Sample_Barcode")
@@ -58,10 +58,13 @@ def _int(row: dict[str, str], name: str, *, path: Path, line: int) -> int | None
     if text in ("", ".", "NA", "NaN", "nan"):
         return None
     try:
-        return int(float(text)) if "." in text else int(text)
-    except ValueError:
-        raise FormatError(f"{text!r} is not a number", path=path, line=line,
-                          column=name) from None
+        value = int(float(text)) if "." in text else int(text)
+    except (ValueError, OverflowError):
+        value = -1
+    if not 0 <= value <= MAX_INTEGER:
+        raise FormatError(f"{text!r} is not a count (a whole number from 0 to {MAX_INTEGER})",
+                          path=path, line=line, column=name)
+    return value
 
 
 @register("maf", _accepts)

@@ -56,3 +56,17 @@ def test_files_that_are_not_gene_models_are_refused_by_line(tmp_path):
     empty.write_text('chr7\tHAVANA\texon\t100\t200\t.\t+\t.\tgene_id "X";\n')
     with pytest.raises(FormatError, match="no gene records"):
         read_genes(empty)
+
+
+def test_records_pyranges_cannot_parse_are_refused_before_it_reads_them(tmp_path):
+    for attributes in ("nothing", 'gene_id "unclosed'):
+        path = tmp_path / "odd.gtf"
+        path.write_text(f"chr7\tHAVANA\tgene\t100\t200\t.\t+\t.\t{attributes}\n")
+        with pytest.raises(FormatError, match=r"odd\.gtf, line 1, column attributes"):
+            read_genes(path)
+    # a gene without id or name is named by where it is
+    path = tmp_path / "anonymous.gff3"
+    path.write_text("##gff-version 3\n7\tX\tgene\t100\t200\t.\t+\t.\tbiotype=lncRNA\n")
+    genes = read_genes(path)
+    assert (genes.loc[0, "name"], genes.loc[0, "gene_id"], genes.loc[0, "gene_type"]) == (
+        "7:100-200", "7:100-200", "lncRNA")
