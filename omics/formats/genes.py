@@ -22,11 +22,19 @@ from omics.formats.errors import FormatError
 
 #: the feature types that are genes in GENCODE/Ensembl GTF and Ensembl GFF3
 GENE_FEATURES = frozenset({"gene", "ncRNA_gene", "pseudogene"})
-#: a gene record's attributes: GTF ``key "value";`` pairs or GFF3 ``key=value`` pairs (what
-#: pyranges can parse: it prints and skips what it cannot)
-_ATTRIBUTES = re.compile(
-    rb'^\s*(?:(?:[A-Za-z_][\w.]*\s+(?:"[^"\n]*"|[^\s";]+)\s*;?\s*)+'
-    rb"|(?:[^=;\s]+=[^;]*;?)+)$")
+_GTF_ITEM = re.compile(rb'^[A-Za-z_][\w.]*\s+(?:"[^"]*"|[^\s"]+)$')
+
+
+def _parsable(attributes: bytes) -> bool:
+    """Whether pyranges can parse a record's attributes (it prints and skips those it
+    cannot): GTF ``key "value";`` pairs, or GFF3 ``key=value`` pairs."""
+    items = [item.strip() for item in attributes.split(b";") if item.strip()]
+    if not items:
+        return False
+    return all(_GTF_ITEM.match(item) for item in items) or all(
+        b"=" in item and not item.startswith(b"=") for item in items)
+
+
 #: columns of the gene table ``read_genes`` answers
 COLUMNS = ("chrom", "start", "end", "name", "gene_id", "gene_type", "strand")
 
@@ -76,7 +84,7 @@ def read_genes(path: str | Path) -> Any:
                         raise FormatError(f"start {cells[3][:12]!r} and end {cells[4][:12]!r} "
                                           "are not positions with start ≤ end", path=path,
                                           line=number, column="start")
-                    if not _ATTRIBUTES.match(cells[8].rstrip(b"\r\n")):
+                    if not _parsable(cells[8].rstrip(b"\r\n")):
                         raise FormatError("the attributes are not key \"value\"; pairs (GTF) "
                                           "or key=value pairs (GFF3)", path=path, line=number,
                                           column="attributes")

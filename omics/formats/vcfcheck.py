@@ -602,7 +602,8 @@ class _Body:
 
 
 _ITEMS = {"Integer": r"-?\d{1,9}",  # longer numbers go the slow way, checked for range
-          "Float": r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?",
+          # one way to read each number: backtracking stays linear on a bad line
+          "Float": r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?",
           "Character": r"[^\t:,]", "String": r"[^\t:,]*"}
 
 
