@@ -11,10 +11,15 @@ def init_app(app: Any) -> None:
     """Register the omics API and tasks on the biobank app."""
     from biobank import signals
     from biobank.api import API_PREFIX, api
+    from biobank.cohort_objects import register_object_kind
     from omics import models, tasks  # noqa: F401  (tables and Celery tasks)
     from omics.api import blp
     from omics.cli import omics_cli
+    from omics.cohorts import OBJECT_KIND
+    from omics.cohorts import blp as cohorts_blp
     from omics.drs import blp as drs_blp
+
+    register_object_kind(app, OBJECT_KIND)
 
     app.cli.add_command(omics_cli)
 
@@ -36,6 +41,7 @@ def init_app(app: Any) -> None:
 
         return {"omics_for": omics_of_specimen}
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
+    api.register_blueprint(cohorts_blp, url_prefix=f"{API_PREFIX}/cohorts")
     api.register_blueprint(drs_blp)
 
 

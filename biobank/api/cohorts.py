@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from biobank.auth import ALL_ROLES, MANAGERS, current_actor, has_role, roles_required
-from biobank.db import db, transaction
-from biobank.errors import Conflict, PermissionDenied
-from biobank.models import CohortSnapshot
+from biobank.auth import ALL_ROLES, current_actor, roles_required
+from biobank.db import transaction
 from biobank.schemas.cohorts import (
     CohortCreateSchema,
     CohortSchema,
@@ -23,7 +18,6 @@ from biobank.schemas.cohorts import (
     DiffSchema,
     ExportSchema,
     ManifestArgsSchema,
-    MuDataArgsSchema,
     SnapshotSchema,
     VerifySchema,
 )
@@ -115,20 +109,6 @@ class DiffView(MethodView):
                             cohorts.get_snapshot(other_id, actor), actor=actor)
 
 
-def _snapshot_of(cohort: Any, snapshot_id: int | None, actor: Any) -> CohortSnapshot:
-    """The cohort's snapshot *snapshot_id*, or its newest; 409 if it was never frozen."""
-    if snapshot_id is None:
-        snapshot_id = db.session.scalar(sa.select(sa.func.max(CohortSnapshot.id)).where(
-            CohortSnapshot.cohort_id == cohort.id))
-        if snapshot_id is None:
-            raise Conflict("this cohort has no frozen snapshot: freeze it first "
-                           f"(POST /api/v1/cohorts/{cohort.id}/snapshots)", field="snapshot")
-    snapshot = cohorts.get_snapshot(snapshot_id, actor)
-    if snapshot.cohort_id != cohort.id:
-        raise Conflict(f"snapshot {snapshot.id} belongs to another cohort", field="snapshot")
-    return snapshot
-
-
 @blp.route("/<int:cohort_id>/manifest")
 class ManifestView(MethodView):
     @roles_required(*ALL_ROLES)
@@ -151,7 +131,7 @@ class ManifestView(MethodView):
         """
         actor = current_actor()
         cohort = cohorts.get_cohort(cohort_id, actor)
-        snapshot = _snapshot_of(cohort, args.pop("snapshot", None), actor)
+        snapshot = cohorts.snapshot_of(cohort, args.pop("snapshot", None), actor)
         fmt = args.pop("format")
         with transaction():
             result = cohorts.export(snapshot, actor=actor, fmt=fmt, drs_host=request.host,
@@ -176,30 +156,3 @@ class ExportView(MethodView):
         """One manifest export: its parameters, the SHA-256 of the bytes delivered, and
         every frozen row it left out with the reason"""
         return cohorts.get_export(export_id, current_actor())
-
-
-@blp.route("/<int:cohort_id>/mudata")
-class MuDataView(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.arguments(MuDataArgsSchema, location="query")
-    @blp.response(200, {"type": "string", "format": "binary"},
-                  content_type="application/x-hdf5")
-    def get(self, args: dict[str, Any], cohort_id: int) -> Any:
-        """A frozen snapshot's omics matrices as MuData (`.h5mu`), managers only
-
-        One modality per omics kind; observations are the snapshot's aliquots by barcode
-        with pseudonymous participant, case, lesion and diagnosis.
-        """
-        actor = current_actor()
-        if not has_role(actor, MANAGERS):
-            raise PermissionDenied("omics matrices are exported by biobank managers")
-        snapshot = _snapshot_of(cohorts.get_cohort(cohort_id, actor), args.get("snapshot"),
-                                actor)
-        cohorts.check_export_sites(snapshot, actor)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "cohort.h5mu"
-            cohorts.write_mudata(snapshot, path)
-            body = path.read_bytes()
-        return Response(body, mimetype="application/x-hdf5", headers={
-            "Content-Disposition":
-                f'attachment; filename="cohort-{cohort_id}-snapshot-{snapshot.id}.h5mu"'})

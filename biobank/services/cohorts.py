@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from biobank.auth import has_role, visible_site_ids
+from biobank.cohort_objects import object_kinds
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from biobank.keys import keyring
@@ -288,8 +289,6 @@ def _labels(level: str, ids: list[int]) -> list[str]:
 # --- objects and manifests -----------------------------------------------------------------
 
 def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
-    from omics.models import FileStatus, OmicsFile, OmicsFileSample
-
     members = (sa.select(CohortSnapshotMember.entity_id)
                .where(CohortSnapshotMember.snapshot_id == snapshot.id))
     level = snapshot.level
@@ -307,13 +306,9 @@ def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
         spec_match = sa.or_(Specimen.id.in_(members), Specimen.parent_id.in_(members),
                             parent.parent_id.in_(members))
         image_match = Image.specimen_id.in_(members)
-    omics = (sa.select(OmicsFileSample.id)
-             .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
-             .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
-             .outerjoin(parent, parent.id == Specimen.parent_id)
-             .where(OmicsFile.status != FileStatus.FAILED, spec_match))
     images = sa.select(Image.id).where(image_match)
-    return ([("omics", i) for i in db.session.scalars(omics)]
+    return ([(kind.name, i) for kind in object_kinds()
+             for i in db.session.scalars(kind.of_specimens(spec_match, parent))]
             + [("image", i) for i in db.session.scalars(images)])
 
 
@@ -357,38 +352,28 @@ def manifest_rows(snapshot: CohortSnapshot, *, drs_host: str = "") -> list[dict[
 
 def _live_rows(objects: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
     """Each object's canonical manifest row from the records as they are now."""
-    from omics.models import OmicsFile, OmicsFileSample
-
-    omics_ids = [oid for kind, oid in objects if kind == "omics"]
     image_ids = [oid for kind, oid in objects if kind == "image"]
     parent = sa.orm.aliased(Specimen)
-    omics = (sa.select(OmicsFileSample.id, OmicsFile.kind, OmicsFile.filename,
-                       OmicsFile.size_bytes, OmicsFile.sha256, OmicsFileSample.sample_name,
-                       Specimen.barcode, Specimen.lineage,
-                       parent.barcode.label("parent_barcode"), Specimen.participant_id,
-                       Specimen.case_id, Specimen.lesion_id)
-             .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
-             .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
-             .outerjoin(parent, parent.id == Specimen.parent_id))
+    raw = [(kind.name, r) for kind in object_kinds()
+           for chunk in _chunks([oid for name, oid in objects if name == kind.name])
+           for r in kind.rows(chunk)]
     images = (sa.select(Image.id, Image.modality, Image.filename, Image.size_bytes,
                         Image.sha256, Image.case_id, Image.lesion_id, Specimen.barcode,
                         Specimen.lineage, parent.barcode.label("parent_barcode"))
               .outerjoin(Specimen, Specimen.id == Image.specimen_id)
               .outerjoin(parent, parent.id == Specimen.parent_id))
-    raw = [r for chunk in _chunks(omics_ids) for r in db.session.execute(
-        omics.where(OmicsFileSample.id.in_(chunk)))]
     raw_images = [r for chunk in _chunks(image_ids) for r in db.session.execute(
         images.where(Image.id.in_(chunk)))]
-    cases = _cases({r.case_id for r in raw} | {r.case_id for r in raw_images})
-    lesions = _lesions({r.lesion_id for r in raw} | {r.lesion_id for r in raw_images})
+    cases = case_facts({r.case_id for _, r in raw} | {r.case_id for r in raw_images})
+    lesions = lesion_facts({r.lesion_id for _, r in raw} | {r.lesion_id for r in raw_images})
     participants = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
-        Participant.id.in_({r.participant_id for r in raw}))).all())
+        Participant.id.in_({r.participant_id for _, r in raw}))).all())
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in raw:
-        rows[("omics", r.id)] = _row(participants[r.participant_id], cases.get(r.case_id, {}),
-                                     lesions.get(r.lesion_id), r.barcode, r.lineage,
-                                     r.parent_barcode, r.kind.value, "omics",
-                                     f"{r.filename}#{r.sample_name}", r.size_bytes, r.sha256)
+    for kind, r in raw:
+        rows[(kind, r.id)] = _row(participants[r.participant_id], cases.get(r.case_id, {}),
+                                  lesions.get(r.lesion_id), r.barcode, r.lineage,
+                                  r.parent_barcode, r.modality, kind, r.name, r.size_bytes,
+                                  r.sha256)
     for r in raw_images:
         case = cases[r.case_id]
         rows[("image", r.id)] = _row(case["participant"], case, lesions.get(r.lesion_id),
@@ -421,7 +406,22 @@ def _row(participant: str, case: dict[str, Any], lesion: dict[str, Any] | None,
     }
 
 
-def _cases(ids: set[int | None]) -> dict[int, dict[str, Any]]:
+def snapshot_of(cohort: Any, snapshot_id: int | None, actor: User) -> CohortSnapshot:
+    """The cohort's snapshot *snapshot_id*, or its newest; 409 if it was never frozen."""
+    if snapshot_id is None:
+        snapshot_id = db.session.scalar(sa.select(sa.func.max(CohortSnapshot.id)).where(
+            CohortSnapshot.cohort_id == cohort.id))
+        if snapshot_id is None:
+            raise Conflict("this cohort has no frozen snapshot: freeze it first "
+                           f"(POST /api/v1/cohorts/{cohort.id}/snapshots)", field="snapshot")
+    snapshot = get_snapshot(snapshot_id, actor)
+    if snapshot.cohort_id != cohort.id:
+        raise Conflict(f"snapshot {snapshot.id} belongs to another cohort", field="snapshot")
+    return snapshot
+
+
+def case_facts(ids: set[int | None]) -> dict[int, dict[str, Any]]:
+    """Cases by id with the facts manifests and exports show (pseudonymous)."""
     stmt = (sa.select(Case.id, Case.code, Case.disease_group, Case.icd10_code, Case.breslow_mm,
                       Case.ulceration, Case.ajcc_stage, Participant.code.label("participant"))
             .join(Participant, Participant.id == Case.participant_id)
@@ -435,7 +435,8 @@ def _cases(ids: set[int | None]) -> dict[int, dict[str, Any]]:
             for r in db.session.execute(stmt)}
 
 
-def _lesions(ids: set[int | None]) -> dict[int, dict[str, Any]]:
+def lesion_facts(ids: set[int | None]) -> dict[int, dict[str, Any]]:
+    """Lesions by id: code and body site."""
     stmt = sa.select(Lesion.id, Lesion.code, Lesion.body_site).where(
         Lesion.id.in_({i for i in ids if i is not None}))
     return {r.id: {"code": r.code, "body_site": r.body_site.value}
@@ -570,19 +571,15 @@ def get_export(export_id: int, actor: User) -> CohortExport:
 def snapshot_site_ids(snapshot: CohortSnapshot) -> set[int]:
     """The sites of the participants whose data objects (omics samples, images) the snapshot
     holds."""
-    from omics.models import OmicsFileSample
-
     objects = sa.select(CohortSnapshotObject.object_id).where(
         CohortSnapshotObject.snapshot_id == snapshot.id)
-    sample_sites = (sa.select(Specimen.site_id)
-                    .join(OmicsFileSample, OmicsFileSample.specimen_id == Specimen.id)
-                    .where(OmicsFileSample.id.in_(objects.where(
-                        CohortSnapshotObject.kind == "omics"))))
     image_sites = (sa.select(Participant.site_id)
                    .join(Case, Case.participant_id == Participant.id)
                    .join(Image, Image.case_id == Case.id)
                    .where(Image.id.in_(objects.where(CohortSnapshotObject.kind == "image"))))
-    return set(db.session.scalars(sa.union(sample_sites, image_sites)))
+    return set(db.session.scalars(sa.union(image_sites, *(
+        kind.site_ids(objects.where(CohortSnapshotObject.kind == kind.name))
+        for kind in object_kinds()))))
 
 
 def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:
@@ -759,70 +756,3 @@ def deliver(result: Export, snapshot: CohortSnapshot) -> bytes:
     result.record.manifest_sha256 = hashlib.sha256(body).hexdigest()
     db.session.flush()
     return body
-
-
-def write_mudata(snapshot: CohortSnapshot, path: Any) -> dict[str, int]:
-    """The snapshot's ingested omics matrices as one MuData file (``.h5mu``).
-
-    One modality per omics kind (``rna_seq``, ``methylation``, ``proteomics``,
-    ``metabolomics``), files of a kind joined on their features; observations are the
-    snapshot's aliquots (by barcode) with their pseudonymous participant, case, lesion and
-    diagnosis. Variant files are not matrices and stay in the manifest.
-    """
-    import anndata as ad
-    import mudata as md
-    import pandas as pd
-
-    from omics.models import OmicsFile, OmicsFileSample
-    from omics.services import storage_root
-
-    objects = (sa.select(CohortSnapshotObject.object_id)
-               .where(CohortSnapshotObject.snapshot_id == snapshot.id,
-                      CohortSnapshotObject.kind == "omics"))
-    rows = db.session.execute(
-        sa.select(OmicsFile.id, OmicsFile.kind, OmicsFile.matrix_uri, OmicsFileSample.sample_name,
-                  Specimen.barcode, Specimen.participant_id, Specimen.case_id, Specimen.lesion_id)
-        .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
-        .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
-        .where(OmicsFileSample.id.in_(objects), OmicsFile.matrix_uri.is_not(None))
-        .order_by(OmicsFile.id, OmicsFileSample.id)).all()
-    if not rows:
-        raise Conflict("this snapshot has no ingested omics matrix (RNA-Seq, methylation, "
-                       "proteomics, metabolomics)", field="snapshot")
-    cases = _cases({r.case_id for r in rows})
-    lesions = _lesions({r.lesion_id for r in rows})
-    participants = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
-        Participant.id.in_({r.participant_id for r in rows}))).all())
-    by_kind: dict[str, list[Any]] = defaultdict(list)
-    by_file: dict[int, list[Any]] = defaultdict(list)
-    for r in rows:
-        by_file[r.id].append(r)
-    for file_rows in by_file.values():
-        first = file_rows[0]
-        adata = ad.read_h5ad(storage_root() / first.matrix_uri)
-        names = [r.sample_name for r in file_rows if r.sample_name in adata.obs_names]
-        part = adata[names].copy()
-        info = {r.sample_name: r for r in file_rows}
-        part.obs_names = [info[n].barcode for n in names]
-        part.obs = pd.DataFrame({
-            "participant": [participants[info[n].participant_id] for n in names],
-            "case": [cases.get(info[n].case_id, {}).get("code") for n in names],
-            "lesion": [(lesions.get(info[n].lesion_id) or {}).get("code") for n in names],
-            "diagnosis": [cases.get(info[n].case_id, {}).get("disease_group") for n in names],
-        }, index=part.obs_names)
-        for layer in list(part.layers):  # keep the values, not bookkeeping layers
-            if layer != "counts":
-                del part.layers[layer]
-        by_kind[first.kind.value].append(part)
-    modalities = {}
-    for kind, parts in by_kind.items():
-        joined = parts[0] if len(parts) == 1 else ad.concat(parts, join="outer", merge="first")
-        joined.obs_names_make_unique()
-        modalities[kind] = joined
-    with md.set_options(pull_on_update=False):  # the modalities keep their own columns
-        mdata = md.MuData(modalities)
-        mdata.uns["lims"] = {"snapshot_id": snapshot.id, "cohort_id": snapshot.cohort_id,
-                             "data_release": snapshot.data_release,
-                             "manifest_sha256": snapshot.manifest_sha256}
-        mdata.write(str(path))
-    return {kind: a.n_obs for kind, a in modalities.items()}
