@@ -107,10 +107,10 @@ def _registered(backend: str, path: Path, **options: Any) -> Iterator[Any]:
     """A fresh database with two demo participants and *path* registered, its sample
     columns linked to the first aliquots; inside the app's context."""
     from biobank import create_app, migrate
-    from biobank.cli import system_actor
     from biobank.db import db, transaction
     from biobank.demo import load_demo
     from biobank.models import Specimen
+    from biobank.services.users import system_actor
     from omics import services
     from omics.models import OmicsKind
 
@@ -356,8 +356,8 @@ def genes_bench(backend: str, records: int) -> None:
     if not vcf.exists():
         write_vcf(vcf, records, annotated=False)
 
-    from biobank.cli import system_actor
     from biobank.db import db, transaction
+    from biobank.services.users import system_actor
     from omics import services
     from omics.models import Variant, VariantCall
 

@@ -57,7 +57,7 @@ def _tubes(url: str, n: int) -> tuple[list[str], int]:
     app = create_app({"DATABASE_URL": url})
     with app.app_context():
         with transaction():
-            from biobank.cli import system_actor
+            from biobank.services.users import system_actor
 
             system_actor()
             site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
@@ -278,11 +278,11 @@ def paced_latency(port: int, token: str, codes: list[str], *, rate: float, secon
 def rack_confirm(url: str) -> tuple[float, float]:
     """Upload and confirm a 96-tube rack in which every tube moved (worst case)."""
     from biobank import create_app
-    from biobank.cli import system_actor
     from biobank.db import db, transaction
     from biobank.models import Participant, Site, Specimen, StorageContainer
     from biobank.models.vocab import ContainerKind, MaterialType, SpecimenStatus
     from biobank.services.rack_scans import confirm_rack_scan, upload_rack_scan
+    from biobank.services.users import system_actor
 
     app = create_app({"DATABASE_URL": url})
     with app.app_context():

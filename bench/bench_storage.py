@@ -32,8 +32,8 @@ def build(url: str) -> None:
             db.engine.dispose()
             return
         print("  building 48 freezers with 611,520 specimens…", flush=True)
-        from biobank.cli import system_actor
         from biobank.services.storage import create_from_template
+        from biobank.services.users import system_actor
 
         with transaction():
             actor = system_actor()

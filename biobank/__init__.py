@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from biobank.app import create_app
+from biobank.version import __version__
 
 __all__ = ["__version__", "create_app"]

@@ -18,10 +18,11 @@ from biobank.audit import set_actor
 from biobank.db import db, read_only, transaction, utcnow
 from biobank.models import ImportStatus
 from biobank.models.vocab import Role
+from biobank.services.users import system_actor
 
 
 def _create_app() -> Flask:
-    from biobank import create_app
+    from biobank.app import create_app
 
     return create_app()
 
@@ -85,20 +86,6 @@ def db_current() -> None:
     from biobank import migrate
 
     click.echo(migrate.current_revision() or "empty")
-
-
-def system_actor() -> Any:
-    """The named service account that CLI commands act as, created on first use."""
-    from biobank.models import User
-
-    user = db.session.scalar(sa.select(User).where(User.username == "system"))
-    if user is None:
-        user = User(username="system", full_name="Command line and background tasks",
-                    role=Role.ADMIN, is_system=True)
-        db.session.add(user)
-        db.session.flush()
-    set_actor(db.session, user)
-    return user
 
 
 @main.group("custody")

@@ -194,8 +194,7 @@ class _Loader:
 
 
 def _ensure_users(sites: list[Site]) -> User:
-    from biobank.cli import system_actor
-    from biobank.services.users import create_user
+    from biobank.services.users import create_user, system_actor
 
     actor = system_actor()
     for username, password, role in DEMO_USERS:

@@ -74,8 +74,8 @@ def draw_slide(rng: random.Random) -> Any:
 
 def load_demo_images(*, seed: int = 20261123, limit: int = 120) -> dict[str, int]:
     """Draw and register the demo images as the system account."""
-    from biobank.cli import system_actor
     from biobank.services import images
+    from biobank.services.users import system_actor
 
     rng = random.Random(seed)
     with transaction():

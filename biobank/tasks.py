@@ -98,7 +98,7 @@ def import_file(self: Task, job_id: int, *, delimiter: str = ",",
 
 
 def _worker_app() -> Celery:
-    from biobank import create_app
+    from biobank.app import create_app
 
     create_app()
     return celery

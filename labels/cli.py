@@ -94,8 +94,8 @@ def print_cmd(barcodes: tuple[str, ...], from_file: Any, template: str,
     for containers given by barcode; with `shipping-box`, for the parcel of a request given
     by its code or id."""
     from biobank.auth import check_site
-    from biobank.cli import system_actor
     from biobank.errors import InvalidInput
+    from biobank.services.users import system_actor
     from labels import services
     from labels.models import Printer
 

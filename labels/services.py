@@ -15,6 +15,7 @@ from biobank.errors import InvalidInput, InvalidState, NotFound
 from biobank.models import Specimen, StorageContainer, User
 from biobank.models.vocab import MaterialType
 from biobank.services.common import visible_site_ids
+from biobank.tasks import celery
 from biobank.units import format_quantity
 from labels.models import Printer, PrinterKind, PrintJob, PrintJobItem, PrintJobStatus
 from labels.printers import PrinterError, PrinterFault, query_status, send_cups, send_tcp
@@ -24,6 +25,8 @@ from labels.render.templates import templates_fitting
 from labels.render.zpl import render_zpl
 
 MAX_LABELS = 10_000
+#: the Celery task that sends a job (``labels.tasks.send_print_job``)
+SEND_TASK = "labels.send_print_job"
 
 
 def specimen_values(specimen: Specimen) -> dict[str, Any]:
@@ -253,10 +256,10 @@ def print_box(box: StorageContainer, *, contents: bool, **options: Any) -> Print
 
 
 def dispatch_print_job(job_id: int) -> None:
-    """Queue the send (a Celery task; in-process on the embedded default)."""
-    from labels.tasks import send_print_job
-
-    send_print_job.delay(job_id)
+    """Queue the send (a Celery task; in-process on the embedded default), by the name
+    ``labels.tasks`` registers it under: the task module depends on this one, not the
+    reverse."""
+    celery.tasks[SEND_TASK].delay(job_id)
 
 
 def send_job(job: PrintJob) -> bool:

@@ -26,7 +26,7 @@ def gene_model_cli() -> None:
 @with_appcontext
 def add_gene_model_cmd(path: Path, reference_genome: str) -> None:
     """Register PATH as the gene model of a genome build (replacing its previous one)."""
-    from biobank.cli import system_actor
+    from biobank.services.users import system_actor
     from omics import services
 
     with transaction():

@@ -159,7 +159,7 @@ def write_demo_omics(out: Path, samples: dict[str, list[str]], *, seed: int = 20
 
 def load_demo_omics(*, seed: int = 20261123) -> dict[str, int]:
     """Generate the demo omics files, register them as the system account, ingest them."""
-    from biobank.cli import system_actor
+    from biobank.services.users import system_actor
     from omics import services
 
     with transaction():

@@ -17,12 +17,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from biobank import __version__
 from biobank.auth import ALL_ROLES, roles_required
 from biobank.db import db
 from biobank.errors import NotFound
 from biobank.models import Image
 from biobank.schemas.base import BaseSchema
+from biobank.version import __version__
 from omics import services
 from omics.models import FileStatus, OmicsFile
 

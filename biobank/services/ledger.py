@@ -463,7 +463,7 @@ def _check_chains_in_worker(database_url: str, config: dict[str, Any], low: int,
                             sealed_up_to: int | None) -> Chains:
     """:func:`check_chains` in a worker process, with an application of its own (and the
     parent's custody keys)."""
-    from biobank import create_app
+    from biobank.app import create_app
 
     app = create_app({"DATABASE_URL": database_url, **config})
     with app.app_context(), read_only():

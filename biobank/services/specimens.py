@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from biobank import gs1, signals
 from biobank.auth import check_site
 from biobank.db import db, utcnow
-from biobank.errors import Conflict, InvalidInput, InvalidState
+from biobank.errors import InvalidInput, InvalidState
 from biobank.models import (
     CollectionEvent,
     Lesion,
@@ -24,7 +24,7 @@ from biobank.models import (
 from biobank.models.vocab import CustodyEventType, Lineage, MaterialType, SpecimenStatus
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import record_custody_event
-from biobank.services.storage import check_position, ensure_free
+from biobank.services.storage import check_position, ensure_free, free_positions
 from biobank.units import format_quantity
 
 TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.DISPOSED)
@@ -247,28 +247,6 @@ def counts_by(column: Any, *, actor: User) -> list[tuple[Any, int]]:
     return [tuple(r) for r in db.session.execute(stmt.group_by(column).order_by(column))]
 
 
-
-
-def free_positions(container: StorageContainer, count: int | None = None
-                   ) -> list[tuple[int, int]]:
-    """The first *count* free positions (all of them when ``None``) of a grid container in
-    fill order (row by row or column by column); occupied, reserved and blocked positions are skipped."""
-    if not container.has_grid:
-        raise InvalidInput(f"{container.name} has no grid", field="container_id")
-    from biobank.models import PositionHold
-
-    taken = {tuple(row) for row in db.session.execute(sa.select(
-        Specimen.pos_row, Specimen.pos_col).where(Specimen.container_id == container.id))}
-    taken |= {tuple(row) for row in db.session.execute(sa.select(
-        PositionHold.pos_row, PositionHold.pos_col).where(
-        PositionHold.container_id == container.id))}
-    free = [pos for pos in container.positions_in_fill_order() if pos not in taken]
-    if count is None:
-        return free
-    if len(free) < count:
-        raise Conflict(f"{container.name} has {len(free)} free positions; {count} are needed",
-                       field="container_id")
-    return free[:count]
 
 
 #: what each material may be processed into (derivatives; aliquots keep the material)

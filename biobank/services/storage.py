@@ -213,7 +213,6 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
     """
     from sqlalchemy.orm import aliased
 
-    from biobank.services.specimens import free_positions
 
     p1, p2, p3 = (aliased(StorageContainer) for _ in range(3))
     box = StorageContainer
@@ -329,7 +328,6 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
     import hashlib
     import json
 
-    from biobank.services.specimens import free_positions
 
     check_site(actor, container.site_id, field="container_id")
     inside = set(_subtree_ids(container))
@@ -414,3 +412,24 @@ def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
         sa.select(tree.c.root, sa.func.count(Specimen.id))
         .join(Specimen, Specimen.container_id == tree.c.node).group_by(tree.c.root)).all())
     return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}
+
+
+def free_positions(container: StorageContainer, count: int | None = None
+                   ) -> list[tuple[int, int]]:
+    """The first *count* free positions (all of them when ``None``) of a grid container in
+    fill order (row by row or column by column); occupied, reserved and blocked positions
+    are skipped."""
+    if not container.has_grid:
+        raise InvalidInput(f"{container.name} has no grid", field="container_id")
+    taken = {tuple(row) for row in db.session.execute(sa.select(
+        Specimen.pos_row, Specimen.pos_col).where(Specimen.container_id == container.id))}
+    taken |= {tuple(row) for row in db.session.execute(sa.select(
+        PositionHold.pos_row, PositionHold.pos_col).where(
+        PositionHold.container_id == container.id))}
+    free = [pos for pos in container.positions_in_fill_order() if pos not in taken]
+    if count is None:
+        return free
+    if len(free) < count:
+        raise Conflict(f"{container.name} has {len(free)} free positions; {count} are needed",
+                       field="container_id")
+    return free[:count]

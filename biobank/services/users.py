@@ -6,11 +6,25 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from biobank.audit import set_actor
 from biobank.auth import hash_password, hash_token, new_token_secret
 from biobank.db import db
 from biobank.errors import Conflict, InvalidInput, NotFound
 from biobank.models import ApiToken, Site, User
 from biobank.models.vocab import Role
+
+
+def system_actor() -> User:
+    """The named service account that CLI commands, the demo and background work act as,
+    created on first use; it becomes the session's actor for the audit trail."""
+    user = db.session.scalar(sa.select(User).where(User.username == "system"))
+    if user is None:
+        user = User(username="system", full_name="Command line and background tasks",
+                    role=Role.ADMIN, is_system=True)
+        db.session.add(user)
+        db.session.flush()
+    set_actor(db.session, user)
+    return user
 
 
 def get_user(username: str) -> User:

@@ -29,8 +29,8 @@ def server(tmp_path_factory):
     url = separate_database(tmp_path_factory.mktemp("scan"), "scan")
     with live_server(url, demo_participants=10) as (base, app):
         with app.app_context(), transaction():
-            from biobank.cli import system_actor
             from biobank.services.barcodes import issue_barcode
+            from biobank.services.users import system_actor
 
             system_actor()
             site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
