@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from biobank.audit import plain_value
 from biobank.barcodes import make_barcode
-from biobank.db import db, utcnow
+from biobank.db import db, transaction, utcnow
 from biobank.errors import Conflict
 from biobank.models import (
     AuditRecord,
@@ -215,15 +215,11 @@ def load_demo(*, seed: int = 20261123, participants: int = 300,
     if not database_is_empty():
         raise Conflict("the database already holds participants; the demo loads into an "
                        "empty database only")
-    try:
+    with transaction():
         counts = _generate(seed=seed, n_participants=participants,
                            density=specimens_per_participant / 14.0, progress=progress)
         if db.session.get_bind().dialect.name == "postgresql":
             _reset_sequences()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     from biobank import signals
     from biobank.demo_images import load_demo_images
 

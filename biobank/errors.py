@@ -27,6 +27,13 @@ class InvalidInput(BiobankError):
     title = "Invalid input"
 
 
+class InvalidFilter(BiobankError):
+    """A cohort query's filter, level or facets that cannot be read (400, like GDC)."""
+
+    status = 400
+    title = "Invalid filter"
+
+
 class NotFound(BiobankError):
     status = 404
     title = "Not found"

@@ -78,15 +78,15 @@ def send_to_witnesses() -> dict[str, Any]:
 def import_file(self: Task, job_id: int, *, delimiter: str = ",",
                 options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run an import job; progress (rows checked) is reported through the result backend."""
-    from biobank.db import db
+    from biobank.db import db, transaction
     from biobank.models import ImportJob
     from biobank.services.imports import run_job
 
-    job = db.session.get(ImportJob, job_id)
-    if job is not None and self.request.id and job.task_id is None and \
-            not self.request.is_eager:
-        job.task_id = self.request.id
-        db.session.commit()
+    with transaction():
+        job = db.session.get(ImportJob, job_id)
+        if job is not None and self.request.id and job.task_id is None and \
+                not self.request.is_eager:
+            job.task_id = self.request.id
 
     def progress(rows: int, share: float | None) -> None:
         if not self.request.is_eager and self.request.id:

@@ -1066,31 +1066,36 @@ def run_job(job_id: int, *, delimiter: str = ",",
         return _finish_failed(job, ImportResult(problems=[Problem(
             0, None, f"the uploaded file cannot be read: {error.strerror}")], problem_count=1))
     try:
-        try:
-            result = importer.run(table, progress)
-        finally:
-            table.close()
-        if result.problem_count:
-            db.session.rollback()
-            return _finish_failed(job, result)
-        job.status = ImportStatus.VALIDATED if job.dry_run else ImportStatus.SUCCEEDED
-        job.rows_read = result.rows
-        job.created = result.counts
-        job.finished_at = utcnow()
-        db.session.commit()
+        with transaction():  # all rows or none
+            try:
+                result = importer.run(table, progress)
+            finally:
+                table.close()
+            if result.problem_count:
+                raise _Refused(result)
+            job.status = ImportStatus.VALIDATED if job.dry_run else ImportStatus.SUCCEEDED
+            job.rows_read = result.rows
+            job.created = result.counts
+            job.finished_at = utcnow()
+    except _Refused as refused:
+        return _finish_failed(job, refused.result)
     except Exception:
         # A fault of ours, not of the file: nothing is written, and the job says so
         # instead of staying 'running' for ever.
-        db.session.rollback()
         current_app.logger.exception("import job %s stopped on an unexpected error", job_id)
         return _finish_failed(job, ImportResult(problems=[Problem(
             0, None, "the import stopped on an unexpected error and nothing was written; "
                      "the administrators' log has the details")], problem_count=1))
-    except BaseException:
-        db.session.rollback()
-        raise
     _discard_file(job)
     return job
+
+
+class _Refused(Exception):
+    """A file with problems: rolls the import's transaction back, then the job says why."""
+
+    def __init__(self, result: ImportResult) -> None:
+        super().__init__(f"{result.problem_count} problem(s)")
+        self.result = result
 
 
 def runner_id() -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 
 from biobank.auth import has_role, visible_site_ids
 from biobank.db import db
-from biobank.errors import BiobankError, PermissionDenied
+from biobank.errors import InvalidFilter, PermissionDenied
 from biobank.models import Case, Lesion, Participant, Site, Specimen, StorageContainer, Study, User
 from biobank.models.vocab import Role
 from biobank.query import compiler
@@ -29,11 +29,6 @@ from biobank.query.filters import BoolNode, FilterError, Node, clauses, parse, w
 
 MAX_FILTER_BYTES = 16_384
 MAX_FACETS = 12
-
-
-class InvalidFilter(BiobankError):
-    status = 400
-    title = "Invalid filter"
 
 
 @dataclass
