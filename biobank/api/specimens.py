@@ -131,7 +131,7 @@ class SpecimenCustodyCorrectionViews(MethodView):
         actor = current_actor()
         with transaction():
             specimen = get_visible(Specimen, item_id, actor, lock=True)
-            return custody.correct_custody_event(specimen, data["event_id"], actor=actor,
+            return specimens.correct_custody_event(specimen, data["event_id"], actor=actor,
                                                  reason=data["reason"])
 
 

@@ -245,7 +245,8 @@ def state_snapshot(specimen: Specimen) -> dict[str, Any]:
     return state
 
 
-def _restore(specimen: Specimen, state: dict[str, Any]) -> None:
+def restore_state(specimen: Specimen, state: dict[str, Any]) -> None:
+    """Give *specimen* back the state a ``state_snapshot`` recorded."""
     from biobank.models.vocab import SpecimenStatus
 
     for name in RESTORABLE:
@@ -271,66 +272,3 @@ def correctable_event(events: list[CustodyEvent]) -> CustodyEvent | None:
             continue
         return event if isinstance(event.details.get("before"), dict) else None
     return None
-
-
-def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User,
-                          reason: str) -> CustodyEvent:
-    """Record a correcting event for an event recorded by mistake (a wrong tube scanned):
-    the specimen gets back the status, quantity, site and position it had before that
-    event. The ledger is never edited: the mistaken event stays, and the correction names
-    it. Only the latest event that is not yet corrected can be corrected (newest first), and
-    only one that kept the specimen's state before it (scans do). Flushes."""
-    from biobank.auth import MANAGERS, has_role
-    from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
-    from biobank.services.storage import container_with_path, ensure_free
-
-    if not has_role(actor, MANAGERS):
-        raise PermissionDenied("only a biobank manager may correct the chain of custody")
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("say why the event is corrected", field="reason")
-    lock_specimens([specimen])
-    events = list_custody_events(specimen)
-    target = next((e for e in events if e.id == event_id), None)
-    if target is None:
-        raise NotFound(f"{specimen.barcode} has no custody event {event_id}", field="event_id")
-    if target.event_type is CustodyEventType.CORRECTED:
-        raise InvalidState("a correction cannot itself be corrected", field="event_id")
-    corrected = {e.details.get("corrects_event_id") for e in events
-                 if e.event_type is CustodyEventType.CORRECTED}
-    if target.id in corrected:
-        raise InvalidState(f"event {target.seq} is already corrected", field="event_id")
-    later = [e.seq for e in events if e.seq > target.seq
-             and e.event_type is not CustodyEventType.CORRECTED and e.id not in corrected]
-    if later:
-        raise InvalidState(
-            f"events after it ({', '.join(map(str, later))}) are still in force: correct "
-            "them first, newest first", field="event_id")
-    before = target.details.get("before")
-    if not isinstance(before, dict):
-        raise InvalidState(
-            f"event {target.seq} ({target.event_type.value}) did not keep the specimen's "
-            "state before it, so it cannot be undone automatically", field="event_id")
-
-    now = state_snapshot(specimen)
-    from_location = specimen.location_text
-    with db.session.no_autoflush:
-        _restore(specimen, before)
-        if specimen.container_id is not None:
-            container = container_with_path(specimen.container_id)
-            if container is None:
-                raise Conflict("the box it was in no longer exists", field="event_id")
-            specimen.container = container
-            try:
-                ensure_free(container, specimen.pos_row, specimen.pos_col, specimen,
-                            field="event_id")
-            except Conflict as error:
-                raise Conflict(f"cannot put it back: {error.message}", field="event_id") from None
-        else:
-            specimen.container = None
-    return record_custody_event(
-        specimen, CustodyEventType.CORRECTED, actor=actor, locked=True,
-        from_location=from_location, to_location=specimen.location_text,
-        details={"corrects_event_id": target.id, "corrects_seq": target.seq,
-                 "corrected_type": target.event_type.value, "reason": reason,
-                 "before": now, "restored": before})

@@ -231,7 +231,7 @@ def _allocated_specimen(barcode: str, actor: Any) -> Any:
 def correct_custody(barcode: str) -> Any:
     """A manager undoes the latest custody event, recorded by mistake, with a reason."""
     from biobank.errors import BiobankError
-    from biobank.services.custody import correct_custody_event
+    from biobank.services.specimens import correct_custody_event
 
     back = url_for("pages.specimen_detail", barcode=barcode) + "#custody"
     try:

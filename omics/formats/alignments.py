@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omics.formats import register
 from omics.formats.errors import FormatError
+from omics.formats.registry import register
 
 
 @register("bam", lambda p: p.name.lower().endswith((".bam", ".cram")))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from omics.formats import register
 from omics.formats.errors import FormatError
 from omics.formats.matrix import _build, _lines, _number, _Reader
+from omics.formats.registry import register
 
 
 @register("bedmethyl", lambda p: p.name.lower().removesuffix(".gz").endswith(

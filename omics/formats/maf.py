@@ -20,8 +20,8 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from omics.formats import register
 from omics.formats.errors import FormatError
+from omics.formats.registry import register
 from omics.formats.vcf import MAX_INTEGER, Annotation, Call, Variant
 
 REQUIRED = ("Hugo_Symbol", "Chromosome", "Start_Position", "Reference_Allele",

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omics.formats import register
 from omics.formats.errors import FormatError
+from omics.formats.registry import register
 
 _SYMBOL_COLUMNS = {"gene_name", "symbol", "gene_symbol", "hgnc_symbol"}
 _MISSING = {"", "na", "nan", "null", "."}

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from omics.formats import register
 from omics.formats.errors import FormatError
+from omics.formats.registry import register
 
 #: the largest VCF Integer (32-bit signed; htslib reads no larger)
 MAX_INTEGER = 2**31 - 1
