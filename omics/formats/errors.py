@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-#: an absolute path inside a message from a library (``b'/tmp/tmpab12/x.vcf'``)
+#: an absolute path inside a message from a library (``b'<server folder>/x.vcf'``)
 _ABSOLUTE = re.compile(r"(?<![\w/.])(?:/[\w.+-]+)*/(?=[\w.+-]*[A-Za-z])([\w.+-]+)")
 
 
