@@ -7,6 +7,7 @@ another (PostgreSQL in CI). The schema is built by the migrations, not ``create_
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,7 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
     (Redis, db 15) to the Celery worker the caller starts; the shared Celery app is put back
     in-process afterwards. Skips without Redis on 127.0.0.1:6379."""
     import redis
+    from kombu import pools
 
     from biobank.tasks import celery, init_celery
 
@@ -93,8 +95,12 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
             db.session.remove()
             db.engine.dispose()
     finally:
-        # The result backend's Redis connections close now, not whenever they are collected.
+        # Every Redis connection (result backend, its pub/sub listener, the broker pools kombu
+        # keeps process-wide) closes now, not whenever a later test happens to collect it.
+        celery.backend.result_consumer.stop()
         celery.backend.client.connection_pool.disconnect()
+        pools.reset()
+        gc.collect()
         # Put the shared Celery app back to in-process mode for the other tests.
         init_celery(create_app({"DATABASE_URL": url}))
 
