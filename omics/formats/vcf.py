@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from omics.formats.errors import FormatError
+from omics.formats.htsindex import is_bgzf
 from omics.formats.registry import register
 
 #: the largest VCF Integer (32-bit signed; htslib reads no larger)
@@ -218,13 +219,6 @@ def record_somatic(info: str) -> bool | None:
     return True if _info_value(info, "SOMATIC") == "1" else None
 
 
-def _is_bgzf(path: Path) -> bool:
-    """A BGZF file (bgzip's blocked gzip): a gzip header whose extra field is ``BC``."""
-    with path.open("rb") as f:
-        head = f.read(16)
-    return head[:2] == b"\x1f\x8b" and bool(head[3] & 4) and head[12:14] == b"BC"
-
-
 def _int(value: Any) -> int | None:
     if value is None or isinstance(value, str):
         return None
@@ -250,7 +244,7 @@ class VcfReader:
         with path.open("rb") as f:
             head = f.read(4)
         self._data = path  # what is read: the file, or a bgzipped copy of a plain gzip
-        if head[:2] == b"\x1f\x8b" and not _is_bgzf(path):
+        if head[:2] == b"\x1f\x8b" and not is_bgzf(path):
             self._data = self._bgzipped_copy(path)
         try:
             self._file = pysam.VariantFile(str(self._data))
