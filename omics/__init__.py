@@ -18,6 +18,7 @@ def init_app(app: Any) -> None:
     from omics.cohorts import OBJECT_KIND
     from omics.cohorts import blp as cohorts_blp
     from omics.drs import blp as drs_blp
+    from omics.htsget import blp as htsget_blp
 
     register_object_kind(app, OBJECT_KIND)
 
@@ -43,6 +44,7 @@ def init_app(app: Any) -> None:
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(cohorts_blp, url_prefix=f"{API_PREFIX}/cohorts")
     api.register_blueprint(drs_blp)
+    api.register_blueprint(htsget_blp)
 
 
 def _demo_omics(_sender: Any, *, seed: int) -> dict[str, int]:

@@ -72,16 +72,23 @@ class DrsRecord:
     path: Path
 
 
+def omics_file(object_id: str) -> OmicsFile | None:
+    """The omics file of SHA-256 *object_id* if the caller may see it (``omics.access``)."""
+    from biobank.auth import current_actor
+    from omics.access import file_clause
+
+    return db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == object_id,
+                                                        file_clause(current_actor())))
+
+
 def _object(object_id: str) -> DrsRecord:
     """An omics file or an image, by its SHA-256, if the caller may see it
     (``omics.access``); any other is 'not found'."""
     from biobank.auth import current_actor
     from biobank.services.images import image_clause
-    from omics.access import file_clause
 
     actor = current_actor()
-    record = db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == object_id,
-                                                          file_clause(actor)))
+    record = omics_file(object_id)
     if record is not None:
         samples = [s.sample_name for s in record.samples]
         return DrsRecord(

@@ -58,7 +58,7 @@ api = BiobankApi(spec_kwargs={"extra_plugins": [ProblemResponses()]})
 
 
 def _is_api_request() -> bool:
-    return request.path.startswith("/api/") or request.path.startswith("/ga4gh/")
+    return request.path.startswith(("/api/", "/ga4gh/", "/htsget/"))
 
 
 class IdConverter(IntegerConverter):

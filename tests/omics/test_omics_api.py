@@ -6,6 +6,8 @@ import io
 import json
 
 import sqlalchemy as sa
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from biobank.models.vocab import DiseaseGroup, Lineage, MaterialType
 from omics.models import Variant, VariantCall
@@ -16,10 +18,12 @@ def _upload(client, headers, path, name=None, **query):
     for key in ("sample_map", "sample_roles"):
         if key in query:
             query[key] = json.dumps(query[key])
+    # encoded in memory: the test client spools a large body to a temporary file it never
+    # closes, which a later test would meet as an unraisable warning
     with open(path, "rb") as f:
-        return client.post("/api/v1/omics/files/", headers=headers, query_string=query,
-                           data={"file": (f, name or path.name)},
-                           content_type="multipart/form-data")
+        boundary, body = encode_multipart({"file": FileStorage(f, filename=name or path.name)})
+    return client.post("/api/v1/omics/files/", headers=headers, query_string=query, data=body,
+                       content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def _ingested(client, headers, path, **query):

@@ -28,6 +28,7 @@ SCOPED = [
     "/api/v1/print-jobs/{print_job}/document", "/api/v1/omics/files/{omics_file}",
     "/api/v1/omics/files/{omics_file}/features/{feature}", "/ga4gh/drs/v1/objects/{sha}",
     "/ga4gh/drs/v1/objects/{sha}/access/{access}", "/ga4gh/drs/v1/objects/{sha}/content",
+    "/htsget/{datatype}/{sha}", "/htsget/variants/{sha}/bgzf",
 ]
 #: identifier operations that are not about one site's data, and why
 EXEMPT = {
@@ -54,6 +55,7 @@ EXEMPT = {
     "/api/v1/requests/{request_id}/shipments": "parcels of one's own sites (test_requests)",
     "/api/v1/requests/{request_id}/shipments/{shipment_id}/manifest.{fmt}":
         "parcels of one's own sites (test_requests)",
+    "/htsget/{datatype}/service-info": "describes the service, names no file",
 }
 
 
@@ -146,7 +148,7 @@ def elsewhere(client, make, other_site, admin, headers, db_session):
             "barcode": specimen.barcode, "box": box.id, "rack_scan": rack_scan.id,
             "image": image.id, "print_job": job["id"], "omics_file": omics["id"],
             "sha": omics["sha256"], "feature": "BRAF", "access": "https", "hold": hold.id,
-            "printer": printer.id}
+            "printer": printer.id, "datatype": "variants"}
 
 
 @pytest.mark.parametrize("role", ["technician", "manager", "researcher"])
