@@ -23,6 +23,17 @@ What is checked:
   ploidy), flags without values; FORMAT keys declared, unique, GT first; each sample's
   genotype naming existing alleles, its values typed and counted the same way; a variant
   repeated (after trimming the bases REF and ALT share) is a duplicate;
+* from VCF 4.4, structural variants (section 5 of the specification): symbolic alleles of the
+  known kinds (``DEL``, ``INS``, ``DUP``, ``INV``, ``CNV`` and their subtypes; breakends in
+  bracket notation), ``SVLEN`` for deletions, duplications, inversions and copy-number
+  variants and ``SVCLAIM`` (``D``, ``J`` or ``DJ``) for deletions and duplications; the
+  confidence intervals (``CIPOS``, ``CIEND``, ``CILEN``, ``CICN``: a pair per allele, below
+  and above) and mobile-element fields (``MEINFO``, ``METRANS``: four per allele); tandem
+  repeats (``<CNV:TR>``: ``RUS`` or ``RUL``, as many ``RUS``/``RUL``/``RUC``/``RB`` as
+  ``RN`` counts repeat sequences, ``CIRUC``/``CIRB`` pairs, ``RUB`` one per repeat unit,
+  ``RB`` within one unit of ``RUL × RUC``); copy-number alleles of one record sharing their
+  ``SVLEN`` when samples carry ``CN``, sample ``CICN`` only beside ``CN``; and phase sets
+  (``PSL``, ``PSO``, ``PSQ``) only on phased alleles;
 * the file ends with a newline (blank lines at the end are allowed).
 """
 
@@ -466,6 +477,13 @@ class _Body:
             return
         yield from self._filter(number, filt)
         yield from self._info(number, info, len(alts))
+        sv = header.version >= "4.4" and ("<" in alt or _SV_INFO.search(info) is not None
+                                          or (len(cols) > 8 and "CN" in cols[8]))
+        if sv:
+            found = _structural(info, alts, cols[8] if len(cols) > 8 else ".")
+            if found:
+                yield Problem(number, *found)
+                return
         yield from self._duplicates(number, chrom, pos, ref, alts)
         if header.samples and len(cols) > 8:
             yield from self._samples(number, cols[8], cols[9:], len(alts))
@@ -570,7 +588,8 @@ class _Body:
         fast = self._fast.get((fmt, n_alts), False)
         if fast is False:
             fast = self._fast[(fmt, n_alts)] = _cells_pattern(keys, fields, n_alts)
-        if fast is not None and fast.fullmatch("\t".join(cells)):
+        phase_sets = self.header.version >= "4.4" and "PSL" in keys
+        if fast is not None and not phase_sets and fast.fullmatch("\t".join(cells)):
             return  # every cell well-formed: the common case, in one match
         for name, cell in zip(self.header.samples, cells, strict=True):
             values = cell.split(":")
@@ -596,6 +615,11 @@ class _Body:
                 if field is None or value == ".":
                     continue
                 problem = _values(key, value, field, n_alts, ploidy)
+                if problem:
+                    yield Problem(number, name, problem)
+                    return
+            if phase_sets:
+                problem = _phase_sets(dict(zip(keys, values, strict=False)))
                 if problem:
                     yield Problem(number, name, problem)
                     return
@@ -643,6 +667,152 @@ def _cells_pattern(keys: list[str], fields: list[_Field | None], n_alts: int
     for part in reversed(parts[:-1]):
         cell = f"{part}(?::{cell})?"
     return re.compile(f"{cell}(?:\t{cell})*")
+
+
+#: INFO keys with rules of their own from VCF 4.4 on (structural variants)
+_SV_INFO = re.compile(r"(?:^|;)(?:CIPOS|CIEND|CILEN|CICN|MEINFO|METRANS|SVCLAIM|SVLEN|RN|RUS|"
+                      r"RUL|RUC|RB|RUB|CIRUC|CIRB)=")
+_SV_KINDS = ("DEL", "INS", "DUP", "INV", "CNV")
+#: INFO keys holding *n* values per ALT allele
+_PER_ALLELE = {"CIPOS": 2, "CIEND": 2, "CILEN": 2, "CICN": 2, "MEINFO": 4, "METRANS": 4}
+
+
+def _info_values(info: str) -> dict[str, list[str]]:
+    values = {}
+    for item in info.split(";") if info != "." else ():
+        key, eq, value = item.partition("=")
+        if eq:
+            values[key] = value.split(",")
+    return values
+
+
+def _interval(key: str, pairs: list[str]) -> str | None:
+    """Why a confidence interval's pairs are not (at or below 0, at or above 0), or None."""
+    for low, high in zip(pairs[::2], pairs[1::2], strict=False):
+        try:
+            if (low != "." and float(low) > 0) or (high != "." and float(high) < 0):
+                return (f"{key}={','.join(pairs)}: each interval is a pair, its first value "
+                        "at or below 0 and its second at or above 0")
+        except ValueError:
+            return None  # not a number: the type check has said so
+    return None
+
+
+def _structural(info: str, alts: list[str], fmt: str) -> tuple[str, str] | None:
+    """The column and the rule a record breaks among VCF 4.4's structural variant rules."""
+    kinds = []
+    for allele in alts:
+        kind = allele[1:-1] if allele.startswith("<") and allele.endswith(">") else None
+        if kind is not None and kind not in ("*", "NON_REF"):
+            top = kind.split(":")[0]
+            if top not in _SV_KINDS and (":" in kind or top == "BND"):
+                return ("ALT", f"{allele}: a structural variant allele is one of "
+                               f"{', '.join(_SV_KINDS)} (breakends in bracket notation)")
+            kinds.append(top if top in _SV_KINDS else None)
+        else:
+            kinds.append(None)
+    values = _info_values(info)
+    if any(k in ("DEL", "DUP", "INV", "CNV") for k in kinds) and "SVLEN" not in values:
+        return ("INFO", "a <DEL>, <DUP>, <INV> or <CNV> allele needs its length in SVLEN")
+    if any(k in ("DEL", "DUP") for k in kinds) and "SVCLAIM" not in values:
+        return ("INFO", "a <DEL> or <DUP> allele needs SVCLAIM: whether the call claims "
+                        "a change in depth (D), a junction (J) or both (DJ)")
+    bad = next((c for c in values.get("SVCLAIM", ()) if c not in ("D", "J", "DJ", ".")), None)
+    if bad is not None:
+        return ("INFO", f"SVCLAIM {bad!r} is not D, J, DJ or '.'")
+    for key, per in _PER_ALLELE.items():
+        if key in values and len(values[key]) != per * len(alts):
+            return ("INFO", f"{key}={','.join(values[key])} has {len(values[key])} value(s); "
+                            f"it takes {per} per ALT allele ({per * len(alts)})")
+        if key.startswith("CI") and key in values:
+            problem = _interval(key, values[key])
+            if problem:
+                return ("INFO", problem)
+    if "CNV:TR" in (a[1:-1] for a in alts):
+        problem = _tandem_repeats(values, len(alts))
+        if problem:
+            return ("INFO", problem)
+    keys = fmt.split(":")
+    if "CICN" in keys and "CN" not in keys:
+        return ("FORMAT", "a sample CICN (confidence interval of CN) needs CN in the FORMAT")
+    copy_number = [v for k, v in zip(kinds, values.get("SVLEN", ()), strict=False)
+                   if k in ("DEL", "DUP", "CNV")]
+    if "CN" in keys and len(set(copy_number)) > 1:
+        return ("INFO", f"SVLEN={','.join(values['SVLEN'])}: the copy-number alleles (<DEL>, "
+                        "<DUP>, <CNV>) of a record whose samples carry CN share one length")
+    return None
+
+
+def _tandem_repeats(values: dict[str, list[str]], n_alts: int) -> str | None:
+    """Why a tandem repeat (``<CNV:TR>``) record's repeat fields do not agree, or None."""
+    if "RUS" not in values and "RUL" not in values:
+        return "a <CNV:TR> allele needs its repeat units: RUS (sequences) or RUL (lengths)"
+    counts = values.get("RN", ["1"] * n_alts)
+    try:
+        sequences = sum(int(c) for c in counts if c != ".")
+    except ValueError:
+        return None  # not an integer: the type check has said so
+    for key, per in (("RUS", 1), ("RUL", 1), ("RUC", 1), ("RB", 1), ("CIRUC", 2), ("CIRB", 2)):
+        if key in values and len(values[key]) != per * sequences:
+            return (f"{key}={','.join(values[key])} has {len(values[key])} value(s); RN counts "
+                    f"{sequences} repeat sequence(s), so it takes {per * sequences}")
+    for key in ("CIRUC", "CIRB"):
+        if key in values:
+            problem = _interval(key, values[key])
+            if problem:
+                return problem
+    try:
+        units = [len(u) if u != "." else None for u in values.get("RUS", ())] or \
+            [int(u) if u != "." else None for u in values.get("RUL", ())]
+        if "RUS" in values and "RUL" in values:
+            lengths = [int(u) if u != "." else None for u in values["RUL"]]
+            if any(a is not None and b is not None and a != b for a, b in zip(
+                    units, lengths, strict=True)):
+                return (f"RUL={','.join(values['RUL'])} is not the length of "
+                        f"RUS={','.join(values['RUS'])}")
+        counts_of = [float(c) if c != "." else None for c in values.get("RUC", ())]
+        bases = [int(b) if b != "." else None for b in values.get("RB", ())]
+    except ValueError:
+        return None
+    for unit, count, total in zip(units, counts_of, bases, strict=False):
+        if None not in (unit, count, total) and abs(total - unit * count) >= unit:
+            return (f"RB={total} is not RUL × RUC ({unit} × {count:g}) to within one repeat "
+                    "unit")
+    if "RUB" in values:
+        if "RUC" not in values or any(c is None or c != int(c) for c in counts_of):
+            return ("RUB (the bases of each repeat unit) needs RUC, each a whole number of "
+                    "units")
+        if len(values["RUB"]) != int(sum(counts_of)):  # type: ignore[arg-type]
+            return (f"RUB={','.join(values['RUB'])} has {len(values['RUB'])} value(s); RUC "
+                    f"counts {int(sum(counts_of))} repeat unit(s)")  # type: ignore[arg-type]
+    return None
+
+
+def _phase_sets(cell: dict[str, str]) -> str | None:
+    """Why a sample's phase set fields (VCF 4.4: PSL, PSO, PSQ, one per allele) are set on an
+    unphased allele, or None. The first allele is phased when its prefix says so or, with no
+    prefix, when every other separator is ``|``; a haploid call is phased."""
+    genotype = cell.get("GT")
+    labels = cell.get("PSL")
+    if genotype is None or labels is None or labels == ".":
+        return None
+    separators = re.findall(r"[/|]", genotype.lstrip("/|"))
+    first = genotype[0] if genotype[:1] in ("/", "|") else \
+        ("|" if all(s == "|" for s in separators) else "/")
+    phased = [first == "|", *(s == "|" for s in separators)]
+    labels_list = labels.split(",")
+    for i, (label, is_phased) in enumerate(zip(labels_list, phased, strict=False)):
+        if label != "." and not is_phased:
+            return f"PSL={labels}: allele {i + 1} of {genotype} is unphased, so its PSL is '.'"
+    for key in ("PSO", "PSQ"):
+        given = cell.get(key)
+        if given is None or given == ".":
+            continue
+        for i, (label, value) in enumerate(zip(labels_list, given.split(","), strict=False)):
+            if label == "." and value != ".":
+                return f"{key}={given}: allele {i + 1} has no phase set (PSL '.'), so its " \
+                       f"{key} is '.'"
+    return None
 
 
 def _trimmed(pos: int, ref: str, alt: str) -> tuple[int, str, str]:

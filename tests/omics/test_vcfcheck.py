@@ -37,7 +37,7 @@ def test_every_valid_file_of_the_conformance_suite_is_accepted_and_read(version)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_nine_in_ten_invalid_files_are_refused_each_with_its_place(version):
+def test_ninety_nine_in_a_hundred_invalid_files_are_refused_each_with_its_place(version):
     files = _files(version, "failed")
     kept = []
     for path in files:
@@ -49,7 +49,9 @@ def test_nine_in_ten_invalid_files_are_refused_each_with_its_place(version):
         # a place (line, or the whole file) and a rule in words, never a bare code
         assert len(problem.rule) > 15 and " " in problem.rule, (path.name, problem)
     refused = 1 - len(kept) / len(files)
-    assert refused >= 0.9, f"{refused:.1%} refused; kept: {kept}"
+    # the issue's floor is nine in ten; every version now refuses all but at most one (an
+    # underscore in a 4.1/4.2 FORMAT key, which real files of those versions use)
+    assert refused >= 0.99, f"{refused:.1%} refused; kept: {kept}"
 
 
 @pytest.mark.parametrize(("version", "name", "expected"), [
@@ -115,6 +117,49 @@ def test_records_are_checked_against_their_header(tmp_path):
     cut = tmp_path / "cut.vcf"
     cut.write_bytes(path.read_bytes()[:-1])
     assert str(list(check(cut))[-1]) == "the last line has no newline: the file may be truncated"
+
+
+def test_structural_variants_follow_the_rules_of_vcf_4_4(tmp_path):
+    """VCF 4.4's rules for symbolic alleles, tandem repeats and phase sets hold from 4.4 on;
+    the same records in a 4.3 file are read as before."""
+    header = ['##ALT=<ID=DEL,Description="Deletion">', '##ALT=<ID=CNV:TR,Description="TR">',
+              '##INFO=<ID=SVLEN,Number=A,Type=Integer,Description="Length">',
+              '##INFO=<ID=SVCLAIM,Number=A,Type=String,Description="Claim">',
+              '##INFO=<ID=RUS,Number=.,Type=String,Description="Unit sequences">',
+              '##INFO=<ID=RUC,Number=.,Type=Float,Description="Unit counts">',
+              '##INFO=<ID=RB,Number=.,Type=Integer,Description="Repeat bases">',
+              '##INFO=<ID=CIPOS,Number=.,Type=Integer,Description="CI of POS">',
+              '##FORMAT=<ID=PSL,Number=P,Type=String,Description="Phase set list">']
+    valid = ["7\t100\t.\tA\t<DEL>\t.\tPASS\tSVLEN=300;SVCLAIM=DJ;CIPOS=-5,5\tGT:PSL\t0|1:P1,P1",
+             "7\t900\t.\tC\t<CNV:TR>\t.\tPASS\tSVLEN=100;RUS=CAG;RUC=33.3;RB=100\tGT:PSL\t0/1:.,."]
+    assert list(check(_vcf(tmp_path, "sv.vcf", valid, header=header, version="4.4"))) == []
+    cases = {
+        "7\t100\t.\tA\t<DEL>\t.\tPASS\tSVCLAIM=D\tGT\t0/1":
+            "line 17, column INFO: a <DEL>, <DUP>, <INV> or <CNV> allele needs its length in "
+            "SVLEN",
+        "7\t100\t.\tA\t<DEL>\t.\tPASS\tSVLEN=3;SVCLAIM=JD\tGT\t0/1":
+            "line 17, column INFO: SVCLAIM 'JD' is not D, J, DJ or '.'",
+        "7\t100\t.\tA\t<DEL>\t.\tPASS\tSVLEN=3;SVCLAIM=D;CIPOS=5,5\tGT\t0/1":
+            "line 17, column INFO: CIPOS=5,5: each interval is a pair, its first value at or "
+            "below 0 and its second at or above 0",
+        "7\t100\t.\tA\t<TRA:X>\t.\tPASS\t.\tGT\t0/1":
+            "line 17, column ALT: <TRA:X>: a structural variant allele is one of DEL, INS, DUP, "
+            "INV, CNV (breakends in bracket notation)",
+        "7\t900\t.\tC\t<CNV:TR>\t.\tPASS\tSVLEN=1;RUS=CAG;RUC=20;RB=100\tGT\t0/1":
+            "line 17, column INFO: RB=100 is not RUL × RUC (3 × 20) to within one repeat unit",
+        "7\t900\t.\tC\t<CNV:TR>\t.\tPASS\tSVLEN=1;RUC=20;RB=60\tGT\t0/1":
+            "line 17, column INFO: a <CNV:TR> allele needs its repeat units: RUS (sequences) "
+            "or RUL (lengths)",
+        "7\t100\t.\tA\t<DEL>\t.\tPASS\tSVLEN=3;SVCLAIM=D\tGT:PSL\t0/1:P1,.":
+            "line 17, column S1: PSL=P1,.: allele 1 of 0/1 is unphased, so its PSL is '.'",
+    }
+    for record, expected in cases.items():
+        found = [str(p) for p in check(_vcf(tmp_path, "sv.vcf", [record], header=header,
+                                            version="4.4"))]
+        assert found == [expected], record
+        if "PSL" not in record:  # Number=P is new in 4.4 too
+            older = _vcf(tmp_path, "older.vcf", [record], header=header[:-1], version="4.3")
+            assert list(check(older)) == [], record
 
 
 def test_valid_files_that_readers_once_refused(tmp_path):
