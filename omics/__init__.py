@@ -10,7 +10,7 @@ from typing import Any
 def init_app(app: Any) -> None:
     """Register the omics API and tasks on the biobank app."""
     from biobank import signals
-    from biobank.api import API_PREFIX, api
+    from biobank.api import API_PREFIX, api, register_api_paths
     from biobank.cohort_objects import register_object_kind
     from omics import models, tasks  # noqa: F401  (tables and Celery tasks)
     from omics.api import blp
@@ -43,6 +43,7 @@ def init_app(app: Any) -> None:
         return {"omics_for": omics_of_specimen}
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(cohorts_blp, url_prefix=f"{API_PREFIX}/cohorts")
+    register_api_paths(app, drs_blp.url_prefix + "/", htsget_blp.url_prefix + "/")
     api.register_blueprint(drs_blp)
     api.register_blueprint(htsget_blp)
 

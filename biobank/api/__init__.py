@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apispec import BasePlugin
-from flask import Flask, Response, request, send_from_directory
+from flask import Flask, Response, current_app, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -57,8 +57,15 @@ class BiobankApi(Api):
 api = BiobankApi(spec_kwargs={"extra_plugins": [ProblemResponses()]})
 
 
-def _is_api_request() -> bool:
-    return request.path.startswith(("/api/", "/ga4gh/", "/htsget/"))
+def register_api_paths(app: Flask, *prefixes: str) -> None:
+    """Paths outside ``/api/`` that answer as the API does (errors as JSON, no form token):
+    the GA4GH services a domain package adds."""
+    app.extensions.setdefault("biobank_api_paths", ["/api/"]).extend(prefixes)
+
+
+def is_api_request() -> bool:
+    return request.path.startswith(tuple(current_app.extensions.get("biobank_api_paths",
+                                                                    ["/api/"])))
 
 
 class IdConverter(IntegerConverter):
@@ -146,7 +153,7 @@ def register_api(app: Flask) -> None:
     @app.before_request
     def _refuse_long_query_strings() -> Any:
         limit = app.config["MAX_QUERY_STRING_BYTES"]
-        if _is_api_request() and len(request.query_string) > limit:
+        if is_api_request() and len(request.query_string) > limit:
             return errors.problem(
                 400, "Bad Request", f"the query string is longer than {limit:,} bytes: send "
                 "long filters in the body of a POST",
@@ -160,7 +167,7 @@ def register_api(app: Flask) -> None:
     @app.errorhandler(BiobankError)
     def _domain_error(error: BiobankError) -> Any:
         db.session.rollback()
-        if _is_api_request():
+        if is_api_request():
             return errors.from_domain_error(error)
         from biobank.web import render_error
 
@@ -178,7 +185,7 @@ def register_api(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
-        if _is_api_request():
+        if is_api_request():
             return errors.from_http_exception(error)
         from biobank.web import render_error
 

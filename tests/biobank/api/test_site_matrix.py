@@ -99,6 +99,37 @@ EXEMPT_WRITES = {
 }
 
 
+def api_prefixes(app):
+    """Where the API's operations live, as the packages registered them: every other route
+    is a page, and test_page_access holds pages to the same rule."""
+    return tuple(app.extensions["biobank_api_paths"])
+
+#: operations anyone may call, signed in or not, and why
+OPEN = {
+    ("GET", "/api/v1/openapi.json"): "the API's description",
+    ("GET", "/api/docs"): "the API's documentation page",
+    ("GET", "/api/docs/assets/<path:filename>"): "the documentation page's scripts and styles",
+    ("GET", "/ga4gh/drs/v1/service-info"): "describes the service, names no object",
+    ("GET", "/htsget/<any(reads, variants):datatype>/service-info"): "describes the service",
+}
+
+
+def test_every_operation_declares_its_roles(app):
+    """An operation without ``roles_required`` would answer whoever asks: each one declares
+    the roles that may call it, or is listed above as open."""
+    undeclared = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(api_prefixes(app)):
+            continue
+        view = app.view_functions[rule.endpoint]
+        view_class = getattr(view, "view_class", None)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            func = getattr(view_class, method.lower(), None) if view_class else view
+            if not getattr(func, "_roles", None) and (method, rule.rule) not in OPEN:
+                undeclared.append(f"{method} {rule.rule}")
+    assert undeclared == []
+
+
 def _template(path):
     return re.sub(r"\{[^}]+\}", "{}", path)
 

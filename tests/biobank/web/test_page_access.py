@@ -9,6 +9,7 @@ import pytest
 
 from tests.biobank.api.test_query import eq
 from tests.biobank.api.test_requests import approved, bank, make_cohort  # noqa: F401
+from tests.biobank.api.test_site_matrix import api_prefixes
 from tests.factories import PASSWORD
 
 #: pages anyone may open, signed in or not
@@ -22,7 +23,8 @@ FOR_RESEARCHERS = {"/", "/cohorts", "/cohorts/new", "/cohorts/<int:cohort_id>", 
 
 def _pages(app):
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/api/v1", "/ga4gh/", "/static/")) or rule.rule in PUBLIC:
+        # API operations: test_site_matrix.test_every_operation_declares_its_roles
+        if rule.rule.startswith((*api_prefixes(app), "/static/")) or rule.rule in PUBLIC:
             continue
         yield rule, app.view_functions[rule.endpoint]
 
