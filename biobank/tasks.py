@@ -44,11 +44,12 @@ def init_celery(app: Flask) -> Celery:
             },
         },
     )
-    # Several apps may be made in one process (tests, the CLI): forget connections and the
-    # result backend cached for the previous configuration.
+    # Several apps may be made in one process (tests, the CLI): forget the connections and
+    # forget the result backend kept for the previous configuration.
     celery._pool = None
     celery.amqp._producer_pool = None
     vars(celery._local).pop("backend", None)
+    celery._backend_cache = None
     app.extensions["celery"] = celery
     return celery
 

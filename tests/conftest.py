@@ -89,6 +89,9 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
 
             migrate.upgrade()
         assert celery.conf.task_always_eager is False
+        # one result backend for every thread, the worker's too, so that it is closed below
+        # (a worker thread's own would be left to the garbage collector, socket open)
+        celery.conf.result_backend_thread_safe = True
         celery.control.purge()  # nothing left over from an earlier, interrupted run
         yield app
         with app.app_context():
@@ -100,6 +103,7 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
         celery.backend.result_consumer.stop()
         celery.backend.client.connection_pool.disconnect()
         pools.reset()
+        celery.conf.result_backend_thread_safe = False
         gc.collect()
         # Put the shared Celery app back to in-process mode for the other tests.
         init_celery(create_app({"DATABASE_URL": url}))
