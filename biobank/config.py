@@ -86,6 +86,15 @@ class Config:
     #: nearest COUNT_ROUNDING_BASE, so answers cannot be differenced into small counts
     COUNT_SMALL_CELL = 5
     COUNT_ROUNDING_BASE = 5
+    #: GA4GH Beacon v2 (/beacon/v2): callers without credentials get a yes or no when on
+    BEACON_ANONYMOUS = True
+    #: the beacon's id in the network (a reversed domain name), its name and organisation
+    BEACON_ID = "org.biobank-lims.beacon"
+    BEACON_NAME = "Biobank LIMS beacon"
+    BEACON_ORGANIZATION_ID = "org.biobank-lims"
+    BEACON_ORGANIZATION_NAME = "Biobank LIMS"
+    #: DEV, TEST or PROD (Beacon's maturity attribute)
+    BEACON_ENVIRONMENT = "PROD"
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

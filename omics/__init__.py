@@ -14,6 +14,7 @@ def init_app(app: Any) -> None:
     from biobank.cohort_objects import register_object_kind
     from omics import models, tasks  # noqa: F401  (tables and Celery tasks)
     from omics.api import blp
+    from omics.beacon import blp as beacon_blp
     from omics.cli import omics_cli
     from omics.cohorts import OBJECT_KIND
     from omics.cohorts import blp as cohorts_blp
@@ -43,9 +44,11 @@ def init_app(app: Any) -> None:
         return {"omics_for": omics_of_specimen}
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(cohorts_blp, url_prefix=f"{API_PREFIX}/cohorts")
-    register_api_paths(app, drs_blp.url_prefix + "/", htsget_blp.url_prefix + "/")
+    register_api_paths(app, drs_blp.url_prefix + "/", htsget_blp.url_prefix + "/",
+                       beacon_blp.url_prefix + "/")
     api.register_blueprint(drs_blp)
     api.register_blueprint(htsget_blp)
+    api.register_blueprint(beacon_blp)
 
 
 def _demo_omics(_sender: Any, *, seed: int) -> dict[str, int]:

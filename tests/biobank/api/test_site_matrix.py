@@ -17,7 +17,8 @@ from tests.omics.test_omics_api import STRELKA, _upload
 #: operations that read one site's data, with the object of the other site they are called on
 SCOPED = [
     "/api/v1/sites/{site}", "/api/v1/participants/{participant}", "/api/v1/consents/{consent}",
-    "/api/v1/cases/{case}", "/api/v1/lesions/{lesion}", "/api/v1/collection-events/{visit}",
+    "/api/v1/cases/{case}", "/api/v1/lesions/{lesion}",
+    "/api/v1/collection-events/{visit}",
     "/api/v1/specimens/{specimen}", "/api/v1/specimens/by-barcode/{barcode}",
     "/api/v1/specimens/{specimen}/lineage", "/api/v1/specimens/{specimen}/sprec",
     "/api/v1/specimens/{specimen}/custody", "/api/v1/specimens/{barcode}/timeline",
@@ -111,6 +112,12 @@ OPEN = {
     ("GET", "/api/docs/assets/<path:filename>"): "the documentation page's scripts and styles",
     ("GET", "/ga4gh/drs/v1/service-info"): "describes the service, names no object",
     ("GET", "/htsget/<any(reads, variants):datatype>/service-info"): "describes the service",
+    **{("GET", f"/beacon/v2/{path}"): "describes the beacon" for path in (
+        "", "info", "service-info", "map", "configuration", "entry_types", "filtering_terms")},
+    # a yes or no to anyone (BEACON_ANONYMOUS), protected counts to researchers, records of
+    # their sites to staff: tests/omics/test_beacon.py
+    **{(method, f"/beacon/v2/{entry}"): "Beacon granularity by who asks"
+       for entry in ("g_variants", "individuals", "biosamples") for method in ("GET", "POST")},
 }
 
 
