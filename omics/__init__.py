@@ -20,6 +20,7 @@ def init_app(app: Any) -> None:
     from omics.cohorts import blp as cohorts_blp
     from omics.drs import blp as drs_blp
     from omics.htsget import blp as htsget_blp
+    from omics.phenopackets import blp as phenopackets_blp
 
     register_object_kind(app, OBJECT_KIND)
 
@@ -44,6 +45,7 @@ def init_app(app: Any) -> None:
         return {"omics_for": omics_of_specimen}
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(cohorts_blp, url_prefix=f"{API_PREFIX}/cohorts")
+    api.register_blueprint(phenopackets_blp, url_prefix=API_PREFIX)
     register_api_paths(app, drs_blp.url_prefix + "/", htsget_blp.url_prefix + "/",
                        beacon_blp.url_prefix + "/")
     api.register_blueprint(drs_blp)

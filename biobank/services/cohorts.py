@@ -514,10 +514,7 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
            stratify_by: str | None = None, keep_test: bool = True,
            drs_host: str = "") -> Export:
     """A manifest of *snapshot* with a split per patient, stored with its assignments."""
-    if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
-        raise PermissionDenied("manifests are exported by biobank managers; a researcher gets "
-                               "the manifest of a snapshot an approved request of theirs names")
-    check_export_sites(snapshot, actor)
+    check_may_export(snapshot, actor)
     if not salt or len(salt) > 128:
         raise InvalidInput("a salt of 1 to 128 characters is needed", field="salt")
     if stratify_by not in (None, "diagnosis"):
@@ -580,6 +577,15 @@ def snapshot_site_ids(snapshot: CohortSnapshot) -> set[int]:
     return set(db.session.scalars(sa.union(image_sites, *(
         kind.site_ids(objects.where(CohortSnapshotObject.kind == kind.name))
         for kind in object_kinds()))))
+
+
+def check_may_export(snapshot: CohortSnapshot, actor: User) -> None:
+    """Whether *actor* may take *snapshot*'s data out: biobank managers of every site it
+    holds (administrators of all), or a researcher whose approved request names it."""
+    if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
+        raise PermissionDenied("manifests are exported by biobank managers; a researcher gets "
+                               "the manifest of a snapshot an approved request of theirs names")
+    check_export_sites(snapshot, actor)
 
 
 def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:

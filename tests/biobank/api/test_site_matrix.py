@@ -17,7 +17,7 @@ from tests.omics.test_omics_api import STRELKA, _upload
 #: operations that read one site's data, with the object of the other site they are called on
 SCOPED = [
     "/api/v1/sites/{site}", "/api/v1/participants/{participant}", "/api/v1/consents/{consent}",
-    "/api/v1/cases/{case}", "/api/v1/lesions/{lesion}",
+    "/api/v1/cases/{case}", "/api/v1/cases/{case}/phenopacket", "/api/v1/lesions/{lesion}",
     "/api/v1/collection-events/{visit}",
     "/api/v1/specimens/{specimen}", "/api/v1/specimens/by-barcode/{barcode}",
     "/api/v1/specimens/{specimen}/lineage", "/api/v1/specimens/{specimen}/sprec",
@@ -46,6 +46,7 @@ EXEMPT = {
     "/api/v1/cohorts/snapshots/{snapshot_id}/diff/{other_id}": "snapshots are their owner's",
     "/api/v1/cohorts/{cohort_id}/manifest": "check_export_sites (test_cohorts)",
     "/api/v1/cohorts/{cohort_id}/mudata": "check_export_sites (test_cohorts)",
+    "/api/v1/cohorts/{cohort_id}/phenopackets": "check_may_export (test_phenopackets)",
     "/api/v1/cohorts/exports/{export_id}": "check_export_sites (test_cohorts)",
     "/api/v1/requests/{request_id}": "a request spans sites; its tubes are filtered per site",
     "/api/v1/requests/{request_id}/pick-list": "filtered per site (test_requests)",
