@@ -50,6 +50,30 @@ SOLID_ELEMENTS = ("type of sample", "type of collection", "warm ischemia time",
 _TYPES = {"WHOLE_BLOOD": "BLD", "SERUM": "SER", "PLASMA": "PL1", "BUFFY_COAT": "BUF",
           "PERIPHERAL_BLOOD_CELLS": "CEL", "URINE": "URN", "FECES": "STL", "SALIVA": "SAL",
           "TISSUE_FROZEN": "TIS", "TISSUE_PARAFFIN_EMBEDDED": "TIS", "TISSUE_STAINED": "TIS"}
+#: SNOMED CT sample types (code, display) by SPREC sample type, as the MII biobank module's
+#: published ConceptMap (SPREC → SNOMED CT) gives them, and for what SPREC's fluid table
+#: does not code: tissue and extracts
+SNOMED_SAMPLE_TYPES = {
+    "BLD": ("258580003", "Whole blood specimen"),
+    "SER": ("119364003", "Serum specimen"),
+    "PL1": ("119361006", "Plasma specimen"),
+    "BUF": ("258587000", "Buffy coat"),
+    "CEL": ("404798000", "Peripheral blood mononuclear cell"),
+    "URN": ("278020009", "Spot urine sample"),
+    "STL": ("119339001", "Stool specimen"),
+    "SAL": ("119342007", "Saliva specimen"),
+    "TIS": ("119376003", "Tissue specimen"),
+    "DNA": ("258566005", "Deoxyribonucleic acid sample"),
+    "RNA": ("441673008", "Ribonucleic acid sample"),
+}
+SNOMED_ANY_SPECIMEN = ("123038009", "Specimen")
+
+
+def snomed_sample_type(material: str) -> tuple[str, str]:
+    """The SNOMED CT sample type (code, display) of a MIABIS material."""
+    return SNOMED_SAMPLE_TYPES.get(_TYPES.get(material, material), SNOMED_ANY_SPECIMEN)
+
+
 _CENTRIFUGED = {"PL1", "PL2", "SER", "BUF", "CEL"}
 _SOLID_COLLECTION = {"excision": "SRG", "wide_local_excision": "SRG",
                      "sentinel_node_biopsy": "SRG"}

@@ -64,6 +64,7 @@ from biobank.services import cohorts
 from biobank.services.common import get_visible
 from biobank.services.consents import granted_scopes_by_participant
 from biobank.services.images import image_clause
+from biobank.sprec import snomed_sample_type
 from biobank.version import __version__
 from omics.access import file_clause
 from omics.models import OmicsFile, OmicsFileSample
@@ -124,22 +125,6 @@ SAMPLED_TISSUE = {"blood": term("UBERON:0000178", "blood"),
                   "stool": term("UBERON:0001988", "feces"),
                   "tissue": SKIN}
 SALIVA = term("UBERON:0001836", "saliva")
-#: SNOMED CT sample types by SPREC sample type, as the MII biobank module's published
-#: ConceptMap (SPREC → SNOMED CT) gives them, and the types SPREC does not code
-SAMPLE_TYPES = {
-    "BLD": term("SNOMED:258580003", "Whole blood specimen"),
-    "SER": term("SNOMED:119364003", "Serum specimen"),
-    "PL1": term("SNOMED:119361006", "Plasma specimen"),
-    "BUF": term("SNOMED:258587000", "Buffy coat"),
-    "CEL": term("SNOMED:404798000", "Peripheral blood mononuclear cell"),
-    "URN": term("SNOMED:278020009", "Spot urine sample"),
-    "STL": term("SNOMED:119339001", "Stool specimen"),
-    "SAL": term("SNOMED:119342007", "Saliva specimen"),
-    "TIS": term("SNOMED:119376003", "Tissue specimen"),
-    "DNA": term("SNOMED:258566005", "Deoxyribonucleic acid sample"),
-    "RNA": term("SNOMED:441673008", "Ribonucleic acid sample"),
-}
-ANY_SPECIMEN = term("SNOMED:123038009", "Specimen")
 #: a biosample's nature (EFO), as Beacon gives it too
 MATERIAL_SAMPLE = {
     PathologyStatus.MALIGNANT: term("EFO:0009656", "neoplastic sample"),
@@ -201,10 +186,8 @@ def _icd10(code: str) -> Term:
 
 
 def _sample_type(material: MaterialType) -> Term:
-    from biobank.sprec import _TYPES
-
-    code = _TYPES.get(material.value) or material.value
-    return SAMPLE_TYPES.get(code, ANY_SPECIMEN)
+    code, display = snomed_sample_type(material.value)
+    return term(f"SNOMED:{code}", display)
 
 
 def _tissue(specimen: Specimen, lesion: Lesion | None, facts: _Facts) -> Term:

@@ -110,6 +110,7 @@ def register_api(app: Flask) -> None:
         collection_events,
         consents,
         containers,
+        fhir,
         images,
         imports,
         lesions,
@@ -163,6 +164,8 @@ def register_api(app: Flask) -> None:
                    specimens, containers, scans, rack_scans, imports, query,
                    cohorts, images, requests, tokens, witnesses):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
+    register_api_paths(app, fhir.blp.url_prefix + "/")
+    api.register_blueprint(fhir.blp)
 
     @app.errorhandler(BiobankError)
     def _domain_error(error: BiobankError) -> Any:

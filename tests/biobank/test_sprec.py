@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
-from biobank.sprec import ProcessingStep, derive_sprec, sprec_text, validate_sprec
+from biobank.sprec import (
+    SNOMED_SAMPLE_TYPES,
+    ProcessingStep,
+    derive_sprec,
+    sprec_text,
+    validate_sprec,
+)
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 
@@ -59,3 +67,22 @@ def test_elements_say_what_they_come_from_and_where_the_stored_code_disagrees():
     assert by_name["cold ischemia time"].differs  # stored B (2–10 min), records say D
     assert not by_name["type of collection"].differs
     assert not by_name["warm ischemia time"].differs  # unknown (X) contradicts nothing
+
+
+def test_sample_types_are_the_published_sprec_to_snomed_map():
+    """Each SPREC fluid type's SNOMED CT code and display as the MII biobank module's
+    ConceptMap gives them (fixtures/sprec); TIS, DNA and RNA are outside that map."""
+    path = (Path(__file__).parents[2] / "fixtures" / "sprec"
+            / "ConceptMap-mii-cm-biobank-sample-type-sprec-sct.json")
+    published = {element["code"]: element["target"][0]
+                 for group in json.loads(path.read_text())["group"]
+                 for element in group["element"]}
+    checked = 0
+    for sprec, ours in SNOMED_SAMPLE_TYPES.items():
+        if sprec in published:
+            target = published[sprec]
+            display = target["display"].strip().removesuffix(" (specimen)") \
+                .removesuffix(" (cell)")
+            assert ours == (target["code"], display), sprec
+            checked += 1
+    assert checked == 8

@@ -30,6 +30,7 @@ SCOPED = [
     "/api/v1/omics/files/{omics_file}/features/{feature}", "/ga4gh/drs/v1/objects/{sha}",
     "/ga4gh/drs/v1/objects/{sha}/access/{access}", "/ga4gh/drs/v1/objects/{sha}/content",
     "/htsget/{datatype}/{sha}", "/htsget/variants/{sha}/bgzf",
+    "/fhir/r4/Specimen/{specimen}", "/fhir/r4/Patient/{participant}",
 ]
 #: identifier operations that are not about one site's data, and why
 EXEMPT = {
@@ -112,6 +113,7 @@ OPEN = {
     ("GET", "/api/docs"): "the API's documentation page",
     ("GET", "/api/docs/assets/<path:filename>"): "the documentation page's scripts and styles",
     ("GET", "/ga4gh/drs/v1/service-info"): "describes the service, names no object",
+    ("GET", "/fhir/r4/metadata"): "the FHIR server's CapabilityStatement",
     ("GET", "/htsget/<any(reads, variants):datatype>/service-info"): "describes the service",
     **{("GET", f"/beacon/v2/{path}"): "describes the beacon" for path in (
         "", "info", "service-info", "map", "configuration", "entry_types", "filtering_terms")},

@@ -1,0 +1,156 @@
+"""HL7 FHIR R4 endpoint: ``/fhir/r4/metadata``, read and search of ``Specimen`` and
+``Patient`` (see ``biobank.services.fhir``). Answers are ``application/fhir+json``; errors
+are ``OperationOutcome`` resources naming what is wrong; searches are ``searchset`` bundles
+paged by ``next`` links."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, json, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from biobank.auth import ALL_ROLES, current_actor, roles_required
+from biobank.db import db
+from biobank.errors import BiobankError, InvalidInput
+from biobank.services import fhir
+
+blp = Blueprint("fhir", __name__, url_prefix="/fhir/r4",
+                description="HL7 FHIR R4: Specimen and Patient, read and search")
+MIMETYPE = "application/fhir+json"
+#: OperationOutcome issue types by HTTP status
+ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
+               409: "conflict", 422: "invalid", 429: "throttled"}
+RESOURCE = {"type": "object", "description": "A FHIR R4 resource (JSON)"}
+OUTCOME = {"type": "object", "description": "A FHIR R4 OperationOutcome naming the problem",
+           "required": ["resourceType", "issue"],
+           "properties": {"resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+                          "issue": {"type": "array", "items": {"type": "object"}}}}
+#: parameters every search takes besides the resource's own
+CONTROL = ("_count", "_cursor", "_format")
+
+
+def fhir_json(document: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(document), status=status, mimetype=MIMETYPE)
+
+
+def outcome(status: int, message: str, field: str | None = None) -> Response:
+    issue: dict[str, Any] = {"severity": "error", "code": ISSUE_CODES.get(status, "processing"),
+                             "diagnostics": message}
+    if field:
+        issue["expression"] = [field]
+    return fhir_json({"resourceType": "OperationOutcome", "issue": [issue]}, status)
+
+
+@blp.errorhandler(BiobankError)
+def _domain_error(error: BiobankError) -> Response:
+    db.session.rollback()
+    status = 400 if error.status == 422 else error.status
+    return outcome(status, error.message, error.field)
+
+
+def _documented(func: Callable[..., Any]) -> Callable[..., Any]:
+    for status, text in ((400, "a search parameter or value the server does not take"),
+                         (401, "no credentials, or credentials that do not hold"),
+                         (403, "a role that may not read this"),
+                         (404, "no such resource among the caller's sites")):
+        func = blp.alt_response(status, schema=OUTCOME, description=text,
+                                content_type=MIMETYPE)(func)
+    return func
+
+
+def _search_args() -> tuple[dict[str, list[str]], int, int | None]:
+    params = {k: request.args.getlist(k) for k in request.args if k not in CONTROL}
+    fmt = request.args.get("_format")
+    if fmt not in (None, "json", MIMETYPE, "application/json"):
+        raise InvalidInput(f"_format: only JSON is served, not {fmt!r}", field="_format")
+    try:
+        count = int(request.args.get("_count", fhir.DEFAULT_COUNT))
+        cursor = int(request.args["_cursor"]) if "_cursor" in request.args else None
+    except ValueError:
+        raise InvalidInput("_count and _cursor are whole numbers", field="_count") from None
+    if not 0 < count <= fhir.MAX_COUNT:
+        raise InvalidInput(f"_count: 1 to {fhir.MAX_COUNT}", field="_count")
+    if cursor is not None and not 0 <= cursor < 2 ** 62:
+        raise InvalidInput("_cursor: not one this server gave", field="_cursor")
+    return params, count, cursor
+
+
+def _search(kind: str, search: Callable[..., fhir.Page]) -> Response:
+    params, count, cursor = _search_args()
+    return _bundle(kind, search(params, current_actor(), count=count, cursor=cursor))
+
+
+def _bundle(kind: str, page: fhir.Page) -> Response:
+    base = request.host_url.rstrip("/") + blp.url_prefix
+    query = [(k, v) for k in request.args if k != "_cursor" for v in request.args.getlist(k)]
+    links = [{"relation": "self", "url": request.url}]
+    if page.next_cursor is not None:
+        links.append({"relation": "next", "url": f"{base}/{kind}?"
+                      + urlencode([*query, ("_cursor", str(page.next_cursor))])})
+    return fhir_json({
+        "resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links,
+        "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r,
+                   "search": {"mode": "match"}} for r in page.resources]})
+
+
+@blp.route("/metadata")
+class Metadata(MethodView):
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    def get(self) -> Any:
+        """The server's CapabilityStatement"""
+        return fhir_json(fhir.capability_statement(request.host_url.rstrip("/")
+                                                   + blp.url_prefix))
+
+
+@blp.route("/Specimen")
+class SpecimenSearch(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self) -> Any:
+        """Search specimens: a searchset Bundle
+
+        `identifier` (barcode), `subject`/`patient` (Patient/<id>), `type` (a SNOMED CT
+        sample type or a MIABIS material), `collected` (`[eq|gt|lt|ge|le]YYYY[-MM[-DD]]`),
+        `parent` (Specimen/<id>), `status`, `container` (a storage container's id); `_count`
+        (≤ 500) and the `next` link's `_cursor` page through it.
+        """
+        return _search("Specimen", fhir.search_specimens)
+
+
+@blp.route("/Specimen/<int:ident>")
+class SpecimenRead(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self, ident: int) -> Any:
+        """One specimen"""
+        return fhir_json(fhir.read_specimen(ident, current_actor()))
+
+
+@blp.route("/Patient")
+class PatientSearch(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self) -> Any:
+        """Search participants as pseudonymous Patients: a searchset Bundle
+
+        `identifier` (participant code), `gender`, `_id`; `_count` and `_cursor` as for
+        Specimen.
+        """
+        return _search("Patient", fhir.search_patients)
+
+
+@blp.route("/Patient/<int:ident>")
+class PatientRead(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self, ident: int) -> Any:
+        """One participant as a Patient (identifying data only for roles that may see it)"""
+        return fhir_json(fhir.read_patient(ident, current_actor()))

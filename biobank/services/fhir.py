@@ -1,0 +1,347 @@
+"""HL7 FHIR R4 (4.0.1) views of specimens and participants, and their search.
+
+A ``Specimen`` carries its barcode as identifier and accession identifier, its lifecycle as
+FHIR status, its material as a SNOMED CT type (by its SPREC sample type, as the published
+SPREC → SNOMED CT map gives it), its participant, its parent for aliquots and derivatives,
+its collection (time, procedure, body site, first quantity), its processing (the SPREC code,
+processing and freezing times) and its container (box, position, quantity left, storage
+temperature). A ``Patient`` is pseudonymous: the participant code as identifier and the sex;
+the identifying record (name, birth date, medical record number) only for those who may see
+it, as in the rest of the API.
+
+Every read is scoped as the API's are: a participant or specimen of another site is not
+found. Search parameters are checked strictly: one the server does not support is refused
+with an ``OperationOutcome`` that names it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from biobank.db import db
+from biobank.errors import InvalidInput
+from biobank.models import CollectionEvent, Participant, Specimen, StorageContainer, User
+from biobank.models.vocab import MaterialType, Sex, SpecimenStatus
+from biobank.services.common import get_visible, visible
+from biobank.sprec import snomed_sample_type
+from biobank.units import format_number
+from biobank.version import __version__
+
+FHIR_VERSION = "4.0.1"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+#: identifier systems of this biobank's own identifiers
+BARCODE_SYSTEM = "urn:biobank-lims:specimen-barcode"
+PARTICIPANT_SYSTEM = "urn:biobank-lims:participant-code"
+MRN_SYSTEM = "urn:biobank-lims:medical-record-number"
+MATERIAL_SYSTEM = "https://directory.bbmri-eric.eu/api/fdp/MaterialType"
+GENDER = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
+UCUM_CODES = {"mL": "mL", "uL": "uL", "g": "g", "mg": "mg", "ug": "ug", "ng": "ng",
+              "cells": "{cells}", "count": "1"}
+#: storage temperatures as MIABIS names them
+TEMPERATURE_TEXT = {"RT": "room temperature", "2to10": "2 °C to 10 °C",
+                    "-18to-35": "−18 °C to −35 °C", "-60to-85": "−60 °C to −85 °C",
+                    "LN": "liquid nitrogen, −150 °C to −196 °C", "Other": "another temperature"}
+DEFAULT_COUNT, MAX_COUNT = 50, 500
+
+
+def _instant(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _quantity(value: Any, unit: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    quantity: dict[str, Any] = {"value": float(format_number(value))}
+    if unit is not None:
+        quantity |= {"unit": unit.value, "system": UCUM, "code": UCUM_CODES[unit.value]}
+    return quantity
+
+
+def _temperature(container: StorageContainer | None) -> StorageContainer | None:
+    """The nearest container up the tree that states its storage temperature."""
+    for _ in range(8):
+        if container is None or container.temperature is not None:
+            return container
+        container = container.parent
+    return None
+
+
+def specimen_resource(specimen: Specimen, visit: CollectionEvent | None = None
+                      ) -> dict[str, Any]:
+    """One specimen as an R4 ``Specimen``."""
+    code, display = snomed_sample_type(specimen.material_type.value)
+    resource: dict[str, Any] = {
+        "resourceType": "Specimen", "id": str(specimen.id),
+        "meta": {"lastUpdated": _instant(specimen.updated_at)},
+        "identifier": [{"system": BARCODE_SYSTEM, "value": specimen.barcode}],
+        "accessionIdentifier": {"system": BARCODE_SYSTEM, "value": specimen.barcode},
+        "status": specimen.status.fhir_status,
+        "type": {"coding": [{"system": SNOMED, "code": code, "display": display},
+                            {"system": MATERIAL_SYSTEM, "code": specimen.material_type.value}],
+                 "text": specimen.material_type.value.replace("_", " ").capitalize()},
+        "subject": {"reference": f"Patient/{specimen.participant_id}",
+                    "identifier": {"system": PARTICIPANT_SYSTEM,
+                                   "value": specimen.participant.code}},
+    }
+    if specimen.manufacturer_barcode:
+        resource["identifier"].append({"value": specimen.manufacturer_barcode,
+                                       "type": {"text": "manufacturer's tube barcode"}})
+    if specimen.received_at:
+        resource["receivedTime"] = _instant(specimen.received_at)
+    if specimen.parent_id is not None:
+        resource["parent"] = [{"reference": f"Specimen/{specimen.parent_id}"}]
+    collection: dict[str, Any] = {}
+    visit = visit or specimen.collection_event
+    if visit is not None and specimen.parent_id is None:
+        collection["collectedDateTime"] = _instant(visit.collected_at)
+        collection["method"] = {"text": visit.procedure.value.replace("_", " ")}
+    initial = _quantity(specimen.initial_quantity, specimen.unit)
+    if initial and specimen.parent_id is None:
+        collection["quantity"] = initial
+    if specimen.anatomical_site is not None:
+        collection["bodySite"] = {"text": specimen.anatomical_site.value.replace("_", " ")}
+    if collection:
+        resource["collection"] = collection
+    processing = []
+    if specimen.sprec_code:
+        processing.append({"description": f"SPREC {specimen.sprec_code}"})
+    if specimen.processed_at:
+        processing.append({"description": "processed (centrifugation or fixation)",
+                           "timeDateTime": _instant(specimen.processed_at)})
+    if specimen.frozen_at:
+        processing.append({"description": "frozen", "timeDateTime": _instant(specimen.frozen_at)})
+    if processing:
+        resource["processing"] = processing
+    container: dict[str, Any] = {}
+    if specimen.container is not None:
+        place = specimen.container.name
+        if specimen.pos_row is not None:
+            place += f" row {specimen.pos_row} column {specimen.pos_col}"
+        container["description"] = place
+        if specimen.container.barcode:
+            container["identifier"] = [{"value": specimen.container.barcode}]
+        cold = _temperature(specimen.container)
+        if cold is not None and cold.temperature is not None:
+            container["type"] = {"text": "stored at " + TEMPERATURE_TEXT.get(
+                cold.temperature.value, cold.temperature.value)}
+    left = _quantity(specimen.quantity, specimen.unit)
+    if left:
+        container["specimenQuantity"] = left
+    if container:
+        resource["container"] = [container]
+    if specimen.status is SpecimenStatus.QUARANTINED:
+        resource["condition"] = [{"text": "quarantined"}]
+    return resource
+
+
+def patient_resource(participant: Participant, actor: User) -> dict[str, Any]:
+    """A participant as an R4 ``Patient``: pseudonymous unless *actor* may see the
+    identifying record."""
+    resource: dict[str, Any] = {
+        "resourceType": "Patient", "id": str(participant.id),
+        "meta": {"lastUpdated": _instant(participant.updated_at)},
+        "identifier": [{"system": PARTICIPANT_SYSTEM, "value": participant.code}],
+        "gender": GENDER[participant.sex],
+    }
+    phi = participant.phi if actor.may_see_phi() else None
+    if phi is not None:
+        if phi.medical_record_number:
+            resource["identifier"].append({"system": MRN_SYSTEM,
+                                           "value": phi.medical_record_number,
+                                           "type": {"coding": [{
+                                               "system": "http://terminology.hl7.org/"
+                                                         "CodeSystem/v2-0203",
+                                               "code": "MR"}]}})
+        name = {k: v for k, v in (("family", phi.family_name),
+                                  ("given", [phi.given_name] if phi.given_name else None))
+                if v}
+        if name:
+            resource["name"] = [name]
+        if phi.birth_date:
+            resource["birthDate"] = phi.birth_date.isoformat()
+    return resource
+
+
+# --- search --------------------------------------------------------------------------------
+
+@dataclass
+class Page:
+    resources: list[dict[str, Any]]
+    total: int
+    next_cursor: int | None
+
+
+_DATE = re.compile(r"^(eq|ne|gt|lt|ge|le)?(\d{4}(-\d{2}(-\d{2})?)?)$")
+
+
+def _token(value: str, system: str, param: str) -> str:
+    """The code of a ``[system|]code`` token of the given *system*."""
+    if "|" in value:
+        given, code = value.split("|", 1)
+        if given and given != system:
+            raise InvalidInput(f"{param}: this server knows {system!r}, not {given!r}",
+                               field=param)
+        return code
+    return value
+
+
+def _reference(value: str, kind: str, param: str) -> int:
+    ident = value.removeprefix(f"{kind}/")
+    if not ident.isdigit() or len(ident) > 18:
+        raise InvalidInput(f"{param}: expected {kind}/<id>, got {value!r}", field=param)
+    return int(ident)
+
+
+def _date_clause(column: Any, value: str, param: str) -> Any:
+    match = _DATE.match(value)
+    if not match:
+        raise InvalidInput(f"{param}: expected [eq|gt|lt|ge|le]YYYY[-MM[-DD]], got {value!r}",
+                           field=param)
+    prefix, text = match.group(1) or "eq", match.group(2)
+    parts = [int(p) for p in text.split("-")]
+    try:
+        start = dt.datetime(parts[0], parts[1] if len(parts) > 1 else 1,
+                            parts[2] if len(parts) > 2 else 1, tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise InvalidInput(f"{param}: {value!r} is not a date ({exc})", field=param) from None
+    if len(parts) == 3:
+        end = start + dt.timedelta(days=1)
+    elif len(parts) == 2:
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+    else:
+        end = start.replace(year=start.year + 1)
+    return {"eq": sa.and_(column >= start, column < end),
+            "ne": sa.or_(column < start, column >= end),
+            "gt": column >= end, "ge": column >= start,
+            "lt": column < start, "le": column < end}[prefix]
+
+
+SPECIMEN_PARAMS = ("identifier", "subject", "patient", "type", "collected", "parent",
+                   "status", "container")
+
+
+def search_specimens(params: dict[str, list[str]], actor: User, *, count: int,
+                     cursor: int | None) -> Page:
+    stmt = visible(sa.select(Specimen), Specimen, actor)
+    for name, values in params.items():
+        for value in values:
+            stmt = _specimen_filter(stmt, name, value)
+    return _page(stmt, Specimen, count, cursor, specimen_resource)
+
+
+def _specimen_filter(stmt: sa.Select, name: str, value: str) -> sa.Select:
+    if name == "identifier":
+        code = _token(value, BARCODE_SYSTEM, name)
+        return stmt.where(sa.or_(Specimen.barcode == code,
+                                 Specimen.manufacturer_barcode == code))
+    if name in ("subject", "patient"):
+        return stmt.where(Specimen.participant_id == _reference(value, "Patient", name))
+    if name == "parent":
+        return stmt.where(Specimen.parent_id == _reference(value, "Specimen", name))
+    if name == "type":
+        code = value.split("|", 1)[-1]
+        materials = list(_MATERIALS_BY_CODE.get(code, ())) or (
+            [MaterialType(code)] if code in _MATERIALS else [])
+        if not materials:
+            raise InvalidInput(f"type: no specimens are typed {value!r} (a SNOMED CT sample "
+                               "type or a MIABIS material)", field="type")
+        return stmt.where(Specimen.material_type.in_(materials))
+    if name == "status":
+        states = [s for s in SpecimenStatus if s.fhir_status == value]
+        if value not in ("available", "unavailable", "unsatisfactory", "entered-in-error"):
+            raise InvalidInput(f"status: {value!r} is not a Specimen status", field="status")
+        return stmt.where(Specimen.status.in_(states))
+    if name == "collected":
+        visits = sa.select(CollectionEvent.id).where(
+            _date_clause(CollectionEvent.collected_at, value, name))
+        return stmt.where(Specimen.collection_event_id.in_(visits))
+    if name == "container":
+        return stmt.where(Specimen.container_id == _reference(value, "Container", name))
+    raise InvalidInput(f"{name!r} is not a search parameter of Specimen here (supported: "
+                       f"{', '.join(SPECIMEN_PARAMS)})", field=name)
+
+
+def _materials() -> tuple[dict[str, list[Any]], set[str]]:
+    by_code: dict[str, list[Any]] = {}
+    for material in MaterialType:
+        by_code.setdefault(snomed_sample_type(material.value)[0], []).append(material)
+    return by_code, {m.value for m in MaterialType}
+
+
+_MATERIALS_BY_CODE, _MATERIALS = _materials()
+PATIENT_PARAMS = ("identifier", "gender", "_id")
+
+
+def search_patients(params: dict[str, list[str]], actor: User, *, count: int,
+                    cursor: int | None) -> Page:
+    stmt = visible(sa.select(Participant), Participant, actor)
+    for name, values in params.items():
+        for value in values:
+            if name == "identifier":
+                stmt = stmt.where(Participant.code == _token(value, PARTICIPANT_SYSTEM, name))
+            elif name == "gender":
+                sexes = [s for s, g in GENDER.items() if g == value]
+                if not sexes:
+                    raise InvalidInput(f"gender: {value!r} is not male, female, other or "
+                                       "unknown", field=name)
+                stmt = stmt.where(Participant.sex.in_(sexes))
+            elif name == "_id":
+                stmt = stmt.where(Participant.id == _reference(value, "Patient", name))
+            else:
+                raise InvalidInput(f"{name!r} is not a search parameter of Patient here "
+                                   f"(supported: {', '.join(PATIENT_PARAMS)})", field=name)
+    return _page(stmt, Participant, count, cursor, lambda p: patient_resource(p, actor))
+
+
+def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any) -> Page:
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
+    if cursor is not None:
+        stmt = stmt.where(model.id > cursor)
+    rows = list(db.session.scalars(stmt.order_by(model.id).limit(count + 1)))
+    more = len(rows) > count
+    rows = rows[:count]
+    return Page([build(row) for row in rows], total or 0, rows[-1].id if more else None)
+
+
+def read_specimen(ident: int, actor: User) -> dict[str, Any]:
+    return specimen_resource(get_visible(Specimen, ident, actor))
+
+
+def read_patient(ident: int, actor: User) -> dict[str, Any]:
+    return patient_resource(get_visible(Participant, ident, actor), actor)
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    """What this server supports, as R4's ``CapabilityStatement``."""
+    def resource(kind: str, params: tuple[str, ...], types: dict[str, str]) -> dict[str, Any]:
+        return {"type": kind, "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "versioning": "no-version", "readHistory": False, "updateCreate": False,
+                "searchParam": [{"name": p, "type": types.get(p, "token")} for p in params]}
+
+    return {
+        "resourceType": "CapabilityStatement", "status": "active",
+        "date": dt.date.today().isoformat(), "kind": "instance",
+        "software": {"name": "Biobank LIMS", "version": __version__},
+        "implementation": {"description": "Biobank LIMS FHIR R4 endpoint", "url": base},
+        "fhirVersion": FHIR_VERSION, "format": ["json"],
+        "rest": [{"mode": "server",
+                  "security": {"description": "Bearer API token or a signed-in session; "
+                                              "reads are limited to the caller's sites"},
+                  "resource": [
+                      resource("Specimen", SPECIMEN_PARAMS,
+                               {"subject": "reference", "patient": "reference",
+                                "parent": "reference", "container": "reference",
+                                "collected": "date"}),
+                      resource("Patient", PATIENT_PARAMS, {})]}],
+    }
+

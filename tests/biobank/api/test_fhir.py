@@ -1,0 +1,172 @@
+"""FHIR R4: every resource and bundle the server gives is checked by the official R4 JSON
+Schema (fixtures/fhir, HL7's own) and by `fhir.resources`' R4B models, which refuse a field
+R4 does not have; reads are scoped to the caller's sites and identifying data to the roles
+that may see it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from fhir.resources.R4B import get_fhir_model_class
+from jsonschema import Draft6Validator
+
+from biobank.models import Specimen
+from biobank.models.vocab import Sex
+from tests.biobank.api.test_query import bank  # noqa: F401
+
+ROOT = json.loads((Path(__file__).parents[3] / "fixtures" / "fhir" / "fhir.schema.json")
+                  .read_text())
+_SCHEMA = {k: v for k, v in ROOT.items() if k not in ("oneOf", "discriminator")}
+
+
+def valid(resource):
+    """*resource* checked by the R4 JSON Schema and the R4B models."""
+    schema = {**_SCHEMA, "$ref": f"#/definitions/{resource['resourceType']}"}
+    errors = sorted(Draft6Validator(schema).iter_errors(resource), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resource
+
+
+def fhir(client, path, headers=None, **query):
+    r = client.get(f"/fhir/r4/{path}", headers=headers or {}, query_string=query or None)
+    assert r.mimetype == "application/fhir+json", r.data[:200]
+    valid(r.json)
+    return r
+
+
+def test_the_validators_refuse_what_r4_does_not_have():
+    with pytest.raises(AssertionError, match="not one of"):
+        valid({"resourceType": "Specimen", "status": "in-freezer"})
+    with pytest.raises(AssertionError, match="statuz"):
+        valid({"resourceType": "Specimen", "statuz": "available"})
+    with pytest.raises(ValueError, match="statuz"):
+        get_fhir_model_class("Specimen").model_validate({"resourceType": "Specimen",
+                                                         "statuz": "available"})
+
+
+def test_the_capability_statement_is_open(client):
+    r = fhir(client, "metadata")
+    assert r.status_code == 200
+    statement = r.json
+    assert statement["fhirVersion"] == "4.0.1"
+    kinds = {res["type"]: res for res in statement["rest"][0]["resource"]}
+    assert set(kinds) == {"Specimen", "Patient"}
+    assert {p["name"] for p in kinds["Specimen"]["searchParam"]} >= {
+        "identifier", "subject", "type", "collected", "parent", "status"}
+
+
+def test_an_aliquot_as_a_specimen(client, bank, technician, headers):  # noqa: F811
+    h = headers(technician)
+    a1 = bank.a1
+    r = fhir(client, f"Specimen/{a1.id}", h)
+    assert r.status_code == 200
+    specimen = r.json
+    assert specimen["identifier"][0]["value"] == a1.barcode
+    assert specimen["status"] == "available"
+    assert specimen["type"]["coding"][0] == {"system": "http://snomed.info/sct",
+                                             "code": "119376003", "display": "Tissue specimen"}
+    assert specimen["subject"]["reference"] == f"Patient/{bank.p1.id}"
+    assert specimen["parent"] == [{"reference": f"Specimen/{a1.parent_id}"}]
+    assert specimen["container"][0]["specimenQuantity"] == {
+        "value": 30.0, "unit": "uL", "system": "http://unitsofmeasure.org", "code": "uL"}
+    # the parent: its collection, its place in a box of a −80 °C freezer
+    parent = fhir(client, specimen["parent"][0]["reference"], h).json
+    assert parent["collection"]["collectedDateTime"] == "2025-03-01T09:30:00Z"
+    assert parent["collection"]["method"]["text"] == "venipuncture"
+    assert parent["container"][0]["description"].endswith("row 1 column 1")
+    assert parent["container"][0]["type"]["text"] == "stored at −60 °C to −85 °C"
+    assert "parent" not in parent
+
+
+def test_a_patient_is_pseudonymous_to_researchers(client, bank, technician, researcher,  # noqa: F811
+                                                  headers, db_session):
+    bank.p1.sex = Sex.FEMALE
+    db_session.commit()
+    staff = fhir(client, f"Patient/{bank.p1.id}", headers(technician)).json
+    assert staff["gender"] == "female" and staff["birthDate"] == "1970-01-01"
+    assert staff["name"][0]["family"] == bank.p1.phi.family_name
+    assert {i["value"] for i in staff["identifier"]} == {
+        bank.p1.code, bank.p1.phi.medical_record_number}
+    seen = fhir(client, f"Patient/{bank.p1.id}", headers(researcher)).json
+    assert seen["identifier"] == [{"system": "urn:biobank-lims:participant-code",
+                                   "value": bank.p1.code}]
+    assert not {"name", "birthDate"} & set(seen)
+
+
+def test_searches_find_by_each_parameter(client, bank, technician, headers):  # noqa: F811
+    h = headers(technician)
+
+    def ids(**query):
+        bundle = fhir(client, "Specimen", h, **query).json
+        assert bundle["type"] == "searchset"
+        return {int(e["resource"]["id"]) for e in bundle.get("entry", [])}
+
+    tumour = bank.a1.parent_id
+    assert ids(identifier=bank.a1.barcode) == {bank.a1.id}
+    assert ids(identifier=f"urn:biobank-lims:specimen-barcode|{bank.a1.barcode}") == {bank.a1.id}
+    assert ids(parent=f"Specimen/{tumour}") == {bank.a1.id, bank.dna1.id}
+    assert ids(subject=f"Patient/{bank.p1.id}") == {tumour, bank.a1.id, bank.dna1.id}
+    assert ids(subject=f"Patient/{bank.p1.id}", type="http://snomed.info/sct|258566005") == {
+        bank.dna1.id}
+    assert ids(patient=str(bank.p1.id), type="DNA") == {bank.dna1.id}
+    assert bank.plasma.id not in ids(type="119361006")  # the other site's plasma
+    assert ids(collected="2025-03-01", subject=f"Patient/{bank.p2.id}") == {
+        s.id for s in (bank.a2, bank.a2.parent)}
+    assert ids(collected="lt2025", subject=f"Patient/{bank.p2.id}") == set()
+    assert ids(collected="ge2025-03", subject=f"Patient/{bank.p2.id}") != set()
+    patients = fhir(client, "Patient", h, identifier=bank.p2.code).json
+    assert [e["resource"]["id"] for e in patients["entry"]] == [str(bank.p2.id)]
+
+
+def test_pages_follow_next_links_to_the_end(client, bank, technician, headers, site,  # noqa: F811
+                                            db_session):
+
+    h = headers(technician)
+    bundle = fhir(client, "Specimen", h, _count=2).json
+    total, seen = bundle["total"], []
+    while True:
+        seen += [e["resource"]["id"] for e in bundle["entry"]]
+        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+        if not following:
+            break
+        url = urlsplit(following[0])
+        bundle = fhir(client, url.path.removeprefix("/fhir/r4/") + "?" + url.query, h).json
+    here = set(db_session.scalars(sa.select(Specimen.id).where(Specimen.site_id == site.id)))
+    assert len(seen) == len(set(seen)) == total == len(here) > 2
+    assert {int(i) for i in seen} == here
+
+
+@pytest.mark.parametrize(("path", "query", "status", "words"), [
+    ("Specimen", {"colour": "red"}, 400, "'colour' is not a search parameter of Specimen"),
+    ("Specimen", {"collected": "2025-13-01"}, 400, "is not a date"),
+    ("Specimen", {"collected": "yesterday"}, 400, "expected [eq|gt|lt|ge|le]YYYY"),
+    ("Specimen", {"subject": "Group/1"}, 400, "expected Patient/<id>"),
+    ("Specimen", {"type": "1234"}, 400, "no specimens are typed '1234'"),
+    ("Specimen", {"status": "frozen"}, 400, "'frozen' is not a Specimen status"),
+    ("Specimen", {"identifier": "http://other|X"}, 400, "not 'http://other'"),
+    ("Specimen", {"_count": "0"}, 400, "_count: 1 to 500"),
+    ("Specimen", {"_format": "xml"}, 400, "only JSON"),
+    ("Patient", {"gender": "f"}, 400, "'f' is not male, female"),
+    ("Patient", {"name": "Ada"}, 400, "'name' is not a search parameter of Patient"),
+    ("Specimen/999999", {}, 404, "no specimen with id 999999"),
+])
+def test_bad_requests_are_operation_outcomes(client, technician, headers, path, query, status,
+                                             words):
+    r = fhir(client, path, headers(technician), **query)
+    assert r.status_code == status
+    [issue] = r.json["issue"]
+    assert words in issue["diagnostics"], issue
+
+
+def test_another_sites_and_anonymous_reads_are_refused(client, bank, technician, headers):  # noqa: F811
+    r = fhir(client, f"Specimen/{bank.plasma.id}", headers(technician))
+    assert r.status_code == 404 and r.json["issue"][0]["code"] == "not-found"
+    r = fhir(client, f"Patient/{bank.p3.id}", headers(technician))
+    assert r.status_code == 404
+    r = fhir(client, "Specimen")
+    assert r.status_code == 401 and r.json["issue"][0]["code"] == "login"
