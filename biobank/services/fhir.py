@@ -17,11 +17,15 @@ with an ``OperationOutcome`` that names it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from biobank.db import db
 from biobank.errors import InvalidInput
@@ -55,7 +59,9 @@ def _instant(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    elif value.tzinfo is not dt.UTC:  # (the database's timestamps come back in UTC)
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _quantity(value: Any, unit: Any) -> dict[str, Any] | None:
@@ -67,18 +73,23 @@ def _quantity(value: Any, unit: Any) -> dict[str, Any] | None:
     return quantity
 
 
-def _temperature(container: StorageContainer | None) -> StorageContainer | None:
+def _temperature(container: StorageContainer | None,
+                 containers: dict[int, StorageContainer] | None) -> StorageContainer | None:
     """The nearest container up the tree that states its storage temperature."""
     for _ in range(8):
         if container is None or container.temperature is not None:
             return container
-        container = container.parent
+        parent = container.parent_id
+        container = (containers.get(parent) if containers is not None and parent is not None
+                     else container.parent)
     return None
 
 
-def specimen_resource(specimen: Specimen, visit: CollectionEvent | None = None
-                      ) -> dict[str, Any]:
-    """One specimen as an R4 ``Specimen``."""
+def specimen_resource(specimen: Specimen, visit: Any = None,
+                      participant_code: str | None = None,
+                      containers: dict[int, StorageContainer] | None = None) -> dict[str, Any]:
+    """One specimen as an R4 ``Specimen`` (its visit, participant code and the storage units
+    by id may be given, as the bulk export reads them for many tubes at once)."""
     code, display = snomed_sample_type(specimen.material_type.value)
     resource: dict[str, Any] = {
         "resourceType": "Specimen", "id": str(specimen.id),
@@ -91,7 +102,7 @@ def specimen_resource(specimen: Specimen, visit: CollectionEvent | None = None
                  "text": specimen.material_type.value.replace("_", " ").capitalize()},
         "subject": {"reference": f"Patient/{specimen.participant_id}",
                     "identifier": {"system": PARTICIPANT_SYSTEM,
-                                   "value": specimen.participant.code}},
+                                   "value": participant_code or specimen.participant.code}},
     }
     if specimen.manufacturer_barcode:
         resource["identifier"].append({"value": specimen.manufacturer_barcode,
@@ -123,14 +134,17 @@ def specimen_resource(specimen: Specimen, visit: CollectionEvent | None = None
     if processing:
         resource["processing"] = processing
     container: dict[str, Any] = {}
-    if specimen.container is not None:
-        place = specimen.container.name
+    box = (None if specimen.container_id is None
+           else containers[specimen.container_id] if containers is not None
+           else specimen.container)
+    if box is not None:
+        place = box.name
         if specimen.pos_row is not None:
             place += f" row {specimen.pos_row} column {specimen.pos_col}"
         container["description"] = place
-        if specimen.container.barcode:
-            container["identifier"] = [{"value": specimen.container.barcode}]
-        cold = _temperature(specimen.container)
+        if box.barcode:
+            container["identifier"] = [{"value": box.barcode}]
+        cold = _temperature(box, containers)
         if cold is not None and cold.temperature is not None:
             container["type"] = {"text": "stored at " + TEMPERATURE_TEXT.get(
                 cold.temperature.value, cold.temperature.value)}
@@ -144,16 +158,16 @@ def specimen_resource(specimen: Specimen, visit: CollectionEvent | None = None
     return resource
 
 
-def patient_resource(participant: Participant, actor: User) -> dict[str, Any]:
+def patient_resource(participant: Participant, actor: User | None) -> dict[str, Any]:
     """A participant as an R4 ``Patient``: pseudonymous unless *actor* may see the
-    identifying record."""
+    identifying record (without an actor, always pseudonymous)."""
     resource: dict[str, Any] = {
         "resourceType": "Patient", "id": str(participant.id),
         "meta": {"lastUpdated": _instant(participant.updated_at)},
         "identifier": [{"system": PARTICIPANT_SYSTEM, "value": participant.code}],
         "gender": GENDER[participant.sex],
     }
-    phi = participant.phi if actor.may_see_phi() else None
+    phi = participant.phi if actor is not None and actor.may_see_phi() else None
     if phi is not None:
         if phi.medical_record_number:
             resource["identifier"].append({"system": MRN_SYSTEM,
@@ -345,3 +359,59 @@ def capability_statement(base: str) -> dict[str, Any]:
                       resource("Patient", PATIENT_PARAMS, {})]}],
     }
 
+
+
+# --- bulk export ---------------------------------------------------------------------------
+
+def _patients_after(last: int, batch: int, _containers: dict[int, StorageContainer]
+                    ) -> list[tuple[int, dict[str, Any]]]:
+    rows = db.session.scalars(
+        sa.select(Participant).options(orm.lazyload(Participant.study),
+                                       orm.lazyload(Participant.site),
+                                       orm.lazyload(Participant.consents))
+        .where(Participant.id > last).order_by(Participant.id).limit(batch))
+    return [(row.id, patient_resource(row, None)) for row in rows]
+
+
+def _specimens_after(last: int, batch: int, containers: dict[int, StorageContainer]
+                     ) -> list[tuple[int, dict[str, Any]]]:
+    rows = list(db.session.scalars(
+        sa.select(Specimen).options(orm.lazyload(Specimen.participant),
+                                    orm.lazyload(Specimen.collection_event))
+        .where(Specimen.id > last).order_by(Specimen.id).limit(batch)))
+    # what each tube needs of its participant and visit, in one query each for the batch
+    codes = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
+        Participant.id.in_({r.participant_id for r in rows}))).all())
+    visits = {v.id: v for v in db.session.execute(
+        sa.select(CollectionEvent.id, CollectionEvent.collected_at, CollectionEvent.procedure)
+        .where(CollectionEvent.id.in_({r.collection_event_id for r in rows
+                                       if r.collection_event_id})))}
+    return [(row.id, specimen_resource(row, visits.get(row.collection_event_id or 0),
+                                       codes[row.participant_id], containers))
+            for row in rows]
+
+
+def export_ndjson(out: Path, *, batch: int = 5000,
+                  progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Every participant and specimen as pseudonymous ``Patient`` and ``Specimen`` resources,
+    one per line in ``Patient.ndjson`` and ``Specimen.ndjson`` under *out* (the FHIR Bulk
+    Data layout), read in batches by id so that memory stays flat. Each file is written
+    beside its final name and renamed when complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    # every storage unit read once: a tube's box and freezer by id, not a query per tube
+    containers = {c.id: c for c in db.session.scalars(sa.select(StorageContainer))}
+    counts = {}
+    for kind, read in (("Patient", _patients_after), ("Specimen", _specimens_after)):
+        partial = out / f".{kind}.ndjson.part"
+        written = last = 0
+        with partial.open("w", encoding="utf-8") as f:
+            while resources := read(last, batch, containers):
+                f.writelines(json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+                             + "\n" for _, resource in resources)
+                written += len(resources)
+                last = resources[-1][0]
+                if progress:
+                    progress(kind, written)
+        partial.replace(out / f"{kind}.ndjson")
+        counts[kind] = written
+    return counts

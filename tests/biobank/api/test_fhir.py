@@ -170,3 +170,30 @@ def test_another_sites_and_anonymous_reads_are_refused(client, bank, technician,
     assert r.status_code == 404
     r = fhir(client, "Specimen")
     assert r.status_code == 401 and r.json["issue"][0]["code"] == "login"
+
+
+def test_bulk_export_writes_every_resource_as_ndjson(runner, bank, tmp_path, db_session):  # noqa: F811
+    from biobank.models import Participant
+
+    out = tmp_path / "fhir"
+    result = runner.invoke(args=["export", "fhir", "--out", str(out), "--batch", "100"])
+    assert result.exit_code == 0, result.output
+    lines = {kind: [json.loads(line) for line in (out / f"{kind}.ndjson").read_text().splitlines()]
+             for kind in ("Patient", "Specimen")}
+    assert sorted(p.name for p in out.iterdir()) == ["Patient.ndjson", "Specimen.ndjson"]
+    for resources in lines.values():
+        for resource in resources:
+            valid(resource)
+    patients = {r["id"] for r in lines["Patient"]}
+    specimens = {r["id"] for r in lines["Specimen"]}
+    assert patients == {str(i) for i in db_session.scalars(sa.select(Participant.id))}
+    assert specimens == {str(i) for i in db_session.scalars(sa.select(Specimen.id))}
+    # every reference resolves within the export
+    for specimen in lines["Specimen"]:
+        assert specimen["subject"]["reference"].removeprefix("Patient/") in patients
+        for parent in specimen.get("parent", []):
+            assert parent["reference"].removeprefix("Specimen/") in specimens
+    # pseudonymous whoever runs it
+    text = (out / "Patient.ndjson").read_text()
+    assert bank.p1.phi.family_name not in text and "birthDate" not in text
+    assert f"{len(patients):,} Patient, {len(specimens):,} Specimen written" in result.output
