@@ -48,7 +48,6 @@ from biobank.models import (
     User,
 )
 from biobank.models.vocab import (
-    AjccStage,
     BodySite,
     CollectionProcedure,
     ConsentScope,
@@ -61,6 +60,7 @@ from biobank.models.vocab import (
 )
 from biobank.schemas.base import BaseSchema
 from biobank.services import cohorts
+from biobank.services.cases import AJCC8, ICD10_TITLES
 from biobank.services.common import get_visible
 from biobank.services.consents import granted_scopes_by_participant
 from biobank.services.images import image_clause
@@ -82,25 +82,6 @@ def term(curie: str, label: str) -> Term:
 HUMAN = term("NCBITaxon:9606", "Homo sapiens")
 SEX = {Sex.FEMALE: "FEMALE", Sex.MALE: "MALE", Sex.OTHER: "OTHER_SEX",
        Sex.UNKNOWN: "UNKNOWN_SEX"}
-#: ICD-10 (WHO) titles of the categories the disease groups are coded in
-ICD10_TITLES = {
-    "C43": "Malignant melanoma of skin", "C44": "Other malignant neoplasms of skin",
-    "C46": "Kaposi sarcoma", "C84": "Mature T/NK-cell lymphomas",
-    "D03": "Melanoma in situ", "D04": "Carcinoma in situ of skin",
-    "D22": "Melanocytic naevi", "D23": "Other benign neoplasms of skin",
-    "D48": "Neoplasm of uncertain or unknown behaviour of other and unspecified sites",
-    "L40": "Psoriasis", "L50": "Urticaria", "T78": "Angioneurotic oedema",
-    "L71": "Rosacea", "L63": "Alopecia areata", "L64": "Androgenic alopecia",
-    "L65": "Other nonscarring hair loss", "L66": "Cicatricial alopecia [scarring hair loss]",
-    "M32": "Systemic lupus erythematosus", "L93": "Lupus erythematosus",
-}
-#: AJCC 8th edition pathologic stage groups of cutaneous melanoma, as NCIt codes them
-AJCC8 = {
-    AjccStage.STAGE_0: "C137662", AjccStage.IA: "C137664", AjccStage.IB: "C137665",
-    AjccStage.IIA: "C137667", AjccStage.IIB: "C137668", AjccStage.IIC: "C137669",
-    AjccStage.IIIA: "C137671", AjccStage.IIIB: "C137672", AjccStage.IIIC: "C137673",
-    AjccStage.IIID: "C137675", AjccStage.IV: "C137677",
-}
 #: anatomical sites (ISIC's general sites) in UBERON; oral/genital has no one term
 BODY_SITES = {
     BodySite.HEAD_NECK: term("UBERON:0007811", "craniocervical region"),

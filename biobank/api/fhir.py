@@ -19,7 +19,8 @@ from biobank.errors import BiobankError, InvalidInput
 from biobank.services import fhir
 
 blp = Blueprint("fhir", __name__, url_prefix="/fhir/r4",
-                description="HL7 FHIR R4: Specimen and Patient, read and search")
+                description="HL7 FHIR R4: Specimen, Patient, Condition and BodyStructure, "
+                            "read and search")
 MIMETYPE = "application/fhir+json"
 #: OperationOutcome issue types by HTTP status
 ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
@@ -154,3 +155,50 @@ class PatientRead(MethodView):
     def get(self, ident: int) -> Any:
         """One participant as a Patient (identifying data only for roles that may see it)"""
         return fhir_json(fhir.read_patient(ident, current_actor()))
+
+
+@blp.route("/Condition")
+class ConditionSearch(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self) -> Any:
+        """Search diagnoses (cases) as Conditions: a searchset Bundle
+
+        `identifier` (case code), `subject`/`patient`, `code` (ICD-10; a category takes its
+        subcodes); `_count` and `_cursor` as for Specimen.
+        """
+        return _search("Condition", fhir.search_conditions)
+
+
+@blp.route("/Condition/<int:ident>")
+class ConditionRead(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self, ident: int) -> Any:
+        """One case as a Condition (ICD-10, AJCC 8 stage, body sites)"""
+        return fhir_json(fhir.read_condition(ident, current_actor()))
+
+
+@blp.route("/BodyStructure")
+class BodyStructureSearch(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self) -> Any:
+        """Search lesions as BodyStructures: a searchset Bundle
+
+        `identifier` (lesion code), `patient`; `_count` and `_cursor` as for Specimen.
+        """
+        return _search("BodyStructure", fhir.search_body_structures)
+
+
+@blp.route("/BodyStructure/<int:ident>")
+class BodyStructureRead(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self, ident: int) -> Any:
+        """One lesion as a BodyStructure"""
+        return fhir_json(fhir.read_body_structure(ident, current_actor()))

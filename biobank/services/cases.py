@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from biobank.db import db
 from biobank.errors import InvalidInput
 from biobank.models import Case, Lesion, Participant, User
-from biobank.models.vocab import DiseaseGroup
+from biobank.models.vocab import AjccStage, DiseaseGroup
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
@@ -24,6 +24,27 @@ ICD10_PREFIXES = {
     DiseaseGroup.ROSACEA: ("L71",),
     DiseaseGroup.ALOPECIA: ("L63", "L64", "L65", "L66"),
     DiseaseGroup.LUPUS: ("M32", "L93"),
+}
+
+#: ICD-10 (WHO) titles of the categories the disease groups are coded in
+ICD10_TITLES = {
+    "C43": "Malignant melanoma of skin", "C44": "Other malignant neoplasms of skin",
+    "C46": "Kaposi sarcoma", "C84": "Mature T/NK-cell lymphomas",
+    "D03": "Melanoma in situ", "D04": "Carcinoma in situ of skin",
+    "D22": "Melanocytic naevi", "D23": "Other benign neoplasms of skin",
+    "D48": "Neoplasm of uncertain or unknown behaviour of other and unspecified sites",
+    "L40": "Psoriasis", "L50": "Urticaria", "T78": "Angioneurotic oedema",
+    "L71": "Rosacea", "L63": "Alopecia areata", "L64": "Androgenic alopecia",
+    "L65": "Other nonscarring hair loss", "L66": "Cicatricial alopecia [scarring hair loss]",
+    "M32": "Systemic lupus erythematosus", "L93": "Lupus erythematosus",
+}
+#: AJCC 8th edition pathologic stage groups of cutaneous melanoma, as NCIt codes them
+#: ("Pathologic Stage IIA Cutaneous Melanoma AJCC v8"…)
+AJCC8 = {
+    AjccStage.STAGE_0: "C137662", AjccStage.IA: "C137664", AjccStage.IB: "C137665",
+    AjccStage.IIA: "C137667", AjccStage.IIB: "C137668", AjccStage.IIC: "C137669",
+    AjccStage.IIIA: "C137671", AjccStage.IIIB: "C137672", AjccStage.IIIC: "C137673",
+    AjccStage.IIID: "C137675", AjccStage.IV: "C137677",
 }
 
 

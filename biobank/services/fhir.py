@@ -29,8 +29,17 @@ from sqlalchemy import orm
 
 from biobank.db import db
 from biobank.errors import InvalidInput
-from biobank.models import CollectionEvent, Participant, Specimen, StorageContainer, User
-from biobank.models.vocab import MaterialType, Sex, SpecimenStatus
+from biobank.models import (
+    Case,
+    CollectionEvent,
+    Lesion,
+    Participant,
+    Specimen,
+    StorageContainer,
+    User,
+)
+from biobank.models.vocab import Laterality, MaterialType, Sex, SpecimenStatus
+from biobank.services.cases import AJCC8, ICD10_TITLES
 from biobank.services.common import get_visible, visible
 from biobank.sprec import snomed_sample_type
 from biobank.units import format_number
@@ -43,6 +52,11 @@ UCUM = "http://unitsofmeasure.org"
 BARCODE_SYSTEM = "urn:biobank-lims:specimen-barcode"
 PARTICIPANT_SYSTEM = "urn:biobank-lims:participant-code"
 MRN_SYSTEM = "urn:biobank-lims:medical-record-number"
+CASE_SYSTEM = "urn:biobank-lims:case-code"
+LESION_SYSTEM = "urn:biobank-lims:lesion-code"
+ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
+NCIT_SYSTEM = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
 MATERIAL_SYSTEM = "https://directory.bbmri-eric.eu/api/fdp/MaterialType"
 GENDER = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
 UCUM_CODES = {"mL": "mL", "uL": "uL", "g": "g", "mg": "mg", "ug": "ug", "ng": "ng",
@@ -186,6 +200,62 @@ def patient_resource(participant: Participant, actor: User | None) -> dict[str, 
     return resource
 
 
+def condition_resource(case: Case) -> dict[str, Any]:
+    """A case (diagnosis) as an R4 ``Condition``: ICD-10 code, AJCC 8 stage for melanoma,
+    the lesions' body sites."""
+    title = ICD10_TITLES.get(case.icd10_code[:3])
+    coding: dict[str, str] = {"system": ICD10_SYSTEM, "code": case.icd10_code}
+    if title:
+        coding["display"] = title
+    resource: dict[str, Any] = {
+        "resourceType": "Condition", "id": str(case.id),
+        "meta": {"lastUpdated": _instant(case.updated_at)},
+        "identifier": [{"system": CASE_SYSTEM, "value": case.code}],
+        "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "encounter-diagnosis"}]}],
+        "code": {"coding": [coding],
+                 "text": case.disease_group.value.replace("_", " ").capitalize()},
+        "subject": {"reference": f"Patient/{case.participant_id}"},
+    }
+    if case.diagnosis_date:
+        resource["recordedDate"] = case.diagnosis_date.isoformat()
+    if case.ajcc_stage is not None:
+        resource["stage"] = [{"summary": {"coding": [{
+            "system": NCIT_SYSTEM, "code": AJCC8[case.ajcc_stage],
+            "display": f"Pathologic Stage {case.ajcc_stage.value} Cutaneous Melanoma AJCC v8"}],
+            "text": f"AJCC 8 stage {case.ajcc_stage.value}"}}]
+    sites = sorted({le.body_site.value.replace("_", " ") for le in case.lesions})
+    if sites:
+        resource["bodySite"] = [{"text": site} for site in sites]
+    notes = []
+    if case.breslow_mm is not None:
+        notes.append(f"Breslow thickness {format_number(case.breslow_mm)} mm")
+    if case.ulceration is not None:
+        notes.append("ulcerated" if case.ulceration else "not ulcerated")
+    if notes:
+        resource["note"] = [{"text": "; ".join(notes)}]
+    return resource
+
+
+def body_structure_resource(lesion: Lesion) -> dict[str, Any]:
+    """A lesion as an R4 ``BodyStructure`` of its case's patient."""
+    resource: dict[str, Any] = {
+        "resourceType": "BodyStructure", "id": str(lesion.id),
+        "meta": {"lastUpdated": _instant(lesion.updated_at)},
+        "identifier": [{"system": LESION_SYSTEM, "value": lesion.code}],
+        "location": {"text": lesion.body_site.value.replace("_", " ")},
+        "patient": {"reference": f"Patient/{lesion.case.participant_id}"},
+    }
+    if lesion.laterality is not Laterality.NOT_APPLICABLE:
+        resource["locationQualifier"] = [{"text": lesion.laterality.value}]
+    text = [f"lesion of case {lesion.case.code}"]
+    if lesion.diameter_mm is not None:
+        text.append(f"{format_number(lesion.diameter_mm)} mm across")
+    if lesion.description:
+        text.append(lesion.description)
+    resource["description"] = "; ".join(text)
+    return resource
+
+
 # --- search --------------------------------------------------------------------------------
 
 @dataclass
@@ -317,6 +387,49 @@ def search_patients(params: dict[str, list[str]], actor: User, *, count: int,
     return _page(stmt, Participant, count, cursor, lambda p: patient_resource(p, actor))
 
 
+CONDITION_PARAMS = ("identifier", "subject", "patient", "code")
+
+
+def search_conditions(params: dict[str, list[str]], actor: User, *, count: int,
+                      cursor: int | None) -> Page:
+    stmt = visible(sa.select(Case), Case, actor)
+    for name, values in params.items():
+        for value in values:
+            if name == "identifier":
+                stmt = stmt.where(Case.code == _token(value, CASE_SYSTEM, name))
+            elif name in ("subject", "patient"):
+                stmt = stmt.where(Case.participant_id == _reference(value, "Patient", name))
+            elif name == "code":
+                code = _token(value, ICD10_SYSTEM, name)
+                # a category takes its subcodes (C43 finds C43.5)
+                stmt = stmt.where(sa.or_(Case.icd10_code == code,
+                                         Case.icd10_code.startswith(code + ".")))
+            else:
+                raise InvalidInput(f"{name!r} is not a search parameter of Condition here "
+                                   f"(supported: {', '.join(CONDITION_PARAMS)})", field=name)
+    return _page(stmt, Case, count, cursor, condition_resource)
+
+
+BODY_STRUCTURE_PARAMS = ("identifier", "patient")
+
+
+def search_body_structures(params: dict[str, list[str]], actor: User, *, count: int,
+                           cursor: int | None) -> Page:
+    stmt = visible(sa.select(Lesion), Lesion, actor)
+    for name, values in params.items():
+        for value in values:
+            if name == "identifier":
+                stmt = stmt.where(Lesion.code == _token(value, LESION_SYSTEM, name))
+            elif name == "patient":
+                stmt = stmt.where(Lesion.case_id.in_(sa.select(Case.id).where(
+                    Case.participant_id == _reference(value, "Patient", name))))
+            else:
+                raise InvalidInput(f"{name!r} is not a search parameter of BodyStructure here "
+                                   f"(supported: {', '.join(BODY_STRUCTURE_PARAMS)})",
+                                   field=name)
+    return _page(stmt, Lesion, count, cursor, body_structure_resource)
+
+
 def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any) -> Page:
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
     if cursor is not None:
@@ -333,6 +446,14 @@ def read_specimen(ident: int, actor: User) -> dict[str, Any]:
 
 def read_patient(ident: int, actor: User) -> dict[str, Any]:
     return patient_resource(get_visible(Participant, ident, actor), actor)
+
+
+def read_condition(ident: int, actor: User) -> dict[str, Any]:
+    return condition_resource(get_visible(Case, ident, actor))
+
+
+def read_body_structure(ident: int, actor: User) -> dict[str, Any]:
+    return body_structure_resource(get_visible(Lesion, ident, actor))
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -356,7 +477,11 @@ def capability_statement(base: str) -> dict[str, Any]:
                                {"subject": "reference", "patient": "reference",
                                 "parent": "reference", "container": "reference",
                                 "collected": "date"}),
-                      resource("Patient", PATIENT_PARAMS, {})]}],
+                      resource("Patient", PATIENT_PARAMS, {}),
+                      resource("Condition", CONDITION_PARAMS,
+                               {"subject": "reference", "patient": "reference"}),
+                      resource("BodyStructure", BODY_STRUCTURE_PARAMS,
+                               {"patient": "reference"})]}],
     }
 
 

@@ -5,6 +5,7 @@ that may see it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from jsonschema import Draft6Validator
 
 from biobank.models import Specimen
-from biobank.models.vocab import Sex
+from biobank.models.vocab import AjccStage, Laterality, Sex
 from tests.biobank.api.test_query import bank  # noqa: F401
 
 ROOT = json.loads((Path(__file__).parents[3] / "fixtures" / "fhir" / "fhir.schema.json")
@@ -55,7 +56,7 @@ def test_the_capability_statement_is_open(client):
     statement = r.json
     assert statement["fhirVersion"] == "4.0.1"
     kinds = {res["type"]: res for res in statement["rest"][0]["resource"]}
-    assert set(kinds) == {"Specimen", "Patient"}
+    assert set(kinds) == {"Specimen", "Patient", "Condition", "BodyStructure"}
     assert {p["name"] for p in kinds["Specimen"]["searchParam"]} >= {
         "identifier", "subject", "type", "collected", "parent", "status"}
 
@@ -96,6 +97,40 @@ def test_a_patient_is_pseudonymous_to_researchers(client, bank, technician, rese
     assert seen["identifier"] == [{"system": "urn:biobank-lims:participant-code",
                                    "value": bank.p1.code}]
     assert not {"name", "birthDate"} & set(seen)
+
+
+def test_a_melanoma_case_as_a_condition_and_its_lesion(client, bank, technician, headers,  # noqa: F811
+                                                       db_session):
+    bank.c1.ajcc_stage, bank.c1.ulceration = AjccStage.IIA, True
+    bank.c1.diagnosis_date = dt.date(2025, 2, 10)
+    bank.l1.laterality = Laterality.LEFT
+    db_session.commit()
+    h = headers(technician)
+    condition = fhir(client, f"Condition/{bank.c1.id}", h).json
+    assert condition["code"]["coding"] == [{"system": "http://hl7.org/fhir/sid/icd-10",
+                                            "code": "C43.5",
+                                            "display": "Malignant melanoma of skin"}]
+    assert condition["subject"] == {"reference": f"Patient/{bank.p1.id}"}
+    assert condition["stage"][0]["summary"]["coding"][0]["code"] == "C137667"
+    assert condition["recordedDate"] == "2025-02-10"
+    assert condition["bodySite"] == [{"text": "posterior torso"}]
+    assert condition["note"] == [{"text": "Breslow thickness 1.2 mm; ulcerated"}]
+    lesion = fhir(client, f"BodyStructure/{bank.l1.id}", h).json
+    assert lesion["identifier"][0]["value"] == "Q-L1"
+    assert lesion["patient"] == {"reference": f"Patient/{bank.p1.id}"}
+    assert lesion["locationQualifier"] == [{"text": "left"}]
+
+    def ids(kind, **query):
+        return {e["resource"]["id"] for e in fhir(client, kind, h, **query).json.get("entry", [])}
+
+    assert ids("Condition", code="C43") == {str(c.id) for c in (bank.c1, bank.c2, bank.c4)}
+    assert ids("Condition", code="http://hl7.org/fhir/sid/icd-10|C43.5",
+               subject=f"Patient/{bank.p2.id}") == {str(bank.c2.id)}
+    assert ids("Condition", code="L40") == set()  # the psoriasis case is the other site's
+    assert ids("BodyStructure", patient=f"Patient/{bank.p1.id}") == {str(bank.l1.id)}
+    assert ids("BodyStructure", identifier="Q-L2") == {str(bank.l2.id)}
+    r = fhir(client, "Condition", h, onset="2025")
+    assert r.status_code == 400 and "'onset' is not a search parameter" in r.text
 
 
 def test_searches_find_by_each_parameter(client, bank, technician, headers):  # noqa: F811

@@ -31,6 +31,7 @@ SCOPED = [
     "/ga4gh/drs/v1/objects/{sha}/access/{access}", "/ga4gh/drs/v1/objects/{sha}/content",
     "/htsget/{datatype}/{sha}", "/htsget/variants/{sha}/bgzf",
     "/fhir/r4/Specimen/{specimen}", "/fhir/r4/Patient/{participant}",
+    "/fhir/r4/Condition/{case}", "/fhir/r4/BodyStructure/{lesion}",
 ]
 #: identifier operations that are not about one site's data, and why
 EXEMPT = {
