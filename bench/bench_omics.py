@@ -8,7 +8,8 @@ one gene across a 5,000 × 60,000 RNA-Seq matrix.
   pyvcf3 reader and by the pysam reader, and ingested into the database (variants and
   per-aliquot calls), all in one run.
 * carriers: ``variant_calls`` filled to ``--calls`` rows over 500,000 variants, then
-  ``BRAF`` + ``p.V600E`` carriers (as the API asks) timed.
+  ``BRAF`` + ``p.V600E`` carriers (as the API asks) timed, and the Beacon's ``g_variants``
+  for the same question as each kind of asker gets it.
 * genes: a GENCODE-sized GTF (62,000 genes, 1.8 million lines) registered as a build's gene
   model against pyranges reading the whole file, and 100,000 variants without annotation
   placed in genes.
@@ -34,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import DATA, database_url, empty_database, timed
+from bench.common import DATA, create_if_missing, empty_database, timed
 
 NAME = "bench_omics"
 SAMPLES = 16
@@ -226,10 +227,17 @@ def carriers_bench(backend: str, total_calls: int) -> None:
     from biobank import create_app
     from biobank.db import db, transaction
 
-    url = database_url(backend, NAME)
+    url = create_if_missing(backend, NAME)
     app = create_app({"DATABASE_URL": url, "OMICS_STORAGE_ROOT": str(DATA / "omics")})
     with app.app_context():
         from biobank.models import Specimen, User
+
+        if not sa.inspect(db.engine).has_table("omics_files"):  # no VCF run before this one
+            from biobank import migrate
+            from biobank.demo import load_demo
+
+            migrate.upgrade()
+            load_demo(participants=2)
         from omics import services
         from omics.models import OmicsFile, OmicsKind, Variant, VariantCall
 
@@ -290,10 +298,51 @@ def carriers_bench(backend: str, total_calls: int) -> None:
         p50, p95 = timed(lambda: services.carriers(actor=actor, gene="BRAF",
                                                    protein_change="p.V600E"), 30)
         total = db.session.scalar(sa.select(sa.func.count(VariantCall.id)))
+        beacon = _beacon_timings(app, actor)
         db.engine.dispose()
     print(f"\n== carriers, {total:,} stored calls ({backend}; built in {built:.0f} s)")
     print(f"  BRAF p.V600E → {count} aliquots: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
           "(target < 50 ms)")
+    print("  Beacon g_variants through the whole app (in process), against the carriers "
+          "service above:")
+    for label, (b50, b95, answer) in beacon.items():
+        print(f"    {label:<34} → {answer}: p50 {b50:.1f} ms, p95 {b95:.1f} ms "
+              f"({b50 / p50:.1f}× carriers; target p95 < 100 ms)")
+
+
+def _beacon_timings(app: Any, researcher: Any) -> dict[str, tuple[float, float, str]]:
+    """``/beacon/v2/g_variants`` by gene and protein change, and by gene alone, as an
+    anonymous caller (yes or no), a researcher (count) and a manager (records)."""
+    from biobank.db import db
+    from biobank.models import User
+    from biobank.models.vocab import Role
+    from biobank.services.users import create_token
+
+    manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
+    tokens = {"researcher": create_token(researcher, name="bench"),
+              "manager": create_token(manager, name="bench")}
+    db.session.commit()
+    client = app.test_client()
+    out = {}
+    for who, granularity in (("anonymous", "boolean"), ("researcher", "count"),
+                             ("manager", "record")):
+        headers = {"Authorization": f"Bearer {tokens[who]}"} if who in tokens else {}
+        for what, query in (("BRAF V600E", {"geneId": "BRAF", "aminoacidChange": "V600E"}),
+                            ("BRAF", {"geneId": "BRAF"})):
+            query = query | {"requestedGranularity": granularity}
+            answers = []
+
+            def ask(query: dict[str, str] = query, headers: dict[str, str] = headers,
+                    answers: list[Any] = answers) -> None:
+                r = client.get("/beacon/v2/g_variants", headers=headers, query_string=query)
+                assert r.status_code == 200, r.json
+                answers.append(r.json)
+
+            b50, b95 = timed(ask, 30)
+            summary = answers[-1]["responseSummary"]
+            answer = summary.get("numTotalResults", "yes" if summary["exists"] else "no")
+            out[f"{what}, {who} ({granularity})"] = (b50, b95, f"{answer}")
+    return out
 
 
 READ_ONE_GENE = """

@@ -30,8 +30,8 @@ def database_url(backend: str, name: str) -> str:
     return f"{PG_BASE}/{name}"
 
 
-def ensure_database(backend: str, name: str, *, participants: int) -> str:
-    """Create and fill the benchmark database once; later runs reuse it."""
+def create_if_missing(backend: str, name: str) -> str:
+    """The URL of database *name*, created empty if there is none yet."""
     import sqlalchemy as sa
 
     url = database_url(backend, name)
@@ -43,6 +43,12 @@ def ensure_database(backend: str, name: str, *, participants: int) -> str:
             if not exists:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         admin.dispose()
+    return url
+
+
+def ensure_database(backend: str, name: str, *, participants: int) -> str:
+    """Create and fill the benchmark database once; later runs reuse it."""
+    url = create_if_missing(backend, name)
     from biobank import create_app
     from biobank.db import db
 
