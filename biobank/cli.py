@@ -203,6 +203,36 @@ def export_fhir(out: Path, batch: int) -> None:
                "resources/s)")
 
 
+@export_group.command("miabis")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for miabis-transaction.json and collections.tsv")
+@with_appcontext
+def export_miabis_cmd(out: Path) -> None:
+    """The biobank, its collections and its consented samples in the MIABIS on FHIR profiles
+    (a FHIR transaction Bundle) and the BBMRI-ERIC Directory's collection table.
+
+    Describe the biobank first: BIOBANK_MIABIS_BIOBANK_ID, _BIOBANK_NAME, _COUNTRY,
+    _CONTACT_NAME, _CONTACT_SURNAME, _CONTACT_EMAIL and _JURISTIC_PERSON.
+    """
+    from biobank.errors import BiobankError
+    from biobank.services.miabis import export_miabis
+
+    try:
+        with read_only():
+            summary = export_miabis(out, current_app.config, progress=lambda n: click.echo(
+                f"  {n:,} samples", err=True) if n % 100_000 == 0 else None)
+    except BiobankError as error:
+        raise click.UsageError(error.message) from None
+    finally:
+        db.session.rollback()
+    click.echo(f"{summary.collections} collections, {summary.donors:,} donors, "
+               f"{summary.samples:,} samples, {summary.observations:,} diagnoses written to "
+               f"{out}")
+    for code, n in sorted(summary.unknown_codes.items()):
+        click.echo(f"left out: diagnosis {code} of {n:,} sample(s), not a WHO ICD-10 code",
+                   err=True)
+
+
 @main.command("create-user")
 @click.argument("username")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)

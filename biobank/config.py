@@ -95,6 +95,16 @@ class Config:
     BEACON_ORGANIZATION_NAME = "Biobank LIMS"
     #: DEV, TEST or PROD (Beacon's maturity attribute)
     BEACON_ENVIRONMENT = "PROD"
+    #: MIABIS on FHIR and the BBMRI-ERIC Directory (`biobank export miabis`): the biobank's
+    #: Directory id, name, ISO 3166 country, contact and juristic person
+    MIABIS_BIOBANK_ID = ""
+    MIABIS_BIOBANK_NAME = ""
+    MIABIS_COUNTRY = ""
+    MIABIS_CONTACT_NAME = ""
+    MIABIS_CONTACT_SURNAME = ""
+    MIABIS_CONTACT_EMAIL = ""
+    MIABIS_JURISTIC_PERSON = ""
+    MIABIS_DESCRIPTION = ""
     #: seed of the demo biobank generator
     DEMO_SEED = 20261123
 

@@ -52,10 +52,16 @@ def suppress(count: int, actor: User) -> int | str:
     to the nearest ``COUNT_ROUNDING_BASE`` (never below the small cell), so no two answers
     can be subtracted to recover a count of 1 to 4, nor a hidden facet bucket derived from
     the total. Zero stays zero."""
-    if not counts_only(actor) or count == 0:
+    if not counts_only(actor):
         return count
-    small = current_app.config["COUNT_SMALL_CELL"]
-    base = current_app.config["COUNT_ROUNDING_BASE"]
+    return protect(count, small=current_app.config["COUNT_SMALL_CELL"],
+                   base=current_app.config["COUNT_ROUNDING_BASE"])
+
+
+def protect(count: int, *, small: int, base: int) -> int | str:
+    """A count as it may be published: zero, ``"<small"``, or rounded to *base*."""
+    if count == 0:
+        return count
     if count < small:
         return f"<{small}"
     return max(small, (2 * count + base) // (2 * base) * base)
