@@ -13,6 +13,8 @@ import re
 
 from biobank.models.vocab import MaterialType
 
+#: what may be printed on a tube's label as its barcode, issued here or by a hospital
+LABEL_BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
 _RADIX = 36

@@ -13,8 +13,8 @@ from flask import Response, json, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from biobank.auth import ALL_ROLES, current_actor, roles_required
-from biobank.db import db
+from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
+from biobank.db import db, transaction
 from biobank.errors import BiobankError, InvalidInput
 from biobank.services import fhir
 
@@ -50,6 +50,10 @@ def outcome(status: int, message: str, field: str | None = None) -> Response:
 def _domain_error(error: BiobankError) -> Response:
     db.session.rollback()
     status = 400 if error.status == 422 else error.status
+    if isinstance(error, fhir.IntakeRefused):  # every problem of a Bundle, each where it is
+        return fhir_json({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "invalid", "diagnostics": what,
+             "expression": [where]} for where, what in error.issues]}, status)
     return outcome(status, error.message, error.field)
 
 
@@ -96,6 +100,39 @@ def _bundle(kind: str, page: fhir.Page) -> Response:
         "resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links,
         "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r,
                    "search": {"mode": "match"}} for r in page.resources]})
+
+
+@blp.route("/")
+class Transaction(MethodView):
+    @roles_required(*STAFF)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @blp.doc(requestBody={"required": True, "content": {MIMETYPE: {"schema": {
+        "type": "object", "description": "A FHIR R4 transaction Bundle of Patient, Specimen "
+                                         "and ServiceRequest resources"}}}},
+             parameters=[{"name": name, "in": "query", "required": False,
+                          "schema": {"type": "string"},
+                          "description": f"Code of the {name} to register new participants "
+                                         "and tubes in (needed when there is more than one)"}
+                         for name in ("study", "site")])
+    @_documented
+    def post(self) -> Any:
+        """Register a connected hospital's participants, visits and expected tubes
+
+        A transaction Bundle of Patients (the biobank's participant code as identifier, or
+        the hospital's, kept as the medical record number), Specimens (barcode as the first
+        identifier, SNOMED CT or MIABIS sample type, parent, collection time, quantity) and
+        ServiceRequests, taken all or nothing. Every tube is registered `expected`, so the
+        receiving scan takes it in. A refused Bundle answers an OperationOutcome with one
+        issue per problem, each with the FHIRPath of the element.
+        """
+        bundle = request.get_json(force=True, silent=True)
+        if bundle is None:
+            raise InvalidInput("the body is not JSON", field="Bundle")
+        with transaction():
+            answer = fhir.intake_bundle(bundle, actor=current_actor(),
+                                        study_code=request.args.get("study"),
+                                        site_code=request.args.get("site"))
+        return fhir_json(answer)
 
 
 @blp.route("/metadata")

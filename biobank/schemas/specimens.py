@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from biobank.barcodes import LABEL_BARCODE
 from biobank.models.vocab import (
     BodySite,
     Lineage,
@@ -24,7 +25,7 @@ from biobank.schemas.base import (
 )
 from biobank.sprec import validate_sprec
 
-BARCODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$",
+BARCODE = validate.Regexp(LABEL_BARCODE,
                           error="a barcode is 3–32 letters, digits, '.', '_' or '-'")
 
 

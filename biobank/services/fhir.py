@@ -19,7 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from biobank.barcodes import LABEL_BARCODE
 from biobank.db import db
 from biobank.errors import InvalidInput
 from biobank.models import (
@@ -469,7 +471,11 @@ def capability_statement(base: str) -> dict[str, Any]:
         "software": {"name": "Biobank LIMS", "version": __version__},
         "implementation": {"description": "Biobank LIMS FHIR R4 endpoint", "url": base},
         "fhirVersion": FHIR_VERSION, "format": ["json"],
-        "rest": [{"mode": "server",
+        "rest": [{"mode": "server", "interaction": [{
+                      "code": "transaction",
+                      "documentation": "a connected hospital's Patients, Specimens and "
+                                       "ServiceRequests, registered all or nothing as "
+                                       "participants, visits and expected tubes"}],
                   "security": {"description": "Bearer API token or a signed-in session; "
                                               "reads are limited to the caller's sites"},
                   "resource": [
@@ -540,3 +546,336 @@ def export_ndjson(out: Path, *, batch: int = 5000,
         partial.replace(out / f"{kind}.ndjson")
         counts[kind] = written
     return counts
+
+
+# --- intake of a hospital's transaction Bundle ---------------------------------------------
+
+#: SNOMED CT sample types and MIABIS detailed sample types a hospital may send, by material
+_SNOMED_MATERIALS = {code: material for material in MaterialType
+                     for code in [snomed_sample_type(material.value)[0]]
+                     if code != "123038009" and material not in (
+                         MaterialType.TISSUE_PARAFFIN_EMBEDDED, MaterialType.TISSUE_STAINED,
+                         MaterialType.MICRO_RNA)} | {
+    "122555007": MaterialType.WHOLE_BLOOD,  # venous blood specimen
+    "119297000": MaterialType.WHOLE_BLOOD,  # blood specimen
+    "122575003": MaterialType.URINE,  # urine specimen
+}
+_MIABIS_MATERIALS = {
+    "WholeBlood": MaterialType.WHOLE_BLOOD, "Plasma": MaterialType.PLASMA,
+    "Serum": MaterialType.SERUM, "BuffyCoat": MaterialType.BUFFY_COAT,
+    "PBMC": MaterialType.PERIPHERAL_BLOOD_CELLS,
+    "TissueFreshFrozen": MaterialType.TISSUE_FROZEN,
+    "TissueFixed": MaterialType.TISSUE_PARAFFIN_EMBEDDED, "Urine": MaterialType.URINE,
+    "Faeces": MaterialType.FECES, "Saliva": MaterialType.SALIVA, "DNA": MaterialType.DNA,
+    "RNA": MaterialType.RNA, "ImmortalizedCellLine": MaterialType.CELL_LINES,
+    "CancerCellLine": MaterialType.CELL_LINES, "IsolatedMicrobe": MaterialType.PATHOGEN,
+    "Swab": MaterialType.NASAL_SWAB, "Organoid": MaterialType.OTHER,
+    "Other": MaterialType.OTHER,
+}
+_UNITS = {"ml": "mL", "ul": "uL", "µl": "uL", "g": "g", "mg": "mg", "ug": "ug", "µg": "ug",
+          "ng": "ng"}
+_INTAKE_TYPES = ("Patient", "Specimen", "ServiceRequest")
+
+
+class IntakeRefused(InvalidInput):
+    """A Bundle the intake does not take, with every problem and where it is."""
+
+    status = 400
+
+    def __init__(self, issues: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {what}" for where, what in issues[:3])
+                         + (f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""),
+                         field=issues[0][0], issues=issues)
+        self.issues = issues
+
+
+@dataclass
+class _Tube:
+    index: int
+    keys: list[str]
+    barcode: str
+    material: MaterialType
+    patient: str
+    parent: str | None
+    collected: dt.datetime | None
+    quantity: Any
+    unit: Any
+
+
+def _material(coding: list[dict[str, Any]]) -> MaterialType | None:
+    for code in coding:
+        system, value = code.get("system", ""), code.get("code")
+        if "miabis" in system and value in _MIABIS_MATERIALS:
+            return _MIABIS_MATERIALS[value]
+        if system == SNOMED and value in _SNOMED_MATERIALS:
+            return _SNOMED_MATERIALS[value]
+    return None
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _keys(entry: dict[str, Any], resource: dict[str, Any]) -> list[str]:
+    keys = [f"{resource['resourceType']}/{resource['id']}"] if resource.get("id") else []
+    if entry.get("fullUrl"):
+        keys.append(entry["fullUrl"])
+    return keys
+
+
+def _read_bundle(bundle: Any) -> tuple[dict[str, tuple[int, dict[str, Any]]], list[_Tube],
+                                       dict[str, dt.datetime]]:
+    """Everything the Bundle says, checked; the problems with their FHIRPath."""
+    issues: list[tuple[str, str]] = []
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise IntakeRefused([("Bundle", "send a FHIR Bundle")])
+    if bundle.get("type") != "transaction":
+        raise IntakeRefused([("Bundle.type", f"must be 'transaction', not "
+                                              f"{bundle.get('type')!r}")])
+    entries = bundle.get("entry")
+    if not isinstance(entries, list) or not entries:
+        raise IntakeRefused([("Bundle.entry", "the Bundle has no entries")])
+    patients: dict[str, tuple[int, dict[str, Any]]] = {}
+    specimens: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    ordered: dict[str, dt.datetime] = {}
+    for i, entry in enumerate(entries):
+        where = f"Bundle.entry[{i}].resource"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if kind not in _INTAKE_TYPES:
+            issues.append((where, f"a {kind or 'missing resource'} is not taken here "
+                                  f"({', '.join(_INTAKE_TYPES)})"))
+            continue
+        if kind == "Patient":
+            for key in _keys(entry, resource):
+                patients[key] = (i, resource)
+            if not _patient_identifier(resource):
+                issues.append((f"{where}.identifier", "a Patient needs an identifier"))
+        elif kind == "Specimen":
+            specimens.append((i, entry, resource))
+        else:  # a ServiceRequest: when the samples were ordered, for a visit without a time
+            authored = _datetime(resource.get("authoredOn"))
+            subject = (resource.get("subject") or {}).get("reference")
+            if authored and subject:
+                ordered[subject] = authored
+    tubes: list[_Tube] = []
+    seen: dict[str, int] = {}
+    for i, entry, resource in specimens:
+        where = f"Bundle.entry[{i}].resource"
+        identifiers = resource.get("identifier") or []
+        barcode = identifiers[0].get("value") if identifiers and isinstance(
+            identifiers[0], dict) else None
+        if not isinstance(barcode, str) or not LABEL_BARCODE.match(barcode):
+            issues.append((f"{where}.identifier[0].value",
+                           f"{barcode!r} is not a tube barcode (3–32 letters, digits, '.', "
+                           "'_' or '-')"))
+        elif barcode in seen:
+            issues.append((f"{where}.identifier[0].value",
+                           f"barcode {barcode} is also entry {seen[barcode]}'s"))
+        else:
+            seen[barcode] = i
+        material = _material(((resource.get("type") or {}).get("coding")) or [])
+        if material is None:
+            issues.append((f"{where}.type", "no SNOMED CT or MIABIS sample type this "
+                                            "biobank knows"))
+        subject = (resource.get("subject") or {}).get("reference")
+        if subject not in patients:
+            issues.append((f"{where}.subject", f"{subject!r} is no Patient of this Bundle"))
+        parents = [p.get("reference") for p in resource.get("parent") or []]
+        if len(parents) > 1:
+            issues.append((f"{where}.parent", "one parent per sample"))
+        collection = resource.get("collection") or {}
+        collected = _datetime(collection.get("collectedDateTime")
+                              or (collection.get("collectedPeriod") or {}).get("start"))
+        if collection.get("collectedDateTime") and collected is None:
+            issues.append((f"{where}.collection.collectedDateTime", "not a date and time"))
+        amount = ((resource.get("container") or [{}])[0].get("specimenQuantity")
+                  or collection.get("quantity"))
+        quantity = unit = None
+        if amount:
+            unit = _UNITS.get(str(amount.get("code") or amount.get("unit") or "").lower())
+            quantity = amount.get("value")
+            if unit is None or not isinstance(quantity, (int, float)) or quantity < 0:
+                issues.append((f"{where}.container[0].specimenQuantity",
+                               f"{amount.get('value')!r} {amount.get('code')!r} is not a "
+                               "quantity in mL, µL, g, mg, µg or ng"))
+        tubes.append(_Tube(i, _keys(entry, resource) or [f"#{i}"], barcode or "",
+                           material or MaterialType.OTHER, subject or "",
+                           parents[0] if parents else None, collected, quantity, unit))
+    keys = {key: tube for tube in tubes for key in tube.keys}
+    for tube in tubes:
+        if tube.parent is not None and tube.parent not in keys:
+            issues.append((f"Bundle.entry[{tube.index}].resource.parent",
+                           f"{tube.parent!r} is no Specimen of this Bundle"))
+    if issues:
+        raise IntakeRefused(issues)
+    return patients, _parents_first(tubes, keys), ordered
+
+
+def _parents_first(tubes: list[_Tube], keys: dict[str, _Tube]) -> list[_Tube]:
+    done: list[_Tube] = []
+    placed: set[str] = set()
+    for tube in tubes:
+        chain, seen = [], set()
+        while tube is not None and tube.keys[0] not in placed:
+            if tube.keys[0] in seen:
+                raise IntakeRefused([(f"Bundle.entry[{tube.index}].resource.parent",
+                                      "samples that descend from each other in a circle")])
+            seen.add(tube.keys[0])
+            chain.append(tube)
+            tube = keys.get(tube.parent) if tube.parent else None
+        for link in reversed(chain):
+            placed.add(link.keys[0])
+            done.append(link)
+    return done
+
+
+def _patient_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
+    for identifier in resource.get("identifier") or []:
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            return identifier.get("system") or "", identifier["value"]
+    return None
+
+
+def intake_bundle(bundle: Any, *, actor: User, study_code: str | None,
+                  site_code: str | None) -> dict[str, Any]:
+    """Register a connected hospital's participants, visits and expected tubes from a FHIR
+    transaction Bundle of Patients and Specimens (and ServiceRequests), all or nothing.
+
+    A Patient is the participant of the biobank's code (identifier system
+    ``urn:biobank-lims:participant-code``) or of the hospital's identifier kept as the
+    medical record number, registered if new; its name and birth date go to the identifying
+    record. Each primary sample's collection is a visit; aliquots and derivatives follow
+    their parent (aliquot for the same material, derivative for another). Every tube is
+    ``expected``, so that the receiving scan takes it in. Answers a ``transaction-response``
+    Bundle."""
+    from biobank.models import Site, Study
+    from biobank.models.vocab import CollectionProcedure, Lineage, QuantityUnit
+    from biobank.services.collection_events import record_collection
+    from biobank.services.specimens import register_specimen
+
+    patients, tubes, ordered = _read_bundle(bundle)
+    study = _one(Study, Study.code, study_code, "study")
+    site = _one(Site, Site.code, site_code, "site", among=actor.site_ids
+                if not actor.is_admin else None)
+    responses: dict[int, dict[str, str]] = {}
+    participants: dict[str, Participant] = {}
+    by_entry: dict[int, Participant] = {}
+    for key, (index, resource) in patients.items():
+        if index not in by_entry:
+            by_entry[index] = _participant(index, resource, actor, study, site, responses)
+        participants[key] = by_entry[index]
+    made: dict[str, Specimen] = {}
+    visits: dict[tuple[int, dt.datetime], int] = {}
+    for tube in tubes:
+        participant = participants[tube.patient]
+        fields: dict[str, Any] = {"barcode": tube.barcode, "material_type": tube.material,
+                                  "status": SpecimenStatus.EXPECTED}
+        if tube.quantity is not None:
+            fields |= {"quantity": tube.quantity, "unit": QuantityUnit(tube.unit)}
+        parent = made.get(tube.parent) if tube.parent else None
+        if parent is not None:
+            fields |= {"parent_id": parent.id, "lineage": Lineage.ALIQUOT
+                       if parent.material_type is tube.material else Lineage.DERIVATIVE}
+        else:
+            when = tube.collected or ordered.get(tube.patient)
+            if when is None:
+                raise IntakeRefused([(f"Bundle.entry[{tube.index}].resource.collection."
+                                      "collectedDateTime", "a primary sample needs its "
+                                      "collection time")])
+            visit = visits.get((participant.id, when))
+            if visit is None:
+                with _at(tube.index):
+                    visit = record_collection(actor=actor, participant_id=participant.id,
+                                              site_id=site.id, collected_at=when,
+                                              procedure=CollectionProcedure.OTHER).id
+                visits[(participant.id, when)] = visit
+            fields["collection_event_id"] = visit
+        with _at(tube.index):
+            specimen = register_specimen(actor=actor, participant_id=participant.id,
+                                         site_id=site.id, **fields)
+        for key in tube.keys:
+            made[key] = specimen
+        responses[tube.index] = {"status": "201 Created", "location": f"Specimen/{specimen.id}"}
+    entries = bundle["entry"]
+    return {"resourceType": "Bundle", "type": "transaction-response",
+            "entry": [{"response": responses.get(i, {"status": "200 OK"})}
+                      for i in range(len(entries))]}
+
+
+def _participant(index: int, resource: dict[str, Any], actor: User, study: Any, site: Any,
+                 responses: dict[int, dict[str, str]]) -> Participant:
+    """The participant a Patient names: found by the biobank's code or the hospital's
+    identifier (as the medical record number), else registered."""
+    from biobank.models import ParticipantPHI
+    from biobank.services.participants import register_participant
+
+    system, value = _patient_identifier(resource)  # type: ignore[misc]
+    birth = resource.get("birthDate")
+    try:
+        born = dt.date.fromisoformat(birth) if isinstance(birth, str) and len(birth) == 10 \
+            else None
+    except ValueError:
+        raise IntakeRefused([(f"Bundle.entry[{index}].resource.birthDate",
+                              f"{birth!r} is not a date")]) from None
+    ours = system == PARTICIPANT_SYSTEM
+    stmt = visible(sa.select(Participant), Participant, actor)
+    found = db.session.scalar(
+        stmt.where(Participant.code == value) if ours else
+        stmt.join(ParticipantPHI, ParticipantPHI.participant_id == Participant.id)
+        .where(ParticipantPHI.medical_record_number == value))
+    if found is not None:
+        responses[index] = {"status": "200 OK", "location": f"Patient/{found.id}"}
+        return found
+    names = (resource.get("name") or [{}])[0]
+    phi = {"medical_record_number": None if ours else value,
+           "family_name": names.get("family"),
+           "given_name": " ".join(names.get("given") or []) or None, "birth_date": born}
+    sex = {g: s for s, g in GENDER.items()}.get(resource.get("gender"), Sex.UNKNOWN)
+    with _at(index):
+        found = register_participant(actor=actor, study_id=study.id, site_id=site.id, sex=sex,
+                                     birth_year=born.year if born else None,
+                                     code=value if ours else None,
+                                     phi={k: v for k, v in phi.items() if v} or None)
+    responses[index] = {"status": "201 Created", "location": f"Patient/{found.id}"}
+    return found
+
+
+@contextmanager
+def _at(index: int) -> Iterator[None]:
+    """A domain error raised inside, placed at the Bundle entry it came from."""
+    from biobank.errors import BiobankError
+
+    try:
+        yield
+    except IntakeRefused:
+        raise
+    except BiobankError as error:
+        where = f"Bundle.entry[{index}].resource"
+        field = {"barcode": ".identifier[0].value", "code": ".identifier"}.get(
+            error.field or "", "")
+        raise IntakeRefused([(where + field, error.message)]) from None
+
+
+def _one(model: Any, column: Any, code: str | None, name: str, among: set[int] | None = None
+         ) -> Any:
+    """The study or site named by *code*, or the only one there is (of *among*)."""
+    stmt = sa.select(model)
+    if among is not None:
+        stmt = stmt.where(model.id.in_(sorted(among)))
+    if code:
+        found = db.session.scalar(stmt.where(column == code))
+        if found is None:
+            raise InvalidInput(f"{name}: no {name} {code!r} here", field=name)
+        return found
+    rows = list(db.session.scalars(stmt.limit(2)))
+    if len(rows) != 1:
+        raise InvalidInput(f"{name}: name the {name} (?{name}=CODE): there is not only one",
+                           field=name)
+    return rows[0]

@@ -18,6 +18,7 @@ from jsonschema import Draft6Validator
 from biobank.models import Specimen
 from biobank.models.vocab import AjccStage, Laterality, Sex
 from tests.biobank.api.test_query import bank  # noqa: F401
+from tests.biobank.api.test_scans import scan
 
 ROOT = json.loads((Path(__file__).parents[3] / "fixtures" / "fhir" / "fhir.schema.json")
                   .read_text())
@@ -232,3 +233,143 @@ def test_bulk_export_writes_every_resource_as_ndjson(runner, bank, tmp_path, db_
     text = (out / "Patient.ndjson").read_text()
     assert bank.p1.phi.family_name not in text and "birthDate" not in text
     assert f"{len(patients):,} Patient, {len(specimens):,} Specimen written" in result.output
+
+
+MII = Path(__file__).parents[3] / "fixtures" / "fhir" / "mii-biobank-r4"
+PATIENT = {"resourceType": "Patient", "id": "mii-exa-test-data-patient-1",
+           "identifier": [{"system": "https://uk-musterstadt.de/fhir/sid/patienten",
+                           "value": "42285243"}],
+           "name": [{"family": "Musterfrau", "given": ["Erika"]}], "gender": "female",
+           "birthDate": "1970-05-12"}
+
+
+def mii_bundle():
+    """The MII biobank module's example Specimens (a blood draw, its plasma and buffy coat
+    aliquot groups, two buffy coat aliquots and DNA from one; a tissue sample and an
+    organoid from it) and their ServiceRequest, with the Patient they name."""
+    entries = [{"fullUrl": "urn:uuid:7f0c3e35-1c4f-4a43-9d43-0e5b1b2c9a11", "resource": PATIENT,
+                "request": {"method": "POST", "url": "Patient"}}]
+    for path in sorted(MII.glob("*.json")):
+        resource = json.loads(path.read_text())
+        entries.append({"resource": resource,
+                        "request": {"method": "POST", "url": resource["resourceType"]}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def post_bundle(client, h, bundle, **query):
+    r = client.post("/fhir/r4/", headers=h | {"Content-Type": "application/fhir+json"},
+                    data=json.dumps(bundle), query_string=query or None)
+    assert r.mimetype == "application/fhir+json", r.data[:300]
+    valid(r.json)
+    return r
+
+
+def test_the_mii_examples_register_as_expected_tubes(client, technician, headers, site, make,
+                                                     db_session):
+    from biobank.models import Participant, ParticipantPHI
+
+    study = make.study()
+    h = headers(technician)
+    bundle = mii_bundle()
+    valid(bundle)
+    r = post_bundle(client, h, bundle, study=study.code)
+    assert r.status_code == 200, r.json
+    answer = r.json
+    assert answer["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in answer["entry"]]
+    assert statuses.count("201 Created") == 1 + 8  # the patient and eight tubes
+    tubes = {s.barcode: s for s in db_session.scalars(sa.select(Specimen).where(
+        Specimen.barcode.in_(["12345", "12345-PL", "12345-BC", "12345-BC-1", "12345-BC-2",
+                              "12345-DNA-1", "6789", "6789-ORG-1"])))}
+    assert len(tubes) == 8
+    assert {t.status.value for t in tubes.values()} == {"expected"}
+    assert tubes["12345"].material_type.value == "WHOLE_BLOOD"
+    assert tubes["12345"].collection_event.collected_at == dt.datetime(2018, 6, 7, 14, 54,
+                                                                       tzinfo=dt.UTC)
+    assert (tubes["12345-PL"].parent.barcode, tubes["12345-PL"].lineage.value) == (
+        "12345", "derivative")
+    assert (tubes["12345-BC-1"].parent.barcode, tubes["12345-BC-1"].lineage.value) == (
+        "12345-BC", "aliquot")
+    assert tubes["12345-DNA-1"].parent.barcode == "12345-BC-2"
+    assert tubes["12345-DNA-1"].material_type.value == "DNA"
+    assert tubes["6789"].material_type.value == "TISSUE_FROZEN"
+    assert (tubes["6789"].quantity, tubes["6789"].unit.value) == (5, "g")
+    assert tubes["6789-ORG-1"].material_type.value == "OTHER"
+    [person] = {t.participant_id for t in tubes.values()}
+    participant = db_session.get(Participant, person)
+    phi = db_session.scalar(sa.select(ParticipantPHI).where(
+        ParticipantPHI.participant_id == person))
+    assert (participant.sex.value, participant.birth_year) == ("female", 1970)
+    assert (phi.medical_record_number, phi.family_name) == ("42285243", "Musterfrau")
+    assert participant.code != "42285243"  # the hospital's number is not the pseudonym
+    # the same patient again, with a new tube: found by the hospital's identifier
+    again = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": PATIENT},
+        {"resource": {"resourceType": "Specimen", "identifier": [{"value": "12345-SER"}],
+                      "type": {"coding": [{"system": "http://snomed.info/sct",
+                                           "code": "119364003"}]},
+                      "subject": {"reference": "Patient/mii-exa-test-data-patient-1"},
+                      "collection": {"collectedDateTime": "2019-01-02T08:00:00Z"}}}]}
+    r = post_bundle(client, h, again, study=study.code)
+    assert [e["response"]["status"] for e in r.json["entry"]] == ["200 OK", "201 Created"]
+    assert r.json["entry"][0]["response"]["location"] == f"Patient/{person}"
+    # the receiving scan takes an expected tube in
+    receipt = client.post("/api/v1/scans/", headers=h, json=scan("12345-SER", "receive"))
+    assert receipt.status_code in (200, 201), receipt.json
+
+
+def test_a_bad_bundle_names_every_problem_and_writes_nothing(client, technician, headers, make,
+                                                             db_session):
+    from biobank.models import Participant
+
+    study = make.study()
+    bundle = mii_bundle()
+    at = [i for i, e in enumerate(bundle["entry"])
+          if e["resource"]["resourceType"] == "Specimen"]
+    specimens = [bundle["entry"][i]["resource"] for i in at]
+    specimens[0]["type"] = {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]}
+    specimens[1]["subject"] = {"reference": "Patient/nobody"}
+    specimens[2]["container"][0]["specimenQuantity"]["code"] = "furlong"
+    specimens[3]["identifier"][0]["value"] = "bad barcode!"
+    bundle["entry"].append({"resource": {"resourceType": "Organization", "name": "x"}})
+    before = [db_session.scalar(sa.select(sa.func.count()).select_from(m))
+              for m in (Participant, Specimen)]
+    r = post_bundle(client, headers(technician), bundle, study=study.code)
+    assert r.status_code == 400
+    where = {i["expression"][0]: i["diagnostics"] for i in r.json["issue"]}
+    assert len(where) == 5, where
+    assert "no SNOMED CT or MIABIS sample type" in where[f"Bundle.entry[{at[0]}].resource.type"]
+    assert "is no Patient of this Bundle" in where[f"Bundle.entry[{at[1]}].resource.subject"]
+    assert "furlong" in where[f"Bundle.entry[{at[2]}].resource.container[0].specimenQuantity"]
+    assert "is not a tube barcode" in where[f"Bundle.entry[{at[3]}].resource.identifier[0]"
+                                            ".value"]
+    assert "Organization is not taken" in where[f"Bundle.entry[{len(bundle['entry']) - 1}]"
+                                                ".resource"]
+    # a tube already here: refused at its entry, after the patient was written: rolled back
+    make.specimen(participant=make.participant(site=make.site()), barcode="6789")
+    r = post_bundle(client, headers(technician), mii_bundle(), study=study.code)
+    assert r.status_code in (400, 409)
+    [issue] = r.json["issue"]
+    assert issue["expression"][0].startswith("Bundle.entry[") and "6789" in issue["diagnostics"]
+    db_session.expire_all()
+    after = [db_session.scalar(sa.select(sa.func.count()).select_from(m))
+             for m in (Participant, Specimen)]
+    assert after == [before[0] + 1, before[1] + 1]  # only the tube made above
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ({"resourceType": "Patient"}, "send a FHIR Bundle"),
+    ({"resourceType": "Bundle", "type": "batch", "entry": []}, "must be 'transaction'"),
+    ({"resourceType": "Bundle", "type": "transaction"}, "has no entries"),
+    ("not json", "not JSON"),
+])
+def test_what_is_not_a_transaction_is_refused(client, technician, headers, body, words):
+    data = body if isinstance(body, str) else json.dumps(body)
+    r = client.post("/fhir/r4/", headers=headers(technician) | {
+        "Content-Type": "application/fhir+json"}, data=data)
+    assert r.status_code == 400 and words in r.json["issue"][0]["diagnostics"]
+
+
+def test_researchers_do_not_register(client, researcher, headers):
+    r = post_bundle(client, headers(researcher), mii_bundle())
+    assert r.status_code == 403 and r.json["issue"][0]["code"] == "forbidden"
