@@ -19,8 +19,9 @@ from biobank.errors import BiobankError, InvalidInput
 from biobank.services import fhir
 
 blp = Blueprint("fhir", __name__, url_prefix="/fhir/r4",
-                description="HL7 FHIR R4: Specimen, Patient, Condition and BodyStructure, "
-                            "read and search")
+                description="HL7 FHIR R4: Specimen, Patient, Condition, BodyStructure, "
+                            "Consent and Media, read and search; intake of transaction "
+                            "Bundles")
 MIMETYPE = "application/fhir+json"
 #: OperationOutcome issue types by HTTP status
 ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
@@ -96,10 +97,12 @@ def _bundle(kind: str, page: fhir.Page) -> Response:
     if page.next_cursor is not None:
         links.append({"relation": "next", "url": f"{base}/{kind}?"
                       + urlencode([*query, ("_cursor", str(page.next_cursor))])})
-    return fhir_json({
-        "resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links,
-        "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r,
-                   "search": {"mode": "match"}} for r in page.resources]})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
+                              "total": page.total, "link": links}
+    if page.resources:  # (FHIR's JSON has no empty arrays)
+        bundle["entry"] = [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r,
+                            "search": {"mode": "match"}} for r in page.resources]
+    return fhir_json(bundle)
 
 
 @blp.route("/")
@@ -239,3 +242,51 @@ class BodyStructureRead(MethodView):
     def get(self, ident: int) -> Any:
         """One lesion as a BodyStructure"""
         return fhir_json(fhir.read_body_structure(ident, current_actor()))
+
+
+@blp.route("/Consent")
+class ConsentSearch(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self) -> Any:
+        """Search consents (each answer to a consent tier): a searchset Bundle
+
+        `patient`; `_count` and `_cursor` as for Specimen.
+        """
+        return _search("Consent", fhir.search_consents)
+
+
+@blp.route("/Consent/<int:ident>")
+class ConsentRead(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self, ident: int) -> Any:
+        """One answer to a consent tier: permit or deny of its scope (GA4GH DUO)"""
+        return fhir_json(fhir.read_consent(ident, current_actor()))
+
+
+@blp.route("/Media")
+class MediaSearch(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self) -> Any:
+        """Search images as Media: a searchset Bundle
+
+        `patient`/`subject`; `_count` and `_cursor` as for Specimen. Images are seen as DRS
+        serves them: staff their sites', researchers those of an approved request.
+        """
+        return _search("Media", lambda *args, **kwargs: fhir.search_media(
+            *args, base=request.host_url.rstrip("/"), **kwargs))
+
+
+@blp.route("/Media/<int:ident>")
+class MediaRead(MethodView):
+    @roles_required(*ALL_ROLES)
+    @blp.response(200, RESOURCE, content_type=MIMETYPE)
+    @_documented
+    def get(self, ident: int) -> Any:
+        """One image as Media, its bytes at its DRS object"""
+        return fhir_json(fhir.read_media(ident, current_actor(), request.host_url.rstrip("/")))

@@ -34,13 +34,21 @@ from biobank.errors import InvalidInput
 from biobank.models import (
     Case,
     CollectionEvent,
+    ConsentResponse,
+    Image,
     Lesion,
     Participant,
     Specimen,
     StorageContainer,
     User,
 )
-from biobank.models.vocab import Laterality, MaterialType, Sex, SpecimenStatus
+from biobank.models.vocab import (
+    ConsentDecision,
+    Laterality,
+    MaterialType,
+    Sex,
+    SpecimenStatus,
+)
 from biobank.services.cases import AJCC8, ICD10_TITLES
 from biobank.services.common import get_visible, visible
 from biobank.sprec import snomed_sample_type
@@ -59,6 +67,8 @@ LESION_SYSTEM = "urn:biobank-lims:lesion-code"
 ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
 NCIT_SYSTEM = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
+CONSENT_SCOPE_SYSTEM = "urn:biobank-lims:consent-scope"
+DUO_SYSTEM = "http://purl.obolibrary.org/obo/duo"
 MATERIAL_SYSTEM = "https://directory.bbmri-eric.eu/api/fdp/MaterialType"
 GENDER = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
 UCUM_CODES = {"mL": "mL", "uL": "uL", "g": "g", "mg": "mg", "ug": "ug", "ng": "ng",
@@ -258,6 +268,59 @@ def body_structure_resource(lesion: Lesion) -> dict[str, Any]:
     return resource
 
 
+def consent_resource(consent: ConsentResponse) -> dict[str, Any]:
+    """A participant's answer to one consent tier as an R4 research ``Consent``: permit or
+    deny of the tier's scope (with its GA4GH DUO term), inactive once withdrawn."""
+    tier = consent.tier
+    yes = consent.decision is ConsentDecision.YES
+    status = ("inactive" if consent.withdrawn_at else "active" if yes
+              else "rejected" if consent.decision is ConsentDecision.NO else "proposed")
+    coding = [{"system": CONSENT_SCOPE_SYSTEM, "code": tier.scope.value}]
+    if tier.scope.duo:
+        coding.append({"system": DUO_SYSTEM, "code": tier.scope.duo})
+    provision: dict[str, Any] = {"type": "permit" if yes else "deny",
+                                 "code": [{"coding": coding, "text": tier.statement}]}
+    if consent.withdrawn_at:
+        provision["period"] = {"end": _instant(consent.withdrawn_at)}
+    return {
+        "resourceType": "Consent", "id": str(consent.id),
+        "meta": {"lastUpdated": _instant(consent.updated_at)},
+        "status": status,
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "research"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}],
+                      "text": f"{tier.study.code}: {tier.code}"}],
+        "patient": {"reference": f"Patient/{consent.participant_id}"},
+        "dateTime": consent.signed_on.isoformat(),
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                   "code": "OPTIN" if yes else "OPTOUT"}]},
+        "provision": provision,
+    }
+
+
+def media_resource(image: Image, base: str) -> dict[str, Any]:
+    """An image as an R4 ``Media`` (*base*: the server's URL), its bytes at the image's DRS
+    object."""
+    host = base.split("://", 1)[-1]
+    resource: dict[str, Any] = {
+        "resourceType": "Media", "id": str(image.id),
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": f"drs://{host}/{image.sha256}"}],
+        "status": "completed",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type",
+                             "code": "image"}]},
+        "modality": {"text": image.modality.value.replace("_", " ")},
+        "subject": {"reference": f"Patient/{image.case.participant_id}"},
+        "content": {"contentType": image.mime_type, "size": image.size_bytes,
+                    "title": image.filename,
+                    "url": f"{base}/ga4gh/drs/v1/objects/{image.sha256}/content"},
+    }
+    if image.lesion is not None:
+        resource["bodySite"] = {"text": image.lesion.body_site.value.replace("_", " ")}
+    if image.width and image.height:
+        resource |= {"width": image.width, "height": image.height}
+    return resource
+
+
 # --- search --------------------------------------------------------------------------------
 
 @dataclass
@@ -432,6 +495,36 @@ def search_body_structures(params: dict[str, list[str]], actor: User, *, count: 
     return _page(stmt, Lesion, count, cursor, body_structure_resource)
 
 
+def search_consents(params: dict[str, list[str]], actor: User, *, count: int,
+                    cursor: int | None) -> Page:
+    stmt = visible(sa.select(ConsentResponse), ConsentResponse, actor)
+    for name, values in params.items():
+        for value in values:
+            if name == "patient":
+                stmt = stmt.where(ConsentResponse.participant_id
+                                  == _reference(value, "Patient", name))
+            else:
+                raise InvalidInput(f"{name!r} is not a search parameter of Consent here "
+                                   "(supported: patient)", field=name)
+    return _page(stmt, ConsentResponse, count, cursor, consent_resource)
+
+
+def search_media(params: dict[str, list[str]], actor: User, *, count: int,
+                 cursor: int | None, base: str) -> Page:
+    from biobank.services.images import image_clause
+
+    stmt = sa.select(Image).where(image_clause(actor))
+    for name, values in params.items():
+        for value in values:
+            if name in ("patient", "subject"):
+                stmt = stmt.where(Image.case_id.in_(sa.select(Case.id).where(
+                    Case.participant_id == _reference(value, "Patient", name))))
+            else:
+                raise InvalidInput(f"{name!r} is not a search parameter of Media here "
+                                   "(supported: patient, subject)", field=name)
+    return _page(stmt, Image, count, cursor, lambda image: media_resource(image, base))
+
+
 def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any) -> Page:
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
     if cursor is not None:
@@ -456,6 +549,16 @@ def read_condition(ident: int, actor: User) -> dict[str, Any]:
 
 def read_body_structure(ident: int, actor: User) -> dict[str, Any]:
     return body_structure_resource(get_visible(Lesion, ident, actor))
+
+
+def read_consent(ident: int, actor: User) -> dict[str, Any]:
+    return consent_resource(get_visible(ConsentResponse, ident, actor))
+
+
+def read_media(ident: int, actor: User, base: str) -> dict[str, Any]:
+    from biobank.services.images import get_image
+
+    return media_resource(get_image(ident, actor), base)
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -487,7 +590,10 @@ def capability_statement(base: str) -> dict[str, Any]:
                       resource("Condition", CONDITION_PARAMS,
                                {"subject": "reference", "patient": "reference"}),
                       resource("BodyStructure", BODY_STRUCTURE_PARAMS,
-                               {"patient": "reference"})]}],
+                               {"patient": "reference"}),
+                      resource("Consent", ("patient",), {"patient": "reference"}),
+                      resource("Media", ("patient", "subject"),
+                               {"patient": "reference", "subject": "reference"})]}],
     }
 
 

@@ -57,7 +57,8 @@ def test_the_capability_statement_is_open(client):
     statement = r.json
     assert statement["fhirVersion"] == "4.0.1"
     kinds = {res["type"]: res for res in statement["rest"][0]["resource"]}
-    assert set(kinds) == {"Specimen", "Patient", "Condition", "BodyStructure"}
+    assert set(kinds) == {"Specimen", "Patient", "Condition", "BodyStructure", "Consent",
+                          "Media"}
     assert {p["name"] for p in kinds["Specimen"]["searchParam"]} >= {
         "identifier", "subject", "type", "collected", "parent", "status"}
 
@@ -373,3 +374,42 @@ def test_what_is_not_a_transaction_is_refused(client, technician, headers, body,
 def test_researchers_do_not_register(client, researcher, headers):
     r = post_bundle(client, headers(researcher), mii_bundle())
     assert r.status_code == 403 and r.json["issue"][0]["code"] == "forbidden"
+
+
+def test_consents_and_images(client, bank, technician, researcher, headers, db_session,  # noqa: F811
+                             tmp_path):
+    from biobank.models import ConsentResponse, ConsentTier
+    from biobank.models.vocab import ConsentScope
+    from tests.biobank.api.test_images import picture, upload
+
+    h = headers(technician)
+    bundle = fhir(client, "Consent", h, patient=f"Patient/{bank.p1.id}").json
+    consents = {e["resource"]["provision"]["code"][0]["coding"][0]["code"]: e["resource"]
+                for e in bundle["entry"]}
+    assert set(consents) == {scope.value for scope in ConsentScope}
+    research = consents["research_use"]
+    assert (research["status"], research["provision"]["type"]) == ("active", "permit")
+    assert research["provision"]["code"][0]["coding"][1]["code"] == "DUO:0000042"
+    genetic = db_session.scalars(sa.select(ConsentResponse).join(ConsentTier).where(
+        ConsentResponse.participant_id == bank.p1.id,
+        ConsentTier.scope == ConsentScope.GENETIC_RESEARCH)).one()
+    genetic.withdrawn_at = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
+    db_session.commit()
+    withdrawn = fhir(client, f"Consent/{genetic.id}", h).json
+    assert withdrawn["status"] == "inactive"
+    assert withdrawn["provision"]["period"] == {"end": "2026-01-02T03:04:00Z"}
+    assert "entry" not in fhir(client, "Consent", h, patient=f"Patient/{bank.p4.id}").json
+
+    r = upload(client, h, picture(tmp_path, "derm.jpg"), modality="dermoscopy", lesion="Q-L1")
+    assert r.status_code == 201, r.json
+    media = fhir(client, f"Media/{r.json['id']}", h).json
+    assert media["subject"] == {"reference": f"Patient/{bank.p1.id}"}
+    assert media["bodySite"] == {"text": "posterior torso"}
+    with client.get(media["content"]["url"].removeprefix("http://localhost"),
+                    headers=h) as content:
+        assert content.status_code == 200 and len(content.data) == media["content"]["size"]
+    found = fhir(client, "Media", h, patient=f"Patient/{bank.p1.id}").json
+    assert [e["resource"]["id"] for e in found["entry"]] == [media["id"]]
+    # researchers see images only through an approved request
+    assert fhir(client, f"Media/{media['id']}", headers(researcher)).status_code == 404
+    assert "entry" not in fhir(client, "Media", headers(researcher)).json

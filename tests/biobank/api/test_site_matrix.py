@@ -32,6 +32,7 @@ SCOPED = [
     "/htsget/{datatype}/{sha}", "/htsget/variants/{sha}/bgzf",
     "/fhir/r4/Specimen/{specimen}", "/fhir/r4/Patient/{participant}",
     "/fhir/r4/Condition/{case}", "/fhir/r4/BodyStructure/{lesion}",
+    "/fhir/r4/Consent/{consent}", "/fhir/r4/Media/{image}",
 ]
 #: identifier operations that are not about one site's data, and why
 EXEMPT = {
