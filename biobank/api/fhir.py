@@ -147,146 +147,75 @@ class Metadata(MethodView):
                                                    + blp.url_prefix))
 
 
-@blp.route("/Specimen")
-class SpecimenSearch(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self) -> Any:
-        """Search specimens: a searchset Bundle
+def _resource_views(kind: str, search: Callable[..., fhir.Page],
+                    read: Callable[[int, Any], dict[str, Any]], search_doc: str,
+                    read_doc: str) -> None:
+    """Search (``/fhir/r4/<kind>``) and read (``/fhir/r4/<kind>/<id>``) of one resource
+    type, for every role and scoped as the API is."""
 
-        `identifier` (barcode), `subject`/`patient` (Patient/<id>), `type` (a SNOMED CT
-        sample type or a MIABIS material), `collected` (`[eq|gt|lt|ge|le]YYYY[-MM[-DD]]`),
-        `parent` (Specimen/<id>), `status`, `container` (a storage container's id); `_count`
-        (≤ 500) and the `next` link's `_cursor` page through it.
-        """
-        return _search("Specimen", fhir.search_specimens)
+    class Search(MethodView):
+        @roles_required(*ALL_ROLES)
+        @blp.response(200, RESOURCE, content_type=MIMETYPE)
+        @_documented
+        def get(self) -> Any:
+            return _search(kind, search)
 
+    class Read(MethodView):
+        @roles_required(*ALL_ROLES)
+        @blp.response(200, RESOURCE, content_type=MIMETYPE)
+        @_documented
+        def get(self, ident: int) -> Any:
+            return fhir_json(read(ident, current_actor()))
 
-@blp.route("/Specimen/<int:ident>")
-class SpecimenRead(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self, ident: int) -> Any:
-        """One specimen"""
-        return fhir_json(fhir.read_specimen(ident, current_actor()))
-
-
-@blp.route("/Patient")
-class PatientSearch(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self) -> Any:
-        """Search participants as pseudonymous Patients: a searchset Bundle
-
-        `identifier` (participant code), `gender`, `_id`; `_count` and `_cursor` as for
-        Specimen.
-        """
-        return _search("Patient", fhir.search_patients)
+    Search.__name__, Read.__name__ = f"{kind}Search", f"{kind}Read"
+    Search.get.__doc__, Read.get.__doc__ = search_doc, read_doc
+    blp.route(f"/{kind}")(Search)
+    blp.route(f"/{kind}/<int:ident>")(Read)
 
 
-@blp.route("/Patient/<int:ident>")
-class PatientRead(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self, ident: int) -> Any:
-        """One participant as a Patient (identifying data only for roles that may see it)"""
-        return fhir_json(fhir.read_patient(ident, current_actor()))
+def _base() -> str:
+    return request.host_url.rstrip("/")
 
 
-@blp.route("/Condition")
-class ConditionSearch(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self) -> Any:
-        """Search diagnoses (cases) as Conditions: a searchset Bundle
+PAGING = "`_count` (≤ 500) and the `next` link's `_cursor` page through it."
+_resource_views(
+    "Specimen", fhir.search_specimens, fhir.read_specimen,
+    f"""Search specimens: a searchset Bundle
 
-        `identifier` (case code), `subject`/`patient`, `code` (ICD-10; a category takes its
-        subcodes); `_count` and `_cursor` as for Specimen.
-        """
-        return _search("Condition", fhir.search_conditions)
+    `identifier` (barcode), `subject`/`patient` (Patient/<id>), `type` (a SNOMED CT sample type
+    or a MIABIS material), `collected` (`[eq|gt|lt|ge|le]YYYY[-MM[-DD]]`), `parent`
+    (Specimen/<id>), `status`, `container` (a storage container's id). {PAGING}
+    """, "One specimen")
+_resource_views(
+    "Patient", fhir.search_patients, fhir.read_patient,
+    f"""Search participants as pseudonymous Patients: a searchset Bundle
 
+    `identifier` (participant code), `gender`, `_id`. {PAGING}
+    """, "One participant as a Patient (identifying data only for roles that may see it)")
+_resource_views(
+    "Condition", fhir.search_conditions, fhir.read_condition,
+    f"""Search diagnoses (cases) as Conditions: a searchset Bundle
 
-@blp.route("/Condition/<int:ident>")
-class ConditionRead(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self, ident: int) -> Any:
-        """One case as a Condition (ICD-10, AJCC 8 stage, body sites)"""
-        return fhir_json(fhir.read_condition(ident, current_actor()))
+    `identifier` (case code), `subject`/`patient`, `code` (ICD-10; a category takes its
+    subcodes). {PAGING}
+    """, "One case as a Condition (ICD-10, AJCC 8 stage, body sites)")
+_resource_views(
+    "BodyStructure", fhir.search_body_structures, fhir.read_body_structure,
+    f"""Search lesions as BodyStructures: a searchset Bundle
 
+    `identifier` (lesion code), `patient`. {PAGING}
+    """, "One lesion as a BodyStructure")
+_resource_views(
+    "Consent", fhir.search_consents, fhir.read_consent,
+    f"""Search consents (each answer to a consent tier): a searchset Bundle
 
-@blp.route("/BodyStructure")
-class BodyStructureSearch(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self) -> Any:
-        """Search lesions as BodyStructures: a searchset Bundle
+    `patient`. {PAGING}
+    """, "One answer to a consent tier: permit or deny of its scope (GA4GH DUO)")
+_resource_views(
+    "Media", lambda *args, **kwargs: fhir.search_media(*args, base=_base(), **kwargs),
+    lambda ident, actor: fhir.read_media(ident, actor, _base()),
+    f"""Search images as Media: a searchset Bundle
 
-        `identifier` (lesion code), `patient`; `_count` and `_cursor` as for Specimen.
-        """
-        return _search("BodyStructure", fhir.search_body_structures)
-
-
-@blp.route("/BodyStructure/<int:ident>")
-class BodyStructureRead(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self, ident: int) -> Any:
-        """One lesion as a BodyStructure"""
-        return fhir_json(fhir.read_body_structure(ident, current_actor()))
-
-
-@blp.route("/Consent")
-class ConsentSearch(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self) -> Any:
-        """Search consents (each answer to a consent tier): a searchset Bundle
-
-        `patient`; `_count` and `_cursor` as for Specimen.
-        """
-        return _search("Consent", fhir.search_consents)
-
-
-@blp.route("/Consent/<int:ident>")
-class ConsentRead(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self, ident: int) -> Any:
-        """One answer to a consent tier: permit or deny of its scope (GA4GH DUO)"""
-        return fhir_json(fhir.read_consent(ident, current_actor()))
-
-
-@blp.route("/Media")
-class MediaSearch(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self) -> Any:
-        """Search images as Media: a searchset Bundle
-
-        `patient`/`subject`; `_count` and `_cursor` as for Specimen. Images are seen as DRS
-        serves them: staff their sites', researchers those of an approved request.
-        """
-        return _search("Media", lambda *args, **kwargs: fhir.search_media(
-            *args, base=request.host_url.rstrip("/"), **kwargs))
-
-
-@blp.route("/Media/<int:ident>")
-class MediaRead(MethodView):
-    @roles_required(*ALL_ROLES)
-    @blp.response(200, RESOURCE, content_type=MIMETYPE)
-    @_documented
-    def get(self, ident: int) -> Any:
-        """One image as Media, its bytes at its DRS object"""
-        return fhir_json(fhir.read_media(ident, current_actor(), request.host_url.rstrip("/")))
+    `patient`/`subject`. Images are seen as DRS serves them: staff their sites', researchers
+    those of an approved request. {PAGING}
+    """, "One image as Media, its bytes at its DRS object")
