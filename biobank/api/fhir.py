@@ -219,3 +219,10 @@ _resource_views(
     `patient`/`subject`. Images are seen as DRS serves them: staff their sites', researchers
     those of an approved request. {PAGING}
     """, "One image as Media, its bytes at its DRS object")
+_resource_views(
+    "Group", fhir.search_groups, fhir.read_group,
+    f"""Frozen cohort snapshots as Groups of Patients: a searchset Bundle
+
+    The snapshots of one's own cohorts (managers: every cohort's). {PAGING}
+    """, "One cohort snapshot as a Group: its query and, for staff, its size and the "
+         "members of their sites")

@@ -69,6 +69,7 @@ NCIT_SYSTEM = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
 CONSENT_SCOPE_SYSTEM = "urn:biobank-lims:consent-scope"
 DUO_SYSTEM = "http://purl.obolibrary.org/obo/duo"
+SNAPSHOT_SYSTEM = "urn:biobank-lims:cohort-snapshot"
 MATERIAL_SYSTEM = "https://directory.bbmri-eric.eu/api/fdp/MaterialType"
 GENDER = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
 UCUM_CODES = {"mL": "mL", "uL": "uL", "g": "g", "mg": "mg", "ug": "ug", "ng": "ng",
@@ -321,6 +322,45 @@ def media_resource(image: Image, base: str) -> dict[str, Any]:
     return resource
 
 
+def group_resource(snapshot: Any, actor: User) -> dict[str, Any]:
+    """A frozen cohort snapshot as an R4 ``Group`` of Patients. Staff see its size and the
+    members of their own sites; researchers, whose counts are protected, see neither."""
+    from biobank.models import CohortSnapshotMember
+    from biobank.services.query import counts_only
+
+    cohort = snapshot.cohort
+    resource: dict[str, Any] = {
+        "resourceType": "Group", "id": str(snapshot.id),
+        "identifier": [{"system": SNAPSHOT_SYSTEM, "value": f"{cohort.id}/{snapshot.id}"}],
+        "type": "person", "actual": True, "name": cohort.name,
+        "characteristic": [
+            {"code": {"text": "level"}, "valueCodeableConcept": {"text": snapshot.level},
+             "exclude": False},
+            {"code": {"text": "cohort query (GDC filters)"},
+             "valueCodeableConcept": {"text": json.dumps(snapshot.filters, sort_keys=True)},
+             "exclude": False},
+            {"code": {"text": "data release"},
+             "valueCodeableConcept": {"text": snapshot.data_release}, "exclude": False}],
+    }
+    if counts_only(actor):
+        return resource
+    resource["quantity"] = snapshot.member_count
+    members = sa.select(CohortSnapshotMember.entity_id).where(
+        CohortSnapshotMember.snapshot_id == snapshot.id)
+    people = {
+        "participants": sa.select(Participant.id).where(Participant.id.in_(members)),
+        "cases": sa.select(Case.participant_id).where(Case.id.in_(members)),
+        "lesions": sa.select(Case.participant_id).join(Lesion, Lesion.case_id == Case.id)
+        .where(Lesion.id.in_(members)),
+    }.get(snapshot.level, sa.select(Specimen.participant_id).where(Specimen.id.in_(members)))
+    mine = visible(sa.select(Participant.id), Participant, actor).where(
+        Participant.id.in_(people)).order_by(Participant.id)
+    found = list(db.session.scalars(mine))
+    if found:
+        resource["member"] = [{"entity": {"reference": f"Patient/{pid}"}} for pid in found]
+    return resource
+
+
 # --- search --------------------------------------------------------------------------------
 
 @dataclass
@@ -525,6 +565,21 @@ def search_media(params: dict[str, list[str]], actor: User, *, count: int,
     return _page(stmt, Image, count, cursor, lambda image: media_resource(image, base))
 
 
+def search_groups(params: dict[str, list[str]], actor: User, *, count: int,
+                  cursor: int | None) -> Page:
+    """The snapshots of the cohorts *actor* may see (their own; managers every one)."""
+    from biobank.models import Cohort, CohortSnapshot
+    from biobank.services.cohorts import list_cohorts
+
+    if params:
+        name = next(iter(params))
+        raise InvalidInput(f"{name!r} is not a search parameter of Group here (none are)",
+                           field=name)
+    cohorts = [c.id for c in list_cohorts(actor)]
+    stmt = sa.select(CohortSnapshot).join(Cohort).where(Cohort.id.in_(cohorts))
+    return _page(stmt, CohortSnapshot, count, cursor, lambda snap: group_resource(snap, actor))
+
+
 def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any) -> Page:
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
     if cursor is not None:
@@ -561,6 +616,12 @@ def read_media(ident: int, actor: User, base: str) -> dict[str, Any]:
     return media_resource(get_image(ident, actor), base)
 
 
+def read_group(ident: int, actor: User) -> dict[str, Any]:
+    from biobank.services.cohorts import get_snapshot
+
+    return group_resource(get_snapshot(ident, actor), actor)
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     """What this server supports, as R4's ``CapabilityStatement``."""
     def resource(kind: str, params: tuple[str, ...], types: dict[str, str]) -> dict[str, Any]:
@@ -593,7 +654,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                                {"patient": "reference"}),
                       resource("Consent", ("patient",), {"patient": "reference"}),
                       resource("Media", ("patient", "subject"),
-                               {"patient": "reference", "subject": "reference"})]}],
+                               {"patient": "reference", "subject": "reference"}),
+                      resource("Group", (), {})]}],
     }
 
 

@@ -58,7 +58,7 @@ def test_the_capability_statement_is_open(client):
     assert statement["fhirVersion"] == "4.0.1"
     kinds = {res["type"]: res for res in statement["rest"][0]["resource"]}
     assert set(kinds) == {"Specimen", "Patient", "Condition", "BodyStructure", "Consent",
-                          "Media"}
+                          "Media", "Group"}
     assert {p["name"] for p in kinds["Specimen"]["searchParam"]} >= {
         "identifier", "subject", "type", "collected", "parent", "status"}
 
@@ -413,3 +413,29 @@ def test_consents_and_images(client, bank, technician, researcher, headers, db_s
     # researchers see images only through an approved request
     assert fhir(client, f"Media/{media['id']}", headers(researcher)).status_code == 404
     assert "entry" not in fhir(client, "Media", headers(researcher)).json
+
+
+def test_a_snapshot_as_a_group(client, bank, admin, manager, researcher, headers, make,  # noqa: F811
+                               other_site):
+    from tests.biobank.api.test_cohorts import freeze, make_cohort
+    from tests.biobank.api.test_query import eq
+
+    there = make.participant(site=other_site)
+    make.case(participant=there)  # a melanoma case of the other site
+    mh, rh, ah = headers(manager), headers(researcher), headers(admin)
+    cohort = make_cohort(client, ah, eq("cases.disease_group", "melanoma"), level="cases")
+    snap = freeze(client, ah, cohort["id"])  # across the sites
+    group = fhir(client, f"Group/{snap['id']}", mh).json
+    assert group["quantity"] == 4  # Q-C1, Q-C2, Q-C4 and the other site's
+    assert {m["entity"]["reference"] for m in group["member"]} == {
+        f"Patient/{p.id}" for p in (bank.p1, bank.p2, bank.p4)}  # not the other site's
+    assert group["characteristic"][0]["valueCodeableConcept"]["text"] == "cases"
+    found = fhir(client, "Group", mh).json
+    assert [e["resource"]["id"] for e in found["entry"]] == [str(snap["id"])]
+    # a researcher's own snapshot: no size (counts are protected), no members
+    mine = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    theirs = freeze(client, rh, mine["id"])
+    group = fhir(client, f"Group/{theirs['id']}", rh).json
+    assert "quantity" not in group and "member" not in group
+    # another's cohort is not found
+    assert fhir(client, f"Group/{snap['id']}", rh).status_code == 404

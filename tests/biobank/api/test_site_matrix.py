@@ -61,6 +61,8 @@ EXEMPT = {
     "/api/v1/requests/{request_id}/shipments/{shipment_id}/manifest.{fmt}":
         "parcels of one's own sites (test_requests)",
     "/htsget/{datatype}/service-info": "describes the service, names no file",
+    "/fhir/r4/Group/{snapshot_id}": "snapshots are their cohort owner's; members are listed "
+    "for one's own sites only (test_fhir)",
 }
 
 
