@@ -180,12 +180,13 @@ def export_group() -> None:
 
 @export_group.command("fhir")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for Patient.ndjson and Specimen.ndjson")
+              help="Folder for the NDJSON files, one per resource type")
 @click.option("--batch", type=click.IntRange(100, 100_000), default=5000, show_default=True,
               help="Rows read per query")
 @with_appcontext
 def export_fhir(out: Path, batch: int) -> None:
-    """Every participant and specimen as FHIR R4 NDJSON (the Bulk Data layout), pseudonymous.
+    """Participants, cases, lesions, consents and specimens as FHIR R4 NDJSON (the Bulk Data
+    layout: Patient, Condition, BodyStructure, Consent, Specimen), pseudonymous.
 
     Streamed in batches: memory stays flat however large the biobank is.
     """

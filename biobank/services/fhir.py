@@ -672,6 +672,30 @@ def _patients_after(last: int, batch: int, _containers: dict[int, StorageContain
     return [(row.id, patient_resource(row, None)) for row in rows]
 
 
+def _conditions_after(last: int, batch: int, _containers: dict[int, StorageContainer]
+                      ) -> list[tuple[int, dict[str, Any]]]:
+    rows = db.session.scalars(
+        sa.select(Case).options(orm.lazyload(Case.participant), orm.selectinload(Case.lesions))
+        .where(Case.id > last).order_by(Case.id).limit(batch))
+    return [(row.id, condition_resource(row)) for row in rows]
+
+
+def _body_structures_after(last: int, batch: int, _containers: dict[int, StorageContainer]
+                           ) -> list[tuple[int, dict[str, Any]]]:
+    rows = db.session.scalars(
+        sa.select(Lesion).options(orm.joinedload(Lesion.case).lazyload(Case.participant))
+        .where(Lesion.id > last).order_by(Lesion.id).limit(batch))
+    return [(row.id, body_structure_resource(row)) for row in rows]
+
+
+def _consents_after(last: int, batch: int, _containers: dict[int, StorageContainer]
+                    ) -> list[tuple[int, dict[str, Any]]]:
+    rows = db.session.scalars(
+        sa.select(ConsentResponse).where(ConsentResponse.id > last)
+        .order_by(ConsentResponse.id).limit(batch))
+    return [(row.id, consent_resource(row)) for row in rows]
+
+
 def _specimens_after(last: int, batch: int, containers: dict[int, StorageContainer]
                      ) -> list[tuple[int, dict[str, Any]]]:
     rows = list(db.session.scalars(
@@ -692,15 +716,18 @@ def _specimens_after(last: int, batch: int, containers: dict[int, StorageContain
 
 def export_ndjson(out: Path, *, batch: int = 5000,
                   progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
-    """Every participant and specimen as pseudonymous ``Patient`` and ``Specimen`` resources,
-    one per line in ``Patient.ndjson`` and ``Specimen.ndjson`` under *out* (the FHIR Bulk
-    Data layout), read in batches by id so that memory stays flat. Each file is written
-    beside its final name and renamed when complete."""
+    """Every participant, case, lesion, consent answer and specimen as pseudonymous
+    ``Patient``, ``Condition``, ``BodyStructure``, ``Consent`` and ``Specimen`` resources,
+    one per line in ``<type>.ndjson`` under *out* (the FHIR Bulk Data layout), read in
+    batches by id so that memory stays flat. Each file is written beside its final name and
+    renamed when complete."""
     out.mkdir(parents=True, exist_ok=True)
     # every storage unit read once: a tube's box and freezer by id, not a query per tube
     containers = {c.id: c for c in db.session.scalars(sa.select(StorageContainer))}
     counts = {}
-    for kind, read in (("Patient", _patients_after), ("Specimen", _specimens_after)):
+    for kind, read in (("Patient", _patients_after), ("Condition", _conditions_after),
+                       ("BodyStructure", _body_structures_after), ("Consent", _consents_after),
+                       ("Specimen", _specimens_after)):
         partial = out / f".{kind}.ndjson.part"
         written = last = 0
         with partial.open("w", encoding="utf-8") as f:

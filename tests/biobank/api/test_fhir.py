@@ -210,30 +210,36 @@ def test_another_sites_and_anonymous_reads_are_refused(client, bank, technician,
 
 
 def test_bulk_export_writes_every_resource_as_ndjson(runner, bank, tmp_path, db_session):  # noqa: F811
-    from biobank.models import Participant
+    from biobank.models import Case, ConsentResponse, Lesion, Participant
 
     out = tmp_path / "fhir"
     result = runner.invoke(args=["export", "fhir", "--out", str(out), "--batch", "100"])
     assert result.exit_code == 0, result.output
-    lines = {kind: [json.loads(line) for line in (out / f"{kind}.ndjson").read_text().splitlines()]
-             for kind in ("Patient", "Specimen")}
-    assert sorted(p.name for p in out.iterdir()) == ["Patient.ndjson", "Specimen.ndjson"]
+    kinds = {"Patient": Participant, "Condition": Case, "BodyStructure": Lesion,
+             "Consent": ConsentResponse, "Specimen": Specimen}
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{k}.ndjson" for k in kinds)
+    lines = {kind: [json.loads(line) for line in (out / f"{kind}.ndjson").read_text()
+                    .splitlines()] for kind in kinds}
     for resources in lines.values():
         for resource in resources:
             valid(resource)
-    patients = {r["id"] for r in lines["Patient"]}
-    specimens = {r["id"] for r in lines["Specimen"]}
-    assert patients == {str(i) for i in db_session.scalars(sa.select(Participant.id))}
-    assert specimens == {str(i) for i in db_session.scalars(sa.select(Specimen.id))}
+    ids = {kind: {r["id"] for r in resources} for kind, resources in lines.items()}
+    for kind, model in kinds.items():
+        assert ids[kind] == {str(i) for i in db_session.scalars(sa.select(model.id))}, kind
     # every reference resolves within the export
     for specimen in lines["Specimen"]:
-        assert specimen["subject"]["reference"].removeprefix("Patient/") in patients
+        assert specimen["subject"]["reference"].removeprefix("Patient/") in ids["Patient"]
         for parent in specimen.get("parent", []):
-            assert parent["reference"].removeprefix("Specimen/") in specimens
+            assert parent["reference"].removeprefix("Specimen/") in ids["Specimen"]
+    for kind, key in (("Condition", "subject"), ("BodyStructure", "patient"),
+                      ("Consent", "patient")):
+        for resource in lines[kind]:
+            assert resource[key]["reference"].removeprefix("Patient/") in ids["Patient"]
     # pseudonymous whoever runs it
     text = (out / "Patient.ndjson").read_text()
     assert bank.p1.phi.family_name not in text and "birthDate" not in text
-    assert f"{len(patients):,} Patient, {len(specimens):,} Specimen written" in result.output
+    assert f"{len(ids['Patient']):,} Patient, {len(ids['Condition']):,} Condition" in \
+        result.output
 
 
 MII = Path(__file__).parents[3] / "fixtures" / "fhir" / "mii-biobank-r4"
