@@ -112,9 +112,52 @@ def _temperature(container: StorageContainer | None,
     return None
 
 
+def made_by(specimens: list[Specimen]) -> dict[int, dict[str, Any]]:
+    """How each aliquot or derivative among *specimens* was made: the processing recorded
+    on its parent's aliquoting or derivation (method, times, temperature, kit), by child id.
+    One query for all of them."""
+    from biobank.models import CustodyEvent
+    from biobank.models.vocab import CustodyEventType
+
+    children = {s.barcode: s.id for s in specimens if s.parent_id is not None}
+    if not children:
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    events = db.session.execute(
+        sa.select(CustodyEvent.event_type, CustodyEvent.details).where(
+            CustodyEvent.specimen_id.in_({s.parent_id for s in specimens if s.parent_id}),
+            CustodyEvent.event_type.in_([CustodyEventType.DERIVED,
+                                         CustodyEventType.ALIQUOTED])))
+    for kind, details in events:
+        for barcode in (details or {}).get("children", []):
+            if barcode in children:
+                found[children[barcode]] = {"kind": kind.value,
+                                            **((details or {}).get("processing") or {})}
+    return found
+
+
+def _step(made: dict[str, Any]) -> dict[str, Any]:
+    """A Specimen.processing entry for the step that made a tube."""
+    words = [made.get("method") or made["kind"]]
+    if made.get("temperature"):
+        words.append(f"at {made['temperature']}")
+    kit = made.get("kit") or {}
+    if kit.get("gtin") or made.get("kit_lot"):
+        words.append(f"kit {kit.get('gtin') or ''} lot {kit.get('lot') or made.get('kit_lot')}"
+                     .replace("kit  lot", "kit lot"))
+    step: dict[str, Any] = {"description": ", ".join(words)}
+    started, ended = _datetime(made.get("started_at")), _datetime(made.get("ended_at"))
+    if started and ended:
+        step["timePeriod"] = {"start": _instant(started), "end": _instant(ended)}
+    elif started:
+        step["timeDateTime"] = _instant(started)
+    return step
+
+
 def specimen_resource(specimen: Specimen, visit: Any = None,
                       participant_code: str | None = None,
-                      containers: dict[int, StorageContainer] | None = None) -> dict[str, Any]:
+                      containers: dict[int, StorageContainer] | None = None,
+                      made: dict[str, Any] | None = None) -> dict[str, Any]:
     """One specimen as an R4 ``Specimen`` (its visit, participant code and the storage units
     by id may be given, as the bulk export reads them for many tubes at once)."""
     code, display = snomed_sample_type(specimen.material_type.value)
@@ -150,10 +193,10 @@ def specimen_resource(specimen: Specimen, visit: Any = None,
         collection["bodySite"] = {"text": specimen.anatomical_site.value.replace("_", " ")}
     if collection:
         resource["collection"] = collection
-    processing = []
+    processing = [_step(made)] if made else []
     if specimen.sprec_code:
         processing.append({"description": f"SPREC {specimen.sprec_code}"})
-    if specimen.processed_at:
+    if specimen.processed_at and not made:
         processing.append({"description": "processed (centrifugation or fixation)",
                            "timeDateTime": _instant(specimen.processed_at)})
     if specimen.frozen_at:
@@ -425,7 +468,7 @@ def search_specimens(params: dict[str, list[str]], actor: User, *, count: int,
     for name, values in params.items():
         for value in values:
             stmt = _specimen_filter(stmt, name, value)
-    return _page(stmt, Specimen, count, cursor, specimen_resource)
+    return _page(stmt, Specimen, count, cursor, specimen_resource, made_by)
 
 
 def _specimen_filter(stmt: sa.Select, name: str, value: str) -> sa.Select:
@@ -580,18 +623,25 @@ def search_groups(params: dict[str, list[str]], actor: User, *, count: int,
     return _page(stmt, CohortSnapshot, count, cursor, lambda snap: group_resource(snap, actor))
 
 
-def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any) -> Page:
+def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any,
+          made: Callable[[list[Any]], dict[int, Any]] | None = None) -> Page:
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
     if cursor is not None:
         stmt = stmt.where(model.id > cursor)
     rows = list(db.session.scalars(stmt.order_by(model.id).limit(count + 1)))
     more = len(rows) > count
     rows = rows[:count]
-    return Page([build(row) for row in rows], total or 0, rows[-1].id if more else None)
+    if made is None:
+        resources = [build(row) for row in rows]
+    else:  # what each row needs of others, read once for the page
+        steps = made(rows)
+        resources = [build(row, made=steps.get(row.id)) for row in rows]
+    return Page(resources, total or 0, rows[-1].id if more else None)
 
 
 def read_specimen(ident: int, actor: User) -> dict[str, Any]:
-    return specimen_resource(get_visible(Specimen, ident, actor))
+    specimen = get_visible(Specimen, ident, actor)
+    return specimen_resource(specimen, made=made_by([specimen]).get(specimen.id))
 
 
 def read_patient(ident: int, actor: User) -> dict[str, Any]:
@@ -709,8 +759,10 @@ def _specimens_after(last: int, batch: int, containers: dict[int, StorageContain
         sa.select(CollectionEvent.id, CollectionEvent.collected_at, CollectionEvent.procedure)
         .where(CollectionEvent.id.in_({r.collection_event_id for r in rows
                                        if r.collection_event_id})))}
+    steps = made_by(rows)
     return [(row.id, specimen_resource(row, visits.get(row.collection_event_id or 0),
-                                       codes[row.participant_id], containers))
+                                       codes[row.participant_id], containers,
+                                       steps.get(row.id)))
             for row in rows]
 
 

@@ -445,3 +445,31 @@ def test_a_snapshot_as_a_group(client, bank, admin, manager, researcher, headers
     assert "quantity" not in group and "member" not in group
     # another's cohort is not found
     assert fhir(client, f"Group/{snap['id']}", rh).status_code == 404
+
+
+def test_a_derivative_carries_the_step_that_made_it(client, make, site, technician, headers,
+                                                    runner, tmp_path):
+    from biobank.models.vocab import MaterialType, QuantityUnit
+
+    person = make.participant(site=site)
+    blood = make.specimen(participant=person, material_type=MaterialType.WHOLE_BLOOD,
+                          unit=QuantityUnit.ML, collection_event=make.visit(participant=person))
+    h = headers(technician)
+    r = client.post(f"/api/v1/specimens/{blood.id}/aliquots", headers=h, json={
+        "count": 2, "quantity": "2", "material_type": "PLASMA", "unit": "mL",
+        "processing": {"method": "centrifugation 2,000 g 10 min", "temperature": "4 °C",
+                       "started_at": "2025-03-01T10:00:00Z",
+                       "ended_at": "2025-03-01T10:10:00Z", "kit_lot": "L2203"}})
+    assert r.status_code == 201, r.json
+    plasma = r.json[0]["id"]
+    step = {"description": "centrifugation 2,000 g 10 min, at 4 °C, kit lot L2203",
+            "timePeriod": {"start": "2025-03-01T10:00:00Z", "end": "2025-03-01T10:10:00Z"}}
+    assert fhir(client, f"Specimen/{plasma}", h).json["processing"][0] == step
+    # the same in a search page and in the bulk export
+    page = fhir(client, "Specimen", h, parent=f"Specimen/{blood.id}").json
+    assert [e["resource"]["processing"][0] for e in page["entry"]] == [step, step]
+    assert "processing" not in fhir(client, f"Specimen/{blood.id}", h).json
+    assert runner.invoke(args=["export", "fhir", "--out", str(tmp_path)]).exit_code == 0
+    exported = {r["id"]: r for r in map(json.loads, (tmp_path / "Specimen.ndjson")
+                                        .read_text().splitlines())}
+    assert exported[str(plasma)]["processing"][0] == step
