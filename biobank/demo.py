@@ -92,6 +92,19 @@ ICD10 = {
     DiseaseGroup.ALOPECIA: ["L63.0", "L63.9", "L64.9"],
     DiseaseGroup.LUPUS: ["M32.1", "M32.9", "L93.0"],
 }
+#: ICD-O-3 morphologies of the demo's tumours: melanoma subtypes, basal and squamous cell
+#: carcinoma
+MELANOMA_MORPHOLOGIES = ("8743/3", "8721/3", "8742/3", "8720/3", "8744/3")
+CARCINOMA_MORPHOLOGIES = ("8090/3", "8090/3", "8070/3")
+
+
+def _morphology(group: DiseaseGroup, icd10: str, index: int) -> str:
+    if group is DiseaseGroup.MELANOMA:
+        return "8720/2" if icd10.startswith("D03") else \
+            MELANOMA_MORPHOLOGIES[index % len(MELANOMA_MORPHOLOGIES)]
+    return CARCINOMA_MORPHOLOGIES[index % len(CARCINOMA_MORPHOLOGIES)]
+
+
 LESION_SITES = {
     DiseaseGroup.MELANOMA: [BodySite.POSTERIOR_TORSO, BodySite.LOWER_EXTREMITY,
                             BodySite.UPPER_EXTREMITY, BodySite.HEAD_NECK, BodySite.PALMS_SOLES,
@@ -392,8 +405,12 @@ def _participant(loader: _Loader, index: int, group: DiseaseGroup, site: Site, s
     else:
         case_fields = {"breslow_mm": None, "ulceration": None, "ajcc_stage": None}
     case_code = f"C-{index + 1:06d}"
+    icd10 = rng.choice(ICD10[group])
+    if group.is_tumour:  # ICD-O-3: the skin site the ICD-10 subcode names (C43.5 → C44.5)
+        case_fields |= {"icdo3_morphology": _morphology(group, icd10, index),
+                        "icdo3_topography": f"C44.{icd10[-1]}"}
     case_id = loader.add(Case, code=case_code, participant_id=pid, disease_group=group,
-                         icd10_code=rng.choice(ICD10[group]), diagnosis_date=first_visit.date(),
+                         icd10_code=icd10, diagnosis_date=first_visit.date(),
                          notes=None, **case_fields)
     n_lesions = 0 if group is DiseaseGroup.URTICARIA and rng.random() < 0.5 else (
         rng.choice([1, 1, 2]) if group.is_tumour else 1)

@@ -60,7 +60,7 @@ from biobank.models.vocab import (
 )
 from biobank.schemas.base import BaseSchema
 from biobank.services import cohorts
-from biobank.services.cases import AJCC8, ICD10_TITLES
+from biobank.services.cases import AJCC8, ICD10_TITLES, ICDO3_MORPHOLOGY_TERMS
 from biobank.services.common import get_visible
 from biobank.services.consents import granted_scopes_by_participant
 from biobank.services.images import image_clause
@@ -147,6 +147,9 @@ RESOURCES = {
             "http://www.ebi.ac.uk/efo/EFO_"),
     "LOINC": ("loinc", "Logical Observation Identifiers Names and Codes", "2.77",
               "https://loinc.org", "https://loinc.org/"),
+    "ICDO": ("icdo", "International Classification of Diseases for Oncology", "3.2",
+             "https://www.who.int/standards/classifications/other-classifications/"
+             "international-classification-of-diseases-for-oncology", "ICDO:"),
     "UO": ("uo", "Units of measurement ontology", "2023-05-25",
            "http://purl.obolibrary.org/obo/uo.owl", "http://purl.obolibrary.org/obo/UO_"),
 }
@@ -296,6 +299,10 @@ def _biosample(specimen: Specimen, case: Case, facts: _Facts, host: str) -> dict
         sample["timeOfCollection"] = collected
     if specimen.pathology_status in TUMOR_PROGRESSION:
         sample["tumorProgression"] = TUMOR_PROGRESSION[specimen.pathology_status]
+        if case.icdo3_morphology:
+            sample["histologicalDiagnosis"] = term(
+                f"ICDO:{case.icdo3_morphology}", ICDO3_MORPHOLOGY_TERMS.get(
+                    case.icdo3_morphology, f"ICD-O-3 morphology {case.icdo3_morphology}"))
     if specimen.pathology_status in MATERIAL_SAMPLE:
         sample["materialSample"] = MATERIAL_SAMPLE[specimen.pathology_status]
     if specimen.lineage is Lineage.PRIMARY and visit and visit.procedure in PROCEDURES:

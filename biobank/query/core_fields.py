@@ -136,6 +136,11 @@ def core_fields() -> list[Field]:
                      "Breslow thickness of a melanoma", type="number", unit="mm", facet=False),
         column_field("cases.ulceration", c, Case.ulceration, Case.id,
                      "Ulceration of a melanoma", type="boolean"),
+        column_field("cases.icdo3_morphology", c, Case.icdo3_morphology, Case.id,
+                     "ICD-O-3 morphology of a tumour, e.g. 8743/3 (superficial spreading "
+                     "melanoma)"),
+        column_field("cases.icdo3_topography", c, Case.icdo3_topography, Case.id,
+                     "ICD-O-3 topography of a tumour, e.g. C44.5 (skin of trunk)"),
         column_field("lesions.body_site", lz, Lesion.body_site, Lesion.id,
                      "Anatomical site of the lesion (ISIC general site)", enum_cls=BodySite),
         column_field("lesions.laterality", lz, Lesion.laterality, Lesion.id,

@@ -26,6 +26,8 @@ class CaseSchema(BaseSchema):
     breslow_mm = DecimalNumber(allow_none=True)
     ulceration = fields.Boolean(allow_none=True)
     ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage", allow_none=True)
+    icdo3_morphology = fields.String(allow_none=True)
+    icdo3_topography = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
@@ -42,6 +44,12 @@ class CaseCreateSchema(BaseSchema):
                                allow_none=True)
     ulceration = fields.Boolean(allow_none=True, metadata=describe("Melanoma only"))
     ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage, melanoma only", allow_none=True)
+    icdo3_morphology = fields.String(allow_none=True, validate=validate.Length(max=16),
+                                     metadata=describe("ICD-O-3 morphology and behaviour of a "
+                                                       "tumour, e.g. 8720/3"))
+    icdo3_topography = fields.String(allow_none=True, validate=validate.Length(max=16),
+                                     metadata=describe("ICD-O-3 topography of a tumour, e.g. "
+                                                       "C44.5 (skin of trunk)"))
     notes = fields.String(allow_none=True)
 
 

@@ -15,6 +15,28 @@ from biobank.services.common import apply_changes, ensure_unique, get_visible, v
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
 MELANOMA_FIELDS = ("breslow_mm", "ulceration", "ajcc_stage")
+TUMOUR_FIELDS = ("icdo3_morphology", "icdo3_topography")
+#: ICD-O-3: a morphology is four digits and a behaviour (0 benign, 1 uncertain, 2 in situ,
+#: 3 malignant primary, 6 metastatic, 9 uncertain whether primary or metastatic); a
+#: topography is a C site with its subsite
+ICDO3_MORPHOLOGY = re.compile(r"^[89][0-9]{3}/[012369]$")
+ICDO3_TOPOGRAPHY = re.compile(r"^C[0-9]{2}\.[0-9]$")
+#: ICD-O-3 terms of the skin tumours the biobank sees most
+ICDO3_MORPHOLOGY_TERMS = {
+    "8720/3": "Malignant melanoma, NOS", "8720/2": "Melanoma in situ",
+    "8721/3": "Nodular melanoma", "8742/3": "Lentigo maligna melanoma",
+    "8743/3": "Superficial spreading melanoma", "8744/3": "Acral lentiginous melanoma, malignant",
+    "8745/3": "Desmoplastic melanoma, malignant", "8090/3": "Basal cell carcinoma, NOS",
+    "8070/3": "Squamous cell carcinoma, NOS", "8247/3": "Merkel cell carcinoma",
+    "9700/3": "Mycosis fungoides", "9140/3": "Kaposi sarcoma",
+}
+ICDO3_TOPOGRAPHY_TERMS = {
+    "C44.0": "Skin of lip, NOS", "C44.1": "Eyelid", "C44.2": "External ear",
+    "C44.3": "Skin of other and unspecified parts of face", "C44.4": "Skin of scalp and neck",
+    "C44.5": "Skin of trunk", "C44.6": "Skin of upper limb and shoulder",
+    "C44.7": "Skin of lower limb and hip", "C44.8": "Overlapping lesion of skin",
+    "C44.9": "Skin, NOS",
+}
 #: ICD-10 chapters each disease group may be coded with
 ICD10_PREFIXES = {
     DiseaseGroup.MELANOMA: ("C43", "D03"),
@@ -61,6 +83,16 @@ def _check_diagnosis(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) ->
         for name in MELANOMA_FIELDS:
             if fields.get(name) is not None:
                 raise InvalidInput(f"{name} applies to melanoma cases only", field=name)
+    for name, pattern, example in (("icdo3_morphology", ICDO3_MORPHOLOGY, "8720/3"),
+                                   ("icdo3_topography", ICDO3_TOPOGRAPHY, "C44.5")):
+        value = fields.get(name)
+        if value is None:
+            continue
+        if not group.is_tumour:
+            raise InvalidInput(f"{name} codes a tumour: not for {group.value} cases", field=name)
+        if not pattern.match(value):
+            raise InvalidInput(f"{value!r} is not an ICD-O-3 {name.split('_')[1]} such as "
+                               f"{example}", field=name)
 
 
 def list_cases(*, actor: User, participant_id: int | None = None,
@@ -85,7 +117,7 @@ def open_case(*, actor: User, participant_id: int, **fields: Any) -> Case:
 
 
 def update_case(case: Case, changes: dict[str, Any], *, actor: User) -> Case:
-    merged = {name: getattr(case, name) for name in MELANOMA_FIELDS} | changes
+    merged = {name: getattr(case, name) for name in MELANOMA_FIELDS + TUMOUR_FIELDS} | changes
     _check_diagnosis(
         changes.get("disease_group", case.disease_group),
         changes.get("icd10_code", case.icd10_code),

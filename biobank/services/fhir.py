@@ -49,7 +49,12 @@ from biobank.models.vocab import (
     Sex,
     SpecimenStatus,
 )
-from biobank.services.cases import AJCC8, ICD10_TITLES
+from biobank.services.cases import (
+    AJCC8,
+    ICD10_TITLES,
+    ICDO3_MORPHOLOGY_TERMS,
+    ICDO3_TOPOGRAPHY_TERMS,
+)
 from biobank.services.common import get_visible, visible
 from biobank.sprec import snomed_sample_type
 from biobank.units import format_number
@@ -70,6 +75,7 @@ CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
 CONSENT_SCOPE_SYSTEM = "urn:biobank-lims:consent-scope"
 DUO_SYSTEM = "http://purl.obolibrary.org/obo/duo"
 SNAPSHOT_SYSTEM = "urn:biobank-lims:cohort-snapshot"
+ICDO3_SYSTEM = "http://terminology.hl7.org/CodeSystem/icd-o-3"
 MATERIAL_SYSTEM = "https://directory.bbmri-eric.eu/api/fdp/MaterialType"
 GENDER = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
 UCUM_CODES = {"mL": "mL", "uL": "uL", "g": "g", "mg": "mg", "ug": "ug", "ng": "ng",
@@ -263,12 +269,18 @@ def condition_resource(case: Case) -> dict[str, Any]:
     coding: dict[str, str] = {"system": ICD10_SYSTEM, "code": case.icd10_code}
     if title:
         coding["display"] = title
+    codings = [coding]
+    if case.icdo3_morphology:
+        morphology = {"system": ICDO3_SYSTEM, "code": case.icdo3_morphology}
+        if case.icdo3_morphology in ICDO3_MORPHOLOGY_TERMS:
+            morphology["display"] = ICDO3_MORPHOLOGY_TERMS[case.icdo3_morphology]
+        codings.append(morphology)
     resource: dict[str, Any] = {
         "resourceType": "Condition", "id": str(case.id),
         "meta": {"lastUpdated": _instant(case.updated_at)},
         "identifier": [{"system": CASE_SYSTEM, "value": case.code}],
         "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "encounter-diagnosis"}]}],
-        "code": {"coding": [coding],
+        "code": {"coding": codings,
                  "text": case.disease_group.value.replace("_", " ").capitalize()},
         "subject": {"reference": f"Patient/{case.participant_id}"},
     }
@@ -279,9 +291,16 @@ def condition_resource(case: Case) -> dict[str, Any]:
             "system": NCIT_SYSTEM, "code": AJCC8[case.ajcc_stage],
             "display": f"Pathologic Stage {case.ajcc_stage.value} Cutaneous Melanoma AJCC v8"}],
             "text": f"AJCC 8 stage {case.ajcc_stage.value}"}}]
-    sites = sorted({le.body_site.value.replace("_", " ") for le in case.lesions})
+    sites: list[dict[str, Any]] = []
+    if case.icdo3_topography:
+        topography = {"system": ICDO3_SYSTEM, "code": case.icdo3_topography}
+        if case.icdo3_topography in ICDO3_TOPOGRAPHY_TERMS:
+            topography["display"] = ICDO3_TOPOGRAPHY_TERMS[case.icdo3_topography]
+        sites.append({"coding": [topography]})
+    sites += [{"text": site} for site in
+              sorted({le.body_site.value.replace("_", " ") for le in case.lesions})]
     if sites:
-        resource["bodySite"] = [{"text": site} for site in sites]
+        resource["bodySite"] = sites
     notes = []
     if case.breslow_mm is not None:
         notes.append(f"Breslow thickness {format_number(case.breslow_mm)} mm")

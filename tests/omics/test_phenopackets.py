@@ -62,6 +62,7 @@ def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_
     p1.birth_year = 1970
     c1.diagnosis_date = dt.date(2025, 2, 10)
     c1.ajcc_stage, c1.ulceration = AjccStage.IIA, True
+    c1.icdo3_morphology = "8743/3"
     bank.l1.laterality = Laterality.LEFT
     db_session.commit()
     r = packet(client, headers(technician), c1.id)
@@ -92,6 +93,8 @@ def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_
     assert samples[bank.dna1.barcode]["derivedFromId"] == tumour.barcode
     assert samples[tumour.barcode]["sampleType"]["id"] == "SNOMED:119376003"
     assert samples[tumour.barcode]["tumorProgression"]["id"] == "NCIT:C8509"
+    assert samples[tumour.barcode]["histologicalDiagnosis"] == {
+        "id": "ICDO:8743/3", "label": "Superficial spreading melanoma"}
     assert samples[tumour.barcode]["procedure"]["code"]["id"] == "NCIT:C28221"
     assert samples[tumour.barcode]["timeOfCollection"] == {"age": {"iso8601duration": "P55Y"}}
     # the DNA: its own sample type, the skin it was extracted from, and the VCF read from it

@@ -105,17 +105,22 @@ def test_a_melanoma_case_as_a_condition_and_its_lesion(client, bank, technician,
                                                        db_session):
     bank.c1.ajcc_stage, bank.c1.ulceration = AjccStage.IIA, True
     bank.c1.diagnosis_date = dt.date(2025, 2, 10)
+    bank.c1.icdo3_morphology, bank.c1.icdo3_topography = "8743/3", "C44.5"
     bank.l1.laterality = Laterality.LEFT
     db_session.commit()
     h = headers(technician)
     condition = fhir(client, f"Condition/{bank.c1.id}", h).json
-    assert condition["code"]["coding"] == [{"system": "http://hl7.org/fhir/sid/icd-10",
-                                            "code": "C43.5",
-                                            "display": "Malignant melanoma of skin"}]
+    icdo3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
+    assert condition["code"]["coding"] == [
+        {"system": "http://hl7.org/fhir/sid/icd-10", "code": "C43.5",
+         "display": "Malignant melanoma of skin"},
+        {"system": icdo3, "code": "8743/3", "display": "Superficial spreading melanoma"}]
     assert condition["subject"] == {"reference": f"Patient/{bank.p1.id}"}
     assert condition["stage"][0]["summary"]["coding"][0]["code"] == "C137667"
     assert condition["recordedDate"] == "2025-02-10"
-    assert condition["bodySite"] == [{"text": "posterior torso"}]
+    assert condition["bodySite"] == [
+        {"coding": [{"system": icdo3, "code": "C44.5", "display": "Skin of trunk"}]},
+        {"text": "posterior torso"}]
     assert condition["note"] == [{"text": "Breslow thickness 1.2 mm; ulcerated"}]
     lesion = fhir(client, f"BodyStructure/{bank.l1.id}", h).json
     assert lesion["identifier"][0]["value"] == "Q-L1"

@@ -294,3 +294,16 @@ def test_staff_query_participants_of_their_sites_only(client, bank, technician, 
     assert sorted(ids(r, "participant")) == sorted([bank.p1.code, bank.p2.code, bank.p4.code])
     r = query(client, headers(admin), "participants")
     assert bank.p3.code in ids(r, "participant")
+
+
+def test_tumours_are_found_by_their_icd_o_3_codes(client, bank, admin, headers, db_session):
+    bank.c1.icdo3_morphology, bank.c1.icdo3_topography = "8743/3", "C44.5"
+    bank.c2.icdo3_morphology = "8721/3"
+    db_session.commit()
+    h = headers(admin)
+    found = query(client, h, "cases", eq("cases.icdo3_morphology", "8743/3"))
+    assert ids(found, "case") == ["Q-C1"]
+    found = query(client, h, "cases", op("in", "cases.icdo3_morphology", ["8743/3", "8721/3"]))
+    assert sorted(ids(found, "case")) == ["Q-C1", "Q-C2"]
+    assert ids(query(client, h, "cases", eq("cases.icdo3_topography", "C44.5")), "case") == [
+        "Q-C1"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from biobank.models import Case, ConsentResponse
@@ -101,6 +102,33 @@ def test_case_icd10_must_fit_the_disease_group(client, make, site, technician, h
         "code": "C-3", "participant_id": p.id, "disease_group": "lupus", "icd10_code": "nonsense"})
     assert r.status_code == 422
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0
+
+
+@pytest.mark.parametrize(("fields", "status", "field", "words"), [
+    ({"icdo3_morphology": "8743/3", "icdo3_topography": "C44.5"}, 201, None, None),
+    ({"icdo3_morphology": "8743/4"}, 422, "icdo3_morphology", "not an ICD-O-3 morphology"),
+    ({"icdo3_morphology": "8743"}, 422, "icdo3_morphology", "such as 8720/3"),
+    ({"icdo3_topography": "C44"}, 422, "icdo3_topography", "such as C44.5"),
+    ({"disease_group": "psoriasis", "icd10_code": "L40.0", "icdo3_morphology": "8743/3"}, 422,
+     "icdo3_morphology", "codes a tumour: not for psoriasis"),
+])
+def test_a_tumour_is_coded_in_icd_o_3(client, make, site, technician, headers, fields, status,
+                                      field, words):
+    p = make.participant(site=site)
+    body = {"code": "C-ICDO", "participant_id": p.id, "disease_group": "melanoma",
+            "icd10_code": "C43.5"} | fields
+    r = client.post("/api/v1/cases/", headers=headers(technician), json=body)
+    assert r.status_code == status, r.json
+    if status == 201:
+        assert (r.json["icdo3_morphology"], r.json["icdo3_topography"]) == ("8743/3", "C44.5")
+        # and kept in step on update: a morphology for a case that is no tumour is refused
+        etag = client.get(f"/api/v1/cases/{r.json['id']}", headers=headers(technician)).headers
+        r = client.patch(f"/api/v1/cases/{r.json['id']}", headers=headers(technician) | {
+            "If-Match": etag["ETag"]}, json={"disease_group": "psoriasis", "icd10_code": "L40.0",
+                                             "breslow_mm": None})
+        assert r.status_code == 422 and r.json["errors"][0]["field"] == "icdo3_morphology"
+    else:
+        assert r.json["errors"][0]["field"] == field and words in r.json["detail"]
 
 
 def test_lesion_and_collection_event_links_are_checked(client, make, site, technician, headers):
