@@ -70,29 +70,38 @@ AJCC8 = {
 }
 
 
-def _check_diagnosis(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) -> None:
+def diagnosis_problem(group: DiseaseGroup, icd10: str, fields: dict[str, Any]
+                      ) -> tuple[str, str] | None:
+    """What is wrong with a diagnosis, as (field, message), or ``None``: the ICD-10 code
+    against the disease group, melanoma's own fields, ICD-O-3 codes of tumours only. The
+    API and the importer both ask it."""
     if not ICD10.match(icd10):
-        raise InvalidInput(f"{icd10!r} is not an ICD-10 code such as C43.5", field="icd10_code")
+        return "icd10_code", f"{icd10!r} is not an ICD-10 code such as C43.5"
     if not icd10.startswith(ICD10_PREFIXES[group]):
         allowed = ", ".join(ICD10_PREFIXES[group])
-        raise InvalidInput(
-            f"ICD-10 {icd10} does not fit disease group {group.value} (expected {allowed})",
-            field="icd10_code",
-        )
+        return ("icd10_code",
+                f"ICD-10 {icd10} does not fit disease group {group.value} (expected {allowed})")
     if group is not DiseaseGroup.MELANOMA:
         for name in MELANOMA_FIELDS:
             if fields.get(name) is not None:
-                raise InvalidInput(f"{name} applies to melanoma cases only", field=name)
+                return name, f"{name} applies to melanoma cases only"
     for name, pattern, example in (("icdo3_morphology", ICDO3_MORPHOLOGY, "8720/3"),
                                    ("icdo3_topography", ICDO3_TOPOGRAPHY, "C44.5")):
         value = fields.get(name)
         if value is None:
             continue
         if not group.is_tumour:
-            raise InvalidInput(f"{name} codes a tumour: not for {group.value} cases", field=name)
+            return name, f"{name} codes a tumour: not for {group.value} cases"
         if not pattern.match(value):
-            raise InvalidInput(f"{value!r} is not an ICD-O-3 {name.split('_')[1]} such as "
-                               f"{example}", field=name)
+            return (name, f"{value!r} is not an ICD-O-3 {name.split('_')[1]} such as "
+                          f"{example}")
+    return None
+
+
+def _check_diagnosis(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) -> None:
+    problem = diagnosis_problem(group, icd10, fields)
+    if problem:
+        raise InvalidInput(problem[1], field=problem[0])
 
 
 def list_cases(*, actor: User, participant_id: int | None = None,

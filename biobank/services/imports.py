@@ -71,7 +71,7 @@ from biobank.models.vocab import (
     SpecimenStatus,
 )
 from biobank.services.barcodes import GENERATED_PATTERN, reserve_sequence
-from biobank.services.cases import ICD10, ICD10_PREFIXES, MELANOMA_FIELDS
+from biobank.services.cases import MELANOMA_FIELDS, TUMOUR_FIELDS, diagnosis_problem
 from biobank.services.custody import chain_rows
 from biobank.services.storage import SPECIMEN_HOLDERS
 from biobank.sprec import validate_sprec
@@ -132,6 +132,10 @@ COLUMNS = [
     Column("ulceration", "case", "bool", "Melanoma ulceration: yes or no", example="no"),
     Column("ajcc_stage", "case", "enum", "AJCC 8 stage group, e.g. IIA", enum=AjccStage,
            example="IB"),
+    Column("icdo3_morphology", "case", "text", "ICD-O-3 morphology of a tumour, e.g. 8743/3",
+           max_length=16, example="8743/3"),
+    Column("icdo3_topography", "case", "text", "ICD-O-3 topography of a tumour, e.g. C44.5",
+           max_length=16, example="C44.5"),
     Column("collected_at", "visit", "datetime", "When the specimen was collected (ISO 8601; "
            "without a zone: the import time zone)", True, example="2024-03-01 10:30"),
     Column("procedure", "visit", "enum", "Collection procedure, e.g. excision, venipuncture",
@@ -722,7 +726,7 @@ class Importer:
     def _case(self, line: int, v: dict[str, Any], participant: _Participant) -> int | None:
         code = v.get("case_code")
         fields = {k: v[k] for k in ("disease_group", "icd10_code", "diagnosis_date",
-                                    *MELANOMA_FIELDS) if k in v}
+                                    *MELANOMA_FIELDS, *TUMOUR_FIELDS) if k in v}
         if code is None:
             if fields:
                 raise RowError("case_code", "give the case code the diagnosis belongs to")
@@ -742,23 +746,18 @@ class Importer:
         if icd10 is None:
             raise RowError("icd10_code", f"required for the new case {code}")
         icd10 = icd10.upper()
-        if not ICD10.match(icd10):
-            raise RowError("icd10_code", f"{icd10!r} is not an ICD-10 code such as C43.5")
-        if not icd10.startswith(ICD10_PREFIXES[group]):
-            raise RowError("icd10_code", f"ICD-10 {icd10} does not fit disease group "
-                                         f"{group.value} (expected "
-                                         f"{', '.join(ICD10_PREFIXES[group])})")
-        if group is not DiseaseGroup.MELANOMA:
-            for name in MELANOMA_FIELDS:
-                if name in fields:
-                    raise RowError(name, "only melanoma cases record it")
+        problem = diagnosis_problem(group, icd10, fields)
+        if problem:
+            raise RowError(*problem)
         ident = 0
         if self.writing:
             row = self.writer.add(Case, {
                 "code": code, "participant_id": participant.id, "disease_group": group,
                 "icd10_code": icd10, "diagnosis_date": fields.get("diagnosis_date"),
                 "breslow_mm": fields.get("breslow_mm"), "ulceration": fields.get("ulceration"),
-                "ajcc_stage": fields.get("ajcc_stage"), "notes": None})
+                "ajcc_stage": fields.get("ajcc_stage"),
+                "icdo3_morphology": fields.get("icdo3_morphology"),
+                "icdo3_topography": fields.get("icdo3_topography"), "notes": None})
             ident = row["id"]
         self.cases[code] = (ident, participant.id)
         return ident

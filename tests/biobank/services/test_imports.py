@@ -366,3 +366,29 @@ def test_more_problems_than_are_kept_says_how_many_were_kept(db_session, manager
     report = "".join(imports.iter_problem_report(job)).splitlines()
     assert len(report) == 1 + imports.MAX_PROBLEMS + 1
     assert report[-1] == ",,\"… and 5 more problems: only the first 10,000 are kept\""
+
+
+def test_tumours_import_with_their_icd_o_3_codes(db_session, manager, storage, tmp_path):
+    from biobank.models import Case
+
+    header = ("participant_code,study_code,site_code,case_code,disease_group,icd10_code,"
+              "icdo3_morphology,icdo3_topography,collected_at,procedure,specimen_barcode,"
+              "material_type,quantity,unit")
+    bad = [
+        "O-1,SKIN-BB,CTR,OC-1,psoriasis,L40.0,8743/3,,2024-01-01 10:00,venipuncture,O-X1,"
+        "PLASMA,1,mL",
+        "O-2,SKIN-BB,CTR,OC-2,melanoma,C43.5,8743,C44.5,2024-01-01 10:00,excision,O-X2,"
+        "TISSUE_FROZEN,1,mg",
+    ]
+    path = tmp_path / "icdo.csv"
+    path.write_text("\n".join([header, *bad]) + "\n", encoding="utf-8")
+    found = {(line, column): message for line, column, message in problems(run(path, manager))}
+    assert "codes a tumour: not for psoriasis" in found[(2, "icdo3_morphology")]
+    assert "not an ICD-O-3 morphology" in found[(3, "icdo3_morphology")]
+    assert count(db_session, Case) == 0
+    good = ["O-2,SKIN-BB,CTR,OC-2,melanoma,C43.5,8743/3,C44.5,2024-01-01 10:00,excision,O-X2,"
+            "TISSUE_FROZEN,1,mg"]
+    path.write_text("\n".join([header, *good]) + "\n", encoding="utf-8")
+    assert run(path, manager).status is ImportStatus.SUCCEEDED
+    case = db_session.scalar(sa.select(Case).where(Case.code == "OC-2"))
+    assert (case.icdo3_morphology, case.icdo3_topography) == ("8743/3", "C44.5")
