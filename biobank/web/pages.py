@@ -264,6 +264,36 @@ def scan_station() -> Any:
     return render_template("scan.html", sites=sites)
 
 
+@bp.route("/receive")
+@login_required
+@roles_required(*STAFF)
+def receive_parcel() -> Any:
+    """Receive a parcel: the tubes expected at the user's sites (registered by a hospital's
+    FHIR Bundle, an import or the API), or those of a shipment manifest, ticked off by
+    scanning, each with its condition, and the receipt recorded at once."""
+    from biobank.models import Participant, Specimen
+    from biobank.models.vocab import SpecimenStatus
+    from biobank.services.common import visible
+
+    actor = current_actor()
+    rows = db.session.execute(
+        visible(sa.select(Specimen.barcode, Specimen.material_type, Specimen.created_at,
+                          Participant.code), Specimen, actor)
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .where(Specimen.status == SpecimenStatus.EXPECTED)
+        .order_by(Specimen.created_at.desc(), Specimen.id).limit(RECEIVE_LIMIT)).all()
+    expected = [{"barcode": r.barcode, "material": r.material_type.value,
+                 "participant": r.code, "registered": r.created_at.date().isoformat()}
+                for r in rows]
+    from biobank.services.scans import CONDITIONS
+
+    return render_template("receive.html", expected=expected, limit=RECEIVE_LIMIT,
+                           conditions=["acceptable", *sorted(CONDITIONS - {"acceptable"})])
+
+
+RECEIVE_LIMIT = 1000
+
+
 @bp.route("/storage")
 @login_required
 @roles_required(*STAFF)

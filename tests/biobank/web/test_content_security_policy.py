@@ -43,5 +43,10 @@ def test_every_kind_of_page_runs_with_the_policy_enforced(server, browser):
     page.keyboard.press("Enter")
     page.wait_for_selector("#card:not([hidden])")
     assert page.text_content("#card-barcode") == barcode
+    page.goto(f"{base}/receive")  # its script counts the expected tubes
+    page.wait_for_selector("#counter")
+    assert page.text_content("#counter").endswith(" of 0") or " of " in page.text_content(
+        "#counter")
+    assert page.text_content("#counter") != "…"
     assert violations == []
     context.close()
