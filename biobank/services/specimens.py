@@ -183,6 +183,19 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
     return specimen
 
 
+def expected_tubes(*, actor: User, limit: int) -> list[dict[str, str]]:
+    """The tubes expected at *actor*'s sites (the latest *limit*): barcode, material,
+    participant code and the day each was registered."""
+    rows = db.session.execute(
+        visible(sa.select(Specimen.barcode, Specimen.material_type, Specimen.created_at,
+                          Participant.code), Specimen, actor)
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .where(Specimen.status == SpecimenStatus.EXPECTED)
+        .order_by(Specimen.created_at.desc(), Specimen.id).limit(limit)).all()
+    return [{"barcode": r.barcode, "material": r.material_type.value, "participant": r.code,
+             "registered": r.created_at.date().isoformat()} for r in rows]
+
+
 def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User) -> Specimen:
     """Change a specimen's descriptive fields or move it to another position.
 

@@ -52,6 +52,7 @@ from biobank.services import specimens as specimen_service
 from biobank.services.common import get_by, visible
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import list_custody_events
+from biobank.services.scans import CONDITIONS
 
 bp = Blueprint("pages", __name__)
 
@@ -271,22 +272,7 @@ def receive_parcel() -> Any:
     """Receive a parcel: the tubes expected at the user's sites (registered by a hospital's
     FHIR Bundle, an import or the API), or those of a shipment manifest, ticked off by
     scanning, each with its condition, and the receipt recorded at once."""
-    from biobank.models import Participant, Specimen
-    from biobank.models.vocab import SpecimenStatus
-    from biobank.services.common import visible
-
-    actor = current_actor()
-    rows = db.session.execute(
-        visible(sa.select(Specimen.barcode, Specimen.material_type, Specimen.created_at,
-                          Participant.code), Specimen, actor)
-        .join(Participant, Participant.id == Specimen.participant_id)
-        .where(Specimen.status == SpecimenStatus.EXPECTED)
-        .order_by(Specimen.created_at.desc(), Specimen.id).limit(RECEIVE_LIMIT)).all()
-    expected = [{"barcode": r.barcode, "material": r.material_type.value,
-                 "participant": r.code, "registered": r.created_at.date().isoformat()}
-                for r in rows]
-    from biobank.services.scans import CONDITIONS
-
+    expected = specimen_service.expected_tubes(actor=current_actor(), limit=RECEIVE_LIMIT)
     return render_template("receive.html", expected=expected, limit=RECEIVE_LIMIT,
                            conditions=["acceptable", *sorted(CONDITIONS - {"acceptable"})])
 
