@@ -76,6 +76,7 @@ def station(server, browser):
     page = context.new_page()
     login(page, base, "tech", "tech-demo-pw")
     page.goto(f"{base}/scan")
+    page.focus("#scan-field")  # (autofocus may come after the first keys on a busy machine)
     yield page, app, codes
     context.close()
 
