@@ -64,6 +64,7 @@ from biobank.services.cases import AJCC8, ICD10_TITLES, ICDO3_MORPHOLOGY_TERMS
 from biobank.services.common import get_visible
 from biobank.services.consents import granted_scopes_by_participant
 from biobank.services.images import image_clause
+from biobank.services.participants import age_at
 from biobank.sprec import snomed_sample_type
 from biobank.version import __version__
 from omics.access import file_clause
@@ -159,9 +160,8 @@ RESOURCES = {
 
 def _age(birth_year: int | None, when: dt.date | dt.datetime | None) -> dict[str, Any] | None:
     """An age in whole years as a TimeElement (ISO 8601 duration), or nothing."""
-    if birth_year is None or when is None or when.year < birth_year:
-        return None
-    return {"age": {"iso8601duration": f"P{when.year - birth_year}Y"}}
+    years = age_at(birth_year, when)
+    return None if years is None else {"age": {"iso8601duration": f"P{years}Y"}}
 
 
 def _icd10(code: str) -> Term:

@@ -56,7 +56,7 @@ from biobank.services.cases import (
     ICDO3_TOPOGRAPHY_TERMS,
 )
 from biobank.services.common import get_visible, visible
-from biobank.sprec import snomed_sample_type
+from biobank.sprec import SNOMED_ANY_SPECIMEN, snomed_sample_type
 from biobank.units import format_number
 from biobank.version import __version__
 
@@ -104,18 +104,6 @@ def _quantity(value: Any, unit: Any) -> dict[str, Any] | None:
     if unit is not None:
         quantity |= {"unit": unit.value, "system": UCUM, "code": UCUM_CODES[unit.value]}
     return quantity
-
-
-def _temperature(container: StorageContainer | None,
-                 containers: dict[int, StorageContainer] | None) -> StorageContainer | None:
-    """The nearest container up the tree that states its storage temperature."""
-    for _ in range(8):
-        if container is None or container.temperature is not None:
-            return container
-        parent = container.parent_id
-        container = (containers.get(parent) if containers is not None and parent is not None
-                     else container.parent)
-    return None
 
 
 def made_by(specimens: list[Specimen]) -> dict[int, dict[str, Any]]:
@@ -220,10 +208,10 @@ def specimen_resource(specimen: Specimen, visit: Any = None,
         container["description"] = place
         if box.barcode:
             container["identifier"] = [{"value": box.barcode}]
-        cold = _temperature(box, containers)
-        if cold is not None and cold.temperature is not None:
-            container["type"] = {"text": "stored at " + TEMPERATURE_TEXT.get(
-                cold.temperature.value, cold.temperature.value)}
+        cold = box.effective_temperature()
+        if cold is not None:
+            container["type"] = {"text": "stored at " + TEMPERATURE_TEXT.get(cold.value,
+                                                                              cold.value)}
     left = _quantity(specimen.quantity, specimen.unit)
     if left:
         container["specimenQuantity"] = left
@@ -817,11 +805,9 @@ def export_ndjson(out: Path, *, batch: int = 5000,
 # --- intake of a hospital's transaction Bundle ---------------------------------------------
 
 #: SNOMED CT sample types and MIABIS detailed sample types a hospital may send, by material
-_SNOMED_MATERIALS = {code: material for material in MaterialType
-                     for code in [snomed_sample_type(material.value)[0]]
-                     if code != "123038009" and material not in (
-                         MaterialType.TISSUE_PARAFFIN_EMBEDDED, MaterialType.TISSUE_STAINED,
-                         MaterialType.MICRO_RNA)} | {
+#: (a sample type shared by several materials names the first: frozen tissue, RNA)
+_SNOMED_MATERIALS = {code: materials[0] for code, materials in _MATERIALS_BY_CODE.items()
+                     if code != SNOMED_ANY_SPECIMEN[0]} | {
     "122555007": MaterialType.WHOLE_BLOOD,  # venous blood specimen
     "119297000": MaterialType.WHOLE_BLOOD,  # blood specimen
     "122575003": MaterialType.URINE,  # urine specimen

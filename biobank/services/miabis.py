@@ -48,6 +48,7 @@ from biobank.models.vocab import (
     Sex,
     SpecimenStatus,
 )
+from biobank.services.participants import age_at
 
 #: MIABIS detailed sample types (miabis-detailed-samply-type-cs) of the LIMS's materials
 DETAILED_MATERIAL = {
@@ -117,24 +118,6 @@ def _consenting() -> sa.Select:
                    ConsentResponse.withdrawn_at.is_(None)))
 
 
-def _temperature(container_id: int | None,
-                 containers: dict[int, tuple[int | None, str | None]]) -> str | None:
-    for _ in range(8):
-        if container_id is None:
-            return None
-        parent, temperature = containers[container_id]
-        if temperature is not None:
-            return temperature
-        container_id = parent
-    return None
-
-
-def _age(birth_year: int | None, when: dt.datetime | None) -> int | None:
-    if birth_year is None or when is None or when.year < birth_year:
-        return None
-    return when.year - birth_year
-
-
 def collection_id(biobank_id: str, group: str) -> str:
     return f"{biobank_id}:collection:{group}"
 
@@ -175,10 +158,9 @@ def export_miabis(out: Path, config: dict[str, Any], *, batch: int = 5000,
                settings["MIABIS_CONTACT_EMAIL"])
     genders = {Sex.FEMALE: Gender.FEMALE, Sex.MALE: Gender.MALE, Sex.OTHER: Gender.OTHER,
                Sex.UNKNOWN: Gender.UNKNOWN}
-    containers = {c.id: (c.parent_id, c.temperature.value if c.temperature else None)
-                  for c in db.session.execute(sa.select(StorageContainer.id,
-                                                        StorageContainer.parent_id,
-                                                        StorageContainer.temperature))}
+    # each storage unit's temperature (its own or the nearest above it), worked out once
+    temperatures = {c.id: c.effective_temperature()
+                    for c in db.session.scalars(sa.select(StorageContainer))}
     out.mkdir(parents=True, exist_ok=True)
     summary = Summary()
     collections: dict[str, _Collection] = {}
@@ -219,7 +201,8 @@ def export_miabis(out: Path, config: dict[str, Any], *, batch: int = 5000,
                     diagnoses.append((row.icd10_code, dt.datetime(when.year, when.month,
                                                                   when.day) if when else None))
                     into.diagnoses.add(row.icd10_code)
-                temperature = _temperature(row.container_id, containers)
+                cold = temperatures.get(row.container_id) if row.container_id else None
+                temperature = cold.value if cold is not None else None
                 collected = row.collected_at.replace(tzinfo=None) if row.collected_at else None
                 sample = Sample(
                     row.barcode, row.code, DETAILED_MATERIAL[row.material_type],
@@ -235,7 +218,7 @@ def export_miabis(out: Path, config: dict[str, Any], *, batch: int = 5000,
                     summary.observations += 1
                 into.donors.add(row.participant_id)
                 into.sexes.add(row.sex)
-                age = _age(row.birth_year, row.collected_at)
+                age = age_at(row.birth_year, row.collected_at)
                 if age is not None:
                     into.ages.append(age)
                 into.materials.add(COLLECTION_MATERIAL.get(row.material_type) or

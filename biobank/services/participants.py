@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from typing import Any
 
@@ -19,6 +20,14 @@ _PSEUDONYM_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"
 def new_pseudonym(prefix: str = "P") -> str:
     """A random pseudonymous code such as ``P-7KQ3MXA4``: it carries no information."""
     return f"{prefix}-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(8))
+
+
+def age_at(birth_year: int | None, when: dt.date | None) -> int | None:
+    """A participant's age in whole years at *when*, as far as the year of birth (all the
+    biobank keeps outside the identifying record) tells it; ``None`` if it cannot."""
+    if birth_year is None or when is None or when.year < birth_year:
+        return None
+    return when.year - birth_year
 
 
 def list_participants(*, actor: User, study_id: int | None = None,
