@@ -15,6 +15,13 @@ Kwargs: ``parent`` (``Specimen``), ``children`` (list), ``print_request`` (``Non
 with ``template``, ``printer_id``, ``copies``): the labels package prints the new labels in the
 same transaction, so a rolled-back split never gets labels."""
 
+labels_wanted = _signals.signal("labels-wanted")
+"""Sent when new specimens made in one action want one print job for all their labels (every
+aliquot of a request's processing tasks). Sender: the acting ``User``. Kwargs: ``specimens``
+(list), ``print_request`` (a dict with ``template``, ``printer_id``, ``copies``), ``source``
+(text). The labels package prints them in the caller's transaction and returns the print job,
+so the caller can name it."""
+
 custody_recorded = _signals.signal("custody-recorded")
 """Sent after a custody event is flushed. Sender: the ``Specimen``. Kwargs: ``event``, ``actor``."""
 

@@ -14,6 +14,8 @@ from biobank.errors import PermissionDenied
 from biobank.schemas.requests import (
     AllocationResultSchema,
     DecisionSchema,
+    EveryAliquotResultSchema,
+    EveryAliquotSchema,
     FeasibilityArgsSchema,
     FeasibilitySchema,
     PickItemSchema,
@@ -245,6 +247,21 @@ class ParcelManifestView(MethodView):
     def get(self, request_id: int, shipment_id: int, fmt: str) -> Any:
         """One parcel's content, one tube per row (CSV or PDF with the approval signature)"""
         return _manifest(request_id, fmt, shipment_id)
+
+
+@blp.route("/<int:request_id>/processing")
+class EveryProcessingView(MethodView):
+    @roles_required(*STAFF)
+    @blp.arguments(EveryAliquotSchema)
+    @blp.response(201, EveryAliquotResultSchema)
+    def post(self, data: dict[str, Any], request_id: int) -> Any:
+        """Make every aliquot: do all processing tasks of your sites at once, each aliquot
+        placed in free positions at its primary's temperature and allocated in its place,
+        their labels printed as one job; all or nothing"""
+        actor = current_actor()
+        with transaction():
+            request = requests.get_request(request_id, actor)
+            return requests.make_every_aliquot(request, actor=actor, **data), 201
 
 
 @blp.route("/<int:request_id>/allocations/<int:allocation_id>/aliquot")

@@ -269,3 +269,43 @@ class AuditAction(enum.Enum):
     INSERT = "insert"
     UPDATE = "update"
     DELETE = "delete"
+
+
+#: what people read for a vocabulary's codes (MIABIS and ISBER terms); codes not listed read
+#: as their words ("checked_out" → "Checked out")
+DISPLAY_NAMES: dict[enum.Enum, str] = {
+    MaterialType.WHOLE_BLOOD: "Whole blood",
+    MaterialType.PLASMA: "Plasma",
+    MaterialType.SERUM: "Serum",
+    MaterialType.BUFFY_COAT: "Buffy coat",
+    MaterialType.PERIPHERAL_BLOOD_CELLS: "Peripheral blood cells",
+    MaterialType.TISSUE_FROZEN: "Tissue, frozen",
+    MaterialType.TISSUE_PARAFFIN_EMBEDDED: "Tissue, paraffin-embedded",
+    MaterialType.TISSUE_STAINED: "Tissue, stained sections or slides",
+    MaterialType.FECES: "Faeces",
+    MaterialType.DNA: "DNA",
+    MaterialType.RNA: "RNA",
+    MaterialType.CDNA: "cDNA / mRNA",
+    MaterialType.MICRO_RNA: "microRNA",
+    MaterialType.CELL_LINES: "Cell lines",
+    StorageTemperature.RT: "Room temperature",
+    StorageTemperature.FRIDGE: "2 to 10 °C",
+    StorageTemperature.MINUS_18_35: "−18 to −35 °C",
+    StorageTemperature.MINUS_60_85: "−60 to −85 °C",
+    StorageTemperature.LN: "Liquid nitrogen",
+    StorageTemperature.OTHER: "Other temperature",
+    QuantityUnit.UL: "µL",
+    QuantityUnit.UG: "µg",
+}
+
+
+def display_name(value: enum.Enum | None) -> str:
+    """The name people read for a vocabulary's code: ``TISSUE_PARAFFIN_EMBEDDED`` →
+    "Tissue, paraffin-embedded", ``-60to-85`` → "−60 to −85 °C"; ``None`` → "—"."""
+    if value is None:
+        return "—"
+    name = DISPLAY_NAMES.get(value)
+    if name is None:
+        words = str(value.value).replace("_", " ")
+        name = words if words.isupper() and len(words) <= 4 else words.capitalize()
+    return name

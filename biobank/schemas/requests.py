@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from biobank.schemas.base import BaseSchema, DecimalNumber, describe
+from biobank.schemas.specimens import PrintRequestSchema
 
 REQUIREMENTS_TEXT = ("Per case: material_type (MIABIS), min_quantity with its unit, "
                      "aliquots_per_case (default 1), pathology_status, max_freeze_thaw")
@@ -162,6 +163,21 @@ class ReturnSchema(BaseSchema):
 class ReturnResultSchema(BaseSchema):
     request = fields.String()
     returned = fields.Integer()
+
+
+class EveryAliquotSchema(BaseSchema):
+    quantity = DecimalNumber(metadata=describe(
+        "Of each aliquot, more than 0 (default: the request's minimum)"))
+    print = fields.Nested(PrintRequestSchema, data_key="print", attribute="print_request",
+                          metadata=describe("Print the new tubes' labels, as one job"))
+
+
+class EveryAliquotResultSchema(BaseSchema):
+    request = fields.String()
+    made = fields.Integer(metadata=describe("Aliquots made and allocated"))
+    aliquots = fields.List(fields.String(), metadata=describe("Their barcodes"))
+    print_job_id = fields.Integer(allow_none=True, metadata=describe(
+        "The labels' print job (its PDF at /api/v1/print-jobs/{id}/document)"))
 
 
 class ProcessingTaskSchema(BaseSchema):

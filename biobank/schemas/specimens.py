@@ -155,6 +155,12 @@ class ProcessingSchema(BaseSchema):
             raise ValidationError("ends before it starts", "ended_at")
 
 
+class PlacementSchema(BaseSchema):
+    container_id = fields.Integer(required=True)
+    pos_row = fields.Integer(required=True, validate=validate.Range(min=1))
+    pos_col = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
 class AliquotCreateSchema(BaseSchema):
     count = fields.Integer(required=True, validate=validate.Range(min=1, max=96))
     quantity = decimal_field("Quantity of each: in the parent's unit for aliquots, in "
@@ -170,6 +176,9 @@ class AliquotCreateSchema(BaseSchema):
     processing = fields.Nested(ProcessingSchema, metadata=describe(
         "How the derivative was made: method, start and end, temperature, kit lot"))
     container_id = fields.Integer(metadata=describe("Box to place them in, in fill order"))
+    placements = fields.List(fields.Nested(PlacementSchema), validate=validate.Length(max=96),
+                             metadata=describe("Or one position per new specimen, in order "
+                                               "(as chosen on a box grid)"))
     print = fields.Nested(PrintRequestSchema, data_key="print", attribute="print_request",
                           metadata=describe("Print labels for the new specimens"))
 

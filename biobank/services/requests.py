@@ -41,6 +41,7 @@ from biobank.models.vocab import (
     QuantityUnit,
     Role,
     SpecimenStatus,
+    display_name,
 )
 from biobank.services import cohorts as cohort_service
 from biobank.services import query
@@ -844,18 +845,80 @@ def shipment_manifest_pdf(request: SampleRequest, actor: User | None = None,
                      list(MANIFEST_COLUMNS), [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
 
 
-def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
-                 quantity: Any = None, container_id: int | None = None) -> Allocation:
-    """Do a processing task: aliquot the allocated primary, and allocate the new aliquot
-    in its place (the primary goes back to storage with what is left)."""
-    from biobank.services.specimens import create_aliquots
-
+def _may_process(request: SampleRequest, actor: User) -> None:
     if not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)):
         raise PermissionDenied("processing is done by biobank staff")
     if request.status is not RequestStatus.ALLOCATED:
         raise InvalidState(f"{request.code} is {request.status.value}: processing tasks are "
                            "done between allocation and shipment",
                            current_state=request.status.value)
+
+
+def processing_tasks(request: SampleRequest, actor: User | None = None) -> list[Allocation]:
+    """The request's processing tasks still to do (an aliquot to make from an allocated
+    primary), those of the actor's sites, in allocation order."""
+    sites = _tube_sites(request, actor)
+    return [a for a in sorted(request.allocations, key=lambda a: a.id)
+            if a.needs_processing and a.released_at is None and a.shipment_id is None
+            and (sites is None or a.specimen.site_id in sites)]
+
+
+def make_every_aliquot(request: SampleRequest, *, actor: User, quantity: Any = None,
+                       print_request: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Do every processing task of the actor's sites at once: each primary gives its aliquot,
+    placed in free positions close together at the primary's site and storage temperature
+    (found as the free-space search finds them), allocated in its place; with
+    *print_request* the new tubes' labels are one print job. All or nothing: a task that
+    cannot be done (not enough left, no room) refuses the whole action, naming it."""
+    from biobank.services.storage import find_free_space
+
+    _may_process(request, actor)
+    tasks = processing_tasks(request, actor)
+    if not tasks:
+        raise InvalidState(f"{request.code} has no aliquot left to make at your sites",
+                           current_state=request.status.value)
+    groups: dict[tuple[int, Any], list[Allocation]] = defaultdict(list)
+    for task in tasks:
+        box = task.specimen.container
+        groups[(task.specimen.site_id, box.effective_temperature() if box else None)].append(
+            task)
+    made = []
+    for (site_id, temperature), group in groups.items():
+        try:
+            space = find_free_space(actor=actor, count=len(group), temperature=temperature,
+                                    site_id=site_id)
+        except Conflict as error:
+            where = f" at {display_name(temperature)}" if temperature is not None else ""
+            raise Conflict(f"no room for {len(group)} new aliquots{where} at site "
+                           f"{group[0].specimen.site.code}: {error.message}",
+                           field="placements") from None
+        places = [{"container_id": found["container"].id, "pos_row": row, "pos_col": col}
+                  for found in space for row, col in found["positions"]]
+        for task, place in zip(group, places, strict=True):
+            made.append(make_aliquot(request, task.id, actor=actor, quantity=quantity,
+                                     placement=place))
+    job_ids: list[int] = []
+    if print_request:
+        from biobank import signals
+
+        replies = signals.labels_wanted.send(
+            actor, specimens=[a.specimen for a in made], print_request=print_request,
+            source="request processing")
+        job_ids = [job.id for _receiver, job in replies if job is not None]
+    return {"request": request.code, "made": len(made),
+            "aliquots": [a.specimen.barcode for a in made],
+            "print_job_id": job_ids[0] if job_ids else None}
+
+
+def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
+                 quantity: Any = None, container_id: int | None = None,
+                 placement: dict[str, int] | None = None) -> Allocation:
+    """Do a processing task: aliquot the allocated primary, and allocate the new aliquot
+    in its place (the primary goes back to storage with what is left). The aliquot goes
+    to the first free position of *container_id*, or to *placement*."""
+    from biobank.services.specimens import create_aliquots
+
+    _may_process(request, actor)
     allocation = next((a for a in request.allocations if a.id == allocation_id
                        and a.released_at is None), None)
     if allocation is None or not allocation.needs_processing:
@@ -871,7 +934,8 @@ def make_aliquot(request: SampleRequest, allocation_id: int, *, actor: User,
     if Decimal(str(amount)) <= 0:
         raise InvalidInput("the aliquot's quantity must be more than 0", field="quantity")
     [child] = create_aliquots(primary, actor=actor, count=1, quantity=amount,
-                              container_id=container_id)
+                              container_id=container_id,
+                              placements=[placement] if placement else None)
     allocation.released_at = utcnow()
     primary.status = SpecimenStatus.IN_STORAGE
     child.status = SpecimenStatus.RESERVED

@@ -302,9 +302,12 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
                     material_type: Any = None, container_id: int | None = None,
                     print_request: dict[str, Any] | None = None, unit: Any = None,
                     concentration_ng_ul: Any = None, quantity_used: Any = None,
-                    processing: dict[str, Any] | None = None) -> list[Specimen]:
+                    processing: dict[str, Any] | None = None,
+                    placements: list[dict[str, int]] | None = None) -> list[Specimen]:
     """Split *parent* into *count* aliquots (or derivatives of another material) of
-    *quantity* each, placed in fill order in *container_id*.
+    *quantity* each, placed in fill order in *container_id*, or each at its own position
+    (*placements*: one ``{"container_id", "pos_row", "pos_col"}`` per new tube, as chosen on
+    a box grid; each checked like any placement).
 
     Aliquots are in the parent's unit and the parent's remaining quantity goes down by what
     was taken; asking for more than it holds is refused. Derivatives (DNA from buffy coat,
@@ -351,6 +354,15 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
     if processing and processing.get("kit_barcode"):
         processing = processing | {"kit": _scanned_kit(processing)}
     container = None
+    if placements is not None:
+        if container_id is not None:
+            raise InvalidInput("give a box to fill or the positions, not both",
+                               field="placements")
+        if len(placements) != count:
+            raise InvalidInput(f"{len(placements)} positions chosen for {count} new tubes",
+                               field="placements")
+        if len({(p["container_id"], p["pos_row"], p["pos_col"]) for p in placements}) < count:
+            raise InvalidInput("the same position is chosen twice", field="placements")
     if container_id is not None:
         container = get_visible(StorageContainer, container_id, actor, field="container_id")
         positions = free_positions(container, count)
@@ -370,6 +382,9 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
         if container is not None:
             fields.update(container_id=container.id, pos_row=positions[i][0],
                           pos_col=positions[i][1])
+        elif placements is not None:
+            fields.update(container_id=placements[i]["container_id"],
+                          pos_row=placements[i]["pos_row"], pos_col=placements[i]["pos_col"])
         children.append(register_specimen(actor=actor, **fields))
     if lineage is Lineage.ALIQUOT:
         parent.quantity -= total
@@ -384,6 +399,13 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
     signals.aliquots_created.send(actor, parent=parent, children=children,
                                   print_request=print_request)
     return children
+
+
+def children_among(parent: Specimen, barcodes: list[str], *, actor: User) -> list[Specimen]:
+    """Those of *barcodes* that were made from *parent* and that *actor* sees, oldest first."""
+    return list(db.session.scalars(visible(sa.select(Specimen).where(
+        Specimen.barcode.in_(barcodes), Specimen.parent_id == parent.id), Specimen, actor)
+        .order_by(Specimen.id)))
 
 
 def _scanned_kit(processing: dict[str, Any]) -> dict[str, Any]:

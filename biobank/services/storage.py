@@ -203,21 +203,15 @@ def create_from_template(template_name: str, *, actor: User, name: str,
     return root
 
 
-def find_free_space(*, actor: User, count: int, temperature: StorageTemperature | None = None,
-                    site_id: int | None = None) -> list[dict[str, Any]]:
-    """*count* free positions close together: in the first box, in storage order, that has
-    room for all of them (boxes fill one after another, as a fill order asks), else spread
-    over as few boxes as possible.
-
-    Returns ``[{"container": box, "positions": [(row, col), ...]}, ...]``.
-    """
+def _boxes_with_free(actor: User, temperature: StorageTemperature | None,
+                     site_id: int | None) -> tuple[sa.Select, Any]:
+    """Grid boxes the actor sees (at *temperature*, at *site_id*) with their free positions
+    as a correlated count, evaluated box by box: a search that stops at the first box that
+    fits does not count every specimen in the biobank."""
     from sqlalchemy.orm import aliased
-
 
     p1, p2, p3 = (aliased(StorageContainer) for _ in range(3))
     box = StorageContainer
-    # Correlated counts, evaluated box by box in storage order: the search stops at the first
-    # box that fits instead of counting every specimen in the biobank.
     used = (sa.select(sa.func.count()).where(Specimen.container_id == box.id)
             .correlate(box).scalar_subquery())
     held = (sa.select(sa.func.count()).where(PositionHold.container_id == box.id)
@@ -233,7 +227,28 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
     if site_id is not None:
         check_site(actor, site_id)
         stmt = stmt.where(box.site_id == site_id)
-    stmt = visible(stmt, StorageContainer, actor)
+    return visible(stmt, StorageContainer, actor), free
+
+
+def boxes_with_room(*, actor: User, site_id: int, temperature: StorageTemperature | None = None,
+                    limit: int = 50) -> list[tuple[StorageContainer, int]]:
+    """Boxes of a site (at a temperature) that have a free position, with how many, in
+    storage order: the boxes a technician may choose instead of the suggested one."""
+    stmt, free = _boxes_with_free(actor, temperature, site_id)
+    return [(box, n) for box, n in db.session.execute(
+        stmt.where(free > 0).order_by(StorageContainer.id).limit(limit))]
+
+
+def find_free_space(*, actor: User, count: int, temperature: StorageTemperature | None = None,
+                    site_id: int | None = None) -> list[dict[str, Any]]:
+    """*count* free positions close together: in the first box, in storage order, that has
+    room for all of them (boxes fill one after another, as a fill order asks), else spread
+    over as few boxes as possible.
+
+    Returns ``[{"container": box, "positions": [(row, col), ...]}, ...]``.
+    """
+    stmt, free = _boxes_with_free(actor, temperature, site_id)
+    box = StorageContainer
     whole = db.session.execute(stmt.where(free >= count).order_by(box.id).limit(1)).first()
     if whole is not None:
         return [{"container": whole[0], "positions": free_positions(whole[0], count)}]

@@ -53,6 +53,16 @@
     try { const r = await api(`/allocations/${button.dataset.allocation}/aliquot`, {}); say("warning", `aliquot ${r.barcode} made and allocated`); setTimeout(() => location.reload(), 300); }
     catch (e) { say("error", e.message); }
   }));
+  on("make-every", "submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target), body = {};
+    if (f.get("quantity")) body.quantity = f.get("quantity");
+    if (f.get("label_template")) body.print = {template: f.get("label_template"), printer_id: Number(f.get("printer_id")) || null};
+    try {
+      const r = await api("/processing", body);
+      location.assign(`${location.pathname}?made=${r.made}` + (r.print_job_id ? `&job=${r.print_job_id}` : ""));
+    } catch (e) { say("error", e.message); }
+  });
   on("reconcile", "click", async () => {
     const parcel = Number(document.getElementById("parcel").value);
     try { await api("/receipt", {scans, shipment_id: parcel}); location.reload(); } catch (e) { say("error", e.message); }

@@ -12,7 +12,13 @@ def render_error(status: int, message: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    from biobank.web import account, cohorts, pages, requests  # noqa: F401  (they add pages to pages.bp)
+    from biobank.web import (  # noqa: F401  (they add pages to pages.bp)
+        account,
+        cohorts,
+        pages,
+        requests,
+        specimens,
+    )
 
     app.register_blueprint(pages.bp)
     # On the app, not a blueprint: pages that other packages register are covered too.
@@ -22,6 +28,10 @@ def init_app(app: Flask) -> None:
 
     # ``{{ s.quantity|quantity(s.unit) }}`` → ``30 µL``: one way on every page
     app.add_template_filter(format_quantity, "quantity")
+    from biobank.models.vocab import display_name
+
+    # ``{{ s.material_type|display }}`` → ``Tissue, paraffin-embedded``: never the code
+    app.add_template_filter(display_name, "display")
 
 
 #: scripts and styles come from the LIMS itself; no inline script runs (inline style

@@ -46,7 +46,10 @@ def request_detail(request_id: int) -> Any:
         is_requester=item.requester_id == actor.id,
         picks=request_service.pick_list(item, actor) if item.allocations else [],
         to_ship=request_service.sites_to_ship(item, actor), parcels=parcels,
-        travelling=[s for s in parcels if s.received_at is None])
+        travelling=[s for s in parcels if s.received_at is None],
+        tasks=request_service.processing_tasks(item, actor)
+        if item.status.value == "allocated" else [],
+        made=request.args.get("made", type=int), job=request.args.get("job", type=int))
 
 
 @bp.route("/requests/<int:request_id>/report")

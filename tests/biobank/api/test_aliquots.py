@@ -39,6 +39,38 @@ def test_split_takes_quantity_and_places_in_fill_order(client, make, site, techn
     assert event.details["children"] == [a["barcode"] for a in r.json]
 
 
+def test_positions_chosen_on_the_grid_are_each_checked(client, make, site, other_site,
+                                                       technician, headers, db_session):
+    parent = _parent(make, site)
+    box, other = make.box(site=site, n_rows=2, n_cols=3), make.box(site=site, n_rows=2, n_cols=2)
+    make.specimen(participant=parent.participant, container=box, pos_row=1, pos_col=1)
+    url, h = f"/api/v1/specimens/{parent.id}/aliquots", headers(technician)
+
+    def at(*places):
+        return [{"container_id": c.id, "pos_row": r, "pos_col": k} for c, r, k in places]
+
+    def refused(body, status, field, words):
+        r = client.post(url, headers=h, json={"count": 2, "quantity": "0.5", **body})
+        assert r.status_code == status, r.json
+        assert r.json["errors"][0]["field"] == field and words in r.json["detail"], r.json
+        assert db_session.scalar(sa.select(sa.func.count()).select_from(Specimen)) == 2
+
+    refused({"placements": at((box, 2, 3))}, 422, "placements", "1 positions chosen for 2")
+    refused({"placements": at((box, 2, 3), (box, 2, 3))}, 422, "placements", "chosen twice")
+    refused({"placements": at((box, 2, 3), (box, 1, 1))}, 409, "pos_row", "A1")
+    refused({"placements": at((box, 2, 3), (box, 3, 1))}, 422, "pos_row", "row 3 is outside")
+    refused({"placements": at((box, 2, 3), (other, 1, 1)), "container_id": box.id}, 422,
+            "placements", "not both")
+    elsewhere = make.box(site=other_site)
+    refused({"placements": at((box, 2, 3), (elsewhere, 1, 1))}, 422, "container_id",
+            f"no storagecontainer with id {elsewhere.id}")
+    r = client.post(url, headers=h, json={"count": 2, "quantity": "0.5",
+                                          "placements": at((box, 2, 3), (other, 1, 2))})
+    assert r.status_code == 201, r.json
+    assert [(a["container_id"], a["position"]) for a in r.json] == [(box.id, "B3"),
+                                                                    (other.id, "A2")]
+
+
 def test_asking_for_more_than_the_parent_holds_is_refused(client, make, site, technician,
                                                           headers, db_session):
     parent = _parent(make, site, qty="1.0")

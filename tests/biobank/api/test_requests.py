@@ -456,16 +456,22 @@ def test_a_request_nothing_can_serve_is_refused(client, bank, researcher, header
     assert db_session.query(SampleRequest).count() == 0
 
 
+def _with_a_processing_task(client, rh, mh):
+    """An allocated request of two tubes per melanoma case: Q-C1's aliquot and its primary,
+    to be aliquoted first. Answers the request's API address."""
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    request = approved(client, rh, mh, cohort["id"],
+                       requirements={**FROZEN_20, "aliquots_per_case": 2})
+    client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
+    return f"/api/v1/requests/{request['id']}"
+
+
 def test_a_processing_task_aliquots_the_primary_and_allocates_the_aliquot(
         client, bank, researcher, manager, technician, headers, db_session):
     from biobank.models import Specimen
 
     rh, mh, th = headers(researcher), headers(manager), headers(technician)
-    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
-    request = approved(client, rh, mh, cohort["id"],
-                       requirements={**FROZEN_20, "aliquots_per_case": 2})
-    client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh)
-    url = f"/api/v1/requests/{request['id']}"
+    url = _with_a_processing_task(client, rh, mh)
     task, done = client.get(f"{url}/pick-list", headers=th).json
     assert task["needs_processing"] and not done["needs_processing"]
     r = client.post(f"{url}/allocations/{done['allocation_id']}/aliquot", headers=th, json={})
@@ -504,3 +510,52 @@ def test_an_approved_request_opens_its_snapshots_manifest_to_the_researcher(
     assert request["code"] and "Q-L1" in r.get_data(as_text=True)
     newer = freeze(client, rh, cohort["id"])  # a later snapshot is not covered
     assert manifest(client, rh, cohort["id"], snapshot=newer["id"]).status_code == 403
+
+
+def test_make_every_aliquot_places_allocates_and_prints_in_one_action(
+        client, bank, make, site, other_site, researcher, manager, technician, headers, db_session):
+    from biobank.models import Specimen
+    from labels.models import PrintJob
+
+    rh, mh, th = headers(researcher), headers(manager), headers(technician)
+    url = _with_a_processing_task(client, rh, mh)
+    primary = bank.a1.parent
+    # no room at the primary's −80 °C at its site: nothing is made, the task stays
+    full = primary.container
+    for row in range(1, 10):
+        for col in range(1, 10):
+            if (row, col) != (1, 1):
+                make.specimen(participant=bank.p1, container=full, pos_row=row, pos_col=col)
+    r = client.post(f"{url}/processing", headers=th, json={"quantity": "25"})
+    assert r.status_code == 409, r.json
+    assert r.json["detail"].startswith("no room for 1 new aliquots at −60 to −85 °C at site "
+                                       f"{site.code}: only 0 free positions"), r.json
+    assert [i["needs_processing"] for i in client.get(f"{url}/pick-list", headers=th).json] \
+        == [True, False]
+    # a researcher does not process, nor another site's technician its tubes; a bad template
+    # is a 4xx naming it; nothing made
+    assert client.post(f"{url}/processing", headers=rh, json={}).status_code == 403
+    elsewhere = headers(make.user("nrt-processor", role="technician", sites=[other_site]))
+    r = client.post(f"{url}/processing", headers=elsewhere, json={})
+    assert r.status_code == 409 and "no aliquot left to make at your sites" in r.json["detail"]
+    room = make.box(site=site, name="Spare box")  # also −80 °C (the factory's freezer)
+    r = client.post(f"{url}/processing", headers=th,
+                    json={"quantity": "25", "print": {"template": "no-such-template"}})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "template", r.json
+    r = client.post(f"{url}/processing", headers=th,
+                    json={"quantity": "25", "print": {"template": "cryovial-2d"}})
+    assert r.status_code == 201, r.json
+    assert (r.json["made"], len(r.json["aliquots"])) == (1, 1)
+    child = db_session.scalar(sa.select(Specimen).where(
+        Specimen.barcode == r.json["aliquots"][0]))
+    assert (child.container_id, child.pos_row, child.pos_col) == (room.id, 1, 1)
+    assert (child.parent_id, child.quantity, child.status.value) == (primary.id, 25, "reserved")
+    db_session.refresh(primary)
+    assert (primary.status.value, primary.quantity) == ("in_storage", 75)
+    job = db_session.get(PrintJob, r.json["print_job_id"])
+    assert job.barcodes == {"items": [child.barcode]} and job.source == "request processing"
+    items = client.get(f"{url}/pick-list", headers=th).json
+    assert sorted(i["barcode"] for i in items) == sorted([child.barcode, bank.a1.barcode])
+    assert items[0]["box"] and not any(i["needs_processing"] for i in items)
+    r = client.post(f"{url}/processing", headers=th, json={})
+    assert r.status_code == 409 and "no aliquot left to make" in r.json["detail"]

@@ -103,6 +103,8 @@ EXEMPT_WRITES = {
     "/api/v1/requests/{request_id}/receipt": "the receiving lab's scans",
     "/api/v1/requests/{request_id}/returns": "tubes back to their own site",
     "/api/v1/requests/{request_id}/allocations/{allocation_id}/aliquot": "a picked tube",
+    "/api/v1/requests/{request_id}/processing": "each site makes its own tubes' aliquots "
+    "(test_requests)",
 }
 
 

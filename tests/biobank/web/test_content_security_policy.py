@@ -34,6 +34,7 @@ def test_every_kind_of_page_runs_with_the_policy_enforced(server, browser):
     for path, ready in (("/", "#total-specimens"), ("/specimens", "#results"),
                         (f"/specimens/{barcode}", "#custody"), ("/storage", "main"),
                         (f"/containers/{box}", "#boxmap"),
+                        (f"/specimens/{barcode}/aliquot?count=2&quantity=0.1", "#make-form"),
                         ("/cohorts/new", "#completeness .combo-row"),
                         ("/requests", "main"), ("/requests/new", "main"),
                         ("/api/docs", ".opblock-summary-path")):

@@ -84,7 +84,9 @@ def test_the_dashboard_shows_researchers_protected_counts(client, make, site, re
 
 
 #: pages that show one site's record, with the other site's record they are opened on
-SCOPED_PAGES = ["/specimens/{barcode}", "/containers/{box}", "/containers/{box}/evacuation",
+SCOPED_PAGES = ["/specimens/{barcode}", "/specimens/{barcode}/aliquot",
+                "/specimens/{barcode}/aliquot/made", "/aliquot?barcode={barcode}",
+                "/containers/{box}", "/containers/{box}/evacuation",
                 "/participants/{participant}", "/cases/{case}", "/lesions/{lesion}"]
 #: pages with an identifier that are not one site's record, and why
 EXEMPT_PAGES = {"/cohorts/<int:cohort_id>": "cohorts are their owner's",
@@ -102,7 +104,7 @@ def test_every_page_with_an_identifier_is_in_the_matrix(app):
 
 @pytest.mark.parametrize("role", ["technician", "manager"])
 def test_another_sites_records_are_not_found_on_the_pages(client, make, site, other_site,
-                                                          role):
+                                                          role, db_session):
     participant = make.participant(site=other_site)
     case = make.case(participant=participant)
     lesion = make.lesion(case=case)
@@ -113,3 +115,11 @@ def test_another_sites_records_are_not_found_on_the_pages(client, make, site, ot
     _login(client, make.user(f"page-{role}", role=role, sites=[site]))
     opened = [(p, client.get(p.format(**ids)).status_code) for p in SCOPED_PAGES]
     assert [(p, code) for p, code in opened if code not in (403, 404)] == []
+    # nor split there: the form post is refused before anything is read from it
+    html = client.get("/aliquot").get_data(as_text=True)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+    r = client.post(f"/specimens/{tube.barcode}/aliquot",
+                    data={"csrf": csrf, "count": "1", "quantity": "1"})
+    assert r.status_code == 404
+    db_session.refresh(tube)
+    assert tube.children == []

@@ -30,7 +30,7 @@ def server(tmp_path_factory):
                                                 "value": "melanoma"}})
         with app.app_context():
             db.session.remove()
-        yield base, cohort.id
+        yield base, cohort.id, app
 
 
 def page_for(browser, base, user, password):
@@ -41,7 +41,7 @@ def page_for(browser, base, user, password):
 
 
 def test_request_to_receipt_through_the_pages(server, browser):
-    base, cohort_id = server
+    base, cohort_id, _app = server
     context, page = page_for(browser, base, "researcher", "researcher-demo-pw")
     page.goto(f"{base}/cohorts/{cohort_id}")
     page.click("#request-samples")
@@ -110,4 +110,47 @@ def test_request_to_receipt_through_the_pages(server, browser):
     page.wait_for_selector("#report-tubes")
     assert "still matches what was signed" in page.text_content("#approval")
     assert page.locator("#report-tubes tbody tr").count() == len(barcodes)
+    context.close()
+
+
+def test_make_every_aliquot_in_one_action(server, browser):
+    """An approved request whose cases have only primaries left: the technician makes every
+    aliquot at once, each placed and allocated, their labels one PDF."""
+    from biobank.services import requests as request_service
+
+    base, cohort_id, app = server
+    with app.app_context():
+        with transaction():
+            researcher, manager = (db.session.scalar(sa.select(User).where(
+                User.username == name)) for name in ("researcher", "manager"))
+            item = request_service.submit(
+                actor=researcher, title="Frozen tumour for exomes", purpose="Exome sequencing",
+                ethics_reference="IRB-2026-305", cohort_id=cohort_id, consent_scopes=[],
+                requirements={"material_type": "TISSUE_FROZEN", "aliquots_per_case": 2,
+                              "min_quantity": 5, "unit": "mg"})
+            request_service.decide(item, actor=manager, approve=True,
+                                   password="manager-demo-pw")
+            allocated = request_service.allocate(item, actor=manager)
+            request_id = item.id
+        db.session.remove()
+    tasks = allocated["processing_tasks"]
+    assert tasks > 0, allocated
+
+    context, page = page_for(browser, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/requests/{request_id}")
+    assert page.locator("#pick-list .make-aliquot").count() == tasks
+    assert page.text_content("#make-every-button") == f"Make every aliquot ({tasks})"
+    page.focus("input[name=quantity]")
+    page.keyboard.type("5")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#every-done")
+    assert page.text_content("#every-done").startswith(
+        f"{tasks} {'aliquot' if tasks == 1 else 'aliquots'} made, placed and allocated.")
+    assert page.locator("#pick-list .make-aliquot").count() == 0
+    assert page.query_selector("#make-every") is None
+    positions = page.locator("#pick-list tbody tr").evaluate_all(
+        "rows => rows.map(r => r.cells[7].textContent.trim())")
+    assert all(positions), positions  # every tube, the new aliquots too, has its place
+    pdf = page.request.get(base + page.get_attribute("#every-labels", "href"))
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
     context.close()
