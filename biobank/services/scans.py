@@ -63,7 +63,9 @@ EVENT_TYPE = {
 }
 NEEDS_LOCATION = {ScanAction.STORE, ScanAction.MOVE}
 #: actions that take a tube out of use: the scan must say why
-NEEDS_REASON = {ScanAction.DISPOSE, ScanAction.MARK_MISSING}
+#: destructive actions: each says why (what the tube was used for, why it was destroyed or
+#: is missing), so that a manager reviewing or correcting it knows
+NEEDS_REASON = {ScanAction.CONSUME, ScanAction.DISPOSE, ScanAction.MARK_MISSING}
 CLEARS_POSITION = {ScanAction.SHIP, ScanAction.CONSUME, ScanAction.DISPOSE, ScanAction.MARK_MISSING}
 #: receive conditions that put a specimen in quarantine instead of the normal flow
 BAD_CONDITIONS = {"damaged", "leaking", "thawed", "unlabelled", "insufficient"}
@@ -185,7 +187,8 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
             allowed_actions=allowed_actions(specimen.status))
 
     if action in NEEDS_REASON and not (note or "").strip():
-        done = "disposed" if action is ScanAction.DISPOSE else "marked missing"
+        done = {ScanAction.CONSUME: "used up", ScanAction.DISPOSE: "disposed of"}.get(
+            action, "marked missing")
         raise InvalidInput(f"say in note why the tube is {done}", field="note")
     check_scan_time(specimen, scanned_at)
 

@@ -2,8 +2,8 @@
 // within milliseconds and ends it with Enter; a person presses one key. A lone key with no
 // further keystroke within the key window (and no Enter) is an action for the tube on the
 // card; a burst of keys, or anything ending in Enter, is a code. No character of a scanned
-// code is ever taken as an action. Consume, dispose and mark missing are confirmed (the same
-// key again, or Enter), and dispose and mark missing ask why.
+// code is ever taken as an action. Consume, dispose and mark missing ask why, then are
+// confirmed (the same key again, or Enter).
 (() => {
   const station = document.querySelector(".scan-station");
   const KEY_WINDOW_MS = Number(station.dataset.keyWindowMs) || 50;
@@ -14,7 +14,7 @@
                 x: "mark_missing"};
   const KEY_OF = Object.fromEntries(Object.entries(KEYS).map(([k, a]) => [a, k]));
   const NEEDS_LOCATION = new Set(["store", "move"]);
-  const NEEDS_REASON = new Set(["dispose", "mark_missing"]);
+  const NEEDS_REASON = new Set(["consume", "dispose", "mark_missing"]);
   const NEEDS_CONFIRMATION = new Set(["consume", "dispose", "mark_missing"]);
   const UNITS = {uL: "µL", mL: "mL", mg: "mg", g: "g", ug: "µg", ng: "ng", cells: "cells"};
   const $ = (id) => document.getElementById(id);
@@ -117,7 +117,7 @@
     const why = state.reason ? ` Reason: ${state.reason}.` : "";
     if (action === "consume") {
       return `Consume ${s.barcode}: its remaining ${quantityText(s)} is recorded as used up, ` +
-             `${where}, and no further action is possible.`;
+             `${where}, and no further action is possible.${why}`;
     }
     if (action === "dispose") {
       return `Dispose of ${s.barcode}: it is recorded as destroyed, ${where}, and no ` +

@@ -30,7 +30,11 @@ def _correct(client, h, specimen, event_id, reason="wrong tube scanned"):
 def test_a_mistaken_consume_is_corrected_and_the_tube_is_back(client, make, site, technician,
                                                               manager, headers, db_session):
     s, box = _stored(client, make, site, technician, headers)
-    consumed = _post(client, headers(technician), scan(s.barcode, "consume"))
+    refused = _post(client, headers(technician), scan(s.barcode, "consume"))
+    assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "note"
+    assert "why the tube is used up" in refused.json["detail"]
+    consumed = _post(client, headers(technician),
+                     scan(s.barcode, "consume", note="ELISA plate 12"))
     assert consumed.json["specimen"]["status"] == "consumed"
     assert consumed.json["specimen"]["container_id"] is None
 

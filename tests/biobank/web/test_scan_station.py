@@ -201,18 +201,21 @@ def _press_on_card(page, code, key, prompt):
         f"document.querySelector('#scan-prompt').textContent.startsWith('{prompt}')")
 
 
-def test_consume_asks_for_confirmation_and_says_what_will_happen(station):
+def test_consume_asks_why_and_for_confirmation_and_says_what_will_happen(station):
     page, app, _codes = station
     code = SPARE_TUBES[0]
-    _press_on_card(page, code, "c", "Confirm")
-    text = page.text_content("#confirm-text")
-    assert "20 µL" in text and "used up" in text
-    assert _state(app, code)[0] is SpecimenStatus.IN_STORAGE
+    _press_on_card(page, code, "c", "Why")
     page.keyboard.press("Escape")  # cancelled: nothing recorded
     page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Action')")
     assert _state(app, code)[3] == 0
     page.keyboard.press("c")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Why')")
+    page.keyboard.type("cytokine panel, plate 3", delay=60)
+    page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
+    text = page.text_content("#confirm-text")
+    assert "20 µL" in text and "used up" in text and "cytokine panel, plate 3" in text
+    assert _state(app, code)[0] is SpecimenStatus.IN_STORAGE
     page.keyboard.press("c")
     page.wait_for_selector("#feedback.ok")
     assert "consume recorded" in page.text_content("#feedback")
@@ -245,6 +248,9 @@ def test_a_scan_while_a_confirmation_is_asked_cancels_it(station):
     _show_card(page, TUBES_B["x"])  # the scanner, not a reason
     assert _state(app, code)[3] == 0
     page.keyboard.press("c")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Why')")
+    page.keyboard.type("plate 4", delay=60)
+    page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
     _show_card(page, code)
     assert _state(app, TUBES_B["x"])[3] == 0
@@ -255,7 +261,10 @@ def test_a_manager_corrects_a_mistaken_consume_from_the_specimen_page(station, s
     base = server[0]
     code = SPARE_TUBES[3]
     before = _state(app, code)
-    _press_on_card(page, code, "c", "Confirm")
+    _press_on_card(page, code, "c", "Why")
+    page.keyboard.type("used for RNA extraction", delay=60)
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#scan-prompt').textContent.startsWith('Confirm')")
     page.keyboard.press("Enter")
     page.wait_for_selector("#feedback.ok")
     assert _state(app, code)[0] is SpecimenStatus.CONSUMED
