@@ -165,6 +165,12 @@ def occupancy(container: StorageContainer) -> dict[tuple[int, int], Specimen]:
     return {(s.pos_row, s.pos_col): s for s in rows if s.pos_row is not None}
 
 
+def loose_specimens(container: StorageContainer) -> list[Specimen]:
+    """Specimens in a container without positions (a bag, a bin), oldest first."""
+    return list(db.session.scalars(sa.select(Specimen).where(
+        Specimen.container_id == container.id).order_by(Specimen.id)))
+
+
 def utilisation(container: StorageContainer) -> tuple[int, int | None]:
     """(occupied, capacity) of a container holding specimens directly."""
     used = db.session.scalar(
@@ -183,6 +189,8 @@ def create_from_template(template_name: str, *, actor: User, name: str,
     if template is None:
         raise InvalidInput(f"unknown container template {template_name!r} (known: "
                            f"{', '.join(sorted(TEMPLATES))})", field="template")
+    if not name.strip():
+        raise InvalidInput("give the new storage unit a name", field="name")
     root = create_container(actor=actor, site_id=site_id, parent_id=parent_id,
                             kind=template.root.kind, name=name, n_rows=template.root.rows,
                             n_cols=template.root.cols, temperature=template.temperature,
@@ -201,6 +209,15 @@ def create_from_template(template_name: str, *, actor: User, name: str,
     build(root, template.root.children)
     db.session.flush()
     return root
+
+
+def templates_fitting(container: StorageContainer | None) -> dict[str, Any]:
+    """The container templates whose top can go inside *container* (``None``: at the top
+    level of a site), by name."""
+    from biobank.storage_templates import TEMPLATES
+
+    kind = container.kind if container is not None else None
+    return {name: t for name, t in TEMPLATES.items() if kind in ALLOWED_PARENTS[t.root.kind]}
 
 
 def _boxes_with_free(actor: User, temperature: StorageTemperature | None,

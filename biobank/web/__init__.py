@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
         pages,
         requests,
         specimens,
+        storage,
     )
 
     app.register_blueprint(pages.bp)

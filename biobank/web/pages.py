@@ -39,7 +39,6 @@ from biobank.models import (
     Image,
     Participant,
     Specimen,
-    StorageContainer,
 )
 from biobank.models.vocab import (
     DiseaseGroup,
@@ -278,75 +277,6 @@ def receive_parcel() -> Any:
 
 
 RECEIVE_LIMIT = 1000
-
-
-@bp.route("/storage")
-@login_required
-@roles_required(*STAFF)
-def storage_overview() -> Any:
-    """Top-level containers of the user's sites, with how full they are."""
-    from biobank.services import storage
-
-    actor = current_actor()
-    tops = db.session.scalars(storage.list_containers(actor=actor, top_level=True)
-                              .order_by(StorageContainer.site_id, StorageContainer.name)).all()
-    return render_template("storage.html", container=None, children=_with_usage(tops))
-
-
-def _with_usage(containers: list[Any]) -> list[tuple[Any, int, int]]:
-    """(container, used, capacity) counting every position below each container."""
-    from biobank.services.storage import subtree_usage
-
-    usage = subtree_usage([c.id for c in containers])
-    return [(c, *usage.get(c.id, (0, 0))) for c in containers]
-
-
-@bp.route("/containers/<int:container_id>")
-@login_required
-@roles_required(*STAFF)
-def container_detail(container_id: int) -> Any:
-    """A box as a grid coloured by material and state; other containers list their children."""
-    from biobank.services.common import get_visible
-    from biobank.services.storage import occupancy
-
-    actor = current_actor()
-    container = get_visible(StorageContainer, container_id, actor)
-    children = sorted(container.children, key=lambda c: (len(c.name), c.name))
-    grid = occupancy(container) if container.has_grid else {}
-    loose = [] if container.has_grid else db.session.scalars(
-        sa.select(Specimen).where(Specimen.container_id == container.id)).all()
-    return render_template("storage.html", container=container, grid=grid, loose=loose,
-                           children=_with_usage(children))
-
-
-@bp.route("/containers/<int:container_id>/evacuation", methods=["GET", "POST"])
-@login_required
-@roles_required(*STAFF)
-def evacuation(container_id: int) -> Any:
-    """A freezer-failure plan to review and print; managers carry it out from here."""
-    from flask import flash
-
-    from biobank.auth import MANAGERS
-    from biobank.errors import PermissionDenied
-    from biobank.services import storage
-    from biobank.services.common import get_visible
-
-    actor = current_actor()
-    container = get_visible(StorageContainer, container_id, actor)
-    if request.method == "POST":
-        if actor.role not in MANAGERS:
-            raise PermissionDenied("only managers carry out an evacuation")
-        with transaction():
-            done = storage.evacuate(container, plan_sha256=request.form.get("plan_sha256", ""),
-                                    actor=actor)
-        flash(f"{done['count']} specimens moved out of {container.name}.", "ok")
-        return render_template("evacuation.html", container=container, plan=done, done=True)
-    try:
-        plan = storage.evacuation_plan(container, actor=actor)
-    except BiobankError as error:
-        return render_template("evacuation.html", container=container, plan=None,
-                               problem=error.message, done=False), error.status
-    return render_template("evacuation.html", container=container, plan=plan, done=False)
 
 
 @bp.route("/participants/<code>")
