@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
     from biobank.web import (  # noqa: F401  (they add pages to pages.bp)
         account,
         cohorts,
+        imports,
         pages,
         requests,
         specimens,

@@ -37,6 +37,7 @@ def test_every_kind_of_page_runs_with_the_policy_enforced(server, browser):
                         (f"/specimens/{barcode}/aliquot?count=2&quantity=0.1", "#make-form"),
                         ("/cohorts/new", "#completeness .combo-row"),
                         ("/requests", "main"), ("/requests/new", "main"),
+                        ("/imports", "#jobs"),
                         ("/api/docs", ".opblock-summary-path")):
         response = page.goto(base + path)
         assert "script-src 'self'" in response.headers["content-security-policy"], path
