@@ -123,6 +123,7 @@ def register_api(app: Flask) -> None:
         specimens,
         studies,
         tokens,
+        users,
         witnesses,
     )
 
@@ -162,7 +163,7 @@ def register_api(app: Flask) -> None:
         return None
     for module in (sites, studies, participants, consents, cases, lesions, collection_events,
                    specimens, containers, scans, rack_scans, imports, query,
-                   cohorts, images, requests, tokens, witnesses):
+                   cohorts, images, requests, tokens, users, witnesses):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
     register_api_paths(app, fhir.blp.url_prefix + "/")
     api.register_blueprint(fhir.blp)

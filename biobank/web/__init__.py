@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
         requests,
         specimens,
         storage,
+        users,
     )
 
     app.register_blueprint(pages.bp)

@@ -37,6 +37,7 @@ SCOPED = [
 #: identifier operations that are not about one site's data, and why
 EXEMPT = {
     "/api/v1/studies/{item_id}": "studies are shared by the network",
+    "/api/v1/users/{user_id}": "accounts are the administrators' (test_users)",
     "/api/v1/imports/templates/{name}.{fmt}": "blank templates",
     "/api/v1/imports/{item_id}": "a manager's own import jobs (administrators: all)",
     "/api/v1/imports/{item_id}/problems": "a manager's own import jobs",
@@ -89,6 +90,10 @@ SCOPED_WRITES = [
 ]
 #: writes by identifier that are not about one site's data, and why
 EXEMPT_WRITES = {
+    "/api/v1/users/{user_id}": "accounts are the administrators' (test_users)",
+    "/api/v1/users/{user_id}/lock": "accounts are the administrators'",
+    "/api/v1/users/{user_id}/unlock": "accounts are the administrators'",
+    "/api/v1/users/{user_id}/password-reset": "accounts are the administrators'",
     "/api/v1/studies/{item_id}": "studies are shared (administrators and managers)",
     "/api/v1/studies/{item_id}/consent-tiers": "studies are shared",
     "/api/v1/query/{level}": "the query engine scopes it",

@@ -18,7 +18,8 @@ PUBLIC = {"/login", "/logout", "/api/docs", "/api/docs/assets/<path:filename>"}
 FOR_RESEARCHERS = {"/", "/cohorts", "/cohorts/new", "/cohorts/<int:cohort_id>", "/requests",
                    "/requests/new", "/requests/<int:request_id>",
                    "/requests/<int:request_id>/report", "/specimens/<barcode>", "/account",
-                   "/account/tokens", "/account/tokens/<int:token_id>/revoke"}
+                   "/account/tokens", "/account/tokens/<int:token_id>/revoke",
+                   "/account/password"}
 
 
 def _pages(app):
@@ -90,6 +91,7 @@ SCOPED_PAGES = ["/specimens/{barcode}", "/specimens/{barcode}/aliquot",
                 "/participants/{participant}", "/cases/{case}", "/lesions/{lesion}"]
 #: pages with an identifier that are not one site's record, and why
 EXEMPT_PAGES = {"/cohorts/<int:cohort_id>": "cohorts are their owner's",
+                "/admin/users/<int:user_id>": "accounts are the administrators'",
                 "/requests/<int:request_id>": "a request spans sites; tubes filtered per site",
                 "/requests/<int:request_id>/report": "tubes filtered per site"}
 
