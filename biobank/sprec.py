@@ -105,8 +105,10 @@ class SprecElement:
 
     @property
     def differs(self) -> bool:
+        """The stored code says something else than the records; an element unknown on
+        either side (``X``) contradicts nothing."""
         return (self.recorded is not None and self.computed.strip("X") != ""
-                and self.recorded != self.computed)
+                and self.recorded.strip("X") != "" and self.recorded != self.computed)
 
 
 def _temperature_class(text: str | None) -> str | None:
@@ -163,7 +165,11 @@ def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: 
                            else "fixative not recorded"))
         values.append(("X", "fixation time is not recorded"))
     else:
-        values.append(("XXX", "primary tube type is not recorded"))
+        if given[1] in PRIMARY_CONTAINERS and given[1] != "XXX":
+            values.append((given[1], f"{PRIMARY_CONTAINERS[given[1]]} tube, recorded at "
+                                     "collection"))
+        else:
+            values.append(("XXX", "primary tube type is not recorded"))
         if code in _CENTRIFUGED:
             first = separations[0] if separations else None
             temperature = _temperature_class(first.temperature if first else None)
@@ -188,6 +194,32 @@ def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: 
     values.append(("X", "storage container and temperature are not coded"))
     return [SprecElement(name, value, basis, given[i])
             for i, (name, (value, basis)) in enumerate(zip(names, values, strict=True))]
+
+
+#: SPREC 4.0 primary containers a skin biobank's collection uses, with their names as the
+#: published SPREC ConceptMap gives them (``XXX``: not known)
+PRIMARY_CONTAINERS = {
+    "PED": "Potassium EDTA", "SED": "Sodium EDTA", "SCI": "Sodium citrate",
+    "HEP": "Lithium heparin", "LHG": "Lithium heparin and gel", "SHP": "Sodium heparin",
+    "SST": "Serum separator tube with clot activator",
+    "CAT": "Serum separator tube without clot activator", "ACD": "Acid citrate dextrose",
+    "PAX": "PAXgene blood RNA", "TEM": "Tempus tube", "PPS": "Polypropylene tube sterile",
+    "PET": "Polyethylene tube sterile", "ORG": "Oragene collection container or equivalent",
+    "OMN": "Stool collection container with DNA stabilizer", "XXX": "Not known",
+}
+
+
+def initial_code(*, material: str, container: str | None, procedure: str | None) -> str | None:
+    """The SPREC code of a primary specimen as far as its collection tells it: the sample
+    type, and the primary container (fluids) or the type of collection (tissue); the
+    elements later steps determine are ``X``. ``None`` for materials SPREC does not code."""
+    code = _TYPES.get(material)
+    if code is None:
+        return None
+    if code == "TIS":
+        return f"TIS-{_SOLID_COLLECTION.get(procedure or '', 'XXX')}-X-X-X-X-X"
+    tube = container if container in PRIMARY_CONTAINERS else "XXX"
+    return f"{code}-{tube}-X-X-X-X-X"
 
 
 def sprec_text(elements: list[SprecElement]) -> str:

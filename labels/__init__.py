@@ -26,7 +26,7 @@ def init_app(app: Any) -> None:
     app.config.setdefault("SPECIMEN_PANELS", []).append("labels/_print_panel.html")
     app.config.setdefault("CONTAINER_PANELS", []).append("labels/_box_print_panel.html")
     app.config.setdefault("ALIQUOT_FORM_PANELS", []).append("labels/_aliquot_print_fields.html")
-    app.config.setdefault("ALIQUOT_DONE_PANELS", []).append("labels/_new_labels_panel.html")
+    app.config.setdefault("NEW_TUBES_PANELS", []).append("labels/_new_labels_panel.html")
     app.config.setdefault("STAFF_NAV", []).append(("Printers", "label_pages.printer_list"))
     signals.aliquots_created.connect(_print_new_aliquots, weak=False)
     signals.labels_wanted.connect(_print_wanted, weak=False)

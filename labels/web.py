@@ -114,6 +114,41 @@ def print_from_page() -> Any:
     return _finish(job_id, back)
 
 
+@bp.post("/labels/print-many")
+@roles_required(*STAFF)
+def print_many() -> Any:
+    """Print the labels of tubes a page just made (an accessioned visit), in one job."""
+    import sqlalchemy as sa
+
+    from biobank.services.common import visible
+    from labels import services
+
+    back = request.form.get("back", "")
+    if not back.startswith("/") or back.startswith("//"):
+        back = url_for("pages.dashboard")  # only back to a page of this site
+    barcodes = request.form.getlist("barcode")
+    try:
+        with transaction():
+            actor = _staff()
+            if not barcodes or len(barcodes) > 500:
+                raise InvalidInput("give between 1 and 500 barcodes", field="barcode")
+            found = {s.barcode: s for s in db.session.scalars(visible(
+                sa.select(Specimen).where(Specimen.barcode.in_(barcodes)), Specimen, actor))}
+            missing = [b for b in barcodes if b not in found]
+            if missing:
+                raise InvalidInput(f"no specimen {missing[0]} at your sites", field="barcode")
+            printer_id = request.form.get("printer_id", type=int)
+            job = services.print_specimens(
+                [found[b] for b in barcodes], template=request.form.get("template", ""),
+                actor=actor, printer=services.get_printer(printer_id) if printer_id else None,
+                source="new tubes page")
+            job_id = job.id
+    except BiobankError as error:
+        flash(f"Not printed: {error.message}", "error")
+        return redirect(back)
+    return _finish(job_id, back)
+
+
 @bp.get("/labels/printers")
 @roles_required(*STAFF)
 def printer_list() -> Any:

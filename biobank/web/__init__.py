@@ -13,6 +13,7 @@ def render_error(status: int, message: str) -> Any:
 
 def init_app(app: Flask) -> None:
     from biobank.web import (  # noqa: F401  (they add pages to pages.bp)
+        accessions,
         account,
         cohorts,
         imports,

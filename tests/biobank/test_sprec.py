@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 from biobank.sprec import (
+    PRIMARY_CONTAINERS,
     SNOMED_SAMPLE_TYPES,
     ProcessingStep,
     derive_sprec,
+    initial_code,
     sprec_text,
     validate_sprec,
 )
@@ -40,6 +42,27 @@ def test_plasma_delay_comes_from_collection_to_centrifugation_and_its_temperatur
     # no temperature, no delay code
     assert code(material="SERUM", collected_at=T0, procedure="venipuncture",
                 steps=[ProcessingStep("SERUM", T0)], frozen_at=None) == "SER-XXX-X-X-N-X-X"
+
+
+def test_the_code_known_at_collection_and_its_primary_tube_kept_by_derivation():
+    assert initial_code(material="WHOLE_BLOOD", container="PED", procedure="venipuncture") \
+        == "BLD-PED-X-X-X-X-X"
+    assert initial_code(material="URINE", container="not a tube", procedure=None) \
+        == "URN-XXX-X-X-X-X-X"
+    assert initial_code(material="TISSUE_FROZEN", container="PED",
+                        procedure="wide_local_excision") == "TIS-SRG-X-X-X-X-X"
+    assert initial_code(material="DNA", container="PED", procedure=None) is None
+    for tube in PRIMARY_CONTAINERS:
+        assert validate_sprec(initial_code(material="SERUM", container=tube,
+                                           procedure=None)) is None
+    # the tube recorded at collection is what the records say; an unknown one stays unknown
+    spin = ProcessingStep("SERUM", T0 + dt.timedelta(minutes=30), "centrifugation", "RT")
+    elements = derive_sprec(material="SERUM", collected_at=T0, procedure="venipuncture",
+                            steps=[spin], frozen_at=None, recorded="SER-SST-X-X-X-X-X")
+    assert sprec_text(elements) == "SER-SST-A-X-N-X-X"
+    assert not any(e.differs for e in elements)
+    assert code(material="SERUM", collected_at=T0, procedure="venipuncture", steps=[spin],
+                frozen_at=None, recorded="SER-ZZZ-X-X-X-X-X").startswith("SER-XXX-")
 
 
 def test_uncentrifuged_fluids_and_tissue():

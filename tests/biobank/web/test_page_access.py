@@ -87,7 +87,7 @@ def test_the_dashboard_shows_researchers_protected_counts(client, make, site, re
 #: pages that show one site's record, with the other site's record they are opened on
 SCOPED_PAGES = ["/specimens/{barcode}", "/specimens/{barcode}/aliquot",
                 "/specimens/{barcode}/aliquot/made", "/aliquot?barcode={barcode}",
-                "/containers/{box}", "/containers/{box}/evacuation",
+                "/accession/visits/{visit}", "/containers/{box}", "/containers/{box}/evacuation",
                 "/participants/{participant}", "/cases/{case}", "/lesions/{lesion}"]
 #: pages with an identifier that are not one site's record, and why
 EXEMPT_PAGES = {"/cohorts/<int:cohort_id>": "cohorts are their owner's",
@@ -112,8 +112,9 @@ def test_another_sites_records_are_not_found_on_the_pages(client, make, site, ot
     lesion = make.lesion(case=case)
     box = make.box(site=other_site)
     tube = make.specimen(participant=participant, container=box, pos_row=1, pos_col=1)
+    visit = make.visit(participant=participant)
     ids = {"barcode": tube.barcode, "box": box.id, "participant": participant.code,
-           "case": case.code, "lesion": lesion.code}
+           "case": case.code, "lesion": lesion.code, "visit": visit.id}
     _login(client, make.user(f"page-{role}", role=role, sites=[site]))
     opened = [(p, client.get(p.format(**ids)).status_code) for p in SCOPED_PAGES]
     assert [(p, code) for p, code in opened if code not in (403, 404)] == []
