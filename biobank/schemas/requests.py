@@ -111,7 +111,7 @@ class PickSchema(BaseSchema):
 class PickResultSchema(BaseSchema):
     barcode = fields.String()
     picked = fields.Boolean()
-    remaining = fields.Integer(metadata=describe("Tubes of the list still to pick"))
+    remaining = fields.Integer(metadata=describe("Tubes of the list still to pick at your sites"))
 
 
 class ShipSchema(BaseSchema):

@@ -484,10 +484,14 @@ def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]
     allocation.picked_at = utcnow()
     allocation.picked_by = actor.username
     db.session.flush()
-    remaining = db.session.scalar(sa.select(sa.func.count()).select_from(Allocation).where(
-        Allocation.request_id == request.id, Allocation.released_at.is_(None),
-        Allocation.picked_at.is_(None)))
-    return {"barcode": barcode, "picked": True, "remaining": remaining}
+    # what is left to pick at the actor's sites: each site picks its own tubes
+    left = (sa.select(sa.func.count()).select_from(Allocation)
+            .join(Specimen, Specimen.id == Allocation.specimen_id)
+            .where(Allocation.request_id == request.id, Allocation.released_at.is_(None),
+                   Allocation.picked_at.is_(None)))
+    if sites is not None:
+        left = left.where(Specimen.site_id.in_(sites))
+    return {"barcode": barcode, "picked": True, "remaining": db.session.scalar(left)}
 
 
 def pick_list_pdf(request: SampleRequest, actor: User | None = None) -> bytes:

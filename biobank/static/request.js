@@ -30,6 +30,8 @@
       const r = await api("/picks", {barcode});
       const row = document.querySelector(`tr[data-barcode="${CSS.escape(barcode)}"]`);
       if (row) { row.classList.add("picked"); row.querySelector(".picked-at").textContent = "just now"; }
+      const counter = document.getElementById("pick-counter");
+      counter.textContent = `${Number(counter.dataset.total) - r.remaining} of ${counter.dataset.total}`;
       say("warning", `${barcode} picked; ${r.remaining} to go`);
     } catch (e) { say("error", e.message); }
   });

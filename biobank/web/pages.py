@@ -163,6 +163,14 @@ def dashboard() -> Any:
 def specimen_search() -> Any:
     actor = current_actor()
     args = request.args
+    text = (args.get("q") or "").strip()
+    alone = not any(v for k, v in args.items(multi=True) if k != "q")
+    if text and alone:  # a barcode searched (or scanned) with no filter opens its specimen
+        try:
+            exact = specimen_service.get_specimen_by_barcode(text, actor=actor)
+            return redirect(url_for("pages.specimen_detail", barcode=exact.barcode))
+        except BiobankError:
+            pass  # not a barcode of the user's sites: search for it
     filters: dict[str, Any] = {"q": args.get("q") or None}
     for name, enum_cls in (("material_type", MaterialType), ("status", SpecimenStatus),
                            ("lineage", Lineage), ("disease_group", DiseaseGroup)):

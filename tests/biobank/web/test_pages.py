@@ -103,6 +103,12 @@ def test_search_by_barcode_prefix_and_next_page(server, page):
     page.wait_for_url("**after=**")
     second = page.locator("#results tbody td:first-child a").all_text_contents()
     assert second and not set(first) & set(second)
+    # a whole barcode, typed or scanned, opens that specimen
+    page.goto(f"{base}/specimens")
+    page.fill("input[name=q]", second[0])
+    page.press("input[name=q]", "Enter")
+    page.wait_for_url(f"**/specimens/{second[0]}")
+    assert page.text_content("#barcode") == second[0]
 
 
 def test_participant_page_shows_phi_to_staff_and_nothing_to_researchers(server, browser):

@@ -76,6 +76,8 @@ def test_request_to_receipt_through_the_pages(server, browser):
 
     context, page = page_for(browser, base, "tech", "tech-demo-pw")
     page.goto(request_url)
+    assert page.evaluate("document.activeElement.id") == "pick-field"
+    assert page.text_content("#pick-counter") == f"0 of {len(barcodes)}"
     field = page.locator("#pick-field")
     field.fill("NOT-ON-THE-LIST")
     field.press("Enter")
@@ -86,6 +88,7 @@ def test_request_to_receipt_through_the_pages(server, browser):
         page.wait_for_function("b => document.getElementById('message').textContent"
                                ".startsWith(b + ' picked')", arg=barcode)
     assert page.locator("#pick-list tr.picked").count() == len(barcodes)
+    assert page.text_content("#pick-counter") == f"{len(barcodes)} of {len(barcodes)}"
     page.fill("input[name=courier]", "ColdChain")
     page.click("#ship-button")
     page.wait_for_function("document.getElementById('request-status').textContent === 'shipped'")
