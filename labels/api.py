@@ -48,6 +48,18 @@ class PrinterViews(MethodView):
             return printer
 
 
+@printers_blp.route("/<int:item_id>/test-print")
+class PrinterTestPrintViews(MethodView):
+    @roles_required(*STAFF)
+    @printers_blp.response(201, PrintJobSchema)
+    def post(self, item_id: int) -> Any:
+        """Print one test label (sample values, its own barcode) with the printer's default
+        template: to check ribbon, alignment and scanning"""
+        with transaction():
+            return services.test_print(services.visible_printer(item_id, current_actor()),
+                                       actor=current_actor())
+
+
 @printers_blp.route("/<int:item_id>/status")
 class PrinterStatusViews(MethodView):
     @roles_required(*STAFF)

@@ -4,6 +4,7 @@ after the transaction that asked for them has committed, retry failures, lose no
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -327,6 +328,22 @@ def visible_printer(printer_id: int, actor: User) -> Printer:
                            and printer.site_id not in sites):
         raise NotFound(f"no printer {printer_id}")
     return printer
+
+
+def test_print(printer: Printer, *, actor: User) -> PrintJob:
+    """One test label on *printer* with its default template (else the 2D cryovial), made
+    of sample values that name no specimen, under a barcode of its own each time: what a
+    technician prints to check the ribbon, the alignment and the scanner."""
+    if not printer.is_active:
+        raise InvalidState(f"{printer.name} is inactive", field="printer_id")
+    now = utcnow()
+    sample = {"barcode": f"TEST{printer.id}-{secrets.token_hex(3).upper()}",
+              "participant_code": "TEST",
+              "material_type": "TEST LABEL", "collection_date": now.date().isoformat(),
+              "volume": "1 mL", "sprec_code": "", "label": printer.name[:24],
+              "site": "test print"}
+    return create_print_job([sample], template=printer.default_template or "cryovial-2d",
+                            actor=actor, printer=printer, source="test print")
 
 
 def check_printer(printer: Printer) -> Printer:

@@ -166,6 +166,24 @@ def printer_list() -> Any:
     return render_template("labels/printers.html", printers=printers, failed=dict(failed))
 
 
+@bp.post("/labels/printers/<int:printer_id>/test-print")
+@roles_required(*STAFF)
+def test_print_from_page(printer_id: int) -> Any:
+    """A test label from the printers page: the PDF opens, or the job's outcome shows."""
+    from labels import services
+
+    back = url_for("label_pages.printer_list")
+    try:
+        with transaction():
+            job = services.test_print(services.visible_printer(printer_id, current_actor()),
+                                      actor=current_actor())
+            job_id = job.id
+    except BiobankError as error:
+        flash(f"No test label: {error.message}", "error")
+        return redirect(back)
+    return _finish(job_id, back)
+
+
 @bp.post("/labels/printers/<int:printer_id>/status")
 @roles_required(*STAFF)
 def check_printer_from_page(printer_id: int) -> Any:

@@ -7,7 +7,7 @@ import pytest
 from biobank.db import db, transaction
 from labels.models import Printer, PrinterKind
 from tests.browser import browser, live_server, login
-from tests.labels.test_printing import ZebraListener
+from tests.labels.test_printing import ZebraListener, _wait_for
 
 __all__ = ["browser"]
 pytestmark = pytest.mark.browser
@@ -48,4 +48,20 @@ def test_a_technician_checks_a_zebra_from_the_printers_page(zebra_site, browser)
     page.wait_for_url(f"{base}/labels/printers")
     assert page.locator("#printers td.status strong").inner_text() == "ready"
     assert zebra.status_queries == 2 and zebra.jobs == []
+    context.close()
+
+
+def test_a_test_label_from_the_printers_page(zebra_site, browser):
+    base, zebra = zebra_site
+    context = browser.new_context()
+    page = context.new_page()
+    login(page, base, "tech", "tech-demo-pw")
+    page.goto(f"{base}/labels/printers")
+    before = len(zebra.jobs)
+    page.locator("#printers tr", has_text="Bench Zebra").get_by_role(
+        "button", name="Test print").click()
+    page.wait_for_url(f"{base}/labels/printers")
+    assert "Print job" in page.locator(".flash").inner_text()
+    _wait_for(zebra, before + 1)
+    assert "TEST LABEL" in zebra.jobs[-1].decode()
     context.close()

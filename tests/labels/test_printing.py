@@ -115,6 +115,25 @@ def test_zpl_job_reaches_the_printer_after_commit(client, make, site, technician
     assert job["actor"] == "tech"
 
 
+def test_a_test_label_reaches_the_printer(client, make, site, other_site, technician,
+                                         headers, zebra):
+    printer = make._save(Printer(name="Bench 3 Zebra", kind=PrinterKind.ZPL_TCP, site_id=site.id,
+                                 address=f"127.0.0.1:{zebra.port}", dpi=203))
+    r = client.post(f"/api/v1/printers/{printer.id}/test-print", headers=headers(technician))
+    assert r.status_code == 201, r.json
+    _wait_for(zebra, 1)
+    zpl = zebra.jobs[0].decode()
+    assert zpl.count("^XA") == 1 and "TEST LABEL" in zpl and "^FDTEST" in zpl
+    assert r.json["template"] == "cryovial-2d" and r.json["label_count"] == 1
+    again = client.post(f"/api/v1/printers/{printer.id}/test-print",
+                        headers=headers(technician))
+    assert again.status_code == 201  # a test label is never a reprint
+    elsewhere = make._save(Printer(name="Far Zebra", kind=PrinterKind.ZPL_TCP,
+                                   site_id=other_site.id, address="127.0.0.1:9"))
+    assert client.post(f"/api/v1/printers/{elsewhere.id}/test-print",
+                       headers=headers(technician)).status_code == 404
+
+
 def test_nothing_is_sent_when_the_transaction_rolls_back(make, site, technician, zebra,
                                                          db_session):
     printer = make._save(Printer(name="Z2", kind=PrinterKind.ZPL_TCP,

@@ -87,6 +87,7 @@ SCOPED_WRITES = [
     ("POST", "/api/v1/rack-scans/{rack_scan}/confirm", {}),
     ("POST", "/api/v1/print-jobs/{print_job}/retry", None),
     ("POST", "/api/v1/printers/{printer}/status", None),
+    ("POST", "/api/v1/printers/{printer}/test-print", None),
 ]
 #: writes by identifier that are not about one site's data, and why
 EXEMPT_WRITES = {
