@@ -46,6 +46,7 @@ from biobank.models.vocab import (
     MaterialType,
     Role,
     SpecimenStatus,
+    display_name,
 )
 from biobank.services import specimens as specimen_service
 from biobank.services.common import get_by, visible
@@ -252,7 +253,7 @@ def correct_custody(barcode: str) -> Any:
                 reason=request.form.get("reason", ""))
             done = (f"Event {event.details['corrects_seq']} "
                     f"({event.details['corrected_type'].replace('_', ' ')}) corrected: "
-                    f"{specimen.barcode} is {specimen.status.value} again"
+                    f"{specimen.barcode} is {display_name(specimen.status).lower()} again"
                     + (f" at {specimen.location_text}" if specimen.location_text else ""))
     except BiobankError as error:
         flash(f"Not corrected: {error.message}", "error")

@@ -48,7 +48,7 @@ def test_login_then_dashboard_shows_real_counts(server, page):
     assert page.text_content("#total-specimens") == str(total)
     plasma = len(_query(app, sa.select(Specimen.id).where(
         Specimen.material_type == MaterialType.PLASMA)))
-    row = page.locator("#by-material tr", has_text="PLASMA")
+    row = page.locator("#by-material tr", has_text="Plasma")
     assert row.locator("td.num").text_content() == str(plasma)
     assert page.locator("#by-disease tr").count() == len(DiseaseGroup)
 
@@ -70,7 +70,7 @@ def test_specimen_search_filters_and_opens_the_detail_page(server, page):
     page.click("form.filters button")
     page.wait_for_url("**material_type=PLASMA**")
     materials = page.locator("#results tbody td:nth-child(3)").all_text_contents()
-    assert materials and set(materials) == {"PLASMA"}
+    assert materials and set(materials) == {"Plasma"}
 
     barcode = page.locator("#results tbody td:first-child a").first.text_content()
     with app.app_context():
@@ -142,7 +142,7 @@ def test_case_page_shows_melanoma_staging_and_specimens(server, page):
                   .order_by(Case.id))[0]
     login(page, base, "manager", "manager-demo-pw")
     page.goto(f"{base}/cases/{case.code}")
-    assert page.text_content("#disease-group") == "melanoma"
+    assert page.text_content("#disease-group") == "Melanoma"
     assert page.text_content("#breslow") == f"{case.breslow_mm} mm"
     assert page.locator("#samples tbody tr").count() >= 1
     # thumbnails finish loading first: leaving mid-download drops the dev server's file

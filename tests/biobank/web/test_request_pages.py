@@ -54,7 +54,7 @@ def test_request_to_receipt_through_the_pages(server, browser):
     page.click("#submit-request")
     page.wait_for_url(re.compile(r".*/requests/\d+$"))
     request_url = page.url
-    assert page.text_content("#request-status") == "submitted"
+    assert page.text_content("#request-status") == "Submitted"
     context.close()
 
     context, page = page_for(browser, base, "manager", "manager-demo-pw")
@@ -91,7 +91,7 @@ def test_request_to_receipt_through_the_pages(server, browser):
     assert page.text_content("#pick-counter") == f"{len(barcodes)} of {len(barcodes)}"
     page.fill("input[name=courier]", "ColdChain")
     page.click("#ship-button")
-    page.wait_for_function("document.getElementById('request-status').textContent === 'shipped'")
+    page.wait_for_function("document.getElementById('request-status').textContent === 'Shipped'")
     context.close()
 
     context, page = page_for(browser, base, "researcher", "researcher-demo-pw")

@@ -277,7 +277,7 @@ def test_a_manager_corrects_a_mistaken_consume_from_the_specimen_page(station, s
     manager.fill("#correct-form input[name=reason]", "scanned instead of the tube next to it")
     manager.click("#correct-form button[type=submit]")
     manager.wait_for_selector("p.flash.ok")
-    assert "in_storage again" in manager.text_content("p.flash.ok")
+    assert "in storage again" in manager.text_content("p.flash.ok")
     status, quantity, position, events = _state(app, code)
     assert (status, quantity, position) == before[:3] and events == 2
     assert manager.locator("#correct-form").count() == 0  # the ledger is back where it began
