@@ -30,7 +30,8 @@ def _raw(engine, out) -> tuple[int, float]:
     with engine.connect() as conn, out.open("w") as f:
         for table in ("participants", "cases", "lesions", "consent_responses", "specimens"):
             result = conn.execution_options(yield_per=5000).exec_driver_sql(
-                f"SELECT * FROM {table} ORDER BY id")
+                f"SELECT * FROM {table} ORDER BY id"
+            )
             for row in result:
                 f.write(json.dumps(list(row), default=str) + "\n")
                 rows += 1
@@ -66,15 +67,20 @@ def run(backend: str, participants: int) -> None:
     size = sum((out / f"{k}.ndjson").stat().st_size for k in counts) / 1e6
     rate, raw_rate = total / seconds, raw_rows / raw_seconds
     tenth = samples[len(samples) // 10][1]
-    print(f"\n== FHIR bulk export ({backend}): "
-          + ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
-          + f"; {size:,.0f} MB of NDJSON")
-    print(f"  rows through the driver as JSON arrays: {raw_rate:,.0f} rows/s "
-          f"({raw_seconds:.1f} s)")
-    print(f"  export_ndjson: {rate:,.0f} resources/s ({seconds:.1f} s) = "
-          f"{rate / raw_rate:.0%} of the driver's rate (target ≥ {TARGET:,} resources/s)")
-    print(f"  resident memory: {before:.0f} MB before, {tenth:.0f} MB at a tenth, "
-          f"{samples[-1][1]:.0f} MB at the end, peak {max(m for _, m in samples):.0f} MB")
+    print(
+        f"\n== FHIR bulk export ({backend}): "
+        + ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
+        + f"; {size:,.0f} MB of NDJSON"
+    )
+    print(f"  rows through the driver as JSON arrays: {raw_rate:,.0f} rows/s ({raw_seconds:.1f} s)")
+    print(
+        f"  export_ndjson: {rate:,.0f} resources/s ({seconds:.1f} s) = "
+        f"{rate / raw_rate:.0%} of the driver's rate (target ≥ {TARGET:,} resources/s)"
+    )
+    print(
+        f"  resident memory: {before:.0f} MB before, {tenth:.0f} MB at a tenth, "
+        f"{samples[-1][1]:.0f} MB at the end, peak {max(m for _, m in samples):.0f} MB"
+    )
     shutil.rmtree(out, ignore_errors=True)
 
 

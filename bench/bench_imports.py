@@ -60,19 +60,49 @@ def fresh_database(backend: str, rows: int) -> tuple[str, list[str]]:
         load_demo(participants=2)
         site_id = db.session.scalar(sa.select(Site.id).where(Site.code == "CTR"))
         now = sa.func.now()
-        freezer = db.session.execute(sa.insert(StorageContainer).values(
-            site_id=site_id, kind=ContainerKind.FREEZER, name="Import freezer",
-            temperature=StorageTemperature.MINUS_60_85, created_at=now, updated_at=now
-        ).returning(StorageContainer.id)).scalar_one()
+        freezer = db.session.execute(
+            sa.insert(StorageContainer)
+            .values(
+                site_id=site_id,
+                kind=ContainerKind.FREEZER,
+                name="Import freezer",
+                temperature=StorageTemperature.MINUS_60_85,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(StorageContainer.id)
+        ).scalar_one()
         racks = []
         for r in range(len(boxes) // 100 + 1):
-            racks.append(db.session.execute(sa.insert(StorageContainer).values(
-                site_id=site_id, parent_id=freezer, kind=ContainerKind.RACK, name=f"Rack {r}",
-                created_at=now, updated_at=now).returning(StorageContainer.id)).scalar_one())
-        db.session.execute(sa.insert(StorageContainer), [
-            {"site_id": site_id, "parent_id": racks[i // 100], "kind": ContainerKind.BOX,
-             "name": code, "barcode": code, "n_rows": 9, "n_cols": 9}
-            for i, code in enumerate(boxes)])
+            racks.append(
+                db.session.execute(
+                    sa.insert(StorageContainer)
+                    .values(
+                        site_id=site_id,
+                        parent_id=freezer,
+                        kind=ContainerKind.RACK,
+                        name=f"Rack {r}",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(StorageContainer.id)
+                ).scalar_one()
+            )
+        db.session.execute(
+            sa.insert(StorageContainer),
+            [
+                {
+                    "site_id": site_id,
+                    "parent_id": racks[i // 100],
+                    "kind": ContainerKind.BOX,
+                    "name": code,
+                    "barcode": code,
+                    "n_rows": 9,
+                    "n_cols": 9,
+                }
+                for i, code in enumerate(boxes)
+            ],
+        )
         db.session.commit()
         db.engine.dispose()
     return url, boxes
@@ -84,12 +114,13 @@ def copy_baseline(path: Path, columns: list[str]) -> float:
 
     with psycopg.connect(f"{PG_BASE.replace('postgresql+psycopg', 'postgresql')}/{NAME}") as conn:
         conn.execute("DROP TABLE IF EXISTS copy_baseline")
-        conn.execute("CREATE TABLE copy_baseline (" + ", ".join(
-            f'"{c}" text' for c in columns) + ")")
+        conn.execute("CREATE TABLE copy_baseline (" + ", ".join(f'"{c}" text' for c in columns) + ")")
         started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(
-                "COPY copy_baseline FROM STDIN WITH (FORMAT csv, HEADER true)") as copy, \
-                path.open("rb") as f:
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY copy_baseline FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            path.open("rb") as f,
+        ):
             while chunk := f.read(1 << 20):
                 copy.write(chunk)
         conn.commit()
@@ -104,11 +135,13 @@ IMPORTED_ROWS = [
     ("participants", "code LIKE 'BENCH-%'"),
     ("participant_phi", "participant_id IN (SELECT id FROM participants WHERE code LIKE 'BENCH-%')"),
     ("cases", "code LIKE 'BENCHC-%'"),
-    ("collection_events",
-     "participant_id IN (SELECT id FROM participants WHERE code LIKE 'BENCH-%')"),
+    ("collection_events", "participant_id IN (SELECT id FROM participants WHERE code LIKE 'BENCH-%')"),
     ("specimens", "participant_id IN (SELECT id FROM participants WHERE code LIKE 'BENCH-%')"),
-    ("custody_events", "specimen_id IN (SELECT s.id FROM specimens s JOIN participants p ON "
-                       "p.id = s.participant_id WHERE p.code LIKE 'BENCH-%')"),
+    (
+        "custody_events",
+        "specimen_id IN (SELECT s.id FROM specimens s JOIN participants p ON "
+        "p.id = s.participant_id WHERE p.code LIKE 'BENCH-%')",
+    ),
     ("audit_records", "reason LIKE 'import %'"),
 ]
 
@@ -127,9 +160,11 @@ def copy_same_rows_baseline() -> tuple[float, int]:
     with psycopg.connect(url) as conn, tempfile.TemporaryDirectory() as tmp:
         for table, where in IMPORTED_ROWS:
             path = Path(tmp) / f"{table}.copy"
-            with conn.cursor() as cur, cur.copy(
-                    f"COPY (SELECT * FROM {table} WHERE {where}) TO STDOUT") as copy, \
-                    path.open("wb") as out:
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY (SELECT * FROM {table} WHERE {where}) TO STDOUT") as copy,
+                path.open("wb") as out,
+            ):
                 for block in copy:
                     out.write(block)
             total += conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
@@ -140,8 +175,7 @@ def copy_same_rows_baseline() -> tuple[float, int]:
         conn.execute("ALTER TABLE custody_events ENABLE TRIGGER USER")
         started = time.perf_counter()
         for table, _where, path in dumps:
-            with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy, \
-                    path.open("rb") as f:
+            with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy, path.open("rb") as f:
                 while chunk := f.read(1 << 20):
                     copy.write(chunk)
         conn.commit()
@@ -152,8 +186,9 @@ def copy_same_rows_baseline() -> tuple[float, int]:
 def run_import(url: str, path: Path) -> tuple[float, int, str]:
     env = os.environ | {"BIOBANK_DATABASE_URL": url, "BIOBANK_INSTANCE_PATH": str(DATA / "instance")}
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", RSS_WRAPPER, "import", str(path)], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", RSS_WRAPPER, "import", str(path)], env=env, capture_output=True, text=True
+    )
     took = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"import failed:\n{result.stderr[-3000:]}")
@@ -179,19 +214,25 @@ def main() -> None:
         size = path.stat().st_size / 1e6
         took, peak, summary = run_import(url, path)
         rate = args.rows / took
-        print(f"  {backend}: {took:.1f} s, {rate:,.0f} rows/s, peak RSS {peak / 2**20:.0f} MB "
-              f"({size:.0f} MB file)")
+        print(
+            f"  {backend}: {took:.1f} s, {rate:,.0f} rows/s, peak RSS {peak / 2**20:.0f} MB "
+            f"({size:.0f} MB file)"
+        )
         print(f"    {summary}")
         if backend == "postgresql":
             same_s, same_rows = copy_same_rows_baseline()
-            print(f"  PostgreSQL COPY of the rows the import wrote ({same_rows:,} rows in 7 "
-                  f"tables, with their indexes and keys): {same_s:.1f} s, "
-                  f"{args.rows / same_s:,.0f} file rows/s")
+            print(
+                f"  PostgreSQL COPY of the rows the import wrote ({same_rows:,} rows in 7 "
+                f"tables, with their indexes and keys): {same_s:.1f} s, "
+                f"{args.rows / same_s:,.0f} file rows/s"
+            )
             print(f"  import / COPY of the same rows: {same_s / took:.0%}  (target ≥ 25%)")
             copy_s = copy_baseline(path, MASTER_COLUMNS)
             copy_rate = args.rows / copy_s
-            print(f"  PostgreSQL COPY of the file into one table of text columns: {copy_s:.1f} s, "
-                  f"{copy_rate:,.0f} rows/s; import / that: {rate / copy_rate:.1%}")
+            print(
+                f"  PostgreSQL COPY of the file into one table of text columns: {copy_s:.1f} s, "
+                f"{copy_rate:,.0f} rows/s; import / that: {rate / copy_rate:.1%}"
+            )
         print(f"  peak RSS {peak / 2**20:.0f} MB  (target < 1024 MB)")
 
 

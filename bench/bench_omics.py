@@ -55,8 +55,7 @@ def write_gtf(path: Path, genes: int = 62_000, seed: int = 3) -> int:
             start = rng.randint(1, 150_000_000)
             end = start + rng.randint(500, 150_000)
             kind = rng.choice(["protein_coding", "lncRNA", "processed_pseudogene"])
-            attrs = (f'gene_id "ENSG{g:011d}.1"; gene_type "{kind}"; gene_name "GENE{g}"; '
-                     "level 2;")
+            attrs = f'gene_id "ENSG{g:011d}.1"; gene_type "{kind}"; gene_name "GENE{g}"; level 2;'
             out.write(f"chr{chrom}\tHAVANA\tgene\t{start}\t{end}\t.\t+\t.\t{attrs}\n")
             lines += 1
             for t in range(4):
@@ -65,8 +64,10 @@ def write_gtf(path: Path, genes: int = 62_000, seed: int = 3) -> int:
                 lines += 1
                 for x in range(6):
                     at = start + x * (end - start) // 7
-                    out.write(f"chr{chrom}\tHAVANA\texon\t{at}\t{at + 100}\t.\t+\t.\t{tx} "
-                              f'exon_number {x + 1}; exon_id "ENSE{g:08d}{t}{x}.1";\n')
+                    out.write(
+                        f"chr{chrom}\tHAVANA\texon\t{at}\t{at + 100}\t.\t+\t.\t{tx} "
+                        f'exon_number {x + 1}; exon_id "ENSE{g:08d}{t}{x}.1";\n'
+                    )
                     lines += 1
     return lines
 
@@ -75,15 +76,18 @@ def write_vcf(path: Path, records: int, seed: int = 5, *, annotated: bool = True
     rng = random.Random(seed)
     genes = ["BRAF", "NRAS", "KIT", "NF1", "TP53", "CDKN2A", "PTEN", "TERT"]
     with path.open("w") as out:
-        out.write("##fileformat=VCFv4.2\n##reference=GRCh38\n"
-                  "##contig=<ID=chr1,length=248956422>\n"
-                  '##INFO=<ID=CSQ,Number=.,Type=String,Description="VEP. Format: '
-                  'Allele|Consequence|IMPACT|SYMBOL|HGVSp">\n'
-                  '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
-                  '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n'
-                  '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
-                  "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
-                  + "\t".join(f"S{i:02d}" for i in range(SAMPLES)) + "\n")
+        out.write(
+            "##fileformat=VCFv4.2\n##reference=GRCh38\n"
+            "##contig=<ID=chr1,length=248956422>\n"
+            '##INFO=<ID=CSQ,Number=.,Type=String,Description="VEP. Format: '
+            'Allele|Consequence|IMPACT|SYMBOL|HGVSp">\n'
+            '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+            '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n'
+            '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+            + "\t".join(f"S{i:02d}" for i in range(SAMPLES))
+            + "\n"
+        )
         pos = 10000
         for n in range(records):
             pos += rng.randint(5, 2000)
@@ -97,10 +101,8 @@ def write_vcf(path: Path, records: int, seed: int = 5, *, annotated: bool = True
                     calls.append(f"0/1:{depth - k},{k}:{depth}")
                 else:
                     calls.append(f"0/0:{depth},0:{depth}")
-            info = (f"CSQ={alt}|missense_variant|MODERATE|{gene}|p.Val{n % 900 + 1}Glu"
-                    if annotated else ".")
-            out.write(f"chr1\t{pos}\t.\t{ref}\t{alt}\t.\tPASS\t{info}\tGT:AD:DP\t"
-                      + "\t".join(calls) + "\n")
+            info = f"CSQ={alt}|missense_variant|MODERATE|{gene}|p.Val{n % 900 + 1}Glu" if annotated else "."
+            out.write(f"chr1\t{pos}\t.\t{ref}\t{alt}\t.\tPASS\t{info}\tGT:AD:DP\t" + "\t".join(calls) + "\n")
 
 
 @contextmanager
@@ -115,16 +117,22 @@ def _registered(backend: str, path: Path, **options: Any) -> Iterator[Any]:
     from omics import services
     from omics.models import OmicsKind
 
-    app = create_app({"DATABASE_URL": empty_database(backend, NAME),
-                      "OMICS_STORAGE_ROOT": str(DATA / "omics")})
+    app = create_app(
+        {"DATABASE_URL": empty_database(backend, NAME), "OMICS_STORAGE_ROOT": str(DATA / "omics")}
+    )
     with app.app_context():
         migrate.upgrade()
         load_demo(participants=2)
         with transaction():
             barcodes = list(db.session.scalars(sa.select(Specimen.barcode).limit(SAMPLES)))
             record, _ = services.register_file(
-                actor=system_actor(), path=path, filename=path.name, kind=OmicsKind.EXOME,
-                sample_map={f"S{i:02d}": b for i, b in enumerate(barcodes)}, **options)
+                actor=system_actor(),
+                path=path,
+                filename=path.name,
+                kind=OmicsKind.EXOME,
+                sample_map={f"S{i:02d}": b for i, b in enumerate(barcodes)},
+                **options,
+            )
         try:
             yield record
         finally:
@@ -137,17 +145,26 @@ def vcf_bench(backend: str, path: Path, records: int) -> None:
     rates = {}
     if shutil.which("bcftools"):
         started = time.perf_counter()
-        subprocess.run(["bcftools", "query", "-i", 'GT="alt"', "-f",
-                        r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\t%GT\t%AD\t%DP\n]", str(path)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                "bcftools",
+                "query",
+                "-i",
+                'GT="alt"',
+                "-f",
+                r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\t%GT\t%AD\t%DP\n]",
+                str(path),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         rates["bcftools query"] = records / (time.perf_counter() - started)
     from omics.formats.vcfcheck import check
 
     started = time.perf_counter()
     problems = list(check(path))
     assert not problems, problems[:3]
-    rates["validator (vcfcheck, every record and sample)"] = records / (
-        time.perf_counter() - started)
+    rates["validator (vcfcheck, every record and sample)"] = records / (time.perf_counter() - started)
     for fmt, label in (("vcf-pyvcf3", "pyvcf3 reader"), ("vcf", "pysam reader")):
         started = time.perf_counter()
         with open_reader(path, fmt) as reader:
@@ -166,23 +183,28 @@ def vcf_bench(backend: str, path: Path, records: int) -> None:
         calls = record.call_count
         if backend == "postgresql":
             rates["binary COPY of the same rows (baseline)"] = records / _copy_again(record.id)
-    print(f"\n== VCF, {records:,} records × {SAMPLES} samples ({carried:,} non-reference calls)"
-          f", {backend}")
+    print(f"\n== VCF, {records:,} records × {SAMPLES} samples ({carried:,} non-reference calls), {backend}")
     for label, rate in rates.items():
         print(f"  {label}: {rate:,.0f} records/s")
     ingest = rates["ingestion into the database"]
     if "bcftools query" in rates:
         print(f"  ingestion / bcftools query: {ingest / rates['bcftools query']:.0%}")
     if "binary COPY of the same rows (baseline)" in rates:
-        print(f"  ingestion / binary COPY: "
-              f"{ingest / rates['binary COPY of the same rows (baseline)']:.0%} (target ≥ 50%)")
+        print(
+            f"  ingestion / binary COPY: "
+            f"{ingest / rates['binary COPY of the same rows (baseline)']:.0%} (target ≥ 50%)"
+        )
     print(f"  ingestion / pyvcf3 reader: {ingest / rates['pyvcf3 reader']:.1f}× (target ≥ 8×)")
     validator = rates["validator (vcfcheck, every record and sample)"]
-    print(f"  registration's validation adds {records / validator:.1f} s to "
-          f"{records / ingest:.1f} s of ingestion; validator / pyvcf3 reader: "
-          f"{validator / rates['pyvcf3 reader']:.1f}×")
-    print(f"  pysam reader / pyvcf3 reader: "
-          f"{rates['pysam reader'] / rates['pyvcf3 reader']:.1f}×; {calls:,} calls stored")
+    print(
+        f"  registration's validation adds {records / validator:.1f} s to "
+        f"{records / ingest:.1f} s of ingestion; validator / pyvcf3 reader: "
+        f"{validator / rates['pyvcf3 reader']:.1f}×"
+    )
+    print(
+        f"  pysam reader / pyvcf3 reader: "
+        f"{rates['pysam reader'] / rates['pyvcf3 reader']:.1f}×; {calls:,} calls stored"
+    )
 
 
 def _copy_again(file_id: int) -> float:
@@ -197,24 +219,32 @@ def _copy_again(file_id: int) -> float:
     with transaction():
         mine = sa.select(VariantCall.variant_id).where(VariantCall.file_id == file_id)
         others = sa.select(VariantCall.variant_id).where(VariantCall.file_id != file_id)
-        variants = [tuple(row) for row in db.session.execute(  # the file's own variants
-            sa.select(*Variant.__table__.columns).where(Variant.id.in_(mine),
-                                                        Variant.id.not_in(others)))]
-        calls = [tuple(row) for row in db.session.execute(
-            sa.select(*VariantCall.__table__.columns).where(VariantCall.file_id == file_id))]
+        variants = [
+            tuple(row)
+            for row in db.session.execute(  # the file's own variants
+                sa.select(*Variant.__table__.columns).where(Variant.id.in_(mine), Variant.id.not_in(others))
+            )
+        ]
+        calls = [
+            tuple(row)
+            for row in db.session.execute(
+                sa.select(*VariantCall.__table__.columns).where(VariantCall.file_id == file_id)
+            )
+        ]
         db.session.execute(sa.delete(VariantCall).where(VariantCall.file_id == file_id))
-        db.session.execute(sa.delete(Variant).where(
-            ~sa.exists().where(VariantCall.variant_id == Variant.id)))
-    types = {"variants": ["int4", "text", "text", "int4", "text", "text", "text", "text",
-                          "text"],
-             "variant_calls": ["int4", "int4", "int4", "int4", "text", "int4", "int4",
-                               "float8", "text", "bool"]}
+        db.session.execute(sa.delete(Variant).where(~sa.exists().where(VariantCall.variant_id == Variant.id)))
+    types = {
+        "variants": ["int4", "text", "text", "int4", "text", "text", "text", "text", "text"],
+        "variant_calls": ["int4", "int4", "int4", "int4", "text", "int4", "int4", "float8", "text", "bool"],
+    }
     started = time.perf_counter()
     with transaction():
         raw = db.session.connection().connection.driver_connection
         with raw.cursor() as cursor:
-            for table, columns, rows in (("variants", variant_columns, variants),
-                                         ("variant_calls", call_columns, calls)):
+            for table, columns, rows in (
+                ("variants", variant_columns, variants),
+                ("variant_calls", call_columns, calls),
+            ):
                 statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
                 with cursor.copy(statement) as copy:
                     copy.set_types(types[table])
@@ -242,9 +272,15 @@ def carriers_bench(backend: str, total_calls: int) -> None:
         from omics.models import OmicsFile, OmicsKind, Variant, VariantCall
 
         with transaction():  # the synthetic calls belong to a file of their own
-            synthetic = OmicsFile(kind=OmicsKind.EXOME, format="vcf", filename="synthetic.vcf",
-                                  uri="synthetic.vcf", size_bytes=0, sha256="0" * 64,
-                                  created_by="bench")
+            synthetic = OmicsFile(
+                kind=OmicsKind.EXOME,
+                format="vcf",
+                filename="synthetic.vcf",
+                uri="synthetic.vcf",
+                size_bytes=0,
+                sha256="0" * 64,
+                created_by="bench",
+            )
             db.session.add(synthetic)
         file_id = synthetic.id
         specimens = list(db.session.scalars(sa.select(Specimen.id).limit(200)))
@@ -254,15 +290,23 @@ def carriers_bench(backend: str, total_calls: int) -> None:
         with transaction():
             n_variants = 500_000
             base = db.session.scalar(sa.select(sa.func.count(Variant.id)))
-            genes = ["BRAF", "NRAS", "KIT", "NF1", "TP53", "CDKN2A", "PTEN", "TERT", "MITF",
-                     "PMEL"] + [f"G{i}" for i in range(990)]
+            genes = ["BRAF", "NRAS", "KIT", "NF1", "TP53", "CDKN2A", "PTEN", "TERT", "MITF", "PMEL"] + [
+                f"G{i}" for i in range(990)
+            ]
             batch = []
             for i in range(base, n_variants):
                 gene = genes[i % len(genes)]
-                batch.append({"chrom": "chr2", "pos": 1000 + i, "ref": "A", "alt": "G",
-                              "gene": gene, "consequence": "missense_variant",
-                              "protein_change": "p.V600E" if i % 997 == 0 else
-                              f"p.X{i % 5000}Y"})
+                batch.append(
+                    {
+                        "chrom": "chr2",
+                        "pos": 1000 + i,
+                        "ref": "A",
+                        "alt": "G",
+                        "gene": gene,
+                        "consequence": "missense_variant",
+                        "protein_change": "p.V600E" if i % 997 == 0 else f"p.X{i % 5000}Y",
+                    }
+                )
                 if len(batch) == 50_000:
                     db.session.execute(sa.insert(Variant), batch)
                     batch = []
@@ -277,9 +321,18 @@ def carriers_bench(backend: str, total_calls: int) -> None:
                 if (variant, specimen) in seen:
                     continue
                 seen.add((variant, specimen))
-                rows.append({"variant_id": variant, "file_id": file_id,
-                             "specimen_id": specimen, "genotype": "0/1", "depth": 100,
-                             "alt_depth": 40, "allele_fraction": 0.4, "filter": "PASS"})
+                rows.append(
+                    {
+                        "variant_id": variant,
+                        "file_id": file_id,
+                        "specimen_id": specimen,
+                        "genotype": "0/1",
+                        "depth": 100,
+                        "alt_depth": 40,
+                        "allele_fraction": 0.4,
+                        "filter": "PASS",
+                    }
+                )
                 written += 1
                 if len(rows) == 100_000:
                     db.session.execute(sa.insert(VariantCall), rows)
@@ -295,19 +348,18 @@ def carriers_bench(backend: str, total_calls: int) -> None:
                 conn.exec_driver_sql("ANALYZE")
         actor = db.session.scalars(sa.select(User).where(User.username == "researcher")).one()
         count = services.carriers(actor=actor, gene="BRAF", protein_change="p.V600E").total
-        p50, p95 = timed(lambda: services.carriers(actor=actor, gene="BRAF",
-                                                   protein_change="p.V600E"), 30)
+        p50, p95 = timed(lambda: services.carriers(actor=actor, gene="BRAF", protein_change="p.V600E"), 30)
         total = db.session.scalar(sa.select(sa.func.count(VariantCall.id)))
         beacon = _beacon_timings(app, actor)
         db.engine.dispose()
     print(f"\n== carriers, {total:,} stored calls ({backend}; built in {built:.0f} s)")
-    print(f"  BRAF p.V600E → {count} aliquots: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-          "(target < 50 ms)")
-    print("  Beacon g_variants through the whole app (in process), against the carriers "
-          "service above:")
+    print(f"  BRAF p.V600E → {count} aliquots: p50 {p50:.1f} ms, p95 {p95:.1f} ms (target < 50 ms)")
+    print("  Beacon g_variants through the whole app (in process), against the carriers service above:")
     for label, (b50, b95, answer) in beacon.items():
-        print(f"    {label:<34} → {answer}: p50 {b50:.1f} ms, p95 {b95:.1f} ms "
-              f"({b50 / p50:.1f}× carriers; target p95 < 100 ms)")
+        print(
+            f"    {label:<34} → {answer}: p50 {b50:.1f} ms, p95 {b95:.1f} ms "
+            f"({b50 / p50:.1f}× carriers; target p95 < 100 ms)"
+        )
 
 
 def _beacon_timings(app: Any, researcher: Any) -> dict[str, tuple[float, float, str]]:
@@ -319,21 +371,25 @@ def _beacon_timings(app: Any, researcher: Any) -> dict[str, tuple[float, float, 
     from biobank.services.users import create_token
 
     manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
-    tokens = {"researcher": create_token(researcher, name="bench"),
-              "manager": create_token(manager, name="bench")}
+    tokens = {
+        "researcher": create_token(researcher, name="bench"),
+        "manager": create_token(manager, name="bench"),
+    }
     db.session.commit()
     client = app.test_client()
     out = {}
-    for who, granularity in (("anonymous", "boolean"), ("researcher", "count"),
-                             ("manager", "record")):
+    for who, granularity in (("anonymous", "boolean"), ("researcher", "count"), ("manager", "record")):
         headers = {"Authorization": f"Bearer {tokens[who]}"} if who in tokens else {}
-        for what, query in (("BRAF V600E", {"geneId": "BRAF", "aminoacidChange": "V600E"}),
-                            ("BRAF", {"geneId": "BRAF"})):
+        for what, query in (
+            ("BRAF V600E", {"geneId": "BRAF", "aminoacidChange": "V600E"}),
+            ("BRAF", {"geneId": "BRAF"}),
+        ):
             query = query | {"requestedGranularity": granularity}
             answers = []
 
-            def ask(query: dict[str, str] = query, headers: dict[str, str] = headers,
-                    answers: list[Any] = answers) -> None:
+            def ask(
+                query: dict[str, str] = query, headers: dict[str, str] = headers, answers: list[Any] = answers
+            ) -> None:
                 r = client.get("/beacon/v2/g_variants", headers=headers, query_string=query)
                 assert r.status_code == 200, r.json
                 answers.append(r.json)
@@ -369,23 +425,37 @@ def matrix_bench() -> None:
     n_obs, n_var = 5000, 60000
     if not path.exists():
         rng = np.random.default_rng(3)
-        matrix = sparse.random(n_obs, n_var, density=0.1, format="csc", dtype=np.float32,
-                               random_state=rng, data_rvs=lambda k: rng.poisson(20, k) + 1)
+        matrix = sparse.random(
+            n_obs,
+            n_var,
+            density=0.1,
+            format="csc",
+            dtype=np.float32,
+            random_state=rng,
+            data_rvs=lambda k: rng.poisson(20, k) + 1,
+        )
         adata = anndata.AnnData(
-            X=matrix, obs=pd.DataFrame(index=[f"CTRRN{i:07d}" for i in range(n_obs)]),
-            var=pd.DataFrame(index=[f"ENSG{i:011d}" for i in range(n_var)]))
+            X=matrix,
+            obs=pd.DataFrame(index=[f"CTRRN{i:07d}" for i in range(n_obs)]),
+            var=pd.DataFrame(index=[f"ENSG{i:011d}" for i in range(n_var)]),
+        )
         adata.write_h5ad(path)
     gene = f"ENSG{31337:011d}"
     runs = []
     for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", READ_ONE_GENE, str(path), gene],
-                             capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", READ_ONE_GENE, str(path), gene], capture_output=True, text=True, check=True
+        ).stdout.split()
         runs.append((float(out[0]), int(out[3])))
     times = sorted(t for t, _ in runs)
-    print(f"\n== one gene across a {n_obs:,} × {n_var:,} matrix ({path.stat().st_size / 1e6:.0f} "
-          "MB .h5ad, backed mode, fresh process)")
-    print(f"  read: median {statistics.median(times):.0f} ms, worst {times[-1]:.0f} ms "
-          "(target < 200 ms; what GET /omics/files/<id>/features/<gene> reads)")
+    print(
+        f"\n== one gene across a {n_obs:,} × {n_var:,} matrix ({path.stat().st_size / 1e6:.0f} "
+        "MB .h5ad, backed mode, fresh process)"
+    )
+    print(
+        f"  read: median {statistics.median(times):.0f} ms, worst {times[-1]:.0f} ms "
+        "(target < 200 ms; what GET /omics/files/<id>/features/<gene> reads)"
+    )
     print(f"  peak RSS of the reading process: {max(r for _, r in runs)} MB (target < 300 MB)")
 
 
@@ -414,13 +484,13 @@ def genes_bench(backend: str, records: int) -> None:
         with transaction():
             services.ingest_file(record)
 
-        raw = Variant.id.in_(sa.select(VariantCall.variant_id)
-                             .where(VariantCall.file_id == record.id))
+        raw = Variant.id.in_(sa.select(VariantCall.variant_id).where(VariantCall.file_id == record.id))
         variants = db.session.scalar(sa.select(sa.func.count(Variant.id)).where(raw))
         started = time.perf_counter()
         with transaction():
             model, placed = services.register_gene_model(
-                actor=system_actor(), path=gtf, filename=gtf.name, reference_genome="GRCh38")
+                actor=system_actor(), path=gtf, filename=gtf.name, reference_genome="GRCh38"
+            )
         registration = time.perf_counter() - started
         with transaction():
             db.session.execute(sa.update(Variant).where(raw).values(gene=None))
@@ -429,12 +499,15 @@ def genes_bench(backend: str, records: int) -> None:
             again = services.annotate_by_overlap("GRCh38")
         annotation = time.perf_counter() - started
     print(f"\n== gene model, {lines:,} GTF lines ({model.gene_count:,} genes), {backend}")
-    print(f"  pyranges.read_gtf of the whole file (baseline): {baseline:.1f} s "
-          f"({whole:,} records)")
-    print(f"  registration (genes stored, {placed:,} of {variants:,} variants placed): "
-          f"{registration:.1f} s = {registration / baseline:.2f}× the baseline (target < 60 s)")
-    print(f"  annotation of {variants:,} unannotated variants ({again:,} in a gene): "
-          f"{annotation:.2f} s (target < 5 s)")
+    print(f"  pyranges.read_gtf of the whole file (baseline): {baseline:.1f} s ({whole:,} records)")
+    print(
+        f"  registration (genes stored, {placed:,} of {variants:,} variants placed): "
+        f"{registration:.1f} s = {registration / baseline:.2f}× the baseline (target < 60 s)"
+    )
+    print(
+        f"  annotation of {variants:,} unannotated variants ({again:,} in a gene): "
+        f"{annotation:.2f} s (target < 5 s)"
+    )
 
 
 def main() -> None:
@@ -442,14 +515,15 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=5_000_000)
-    parser.add_argument("--only", choices=["vcf", "carriers", "matrix", "genes"],
-                        help="run one of the four benchmarks")
+    parser.add_argument(
+        "--only", choices=["vcf", "carriers", "matrix", "genes"], help="run one of the four benchmarks"
+    )
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     path = DATA / f"cohort-{args.records}.vcf"
     if not path.exists():
         write_vcf(path, args.records)
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         if args.only in (None, "vcf"):
             vcf_bench(backend, path, args.records)
         if args.only in (None, "carriers"):

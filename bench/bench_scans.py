@@ -61,38 +61,65 @@ def _tubes(url: str, n: int) -> tuple[list[str], int]:
 
             system_actor()
             site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
-            participant = db.session.scalars(sa.select(Participant).where(
-                Participant.site_id == site.id)).first()
-            rack = db.session.scalars(sa.select(StorageContainer).where(
-                StorageContainer.site_id == site.id, StorageContainer.kind == ContainerKind.RACK)
+            participant = db.session.scalars(
+                sa.select(Participant).where(Participant.site_id == site.id)
+            ).first()
+            rack = db.session.scalars(
+                sa.select(StorageContainer).where(
+                    StorageContainer.site_id == site.id, StorageContainer.kind == ContainerKind.RACK
+                )
             ).first()
             run = uuid.uuid4().hex[:6].upper()
             first_box = None
             for b in range(n // 100 + 1):
-                box = StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
-                                       name=f"Bench {run} {b}", n_rows=10, n_cols=10)
+                box = StorageContainer(
+                    site=site,
+                    parent=rack,
+                    kind=ContainerKind.BOX,
+                    name=f"Bench {run} {b}",
+                    n_rows=10,
+                    n_cols=10,
+                )
                 db.session.add(box)
                 db.session.flush()
                 first_box = first_box or box.id
             codes = [f"BS{run}{i:06d}" for i in range(n)]
-            db.session.execute(sa.insert(Specimen), [
-                {"barcode": c, "participant_id": participant.id, "site_id": site.id,
-                 "lineage": "primary", "material_type": MaterialType.SERUM,
-                 "pathology_status": "not_specified", "status": SpecimenStatus.RECEIVED,
-                 "freeze_thaw_count": 0, "custody_seq": 0,
-                 "created_at": dt.datetime.now(dt.UTC), "updated_at": dt.datetime.now(dt.UTC)}
-                for c in codes])
+            db.session.execute(
+                sa.insert(Specimen),
+                [
+                    {
+                        "barcode": c,
+                        "participant_id": participant.id,
+                        "site_id": site.id,
+                        "lineage": "primary",
+                        "material_type": MaterialType.SERUM,
+                        "pathology_status": "not_specified",
+                        "status": SpecimenStatus.RECEIVED,
+                        "freeze_thaw_count": 0,
+                        "custody_seq": 0,
+                        "created_at": dt.datetime.now(dt.UTC),
+                        "updated_at": dt.datetime.now(dt.UTC),
+                    }
+                    for c in codes
+                ],
+            )
         db.engine.dispose()
     return codes, first_box
 
 
 def _scan(barcode: str, action: str, **more: object) -> dict:
-    return {"barcode": barcode, "action": action, "client_event_id": uuid.uuid4().hex,
-            "scanned_at": dt.datetime.now(dt.UTC).isoformat(), **more}
+    return {
+        "barcode": barcode,
+        "action": action,
+        "client_event_id": uuid.uuid4().hex,
+        "scanned_at": dt.datetime.now(dt.UTC).isoformat(),
+        **more,
+    }
 
 
-def _rate(port: int, token: str, send: Any, *, seconds: float, threads: int,
-          limit: int | None = None) -> float:
+def _rate(
+    port: int, token: str, send: Any, *, seconds: float, threads: int, limit: int | None = None
+) -> float:
     """Requests/s of ``send(client, n)`` for n = 0, 1, … (fewer than *limit*) from *threads*
     keep-alive clients during *seconds*."""
     counter = itertools.count()
@@ -118,14 +145,26 @@ def _expect(answer: tuple[int, Any], status: int) -> None:
         raise RuntimeError(answer[1])
 
 
-def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: float,
-               threads: int) -> float:
+def throughput(port: int, token: str, codes: list[str], box: int, *, seconds: float, threads: int) -> float:
     """Store each tube into its own slot: every scan is a full lifecycle step with a move."""
+
     def send(client: Client, n: int) -> None:
-        _expect(client.call("POST", "/api/v1/scans/", _scan(
-            codes[n], "store", location={"container_id": box + n // 100,
-                                         "pos_row": n % 100 // 10 + 1,
-                                         "pos_col": n % 10 + 1})), 201)
+        _expect(
+            client.call(
+                "POST",
+                "/api/v1/scans/",
+                _scan(
+                    codes[n],
+                    "store",
+                    location={
+                        "container_id": box + n // 100,
+                        "pos_row": n % 100 // 10 + 1,
+                        "pos_col": n % 10 + 1,
+                    },
+                ),
+            ),
+            201,
+        )
 
     return _rate(port, token, send, seconds=seconds, threads=threads, limit=len(codes))
 
@@ -169,28 +208,52 @@ end
 """
 
 
-def _wrk(url: str, *, seconds: float, connections: int, options: tuple[str, ...] = (),
-         script_args: tuple[str, ...] = ()) -> str | None:
+def _wrk(
+    url: str,
+    *,
+    seconds: float,
+    connections: int,
+    options: tuple[str, ...] = (),
+    script_args: tuple[str, ...] = (),
+) -> str | None:
     """wrk's report (two threads), or None when wrk is not installed."""
     if shutil.which("wrk") is None:
         return None
     return subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
-         *options, url, *(("--", *script_args) if script_args else ())],
-        check=True, capture_output=True, text=True).stdout
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            *options,
+            url,
+            *(("--", *script_args) if script_args else ()),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
-def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds: float,
-                   connections: int) -> float | None:
+def throughput_wrk(
+    port: int, token: str, codes: list[str], box: int, *, seconds: float, connections: int
+) -> float | None:
     """The same scans sent by wrk (a load generator in C): the server gets the CPU that
     Python client threads would spend. None when wrk is not installed."""
     at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
         script.flush()
-        out = _wrk(f"http://127.0.0.1:{port}", seconds=seconds, connections=connections,
-                   options=("-s", script.name),
-                   script_args=("2", codes[0][:-6], str(box), str(len(codes)), token, at))
+        out = _wrk(
+            f"http://127.0.0.1:{port}",
+            seconds=seconds,
+            connections=connections,
+            options=("-s", script.name),
+            script_args=("2", codes[0][:-6], str(box), str(len(codes)), token, at),
+        )
     if out is None:
         return None
     good, refused, micros = (int(x) for x in out.split("RESULT")[1].split())
@@ -199,11 +262,16 @@ def throughput_wrk(port: int, token: str, codes: list[str], box: int, *, seconds
     return good / (micros / 1e6)
 
 
-def wrk_get(port: int, path: str, *, seconds: float, connections: int,
-            token: str | None = None) -> float | None:
+def wrk_get(
+    port: int, path: str, *, seconds: float, connections: int, token: str | None = None
+) -> float | None:
     """Requests/s of one GET sent by wrk, or None when wrk is not installed."""
-    out = _wrk(f"http://127.0.0.1:{port}{path}", seconds=seconds, connections=connections,
-               options=("-H", f"Authorization: Bearer {token}") if token else ())
+    out = _wrk(
+        f"http://127.0.0.1:{port}{path}",
+        seconds=seconds,
+        connections=connections,
+        options=("-H", f"Authorization: Bearer {token}") if token else (),
+    )
     if out is None:
         return None
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -212,21 +280,36 @@ def wrk_get(port: int, path: str, *, seconds: float, connections: int,
     return float(found.group(1))
 
 
-def stack_floor(*, workers: int, threads: int, seconds: float, connections: int
-                ) -> dict[str, float] | None:
+def stack_floor(*, workers: int, threads: int, seconds: float, connections: int) -> dict[str, float] | None:
     """Requests/s that gunicorn, with the LIMS's workers, gives a bare WSGI callable and a
     one-route Flask app (``bench/stack_apps.py``), sent by wrk: no application work at all.
     None when wrk is not installed."""
     if shutil.which("wrk") is None:
         return None
     rates = {}
-    for label, target in (("bare WSGI", "bench.stack_apps:bare"),
-                          ("one-route Flask", "bench.stack_apps:flask_app")):
+    for label, target in (
+        ("bare WSGI", "bench.stack_apps:bare"),
+        ("one-route Flask", "bench.stack_apps:flask_app"),
+    ):
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
-             str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", target],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                target,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_serving(port, "/")
             rates[label] = wrk_get(port, "/", seconds=seconds, connections=connections)
@@ -239,13 +322,18 @@ def stack_floor(*, workers: int, threads: int, seconds: float, connections: int
 def read_rate(port: int, token: str, paths: list[str], *, seconds: float, threads: int) -> float:
     """Requests/s of GETs through the same server and clients: what the stack serves
     without writing anything (the ceiling any scan rate sits under)."""
-    return _rate(port, token,
-                 lambda client, n: _expect(client.call("GET", paths[n % len(paths)]), 200),
-                 seconds=seconds, threads=threads)
+    return _rate(
+        port,
+        token,
+        lambda client, n: _expect(client.call("GET", paths[n % len(paths)]), 200),
+        seconds=seconds,
+        threads=threads,
+    )
 
 
-def paced_latency(port: int, token: str, codes: list[str], *, rate: float, seconds: float
-                  ) -> dict[str, float]:
+def paced_latency(
+    port: int, token: str, codes: list[str], *, rate: float, seconds: float
+) -> dict[str, float]:
     """Check tubes out at a steady *rate* from several clients; latency of each scan."""
     samples: list[float] = []
     total = min(int(rate * seconds), len(codes))
@@ -290,19 +378,34 @@ def rack_confirm(url: str) -> tuple[float, float]:
             actor = system_actor()
             site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
             participant = db.session.scalars(sa.select(Participant)).first()
-            rack = db.session.scalars(sa.select(StorageContainer).where(
-                StorageContainer.kind == ContainerKind.RACK,
-                StorageContainer.site_id == site.id)).first()
-            box = StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
-                                   name=f"Rack bench {uuid.uuid4().hex[:6]}", n_rows=8, n_cols=12)
+            rack = db.session.scalars(
+                sa.select(StorageContainer).where(
+                    StorageContainer.kind == ContainerKind.RACK, StorageContainer.site_id == site.id
+                )
+            ).first()
+            box = StorageContainer(
+                site=site,
+                parent=rack,
+                kind=ContainerKind.BOX,
+                name=f"Rack bench {uuid.uuid4().hex[:6]}",
+                n_rows=8,
+                n_cols=12,
+            )
             db.session.add(box)
             db.session.flush()
             run = uuid.uuid4().hex[:6].upper()
             tubes = []
             for i in range(96):
-                s = Specimen(barcode=f"RB{run}{i:03d}", participant=participant, site=site,
-                             material_type=MaterialType.PLASMA, status=SpecimenStatus.IN_STORAGE,
-                             container=box, pos_row=i // 12 + 1, pos_col=i % 12 + 1)
+                s = Specimen(
+                    barcode=f"RB{run}{i:03d}",
+                    participant=participant,
+                    site=site,
+                    material_type=MaterialType.PLASMA,
+                    status=SpecimenStatus.IN_STORAGE,
+                    container=box,
+                    pos_row=i // 12 + 1,
+                    pos_col=i % 12 + 1,
+                )
                 db.session.add(s)
                 tubes.append(s)
         shuffled = tubes[:]
@@ -332,8 +435,7 @@ def verify_speed(url: str, name: str) -> dict[str, float]:
     from biobank.services.custody import content_hash
     from biobank.services.ledger import create_checkpoint, verify_ledger
 
-    app = create_app({"DATABASE_URL": url,
-                      "CUSTODY_CHECKPOINT_DIR": str(DATA / f"custody-{name}")})
+    app = create_app({"DATABASE_URL": url, "CUSTODY_CHECKPOINT_DIR": str(DATA / f"custody-{name}")})
     with app.app_context():
         with transaction():
             create_checkpoint()
@@ -352,13 +454,21 @@ def verify_speed(url: str, name: str) -> dict[str, float]:
         started = time.perf_counter()
         with read_only():
             for row in db.session.connection().execute(
-                    sa.select(*CustodyEvent.__table__.c).order_by(CustodyEvent.specimen_id,
-                                                               CustodyEvent.seq)):
-                content_hash(barcode="", seq=row.seq, event_type=row.event_type,
-                             occurred_at=row.occurred_at, recorded_at=row.recorded_at,
-                             actor_name=row.actor_name, from_location=row.from_location,
-                             to_location=row.to_location, details=row.details,
-                             client_event_id=row.client_event_id, prev_hash=row.prev_hash)
+                sa.select(*CustodyEvent.__table__.c).order_by(CustodyEvent.specimen_id, CustodyEvent.seq)
+            ):
+                content_hash(
+                    barcode="",
+                    seq=row.seq,
+                    event_type=row.event_type,
+                    occurred_at=row.occurred_at,
+                    recorded_at=row.recorded_at,
+                    actor_name=row.actor_name,
+                    from_location=row.from_location,
+                    to_location=row.to_location,
+                    details=row.details,
+                    client_event_id=row.client_event_id,
+                    prev_hash=row.prev_hash,
+                )
         baseline = time.perf_counter() - started
         db.session.rollback()
         db.engine.dispose()
@@ -368,17 +478,28 @@ def verify_speed(url: str, name: str) -> dict[str, float]:
 def report_verify(url: str, name: str) -> None:
     v = verify_speed(url, name)
     per = 1_000_000 / v["events"]
-    print(f"  custody verify (keyed digests, seal, checkpoints inside and outside the "
-          f"database): {v['events']:,} events in {v['parallel']:.1f} s with "
-          f"{os.cpu_count()} processes → {v['parallel'] * per:.1f} s per 1,000,000 (target "
-          f"< 60 s); one process {v['one'] * per:.1f} s per 1,000,000")
-    print(f"  baseline, same process: read every event and plain SHA-256 it: "
-          f"{v['baseline'] * per:.1f} s per 1,000,000 → verify in one process takes "
-          f"{v['one'] / v['baseline']:.2f}× the baseline")
+    print(
+        f"  custody verify (keyed digests, seal, checkpoints inside and outside the "
+        f"database): {v['events']:,} events in {v['parallel']:.1f} s with "
+        f"{os.cpu_count()} processes → {v['parallel'] * per:.1f} s per 1,000,000 (target "
+        f"< 60 s); one process {v['one'] * per:.1f} s per 1,000,000"
+    )
+    print(
+        f"  baseline, same process: read every event and plain SHA-256 it: "
+        f"{v['baseline'] * per:.1f} s per 1,000,000 → verify in one process takes "
+        f"{v['one'] / v['baseline']:.2f}× the baseline"
+    )
 
 
-def run(backend: str, participants: int, seconds: float, threads: int, *,
-        workers: int | None = None, server_threads: int | None = None) -> None:
+def run(
+    backend: str,
+    participants: int,
+    seconds: float,
+    threads: int,
+    *,
+    workers: int | None = None,
+    server_threads: int | None = None,
+) -> None:
     url = ensure_database(backend, f"bench_{participants}", participants=participants)
     token = token_for(url, "admin")
     # SQLite has one writer at a time. On PostgreSQL single-threaded processes do better
@@ -386,47 +507,64 @@ def run(backend: str, participants: int, seconds: float, threads: int, *,
     # and eight, each half the time waiting on the database, answer faster than four.
     workers = workers or (1 if backend == "sqlite" else 8)
     server_threads = server_threads or (4 if backend == "sqlite" else 1)
-    print(f"\n== {backend}: gunicorn {workers} worker(s) × {server_threads} threads, "
-          f"{threads} client threads")
+    print(
+        f"\n== {backend}: gunicorn {workers} worker(s) × {server_threads} threads, {threads} client threads"
+    )
     codes, box = _tubes(url, 3000)
     wrk_codes, wrk_box = _tubes(url, 9000)
     with live_server(url, workers=workers, threads=server_threads) as port:
         rate = throughput(port, token, codes, box, seconds=seconds, threads=threads)
         stored = codes[: int(rate * seconds) - 50]
         lat = paced_latency(port, token, stored, rate=100, seconds=min(15, len(stored) / 100))
-        by_wrk = throughput_wrk(port, token, wrk_codes, wrk_box, seconds=seconds / 2,
-                                connections=threads)
+        by_wrk = throughput_wrk(port, token, wrk_codes, wrk_box, seconds=seconds / 2, connections=threads)
         page = read_rate(port, token, ["/login"], seconds=seconds / 2, threads=threads)
-        card = read_rate(port, token, [f"/api/v1/scans/card/{c}" for c in stored],
-                         seconds=seconds / 2, threads=threads)
+        card = read_rate(
+            port, token, [f"/api/v1/scans/card/{c}" for c in stored], seconds=seconds / 2, threads=threads
+        )
         page_wrk = wrk_get(port, "/login", seconds=seconds / 2, connections=threads)
-        card_wrk = wrk_get(port, f"/api/v1/scans/card/{stored[0]}", seconds=seconds / 2,
-                           connections=threads, token=token)
-    floor = stack_floor(workers=workers, threads=server_threads, seconds=seconds / 2,
-                        connections=threads)
+        card_wrk = wrk_get(
+            port, f"/api/v1/scans/card/{stored[0]}", seconds=seconds / 2, connections=threads, token=token
+        )
+    floor = stack_floor(workers=workers, threads=server_threads, seconds=seconds / 2, connections=threads)
     raw = raw_insert_rate(url, seconds=seconds)
     upload, confirm = rack_confirm(url)
     print(f"  scans via API (store, {threads} clients): {rate:8.1f} scans/s")
-    print(f"  raw single-row INSERT, same database:   {raw:8.1f} rows/s  → API at "
-          f"{100 * rate / raw:.0f}% (target ≥ 50% on PostgreSQL)")
+    print(
+        f"  raw single-row INSERT, same database:   {raw:8.1f} rows/s  → API at "
+        f"{100 * rate / raw:.0f}% (target ≥ 50% on PostgreSQL)"
+    )
     if by_wrk is not None:
-        print(f"  the same scans sent by wrk ({threads} connections, no Python client): "
-              f"{by_wrk:8.1f} scans/s → {100 * by_wrk / raw:.0f}% of raw INSERT")
-    print(f"  for scale, through the same server and clients: the sign-in page (no database) "
-          f"{page:.0f} req/s ({100 * page / raw:.0f}% of raw INSERT), a scan card (the "
-          f"scan's reads, no write) {card:.0f} req/s ({100 * card / raw:.0f}%)")
+        print(
+            f"  the same scans sent by wrk ({threads} connections, no Python client): "
+            f"{by_wrk:8.1f} scans/s → {100 * by_wrk / raw:.0f}% of raw INSERT"
+        )
+    print(
+        f"  for scale, through the same server and clients: the sign-in page (no database) "
+        f"{page:.0f} req/s ({100 * page / raw:.0f}% of raw INSERT), a scan card (the "
+        f"scan's reads, no write) {card:.0f} req/s ({100 * card / raw:.0f}%)"
+    )
     if page_wrk is not None and card_wrk is not None:
-        print(f"  the same two sent by wrk: the sign-in page {page_wrk:.0f} req/s "
-              f"({100 * page_wrk / raw:.0f}%), a scan card {card_wrk:.0f} req/s "
-              f"({100 * card_wrk / raw:.0f}%)")
+        print(
+            f"  the same two sent by wrk: the sign-in page {page_wrk:.0f} req/s "
+            f"({100 * page_wrk / raw:.0f}%), a scan card {card_wrk:.0f} req/s "
+            f"({100 * card_wrk / raw:.0f}%)"
+        )
     if floor is not None:
-        print("  and with no application at all, the same gunicorn workers and wrk: "
-              + ", ".join(f"{label} {rate:.0f} req/s ({100 * rate / raw:.0f}% of raw INSERT)"
-                          for label, rate in floor.items()))
-    print(f"  one scan at a steady 100 scans/s: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms,"
-          f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms)")
-    print(f"  96-tube rack, every tube moved: upload {upload * 1000:.0f} ms, confirm "
-          f"{confirm * 1000:.0f} ms (target confirm < 300 ms)")
+        print(
+            "  and with no application at all, the same gunicorn workers and wrk: "
+            + ", ".join(
+                f"{label} {rate:.0f} req/s ({100 * rate / raw:.0f}% of raw INSERT)"
+                for label, rate in floor.items()
+            )
+        )
+    print(
+        f"  one scan at a steady 100 scans/s: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms,"
+        f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms)"
+    )
+    print(
+        f"  96-tube rack, every tube moved: upload {upload * 1000:.0f} ms, confirm "
+        f"{confirm * 1000:.0f} ms (target confirm < 300 ms)"
+    )
     report_verify(url, f"bench_{participants}")
 
 
@@ -437,19 +575,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--workers", type=int, help="server processes (default 8; SQLite 1)")
-    parser.add_argument("--server-threads", type=int,
-                        help="threads per server process (default 1; SQLite 4)")
-    parser.add_argument("--verify-only", action="store_true",
-                        help="only `custody verify` against its baseline")
+    parser.add_argument("--server-threads", type=int, help="threads per server process (default 1; SQLite 4)")
+    parser.add_argument(
+        "--verify-only", action="store_true", help="only `custody verify` against its baseline"
+    )
     args = parser.parse_args()
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         if args.verify_only:
             name = f"bench_{args.participants}"
             print(f"\n== {backend}")
             report_verify(ensure_database(backend, name, participants=args.participants), name)
             continue
-        run(backend, args.participants, args.seconds, args.threads, workers=args.workers,
-            server_threads=args.server_threads)
+        run(
+            backend,
+            args.participants,
+            args.seconds,
+            args.threads,
+            workers=args.workers,
+            server_threads=args.server_threads,
+        )
 
 
 if __name__ == "__main__":

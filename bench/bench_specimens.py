@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from bench.common import Client, ensure_database, live_server, percentiles, run_threads, token_for
 
 
-def create_rate(port: int, token: str, participants: list[int], *, seconds: float,
-                threads: int) -> tuple[float, int]:
+def create_rate(
+    port: int, token: str, participants: list[int], *, seconds: float, threads: int
+) -> tuple[float, int]:
     run = uuid.uuid4().hex[:6].upper()
     counter = itertools.count()
     done = []
@@ -33,9 +34,17 @@ def create_rate(port: int, token: str, participants: list[int], *, seconds: floa
         client = Client(port, token)
         while time.perf_counter() < stop:
             n = next(counter)
-            status, _ = client.call("POST", "/api/v1/specimens/", {
-                "barcode": f"BENCH{run}{n:07d}", "participant_id": participants[n % len(participants)],
-                "material_type": "PLASMA", "quantity": "0.5", "unit": "mL"})
+            status, _ = client.call(
+                "POST",
+                "/api/v1/specimens/",
+                {
+                    "barcode": f"BENCH{run}{n:07d}",
+                    "participant_id": participants[n % len(participants)],
+                    "material_type": "PLASMA",
+                    "quantity": "0.5",
+                    "unit": "mL",
+                },
+            )
             (done if status == 201 else errors).append(status)
 
     started = time.perf_counter()
@@ -53,10 +62,28 @@ def raw_insert_rate(url: str, *, seconds: float) -> float:
         rows = conn.execute(sa.text("SELECT id, site_id FROM participants ORDER BY id LIMIT 1000")).all()
     participants = [r.id for r in rows]
     site_of = {r.id: r.site_id for r in rows}
-    specimens = sa.table("specimens", *[sa.column(c) for c in (
-        "barcode", "participant_id", "site_id", "lineage", "material_type", "pathology_status",
-        "status", "quantity", "initial_quantity", "unit", "freeze_thaw_count", "custody_seq",
-        "created_at", "updated_at")])
+    specimens = sa.table(
+        "specimens",
+        *[
+            sa.column(c)
+            for c in (
+                "barcode",
+                "participant_id",
+                "site_id",
+                "lineage",
+                "material_type",
+                "pathology_status",
+                "status",
+                "quantity",
+                "initial_quantity",
+                "unit",
+                "freeze_thaw_count",
+                "custody_seq",
+                "created_at",
+                "updated_at",
+            )
+        ],
+    )
     run = uuid.uuid4().hex[:6].upper()
     n = 0
     now = dt.datetime.now(dt.UTC)
@@ -69,13 +96,24 @@ def raw_insert_rate(url: str, *, seconds: float) -> float:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
         while time.perf_counter() < stop:
-            conn.execute(sa.insert(specimens).values(
-                barcode=f"RAW{run}{n:07d}", participant_id=participants[n % len(participants)],
-                site_id=site_of[participants[n % len(participants)]], lineage="primary",
-                material_type="PLASMA",
-                pathology_status="not_specified", status="collected", quantity=0.5,
-                initial_quantity=0.5, unit="mL", freeze_thaw_count=0, custody_seq=0,
-                created_at=now, updated_at=now))
+            conn.execute(
+                sa.insert(specimens).values(
+                    barcode=f"RAW{run}{n:07d}",
+                    participant_id=participants[n % len(participants)],
+                    site_id=site_of[participants[n % len(participants)]],
+                    lineage="primary",
+                    material_type="PLASMA",
+                    pathology_status="not_specified",
+                    status="collected",
+                    quantity=0.5,
+                    initial_quantity=0.5,
+                    unit="mL",
+                    freeze_thaw_count=0,
+                    custody_seq=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             conn.commit()
             n += 1
     rate = n / (time.perf_counter() - started)
@@ -89,13 +127,24 @@ def cleanup(url: str) -> None:
         if engine.dialect.name == "postgresql":
             # The custody ledger is append-only; removing benchmark rows bypasses its trigger.
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-        ids = sa.select(sa.column("id")).select_from(sa.table("specimens")).where(
-            sa.or_(sa.column("barcode").like("BENCH%"), sa.column("barcode").like("RAW%")))
-        conn.execute(sa.text("DELETE FROM custody_events WHERE specimen_id IN "
-                             "(SELECT id FROM specimens WHERE barcode LIKE 'BENCH%')"))
-        conn.execute(sa.text("DELETE FROM audit_records WHERE entity = 'specimens' AND "
-                             "entity_id IN (SELECT CAST(id AS VARCHAR) FROM specimens "
-                             "WHERE barcode LIKE 'BENCH%')"))
+        ids = (
+            sa.select(sa.column("id"))
+            .select_from(sa.table("specimens"))
+            .where(sa.or_(sa.column("barcode").like("BENCH%"), sa.column("barcode").like("RAW%")))
+        )
+        conn.execute(
+            sa.text(
+                "DELETE FROM custody_events WHERE specimen_id IN "
+                "(SELECT id FROM specimens WHERE barcode LIKE 'BENCH%')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "DELETE FROM audit_records WHERE entity = 'specimens' AND "
+                "entity_id IN (SELECT CAST(id AS VARCHAR) FROM specimens "
+                "WHERE barcode LIKE 'BENCH%')"
+            )
+        )
         conn.execute(sa.delete(sa.table("specimens")).where(sa.column("id").in_(ids)))
     engine.dispose()
 
@@ -104,10 +153,12 @@ def latencies(port: int, token: str, url: str, *, repeats: int) -> dict[str, dic
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         total = conn.execute(sa.text("SELECT MAX(id) FROM specimens")).scalar()
-        barcode = conn.execute(sa.text(
-            "SELECT barcode FROM specimens WHERE id = :i"), {"i": total // 2}).scalar()
-        participant = conn.execute(sa.text(
-            "SELECT participant_id FROM specimens WHERE id = :i"), {"i": total // 3}).scalar()
+        barcode = conn.execute(
+            sa.text("SELECT barcode FROM specimens WHERE id = :i"), {"i": total // 2}
+        ).scalar()
+        participant = conn.execute(
+            sa.text("SELECT participant_id FROM specimens WHERE id = :i"), {"i": total // 3}
+        ).scalar()
     engine.dispose()
     queries = {
         "first page (100)": "/api/v1/specimens/?limit=100",
@@ -141,8 +192,10 @@ def run(backend: str, participants: int, seconds: float, threads: int, repeats: 
     engine.dispose()
     token = token_for(url, "admin")
     workers = 1 if backend == "sqlite" else 2
-    print(f"\n== {backend}: {n_specimens:,} specimens, gunicorn {workers} worker(s) × 4 threads, "
-          f"{threads} client threads")
+    print(
+        f"\n== {backend}: {n_specimens:,} specimens, gunicorn {workers} worker(s) × 4 threads, "
+        f"{threads} client threads"
+    )
     try:
         with live_server(url, workers=workers) as port:
             rate, created = create_rate(port, token, ids, seconds=seconds, threads=threads)
@@ -151,8 +204,10 @@ def run(backend: str, participants: int, seconds: float, threads: int, repeats: 
     finally:
         cleanup(url)
     print(f"  specimen creation via API: {rate:8.1f} req/s ({created} created)")
-    print(f"  raw single-row INSERT:     {raw:8.1f} rows/s  → API at {100 * rate / raw:.0f}% "
-          "(each API call also validates, writes custody and audit rows)")
+    print(
+        f"  raw single-row INSERT:     {raw:8.1f} rows/s  → API at {100 * rate / raw:.0f}% "
+        "(each API call also validates, writes custody and audit rows)"
+    )
     print(f"  {'query':28s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")
     for query, p in lat.items():
         print(f"  {query:28s} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}")
@@ -161,8 +216,12 @@ def run(backend: str, participants: int, seconds: float, threads: int, repeats: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--participants", type=int, default=88_000,
-                        help="demo participants (about 11.4 specimens each; 88,000 ≈ 1,000,000)")
+    parser.add_argument(
+        "--participants",
+        type=int,
+        default=88_000,
+        help="demo participants (about 11.4 specimens each; 88,000 ≈ 1,000,000)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=200)

@@ -38,8 +38,7 @@ def create_if_missing(backend: str, name: str) -> str:
     if backend == "postgresql":
         admin = sa.create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            exists = conn.exec_driver_sql(
-                f"SELECT 1 FROM pg_database WHERE datname = '{name}'").scalar()
+            exists = conn.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").scalar()
             if not exists:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         admin.dispose()
@@ -60,11 +59,12 @@ def ensure_database(backend: str, name: str, *, participants: int) -> str:
         migrate.upgrade()
         if database_is_empty():
             started = time.perf_counter()
-            print(f"  building {backend} database {name} ({participants} participants)…",
-                  flush=True)
-            counts = load_demo(seed=1, participants=participants,
-                               progress=lambda n: print(f"    {n} participants", flush=True)
-                               if n % 20000 == 0 else None)
+            print(f"  building {backend} database {name} ({participants} participants)…", flush=True)
+            counts = load_demo(
+                seed=1,
+                participants=participants,
+                progress=lambda n: print(f"    {n} participants", flush=True) if n % 20000 == 0 else None,
+            )
             print(f"  built in {time.perf_counter() - started:.0f} s: {counts}", flush=True)
             if backend == "postgresql":
                 with db.engine.connect() as conn:
@@ -101,12 +101,24 @@ def wait_serving(port: int, path: str, *, seconds: float = 60) -> None:
 def live_server(url: str, *, workers: int = 2, threads: int = 4) -> Iterator[int]:
     """`biobank serve` (gunicorn) on a free port, as in production."""
     port = free_port()
-    env = os.environ | {"BIOBANK_DATABASE_URL": url,
-                        "BIOBANK_INSTANCE_PATH": str(DATA / "instance")}
+    env = os.environ | {"BIOBANK_DATABASE_URL": url, "BIOBANK_INSTANCE_PATH": str(DATA / "instance")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "biobank.cli", "serve", "--port", str(port), "--workers",
-         str(workers), "--threads", str(threads)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "biobank.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_serving(port, "/login")
         yield port
@@ -136,8 +148,9 @@ class Client:
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        self.conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                          headers=self.headers)
+        self.conn.request(
+            method, path, body=json.dumps(body) if body is not None else None, headers=self.headers
+        )
         response = self.conn.getresponse()
         data = response.read()
         return response.status, data
@@ -146,8 +159,12 @@ class Client:
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50": pick(0.50) * 1000, "p95": pick(0.95) * 1000, "p99": pick(0.99) * 1000,
-            "mean": statistics.fmean(ordered) * 1000}
+    return {
+        "p50": pick(0.50) * 1000,
+        "p95": pick(0.95) * 1000,
+        "p99": pick(0.99) * 1000,
+        "mean": statistics.fmean(ordered) * 1000,
+    }
 
 
 def run_threads(worker: Any, count: int) -> None:

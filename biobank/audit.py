@@ -97,21 +97,30 @@ def _write_audit(session: Session, _ctx: UOWTransaction) -> None:
     for obj in session.new:
         if isinstance(obj, Audited):
             rows.append(
-                base | {"action": AuditAction.INSERT, "entity": obj.__tablename__,
-                        "entity_id": _identity(obj), "changes": _row(obj)}
+                base
+                | {
+                    "action": AuditAction.INSERT,
+                    "entity": obj.__tablename__,
+                    "entity_id": _identity(obj),
+                    "changes": _row(obj),
+                }
             )
     for obj in session.dirty:
         if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
             changes = _diff(obj)
             if changes:
                 rows.append(
-                    base | {"action": AuditAction.UPDATE, "entity": obj.__tablename__,
-                            "entity_id": _identity(obj), "changes": changes}
+                    base
+                    | {
+                        "action": AuditAction.UPDATE,
+                        "entity": obj.__tablename__,
+                        "entity_id": _identity(obj),
+                        "changes": changes,
+                    }
                 )
     for table, ident, row in session.info.pop("_audit_deleted", []):
         rows.append(
-            base | {"action": AuditAction.DELETE, "entity": table, "entity_id": ident,
-                    "changes": row}
+            base | {"action": AuditAction.DELETE, "entity": table, "entity_id": ident, "changes": row}
         )
     if rows:
         # A Core insert on the flushing connection: same transaction, no second flush.

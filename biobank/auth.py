@@ -43,10 +43,10 @@ def new_token_secret() -> str:
 def check_throttle(key: str) -> None:
     """Refuse while *key* is locked after too many failed password checks."""
     throttle = db.session.get(Throttle, key[:128])
-    if throttle is not None and throttle.locked_until is not None \
-            and throttle.locked_until > utcnow():
-        raise TooManyAttempts("too many failed attempts: try again later",
-                              retry_after=throttle.locked_until.isoformat())
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > utcnow():
+        raise TooManyAttempts(
+            "too many failed attempts: try again later", retry_after=throttle.locked_until.isoformat()
+        )
 
 
 def note_failure(key: str) -> None:
@@ -83,8 +83,7 @@ def authenticate(username: str, password: str) -> User | None:
     check_throttle(key)
     user = db.session.scalar(sa.select(User).where(User.username == username))
     usable = user is not None and user.is_active and not user.is_system and user.password_hash
-    if not check_password_hash(user.password_hash if usable else _DUMMY_HASH, password) \
-            or not usable:
+    if not check_password_hash(user.password_hash if usable else _DUMMY_HASH, password) or not usable:
         note_failure(key)
         return None
     clear_throttle(key)
@@ -99,8 +98,7 @@ def start_session(user: User) -> str:
     """Record a signed-in browser for *user*; returns the secret its cookie keeps."""
     secret = secrets.token_urlsafe(32)
     now = utcnow()
-    db.session.add(UserSession(id=hash_token(secret), user_id=user.id, created_at=now,
-                               last_seen_at=now))
+    db.session.add(UserSession(id=hash_token(secret), user_id=user.id, created_at=now, last_seen_at=now))
     db.session.flush()
     return secret
 
@@ -130,9 +128,15 @@ def user_for_session(secret: str) -> User | None:
 
 def user_for_token(secret: str) -> User | None:
     # The token, its user and the user's sites in one query: every API call starts here.
-    token = db.session.scalars(
-        sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
-        .options(joinedload(ApiToken.user).joinedload(User.sites))).unique().first()
+    token = (
+        db.session.scalars(
+            sa.select(ApiToken)
+            .where(ApiToken.token_hash == hash_token(secret))
+            .options(joinedload(ApiToken.user).joinedload(User.sites))
+        )
+        .unique()
+        .first()
+    )
     now = utcnow()
     if token is None or not token.is_usable(now) or not token.user.is_active:
         return None
@@ -166,8 +170,10 @@ def _load_actor() -> None:
         if user is None:
             session.clear()  # ended (logged out, idle) or unknown: signed out
         unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
-        if unsafe and request.path.startswith("/api/") and (
-            not session.get("csrf") or request.headers.get("X-CSRF-Token") != session["csrf"]
+        if (
+            unsafe
+            and request.path.startswith("/api/")
+            and (not session.get("csrf") or request.headers.get("X-CSRF-Token") != session["csrf"])
         ):
             # Cookie-authenticated writes must prove they come from our own pages.
             g.auth_error = "send the page's CSRF token in X-CSRF-Token, or use a bearer token"

@@ -81,15 +81,16 @@ def explain_invalid(code: str) -> str | None:
     if len(code) < 3:
         return "too short to carry check characters"
     if not is_valid(code):
-        return ("check characters do not match: a character was misread or mistyped, "
-                "or two were swapped")
+        return "check characters do not match: a character was misread or mistyped, or two were swapped"
     return None
 
 
 #: what a site code may hold: it starts every barcode issued at the site
 SITE_CODE_PATTERN = re.compile(r"[A-Z][A-Z0-9]{1,7}")
-SITE_CODE_RULE = ("use 2 to 8 letters and digits (A-Z, 0-9), starting with a letter; it starts "
-                  "every barcode issued at the site")
+SITE_CODE_RULE = (
+    "use 2 to 8 letters and digits (A-Z, 0-9), starting with a letter; it starts "
+    "every barcode issued at the site"
+)
 
 
 def make_barcode(site_code: str, material: MaterialType, sequence: int, *, width: int = 7) -> str:

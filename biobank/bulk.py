@@ -27,9 +27,17 @@ ID_BLOCK = 2000
 class BulkWriter:
     """Buffer rows of *order* (models in foreign-key order) and write them every *batch*."""
 
-    def __init__(self, order: list[type], *, actor_id: int | None, actor_name: str,
-                 reason: str, now: dt.datetime, batch: int = 5000,
-                 unaudited: tuple[type, ...] = ()) -> None:
+    def __init__(
+        self,
+        order: list[type],
+        *,
+        actor_id: int | None,
+        actor_name: str,
+        reason: str,
+        now: dt.datetime,
+        batch: int = 5000,
+        unaudited: tuple[type, ...] = (),
+    ) -> None:
         self.order = order
         self.actor_id, self.actor_name, self.reason, self.now = actor_id, actor_name, reason, now
         self.batch = batch
@@ -51,10 +59,17 @@ class BulkWriter:
             free = self._ids[model]
             if not free:
                 # one row holding the whole block: fetching thousands of rows costs more
-                free.extend(reversed(db.session.scalar(sa.text(
-                    "SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
-                    "FROM generate_series(1, :n)"), {"table": model.__tablename__,
-                                                     "n": ID_BLOCK})))
+                free.extend(
+                    reversed(
+                        db.session.scalar(
+                            sa.text(
+                                "SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
+                                "FROM generate_series(1, :n)"
+                            ),
+                            {"table": model.__tablename__, "n": ID_BLOCK},
+                        )
+                    )
+                )
             return free.pop()
         if model not in self._next:
             self._next[model] = (db.session.scalar(sa.select(sa.func.max(model.id))) or 0) + 1
@@ -94,24 +109,42 @@ class BulkWriter:
             if model in self.unaudited:
                 continue
             key = "id" if "id" in model.__table__.c else model.__table__.primary_key.columns[0].name
-            audit.extend({
-                "id": self.next_id(AuditRecord), "occurred_at": self.now,
-                "actor_id": self.actor_id, "actor_name": self.actor_name,
-                "action": AuditAction.INSERT, "entity": model.__tablename__,
-                "entity_id": str(row[key]),
-                "changes": {k: plain_value(v) for k, v in row.items()
-                            if v is not None and k not in ("created_at", "updated_at")},
-                "reason": self.reason} for row in batch)
+            audit.extend(
+                {
+                    "id": self.next_id(AuditRecord),
+                    "occurred_at": self.now,
+                    "actor_id": self.actor_id,
+                    "actor_name": self.actor_name,
+                    "action": AuditAction.INSERT,
+                    "entity": model.__tablename__,
+                    "entity_id": str(row[key]),
+                    "changes": {
+                        k: plain_value(v)
+                        for k, v in row.items()
+                        if v is not None and k not in ("created_at", "updated_at")
+                    },
+                    "reason": self.reason,
+                }
+                for row in batch
+            )
         for stmt, params in self.updates:
             db.session.execute(stmt, {k: v for k, v in params.items() if k != "_changes"})
-            audit.append({
-                "id": self.next_id(AuditRecord), "occurred_at": self.now,
-                "actor_id": self.actor_id, "actor_name": self.actor_name,
-                "action": AuditAction.UPDATE, "entity": stmt.table.name,  # type: ignore[attr-defined]
-                "entity_id": str(params["_id"]),
-                "changes": {k: [plain_value(v[0]), plain_value(v[1])]
-                            for k, v in params.get("_changes", {}).items()},
-                "reason": self.reason})
+            audit.append(
+                {
+                    "id": self.next_id(AuditRecord),
+                    "occurred_at": self.now,
+                    "actor_id": self.actor_id,
+                    "actor_name": self.actor_name,
+                    "action": AuditAction.UPDATE,
+                    "entity": stmt.table.name,  # type: ignore[attr-defined]
+                    "entity_id": str(params["_id"]),
+                    "changes": {
+                        k: [plain_value(v[0]), plain_value(v[1])]
+                        for k, v in params.get("_changes", {}).items()
+                    },
+                    "reason": self.reason,
+                }
+            )
         self.updates.clear()
         if audit:
             self._insert(AuditRecord.__table__, audit)
@@ -128,20 +161,25 @@ class BulkWriter:
         converters = [_copy_converter(table.c[name].type) for name in columns]
         raw = db.session.connection().connection.driver_connection
         names = ", ".join(f'"{name}"' for name in columns)
-        with raw.cursor() as cursor, cursor.copy(
-                f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([convert(row[name]) if convert else row[name]
-                                for name, convert in zip(columns, converters, strict=True)])
+                copy.write_row(
+                    [
+                        convert(row[name]) if convert else row[name]
+                        for name, convert in zip(columns, converters, strict=True)
+                    ]
+                )
 
 
 def _copy_converter(column_type: Any) -> Callable[[Any], Any] | None:
     """How a Python value of *column_type* goes into COPY (which bypasses SQLAlchemy)."""
     if isinstance(column_type, sa.Enum):
         return lambda v: v.value if v is not None and hasattr(v, "value") else v
-    if isinstance(column_type, sa.JSON) or column_type.__class__.__name__ == "JSONB" or (
-            getattr(column_type, "impl", None) is not None
-            and isinstance(column_type.impl, sa.JSON)):
+    if (
+        isinstance(column_type, sa.JSON)
+        or column_type.__class__.__name__ == "JSONB"
+        or (getattr(column_type, "impl", None) is not None and isinstance(column_type.impl, sa.JSON))
+    ):
         from psycopg.types.json import Jsonb
 
         return lambda v: None if v is None else Jsonb(v)

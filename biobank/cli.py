@@ -46,8 +46,7 @@ class BiobankGroup(FlaskGroup):
                     db.engine.dispose()
 
 
-@click.group(cls=BiobankGroup, create_app=_create_app, add_default_commands=False,
-             add_version_option=False)
+@click.group(cls=BiobankGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
 def main() -> None:
     """Biobank LIMS: manage the database, users, demo data and the server."""
 
@@ -95,10 +94,14 @@ def custody_group() -> None:
 
 @custody_group.command("verify")
 @click.option("--all", "show_all", is_flag=True, help="List every finding, not only the first")
-@click.option("--workers", type=click.IntRange(1, 64), default=min(os.cpu_count() or 1, 8),
-              show_default="the number of CPUs, at most 8",
-              help="Processes checking chains in parallel (large ledgers only; each holds "
-              "an application, about 100 MB)")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=min(os.cpu_count() or 1, 8),
+    show_default="the number of CPUs, at most 8",
+    help="Processes checking chains in parallel (large ledgers only; each holds "
+    "an application, about 100 MB)",
+)
 @with_appcontext
 def custody_verify(show_all: bool, workers: int) -> None:
     """Check every custody chain, the seal and every checkpoint, in the database and in the
@@ -108,29 +111,38 @@ def custody_verify(show_all: bool, workers: int) -> None:
 
     with read_only():  # on SQLite, writers go on working while the ledger is checked
         total = db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))) or 0
-        with click.progressbar(length=total, label="checking custody events", file=sys.stderr,
-                               show_pos=True) as bar:
+        with click.progressbar(
+            length=total, label="checking custody events", file=sys.stderr, show_pos=True
+        ) as bar:
             seen = [0]
 
             def advance(done: int) -> None:
                 bar.update(done - seen[0])
                 seen[0] = done
 
-            report = verify_ledger(stop_at_first=not show_all, workers=workers,
-                                   progress=advance)
+            report = verify_ledger(stop_at_first=not show_all, workers=workers, progress=advance)
             bar.update(max(report.events - seen[0], 0))
     db.session.rollback()
-    click.echo(f"checked {report.events:,} events of {report.specimens:,} specimens, "
-               f"{report.checkpoints} checkpoints in the database and {report.external} in "
-               f"{store_path()}")
+    click.echo(
+        f"checked {report.events:,} events of {report.specimens:,} specimens, "
+        f"{report.checkpoints} checkpoints in the database and {report.external} in "
+        f"{store_path()}"
+    )
     if report.seal:
-        click.echo(f"events before the custody key: {report.seal['events']:,}, sealed on "
-                   f"{report.seal['created_at'][:19].replace('T', ' ')} UTC "
-                   f"(checkpoint {report.seal['id']})")
+        click.echo(
+            f"events before the custody key: {report.seal['events']:,}, sealed on "
+            f"{report.seal['created_at'][:19].replace('T', ' ')} UTC "
+            f"(checkpoint {report.seal['id']})"
+        )
     for witness in report.witnesses:
-        click.echo(f"witness {witness['witness']}: " + (
-            f"not consulted: {witness['error']}" if "error" in witness
-            else f"keeps {witness['checkpoints']} checkpoints of this instance"))
+        click.echo(
+            f"witness {witness['witness']}: "
+            + (
+                f"not consulted: {witness['error']}"
+                if "error" in witness
+                else f"keeps {witness['checkpoints']} checkpoints of this instance"
+            )
+        )
     if report.ok:
         click.echo("custody ledger intact")
         return
@@ -149,9 +161,11 @@ def custody_checkpoint() -> None:
 
     with transaction():
         checkpoint = create_checkpoint()
-    click.echo(f"checkpoint {checkpoint.id}: {checkpoint.event_count:,} events, "
-               f"{checkpoint.specimen_count:,} specimens, root {checkpoint.root}, signature "
-               f"{checkpoint.hash} (key {checkpoint.key_id}); kept in {store_path()}")
+    click.echo(
+        f"checkpoint {checkpoint.id}: {checkpoint.event_count:,} events, "
+        f"{checkpoint.specimen_count:,} specimens, root {checkpoint.root}, signature "
+        f"{checkpoint.hash} (key {checkpoint.key_id}); kept in {store_path()}"
+    )
 
 
 @custody_group.command("rotate-key")
@@ -169,8 +183,7 @@ def custody_rotate_key() -> None:
         raise click.ClickException(str(error)) from None
     with transaction():
         checkpoint = create_checkpoint()
-    click.echo(f"custody key {old} retired; new key {new}; checkpoint {checkpoint.id} "
-               "signed with it")
+    click.echo(f"custody key {old} retired; new key {new}; checkpoint {checkpoint.id} signed with it")
 
 
 @main.group("export")
@@ -179,10 +192,16 @@ def export_group() -> None:
 
 
 @export_group.command("fhir")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for the NDJSON files, one per resource type")
-@click.option("--batch", type=click.IntRange(100, 100_000), default=5000, show_default=True,
-              help="Rows read per query")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the NDJSON files, one per resource type",
+)
+@click.option(
+    "--batch", type=click.IntRange(100, 100_000), default=5000, show_default=True, help="Rows read per query"
+)
 @with_appcontext
 def export_fhir(out: Path, batch: int) -> None:
     """Participants, cases, lesions, consents and specimens as FHIR R4 NDJSON (the Bulk Data
@@ -194,19 +213,31 @@ def export_fhir(out: Path, batch: int) -> None:
 
     started = time.perf_counter()
     with read_only():
-        counts = export_ndjson(out, batch=batch, progress=lambda kind, n: click.echo(
-            f"  {kind}: {n:,}", err=True) if n % (batch * 20) == 0 else None)
+        counts = export_ndjson(
+            out,
+            batch=batch,
+            progress=lambda kind, n: (
+                click.echo(f"  {kind}: {n:,}", err=True) if n % (batch * 20) == 0 else None
+            ),
+        )
     db.session.rollback()
     seconds = time.perf_counter() - started
     total = sum(counts.values())
-    click.echo(", ".join(f"{n:,} {kind}" for kind, n in counts.items())
-               + f" written to {out} in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} "
-               "resources/s)")
+    click.echo(
+        ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
+        + f" written to {out} in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} "
+        "resources/s)"
+    )
 
 
 @export_group.command("miabis")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for miabis-transaction.json and collections.tsv")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for miabis-transaction.json and collections.tsv",
+)
 @with_appcontext
 def export_miabis_cmd(out: Path) -> None:
     """The biobank, its collections and its consented samples in the MIABIS on FHIR profiles
@@ -220,18 +251,22 @@ def export_miabis_cmd(out: Path) -> None:
 
     try:
         with read_only():
-            summary = export_miabis(out, current_app.config, progress=lambda n: click.echo(
-                f"  {n:,} samples", err=True) if n % 100_000 == 0 else None)
+            summary = export_miabis(
+                out,
+                current_app.config,
+                progress=lambda n: click.echo(f"  {n:,} samples", err=True) if n % 100_000 == 0 else None,
+            )
     except BiobankError as error:
         raise click.UsageError(error.message) from None
     finally:
         db.session.rollback()
-    click.echo(f"{summary.collections} collections, {summary.donors:,} donors, "
-               f"{summary.samples:,} samples, {summary.observations:,} diagnoses written to "
-               f"{out}")
+    click.echo(
+        f"{summary.collections} collections, {summary.donors:,} donors, "
+        f"{summary.samples:,} samples, {summary.observations:,} diagnoses written to "
+        f"{out}"
+    )
     for code, n in sorted(summary.unknown_codes.items()):
-        click.echo(f"left out: diagnosis {code} of {n:,} sample(s), not a WHO ICD-10 code",
-                   err=True)
+        click.echo(f"left out: diagnosis {code} of {n:,} sample(s), not a WHO ICD-10 code", err=True)
 
 
 @main.command("create-user")
@@ -242,15 +277,23 @@ def export_miabis_cmd(out: Path) -> None:
 @click.option("--site", "sites", multiple=True, help="Site code the user belongs to (repeatable)")
 @click.password_option(help="Password (prompted when omitted)")
 @with_appcontext
-def create_user_cmd(username: str, role: str, full_name: str | None, email: str | None,
-                    sites: tuple[str, ...], password: str) -> None:
+def create_user_cmd(
+    username: str, role: str, full_name: str | None, email: str | None, sites: tuple[str, ...], password: str
+) -> None:
     """Create a user who can log in."""
     from biobank.services.users import create_user
 
     with transaction():
         actor = system_actor()
-        create_user(username=username, role=Role(role), full_name=full_name or username,
-                    email=email, site_codes=list(sites), password=password, actor=actor)
+        create_user(
+            username=username,
+            role=Role(role),
+            full_name=full_name or username,
+            email=email,
+            site_codes=list(sites),
+            password=password,
+            actor=actor,
+        )
     click.echo(f"created {role} {username}")
 
 
@@ -287,9 +330,11 @@ def tokens_list_cmd(username: str) -> None:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
     for t in list_tokens(get_user(username)):
-        click.echo(f"{t.id}\t{t.name}\t{t.prefix}…\tcreated {when(t.created_at)}\t"
-                   f"expires {when(t.expires_at)}\tused {when(t.last_used_at)}\t"
-                   f"revoked {when(t.revoked_at)}")
+        click.echo(
+            f"{t.id}\t{t.name}\t{t.prefix}…\tcreated {when(t.created_at)}\t"
+            f"expires {when(t.expires_at)}\tused {when(t.last_used_at)}\t"
+            f"revoked {when(t.revoked_at)}"
+        )
 
 
 @tokens_cli.command("revoke")
@@ -314,27 +359,47 @@ def demo_cmd(seed: int | None, participants: int, specimens_per_participant: flo
     """Load the demo biobank into the configured (empty) database."""
     from biobank.demo import load_demo
 
-    summary = load_demo(seed=seed if seed is not None else current_app.config["DEMO_SEED"],
-                        participants=participants,
-                        specimens_per_participant=specimens_per_participant)
+    summary = load_demo(
+        seed=seed if seed is not None else current_app.config["DEMO_SEED"],
+        participants=participants,
+        specimens_per_participant=specimens_per_participant,
+    )
     click.echo(", ".join(f"{n} {k}" for k, n in summary.items()))
 
 
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--template", default="master", show_default=True,
-              help="master, participants, cases, specimens, or openspecimen (a query export)")
-@click.option("--study", "study_code", default=None,
-              help="openspecimen: the study the specimens join")
-@click.option("--site", "site_code", default=None,
-              help="openspecimen: the site of its participants (default: as exported)")
+@click.option(
+    "--template",
+    default="master",
+    show_default=True,
+    help="master, participants, cases, specimens, or openspecimen (a query export)",
+)
+@click.option("--study", "study_code", default=None, help="openspecimen: the study the specimens join")
+@click.option(
+    "--site",
+    "site_code",
+    default=None,
+    help="openspecimen: the site of its participants (default: as exported)",
+)
 @click.option("--dry-run", is_flag=True, help="Check every row, write nothing")
 @click.option("--delimiter", default=",", show_default=True, help="CSV column separator")
-@click.option("--user", "username", default=None,
-              help="Import as this user (site memberships apply); default: the system account")
+@click.option(
+    "--user",
+    "username",
+    default=None,
+    help="Import as this user (site memberships apply); default: the system account",
+)
 @with_appcontext
-def import_cmd(file: Path, template: str, study_code: str | None, site_code: str | None,
-               dry_run: bool, delimiter: str, username: str | None) -> None:
+def import_cmd(
+    file: Path,
+    template: str,
+    study_code: str | None,
+    site_code: str | None,
+    dry_run: bool,
+    delimiter: str,
+    username: str | None,
+) -> None:
     """Import a CSV or XLSX file: all rows or none.
 
     Every row is checked first; problems are listed with their line and column and nothing
@@ -349,8 +414,9 @@ def import_cmd(file: Path, template: str, study_code: str | None, site_code: str
         options = {"study_code": study_code, "site_code": site_code}
     with transaction():
         actor = _user_or_system(username)
-        job = imports.create_job(actor=actor, path=file.resolve(), filename=file.name,
-                                 template=template, dry_run=dry_run)
+        job = imports.create_job(
+            actor=actor, path=file.resolve(), filename=file.name, template=template, dry_run=dry_run
+        )
     size = file.stat().st_size
     started = time.monotonic()
 
@@ -372,28 +438,43 @@ def import_cmd(file: Path, template: str, study_code: str | None, site_code: str
         more = job.error_count - 50
         if more > 0:
             kept = min(job.error_count, imports.MAX_PROBLEMS)
-            report = ("the job's report lists them all" if kept == job.error_count else
-                      f"the job's report keeps the first {kept:,}")
+            report = (
+                "the job's report lists them all"
+                if kept == job.error_count
+                else f"the job's report keeps the first {kept:,}"
+            )
             click.echo(f"… and {more:,} more ({report})", err=True)
-        raise click.ClickException(f"import {job.id} failed: {job.error_count:,} problems in "
-                                   f"{job.rows_read:,} rows; nothing was written")
+        raise click.ClickException(
+            f"import {job.id} failed: {job.error_count:,} problems in "
+            f"{job.rows_read:,} rows; nothing was written"
+        )
     took = time.monotonic() - started
     if job.status is ImportStatus.VALIDATED:
-        click.echo(f"{job.rows_read:,} rows checked, no problem found; nothing written "
-                   f"(dry run, {took:.1f} s)")
+        click.echo(
+            f"{job.rows_read:,} rows checked, no problem found; nothing written (dry run, {took:.1f} s)"
+        )
         return
     written = ", ".join(f"{n:,} {table}" for table, n in job.created.items())
-    click.echo(f"import {job.id}: {job.rows_read:,} rows ({size / 1e6:.1f} MB) in {took:.1f} s; "
-               f"wrote {written}")
+    click.echo(
+        f"import {job.id}: {job.rows_read:,} rows ({size / 1e6:.1f} MB) in {took:.1f} s; wrote {written}"
+    )
 
 
 @main.command("import-images")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--metadata", "metadata_csv", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV: filename, modality, case/lesion/specimen, acquisition_day, ...")
-@click.option("--user", "username", default=None,
-              help="Register as this user (site memberships apply); default: the system account")
+@click.option(
+    "--metadata",
+    "metadata_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: filename, modality, case/lesion/specimen, acquisition_day, ...",
+)
+@click.option(
+    "--user",
+    "username",
+    default=None,
+    help="Register as this user (site memberships apply); default: the system account",
+)
 @with_appcontext
 def import_images_cmd(folder: Path, metadata_csv: Path, username: str | None) -> None:
     """Register the images of a folder that a metadata CSV lists: all of them or none.
@@ -410,23 +491,26 @@ def import_images_cmd(folder: Path, metadata_csv: Path, username: str | None) ->
         actor = _user_or_system(username)
     try:
         with transaction():
-            counts = images.register_folder(actor=actor, folder=folder,
-                                            metadata_csv=metadata_csv)
+            counts = images.register_folder(actor=actor, folder=folder, metadata_csv=metadata_csv)
     except InvalidInput as exc:
         for problem in exc.extra.get("problems", []):
-            click.echo(f"line {problem['line']}, {problem['column']}: {problem['message']}",
-                       err=True)
+            click.echo(f"line {problem['line']}, {problem['column']}: {problem['message']}", err=True)
         raise click.ClickException(exc.message) from None
-    click.echo(f"{counts['registered']} image(s) registered, "
-               f"{counts['already_registered']} already registered")
+    click.echo(
+        f"{counts['registered']} image(s) registered, {counts['already_registered']} already registered"
+    )
 
 
 @main.command("import-template")
 @click.argument("template")
-@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (default: <template>.<format> here)")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: <template>.<format> here)",
+)
 def import_template_cmd(template: str, fmt: str, output: Path | None) -> None:
     """Write an import template (master, participants, cases or specimens)."""
     from biobank.services import imports
@@ -497,8 +581,7 @@ def _load_demo_apart(seed: int) -> dict[str, int]:
 
     db.session.remove()  # nothing of this process holds the database while it loads
     db.engine.dispose()
-    with ProcessPoolExecutor(max_workers=1,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_load_demo_here, seed).result()
 
 

@@ -58,16 +58,18 @@ class Config:
     #: time zone of dates and times written without one in import files
     IMPORT_TIMEZONE = "UTC"
     #: largest import upload accepted by the API, in bytes
-    IMPORT_MAX_BYTES = 2 * 1024 ** 3
+    IMPORT_MAX_BYTES = 2 * 1024**3
     #: largest image (a whole-slide image included) and omics file (a BAM) uploads, in bytes
-    IMAGE_MAX_BYTES = 8 * 1024 ** 3
-    OMICS_MAX_BYTES = 64 * 1024 ** 3
+    IMAGE_MAX_BYTES = 8 * 1024**3
+    OMICS_MAX_BYTES = 64 * 1024**3
     #: largest request body anywhere else (JSON, forms), in bytes; uploads have the limits
     #: above (UPLOAD_LIMITS names the upload operations and their setting)
-    MAX_CONTENT_LENGTH = 16 * 1024 ** 2
-    UPLOAD_LIMITS = {"imports.ImportViews": "IMPORT_MAX_BYTES",
-                     "images.ImagesView": "IMAGE_MAX_BYTES",
-                     "omics.OmicsFileViews": "OMICS_MAX_BYTES"}
+    MAX_CONTENT_LENGTH = 16 * 1024**2
+    UPLOAD_LIMITS = {
+        "imports.ImportViews": "IMPORT_MAX_BYTES",
+        "images.ImagesView": "IMAGE_MAX_BYTES",
+        "omics.OmicsFileViews": "OMICS_MAX_BYTES",
+    }
     #: a running import job tells the database it is alive this often (PostgreSQL), and a
     #: job on another host silent for IMPORT_STALE_MINUTES is taken as interrupted when a
     #: server or worker starts (on the same host, a job whose process is gone is at once)
@@ -126,8 +128,6 @@ class Config:
                 "`X-Next-Cursor` value as `after`."
             )
         },
-        "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-        },
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearerAuth": []}],
     }

@@ -189,7 +189,6 @@ def _sqlite_begin() -> str:
 
     if _WRITING.get():
         return "BEGIN IMMEDIATE"
-    if _READ_ONLY.get() or (has_request_context()
-                            and request.method in ("GET", "HEAD", "OPTIONS")):
+    if _READ_ONLY.get() or (has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")):
         return "BEGIN"
     return "BEGIN IMMEDIATE"

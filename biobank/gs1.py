@@ -21,13 +21,35 @@ GS1_SYMBOLOGIES = {"]C1", "]d2", "]Q3", "]e0", "]J1"}
 #: AIs whose data has a predefined length, by their first two digits (GS1 General
 #: Specifications, figure 7.8.4-2, less two): the data's length plus the AI's digits beyond
 #: two. They need no separator
-PREDEFINED_LENGTH = {"00": 18, "01": 14, "02": 14, "03": 14, "04": 16, "11": 6, "12": 6,
-                     "13": 6, "14": 6, "15": 6, "16": 6, "17": 6, "18": 6, "19": 6, "20": 2,
-                     "31": 8, "32": 8, "33": 8, "34": 8, "35": 8, "36": 8, "41": 14}
+PREDEFINED_LENGTH = {
+    "00": 18,
+    "01": 14,
+    "02": 14,
+    "03": 14,
+    "04": 16,
+    "11": 6,
+    "12": 6,
+    "13": 6,
+    "14": 6,
+    "15": 6,
+    "16": 6,
+    "17": 6,
+    "18": 6,
+    "19": 6,
+    "20": 2,
+    "31": 8,
+    "32": 8,
+    "33": 8,
+    "34": 8,
+    "35": 8,
+    "36": 8,
+    "41": 14,
+}
 #: the length of the AI itself, by its first two digits (2 unless listed)
-AI_LENGTH = {**dict.fromkeys(["23", "24", "25", "40", "41", "42", "71"], 3),
-             **dict.fromkeys(["31", "32", "33", "34", "35", "36", "39", "70", "72", "80", "81",
-                              "82"], 4)}
+AI_LENGTH = {
+    **dict.fromkeys(["23", "24", "25", "40", "41", "42", "71"], 3),
+    **dict.fromkeys(["31", "32", "33", "34", "35", "36", "39", "70", "72", "80", "81", "82"], 4),
+}
 _HRI = re.compile(r"\((\d{2,4})\)([^()]+)")
 
 
@@ -42,8 +64,11 @@ class Kit:
     expiry: dt.date | None
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"gtin": self.gtin, "lot": self.lot,
-                "expiry": self.expiry.isoformat() if self.expiry else None}
+        return {
+            "gtin": self.gtin,
+            "lot": self.lot,
+            "expiry": self.expiry.isoformat() if self.expiry else None,
+        }
 
 
 def parse(scan: str) -> dict[str, str]:
@@ -62,8 +87,7 @@ def parse(scan: str) -> dict[str, str]:
     if text.startswith("("):
         pairs = _HRI.findall(text)
         if "".join(f"({ai}){data}" for ai, data in pairs) != text:
-            raise GS1Error("the human-readable form is AIs in parentheses, each followed by "
-                           "its data")
+            raise GS1Error("the human-readable form is AIs in parentheses, each followed by its data")
         found: dict[str, str] = {}
         for ai, data in pairs:
             _check_length(ai, data)
@@ -76,17 +100,18 @@ def _parse_raw(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     i = 0
     while i < len(text):
-        head = text[i:i + 2]
+        head = text[i : i + 2]
         if len(head) < 2 or not head.isdigit():
-            raise GS1Error(f"expected an application identifier at character {i + 1}, "
-                           f"found {text[i:i + 4]!r}")
-        ai = text[i:i + AI_LENGTH.get(head, 2)]
+            raise GS1Error(
+                f"expected an application identifier at character {i + 1}, found {text[i : i + 4]!r}"
+            )
+        ai = text[i : i + AI_LENGTH.get(head, 2)]
         i += len(ai)
         fixed = PREDEFINED_LENGTH.get(head)
         if fixed is not None:
-            data = text[i:i + fixed - len(ai) + 2]
+            data = text[i : i + fixed - len(ai) + 2]
             i += len(data)
-            if text[i:i + 1] == GS:
+            if text[i : i + 1] == GS:
                 i += 1
         else:
             end = text.find(GS, i)
@@ -149,6 +174,7 @@ def read_kit(scan: str, *, on: dt.date) -> Kit:
         raise GS1Error(f"GTIN {gtin} has a wrong check digit")
     expiry = gs1_date(found["17"], today=on) if "17" in found else None
     if expiry is not None and expiry < on:
-        raise GS1Error(f"the kit (GTIN {gtin}, lot {found.get('10', 'unknown')}) expired on "
-                       f"{expiry.isoformat()}")
+        raise GS1Error(
+            f"the kit (GTIN {gtin}, lot {found.get('10', 'unknown')}) expired on {expiry.isoformat()}"
+        )
     return Kit(gtin=gtin, lot=found.get("10"), expiry=expiry)

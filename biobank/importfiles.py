@@ -70,8 +70,10 @@ def _decoded_lines(raw: IO[bytes]) -> Iterator[str]:
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
         if b"\x00" in line:
-            raise ImportFileError("the line holds a NUL byte: is this a binary file or UTF-16 "
-                                  "text? Save it as 'CSV UTF-8'", line=number)
+            raise ImportFileError(
+                "the line holds a NUL byte: is this a binary file or UTF-16 text? Save it as 'CSV UTF-8'",
+                line=number,
+            )
         try:
             yield line.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -80,7 +82,9 @@ def _decoded_lines(raw: IO[bytes]) -> Iterator[str]:
             raise ImportFileError(
                 f"the file is not UTF-8 text: byte 0x{line[error.start]:02X} at character "
                 f"{error.start + 1} cannot be read{hint}. Save it as 'CSV UTF-8' and upload "
-                "it again", line=number) from None
+                "it again",
+                line=number,
+            ) from None
 
 
 def _guess_encoding(line: bytes) -> str | None:
@@ -94,7 +98,7 @@ def _guess_encoding(line: bytes) -> str | None:
 
 
 def _open_csv(path: Path, delimiter: str) -> Table:
-    if len(delimiter) != 1 or delimiter in "\"\r\n":
+    if len(delimiter) != 1 or delimiter in '"\r\n':
         raise ImportFileError(f"{delimiter!r} cannot separate columns: give one character")
     raw = path.open("rb")
     lines = _decoded_lines(raw)
@@ -114,7 +118,9 @@ def _open_csv(path: Path, delimiter: str) -> Table:
         raw.close()
         raise ImportFileError(
             "the columns are separated by semicolons; the template uses commas. Export as "
-            "'CSV UTF-8 (comma delimited)', or give the delimiter ';' explicitly", line=1)
+            "'CSV UTF-8 (comma delimited)', or give the delimiter ';' explicitly",
+            line=1,
+        )
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         try:
@@ -153,8 +159,7 @@ def _cell_text(value: Any) -> str:
 def merged_ranges(path: Path) -> list[str]:
     """The merged-cell ranges of the workbook's first sheet, read without loading it."""
     with zipfile.ZipFile(path) as archive:
-        sheets = sorted(n for n in archive.namelist()
-                        if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+        sheets = sorted(n for n in archive.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
         if not sheets:
             return []
         found: set[str] = set()
@@ -175,8 +180,9 @@ def _open_xlsx(path: Path) -> Table:
         merged = merged_ranges(path)
         if merged:
             shown = ", ".join(merged[:5]) + (" …" if len(merged) > 5 else "")
-            raise ImportFileError(f"the sheet has merged cells ({shown}): unmerge them so that "
-                                  "every row carries its own values")
+            raise ImportFileError(
+                f"the sheet has merged cells ({shown}): unmerge them so that every row carries its own values"
+            )
         # Opened as a stream: openpyxl judges a path by its suffix, and uploads are stored
         # without one (the content said it is a workbook).
         stream = path.open("rb")
@@ -202,8 +208,7 @@ def _open_xlsx(path: Path) -> Table:
     first = next(iterator, None)
     if not first or not any(v not in (None, "") for v in first):
         close()
-        raise ImportFileError("the first sheet is empty: its first row must name the columns",
-                              line=1)
+        raise ImportFileError("the first sheet is empty: its first row must name the columns", line=1)
     header = [_cell_text(v).strip() for v in first]
     while header and not header[-1]:
         header.pop()
@@ -226,22 +231,50 @@ def _open_xlsx(path: Path) -> Table:
 
 #: OpenSpecimen specimen types → MIABIS material types
 OPENSPECIMEN_TYPES = {
-    "whole blood": "WHOLE_BLOOD", "plasma": "PLASMA", "serum": "SERUM",
-    "buffy coat": "BUFFY_COAT", "pbmc": "PERIPHERAL_BLOOD_CELLS", "urine": "URINE",
-    "stool": "FECES", "feces": "FECES", "saliva": "SALIVA", "dna": "DNA", "rna": "RNA",
-    "cdna": "CDNA", "fresh tissue": "TISSUE_FROZEN", "frozen tissue": "TISSUE_FROZEN",
+    "whole blood": "WHOLE_BLOOD",
+    "plasma": "PLASMA",
+    "serum": "SERUM",
+    "buffy coat": "BUFFY_COAT",
+    "pbmc": "PERIPHERAL_BLOOD_CELLS",
+    "urine": "URINE",
+    "stool": "FECES",
+    "feces": "FECES",
+    "saliva": "SALIVA",
+    "dna": "DNA",
+    "rna": "RNA",
+    "cdna": "CDNA",
+    "fresh tissue": "TISSUE_FROZEN",
+    "frozen tissue": "TISSUE_FROZEN",
     "fixed tissue block": "TISSUE_PARAFFIN_EMBEDDED",
-    "fixed tissue slide": "TISSUE_STAINED", "sputum": "OTHER", "not specified": "OTHER",
+    "fixed tissue slide": "TISSUE_STAINED",
+    "sputum": "OTHER",
+    "not specified": "OTHER",
 }
-_UNITS = {"TISSUE_FROZEN": "g", "TISSUE_PARAFFIN_EMBEDDED": "count", "TISSUE_STAINED": "count",
-          "DNA": "ug", "RNA": "ug", "CDNA": "ug", "PERIPHERAL_BLOOD_CELLS": "cells"}
-OPENSPECIMEN_COLUMNS = ["participant_code", "study_code", "site_code", "sex", "collected_at",
-                        "procedure", "specimen_barcode", "label", "material_type", "quantity",
-                        "unit"]
+_UNITS = {
+    "TISSUE_FROZEN": "g",
+    "TISSUE_PARAFFIN_EMBEDDED": "count",
+    "TISSUE_STAINED": "count",
+    "DNA": "ug",
+    "RNA": "ug",
+    "CDNA": "ug",
+    "PERIPHERAL_BLOOD_CELLS": "cells",
+}
+OPENSPECIMEN_COLUMNS = [
+    "participant_code",
+    "study_code",
+    "site_code",
+    "sex",
+    "collected_at",
+    "procedure",
+    "specimen_barcode",
+    "label",
+    "material_type",
+    "quantity",
+    "unit",
+]
 
 
-def open_openspecimen(path: str | Path, *, study_code: str, site_code: str | None = None
-                      ) -> Table:
+def open_openspecimen(path: str | Path, *, study_code: str, site_code: str | None = None) -> Table:
     """An OpenSpecimen query export (its "Exported By/On" preamble, ``Participant_PPID``,
     ``Visit_Visit Date`` dd/mm/yyyy, ``Specimen_Specimen Label``, ``Specimen_Type``,
     ``Specimen_Available Quantity`` …) read as rows of the master template: the label is
@@ -258,18 +291,17 @@ def open_openspecimen(path: str | Path, *, study_code: str, site_code: str | Non
                 break
         else:
             source.close()
-            raise ImportFileError("no header row starting with Participant_PPID: not an "
-                                  "OpenSpecimen query export")
+            raise ImportFileError(
+                "no header row starting with Participant_PPID: not an OpenSpecimen query export"
+            )
     else:
         preamble = 1
     index = {name: i for i, name in enumerate(source.header)}
-    needed = ["Participant_PPID", "Visit_Visit Date", "Specimen_Specimen Label",
-              "Specimen_Type"]
+    needed = ["Participant_PPID", "Visit_Visit Date", "Specimen_Specimen Label", "Specimen_Type"]
     missing = [name for name in needed if name not in index]
     if missing:
         source.close()
-        raise ImportFileError(f"OpenSpecimen columns missing: {', '.join(missing)}",
-                              line=preamble)
+        raise ImportFileError(f"OpenSpecimen columns missing: {', '.join(missing)}", line=preamble)
 
     def cell(cells: list[str], name: str) -> str:
         i = index.get(name)
@@ -279,22 +311,28 @@ def open_openspecimen(path: str | Path, *, study_code: str, site_code: str | Non
         for line, cells in source.rows:
             day = cell(cells, "Visit_Visit Date")
             try:
-                collected = dt.datetime.strptime(day, "%d/%m/%Y").date().isoformat() \
-                    if day else ""
+                collected = dt.datetime.strptime(day, "%d/%m/%Y").date().isoformat() if day else ""
             except ValueError:
                 collected = day  # reported by the importer as not a date, with its line
             kind = cell(cells, "Specimen_Type")
             material = OPENSPECIMEN_TYPES.get(kind.lower(), kind)
-            quantity = cell(cells, "Specimen_Available Quantity") or \
-                cell(cells, "Specimen_Initial Quantity")
+            quantity = cell(cells, "Specimen_Available Quantity") or cell(cells, "Specimen_Initial Quantity")
             gender = cell(cells, "Participant_Gender").lower()
-            yield line, [
-                cell(cells, "Participant_PPID"), study_code,
-                site_code or cell(cells, "Participant_Registration Site"),
-                gender or "unknown",
-                collected, "other", cell(cells, "Specimen_Specimen Label"),
-                cell(cells, "Specimen_Specimen Label"), material, quantity,
-                _UNITS.get(material, "mL") if quantity else ""]
+            yield (
+                line,
+                [
+                    cell(cells, "Participant_PPID"),
+                    study_code,
+                    site_code or cell(cells, "Participant_Registration Site"),
+                    gender or "unknown",
+                    collected,
+                    "other",
+                    cell(cells, "Specimen_Specimen Label"),
+                    cell(cells, "Specimen_Specimen Label"),
+                    material,
+                    quantity,
+                    _UNITS.get(material, "mL") if quantity else "",
+                ],
+            )
 
-    return Table("openspecimen", list(OPENSPECIMEN_COLUMNS), rows(), source.close,
-                 source.progress)
+    return Table("openspecimen", list(OPENSPECIMEN_COLUMNS), rows(), source.close, source.progress)

@@ -84,8 +84,10 @@ def rotate_key() -> tuple[str, str]:
     """Make a new current key in the instance folder; the old one is kept as retired, so
     what it signed still verifies. Returns (old id, new id)."""
     if current_app.config.get("CUSTODY_KEY"):
-        raise RuntimeError("the custody key is configured (CUSTODY_KEY): set the new key there "
-                           "and add the old one to CUSTODY_RETIRED_KEYS")
+        raise RuntimeError(
+            "the custody key is configured (CUSTODY_KEY): set the new key there "
+            "and add the old one to CUSTODY_RETIRED_KEYS"
+        )
     old, _retired = _from_instance_folder()
     folder = Path(current_app.instance_path)
     with (folder / RETIRED_FILE).open("a") as handle:

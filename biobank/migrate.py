@@ -16,8 +16,9 @@ def alembic_config() -> Config:
     """An Alembic config bound to the current app's database (call in an app context)."""
     cfg = Config(str(MIGRATIONS / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", db.engine.url.render_as_string(hide_password=False)
-                        .replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
     return cfg
 
 

@@ -104,8 +104,11 @@ def read_rack_file(data: bytes) -> RackFile:
     text = _decode(data)
     sample = text[:2048]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter),
-                                         start=1) if any(cell.strip() for cell in r)]
+    rows = [
+        (n, r)
+        for n, r in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1)
+        if any(cell.strip() for cell in r)
+    ]
     if not rows:
         raise RackFileError("the file is empty")
     first_line, header = rows[0]
@@ -130,8 +133,9 @@ def read_rack_file(data: bytes) -> RackFile:
         result = RackFile("visionmate", None)
         for line, cells in rows[1:]:
             cells += [""] * (len(header) - len(cells))
-            entries.append((line, parse_position(cells[position_col]), cells[position_col],
-                            cells[barcode_col]))
+            entries.append(
+                (line, parse_position(cells[position_col]), cells[position_col], cells[barcode_col])
+            )
             if rack_col is not None and cells[rack_col].strip():
                 rack_barcodes.add(cells[rack_col].strip())
     elif len(header) in (2, 3) and parse_position(header[-2]) is not None:
@@ -146,7 +150,9 @@ def read_rack_file(data: bytes) -> RackFile:
         raise RackFileError(
             "unrecognised rack file: expected a FluidX export (position,tube lines), a "
             "VisionMate export (Tube Position and Tube Barcode columns) or a Ziath DataPaq "
-            "export (Tube Row, Tube Column and Tube Barcode columns)", line=first_line)
+            "export (Tube Row, Tube Column and Tube Barcode columns)",
+            line=first_line,
+        )
 
     seen: dict[str, int] = {}
     for line, pos, raw, tube_text in entries:
@@ -157,8 +163,7 @@ def read_rack_file(data: bytes) -> RackFile:
         tube = _tube(tube_text)
         if tube not in (None, UNREADABLE):
             if tube in seen:
-                raise RackFileError(f"tube {tube} is listed twice (also line {seen[tube]})",
-                                    line=line)
+                raise RackFileError(f"tube {tube} is listed twice (also line {seen[tube]})", line=line)
             seen[tube] = line
         result.positions[pos] = tube
     if len(rack_barcodes) > 1:

@@ -39,17 +39,40 @@ def validate_sprec(code: str) -> str | None:
 
 # -- deriving a code from what was recorded -----------------------------------------------------
 
-FLUID_ELEMENTS = ("type of sample", "type of primary container", "pre-centrifugation delay",
-                  "centrifugation", "second centrifugation", "post-centrifugation delay",
-                  "long-term storage")
-SOLID_ELEMENTS = ("type of sample", "type of collection", "warm ischemia time",
-                  "cold ischemia time", "fixation type", "fixation time", "long-term storage")
+FLUID_ELEMENTS = (
+    "type of sample",
+    "type of primary container",
+    "pre-centrifugation delay",
+    "centrifugation",
+    "second centrifugation",
+    "post-centrifugation delay",
+    "long-term storage",
+)
+SOLID_ELEMENTS = (
+    "type of sample",
+    "type of collection",
+    "warm ischemia time",
+    "cold ischemia time",
+    "fixation type",
+    "fixation time",
+    "long-term storage",
+)
 
 #: material (MIABIS) → SPREC sample type; DNA, RNA and other extracts are not coded by SPREC's
 #: fluid and solid tables
-_TYPES = {"WHOLE_BLOOD": "BLD", "SERUM": "SER", "PLASMA": "PL1", "BUFFY_COAT": "BUF",
-          "PERIPHERAL_BLOOD_CELLS": "CEL", "URINE": "URN", "FECES": "STL", "SALIVA": "SAL",
-          "TISSUE_FROZEN": "TIS", "TISSUE_PARAFFIN_EMBEDDED": "TIS", "TISSUE_STAINED": "TIS"}
+_TYPES = {
+    "WHOLE_BLOOD": "BLD",
+    "SERUM": "SER",
+    "PLASMA": "PL1",
+    "BUFFY_COAT": "BUF",
+    "PERIPHERAL_BLOOD_CELLS": "CEL",
+    "URINE": "URN",
+    "FECES": "STL",
+    "SALIVA": "SAL",
+    "TISSUE_FROZEN": "TIS",
+    "TISSUE_PARAFFIN_EMBEDDED": "TIS",
+    "TISSUE_STAINED": "TIS",
+}
 #: SNOMED CT sample types (code, display) by SPREC sample type, as the MII biobank module's
 #: published ConceptMap (SPREC → SNOMED CT) gives them, and for what SPREC's fluid table
 #: does not code: tissue and extracts
@@ -75,15 +98,28 @@ def snomed_sample_type(material: str) -> tuple[str, str]:
 
 
 _CENTRIFUGED = {"PL1", "PL2", "SER", "BUF", "CEL"}
-_SOLID_COLLECTION = {"excision": "SRG", "wide_local_excision": "SRG",
-                     "sentinel_node_biopsy": "SRG"}
+_SOLID_COLLECTION = {"excision": "SRG", "wide_local_excision": "SRG", "sentinel_node_biopsy": "SRG"}
 #: pre-centrifugation delay: (upper bound in hours, code at room temperature, code at 2–10 °C)
-_DELAYS = ((2, "A", "B"), (4, "C", "D"), (8, "E", "F"), (12, "G", "H"), (24, "I", "J"),
-           (48, "K", "L"), (float("inf"), "M", "N"))
+_DELAYS = (
+    (2, "A", "B"),
+    (4, "C", "D"),
+    (8, "E", "F"),
+    (12, "G", "H"),
+    (24, "I", "J"),
+    (48, "K", "L"),
+    (float("inf"), "M", "N"),
+)
 #: cold ischemia: (upper bound in minutes, code)
 _COLD_ISCHEMIA = ((2, "A"), (10, "B"), (20, "C"), (30, "D"), (60, "E"), (float("inf"), "F"))
-_FIXATIVES = (("neutral buffered", "NBF"), ("nbf", "NBF"), ("formalin", "FOR"),
-              ("oct", "OCT"), ("ethanol", "ETH"), ("alcohol", "ETH"), ("aldehyde", "ALD"))
+_FIXATIVES = (
+    ("neutral buffered", "NBF"),
+    ("nbf", "NBF"),
+    ("formalin", "FOR"),
+    ("oct", "OCT"),
+    ("ethanol", "ETH"),
+    ("alcohol", "ETH"),
+    ("aldehyde", "ALD"),
+)
 
 
 @dataclass(frozen=True)
@@ -107,8 +143,12 @@ class SprecElement:
     def differs(self) -> bool:
         """The stored code says something else than the records; an element unknown on
         either side (``X``) contradicts nothing."""
-        return (self.recorded is not None and self.computed.strip("X") != ""
-                and self.recorded.strip("X") != "" and self.recorded != self.computed)
+        return (
+            self.recorded is not None
+            and self.computed.strip("X") != ""
+            and self.recorded.strip("X") != ""
+            and self.recorded != self.computed
+        )
 
 
 def _temperature_class(text: str | None) -> str | None:
@@ -122,9 +162,15 @@ def _temperature_class(text: str | None) -> str | None:
     return None
 
 
-def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: str | None,
-                 steps: list[ProcessingStep], frozen_at: dt.datetime | None,
-                 recorded: str | None = None) -> list[SprecElement] | None:
+def derive_sprec(
+    *,
+    material: str,
+    collected_at: dt.datetime | None,
+    procedure: str | None,
+    steps: list[ProcessingStep],
+    frozen_at: dt.datetime | None,
+    recorded: str | None = None,
+) -> list[SprecElement] | None:
     """The seven SPREC elements of a specimen, from its recorded history.
 
     *steps* lead from the primary specimen to this one (an aliquot is a step that keeps the
@@ -136,24 +182,35 @@ def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: 
     if code is None:
         return None
     separations = [s for s in steps if _TYPES.get(s.material) in _CENTRIFUGED]
-    if code == "PL1" and any("double" in (s.method or "").lower() or "2x" in (s.method or "")
-                             for s in separations):
+    if code == "PL1" and any(
+        "double" in (s.method or "").lower() or "2x" in (s.method or "") for s in separations
+    ):
         code = "PL2"
     given = recorded.split("-") if recorded and len(recorded.split("-")) == 7 else [None] * 7
     solid = code == "TIS"
     names = SOLID_ELEMENTS if solid else FLUID_ELEMENTS
     values: list[tuple[str, str]] = [(code, f"material {material}")]
     if solid:
-        values.append((_SOLID_COLLECTION.get(procedure or "", "XXX"),
-                       f"procedure {procedure}" if procedure in _SOLID_COLLECTION
-                       else "collection procedure not coded"))
+        values.append(
+            (
+                _SOLID_COLLECTION.get(procedure or "", "XXX"),
+                f"procedure {procedure}"
+                if procedure in _SOLID_COLLECTION
+                else "collection procedure not coded",
+            )
+        )
         values.append(("X", "warm ischemia is not recorded"))
         fixed = next((s.started_at for s in steps if s.started_at), None) or frozen_at
         if collected_at and fixed and fixed >= collected_at:
             minutes = (fixed - collected_at).total_seconds() / 60
             cold = next(c for bound, c in _COLD_ISCHEMIA if minutes < bound)
-            values.append((cold, f"{minutes:.0f} min from collection to "
-                                 f"{'freezing' if fixed is frozen_at else 'fixation'}"))
+            values.append(
+                (
+                    cold,
+                    f"{minutes:.0f} min from collection to "
+                    f"{'freezing' if fixed is frozen_at else 'fixation'}",
+                )
+            )
         else:
             values.append(("X", "collection or freezing/fixation time not recorded"))
         if material == "TISSUE_FROZEN":
@@ -161,13 +218,11 @@ def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: 
         else:
             method = " ".join(s.method or "" for s in steps).lower()
             fixative = next((c for key, c in _FIXATIVES if key in method), "XXX")
-            values.append((fixative, f"method {method!r}" if fixative != "XXX"
-                           else "fixative not recorded"))
+            values.append((fixative, f"method {method!r}" if fixative != "XXX" else "fixative not recorded"))
         values.append(("X", "fixation time is not recorded"))
     else:
         if given[1] in PRIMARY_CONTAINERS and given[1] != "XXX":
-            values.append((given[1], f"{PRIMARY_CONTAINERS[given[1]]} tube, recorded at "
-                                     "collection"))
+            values.append((given[1], f"{PRIMARY_CONTAINERS[given[1]]} tube, recorded at collection"))
         else:
             values.append(("XXX", "primary tube type is not recorded"))
         if code in _CENTRIFUGED:
@@ -175,16 +230,21 @@ def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: 
             temperature = _temperature_class(first.temperature if first else None)
             if collected_at and first and first.started_at and temperature:
                 hours = (first.started_at - collected_at).total_seconds() / 3600
-                delay = next(rt if temperature == "rt" else cold
-                             for bound, rt, cold in _DELAYS if hours < bound)
-                values.append((delay, f"{hours:.1f} h at {first.temperature} from collection "
-                                      "to centrifugation"))
+                delay = next(
+                    rt if temperature == "rt" else cold for bound, rt, cold in _DELAYS if hours < bound
+                )
+                values.append(
+                    (delay, f"{hours:.1f} h at {first.temperature} from collection to centrifugation")
+                )
             else:
-                values.append(("X", "collection time, centrifugation start or its "
-                                    "temperature not recorded"))
+                values.append(("X", "collection time, centrifugation start or its temperature not recorded"))
             values.append(("X", "centrifugation settings are not coded"))
-            values.append(("N" if code in ("PL1", "SER", "BUF", "CEL") else "X",
-                           "single spin" if code != "PL2" else "second spin not coded"))
+            values.append(
+                (
+                    "N" if code in ("PL1", "SER", "BUF", "CEL") else "X",
+                    "single spin" if code != "PL2" else "second spin not coded",
+                )
+            )
             values.append(("X", "post-centrifugation delay is not recorded"))
         else:
             values.append(("X", "time from collection to processing is not recorded"))
@@ -192,20 +252,31 @@ def derive_sprec(*, material: str, collected_at: dt.datetime | None, procedure: 
             values.append(("N", "not centrifuged"))
             values.append(("X", "time to freezing is not recorded"))
     values.append(("X", "storage container and temperature are not coded"))
-    return [SprecElement(name, value, basis, given[i])
-            for i, (name, (value, basis)) in enumerate(zip(names, values, strict=True))]
+    return [
+        SprecElement(name, value, basis, given[i])
+        for i, (name, (value, basis)) in enumerate(zip(names, values, strict=True))
+    ]
 
 
 #: SPREC 4.0 primary containers a skin biobank's collection uses, with their names as the
 #: published SPREC ConceptMap gives them (``XXX``: not known)
 PRIMARY_CONTAINERS = {
-    "PED": "Potassium EDTA", "SED": "Sodium EDTA", "SCI": "Sodium citrate",
-    "HEP": "Lithium heparin", "LHG": "Lithium heparin and gel", "SHP": "Sodium heparin",
+    "PED": "Potassium EDTA",
+    "SED": "Sodium EDTA",
+    "SCI": "Sodium citrate",
+    "HEP": "Lithium heparin",
+    "LHG": "Lithium heparin and gel",
+    "SHP": "Sodium heparin",
     "SST": "Serum separator tube with clot activator",
-    "CAT": "Serum separator tube without clot activator", "ACD": "Acid citrate dextrose",
-    "PAX": "PAXgene blood RNA", "TEM": "Tempus tube", "PPS": "Polypropylene tube sterile",
-    "PET": "Polyethylene tube sterile", "ORG": "Oragene collection container or equivalent",
-    "OMN": "Stool collection container with DNA stabilizer", "XXX": "Not known",
+    "CAT": "Serum separator tube without clot activator",
+    "ACD": "Acid citrate dextrose",
+    "PAX": "PAXgene blood RNA",
+    "TEM": "Tempus tube",
+    "PPS": "Polypropylene tube sterile",
+    "PET": "Polyethylene tube sterile",
+    "ORG": "Oragene collection container or equivalent",
+    "OMN": "Stool collection container with DNA stabilizer",
+    "XXX": "Not known",
 }
 
 

@@ -42,26 +42,52 @@ TEMPLATES: dict[str, ContainerTemplate] = {
     "upright-freezer-80": ContainerTemplate(
         "−80 °C upright freezer: 5 shelves × 4 racks × 13 boxes of 9 × 9",
         StorageTemperature.MINUS_60_85,
-        Level(ContainerKind.FREEZER, "Freezer", children=(
-            Level(ContainerKind.SHELF, "Shelf", 5, children=(
-                Level(ContainerKind.RACK, "Rack", 4, children=(BOX_9X9,)),)),))),
+        Level(
+            ContainerKind.FREEZER,
+            "Freezer",
+            children=(
+                Level(
+                    ContainerKind.SHELF,
+                    "Shelf",
+                    5,
+                    children=(Level(ContainerKind.RACK, "Rack", 4, children=(BOX_9X9,)),),
+                ),
+            ),
+        ),
+    ),
     "ln2-tank": ContainerTemplate(
         "LN2 tank: 6 canisters × 12 boxes of 10 × 10",
         StorageTemperature.LN,
-        Level(ContainerKind.LN2_TANK, "Tank", children=(
-            Level(ContainerKind.CANISTER, "Canister", 6, children=(
-                Level(ContainerKind.BOX, "Box", 12, 10, 10),)),))),
+        Level(
+            ContainerKind.LN2_TANK,
+            "Tank",
+            children=(
+                Level(
+                    ContainerKind.CANISTER,
+                    "Canister",
+                    6,
+                    children=(Level(ContainerKind.BOX, "Box", 12, 10, 10),),
+                ),
+            ),
+        ),
+    ),
     "ffpe-cabinet": ContainerTemplate(
         "FFPE block cabinet: 20 drawers of 10 × 12 blocks numbered 1–120",
         StorageTemperature.RT,
-        Level(ContainerKind.CABINET, "Cabinet", children=(
-            # blocks are filed by number, column by column, as in a card index
-            Level(ContainerKind.DRAWER, "Drawer", 20, 10, 12, PositionScheme.NUMBER,
-                  FillOrder.COLUMN_MAJOR),))),
-    "box-9x9": ContainerTemplate("Box of 9 × 9 cryovials", None,
-                                 Level(ContainerKind.BOX, "Box", 1, 9, 9)),
-    "box-10x10": ContainerTemplate("Box of 10 × 10 cryovials", None,
-                                   Level(ContainerKind.BOX, "Box", 1, 10, 10)),
-    "bag": ContainerTemplate("Bag or bin without positions", None,
-                             Level(ContainerKind.BAG, "Bag")),
+        Level(
+            ContainerKind.CABINET,
+            "Cabinet",
+            children=(
+                # blocks are filed by number, column by column, as in a card index
+                Level(
+                    ContainerKind.DRAWER, "Drawer", 20, 10, 12, PositionScheme.NUMBER, FillOrder.COLUMN_MAJOR
+                ),
+            ),
+        ),
+    ),
+    "box-9x9": ContainerTemplate("Box of 9 × 9 cryovials", None, Level(ContainerKind.BOX, "Box", 1, 9, 9)),
+    "box-10x10": ContainerTemplate(
+        "Box of 10 × 10 cryovials", None, Level(ContainerKind.BOX, "Box", 1, 10, 10)
+    ),
+    "bag": ContainerTemplate("Bag or bin without positions", None, Level(ContainerKind.BAG, "Bag")),
 }

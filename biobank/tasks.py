@@ -76,8 +76,9 @@ def send_to_witnesses() -> dict[str, Any]:
 
 
 @celery.task(name="biobank.import_file", bind=True)
-def import_file(self: Task, job_id: int, *, delimiter: str = ",",
-                options: dict[str, Any] | None = None) -> dict[str, Any]:
+def import_file(
+    self: Task, job_id: int, *, delimiter: str = ",", options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run an import job; progress (rows checked) is reported through the result backend."""
     from biobank.db import db, transaction
     from biobank.models import ImportJob
@@ -85,8 +86,7 @@ def import_file(self: Task, job_id: int, *, delimiter: str = ",",
 
     with transaction():
         job = db.session.get(ImportJob, job_id)
-        if job is not None and self.request.id and job.task_id is None and \
-                not self.request.is_eager:
+        if job is not None and self.request.id and job.task_id is None and not self.request.is_eager:
             job.task_id = self.request.id
 
     def progress(rows: int, share: float | None) -> None:
@@ -94,8 +94,7 @@ def import_file(self: Task, job_id: int, *, delimiter: str = ",",
             self.update_state(state="PROGRESS", meta={"rows_checked": rows, "share_read": share})
 
     job = run_job(job_id, delimiter=delimiter, progress=progress, options=options)
-    return {"id": job.id, "status": job.status.value, "rows": job.rows_read,
-            "problems": job.error_count}
+    return {"id": job.id, "status": job.status.value, "rows": job.rows_read, "problems": job.error_count}
 
 
 def _worker_app() -> Celery:
@@ -132,8 +131,9 @@ def recover_jobs() -> list[int]:
     finally:
         db.session.remove()
     if recovered:
-        _bound["app"].logger.warning("import jobs %s were interrupted: marked failed",
-                                     ", ".join(map(str, recovered)))
+        _bound["app"].logger.warning(
+            "import jobs %s were interrupted: marked failed", ", ".join(map(str, recovered))
+        )
     return recovered
 
 

@@ -7,8 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 #: stored unit → symbol shown
-UNIT_SYMBOLS = {"uL": "µL", "ug": "µg", "mL": "mL", "g": "g", "mg": "mg", "ng": "ng",
-                "cells": "cells", "count": ""}
+UNIT_SYMBOLS = {
+    "uL": "µL",
+    "ug": "µg",
+    "mL": "mL",
+    "g": "g",
+    "mg": "mg",
+    "ng": "ng",
+    "cells": "cells",
+    "count": "",
+}
 
 
 def format_number(value: Decimal | float | int | str) -> str:

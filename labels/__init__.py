@@ -34,8 +34,11 @@ def init_app(app: Any) -> None:
     @app.context_processor
     def _label_helpers() -> dict[str, Any]:
         def printers() -> list[Any]:
-            return list(db.session.scalars(sa.select(models.Printer).where(
-                models.Printer.is_active).order_by(models.Printer.name)))
+            return list(
+                db.session.scalars(
+                    sa.select(models.Printer).where(models.Printer.is_active).order_by(models.Printer.name)
+                )
+            )
 
         def label_job_for(barcodes: list[str]) -> Any:
             """The latest print job of the user's sites holding the first of *barcodes*."""
@@ -44,35 +47,43 @@ def init_app(app: Any) -> None:
             if not barcodes:
                 return None
             return db.session.scalar(
-                sa.select(models.PrintJob).join(models.PrintJobItem)
-                .where(models.PrintJobItem.barcode == barcodes[0],
-                       services.job_clause(current_actor()))
-                .order_by(models.PrintJob.id.desc()).limit(1))
+                sa.select(models.PrintJob)
+                .join(models.PrintJobItem)
+                .where(models.PrintJobItem.barcode == barcodes[0], services.job_clause(current_actor()))
+                .order_by(models.PrintJob.id.desc())
+                .limit(1)
+            )
 
         from labels import services
 
-        return {"label_templates": template_names, "label_printers": printers,
-                "label_job_for": label_job_for,
-                "specimen_label_templates": services.specimen_templates,
-                "box_label_templates": services.container_templates,
-                "default_specimen_template": services.default_specimen_template}
+        return {
+            "label_templates": template_names,
+            "label_printers": printers,
+            "label_job_for": label_job_for,
+            "specimen_label_templates": services.specimen_templates,
+            "box_label_templates": services.container_templates,
+            "default_specimen_template": services.default_specimen_template,
+        }
 
 
-def _print_wanted(actor: Any, *, specimens: list[Any], print_request: dict[str, Any],
-                  source: str) -> Any:
+def _print_wanted(actor: Any, *, specimens: list[Any], print_request: dict[str, Any], source: str) -> Any:
     """One print job for the labels of specimens made in one action; returns the job."""
     from labels import services
 
     printer_id = print_request.get("printer_id")
     return services.print_specimens(
-        specimens, template=print_request["template"], actor=actor,
+        specimens,
+        template=print_request["template"],
+        actor=actor,
         printer=services.get_printer(printer_id) if printer_id else None,
-        copies=print_request.get("copies", 1), source=source)
+        copies=print_request.get("copies", 1),
+        source=source,
+    )
 
 
-def _print_new_aliquots(actor: Any, *, parent: Any, children: list[Any],
-                        print_request: dict[str, Any] | None) -> None:
+def _print_new_aliquots(
+    actor: Any, *, parent: Any, children: list[Any], print_request: dict[str, Any] | None
+) -> None:
     """Labels for specimens just split off a parent, in the caller's transaction."""
     if print_request:
-        _print_wanted(actor, specimens=children, print_request=print_request,
-                      source="aliquot creation")
+        _print_wanted(actor, specimens=children, print_request=print_request, source="aliquot creation")

@@ -56,8 +56,9 @@ class PrinterTestPrintViews(MethodView):
         """Print one test label (sample values, its own barcode) with the printer's default
         template: to check ribbon, alignment and scanning"""
         with transaction():
-            return services.test_print(services.visible_printer(item_id, current_actor()),
-                                       actor=current_actor())
+            return services.test_print(
+                services.visible_printer(item_id, current_actor()), actor=current_actor()
+            )
 
 
 @printers_blp.route("/<int:item_id>/status")
@@ -87,9 +88,14 @@ def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
     """Create a job from the API's arguments (the caller owns the transaction)."""
     actor = current_actor()
     printer = services.get_printer(data["printer_id"]) if data.get("printer_id") else None
-    options = {"template": data["template"], "actor": actor, "printer": printer,
-               "copies": data["copies"], "reprint_reason": data.get("reprint_reason"),
-               "source": source}
+    options = {
+        "template": data["template"],
+        "actor": actor,
+        "printer": printer,
+        "copies": data["copies"],
+        "reprint_reason": data.get("reprint_reason"),
+        "source": source,
+    }
     if "container_id" in data:
         box = get_visible(StorageContainer, data["container_id"], actor, field="container_id")
         return services.print_box(box, contents=data["box_contents"], **options)
@@ -99,8 +105,7 @@ def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
         from biobank.services.requests import get_request
 
         return services.print_request(get_request(data["request_id"], actor), **options)
-    specimens = [get_visible(Specimen, sid, actor, field="specimen_ids")
-                 for sid in data["specimen_ids"]]
+    specimens = [get_visible(Specimen, sid, actor, field="specimen_ids") for sid in data["specimen_ids"]]
     return services.print_specimens(specimens, **options)
 
 
@@ -178,5 +183,8 @@ class PrintJobDocumentViews(MethodView):
         """Download a PDF print job"""
         job = services.get_job(item_id, actor=current_actor())
         mimetype = "application/pdf" if job.format == "pdf" else "text/plain"
-        return Response(job.payload, mimetype=mimetype, headers={
-            "Content-Disposition": f'attachment; filename="labels-{job.id}.{job.format}"'})
+        return Response(
+            job.payload,
+            mimetype=mimetype,
+            headers={"Content-Disposition": f'attachment; filename="labels-{job.id}.{job.format}"'},
+        )

@@ -31,8 +31,7 @@ def _boxes(codes: tuple[str, ...]) -> list:
 
     found = []
     for code in codes:
-        box = db.session.scalar(sa.select(StorageContainer).where(
-            StorageContainer.barcode == code))
+        box = db.session.scalar(sa.select(StorageContainer).where(StorageContainer.barcode == code))
         if box is None:
             raise InvalidInput(f"no container with barcode {code!r}", field="barcodes")
         found.append(box)
@@ -44,12 +43,15 @@ def _request(codes: tuple[str, ...]):
     from biobank.models import SampleRequest
 
     if len(codes) != 1:
-        raise InvalidInput("a parcel label is printed for one request: give its code or id",
-                           field="barcodes")
+        raise InvalidInput("a parcel label is printed for one request: give its code or id", field="barcodes")
     given = codes[0]
-    request = db.session.scalar(sa.select(SampleRequest).where(
-        SampleRequest.id == int(given) if given.isdigit() and len(given) < 10
-        else SampleRequest.code == given))
+    request = db.session.scalar(
+        sa.select(SampleRequest).where(
+            SampleRequest.id == int(given)
+            if given.isdigit() and len(given) < 10
+            else SampleRequest.code == given
+        )
+    )
     if request is None:
         raise InvalidInput(f"no request {given!r}", field="barcodes")
     return request
@@ -65,31 +67,49 @@ def _specimens(codes: list[str]) -> list:
 
     found = {}
     for start in range(0, len(codes), 1000):
-        found.update((s.barcode, s) for s in db.session.scalars(
-            sa.select(Specimen).where(Specimen.barcode.in_(codes[start:start + 1000]))
-            .options(selectinload(Specimen.participant), selectinload(Specimen.site))))
+        found.update(
+            (s.barcode, s)
+            for s in db.session.scalars(
+                sa.select(Specimen)
+                .where(Specimen.barcode.in_(codes[start : start + 1000]))
+                .options(selectinload(Specimen.participant), selectinload(Specimen.site))
+            )
+        )
     missing = [code for code in codes if code not in found]
     if missing:
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        raise InvalidInput(f"unknown barcode(s) {', '.join(map(repr, missing[:10]))}{more}",
-                           field="barcodes")
+        raise InvalidInput(f"unknown barcode(s) {', '.join(map(repr, missing[:10]))}{more}", field="barcodes")
     return [found[code] for code in codes]
 
 
 @labels_cli.command("print")
 @click.argument("barcodes", nargs=-1)
-@click.option("--from-file", "from_file", type=click.File("r"),
-              help="Read barcodes (or box barcodes), one per line, from a file ('-': stdin)")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.File("r"),
+    help="Read barcodes (or box barcodes), one per line, from a file ('-': stdin)",
+)
 @click.option("--template", required=True)
 @click.option("--printer", "printer_name", help="Registered printer (default: write a PDF)")
-@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, writable=True),
-              help="Where to write the PDF when no printer is given")
+@click.option(
+    "--pdf",
+    "pdf_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the PDF when no printer is given",
+)
 @click.option("--copies", type=int, default=1, show_default=True)
 @click.option("--reason", "reprint_reason", help="Why labels printed before are printed again")
 @with_appcontext
-def print_cmd(barcodes: tuple[str, ...], from_file: Any, template: str,
-              printer_name: str | None, pdf_path: str | None, copies: int,
-              reprint_reason: str | None) -> None:
+def print_cmd(
+    barcodes: tuple[str, ...],
+    from_file: Any,
+    template: str,
+    printer_name: str | None,
+    pdf_path: str | None,
+    copies: int,
+    reprint_reason: str | None,
+) -> None:
     """Print labels: for specimens given by barcode; with a box template (such as `box`),
     for containers given by barcode; with `shipping-box`, for the parcel of a request given
     by its code or id."""
@@ -111,16 +131,21 @@ def print_cmd(barcodes: tuple[str, ...], from_file: Any, template: str,
             printer = db.session.scalar(sa.select(Printer).where(Printer.name == printer_name))
             if printer is None:
                 raise InvalidInput(f"no printer named {printer_name!r}", field="printer")
-        options = {"template": template, "actor": actor, "printer": printer, "copies": copies,
-                   "reprint_reason": reprint_reason, "source": "cli"}
+        options = {
+            "template": template,
+            "actor": actor,
+            "printer": printer,
+            "copies": copies,
+            "reprint_reason": reprint_reason,
+            "source": "cli",
+        }
         if template == services.SHIPPING_TEMPLATE:
             job = services.print_request(_request(tuple(codes)), **options)
         elif template in services.container_templates():
             boxes = _boxes(tuple(codes))
             for box in boxes:
                 check_site(actor, box.site_id, field="barcodes")
-            job = services.create_print_job(
-                [services.container_values(box) for box in boxes], **options)
+            job = services.create_print_job([services.container_values(box) for box in boxes], **options)
         else:
             job = services.print_specimens(_specimens(codes), **options)
         job_id, payload, count = job.id, job.payload, job.label_count

@@ -28,26 +28,32 @@ class Printer(Audited, Timestamps, db.Model):
     name: Mapped[str64] = mapped_column(unique=True)
     kind: Mapped[PrinterKind]
     address: Mapped[str128 | None] = mapped_column(
-        comment="host:port for ZPL over TCP; [zpl:]queue[@host[:port]] for CUPS")
+        comment="host:port for ZPL over TCP; [zpl:]queue[@host[:port]] for CUPS"
+    )
     dpi: Mapped[int] = mapped_column(default=203)
     default_template: Mapped[str64 | None]
     site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id"))
     is_active: Mapped[bool] = mapped_column(default=True)
     zpl_font: Mapped[str32 | None] = mapped_column(
         comment="TrueType font stored on a ZPL printer (e.g. E:ANMDS.TTF) for text its built-in "
-        "font cannot print, such as Chinese")
+        "font cannot print, such as Chinese"
+    )
     asks_status: Mapped[bool] = mapped_column(
-        default=True, server_default=sa.true(),
-        comment="Ask a ZPL printer over TCP for its status (~HS) with each job")
+        default=True,
+        server_default=sa.true(),
+        comment="Ask a ZPL printer over TCP for its status (~HS) with each job",
+    )
     last_status: Mapped[str128 | None] = mapped_column(
-        comment="What the printer last reported: ready, or its faults (paper out, head open…)")
+        comment="What the printer last reported: ready, or its faults (paper out, head open…)"
+    )
     last_status_at: Mapped[timestamp | None]
 
     @property
     def takes_zpl(self) -> bool:
         """Zebra over TCP, or a raw CUPS queue (address ``zpl:<queue>``); others take PDF."""
         return self.kind is PrinterKind.ZPL_TCP or (
-            self.kind is PrinterKind.CUPS and (self.address or "").startswith("zpl:"))
+            self.kind is PrinterKind.CUPS and (self.address or "").startswith("zpl:")
+        )
 
     @property
     def cups_queue(self) -> str:
@@ -87,7 +93,8 @@ class PrintJob(db.Model):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     sent_at: Mapped[timestamp | None]
     device_job_id: Mapped[str64 | None] = mapped_column(
-        comment="the job's id at the printer's spooler (CUPS request id), once handed over")
+        comment="the job's id at the printer's spooler (CUPS request id), once handed over"
+    )
     payload: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
     payload_sha256: Mapped[str] = mapped_column(sa.String(64))
     source: Mapped[str32] = mapped_column(comment="specimen, box, api, cli, …")
@@ -103,7 +110,6 @@ class PrintJobItem(db.Model):
     __table_args__ = (sa.Index("ix_print_job_items_barcode_template", "barcode", "template"),)
 
     id: Mapped[intpk]
-    job_id: Mapped[int] = mapped_column(sa.ForeignKey("print_jobs.id", ondelete="CASCADE"),
-                                        index=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("print_jobs.id", ondelete="CASCADE"), index=True)
     barcode: Mapped[str64]
     template: Mapped[str64]

@@ -35,10 +35,16 @@ class PrinterStatus:
     @property
     def faults(self) -> list[str]:
         """What stops the printer printing, in words; empty when it is ready."""
-        names = {"paper_out": "paper out", "ribbon_out": "ribbon out",
-                 "head_open": "head open", "paused": "paused",
-                 "buffer_full": "receive buffer full", "corrupt_ram": "configuration lost",
-                 "under_temperature": "head too cold", "over_temperature": "head too hot"}
+        names = {
+            "paper_out": "paper out",
+            "ribbon_out": "ribbon out",
+            "head_open": "head open",
+            "paused": "paused",
+            "buffer_full": "receive buffer full",
+            "corrupt_ram": "configuration lost",
+            "under_temperature": "head too cold",
+            "over_temperature": "head too hot",
+        }
         return [words for flag, words in names.items() if getattr(self, flag)]
 
     @property
@@ -71,14 +77,19 @@ def parse_host_status(data: bytes) -> PrinterStatus:
     try:
         first, second = strings[0], strings[1]
         return PrinterStatus(
-            paper_out=_flag(first, 1), paused=_flag(first, 2), buffer_full=_flag(first, 5),
-            corrupt_ram=_flag(first, 9), under_temperature=_flag(first, 10),
-            over_temperature=_flag(first, 11), formats_in_buffer=int(first[4]),
-            head_open=_flag(second, 2), ribbon_out=_flag(second, 3),
-            labels_remaining=int(second[8]))
+            paper_out=_flag(first, 1),
+            paused=_flag(first, 2),
+            buffer_full=_flag(first, 5),
+            corrupt_ram=_flag(first, 9),
+            under_temperature=_flag(first, 10),
+            over_temperature=_flag(first, 11),
+            formats_in_buffer=int(first[4]),
+            head_open=_flag(second, 2),
+            ribbon_out=_flag(second, 3),
+            labels_remaining=int(second[8]),
+        )
     except (IndexError, ValueError):
-        raise PrinterError(f"the printer's answer to ~HS could not be read: {data[:120]!r}") \
-            from None
+        raise PrinterError(f"the printer's answer to ~HS could not be read: {data[:120]!r}") from None
 
 
 class PrinterFault(PrinterError):
@@ -117,19 +128,24 @@ def _ask_status(sock: socket.socket, address: str, *, delivered: bool) -> Printe
         pass
     held = " (it holds the job and prints it once that is cleared)" if delivered else ""
     if answer.count(_ETX) < 2:
-        raise PrinterFault(f"printer at {address} did not answer ~HS within "
-                           f"{STATUS_TIMEOUT:g} s: a Zebra stays silent when out of media or "
-                           f"ribbon or with its head open{held}", status=None,
-                           delivered=delivered)
+        raise PrinterFault(
+            f"printer at {address} did not answer ~HS within "
+            f"{STATUS_TIMEOUT:g} s: a Zebra stays silent when out of media or "
+            f"ribbon or with its head open{held}",
+            status=None,
+            delivered=delivered,
+        )
     status = parse_host_status(answer)
     if status.faults:
-        raise PrinterFault(f"printer at {address} reports {status.summary}{held}",
-                           status=status, delivered=delivered)
+        raise PrinterFault(
+            f"printer at {address} reports {status.summary}{held}", status=status, delivered=delivered
+        )
     return status
 
 
-def send_tcp(address: str, data: bytes, *, timeout: float = 5.0,
-             ask_status: bool = False) -> PrinterStatus | None:
+def send_tcp(
+    address: str, data: bytes, *, timeout: float = 5.0, ask_status: bool = False
+) -> PrinterStatus | None:
     """Send raw bytes (ZPL) to ``host:port`` (port 9100 when omitted).
 
     With *ask_status*, ask the printer (``~HS``) before and after: a fault before sending
@@ -173,8 +189,15 @@ def query_status(address: str, *, timeout: float = 5.0) -> PrinterStatus:
 REQUEST_ID = re.compile(r"request id is (\S+)")
 
 
-def send_cups(queue: str, data: bytes, *, raw: bool, server: str | None = None,
-              title: str = "labels", timeout: float = 30.0) -> str:
+def send_cups(
+    queue: str,
+    data: bytes,
+    *,
+    raw: bool,
+    server: str | None = None,
+    title: str = "labels",
+    timeout: float = 30.0,
+) -> str:
     """Hand a job to a CUPS queue with ``lp`` (raw for ZPL, as a document for PDF).
 
     *server* is the CUPS server as ``host[:port]`` (the local one, or ``CUPS_SERVER``, when
@@ -184,8 +207,16 @@ def send_cups(queue: str, data: bytes, *, raw: bool, server: str | None = None,
     where = f"CUPS queue {queue}" + (f" on {server}" if server else "")
     if not queue or queue.startswith("-") or (server or "").startswith("-"):
         raise PrinterError(f"{where}: not a queue name or server that lp could take as such")
-    command = ["lp", *(["-h", server] if server else []), "-d", queue, "-t", title,
-               *(["-o", "raw"] if raw else []), "-"]
+    command = [
+        "lp",
+        *(["-h", server] if server else []),
+        "-d",
+        queue,
+        "-t",
+        title,
+        *(["-o", "raw"] if raw else []),
+        "-",
+    ]
     try:
         result = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as error:

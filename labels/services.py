@@ -33,8 +33,7 @@ SEND_TASK = "labels.send_print_job"
 def specimen_values(specimen: Specimen) -> dict[str, Any]:
     """What a specimen label may show (never identifying data)."""
     collected = specimen.collected_at
-    volume = (format_quantity(specimen.quantity, specimen.unit)
-              if specimen.unit is not None else "")
+    volume = format_quantity(specimen.quantity, specimen.unit) if specimen.unit is not None else ""
     return {
         "barcode": specimen.barcode,
         "participant_code": specimen.participant.code,
@@ -49,13 +48,25 @@ def specimen_values(specimen: Specimen) -> dict[str, Any]:
 
 #: what a specimen label and a container label can show: a template needing anything else
 #: (a shipping destination, free text) cannot print them
-SPECIMEN_FIELDS = frozenset({"barcode", "participant_code", "material_type", "collection_date",
-                             "volume", "sprec_code", "label", "site"})
+SPECIMEN_FIELDS = frozenset(
+    {
+        "barcode",
+        "participant_code",
+        "material_type",
+        "collection_date",
+        "volume",
+        "sprec_code",
+        "label",
+        "site",
+    }
+)
 CONTAINER_FIELDS = frozenset({"barcode", "container", "site"})
 #: the tube template a material takes when its site's printers name none
-MATERIAL_TEMPLATES = {MaterialType.TISSUE_PARAFFIN_EMBEDDED: "ffpe-cassette",
-                      MaterialType.TISSUE_STAINED: "ffpe-cassette",
-                      MaterialType.FECES: "specimen-bag"}
+MATERIAL_TEMPLATES = {
+    MaterialType.TISSUE_PARAFFIN_EMBEDDED: "ffpe-cassette",
+    MaterialType.TISSUE_STAINED: "ffpe-cassette",
+    MaterialType.FECES: "specimen-bag",
+}
 
 
 def specimen_templates() -> list[str]:
@@ -71,9 +82,11 @@ def default_specimen_template(specimen: Specimen) -> str:
     default of one of its site's printers (when it prints specimens), else the one for its
     material, else the 2D cryovial label."""
     fitting = specimen_templates()
-    chosen = db.session.scalars(sa.select(Printer.default_template).where(
-        Printer.site_id == specimen.site_id, Printer.is_active,
-        Printer.default_template.is_not(None)).order_by(Printer.name)).all()
+    chosen = db.session.scalars(
+        sa.select(Printer.default_template)
+        .where(Printer.site_id == specimen.site_id, Printer.is_active, Printer.default_template.is_not(None))
+        .order_by(Printer.name)
+    ).all()
     for name in chosen:
         if name in fitting:
             return name
@@ -95,15 +108,19 @@ def check_fits(template: str, fields: frozenset[str], what: str) -> None:
         raise InvalidInput(str(error), field="template") from None
     missing = needed - fields
     if missing:
-        raise InvalidInput(f"template {template!r} cannot print {what}: it shows "
-                           f"{', '.join('{' + m + '}' for m in sorted(missing))}",
-                           field="template")
+        raise InvalidInput(
+            f"template {template!r} cannot print {what}: it shows "
+            f"{', '.join('{' + m + '}' for m in sorted(missing))}",
+            field="template",
+        )
 
 
 def container_values(container: StorageContainer) -> dict[str, Any]:
-    return {"barcode": container.barcode or f"BOX{container.id:08d}",
-            "container": " › ".join(c.name for c in container.path()),
-            "site": container.site.name}
+    return {
+        "barcode": container.barcode or f"BOX{container.id:08d}",
+        "container": " › ".join(c.name for c in container.path()),
+        "site": container.site.name,
+    }
 
 
 def get_printer(printer_id: int) -> Printer:
@@ -113,10 +130,17 @@ def get_printer(printer_id: int) -> Printer:
     return printer
 
 
-def create_print_job(records: Iterable[dict[str, Any]], *, template: str, actor: User,
-                     printer: Printer | None, source: str, copies: int = 1,
-                     reprint_reason: str | None = None, extra: dict[str, Any] | None = None
-                     ) -> PrintJob:
+def create_print_job(
+    records: Iterable[dict[str, Any]],
+    *,
+    template: str,
+    actor: User,
+    printer: Printer | None,
+    source: str,
+    copies: int = 1,
+    reprint_reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> PrintJob:
     """Render labels and record the job; a printer job is sent once the caller commits.
 
     Without a printer the job renders a PDF to download. Labels printed before with the same
@@ -133,28 +157,37 @@ def create_print_job(records: Iterable[dict[str, Any]], *, template: str, actor:
         raise InvalidInput(str(error), field="template") from None
     barcodes = [r["barcode"] for r in rows]
     if _printed_before(barcodes, template) and not reprint_reason:
-        raise InvalidInput("these labels were printed before: give a reprint_reason",
-                           field="reprint_reason")
+        raise InvalidInput("these labels were printed before: give a reprint_reason", field="reprint_reason")
     as_zpl = printer is not None and printer.takes_zpl
     try:
         if as_zpl:
-            payload = render_zpl(layout, rows, dpi=printer.dpi, copies=copies,
-                                 font=printer.zpl_font)
+            payload = render_zpl(layout, rows, dpi=printer.dpi, copies=copies, font=printer.zpl_font)
         else:
             payload = render_pdf(layout, [r for r in rows for _ in range(copies)])
     except LabelError as error:
         raise label_refused(error) from None
-    job = PrintJob(actor=actor, printer=printer, template=template,
-                   format="zpl" if as_zpl else "pdf", copies=copies, label_count=len(rows),
-                   barcodes={"items": barcodes}, reprint_reason=reprint_reason,
-                   status=PrintJobStatus.READY if printer is None or printer.kind is PrinterKind.PDF
-                   else PrintJobStatus.PENDING,
-                   payload=payload, payload_sha256=hashlib.sha256(payload).hexdigest(),
-                   source=source)
+    job = PrintJob(
+        actor=actor,
+        printer=printer,
+        template=template,
+        format="zpl" if as_zpl else "pdf",
+        copies=copies,
+        label_count=len(rows),
+        barcodes={"items": barcodes},
+        reprint_reason=reprint_reason,
+        status=PrintJobStatus.READY
+        if printer is None or printer.kind is PrinterKind.PDF
+        else PrintJobStatus.PENDING,
+        payload=payload,
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        source=source,
+    )
     db.session.add(job)
     db.session.flush()
-    db.session.execute(sa.insert(PrintJobItem), [
-        {"job_id": job.id, "barcode": code, "template": template} for code in barcodes])
+    db.session.execute(
+        sa.insert(PrintJobItem),
+        [{"job_id": job.id, "barcode": code, "template": template} for code in barcodes],
+    )
     if job.status is PrintJobStatus.PENDING:
         job_id = job.id
         # Only a committed job reaches the printer: a rolled-back aliquot gets no label.
@@ -166,10 +199,15 @@ def _printed_before(barcodes: list[str], template: str) -> bool:
     """Whether any of *barcodes* had a label of *template* printed (or downloaded) before."""
     for start in range(0, len(barcodes), 500):
         hit = db.session.scalar(
-            sa.select(PrintJobItem.id).join(PrintJob, PrintJob.id == PrintJobItem.job_id)
-            .where(PrintJobItem.template == template,
-                   PrintJobItem.barcode.in_(barcodes[start:start + 500]),
-                   PrintJob.status != PrintJobStatus.FAILED).limit(1))
+            sa.select(PrintJobItem.id)
+            .join(PrintJob, PrintJob.id == PrintJobItem.job_id)
+            .where(
+                PrintJobItem.template == template,
+                PrintJobItem.barcode.in_(barcodes[start : start + 500]),
+                PrintJob.status != PrintJobStatus.FAILED,
+            )
+            .limit(1)
+        )
         if hit is not None:
             return True
     return False
@@ -196,17 +234,26 @@ def print_import(import_id: int, **options: Any) -> PrintJob:
     if job is None or (not actor.is_admin and job.created_by_id != actor.id):
         raise InvalidInput(f"no import {import_id} of yours", field="import_id")
     if job.status is not ImportStatus.SUCCEEDED:
-        raise InvalidState(f"import {import_id} is {job.status.value}: only a succeeded import "
-                           "has specimens to label", field="import_id")
-    created = (sa.select(CustodyEvent.specimen_id)
-               .where(CustodyEvent.seq == 1,
-                      CustodyEvent.details["import"].as_integer() == import_id))
-    specimens = list(db.session.scalars(sa.select(Specimen).where(Specimen.id.in_(created))
-                                        .order_by(Specimen.barcode)
-                                        .limit(MAX_IMPORT_LABELS + 1)))
+        raise InvalidState(
+            f"import {import_id} is {job.status.value}: only a succeeded import has specimens to label",
+            field="import_id",
+        )
+    created = sa.select(CustodyEvent.specimen_id).where(
+        CustodyEvent.seq == 1, CustodyEvent.details["import"].as_integer() == import_id
+    )
+    specimens = list(
+        db.session.scalars(
+            sa.select(Specimen)
+            .where(Specimen.id.in_(created))
+            .order_by(Specimen.barcode)
+            .limit(MAX_IMPORT_LABELS + 1)
+        )
+    )
     if len(specimens) > MAX_IMPORT_LABELS:
-        raise InvalidInput(f"import {import_id} created more than {MAX_IMPORT_LABELS:,} "
-                           "specimens: print them box by box", field="import_id")
+        raise InvalidInput(
+            f"import {import_id} created more than {MAX_IMPORT_LABELS:,} specimens: print them box by box",
+            field="import_id",
+        )
     if not specimens:
         raise InvalidInput(f"import {import_id} created no specimen", field="import_id")
     return print_specimens(specimens, **options)
@@ -231,15 +278,18 @@ def print_request(request: Any, **options: Any) -> PrintJob:
         else:
             destination = f"{request.requester.full_name}"
             tubes, origin = len(pick_list(request, options["actor"])), ""
-        record = {"barcode": request.code, "destination": destination,
-                  "text": f"{request.title} — {tubes} tubes{origin}"}
+        record = {
+            "barcode": request.code,
+            "destination": destination,
+            "text": f"{request.title} — {tubes} tubes{origin}",
+        }
         return create_print_job([record], **options)
     barcodes = [item["barcode"] for item in pick_list(request, options["actor"])]
     if not barcodes:
-        raise InvalidInput(f"{request.code} has no allocated tube to label",
-                           field="request_id")
-    tubes = {s.barcode: s for s in db.session.scalars(
-        sa.select(Specimen).where(Specimen.barcode.in_(barcodes)))}
+        raise InvalidInput(f"{request.code} has no allocated tube to label", field="request_id")
+    tubes = {
+        s.barcode: s for s in db.session.scalars(sa.select(Specimen).where(Specimen.barcode.in_(barcodes)))
+    }
     return print_specimens([tubes[b] for b in barcodes], **options)
 
 
@@ -249,8 +299,11 @@ def print_box(box: StorageContainer, *, contents: bool, **options: Any) -> Print
     if not contents:
         check_fits(options["template"], CONTAINER_FIELDS, "a box")
         return create_print_job([container_values(box)], **options)
-    specimens = db.session.scalars(sa.select(Specimen).where(Specimen.container_id == box.id)
-                                   .order_by(Specimen.pos_row, Specimen.pos_col)).all()
+    specimens = db.session.scalars(
+        sa.select(Specimen)
+        .where(Specimen.container_id == box.id)
+        .order_by(Specimen.pos_row, Specimen.pos_col)
+    ).all()
     if not specimens:
         raise InvalidInput(f"{box.name} holds no specimens", field="container_id")
     return print_specimens(list(specimens), **options)
@@ -288,9 +341,13 @@ def send_job(job: PrintJob) -> bool:
             if status is not None:
                 _record_status(printer, status.summary)
         else:
-            job.device_job_id = send_cups(printer.cups_queue, job.payload,
-                                          raw=job.format == "zpl", server=printer.cups_server,
-                                          title=f"print job {job.id}")
+            job.device_job_id = send_cups(
+                printer.cups_queue,
+                job.payload,
+                raw=job.format == "zpl",
+                server=printer.cups_server,
+                title=f"print job {job.id}",
+            )
     except PrinterFault as fault:
         _record_status(printer, fault.summary)
         if fault.delivered and job.sent_at is None:
@@ -324,8 +381,9 @@ def visible_printer(printer_id: int, actor: User) -> Printer:
     printer is not found."""
     printer = db.session.get(Printer, printer_id)
     sites = visible_site_ids(actor)
-    if printer is None or (sites is not None and printer.site_id is not None
-                           and printer.site_id not in sites):
+    if printer is None or (
+        sites is not None and printer.site_id is not None and printer.site_id not in sites
+    ):
         raise NotFound(f"no printer {printer_id}")
     return printer
 
@@ -337,20 +395,33 @@ def test_print(printer: Printer, *, actor: User) -> PrintJob:
     if not printer.is_active:
         raise InvalidState(f"{printer.name} is inactive", field="printer_id")
     now = utcnow()
-    sample = {"barcode": f"TEST{printer.id}-{secrets.token_hex(3).upper()}",
-              "participant_code": "TEST",
-              "material_type": "TEST LABEL", "collection_date": now.date().isoformat(),
-              "volume": "1 mL", "sprec_code": "", "label": printer.name[:24],
-              "site": "test print"}
-    return create_print_job([sample], template=printer.default_template or "cryovial-2d",
-                            actor=actor, printer=printer, source="test print")
+    sample = {
+        "barcode": f"TEST{printer.id}-{secrets.token_hex(3).upper()}",
+        "participant_code": "TEST",
+        "material_type": "TEST LABEL",
+        "collection_date": now.date().isoformat(),
+        "volume": "1 mL",
+        "sprec_code": "",
+        "label": printer.name[:24],
+        "site": "test print",
+    }
+    return create_print_job(
+        [sample],
+        template=printer.default_template or "cryovial-2d",
+        actor=actor,
+        printer=printer,
+        source="test print",
+    )
 
 
 def check_printer(printer: Printer) -> Printer:
     """Ask a ZPL printer on the network for its status now and record it."""
     if printer.kind is not PrinterKind.ZPL_TCP:
-        raise InvalidState(f"{printer.name} is a {printer.kind.value} printer: only a ZPL "
-                           "printer on the network answers a status query", field="printer_id")
+        raise InvalidState(
+            f"{printer.name} is a {printer.kind.value} printer: only a ZPL "
+            "printer on the network answers a status query",
+            field="printer_id",
+        )
     try:
         _record_status(printer, query_status(printer.address or "").summary)
     except PrinterFault as fault:
@@ -373,15 +444,17 @@ def job_clause(actor: User) -> Any:
     if actor.role is not Role.MANAGER:
         return own
     sites = sorted(actor.site_ids) or [-1]
-    foreign_tube = (sa.select(PrintJobItem.id)
-                    .join(Specimen, Specimen.barcode == PrintJobItem.barcode)
-                    .where(PrintJobItem.job_id == PrintJob.id, Specimen.site_id.not_in(sites)))
-    foreign_box = (sa.select(PrintJobItem.id)
-                   .join(StorageContainer, StorageContainer.barcode == PrintJobItem.barcode)
-                   .where(PrintJobItem.job_id == PrintJob.id,
-                          StorageContainer.site_id.not_in(sites)))
-    made_here = PrintJob.actor_id.in_(
-        sa.select(user_sites.c.user_id).where(user_sites.c.site_id.in_(sites)))
+    foreign_tube = (
+        sa.select(PrintJobItem.id)
+        .join(Specimen, Specimen.barcode == PrintJobItem.barcode)
+        .where(PrintJobItem.job_id == PrintJob.id, Specimen.site_id.not_in(sites))
+    )
+    foreign_box = (
+        sa.select(PrintJobItem.id)
+        .join(StorageContainer, StorageContainer.barcode == PrintJobItem.barcode)
+        .where(PrintJobItem.job_id == PrintJob.id, StorageContainer.site_id.not_in(sites))
+    )
+    made_here = PrintJob.actor_id.in_(sa.select(user_sites.c.user_id).where(user_sites.c.site_id.in_(sites)))
     return sa.or_(own, sa.and_(made_here, ~sa.exists(foreign_tube), ~sa.exists(foreign_box)))
 
 
@@ -392,8 +465,7 @@ def get_job(job_id: int, *, actor: User) -> PrintJob:
     return job
 
 
-def list_jobs(*, actor: User, status: PrintJobStatus | None = None, limit: int = 50
-              ) -> list[PrintJob]:
+def list_jobs(*, actor: User, status: PrintJobStatus | None = None, limit: int = 50) -> list[PrintJob]:
     stmt = sa.select(PrintJob).where(job_clause(actor)).order_by(PrintJob.id.desc()).limit(limit)
     if status is not None:
         stmt = stmt.where(PrintJob.status == status)

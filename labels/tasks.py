@@ -20,5 +20,5 @@ def send_print_job(self: Any, job_id: int) -> str:
         sent = send_job(job)
         status = job.status.value
     if not sent and not celery.conf.task_always_eager:
-        raise self.retry(countdown=min(300, 5 * 2 ** self.request.retries))
+        raise self.retry(countdown=min(300, 5 * 2**self.request.retries))
     return status

@@ -30,8 +30,10 @@ def _staff() -> Any:
 def _with_choices(back: str, panel: str, **choices: str) -> str:
     """*back* with the user's choices in its query, so the panel shows them again after an
     error instead of resetting."""
-    choices |= {"printer_id": request.form.get("printer_id", ""),
-                "reprint_reason": request.form.get("reprint_reason", "")}
+    choices |= {
+        "printer_id": request.form.get("printer_id", ""),
+        "reprint_reason": request.form.get("reprint_reason", ""),
+    }
     kept = {k: v for k, v in choices.items() if v}
     return f"{back}?{urlencode(kept)}#{panel}" if kept else f"{back}#{panel}"
 
@@ -45,8 +47,11 @@ def _finish(job_id: int, back: str) -> Any:
     if job.status is PrintJobStatus.READY:
         return redirect(f"/api/v1/print-jobs/{job_id}/document")
     if job.status is PrintJobStatus.FAILED:
-        flash(f"Print job {job_id} failed: {job.last_error}. It is kept; retry it from the "
-              "API or the print jobs list.", "error")
+        flash(
+            f"Print job {job_id} failed: {job.last_error}. It is kept; retry it from the "
+            "API or the print jobs list.",
+            "error",
+        )
     else:
         spooled = f" (CUPS request {job.device_job_id})" if job.device_job_id else ""
         flash(f"Print job {job_id}: {job.status.value}{spooled}.", "ok")
@@ -74,9 +79,14 @@ def print_box_from_page() -> Any:
             box = get_visible(StorageContainer, container_id, actor)
             printer_id = request.form.get("printer_id", type=int)
             job = services.print_box(
-                box, contents=what == "tubes", template=template, actor=actor,
+                box,
+                contents=what == "tubes",
+                template=template,
+                actor=actor,
                 printer=services.get_printer(printer_id) if printer_id else None,
-                reprint_reason=request.form.get("reprint_reason") or None, source="box page")
+                reprint_reason=request.form.get("reprint_reason") or None,
+                source="box page",
+            )
             job_id = job.id
     except BiobankError as error:
         flash(f"Not printed: {error.message}", "error")
@@ -101,16 +111,25 @@ def print_from_page() -> Any:
             if not 1 <= copies <= 20:
                 raise InvalidInput("copies must be between 1 and 20", field="copies")
             job = services.print_specimens(
-                [specimen], template=request.form.get("template", ""), actor=actor,
+                [specimen],
+                template=request.form.get("template", ""),
+                actor=actor,
                 printer=services.get_printer(printer_id) if printer_id else None,
-                copies=copies, reprint_reason=request.form.get("reprint_reason") or None,
-                source="specimen page")
+                copies=copies,
+                reprint_reason=request.form.get("reprint_reason") or None,
+                source="specimen page",
+            )
             job_id = job.id
     except BiobankError as error:
         flash(f"Not printed: {error.message}", "error")
-        return redirect(_with_choices(back, "print-panel",
-                                      template=request.form.get("template", ""),
-                                      copies=request.form.get("copies", "")))
+        return redirect(
+            _with_choices(
+                back,
+                "print-panel",
+                template=request.form.get("template", ""),
+                copies=request.form.get("copies", ""),
+            )
+        )
     return _finish(job_id, back)
 
 
@@ -132,16 +151,23 @@ def print_many() -> Any:
             actor = _staff()
             if not barcodes or len(barcodes) > 500:
                 raise InvalidInput("give between 1 and 500 barcodes", field="barcode")
-            found = {s.barcode: s for s in db.session.scalars(visible(
-                sa.select(Specimen).where(Specimen.barcode.in_(barcodes)), Specimen, actor))}
+            found = {
+                s.barcode: s
+                for s in db.session.scalars(
+                    visible(sa.select(Specimen).where(Specimen.barcode.in_(barcodes)), Specimen, actor)
+                )
+            }
             missing = [b for b in barcodes if b not in found]
             if missing:
                 raise InvalidInput(f"no specimen {missing[0]} at your sites", field="barcode")
             printer_id = request.form.get("printer_id", type=int)
             job = services.print_specimens(
-                [found[b] for b in barcodes], template=request.form.get("template", ""),
-                actor=actor, printer=services.get_printer(printer_id) if printer_id else None,
-                source="new tubes page")
+                [found[b] for b in barcodes],
+                template=request.form.get("template", ""),
+                actor=actor,
+                printer=services.get_printer(printer_id) if printer_id else None,
+                source="new tubes page",
+            )
             job_id = job.id
     except BiobankError as error:
         flash(f"Not printed: {error.message}", "error")
@@ -161,8 +187,9 @@ def printer_list() -> Any:
     printers = db.session.scalars(sa.select(Printer).order_by(Printer.name)).all()
     failed = db.session.execute(
         sa.select(PrintJob.printer_id, sa.func.count())
-        .where(PrintJob.status == PrintJobStatus.FAILED,
-               services.job_clause(current_actor())).group_by(PrintJob.printer_id)).all()
+        .where(PrintJob.status == PrintJobStatus.FAILED, services.job_clause(current_actor()))
+        .group_by(PrintJob.printer_id)
+    ).all()
     return render_template("labels/printers.html", printers=printers, failed=dict(failed))
 
 
@@ -175,8 +202,9 @@ def test_print_from_page(printer_id: int) -> Any:
     back = url_for("label_pages.printer_list")
     try:
         with transaction():
-            job = services.test_print(services.visible_printer(printer_id, current_actor()),
-                                      actor=current_actor())
+            job = services.test_print(
+                services.visible_printer(printer_id, current_actor()), actor=current_actor()
+            )
             job_id = job.id
     except BiobankError as error:
         flash(f"No test label: {error.message}", "error")

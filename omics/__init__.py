@@ -43,11 +43,13 @@ def init_app(app: Any) -> None:
         from omics.services import omics_of_specimen
 
         return {"omics_for": omics_of_specimen}
+
     api.register_blueprint(blp, url_prefix=f"{API_PREFIX}/omics")
     api.register_blueprint(cohorts_blp, url_prefix=f"{API_PREFIX}/cohorts")
     api.register_blueprint(phenopackets_blp, url_prefix=API_PREFIX)
-    register_api_paths(app, drs_blp.url_prefix + "/", htsget_blp.url_prefix + "/",
-                       beacon_blp.url_prefix + "/")
+    register_api_paths(
+        app, drs_blp.url_prefix + "/", htsget_blp.url_prefix + "/", beacon_blp.url_prefix + "/"
+    )
     api.register_blueprint(drs_blp)
     api.register_blueprint(htsget_blp)
     api.register_blueprint(beacon_blp)

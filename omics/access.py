@@ -25,10 +25,11 @@ from omics.models import OmicsFile, OmicsFileSample
 
 def _staff_file_clause(actor: User, sites: set[int]) -> Any:
     samples = sa.select(OmicsFileSample.id).where(OmicsFileSample.file_id == OmicsFile.id)
-    foreign = (sa.select(OmicsFileSample.id)
-               .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
-               .where(OmicsFileSample.file_id == OmicsFile.id,
-                      Specimen.site_id.not_in(sorted(sites) or [-1])))
+    foreign = (
+        sa.select(OmicsFileSample.id)
+        .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
+        .where(OmicsFileSample.file_id == OmicsFile.id, Specimen.site_id.not_in(sorted(sites) or [-1]))
+    )
     unlinked = samples.where(OmicsFileSample.specimen_id.is_(None))
     own = sa.and_(sa.exists(samples), ~sa.exists(foreign), ~sa.exists(unlinked))
     return sa.or_(own, OmicsFile.created_by == actor.username)
@@ -37,9 +38,10 @@ def _staff_file_clause(actor: User, sites: set[int]) -> Any:
 def _researcher_file_clause(actor: User) -> Any:
     from biobank.services.cohorts import granted_snapshot_ids
 
-    granted = (sa.select(CohortSnapshotObject.object_id)
-               .where(CohortSnapshotObject.kind == "omics",
-                      CohortSnapshotObject.snapshot_id.in_(granted_snapshot_ids(actor))))
+    granted = sa.select(CohortSnapshotObject.object_id).where(
+        CohortSnapshotObject.kind == "omics",
+        CohortSnapshotObject.snapshot_id.in_(granted_snapshot_ids(actor)),
+    )
     samples = sa.select(OmicsFileSample.id).where(OmicsFileSample.file_id == OmicsFile.id)
     return sa.and_(sa.exists(samples), ~sa.exists(samples.where(OmicsFileSample.id.not_in(granted))))
 
@@ -58,6 +60,7 @@ def visible_file(record: OmicsFile | None, actor: User, *, what: str = "omics fi
     from biobank.db import db
 
     if record is None or not db.session.scalar(
-            sa.select(sa.exists().where(OmicsFile.id == record.id, file_clause(actor)))):
+        sa.select(sa.exists().where(OmicsFile.id == record.id, file_clause(actor)))
+    ):
         raise NotFound(f"no {what} {record.id if record else ''}".strip())
     return record

@@ -65,8 +65,7 @@ class OmicsFileViews(MethodView):
         for key in ("sample_map", "sample_roles"):
             if key in files:
                 if key in form:
-                    raise InvalidInput(f"give {key} in the body or the query string, not both",
-                                       field=key)
+                    raise InvalidInput(f"give {key} in the body or the query string, not both", field=key)
                 form[key] = files.pop(key)
         ingest = form.pop("ingest")
         name = Path(upload.filename or "upload").name or "upload"
@@ -76,8 +75,8 @@ class OmicsFileViews(MethodView):
             upload.close()  # a large upload is spooled to a temporary file: let it go now
             with transaction():
                 record, created = services.register_file(
-                    actor=current_actor(), path=path,
-                    filename=name, **form)
+                    actor=current_actor(), path=path, filename=name, **form
+                )
                 if ingest and record.status is FileStatus.REGISTERED:
                     file_id = record.id
                     after_commit(lambda: _dispatch(file_id))
@@ -182,6 +181,7 @@ class GeneModelViews(MethodView):
             upload.close()
             with transaction():
                 model, annotated = services.register_gene_model(
-                    actor=current_actor(), path=path, filename=name, **args)
+                    actor=current_actor(), path=path, filename=name, **args
+                )
                 model.annotated_variants = annotated
         return model

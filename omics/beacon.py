@@ -38,16 +38,24 @@ from biobank.models.vocab import (
 )
 from biobank.version import __version__
 
-blp = Blueprint("beacon", __name__, url_prefix="/beacon/v2",
-                description="GA4GH Beacon v2: variants, individuals and biosamples, answered "
-                            "as a yes or no, a protected count or records by who asks")
+blp = Blueprint(
+    "beacon",
+    __name__,
+    url_prefix="/beacon/v2",
+    description="GA4GH Beacon v2: variants, individuals and biosamples, answered "
+    "as a yes or no, a protected count or records by who asks",
+)
 API_VERSION = "v2.0.0"
 GRANULARITIES = ("boolean", "count", "record")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 1000
 
 #: sex as Beacon's default model codes it (NCIT General Qualifier)
-SEX_TERMS = {Sex.FEMALE: ("NCIT:C16576", "female"), Sex.MALE: ("NCIT:C20197", "male"),
-             Sex.OTHER: ("NCIT:C17998", "unknown"), Sex.UNKNOWN: ("NCIT:C17998", "unknown")}
+SEX_TERMS = {
+    Sex.FEMALE: ("NCIT:C16576", "female"),
+    Sex.MALE: ("NCIT:C20197", "male"),
+    Sex.OTHER: ("NCIT:C17998", "unknown"),
+    Sex.UNKNOWN: ("NCIT:C17998", "unknown"),
+}
 #: a biosample's status (EFO): tumour, other lesion, or reference tissue
 STATUS_TERMS = {
     PathologyStatus.MALIGNANT: ("EFO:0009656", "neoplastic sample"),
@@ -58,15 +66,28 @@ STATUS_TERMS = {
 UNKNOWN_TERM = ("NCIT:C17998", "unknown")
 ORIGIN_TERM = {"id": "OBI:0001479", "label": "specimen from organism"}
 #: RefSeq accessions of the assembled chromosomes (GRCh38's are GRCh37's, one version on)
-_REFSEQ_37 = {**{str(n): v for n, v in zip(range(1, 23), (
-    10, 11, 11, 11, 9, 11, 13, 10, 11, 10, 9, 11, 10, 8, 9, 9, 10, 9, 9, 10, 8, 10),
-    strict=True)}, "X": 10, "Y": 9}
-REFSEQ = {"GRCh37": {c: f"NC_{int(c) if c.isdigit() else 22 + 'XY'.index(c) + 1:06d}.{v}"
-                     for c, v in _REFSEQ_37.items()},
-          "GRCh38": {c: f"NC_{int(c) if c.isdigit() else 22 + 'XY'.index(c) + 1:06d}.{v + 1}"
-                     for c, v in _REFSEQ_37.items()}}
-_FROM_REFSEQ = {acc: (build, chrom) for build, table in REFSEQ.items()
-                for chrom, acc in table.items()}
+_REFSEQ_37 = {
+    **{
+        str(n): v
+        for n, v in zip(
+            range(1, 23),
+            (10, 11, 11, 11, 9, 11, 13, 10, 11, 10, 9, 11, 10, 8, 9, 9, 10, 9, 9, 10, 8, 10),
+            strict=True,
+        )
+    },
+    "X": 10,
+    "Y": 9,
+}
+REFSEQ = {
+    "GRCh37": {
+        c: f"NC_{int(c) if c.isdigit() else 22 + 'XY'.index(c) + 1:06d}.{v}" for c, v in _REFSEQ_37.items()
+    },
+    "GRCh38": {
+        c: f"NC_{int(c) if c.isdigit() else 22 + 'XY'.index(c) + 1:06d}.{v + 1}"
+        for c, v in _REFSEQ_37.items()
+    },
+}
+_FROM_REFSEQ = {acc: (build, chrom) for build, table in REFSEQ.items() for chrom, acc in table.items()}
 ENTRY_TYPES = {
     "individuals": ("individual", "Individual", "individuals"),
     "biosamples": ("biosample", "Biosample", "biosamples"),
@@ -95,9 +116,12 @@ class Query:
 
     def summary(self, entry: str) -> dict[str, Any]:
         summary: dict[str, Any] = {
-            "apiVersion": API_VERSION, "requestedSchemas": [_schema(entry)],
+            "apiVersion": API_VERSION,
+            "requestedSchemas": [_schema(entry)],
             "pagination": {"skip": self.skip, "limit": self.limit},
-            "requestedGranularity": self.granularity, "testMode": self.test_mode}
+            "requestedGranularity": self.granularity,
+            "testMode": self.test_mode,
+        }
         if self.filters:
             summary["filters"] = [f["id"] for f in self.filters]
         return summary
@@ -117,13 +141,23 @@ def _informational_meta() -> dict[str, Any]:
 
 
 def _error_response(status: int, message: str) -> Response:
-    response = jsonify({
-        "meta": {"beaconId": _beacon_id(), "apiVersion": API_VERSION, "returnedSchemas": [],
-                 "returnedGranularity": "boolean",
-                 "receivedRequestSummary": {"apiVersion": API_VERSION, "requestedSchemas": [],
-                                            "pagination": {"skip": 0, "limit": 0},
-                                            "requestedGranularity": "boolean"}},
-        "error": {"errorCode": status, "errorMessage": message}})
+    response = jsonify(
+        {
+            "meta": {
+                "beaconId": _beacon_id(),
+                "apiVersion": API_VERSION,
+                "returnedSchemas": [],
+                "returnedGranularity": "boolean",
+                "receivedRequestSummary": {
+                    "apiVersion": API_VERSION,
+                    "requestedSchemas": [],
+                    "pagination": {"skip": 0, "limit": 0},
+                    "requestedGranularity": "boolean",
+                },
+            },
+            "error": {"errorCode": status, "errorMessage": message},
+        }
+    )
     response.status_code = status
     return response
 
@@ -140,6 +174,7 @@ def _domain_error(error: BiobankError) -> Response:
 
 # --- who asks --------------------------------------------------------------------------------
 
+
 def _asker() -> User | None:
     """The signed-in caller, None for an anonymous one; credentials that are sent but not
     valid are refused rather than read as anonymous."""
@@ -147,8 +182,7 @@ def _asker() -> User | None:
     if actor is None and g.get("auth_error"):
         raise BeaconRequestError(401, g.auth_error)
     if actor is None and not current_app.config["BEACON_ANONYMOUS"]:
-        raise BeaconRequestError(401, "this beacon answers signed-in users only: send a "
-                                      "bearer token")
+        raise BeaconRequestError(401, "this beacon answers signed-in users only: send a bearer token")
     return actor
 
 
@@ -160,11 +194,14 @@ def _most_for(actor: User | None) -> str:
 
 # --- reading the request -----------------------------------------------------------------------
 
+
 def _int(name: str, value: Any, *, low: int = 0, high: int = 2**31 - 1) -> int:
-    if isinstance(value, bool) or not (isinstance(value, int) or (
-            isinstance(value, str) and value.isdigit())) or not low <= int(value) <= high:
-        raise BeaconRequestError(400, f"{name} must be a whole number from {low} to {high}, "
-                                      f"not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit()))
+        or not low <= int(value) <= high
+    ):
+        raise BeaconRequestError(400, f"{name} must be a whole number from {low} to {high}, not {value!r}")
     return int(value)
 
 
@@ -177,18 +214,20 @@ def _filters(raw: Any) -> list[dict[str, Any]]:
     for i, item in enumerate(raw):
         if isinstance(item, str):
             item = {"id": item}
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or \
-                not item["id"]:
-            raise BeaconRequestError(400, f"query.filters[{i}] must be a filter id or an "
-                                          "object with an id")
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise BeaconRequestError(400, f"query.filters[{i}] must be a filter id or an object with an id")
         if "operator" in item or "value" in item:
-            raise BeaconRequestError(400, f"filter {item['id']!r}: alphanumeric filters "
-                                          "(operator, value) are not served; see "
-                                          "/beacon/v2/filtering_terms")
+            raise BeaconRequestError(
+                400,
+                f"filter {item['id']!r}: alphanumeric filters "
+                "(operator, value) are not served; see "
+                "/beacon/v2/filtering_terms",
+            )
         descendants = item.get("includeDescendantTerms", True)
         if not isinstance(descendants, bool):
-            raise BeaconRequestError(400, f"filter {item['id']!r}: includeDescendantTerms "
-                                          "must be true or false")
+            raise BeaconRequestError(
+                400, f"filter {item['id']!r}: includeDescendantTerms must be true or false"
+            )
         out.append({"id": item["id"], "includeDescendantTerms": descendants})
     return out
 
@@ -197,8 +236,9 @@ def _query(parameter_names: tuple[str, ...]) -> Query:
     if request.method == "POST":
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            raise BeaconRequestError(400, "send a Beacon request body as JSON: "
-                                          '{"meta": {...}, "query": {...}}')
+            raise BeaconRequestError(
+                400, 'send a Beacon request body as JSON: {"meta": {...}, "query": {...}}'
+            )
         raw = body.get("query", {})
         if not isinstance(raw, dict):
             raise BeaconRequestError(400, "query must be an object")
@@ -216,31 +256,48 @@ def _query(parameter_names: tuple[str, ...]) -> Query:
         args = request.args
         granularity = args.get("requestedGranularity", "boolean")
         skip, limit = args.get("skip", "0"), args.get("limit", str(DEFAULT_LIMIT))
-        filters = _filters([f for f in args.get("filters", "").split(",") if f]
-                           if "filters" in args else None)
+        filters = _filters(
+            [f for f in args.get("filters", "").split(",") if f] if "filters" in args else None
+        )
         parameters = {k: args[k] for k in parameter_names if k in args}
         test_mode = args.get("testMode", "false").lower() == "true"
     unknown = sorted(set(parameters) - set(parameter_names))
     if unknown:
-        raise BeaconRequestError(400, f"request parameter {unknown[0]!r} is not served here; "
-                                      f"ask with {', '.join(parameter_names) or 'filters'}")
+        raise BeaconRequestError(
+            400,
+            f"request parameter {unknown[0]!r} is not served here; "
+            f"ask with {', '.join(parameter_names) or 'filters'}",
+        )
     if granularity not in GRANULARITIES:
-        raise BeaconRequestError(400, f"requestedGranularity must be boolean, count or "
-                                      f"record, not {granularity!r}")
-    return Query(granularity, _int("skip", skip), _int("limit", limit, high=MAX_LIMIT),
-                 filters, parameters, test_mode is True)
+        raise BeaconRequestError(
+            400, f"requestedGranularity must be boolean, count or record, not {granularity!r}"
+        )
+    return Query(
+        granularity,
+        _int("skip", skip),
+        _int("limit", limit, high=MAX_LIMIT),
+        filters,
+        parameters,
+        test_mode is True,
+    )
 
 
 # --- filters -------------------------------------------------------------------------------------
 
+
 def _consenting(*scopes: ConsentScope) -> sa.Select:
     """Participants who said yes to every scope and have not withdrawn it."""
-    stmt = (sa.select(ConsentResponse.participant_id)
-            .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
-            .where(ConsentResponse.decision == ConsentDecision.YES,
-                   ConsentResponse.withdrawn_at.is_(None), ConsentTier.scope.in_(scopes))
-            .group_by(ConsentResponse.participant_id)
-            .having(sa.func.count(sa.distinct(ConsentTier.scope)) == len(scopes)))
+    stmt = (
+        sa.select(ConsentResponse.participant_id)
+        .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
+        .where(
+            ConsentResponse.decision == ConsentDecision.YES,
+            ConsentResponse.withdrawn_at.is_(None),
+            ConsentTier.scope.in_(scopes),
+        )
+        .group_by(ConsentResponse.participant_id)
+        .having(sa.func.count(sa.distinct(ConsentTier.scope)) == len(scopes))
+    )
     return stmt
 
 
@@ -254,12 +311,18 @@ def _filter_condition(item: dict[str, Any], entry: str) -> Any:
     term = item["id"]
     for sex, (code, _) in SEX_TERMS.items():
         if term == code:
-            return Participant.sex.in_([s for s, (c, _) in SEX_TERMS.items() if c == code]) \
-                if sex in (Sex.OTHER, Sex.UNKNOWN) else Participant.sex == sex
+            return (
+                Participant.sex.in_([s for s, (c, _) in SEX_TERMS.items() if c == code])
+                if sex in (Sex.OTHER, Sex.UNKNOWN)
+                else Participant.sex == sex
+            )
     if term.startswith("ICD10:") and len(term) > 6:
         code = term[6:]
-        matches = (Case.icd10_code.startswith(code, autoescape=True)
-                   if item["includeDescendantTerms"] else Case.icd10_code == code)
+        matches = (
+            Case.icd10_code.startswith(code, autoescape=True)
+            if item["includeDescendantTerms"]
+            else Case.icd10_code == code
+        )
         return Participant.id.in_(_participants_with_case(matches))
     prefix, _, value = term.partition(":")
     if prefix == "diseaseGroup":
@@ -267,8 +330,9 @@ def _filter_condition(item: dict[str, Any], entry: str) -> Any:
         return Participant.id.in_(_participants_with_case(Case.disease_group == group))
     if prefix == "materialType":
         if entry == "individuals":
-            raise BeaconRequestError(400, f"filter {term!r} applies to biosamples and "
-                                          "g_variants, not individuals")
+            raise BeaconRequestError(
+                400, f"filter {term!r} applies to biosamples and g_variants, not individuals"
+            )
         return Specimen.material_type == _enum(MaterialType, value, term)
     raise BeaconRequestError(400, f"unknown filter {term!r}: see /beacon/v2/filtering_terms")
 
@@ -295,8 +359,7 @@ def _scope(stmt: sa.Select, model: type, scope: User | None) -> sa.Select:
 
 
 def _individuals(query: Query, scope: User | None) -> tuple[sa.Select, Records]:
-    stmt = sa.select(Participant).where(Participant.id.in_(
-        _consenting(ConsentScope.RESEARCH_USE)))
+    stmt = sa.select(Participant).where(Participant.id.in_(_consenting(ConsentScope.RESEARCH_USE)))
     for item in query.filters:
         stmt = stmt.where(_filter_condition(item, "individuals"))
     return _scope(stmt, Participant, scope).order_by(Participant.code), _individual_records
@@ -304,8 +367,9 @@ def _individuals(query: Query, scope: User | None) -> tuple[sa.Select, Records]:
 
 def _individual_records(participants: list[Participant]) -> list[dict[str, Any]]:
     cases: dict[int, list[Case]] = {}
-    for case in db.session.scalars(sa.select(Case).where(
-            Case.participant_id.in_([p.id for p in participants])).order_by(Case.code)):
+    for case in db.session.scalars(
+        sa.select(Case).where(Case.participant_id.in_([p.id for p in participants])).order_by(Case.code)
+    ):
         cases.setdefault(case.participant_id, []).append(case)
     out = []
     for participant in participants:
@@ -313,16 +377,18 @@ def _individual_records(participants: list[Participant]) -> list[dict[str, Any]]
         record: dict[str, Any] = {"id": participant.code, "sex": {"id": code, "label": label}}
         theirs = cases.get(participant.id, [])
         if theirs:
-            record["diseases"] = [{"diseaseCode": {"id": f"ICD10:{c.icd10_code}"}}
-                                  for c in theirs]
+            record["diseases"] = [{"diseaseCode": {"id": f"ICD10:{c.icd10_code}"}} for c in theirs]
             record["info"] = {"diseaseGroups": sorted({c.disease_group.value for c in theirs})}
         out.append(record)
     return out
 
 
 def _biosamples(query: Query, scope: User | None) -> tuple[sa.Select, Records]:
-    stmt = (sa.select(Specimen).join(Participant, Participant.id == Specimen.participant_id)
-            .where(Participant.id.in_(_consenting(ConsentScope.RESEARCH_USE))))
+    stmt = (
+        sa.select(Specimen)
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .where(Participant.id.in_(_consenting(ConsentScope.RESEARCH_USE)))
+    )
     for item in query.filters:
         stmt = stmt.where(_filter_condition(item, "biosamples"))
     return _scope(stmt, Specimen, scope).order_by(Specimen.barcode), _biosample_records
@@ -332,16 +398,29 @@ def _biosample_records(specimens: list[Specimen]) -> list[dict[str, Any]]:
     out = []
     for specimen in specimens:
         code, label = STATUS_TERMS.get(specimen.pathology_status, UNKNOWN_TERM)
-        out.append({"id": specimen.barcode, "individualId": specimen.participant.code,
-                    "biosampleStatus": {"id": code, "label": label},
-                    "sampleOriginType": ORIGIN_TERM,
-                    "info": {"materialType": specimen.material_type.value,
-                             "lineage": specimen.lineage.value}})
+        out.append(
+            {
+                "id": specimen.barcode,
+                "individualId": specimen.participant.code,
+                "biosampleStatus": {"id": code, "label": label},
+                "sampleOriginType": ORIGIN_TERM,
+                "info": {"materialType": specimen.material_type.value, "lineage": specimen.lineage.value},
+            }
+        )
     return out
 
 
-G_VARIANT_PARAMETERS = ("assemblyId", "referenceName", "start", "end", "referenceBases",
-                        "alternateBases", "variantType", "geneId", "aminoacidChange")
+G_VARIANT_PARAMETERS = (
+    "assemblyId",
+    "referenceName",
+    "start",
+    "end",
+    "referenceBases",
+    "alternateBases",
+    "variantType",
+    "geneId",
+    "aminoacidChange",
+)
 
 
 def _positions(name: str, value: Any) -> list[int]:
@@ -360,22 +439,30 @@ def _g_variants(query: Query, scope: User | None) -> tuple[sa.Select, Records]:
         raise BeaconRequestError(400, "a g_variants query needs a geneId or a referenceName")
     # the samples whose calls count: of the filters' samples and donors, of the asker's
     # sites when scoped, of donors who consent to research use and genetic research
-    samples = (sa.select(Specimen.id).join(Participant, Participant.id == Specimen.participant_id)
-               .where(Participant.id.in_(_consenting(ConsentScope.RESEARCH_USE,
-                                                     ConsentScope.GENETIC_RESEARCH))))
+    samples = (
+        sa.select(Specimen.id)
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .where(Participant.id.in_(_consenting(ConsentScope.RESEARCH_USE, ConsentScope.GENETIC_RESEARCH)))
+    )
     for item in query.filters:
         samples = samples.where(_filter_condition(item, "g_variants"))
     samples = _scope(samples, Specimen, scope)
     stmt = _variant_conditions(sa.select(Variant), p, canonical_chrom)
     # correlated: the database walks the variants asked for and looks for one carrier each
-    stmt = stmt.where(sa.select(VariantCall.id).where(
-        VariantCall.variant_id == Variant.id, VariantCall.specimen_id.in_(samples)).exists())
-    return (stmt.order_by(Variant.chrom, Variant.pos, Variant.id),
-            lambda variants: _variant_records(variants, samples))
+    stmt = stmt.where(
+        sa.select(VariantCall.id)
+        .where(VariantCall.variant_id == Variant.id, VariantCall.specimen_id.in_(samples))
+        .exists()
+    )
+    return (
+        stmt.order_by(Variant.chrom, Variant.pos, Variant.id),
+        lambda variants: _variant_records(variants, samples),
+    )
 
 
-def _variant_conditions(stmt: sa.Select, p: dict[str, Any],
-                        canonical_chrom: Callable[[str], str]) -> sa.Select:
+def _variant_conditions(
+    stmt: sa.Select, p: dict[str, Any], canonical_chrom: Callable[[str], str]
+) -> sa.Select:
     from omics.models import Variant
     from omics.services import build_of
 
@@ -388,8 +475,7 @@ def _variant_conditions(stmt: sa.Select, p: dict[str, Any],
         if name in _FROM_REFSEQ:
             refseq_build, chrom = _FROM_REFSEQ[name]
             if build not in (None, refseq_build):
-                raise BeaconRequestError(400, f"{name} is a {refseq_build} chromosome, "
-                                              f"not {build}")
+                raise BeaconRequestError(400, f"{name} is a {refseq_build} chromosome, not {build}")
             stmt = stmt.where(Variant.reference_genome == refseq_build)
         else:
             chrom = canonical_chrom(name)
@@ -402,8 +488,11 @@ def _variant_conditions(stmt: sa.Select, p: dict[str, Any],
         starts = _positions("start", p["start"])
         ends = _positions("end", p["end"]) if "end" in p else []
         if len(starts) == 2 or len(ends) == 2:
-            raise BeaconRequestError(400, "bracket queries (two starts or ends) are not "
-                                          "served: ask for a range with one start and one end")
+            raise BeaconRequestError(
+                400,
+                "bracket queries (two starts or ends) are not "
+                "served: ask for a range with one start and one end",
+            )
         if ends:
             if ends[0] <= starts[0]:
                 raise BeaconRequestError(400, f"end {ends[0]} is not after start {starts[0]}")
@@ -411,22 +500,21 @@ def _variant_conditions(stmt: sa.Select, p: dict[str, Any],
             stmt = stmt.where(Variant.pos > starts[0], Variant.pos <= ends[0])
         else:  # a sequence query: the variant that starts there
             if "alternateBases" not in p:
-                raise BeaconRequestError(400, "a start without an end asks for one variant: "
-                                              "give alternateBases too")
+                raise BeaconRequestError(
+                    400, "a start without an end asks for one variant: give alternateBases too"
+                )
             stmt = stmt.where(Variant.pos == starts[0] + 1)
     for key, column in (("referenceBases", Variant.ref), ("alternateBases", Variant.alt)):
         if key in p:
             bases = str(p[key]).upper()
             if not re.fullmatch(r"[ACGTN]+", bases):
-                raise BeaconRequestError(400, f"{key} must be bases (A, C, G, T, N), not "
-                                              f"{p[key]!r}")
+                raise BeaconRequestError(400, f"{key} must be bases (A, C, G, T, N), not {p[key]!r}")
             stmt = stmt.where(sa.func.upper(column) == bases)
     if p.get("geneId"):
         stmt = stmt.where(Variant.gene == str(p["geneId"]).upper())
     if p.get("aminoacidChange"):
         change = str(p["aminoacidChange"])
-        stmt = stmt.where(Variant.protein_change == (change if change.startswith("p.")
-                                                     else f"p.{change}"))
+        stmt = stmt.where(Variant.protein_change == (change if change.startswith("p.") else f"p.{change}"))
     if p.get("variantType"):
         stmt = stmt.where(_variant_type(str(p["variantType"]).upper()))
     return stmt
@@ -446,8 +534,7 @@ def _variant_type(kind: str) -> Any:
         return sa.or_(Variant.alt.startswith(f"<{kind}"), sa.and_(~symbolic, shorter))
     if kind in ("DUP", "INV", "CNV"):
         return Variant.alt.startswith(f"<{kind}")
-    raise BeaconRequestError(400, f"variantType {kind!r} is not one of SNP, MNP, DEL, INS, "
-                                  "DUP, INV, CNV")
+    raise BeaconRequestError(400, f"variantType {kind!r} is not one of SNP, MNP, DEL, INS, DUP, INV, CNV")
 
 
 def _legacy_type(ref: str, alt: str) -> str:
@@ -466,16 +553,21 @@ def _variant_records(variants: list[Any], samples: sa.Select) -> list[dict[str, 
     # the page's calls by their variants (an index), then which of their samples count: as
     # one statement, a database may start from the samples and read every call of each
     calls = db.session.execute(
-        sa.select(VariantCall.variant_id, VariantCall.specimen_id).distinct()
-        .where(VariantCall.variant_id.in_([v.id for v in variants]))).all()
-    names = {specimen_id: (barcode, code) for specimen_id, barcode, code in db.session.execute(
-        sa.select(Specimen.id, Specimen.barcode, Participant.code)
-        .join(Participant, Participant.id == Specimen.participant_id)
-        .where(Specimen.id.in_({c.specimen_id for c in calls}), Specimen.id.in_(samples)))}
+        sa.select(VariantCall.variant_id, VariantCall.specimen_id)
+        .distinct()
+        .where(VariantCall.variant_id.in_([v.id for v in variants]))
+    ).all()
+    names = {
+        specimen_id: (barcode, code)
+        for specimen_id, barcode, code in db.session.execute(
+            sa.select(Specimen.id, Specimen.barcode, Participant.code)
+            .join(Participant, Participant.id == Specimen.participant_id)
+            .where(Specimen.id.in_({c.specimen_id for c in calls}), Specimen.id.in_(samples))
+        )
+    }
     carriers: dict[int, list[dict[str, str]]] = {}
     for variant_id, barcode, code in sorted((v, *names[s]) for v, s in calls if s in names):
-        carriers.setdefault(variant_id, []).append({"biosampleId": barcode,
-                                                    "individualId": code})
+        carriers.setdefault(variant_id, []).append({"biosampleId": barcode, "individualId": code})
     out = []
     for variant in variants:
         build = variant.reference_genome
@@ -483,36 +575,42 @@ def _variant_records(variants: list[Any], samples: sa.Select) -> list[dict[str, 
         start = variant.pos - 1
         symbolic = variant.alt.startswith("<")
         record: dict[str, Any] = {
-            "variantInternalId": f"{build}:{variant.chrom}:{variant.pos}:{variant.ref}:"
-                                 f"{variant.alt}",
+            "variantInternalId": f"{build}:{variant.chrom}:{variant.pos}:{variant.ref}:{variant.alt}",
             "variation": {
                 "referenceBases": variant.ref.upper(),
                 "alternateBases": "" if symbolic else variant.alt.upper(),
                 "variantType": _legacy_type(variant.ref, variant.alt),
-                "location": {"type": "SequenceLocation",
-                             "sequence_id": f"refseq:{sequence}" if sequence
-                             else f"{build}:{variant.chrom}",
-                             "interval": {"type": "SequenceInterval",
-                                          "start": {"type": "Number", "value": start},
-                                          "end": {"type": "Number",
-                                                  "value": start + len(variant.ref)}}}},
-            "caseLevelData": carriers.get(variant.id, [])}
+                "location": {
+                    "type": "SequenceLocation",
+                    "sequence_id": f"refseq:{sequence}" if sequence else f"{build}:{variant.chrom}",
+                    "interval": {
+                        "type": "SequenceInterval",
+                        "start": {"type": "Number", "value": start},
+                        "end": {"type": "Number", "value": start + len(variant.ref)},
+                    },
+                },
+            },
+            "caseLevelData": carriers.get(variant.id, []),
+        }
         if sequence and not symbolic and len(variant.ref) == len(variant.alt) == 1:
             record["identifiers"] = {
-                "genomicHGVSId": f"{sequence}:g.{variant.pos}{variant.ref}>{variant.alt}"}
+                "genomicHGVSId": f"{sequence}:g.{variant.pos}{variant.ref}>{variant.alt}"
+            }
         if variant.gene:
             record["molecularAttributes"] = {"geneIds": [variant.gene]}
             if variant.protein_change:
                 record["molecularAttributes"]["aminoacidChanges"] = [
-                    variant.protein_change.removeprefix("p.")]
+                    variant.protein_change.removeprefix("p.")
+                ]
         out.append(record)
     return out
 
 
-ENTRIES: dict[str, tuple[Callable[[Query, User | None], tuple[sa.Select, Records]],
-                         tuple[str, ...]]] = {
-    "individuals": (_individuals, ()), "biosamples": (_biosamples, ()),
-    "g_variants": (_g_variants, G_VARIANT_PARAMETERS)}
+ENTRIES: dict[str, tuple[Callable[[Query, User | None], tuple[sa.Select, Records]], tuple[str, ...]]] = {
+    "individuals": (_individuals, ()),
+    "biosamples": (_biosamples, ()),
+    "g_variants": (_g_variants, G_VARIANT_PARAMETERS),
+}
 
 
 def answer(entry: str) -> dict[str, Any]:
@@ -527,11 +625,15 @@ def answer(entry: str) -> dict[str, Any]:
     # protected counts span the network
     staff = actor is not None and actor.role is not Role.RESEARCHER
     stmt, records = build(query, actor if staff and granularity != "boolean" else None)
-    count = db.session.scalar(sa.select(sa.func.count()).select_from(
-        stmt.order_by(None).subquery())) or 0
-    meta = {"beaconId": _beacon_id(), "apiVersion": API_VERSION,
-            "returnedSchemas": [_schema(entry)], "returnedGranularity": granularity,
-            "receivedRequestSummary": query.summary(entry), "testMode": query.test_mode}
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    meta = {
+        "beaconId": _beacon_id(),
+        "apiVersion": API_VERSION,
+        "returnedSchemas": [_schema(entry)],
+        "returnedGranularity": granularity,
+        "receivedRequestSummary": query.summary(entry),
+        "testMode": query.test_mode,
+    }
     summary: dict[str, Any] = {"exists": count > 0}
     out: dict[str, Any] = {"meta": meta, "responseSummary": summary}
     if granularity == "boolean":
@@ -545,30 +647,49 @@ def answer(entry: str) -> dict[str, Any]:
     if granularity == "count":
         return out
     rows = list(db.session.scalars(stmt.offset(query.skip).limit(query.limit)).unique())
-    out["response"] = {"resultSets": [{
-        "id": _beacon_id(), "setType": "dataset", "exists": count > 0,
-        "resultsCount": count, "results": records(rows)}]}
+    out["response"] = {
+        "resultSets": [
+            {
+                "id": _beacon_id(),
+                "setType": "dataset",
+                "exists": count > 0,
+                "resultsCount": count,
+                "results": records(rows),
+            }
+        ]
+    }
     return out
 
 
 # --- the routes ------------------------------------------------------------------------------------
 
+
 def _json(data: dict[str, Any]) -> Response:
     return jsonify(data)
 
 
-ERROR_SCHEMA = {"type": "object", "required": ["meta", "error"], "properties": {
-    "meta": {"type": "object"},
-    "error": {"type": "object", "required": ["errorCode"], "properties": {
-        "errorCode": {"type": "integer"}, "errorMessage": {"type": "string"}}}}}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["meta", "error"],
+    "properties": {
+        "meta": {"type": "object"},
+        "error": {
+            "type": "object",
+            "required": ["errorCode"],
+            "properties": {"errorCode": {"type": "integer"}, "errorMessage": {"type": "string"}},
+        },
+    },
+}
 
 
 def _documented(func: Callable[..., Any]) -> Callable[..., Any]:
-    for status, text in ((400, "a request the beacon cannot answer, and why"),
-                         (401, "credentials that do not hold, or none where the beacon "
-                               "answers signed-in users only")):
-        func = blp.alt_response(status, schema=ERROR_SCHEMA, description=text,
-                                content_type="application/json")(func)
+    for status, text in (
+        (400, "a request the beacon cannot answer, and why"),
+        (401, "credentials that do not hold, or none where the beacon answers signed-in users only"),
+    ):
+        func = blp.alt_response(
+            status, schema=ERROR_SCHEMA, description=text, content_type="application/json"
+        )(func)
     return func
 
 
@@ -585,10 +706,13 @@ def _entry_view(entry: str) -> type[MethodView]:
             return _json(answer(entry))
 
     EntryViews.__name__ = f"{entry.title().replace('_', '')}Views"
-    EntryViews.get.__doc__ = (f"{ENTRY_TYPES[entry][1]} entries: a yes or no, a count or "
-                              "records, by who asks (query parameters)")
-    EntryViews.post.__doc__ = (f"{ENTRY_TYPES[entry][1]} entries: a yes or no, a count or "
-                               "records, by who asks (a Beacon request body)")
+    EntryViews.get.__doc__ = (
+        f"{ENTRY_TYPES[entry][1]} entries: a yes or no, a count or records, by who asks (query parameters)"
+    )
+    EntryViews.post.__doc__ = (
+        f"{ENTRY_TYPES[entry][1]} entries: a yes or no, a count or "
+        "records, by who asks (a Beacon request body)"
+    )
     return EntryViews
 
 
@@ -598,11 +722,15 @@ for _entry in ENTRIES:
 
 def _info() -> dict[str, Any]:
     config = current_app.config
-    return {"id": config["BEACON_ID"], "name": config["BEACON_NAME"], "apiVersion": API_VERSION,
-            "environment": config["BEACON_ENVIRONMENT"].lower(), "version": f"v{__version__}",
-            "description": "Samples, their donors and their variants, as the biobank may tell",
-            "organization": {"id": config["BEACON_ORGANIZATION_ID"],
-                             "name": config["BEACON_ORGANIZATION_NAME"]}}
+    return {
+        "id": config["BEACON_ID"],
+        "name": config["BEACON_NAME"],
+        "apiVersion": API_VERSION,
+        "environment": config["BEACON_ENVIRONMENT"].lower(),
+        "version": f"v{__version__}",
+        "description": "Samples, their donors and their variants, as the biobank may tell",
+        "organization": {"id": config["BEACON_ORGANIZATION_ID"], "name": config["BEACON_ORGANIZATION_NAME"]},
+    }
 
 
 @blp.route("/")
@@ -627,24 +755,35 @@ class ServiceInfoViews(MethodView):
     def get(self) -> Any:
         """GA4GH service-info of the beacon"""
         info = _info()
-        return _json({"id": info["id"], "name": info["name"],
-                      "type": {"group": "org.ga4gh", "artifact": "beacon", "version": "v2.0"},
-                      "organization": {"name": info["organization"]["name"],
-                                       "url": request.host_url.rstrip("/")},
-                      "version": info["version"], "environment": info["environment"]})
+        return _json(
+            {
+                "id": info["id"],
+                "name": info["name"],
+                "type": {"group": "org.ga4gh", "artifact": "beacon", "version": "v2.0"},
+                "organization": {"name": info["organization"]["name"], "url": request.host_url.rstrip("/")},
+                "version": info["version"],
+                "environment": info["environment"],
+            }
+        )
 
 
 def _entry_types() -> dict[str, Any]:
-    return {entry_id: {
-        "id": entry_id, "name": f"{name} entry", "partOfSpecification": "Beacon v2.0.0",
-        "defaultSchema": {"id": f"beacon-v2-default-model:{model}",
-                          "name": f"Default schema for {model}",
-                          "referenceToSchemaDefinition":
-                              f"https://github.com/ga4gh-beacon/beacon-v2/tree/main/models/json/"
-                              f"beacon-v2-default-model/{model}/defaultSchema.json",
-                          "schemaVersion": API_VERSION},
-        "nonFilteredQueriesAllowed": entry_id != "genomicVariation"}
-        for entry_id, name, model in ENTRY_TYPES.values()}
+    return {
+        entry_id: {
+            "id": entry_id,
+            "name": f"{name} entry",
+            "partOfSpecification": "Beacon v2.0.0",
+            "defaultSchema": {
+                "id": f"beacon-v2-default-model:{model}",
+                "name": f"Default schema for {model}",
+                "referenceToSchemaDefinition": f"https://github.com/ga4gh-beacon/beacon-v2/tree/main/models/json/"
+                f"beacon-v2-default-model/{model}/defaultSchema.json",
+                "schemaVersion": API_VERSION,
+            },
+            "nonFilteredQueriesAllowed": entry_id != "genomicVariation",
+        }
+        for entry_id, name, model in ENTRY_TYPES.values()
+    }
 
 
 @blp.route("/entry_types")
@@ -652,8 +791,7 @@ class EntryTypesViews(MethodView):
     @blp.response(200, {"type": "object"})
     def get(self) -> Any:
         """The entry types this beacon answers"""
-        return _json({"meta": _informational_meta(),
-                      "response": {"entryTypes": _entry_types()}})
+        return _json({"meta": _informational_meta(), "response": {"entryTypes": _entry_types()}})
 
 
 @blp.route("/configuration")
@@ -662,13 +800,20 @@ class ConfigurationViews(MethodView):
     def get(self) -> Any:
         """Maturity, security and entry types"""
         anonymous = current_app.config["BEACON_ANONYMOUS"]
-        return _json({"meta": _informational_meta(), "response": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "maturityAttributes": {"productionStatus": current_app.config["BEACON_ENVIRONMENT"]},
-            "securityAttributes": {
-                "defaultGranularity": "boolean" if anonymous else "count",
-                "securityLevels": (["PUBLIC", "REGISTERED"] if anonymous else ["REGISTERED"])},
-            "entryTypes": _entry_types()}})
+        return _json(
+            {
+                "meta": _informational_meta(),
+                "response": {
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "maturityAttributes": {"productionStatus": current_app.config["BEACON_ENVIRONMENT"]},
+                    "securityAttributes": {
+                        "defaultGranularity": "boolean" if anonymous else "count",
+                        "securityLevels": (["PUBLIC", "REGISTERED"] if anonymous else ["REGISTERED"]),
+                    },
+                    "entryTypes": _entry_types(),
+                },
+            }
+        )
 
 
 @blp.route("/map")
@@ -677,27 +822,48 @@ class MapViews(MethodView):
     def get(self) -> Any:
         """Where each entry type is answered"""
         root = request.host_url.rstrip("/") + blp.url_prefix
-        return _json({"meta": _informational_meta(), "response": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "endpointSets": {entry_id: {"entryType": entry_id, "rootUrl": f"{root}/{path}"}
-                             for path, (entry_id, _, _) in ENTRY_TYPES.items()}}})
+        return _json(
+            {
+                "meta": _informational_meta(),
+                "response": {
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "endpointSets": {
+                        entry_id: {"entryType": entry_id, "rootUrl": f"{root}/{path}"}
+                        for path, (entry_id, _, _) in ENTRY_TYPES.items()
+                    },
+                },
+            }
+        )
 
 
 def _filtering_terms() -> list[dict[str, Any]]:
     everywhere = ["individual", "biosample", "genomicVariation"]
     terms: list[dict[str, Any]] = [
         {"type": "ontologyTerm", "id": code, "label": label, "scopes": everywhere}
-        for code, label in sorted(set(SEX_TERMS.values()))]
-    terms += [{"type": "customTerm", "id": f"diseaseGroup:{group.value}",
-               "label": group.value.replace("_", " "), "scopes": everywhere}
-              for group in DiseaseGroup]
-    codes = db.session.scalars(sa.select(Case.icd10_code).distinct().order_by(
-        Case.icd10_code)).all()
-    terms += [{"type": "ontologyTerm", "id": f"ICD10:{code}", "label": code,
-               "scopes": everywhere} for code in codes]
-    terms += [{"type": "customTerm", "id": f"materialType:{material.value}",
-               "label": material.value.replace("_", " ").lower(),
-               "scopes": ["biosample", "genomicVariation"]} for material in MaterialType]
+        for code, label in sorted(set(SEX_TERMS.values()))
+    ]
+    terms += [
+        {
+            "type": "customTerm",
+            "id": f"diseaseGroup:{group.value}",
+            "label": group.value.replace("_", " "),
+            "scopes": everywhere,
+        }
+        for group in DiseaseGroup
+    ]
+    codes = db.session.scalars(sa.select(Case.icd10_code).distinct().order_by(Case.icd10_code)).all()
+    terms += [
+        {"type": "ontologyTerm", "id": f"ICD10:{code}", "label": code, "scopes": everywhere} for code in codes
+    ]
+    terms += [
+        {
+            "type": "customTerm",
+            "id": f"materialType:{material.value}",
+            "label": material.value.replace("_", " ").lower(),
+            "scopes": ["biosample", "genomicVariation"],
+        }
+        for material in MaterialType
+    ]
     return terms
 
 
@@ -706,8 +872,20 @@ class FilteringTermsViews(MethodView):
     @blp.response(200, {"type": "object"})
     def get(self) -> Any:
         """The filters this beacon understands"""
-        return _json({"meta": _informational_meta(), "response": {
-            "filteringTerms": _filtering_terms(),
-            "resources": [{"id": "ncit", "name": "NCI Thesaurus", "nameSpacePrefix": "NCIT",
-                           "iriPrefix": "http://purl.obolibrary.org/obo/NCIT_"},
-                          {"id": "icd10", "name": "ICD-10", "nameSpacePrefix": "ICD10"}]}})
+        return _json(
+            {
+                "meta": _informational_meta(),
+                "response": {
+                    "filteringTerms": _filtering_terms(),
+                    "resources": [
+                        {
+                            "id": "ncit",
+                            "name": "NCI Thesaurus",
+                            "nameSpacePrefix": "NCIT",
+                            "iriPrefix": "http://purl.obolibrary.org/obo/NCIT_",
+                        },
+                        {"id": "icd10", "name": "ICD-10", "nameSpacePrefix": "ICD10"},
+                    ],
+                },
+            }
+        )

@@ -31,10 +31,12 @@ def add_gene_model_cmd(path: Path, reference_genome: str) -> None:
 
     with transaction():
         model, annotated = services.register_gene_model(
-            actor=system_actor(), path=path, filename=path.name,
-            reference_genome=reference_genome)
-        click.echo(f"{model.reference_genome}: {model.gene_count} genes from {model.filename}; "
-                   f"{annotated} variants placed in a gene")
+            actor=system_actor(), path=path, filename=path.name, reference_genome=reference_genome
+        )
+        click.echo(
+            f"{model.reference_genome}: {model.gene_count} genes from {model.filename}; "
+            f"{annotated} variants placed in a gene"
+        )
 
 
 @gene_model_cli.command("list")

@@ -26,8 +26,12 @@ from biobank.version import __version__
 from omics import services
 from omics.models import FileStatus, OmicsFile
 
-blp = Blueprint("drs", __name__, url_prefix="/ga4gh/drs/v1",
-                description="GA4GH DRS 1.2: omics files and images by checksum, bytes with Range")
+blp = Blueprint(
+    "drs",
+    __name__,
+    url_prefix="/ga4gh/drs/v1",
+    description="GA4GH DRS 1.2: omics files and images by checksum, bytes with Range",
+)
 ACCESS_ID = "https"
 MIME = {"vcf": "text/vcf"}
 
@@ -77,8 +81,9 @@ def omics_file(object_id: str) -> OmicsFile | None:
     from biobank.auth import current_actor
     from omics.access import file_clause
 
-    return db.session.scalar(sa.select(OmicsFile).where(OmicsFile.sha256 == object_id,
-                                                        file_clause(current_actor())))
+    return db.session.scalar(
+        sa.select(OmicsFile).where(OmicsFile.sha256 == object_id, file_clause(current_actor()))
+    )
 
 
 def _object(object_id: str) -> DrsRecord:
@@ -92,22 +97,33 @@ def _object(object_id: str) -> DrsRecord:
     if record is not None:
         samples = [s.sample_name for s in record.samples]
         return DrsRecord(
-            record.sha256, record.filename, record.size_bytes, record.created_at,
+            record.sha256,
+            record.filename,
+            record.size_bytes,
+            record.created_at,
             MIME.get(record.format, "application/octet-stream"),
             f"{record.kind.value} {record.format} file"
             + (f", {record.reference_genome}" if record.reference_genome else "")
             + (f"; samples: {', '.join(samples)}" if samples else "")
             + ("" if record.status is not FileStatus.FAILED else "; not ingested"),
-            f"omics-file-{record.id}", services.file_path(record))
-    image = db.session.scalar(sa.select(Image).where(Image.sha256 == object_id,
-                                                     image_clause(actor)))
+            f"omics-file-{record.id}",
+            services.file_path(record),
+        )
+    image = db.session.scalar(sa.select(Image).where(Image.sha256 == object_id, image_clause(actor)))
     if image is not None:
         from biobank.services.images import file_path
 
         size = f", {image.width}×{image.height} px" if image.width else ""
-        return DrsRecord(image.sha256, image.filename, image.size_bytes, image.created_at,
-                         image.mime_type, f"{image.modality.value} image{size}",
-                         f"image-{image.id}", file_path(image))
+        return DrsRecord(
+            image.sha256,
+            image.filename,
+            image.size_bytes,
+            image.created_at,
+            image.mime_type,
+            f"{image.modality.value} image{size}",
+            f"image-{image.id}",
+            file_path(image),
+        )
     raise NotFound(f"no object {object_id!r}")
 
 
@@ -121,12 +137,14 @@ class ServiceInfoViews(MethodView):
     def get(self) -> Any:
         """GA4GH service-info of this DRS"""
         return {
-            "id": "org.biobank-lims.drs", "name": "Biobank LIMS omics files",
+            "id": "org.biobank-lims.drs",
+            "name": "Biobank LIMS omics files",
             "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.2.0"},
             "description": "Exome, RNA-Seq, methylation, proteomics and metabolomics files "
-                           "linked to biobank aliquots",
+            "linked to biobank aliquots",
             "organization": {"name": "Biobank LIMS", "url": request.host_url.rstrip("/")},
-            "version": __version__, "environment": "production",
+            "version": __version__,
+            "environment": "production",
         }
 
 
@@ -138,9 +156,11 @@ class ObjectViews(MethodView):
         """A file as a DRS object: size, SHA-256, how to get its bytes"""
         record = _object(object_id)
         return {
-            "id": record.sha256, "name": record.name,
+            "id": record.sha256,
+            "name": record.name,
             "self_uri": f"drs://{request.host}/{record.sha256}",
-            "size": record.size, "created_time": _iso(record.created_at),
+            "size": record.size,
+            "created_time": _iso(record.created_at),
             "mime_type": record.mime_type,
             "checksums": [{"checksum": record.sha256, "type": "sha-256"}],
             "access_methods": [{"type": "https", "access_id": ACCESS_ID}],
@@ -158,15 +178,16 @@ class AccessViews(MethodView):
         record = _object(object_id)
         if access_id != ACCESS_ID:
             raise NotFound(f"no access method {access_id!r} (this object has {ACCESS_ID!r})")
-        return {"url": url_for("drs.ContentViews", object_id=record.sha256, _external=True),
-                "headers": ["Authorization: the bearer token used here"]}
+        return {
+            "url": url_for("drs.ContentViews", object_id=record.sha256, _external=True),
+            "headers": ["Authorization: the bearer token used here"],
+        }
 
 
 @blp.route("/objects/<object_id>/content")
 class ContentViews(MethodView):
     @roles_required(*ALL_ROLES)
-    @blp.response(200, {"type": "string", "format": "binary"},
-                  content_type="application/octet-stream")
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream")
     def get(self, object_id: str) -> Any:
         """The object's bytes; `Range: bytes=…` answers 206 with that part
 
@@ -183,5 +204,11 @@ class ContentViews(MethodView):
                 size = Path(record.path).stat().st_size
                 if asked.range_for_length(size) is None:
                     return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-        return send_file(record.path, download_name=record.name, mimetype=record.mime_type,
-                         conditional=True, etag=record.sha256, max_age=0)
+        return send_file(
+            record.path,
+            download_name=record.name,
+            mimetype=record.mime_type,
+            conditional=True,
+            etag=record.sha256,
+            max_age=0,
+        )

@@ -30,8 +30,12 @@ from biobank.version import __version__
 from omics.formats import htsindex
 from omics.formats.errors import FormatError
 
-blp = Blueprint("htsget", __name__, url_prefix="/htsget",
-                description="GA4GH htsget 1.3: regions of BAM and VCF files as tickets of URLs")
+blp = Blueprint(
+    "htsget",
+    __name__,
+    url_prefix="/htsget",
+    description="GA4GH htsget 1.3: regions of BAM and VCF files as tickets of URLs",
+)
 TICKET_MIME = "application/vnd.ga4gh.htsget.v1.3.0+json"
 DATATYPES = {"reads": ("BAM", ["BAM", "CRAM"]), "variants": ("VCF", ["VCF", "BCF"])}
 MAX_POSITION = 2**31 - 1
@@ -40,8 +44,14 @@ MAX_POSITION = 2**31 - 1
 class HtsgetError(Exception):
     """An error as htsget words it: its type names the kind, the message what is wrong."""
 
-    STATUS = {"InvalidAuthentication": 401, "PermissionDenied": 403, "NotFound": 404,
-              "UnsupportedFormat": 400, "InvalidInput": 400, "InvalidRange": 400}
+    STATUS = {
+        "InvalidAuthentication": 401,
+        "PermissionDenied": 403,
+        "NotFound": 404,
+        "UnsupportedFormat": 400,
+        "InvalidInput": 400,
+        "InvalidRange": 400,
+    }
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -62,13 +72,18 @@ def _htsget_error(error: HtsgetError) -> Response:
 @blp.errorhandler(BiobankError)
 def _domain_error(error: BiobankError) -> Response:
     kind = {401: "InvalidAuthentication", 403: "PermissionDenied", 404: "NotFound"}.get(
-        error.status, "InvalidInput")
+        error.status, "InvalidInput"
+    )
     return _error_response(kind, error.message)
 
 
 class ErrorBodySchema(BaseSchema):
-    error = fields.String(metadata={"description": "InvalidAuthentication, PermissionDenied, "
-                                    "NotFound, UnsupportedFormat, InvalidInput, InvalidRange"})
+    error = fields.String(
+        metadata={
+            "description": "InvalidAuthentication, PermissionDenied, "
+            "NotFound, UnsupportedFormat, InvalidInput, InvalidRange"
+        }
+    )
     message = fields.String()
 
 
@@ -93,34 +108,67 @@ class TicketSchema(BaseSchema):
 
 
 QUERY = [
-    {"in": "query", "name": "format", "schema": {"type": "string"},
-     "description": "BAM or CRAM (reads), VCF (variants); the file's own by default"},
-    {"in": "query", "name": "class", "schema": {"type": "string", "enum": ["header", "body"]},
-     "description": "`header`: the header only"},
-    {"in": "query", "name": "referenceName", "schema": {"type": "string"},
-     "description": "a reference of the file (`7` and `chr7` name the same one); `*`: "
-                    "unplaced reads"},
-    {"in": "query", "name": "start", "schema": {"type": "integer", "minimum": 0,
-                                                "maximum": MAX_POSITION},
-     "description": "0-based, inclusive"},
-    {"in": "query", "name": "end", "schema": {"type": "integer", "minimum": 0,
-                                              "maximum": MAX_POSITION},
-     "description": "0-based, exclusive"},
-    {"in": "query", "name": "fields", "schema": {"type": "string"},
-     "description": "accepted; every field is returned"},
-    {"in": "query", "name": "tags", "schema": {"type": "string"},
-     "description": "accepted; every tag is returned"},
-    {"in": "query", "name": "notags", "schema": {"type": "string"},
-     "description": "accepted; every tag is returned"},
+    {
+        "in": "query",
+        "name": "format",
+        "schema": {"type": "string"},
+        "description": "BAM or CRAM (reads), VCF (variants); the file's own by default",
+    },
+    {
+        "in": "query",
+        "name": "class",
+        "schema": {"type": "string", "enum": ["header", "body"]},
+        "description": "`header`: the header only",
+    },
+    {
+        "in": "query",
+        "name": "referenceName",
+        "schema": {"type": "string"},
+        "description": "a reference of the file (`7` and `chr7` name the same one); `*`: unplaced reads",
+    },
+    {
+        "in": "query",
+        "name": "start",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_POSITION},
+        "description": "0-based, inclusive",
+    },
+    {
+        "in": "query",
+        "name": "end",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_POSITION},
+        "description": "0-based, exclusive",
+    },
+    {
+        "in": "query",
+        "name": "fields",
+        "schema": {"type": "string"},
+        "description": "accepted; every field is returned",
+    },
+    {
+        "in": "query",
+        "name": "tags",
+        "schema": {"type": "string"},
+        "description": "accepted; every tag is returned",
+    },
+    {
+        "in": "query",
+        "name": "notags",
+        "schema": {"type": "string"},
+        "description": "accepted; every tag is returned",
+    },
 ]
 
 
 def _documented(func: Callable[..., Any]) -> Callable[..., Any]:
-    for status, text in ((400, "unsupported format, invalid input or range"),
-                         (401, "no valid credentials"), (403, "a role that may not read files"),
-                         (404, "no such file for you, or no such reference in it")):
-        func = blp.alt_response(status, schema=ErrorSchema, description=text,
-                                content_type="application/json")(func)
+    for status, text in (
+        (400, "unsupported format, invalid input or range"),
+        (401, "no valid credentials"),
+        (403, "a role that may not read files"),
+        (404, "no such file for you, or no such reference in it"),
+    ):
+        func = blp.alt_response(
+            status, schema=ErrorSchema, description=text, content_type="application/json"
+        )(func)
     return func
 
 
@@ -131,12 +179,17 @@ class ServiceInfoViews(MethodView):
         """GA4GH service-info of this htsget endpoint"""
         _, formats = DATATYPES[datatype]
         return {
-            "id": f"org.biobank-lims.htsget.{datatype}", "name": f"Biobank LIMS {datatype}",
+            "id": f"org.biobank-lims.htsget.{datatype}",
+            "name": f"Biobank LIMS {datatype}",
             "type": {"group": "org.ga4gh", "artifact": "htsget", "version": "1.3.0"},
             "organization": {"name": "Biobank LIMS", "url": request.host_url.rstrip("/")},
             "version": __version__,
-            "htsget": {"datatype": datatype, "formats": formats,
-                       "fieldsParametersEffective": False, "tagsParametersEffective": False},
+            "htsget": {
+                "datatype": datatype,
+                "formats": formats,
+                "fieldsParametersEffective": False,
+                "tagsParametersEffective": False,
+            },
         }
 
 
@@ -159,19 +212,18 @@ class TicketViews(MethodView):
 @blp.route("/variants/<object_id>/bgzf")
 class CopyViews(MethodView):
     @roles_required(*ALL_ROLES)
-    @blp.response(200, {"type": "string", "format": "binary"},
-                  content_type="application/octet-stream")
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream")
     @_documented
     def get(self, object_id: str) -> Any:
         """The bgzipped copy of a VCF stored without BGZF, which its tickets point into
         (`Range: bytes=…` answers 206)"""
         stored = _stored("variants", object_id)
         if not stored.copied:
-            raise HtsgetError("NotFound", f"{stored.filename} is stored bgzipped: its tickets "
-                                          "point to its DRS content")
+            raise HtsgetError(
+                "NotFound", f"{stored.filename} is stored bgzipped: its tickets point to its DRS content"
+            )
         stored.index()
-        return send_file(stored.data_path, mimetype="application/octet-stream",
-                         conditional=True, max_age=0)
+        return send_file(stored.data_path, mimetype="application/octet-stream", conditional=True, max_age=0)
 
 
 def _integer(name: str) -> int | None:
@@ -179,8 +231,9 @@ def _integer(name: str) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or int(value) > MAX_POSITION:
-        raise HtsgetError("InvalidInput", f"{name} must be a whole number from 0 to "
-                                          f"{MAX_POSITION}, not {value!r}")
+        raise HtsgetError(
+            "InvalidInput", f"{name} must be a whole number from 0 to {MAX_POSITION}, not {value!r}"
+        )
     return int(value)
 
 
@@ -188,8 +241,10 @@ def _query(datatype: str) -> dict[str, Any]:
     default, formats = DATATYPES[datatype]
     wanted = request.args.get("format", default).upper()
     if wanted not in formats:
-        raise HtsgetError("UnsupportedFormat", f"format {wanted!r} is not served for "
-                                               f"{datatype}: ask for {' or '.join(formats)}")
+        raise HtsgetError(
+            "UnsupportedFormat",
+            f"format {wanted!r} is not served for {datatype}: ask for {' or '.join(formats)}",
+        )
     part = request.args.get("class")
     if part not in (None, "header", "body"):
         raise HtsgetError("InvalidInput", f"class must be header or body, not {part!r}")
@@ -203,15 +258,19 @@ def _query(datatype: str) -> dict[str, Any]:
         raise HtsgetError("InvalidRange", f"start {start} is after end {end}")
     if part == "header" and name is not None:
         raise HtsgetError("InvalidInput", "class=header takes no referenceName, start or end")
-    return {"format": wanted, "header_only": part == "header", "name": name,
-            "start": start or 0, "end": MAX_POSITION if end is None else end}
+    return {
+        "format": wanted,
+        "header_only": part == "header",
+        "name": name,
+        "start": start or 0,
+        "end": MAX_POSITION if end is None else end,
+    }
 
 
 class StoredFile:
     """A stored file and what an htsget ticket needs of it: its BGZF data, index, header."""
 
-    def __init__(self, datatype: str, sha256: str, path: Path, filename: str,
-                 derived_dir: Path) -> None:
+    def __init__(self, datatype: str, sha256: str, path: Path, filename: str, derived_dir: Path) -> None:
         self.datatype, self.sha256, self.path, self.filename = datatype, sha256, path, filename
         self.cram = path.suffix.lower() == ".cram" or filename.lower().endswith(".cram")
         self.bcf = datatype == "variants" and filename.lower().endswith(".bcf")
@@ -251,8 +310,9 @@ class StoredFile:
         suffix = ".bai" if self.datatype == "reads" else ".tbi"
         index_path = self.data_path.with_name(self.data_path.name + suffix)
         if not index_path.exists():
-            _atomically(index_path, lambda out: _make_index(self.data_path, out, self.datatype,
-                                                            self.filename))
+            _atomically(
+                index_path, lambda out: _make_index(self.data_path, out, self.datatype, self.filename)
+            )
         try:
             return htsindex.read_index(index_path)
         except FormatError as error:
@@ -260,15 +320,21 @@ class StoredFile:
 
     def ticket(self, query: dict[str, Any]) -> dict[str, Any]:
         if query["format"] != self.format:
-            raise HtsgetError("UnsupportedFormat", f"{self.filename} is {self.format}, "
-                                                   f"not {query['format']}")
-        auth = {"Authorization": request.headers["Authorization"]} \
-            if "Authorization" in request.headers else {}
-        if self.cram or (not query["header_only"] and (
-                query["name"] is None or self.whole_records)):
-            return {"format": self.format, "urls": [
-                {"url": url_for("drs.ContentViews", object_id=self.sha256, _external=True),
-                 "headers": auth, "class": "body"}]}
+            raise HtsgetError("UnsupportedFormat", f"{self.filename} is {self.format}, not {query['format']}")
+        auth = (
+            {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+        )
+        if self.cram or (not query["header_only"] and (query["name"] is None or self.whole_records)):
+            return {
+                "format": self.format,
+                "urls": [
+                    {
+                        "url": url_for("drs.ContentViews", object_id=self.sha256, _external=True),
+                        "headers": auth,
+                        "class": "body",
+                    }
+                ],
+            }
         index = None if query["header_only"] else self.index()
         self._copy()
         data = htsindex.BgzfFile(self.data_path)
@@ -283,23 +349,30 @@ class StoredFile:
                 if piece.data is not None:
                     urls.append(_data_url(piece.data, "body"))
                 else:
-                    urls.append({"url": self._content_url(), "class": "body", "headers": auth | {
-                        "Range": f"bytes={piece.start}-{piece.stop - 1}"}})
+                    urls.append(
+                        {
+                            "url": self._content_url(),
+                            "class": "body",
+                            "headers": auth | {"Range": f"bytes={piece.start}-{piece.stop - 1}"},
+                        }
+                    )
         urls.append(_data_url(htsindex.EOF_BLOCK, "body"))
         return {"format": self.format, "urls": urls}
 
-    def _chunks(self, index: htsindex.Index, header: bytes, query: dict[str, Any]
-                ) -> list[tuple[int, int]]:
+    def _chunks(self, index: htsindex.Index, header: bytes, query: dict[str, Any]) -> list[tuple[int, int]]:
         names = index.names or htsindex.bam_reference_names(header)
         data = htsindex.BgzfFile(self.data_path)
         if query["name"] == "*":
-            placed = [c for ref in range(len(index.references))
-                      for c in htsindex.reference_chunks(index, ref)]
+            placed = [
+                c for ref in range(len(index.references)) for c in htsindex.reference_chunks(index, ref)
+            ]
             after = max((end for _, end in placed), default=None)
             eof = (data.size - len(htsindex.EOF_BLOCK)) << 16
             if after is None:
-                raise HtsgetError("InvalidInput", f"{self.filename} has no index of its "
-                                                  "placed reads to find the unplaced ones after")
+                raise HtsgetError(
+                    "InvalidInput",
+                    f"{self.filename} has no index of its placed reads to find the unplaced ones after",
+                )
             return [(after, eof)] if index.unplaced and after < eof else []
         name = query["name"]
         if name not in names:
@@ -313,10 +386,14 @@ class StoredFile:
         start, end = query["start"], query["end"]
         if start >= end:
             return []
-        past = (htsindex.bam_record_past(ref, end) if self.datatype == "reads"
-                else htsindex.vcf_record_past(name, end))
-        return htsindex.region_chunks(index, ref, start, end,
-                                      lambda offset: data.first_record_past(offset, past))
+        past = (
+            htsindex.bam_record_past(ref, end)
+            if self.datatype == "reads"
+            else htsindex.vcf_record_past(name, end)
+        )
+        return htsindex.region_chunks(
+            index, ref, start, end, lambda offset: data.first_record_past(offset, past)
+        )
 
 
 def _data_url(data: bytes, part: str) -> dict[str, str]:
@@ -333,13 +410,11 @@ def _stored(datatype: str, object_id: str) -> StoredFile:
         raise HtsgetError("NotFound", f"no file {object_id!r}")
     expected = "bam" if datatype == "reads" else "vcf"
     if record.format != expected:
-        raise HtsgetError("UnsupportedFormat", f"{record.filename} is a {record.format} file, "
-                                               f"not {datatype}")
+        raise HtsgetError("UnsupportedFormat", f"{record.filename} is a {record.format} file, not {datatype}")
     assert isinstance(record, OmicsFile)
     derived = services.storage_root() / "htsget"
     derived.mkdir(exist_ok=True)
-    return StoredFile(datatype, record.sha256, services.file_path(record), record.filename,
-                      derived)
+    return StoredFile(datatype, record.sha256, services.file_path(record), record.filename, derived)
 
 
 def _atomically(target: Path, make: Callable[[Path], None]) -> None:
@@ -361,8 +436,10 @@ def _bgzip(source: Path, out: Path) -> None:
     import pysam
 
     if source.read_bytes()[:2] == b"\x1f\x8b":  # plain gzip: unpack first
-        with gzip.open(source, "rb") as f, tempfile.NamedTemporaryFile(
-                dir=out.parent, prefix=".", delete=False) as plain:
+        with (
+            gzip.open(source, "rb") as f,
+            tempfile.NamedTemporaryFile(dir=out.parent, prefix=".", delete=False) as plain,
+        ):
             shutil.copyfileobj(f, plain)
         try:
             pysam.tabix_compress(plain.name, str(out), force=True)
@@ -379,10 +456,12 @@ def _make_index(data: Path, out: Path, datatype: str, filename: str) -> None:
         if datatype == "reads":
             pysam.index(str(data), "-o", str(out))
         else:
-            pysam.tabix_index(str(data), preset="vcf", force=True, keep_original=True,
-                              index=str(out))
+            pysam.tabix_index(str(data), preset="vcf", force=True, keep_original=True, index=str(out))
     except (pysam.SamtoolsError, OSError, ValueError) as error:
         what = "sorted by position" if datatype == "variants" else "coordinate-sorted"
-        raise HtsgetError("UnsupportedFormat", f"{filename} cannot be indexed, so no region "
-                                               f"can be cut from it: is it {what}? "
-                                               f"({str(error).strip()[:200]})") from None
+        raise HtsgetError(
+            "UnsupportedFormat",
+            f"{filename} cannot be indexed, so no region "
+            f"can be cut from it: is it {what}? "
+            f"({str(error).strip()[:200]})",
+        ) from None

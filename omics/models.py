@@ -48,24 +48,28 @@ class OmicsFile(db.Model):
     sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
     reference_genome: Mapped[str32 | None] = mapped_column(comment="e.g. GRCh38")
     reference: Mapped[str | None] = mapped_column(
-        sa.Text, comment="The reference the file names (VCF ##reference), as written")
+        sa.Text, comment="The reference the file names (VCF ##reference), as written"
+    )
     platform: Mapped[str64 | None]
     pipeline: Mapped[str128 | None]
     status: Mapped[FileStatus] = mapped_column(default=FileStatus.REGISTERED)
     error: Mapped[str | None] = mapped_column(sa.Text)
     warnings: Mapped[list[str]] = mapped_column(
-        default=list, comment="What a lenient registration found wrong with the file and kept")
+        default=list, comment="What a lenient registration found wrong with the file and kept"
+    )
     variant_count: Mapped[int] = mapped_column(default=0)
     call_count: Mapped[int] = mapped_column(default=0)
     feature_count: Mapped[int] = mapped_column(default=0)
     matrix_uri: Mapped[str | None] = mapped_column(
-        sa.Text, comment="The ingested matrix as .h5ad under the storage root")
+        sa.Text, comment="The ingested matrix as .h5ad under the storage root"
+    )
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
     ingested_at: Mapped[timestamp | None]
 
     samples: Mapped[list[OmicsFileSample]] = relationship(
-        back_populates="file", cascade="all, delete-orphan", order_by="OmicsFileSample.id")
+        back_populates="file", cascade="all, delete-orphan", order_by="OmicsFileSample.id"
+    )
 
 
 class OmicsFileSample(db.Model):
@@ -80,9 +84,11 @@ class OmicsFileSample(db.Model):
     sample_name: Mapped[str128]
     specimen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("specimens.id"), index=True)
     role: Mapped[SampleRole | None] = mapped_column(
-        comment="tumour, normal or rna_tumour: given, from the caller's header or the name")
+        comment="tumour, normal or rna_tumour: given, from the caller's header or the name"
+    )
     qc: Mapped[dict[str, Any]] = mapped_column(
-        default=dict, comment="Per-sample QC of an ingested matrix (scanpy metrics, detection)")
+        default=dict, comment="Per-sample QC of an ingested matrix (scanpy metrics, detection)"
+    )
 
     file: Mapped[OmicsFile] = relationship(back_populates="samples")
     specimen: Mapped[Specimen | None] = relationship()
@@ -100,7 +106,8 @@ class Variant(db.Model):
 
     id: Mapped[intpk]
     reference_genome: Mapped[str32] = mapped_column(
-        default="", comment="The genome build (GRCh37, GRCh38…); empty when no file said")
+        default="", comment="The genome build (GRCh37, GRCh38…); empty when no file said"
+    )
     chrom: Mapped[str32]
     pos: Mapped[int]
     ref: Mapped[str] = mapped_column(sa.Text)
@@ -121,8 +128,7 @@ class VariantCall(db.Model):
 
     id: Mapped[intpk]
     variant_id: Mapped[int] = mapped_column(sa.ForeignKey("variants.id"))
-    file_id: Mapped[int] = mapped_column(sa.ForeignKey("omics_files.id", ondelete="CASCADE"),
-                                         index=True)
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("omics_files.id", ondelete="CASCADE"), index=True)
     specimen_id: Mapped[int] = mapped_column(sa.ForeignKey("specimens.id"))
     genotype: Mapped[str16 | None]
     depth: Mapped[int | None]
@@ -130,7 +136,8 @@ class VariantCall(db.Model):
     allele_fraction: Mapped[float | None]
     filter: Mapped[str64 | None] = mapped_column(comment="FILTER of the record: PASS, …")
     somatic: Mapped[bool | None] = mapped_column(
-        comment="The caller's somatic status: true somatic, false germline or LOH, null unknown")
+        comment="The caller's somatic status: true somatic, false germline or LOH, null unknown"
+    )
 
     variant: Mapped[Variant] = relationship()
     specimen: Mapped[Specimen] = relationship()
@@ -142,9 +149,14 @@ def somatic_tumour_call() -> sa.ColumnElement[bool]:
     sample = aliased(OmicsFileSample)  # its own: the query may join the samples already
     return sa.and_(
         sa.or_(VariantCall.somatic.is_(None), VariantCall.somatic.is_(True)),
-        ~sa.exists().where(sample.file_id == VariantCall.file_id,
-                           sample.specimen_id == VariantCall.specimen_id,
-                           sample.role == SampleRole.NORMAL).correlate(VariantCall))
+        ~sa.exists()
+        .where(
+            sample.file_id == VariantCall.file_id,
+            sample.specimen_id == VariantCall.specimen_id,
+            sample.role == SampleRole.NORMAL,
+        )
+        .correlate(VariantCall),
+    )
 
 
 class GeneModel(db.Model):
@@ -161,8 +173,9 @@ class GeneModel(db.Model):
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
 
-    genes: Mapped[list[Gene]] = relationship(back_populates="model", cascade="all, delete-orphan",
-                                             passive_deletes=True)
+    genes: Mapped[list[Gene]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Gene(db.Model):

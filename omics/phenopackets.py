@@ -70,8 +70,9 @@ from biobank.version import __version__
 from omics.access import file_clause
 from omics.models import OmicsFile, OmicsFileSample
 
-blp = Blueprint("phenopackets", __name__,
-                description="GA4GH Phenopackets v2 of a case and of a cohort snapshot")
+blp = Blueprint(
+    "phenopackets", __name__, description="GA4GH Phenopackets v2 of a case and of a cohort snapshot"
+)
 SCHEMA_VERSION = "2.0"
 Term = dict[str, str]
 
@@ -81,8 +82,7 @@ def term(curie: str, label: str) -> Term:
 
 
 HUMAN = term("NCBITaxon:9606", "Homo sapiens")
-SEX = {Sex.FEMALE: "FEMALE", Sex.MALE: "MALE", Sex.OTHER: "OTHER_SEX",
-       Sex.UNKNOWN: "UNKNOWN_SEX"}
+SEX = {Sex.FEMALE: "FEMALE", Sex.MALE: "MALE", Sex.OTHER: "OTHER_SEX", Sex.UNKNOWN: "UNKNOWN_SEX"}
 #: anatomical sites (ISIC's general sites) in UBERON; oral/genital has no one term
 BODY_SITES = {
     BodySite.HEAD_NECK: term("UBERON:0007811", "craniocervical region"),
@@ -97,15 +97,19 @@ BODY_SITES = {
     BodySite.NAIL: term("UBERON:0001705", "nail"),
     BodySite.PERIPHERAL_BLOOD: term("UBERON:0000178", "blood"),
 }
-LATERALITY = {Laterality.LEFT: term("HP:0012835", "Left"),
-              Laterality.RIGHT: term("HP:0012834", "Right"),
-              Laterality.BILATERAL: term("HP:0012832", "Bilateral")}
+LATERALITY = {
+    Laterality.LEFT: term("HP:0012835", "Left"),
+    Laterality.RIGHT: term("HP:0012834", "Right"),
+    Laterality.BILATERAL: term("HP:0012832", "Bilateral"),
+}
 SKIN = term("UBERON:0002097", "skin of body")
 #: the tissue a material is taken from
-SAMPLED_TISSUE = {"blood": term("UBERON:0000178", "blood"),
-                  "urine": term("UBERON:0001088", "urine"),
-                  "stool": term("UBERON:0001988", "feces"),
-                  "tissue": SKIN}
+SAMPLED_TISSUE = {
+    "blood": term("UBERON:0000178", "blood"),
+    "urine": term("UBERON:0001088", "urine"),
+    "stool": term("UBERON:0001988", "feces"),
+    "tissue": SKIN,
+}
 SALIVA = term("UBERON:0001836", "saliva")
 #: a biosample's nature (EFO), as Beacon gives it too
 MATERIAL_SAMPLE = {
@@ -114,8 +118,10 @@ MATERIAL_SAMPLE = {
     PathologyStatus.NON_MALIGNANT: term("EFO:0009655", "abnormal sample"),
     PathologyStatus.NORMAL: term("EFO:0009654", "reference sample"),
 }
-TUMOR_PROGRESSION = {PathologyStatus.MALIGNANT: term("NCIT:C8509", "Primary Neoplasm"),
-                     PathologyStatus.METASTATIC: term("NCIT:C3261", "Metastatic Neoplasm")}
+TUMOR_PROGRESSION = {
+    PathologyStatus.MALIGNANT: term("NCIT:C8509", "Primary Neoplasm"),
+    PathologyStatus.METASTATIC: term("NCIT:C3261", "Metastatic Neoplasm"),
+}
 BIOPSY = term("NCIT:C15189", "Biopsy")
 PROCEDURES = {
     CollectionProcedure.VENIPUNCTURE: term("NCIT:C28221", "Phlebotomy"),
@@ -130,33 +136,76 @@ BRESLOW = term("LOINC:44661-7", "Tumor invasion depth in skin melanoma (Breslow 
 MILLIMETRE = term("UO:0000016", "millimeter")
 GENETIC_KINDS = cohorts.GENETIC_KINDS
 RESOURCES = {
-    "ICD10": ("icd10", "International Classification of Diseases, 10th revision", "2019",
-              "https://icd.who.int/browse10/2019/en", "https://icd.who.int/browse10/2019/en#/"),
-    "NCIT": ("ncit", "NCI Thesaurus", "24.01d", "http://purl.obolibrary.org/obo/ncit.owl",
-             "http://purl.obolibrary.org/obo/NCIT_"),
-    "UBERON": ("uberon", "Uber-anatomy ontology", "2024-01-18",
-               "http://purl.obolibrary.org/obo/uberon.owl",
-               "http://purl.obolibrary.org/obo/UBERON_"),
-    "HP": ("hp", "Human Phenotype Ontology", "2024-04-26", "http://purl.obolibrary.org/obo/hp.owl",
-           "http://purl.obolibrary.org/obo/HP_"),
-    "NCBITaxon": ("ncbitaxon", "NCBI organismal classification", "2024-01-09",
-                  "http://purl.obolibrary.org/obo/ncbitaxon.owl",
-                  "http://purl.obolibrary.org/obo/NCBITaxon_"),
-    "SNOMED": ("snomedct", "SNOMED CT", "2024-03", "http://snomed.info/sct",
-               "http://snomed.info/id/"),
-    "EFO": ("efo", "Experimental Factor Ontology", "3.62.0", "http://www.ebi.ac.uk/efo/efo.owl",
-            "http://www.ebi.ac.uk/efo/EFO_"),
-    "LOINC": ("loinc", "Logical Observation Identifiers Names and Codes", "2.77",
-              "https://loinc.org", "https://loinc.org/"),
-    "ICDO": ("icdo", "International Classification of Diseases for Oncology", "3.2",
-             "https://www.who.int/standards/classifications/other-classifications/"
-             "international-classification-of-diseases-for-oncology", "ICDO:"),
-    "UO": ("uo", "Units of measurement ontology", "2023-05-25",
-           "http://purl.obolibrary.org/obo/uo.owl", "http://purl.obolibrary.org/obo/UO_"),
+    "ICD10": (
+        "icd10",
+        "International Classification of Diseases, 10th revision",
+        "2019",
+        "https://icd.who.int/browse10/2019/en",
+        "https://icd.who.int/browse10/2019/en#/",
+    ),
+    "NCIT": (
+        "ncit",
+        "NCI Thesaurus",
+        "24.01d",
+        "http://purl.obolibrary.org/obo/ncit.owl",
+        "http://purl.obolibrary.org/obo/NCIT_",
+    ),
+    "UBERON": (
+        "uberon",
+        "Uber-anatomy ontology",
+        "2024-01-18",
+        "http://purl.obolibrary.org/obo/uberon.owl",
+        "http://purl.obolibrary.org/obo/UBERON_",
+    ),
+    "HP": (
+        "hp",
+        "Human Phenotype Ontology",
+        "2024-04-26",
+        "http://purl.obolibrary.org/obo/hp.owl",
+        "http://purl.obolibrary.org/obo/HP_",
+    ),
+    "NCBITaxon": (
+        "ncbitaxon",
+        "NCBI organismal classification",
+        "2024-01-09",
+        "http://purl.obolibrary.org/obo/ncbitaxon.owl",
+        "http://purl.obolibrary.org/obo/NCBITaxon_",
+    ),
+    "SNOMED": ("snomedct", "SNOMED CT", "2024-03", "http://snomed.info/sct", "http://snomed.info/id/"),
+    "EFO": (
+        "efo",
+        "Experimental Factor Ontology",
+        "3.62.0",
+        "http://www.ebi.ac.uk/efo/efo.owl",
+        "http://www.ebi.ac.uk/efo/EFO_",
+    ),
+    "LOINC": (
+        "loinc",
+        "Logical Observation Identifiers Names and Codes",
+        "2.77",
+        "https://loinc.org",
+        "https://loinc.org/",
+    ),
+    "ICDO": (
+        "icdo",
+        "International Classification of Diseases for Oncology",
+        "3.2",
+        "https://www.who.int/standards/classifications/other-classifications/"
+        "international-classification-of-diseases-for-oncology",
+        "ICDO:",
+    ),
+    "UO": (
+        "uo",
+        "Units of measurement ontology",
+        "2023-05-25",
+        "http://purl.obolibrary.org/obo/uo.owl",
+        "http://purl.obolibrary.org/obo/UO_",
+    ),
 }
 
 
 # --- building ------------------------------------------------------------------------------
+
 
 def _age(birth_year: int | None, when: dt.date | dt.datetime | None) -> dict[str, Any] | None:
     """An age in whole years as a TimeElement (ISO 8601 duration), or nothing."""
@@ -178,8 +227,7 @@ def _tissue(specimen: Specimen, lesion: Lesion | None, facts: _Facts) -> Term:
     """What the sample was taken from: its material's tissue, or for an extract (DNA, RNA,
     cells) that of the tube it was made from."""
     source = specimen
-    while source.parent_id in facts.by_id and source.material_type.category not in \
-            SAMPLED_TISSUE:
+    while source.parent_id in facts.by_id and source.material_type.category not in SAMPLED_TISSUE:
         source = facts.by_id[source.parent_id]  # type: ignore[index]
     if source.material_type is MaterialType.SALIVA:
         return SALIVA
@@ -193,10 +241,13 @@ def _tissue(specimen: Specimen, lesion: Lesion | None, facts: _Facts) -> Term:
 ANY_TISSUE = term("UBERON:0000479", "tissue")
 
 
-def _file(uri_host: str, sha256: str, participant: str, sample: str | None,
-          attributes: dict[str, str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"uri": f"drs://{uri_host}/{sha256}",
-                             "fileAttributes": {k: v for k, v in attributes.items() if v}}
+def _file(
+    uri_host: str, sha256: str, participant: str, sample: str | None, attributes: dict[str, str]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "uri": f"drs://{uri_host}/{sha256}",
+        "fileAttributes": {k: v for k, v in attributes.items() if v},
+    }
     if sample:
         entry["individualToFileIdentifiers"] = {participant: sample}
     return entry
@@ -205,62 +256,76 @@ def _file(uri_host: str, sha256: str, participant: str, sample: str | None,
 class _Facts:
     """What the phenopackets of some cases draw on, read in a few queries for all of them."""
 
-    def __init__(self, cases: list[Case], actor: User, *, objects: set[tuple[str, int]] | None,
-                 consent: bool) -> None:
+    def __init__(
+        self, cases: list[Case], actor: User, *, objects: set[tuple[str, int]] | None, consent: bool
+    ) -> None:
         case_ids = [c.id for c in cases]
         self.lesions: dict[int, list[Lesion]] = defaultdict(list)
-        for lesion in db.session.scalars(sa.select(Lesion).where(Lesion.case_id.in_(case_ids))
-                                         .order_by(Lesion.id)):
+        for lesion in db.session.scalars(
+            sa.select(Lesion).where(Lesion.case_id.in_(case_ids)).order_by(Lesion.id)
+        ):
             self.lesions[lesion.case_id].append(lesion)
         self.specimens: dict[int, list[Specimen]] = defaultdict(list)
         for specimen in db.session.scalars(
-                sa.select(Specimen).where(Specimen.case_id.in_(case_ids)).order_by(Specimen.id)):
+            sa.select(Specimen).where(Specimen.case_id.in_(case_ids)).order_by(Specimen.id)
+        ):
             self.specimens[specimen.case_id].append(specimen)  # type: ignore[index]
         self.by_id = {s.id: s for rows in self.specimens.values() for s in rows}
         self.barcodes = {ident: s.barcode for ident, s in self.by_id.items()}
-        missing_parents = {s.parent_id for rows in self.specimens.values() for s in rows
-                           if s.parent_id and s.parent_id not in self.barcodes}
+        missing_parents = {
+            s.parent_id
+            for rows in self.specimens.values()
+            for s in rows
+            if s.parent_id and s.parent_id not in self.barcodes
+        }
         if missing_parents:
-            self.barcodes.update(dict(db.session.execute(
-                sa.select(Specimen.id, Specimen.barcode).where(Specimen.id.in_(missing_parents)))
-                .all()))
-        visit_ids = {s.collection_event_id for rows in self.specimens.values() for s in rows
-                     if s.collection_event_id}
-        self.visits = {v.id: v for v in db.session.scalars(
-            sa.select(CollectionEvent).where(CollectionEvent.id.in_(visit_ids)))}
+            self.barcodes.update(
+                dict(
+                    db.session.execute(
+                        sa.select(Specimen.id, Specimen.barcode).where(Specimen.id.in_(missing_parents))
+                    ).all()
+                )
+            )
+        visit_ids = {
+            s.collection_event_id for rows in self.specimens.values() for s in rows if s.collection_event_id
+        }
+        self.visits = {
+            v.id: v
+            for v in db.session.scalars(sa.select(CollectionEvent).where(CollectionEvent.id.in_(visit_ids)))
+        }
         self.files: dict[int, list[tuple[OmicsFile, str]]] = defaultdict(list)
         linked = sa.select(OmicsFileSample.file_id).where(
-            OmicsFileSample.specimen_id.in_(list(self.barcodes)))
-        readable = list(db.session.scalars(sa.select(OmicsFile.id).where(
-            OmicsFile.id.in_(linked), file_clause(actor))))
+            OmicsFileSample.specimen_id.in_(list(self.barcodes))
+        )
+        readable = list(
+            db.session.scalars(sa.select(OmicsFile.id).where(OmicsFile.id.in_(linked), file_clause(actor)))
+        )
         rows = db.session.execute(
-            sa.select(OmicsFileSample.id, OmicsFileSample.specimen_id,
-                      OmicsFileSample.sample_name, OmicsFile)
+            sa.select(OmicsFileSample.id, OmicsFileSample.specimen_id, OmicsFileSample.sample_name, OmicsFile)
             .join(OmicsFile, OmicsFile.id == OmicsFileSample.file_id)
-            .where(OmicsFileSample.specimen_id.in_(list(self.barcodes)),
-                   OmicsFile.id.in_(readable))
-            .order_by(OmicsFile.id, OmicsFileSample.id))
+            .where(OmicsFileSample.specimen_id.in_(list(self.barcodes)), OmicsFile.id.in_(readable))
+            .order_by(OmicsFile.id, OmicsFileSample.id)
+        )
         for sample_id, specimen_id, sample_name, record in rows:
             # a snapshot's omics objects are the files' sample columns
             if objects is None or ("omics", sample_id) in objects:
                 self.files[specimen_id].append((record, sample_name))
         self.images: dict[int, list[Image]] = defaultdict(list)
-        for image in db.session.scalars(sa.select(Image).where(Image.case_id.in_(case_ids),
-                                                               image_clause(actor))
-                                        .order_by(Image.id)):
+        for image in db.session.scalars(
+            sa.select(Image).where(Image.case_id.in_(case_ids), image_clause(actor)).order_by(Image.id)
+        ):
             if objects is None or ("image", image.id) in objects:
                 self.images[image.case_id].append(image)
         self.consent = consent
-        self.scopes = granted_scopes_by_participant({c.participant_id for c in cases}) \
-            if consent else {}
+        self.scopes = granted_scopes_by_participant({c.participant_id for c in cases}) if consent else {}
 
     def may_share(self, case: Case) -> bool:
-        return not self.consent or ConsentScope.RESEARCH_USE in self.scopes.get(
-            case.participant_id, set())
+        return not self.consent or ConsentScope.RESEARCH_USE in self.scopes.get(case.participant_id, set())
 
     def genetic_ok(self, case: Case) -> bool:
         return not self.consent or ConsentScope.GENETIC_RESEARCH in self.scopes.get(
-            case.participant_id, set())
+            case.participant_id, set()
+        )
 
 
 def _disease(case: Case, lesions: list[Lesion], birth_year: int | None) -> dict[str, Any]:
@@ -270,8 +335,9 @@ def _disease(case: Case, lesions: list[Lesion], birth_year: int | None) -> dict[
         disease["onset"] = onset
     if case.ajcc_stage is not None:
         stage = case.ajcc_stage.value
-        disease["diseaseStage"] = [term(f"NCIT:{AJCC8[case.ajcc_stage]}",
-                                        f"Pathologic Stage {stage} Cutaneous Melanoma AJCC v8")]
+        disease["diseaseStage"] = [
+            term(f"NCIT:{AJCC8[case.ajcc_stage]}", f"Pathologic Stage {stage} Cutaneous Melanoma AJCC v8")
+        ]
     if lesions and lesions[0].body_site in BODY_SITES:
         disease["primarySite"] = BODY_SITES[lesions[0].body_site]
         if lesions[0].laterality in LATERALITY:
@@ -284,10 +350,10 @@ def _biosample(specimen: Specimen, case: Case, facts: _Facts, host: str) -> dict
     lesion = next((le for le in facts.lesions[case.id] if le.id == specimen.lesion_id), None)
     visit = facts.visits.get(specimen.collection_event_id or -1)
     sample: dict[str, Any] = {
-        "id": specimen.barcode, "individualId": participant.code,
+        "id": specimen.barcode,
+        "individualId": participant.code,
         "description": f"{specimen.material_type.value.replace('_', ' ').lower()}, "
-                       f"{specimen.lineage.value}"
-                       + (f", lesion {lesion.code}" if lesion is not None else ""),
+        f"{specimen.lineage.value}" + (f", lesion {lesion.code}" if lesion is not None else ""),
         "sampledTissue": _tissue(specimen, lesion, facts),
         "sampleType": _sample_type(specimen.material_type),
         "taxonomy": HUMAN,
@@ -301,8 +367,11 @@ def _biosample(specimen: Specimen, case: Case, facts: _Facts, host: str) -> dict
         sample["tumorProgression"] = TUMOR_PROGRESSION[specimen.pathology_status]
         if case.icdo3_morphology:
             sample["histologicalDiagnosis"] = term(
-                f"ICDO:{case.icdo3_morphology}", ICDO3_MORPHOLOGY_TERMS.get(
-                    case.icdo3_morphology, f"ICD-O-3 morphology {case.icdo3_morphology}"))
+                f"ICDO:{case.icdo3_morphology}",
+                ICDO3_MORPHOLOGY_TERMS.get(
+                    case.icdo3_morphology, f"ICD-O-3 morphology {case.icdo3_morphology}"
+                ),
+            )
     if specimen.pathology_status in MATERIAL_SAMPLE:
         sample["materialSample"] = MATERIAL_SAMPLE[specimen.pathology_status]
     if specimen.lineage is Lineage.PRIMARY and visit and visit.procedure in PROCEDURES:
@@ -313,21 +382,39 @@ def _biosample(specimen: Specimen, case: Case, facts: _Facts, host: str) -> dict
         if collected:
             procedure["performed"] = collected
         sample["procedure"] = procedure
-    files = [_file(host, record.sha256, participant.code, name, {
-        "fileFormat": record.format, "genomeAssembly": record.reference_genome or "",
-        "description": record.kind.value})
+    files = [
+        _file(
+            host,
+            record.sha256,
+            participant.code,
+            name,
+            {
+                "fileFormat": record.format,
+                "genomeAssembly": record.reference_genome or "",
+                "description": record.kind.value,
+            },
+        )
         for record, name in facts.files.get(specimen.id, [])
-        if facts.genetic_ok(case) or record.kind.value not in GENETIC_KINDS]
-    files += [_image_file(image, participant.code, host) for image in facts.images[case.id]
-              if image.specimen_id == specimen.id]
+        if facts.genetic_ok(case) or record.kind.value not in GENETIC_KINDS
+    ]
+    files += [
+        _image_file(image, participant.code, host)
+        for image in facts.images[case.id]
+        if image.specimen_id == specimen.id
+    ]
     if files:
         sample["files"] = files
     return sample
 
 
 def _image_file(image: Image, participant: str, host: str) -> dict[str, Any]:
-    return _file(host, image.sha256, participant, None, {
-        "fileFormat": image.mime_type, "description": f"{image.modality.value} image"})
+    return _file(
+        host,
+        image.sha256,
+        participant,
+        None,
+        {"fileFormat": image.mime_type, "description": f"{image.modality.value} image"},
+    )
 
 
 def _used_prefixes(document: Any) -> set[str]:
@@ -348,39 +435,57 @@ def meta_data(document: Any, actor: User) -> dict[str, Any]:
     resources = []
     for prefix in sorted(_used_prefixes(document)):
         ident, name, version, url, iri = RESOURCES[prefix]
-        resources.append({"id": ident, "name": name, "namespacePrefix": prefix, "url": url,
-                          "version": version, "iriPrefix": iri})
-    return {"created": utcnow().isoformat().replace("+00:00", "Z"),
-            "createdBy": f"biobank {__version__}", "submittedBy": actor.username,
-            "resources": resources, "phenopacketSchemaVersion": SCHEMA_VERSION}
+        resources.append(
+            {
+                "id": ident,
+                "name": name,
+                "namespacePrefix": prefix,
+                "url": url,
+                "version": version,
+                "iriPrefix": iri,
+            }
+        )
+    return {
+        "created": utcnow().isoformat().replace("+00:00", "Z"),
+        "createdBy": f"biobank {__version__}",
+        "submittedBy": actor.username,
+        "resources": resources,
+        "phenopacketSchemaVersion": SCHEMA_VERSION,
+    }
 
 
 def phenopacket(case: Case, facts: _Facts, host: str) -> dict[str, Any]:
     """One case as a Phenopacket (without metaData: see :func:`meta_data`)."""
     participant = case.participant
     specimens = facts.specimens[case.id]
-    visits = [facts.visits[s.collection_event_id] for s in specimens
-              if s.collection_event_id in facts.visits]
-    last = max([v.collected_at for v in visits] + ([case.diagnosis_date]
-                                                   if case.diagnosis_date else []),
-               key=lambda d: d.year, default=None)
-    subject: dict[str, Any] = {"id": participant.code, "sex": SEX[participant.sex],
-                               "taxonomy": HUMAN}
+    visits = [facts.visits[s.collection_event_id] for s in specimens if s.collection_event_id in facts.visits]
+    last = max(
+        [v.collected_at for v in visits] + ([case.diagnosis_date] if case.diagnosis_date else []),
+        key=lambda d: d.year,
+        default=None,
+    )
+    subject: dict[str, Any] = {"id": participant.code, "sex": SEX[participant.sex], "taxonomy": HUMAN}
     encounter = _age(participant.birth_year, last)
     if encounter:
         subject["timeAtLastEncounter"] = encounter
-    packet: dict[str, Any] = {"id": case.code, "subject": subject,
-                              "diseases": [_disease(case, facts.lesions[case.id],
-                                                    participant.birth_year)]}
+    packet: dict[str, Any] = {
+        "id": case.code,
+        "subject": subject,
+        "diseases": [_disease(case, facts.lesions[case.id], participant.birth_year)],
+    }
     if case.ulceration is not None:
         packet["phenotypicFeatures"] = [{"type": SKIN_ULCER, "excluded": not case.ulceration}]
     if case.breslow_mm is not None:
-        packet["measurements"] = [{"assay": BRESLOW, "value": {"quantity": {
-            "unit": MILLIMETRE, "value": float(case.breslow_mm)}}}]
+        packet["measurements"] = [
+            {"assay": BRESLOW, "value": {"quantity": {"unit": MILLIMETRE, "value": float(case.breslow_mm)}}}
+        ]
     if specimens:
         packet["biosamples"] = [_biosample(s, case, facts, host) for s in specimens]
-    loose = [_image_file(image, participant.code, host) for image in facts.images[case.id]
-             if image.specimen_id is None]
+    loose = [
+        _image_file(image, participant.code, host)
+        for image in facts.images[case.id]
+        if image.specimen_id is None
+    ]
     if loose:
         packet["files"] = loose
     return packet
@@ -397,8 +502,7 @@ def case_phenopacket(case: Case, actor: User, host: str) -> dict[str, Any]:
 
 
 def _snapshot_cases(snapshot: Any) -> list[Case]:
-    members = sa.select(CohortSnapshotMember.entity_id).where(
-        CohortSnapshotMember.snapshot_id == snapshot.id)
+    members = sa.select(CohortSnapshotMember.entity_id).where(CohortSnapshotMember.snapshot_id == snapshot.id)
     match = {
         "participants": Case.participant_id.in_(members),
         "cases": Case.id.in_(members),
@@ -407,13 +511,17 @@ def _snapshot_cases(snapshot: Any) -> list[Case]:
     return list(db.session.scalars(sa.select(Case).where(match).order_by(Case.code)))
 
 
-def cohort_phenopackets(cohort: Any, snapshot: Any, actor: User,
-                        host: str) -> tuple[dict[str, Any], int]:
+def cohort_phenopackets(cohort: Any, snapshot: Any, actor: User, host: str) -> tuple[dict[str, Any], int]:
     """A snapshot's cases as a Phenopackets Cohort, and how many were left out for consent."""
     cohorts.check_may_export(snapshot, actor)
-    objects = {(kind, ident) for kind, ident in db.session.execute(
-        sa.select(CohortSnapshotObject.kind, CohortSnapshotObject.object_id)
-        .where(CohortSnapshotObject.snapshot_id == snapshot.id))}
+    objects = {
+        (kind, ident)
+        for kind, ident in db.session.execute(
+            sa.select(CohortSnapshotObject.kind, CohortSnapshotObject.object_id).where(
+                CohortSnapshotObject.snapshot_id == snapshot.id
+            )
+        )
+    }
     cases = _snapshot_cases(snapshot)
     members, left_out = [], 0
     for chunk in _chunks(cases, 500):
@@ -426,22 +534,23 @@ def cohort_phenopackets(cohort: Any, snapshot: Any, actor: User,
     document: dict[str, Any] = {
         "id": f"cohort-{cohort.id}-snapshot-{snapshot.id}",
         "description": f"{cohort.name}: snapshot {snapshot.id} of {snapshot.level} "
-                       f"({snapshot.data_release}), {len(members)} case(s)",
-        "members": members}
+        f"({snapshot.data_release}), {len(members)} case(s)",
+        "members": members,
+    }
     document["metaData"] = meta_data(document, actor)
     return document, left_out
 
 
 def _chunks(items: list[Case], size: int) -> Iterable[list[Case]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # --- endpoints -----------------------------------------------------------------------------
 
+
 class CohortArgsSchema(BaseSchema):
-    snapshot = fields.Integer(metadata={"description": "A snapshot of the cohort (its latest "
-                                                      "if not given)"})
+    snapshot = fields.Integer(metadata={"description": "A snapshot of the cohort (its latest if not given)"})
 
 
 PHENOPACKET = {"type": "object", "description": "A GA4GH Phenopacket v2 (JSON)"}
@@ -468,9 +577,16 @@ class CasePhenopacketView(MethodView):
 class CohortPhenopacketsView(MethodView):
     @roles_required(*ALL_ROLES)
     @blp.arguments(CohortArgsSchema, location="query")
-    @blp.response(200, COHORT, headers={"X-Excluded-By-Consent": {
-        "description": "Cases left out because their patient no longer consents to "
-                       "research use", "schema": {"type": "integer"}}})
+    @blp.response(
+        200,
+        COHORT,
+        headers={
+            "X-Excluded-By-Consent": {
+                "description": "Cases left out because their patient no longer consents to research use",
+                "schema": {"type": "integer"},
+            }
+        },
+    )
     def get(self, args: dict[str, Any], cohort_id: int) -> Any:
         """A frozen snapshot's cases as a GA4GH Phenopackets v2 Cohort
 
@@ -483,4 +599,3 @@ class CohortPhenopacketsView(MethodView):
         response = jsonify(document)
         response.headers["X-Excluded-By-Consent"] = str(left_out)
         return response
-

@@ -14,8 +14,9 @@ from omics.models import OmicsKind
 class SampleMapField(fields.String):
     """A JSON object in a form field: sample name → a string (an aliquot barcode, a role)."""
 
-    def __init__(self, *, example: str = '{"TUMOR": "CTRTF0000012AB"}', what: str = "barcode",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, example: str = '{"TUMOR": "CTRTF0000012AB"}', what: str = "barcode", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.example, self.what = example, what
 
@@ -26,32 +27,44 @@ class SampleMapField(fields.String):
         except ValueError:
             raise ValidationError(f"not JSON: give an object such as {self.example}") from None
         if not isinstance(mapping, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
             raise ValidationError(f"give an object of sample name → {self.what} strings")
         return mapping
 
 
 def _roles_field() -> SampleMapField:
-    return SampleMapField(example='{"TUMOR": "tumour", "NORMAL": "normal"}', what="role",
-                          metadata=describe(
-                              "JSON object: sample column → tumour, normal or rna_tumour "
-                              "(default: from the caller's header, else the column's name)"))
+    return SampleMapField(
+        example='{"TUMOR": "tumour", "NORMAL": "normal"}',
+        what="role",
+        metadata=describe(
+            "JSON object: sample column → tumour, normal or rna_tumour "
+            "(default: from the caller's header, else the column's name)"
+        ),
+    )
 
 
 class OmicsUploadSchema(BaseSchema):
-    kind = enum_field(OmicsKind, "exome, rna_seq, methylation, proteomics or metabolomics",
-                      required=True)
-    reference_genome = fields.String(validate=validate.Length(max=32),
-                                     metadata=describe("e.g. GRCh38 (default: from the header)"))
+    kind = enum_field(OmicsKind, "exome, rna_seq, methylation, proteomics or metabolomics", required=True)
+    reference_genome = fields.String(
+        validate=validate.Length(max=32), metadata=describe("e.g. GRCh38 (default: from the header)")
+    )
     platform = fields.String(validate=validate.Length(max=64))
     pipeline = fields.String(validate=validate.Length(max=128))
-    sample_map = SampleMapField(metadata=describe(
-        "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
+    sample_map = SampleMapField(
+        metadata=describe(
+            "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"
+        )
+    )
     ingest = fields.Boolean(load_default=True, metadata=describe("Ingest after registering"))
     sample_roles = _roles_field()
-    lenient = fields.Boolean(load_default=False, metadata=describe(
-        "Keep a VCF that breaks the specification, its problems recorded as warnings "
-        "(default: refuse it, naming them)"))
+    lenient = fields.Boolean(
+        load_default=False,
+        metadata=describe(
+            "Keep a VCF that breaks the specification, its problems recorded as warnings "
+            "(default: refuse it, naming them)"
+        ),
+    )
 
 
 class OmicsFileFormSchema(BaseSchema):
@@ -59,8 +72,11 @@ class OmicsFileFormSchema(BaseSchema):
     query string, where a long one meets URL limits)."""
 
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
-    sample_map = SampleMapField(metadata=describe(
-        "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"))
+    sample_map = SampleMapField(
+        metadata=describe(
+            "JSON object: sample column → aliquot barcode (default: the column names are barcodes)"
+        )
+    )
     sample_roles = _roles_field()
 
 
@@ -69,8 +85,10 @@ class OmicsSampleSchema(BaseSchema):
     specimen_id = fields.Integer(allow_none=True)
     barcode = fields.Function(lambda s: s.specimen.barcode if s.specimen else None)
     matched = fields.Function(lambda s: s.specimen_id is not None)
-    role = fields.Function(lambda s: s.role.value if s.role else None, metadata=describe(
-        "tumour, normal, rna_tumour, or null when not known"))
+    role = fields.Function(
+        lambda s: s.role.value if s.role else None,
+        metadata=describe("tumour, normal, rna_tumour, or null when not known"),
+    )
     qc = fields.Dict(metadata=describe("Per-sample QC once a matrix is ingested"))
 
 
@@ -81,17 +99,24 @@ class OmicsFileSchema(BaseSchema):
     filename = fields.String()
     size_bytes = fields.Integer()
     sha256 = fields.String()
-    reference_genome = fields.String(allow_none=True, metadata=describe(
-        "The genome build: as given, else recognised in the file's reference"))
-    reference = fields.String(allow_none=True, metadata=describe(
-        "The reference the file names (VCF ##reference), as written"))
+    reference_genome = fields.String(
+        allow_none=True,
+        metadata=describe("The genome build: as given, else recognised in the file's reference"),
+    )
+    reference = fields.String(
+        allow_none=True, metadata=describe("The reference the file names (VCF ##reference), as written")
+    )
     platform = fields.String(allow_none=True)
     pipeline = fields.String(allow_none=True)
-    status = fields.Function(lambda f: f.status.value, metadata=describe(
-        "registered, ingested or failed (nothing of the file in the database)"))
+    status = fields.Function(
+        lambda f: f.status.value,
+        metadata=describe("registered, ingested or failed (nothing of the file in the database)"),
+    )
     error = fields.String(allow_none=True)
-    warnings = fields.List(fields.String(), metadata=describe(
-        "What a lenient registration found wrong with the file (line, column, rule)"))
+    warnings = fields.List(
+        fields.String(),
+        metadata=describe("What a lenient registration found wrong with the file (line, column, rule)"),
+    )
     variant_count = fields.Integer()
     call_count = fields.Integer()
     feature_count = fields.Integer()
@@ -99,8 +124,7 @@ class OmicsFileSchema(BaseSchema):
     created_at = fields.DateTime()
     ingested_at = fields.DateTime(allow_none=True)
     samples = fields.List(fields.Nested(OmicsSampleSchema))
-    unmatched_samples = fields.Function(
-        lambda f: [s.sample_name for s in f.samples if s.specimen_id is None])
+    unmatched_samples = fields.Function(lambda f: [s.sample_name for s in f.samples if s.specimen_id is None])
 
 
 class OmicsFileQuerySchema(BaseSchema):
@@ -111,21 +135,38 @@ class OmicsFileQuerySchema(BaseSchema):
 
 class CarrierQuerySchema(BaseSchema):
     gene = fields.String(validate=validate.Length(min=1, max=32), metadata=describe("e.g. BRAF"))
-    protein_change = fields.String(validate=validate.Length(min=1, max=64),
-                                   metadata=describe("e.g. p.V600E (with a gene)"))
-    region = fields.String(validate=validate.Length(min=1, max=64),
-                           metadata=describe("e.g. 7:140453000-140454000 (chr7 is 7)"))
-    reference_genome = fields.String(validate=validate.Length(min=1, max=32), metadata=describe(
-        "The build of a region (GRCh37, GRCh38; hg19 is GRCh37): needed when the region "
-        "matches variants of several builds"))
-    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=1000),
-                           metadata=describe("Page size (1–1000, default 1000)"))
-    after = fields.String(validate=validate.Length(min=1, max=128), metadata=describe(
-        "Cursor: the rows after this one (from `X-Next-Cursor`); `X-Total-Count` counts all"))
-    all_calls = fields.Boolean(load_default=False, metadata=describe(
-        "Every non-reference call, matched normals and germline calls included (default: "
-        "somatic tumour carriers: calls of normal samples and calls the caller says are "
-        "germline or LOH are left out)"))
+    protein_change = fields.String(
+        validate=validate.Length(min=1, max=64), metadata=describe("e.g. p.V600E (with a gene)")
+    )
+    region = fields.String(
+        validate=validate.Length(min=1, max=64), metadata=describe("e.g. 7:140453000-140454000 (chr7 is 7)")
+    )
+    reference_genome = fields.String(
+        validate=validate.Length(min=1, max=32),
+        metadata=describe(
+            "The build of a region (GRCh37, GRCh38; hg19 is GRCh37): needed when the region "
+            "matches variants of several builds"
+        ),
+    )
+    limit = fields.Integer(
+        load_default=1000,
+        validate=validate.Range(min=1, max=1000),
+        metadata=describe("Page size (1–1000, default 1000)"),
+    )
+    after = fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata=describe(
+            "Cursor: the rows after this one (from `X-Next-Cursor`); `X-Total-Count` counts all"
+        ),
+    )
+    all_calls = fields.Boolean(
+        load_default=False,
+        metadata=describe(
+            "Every non-reference call, matched normals and germline calls included (default: "
+            "somatic tumour carriers: calls of normal samples and calls the caller says are "
+            "germline or LOH are left out)"
+        ),
+    )
 
 
 class CarrierSchema(BaseSchema):
@@ -133,8 +174,9 @@ class CarrierSchema(BaseSchema):
     participant_code = fields.String()
     case_code = fields.String(allow_none=True)
     disease_group = fields.String(allow_none=True)
-    reference_genome = fields.Function(lambda c: c["variant"].reference_genome or None,
-                                       metadata=describe("The variant's genome build"))
+    reference_genome = fields.Function(
+        lambda c: c["variant"].reference_genome or None, metadata=describe("The variant's genome build")
+    )
     chrom = fields.Function(lambda c: c["variant"].chrom)
     pos = fields.Function(lambda c: c["variant"].pos)
     ref = fields.Function(lambda c: c["variant"].ref)
@@ -148,8 +190,10 @@ class CarrierSchema(BaseSchema):
     allele_fraction = fields.Function(lambda c: c["call"].allele_fraction)
     file_id = fields.Function(lambda c: c["call"].file_id)
     role = fields.String(allow_none=True, metadata=describe("The sample's role in its file"))
-    somatic = fields.Function(lambda c: c["call"].somatic, metadata=describe(
-        "The caller's somatic status: true, false (germline, LOH) or null (not said)"))
+    somatic = fields.Function(
+        lambda c: c["call"].somatic,
+        metadata=describe("The caller's somatic status: true, false (germline, LOH) or null (not said)"),
+    )
 
 
 class FeatureSampleSchema(BaseSchema):
@@ -178,15 +222,22 @@ class QcRowSchema(BaseSchema):
 
 
 class GeneModelQuerySchema(BaseSchema):
-    reference_genome = fields.String(required=True, validate=validate.Length(min=1, max=32),
-                                     metadata=describe("The build the file describes, e.g. "
-                                                       "GRCh37"))
+    reference_genome = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32),
+        metadata=describe("The build the file describes, e.g. GRCh37"),
+    )
 
 
 class GeneModelFileSchema(BaseSchema):
-    file = fields.Raw(required=True, metadata={
-        "type": "string", "format": "binary",
-        "description": "GTF (GENCODE, Ensembl) or GFF3, optionally gzipped"})
+    file = fields.Raw(
+        required=True,
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "GTF (GENCODE, Ensembl) or GFF3, optionally gzipped",
+        },
+    )
 
 
 class GeneModelSchema(BaseSchema):
@@ -197,5 +248,6 @@ class GeneModelSchema(BaseSchema):
     gene_count = fields.Integer()
     created_by = fields.String()
     created_at = fields.DateTime()
-    annotated_variants = fields.Integer(metadata=describe(
-        "Variants without a gene that this registration placed in one (when registering)"))
+    annotated_variants = fields.Integer(
+        metadata=describe("Variants without a gene that this registration placed in one (when registering)")
+    )

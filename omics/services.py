@@ -38,10 +38,16 @@ BATCH = 5000
 #: the length of ``variant_calls.genotype`` (SQLite would not enforce it: checked here)
 GENOTYPE_LENGTH = VariantCall.__table__.c.genotype.type.length
 #: the lengths annotations and FILTER are cut to, read from their columns
-LENGTHS = {name: table.c[name].type.length for table, name in (
-    (OmicsFile.__table__, "reference_genome"), (Variant.__table__, "gene"),
-    (Variant.__table__, "consequence"), (Variant.__table__, "protein_change"),
-    (VariantCall.__table__, "filter"))}
+LENGTHS = {
+    name: table.c[name].type.length
+    for table, name in (
+        (OmicsFile.__table__, "reference_genome"),
+        (Variant.__table__, "gene"),
+        (Variant.__table__, "consequence"),
+        (Variant.__table__, "protein_change"),
+        (VariantCall.__table__, "filter"),
+    )
+}
 
 
 def storage_root() -> Path:
@@ -51,11 +57,19 @@ def storage_root() -> Path:
     return root
 
 
-def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
-                  sample_map: dict[str, str] | None = None, reference_genome: str | None = None,
-                  platform: str | None = None, pipeline: str | None = None,
-                  lenient: bool = False, sample_roles: dict[str, str] | None = None
-                  ) -> tuple[OmicsFile, bool]:
+def register_file(
+    *,
+    actor: User,
+    path: Path,
+    filename: str,
+    kind: OmicsKind,
+    sample_map: dict[str, str] | None = None,
+    reference_genome: str | None = None,
+    platform: str | None = None,
+    pipeline: str | None = None,
+    lenient: bool = False,
+    sample_roles: dict[str, str] | None = None,
+) -> tuple[OmicsFile, bool]:
     """Store *path* under the storage root by its SHA-256 and link its samples to aliquots.
 
     A VCF is checked against the specification and its own header first (``vcfcheck``): a
@@ -100,16 +114,27 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():  # content-addressed: never overwritten
         shutil.copyfile(path, target)
-    record = OmicsFile(kind=kind, format=fmt, filename=Path(filename).name,
-                       uri=str(target.relative_to(storage_root())),
-                       size_bytes=target.stat().st_size, sha256=digest,
-                       reference_genome=_build(reference_genome, reference),
-                       reference=reference, platform=platform, pipeline=pipeline,
-                       warnings=warnings, created_by=actor.username)
+    record = OmicsFile(
+        kind=kind,
+        format=fmt,
+        filename=Path(filename).name,
+        uri=str(target.relative_to(storage_root())),
+        size_bytes=target.stat().st_size,
+        sha256=digest,
+        reference_genome=_build(reference_genome, reference),
+        reference=reference,
+        platform=platform,
+        pipeline=pipeline,
+        warnings=warnings,
+        created_by=actor.username,
+    )
     for name in samples:
         specimen = found.get(wanted[name])
-        record.samples.append(OmicsFileSample(sample_name=name, role=roles.get(name),
-                                              specimen_id=specimen.id if specimen else None))
+        record.samples.append(
+            OmicsFileSample(
+                sample_name=name, role=roles.get(name), specimen_id=specimen.id if specimen else None
+            )
+        )
     db.session.add(record)
     db.session.flush()
     return record, True
@@ -117,18 +142,25 @@ def register_file(*, actor: User, path: Path, filename: str, kind: OmicsKind,
 
 def _where(error: FormatError, filename: str) -> str:
     """A reader's error as the uploader named the file: ``x.maf, line 3, column C: …``."""
-    place = "".join(part for part in (
-        f", line {error.line}" if error.line is not None else "",
-        f", column {error.column}" if error.column is not None else ""))
+    place = "".join(
+        part
+        for part in (
+            f", line {error.line}" if error.line is not None else "",
+            f", column {error.column}" if error.column is not None else "",
+        )
+    )
     return f"{Path(filename).name}{place}: {error.message}"
 
 
 #: how many of a file's problems a refusal names (all are in a lenient file's warnings)
 SHOWN_PROBLEMS = 5
 #: genome builds recognised in a ``##reference`` line, as the LIMS names them
-_BUILDS = (("GRCh38", ("grch38", "hg38", "hs38", "b38")),
-           ("GRCh37", ("grch37", "hg19", "hs37", "b37", "human_g1k_v37")),
-           ("NCBI36", ("ncbi36", "hg18", "b36")), ("T2T-CHM13", ("chm13", "t2t")))
+_BUILDS = (
+    ("GRCh38", ("grch38", "hg38", "hs38", "b38")),
+    ("GRCh37", ("grch37", "hg19", "hs37", "b37", "human_g1k_v37")),
+    ("NCBI36", ("ncbi36", "hg18", "b36")),
+    ("T2T-CHM13", ("chm13", "t2t")),
+)
 
 
 def _build(given: str | None, reference: str | None) -> str | None:
@@ -140,8 +172,10 @@ def _build(given: str | None, reference: str | None) -> str | None:
     build = build_of(given) or given
     known = {name for name, _ in _BUILDS}
     if said in known and build in known and said != build:
-        raise InvalidInput(f"the file's reference is {said} ({reference}); it cannot be "
-                           f"registered as {build}", field="reference_genome")
+        raise InvalidInput(
+            f"the file's reference is {said} ({reference}); it cannot be registered as {build}",
+            field="reference_genome",
+        )
     return build
 
 
@@ -165,31 +199,34 @@ def _checked(path: Path, fmt: str, filename: str, *, lenient: bool) -> list[str]
     problems = [str(p) for p in check_vcf(path)]
     if problems and not lenient:
         shown = "; ".join(problems[:SHOWN_PROBLEMS])
-        more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" \
-            if len(problems) > SHOWN_PROBLEMS else ""
-        raise InvalidInput(f"{filename} is not a valid VCF: {shown}{more}. Register it with "
-                           "lenient=true to keep it anyway, with these as warnings",
-                           field="file")
+        more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" if len(problems) > SHOWN_PROBLEMS else ""
+        raise InvalidInput(
+            f"{filename} is not a valid VCF: {shown}{more}. Register it with "
+            "lenient=true to keep it anyway, with these as warnings",
+            field="file",
+        )
     return problems
 
 
-def _roles(samples: list[str], found: dict[str, str], given: dict[str, str] | None
-           ) -> dict[str, SampleRole]:
+def _roles(samples: list[str], found: dict[str, str], given: dict[str, str] | None) -> dict[str, SampleRole]:
     """Each sample's role: given, else what the file says; refuses unknown samples/roles."""
     unknown = sorted(set(given or {}) - set(samples))
     if unknown:
-        raise InvalidInput(f"sample_roles names samples that are not in the file: "
-                           f"{', '.join(unknown)}", field="sample_roles")
+        raise InvalidInput(
+            f"sample_roles names samples that are not in the file: {', '.join(unknown)}", field="sample_roles"
+        )
     names = {role.value for role in SampleRole}
     wrong = sorted({role for role in (given or {}).values() if role not in names})
     if wrong:
-        raise InvalidInput(f"sample_roles: {', '.join(wrong)} is not one of "
-                           f"{', '.join(sorted(names))}", field="sample_roles")
+        raise InvalidInput(
+            f"sample_roles: {', '.join(wrong)} is not one of {', '.join(sorted(names))}", field="sample_roles"
+        )
     return {name: SampleRole(role) for name, role in {**found, **(given or {})}.items()}
 
 
-def _linked_aliquots(actor: User, samples: list[str], sample_map: dict[str, str] | None
-                     ) -> tuple[dict[str, Specimen], dict[str, str]]:
+def _linked_aliquots(
+    actor: User, samples: list[str], sample_map: dict[str, str] | None
+) -> tuple[dict[str, Specimen], dict[str, str]]:
     """The aliquots the sample columns name (by barcode, visible to *actor*) and each
     column's barcode; refuses a map naming unknown columns or two columns for one aliquot."""
     doubled = sorted({name for name in samples if samples.count(name) > 1})
@@ -197,25 +234,37 @@ def _linked_aliquots(actor: User, samples: list[str], sample_map: dict[str, str]
         raise InvalidInput(f"sample {', '.join(doubled)} appears more than once", field="file")
     unknown = set(sample_map or {}) - set(samples)
     if unknown:
-        raise InvalidInput(f"sample_map names samples that are not in the file: "
-                           f"{', '.join(sorted(unknown))} (the file has "
-                           f"{', '.join(samples) or 'none'})", field="sample_map")
+        raise InvalidInput(
+            f"sample_map names samples that are not in the file: "
+            f"{', '.join(sorted(unknown))} (the file has "
+            f"{', '.join(samples) or 'none'})",
+            field="sample_map",
+        )
     wanted = {name: (sample_map or {}).get(name, name) for name in samples}
     by_barcode: dict[str, list[str]] = {}
     for name, barcode in wanted.items():
         by_barcode.setdefault(barcode, []).append(name)
     shared = [(barcode, names) for barcode, names in by_barcode.items() if len(names) > 1]
     if shared:  # one aliquot's call per variant and file: two columns would contradict
-        raise InvalidInput("; ".join(
-            f"samples {', '.join(names[:-1])} and {names[-1]} are both mapped to {barcode}"
-            for barcode, names in shared), field="sample_map")
-    found = {s.barcode: s for s in db.session.scalars(visible(
-        sa.select(Specimen).where(Specimen.barcode.in_(set(wanted.values()))), Specimen, actor))}
+        raise InvalidInput(
+            "; ".join(
+                f"samples {', '.join(names[:-1])} and {names[-1]} are both mapped to {barcode}"
+                for barcode, names in shared
+            ),
+            field="sample_map",
+        )
+    found = {
+        s.barcode: s
+        for s in db.session.scalars(
+            visible(sa.select(Specimen).where(Specimen.barcode.in_(set(wanted.values()))), Specimen, actor)
+        )
+    }
     return found, wanted
 
 
-def register_gene_model(*, actor: User, path: Path, filename: str,
-                        reference_genome: str) -> tuple[GeneModel, int]:
+def register_gene_model(
+    *, actor: User, path: Path, filename: str, reference_genome: str
+) -> tuple[GeneModel, int]:
     """Store the genes of a GTF/GFF3 as the gene model of *reference_genome* (replacing the
     build's previous one), then place the build's variants that have no gene in the genes
     they overlap; answers the model and how many variants got a gene."""
@@ -223,27 +272,35 @@ def register_gene_model(*, actor: User, path: Path, filename: str,
         table = read_genes(path)
     except FormatError as error:
         raise InvalidInput(_where(error, filename), field="file") from None
-    previous = db.session.scalar(sa.select(GeneModel).where(
-        GeneModel.reference_genome == reference_genome))
+    previous = db.session.scalar(sa.select(GeneModel).where(GeneModel.reference_genome == reference_genome))
     if previous is not None:
         db.session.delete(previous)
         db.session.flush()
-    model = GeneModel(reference_genome=reference_genome, filename=Path(filename).name,
-                      sha256=sha256_of(path), gene_count=len(table),
-                      created_by=actor.username)
+    model = GeneModel(
+        reference_genome=reference_genome,
+        filename=Path(filename).name,
+        sha256=sha256_of(path),
+        gene_count=len(table),
+        created_by=actor.username,
+    )
     db.session.add(model)
     db.session.flush()
-    width = {name: Gene.__table__.c[name].type.length for name in ("name", "gene_id",
-                                                                    "gene_type", "chrom")}
-    rows = [{"model_id": model.id, "chrom": chrom[:width["chrom"]], "start": int(start),
-             "end": int(end), "name": str(name)[:width["name"]],
-             "gene_id": str(gene_id)[:width["gene_id"]],
-             "gene_type": None if gene_type is None else str(gene_type)[:width["gene_type"]],
-             "strand": strand or "."}
-            for chrom, start, end, name, gene_id, gene_type, strand in table.itertuples(
-                index=False, name=None)]
+    width = {name: Gene.__table__.c[name].type.length for name in ("name", "gene_id", "gene_type", "chrom")}
+    rows = [
+        {
+            "model_id": model.id,
+            "chrom": chrom[: width["chrom"]],
+            "start": int(start),
+            "end": int(end),
+            "name": str(name)[: width["name"]],
+            "gene_id": str(gene_id)[: width["gene_id"]],
+            "gene_type": None if gene_type is None else str(gene_type)[: width["gene_type"]],
+            "strand": strand or ".",
+        }
+        for chrom, start, end, name, gene_id, gene_type, strand in table.itertuples(index=False, name=None)
+    ]
     for at in range(0, len(rows), 10_000):
-        db.session.execute(sa.insert(Gene), rows[at:at + 10_000])
+        db.session.execute(sa.insert(Gene), rows[at : at + 10_000])
     return model, annotate_by_overlap(reference_genome)
 
 
@@ -253,25 +310,31 @@ def annotate_by_overlap(reference_genome: str, *, file_id: int | None = None) ->
     Answers how many variants got a gene (0 without a gene model)."""
     import pandas as pd
 
-    model_id = db.session.scalar(sa.select(GeneModel.id).where(
-        GeneModel.reference_genome == reference_genome))
+    model_id = db.session.scalar(
+        sa.select(GeneModel.id).where(GeneModel.reference_genome == reference_genome)
+    )
     if model_id is None:
         return 0
-    wanted = (sa.select(Variant.id, Variant.chrom, Variant.pos, Variant.ref)
-              .where(Variant.gene.is_(None), Variant.reference_genome == reference_genome))
+    wanted = sa.select(Variant.id, Variant.chrom, Variant.pos, Variant.ref).where(
+        Variant.gene.is_(None), Variant.reference_genome == reference_genome
+    )
     if file_id is not None:
-        wanted = wanted.where(Variant.id.in_(sa.select(VariantCall.variant_id)
-                                             .where(VariantCall.file_id == file_id)))
-    variants = pd.DataFrame(db.session.execute(wanted).all(),
-                            columns=["id", "chrom", "pos", "ref"])
+        wanted = wanted.where(
+            Variant.id.in_(sa.select(VariantCall.variant_id).where(VariantCall.file_id == file_id))
+        )
+    variants = pd.DataFrame(db.session.execute(wanted).all(), columns=["id", "chrom", "pos", "ref"])
     if variants.empty:
         return 0
-    genes = pd.DataFrame(db.session.execute(
-        sa.select(Gene.chrom, Gene.start, Gene.end, Gene.name, Gene.gene_type)
-        .where(Gene.model_id == model_id)).all(),
-        columns=["chrom", "start", "end", "name", "gene_type"])
+    genes = pd.DataFrame(
+        db.session.execute(
+            sa.select(Gene.chrom, Gene.start, Gene.end, Gene.name, Gene.gene_type).where(
+                Gene.model_id == model_id
+            )
+        ).all(),
+        columns=["chrom", "start", "end", "name", "gene_type"],
+    )
     found = overlapping(genes, variants)
-    _set_genes({vid: name[:LENGTHS["gene"]] for vid, name in found.items()})
+    _set_genes({vid: name[: LENGTHS["gene"]] for vid, name in found.items()})
     return len(found)
 
 
@@ -282,15 +345,15 @@ def _set_genes(genes: dict[int, str]) -> None:
     if connection.dialect.name != "postgresql":
         updates = [{"id": vid, "gene": name} for vid, name in genes.items()]
         for at in range(0, len(updates), 10_000):
-            db.session.execute(sa.update(Variant), updates[at:at + 10_000])
+            db.session.execute(sa.update(Variant), updates[at : at + 10_000])
         return
-    connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS staged_genes "
-                               "(id integer, gene text) ON COMMIT DROP")
+    connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS staged_genes (id integer, gene text) ON COMMIT DROP"
+    )
     with connection.connection.driver_connection.cursor() as cursor:
         with cursor.copy("COPY staged_genes (id, gene) FROM STDIN") as copy:
             copy.write(_copy_text(list(genes.items())))
-        cursor.execute("UPDATE variants SET gene = s.gene FROM staged_genes s "
-                       "WHERE variants.id = s.id")
+        cursor.execute("UPDATE variants SET gene = s.gene FROM staged_genes s WHERE variants.id = s.id")
         cursor.execute("TRUNCATE staged_genes")
 
 
@@ -318,8 +381,10 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
         return ingest_matrix(record)
     linked = {s.sample_name: s.specimen_id for s in record.samples if s.specimen_id}
     variants = 0
-    with open_reader(file_path(record), record.format) as reader, \
-            _ChunkWriter(db.session.connection(), record) as writer:
+    with (
+        open_reader(file_path(record), record.format) as reader,
+        _ChunkWriter(db.session.connection(), record) as writer,
+    ):
         chunk = _Chunk(record.filename)
         for variant in reader.carriers():
             carriers = [c for c in variant.calls if c.sample in linked]
@@ -336,8 +401,10 @@ def ingest_file(record: OmicsFile) -> OmicsFile:
     record.status = FileStatus.INGESTED
     record.error = None
     record.variant_count = variants
-    record.call_count = db.session.scalar(sa.select(sa.func.count(VariantCall.id)).where(
-        VariantCall.file_id == record.id)) or 0
+    record.call_count = (
+        db.session.scalar(sa.select(sa.func.count(VariantCall.id)).where(VariantCall.file_id == record.id))
+        or 0
+    )
     record.ingested_at = utcnow()
     db.session.flush()
     return record
@@ -347,12 +414,10 @@ _GENE, _CONSEQUENCE, _CHANGE = (LENGTHS[n] for n in ("gene", "consequence", "pro
 #: the PostgreSQL advisory lock VCF ingestions take in turn (any constant of this project's)
 _INGESTION_LOCK = 0x0B10_BA4C_0001
 
-_VARIANT_COLUMNS = ("reference_genome", "chrom", "pos", "ref", "alt", "gene", "consequence",
-                    "protein_change")
+_VARIANT_COLUMNS = ("reference_genome", "chrom", "pos", "ref", "alt", "gene", "consequence", "protein_change")
 #: the columns that say which variant a row is (the table's unique key)
 _VARIANT_KEY = ("reference_genome", "chrom", "pos", "ref", "alt")
-_CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter",
-                 "somatic")
+_CALL_COLUMNS = ("specimen_id", "genotype", "depth", "alt_depth", "allele_fraction", "filter", "somatic")
 
 
 class _Chunk:
@@ -375,8 +440,7 @@ class _Chunk:
         if after is not None and after.variants:
             # calls follow the file's order: those at its last position end the list
             last = after.variants[-1][:2]
-            for call, line in zip(reversed(after.calls), reversed(after.call_lines),
-                                  strict=True):
+            for call, line in zip(reversed(after.calls), reversed(after.call_lines), strict=True):
                 key = after.variants[call[0]][:4]
                 if key[:2] != last:
                     break
@@ -396,34 +460,56 @@ class _Chunk:
                 self.variants.append((*key, None, None, None))
             else:
                 gene, consequence, change = ann.gene, ann.consequence, ann.protein_change
-                self.variants.append((
-                    *key, gene[:_GENE] if gene else None,
-                    consequence[:_CONSEQUENCE] if consequence else None,
-                    change[:_CHANGE] if change else None))
+                self.variants.append(
+                    (
+                        *key,
+                        gene[:_GENE] if gene else None,
+                        consequence[:_CONSEQUENCE] if consequence else None,
+                        change[:_CHANGE] if change else None,
+                    )
+                )
             if self._tail:
                 earlier = self._tail.get(key)
         else:  # the same variant again (another record at the same site)
-            earlier = {c[1]: at for c, at in zip(self.calls, self.call_lines, strict=True)
-                       if c[0] == number}
-        filters = ";".join(variant.filters)[:LENGTHS["filter"]] or None
+            earlier = {c[1]: at for c, at in zip(self.calls, self.call_lines, strict=True) if c[0] == number}
+        filters = ";".join(variant.filters)[: LENGTHS["filter"]] or None
         for call in carriers:
             if call.genotype is not None and len(call.genotype) > GENOTYPE_LENGTH:
-                raise FormatError(f"genotype {call.genotype[:40]!r} is longer than "
-                                  f"{GENOTYPE_LENGTH} characters (ploidy above 8 is not "
-                                  "stored)", path=self.filename, line=line, column=call.sample)
+                raise FormatError(
+                    f"genotype {call.genotype[:40]!r} is longer than "
+                    f"{GENOTYPE_LENGTH} characters (ploidy above 8 is not "
+                    "stored)",
+                    path=self.filename,
+                    line=line,
+                    column=call.sample,
+                )
             specimen = linked[call.sample]
             if earlier and specimen in earlier:
                 if variant.alt.startswith("<") or "[" in variant.alt or "]" in variant.alt:
                     # a symbolic allele or breakend names no sequence: two <INS> (or
                     # <DUP>,<DUP>) at one site are one variant here; the file keeps both
                     continue
-                raise FormatError(f"{variant.chrom}:{variant.pos} {variant.ref}>{variant.alt} "
-                                  f"is called for sample {call.sample} on line "
-                                  f"{earlier[specimen]} too (duplicate records: merge them, "
-                                  "e.g. bcftools norm -d exact)", path=self.filename,
-                                  line=line, column=call.sample)
-            self.calls.append((number, specimen, call.genotype, call.depth, call.alt_depth,
-                               call.allele_fraction, filters, call.somatic))
+                raise FormatError(
+                    f"{variant.chrom}:{variant.pos} {variant.ref}>{variant.alt} "
+                    f"is called for sample {call.sample} on line "
+                    f"{earlier[specimen]} too (duplicate records: merge them, "
+                    "e.g. bcftools norm -d exact)",
+                    path=self.filename,
+                    line=line,
+                    column=call.sample,
+                )
+            self.calls.append(
+                (
+                    number,
+                    specimen,
+                    call.genotype,
+                    call.depth,
+                    call.alt_depth,
+                    call.allele_fraction,
+                    filters,
+                    call.somatic,
+                )
+            )
             self.call_lines.append(line)
 
 
@@ -437,8 +523,12 @@ def _copy_text(rows: list[tuple[Any, ...]]) -> bytes:
                 fields.append("\\N")
             elif isinstance(value, str):
                 if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-                    value = (value.replace("\\", "\\\\").replace("\t", "\\t")
-                             .replace("\n", "\\n").replace("\r", "\\r"))
+                    value = (
+                        value.replace("\\", "\\\\")
+                        .replace("\t", "\\t")
+                        .replace("\n", "\\n")
+                        .replace("\r", "\\r")
+                    )
                 fields.append(value)
             else:
                 fields.append(str(value))
@@ -468,14 +558,23 @@ class _ChunkWriter:
             # Ingestions take turns, each to its commit: two files holding uncommitted new
             # variants that the other needs would otherwise deadlock (SQLite has one writer).
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGESTION_LOCK})")
-            for name, columns in (("staged_variants", "reference_genome text, chrom text, "
-                                   "pos integer, ref text, alt text, gene text, "
-                                   "consequence text, protein_change text"),
-                                  ("staged_calls", "specimen_id integer, genotype text, "
-                                   "depth integer, alt_depth integer, allele_fraction float8, "
-                                   "filter text, somatic boolean")):
-                connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} "
-                                           f"(n integer, {columns}) ON COMMIT DROP")
+            for name, columns in (
+                (
+                    "staged_variants",
+                    "reference_genome text, chrom text, "
+                    "pos integer, ref text, alt text, gene text, "
+                    "consequence text, protein_change text",
+                ),
+                (
+                    "staged_calls",
+                    "specimen_id integer, genotype text, "
+                    "depth integer, alt_depth integer, allele_fraction float8, "
+                    "filter text, somatic boolean",
+                ),
+            ):
+                connection.exec_driver_sql(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (n integer, {columns}) ON COMMIT DROP"
+                )
 
     def __enter__(self) -> _ChunkWriter:
         return self
@@ -486,14 +585,15 @@ class _ChunkWriter:
         if self.postgresql:
             payload: tuple[Any, ...] = (
                 _copy_text([(n, self.build, *row) for n, row in enumerate(chunk.variants)]),
-                _copy_text(chunk.calls))
+                _copy_text(chunk.calls),
+            )
         else:
-            payload = (json.dumps([(self.build, *row) for row in chunk.variants]),
-                       json.dumps(chunk.calls))
+            payload = (json.dumps([(self.build, *row) for row in chunk.variants]), json.dumps(chunk.calls))
         self._wait()
-        self.pending = (self.pool.submit(
-            self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
-            (chunk.first_line, chunk.last_line))
+        self.pending = (
+            self.pool.submit(self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
+            (chunk.first_line, chunk.last_line),
+        )
 
     def _wait(self) -> None:
         if self.pending is not None:
@@ -504,8 +604,10 @@ class _ChunkWriter:
                 raise FormatError(
                     f"a variant on lines {first}–{last} is called again for a sample it was "
                     "called for earlier in the file (duplicate records: sort and merge them, "
-                    "e.g. bcftools sort | bcftools norm -d exact)", path=self.filename,
-                    line=first) from None
+                    "e.g. bcftools sort | bcftools norm -d exact)",
+                    path=self.filename,
+                    line=first,
+                ) from None
 
     def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
         try:
@@ -524,14 +626,19 @@ class _ChunkWriter:
                 copy.write(variants)
             with cursor.copy(f"COPY staged_calls (n, {call_columns}) FROM STDIN") as copy:
                 copy.write(calls)
-            cursor.execute(f"INSERT INTO variants ({columns}) SELECT {columns} "
-                           "FROM staged_variants ORDER BY n ON CONFLICT DO NOTHING")
+            cursor.execute(
+                f"INSERT INTO variants ({columns}) SELECT {columns} "
+                "FROM staged_variants ORDER BY n ON CONFLICT DO NOTHING"
+            )
             cursor.execute(
                 f"INSERT INTO variant_calls (variant_id, file_id, {call_columns}) "
                 f"SELECT ids.id, %s, {', '.join('c.' + c for c in _CALL_COLUMNS)} "
                 "FROM staged_calls c JOIN (SELECT s.n, v.id FROM staged_variants s "
-                "JOIN variants v ON " + " AND ".join(f"v.{c} = s.{c}" for c in _VARIANT_KEY)
-                + " OFFSET 0) ids ON ids.n = c.n", (self.file_id,))
+                "JOIN variants v ON "
+                + " AND ".join(f"v.{c} = s.{c}" for c in _VARIANT_KEY)
+                + " OFFSET 0) ids ON ids.n = c.n",
+                (self.file_id,),
+            )
             cursor.execute("TRUNCATE staged_variants, staged_calls")
 
     def _store_sqlite(self, variants: str, calls: str) -> None:
@@ -542,18 +649,21 @@ class _ChunkWriter:
         self.raw.execute(
             f"INSERT INTO variants ({columns}) SELECT "
             + ", ".join(field("s", i) for i in range(len(_VARIANT_COLUMNS)))
-            + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING", (variants,))
+            + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING",
+            (variants,),
+        )
         self.raw.execute(
             "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
-            "JOIN variants v ON " + " AND ".join(
-                f"v.{c} = {field('s', _VARIANT_COLUMNS.index(c))}" for c in _VARIANT_KEY)
+            "JOIN variants v ON "
+            + " AND ".join(f"v.{c} = {field('s', _VARIANT_COLUMNS.index(c))}" for c in _VARIANT_KEY)
             + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
             "SELECT ids.id, ?, "
             + ", ".join(field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
             # CROSS JOIN keeps the calls outside: each finds its id through an automatic
             # index (the other way round every id would scan every call)
             + f" FROM json_each(?) c CROSS JOIN ids ON ids.n = {field('c', 0)}",
-            (variants, self.file_id, calls))
+            (variants, self.file_id, calls),
+        )
 
 
 def _rows_for(stmt: sa.Select, actor: User) -> sa.Select:
@@ -575,10 +685,17 @@ class CarrierPage(NamedTuple):
     next_cursor: str | None
 
 
-def carriers(*, actor: User, gene: str | None = None, protein_change: str | None = None,
-             region: str | None = None, reference_genome: str | None = None,
-             limit: int = 1000, after: str | None = None, all_calls: bool = False
-             ) -> CarrierPage:
+def carriers(
+    *,
+    actor: User,
+    gene: str | None = None,
+    protein_change: str | None = None,
+    region: str | None = None,
+    reference_genome: str | None = None,
+    limit: int = 1000,
+    after: str | None = None,
+    all_calls: bool = False,
+) -> CarrierPage:
     """Aliquots (and their participants and cases) with a non-reference call of the variants
     that match: a gene, a protein change (``p.V600E``; with a gene) or a region
     (``7:140453000-140454000`` or ``7:140453136``), in genomic order, a page of *limit* at a
@@ -587,18 +704,30 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
     By default the somatic tumour carriers: calls of samples whose role is normal, and calls
     the caller marks germline or LOH, are left out (*all_calls* keeps them)."""
     if not (gene or region):
-        raise InvalidInput("give a gene (optionally with a protein change) or a region",
-                           field="gene")
-    stmt = (sa.select(VariantCall, Variant, Specimen.barcode, Participant.code,
-                      Case.code.label("case_code"), Case.disease_group, OmicsFileSample.role)
-            .join(Variant, Variant.id == VariantCall.variant_id)
-            .outerjoin(OmicsFileSample, sa.and_(
+        raise InvalidInput("give a gene (optionally with a protein change) or a region", field="gene")
+    stmt = (
+        sa.select(
+            VariantCall,
+            Variant,
+            Specimen.barcode,
+            Participant.code,
+            Case.code.label("case_code"),
+            Case.disease_group,
+            OmicsFileSample.role,
+        )
+        .join(Variant, Variant.id == VariantCall.variant_id)
+        .outerjoin(
+            OmicsFileSample,
+            sa.and_(
                 OmicsFileSample.file_id == VariantCall.file_id,
-                OmicsFileSample.specimen_id == VariantCall.specimen_id))
-            .join(Specimen, Specimen.id == VariantCall.specimen_id)
-            .join(Participant, Participant.id == Specimen.participant_id)
-            .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
-            .outerjoin(Case, Case.id == CollectionEvent.case_id))
+                OmicsFileSample.specimen_id == VariantCall.specimen_id,
+            ),
+        )
+        .join(Specimen, Specimen.id == VariantCall.specimen_id)
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .outerjoin(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id)
+        .outerjoin(Case, Case.id == CollectionEvent.case_id)
+    )
     if gene:
         stmt = stmt.where(Variant.gene == gene.upper())
     if protein_change:
@@ -610,38 +739,51 @@ def carriers(*, actor: User, gene: str | None = None, protein_change: str | None
             start, _, end = span.replace(",", "").partition("-")
             first, last = int(start), int(end or start)
         except ValueError:
-            raise InvalidInput(f"{region!r} is not a region such as 7:140453000-140454000",
-                               field="region") from None
-        stmt = stmt.where(Variant.chrom == canonical_chrom(chrom),
-                          Variant.pos.between(first, last))
+            raise InvalidInput(
+                f"{region!r} is not a region such as 7:140453000-140454000", field="region"
+            ) from None
+        stmt = stmt.where(Variant.chrom == canonical_chrom(chrom), Variant.pos.between(first, last))
     if reference_genome:
-        stmt = stmt.where(Variant.reference_genome == (build_of(reference_genome)
-                                                       or reference_genome))
+        stmt = stmt.where(Variant.reference_genome == (build_of(reference_genome) or reference_genome))
     elif region:  # a position means nothing without its build: never two builds at once
-        builds = sorted(db.session.scalars(
-            stmt.with_only_columns(Variant.reference_genome).distinct()))
+        builds = sorted(db.session.scalars(stmt.with_only_columns(Variant.reference_genome).distinct()))
         if len(builds) > 1:
             raise InvalidInput(
                 f"{region} matches variants on several genome builds "
                 f"({', '.join(b or 'unknown' for b in builds)}): give reference_genome",
-                field="reference_genome")
+                field="reference_genome",
+            )
     if not all_calls:
         stmt = stmt.where(somatic_tumour_call())
     stmt = _rows_for(stmt, actor)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(
-        stmt.with_only_columns(VariantCall.id).subquery())) or 0
+    total = (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(stmt.with_only_columns(VariantCall.id).subquery())
+        )
+        or 0
+    )
     if after:
         chrom, pos, call_id = _carrier_cursor(after)
-        stmt = stmt.where(sa.tuple_(Variant.chrom, Variant.pos, VariantCall.id)
-                          > sa.tuple_(sa.literal(chrom), sa.literal(pos), sa.literal(call_id)))
+        stmt = stmt.where(
+            sa.tuple_(Variant.chrom, Variant.pos, VariantCall.id)
+            > sa.tuple_(sa.literal(chrom), sa.literal(pos), sa.literal(call_id))
+        )
     stmt = stmt.order_by(Variant.chrom, Variant.pos, VariantCall.id)
     out = []
     for call, variant, barcode, participant, case_code, group, role in db.session.execute(
-            stmt.limit(limit + 1)):
-        out.append({"variant": variant, "call": call, "barcode": barcode,
-                    "participant_code": participant, "case_code": case_code,
-                    "disease_group": group.value if group else None,
-                    "role": role.value if role else None})
+        stmt.limit(limit + 1)
+    ):
+        out.append(
+            {
+                "variant": variant,
+                "call": call,
+                "barcode": barcode,
+                "participant_code": participant,
+                "case_code": case_code,
+                "disease_group": group.value if group else None,
+                "role": role.value if role else None,
+            }
+        )
     cursor = None
     if len(out) > limit:
         out = out[:limit]
@@ -662,22 +804,26 @@ def _carrier_cursor(text: str) -> tuple[str, int, int]:
     return chrom, position, call_id
 
 
-def list_files(*, actor: User, specimen_id: int | None = None, case_id: int | None = None,
-               participant_id: int | None = None) -> list[OmicsFile]:
+def list_files(
+    *,
+    actor: User,
+    specimen_id: int | None = None,
+    case_id: int | None = None,
+    participant_id: int | None = None,
+) -> list[OmicsFile]:
     from omics.access import file_clause
 
     stmt = sa.select(OmicsFile).where(file_clause(actor)).order_by(OmicsFile.id.desc())
     if specimen_id or case_id or participant_id:
-        linked = (sa.select(OmicsFileSample.file_id)
-                  .join(Specimen, Specimen.id == OmicsFileSample.specimen_id))
+        linked = sa.select(OmicsFileSample.file_id).join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
         if specimen_id:
             linked = linked.where(Specimen.id == specimen_id)
         if participant_id:
             linked = linked.where(Specimen.participant_id == participant_id)
         if case_id:
-            linked = linked.join(CollectionEvent, CollectionEvent.id ==
-                                 Specimen.collection_event_id).where(
-                CollectionEvent.case_id == case_id)
+            linked = linked.join(CollectionEvent, CollectionEvent.id == Specimen.collection_event_id).where(
+                CollectionEvent.case_id == case_id
+            )
         linked = visible(linked, Specimen, actor)
         stmt = stmt.where(OmicsFile.id.in_(linked))
     return list(db.session.scalars(stmt.limit(500)))
@@ -725,9 +871,14 @@ def ingest_alignments(record: OmicsFile) -> OmicsFile:
         counts = reader.contig_counts()
     total = sum(counts["mapped"].values())
     for sample in record.samples:
-        sample.qc = qc_verdict(record.kind, {
-            "mapped_reads": total, "unmapped_reads": counts["unmapped"],
-            "mapped_by_contig": counts["mapped"]})
+        sample.qc = qc_verdict(
+            record.kind,
+            {
+                "mapped_reads": total,
+                "unmapped_reads": counts["unmapped"],
+                "mapped_by_contig": counts["mapped"],
+            },
+        )
     record.status = FileStatus.INGESTED
     record.error = None
     record.ingested_at = utcnow()
@@ -750,35 +901,47 @@ def ingest_matrix(record: OmicsFile) -> OmicsFile:
         record.samples.append(link)
         links[name] = link
     db.session.flush()
-    barcodes = dict(db.session.execute(sa.select(Specimen.id, Specimen.barcode).where(
-        Specimen.id.in_([s.specimen_id for s in links.values() if s.specimen_id]))).all())
+    barcodes = dict(
+        db.session.execute(
+            sa.select(Specimen.id, Specimen.barcode).where(
+                Specimen.id.in_([s.specimen_id for s in links.values() if s.specimen_id])
+            )
+        ).all()
+    )
     adata.obs["specimen_id"] = [links[n].specimen_id or -1 for n in adata.obs_names]
     adata.obs["barcode"] = [barcodes.get(links[n].specimen_id, "") for n in adata.obs_names]
     adata.uns["lims"] = dict(adata.uns.get("lims", {})) | {
-        "file_sha256": record.sha256, "kind": record.kind.value,
-        "reference_genome": record.reference_genome or "", "pipeline": record.pipeline or ""}
+        "file_sha256": record.sha256,
+        "kind": record.kind.value,
+        "reference_genome": record.reference_genome or "",
+        "pipeline": record.pipeline or "",
+    }
     if record.kind is OmicsKind.RNA_SEQ:
         import scanpy as sc
 
         adata.layers["counts"] = adata.X.copy()
         names = adata.var["symbol"] if "symbol" in adata.var else adata.var_names.to_series()
         adata.var["mt"] = np.asarray(names.astype(str).str.upper().str.startswith("MT-"))
-        sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False,
-                                   inplace=True)
-        metrics = {name: {"total_counts": float(row.total_counts),
-                          "n_genes_by_counts": int(row.n_genes_by_counts),
-                          "pct_counts_mt": round(float(row.pct_counts_mt), 3)}
-                   for name, row in adata.obs.iterrows()}
+        sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)
+        metrics = {
+            name: {
+                "total_counts": float(row.total_counts),
+                "n_genes_by_counts": int(row.n_genes_by_counts),
+                "pct_counts_mt": round(float(row.pct_counts_mt), 3),
+            }
+            for name, row in adata.obs.iterrows()
+        }
     else:
-        present = adata.n_vars - (np.asarray(adata.layers["missing"].sum(axis=1)).ravel()
-                                  if "missing" in adata.layers else 0)
+        present = adata.n_vars - (
+            np.asarray(adata.layers["missing"].sum(axis=1)).ravel() if "missing" in adata.layers else 0
+        )
         nonzero = np.asarray((adata.X != 0).sum(axis=1)).ravel()
-        detected = nonzero if record.kind in (OmicsKind.PROTEOMICS, OmicsKind.METABOLOMICS) \
-            else present
+        detected = nonzero if record.kind in (OmicsKind.PROTEOMICS, OmicsKind.METABOLOMICS) else present
         adata.obs["detection_rate"] = np.round(detected / max(adata.n_vars, 1), 4)
-        metrics = {name: {"detection_rate": float(rate), "features": int(adata.n_vars)}
-                   for name, rate in zip(adata.obs_names, adata.obs["detection_rate"],
-                                         strict=True)}
+        metrics = {
+            name: {"detection_rate": float(rate), "features": int(adata.n_vars)}
+            for name, rate in zip(adata.obs_names, adata.obs["detection_rate"], strict=True)
+        }
     for name, values in metrics.items():
         links[name].qc = qc_verdict(record.kind, values)
     target = storage_root() / "matrices" / f"{record.sha256}.h5ad"
@@ -811,38 +974,64 @@ def feature_values(record: OmicsFile, feature: str) -> dict[str, Any]:
         raise NotFound(f"no feature {feature!r} in {record.filename}", field="feature")
     obs = found["obs"]
     barcodes = obs["barcode"] if "barcode" in obs else [""] * len(obs)
-    return {"feature": found["feature"], "samples": [
-        {"sample_name": str(name), "barcode": str(code) or None,
-         "value": None if math.isnan(value) else float(value)}
-        for name, code, value in zip(obs.index, barcodes, found["values"], strict=True)]}
+    return {
+        "feature": found["feature"],
+        "samples": [
+            {
+                "sample_name": str(name),
+                "barcode": str(code) or None,
+                "value": None if math.isnan(value) else float(value),
+            }
+            for name, code, value in zip(obs.index, barcodes, found["values"], strict=True)
+        ],
+    }
 
 
 def omics_of_specimen(specimen: Specimen) -> dict[str, Any]:
     """The files that measure *specimen* (with its sample's QC) and the variants it carries,
     most damaging first (for the specimen page)."""
-    links = list(db.session.scalars(sa.select(OmicsFileSample).where(
-        OmicsFileSample.specimen_id == specimen.id).order_by(OmicsFileSample.file_id)))
+    links = list(
+        db.session.scalars(
+            sa.select(OmicsFileSample)
+            .where(OmicsFileSample.specimen_id == specimen.id)
+            .order_by(OmicsFileSample.file_id)
+        )
+    )
     impact = sa.case((Variant.protein_change.is_(None), 1), else_=0)
     calls = db.session.execute(
-        sa.select(VariantCall, Variant).join(Variant, Variant.id == VariantCall.variant_id)
+        sa.select(VariantCall, Variant)
+        .join(Variant, Variant.id == VariantCall.variant_id)
         .where(VariantCall.specimen_id == specimen.id)
-        .order_by(impact, Variant.gene, Variant.chrom, Variant.pos).limit(200)).all()
+        .order_by(impact, Variant.gene, Variant.chrom, Variant.pos)
+        .limit(200)
+    ).all()
     return {"files": links, "calls": [tuple(row) for row in calls]}
 
 
-def qc_table(*, actor: User, kind: OmicsKind | None = None, file_id: int | None = None
-             ) -> list[dict[str, Any]]:
+def qc_table(
+    *, actor: User, kind: OmicsKind | None = None, file_id: int | None = None
+) -> list[dict[str, Any]]:
     """One row per (ingested file, linked sample) with its QC metrics."""
-    stmt = (sa.select(OmicsFile, OmicsFileSample, Specimen.barcode)
-            .join(OmicsFileSample, OmicsFileSample.file_id == OmicsFile.id)
-            .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
-            .where(OmicsFile.status == FileStatus.INGESTED)
-            .order_by(OmicsFile.id, OmicsFileSample.id))
+    stmt = (
+        sa.select(OmicsFile, OmicsFileSample, Specimen.barcode)
+        .join(OmicsFileSample, OmicsFileSample.file_id == OmicsFile.id)
+        .join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
+        .where(OmicsFile.status == FileStatus.INGESTED)
+        .order_by(OmicsFile.id, OmicsFileSample.id)
+    )
     if kind is not None:
         stmt = stmt.where(OmicsFile.kind == kind)
     if file_id is not None:
         stmt = stmt.where(OmicsFile.id == file_id)
     stmt = _rows_for(stmt, actor)
-    return [{"file_id": f.id, "filename": f.filename, "kind": f.kind.value,
-             "sample_name": s.sample_name, "barcode": barcode, "qc": s.qc}
-            for f, s, barcode in db.session.execute(stmt.limit(10000))]
+    return [
+        {
+            "file_id": f.id,
+            "filename": f.filename,
+            "kind": f.kind.value,
+            "sample_name": s.sample_name,
+            "barcode": barcode,
+            "qc": s.qc,
+        }
+        for f, s, barcode in db.session.execute(stmt.limit(10000))
+    ]

@@ -26,13 +26,20 @@ def ingest(file_id: int) -> dict[str, Any]:
         _failed(file_id, str(error))
     except Exception as error:  # never a file left "registered" for ever
         logger.exception("ingestion of omics file %s stopped", file_id)
-        _failed(file_id, f"ingestion stopped ({type(error).__name__}): "
-                         f"{str(error).splitlines()[0][:300] if str(error) else 'no detail'}; "
-                         "register the file again to retry")
+        _failed(
+            file_id,
+            f"ingestion stopped ({type(error).__name__}): "
+            f"{str(error).splitlines()[0][:300] if str(error) else 'no detail'}; "
+            "register the file again to retry",
+        )
     db.session.expire_all()
     record = services.get_file(file_id)
-    return {"id": record.id, "status": record.status.value, "variants": record.variant_count,
-            "calls": record.call_count}
+    return {
+        "id": record.id,
+        "status": record.status.value,
+        "variants": record.variant_count,
+        "calls": record.call_count,
+    }
 
 
 def _failed(file_id: int, error: str) -> None:

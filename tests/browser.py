@@ -16,8 +16,15 @@ from biobank import create_app
 from biobank.db import db
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _closing(app: Any) -> Any:
@@ -38,8 +45,9 @@ def _closing(app: Any) -> Any:
 @contextmanager
 def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[tuple[str, Any]]:
     """Serve a demo biobank on a free loopback port; yields (base URL, app)."""
-    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "browser-tests",
-                      "SESSION_COOKIE_SECURE": False})  # served over plain HTTP
+    app = create_app(
+        {"DATABASE_URL": database_url, "SECRET_KEY": "browser-tests", "SESSION_COOKIE_SECURE": False}
+    )  # served over plain HTTP
     with app.app_context():
         from biobank import migrate
         from biobank.demo import load_demo

@@ -81,8 +81,13 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
     except redis.ConnectionError:
         pytest.skip("no Redis on 127.0.0.1:6379")
     url = separate_database(tmp_path, suffix)
-    app = create_app({"DATABASE_URL": url, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
-                      "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/15"})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+            "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/15",
+        }
+    )
     try:
         with app.app_context():
             from biobank import migrate
@@ -121,8 +126,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     os.environ["BIOBANK_INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
     # The test client speaks plain HTTP: an HTTPS-only cookie would never come back.
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test",
-                      "SESSION_COOKIE_SECURE": False})
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test", "SESSION_COOKIE_SECURE": False}
+    )
     with app.app_context():
         from biobank import migrate
 
@@ -133,8 +139,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture(autouse=True)
-def custody_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[None]:
+def custody_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Each test keeps custody checkpoints outside the database in a folder of its own, as
     its database changes are its own."""
     if "app" not in request.fixturenames:
@@ -158,8 +163,9 @@ def db_session(app: Flask) -> Iterator[Any]:
         outer = connection.begin()
         original = db.session
         # A plain Session: Flask-SQLAlchemy's own ignores `bind` and would use the engine.
-        factory = sa.orm.sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
-                                      expire_on_commit=False)
+        factory = sa.orm.sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
         db.session = sa.orm.scoped_session(factory, scopefunc=_app_ctx_id)
         try:
             yield db.session

@@ -65,11 +65,26 @@ class Builder:
         kw.setdefault("name", f"Site {n}")
         return self._save(Site(**kw))
 
-    def user(self, username: str | None = None, *, role: str = "technician",
-             sites: list[Site] | None = None, password: str = PASSWORD, **kw: Any) -> User:
+    def user(
+        self,
+        username: str | None = None,
+        *,
+        role: str = "technician",
+        sites: list[Site] | None = None,
+        password: str = PASSWORD,
+        **kw: Any,
+    ) -> User:
         username = username or f"user{next(_counter)}"
-        return self._save(User(username=username, full_name=username.title(), role=Role(role),
-                               password_hash=hash_password(password), sites=sites or [], **kw))
+        return self._save(
+            User(
+                username=username,
+                full_name=username.title(),
+                role=Role(role),
+                password_hash=hash_password(password),
+                sites=sites or [],
+                **kw,
+            )
+        )
 
     def auth_headers(self, user: User) -> dict[str, str]:
         secret = create_token(user, name="test")
@@ -82,26 +97,37 @@ class Builder:
         kw.setdefault("title", f"Study {n}")
         study = Study(**kw)
         for pos, scope in enumerate(ConsentScope):
-            study.consent_tiers.append(ConsentTier(code=scope.name[:8], scope=scope,
-                                                   statement=f"I agree to {scope.value}",
-                                                   position=pos))
+            study.consent_tiers.append(
+                ConsentTier(
+                    code=scope.name[:8], scope=scope, statement=f"I agree to {scope.value}", position=pos
+                )
+            )
         return self._save(study)
 
-    def participant(self, *, site: Site, study: Study | None = None, phi: bool = True,
-                    consent: bool = True, **kw: Any) -> Participant:
+    def participant(
+        self, *, site: Site, study: Study | None = None, phi: bool = True, consent: bool = True, **kw: Any
+    ) -> Participant:
         n = next(_counter)
         kw.setdefault("code", f"P-{n:06d}")
         participant = Participant(site=site, study=study or self.study(), **kw)
         if phi:
-            participant.phi = ParticipantPHI(given_name="Ada", family_name=f"Test{n}",
-                                             medical_record_number=f"MRN{n}",
-                                             birth_date=dt.date(1970, 1, 1))
+            participant.phi = ParticipantPHI(
+                given_name="Ada",
+                family_name=f"Test{n}",
+                medical_record_number=f"MRN{n}",
+                birth_date=dt.date(1970, 1, 1),
+            )
         self._save(participant)
         if consent:
             for tier in participant.study.consent_tiers:
-                self._save(ConsentResponse(participant=participant, tier=tier,
-                                           decision=ConsentDecision.YES,
-                                           signed_on=dt.date(2024, 1, 1)))
+                self._save(
+                    ConsentResponse(
+                        participant=participant,
+                        tier=tier,
+                        decision=ConsentDecision.YES,
+                        signed_on=dt.date(2024, 1, 1),
+                    )
+                )
         return participant
 
     def case(self, *, participant: Participant, **kw: Any) -> Case:
@@ -121,15 +147,22 @@ class Builder:
         kw.setdefault("procedure", CollectionProcedure.VENIPUNCTURE)
         return self._save(CollectionEvent(participant=participant, **kw))
 
-    def container(self, *, site: Site, kind: ContainerKind = ContainerKind.BOX,
-                  parent: StorageContainer | None = None, **kw: Any) -> StorageContainer:
+    def container(
+        self,
+        *,
+        site: Site,
+        kind: ContainerKind = ContainerKind.BOX,
+        parent: StorageContainer | None = None,
+        **kw: Any,
+    ) -> StorageContainer:
         kw.setdefault("name", f"{kind.value} {next(_counter)}")
         if kind is ContainerKind.BOX:
             kw.setdefault("n_rows", 9)
             kw.setdefault("n_cols", 9)
         if parent is None and kind is not ContainerKind.FREEZER:
-            freezer = self.container(site=site, kind=ContainerKind.FREEZER,
-                                     temperature=StorageTemperature.MINUS_60_85)
+            freezer = self.container(
+                site=site, kind=ContainerKind.FREEZER, temperature=StorageTemperature.MINUS_60_85
+            )
             parent = self.container(site=site, kind=ContainerKind.RACK, parent=freezer)
         return self._save(StorageContainer(site=site, kind=kind, parent=parent, **kw))
 
@@ -139,30 +172,31 @@ class Builder:
     #: whether specimens are made with their first custody event (see :meth:`specimen`)
     history = False
 
-    def specimen(self, *, participant: Participant, history: bool | None = None,
-                 **kw: Any) -> Specimen:
+    def specimen(self, *, participant: Participant, history: bool | None = None, **kw: Any) -> Specimen:
         """A specimen; with *history*, recorded with its first custody event as the LIMS
         records every one (without, it has none: tests that count or write the chain
         themselves, and the ledger's check reports it)."""
         material = kw.setdefault("material_type", MaterialType.PLASMA)
         kw.setdefault("barcode", make_barcode("T", material, next(_counter)))
         kw.setdefault("site_id", participant.site_id)
-        kw.setdefault("status", SpecimenStatus.IN_STORAGE if kw.get("container") else
-                      SpecimenStatus.COLLECTED)
+        kw.setdefault(
+            "status", SpecimenStatus.IN_STORAGE if kw.get("container") else SpecimenStatus.COLLECTED
+        )
         kw.setdefault("quantity", Decimal("1.000"))
         kw.setdefault("initial_quantity", kw["quantity"])
         kw.setdefault("unit", QuantityUnit.ML)
         if kw.get("parent") is not None:
             kw.setdefault("lineage", Lineage.ALIQUOT)
         specimen = self._save(Specimen(participant=participant, **kw))
-        if (self.history if history is None else history) and \
-                specimen.status is not SpecimenStatus.EXPECTED:
+        if (self.history if history is None else history) and specimen.status is not SpecimenStatus.EXPECTED:
             from biobank.models.vocab import CustodyEventType
             from biobank.services.custody import record_custody_event
 
-            kind = {Lineage.PRIMARY: CustodyEventType.COLLECTED,
-                    Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
-                    Lineage.DERIVATIVE: CustodyEventType.DERIVED}[specimen.lineage]
+            kind = {
+                Lineage.PRIMARY: CustodyEventType.COLLECTED,
+                Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
+                Lineage.DERIVATIVE: CustodyEventType.DERIVED,
+            }[specimen.lineage]
             record_custody_event(specimen, kind, actor=None)
             self.session.commit()
         return specimen

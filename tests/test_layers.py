@@ -27,8 +27,11 @@ def _imports(package: str) -> list[tuple[str, int, str]]:
 
 
 def test_biobank_imports_omics_and_labels_only_in_the_app_factory():
-    outside = [(path, line, name) for path, line, name in _imports("biobank")
-               if name.split(".")[0] in ("omics", "labels") and path != "biobank/app.py"]
+    outside = [
+        (path, line, name)
+        for path, line, name in _imports("biobank")
+        if name.split(".")[0] in ("omics", "labels") and path != "biobank/app.py"
+    ]
     assert outside == []
     inside = {name for path, _, name in _imports("biobank") if path == "biobank/app.py"}
     assert {"omics", "labels"} <= inside  # the walk sees the factory's own imports
@@ -36,6 +39,9 @@ def test_biobank_imports_omics_and_labels_only_in_the_app_factory():
 
 def test_the_pure_cores_import_neither_flask_nor_sqlalchemy():
     for package in ("omics/formats", "labels/render"):
-        web = [(path, line, name) for path, line, name in _imports(package)
-               if name.split(".")[0] in ("flask", "flask_smorest", "sqlalchemy", "biobank")]
+        web = [
+            (path, line, name)
+            for path, line, name in _imports(package)
+            if name.split(".")[0] in ("flask", "flask_smorest", "sqlalchemy", "biobank")
+        ]
         assert web == [], package

@@ -82,17 +82,41 @@ def test_a_parcel_sent_before_per_site_parcels_keeps_its_site_and_tubes(app, emp
         researcher = make.user("r", role="researcher", sites=[north])
         person = make.participant(site=north)
         case = make.case(participant=person)
-        tube = make.specimen(participant=person, history=False, collection_event=make.visit(
-            participant=person, case=case))
+        tube = make.specimen(
+            participant=person, history=False, collection_event=make.visit(participant=person, case=case)
+        )
         cohort = make._save(Cohort(name="c", level="cases", owner_id=researcher.id))
-        request = make._save(SampleRequest(
-            code="REQ-1", title="t", purpose="p", ethics_reference="IRB", cohort_id=cohort.id,
-            requester_id=researcher.id, requirements={}, consent_scopes=[]))
-        parcel = make._save(Shipment(request_id=request.id, site_id=north.id, destination="Lab",
-                                     courier="ColdChain", temperature="dry_ice",
-                                     shipped_by="tech"))
-        make._save(Allocation(request_id=request.id, specimen_id=tube.id, case_id=case.id,
-                              allocated_by="m", shipment_id=parcel.id))
+        request = make._save(
+            SampleRequest(
+                code="REQ-1",
+                title="t",
+                purpose="p",
+                ethics_reference="IRB",
+                cohort_id=cohort.id,
+                requester_id=researcher.id,
+                requirements={},
+                consent_scopes=[],
+            )
+        )
+        parcel = make._save(
+            Shipment(
+                request_id=request.id,
+                site_id=north.id,
+                destination="Lab",
+                courier="ColdChain",
+                temperature="dry_ice",
+                shipped_by="tech",
+            )
+        )
+        make._save(
+            Allocation(
+                request_id=request.id,
+                specimen_id=tube.id,
+                case_id=case.id,
+                allocated_by="m",
+                shipment_id=parcel.id,
+            )
+        )
         session.commit()
         ids = (north.id, parcel.id, request.id)
     with empty_engine.begin() as conn:
@@ -106,19 +130,25 @@ def test_a_parcel_sent_before_per_site_parcels_keeps_its_site_and_tubes(app, emp
         assert conn.execute(sa.text("SELECT shipment_id FROM allocations")).scalar() == ids[1]
     with app.app_context(), sa.orm.Session(bind=empty_engine) as session:
         south = Builder(session).site(code="CTR", name="Central Hospital")
-        session.add(Shipment(request_id=ids[2], site_id=south.id, destination="Lab",
-                             courier="ColdChain", temperature="dry_ice", shipped_by="tech"))
+        session.add(
+            Shipment(
+                request_id=ids[2],
+                site_id=south.id,
+                destination="Lab",
+                courier="ColdChain",
+                temperature="dry_ice",
+                shipped_by="tech",
+            )
+        )
         session.commit()
     # the older schema would lose a parcel: refused
-    with pytest.raises(RuntimeError, match="parcels from several sites"), \
-            empty_engine.begin() as conn:
+    with pytest.raises(RuntimeError, match="parcels from several sites"), empty_engine.begin() as conn:
         command.downgrade(_config(conn), "0014")
     with empty_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM shipments")).scalar() == 2
 
 
-def test_variants_take_their_build_and_one_contig_name_without_losing_a_call(app,
-                                                                            empty_engine):
+def test_variants_take_their_build_and_one_contig_name_without_losing_a_call(app, empty_engine):
     """0023 on data: chr7 and 7 of one build become one variant with both calls and the
     annotation one of them had; a variant called in files of two builds (and one of no
     build) becomes one per build, each call following its file; stepping down and up
@@ -136,39 +166,57 @@ def test_variants_take_their_build_and_one_contig_name_without_losing_a_call(app
     with empty_engine.begin() as conn:
         files = {}
         for n, build in enumerate(("GRCh37", "GRCh38", None)):
-            files[build] = conn.execute(sa.text(
-                "INSERT INTO omics_files (kind, format, filename, uri, size_bytes, sha256, "
-                "reference_genome, status, variant_count, call_count, feature_count, "
-                "created_by, created_at) VALUES ('exome', 'vcf', :name, :uri, 1, :sha, "
-                ":build, 'ingested', 0, 0, 0, 'm', CURRENT_TIMESTAMP) RETURNING id"),
-                {"name": f"f{n}.vcf", "uri": f"f{n}.vcf", "sha": f"{n:064d}",
-                 "build": build}).scalar()
+            files[build] = conn.execute(
+                sa.text(
+                    "INSERT INTO omics_files (kind, format, filename, uri, size_bytes, sha256, "
+                    "reference_genome, status, variant_count, call_count, feature_count, "
+                    "created_by, created_at) VALUES ('exome', 'vcf', :name, :uri, 1, :sha, "
+                    ":build, 'ingested', 0, 0, 0, 'm', CURRENT_TIMESTAMP) RETURNING id"
+                ),
+                {"name": f"f{n}.vcf", "uri": f"f{n}.vcf", "sha": f"{n:064d}", "build": build},
+            ).scalar()
 
         def variant(chrom, pos, ref, alt, gene):
-            return conn.execute(sa.text(
-                "INSERT INTO variants (chrom, pos, ref, alt, gene) VALUES "
-                "(:chrom, :pos, :ref, :alt, :gene) RETURNING id"),
-                {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt, "gene": gene}).scalar()
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO variants (chrom, pos, ref, alt, gene) VALUES "
+                    "(:chrom, :pos, :ref, :alt, :gene) RETURNING id"
+                ),
+                {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt, "gene": gene},
+            ).scalar()
 
         with_chr = variant("chr7", 140453136, "A", "T", "BRAF")
         without = variant("7", 140453136, "A", "T", None)
         shared = variant("1", 100, "C", "G", None)
-        for variant_id, build, tube in ((with_chr, "GRCh37", 0), (without, "GRCh37", 1),
-                                        (shared, "GRCh37", 0), (shared, "GRCh38", 1),
-                                        (shared, None, 2)):
-            conn.execute(sa.text(
-                "INSERT INTO variant_calls (variant_id, file_id, specimen_id, genotype) "
-                "VALUES (:v, :f, :s, '0/1')"),
-                {"v": variant_id, "f": files[build], "s": tubes[tube]})
-    calls = ("SELECT v.reference_genome, v.chrom, v.pos, v.gene, c.file_id, c.specimen_id "
-             "FROM variant_calls c JOIN variants v ON v.id = c.variant_id "
-             "ORDER BY c.file_id, c.specimen_id, v.pos")
-    expected = sorted([
-        ("GRCh37", "7", 140453136, "BRAF", files["GRCh37"], tubes[0]),
-        ("GRCh37", "7", 140453136, "BRAF", files["GRCh37"], tubes[1]),
-        ("GRCh37", "1", 100, None, files["GRCh37"], tubes[0]),
-        ("GRCh38", "1", 100, None, files["GRCh38"], tubes[1]),
-        ("", "1", 100, None, files[None], tubes[2])], key=lambda row: (row[4], row[5], row[2]))
+        for variant_id, build, tube in (
+            (with_chr, "GRCh37", 0),
+            (without, "GRCh37", 1),
+            (shared, "GRCh37", 0),
+            (shared, "GRCh38", 1),
+            (shared, None, 2),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO variant_calls (variant_id, file_id, specimen_id, genotype) "
+                    "VALUES (:v, :f, :s, '0/1')"
+                ),
+                {"v": variant_id, "f": files[build], "s": tubes[tube]},
+            )
+    calls = (
+        "SELECT v.reference_genome, v.chrom, v.pos, v.gene, c.file_id, c.specimen_id "
+        "FROM variant_calls c JOIN variants v ON v.id = c.variant_id "
+        "ORDER BY c.file_id, c.specimen_id, v.pos"
+    )
+    expected = sorted(
+        [
+            ("GRCh37", "7", 140453136, "BRAF", files["GRCh37"], tubes[0]),
+            ("GRCh37", "7", 140453136, "BRAF", files["GRCh37"], tubes[1]),
+            ("GRCh37", "1", 100, None, files["GRCh37"], tubes[0]),
+            ("GRCh38", "1", 100, None, files["GRCh38"], tubes[1]),
+            ("", "1", 100, None, files[None], tubes[2]),
+        ],
+        key=lambda row: (row[4], row[5], row[2]),
+    )
     for target in ("head", "0022", "head"):
         with empty_engine.begin() as conn:
             (command.upgrade if target == "head" else command.downgrade)(_config(conn), target)

@@ -24,15 +24,24 @@ class ProblemResponses(BasePlugin):
     with a status and a description only get the problem schema, and every operation has
     the problem as its default response."""
 
-    def operation_helper(self, path: str | None = None,  # type: ignore[override]
-                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def operation_helper(
+        self,
+        path: str | None = None,  # type: ignore[override]
+        operations: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         for operation in (operations or {}).values():
             responses = operation.setdefault("responses", {})
             for code, response in responses.items():
-                if (str(code).startswith(("4", "5")) and isinstance(response, dict)
-                        and "$ref" not in response and "content" not in response):
-                    response["content"] = {errors.PROBLEM_MIME: {
-                        "schema": {"$ref": "#/components/schemas/Problem"}}}
+                if (
+                    str(code).startswith(("4", "5"))
+                    and isinstance(response, dict)
+                    and "$ref" not in response
+                    and "content" not in response
+                ):
+                    response["content"] = {
+                        errors.PROBLEM_MIME: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    }
             responses.setdefault("default", {"$ref": "#/components/responses/DEFAULT_ERROR"})
 
 
@@ -64,18 +73,24 @@ def register_api_paths(app: Flask, *prefixes: str) -> None:
 
 
 def is_api_request() -> bool:
-    return request.path.startswith(tuple(current_app.extensions.get("biobank_api_paths",
-                                                                    ["/api/"])))
+    return request.path.startswith(tuple(current_app.extensions.get("biobank_api_paths", ["/api/"])))
 
 
 class IdConverter(IntegerConverter):
     """``<int:…>`` path segments: a number beyond the databases' 64-bit integers names no
     row, so it is a 404 instead of an overflow in the query."""
 
-    def __init__(self, url_map: Any, fixed_digits: int = 0, min: int | None = None,
-                 max: int | None = None, signed: bool = False) -> None:
-        super().__init__(url_map, fixed_digits=fixed_digits, min=min,
-                         max=MAX_ID if max is None else max, signed=signed)
+    def __init__(
+        self,
+        url_map: Any,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(
+            url_map, fixed_digits=fixed_digits, min=min, max=MAX_ID if max is None else max, signed=signed
+        )
 
 
 #: largest id a path may carry (PostgreSQL BIGINT, SQLite INTEGER)
@@ -129,8 +144,7 @@ def register_api(app: Flask) -> None:
 
     # Before any route exists: rules pick their converters when they are added.
     app.url_map.converters["int"] = IdConverter
-    api.register_converter(IdConverter, lambda c: {"type": "integer", "minimum": 0,
-                                                   "maximum": c.max})
+    api.register_converter(IdConverter, lambda c: {"type": "integer", "minimum": 0, "maximum": c.max})
     api.init_app(app)
     _register_docs_assets(app)
 
@@ -139,7 +153,7 @@ def register_api(app: Flask) -> None:
         # Uploads may be as large as their setting allows; every other body is small.
         setting = app.config["UPLOAD_LIMITS"].get(request.endpoint or "")
         if setting:
-            request.max_content_length = app.config[setting] + 1024 ** 2  # multipart framing
+            request.max_content_length = app.config[setting] + 1024**2  # multipart framing
 
     @app.before_request
     def _refuse_bodies_that_are_not_json() -> Any:
@@ -149,21 +163,45 @@ def register_api(app: Flask) -> None:
             return None
         sent = request.mimetype or "no Content-Type"
         return errors.problem(
-            415, "Unsupported Media Type", f"send the body as application/json, not {sent}",
-            errors=[{"field": "Content-Type", "message": "must be application/json"}])
+            415,
+            "Unsupported Media Type",
+            f"send the body as application/json, not {sent}",
+            errors=[{"field": "Content-Type", "message": "must be application/json"}],
+        )
 
     @app.before_request
     def _refuse_long_query_strings() -> Any:
         limit = app.config["MAX_QUERY_STRING_BYTES"]
         if is_api_request() and len(request.query_string) > limit:
             return errors.problem(
-                400, "Bad Request", f"the query string is longer than {limit:,} bytes: send "
-                "long filters in the body of a POST",
-                errors=[{"field": "query", "message": "too long"}])
+                400,
+                "Bad Request",
+                f"the query string is longer than {limit:,} bytes: send long filters in the body of a POST",
+                errors=[{"field": "query", "message": "too long"}],
+            )
         return None
-    for module in (sites, studies, participants, consents, cases, lesions, collection_events,
-                   specimens, containers, scans, rack_scans, imports, query,
-                   cohorts, images, requests, tokens, users, witnesses):
+
+    for module in (
+        sites,
+        studies,
+        participants,
+        consents,
+        cases,
+        lesions,
+        collection_events,
+        specimens,
+        containers,
+        scans,
+        rack_scans,
+        imports,
+        query,
+        cohorts,
+        images,
+        requests,
+        tokens,
+        users,
+        witnesses,
+    ):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}/{module.blp.name}")
     register_api_paths(app, fhir.blp.url_prefix + "/")
     api.register_blueprint(fhir.blp)

@@ -23,11 +23,16 @@ from biobank.schemas.cohorts import (
 )
 from biobank.services import cohorts
 
-blp = Blueprint("cohorts", __name__, description="Saved cohorts, frozen snapshots, manifests "
-                "for image and AI pipelines")
+blp = Blueprint(
+    "cohorts", __name__, description="Saved cohorts, frozen snapshots, manifests for image and AI pipelines"
+)
 
-MIMETYPES = {"tsv": "text/tab-separated-values", "csv": "text/csv",
-             "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
+MIMETYPES = {
+    "tsv": "text/tab-separated-values",
+    "csv": "text/csv",
+    "jsonl": "application/jsonl",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 @blp.route("/")
@@ -63,8 +68,7 @@ class CohortView(MethodView):
         """Rename a cohort or change its filter (snapshots stay as they were)"""
         actor = current_actor()
         with transaction():
-            cohort = cohorts.update_cohort(cohorts.get_cohort(cohort_id, actor), actor=actor,
-                                           **data)
+            cohort = cohorts.update_cohort(cohorts.get_cohort(cohort_id, actor), actor=actor, **data)
         return cohort
 
 
@@ -105,8 +109,9 @@ class DiffView(MethodView):
     def get(self, snapshot_id: int, other_id: int) -> Any:
         """Members added and removed from one snapshot to another"""
         actor = current_actor()
-        return cohorts.diff(cohorts.get_snapshot(snapshot_id, actor),
-                            cohorts.get_snapshot(other_id, actor), actor=actor)
+        return cohorts.diff(
+            cohorts.get_snapshot(snapshot_id, actor), cohorts.get_snapshot(other_id, actor), actor=actor
+        )
 
 
 @blp.route("/<int:cohort_id>/manifest")
@@ -134,12 +139,10 @@ class ManifestView(MethodView):
         snapshot = cohorts.snapshot_of(cohort, args.pop("snapshot", None), actor)
         fmt = args.pop("format")
         with transaction():
-            result = cohorts.export(snapshot, actor=actor, fmt=fmt, drs_host=request.host,
-                                    **args)
+            result = cohorts.export(snapshot, actor=actor, fmt=fmt, drs_host=request.host, **args)
             body = cohorts.deliver(result, snapshot)
         headers = {
-            "Content-Disposition":
-                f'attachment; filename="cohort-{cohort.id}-snapshot-{snapshot.id}.{fmt}"',
+            "Content-Disposition": f'attachment; filename="cohort-{cohort.id}-snapshot-{snapshot.id}.{fmt}"',
             "X-Export-Id": str(result.record.id),
             "X-Manifest-SHA256": result.record.manifest_sha256,
             "X-Snapshot-Manifest-Digest": snapshot.manifest_sha256,

@@ -17,12 +17,19 @@ from biobank.services import collection_events
 
 blp = Blueprint("collection-events", __name__, description="Visits at which specimens are taken")
 
-register_crud(Resource(
-    blp=blp, model=CollectionEvent, noun="collection event", schema=CollectionEventSchema,
-    create_schema=CollectionEventCreateSchema, update_schema=CollectionEventUpdateSchema,
-    query_schema=CollectionEventQueryArgsSchema,
-    list_query=collection_events.list_collection_events,
-    create=collection_events.record_collection,
-    update=collection_events.update_collection_event,
-    read_roles=ALL_ROLES, write_roles=STAFF,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=CollectionEvent,
+        noun="collection event",
+        schema=CollectionEventSchema,
+        create_schema=CollectionEventCreateSchema,
+        update_schema=CollectionEventUpdateSchema,
+        query_schema=CollectionEventQueryArgsSchema,
+        list_query=collection_events.list_collection_events,
+        create=collection_events.record_collection,
+        update=collection_events.update_collection_event,
+        read_roles=ALL_ROLES,
+        write_roles=STAFF,
+    )
+)

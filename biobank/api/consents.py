@@ -17,10 +17,19 @@ from biobank.services import consents
 
 blp = Blueprint("consents", __name__, description="Participants' answers to consent tiers")
 
-register_crud(Resource(
-    blp=blp, model=ConsentResponse, noun="consent", schema=ConsentSchema,
-    create_schema=ConsentCreateSchema, update_schema=ConsentUpdateSchema,
-    query_schema=ConsentQueryArgsSchema, list_query=consents.list_consents,
-    create=consents.record_consent, update=consents.update_consent,
-    read_roles=ALL_ROLES, write_roles=STAFF,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=ConsentResponse,
+        noun="consent",
+        schema=ConsentSchema,
+        create_schema=ConsentCreateSchema,
+        update_schema=ConsentUpdateSchema,
+        query_schema=ConsentQueryArgsSchema,
+        list_query=consents.list_consents,
+        create=consents.record_consent,
+        update=consents.update_consent,
+        read_roles=ALL_ROLES,
+        write_roles=STAFF,
+    )
+)

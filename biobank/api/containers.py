@@ -31,13 +31,22 @@ from biobank.services.common import get_visible
 
 blp = Blueprint("containers", __name__, description="Freezers, racks, boxes and other containers")
 
-register_crud(Resource(
-    blp=blp, model=StorageContainer, noun="container", schema=ContainerSchema,
-    create_schema=ContainerCreateSchema, update_schema=ContainerUpdateSchema,
-    query_schema=ContainerQueryArgsSchema, list_query=storage.list_containers,
-    create=storage.create_container, update=storage.update_container,
-    read_roles=ALL_ROLES, write_roles=STAFF,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=StorageContainer,
+        noun="container",
+        schema=ContainerSchema,
+        create_schema=ContainerCreateSchema,
+        update_schema=ContainerUpdateSchema,
+        query_schema=ContainerQueryArgsSchema,
+        list_query=storage.list_containers,
+        create=storage.create_container,
+        update=storage.update_container,
+        read_roles=ALL_ROLES,
+        write_roles=STAFF,
+    )
+)
 
 
 @blp.route("/from-template")
@@ -48,8 +57,7 @@ class ContainerTemplateViews(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Create a whole freezer, tank or cabinet, with its racks and boxes, in one call"""
         with transaction():
-            return storage.create_from_template(data.pop("template"), actor=current_actor(),
-                                                **data)
+            return storage.create_from_template(data.pop("template"), actor=current_actor(), **data)
 
 
 @blp.route("/free-space")
@@ -79,9 +87,14 @@ class HoldViews(MethodView):
         actor = current_actor()
         with transaction():
             container = get_visible(StorageContainer, item_id, actor)
-            return storage.hold_position(container, data["pos_row"], data["pos_col"],
-                                         kind=data["kind"], reason=data.get("reason"),
-                                         actor=actor)
+            return storage.hold_position(
+                container,
+                data["pos_row"],
+                data["pos_col"],
+                kind=data["kind"],
+                reason=data.get("reason"),
+                actor=actor,
+            )
 
 
 @blp.route("/<int:item_id>/holds/<int:hold_id>")

@@ -18,7 +18,9 @@ CONSTRAINT_FIELDS = {
     "uq_specimens_position": ("pos_row", "that position is already occupied"),
     "uq_specimens_barcode": ("barcode", "a specimen with this barcode already exists"),
     "uq_specimens_manufacturer_barcode": (
-        "manufacturer_barcode", "a specimen with this manufacturer barcode already exists"),
+        "manufacturer_barcode",
+        "a specimen with this manufacturer barcode already exists",
+    ),
     "uq_sites_code": ("code", "a site with this code already exists"),
     "uq_studies_code": ("code", "a study with this code already exists"),
     "uq_participants_code": ("code", "a participant with this code already exists"),
@@ -27,16 +29,21 @@ CONSTRAINT_FIELDS = {
     "uq_users_username": ("username", "this username is taken"),
     "uq_consent_tiers_study_id_code": ("code", "this study already has a tier with this code"),
     "uq_consent_responses_participant_id_tier_id": (
-        "tier_id", "this participant already answered this consent tier"),
+        "tier_id",
+        "this participant already answered this consent tier",
+    ),
     "uq_storage_containers_barcode": ("barcode", "a container with this barcode already exists"),
     "uq_storage_containers_parent_id_name": (
-        "name", "the parent container already holds a container with this name"),
+        "name",
+        "the parent container already holds a container with this name",
+    ),
     "uq_custody_events_client_event_id": ("client_event_id", "this client event id was used"),
 }
 
 
-def problem(status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None,
-            **extra: Any) -> Response:
+def problem(
+    status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any
+) -> Response:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,

@@ -15,8 +15,11 @@ from biobank.db import transaction
 from biobank.schemas.images import ImageFileSchema, ImageFormSchema, ImageQuerySchema, ImageSchema
 from biobank.services import images
 
-blp = Blueprint("images", __name__, description="Clinical photos, dermoscopy and whole-slide "
-                "images linked to cases, lesions and specimens")
+blp = Blueprint(
+    "images",
+    __name__,
+    description="Clinical photos, dermoscopy and whole-slide images linked to cases, lesions and specimens",
+)
 
 
 @blp.route("/")
@@ -47,8 +50,12 @@ class ImagesView(MethodView):
             upload.close()  # a large upload is spooled to a temporary file: let it go now
             with transaction():
                 image, created = images.register_image(
-                    actor=current_actor(), path=path, filename=name, links=links,
-                    metadata={**form, "quality_flags": flags.split(";")})
+                    actor=current_actor(),
+                    path=path,
+                    filename=name,
+                    links=links,
+                    metadata={**form, "quality_flags": flags.split(";")},
+                )
         return image, 201 if created else 200
 
 
@@ -68,6 +75,4 @@ class ThumbnailView(MethodView):
     def get(self, image_id: int) -> Any:
         """A PNG of at most 256×256 pixels"""
         image = images.get_image(image_id, current_actor())
-        return send_file(images.thumbnail(image), mimetype="image/png", max_age=3600,
-                         etag=image.sha256)
-
+        return send_file(images.thumbnail(image), mimetype="image/png", max_age=3600, etag=image.sha256)

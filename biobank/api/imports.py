@@ -43,18 +43,23 @@ class ImportTemplateListViews(MethodView):
     @blp.response(200, ImportTemplateSchema(many=True))
     def get(self) -> Any:
         """The import templates and their columns"""
-        return [{"name": name, "title": title, "columns": imports.template_columns(name),
-                 "csv_url": url_for("imports.ImportTemplateFileViews", name=name, fmt="csv"),
-                 "xlsx_url": url_for("imports.ImportTemplateFileViews", name=name, fmt="xlsx")}
-                for name, (_groups, title) in imports.TEMPLATES.items()
-                if name != "openspecimen"]  # read from OpenSpecimen's own export
+        return [
+            {
+                "name": name,
+                "title": title,
+                "columns": imports.template_columns(name),
+                "csv_url": url_for("imports.ImportTemplateFileViews", name=name, fmt="csv"),
+                "xlsx_url": url_for("imports.ImportTemplateFileViews", name=name, fmt="xlsx"),
+            }
+            for name, (_groups, title) in imports.TEMPLATES.items()
+            if name != "openspecimen"
+        ]  # read from OpenSpecimen's own export
 
 
 @blp.route("/templates/<name>.<fmt>")
 class ImportTemplateFileViews(MethodView):
     @roles_required(*MANAGERS)
-    @blp.response(200, {"format": "binary", "type": "string"},
-                  content_type="application/octet-stream")
+    @blp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
     def get(self, name: str, fmt: str) -> Any:
         """Download a template as CSV or XLSX (`.csv` or `.xlsx`)"""
         imports.check_template(name)
@@ -65,8 +70,9 @@ class ImportTemplateFileViews(MethodView):
             mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         else:
             raise NotFound(f"templates come as .csv or .xlsx, not .{fmt}")
-        return Response(body, mimetype=mimetype, headers={
-            "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+        return Response(
+            body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+        )
 
 
 @blp.route("/")
@@ -96,16 +102,20 @@ class ImportViews(MethodView):
         options = None
         if form["template"] == "openspecimen":
             if not form.get("study_code"):
-                raise InvalidInput("give study_code with the openspecimen template",
-                                   field="study_code")
+                raise InvalidInput("give study_code with the openspecimen template", field="study_code")
             options = {"study_code": form["study_code"], "site_code": form.get("site_code")}
         upload = files["file"]
         path, sha256 = _store(upload)
         try:
             with transaction():
-                job = imports.create_job(actor=actor, path=path, sha256=sha256,
-                                         filename=Path(upload.filename or "upload").name,
-                                         template=form["template"], dry_run=form["dry_run"])
+                job = imports.create_job(
+                    actor=actor,
+                    path=path,
+                    sha256=sha256,
+                    filename=Path(upload.filename or "upload").name,
+                    template=form["template"],
+                    dry_run=form["dry_run"],
+                )
                 after_commit(lambda: _dispatch(job.id, form["delimiter"], options))
         except BaseException:
             path.unlink(missing_ok=True)
@@ -114,8 +124,7 @@ class ImportViews(MethodView):
 
         db.session.expire_all()
         job = imports.get_job(job.id, actor=actor)
-        return _with_links(job), 202, {"Location": url_for("imports.ImportByIdViews",
-                                                           item_id=job.id)}
+        return _with_links(job), 202, {"Location": url_for("imports.ImportByIdViews", item_id=job.id)}
 
 
 def _store(upload: Any) -> tuple[Path, str]:
@@ -142,8 +151,7 @@ def _store(upload: Any) -> tuple[Path, str]:
 def _dispatch(job_id: int, delimiter: str, options: dict[str, Any] | None = None) -> None:
     from biobank.tasks import import_file
 
-    result = import_file.apply_async(args=[job_id], kwargs={"delimiter": delimiter,
-                                                            "options": options})
+    result = import_file.apply_async(args=[job_id], kwargs={"delimiter": delimiter, "options": options})
     if not import_file.app.conf.task_always_eager:
         with transaction():
             from biobank.db import db
@@ -184,6 +192,8 @@ class ImportProblemReportViews(MethodView):
     def get(self, item_id: int) -> Any:
         """Every problem of an import as CSV: line, column, message"""
         job = imports.get_job(item_id, actor=current_actor())
-        return Response(list(imports.iter_problem_report(job)), mimetype="text/csv",
-                        headers={"Content-Disposition":
-                                 f'attachment; filename="import-{job.id}-problems.csv"'})
+        return Response(
+            list(imports.iter_problem_report(job)),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="import-{job.id}-problems.csv"'},
+        )

@@ -17,9 +17,19 @@ from biobank.services import cases
 
 blp = Blueprint("lesions", __name__, description="Skin lesions of a case")
 
-register_crud(Resource(
-    blp=blp, model=Lesion, noun="lesion", schema=LesionSchema, create_schema=LesionCreateSchema,
-    update_schema=LesionUpdateSchema, query_schema=LesionQueryArgsSchema,
-    list_query=cases.list_lesions, create=cases.add_lesion, update=cases.update_lesion,
-    read_roles=ALL_ROLES, write_roles=STAFF,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=Lesion,
+        noun="lesion",
+        schema=LesionSchema,
+        create_schema=LesionCreateSchema,
+        update_schema=LesionUpdateSchema,
+        query_schema=LesionQueryArgsSchema,
+        list_query=cases.list_lesions,
+        create=cases.add_lesion,
+        update=cases.update_lesion,
+        read_roles=ALL_ROLES,
+        write_roles=STAFF,
+    )
+)

@@ -17,8 +17,10 @@ from biobank.schemas.participants import (
 )
 from biobank.services import participants
 
-blp = Blueprint("participants", __name__,
-                description="Pseudonymous participants; identifying data for staff only")
+blp = Blueprint(
+    "participants", __name__, description="Pseudonymous participants; identifying data for staff only"
+)
+
 
 class PseudonymousView:
     """A participant without its identifying record: serialising it omits ``phi``."""
@@ -37,10 +39,20 @@ def dump_participant(actor: User, participant: Participant) -> Any:
     return participant if actor.may_see_phi() else PseudonymousView(participant)
 
 
-register_crud(Resource(
-    blp=blp, model=Participant, noun="participant", schema=ParticipantWithPHISchema,
-    create_schema=ParticipantCreateSchema, update_schema=ParticipantUpdateSchema,
-    query_schema=ParticipantQueryArgsSchema, list_query=participants.list_participants,
-    create=participants.register_participant, update=participants.update_participant,
-    read_roles=ALL_ROLES, write_roles=STAFF, dump_for=dump_participant,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=Participant,
+        noun="participant",
+        schema=ParticipantWithPHISchema,
+        create_schema=ParticipantCreateSchema,
+        update_schema=ParticipantUpdateSchema,
+        query_schema=ParticipantQueryArgsSchema,
+        list_query=participants.list_participants,
+        create=participants.register_participant,
+        update=participants.update_participant,
+        read_roles=ALL_ROLES,
+        write_roles=STAFF,
+        dump_for=dump_participant,
+    )
+)

@@ -22,14 +22,19 @@ from biobank.schemas.query import (
 )
 from biobank.services import query
 
-blp = Blueprint("query", __name__, description="Cohort queries over cases, lesions, specimens "
-                "and aliquots (GDC filters grammar)")
+blp = Blueprint(
+    "query",
+    __name__,
+    description="Cohort queries over cases, lesions, specimens and aliquots (GDC filters grammar)",
+)
 
-LEVEL_DOC = ("`level` is participants, cases, lesions, specimens or aliquots. Researchers get "
-             "counts and facets with counts of 1–4 shown as \"<5\"; staff also get "
-             "pseudonymous rows of their sites. An unknown field, operator or ill-typed value "
-             "answers 400 naming it (`errors[0].field` is its path in the filter) and listing "
-             "what is allowed.")
+LEVEL_DOC = (
+    "`level` is participants, cases, lesions, specimens or aliquots. Researchers get "
+    'counts and facets with counts of 1–4 shown as "<5"; staff also get '
+    "pseudonymous rows of their sites. An unknown field, operator or ill-typed value "
+    "answers 400 naming it (`errors[0].field` is its path in the filter) and listing "
+    "what is allowed."
+)
 
 
 @blp.route("/_mapping")
@@ -45,18 +50,25 @@ def _answer(level: str, args: dict[str, Any]) -> Any:
     actor = current_actor()
     if args.get("format") == "tsv":
         rows = query.iter_rows(actor=actor, level=level, filters=args.get("filters"))
-        return Response(stream_with_context(_tsv(level, rows)),
-                        mimetype="text/tab-separated-values",
-                        headers={"Content-Disposition": f'attachment; filename="{level}.tsv"'})
-    return query.run_query(actor=actor, level=level, filters=args.get("filters"),
-                           facets=args.get("facets"), size=args["size"], after=args.get("after"))
+        return Response(
+            stream_with_context(_tsv(level, rows)),
+            mimetype="text/tab-separated-values",
+            headers={"Content-Disposition": f'attachment; filename="{level}.tsv"'},
+        )
+    return query.run_query(
+        actor=actor,
+        level=level,
+        filters=args.get("filters"),
+        facets=args.get("facets"),
+        size=args["size"],
+        after=args.get("after"),
+    )
 
 
 def _tsv(level: str, rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     columns = query.ROW_COLUMNS[level]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, delimiter="\t", lineterminator="\n",
-                            extrasaction="ignore")
+    writer = csv.DictWriter(buffer, columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for i, row in enumerate(rows, 1):
         writer.writerow(row)
@@ -79,8 +91,7 @@ class CompletenessView(MethodView):
         methylation, proteomics, metabolomics, available tissue, available blood. The
         optional `filters` restricts the cases or lesions counted.
         """
-        return query.completeness(actor=current_actor(), level=level,
-                                  filters=args.get("filters"))
+        return query.completeness(actor=current_actor(), level=level, filters=args.get("filters"))
 
 
 @blp.route("/<string:level>")

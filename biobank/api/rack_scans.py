@@ -21,8 +21,9 @@ from biobank.schemas.rack_scans import (
 from biobank.services import rack_scans
 from biobank.services.common import get_visible
 
-blp = Blueprint("rack-scans", __name__,
-                description="Whole-box scans from rack scanners (FluidX, VisionMate, Ziath)")
+blp = Blueprint(
+    "rack-scans", __name__, description="Whole-box scans from rack scanners (FluidX, VisionMate, Ziath)"
+)
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 

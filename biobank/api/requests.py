@@ -33,8 +33,7 @@ from biobank.schemas.requests import (
 )
 from biobank.services import requests
 
-blp = Blueprint("requests", __name__, description="Researchers' sample requests and their "
-                "e-signed decisions")
+blp = Blueprint("requests", __name__, description="Researchers' sample requests and their e-signed decisions")
 
 
 @blp.route("/")
@@ -86,9 +85,13 @@ class DecisionView(MethodView):
         actor = current_actor()
         try:
             with transaction():
-                request = requests.decide(requests.get_request(request_id, actor), actor=actor,
-                                          approve=data["decision"] == "approve",
-                                          password=data["password"], reason=data.get("reason"))
+                request = requests.decide(
+                    requests.get_request(request_id, actor),
+                    actor=actor,
+                    approve=data["decision"] == "approve",
+                    password=data["password"],
+                    reason=data.get("reason"),
+                )
         except PermissionDenied as error:
             if error.field == "password":  # a wrong password counts, like a failed login
                 with transaction():
@@ -139,8 +142,11 @@ class PickListPdfView(MethodView):
         """The pick list as PDF, with the approval signature printed on it"""
         actor = current_actor()
         request = requests.get_request(request_id, actor)
-        return Response(requests.pick_list_pdf(request, actor), mimetype="application/pdf", headers={
-            "Content-Disposition": f'inline; filename="pick-list-{request.code}.pdf"'})
+        return Response(
+            requests.pick_list_pdf(request, actor),
+            mimetype="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="pick-list-{request.code}.pdf"'},
+        )
 
 
 @blp.route("/<int:request_id>/picks")
@@ -152,8 +158,7 @@ class PickView(MethodView):
         """Scan a tube taken from the freezer: a tube not on the list is refused (409)"""
         actor = current_actor()
         with transaction():
-            return requests.pick(requests.get_request(request_id, actor), data["barcode"],
-                                 actor=actor)
+            return requests.pick(requests.get_request(request_id, actor), data["barcode"], actor=actor)
 
 
 @blp.route("/<int:request_id>/shipment")
@@ -180,8 +185,12 @@ class ReceiptView(MethodView):
         reported"""
         actor = current_actor()
         with transaction():
-            return requests.receive(requests.get_request(request_id, actor), actor=actor,
-                                    scans=data["scans"], shipment_id=data.get("shipment_id"))
+            return requests.receive(
+                requests.get_request(request_id, actor),
+                actor=actor,
+                scans=data["scans"],
+                shipment_id=data.get("shipment_id"),
+            )
 
 
 @blp.route("/<int:request_id>/distribution-report")
@@ -203,8 +212,9 @@ class ReturnView(MethodView):
         """Send unused tubes back; the biobank scans them in (receive at destination, store)"""
         actor = current_actor()
         with transaction():
-            return requests.return_unused(requests.get_request(request_id, actor),
-                                          data["barcodes"], actor=actor)
+            return requests.return_unused(
+                requests.get_request(request_id, actor), data["barcodes"], actor=actor
+            )
 
 
 @blp.route("/<int:request_id>/shipments")
@@ -222,12 +232,16 @@ def _manifest(request_id: int, fmt: str, shipment_id: int | None = None) -> Resp
     request = requests.get_request(request_id, actor)
     name = f"shipment-{request.code}" + (f"-{shipment_id}" if shipment_id else "")
     if fmt == "csv":
-        return Response(requests.shipment_manifest_csv(request, actor, shipment_id),
-                        mimetype="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    return Response(requests.shipment_manifest_pdf(request, actor, shipment_id),
-                    mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
+        return Response(
+            requests.shipment_manifest_csv(request, actor, shipment_id),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return Response(
+        requests.shipment_manifest_pdf(request, actor, shipment_id),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+    )
 
 
 @blp.route("/<int:request_id>/shipment/manifest.<any(csv, pdf):fmt>")

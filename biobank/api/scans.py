@@ -30,19 +30,23 @@ _event = CustodyEventSchema()
 
 def _apply(data: dict[str, Any], *, replay_first: bool = False) -> tuple[dict[str, Any], bool]:
     """Record one scan (or find its earlier recording); returns (answer, replayed)."""
-    result = scans.record_scan(actor=current_actor(), fingerprint=scans.request_hash(data),
-                               replay_first=replay_first, **data)
+    result = scans.record_scan(
+        actor=current_actor(), fingerprint=scans.request_hash(data), replay_first=replay_first, **data
+    )
     if result.replayed:
         return scans.answer_of(result.scan), True
     db.session.flush()  # the custody event's id belongs in the answer
-    return scans.save_answer(result, {
-        "client_event_id": result.scan.client_event_id,
-        "action": result.scan.action.value,
-        "warnings": result.warnings,
-        "allowed_actions": scans.allowed_actions(result.specimen.status),
-        "specimen": _specimen.dump(result.specimen),
-        "event": _event.dump(result.scan.custody_event),
-    }), False
+    return scans.save_answer(
+        result,
+        {
+            "client_event_id": result.scan.client_event_id,
+            "action": result.scan.action.value,
+            "warnings": result.warnings,
+            "allowed_actions": scans.allowed_actions(result.specimen.status),
+            "specimen": _specimen.dump(result.specimen),
+            "event": _event.dump(result.scan.custody_event),
+        },
+    ), False
 
 
 def _replay_after_race(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -91,13 +95,14 @@ class ScanCardViews(MethodView):
         anything: the scan station shows this card before the technician picks an action.
         """
         actor = current_actor()
-        specimen = scans.with_location(
-            scans.resolve_for_scan(barcode, actor=actor, receiving=True))
-        return jsonify({
-            "specimen": _specimen.dump(specimen),
-            "allowed_actions": scans.allowed_actions(specimen.status),
-            "warnings": scans.specimen_warnings(specimen),
-        })
+        specimen = scans.with_location(scans.resolve_for_scan(barcode, actor=actor, receiving=True))
+        return jsonify(
+            {
+                "specimen": _specimen.dump(specimen),
+                "allowed_actions": scans.allowed_actions(specimen.status),
+                "warnings": scans.specimen_warnings(specimen),
+            }
+        )
 
 
 @blp.route("/batch")

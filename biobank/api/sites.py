@@ -18,9 +18,19 @@ from biobank.services import sites
 
 blp = Blueprint("sites", __name__, description="Hospitals and laboratories of the network")
 
-register_crud(Resource(
-    blp=blp, model=Site, noun="site", schema=SiteSchema, create_schema=SiteCreateSchema,
-    update_schema=SiteUpdateSchema, query_schema=SiteQueryArgsSchema,
-    list_query=sites.list_sites, create=sites.create_site, update=sites.update_site,
-    read_roles=ALL_ROLES, write_roles=(Role.ADMIN,),
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=Site,
+        noun="site",
+        schema=SiteSchema,
+        create_schema=SiteCreateSchema,
+        update_schema=SiteUpdateSchema,
+        query_schema=SiteQueryArgsSchema,
+        list_query=sites.list_sites,
+        create=sites.create_site,
+        update=sites.update_site,
+        read_roles=ALL_ROLES,
+        write_roles=(Role.ADMIN,),
+    )
+)

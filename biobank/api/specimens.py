@@ -28,13 +28,22 @@ from biobank.services.common import get_visible
 
 blp = Blueprint("specimens", __name__, description="Specimens, aliquots and derivatives")
 
-register_crud(Resource(
-    blp=blp, model=Specimen, noun="specimen", schema=SpecimenSchema,
-    create_schema=SpecimenCreateSchema, update_schema=SpecimenUpdateSchema,
-    query_schema=SpecimenQueryArgsSchema, list_query=specimens.list_specimens,
-    create=specimens.register_specimen, update=specimens.update_specimen,
-    read_roles=ALL_ROLES, write_roles=STAFF,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=Specimen,
+        noun="specimen",
+        schema=SpecimenSchema,
+        create_schema=SpecimenCreateSchema,
+        update_schema=SpecimenUpdateSchema,
+        query_schema=SpecimenQueryArgsSchema,
+        list_query=specimens.list_specimens,
+        create=specimens.register_specimen,
+        update=specimens.update_specimen,
+        read_roles=ALL_ROLES,
+        write_roles=STAFF,
+    )
+)
 
 
 class LineageEntrySchema(BaseSchema):
@@ -64,8 +73,7 @@ class SpecimenLineageViews(MethodView):
         """Ancestors and descendants of a specimen"""
         specimen = get_visible(Specimen, item_id, current_actor())
         ancestors, descendants = specimens.lineage_of(specimen)
-        return {"ancestors": ancestors,
-                "descendants": [{"depth": d, "specimen": s} for d, s in descendants]}
+        return {"ancestors": ancestors, "descendants": [{"depth": d, "specimen": s} for d, s in descendants]}
 
 
 @blp.route("/<int:item_id>/aliquots")
@@ -131,8 +139,9 @@ class SpecimenCustodyCorrectionViews(MethodView):
         actor = current_actor()
         with transaction():
             specimen = get_visible(Specimen, item_id, actor, lock=True)
-            return specimens.correct_custody_event(specimen, data["event_id"], actor=actor,
-                                                 reason=data["reason"])
+            return specimens.correct_custody_event(
+                specimen, data["event_id"], actor=actor, reason=data["reason"]
+            )
 
 
 @blp.route("/<barcode>/timeline")
@@ -146,5 +155,4 @@ class SpecimenTimelineViews(MethodView):
         """
         from biobank.services.timeline import specimen_timeline
 
-        return specimen_timeline(specimens.get_specimen_by_barcode(barcode,
-                                                                   actor=current_actor()))
+        return specimen_timeline(specimens.get_specimen_by_barcode(barcode, actor=current_actor()))

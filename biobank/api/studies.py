@@ -24,12 +24,22 @@ from biobank.services.common import get_visible
 
 blp = Blueprint("studies", __name__, description="Studies (collection protocols) and consent tiers")
 
-register_crud(Resource(
-    blp=blp, model=Study, noun="study", schema=StudySchema, create_schema=StudyCreateSchema,
-    update_schema=StudyUpdateSchema, query_schema=StudyQueryArgsSchema,
-    list_query=studies.list_studies, create=studies.create_study, update=studies.update_study,
-    read_roles=ALL_ROLES, write_roles=MANAGERS,
-))
+register_crud(
+    Resource(
+        blp=blp,
+        model=Study,
+        noun="study",
+        schema=StudySchema,
+        create_schema=StudyCreateSchema,
+        update_schema=StudyUpdateSchema,
+        query_schema=StudyQueryArgsSchema,
+        list_query=studies.list_studies,
+        create=studies.create_study,
+        update=studies.update_study,
+        read_roles=ALL_ROLES,
+        write_roles=MANAGERS,
+    )
+)
 
 
 @blp.route("/<int:item_id>/consent-tiers")

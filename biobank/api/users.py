@@ -61,8 +61,7 @@ class UserByIdViews(MethodView):
         """Change an account's role, name, e-mail or sites (the last administrator stays one)"""
         actor = current_actor()
         with transaction():
-            return users.update_user(users.get_account(user_id, actor=actor), actor=actor,
-                                     **data)
+            return users.update_user(users.get_account(user_id, actor=actor), actor=actor, **data)
 
 
 @blp.route("/<int:user_id>/lock")
@@ -74,8 +73,9 @@ class UserLockViews(MethodView):
         """Lock an account, with the reason: its browsers are signed out, its tokens refused"""
         actor = current_actor()
         with transaction():
-            return users.lock_user(users.get_account(user_id, actor=actor), actor=actor,
-                                   reason=data["reason"])
+            return users.lock_user(
+                users.get_account(user_id, actor=actor), actor=actor, reason=data["reason"]
+            )
 
 
 @blp.route("/<int:user_id>/unlock")
@@ -97,8 +97,7 @@ class UserPasswordResetViews(MethodView):
         """Give an account a new temporary password, shown in this answer only"""
         actor = current_actor()
         with transaction():
-            password = users.reset_password(users.get_account(user_id, actor=actor),
-                                            actor=actor)
+            password = users.reset_password(users.get_account(user_id, actor=actor), actor=actor)
         return {"temporary_password": password}
 
 
@@ -110,5 +109,4 @@ class OwnPasswordViews(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Change your own password, giving the current one"""
         with transaction():
-            users.change_password(current_actor(), current=data["current_password"],
-                                  new=data["password"])
+            users.change_password(current_actor(), current=data["current_password"], new=data["password"])

@@ -17,8 +17,9 @@ from biobank.schemas.witnesses import (
 )
 from biobank.services import witnesses
 
-blp = Blueprint("custody", __name__, description="Custody checkpoints witnessed for other "
-                "LIMS instances of the network")
+blp = Blueprint(
+    "custody", __name__, description="Custody checkpoints witnessed for other LIMS instances of the network"
+)
 
 
 @blp.route("/witness")
@@ -26,10 +27,12 @@ class WitnessView(MethodView):
     @roles_required(Role.ADMIN, Role.MANAGER)
     @blp.arguments(WitnessRequestSchema)
     @blp.response(201, WitnessReceiptSchema)
-    @blp.alt_response(200, schema=WitnessReceiptSchema,
-                      description="The same checkpoint, witnessed before")
-    @blp.alt_response(409, description="Another checkpoint under an id already witnessed, or "
-                      "an instance witnessed for another account")
+    @blp.alt_response(200, schema=WitnessReceiptSchema, description="The same checkpoint, witnessed before")
+    @blp.alt_response(
+        409,
+        description="Another checkpoint under an id already witnessed, or "
+        "an instance witnessed for another account",
+    )
     def post(self, body: dict[str, Any]) -> Any:
         """Keep another instance's custody checkpoint and countersign it
 
@@ -38,8 +41,7 @@ class WitnessView(MethodView):
         another one under the same id is refused.
         """
         with transaction():
-            kept, new = witnesses.keep(body["instance"], body["checkpoint"],
-                                       actor=current_actor())
+            kept, new = witnesses.keep(body["instance"], body["checkpoint"], actor=current_actor())
             answer = witnesses.receipt(kept)
         return answer, 201 if new else 200
 
@@ -49,5 +51,6 @@ class WitnessView(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """The checkpoints kept for an instance, oldest first (to the account that sends
         them, and administrators)"""
-        return [witnesses.receipt(kept)
-                for kept in witnesses.kept_for(args["instance"], actor=current_actor())]
+        return [
+            witnesses.receipt(kept) for kept in witnesses.kept_for(args["instance"], actor=current_actor())
+        ]

@@ -37,9 +37,11 @@ class Case(Audited, Timestamps, db.Model):
     ulceration: Mapped[bool | None] = mapped_column(comment="Melanoma ulceration present")
     ajcc_stage: Mapped[AjccStage | None]
     icdo3_morphology: Mapped[str16 | None] = mapped_column(
-        comment="ICD-O-3 morphology of a tumour with its behaviour, e.g. 8720/3")
+        comment="ICD-O-3 morphology of a tumour with its behaviour, e.g. 8720/3"
+    )
     icdo3_topography: Mapped[str16 | None] = mapped_column(
-        comment="ICD-O-3 topography of a tumour, e.g. C44.5 (skin of trunk)")
+        comment="ICD-O-3 topography of a tumour, e.g. C44.5 (skin of trunk)"
+    )
     notes: Mapped[str | None] = mapped_column(sa.Text)
 
     participant: Mapped[Participant] = relationship(lazy="joined")

@@ -25,7 +25,8 @@ class Cohort(db.Model):
     updated_at: Mapped[updated_at]
 
     snapshots: Mapped[list[CohortSnapshot]] = relationship(
-        back_populates="cohort", order_by="CohortSnapshot.id")
+        back_populates="cohort", order_by="CohortSnapshot.id"
+    )
 
 
 class CohortSnapshot(db.Model):
@@ -50,7 +51,8 @@ class CohortSnapshot(db.Model):
     members_sha256: Mapped[str] = mapped_column(sa.String(64))
     manifest_sha256: Mapped[str] = mapped_column(sa.String(64))
     key_id: Mapped[str16 | None] = mapped_column(
-        comment="Custody key of the digests (NULL: plain SHA-256, frozen before keyed digests)")
+        comment="Custody key of the digests (NULL: plain SHA-256, frozen before keyed digests)"
+    )
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
 
@@ -61,7 +63,8 @@ class CohortSnapshotMember(db.Model):
     __tablename__ = "cohort_snapshot_members"
 
     snapshot_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("cohort_snapshots.id", ondelete="CASCADE"), primary_key=True)
+        sa.ForeignKey("cohort_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
     entity_id: Mapped[int] = mapped_column(primary_key=True)
 
 
@@ -71,12 +74,13 @@ class CohortSnapshotObject(db.Model):
     __tablename__ = "cohort_snapshot_objects"
 
     snapshot_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("cohort_snapshots.id", ondelete="CASCADE"), primary_key=True)
+        sa.ForeignKey("cohort_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
     kind: Mapped[str16] = mapped_column(primary_key=True, comment="omics or image")
-    object_id: Mapped[int] = mapped_column(
-        primary_key=True, comment="omics_file_samples.id or images.id")
+    object_id: Mapped[int] = mapped_column(primary_key=True, comment="omics_file_samples.id or images.id")
     content: Mapped[dict[str, Any] | None] = mapped_column(
-        comment="The object's manifest row as frozen (NULL: frozen before content was kept)")
+        comment="The object's manifest row as frozen (NULL: frozen before content was kept)"
+    )
 
 
 class CohortExport(db.Model):
@@ -92,11 +96,14 @@ class CohortExport(db.Model):
     stratify_by: Mapped[str | None] = mapped_column(sa.String(32))
     format: Mapped[str16]
     pinned_to_test: Mapped[int] = mapped_column(
-        default=0, comment="Patients kept in test because an earlier export of the family had them there")
+        default=0, comment="Patients kept in test because an earlier export of the family had them there"
+    )
     manifest_sha256: Mapped[str | None] = mapped_column(
-        sa.String(64), comment="SHA-256 of the exact bytes delivered")
+        sa.String(64), comment="SHA-256 of the exact bytes delivered"
+    )
     exclusions: Mapped[list[dict[str, Any]] | None] = mapped_column(
-        comment="Frozen rows left out of this export, each with its reason")
+        comment="Frozen rows left out of this export, each with its reason"
+    )
     created_by: Mapped[str64]
     created_at: Mapped[created_at]
 
@@ -108,6 +115,7 @@ class CohortExportSplit(db.Model):
     __table_args__ = (sa.Index("ix_cohort_export_splits_participant", "participant", "split"),)
 
     export_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("cohort_exports.id", ondelete="CASCADE"), primary_key=True)
+        sa.ForeignKey("cohort_exports.id", ondelete="CASCADE"), primary_key=True
+    )
     participant: Mapped[str64] = mapped_column(primary_key=True, comment="Pseudonymous code")
     split: Mapped[str16]

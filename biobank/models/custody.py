@@ -40,10 +40,11 @@ class CustodyEvent(db.Model):
     )
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(
-        sa.String(64), comment="HMAC-SHA256 under the custody key (plain SHA-256 if key_id "
-        "is NULL: written before the key, sealed since)")
-    key_id: Mapped[str | None] = mapped_column(sa.String(16),
-                                               comment="Id of the custody key of the digest")
+        sa.String(64),
+        comment="HMAC-SHA256 under the custody key (plain SHA-256 if key_id "
+        "is NULL: written before the key, sealed since)",
+    )
+    key_id: Mapped[str | None] = mapped_column(sa.String(16), comment="Id of the custody key of the digest")
 
     specimen: Mapped[Specimen] = relationship()
     actor: Mapped[User | None] = relationship()

@@ -22,14 +22,22 @@ class ImageModality(enum.Enum):
     @property
     def sop_class_uid(self) -> str:
         """DICOM SOP class of the modality (dermoscopy, VL photographic, VL whole-slide)."""
-        return {"dermoscopy": "1.2.840.10008.5.1.4.1.1.77.1.7",
-                "wsi": "1.2.840.10008.5.1.4.1.1.77.1.6"}.get(
-            self.value, "1.2.840.10008.5.1.4.1.1.77.1.4")
+        return {"dermoscopy": "1.2.840.10008.5.1.4.1.1.77.1.7", "wsi": "1.2.840.10008.5.1.4.1.1.77.1.6"}.get(
+            self.value, "1.2.840.10008.5.1.4.1.1.77.1.4"
+        )
 
 
 #: ISIC's image quality flags
-QUALITY_FLAGS = ("hairy", "blurry", "marker_pen", "color_tint", "ruler", "dark_corner",
-                 "out_of_focus", "overexposed")
+QUALITY_FLAGS = (
+    "hairy",
+    "blurry",
+    "marker_pen",
+    "color_tint",
+    "ruler",
+    "dark_corner",
+    "out_of_focus",
+    "overexposed",
+)
 
 
 class Image(db.Model):
@@ -63,7 +71,8 @@ class Image(db.Model):
     width: Mapped[int | None]
     height: Mapped[int | None]
     acquisition_day: Mapped[int | None] = mapped_column(
-        comment="Days from diagnosis to acquisition (negative: before diagnosis)")
+        comment="Days from diagnosis to acquisition (negative: before diagnosis)"
+    )
     dicom: Mapped[dict[str, Any]] = mapped_column(default=dict)
     clinical: Mapped[dict[str, Any]] = mapped_column(default=dict)
     quality_flags: Mapped[list[str]] = mapped_column(default=list)

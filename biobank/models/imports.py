@@ -25,9 +25,13 @@ class ImportJob(db.Model):
 
     __tablename__ = "import_jobs"
     __table_args__ = (
-        sa.Index("uq_import_jobs_sha256_succeeded", "sha256", unique=True,
-                 sqlite_where=sa.text("status = 'succeeded'"),
-                 postgresql_where=sa.text("status = 'succeeded'")),
+        sa.Index(
+            "uq_import_jobs_sha256_succeeded",
+            "sha256",
+            unique=True,
+            sqlite_where=sa.text("status = 'succeeded'"),
+            postgresql_where=sa.text("status = 'succeeded'"),
+        ),
     )
 
     id: Mapped[intpk]
@@ -40,24 +44,27 @@ class ImportJob(db.Model):
     rows_read: Mapped[int] = mapped_column(default=0)
     error_count: Mapped[int] = mapped_column(default=0)
     created: Mapped[dict[str, Any]] = mapped_column(
-        default=dict, comment="Rows written per table, once the import has committed")
+        default=dict, comment="Rows written per table, once the import has committed"
+    )
     stored_path: Mapped[str | None] = mapped_column(
-        sa.Text, comment="Where the uploaded file is kept until it has been processed")
+        sa.Text, comment="Where the uploaded file is kept until it has been processed"
+    )
     task_id: Mapped[str64 | None]
-    created_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_by_name: Mapped[str64]
     created_at: Mapped[created_at]
     started_at: Mapped[timestamp | None]
     finished_at: Mapped[timestamp | None]
     runner: Mapped[str128 | None] = mapped_column(
-        comment="host:pid of the process running the job, to tell an interrupted one")
+        comment="host:pid of the process running the job, to tell an interrupted one"
+    )
     heartbeat_at: Mapped[timestamp | None] = mapped_column(
-        comment="Last sign of life of the running job (PostgreSQL: while it reads the file)")
+        comment="Last sign of life of the running job (PostgreSQL: while it reads the file)"
+    )
 
     problems: Mapped[list[ImportProblem]] = relationship(
-        back_populates="job", cascade="all, delete-orphan", order_by="ImportProblem.id",
-        lazy="raise")
+        back_populates="job", cascade="all, delete-orphan", order_by="ImportProblem.id", lazy="raise"
+    )
 
 
 class ImportProblem(db.Model):
@@ -66,8 +73,7 @@ class ImportProblem(db.Model):
     __tablename__ = "import_problems"
 
     id: Mapped[intpk]
-    job_id: Mapped[int] = mapped_column(sa.ForeignKey("import_jobs.id", ondelete="CASCADE"),
-                                        index=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("import_jobs.id", ondelete="CASCADE"), index=True)
     line: Mapped[int] = mapped_column(comment="Line (CSV) or row (XLSX) in the file; 0: the file")
     column: Mapped[str32 | None]
     message: Mapped[str] = mapped_column(sa.Text)

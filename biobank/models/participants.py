@@ -60,10 +60,14 @@ class ConsentResponse(Audited, Timestamps, db.Model):
         sa.UniqueConstraint("participant_id", "tier_id"),
         # What cohort queries ask (who consented to a scope, what a participant consented
         # to) answered from the indexes alone
-        sa.Index("ix_consent_responses_tier_id", "tier_id", "decision", "withdrawn_at",
-                 "participant_id"),
-        sa.Index("ix_consent_responses_participant_id_given", "participant_id", "decision",
-                 "withdrawn_at", "tier_id"),
+        sa.Index("ix_consent_responses_tier_id", "tier_id", "decision", "withdrawn_at", "participant_id"),
+        sa.Index(
+            "ix_consent_responses_participant_id_given",
+            "participant_id",
+            "decision",
+            "withdrawn_at",
+            "tier_id",
+        ),
     )
 
     id: Mapped[intpk]

@@ -67,11 +67,10 @@ class SampleRequest(db.Model):
     cohort: Mapped[Cohort] = relationship()
     snapshot: Mapped[CohortSnapshot | None] = relationship()
     signatures: Mapped[list[RequestSignature]] = relationship(
-        back_populates="request", order_by="RequestSignature.id")
-    allocations: Mapped[list[Allocation]] = relationship(
-        back_populates="request", order_by="Allocation.id")
-    shipments: Mapped[list[Shipment]] = relationship(
-        back_populates="request", order_by="Shipment.id")
+        back_populates="request", order_by="RequestSignature.id"
+    )
+    allocations: Mapped[list[Allocation]] = relationship(back_populates="request", order_by="Allocation.id")
+    shipments: Mapped[list[Shipment]] = relationship(back_populates="request", order_by="Shipment.id")
 
 
 class RequestSignature(db.Model):
@@ -103,9 +102,13 @@ class Allocation(db.Model):
 
     __tablename__ = "allocations"
     __table_args__ = (
-        sa.Index("uq_allocations_specimen_id_live", "specimen_id", unique=True,
-                 sqlite_where=sa.text("released_at IS NULL"),
-                 postgresql_where=sa.text("released_at IS NULL")),
+        sa.Index(
+            "uq_allocations_specimen_id_live",
+            "specimen_id",
+            unique=True,
+            sqlite_where=sa.text("released_at IS NULL"),
+            postgresql_where=sa.text("released_at IS NULL"),
+        ),
     )
 
     id: Mapped[intpk]
@@ -116,13 +119,16 @@ class Allocation(db.Model):
     allocated_by: Mapped[str64]
     created_at: Mapped[created_at]
     picked_at: Mapped[dt.datetime | None] = mapped_column(
-        UTCDateTime(), comment="When its barcode was scanned at the freezer")
+        UTCDateTime(), comment="When its barcode was scanned at the freezer"
+    )
     picked_by: Mapped[str64 | None]
     received_condition: Mapped[str32 | None] = mapped_column(
-        comment="At the destination: acceptable, damaged, thawed, leaking; NULL: not received")
+        comment="At the destination: acceptable, damaged, thawed, leaking; NULL: not received"
+    )
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     shipment_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("shipments.id"), index=True, comment="The parcel it left in")
+        sa.ForeignKey("shipments.id"), index=True, comment="The parcel it left in"
+    )
 
     request: Mapped[SampleRequest] = relationship(back_populates="allocations")
     specimen: Mapped[Specimen] = relationship()
@@ -139,8 +145,7 @@ class Shipment(db.Model):
 
     id: Mapped[intpk]
     request_id: Mapped[int] = mapped_column(sa.ForeignKey("sample_requests.id"), index=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id"),
-                                         comment="The site the parcel leaves from")
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id"), comment="The site the parcel leaves from")
     destination: Mapped[str255] = mapped_column(comment="Receiving lab and address")
     courier: Mapped[str128]
     tracking_number: Mapped[str64 | None]
@@ -150,9 +155,9 @@ class Shipment(db.Model):
     received_by: Mapped[str64 | None]
     received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     reconciliation: Mapped[dict[str, Any]] = mapped_column(
-        default=dict, comment="missing, damaged and extra barcodes found at the destination")
+        default=dict, comment="missing, damaged and extra barcodes found at the destination"
+    )
 
     request: Mapped[SampleRequest] = relationship(back_populates="shipments")
     site: Mapped[Site] = relationship()
-    allocations: Mapped[list[Allocation]] = relationship(back_populates="shipment",
-                                                         order_by="Allocation.id")
+    allocations: Mapped[list[Allocation]] = relationship(back_populates="shipment", order_by="Allocation.id")

@@ -38,7 +38,8 @@ class Scan(db.Model):
     id: Mapped[intpk]
     client_event_id: Mapped[str64] = mapped_column(unique=True)
     request_hash: Mapped[str] = mapped_column(
-        sa.String(64), comment="SHA-256 of the scan's content, to refuse a reused id")
+        sa.String(64), comment="SHA-256 of the scan's content, to refuse a reused id"
+    )
     specimen_id: Mapped[int] = mapped_column(sa.ForeignKey("specimens.id"), index=True)
     custody_event_id: Mapped[int] = mapped_column(sa.ForeignKey("custody_events.id"))
     action: Mapped[ScanAction]
@@ -70,9 +71,9 @@ class CustodyCheckpoint(db.Model):
     specimen_count: Mapped[int] = mapped_column(comment="Specimens with at least one event")
     event_count: Mapped[int]
     buckets: Mapped[dict[str, Any]] = mapped_column(
-        comment='{"<specimen id // 256>": [digest of that bucket\'s chain heads, events]}')
-    root: Mapped[str | None] = mapped_column(sa.String(64),
-                                             comment="Merkle root of the bucket digests")
+        comment='{"<specimen id // 256>": [digest of that bucket\'s chain heads, events]}'
+    )
+    root: Mapped[str | None] = mapped_column(sa.String(64), comment="Merkle root of the bucket digests")
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
     key_id: Mapped[str | None] = mapped_column(sa.String(16), comment="Id of the signing key")
     hash: Mapped[str] = mapped_column(sa.String(64), comment="HMAC-SHA256 with the custody key")

@@ -36,24 +36,18 @@ class Specimen(Audited, Timestamps, db.Model):
         # so two technicians racing for one slot cannot both win.
         sa.UniqueConstraint("container_id", "pos_row", "pos_col", name="uq_specimens_position"),
         sa.CheckConstraint("(pos_row IS NULL) = (pos_col IS NULL)", name="position_both_or_neither"),
-        sa.CheckConstraint(
-            "pos_row IS NULL OR container_id IS NOT NULL", name="position_needs_container"
-        ),
+        sa.CheckConstraint("pos_row IS NULL OR container_id IS NOT NULL", name="position_needs_container"),
         sa.CheckConstraint("pos_row IS NULL OR pos_row >= 1", name="pos_row_positive"),
         sa.CheckConstraint("pos_col IS NULL OR pos_col >= 1", name="pos_col_positive"),
         sa.CheckConstraint("quantity IS NULL OR quantity >= 0", name="quantity_non_negative"),
         sa.CheckConstraint("freeze_thaw_count >= 0", name="freeze_thaw_non_negative"),
-        sa.CheckConstraint(
-            "(parent_id IS NULL) = (lineage = 'primary')", name="lineage_matches_parent"
-        ),
+        sa.CheckConstraint("(parent_id IS NULL) = (lineage = 'primary')", name="lineage_matches_parent"),
         sa.Index("ix_specimens_site_id_id", "site_id", "id"),
         sa.Index("ix_specimens_material_type_status", "material_type", "status"),
         # Cohort queries read these instead of the table (index-only scans): a case's or a
         # lesion's tubes with what filters and facets ask of them, a tube's ancestors by id.
-        sa.Index("ix_specimens_case_id", "case_id", "material_type", "status", "unit",
-                 "quantity"),
-        sa.Index("ix_specimens_lesion_id", "lesion_id", "material_type", "status", "unit",
-                 "quantity"),
+        sa.Index("ix_specimens_case_id", "case_id", "material_type", "status", "unit", "quantity"),
+        sa.Index("ix_specimens_lesion_id", "lesion_id", "material_type", "status", "unit", "quantity"),
         sa.Index("ix_specimens_id_ancestors", "id", "case_id", "lesion_id", "participant_id"),
     )
 
@@ -64,14 +58,13 @@ class Specimen(Audited, Timestamps, db.Model):
         unique=True, comment="Pre-printed 2D code of a manufacturer-barcoded tube"
     )
     participant_id: Mapped[int] = mapped_column(sa.ForeignKey("participants.id"), index=True)
-    collection_event_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("collection_events.id"), index=True
-    )
+    collection_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("collection_events.id"), index=True)
     lesion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lesions.id"))
     case_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("cases.id"),
         comment="Case of its lesion, else of its visit: kept in step by the database session "
-                "(and set by bulk writers), so cohort queries reach a case in one step")
+        "(and set by bulk writers), so cohort queries reach a case in one step",
+    )
     site_id: Mapped[int] = mapped_column(
         sa.ForeignKey("sites.id"), comment="Site that holds the specimen now"
     )
@@ -94,9 +87,7 @@ class Specimen(Audited, Timestamps, db.Model):
     received_at: Mapped[timestamp | None]
     processed_at: Mapped[timestamp | None] = mapped_column(comment="Centrifugation or fixation start")
     frozen_at: Mapped[timestamp | None]
-    container_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("storage_containers.id"), index=True
-    )
+    container_id: Mapped[int | None] = mapped_column(sa.ForeignKey("storage_containers.id"), index=True)
     pos_row: Mapped[int | None]
     pos_col: Mapped[int | None]
     custody_head: Mapped[str | None] = mapped_column(
@@ -111,9 +102,7 @@ class Specimen(Audited, Timestamps, db.Model):
     lesion: Mapped[Lesion | None] = relationship()
     site: Mapped[Site] = relationship()
     container: Mapped[StorageContainer | None] = relationship()
-    parent: Mapped[Specimen | None] = relationship(
-        remote_side="Specimen.id", back_populates="children"
-    )
+    parent: Mapped[Specimen | None] = relationship(remote_side="Specimen.id", back_populates="children")
     children: Mapped[list[Specimen]] = relationship(back_populates="parent", order_by="Specimen.id")
 
     @property
@@ -138,25 +127,28 @@ class Specimen(Audited, Timestamps, db.Model):
         return f"<Specimen {self.barcode} {self.status.value}>"
 
 
-def case_of(connection: sa.Connection, lesion_id: int | None,
-            collection_event_id: int | None) -> int | None:
+def case_of(connection: sa.Connection, lesion_id: int | None, collection_event_id: int | None) -> int | None:
     """The case a specimen belongs to: its lesion's, else its visit's."""
     if lesion_id is not None:
         case = connection.scalar(sa.select(Lesion.case_id).where(Lesion.id == lesion_id))
         if case is not None:
             return case
     if collection_event_id is not None:
-        return connection.scalar(sa.select(CollectionEvent.case_id)
-                                 .where(CollectionEvent.id == collection_event_id))
+        return connection.scalar(
+            sa.select(CollectionEvent.case_id).where(CollectionEvent.id == collection_event_id)
+        )
     return None
 
 
 @sa.event.listens_for(Specimen, "before_insert")
 def _case_on_insert(_mapper: sa.orm.Mapper, connection: sa.Connection, target: Specimen) -> None:
     parent = sa.inspect(target).dict.get("parent")  # only if loaded: no query in a flush
-    if (parent is not None and parent.case_id is not None
-            and target.lesion_id == parent.lesion_id
-            and target.collection_event_id == parent.collection_event_id):
+    if (
+        parent is not None
+        and parent.case_id is not None
+        and target.lesion_id == parent.lesion_id
+        and target.collection_event_id == parent.collection_event_id
+    ):
         target.case_id = parent.case_id  # an aliquot: no query
     else:
         target.case_id = case_of(connection, target.lesion_id, target.collection_event_id)
@@ -165,8 +157,7 @@ def _case_on_insert(_mapper: sa.orm.Mapper, connection: sa.Connection, target: S
 @sa.event.listens_for(Specimen, "before_update")
 def _case_on_update(_mapper: sa.orm.Mapper, connection: sa.Connection, target: Specimen) -> None:
     state = sa.inspect(target)
-    if state.attrs.lesion_id.history.has_changes() or \
-            state.attrs.collection_event_id.history.has_changes():
+    if state.attrs.lesion_id.history.has_changes() or state.attrs.collection_event_id.history.has_changes():
         target.case_id = case_of(connection, target.lesion_id, target.collection_event_id)
 
 
@@ -176,14 +167,20 @@ def _follow(column: str) -> Callable[..., None]:
     def listener(_mapper: sa.orm.Mapper, connection: sa.Connection, target: Any) -> None:
         state = sa.inspect(target)
         if not state.attrs.case_id.history.has_changes() and not (
-                column == "collection_event_id" and state.attrs.lesion_id.history.has_changes()):
+            column == "collection_event_id" and state.attrs.lesion_id.history.has_changes()
+        ):
             return
-        rows = connection.execute(sa.select(Specimen.id, Specimen.lesion_id,
-                                            Specimen.collection_event_id)
-                                  .where(getattr(Specimen, column) == target.id)).all()
+        rows = connection.execute(
+            sa.select(Specimen.id, Specimen.lesion_id, Specimen.collection_event_id).where(
+                getattr(Specimen, column) == target.id
+            )
+        ).all()
         for ident, lesion_id, event_id in rows:
-            connection.execute(sa.update(Specimen).where(Specimen.id == ident)
-                               .values(case_id=case_of(connection, lesion_id, event_id)))
+            connection.execute(
+                sa.update(Specimen)
+                .where(Specimen.id == ident)
+                .values(case_id=case_of(connection, lesion_id, event_id))
+            )
 
     return listener
 

@@ -52,9 +52,7 @@ class StorageContainer(Audited, Timestamps, db.Model):
 
     id: Mapped[intpk]
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id"), index=True)
-    parent_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("storage_containers.id"), index=True
-    )
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("storage_containers.id"), index=True)
     kind: Mapped[ContainerKind]
     name: Mapped[str128]
     barcode: Mapped[str32 | None] = mapped_column(unique=True)
@@ -64,9 +62,11 @@ class StorageContainer(Audited, Timestamps, db.Model):
         comment="MIABIS range; inherited from the parent when NULL"
     )
     position_scheme: Mapped[PositionScheme] = mapped_column(
-        default=PositionScheme.LETTER_NUMBER, server_default=PositionScheme.LETTER_NUMBER.value)
+        default=PositionScheme.LETTER_NUMBER, server_default=PositionScheme.LETTER_NUMBER.value
+    )
     fill_order: Mapped[FillOrder] = mapped_column(
-        default=FillOrder.ROW_MAJOR, server_default=FillOrder.ROW_MAJOR.value)
+        default=FillOrder.ROW_MAJOR, server_default=FillOrder.ROW_MAJOR.value
+    )
 
     site: Mapped[Site] = relationship(lazy="joined")
     parent: Mapped[StorageContainer | None] = relationship(
@@ -130,13 +130,13 @@ class StorageContainer(Audited, Timestamps, db.Model):
                     position = (n % self.n_rows + 1, n // self.n_rows + 1)
                 else:
                     position = (n // self.n_cols + 1, n % self.n_cols + 1)
-            elif self.position_scheme is PositionScheme.ROW_COLUMN and (
-                    match := _ROW_COLUMN.match(text)):
+            elif self.position_scheme is PositionScheme.ROW_COLUMN and (match := _ROW_COLUMN.match(text)):
                 position = (int(match[1]), int(match[2]))
-        if position is None or not (1 <= position[0] <= self.n_rows  # type: ignore[operator]
-                                    and 1 <= position[1] <= self.n_cols):  # type: ignore[operator]
-            raise ValueError(f"{label!r} is not a position of {self.name} "
-                             f"({self.position_range()})")
+        if position is None or not (
+            1 <= position[0] <= self.n_rows  # type: ignore[operator]
+            and 1 <= position[1] <= self.n_cols
+        ):  # type: ignore[operator]
+            raise ValueError(f"{label!r} is not a position of {self.name} ({self.position_range()})")
         return position
 
     def position_range(self) -> str:
@@ -170,8 +170,7 @@ class PositionHold(Audited, db.Model):
     __table_args__ = (sa.UniqueConstraint("container_id", "pos_row", "pos_col"),)
 
     id: Mapped[intpk]
-    container_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("storage_containers.id", ondelete="CASCADE"))
+    container_id: Mapped[int] = mapped_column(sa.ForeignKey("storage_containers.id", ondelete="CASCADE"))
     pos_row: Mapped[int]
     pos_col: Mapped[int]
     kind: Mapped[PositionHoldKind]

@@ -85,10 +85,10 @@ class UserSession(db.Model):
 
     __tablename__ = "user_sessions"
 
-    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True,
-                                    comment="SHA-256 of the random id the cookie holds")
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
-                                         index=True)
+    id: Mapped[str] = mapped_column(
+        sa.String(64), primary_key=True, comment="SHA-256 of the random id the cookie holds"
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[created_at]
     last_seen_at: Mapped[timestamp]
     ended_at: Mapped[timestamp | None]

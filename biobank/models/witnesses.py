@@ -25,7 +25,8 @@ class WitnessedCheckpoint(db.Model):
     id: Mapped[intpk]
     instance: Mapped[str128] = mapped_column(comment="Name of the instance that sent it")
     submitted_by: Mapped[str64] = mapped_column(
-        comment="The account here that instance signs in with; only it adds to the instance")
+        comment="The account here that instance signs in with; only it adds to the instance"
+    )
     checkpoint_id: Mapped[int]
     kind: Mapped[str16]
     created_at: Mapped[str64] = mapped_column(comment="When the instance made it (its clock)")
@@ -34,12 +35,12 @@ class WitnessedCheckpoint(db.Model):
     event_count: Mapped[int]
     root: Mapped[str | None] = mapped_column(sa.String(64))
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    signature: Mapped[str] = mapped_column(sa.String(64),
-                                           comment="The instance's own signature of it")
+    signature: Mapped[str] = mapped_column(sa.String(64), comment="The instance's own signature of it")
     key_id: Mapped[str16 | None] = mapped_column(comment="Id of the instance's custody key")
     received_at: Mapped[timestamp]
     countersignature: Mapped[str] = mapped_column(
-        sa.String(64), comment="HMAC-SHA256 under this instance's custody key")
+        sa.String(64), comment="HMAC-SHA256 under this instance's custody key"
+    )
     witness_key_id: Mapped[str16]
 
 
@@ -51,7 +52,8 @@ class WitnessReceipt(db.Model):
 
     id: Mapped[intpk]
     checkpoint_id: Mapped[int] = mapped_column(
-        comment="custody_checkpoints.id (no foreign key: the receipt outlives a deleted row)")
+        comment="custody_checkpoints.id (no foreign key: the receipt outlives a deleted row)"
+    )
     witness: Mapped[str255] = mapped_column(comment="The witness's base URL")
     received_at: Mapped[str64] = mapped_column(comment="When the witness received it")
     countersignature: Mapped[str] = mapped_column(sa.String(64))
@@ -61,6 +63,7 @@ class WitnessReceipt(db.Model):
 def _refuse(kind: str) -> Any:
     def refuse(_mapper: Any, _conn: Any, target: Any) -> None:
         raise RuntimeError(f"{target.__tablename__} are append-only: {kind} refused")
+
     return refuse
 
 

@@ -43,19 +43,18 @@ def _clause(clause: Clause, f: Field, level: Level) -> Any:
         indexed gene and protein change rather than their concatenation) when it can."""
         parts = [f.split(v) if f.split else None for v in values]
         if all(parts):
-            return lambda src: sa.or_(*[sa.and_(*[src.c[k] == x for k, x in p.items()])
-                                        for p in parts])
-        return lambda src: src.c.value.in_(values) if len(values) > 1 else (
-            src.c.value == values[0])
+            return lambda src: sa.or_(*[sa.and_(*[src.c[k] == x for k, x in p.items()]) for p in parts])
+        return lambda src: src.c.value.in_(values) if len(values) > 1 else (src.c.value == values[0])
 
     if op == "!=":
         return sa.not_(_member(f, level, equal((value,))))
     if op == "excludeifany":
         return sa.not_(_member(f, level, equal(value)))
     if op == "exclude":
-        return sa.or_(sa.not_(_member(f, level, equal(value))),
-                      _member(f, level, lambda src: sa.or_(src.c.value.not_in(value),
-                                                           src.c.value.is_(None))))
+        return sa.or_(
+            sa.not_(_member(f, level, equal(value))),
+            _member(f, level, lambda src: sa.or_(src.c.value.not_in(value), src.c.value.is_(None))),
+        )
     if op == "is":
         return sa.not_(_member(f, level, lambda src: src.c.value.is_not(None)))
     if op in ("=", "in"):
@@ -115,8 +114,7 @@ def _member(f: Field, level: Level, condition: Any) -> Any:
         sub = sa.select(src.c[level.key]).where(condition(src))
         return level.col(level.key).in_(sub.correlate(None))
     lift = _lift(f.key, level)
-    sub = lift.select(lift.col(level.key)).join(src, src.c.key == lift.col(f.key)).where(
-        condition(src))
+    sub = lift.select(lift.col(level.key)).join(src, src.c.key == lift.col(f.key)).where(condition(src))
     return level.col(level.key).in_(sub.correlate(None))
 
 
@@ -124,4 +122,3 @@ def _lift(key: str, level: Level) -> Level:
     if KEYS.index(key) > KEYS.index(level.key):
         raise AssertionError(f"{key} is not finer than {level.key}")
     return LIFT[key]
-

@@ -72,15 +72,29 @@ class Field:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "field": self.name, "type": self.type, "description": self.description,
-            "entity": self.key.removesuffix("_id"), "values": list(self.values or []) or None,
-            "unit": self.unit, "facet": self.facet, "package": self.group,
+            "field": self.name,
+            "type": self.type,
+            "description": self.description,
+            "entity": self.key.removesuffix("_id"),
+            "values": list(self.values or []) or None,
+            "unit": self.unit,
+            "facet": self.facet,
+            "package": self.group,
         }
 
 
-def column_field(name: str, key: str, column: Any, key_column: Any, description: str, *,
-                 type: str | None = None, enum_cls: type[enum.Enum] | None = None,
-                 join: Callable[[sa.Select], sa.Select] | None = None, **kwargs: Any) -> Field:
+def column_field(
+    name: str,
+    key: str,
+    column: Any,
+    key_column: Any,
+    description: str,
+    *,
+    type: str | None = None,
+    enum_cls: type[enum.Enum] | None = None,
+    join: Callable[[sa.Select], sa.Select] | None = None,
+    **kwargs: Any,
+) -> Field:
     """A field that is one column of an entity's table."""
 
     def source() -> sa.Select:
@@ -90,8 +104,15 @@ def column_field(name: str, key: str, column: Any, key_column: Any, description:
     if enum_cls is not None:
         kwargs.setdefault("values", [m.value for m in enum_cls])
         kwargs.setdefault("to_db", enum_cls)
-    return Field(name=name, type=type or "keyword", key=key, source=source,
-                 description=description, column=None if join else (lambda: column), **kwargs)
+    return Field(
+        name=name,
+        type=type or "keyword",
+        key=key,
+        source=source,
+        description=description,
+        column=None if join else (lambda: column),
+        **kwargs,
+    )
 
 
 @dataclass(frozen=True)
@@ -131,33 +152,55 @@ def _specimen_joins(stmt: sa.Select) -> sa.Select:
 
 LEVELS: dict[str, Level] = {
     "participants": Level(
-        "participants", "participant_id", ("participant_id",),
+        "participants",
+        "participant_id",
+        ("participant_id",),
         lambda: {"participant_id": Participant.id},
         lambda stmt: stmt.select_from(Participant),
-        description="Participants (pseudonymous)"),
+        description="Participants (pseudonymous)",
+    ),
     "cases": Level(
-        "cases", "case_id", ("case_id", "participant_id"),
+        "cases",
+        "case_id",
+        ("case_id", "participant_id"),
         lambda: {"case_id": Case.id, "participant_id": Case.participant_id},
         lambda stmt: stmt.select_from(Case),
-        description="Cases: one diagnosis of a participant"),
+        description="Cases: one diagnosis of a participant",
+    ),
     "lesions": Level(
-        "lesions", "lesion_id", ("lesion_id", "case_id", "participant_id"),
-        lambda: {"lesion_id": Lesion.id, "case_id": Lesion.case_id,
-                 "participant_id": Case.participant_id},
+        "lesions",
+        "lesion_id",
+        ("lesion_id", "case_id", "participant_id"),
+        lambda: {"lesion_id": Lesion.id, "case_id": Lesion.case_id, "participant_id": Case.participant_id},
         lambda stmt: stmt.select_from(Lesion).join(Case, Case.id == Lesion.case_id),
-        description="Lesions: one site on the skin of a case"),
+        description="Lesions: one site on the skin of a case",
+    ),
     "specimens": Level(
-        "specimens", "specimen_id", KEYS, _specimen_columns, _specimen_joins,
-        description="Specimens of any lineage: primaries, aliquots and derivatives"),
+        "specimens",
+        "specimen_id",
+        KEYS,
+        _specimen_columns,
+        _specimen_joins,
+        description="Specimens of any lineage: primaries, aliquots and derivatives",
+    ),
     "aliquots": Level(
-        "aliquots", "specimen_id", KEYS, _specimen_columns, _specimen_joins,
+        "aliquots",
+        "specimen_id",
+        KEYS,
+        _specimen_columns,
+        _specimen_joins,
         where=lambda: Specimen.lineage != Lineage.PRIMARY,
-        description="Aliquots and derivatives only: the tubes a request is served from"),
+        description="Aliquots and derivatives only: the tubes a request is served from",
+    ),
 }
 
 #: the level that lifts a field's key to a coarser one
-LIFT = {"specimen_id": LEVELS["specimens"], "lesion_id": LEVELS["lesions"],
-        "case_id": LEVELS["cases"], "participant_id": LEVELS["participants"]}
+LIFT = {
+    "specimen_id": LEVELS["specimens"],
+    "lesion_id": LEVELS["lesions"],
+    "case_id": LEVELS["cases"],
+    "participant_id": LEVELS["participants"],
+}
 
 
 class FieldRegistry:
@@ -166,8 +209,7 @@ class FieldRegistry:
         #: prefix → (builder of a field from its full name, its catalogue entry)
         self._families: dict[str, tuple[Callable[[str], Field | None], dict[str, Any]]] = {}
 
-    def add_family(self, prefix: str, build: Callable[[str], Field | None],
-                   describe: dict[str, Any]) -> None:
+    def add_family(self, prefix: str, build: Callable[[str], Field | None], describe: dict[str, Any]) -> None:
         """Fields named ``<prefix><something>``, built when asked for (``expression.BRAF``)."""
         self._families[prefix] = (build, describe)
 
@@ -212,8 +254,9 @@ def register_fields(app: Flask, fields: Iterable[Field]) -> None:
     app.extensions.setdefault(_EXTENSION, _Holder()).registry.add(fields)
 
 
-def register_family(app: Flask, prefix: str, build: Callable[[str], Field | None],
-                    describe: dict[str, Any]) -> None:
+def register_family(
+    app: Flask, prefix: str, build: Callable[[str], Field | None], describe: dict[str, Any]
+) -> None:
     app.extensions.setdefault(_EXTENSION, _Holder()).registry.add_family(prefix, build, describe)
 
 

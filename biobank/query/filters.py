@@ -103,8 +103,9 @@ def without_field(node: Node | None, name: str) -> Node | None:
     return BoolNode(node.op, kept)
 
 
-def parse(document: Any, lookup: Callable[[str], FieldSpec | None],
-          names: Callable[[], Sequence[str]]) -> Node | None:
+def parse(
+    document: Any, lookup: Callable[[str], FieldSpec | None], names: Callable[[], Sequence[str]]
+) -> Node | None:
     """Check *document* and return its tree, or raise ``FilterError``.
 
     *lookup* returns a field by name (``None`` if unknown), *names* lists every field so an
@@ -117,16 +118,23 @@ def parse(document: Any, lookup: Callable[[str], FieldSpec | None],
     return _node(document, "", 1, counter, lookup, names)
 
 
-def _node(doc: Any, path: str, depth: int, counter: list[int],
-          lookup: Callable[[str], FieldSpec | None], names: Callable[[], Sequence[str]]) -> Node:
+def _node(
+    doc: Any,
+    path: str,
+    depth: int,
+    counter: list[int],
+    lookup: Callable[[str], FieldSpec | None],
+    names: Callable[[], Sequence[str]],
+) -> Node:
     if depth > MAX_DEPTH:
         raise FilterError(f"filters nest at most {MAX_DEPTH} levels deep", path)
     if not isinstance(doc, Mapping):
         raise FilterError(f"expected an object with 'op' and 'content', got {_kind(doc)}", path)
     extra = sorted(set(doc) - {"op", "content"})
     if extra:
-        raise FilterError(f"unexpected key(s) {', '.join(map(repr, extra))}: only 'op' and "
-                          "'content' are allowed", path)
+        raise FilterError(
+            f"unexpected key(s) {', '.join(map(repr, extra))}: only 'op' and 'content' are allowed", path
+        )
     op = doc.get("op")
     here = f"{path}.op" if path else "op"
     if not isinstance(op, str) or op not in ALL_OPS:
@@ -136,19 +144,21 @@ def _node(doc: Any, path: str, depth: int, counter: list[int],
     if op in BOOLEAN_OPS:
         if not isinstance(content, list) or not content:
             raise FilterError(f"'{op}' takes a non-empty list of filters", cpath)
-        children = tuple(_node(child, f"{cpath}[{i}]", depth + 1, counter, lookup, names)
-                         for i, child in enumerate(content))
+        children = tuple(
+            _node(child, f"{cpath}[{i}]", depth + 1, counter, lookup, names)
+            for i, child in enumerate(content)
+        )
         return BoolNode(op, children)
     counter[0] += 1
     if counter[0] > MAX_CLAUSES:
         raise FilterError(f"a filter holds at most {MAX_CLAUSES} clauses", path)
     if not isinstance(content, Mapping):
-        raise FilterError(f"'{op}' takes an object with 'field' and 'value', got {_kind(content)}",
-                          cpath)
+        raise FilterError(f"'{op}' takes an object with 'field' and 'value', got {_kind(content)}", cpath)
     extra = sorted(set(content) - {"field", "value"})
     if extra:
-        raise FilterError(f"unexpected key(s) {', '.join(map(repr, extra))}: only 'field' and "
-                          "'value' are allowed", cpath)
+        raise FilterError(
+            f"unexpected key(s) {', '.join(map(repr, extra))}: only 'field' and 'value' are allowed", cpath
+        )
     name = content.get("field")
     if not isinstance(name, str) or not name:
         raise FilterError("'field' must be a field name", f"{cpath}.field")
@@ -156,8 +166,11 @@ def _node(doc: Any, path: str, depth: int, counter: list[int],
     if spec is None:
         close = difflib.get_close_matches(name, list(names()), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise FilterError(f"unknown field {name!r}{hint} (GET /api/v1/query/_mapping lists them)",
-                          f"{cpath}.field", suggestions=close)
+        raise FilterError(
+            f"unknown field {name!r}{hint} (GET /api/v1/query/_mapping lists them)",
+            f"{cpath}.field",
+            suggestions=close,
+        )
     if "value" not in content:
         raise FilterError("'value' is missing", cpath)
     vpath = f"{cpath}.value"
@@ -170,8 +183,11 @@ def _value(op: str, spec: FieldSpec, raw: Any, path: str) -> Any:
             raise FilterError(f"'{op}' takes the value \"MISSING\"", path)
         return None
     if op in ORDERED_OPS and spec.type not in ORDERED_TYPES:
-        raise FilterError(f"'{op}' needs a number or a date; {spec.name} is a {spec.type}", path,
-                          allowed=["=", "!=", "in", "exclude", "excludeifany", "is", "not"])
+        raise FilterError(
+            f"'{op}' needs a number or a date; {spec.name} is a {spec.type}",
+            path,
+            allowed=["=", "!=", "in", "exclude", "excludeifany", "is", "not"],
+        )
     if op in LIST_OPS:
         if not isinstance(raw, list) or not raw:
             raise FilterError(f"'{op}' takes a non-empty list of values", path)
@@ -195,8 +211,9 @@ def _scalar(spec: FieldSpec, raw: Any, path: str) -> Any:
         if abs(raw) > MAX_NUMBER:
             # Beyond what the databases compare exactly (SQLite and PostgreSQL integers stop
             # at 2**63): no recorded value comes near it.
-            raise FilterError(f"{spec.name} takes numbers between -{MAX_NUMBER:.0e} and "
-                              f"{MAX_NUMBER:.0e}, got {raw}", path)
+            raise FilterError(
+                f"{spec.name} takes numbers between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}, got {raw}", path
+            )
         if kind == "integer" and isinstance(raw, float) and not raw.is_integer():
             raise FilterError(f"{spec.name} takes a whole number, got {raw}", path)
         return int(raw) if kind == "integer" else raw
@@ -214,8 +231,7 @@ def _scalar(spec: FieldSpec, raw: Any, path: str) -> Any:
     if spec.values is not None and raw not in spec.values:
         close = difflib.get_close_matches(raw, list(spec.values), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise FilterError(f"{raw!r} is not a value of {spec.name}{hint}", path,
-                          allowed=list(spec.values))
+        raise FilterError(f"{raw!r} is not a value of {spec.name}{hint}", path, allowed=list(spec.values))
     return raw
 
 

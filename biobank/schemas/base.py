@@ -51,7 +51,7 @@ class BaseSchema(Schema):
         # NUL and other control characters cannot be stored (PostgreSQL refuses NUL) and
         # have no place in a record: name the field instead of failing at the database.
         errors = {}
-        for key, value in (data.items() if isinstance(data, dict) else ()):
+        for key, value in data.items() if isinstance(data, dict) else ():
             if key in self.scanned_gs1 and isinstance(value, str):
                 value = value.replace(GS, "")  # the separator of GS1 fields, as scanned
             if isinstance(value, str) and _CONTROL.search(value):
@@ -98,8 +98,7 @@ class DecimalNumber(fields.Decimal):
         return int(number) if number == number.to_integral_value() else float(number)
 
 
-def decimal_field(text: str, *, places: int, maximum: int | None = None, **kwargs: Any
-                  ) -> fields.Decimal:
+def decimal_field(text: str, *, places: int, maximum: int | None = None, **kwargs: Any) -> fields.Decimal:
     """A non-negative decimal. The range is checked by a plain function, because apispec
     would render a ``Range`` on a Decimal field as string bounds, which OpenAPI forbids."""
 
@@ -121,10 +120,13 @@ def not_in_future(value: dt.datetime) -> None:
 def code_field(text: str, *, required: bool = True, max_len: int = 32) -> fields.String:
     return fields.String(
         required=required,
-        validate=[validate.Length(min=1, max=max_len), validate.Regexp(
-            r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-            error="use letters, digits, '.', '_' and '-' only, starting with a letter or digit",
-        )],
+        validate=[
+            validate.Length(min=1, max=max_len),
+            validate.Regexp(
+                r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                error="use letters, digits, '.', '_' and '-' only, starting with a letter or digit",
+            ),
+        ],
         metadata=describe(text),
     )
 

@@ -37,19 +37,25 @@ class CaseCreateSchema(BaseSchema):
     code = code_field("Case code")
     participant_id = fields.Integer(required=True)
     disease_group = enum_field(DiseaseGroup, "Disease group", required=True)
-    icd10_code = fields.String(required=True, validate=validate.Length(max=16),
-                               metadata=describe("ICD-10 code, e.g. C43.5"))
+    icd10_code = fields.String(
+        required=True, validate=validate.Length(max=16), metadata=describe("ICD-10 code, e.g. C43.5")
+    )
     diagnosis_date = fields.Date(allow_none=True)
-    breslow_mm = decimal_field("Breslow thickness (mm), melanoma only", places=2, maximum=100,
-                               allow_none=True)
+    breslow_mm = decimal_field(
+        "Breslow thickness (mm), melanoma only", places=2, maximum=100, allow_none=True
+    )
     ulceration = fields.Boolean(allow_none=True, metadata=describe("Melanoma only"))
     ajcc_stage = enum_field(AjccStage, "AJCC 8th edition stage, melanoma only", allow_none=True)
-    icdo3_morphology = fields.String(allow_none=True, validate=validate.Length(max=16),
-                                     metadata=describe("ICD-O-3 morphology and behaviour of a "
-                                                       "tumour, e.g. 8720/3"))
-    icdo3_topography = fields.String(allow_none=True, validate=validate.Length(max=16),
-                                     metadata=describe("ICD-O-3 topography of a tumour, e.g. "
-                                                       "C44.5 (skin of trunk)"))
+    icdo3_morphology = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=16),
+        metadata=describe("ICD-O-3 morphology and behaviour of a tumour, e.g. 8720/3"),
+    )
+    icdo3_topography = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=16),
+        metadata=describe("ICD-O-3 topography of a tumour, e.g. C44.5 (skin of trunk)"),
+    )
     notes = fields.String(allow_none=True)
 
 

@@ -30,9 +30,12 @@ class SnapshotSchema(BaseSchema):
     member_count = fields.Method("_members")
     object_count = fields.Integer(metadata=describe("Data objects: omics sample columns, images"))
     members_sha256 = fields.String()
-    manifest_sha256 = fields.String(metadata=describe(
-        "HMAC-SHA256, under the custody key key_id names, of every data object and its "
-        "manifest row as frozen"))
+    manifest_sha256 = fields.String(
+        metadata=describe(
+            "HMAC-SHA256, under the custody key key_id names, of every data object and its "
+            "manifest row as frozen"
+        )
+    )
     key_id = fields.String(allow_none=True)
     created_by = fields.String()
     created_at = fields.DateTime()
@@ -70,10 +73,13 @@ class DiffSchema(BaseSchema):
 class VerifySchema(BaseSchema):
     members_ok = fields.Boolean()
     manifest_ok = fields.Boolean()
-    key_id = fields.String(allow_none=True, metadata=describe(
-        "Custody key of the digests (null: plain SHA-256, a snapshot frozen before keys)"))
-    content_frozen = fields.Boolean(metadata=describe(
-        "Whether the snapshot keeps each object's manifest row as frozen"))
+    key_id = fields.String(
+        allow_none=True,
+        metadata=describe("Custody key of the digests (null: plain SHA-256, a snapshot frozen before keys)"),
+    )
+    content_frozen = fields.Boolean(
+        metadata=describe("Whether the snapshot keeps each object's manifest row as frozen")
+    )
     problem = fields.String(metadata=describe("Why the digests cannot be checked"))
 
 
@@ -94,29 +100,42 @@ class ExportSchema(BaseSchema):
     ratios = fields.Raw()
     stratify_by = fields.String(allow_none=True)
     pinned_to_test = fields.Integer()
-    manifest_sha256 = fields.String(allow_none=True, metadata=describe(
-        "SHA-256 of exactly the bytes delivered"))
-    exclusions = fields.List(fields.Nested(ExclusionSchema), metadata=describe(
-        "Frozen rows left out of this export, with the reason"))
+    manifest_sha256 = fields.String(
+        allow_none=True, metadata=describe("SHA-256 of exactly the bytes delivered")
+    )
+    exclusions = fields.List(
+        fields.Nested(ExclusionSchema),
+        metadata=describe("Frozen rows left out of this export, with the reason"),
+    )
     created_by = fields.String()
     created_at = fields.DateTime()
 
 
 class ManifestArgsSchema(BaseSchema):
-    format = fields.String(load_default="tsv", validate=validate.OneOf(
-        ["tsv", "csv", "parquet", "jsonl"]))
+    format = fields.String(load_default="tsv", validate=validate.OneOf(["tsv", "csv", "parquet", "jsonl"]))
     snapshot = fields.Integer(metadata=describe("Snapshot to export (default: the newest)"))
-    salt = fields.String(required=True, validate=validate.Length(min=1, max=128),
-                         metadata=describe("Salt of the patient hash that decides the splits"))
-    salt_family = fields.String(validate=validate.Length(min=1, max=128), metadata=describe(
-        "Exports of one family never move an earlier test patient out of test "
-        "(default: the salt)"))
-    ratios = JsonObject(metadata=describe(
-        "Split ratios as JSON, e.g. {\"train\": 0.7, \"val\": 0.15, \"test\": 0.15}; "
-        "must include train and test and add up to 1"))
+    salt = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata=describe("Salt of the patient hash that decides the splits"),
+    )
+    salt_family = fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata=describe(
+            "Exports of one family never move an earlier test patient out of test (default: the salt)"
+        ),
+    )
+    ratios = JsonObject(
+        metadata=describe(
+            'Split ratios as JSON, e.g. {"train": 0.7, "val": 0.15, "test": 0.15}; '
+            "must include train and test and add up to 1"
+        )
+    )
     stratify_by = fields.String(validate=validate.OneOf(["diagnosis"]))
-    keep_test = fields.Boolean(load_default=True, metadata=describe(
-        "Keep earlier test patients in test (otherwise such an export is refused)"))
+    keep_test = fields.Boolean(
+        load_default=True,
+        metadata=describe("Keep earlier test patients in test (otherwise such an export is refused)"),
+    )
 
 
 class MuDataArgsSchema(BaseSchema):

@@ -13,8 +13,10 @@ class ConsentSchema(BaseSchema):
     participant_id = fields.Integer()
     tier_id = fields.Integer()
     tier_code = fields.Function(lambda c: c.tier.code)
-    scope = fields.Function(lambda c: c.tier.scope.value,
-                            metadata=describe("Scope of the tier", enum=[s.value for s in ConsentScope]))
+    scope = fields.Function(
+        lambda c: c.tier.scope.value,
+        metadata=describe("Scope of the tier", enum=[s.value for s in ConsentScope]),
+    )
     decision = enum_field(ConsentDecision, "Answer")
     signed_on = fields.Date()
     withdrawn_at = fields.DateTime(allow_none=True)

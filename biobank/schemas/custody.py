@@ -25,8 +25,12 @@ class CustodyEventSchema(BaseSchema):
 
 class TimelineEntrySchema(BaseSchema):
     at = fields.DateTime()
-    kind = fields.String(metadata={"description": "custody, location, consent or audit",
-                                   "enum": ["custody", "location", "consent", "audit"]})
+    kind = fields.String(
+        metadata={
+            "description": "custody, location, consent or audit",
+            "enum": ["custody", "location", "consent", "audit"],
+        }
+    )
     actor = fields.String()
     summary = fields.String()
     details = fields.Dict()
@@ -45,7 +49,12 @@ class TimelineSchema(BaseSchema):
 
 
 class CorrectionCreateSchema(BaseSchema):
-    event_id = fields.Integer(required=True, metadata=describe(
-        "The custody event recorded by mistake (the latest one still in force)"))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000),
-                           metadata=describe("Why it is corrected; kept on the ledger"))
+    event_id = fields.Integer(
+        required=True,
+        metadata=describe("The custody event recorded by mistake (the latest one still in force)"),
+    )
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata=describe("Why it is corrected; kept on the ledger"),
+    )

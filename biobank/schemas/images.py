@@ -23,8 +23,9 @@ class ImageSchema(BaseSchema):
     sha256 = fields.String()
     width = fields.Integer(allow_none=True)
     height = fields.Integer(allow_none=True)
-    acquisition_day = fields.Integer(allow_none=True, metadata=describe(
-        "Days from diagnosis to acquisition (negative: before)"))
+    acquisition_day = fields.Integer(
+        allow_none=True, metadata=describe("Days from diagnosis to acquisition (negative: before)")
+    )
     dicom = fields.Dict(metadata=describe("SOP class, DICOM modality, dermoscopic image type"))
     clinical = fields.Dict(metadata=describe("ISIC-style clinical metadata"))
     quality_flags = fields.List(fields.String())
@@ -40,23 +41,23 @@ class ImageQuerySchema(BaseSchema):
 
 
 class ImageFormSchema(BaseSchema):
-    modality = fields.String(required=True, validate=validate.OneOf(
-        [m.value for m in ImageModality]))
+    modality = fields.String(required=True, validate=validate.OneOf([m.value for m in ImageModality]))
     case = fields.String(metadata=describe("Case code"))
     lesion = fields.String(metadata=describe("Lesion code"))
     specimen = fields.String(metadata=describe("Barcode of the specimen (a slide's block)"))
     acquisition_day = fields.Integer(metadata=describe("Days from diagnosis to acquisition"))
     dermoscopic_image_type = fields.String(validate=validate.OneOf(DERMOSCOPIC_TYPES))
     device = fields.String(validate=validate.Length(max=128))
-    quality_flags = fields.String(metadata=describe(
-        "Semicolon-separated: " + ", ".join(QUALITY_FLAGS)))
-    clinical = JsonObject(metadata=describe(
-        "ISIC clinical metadata as a JSON object; keys: " + ", ".join(CLINICAL_KEYS)))
+    quality_flags = fields.String(metadata=describe("Semicolon-separated: " + ", ".join(QUALITY_FLAGS)))
+    clinical = JsonObject(
+        metadata=describe("ISIC clinical metadata as a JSON object; keys: " + ", ".join(CLINICAL_KEYS))
+    )
 
 
 class ImageFileSchema(BaseSchema):
-    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "JPEG, PNG or TIFF"})
+    file = fields.Raw(
+        required=True, metadata={"type": "string", "format": "binary", "description": "JPEG, PNG or TIFF"}
+    )
 
 
 class ImageBulkFileSchema(BaseSchema):

@@ -9,8 +9,9 @@ class ProblemFieldSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    field = fields.String(metadata={"description": "Where: a field, a path such as "
-                                                   "`filters.content[1].value`, or a header"})
+    field = fields.String(
+        metadata={"description": "Where: a field, a path such as `filters.content[1].value`, or a header"}
+    )
     message = fields.String()
     location = fields.String(metadata={"description": "json, query, files, headers…"})
 

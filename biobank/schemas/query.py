@@ -6,18 +6,28 @@ from marshmallow import fields, validate
 
 from biobank.schemas.base import BaseSchema, describe
 
-FILTERS_TEXT = ("A GDC filter: {\"op\": \"and\", \"content\": [{\"op\": \"=\", \"content\": "
-                "{\"field\": \"cases.disease_group\", \"value\": \"melanoma\"}}]}. "
-                "GET /api/v1/query/_mapping lists the fields.")
+FILTERS_TEXT = (
+    'A GDC filter: {"op": "and", "content": [{"op": "=", "content": '
+    '{"field": "cases.disease_group", "value": "melanoma"}}]}. '
+    "GET /api/v1/query/_mapping lists the fields."
+)
 
 
 class _Paging(BaseSchema):
-    size = fields.Integer(load_default=100, validate=validate.Range(min=0, max=1000),
-                          metadata=describe("Rows per page (0: counts and facets only)"))
-    after = fields.Integer(validate=validate.Range(min=0), metadata=describe(
-        "Keyset cursor: the `next_cursor` of the previous page"))
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "tsv"]),
-                           metadata=describe("json: one page; tsv: every matching row, streamed"))
+    size = fields.Integer(
+        load_default=100,
+        validate=validate.Range(min=0, max=1000),
+        metadata=describe("Rows per page (0: counts and facets only)"),
+    )
+    after = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata=describe("Keyset cursor: the `next_cursor` of the previous page"),
+    )
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "tsv"]),
+        metadata=describe("json: one page; tsv: every matching row, streamed"),
+    )
 
 
 class QueryArgsSchema(_Paging):
@@ -27,15 +37,17 @@ class QueryArgsSchema(_Paging):
 
 class QueryBodySchema(_Paging):
     filters = fields.Raw(allow_none=True, metadata=describe(FILTERS_TEXT))
-    facets = fields.List(fields.String(), load_default=list,
-                         metadata=describe("Fields to count values of"))
+    facets = fields.List(fields.String(), load_default=list, metadata=describe("Fields to count values of"))
 
 
 class BucketSchema(BaseSchema):
     key = fields.Raw()
-    doc_count = fields.Raw(metadata=describe(
-        "A count; for researchers \"<5\", a count rounded to 5, or \"suppressed\" (a second "
-        "bucket hidden so that the total does not reveal a hidden one)"))
+    doc_count = fields.Raw(
+        metadata=describe(
+            'A count; for researchers "<5", a count rounded to 5, or "suppressed" (a second '
+            "bucket hidden so that the total does not reveal a hidden one)"
+        )
+    )
 
 
 class FacetSchema(BaseSchema):
@@ -44,11 +56,16 @@ class FacetSchema(BaseSchema):
 
 class QueryResultSchema(BaseSchema):
     level = fields.String()
-    total = fields.Raw(metadata=describe("Matching rows; \"<5\" for researchers when 1 to 4"))
+    total = fields.Raw(metadata=describe('Matching rows; "<5" for researchers when 1 to 4'))
     hits = fields.List(fields.Dict(), metadata=describe("Pseudonymous rows of this page"))
-    facets = fields.Dict(keys=fields.String(), values=fields.Nested(FacetSchema), metadata=describe(
-        "Per field, the count of matching rows per value; a field's facet ignores the filter "
-        "on that field"))
+    facets = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(FacetSchema),
+        metadata=describe(
+            "Per field, the count of matching rows per value; a field's facet ignores the filter "
+            "on that field"
+        ),
+    )
     next_cursor = fields.Integer(allow_none=True)
     hits_withheld = fields.String(allow_none=True)
 

@@ -12,8 +12,10 @@ class RackScanUploadSchema(BaseSchema):
 
 
 class RackScanFileSchema(BaseSchema):
-    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "The scanner's CSV export"})
+    file = fields.Raw(
+        required=True,
+        metadata={"type": "string", "format": "binary", "description": "The scanner's CSV export"},
+    )
 
 
 class RackScanSchema(BaseSchema):
@@ -25,14 +27,19 @@ class RackScanSchema(BaseSchema):
     status = fields.Function(lambda s: s.status.value)
     created_at = fields.DateTime()
     confirmed_at = fields.DateTime(allow_none=True)
-    diff = fields.Dict(metadata=describe(
-        "orientation, summary counts and, per category (matched, moved, unexpected, unknown, "
-        "missing, checked_out, empty, unreadable), the positions and barcodes"))
+    diff = fields.Dict(
+        metadata=describe(
+            "orientation, summary counts and, per category (matched, moved, unexpected, unknown, "
+            "missing, checked_out, empty, unreadable), the positions and barcodes"
+        )
+    )
 
 
 class RackScanConfirmSchema(BaseSchema):
-    orientation = fields.String(validate=validate.OneOf(["as_scanned", "rotated_180"]),
-                                metadata=describe("Needed when the rack looks rotated 180°"))
+    orientation = fields.String(
+        validate=validate.OneOf(["as_scanned", "rotated_180"]),
+        metadata=describe("Needed when the rack looks rotated 180°"),
+    )
 
 
 class RackScanResultSchema(BaseSchema):

@@ -20,16 +20,24 @@ class SiteSchema(BaseSchema):
 
 
 class SiteCreateSchema(BaseSchema):
-    code = fields.String(required=True, validate=[
-        validate.Length(min=2, max=8),
-        validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*$", error=SITE_CODE_RULE)],
-        metadata=describe("Site code that starts every barcode issued there: 2 to 8 letters "
-                          "and digits, starting with a letter (stored in upper case)"))
+    code = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=2, max=8),
+            validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*$", error=SITE_CODE_RULE),
+        ],
+        metadata=describe(
+            "Site code that starts every barcode issued there: 2 to 8 letters "
+            "and digits, starting with a letter (stored in upper case)"
+        ),
+    )
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
     city = fields.String(allow_none=True, validate=validate.Length(max=128))
-    country = fields.String(allow_none=True, validate=validate.Regexp(
-        r"^[A-Z]{2}$", error="use an ISO 3166-1 alpha-2 code such as FR"),
-        metadata=describe("ISO 3166-1 alpha-2 country code"))
+    country = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="use an ISO 3166-1 alpha-2 code such as FR"),
+        metadata=describe("ISO 3166-1 alpha-2 country code"),
+    )
     is_central = fields.Boolean(load_default=False)
 
 

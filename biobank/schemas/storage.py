@@ -23,8 +23,7 @@ class ContainerSchema(BaseSchema):
     fill_order = enum_field(FillOrder, "Order in which positions are filled")
     position_range = fields.Function(lambda c: c.position_range() if c.has_grid else None)
     temperature = enum_field(StorageTemperature, "MIABIS storage temperature", allow_none=True)
-    effective_temperature = fields.Function(
-        lambda c: t.value if (t := c.effective_temperature()) else None)
+    effective_temperature = fields.Function(lambda c: t.value if (t := c.effective_temperature()) else None)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -38,8 +37,10 @@ class ContainerCreateSchema(BaseSchema):
     n_rows = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100))
     n_cols = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100))
     temperature = enum_field(StorageTemperature, "MIABIS storage temperature", allow_none=True)
-    position_scheme = enum_field(PositionScheme, "How positions are named: A1 (default), 1 "
-                                 "(numbered in fill order) or 1/1 (row/column)")
+    position_scheme = enum_field(
+        PositionScheme,
+        "How positions are named: A1 (default), 1 (numbered in fill order) or 1/1 (row/column)",
+    )
     fill_order = enum_field(FillOrder, "row_major (default) or column_major")
 
     @validates_schema
@@ -65,8 +66,10 @@ class ContainerQueryArgsSchema(ListArgsSchema):
 
 
 class ContainerFromTemplateSchema(BaseSchema):
-    template = fields.String(required=True, metadata=describe(
-        "upright-freezer-80, ln2-tank, ffpe-cabinet, box-9x9, box-10x10 or bag"))
+    template = fields.String(
+        required=True,
+        metadata=describe("upright-freezer-80, ln2-tank, ffpe-cabinet, box-9x9, box-10x10 or bag"),
+    )
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     site_id = fields.Integer(metadata=describe("Site, for a top-level container"))
     parent_id = fields.Integer(allow_none=True)
@@ -80,9 +83,12 @@ class FreeSpaceArgsSchema(BaseSchema):
 
 class FreeSpaceSchema(BaseSchema):
     container = fields.Nested(ContainerSchema)
-    positions = fields.Function(lambda e: [
-        {"pos_row": r, "pos_col": c, "label": e["container"].position_label(r, c)}
-        for r, c in e["positions"]])
+    positions = fields.Function(
+        lambda e: [
+            {"pos_row": r, "pos_col": c, "label": e["container"].position_label(r, c)}
+            for r, c in e["positions"]
+        ]
+    )
 
 
 class HoldSchema(BaseSchema):

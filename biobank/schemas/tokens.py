@@ -18,10 +18,16 @@ class TokenSchema(BaseSchema):
 
 
 class TokenCreateSchema(BaseSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                         metadata=describe("What will use it, e.g. 'rack scanner bench 2'"))
-    days = fields.Integer(load_default=None, validate=validate.Range(min=1, max=3650),
-                          metadata=describe("Expire after this many days; none: no expiry"))
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata=describe("What will use it, e.g. 'rack scanner bench 2'"),
+    )
+    days = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=3650),
+        metadata=describe("Expire after this many days; none: no expiry"),
+    )
 
 
 class TokenCreatedSchema(TokenSchema):

@@ -23,13 +23,17 @@ class CheckpointRecordSchema(BaseSchema):
     root = fields.String(allow_none=True, load_default=None, validate=_HEX64)
     prev_hash = fields.String(allow_none=True, load_default=None, validate=_HEX64)
     key_id = fields.String(allow_none=True, load_default=None, validate=_HEX16)
-    hash = fields.String(required=True, validate=_HEX64,
-                         metadata=describe("The instance's signature of the checkpoint"))
+    hash = fields.String(
+        required=True, validate=_HEX64, metadata=describe("The instance's signature of the checkpoint")
+    )
 
 
 class WitnessRequestSchema(BaseSchema):
-    instance = fields.String(required=True, validate=validate.Length(min=1, max=128),
-                             metadata=describe("Name of the instance sending its checkpoint"))
+    instance = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata=describe("Name of the instance sending its checkpoint"),
+    )
     checkpoint = fields.Nested(CheckpointRecordSchema, required=True)
 
 
@@ -42,9 +46,13 @@ class WitnessReceiptSchema(BaseSchema):
     checkpoint = fields.Nested(CheckpointRecordSchema)
     witness = fields.String(metadata=describe("This instance's name"))
     received_at = fields.String()
-    countersignature = fields.String(metadata=describe(
-        "HMAC-SHA256 under this instance's custody key of the checkpoint, the sender's name "
-        "and the time received"))
+    countersignature = fields.String(
+        metadata=describe(
+            "HMAC-SHA256 under this instance's custody key of the checkpoint, the sender's name "
+            "and the time received"
+        )
+    )
     key_id = fields.String(metadata=describe("Id of this instance's custody key"))
-    countersignature_ok = fields.Boolean(metadata=describe(
-        "Whether the countersignature still holds (a row edited here does not)"))
+    countersignature_ok = fields.Boolean(
+        metadata=describe("Whether the countersignature still holds (a row edited here does not)")
+    )

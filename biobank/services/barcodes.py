@@ -62,8 +62,7 @@ def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
     fresh in the same query.
     """
     code = code.strip()
-    stmt = sa.select(Specimen).where(
-        sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+    stmt = sa.select(Specimen).where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
     if lock and db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
     # Scans and scan cards need to know whether consent was withdrawn, not every record.

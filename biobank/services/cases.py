@@ -23,18 +23,29 @@ ICDO3_MORPHOLOGY = re.compile(r"^[89][0-9]{3}/[012369]$")
 ICDO3_TOPOGRAPHY = re.compile(r"^C[0-9]{2}\.[0-9]$")
 #: ICD-O-3 terms of the skin tumours the biobank sees most
 ICDO3_MORPHOLOGY_TERMS = {
-    "8720/3": "Malignant melanoma, NOS", "8720/2": "Melanoma in situ",
-    "8721/3": "Nodular melanoma", "8742/3": "Lentigo maligna melanoma",
-    "8743/3": "Superficial spreading melanoma", "8744/3": "Acral lentiginous melanoma, malignant",
-    "8745/3": "Desmoplastic melanoma, malignant", "8090/3": "Basal cell carcinoma, NOS",
-    "8070/3": "Squamous cell carcinoma, NOS", "8247/3": "Merkel cell carcinoma",
-    "9700/3": "Mycosis fungoides", "9140/3": "Kaposi sarcoma",
+    "8720/3": "Malignant melanoma, NOS",
+    "8720/2": "Melanoma in situ",
+    "8721/3": "Nodular melanoma",
+    "8742/3": "Lentigo maligna melanoma",
+    "8743/3": "Superficial spreading melanoma",
+    "8744/3": "Acral lentiginous melanoma, malignant",
+    "8745/3": "Desmoplastic melanoma, malignant",
+    "8090/3": "Basal cell carcinoma, NOS",
+    "8070/3": "Squamous cell carcinoma, NOS",
+    "8247/3": "Merkel cell carcinoma",
+    "9700/3": "Mycosis fungoides",
+    "9140/3": "Kaposi sarcoma",
 }
 ICDO3_TOPOGRAPHY_TERMS = {
-    "C44.0": "Skin of lip, NOS", "C44.1": "Eyelid", "C44.2": "External ear",
-    "C44.3": "Skin of other and unspecified parts of face", "C44.4": "Skin of scalp and neck",
-    "C44.5": "Skin of trunk", "C44.6": "Skin of upper limb and shoulder",
-    "C44.7": "Skin of lower limb and hip", "C44.8": "Overlapping lesion of skin",
+    "C44.0": "Skin of lip, NOS",
+    "C44.1": "Eyelid",
+    "C44.2": "External ear",
+    "C44.3": "Skin of other and unspecified parts of face",
+    "C44.4": "Skin of scalp and neck",
+    "C44.5": "Skin of trunk",
+    "C44.6": "Skin of upper limb and shoulder",
+    "C44.7": "Skin of lower limb and hip",
+    "C44.8": "Overlapping lesion of skin",
     "C44.9": "Skin, NOS",
 }
 #: ICD-10 chapters each disease group may be coded with
@@ -50,28 +61,44 @@ ICD10_PREFIXES = {
 
 #: ICD-10 (WHO) titles of the categories the disease groups are coded in
 ICD10_TITLES = {
-    "C43": "Malignant melanoma of skin", "C44": "Other malignant neoplasms of skin",
-    "C46": "Kaposi sarcoma", "C84": "Mature T/NK-cell lymphomas",
-    "D03": "Melanoma in situ", "D04": "Carcinoma in situ of skin",
-    "D22": "Melanocytic naevi", "D23": "Other benign neoplasms of skin",
+    "C43": "Malignant melanoma of skin",
+    "C44": "Other malignant neoplasms of skin",
+    "C46": "Kaposi sarcoma",
+    "C84": "Mature T/NK-cell lymphomas",
+    "D03": "Melanoma in situ",
+    "D04": "Carcinoma in situ of skin",
+    "D22": "Melanocytic naevi",
+    "D23": "Other benign neoplasms of skin",
     "D48": "Neoplasm of uncertain or unknown behaviour of other and unspecified sites",
-    "L40": "Psoriasis", "L50": "Urticaria", "T78": "Angioneurotic oedema",
-    "L71": "Rosacea", "L63": "Alopecia areata", "L64": "Androgenic alopecia",
-    "L65": "Other nonscarring hair loss", "L66": "Cicatricial alopecia [scarring hair loss]",
-    "M32": "Systemic lupus erythematosus", "L93": "Lupus erythematosus",
+    "L40": "Psoriasis",
+    "L50": "Urticaria",
+    "T78": "Angioneurotic oedema",
+    "L71": "Rosacea",
+    "L63": "Alopecia areata",
+    "L64": "Androgenic alopecia",
+    "L65": "Other nonscarring hair loss",
+    "L66": "Cicatricial alopecia [scarring hair loss]",
+    "M32": "Systemic lupus erythematosus",
+    "L93": "Lupus erythematosus",
 }
 #: AJCC 8th edition pathologic stage groups of cutaneous melanoma, as NCIt codes them
 #: ("Pathologic Stage IIA Cutaneous Melanoma AJCC v8"…)
 AJCC8 = {
-    AjccStage.STAGE_0: "C137662", AjccStage.IA: "C137664", AjccStage.IB: "C137665",
-    AjccStage.IIA: "C137667", AjccStage.IIB: "C137668", AjccStage.IIC: "C137669",
-    AjccStage.IIIA: "C137671", AjccStage.IIIB: "C137672", AjccStage.IIIC: "C137673",
-    AjccStage.IIID: "C137675", AjccStage.IV: "C137677",
+    AjccStage.STAGE_0: "C137662",
+    AjccStage.IA: "C137664",
+    AjccStage.IB: "C137665",
+    AjccStage.IIA: "C137667",
+    AjccStage.IIB: "C137668",
+    AjccStage.IIC: "C137669",
+    AjccStage.IIIA: "C137671",
+    AjccStage.IIIB: "C137672",
+    AjccStage.IIIC: "C137673",
+    AjccStage.IIID: "C137675",
+    AjccStage.IV: "C137677",
 }
 
 
-def diagnosis_problem(group: DiseaseGroup, icd10: str, fields: dict[str, Any]
-                      ) -> tuple[str, str] | None:
+def diagnosis_problem(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) -> tuple[str, str] | None:
     """What is wrong with a diagnosis, as (field, message), or ``None``: the ICD-10 code
     against the disease group, melanoma's own fields, ICD-O-3 codes of tumours only. The
     API and the importer both ask it."""
@@ -79,22 +106,22 @@ def diagnosis_problem(group: DiseaseGroup, icd10: str, fields: dict[str, Any]
         return "icd10_code", f"{icd10!r} is not an ICD-10 code such as C43.5"
     if not icd10.startswith(ICD10_PREFIXES[group]):
         allowed = ", ".join(ICD10_PREFIXES[group])
-        return ("icd10_code",
-                f"ICD-10 {icd10} does not fit disease group {group.value} (expected {allowed})")
+        return ("icd10_code", f"ICD-10 {icd10} does not fit disease group {group.value} (expected {allowed})")
     if group is not DiseaseGroup.MELANOMA:
         for name in MELANOMA_FIELDS:
             if fields.get(name) is not None:
                 return name, f"{name} applies to melanoma cases only"
-    for name, pattern, example in (("icdo3_morphology", ICDO3_MORPHOLOGY, "8720/3"),
-                                   ("icdo3_topography", ICDO3_TOPOGRAPHY, "C44.5")):
+    for name, pattern, example in (
+        ("icdo3_morphology", ICDO3_MORPHOLOGY, "8720/3"),
+        ("icdo3_topography", ICDO3_TOPOGRAPHY, "C44.5"),
+    ):
         value = fields.get(name)
         if value is None:
             continue
         if not group.is_tumour:
             return name, f"{name} codes a tumour: not for {group.value} cases"
         if not pattern.match(value):
-            return (name, f"{value!r} is not an ICD-O-3 {name.split('_')[1]} such as "
-                          f"{example}")
+            return (name, f"{value!r} is not an ICD-O-3 {name.split('_')[1]} such as {example}")
     return None
 
 
@@ -104,8 +131,9 @@ def _check_diagnosis(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) ->
         raise InvalidInput(problem[1], field=problem[0])
 
 
-def list_cases(*, actor: User, participant_id: int | None = None,
-               disease_group: DiseaseGroup | None = None) -> sa.Select:
+def list_cases(
+    *, actor: User, participant_id: int | None = None, disease_group: DiseaseGroup | None = None
+) -> sa.Select:
     stmt = visible(sa.select(Case), Case, actor)
     if participant_id is not None:
         stmt = stmt.where(Case.participant_id == participant_id)

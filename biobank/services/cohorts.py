@@ -57,10 +57,26 @@ from biobank.models.vocab import ConsentScope, Lineage, Role
 from biobank.services import query
 
 COHORT_LEVELS = ("participants", "cases", "lesions", "specimens", "aliquots")
-MANIFEST_COLUMNS = ("participant", "case", "lesion", "specimen", "aliquot", "modality",
-                    "object_kind", "name", "drs_uri", "size", "sha256", "diagnosis",
-                    "icd10_code", "breslow_mm", "ulceration", "ajcc_stage", "body_site",
-                    "split")
+MANIFEST_COLUMNS = (
+    "participant",
+    "case",
+    "lesion",
+    "specimen",
+    "aliquot",
+    "modality",
+    "object_kind",
+    "name",
+    "drs_uri",
+    "size",
+    "sha256",
+    "diagnosis",
+    "icd10_code",
+    "breslow_mm",
+    "ulceration",
+    "ajcc_stage",
+    "body_site",
+    "split",
+)
 #: columns hashed into a snapshot's manifest_sha256 (no host-dependent URI, no split)
 CANONICAL_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("drs_uri", "split"))
 #: omics kinds whose files are genetic data: exporting them needs genetic-research consent
@@ -72,12 +88,15 @@ INSERT_BATCH = 5000
 
 # --- saved filters -------------------------------------------------------------------------
 
-def create_cohort(*, actor: User, name: str, level: str, filters: Any = None,
-                  description: str | None = None) -> Cohort:
+
+def create_cohort(
+    *, actor: User, name: str, level: str, filters: Any = None, description: str | None = None
+) -> Cohort:
     _check_level(level)
     query.parse_filters(filters)
-    cohort = Cohort(name=name, level=level, filters=filters or None, description=description,
-                    owner_id=actor.id)
+    cohort = Cohort(
+        name=name, level=level, filters=filters or None, description=description, owner_id=actor.id
+    )
     db.session.add(cohort)
     db.session.flush()
     return cohort
@@ -126,6 +145,7 @@ def _check_level(level: str) -> None:
 
 # --- snapshots -----------------------------------------------------------------------------
 
+
 def freeze(cohort: Cohort, *, actor: User) -> CohortSnapshot:
     """Record the cohort's members, their data objects and each object's manifest row now;
     the snapshot never changes, and its manifest is read from what was recorded."""
@@ -133,17 +153,27 @@ def freeze(cohort: Cohort, *, actor: User) -> CohortSnapshot:
     ids_stmt = query.matching_ids(level, query.parse_filters(cohort.filters), actor)
     member_ids = sorted(set(db.session.scalars(ids_stmt)))
     snapshot = CohortSnapshot(
-        cohort_id=cohort.id, level=cohort.level, filters=cohort.filters,
-        data_release=_data_release(), member_count=len(member_ids), object_count=0,
-        members_sha256="", manifest_sha256="", created_by=actor.username)
+        cohort_id=cohort.id,
+        level=cohort.level,
+        filters=cohort.filters,
+        data_release=_data_release(),
+        member_count=len(member_ids),
+        object_count=0,
+        members_sha256="",
+        manifest_sha256="",
+        created_by=actor.username,
+    )
     db.session.add(snapshot)
     db.session.flush()
-    _insert(CohortSnapshotMember, ({"snapshot_id": snapshot.id, "entity_id": i}
-                                   for i in member_ids))
+    _insert(CohortSnapshotMember, ({"snapshot_id": snapshot.id, "entity_id": i} for i in member_ids))
     objects = _live_rows(_objects_of_members(snapshot))
-    _insert(CohortSnapshotObject, ({"snapshot_id": snapshot.id, "kind": kind,
-                                    "object_id": oid, "content": content}
-                                   for (kind, oid), content in objects.items()))
+    _insert(
+        CohortSnapshotObject,
+        (
+            {"snapshot_id": snapshot.id, "kind": kind, "object_id": oid, "content": content}
+            for (kind, oid), content in objects.items()
+        ),
+    )
     snapshot.object_count = len(objects)
     ring = keyring()
     snapshot.key_id = ring.current_id
@@ -157,13 +187,13 @@ def freeze(cohort: Cohort, *, actor: User) -> CohortSnapshot:
 def _mac(key: bytes, purpose: str, snapshot: CohortSnapshot) -> Any:
     """An HMAC under *key* bound to one snapshot of one cohort, for one digest."""
     mac = hmac.new(key, digestmod=hashlib.sha256)
-    mac.update(f"cohort snapshot {purpose}\x1f{snapshot.id}\x1f{snapshot.cohort_id}\x1f"
-               f"{snapshot.level}\n".encode())
+    mac.update(
+        f"cohort snapshot {purpose}\x1f{snapshot.id}\x1f{snapshot.cohort_id}\x1f{snapshot.level}\n".encode()
+    )
     return mac
 
 
-def members_digest(snapshot: CohortSnapshot, member_ids: Iterable[int], *,
-                   key: bytes | None) -> str:
+def members_digest(snapshot: CohortSnapshot, member_ids: Iterable[int], *, key: bytes | None) -> str:
     """Keyed digest of the snapshot's sorted member ids (plain SHA-256 without *key*: a
     snapshot frozen before keyed digests)."""
     text = "\n".join(str(i) for i in sorted(member_ids)).encode()
@@ -174,8 +204,9 @@ def members_digest(snapshot: CohortSnapshot, member_ids: Iterable[int], *,
     return mac.hexdigest()
 
 
-def manifest_digest(snapshot: CohortSnapshot, objects: dict[tuple[str, int], dict[str, Any]],
-                    *, key: bytes | None) -> str:
+def manifest_digest(
+    snapshot: CohortSnapshot, objects: dict[tuple[str, int], dict[str, Any]], *, key: bytes | None
+) -> str:
     """Keyed digest of every object (kind, id) with its frozen manifest row, so that a
     repointed object or an edited row no longer matches. Without *key*: the plain SHA-256
     of the canonical manifest of a snapshot frozen before keyed digests."""
@@ -183,15 +214,15 @@ def manifest_digest(snapshot: CohortSnapshot, objects: dict[tuple[str, int], dic
         digest = hashlib.sha256()
         digest.update(("\t".join(CANONICAL_COLUMNS) + "\n").encode())
         for row in sorted(objects.values(), key=_row_order):
-            digest.update(("\t".join(_cell(row.get(c)) for c in CANONICAL_COLUMNS)
-                           + "\n").encode())
+            digest.update(("\t".join(_cell(row.get(c)) for c in CANONICAL_COLUMNS) + "\n").encode())
         return digest.hexdigest()
     mac = _mac(key, "manifest", snapshot)
     mac.update(("\t".join(("kind", "object_id", *CANONICAL_COLUMNS)) + "\n").encode())
     for kind, oid in sorted(objects):
         row = objects[(kind, oid)]
-        mac.update(("\t".join([kind, str(oid), *(_cell(row.get(c)) for c in CANONICAL_COLUMNS)])
-                    + "\n").encode())
+        mac.update(
+            ("\t".join([kind, str(oid), *(_cell(row.get(c)) for c in CANONICAL_COLUMNS)]) + "\n").encode()
+        )
     return mac.hexdigest()
 
 
@@ -228,10 +259,13 @@ def get_snapshot(snapshot_id: int, actor: User) -> CohortSnapshot:
 
 
 def member_ids(snapshot: CohortSnapshot) -> list[int]:
-    return list(db.session.scalars(
-        sa.select(CohortSnapshotMember.entity_id)
-        .where(CohortSnapshotMember.snapshot_id == snapshot.id)
-        .order_by(CohortSnapshotMember.entity_id)))
+    return list(
+        db.session.scalars(
+            sa.select(CohortSnapshotMember.entity_id)
+            .where(CohortSnapshotMember.snapshot_id == snapshot.id)
+            .order_by(CohortSnapshotMember.entity_id)
+        )
+    )
 
 
 def verify(snapshot: CohortSnapshot) -> dict[str, Any]:
@@ -243,33 +277,46 @@ def verify(snapshot: CohortSnapshot) -> dict[str, Any]:
     if snapshot.key_id is not None:
         key = keyring().keys.get(snapshot.key_id)
         if key is None:
-            return {**out, "members_ok": False, "manifest_ok": False,
-                    "problem": f"the digests are under custody key {snapshot.key_id}, which "
-                    "this instance does not know: forged with another key, or the key lost"}
+            return {
+                **out,
+                "members_ok": False,
+                "manifest_ok": False,
+                "problem": f"the digests are under custody key {snapshot.key_id}, which "
+                "this instance does not know: forged with another key, or the key lost",
+            }
     else:
-        out["problem"] = ("frozen before keyed digests: its plain SHA-256 digests can be "
-                          "recomputed by whoever can write the database, so they prove "
-                          "nothing against them; freeze the cohort again")
+        out["problem"] = (
+            "frozen before keyed digests: its plain SHA-256 digests can be "
+            "recomputed by whoever can write the database, so they prove "
+            "nothing against them; freeze the cohort again"
+        )
     objects = _rows_of(snapshot)
     out["content_frozen"] = objects is not None
     if objects is None:
         objects = _live_rows(list(frozen_objects(snapshot)))
-    return {**out, "members_ok": hmac.compare_digest(
-                members_digest(snapshot, member_ids(snapshot), key=key),
-                snapshot.members_sha256),
-            "manifest_ok": hmac.compare_digest(manifest_digest(snapshot, objects, key=key),
-                                               snapshot.manifest_sha256)}
+    return {
+        **out,
+        "members_ok": hmac.compare_digest(
+            members_digest(snapshot, member_ids(snapshot), key=key), snapshot.members_sha256
+        ),
+        "manifest_ok": hmac.compare_digest(
+            manifest_digest(snapshot, objects, key=key), snapshot.manifest_sha256
+        ),
+    }
 
 
 def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: User) -> dict[str, Any]:
     """Members only in *a*, only in *b*, and in both (ids for staff, counts for everyone)."""
     if a.level != b.level:
-        raise InvalidInput(f"snapshots at different levels ({a.level}, {b.level}) do not "
-                           "compare", field="other")
+        raise InvalidInput(
+            f"snapshots at different levels ({a.level}, {b.level}) do not compare", field="other"
+        )
     ma, mb = set(member_ids(a)), set(member_ids(b))
     removed, added = sorted(ma - mb), sorted(mb - ma)
     out: dict[str, Any] = {
-        "level": a.level, "from_snapshot": a.id, "to_snapshot": b.id,
+        "level": a.level,
+        "from_snapshot": a.id,
+        "to_snapshot": b.id,
         "added_count": query.suppress(len(added), actor),
         "removed_count": query.suppress(len(removed), actor),
         "unchanged_count": query.suppress(len(ma & mb), actor),
@@ -281,16 +328,15 @@ def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: User) -> dict[str, Any]
 
 
 def _labels(level: str, ids: list[int]) -> list[str]:
-    key = {"participants": "participant", "cases": "case", "lesions": "lesion"}.get(level,
-                                                                                    "barcode")
+    key = {"participants": "participant", "cases": "case", "lesions": "lesion"}.get(level, "barcode")
     return [row[key] for row in query.rows_for(level, ids)]
 
 
 # --- objects and manifests -----------------------------------------------------------------
 
+
 def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
-    members = (sa.select(CohortSnapshotMember.entity_id)
-               .where(CohortSnapshotMember.snapshot_id == snapshot.id))
+    members = sa.select(CohortSnapshotMember.entity_id).where(CohortSnapshotMember.snapshot_id == snapshot.id)
     level = snapshot.level
     parent = sa.orm.aliased(Specimen)
     if level == "participants":
@@ -303,22 +349,29 @@ def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
         spec_match = Specimen.lesion_id.in_(members)
         image_match = Image.lesion_id.in_(members)
     else:  # a specimen's objects include those of its aliquots and their derivatives
-        spec_match = sa.or_(Specimen.id.in_(members), Specimen.parent_id.in_(members),
-                            parent.parent_id.in_(members))
+        spec_match = sa.or_(
+            Specimen.id.in_(members), Specimen.parent_id.in_(members), parent.parent_id.in_(members)
+        )
         image_match = Image.specimen_id.in_(members)
     images = sa.select(Image.id).where(image_match)
-    return ([(kind.name, i) for kind in object_kinds()
-             for i in db.session.scalars(kind.of_specimens(spec_match, parent))]
-            + [("image", i) for i in db.session.scalars(images)])
+    return [
+        (kind.name, i)
+        for kind in object_kinds()
+        for i in db.session.scalars(kind.of_specimens(spec_match, parent))
+    ] + [("image", i) for i in db.session.scalars(images)]
 
 
 def frozen_objects(snapshot: CohortSnapshot) -> dict[tuple[str, int], dict[str, Any] | None]:
     """The snapshot's objects with the manifest row each had at the freeze (``None`` for a
     snapshot frozen before rows were kept)."""
-    return {(r.kind, r.object_id): r.content for r in db.session.execute(
-        sa.select(CohortSnapshotObject.kind, CohortSnapshotObject.object_id,
-                  CohortSnapshotObject.content)
-        .where(CohortSnapshotObject.snapshot_id == snapshot.id))}
+    return {
+        (r.kind, r.object_id): r.content
+        for r in db.session.execute(
+            sa.select(
+                CohortSnapshotObject.kind, CohortSnapshotObject.object_id, CohortSnapshotObject.content
+            ).where(CohortSnapshotObject.snapshot_id == snapshot.id)
+        )
+    }
 
 
 def _rows_of(snapshot: CohortSnapshot) -> dict[tuple[str, int], dict[str, Any]] | None:
@@ -330,8 +383,10 @@ def _rows_of(snapshot: CohortSnapshot) -> dict[tuple[str, int], dict[str, Any]] 
 
 
 def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(c) or "") for c in ("participant", "case", "lesion", "aliquot",
-                                                   "modality", "sha256", "name"))
+    return tuple(
+        str(row.get(c) or "")
+        for c in ("participant", "case", "lesion", "aliquot", "modality", "sha256", "name")
+    )
 
 
 def manifest_rows(snapshot: CohortSnapshot, *, drs_host: str = "") -> list[dict[str, Any]]:
@@ -354,53 +409,108 @@ def _live_rows(objects: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str
     """Each object's canonical manifest row from the records as they are now."""
     image_ids = [oid for kind, oid in objects if kind == "image"]
     parent = sa.orm.aliased(Specimen)
-    raw = [(kind.name, r) for kind in object_kinds()
-           for chunk in _chunks([oid for name, oid in objects if name == kind.name])
-           for r in kind.rows(chunk)]
-    images = (sa.select(Image.id, Image.modality, Image.filename, Image.size_bytes,
-                        Image.sha256, Image.case_id, Image.lesion_id, Specimen.barcode,
-                        Specimen.lineage, parent.barcode.label("parent_barcode"))
-              .outerjoin(Specimen, Specimen.id == Image.specimen_id)
-              .outerjoin(parent, parent.id == Specimen.parent_id))
-    raw_images = [r for chunk in _chunks(image_ids) for r in db.session.execute(
-        images.where(Image.id.in_(chunk)))]
+    raw = [
+        (kind.name, r)
+        for kind in object_kinds()
+        for chunk in _chunks([oid for name, oid in objects if name == kind.name])
+        for r in kind.rows(chunk)
+    ]
+    images = (
+        sa.select(
+            Image.id,
+            Image.modality,
+            Image.filename,
+            Image.size_bytes,
+            Image.sha256,
+            Image.case_id,
+            Image.lesion_id,
+            Specimen.barcode,
+            Specimen.lineage,
+            parent.barcode.label("parent_barcode"),
+        )
+        .outerjoin(Specimen, Specimen.id == Image.specimen_id)
+        .outerjoin(parent, parent.id == Specimen.parent_id)
+    )
+    raw_images = [
+        r for chunk in _chunks(image_ids) for r in db.session.execute(images.where(Image.id.in_(chunk)))
+    ]
     cases = case_facts({r.case_id for _, r in raw} | {r.case_id for r in raw_images})
     lesions = lesion_facts({r.lesion_id for _, r in raw} | {r.lesion_id for r in raw_images})
-    participants = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
-        Participant.id.in_({r.participant_id for _, r in raw}))).all())
+    participants = dict(
+        db.session.execute(
+            sa.select(Participant.id, Participant.code).where(
+                Participant.id.in_({r.participant_id for _, r in raw})
+            )
+        ).all()
+    )
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for kind, r in raw:
-        rows[(kind, r.id)] = _row(participants[r.participant_id], cases.get(r.case_id, {}),
-                                  lesions.get(r.lesion_id), r.barcode, r.lineage,
-                                  r.parent_barcode, r.modality, kind, r.name, r.size_bytes,
-                                  r.sha256)
+        rows[(kind, r.id)] = _row(
+            participants[r.participant_id],
+            cases.get(r.case_id, {}),
+            lesions.get(r.lesion_id),
+            r.barcode,
+            r.lineage,
+            r.parent_barcode,
+            r.modality,
+            kind,
+            r.name,
+            r.size_bytes,
+            r.sha256,
+        )
     for r in raw_images:
         case = cases[r.case_id]
-        rows[("image", r.id)] = _row(case["participant"], case, lesions.get(r.lesion_id),
-                                     r.barcode, r.lineage, r.parent_barcode, r.modality.value,
-                                     "image", r.filename, r.size_bytes, r.sha256)
+        rows[("image", r.id)] = _row(
+            case["participant"],
+            case,
+            lesions.get(r.lesion_id),
+            r.barcode,
+            r.lineage,
+            r.parent_barcode,
+            r.modality.value,
+            "image",
+            r.filename,
+            r.size_bytes,
+            r.sha256,
+        )
     return rows
 
 
 def _chunks(ids: list[int], size: int = 5000) -> Iterator[list[int]]:
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
-def _row(participant: str, case: dict[str, Any], lesion: dict[str, Any] | None,
-         barcode: str | None, lineage: Lineage | None, parent_barcode: str | None,
-         modality: str, kind: str, name: str, size: int, sha256: str) -> dict[str, Any]:
+def _row(
+    participant: str,
+    case: dict[str, Any],
+    lesion: dict[str, Any] | None,
+    barcode: str | None,
+    lineage: Lineage | None,
+    parent_barcode: str | None,
+    modality: str,
+    kind: str,
+    name: str,
+    size: int,
+    sha256: str,
+) -> dict[str, Any]:
     """An object's canonical manifest row (no host-dependent URI, no split)."""
     is_aliquot = lineage is not None and lineage is not Lineage.PRIMARY
     return {
-        "participant": participant, "case": case.get("code"),
+        "participant": participant,
+        "case": case.get("code"),
         "lesion": lesion["code"] if lesion else None,
         "specimen": parent_barcode if is_aliquot else barcode,
         "aliquot": barcode if is_aliquot else None,
-        "modality": modality, "object_kind": kind, "name": name,
-        "size": size, "sha256": sha256,
-        "diagnosis": case.get("disease_group"), "icd10_code": case.get("icd10_code"),
-        "breslow_mm": case.get("breslow_mm"), "ulceration": case.get("ulceration"),
+        "modality": modality,
+        "object_kind": kind,
+        "name": name,
+        "size": size,
+        "sha256": sha256,
+        "diagnosis": case.get("disease_group"),
+        "icd10_code": case.get("icd10_code"),
+        "breslow_mm": case.get("breslow_mm"),
+        "ulceration": case.get("ulceration"),
         "ajcc_stage": case.get("ajcc_stage"),
         "body_site": lesion["body_site"] if lesion else None,
     }
@@ -409,11 +519,15 @@ def _row(participant: str, case: dict[str, Any], lesion: dict[str, Any] | None,
 def snapshot_of(cohort: Any, snapshot_id: int | None, actor: User) -> CohortSnapshot:
     """The cohort's snapshot *snapshot_id*, or its newest; 409 if it was never frozen."""
     if snapshot_id is None:
-        snapshot_id = db.session.scalar(sa.select(sa.func.max(CohortSnapshot.id)).where(
-            CohortSnapshot.cohort_id == cohort.id))
+        snapshot_id = db.session.scalar(
+            sa.select(sa.func.max(CohortSnapshot.id)).where(CohortSnapshot.cohort_id == cohort.id)
+        )
         if snapshot_id is None:
-            raise Conflict("this cohort has no frozen snapshot: freeze it first "
-                           f"(POST /api/v1/cohorts/{cohort.id}/snapshots)", field="snapshot")
+            raise Conflict(
+                "this cohort has no frozen snapshot: freeze it first "
+                f"(POST /api/v1/cohorts/{cohort.id}/snapshots)",
+                field="snapshot",
+            )
     snapshot = get_snapshot(snapshot_id, actor)
     if snapshot.cohort_id != cohort.id:
         raise Conflict(f"snapshot {snapshot.id} belongs to another cohort", field="snapshot")
@@ -422,28 +536,44 @@ def snapshot_of(cohort: Any, snapshot_id: int | None, actor: User) -> CohortSnap
 
 def case_facts(ids: set[int | None]) -> dict[int, dict[str, Any]]:
     """Cases by id with the facts manifests and exports show (pseudonymous)."""
-    stmt = (sa.select(Case.id, Case.code, Case.disease_group, Case.icd10_code, Case.breslow_mm,
-                      Case.ulceration, Case.ajcc_stage, Participant.code.label("participant"))
-            .join(Participant, Participant.id == Case.participant_id)
-            .where(Case.id.in_({i for i in ids if i is not None})))
-    return {r.id: {"code": r.code, "disease_group": r.disease_group.value,
-                   "icd10_code": r.icd10_code,
-                   "breslow_mm": str(r.breslow_mm) if r.breslow_mm is not None else None,
-                   "ulceration": r.ulceration,
-                   "ajcc_stage": r.ajcc_stage.value if r.ajcc_stage else None,
-                   "participant": r.participant}
-            for r in db.session.execute(stmt)}
+    stmt = (
+        sa.select(
+            Case.id,
+            Case.code,
+            Case.disease_group,
+            Case.icd10_code,
+            Case.breslow_mm,
+            Case.ulceration,
+            Case.ajcc_stage,
+            Participant.code.label("participant"),
+        )
+        .join(Participant, Participant.id == Case.participant_id)
+        .where(Case.id.in_({i for i in ids if i is not None}))
+    )
+    return {
+        r.id: {
+            "code": r.code,
+            "disease_group": r.disease_group.value,
+            "icd10_code": r.icd10_code,
+            "breslow_mm": str(r.breslow_mm) if r.breslow_mm is not None else None,
+            "ulceration": r.ulceration,
+            "ajcc_stage": r.ajcc_stage.value if r.ajcc_stage else None,
+            "participant": r.participant,
+        }
+        for r in db.session.execute(stmt)
+    }
 
 
 def lesion_facts(ids: set[int | None]) -> dict[int, dict[str, Any]]:
     """Lesions by id: code and body site."""
     stmt = sa.select(Lesion.id, Lesion.code, Lesion.body_site).where(
-        Lesion.id.in_({i for i in ids if i is not None}))
-    return {r.id: {"code": r.code, "body_site": r.body_site.value}
-            for r in db.session.execute(stmt)}
+        Lesion.id.in_({i for i in ids if i is not None})
+    )
+    return {r.id: {"code": r.code, "body_site": r.body_site.value} for r in db.session.execute(stmt)}
 
 
 # --- exports and splits --------------------------------------------------------------------
+
 
 @dataclass
 class Export:
@@ -458,11 +588,9 @@ def check_ratios(ratios: dict[str, Any] | None) -> dict[str, float]:
         raise InvalidInput("give 2 to 5 splits", field="ratios")
     for name, value in ratios.items():
         if not SPLIT_NAME.match(name):
-            raise InvalidInput(f"split name {name!r}: lower-case letters, digits, _ (≤16)",
-                               field="ratios")
+            raise InvalidInput(f"split name {name!r}: lower-case letters, digits, _ (≤16)", field="ratios")
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-            raise InvalidInput(f"ratio of {name!r} must be a number between 0 and 1",
-                               field=f"ratios.{name}")
+            raise InvalidInput(f"ratio of {name!r} must be a number between 0 and 1", field=f"ratios.{name}")
     if abs(sum(ratios.values()) - 1) > 1e-6:
         raise InvalidInput(f"ratios add up to {sum(ratios.values()):g}, not 1", field="ratios")
     if "test" not in ratios or "train" not in ratios:
@@ -476,11 +604,12 @@ def patient_hash(salt: str, participant: str) -> str:
 
 def _unit(salt: str, participant: str) -> float:
     """The patient's place in [0, 1) under *salt*: the same in every cohort."""
-    return int(patient_hash(salt, participant)[:15], 16) / 16 ** 15
+    return int(patient_hash(salt, participant)[:15], 16) / 16**15
 
 
-def assign_splits(patients: dict[str, str], *, salt: str, ratios: dict[str, float],
-                  pinned: dict[str, str] | None = None) -> dict[str, str]:
+def assign_splits(
+    patients: dict[str, str], *, salt: str, ratios: dict[str, float], pinned: dict[str, str] | None = None
+) -> dict[str, str]:
     """A split for each patient by a threshold on the salted hash of their code: one salt
     gives a patient the same split in every cohort, whatever else the cohort holds.
 
@@ -494,8 +623,7 @@ def assign_splits(patients: dict[str, str], *, salt: str, ratios: dict[str, floa
     free = [p for p in patients if p not in pinned]
     total = len(patients)
     # What the free patients must fill so that, with the pinned ones, each split gets its share.
-    wanted = {n: max(ratios[n] * total - sum(1 for s in pinned.values() if s == n), 0.0)
-              for n in names}
+    wanted = {n: max(ratios[n] * total - sum(1 for s in pinned.values() if s == n), 0.0) for n in names}
     room = sum(wanted.values()) or 1.0
     shares = {n: wanted[n] / room for n in names} if free else ratios
     out = dict(pinned)
@@ -509,10 +637,18 @@ def assign_splits(patients: dict[str, str], *, salt: str, ratios: dict[str, floa
     return out
 
 
-def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
-           salt_family: str | None = None, ratios: dict[str, Any] | None = None,
-           stratify_by: str | None = None, keep_test: bool = True,
-           drs_host: str = "") -> Export:
+def export(
+    snapshot: CohortSnapshot,
+    *,
+    actor: User,
+    fmt: str,
+    salt: str,
+    salt_family: str | None = None,
+    ratios: dict[str, Any] | None = None,
+    stratify_by: str | None = None,
+    keep_test: bool = True,
+    drs_host: str = "",
+) -> Export:
     """A manifest of *snapshot* with a split per patient, stored with its assignments."""
     check_may_export(snapshot, actor)
     if not salt or len(salt) > 128:
@@ -530,20 +666,32 @@ def export(snapshot: CohortSnapshot, *, actor: User, fmt: str, salt: str,
     free_assignment = assign_splits(strata, salt=salt, ratios=ratios)
     leaked = sorted(p for p, split in held.items() if free_assignment[p] != split)
     if leaked and not keep_test:
-        raise Conflict(f"{len(leaked)} patient(s) in the test split of an earlier export of "
-                       f"salt family {family!r} would leave the test split",
-                       field="keep_test", patients=leaked[:20])
+        raise Conflict(
+            f"{len(leaked)} patient(s) in the test split of an earlier export of "
+            f"salt family {family!r} would leave the test split",
+            field="keep_test",
+            patients=leaked[:20],
+        )
     # Patients held out before (test, validation) keep their split; the others fill the
     # ratios around them.
     assignment = assign_splits(strata, salt=salt, ratios=ratios, pinned=held)
-    record = CohortExport(snapshot_id=snapshot.id, salt=salt, salt_family=family,
-                          ratios=ratios, stratify_by=stratify_by, format=fmt,
-                          pinned_to_test=len(leaked), exclusions=exclusions,
-                          created_by=actor.username)
+    record = CohortExport(
+        snapshot_id=snapshot.id,
+        salt=salt,
+        salt_family=family,
+        ratios=ratios,
+        stratify_by=stratify_by,
+        format=fmt,
+        pinned_to_test=len(leaked),
+        exclusions=exclusions,
+        created_by=actor.username,
+    )
     db.session.add(record)
     db.session.flush()
-    _insert(CohortExportSplit, ({"export_id": record.id, "participant": p, "split": s}
-                                for p, s in assignment.items()))
+    _insert(
+        CohortExportSplit,
+        ({"export_id": record.id, "participant": p, "split": s} for p, s in assignment.items()),
+    )
     for row in rows:
         row["split"] = assignment[row["participant"]]
     checks = split_checks(rows, family, record.id)
@@ -568,23 +716,34 @@ def get_export(export_id: int, actor: User) -> CohortExport:
 def snapshot_site_ids(snapshot: CohortSnapshot) -> set[int]:
     """The sites of the participants whose data objects (omics samples, images) the snapshot
     holds."""
-    objects = sa.select(CohortSnapshotObject.object_id).where(
-        CohortSnapshotObject.snapshot_id == snapshot.id)
-    image_sites = (sa.select(Participant.site_id)
-                   .join(Case, Case.participant_id == Participant.id)
-                   .join(Image, Image.case_id == Case.id)
-                   .where(Image.id.in_(objects.where(CohortSnapshotObject.kind == "image"))))
-    return set(db.session.scalars(sa.union(image_sites, *(
-        kind.site_ids(objects.where(CohortSnapshotObject.kind == kind.name))
-        for kind in object_kinds()))))
+    objects = sa.select(CohortSnapshotObject.object_id).where(CohortSnapshotObject.snapshot_id == snapshot.id)
+    image_sites = (
+        sa.select(Participant.site_id)
+        .join(Case, Case.participant_id == Participant.id)
+        .join(Image, Image.case_id == Case.id)
+        .where(Image.id.in_(objects.where(CohortSnapshotObject.kind == "image")))
+    )
+    return set(
+        db.session.scalars(
+            sa.union(
+                image_sites,
+                *(
+                    kind.site_ids(objects.where(CohortSnapshotObject.kind == kind.name))
+                    for kind in object_kinds()
+                ),
+            )
+        )
+    )
 
 
 def check_may_export(snapshot: CohortSnapshot, actor: User) -> None:
     """Whether *actor* may take *snapshot*'s data out: biobank managers of every site it
     holds (administrators of all), or a researcher whose approved request names it."""
     if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
-        raise PermissionDenied("manifests are exported by biobank managers; a researcher gets "
-                               "the manifest of a snapshot an approved request of theirs names")
+        raise PermissionDenied(
+            "manifests are exported by biobank managers; a researcher gets "
+            "the manifest of a snapshot an approved request of theirs names"
+        )
     check_export_sites(snapshot, actor)
 
 
@@ -598,8 +757,9 @@ def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:
     others = snapshot_site_ids(snapshot) - sites
     if others:
         raise PermissionDenied(
-            f"this snapshot holds data of {len(others)} other site(s): an administrator "
-            "exports it", field="snapshot")
+            f"this snapshot holds data of {len(others)} other site(s): an administrator exports it",
+            field="snapshot",
+        )
 
 
 def granted_snapshot_ids(actor: User) -> sa.Select:
@@ -610,41 +770,56 @@ def granted_snapshot_ids(actor: User) -> sa.Select:
     from biobank.db import utcnow
     from biobank.models import RequestSignature, RequestStatus, SampleRequest
 
-    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED,
-               RequestStatus.RECEIVED)
+    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
     since = utcnow() - dt.timedelta(days=current_app.config["DATA_ACCESS_DAYS"])
-    return (sa.select(SampleRequest.snapshot_id)
-            .join(RequestSignature, RequestSignature.request_id == SampleRequest.id)
-            .where(SampleRequest.requester_id == actor.id,
-                   SampleRequest.snapshot_id.is_not(None),
-                   SampleRequest.status.in_(granted), RequestSignature.meaning == "approved",
-                   RequestSignature.signed_at >= since))
+    return (
+        sa.select(SampleRequest.snapshot_id)
+        .join(RequestSignature, RequestSignature.request_id == SampleRequest.id)
+        .where(
+            SampleRequest.requester_id == actor.id,
+            SampleRequest.snapshot_id.is_not(None),
+            SampleRequest.status.in_(granted),
+            RequestSignature.meaning == "approved",
+            RequestSignature.signed_at >= since,
+        )
+    )
 
 
 def approved_for(actor: User, snapshot: CohortSnapshot) -> bool:
     """Whether *actor* has an approved request (or one further on) for this very snapshot."""
     from biobank.models import RequestStatus, SampleRequest
 
-    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED,
-               RequestStatus.RECEIVED)
-    return db.session.scalar(sa.select(sa.func.count()).select_from(SampleRequest).where(
-        SampleRequest.requester_id == actor.id, SampleRequest.snapshot_id == snapshot.id,
-        SampleRequest.status.in_(granted))) > 0
+    granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(SampleRequest)
+            .where(
+                SampleRequest.requester_id == actor.id,
+                SampleRequest.snapshot_id == snapshot.id,
+                SampleRequest.status.in_(granted),
+            )
+        )
+        > 0
+    )
 
 
 #: splits whose patients never move out of them in later exports of the same salt family
 HELD_OUT = ("test", "val")
 
 
-def _held_out(family: str, participants: list[str], *, except_export: int | None = None
-              ) -> dict[str, str]:
+def _held_out(family: str, participants: list[str], *, except_export: int | None = None) -> dict[str, str]:
     """The held-out split (test before validation) earlier exports of *family* gave each of
     *participants*."""
-    stmt = (sa.select(CohortExportSplit.participant, CohortExportSplit.split)
-            .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
-            .where(CohortExport.salt_family == family,
-                   CohortExportSplit.split.in_(HELD_OUT),
-                   CohortExportSplit.participant.in_(participants)))
+    stmt = (
+        sa.select(CohortExportSplit.participant, CohortExportSplit.split)
+        .join(CohortExport, CohortExport.id == CohortExportSplit.export_id)
+        .where(
+            CohortExport.salt_family == family,
+            CohortExportSplit.split.in_(HELD_OUT),
+            CohortExportSplit.participant.in_(participants),
+        )
+    )
     if except_export is not None:
         stmt = stmt.where(CohortExport.id != except_export)
     held: dict[str, str] = {}
@@ -664,24 +839,34 @@ def split_checks(rows: list[dict[str, Any]], family: str, export_id: int) -> dic
     held = _held_out(family, list(splits), except_export=export_id)
     moved = sorted(p for p, split in held.items() if splits[p] != {split})
     if in_two or moved:  # cannot happen by construction: refuse rather than ship a leak
-        raise Conflict("the split check failed", patients_in_two_splits=in_two[:20],
-                       held_out_patients_moved=moved[:20])
-    return {"patients_in_two_splits": 0, "earlier_test_patients_in_train": 0,
-            "held_out_patients_moved": 0,
-            "patients": len(splits), "rows": len(rows),
-            "per_split": {name: sum(1 for s in splits.values() if name in s)
-                          for name in sorted({r["split"] for r in rows})}}
+        raise Conflict(
+            "the split check failed", patients_in_two_splits=in_two[:20], held_out_patients_moved=moved[:20]
+        )
+    return {
+        "patients_in_two_splits": 0,
+        "earlier_test_patients_in_train": 0,
+        "held_out_patients_moved": 0,
+        "patients": len(splits),
+        "rows": len(rows),
+        "per_split": {
+            name: sum(1 for s in splits.values() if name in s) for name in sorted({r["split"] for r in rows})
+        },
+    }
 
 
-def _consented(rows: list[dict[str, Any]]
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _consented(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows whose patient consents now (withdrawals since the freeze count): research use
     for every row, genetic research for exome, RNA-Seq and methylation files. The rows left
     out are returned with their reason."""
     from biobank.services.consents import granted_scopes_by_participant
 
-    ids = dict(db.session.execute(sa.select(Participant.code, Participant.id).where(
-        Participant.code.in_({row["participant"] for row in rows}))).all())
+    ids = dict(
+        db.session.execute(
+            sa.select(Participant.code, Participant.id).where(
+                Participant.code.in_({row["participant"] for row in rows})
+            )
+        ).all()
+    )
     by_id = granted_scopes_by_participant(ids.values())
     scopes = {code: by_id.get(ident, set()) for code, ident in ids.items()}
     kept, left_out = [], []
@@ -696,13 +881,21 @@ def _consented(rows: list[dict[str, Any]]
         else:
             kept.append(row)
             continue
-        left_out.append({"participant": row["participant"], "object_kind": row["object_kind"],
-                         "modality": row["modality"], "name": row["name"],
-                         "sha256": row["sha256"], "reason": reason})
+        left_out.append(
+            {
+                "participant": row["participant"],
+                "object_kind": row["object_kind"],
+                "modality": row["modality"],
+                "name": row["name"],
+                "sha256": row["sha256"],
+                "reason": reason,
+            }
+        )
     return kept, left_out
 
 
 # --- writers -------------------------------------------------------------------------------
+
 
 def write_delimited(rows: Iterable[dict[str, Any]], delimiter: str) -> Iterator[str]:
     buffer = io.StringIO()
@@ -727,8 +920,10 @@ def write_parquet(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
     import pyarrow.parquet as pq
 
     types = {"size": pa.int64(), "ulceration": pa.bool_()}
-    schema = pa.schema([(c, types.get(c, pa.string())) for c in MANIFEST_COLUMNS],
-                       metadata={k.encode(): v.encode() for k, v in metadata.items()})
+    schema = pa.schema(
+        [(c, types.get(c, pa.string())) for c in MANIFEST_COLUMNS],
+        metadata={k.encode(): v.encode() for k, v in metadata.items()},
+    )
     columns = {c: [row.get(c) for row in rows] for c in MANIFEST_COLUMNS}
     table = pa.Table.from_pydict(columns, schema=schema)
     sink = io.BytesIO()
@@ -739,11 +934,15 @@ def write_parquet(rows: list[dict[str, Any]], metadata: dict[str, str]) -> bytes
 def export_metadata(result: Export, snapshot: CohortSnapshot) -> dict[str, str]:
     record = result.record
     return {
-        "export_id": str(record.id), "snapshot_id": str(snapshot.id),
-        "data_release": snapshot.data_release, "manifest_sha256": snapshot.manifest_sha256,
+        "export_id": str(record.id),
+        "snapshot_id": str(snapshot.id),
+        "data_release": snapshot.data_release,
+        "manifest_sha256": snapshot.manifest_sha256,
         "snapshot_key_id": snapshot.key_id or "",
-        "salt_family": record.salt_family, "ratios": json.dumps(record.ratios),
-        "stratify_by": record.stratify_by or "", "checks": json.dumps(result.checks),
+        "salt_family": record.salt_family,
+        "ratios": json.dumps(record.ratios),
+        "stratify_by": record.stratify_by or "",
+        "checks": json.dumps(result.checks),
         "exclusions": json.dumps(record.exclusions or []),
         "created_at": (record.created_at or dt.datetime.now(dt.UTC)).isoformat(),
     }
@@ -756,8 +955,11 @@ def deliver(result: Export, snapshot: CohortSnapshot) -> bytes:
     if fmt == "parquet":
         body = write_parquet(result.rows, export_metadata(result, snapshot))
     else:
-        parts = (write_jsonl(result.rows) if fmt == "jsonl" else
-                 write_delimited(result.rows, "\t" if fmt == "tsv" else ","))
+        parts = (
+            write_jsonl(result.rows)
+            if fmt == "jsonl"
+            else write_delimited(result.rows, "\t" if fmt == "tsv" else ",")
+        )
         body = "".join(parts).encode()
     result.record.manifest_sha256 = hashlib.sha256(body).hexdigest()
     db.session.flush()

@@ -24,8 +24,9 @@ def _check_links(participant: Participant, case_id: int | None, lesion_id: int |
     if case_id is not None:
         case = db.session.get(Case, case_id)
         if case is None or case.participant_id != participant.id:
-            raise InvalidInput(f"case {case_id} is not a case of participant {participant.code}",
-                               field="case_id")
+            raise InvalidInput(
+                f"case {case_id} is not a case of participant {participant.code}", field="case_id"
+            )
     if lesion_id is not None:
         lesion = db.session.get(Lesion, lesion_id)
         if lesion is None or lesion.case.participant_id != participant.id:
@@ -37,8 +38,7 @@ def _check_links(participant: Participant, case_id: int | None, lesion_id: int |
             raise InvalidInput(f"lesion {lesion_id} belongs to another case", field="lesion_id")
 
 
-def record_collection(*, actor: User, participant_id: int, site_id: int,
-                      **fields: Any) -> CollectionEvent:
+def record_collection(*, actor: User, participant_id: int, site_id: int, **fields: Any) -> CollectionEvent:
     """Record a visit at which specimens were collected."""
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
     check_site(actor, site_id)
@@ -49,10 +49,12 @@ def record_collection(*, actor: User, participant_id: int, site_id: int,
     return event
 
 
-def update_collection_event(event: CollectionEvent, changes: dict[str, Any], *,
-                            actor: User) -> CollectionEvent:
-    _check_links(event.participant, changes.get("case_id", event.case_id),
-                 changes.get("lesion_id", event.lesion_id))
+def update_collection_event(
+    event: CollectionEvent, changes: dict[str, Any], *, actor: User
+) -> CollectionEvent:
+    _check_links(
+        event.participant, changes.get("case_id", event.case_id), changes.get("lesion_id", event.lesion_id)
+    )
     if "site_id" in changes:
         check_site(actor, changes["site_id"])
     apply_changes(event, changes)

@@ -37,8 +37,7 @@ class ScopeUndeclared(RuntimeError):
 _SITE_PATHS: dict[type, Callable[[], tuple[Any, list[tuple[Any, Any]]]] | None] = {}
 
 
-def register_site_path(model: type,
-                       path: Callable[[], tuple[Any, list[tuple[Any, Any]]]] | None) -> None:
+def register_site_path(model: type, path: Callable[[], tuple[Any, list[tuple[Any, Any]]]] | None) -> None:
     """Declare how rows of *model* belong to a site (``None``: shared by every site)."""
     _SITE_PATHS[model] = path
 
@@ -52,10 +51,17 @@ for _model in (Participant, CollectionEvent, Specimen, StorageContainer):
     register_site_path(_model, lambda m=_model: (m.site_id, []))
 register_site_path(Case, _participant_path(Case))
 register_site_path(ConsentResponse, _participant_path(ConsentResponse))
-register_site_path(Lesion, lambda: (Participant.site_id, [
-    (Case, Lesion.case_id == Case.id), (Participant, Case.participant_id == Participant.id)]))
-register_site_path(RackScan, lambda: (StorageContainer.site_id, [
-    (StorageContainer, RackScan.container_id == StorageContainer.id)]))
+register_site_path(
+    Lesion,
+    lambda: (
+        Participant.site_id,
+        [(Case, Lesion.case_id == Case.id), (Participant, Case.participant_id == Participant.id)],
+    ),
+)
+register_site_path(
+    RackScan,
+    lambda: (StorageContainer.site_id, [(StorageContainer, RackScan.container_id == StorageContainer.id)]),
+)
 register_site_path(Study, None)
 
 
@@ -64,8 +70,10 @@ def site_column(model: type) -> tuple[Any, list[tuple[Any, Any]]]:
     ``(None, [])`` for data every site shares. Raises ``ScopeUndeclared`` for a model that
     declared nothing."""
     if model not in _SITE_PATHS:
-        raise ScopeUndeclared(f"{model.__name__} does not declare how it belongs to a site "
-                              "(register_site_path): its rows cannot be scoped")
+        raise ScopeUndeclared(
+            f"{model.__name__} does not declare how it belongs to a site "
+            "(register_site_path): its rows cannot be scoped"
+        )
     path = _SITE_PATHS[model]
     return path() if path is not None else (None, [])
 
@@ -81,8 +89,9 @@ def visible(stmt: sa.Select, model: type, actor: User) -> sa.Select:
     return stmt.where(column.in_(sorted(sites)))
 
 
-def get_visible(model: type[M], ident: Any, actor: User, *, field: str | None = None,
-                lock: bool = False) -> M:
+def get_visible(
+    model: type[M], ident: Any, actor: User, *, field: str | None = None, lock: bool = False
+) -> M:
     """Load one row the actor may see, or raise ``NotFound`` (another site's row is 'not found'
     too, so ids of other sites' data are not revealed). With *field*, a missing reference is
     an ``InvalidInput`` naming that field instead."""
@@ -112,8 +121,7 @@ def apply_changes(obj: Any, changes: dict[str, Any]) -> None:
         setattr(obj, key, value)
 
 
-def ensure_unique(model: type, column: Any, value: Any, *, field: str,
-                  exclude_id: int | None = None) -> None:
+def ensure_unique(model: type, column: Any, value: Any, *, field: str, exclude_id: int | None = None) -> None:
     """Raise a 409 naming *field* when *value* is taken (the unique constraint still decides
     races; this gives the common case a precise message without a failed flush)."""
     from biobank.errors import Conflict

@@ -35,16 +35,14 @@ def record_consent(*, actor: User, participant_id: int, tier_id: int, **fields: 
             field="tier_id",
         )
     if any(c.tier_id == tier_id for c in participant.consents):
-        raise Conflict("this participant already answered this tier; update it instead",
-                       field="tier_id")
+        raise Conflict("this participant already answered this tier; update it instead", field="tier_id")
     response = ConsentResponse(participant=participant, tier=tier, **fields)
     db.session.add(response)
     db.session.flush()
     return response
 
 
-def update_consent(response: ConsentResponse, changes: dict[str, Any], *,
-                   actor: User) -> ConsentResponse:
+def update_consent(response: ConsentResponse, changes: dict[str, Any], *, actor: User) -> ConsentResponse:
     """Change an answer or withdraw it. A withdrawal is final: it cannot be undone."""
     if response.withdrawn_at is not None:
         raise InvalidState("consent was withdrawn; record a new consent form instead")
@@ -66,9 +64,12 @@ def granted_scopes_by_participant(participant_ids: Iterable[int]) -> dict[int, s
     rows = db.session.execute(
         sa.select(ConsentResponse.participant_id, ConsentTier.scope)
         .join(ConsentTier, ConsentTier.id == ConsentResponse.tier_id)
-        .where(ConsentResponse.participant_id.in_(set(participant_ids)),
-               ConsentResponse.decision == ConsentDecision.YES,
-               ConsentResponse.withdrawn_at.is_(None)))
+        .where(
+            ConsentResponse.participant_id.in_(set(participant_ids)),
+            ConsentResponse.decision == ConsentDecision.YES,
+            ConsentResponse.withdrawn_at.is_(None),
+        )
+    )
     scopes: dict[int, set[ConsentScope]] = defaultdict(set)
     for participant, scope in rows:
         scopes[participant].add(scope)
@@ -80,6 +81,13 @@ def has_withdrawn(participant: Participant) -> bool:
     are already loaded: the scan path needs the answer, not the records)."""
     if "consents" not in sa.inspect(participant).unloaded:
         return any(c.withdrawn_at is not None for c in participant.consents)
-    return bool(db.session.scalar(sa.select(sa.exists().where(
-        ConsentResponse.participant_id == participant.id,
-        ConsentResponse.withdrawn_at.is_not(None)))))
+    return bool(
+        db.session.scalar(
+            sa.select(
+                sa.exists().where(
+                    ConsentResponse.participant_id == participant.id,
+                    ConsentResponse.withdrawn_at.is_not(None),
+                )
+            )
+        )
+    )

@@ -24,11 +24,21 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _legacy_content(*, barcode: str, seq: int, event_type: CustodyEventType,
-                    occurred_at: dt.datetime, recorded_at: dt.datetime, actor_name: str,
-                    from_location: str | None, to_location: str | None,
-                    details: dict[str, Any] | None, client_event_id: str | None,
-                    prev_hash: str | None, **_ignored: Any) -> dict[str, Any]:
+def _legacy_content(
+    *,
+    barcode: str,
+    seq: int,
+    event_type: CustodyEventType,
+    occurred_at: dt.datetime,
+    recorded_at: dt.datetime,
+    actor_name: str,
+    from_location: str | None,
+    to_location: str | None,
+    details: dict[str, Any] | None,
+    client_event_id: str | None,
+    prev_hash: str | None,
+    **_ignored: Any,
+) -> dict[str, Any]:
     return {
         "specimen": barcode,
         "seq": seq,
@@ -45,8 +55,7 @@ def _legacy_content(*, barcode: str, seq: int, event_type: CustodyEventType,
 
 
 def _canonical(content: dict[str, Any]) -> bytes:
-    return json.dumps(content, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def content_hash(**fields: Any) -> str:
@@ -90,18 +99,30 @@ def event_hash(event: CustodyEvent, *, barcode: str, digester: Digester | None =
     return digester.digest(
         specimen_id=event.specimen_id if event.specimen_id is not None else event.specimen.id,
         actor_id=event.actor_id if event.actor_id is not None else getattr(event.actor, "id", None),
-        barcode=barcode, seq=event.seq, event_type=event.event_type,
-        occurred_at=event.occurred_at, recorded_at=event.recorded_at,
-        actor_name=event.actor_name, from_location=event.from_location,
-        to_location=event.to_location, details=event.details,
-        client_event_id=event.client_event_id, prev_hash=event.prev_hash,
+        barcode=barcode,
+        seq=event.seq,
+        event_type=event.event_type,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        actor_name=event.actor_name,
+        from_location=event.from_location,
+        to_location=event.to_location,
+        details=event.details,
+        client_event_id=event.client_event_id,
+        prev_hash=event.prev_hash,
     )
 
 
-def chain_rows(*, specimen_id: int, barcode: str, actor_id: int | None, actor_name: str,
-               events: list[tuple[CustodyEventType, dt.datetime, dict[str, Any]]],
-               recorded_at: dt.datetime | None = None,
-               digester: Digester | None = None) -> list[dict[str, Any]]:
+def chain_rows(
+    *,
+    specimen_id: int,
+    barcode: str,
+    actor_id: int | None,
+    actor_name: str,
+    events: list[tuple[CustodyEventType, dt.datetime, dict[str, Any]]],
+    recorded_at: dt.datetime | None = None,
+    digester: Digester | None = None,
+) -> list[dict[str, Any]]:
     """Custody rows for a specimen written in bulk (demo data, imports), chained in time
     order under the custody key. Each event is ``(type, occurred_at, {from_location,
     to_location, details})``; ``recorded_at`` defaults to the time each event occurred."""
@@ -109,11 +130,21 @@ def chain_rows(*, specimen_id: int, barcode: str, actor_id: int | None, actor_na
     prev = None
     chain = []
     for seq, (kind, at, more) in enumerate(sorted(events, key=lambda e: e[1]), start=1):
-        row = {"specimen_id": specimen_id, "seq": seq, "event_type": kind,
-               "occurred_at": at, "recorded_at": recorded_at or at, "actor_id": actor_id,
-               "actor_name": actor_name, "from_location": more.get("from_location"),
-               "to_location": more.get("to_location"), "details": more.get("details", {}),
-               "client_event_id": None, "prev_hash": prev, "key_id": digester.key_id}
+        row = {
+            "specimen_id": specimen_id,
+            "seq": seq,
+            "event_type": kind,
+            "occurred_at": at,
+            "recorded_at": recorded_at or at,
+            "actor_id": actor_id,
+            "actor_name": actor_name,
+            "from_location": more.get("from_location"),
+            "to_location": more.get("to_location"),
+            "details": more.get("details", {}),
+            "client_event_id": None,
+            "prev_hash": prev,
+            "key_id": digester.key_id,
+        }
         row["hash"] = digester.digest(barcode=barcode, **row)
         chain.append(row)
         prev = row["hash"]
@@ -132,17 +163,26 @@ def lock_specimens(specimens: Iterable[Specimen]) -> None:
     for start in range(0, len(ids), 1000):
         rows = db.session.execute(
             sa.select(Specimen.id, Specimen.custody_seq, Specimen.custody_head)
-            .where(Specimen.id.in_(ids[start:start + 1000])).order_by(Specimen.id)
-            .with_for_update())
+            .where(Specimen.id.in_(ids[start : start + 1000]))
+            .order_by(Specimen.id)
+            .with_for_update()
+        )
         for ident, seq, head in rows:
             set_committed_value(by_id[ident], "custody_seq", seq)
             set_committed_value(by_id[ident], "custody_head", head)
 
 
-def _append(specimen: Specimen, event_type: CustodyEventType, *, actor: User | None,
-            occurred_at: dt.datetime | None = None, from_location: str | None = None,
-            to_location: str | None = None, details: dict[str, Any] | None = None,
-            client_event_id: str | None = None) -> CustodyEvent:
+def _append(
+    specimen: Specimen,
+    event_type: CustodyEventType,
+    *,
+    actor: User | None,
+    occurred_at: dt.datetime | None = None,
+    from_location: str | None = None,
+    to_location: str | None = None,
+    details: dict[str, Any] | None = None,
+    client_event_id: str | None = None,
+) -> CustodyEvent:
     """A new event at the head of *specimen*'s chain (locked by the caller), not yet
     flushed; the specimen's head moves to it."""
     if specimen.id is None:  # the digest covers the specimen's id
@@ -191,16 +231,24 @@ def record_custody_event(
     """
     if specimen.id is not None and not locked:
         lock_specimens([specimen])
-    event = _append(specimen, event_type, actor=actor, occurred_at=occurred_at,
-                    from_location=from_location, to_location=to_location, details=details,
-                    client_event_id=client_event_id)
+    event = _append(
+        specimen,
+        event_type,
+        actor=actor,
+        occurred_at=occurred_at,
+        from_location=from_location,
+        to_location=to_location,
+        details=details,
+        client_event_id=client_event_id,
+    )
     db.session.flush()
     signals.custody_recorded.send(specimen, event=event, actor=actor)
     return event
 
 
-def record_custody_events(entries: Iterable[tuple[Specimen, CustodyEventType, dict[str, Any]]],
-                          *, actor: User | None) -> list[CustodyEvent]:
+def record_custody_events(
+    entries: Iterable[tuple[Specimen, CustodyEventType, dict[str, Any]]], *, actor: User | None
+) -> list[CustodyEvent]:
     """Append one event to each of many chains (a rack confirmed, a box moved, a freezer
     evacuated, a parcel shipped): the specimens are locked in one query and the events
     written in one flush, instead of four statements per tube. Each entry is
@@ -217,17 +265,24 @@ def record_custody_events(entries: Iterable[tuple[Specimen, CustodyEventType, di
 def list_custody_events(specimen: Specimen) -> list[CustodyEvent]:
     return list(
         db.session.scalars(
-            sa.select(CustodyEvent)
-            .where(CustodyEvent.specimen_id == specimen.id)
-            .order_by(CustodyEvent.seq)
+            sa.select(CustodyEvent).where(CustodyEvent.specimen_id == specimen.id).order_by(CustodyEvent.seq)
         )
     )
 
 
 #: specimen fields a scan may change, kept on its event (``details["before"]``) so that a
 #: mistaken scan can be corrected
-RESTORABLE = ("status", "quantity", "site_id", "container_id", "pos_row", "pos_col",
-              "freeze_thaw_count", "received_at", "frozen_at")
+RESTORABLE = (
+    "status",
+    "quantity",
+    "site_id",
+    "container_id",
+    "pos_row",
+    "pos_col",
+    "freeze_thaw_count",
+    "received_at",
+    "frozen_at",
+)
 
 
 def state_snapshot(specimen: Specimen) -> dict[str, Any]:
@@ -265,8 +320,9 @@ def restore_state(specimen: Specimen, state: dict[str, Any]) -> None:
 def correctable_event(events: list[CustodyEvent]) -> CustodyEvent | None:
     """The event of a chain (oldest first) that a correction would undo now: the latest one
     in force, if it kept the state before it."""
-    corrected = {e.details.get("corrects_event_id") for e in events
-                 if e.event_type is CustodyEventType.CORRECTED}
+    corrected = {
+        e.details.get("corrects_event_id") for e in events if e.event_type is CustodyEventType.CORRECTED
+    }
     for event in reversed(events):
         if event.event_type is CustodyEventType.CORRECTED or event.id in corrected:
             continue

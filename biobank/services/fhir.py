@@ -78,12 +78,25 @@ SNAPSHOT_SYSTEM = "urn:biobank-lims:cohort-snapshot"
 ICDO3_SYSTEM = "http://terminology.hl7.org/CodeSystem/icd-o-3"
 MATERIAL_SYSTEM = "https://directory.bbmri-eric.eu/api/fdp/MaterialType"
 GENDER = {Sex.FEMALE: "female", Sex.MALE: "male", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
-UCUM_CODES = {"mL": "mL", "uL": "uL", "g": "g", "mg": "mg", "ug": "ug", "ng": "ng",
-              "cells": "{cells}", "count": "1"}
+UCUM_CODES = {
+    "mL": "mL",
+    "uL": "uL",
+    "g": "g",
+    "mg": "mg",
+    "ug": "ug",
+    "ng": "ng",
+    "cells": "{cells}",
+    "count": "1",
+}
 #: storage temperatures as MIABIS names them
-TEMPERATURE_TEXT = {"RT": "room temperature", "2to10": "2 °C to 10 °C",
-                    "-18to-35": "−18 °C to −35 °C", "-60to-85": "−60 °C to −85 °C",
-                    "LN": "liquid nitrogen, −150 °C to −196 °C", "Other": "another temperature"}
+TEMPERATURE_TEXT = {
+    "RT": "room temperature",
+    "2to10": "2 °C to 10 °C",
+    "-18to-35": "−18 °C to −35 °C",
+    "-60to-85": "−60 °C to −85 °C",
+    "LN": "liquid nitrogen, −150 °C to −196 °C",
+    "Other": "another temperature",
+}
 DEFAULT_COUNT, MAX_COUNT = 50, 500
 
 
@@ -120,13 +133,13 @@ def made_by(specimens: list[Specimen]) -> dict[int, dict[str, Any]]:
     events = db.session.execute(
         sa.select(CustodyEvent.event_type, CustodyEvent.details).where(
             CustodyEvent.specimen_id.in_({s.parent_id for s in specimens if s.parent_id}),
-            CustodyEvent.event_type.in_([CustodyEventType.DERIVED,
-                                         CustodyEventType.ALIQUOTED])))
+            CustodyEvent.event_type.in_([CustodyEventType.DERIVED, CustodyEventType.ALIQUOTED]),
+        )
+    )
     for kind, details in events:
         for barcode in (details or {}).get("children", []):
             if barcode in children:
-                found[children[barcode]] = {"kind": kind.value,
-                                            **((details or {}).get("processing") or {})}
+                found[children[barcode]] = {"kind": kind.value, **((details or {}).get("processing") or {})}
     return found
 
 
@@ -137,8 +150,11 @@ def _step(made: dict[str, Any]) -> dict[str, Any]:
         words.append(f"at {made['temperature']}")
     kit = made.get("kit") or {}
     if kit.get("gtin") or made.get("kit_lot"):
-        words.append(f"kit {kit.get('gtin') or ''} lot {kit.get('lot') or made.get('kit_lot')}"
-                     .replace("kit  lot", "kit lot"))
+        words.append(
+            f"kit {kit.get('gtin') or ''} lot {kit.get('lot') or made.get('kit_lot')}".replace(
+                "kit  lot", "kit lot"
+            )
+        )
     step: dict[str, Any] = {"description": ", ".join(words)}
     started, ended = _datetime(made.get("started_at")), _datetime(made.get("ended_at"))
     if started and ended:
@@ -148,29 +164,42 @@ def _step(made: dict[str, Any]) -> dict[str, Any]:
     return step
 
 
-def specimen_resource(specimen: Specimen, visit: Any = None,
-                      participant_code: str | None = None,
-                      containers: dict[int, StorageContainer] | None = None,
-                      made: dict[str, Any] | None = None) -> dict[str, Any]:
+def specimen_resource(
+    specimen: Specimen,
+    visit: Any = None,
+    participant_code: str | None = None,
+    containers: dict[int, StorageContainer] | None = None,
+    made: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One specimen as an R4 ``Specimen`` (its visit, participant code and the storage units
     by id may be given, as the bulk export reads them for many tubes at once)."""
     code, display = snomed_sample_type(specimen.material_type.value)
     resource: dict[str, Any] = {
-        "resourceType": "Specimen", "id": str(specimen.id),
+        "resourceType": "Specimen",
+        "id": str(specimen.id),
         "meta": {"lastUpdated": _instant(specimen.updated_at)},
         "identifier": [{"system": BARCODE_SYSTEM, "value": specimen.barcode}],
         "accessionIdentifier": {"system": BARCODE_SYSTEM, "value": specimen.barcode},
         "status": specimen.status.fhir_status,
-        "type": {"coding": [{"system": SNOMED, "code": code, "display": display},
-                            {"system": MATERIAL_SYSTEM, "code": specimen.material_type.value}],
-                 "text": specimen.material_type.value.replace("_", " ").capitalize()},
-        "subject": {"reference": f"Patient/{specimen.participant_id}",
-                    "identifier": {"system": PARTICIPANT_SYSTEM,
-                                   "value": participant_code or specimen.participant.code}},
+        "type": {
+            "coding": [
+                {"system": SNOMED, "code": code, "display": display},
+                {"system": MATERIAL_SYSTEM, "code": specimen.material_type.value},
+            ],
+            "text": specimen.material_type.value.replace("_", " ").capitalize(),
+        },
+        "subject": {
+            "reference": f"Patient/{specimen.participant_id}",
+            "identifier": {
+                "system": PARTICIPANT_SYSTEM,
+                "value": participant_code or specimen.participant.code,
+            },
+        },
     }
     if specimen.manufacturer_barcode:
-        resource["identifier"].append({"value": specimen.manufacturer_barcode,
-                                       "type": {"text": "manufacturer's tube barcode"}})
+        resource["identifier"].append(
+            {"value": specimen.manufacturer_barcode, "type": {"text": "manufacturer's tube barcode"}}
+        )
     if specimen.received_at:
         resource["receivedTime"] = _instant(specimen.received_at)
     if specimen.parent_id is not None:
@@ -191,16 +220,24 @@ def specimen_resource(specimen: Specimen, visit: Any = None,
     if specimen.sprec_code:
         processing.append({"description": f"SPREC {specimen.sprec_code}"})
     if specimen.processed_at and not made:
-        processing.append({"description": "processed (centrifugation or fixation)",
-                           "timeDateTime": _instant(specimen.processed_at)})
+        processing.append(
+            {
+                "description": "processed (centrifugation or fixation)",
+                "timeDateTime": _instant(specimen.processed_at),
+            }
+        )
     if specimen.frozen_at:
         processing.append({"description": "frozen", "timeDateTime": _instant(specimen.frozen_at)})
     if processing:
         resource["processing"] = processing
     container: dict[str, Any] = {}
-    box = (None if specimen.container_id is None
-           else containers[specimen.container_id] if containers is not None
-           else specimen.container)
+    box = (
+        None
+        if specimen.container_id is None
+        else containers[specimen.container_id]
+        if containers is not None
+        else specimen.container
+    )
     if box is not None:
         place = box.name
         if specimen.pos_row is not None:
@@ -210,8 +247,7 @@ def specimen_resource(specimen: Specimen, visit: Any = None,
             container["identifier"] = [{"value": box.barcode}]
         cold = box.effective_temperature()
         if cold is not None:
-            container["type"] = {"text": "stored at " + TEMPERATURE_TEXT.get(cold.value,
-                                                                              cold.value)}
+            container["type"] = {"text": "stored at " + TEMPERATURE_TEXT.get(cold.value, cold.value)}
     left = _quantity(specimen.quantity, specimen.unit)
     if left:
         container["specimenQuantity"] = left
@@ -226,7 +262,8 @@ def patient_resource(participant: Participant, actor: User | None) -> dict[str, 
     """A participant as an R4 ``Patient``: pseudonymous unless *actor* may see the
     identifying record (without an actor, always pseudonymous)."""
     resource: dict[str, Any] = {
-        "resourceType": "Patient", "id": str(participant.id),
+        "resourceType": "Patient",
+        "id": str(participant.id),
         "meta": {"lastUpdated": _instant(participant.updated_at)},
         "identifier": [{"system": PARTICIPANT_SYSTEM, "value": participant.code}],
         "gender": GENDER[participant.sex],
@@ -234,15 +271,20 @@ def patient_resource(participant: Participant, actor: User | None) -> dict[str, 
     phi = participant.phi if actor is not None and actor.may_see_phi() else None
     if phi is not None:
         if phi.medical_record_number:
-            resource["identifier"].append({"system": MRN_SYSTEM,
-                                           "value": phi.medical_record_number,
-                                           "type": {"coding": [{
-                                               "system": "http://terminology.hl7.org/"
-                                                         "CodeSystem/v2-0203",
-                                               "code": "MR"}]}})
-        name = {k: v for k, v in (("family", phi.family_name),
-                                  ("given", [phi.given_name] if phi.given_name else None))
-                if v}
+            resource["identifier"].append(
+                {
+                    "system": MRN_SYSTEM,
+                    "value": phi.medical_record_number,
+                    "type": {
+                        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
+                    },
+                }
+            )
+        name = {
+            k: v
+            for k, v in (("family", phi.family_name), ("given", [phi.given_name] if phi.given_name else None))
+            if v
+        }
         if name:
             resource["name"] = [name]
         if phi.birth_date:
@@ -264,29 +306,40 @@ def condition_resource(case: Case) -> dict[str, Any]:
             morphology["display"] = ICDO3_MORPHOLOGY_TERMS[case.icdo3_morphology]
         codings.append(morphology)
     resource: dict[str, Any] = {
-        "resourceType": "Condition", "id": str(case.id),
+        "resourceType": "Condition",
+        "id": str(case.id),
         "meta": {"lastUpdated": _instant(case.updated_at)},
         "identifier": [{"system": CASE_SYSTEM, "value": case.code}],
         "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "encounter-diagnosis"}]}],
-        "code": {"coding": codings,
-                 "text": case.disease_group.value.replace("_", " ").capitalize()},
+        "code": {"coding": codings, "text": case.disease_group.value.replace("_", " ").capitalize()},
         "subject": {"reference": f"Patient/{case.participant_id}"},
     }
     if case.diagnosis_date:
         resource["recordedDate"] = case.diagnosis_date.isoformat()
     if case.ajcc_stage is not None:
-        resource["stage"] = [{"summary": {"coding": [{
-            "system": NCIT_SYSTEM, "code": AJCC8[case.ajcc_stage],
-            "display": f"Pathologic Stage {case.ajcc_stage.value} Cutaneous Melanoma AJCC v8"}],
-            "text": f"AJCC 8 stage {case.ajcc_stage.value}"}}]
+        resource["stage"] = [
+            {
+                "summary": {
+                    "coding": [
+                        {
+                            "system": NCIT_SYSTEM,
+                            "code": AJCC8[case.ajcc_stage],
+                            "display": f"Pathologic Stage {case.ajcc_stage.value} Cutaneous Melanoma AJCC v8",
+                        }
+                    ],
+                    "text": f"AJCC 8 stage {case.ajcc_stage.value}",
+                }
+            }
+        ]
     sites: list[dict[str, Any]] = []
     if case.icdo3_topography:
         topography = {"system": ICDO3_SYSTEM, "code": case.icdo3_topography}
         if case.icdo3_topography in ICDO3_TOPOGRAPHY_TERMS:
             topography["display"] = ICDO3_TOPOGRAPHY_TERMS[case.icdo3_topography]
         sites.append({"coding": [topography]})
-    sites += [{"text": site} for site in
-              sorted({le.body_site.value.replace("_", " ") for le in case.lesions})]
+    sites += [
+        {"text": site} for site in sorted({le.body_site.value.replace("_", " ") for le in case.lesions})
+    ]
     if sites:
         resource["bodySite"] = sites
     notes = []
@@ -302,7 +355,8 @@ def condition_resource(case: Case) -> dict[str, Any]:
 def body_structure_resource(lesion: Lesion) -> dict[str, Any]:
     """A lesion as an R4 ``BodyStructure`` of its case's patient."""
     resource: dict[str, Any] = {
-        "resourceType": "BodyStructure", "id": str(lesion.id),
+        "resourceType": "BodyStructure",
+        "id": str(lesion.id),
         "meta": {"lastUpdated": _instant(lesion.updated_at)},
         "identifier": [{"system": LESION_SYSTEM, "value": lesion.code}],
         "location": {"text": lesion.body_site.value.replace("_", " ")},
@@ -324,27 +378,48 @@ def consent_resource(consent: ConsentResponse) -> dict[str, Any]:
     deny of the tier's scope (with its GA4GH DUO term), inactive once withdrawn."""
     tier = consent.tier
     yes = consent.decision is ConsentDecision.YES
-    status = ("inactive" if consent.withdrawn_at else "active" if yes
-              else "rejected" if consent.decision is ConsentDecision.NO else "proposed")
+    status = (
+        "inactive"
+        if consent.withdrawn_at
+        else "active"
+        if yes
+        else "rejected"
+        if consent.decision is ConsentDecision.NO
+        else "proposed"
+    )
     coding = [{"system": CONSENT_SCOPE_SYSTEM, "code": tier.scope.value}]
     if tier.scope.duo:
         coding.append({"system": DUO_SYSTEM, "code": tier.scope.duo})
-    provision: dict[str, Any] = {"type": "permit" if yes else "deny",
-                                 "code": [{"coding": coding, "text": tier.statement}]}
+    provision: dict[str, Any] = {
+        "type": "permit" if yes else "deny",
+        "code": [{"coding": coding, "text": tier.statement}],
+    }
     if consent.withdrawn_at:
         provision["period"] = {"end": _instant(consent.withdrawn_at)}
     return {
-        "resourceType": "Consent", "id": str(consent.id),
+        "resourceType": "Consent",
+        "id": str(consent.id),
         "meta": {"lastUpdated": _instant(consent.updated_at)},
         "status": status,
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                              "code": "research"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}],
-                      "text": f"{tier.study.code}: {tier.code}"}],
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}]
+        },
+        "category": [
+            {
+                "coding": [{"system": "http://loinc.org", "code": "59284-0"}],
+                "text": f"{tier.study.code}: {tier.code}",
+            }
+        ],
         "patient": {"reference": f"Patient/{consent.participant_id}"},
         "dateTime": consent.signed_on.isoformat(),
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                   "code": "OPTIN" if yes else "OPTOUT"}]},
+        "policyRule": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "OPTIN" if yes else "OPTOUT",
+                }
+            ]
+        },
         "provision": provision,
     }
 
@@ -354,16 +429,19 @@ def media_resource(image: Image, base: str) -> dict[str, Any]:
     object."""
     host = base.split("://", 1)[-1]
     resource: dict[str, Any] = {
-        "resourceType": "Media", "id": str(image.id),
+        "resourceType": "Media",
+        "id": str(image.id),
         "identifier": [{"system": "urn:ietf:rfc:3986", "value": f"drs://{host}/{image.sha256}"}],
         "status": "completed",
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type",
-                             "code": "image"}]},
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type", "code": "image"}]},
         "modality": {"text": image.modality.value.replace("_", " ")},
         "subject": {"reference": f"Patient/{image.case.participant_id}"},
-        "content": {"contentType": image.mime_type, "size": image.size_bytes,
-                    "title": image.filename,
-                    "url": f"{base}/ga4gh/drs/v1/objects/{image.sha256}/content"},
+        "content": {
+            "contentType": image.mime_type,
+            "size": image.size_bytes,
+            "title": image.filename,
+            "url": f"{base}/ga4gh/drs/v1/objects/{image.sha256}/content",
+        },
     }
     if image.lesion is not None:
         resource["bodySite"] = {"text": image.lesion.body_site.value.replace("_", " ")}
@@ -380,31 +458,42 @@ def group_resource(snapshot: Any, actor: User) -> dict[str, Any]:
 
     cohort = snapshot.cohort
     resource: dict[str, Any] = {
-        "resourceType": "Group", "id": str(snapshot.id),
+        "resourceType": "Group",
+        "id": str(snapshot.id),
         "identifier": [{"system": SNAPSHOT_SYSTEM, "value": f"{cohort.id}/{snapshot.id}"}],
-        "type": "person", "actual": True, "name": cohort.name,
+        "type": "person",
+        "actual": True,
+        "name": cohort.name,
         "characteristic": [
-            {"code": {"text": "level"}, "valueCodeableConcept": {"text": snapshot.level},
-             "exclude": False},
-            {"code": {"text": "cohort query (GDC filters)"},
-             "valueCodeableConcept": {"text": json.dumps(snapshot.filters, sort_keys=True)},
-             "exclude": False},
-            {"code": {"text": "data release"},
-             "valueCodeableConcept": {"text": snapshot.data_release}, "exclude": False}],
+            {"code": {"text": "level"}, "valueCodeableConcept": {"text": snapshot.level}, "exclude": False},
+            {
+                "code": {"text": "cohort query (GDC filters)"},
+                "valueCodeableConcept": {"text": json.dumps(snapshot.filters, sort_keys=True)},
+                "exclude": False,
+            },
+            {
+                "code": {"text": "data release"},
+                "valueCodeableConcept": {"text": snapshot.data_release},
+                "exclude": False,
+            },
+        ],
     }
     if counts_only(actor):
         return resource
     resource["quantity"] = snapshot.member_count
-    members = sa.select(CohortSnapshotMember.entity_id).where(
-        CohortSnapshotMember.snapshot_id == snapshot.id)
+    members = sa.select(CohortSnapshotMember.entity_id).where(CohortSnapshotMember.snapshot_id == snapshot.id)
     people = {
         "participants": sa.select(Participant.id).where(Participant.id.in_(members)),
         "cases": sa.select(Case.participant_id).where(Case.id.in_(members)),
-        "lesions": sa.select(Case.participant_id).join(Lesion, Lesion.case_id == Case.id)
+        "lesions": sa.select(Case.participant_id)
+        .join(Lesion, Lesion.case_id == Case.id)
         .where(Lesion.id.in_(members)),
     }.get(snapshot.level, sa.select(Specimen.participant_id).where(Specimen.id.in_(members)))
-    mine = visible(sa.select(Participant.id), Participant, actor).where(
-        Participant.id.in_(people)).order_by(Participant.id)
+    mine = (
+        visible(sa.select(Participant.id), Participant, actor)
+        .where(Participant.id.in_(people))
+        .order_by(Participant.id)
+    )
     found = list(db.session.scalars(mine))
     if found:
         resource["member"] = [{"entity": {"reference": f"Patient/{pid}"}} for pid in found]
@@ -412,6 +501,7 @@ def group_resource(snapshot: Any, actor: User) -> dict[str, Any]:
 
 
 # --- search --------------------------------------------------------------------------------
+
 
 @dataclass
 class Page:
@@ -428,8 +518,7 @@ def _token(value: str, system: str, param: str) -> str:
     if "|" in value:
         given, code = value.split("|", 1)
         if given and given != system:
-            raise InvalidInput(f"{param}: this server knows {system!r}, not {given!r}",
-                               field=param)
+            raise InvalidInput(f"{param}: this server knows {system!r}, not {given!r}", field=param)
         return code
     return value
 
@@ -444,13 +533,13 @@ def _reference(value: str, kind: str, param: str) -> int:
 def _date_clause(column: Any, value: str, param: str) -> Any:
     match = _DATE.match(value)
     if not match:
-        raise InvalidInput(f"{param}: expected [eq|gt|lt|ge|le]YYYY[-MM[-DD]], got {value!r}",
-                           field=param)
+        raise InvalidInput(f"{param}: expected [eq|gt|lt|ge|le]YYYY[-MM[-DD]], got {value!r}", field=param)
     prefix, text = match.group(1) or "eq", match.group(2)
     parts = [int(p) for p in text.split("-")]
     try:
-        start = dt.datetime(parts[0], parts[1] if len(parts) > 1 else 1,
-                            parts[2] if len(parts) > 2 else 1, tzinfo=dt.UTC)
+        start = dt.datetime(
+            parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1, tzinfo=dt.UTC
+        )
     except ValueError as exc:
         raise InvalidInput(f"{param}: {value!r} is not a date ({exc})", field=param) from None
     if len(parts) == 3:
@@ -459,18 +548,20 @@ def _date_clause(column: Any, value: str, param: str) -> Any:
         end = (start + dt.timedelta(days=32)).replace(day=1)
     else:
         end = start.replace(year=start.year + 1)
-    return {"eq": sa.and_(column >= start, column < end),
-            "ne": sa.or_(column < start, column >= end),
-            "gt": column >= end, "ge": column >= start,
-            "lt": column < start, "le": column < end}[prefix]
+    return {
+        "eq": sa.and_(column >= start, column < end),
+        "ne": sa.or_(column < start, column >= end),
+        "gt": column >= end,
+        "ge": column >= start,
+        "lt": column < start,
+        "le": column < end,
+    }[prefix]
 
 
-SPECIMEN_PARAMS = ("identifier", "subject", "patient", "type", "collected", "parent",
-                   "status", "container")
+SPECIMEN_PARAMS = ("identifier", "subject", "patient", "type", "collected", "parent", "status", "container")
 
 
-def search_specimens(params: dict[str, list[str]], actor: User, *, count: int,
-                     cursor: int | None) -> Page:
+def search_specimens(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(Specimen), Specimen, actor)
     for name, values in params.items():
         for value in values:
@@ -481,8 +572,7 @@ def search_specimens(params: dict[str, list[str]], actor: User, *, count: int,
 def _specimen_filter(stmt: sa.Select, name: str, value: str) -> sa.Select:
     if name == "identifier":
         code = _token(value, BARCODE_SYSTEM, name)
-        return stmt.where(sa.or_(Specimen.barcode == code,
-                                 Specimen.manufacturer_barcode == code))
+        return stmt.where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
     if name in ("subject", "patient"):
         return stmt.where(Specimen.participant_id == _reference(value, "Patient", name))
     if name == "parent":
@@ -490,10 +580,13 @@ def _specimen_filter(stmt: sa.Select, name: str, value: str) -> sa.Select:
     if name == "type":
         code = value.split("|", 1)[-1]
         materials = list(_MATERIALS_BY_CODE.get(code, ())) or (
-            [MaterialType(code)] if code in _MATERIALS else [])
+            [MaterialType(code)] if code in _MATERIALS else []
+        )
         if not materials:
-            raise InvalidInput(f"type: no specimens are typed {value!r} (a SNOMED CT sample "
-                               "type or a MIABIS material)", field="type")
+            raise InvalidInput(
+                f"type: no specimens are typed {value!r} (a SNOMED CT sample type or a MIABIS material)",
+                field="type",
+            )
         return stmt.where(Specimen.material_type.in_(materials))
     if name == "status":
         states = [s for s in SpecimenStatus if s.fhir_status == value]
@@ -501,13 +594,14 @@ def _specimen_filter(stmt: sa.Select, name: str, value: str) -> sa.Select:
             raise InvalidInput(f"status: {value!r} is not a Specimen status", field="status")
         return stmt.where(Specimen.status.in_(states))
     if name == "collected":
-        visits = sa.select(CollectionEvent.id).where(
-            _date_clause(CollectionEvent.collected_at, value, name))
+        visits = sa.select(CollectionEvent.id).where(_date_clause(CollectionEvent.collected_at, value, name))
         return stmt.where(Specimen.collection_event_id.in_(visits))
     if name == "container":
         return stmt.where(Specimen.container_id == _reference(value, "Container", name))
-    raise InvalidInput(f"{name!r} is not a search parameter of Specimen here (supported: "
-                       f"{', '.join(SPECIMEN_PARAMS)})", field=name)
+    raise InvalidInput(
+        f"{name!r} is not a search parameter of Specimen here (supported: {', '.join(SPECIMEN_PARAMS)})",
+        field=name,
+    )
 
 
 def _materials() -> tuple[dict[str, list[Any]], set[str]]:
@@ -521,8 +615,7 @@ _MATERIALS_BY_CODE, _MATERIALS = _materials()
 PATIENT_PARAMS = ("identifier", "gender", "_id")
 
 
-def search_patients(params: dict[str, list[str]], actor: User, *, count: int,
-                    cursor: int | None) -> Page:
+def search_patients(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(Participant), Participant, actor)
     for name, values in params.items():
         for value in values:
@@ -531,22 +624,23 @@ def search_patients(params: dict[str, list[str]], actor: User, *, count: int,
             elif name == "gender":
                 sexes = [s for s, g in GENDER.items() if g == value]
                 if not sexes:
-                    raise InvalidInput(f"gender: {value!r} is not male, female, other or "
-                                       "unknown", field=name)
+                    raise InvalidInput(f"gender: {value!r} is not male, female, other or unknown", field=name)
                 stmt = stmt.where(Participant.sex.in_(sexes))
             elif name == "_id":
                 stmt = stmt.where(Participant.id == _reference(value, "Patient", name))
             else:
-                raise InvalidInput(f"{name!r} is not a search parameter of Patient here "
-                                   f"(supported: {', '.join(PATIENT_PARAMS)})", field=name)
+                raise InvalidInput(
+                    f"{name!r} is not a search parameter of Patient here "
+                    f"(supported: {', '.join(PATIENT_PARAMS)})",
+                    field=name,
+                )
     return _page(stmt, Participant, count, cursor, lambda p: patient_resource(p, actor))
 
 
 CONDITION_PARAMS = ("identifier", "subject", "patient", "code")
 
 
-def search_conditions(params: dict[str, list[str]], actor: User, *, count: int,
-                      cursor: int | None) -> Page:
+def search_conditions(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(Case), Case, actor)
     for name, values in params.items():
         for value in values:
@@ -557,81 +651,98 @@ def search_conditions(params: dict[str, list[str]], actor: User, *, count: int,
             elif name == "code":
                 code = _token(value, ICD10_SYSTEM, name)
                 # a category takes its subcodes (C43 finds C43.5)
-                stmt = stmt.where(sa.or_(Case.icd10_code == code,
-                                         Case.icd10_code.startswith(code + ".")))
+                stmt = stmt.where(sa.or_(Case.icd10_code == code, Case.icd10_code.startswith(code + ".")))
             else:
-                raise InvalidInput(f"{name!r} is not a search parameter of Condition here "
-                                   f"(supported: {', '.join(CONDITION_PARAMS)})", field=name)
+                raise InvalidInput(
+                    f"{name!r} is not a search parameter of Condition here "
+                    f"(supported: {', '.join(CONDITION_PARAMS)})",
+                    field=name,
+                )
     return _page(stmt, Case, count, cursor, condition_resource)
 
 
 BODY_STRUCTURE_PARAMS = ("identifier", "patient")
 
 
-def search_body_structures(params: dict[str, list[str]], actor: User, *, count: int,
-                           cursor: int | None) -> Page:
+def search_body_structures(
+    params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None
+) -> Page:
     stmt = visible(sa.select(Lesion), Lesion, actor)
     for name, values in params.items():
         for value in values:
             if name == "identifier":
                 stmt = stmt.where(Lesion.code == _token(value, LESION_SYSTEM, name))
             elif name == "patient":
-                stmt = stmt.where(Lesion.case_id.in_(sa.select(Case.id).where(
-                    Case.participant_id == _reference(value, "Patient", name))))
+                stmt = stmt.where(
+                    Lesion.case_id.in_(
+                        sa.select(Case.id).where(Case.participant_id == _reference(value, "Patient", name))
+                    )
+                )
             else:
-                raise InvalidInput(f"{name!r} is not a search parameter of BodyStructure here "
-                                   f"(supported: {', '.join(BODY_STRUCTURE_PARAMS)})",
-                                   field=name)
+                raise InvalidInput(
+                    f"{name!r} is not a search parameter of BodyStructure here "
+                    f"(supported: {', '.join(BODY_STRUCTURE_PARAMS)})",
+                    field=name,
+                )
     return _page(stmt, Lesion, count, cursor, body_structure_resource)
 
 
-def search_consents(params: dict[str, list[str]], actor: User, *, count: int,
-                    cursor: int | None) -> Page:
+def search_consents(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(ConsentResponse), ConsentResponse, actor)
     for name, values in params.items():
         for value in values:
             if name == "patient":
-                stmt = stmt.where(ConsentResponse.participant_id
-                                  == _reference(value, "Patient", name))
+                stmt = stmt.where(ConsentResponse.participant_id == _reference(value, "Patient", name))
             else:
-                raise InvalidInput(f"{name!r} is not a search parameter of Consent here "
-                                   "(supported: patient)", field=name)
+                raise InvalidInput(
+                    f"{name!r} is not a search parameter of Consent here (supported: patient)", field=name
+                )
     return _page(stmt, ConsentResponse, count, cursor, consent_resource)
 
 
-def search_media(params: dict[str, list[str]], actor: User, *, count: int,
-                 cursor: int | None, base: str) -> Page:
+def search_media(
+    params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None, base: str
+) -> Page:
     from biobank.services.images import image_clause
 
     stmt = sa.select(Image).where(image_clause(actor))
     for name, values in params.items():
         for value in values:
             if name in ("patient", "subject"):
-                stmt = stmt.where(Image.case_id.in_(sa.select(Case.id).where(
-                    Case.participant_id == _reference(value, "Patient", name))))
+                stmt = stmt.where(
+                    Image.case_id.in_(
+                        sa.select(Case.id).where(Case.participant_id == _reference(value, "Patient", name))
+                    )
+                )
             else:
-                raise InvalidInput(f"{name!r} is not a search parameter of Media here "
-                                   "(supported: patient, subject)", field=name)
+                raise InvalidInput(
+                    f"{name!r} is not a search parameter of Media here (supported: patient, subject)",
+                    field=name,
+                )
     return _page(stmt, Image, count, cursor, lambda image: media_resource(image, base))
 
 
-def search_groups(params: dict[str, list[str]], actor: User, *, count: int,
-                  cursor: int | None) -> Page:
+def search_groups(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
     """The snapshots of the cohorts *actor* may see (their own; managers every one)."""
     from biobank.models import Cohort, CohortSnapshot
     from biobank.services.cohorts import list_cohorts
 
     if params:
         name = next(iter(params))
-        raise InvalidInput(f"{name!r} is not a search parameter of Group here (none are)",
-                           field=name)
+        raise InvalidInput(f"{name!r} is not a search parameter of Group here (none are)", field=name)
     cohorts = [c.id for c in list_cohorts(actor)]
     stmt = sa.select(CohortSnapshot).join(Cohort).where(Cohort.id.in_(cohorts))
     return _page(stmt, CohortSnapshot, count, cursor, lambda snap: group_resource(snap, actor))
 
 
-def _page(stmt: sa.Select, model: Any, count: int, cursor: int | None, build: Any,
-          made: Callable[[list[Any]], dict[int, Any]] | None = None) -> Page:
+def _page(
+    stmt: sa.Select,
+    model: Any,
+    count: int,
+    cursor: int | None,
+    build: Any,
+    made: Callable[[list[Any]], dict[int, Any]] | None = None,
+) -> Page:
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
     if cursor is not None:
         stmt = stmt.where(model.id > cursor)
@@ -681,100 +792,169 @@ def read_group(ident: int, actor: User) -> dict[str, Any]:
 
 def capability_statement(base: str) -> dict[str, Any]:
     """What this server supports, as R4's ``CapabilityStatement``."""
+
     def resource(kind: str, params: tuple[str, ...], types: dict[str, str]) -> dict[str, Any]:
-        return {"type": kind, "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "versioning": "no-version", "readHistory": False, "updateCreate": False,
-                "searchParam": [{"name": p, "type": types.get(p, "token")} for p in params]}
+        return {
+            "type": kind,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "updateCreate": False,
+            "searchParam": [{"name": p, "type": types.get(p, "token")} for p in params],
+        }
 
     return {
-        "resourceType": "CapabilityStatement", "status": "active",
-        "date": dt.date.today().isoformat(), "kind": "instance",
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": dt.date.today().isoformat(),
+        "kind": "instance",
         "software": {"name": "Biobank LIMS", "version": __version__},
         "implementation": {"description": "Biobank LIMS FHIR R4 endpoint", "url": base},
-        "fhirVersion": FHIR_VERSION, "format": ["json"],
-        "rest": [{"mode": "server", "interaction": [{
-                      "code": "transaction",
-                      "documentation": "a connected hospital's Patients, Specimens and "
-                                       "ServiceRequests, registered all or nothing as "
-                                       "participants, visits and expected tubes"}],
-                  "security": {"description": "Bearer API token or a signed-in session; "
-                                              "reads are limited to the caller's sites"},
-                  "resource": [
-                      resource("Specimen", SPECIMEN_PARAMS,
-                               {"subject": "reference", "patient": "reference",
-                                "parent": "reference", "container": "reference",
-                                "collected": "date"}),
-                      resource("Patient", PATIENT_PARAMS, {}),
-                      resource("Condition", CONDITION_PARAMS,
-                               {"subject": "reference", "patient": "reference"}),
-                      resource("BodyStructure", BODY_STRUCTURE_PARAMS,
-                               {"patient": "reference"}),
-                      resource("Consent", ("patient",), {"patient": "reference"}),
-                      resource("Media", ("patient", "subject"),
-                               {"patient": "reference", "subject": "reference"}),
-                      resource("Group", (), {})]}],
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json"],
+        "rest": [
+            {
+                "mode": "server",
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": "a connected hospital's Patients, Specimens and "
+                        "ServiceRequests, registered all or nothing as "
+                        "participants, visits and expected tubes",
+                    }
+                ],
+                "security": {
+                    "description": "Bearer API token or a signed-in session; "
+                    "reads are limited to the caller's sites"
+                },
+                "resource": [
+                    resource(
+                        "Specimen",
+                        SPECIMEN_PARAMS,
+                        {
+                            "subject": "reference",
+                            "patient": "reference",
+                            "parent": "reference",
+                            "container": "reference",
+                            "collected": "date",
+                        },
+                    ),
+                    resource("Patient", PATIENT_PARAMS, {}),
+                    resource("Condition", CONDITION_PARAMS, {"subject": "reference", "patient": "reference"}),
+                    resource("BodyStructure", BODY_STRUCTURE_PARAMS, {"patient": "reference"}),
+                    resource("Consent", ("patient",), {"patient": "reference"}),
+                    resource(
+                        "Media", ("patient", "subject"), {"patient": "reference", "subject": "reference"}
+                    ),
+                    resource("Group", (), {}),
+                ],
+            }
+        ],
     }
-
 
 
 # --- bulk export ---------------------------------------------------------------------------
 
-def _patients_after(last: int, batch: int, _containers: dict[int, StorageContainer]
-                    ) -> list[tuple[int, dict[str, Any]]]:
+
+def _patients_after(
+    last: int, batch: int, _containers: dict[int, StorageContainer]
+) -> list[tuple[int, dict[str, Any]]]:
     rows = db.session.scalars(
-        sa.select(Participant).options(orm.lazyload(Participant.study),
-                                       orm.lazyload(Participant.site),
-                                       orm.lazyload(Participant.consents))
-        .where(Participant.id > last).order_by(Participant.id).limit(batch))
+        sa.select(Participant)
+        .options(
+            orm.lazyload(Participant.study),
+            orm.lazyload(Participant.site),
+            orm.lazyload(Participant.consents),
+        )
+        .where(Participant.id > last)
+        .order_by(Participant.id)
+        .limit(batch)
+    )
     return [(row.id, patient_resource(row, None)) for row in rows]
 
 
-def _conditions_after(last: int, batch: int, _containers: dict[int, StorageContainer]
-                      ) -> list[tuple[int, dict[str, Any]]]:
+def _conditions_after(
+    last: int, batch: int, _containers: dict[int, StorageContainer]
+) -> list[tuple[int, dict[str, Any]]]:
     rows = db.session.scalars(
-        sa.select(Case).options(orm.lazyload(Case.participant), orm.selectinload(Case.lesions))
-        .where(Case.id > last).order_by(Case.id).limit(batch))
+        sa.select(Case)
+        .options(orm.lazyload(Case.participant), orm.selectinload(Case.lesions))
+        .where(Case.id > last)
+        .order_by(Case.id)
+        .limit(batch)
+    )
     return [(row.id, condition_resource(row)) for row in rows]
 
 
-def _body_structures_after(last: int, batch: int, _containers: dict[int, StorageContainer]
-                           ) -> list[tuple[int, dict[str, Any]]]:
+def _body_structures_after(
+    last: int, batch: int, _containers: dict[int, StorageContainer]
+) -> list[tuple[int, dict[str, Any]]]:
     rows = db.session.scalars(
-        sa.select(Lesion).options(orm.joinedload(Lesion.case).lazyload(Case.participant))
-        .where(Lesion.id > last).order_by(Lesion.id).limit(batch))
+        sa.select(Lesion)
+        .options(orm.joinedload(Lesion.case).lazyload(Case.participant))
+        .where(Lesion.id > last)
+        .order_by(Lesion.id)
+        .limit(batch)
+    )
     return [(row.id, body_structure_resource(row)) for row in rows]
 
 
-def _consents_after(last: int, batch: int, _containers: dict[int, StorageContainer]
-                    ) -> list[tuple[int, dict[str, Any]]]:
+def _consents_after(
+    last: int, batch: int, _containers: dict[int, StorageContainer]
+) -> list[tuple[int, dict[str, Any]]]:
     rows = db.session.scalars(
-        sa.select(ConsentResponse).where(ConsentResponse.id > last)
-        .order_by(ConsentResponse.id).limit(batch))
+        sa.select(ConsentResponse).where(ConsentResponse.id > last).order_by(ConsentResponse.id).limit(batch)
+    )
     return [(row.id, consent_resource(row)) for row in rows]
 
 
-def _specimens_after(last: int, batch: int, containers: dict[int, StorageContainer]
-                     ) -> list[tuple[int, dict[str, Any]]]:
-    rows = list(db.session.scalars(
-        sa.select(Specimen).options(orm.lazyload(Specimen.participant),
-                                    orm.lazyload(Specimen.collection_event))
-        .where(Specimen.id > last).order_by(Specimen.id).limit(batch)))
+def _specimens_after(
+    last: int, batch: int, containers: dict[int, StorageContainer]
+) -> list[tuple[int, dict[str, Any]]]:
+    rows = list(
+        db.session.scalars(
+            sa.select(Specimen)
+            .options(orm.lazyload(Specimen.participant), orm.lazyload(Specimen.collection_event))
+            .where(Specimen.id > last)
+            .order_by(Specimen.id)
+            .limit(batch)
+        )
+    )
     # what each tube needs of its participant and visit, in one query each for the batch
-    codes = dict(db.session.execute(sa.select(Participant.id, Participant.code).where(
-        Participant.id.in_({r.participant_id for r in rows}))).all())
-    visits = {v.id: v for v in db.session.execute(
-        sa.select(CollectionEvent.id, CollectionEvent.collected_at, CollectionEvent.procedure)
-        .where(CollectionEvent.id.in_({r.collection_event_id for r in rows
-                                       if r.collection_event_id})))}
+    codes = dict(
+        db.session.execute(
+            sa.select(Participant.id, Participant.code).where(
+                Participant.id.in_({r.participant_id for r in rows})
+            )
+        ).all()
+    )
+    visits = {
+        v.id: v
+        for v in db.session.execute(
+            sa.select(CollectionEvent.id, CollectionEvent.collected_at, CollectionEvent.procedure).where(
+                CollectionEvent.id.in_({r.collection_event_id for r in rows if r.collection_event_id})
+            )
+        )
+    }
     steps = made_by(rows)
-    return [(row.id, specimen_resource(row, visits.get(row.collection_event_id or 0),
-                                       codes[row.participant_id], containers,
-                                       steps.get(row.id)))
-            for row in rows]
+    return [
+        (
+            row.id,
+            specimen_resource(
+                row,
+                visits.get(row.collection_event_id or 0),
+                codes[row.participant_id],
+                containers,
+                steps.get(row.id),
+            ),
+        )
+        for row in rows
+    ]
 
 
-def export_ndjson(out: Path, *, batch: int = 5000,
-                  progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def export_ndjson(
+    out: Path, *, batch: int = 5000, progress: Callable[[str, int], None] | None = None
+) -> dict[str, int]:
     """Every participant, case, lesion, consent answer and specimen as pseudonymous
     ``Patient``, ``Condition``, ``BodyStructure``, ``Consent`` and ``Specimen`` resources,
     one per line in ``<type>.ndjson`` under *out* (the FHIR Bulk Data layout), read in
@@ -784,15 +964,21 @@ def export_ndjson(out: Path, *, batch: int = 5000,
     # every storage unit read once: a tube's box and freezer by id, not a query per tube
     containers = {c.id: c for c in db.session.scalars(sa.select(StorageContainer))}
     counts = {}
-    for kind, read in (("Patient", _patients_after), ("Condition", _conditions_after),
-                       ("BodyStructure", _body_structures_after), ("Consent", _consents_after),
-                       ("Specimen", _specimens_after)):
+    for kind, read in (
+        ("Patient", _patients_after),
+        ("Condition", _conditions_after),
+        ("BodyStructure", _body_structures_after),
+        ("Consent", _consents_after),
+        ("Specimen", _specimens_after),
+    ):
         partial = out / f".{kind}.ndjson.part"
         written = last = 0
         with partial.open("w", encoding="utf-8") as f:
             while resources := read(last, batch, containers):
-                f.writelines(json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
-                             + "\n" for _, resource in resources)
+                f.writelines(
+                    json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
+                    for _, resource in resources
+                )
                 written += len(resources)
                 last = resources[-1][0]
                 if progress:
@@ -806,26 +992,34 @@ def export_ndjson(out: Path, *, batch: int = 5000,
 
 #: SNOMED CT sample types and MIABIS detailed sample types a hospital may send, by material
 #: (a sample type shared by several materials names the first: frozen tissue, RNA)
-_SNOMED_MATERIALS = {code: materials[0] for code, materials in _MATERIALS_BY_CODE.items()
-                     if code != SNOMED_ANY_SPECIMEN[0]} | {
+_SNOMED_MATERIALS = {
+    code: materials[0] for code, materials in _MATERIALS_BY_CODE.items() if code != SNOMED_ANY_SPECIMEN[0]
+} | {
     "122555007": MaterialType.WHOLE_BLOOD,  # venous blood specimen
     "119297000": MaterialType.WHOLE_BLOOD,  # blood specimen
     "122575003": MaterialType.URINE,  # urine specimen
 }
 _MIABIS_MATERIALS = {
-    "WholeBlood": MaterialType.WHOLE_BLOOD, "Plasma": MaterialType.PLASMA,
-    "Serum": MaterialType.SERUM, "BuffyCoat": MaterialType.BUFFY_COAT,
+    "WholeBlood": MaterialType.WHOLE_BLOOD,
+    "Plasma": MaterialType.PLASMA,
+    "Serum": MaterialType.SERUM,
+    "BuffyCoat": MaterialType.BUFFY_COAT,
     "PBMC": MaterialType.PERIPHERAL_BLOOD_CELLS,
     "TissueFreshFrozen": MaterialType.TISSUE_FROZEN,
-    "TissueFixed": MaterialType.TISSUE_PARAFFIN_EMBEDDED, "Urine": MaterialType.URINE,
-    "Faeces": MaterialType.FECES, "Saliva": MaterialType.SALIVA, "DNA": MaterialType.DNA,
-    "RNA": MaterialType.RNA, "ImmortalizedCellLine": MaterialType.CELL_LINES,
-    "CancerCellLine": MaterialType.CELL_LINES, "IsolatedMicrobe": MaterialType.PATHOGEN,
-    "Swab": MaterialType.NASAL_SWAB, "Organoid": MaterialType.OTHER,
+    "TissueFixed": MaterialType.TISSUE_PARAFFIN_EMBEDDED,
+    "Urine": MaterialType.URINE,
+    "Faeces": MaterialType.FECES,
+    "Saliva": MaterialType.SALIVA,
+    "DNA": MaterialType.DNA,
+    "RNA": MaterialType.RNA,
+    "ImmortalizedCellLine": MaterialType.CELL_LINES,
+    "CancerCellLine": MaterialType.CELL_LINES,
+    "IsolatedMicrobe": MaterialType.PATHOGEN,
+    "Swab": MaterialType.NASAL_SWAB,
+    "Organoid": MaterialType.OTHER,
     "Other": MaterialType.OTHER,
 }
-_UNITS = {"ml": "mL", "ul": "uL", "µl": "uL", "g": "g", "mg": "mg", "ug": "ug", "µg": "ug",
-          "ng": "ng"}
+_UNITS = {"ml": "mL", "ul": "uL", "µl": "uL", "g": "g", "mg": "mg", "ug": "ug", "µg": "ug", "ng": "ng"}
 _INTAKE_TYPES = ("Patient", "Specimen", "ServiceRequest")
 
 
@@ -835,9 +1029,12 @@ class IntakeRefused(InvalidInput):
     status = 400
 
     def __init__(self, issues: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{where}: {what}" for where, what in issues[:3])
-                         + (f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""),
-                         field=issues[0][0], issues=issues)
+        super().__init__(
+            "; ".join(f"{where}: {what}" for where, what in issues[:3])
+            + (f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""),
+            field=issues[0][0],
+            issues=issues,
+        )
         self.issues = issues
 
 
@@ -881,15 +1078,15 @@ def _keys(entry: dict[str, Any], resource: dict[str, Any]) -> list[str]:
     return keys
 
 
-def _read_bundle(bundle: Any) -> tuple[dict[str, tuple[int, dict[str, Any]]], list[_Tube],
-                                       dict[str, dt.datetime]]:
+def _read_bundle(
+    bundle: Any,
+) -> tuple[dict[str, tuple[int, dict[str, Any]]], list[_Tube], dict[str, dt.datetime]]:
     """Everything the Bundle says, checked; the problems with their FHIRPath."""
     issues: list[tuple[str, str]] = []
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise IntakeRefused([("Bundle", "send a FHIR Bundle")])
     if bundle.get("type") != "transaction":
-        raise IntakeRefused([("Bundle.type", f"must be 'transaction', not "
-                                              f"{bundle.get('type')!r}")])
+        raise IntakeRefused([("Bundle.type", f"must be 'transaction', not {bundle.get('type')!r}")])
     entries = bundle.get("entry")
     if not isinstance(entries, list) or not entries:
         raise IntakeRefused([("Bundle.entry", "the Bundle has no entries")])
@@ -901,8 +1098,9 @@ def _read_bundle(bundle: Any) -> tuple[dict[str, tuple[int, dict[str, Any]]], li
         resource = entry.get("resource") if isinstance(entry, dict) else None
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         if kind not in _INTAKE_TYPES:
-            issues.append((where, f"a {kind or 'missing resource'} is not taken here "
-                                  f"({', '.join(_INTAKE_TYPES)})"))
+            issues.append(
+                (where, f"a {kind or 'missing resource'} is not taken here ({', '.join(_INTAKE_TYPES)})")
+            )
             continue
         if kind == "Patient":
             for key in _keys(entry, resource):
@@ -921,21 +1119,23 @@ def _read_bundle(bundle: Any) -> tuple[dict[str, tuple[int, dict[str, Any]]], li
     for i, entry, resource in specimens:
         where = f"Bundle.entry[{i}].resource"
         identifiers = resource.get("identifier") or []
-        barcode = identifiers[0].get("value") if identifiers and isinstance(
-            identifiers[0], dict) else None
+        barcode = identifiers[0].get("value") if identifiers and isinstance(identifiers[0], dict) else None
         if not isinstance(barcode, str) or not LABEL_BARCODE.match(barcode):
-            issues.append((f"{where}.identifier[0].value",
-                           f"{barcode!r} is not a tube barcode (3–32 letters, digits, '.', "
-                           "'_' or '-')"))
+            issues.append(
+                (
+                    f"{where}.identifier[0].value",
+                    f"{barcode!r} is not a tube barcode (3–32 letters, digits, '.', '_' or '-')",
+                )
+            )
         elif barcode in seen:
-            issues.append((f"{where}.identifier[0].value",
-                           f"barcode {barcode} is also entry {seen[barcode]}'s"))
+            issues.append(
+                (f"{where}.identifier[0].value", f"barcode {barcode} is also entry {seen[barcode]}'s")
+            )
         else:
             seen[barcode] = i
         material = _material(((resource.get("type") or {}).get("coding")) or [])
         if material is None:
-            issues.append((f"{where}.type", "no SNOMED CT or MIABIS sample type this "
-                                            "biobank knows"))
+            issues.append((f"{where}.type", "no SNOMED CT or MIABIS sample type this biobank knows"))
         subject = (resource.get("subject") or {}).get("reference")
         if subject not in patients:
             issues.append((f"{where}.subject", f"{subject!r} is no Patient of this Bundle"))
@@ -943,28 +1143,46 @@ def _read_bundle(bundle: Any) -> tuple[dict[str, tuple[int, dict[str, Any]]], li
         if len(parents) > 1:
             issues.append((f"{where}.parent", "one parent per sample"))
         collection = resource.get("collection") or {}
-        collected = _datetime(collection.get("collectedDateTime")
-                              or (collection.get("collectedPeriod") or {}).get("start"))
+        collected = _datetime(
+            collection.get("collectedDateTime") or (collection.get("collectedPeriod") or {}).get("start")
+        )
         if collection.get("collectedDateTime") and collected is None:
             issues.append((f"{where}.collection.collectedDateTime", "not a date and time"))
-        amount = ((resource.get("container") or [{}])[0].get("specimenQuantity")
-                  or collection.get("quantity"))
+        amount = (resource.get("container") or [{}])[0].get("specimenQuantity") or collection.get("quantity")
         quantity = unit = None
         if amount:
             unit = _UNITS.get(str(amount.get("code") or amount.get("unit") or "").lower())
             quantity = amount.get("value")
             if unit is None or not isinstance(quantity, (int, float)) or quantity < 0:
-                issues.append((f"{where}.container[0].specimenQuantity",
-                               f"{amount.get('value')!r} {amount.get('code')!r} is not a "
-                               "quantity in mL, µL, g, mg, µg or ng"))
-        tubes.append(_Tube(i, _keys(entry, resource) or [f"#{i}"], barcode or "",
-                           material or MaterialType.OTHER, subject or "",
-                           parents[0] if parents else None, collected, quantity, unit))
+                issues.append(
+                    (
+                        f"{where}.container[0].specimenQuantity",
+                        f"{amount.get('value')!r} {amount.get('code')!r} is not a "
+                        "quantity in mL, µL, g, mg, µg or ng",
+                    )
+                )
+        tubes.append(
+            _Tube(
+                i,
+                _keys(entry, resource) or [f"#{i}"],
+                barcode or "",
+                material or MaterialType.OTHER,
+                subject or "",
+                parents[0] if parents else None,
+                collected,
+                quantity,
+                unit,
+            )
+        )
     keys = {key: tube for tube in tubes for key in tube.keys}
     for tube in tubes:
         if tube.parent is not None and tube.parent not in keys:
-            issues.append((f"Bundle.entry[{tube.index}].resource.parent",
-                           f"{tube.parent!r} is no Specimen of this Bundle"))
+            issues.append(
+                (
+                    f"Bundle.entry[{tube.index}].resource.parent",
+                    f"{tube.parent!r} is no Specimen of this Bundle",
+                )
+            )
     if issues:
         raise IntakeRefused(issues)
     return patients, _parents_first(tubes, keys), ordered
@@ -977,8 +1195,14 @@ def _parents_first(tubes: list[_Tube], keys: dict[str, _Tube]) -> list[_Tube]:
         chain, seen = [], set()
         while tube is not None and tube.keys[0] not in placed:
             if tube.keys[0] in seen:
-                raise IntakeRefused([(f"Bundle.entry[{tube.index}].resource.parent",
-                                      "samples that descend from each other in a circle")])
+                raise IntakeRefused(
+                    [
+                        (
+                            f"Bundle.entry[{tube.index}].resource.parent",
+                            "samples that descend from each other in a circle",
+                        )
+                    ]
+                )
             seen.add(tube.keys[0])
             chain.append(tube)
             tube = keys.get(tube.parent) if tube.parent else None
@@ -995,8 +1219,9 @@ def _patient_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def intake_bundle(bundle: Any, *, actor: User, study_code: str | None,
-                  site_code: str | None) -> dict[str, Any]:
+def intake_bundle(
+    bundle: Any, *, actor: User, study_code: str | None, site_code: str | None
+) -> dict[str, Any]:
     """Register a connected hospital's participants, visits and expected tubes from a FHIR
     transaction Bundle of Patients and Specimens (and ServiceRequests), all or nothing.
 
@@ -1014,8 +1239,7 @@ def intake_bundle(bundle: Any, *, actor: User, study_code: str | None,
 
     patients, tubes, ordered = _read_bundle(bundle)
     study = _one(Study, Study.code, study_code, "study")
-    site = _one(Site, Site.code, site_code, "site", among=actor.site_ids
-                if not actor.is_admin else None)
+    site = _one(Site, Site.code, site_code, "site", among=actor.site_ids if not actor.is_admin else None)
     responses: dict[int, dict[str, str]] = {}
     participants: dict[str, Participant] = {}
     by_entry: dict[int, Participant] = {}
@@ -1027,42 +1251,65 @@ def intake_bundle(bundle: Any, *, actor: User, study_code: str | None,
     visits: dict[tuple[int, dt.datetime], int] = {}
     for tube in tubes:
         participant = participants[tube.patient]
-        fields: dict[str, Any] = {"barcode": tube.barcode, "material_type": tube.material,
-                                  "status": SpecimenStatus.EXPECTED}
+        fields: dict[str, Any] = {
+            "barcode": tube.barcode,
+            "material_type": tube.material,
+            "status": SpecimenStatus.EXPECTED,
+        }
         if tube.quantity is not None:
             fields |= {"quantity": tube.quantity, "unit": QuantityUnit(tube.unit)}
         parent = made.get(tube.parent) if tube.parent else None
         if parent is not None:
-            fields |= {"parent_id": parent.id, "lineage": Lineage.ALIQUOT
-                       if parent.material_type is tube.material else Lineage.DERIVATIVE}
+            fields |= {
+                "parent_id": parent.id,
+                "lineage": Lineage.ALIQUOT if parent.material_type is tube.material else Lineage.DERIVATIVE,
+            }
         else:
             when = tube.collected or ordered.get(tube.patient)
             if when is None:
-                raise IntakeRefused([(f"Bundle.entry[{tube.index}].resource.collection."
-                                      "collectedDateTime", "a primary sample needs its "
-                                      "collection time")])
+                raise IntakeRefused(
+                    [
+                        (
+                            f"Bundle.entry[{tube.index}].resource.collection.collectedDateTime",
+                            "a primary sample needs its collection time",
+                        )
+                    ]
+                )
             visit = visits.get((participant.id, when))
             if visit is None:
                 with _at(tube.index):
-                    visit = record_collection(actor=actor, participant_id=participant.id,
-                                              site_id=site.id, collected_at=when,
-                                              procedure=CollectionProcedure.OTHER).id
+                    visit = record_collection(
+                        actor=actor,
+                        participant_id=participant.id,
+                        site_id=site.id,
+                        collected_at=when,
+                        procedure=CollectionProcedure.OTHER,
+                    ).id
                 visits[(participant.id, when)] = visit
             fields["collection_event_id"] = visit
         with _at(tube.index):
-            specimen = register_specimen(actor=actor, participant_id=participant.id,
-                                         site_id=site.id, **fields)
+            specimen = register_specimen(
+                actor=actor, participant_id=participant.id, site_id=site.id, **fields
+            )
         for key in tube.keys:
             made[key] = specimen
         responses[tube.index] = {"status": "201 Created", "location": f"Specimen/{specimen.id}"}
     entries = bundle["entry"]
-    return {"resourceType": "Bundle", "type": "transaction-response",
-            "entry": [{"response": responses.get(i, {"status": "200 OK"})}
-                      for i in range(len(entries))]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [{"response": responses.get(i, {"status": "200 OK"})} for i in range(len(entries))],
+    }
 
 
-def _participant(index: int, resource: dict[str, Any], actor: User, study: Any, site: Any,
-                 responses: dict[int, dict[str, str]]) -> Participant:
+def _participant(
+    index: int,
+    resource: dict[str, Any],
+    actor: User,
+    study: Any,
+    site: Any,
+    responses: dict[int, dict[str, str]],
+) -> Participant:
     """The participant a Patient names: found by the biobank's code or the hospital's
     identifier (as the medical record number), else registered."""
     from biobank.models import ParticipantPHI
@@ -1071,30 +1318,41 @@ def _participant(index: int, resource: dict[str, Any], actor: User, study: Any, 
     system, value = _patient_identifier(resource)  # type: ignore[misc]
     birth = resource.get("birthDate")
     try:
-        born = dt.date.fromisoformat(birth) if isinstance(birth, str) and len(birth) == 10 \
-            else None
+        born = dt.date.fromisoformat(birth) if isinstance(birth, str) and len(birth) == 10 else None
     except ValueError:
-        raise IntakeRefused([(f"Bundle.entry[{index}].resource.birthDate",
-                              f"{birth!r} is not a date")]) from None
+        raise IntakeRefused(
+            [(f"Bundle.entry[{index}].resource.birthDate", f"{birth!r} is not a date")]
+        ) from None
     ours = system == PARTICIPANT_SYSTEM
     stmt = visible(sa.select(Participant), Participant, actor)
     found = db.session.scalar(
-        stmt.where(Participant.code == value) if ours else
-        stmt.join(ParticipantPHI, ParticipantPHI.participant_id == Participant.id)
-        .where(ParticipantPHI.medical_record_number == value))
+        stmt.where(Participant.code == value)
+        if ours
+        else stmt.join(ParticipantPHI, ParticipantPHI.participant_id == Participant.id).where(
+            ParticipantPHI.medical_record_number == value
+        )
+    )
     if found is not None:
         responses[index] = {"status": "200 OK", "location": f"Patient/{found.id}"}
         return found
     names = (resource.get("name") or [{}])[0]
-    phi = {"medical_record_number": None if ours else value,
-           "family_name": names.get("family"),
-           "given_name": " ".join(names.get("given") or []) or None, "birth_date": born}
+    phi = {
+        "medical_record_number": None if ours else value,
+        "family_name": names.get("family"),
+        "given_name": " ".join(names.get("given") or []) or None,
+        "birth_date": born,
+    }
     sex = {g: s for s, g in GENDER.items()}.get(resource.get("gender"), Sex.UNKNOWN)
     with _at(index):
-        found = register_participant(actor=actor, study_id=study.id, site_id=site.id, sex=sex,
-                                     birth_year=born.year if born else None,
-                                     code=value if ours else None,
-                                     phi={k: v for k, v in phi.items() if v} or None)
+        found = register_participant(
+            actor=actor,
+            study_id=study.id,
+            site_id=site.id,
+            sex=sex,
+            birth_year=born.year if born else None,
+            code=value if ours else None,
+            phi={k: v for k, v in phi.items() if v} or None,
+        )
     responses[index] = {"status": "201 Created", "location": f"Patient/{found.id}"}
     return found
 
@@ -1110,13 +1368,11 @@ def _at(index: int) -> Iterator[None]:
         raise
     except BiobankError as error:
         where = f"Bundle.entry[{index}].resource"
-        field = {"barcode": ".identifier[0].value", "code": ".identifier"}.get(
-            error.field or "", "")
+        field = {"barcode": ".identifier[0].value", "code": ".identifier"}.get(error.field or "", "")
         raise IntakeRefused([(where + field, error.message)]) from None
 
 
-def _one(model: Any, column: Any, code: str | None, name: str, among: set[int] | None = None
-         ) -> Any:
+def _one(model: Any, column: Any, code: str | None, name: str, among: set[int] | None = None) -> Any:
     """The study or site named by *code*, or the only one there is (of *among*)."""
     stmt = sa.select(model)
     if among is not None:
@@ -1128,6 +1384,5 @@ def _one(model: Any, column: Any, code: str | None, name: str, among: set[int] |
         return found
     rows = list(db.session.scalars(stmt.limit(2)))
     if len(rows) != 1:
-        raise InvalidInput(f"{name}: name the {name} (?{name}=CODE): there is not only one",
-                           field=name)
+        raise InvalidInput(f"{name}: name the {name} (?{name}=CODE): there is not only one", field=name)
     return rows[0]

@@ -109,28 +109,30 @@ def _events_of(value: Any) -> int | None:
 
 def merkle_root(buckets: dict[str, Any]) -> str:
     """Merkle root of the bucket digests in bucket order (a witness keeps only this)."""
-    level = [hashlib.sha256(f"{k}:{_digest_of(buckets[k])}".encode()).digest()
-             for k in sorted(buckets, key=int)]
+    level = [
+        hashlib.sha256(f"{k}:{_digest_of(buckets[k])}".encode()).digest() for k in sorted(buckets, key=int)
+    ]
     if not level:
         return hashlib.sha256(b"").hexdigest()
     while len(level) > 1:
         if len(level) % 2:
             level.append(level[-1])
-        level = [hashlib.sha256(a + b).digest() for a, b in zip(level[::2], level[1::2],
-                                                                   strict=True)]
+        level = [hashlib.sha256(a + b).digest() for a, b in zip(level[::2], level[1::2], strict=True)]
     return level[0].hex()
 
 
 def _content(checkpoint: Any) -> dict[str, Any]:
     """What a checkpoint's signature covers (*checkpoint* is a row or an external record)."""
-    get = checkpoint.get if isinstance(checkpoint, dict) else \
-        lambda name: getattr(checkpoint, name)
+    get = checkpoint.get if isinstance(checkpoint, dict) else lambda name: getattr(checkpoint, name)
     created = get("created_at")
-    content = {"created_at": created if isinstance(created, str)
-               else created.isoformat(timespec="microseconds"),
-               "max_event_id": get("max_event_id"), "specimen_count": get("specimen_count"),
-               "event_count": get("event_count"), "buckets": get("buckets"),
-               "prev": get("prev_hash")}
+    content = {
+        "created_at": created if isinstance(created, str) else created.isoformat(timespec="microseconds"),
+        "max_event_id": get("max_event_id"),
+        "specimen_count": get("specimen_count"),
+        "event_count": get("event_count"),
+        "buckets": get("buckets"),
+        "prev": get("prev_hash"),
+    }
     if get("key_id") is not None:  # signed under a named key: kind and root are covered too
         content.update(kind=get("kind"), root=get("root"), key=get("key_id"))
     return content
@@ -159,41 +161,52 @@ def _signature_ok(checkpoint: Any) -> bool:
 
 
 def _heads_as_of(max_event_id: int, *, unkeyed: bool = False) -> Iterator[tuple[int, int, str]]:
-    last = sa.select(CustodyEvent.specimen_id, sa.func.max(CustodyEvent.seq).label("seq")) \
-        .where(CustodyEvent.id <= max_event_id)
+    last = sa.select(CustodyEvent.specimen_id, sa.func.max(CustodyEvent.seq).label("seq")).where(
+        CustodyEvent.id <= max_event_id
+    )
     if unkeyed:
         last = last.where(CustodyEvent.key_id.is_(None))
     last = last.group_by(CustodyEvent.specimen_id).subquery()
-    stmt = (sa.select(CustodyEvent.specimen_id, CustodyEvent.seq, CustodyEvent.hash)
-            .join(last, sa.and_(CustodyEvent.specimen_id == last.c.specimen_id,
-                                CustodyEvent.seq == last.c.seq))
-            .order_by(CustodyEvent.specimen_id))
+    stmt = (
+        sa.select(CustodyEvent.specimen_id, CustodyEvent.seq, CustodyEvent.hash)
+        .join(last, sa.and_(CustodyEvent.specimen_id == last.c.specimen_id, CustodyEvent.seq == last.c.seq))
+        .order_by(CustodyEvent.specimen_id)
+    )
     yield from db.session.execute(stmt)
 
 
 def _latest() -> CustodyCheckpoint | None:
-    return db.session.scalar(
-        sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id.desc()).limit(1))
+    return db.session.scalar(sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id.desc()).limit(1))
 
 
 def create_checkpoint() -> CustodyCheckpoint:
     """Sign the current heads of every chain. Flushes; the caller commits, then calls
     :func:`export_checkpoints` to write it outside the database."""
     max_id = db.session.scalar(sa.select(sa.func.max(CustodyEvent.id))) or 0
-    return _signed("checkpoint", list(_heads_as_of(max_id)), max_id=max_id,
-                   events=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))
-                                            .where(CustodyEvent.id <= max_id)))
+    return _signed(
+        "checkpoint",
+        list(_heads_as_of(max_id)),
+        max_id=max_id,
+        events=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id)).where(CustodyEvent.id <= max_id)),
+    )
 
 
-def _signed(kind: str, heads: list[tuple[int, int, str]], *, max_id: int,
-            events: int | None) -> CustodyCheckpoint:
+def _signed(
+    kind: str, heads: list[tuple[int, int, str]], *, max_id: int, events: int | None
+) -> CustodyCheckpoint:
     """A checkpoint of *heads*, signed, linked to the latest one, written out after commit."""
     previous = _latest()
     buckets = _bucket_digests(iter(heads))
     checkpoint = CustodyCheckpoint(
-        kind=kind, created_at=utcnow(), max_event_id=max_id, specimen_count=len(heads),
-        event_count=events or 0, buckets=buckets, root=merkle_root(buckets),
-        prev_hash=previous.hash if previous else None)
+        kind=kind,
+        created_at=utcnow(),
+        max_event_id=max_id,
+        specimen_count=len(heads),
+        event_count=events or 0,
+        buckets=buckets,
+        root=merkle_root(buckets),
+        prev_hash=previous.hash if previous else None,
+    )
     checkpoint.hash = _sign(checkpoint)
     db.session.add(checkpoint)
     db.session.flush()
@@ -213,37 +226,51 @@ def seal_unkeyed_events() -> CustodyCheckpoint | None:
     ``seal`` digests the heads of their chains, so that they cannot be changed, removed or
     added to afterwards without the key. ``None`` when there is nothing to seal or a seal
     exists (an unkeyed event after it is a forgery, never sealed). The caller commits."""
-    if db.session.scalar(sa.select(CustodyCheckpoint.id)
-                         .where(CustodyCheckpoint.kind == "seal").limit(1)) is not None:
+    if (
+        db.session.scalar(sa.select(CustodyCheckpoint.id).where(CustodyCheckpoint.kind == "seal").limit(1))
+        is not None
+    ):
         return None
     unkeyed = CustodyEvent.key_id.is_(None)
     max_id = db.session.scalar(sa.select(sa.func.max(CustodyEvent.id)).where(unkeyed))
     if max_id is None:
         return None
-    return _signed("seal", list(_heads_as_of(max_id, unkeyed=True)), max_id=max_id,
-                   events=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))
-                                            .where(unkeyed)))
+    return _signed(
+        "seal",
+        list(_heads_as_of(max_id, unkeyed=True)),
+        max_id=max_id,
+        events=db.session.scalar(sa.select(sa.func.count(CustodyEvent.id)).where(unkeyed)),
+    )
 
 
 # --- the store outside the database -----------------------------------------------------
 
+
 def store_path() -> Path:
     """The append-only file of checkpoints: ``CUSTODY_CHECKPOINT_DIR``, or the instance
     folder's ``custody-checkpoints``. Put it where the database's users cannot write."""
-    folder = current_app.config.get("CUSTODY_CHECKPOINT_DIR") or \
-        Path(current_app.instance_path) / "custody-checkpoints"
+    folder = (
+        current_app.config.get("CUSTODY_CHECKPOINT_DIR")
+        or Path(current_app.instance_path) / "custody-checkpoints"
+    )
     return Path(folder) / STORE_FILE
 
 
 def checkpoint_record(checkpoint: CustodyCheckpoint) -> dict[str, Any]:
     """A checkpoint as the external store keeps it: enough to check its signature alone."""
-    return {"id": checkpoint.id, "kind": checkpoint.kind,
-            "created_at": checkpoint.created_at.isoformat(timespec="microseconds"),
-            "max_event_id": checkpoint.max_event_id,
-            "specimen_count": checkpoint.specimen_count,
-            "event_count": checkpoint.event_count, "buckets": checkpoint.buckets,
-            "root": checkpoint.root, "prev_hash": checkpoint.prev_hash,
-            "key_id": checkpoint.key_id, "hash": checkpoint.hash}
+    return {
+        "id": checkpoint.id,
+        "kind": checkpoint.kind,
+        "created_at": checkpoint.created_at.isoformat(timespec="microseconds"),
+        "max_event_id": checkpoint.max_event_id,
+        "specimen_count": checkpoint.specimen_count,
+        "event_count": checkpoint.event_count,
+        "buckets": checkpoint.buckets,
+        "root": checkpoint.root,
+        "prev_hash": checkpoint.prev_hash,
+        "key_id": checkpoint.key_id,
+        "hash": checkpoint.hash,
+    }
 
 
 def read_store() -> list[dict[str, Any]]:
@@ -278,9 +305,13 @@ def export_checkpoints() -> list[dict[str, Any]]:
         last = max((i for i in known if isinstance(i, int)), default=0)
         began = not db.session().in_transaction()
         with read_only():
-            fresh = list(db.session.scalars(sa.select(CustodyCheckpoint)
-                                            .where(CustodyCheckpoint.id > last)
-                                            .order_by(CustodyCheckpoint.id)))
+            fresh = list(
+                db.session.scalars(
+                    sa.select(CustodyCheckpoint)
+                    .where(CustodyCheckpoint.id > last)
+                    .order_by(CustodyCheckpoint.id)
+                )
+            )
             records = [checkpoint_record(checkpoint) for checkpoint in fresh]
         if began:  # run after a commit: end the read it began, holding no lock
             db.session.rollback()
@@ -291,70 +322,107 @@ def export_checkpoints() -> list[dict[str, Any]]:
     return records
 
 
-def check_event(event: Any, *, barcode: str, prev_hash: str | None, expected_seq: int,
-                keys: dict[str, Digester], sealed_up_to: int | None) -> str | None:
+def check_event(
+    event: Any,
+    *,
+    barcode: str,
+    prev_hash: str | None,
+    expected_seq: int,
+    keys: dict[str, Digester],
+    sealed_up_to: int | None,
+) -> str | None:
     """What is wrong with one event given its chain so far, or ``None``. *keys*: a digester
     per known key id; *sealed_up_to*: the last event id the seal covers."""
     if event.seq != expected_seq:
-        return (f"sequence jumps from #{expected_seq - 1} to #{event.seq}: an event was removed "
-                "or reordered")
+        return f"sequence jumps from #{expected_seq - 1} to #{event.seq}: an event was removed or reordered"
     if event.prev_hash != prev_hash:
-        return (f"previous-hash link is {(event.prev_hash or 'empty')[:12]} but the previous "
-                f"event's hash is {(prev_hash or 'empty')[:12]}: an event was inserted, removed "
-                "or reordered")
-    fields = {"barcode": barcode, "seq": event.seq, "event_type": event.event_type,
-              "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
-              "actor_name": event.actor_name, "from_location": event.from_location,
-              "to_location": event.to_location, "details": event.details,
-              "client_event_id": event.client_event_id, "prev_hash": event.prev_hash}
+        return (
+            f"previous-hash link is {(event.prev_hash or 'empty')[:12]} but the previous "
+            f"event's hash is {(prev_hash or 'empty')[:12]}: an event was inserted, removed "
+            "or reordered"
+        )
+    fields = {
+        "barcode": barcode,
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "occurred_at": event.occurred_at,
+        "recorded_at": event.recorded_at,
+        "actor_name": event.actor_name,
+        "from_location": event.from_location,
+        "to_location": event.to_location,
+        "details": event.details,
+        "client_event_id": event.client_event_id,
+        "prev_hash": event.prev_hash,
+    }
     if event.key_id is None:
         if sealed_up_to is None or event.id > sealed_up_to:
-            return ("it carries no keyed digest and no seal covers it: it was written without "
-                    "the custody key (forged)")
+            return (
+                "it carries no keyed digest and no seal covers it: it was written without "
+                "the custody key (forged)"
+            )
         recomputed = content_hash(**fields)
     else:
         digester = keys.get(event.key_id)
         if digester is None:
-            return (f"its digest is under custody key {event.key_id}, which this instance does "
-                    "not know: forged with another key (or a retired key is missing)")
-        recomputed = digester.digest(specimen_id=event.specimen_id, actor_id=event.actor_id,
-                                     **fields)
+            return (
+                f"its digest is under custody key {event.key_id}, which this instance does "
+                "not know: forged with another key (or a retired key is missing)"
+            )
+        recomputed = digester.digest(specimen_id=event.specimen_id, actor_id=event.actor_id, **fields)
     if recomputed != event.hash:
-        return (f"content does not match its digest (stored {event.hash[:12]}, recomputed "
-                f"{recomputed[:12]}): the event was edited or forged")
+        return (
+            f"content does not match its digest (stored {event.hash[:12]}, recomputed "
+            f"{recomputed[:12]}): the event was edited or forged"
+        )
     return None
 
 
 def _seal_limit() -> int | None:
-    return db.session.scalar(sa.select(CustodyCheckpoint.max_event_id)
-                             .where(CustodyCheckpoint.kind == "seal")
-                             .order_by(CustodyCheckpoint.id).limit(1))
+    return db.session.scalar(
+        sa.select(CustodyCheckpoint.max_event_id)
+        .where(CustodyCheckpoint.kind == "seal")
+        .order_by(CustodyCheckpoint.id)
+        .limit(1)
+    )
 
 
 def verify_specimen_chain(specimen: Specimen) -> Finding | None:
     """Check one specimen's chain (for its page and timeline); ``None`` when intact."""
     events = db.session.execute(
-        sa.select(*CustodyEvent.__table__.c).where(CustodyEvent.specimen_id == specimen.id)
-        .order_by(CustodyEvent.seq)).all()
+        sa.select(*CustodyEvent.__table__.c)
+        .where(CustodyEvent.specimen_id == specimen.id)
+        .order_by(CustodyEvent.seq)
+    ).all()
     prev_hash, expected = None, 1
     keys, sealed_up_to = digesters(), _seal_limit()
     for event in events:
-        problem = check_event(event, barcode=specimen.barcode, prev_hash=prev_hash,
-                              expected_seq=expected, keys=keys, sealed_up_to=sealed_up_to)
+        problem = check_event(
+            event,
+            barcode=specimen.barcode,
+            prev_hash=prev_hash,
+            expected_seq=expected,
+            keys=keys,
+            sealed_up_to=sealed_up_to,
+        )
         if problem:
             return Finding(problem, specimen.id, specimen.barcode, event.id, event.seq)
         prev_hash, expected = event.hash, event.seq + 1
     last = (events[-1].seq, events[-1].hash) if events else (0, None)
     if (specimen.custody_seq, specimen.custody_head) != last:
-        return Finding(f"the specimen says its chain ends at #{specimen.custody_seq} but the "
-                       f"ledger ends at #{last[0]}", specimen.id, specimen.barcode)
+        return Finding(
+            f"the specimen says its chain ends at #{specimen.custody_seq} but the ledger ends at #{last[0]}",
+            specimen.id,
+            specimen.barcode,
+        )
     if not events and specimen.status is not SpecimenStatus.EXPECTED:
         return Finding(NO_HISTORY, specimen.id, specimen.barcode)
     return None
 
 
-NO_HISTORY = ("it has no custody history: every specimen is recorded with its first event "
-              "(collected, received, aliquoted…), so its chain was wiped")
+NO_HISTORY = (
+    "it has no custody history: every specimen is recorded with its first event "
+    "(collected, received, aliquoted…), so its chain was wiped"
+)
 
 
 @dataclass
@@ -373,9 +441,15 @@ class Chains:
     unkeyed_events: int = 0
 
 
-def check_chains(low: int, high: int, *, max_event_id: int | None, stop_at_first: bool = False,
-                 progress: Callable[[int], None] | None = None,
-                 sealed_up_to: int | None = None) -> Chains:
+def check_chains(
+    low: int,
+    high: int,
+    *,
+    max_event_id: int | None,
+    stop_at_first: bool = False,
+    progress: Callable[[int], None] | None = None,
+    sealed_up_to: int | None = None,
+) -> Chains:
     """Check the chains of the specimens with ``low <= id < high``: every event's sequence,
     link and keyed digest, and each specimen's recorded head. *max_event_id* is the
     reference checkpoint's: heads as of it are digested for the comparison with that
@@ -395,12 +469,13 @@ def check_chains(low: int, high: int, *, max_event_id: int | None, stop_at_first
         for start in range(low, high, step):
             # Plain rows on the session's connection: no ORM loading, nothing accumulates.
             for row in db.session.connection().execute(
-                sa.select(*CustodyEvent.__table__.c, Specimen.barcode, Specimen.custody_seq,
-                          Specimen.custody_head)
+                sa.select(
+                    *CustodyEvent.__table__.c, Specimen.barcode, Specimen.custody_seq, Specimen.custody_head
+                )
                 .join(Specimen, Specimen.id == CustodyEvent.specimen_id)
-                .where(CustodyEvent.specimen_id >= start,
-                       CustodyEvent.specimen_id < min(start + step, high))
-                .order_by(CustodyEvent.specimen_id, CustodyEvent.seq)):
+                .where(CustodyEvent.specimen_id >= start, CustodyEvent.specimen_id < min(start + step, high))
+                .order_by(CustodyEvent.specimen_id, CustodyEvent.seq)
+            ):
                 yield row, row.barcode, row.custody_seq, row.custody_head
 
     current: int | None = None
@@ -419,10 +494,16 @@ def check_chains(low: int, high: int, *, max_event_id: int | None, stop_at_first
             return False
         last_event, barcode, custody_seq, custody_head = head_row
         if (custody_seq, custody_head) != (last_event.seq, last_event.hash):
-            return found(Finding(
-                f"the specimen says its chain ends at #{custody_seq} ({(custody_head or '')[:12]}) "
-                f"but the ledger ends at #{last_event.seq} ({last_event.hash[:12]})",
-                last_event.specimen_id, barcode, last_event.id, last_event.seq))
+            return found(
+                Finding(
+                    f"the specimen says its chain ends at #{custody_seq} ({(custody_head or '')[:12]}) "
+                    f"but the ledger ends at #{last_event.seq} ({last_event.hash[:12]})",
+                    last_event.specimen_id,
+                    barcode,
+                    last_event.id,
+                    last_event.seq,
+                )
+            )
         return False
 
     def finish() -> Chains:
@@ -447,8 +528,14 @@ def check_chains(low: int, high: int, *, max_event_id: int | None, stop_at_first
         if event.key_id is None:
             unkeyed_head = (event.specimen_id, event.seq, event.hash)
             result.unkeyed_events += 1
-        problem = check_event(event, barcode=barcode, prev_hash=prev_hash,
-                              expected_seq=expected_seq, keys=keys, sealed_up_to=sealed_up_to)
+        problem = check_event(
+            event,
+            barcode=barcode,
+            prev_hash=prev_hash,
+            expected_seq=expected_seq,
+            keys=keys,
+            sealed_up_to=sealed_up_to,
+        )
         if problem and found(Finding(problem, event.specimen_id, barcode, event.id, event.seq)):
             head_row = None
             return finish()
@@ -458,9 +545,15 @@ def check_chains(low: int, high: int, *, max_event_id: int | None, stop_at_first
     return finish()
 
 
-def _check_chains_in_worker(database_url: str, config: dict[str, Any], low: int, high: int,
-                            max_event_id: int | None, stop_at_first: bool,
-                            sealed_up_to: int | None) -> Chains:
+def _check_chains_in_worker(
+    database_url: str,
+    config: dict[str, Any],
+    low: int,
+    high: int,
+    max_event_id: int | None,
+    stop_at_first: bool,
+    sealed_up_to: int | None,
+) -> Chains:
     """:func:`check_chains` in a worker process, with an application of its own (and the
     parent's custody keys)."""
     from biobank.app import create_app
@@ -468,8 +561,9 @@ def _check_chains_in_worker(database_url: str, config: dict[str, Any], low: int,
     app = create_app({"DATABASE_URL": database_url, **config})
     with app.app_context(), read_only():
         try:
-            return check_chains(low, high, max_event_id=max_event_id,
-                                stop_at_first=stop_at_first, sealed_up_to=sealed_up_to)
+            return check_chains(
+                low, high, max_event_id=max_event_id, stop_at_first=stop_at_first, sealed_up_to=sealed_up_to
+            )
         finally:
             db.session.remove()
             db.engine.dispose()
@@ -479,10 +573,14 @@ def _check_chains_in_worker(database_url: str, config: dict[str, Any], low: int,
 MIN_PARALLEL_SPECIMENS = 50_000
 
 
-def verify_ledger(*, stop_at_first: bool = False,
-                  progress: Callable[[int], None] | None = None, workers: int = 1,
-                  min_parallel_specimens: int = MIN_PARALLEL_SPECIMENS,
-                  witnesses: bool = True) -> Report:
+def verify_ledger(
+    *,
+    stop_at_first: bool = False,
+    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    min_parallel_specimens: int = MIN_PARALLEL_SPECIMENS,
+    witnesses: bool = True,
+) -> Report:
     """Check every chain, every specimen's head, the seal, every checkpoint, and the
     database against the checkpoints kept outside it: in the store file and, with
     *witnesses*, by the witness instances of ``CUSTODY_WITNESSES``.
@@ -493,19 +591,20 @@ def verify_ledger(*, stop_at_first: bool = False,
     first finding is the same as one process would report.
     """
     report = Report()
-    checkpoints = list(db.session.scalars(sa.select(CustodyCheckpoint)
-                                          .order_by(CustodyCheckpoint.id)))
+    checkpoints = list(db.session.scalars(sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id)))
     stored = read_store()
     seal = next((c for c in checkpoints if c.kind == "seal"), None)
     if seal is None:  # a seal deleted from the database is still known outside it
-        seal_record = next((r for r in stored if r.get("kind") == "seal"
-                            and _signature_ok(r)), None)
+        seal_record = next((r for r in stored if r.get("kind") == "seal" and _signature_ok(r)), None)
     else:
         seal_record = checkpoint_record(seal)
     sealed_up_to = seal_record["max_event_id"] if seal_record else None
     if seal_record:
-        report.seal = {"id": seal_record["id"], "created_at": seal_record["created_at"],
-                       "events": seal_record["event_count"]}
+        report.seal = {
+            "id": seal_record["id"],
+            "created_at": seal_record["created_at"],
+            "events": seal_record["event_count"],
+        }
     reference = _reference(checkpoints, stored)
     max_event_id = reference["max_event_id"] if reference else None
     low = db.session.scalar(sa.select(sa.func.min(CustodyEvent.specimen_id)))
@@ -515,14 +614,27 @@ def verify_ledger(*, stop_at_first: bool = False,
     if low is None:
         parts: list[Chains] = [Chains()]
     elif workers <= 1 or high - low < min_parallel_specimens or in_memory:
-        parts = [check_chains(low, high, max_event_id=max_event_id,
-                              stop_at_first=stop_at_first, progress=progress,
-                              sealed_up_to=sealed_up_to)]
+        parts = [
+            check_chains(
+                low,
+                high,
+                max_event_id=max_event_id,
+                stop_at_first=stop_at_first,
+                progress=progress,
+                sealed_up_to=sealed_up_to,
+            )
+        ]
     else:
-        parts = _check_in_parallel(url.render_as_string(hide_password=False), low, high,
-                                   workers=workers, max_event_id=max_event_id,
-                                   stop_at_first=stop_at_first, progress=progress,
-                                   sealed_up_to=sealed_up_to)
+        parts = _check_in_parallel(
+            url.render_as_string(hide_password=False),
+            low,
+            high,
+            workers=workers,
+            max_event_id=max_event_id,
+            stop_at_first=stop_at_first,
+            progress=progress,
+            sealed_up_to=sealed_up_to,
+        )
     buckets: dict[str, list[Any]] = {}
     sealed: dict[str, list[Any]] = {}
     events_as_of_latest = unkeyed = 0
@@ -544,12 +656,14 @@ def verify_ledger(*, stop_at_first: bool = False,
 
     historyless = db.session.execute(
         sa.select(Specimen.id, Specimen.barcode, Specimen.custody_seq)
-        .where(Specimen.status != SpecimenStatus.EXPECTED,
-               ~sa.exists().where(CustodyEvent.specimen_id == Specimen.id))
-        .order_by(Specimen.id)).all()
+        .where(
+            Specimen.status != SpecimenStatus.EXPECTED,
+            ~sa.exists().where(CustodyEvent.specimen_id == Specimen.id),
+        )
+        .order_by(Specimen.id)
+    ).all()
     for specimen_id, barcode, seq in historyless:
-        problem = (f"its {seq} custody events are gone: the whole chain was deleted" if seq
-                   else NO_HISTORY)
+        problem = f"its {seq} custody events are gone: the whole chain was deleted" if seq else NO_HISTORY
         if found(Finding(problem, specimen_id, barcode)):
             return report
 
@@ -557,17 +671,22 @@ def verify_ledger(*, stop_at_first: bool = False,
         return report
     if seal_record and _compare(seal_record, sealed, unkeyed, "the seal", found):
         return report
-    if reference and _compare(reference, buckets, events_as_of_latest,
-                              f"checkpoint {reference['id']}", found):
+    if reference and _compare(
+        reference, buckets, events_as_of_latest, f"checkpoint {reference['id']}", found
+    ):
         return report
     if witnesses:
         _verify_witnesses(checkpoints, stored, reference, report, found)
     return report
 
 
-def _verify_witnesses(checkpoints: list[CustodyCheckpoint], stored: list[dict[str, Any]],
-                      reference: dict[str, Any] | None, report: Report,
-                      found: Callable[[Finding], bool]) -> bool:
+def _verify_witnesses(
+    checkpoints: list[CustodyCheckpoint],
+    stored: list[dict[str, Any]],
+    reference: dict[str, Any] | None,
+    report: Report,
+    found: Callable[[Finding], bool],
+) -> bool:
     """What each witness keeps against the checkpoints here (database or store): one it
     keeps that is gone or different here, and events deleted since the newest it keeps.
     An unreachable witness is reported, not a finding. True to stop."""
@@ -585,33 +704,44 @@ def _verify_witnesses(checkpoints: list[CustodyCheckpoint], stored: list[dict[st
         for record in kept:
             mine = here.get(record["id"])
             if mine is None:
-                problem = (f"witness {name} keeps checkpoint {record['id']} of "
-                           f"{record['created_at'][:19]} ({record['event_count']} events), "
-                           "which is neither in the database nor in the store outside it: "
-                           "checkpoints were deleted")
+                problem = (
+                    f"witness {name} keeps checkpoint {record['id']} of "
+                    f"{record['created_at'][:19]} ({record['event_count']} events), "
+                    "which is neither in the database nor in the store outside it: "
+                    "checkpoints were deleted"
+                )
             elif any(mine.get(f) != record.get(f) for f in FIELDS):
-                problem = (f"checkpoint {record['id']} differs from the one witness {name} "
-                           "keeps: it was replaced")
+                problem = (
+                    f"checkpoint {record['id']} differs from the one witness {name} keeps: it was replaced"
+                )
             else:
                 continue
             if found(Finding(problem)):
                 return True
-        newest = max((r for r in kept if r["kind"] == "checkpoint"),
-                     key=lambda r: r["id"], default=None)
+        newest = max((r for r in kept if r["kind"] == "checkpoint"), key=lambda r: r["id"], default=None)
         if newest and (reference is None or newest["id"] > reference["id"]):
-            remain = db.session.scalar(sa.select(sa.func.count(CustodyEvent.id)).where(
-                CustodyEvent.id <= newest["max_event_id"])) or 0
-            if remain != newest["event_count"] and found(Finding(
+            remain = (
+                db.session.scalar(
+                    sa.select(sa.func.count(CustodyEvent.id)).where(CustodyEvent.id <= newest["max_event_id"])
+                )
+                or 0
+            )
+            if remain != newest["event_count"] and found(
+                Finding(
                     f"witness {name}'s checkpoint {newest['id']} covered "
                     f"{newest['event_count']} events; {remain} of them remain"
-                    + (": events were deleted" if remain < newest["event_count"]
-                       else ": events were added under it"))):
+                    + (
+                        ": events were deleted"
+                        if remain < newest["event_count"]
+                        else ": events were added under it"
+                    )
+                )
+            ):
                 return True
     return False
 
 
-def _reference(checkpoints: list[CustodyCheckpoint],
-               stored: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _reference(checkpoints: list[CustodyCheckpoint], stored: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The newest checkpoint (not seal) whose signature holds, from the database or from
     the store outside it (whichever is newer: checkpoints deleted from the database still
     count)."""
@@ -621,25 +751,34 @@ def _reference(checkpoints: list[CustodyCheckpoint],
     return max(candidates, key=lambda c: c["id"], default=None)
 
 
-def _compare(reference: dict[str, Any], now: dict[str, list[Any]], event_count: int,
-             name: str, found: Callable[[Finding], bool]) -> bool:
+def _compare(
+    reference: dict[str, Any],
+    now: dict[str, list[Any]],
+    event_count: int,
+    name: str,
+    found: Callable[[Finding], bool],
+) -> bool:
     """The chains as of *reference* against what it signed; True to stop."""
-    if event_count != reference["event_count"] and found(Finding(
+    if event_count != reference["event_count"] and found(
+        Finding(
             f"{name} covered {reference['event_count']} events; {event_count} of them remain"
-            + (": events were deleted" if event_count < reference["event_count"]
-               else ": events were added under it"))):
+            + (
+                ": events were deleted"
+                if event_count < reference["event_count"]
+                else ": events were added under it"
+            )
+        )
+    ):
         return True
     signed = reference["buckets"]
     for bucket in sorted(set(now) | set(signed), key=int):
         low, high = int(bucket) * BUCKET, int(bucket) * BUCKET + BUCKET - 1
-        if bucket in now and bucket in signed and \
-                _digest_of(now[bucket]) == _digest_of(signed[bucket]):
+        if bucket in now and bucket in signed and _digest_of(now[bucket]) == _digest_of(signed[bucket]):
             continue
         before = _events_of(signed[bucket]) if bucket in signed else 0
         after = now[bucket][1] if bucket in now else 0
         if before is not None and after < before:
-            change = (f"{before} events at {name}, {after} now: a chain was shortened or "
-                      "deleted")
+            change = f"{before} events at {name}, {after} now: a chain was shortened or deleted"
         else:
             change = "a chain was deleted, rewritten or added"
         if found(Finding(f"the chains of specimens {low}–{high} differ from {name}: {change}")):
@@ -647,28 +786,39 @@ def _compare(reference: dict[str, Any], now: dict[str, list[Any]], event_count: 
     return False
 
 
-def _check_in_parallel(database_url: str, low: int, high: int, *, workers: int,
-                       max_event_id: int | None, stop_at_first: bool,
-                       progress: Callable[[int], None] | None,
-                       sealed_up_to: int | None) -> list[Chains]:
+def _check_in_parallel(
+    database_url: str,
+    low: int,
+    high: int,
+    *,
+    workers: int,
+    max_event_id: int | None,
+    stop_at_first: bool,
+    progress: Callable[[int], None] | None,
+    sealed_up_to: int | None,
+) -> list[Chains]:
     """Ranges of specimen ids checked by *workers* processes, in id order. Range bounds are
     multiples of the checkpoint bucket, so each bucket's digest comes from one range."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ring = keyring()
-    config = {"CUSTODY_KEY": ring.current.decode(),
-              "CUSTODY_RETIRED_KEYS": [k.decode() for i, k in ring.keys.items()
-                                       if i != ring.current_id]}
+    config = {
+        "CUSTODY_KEY": ring.current.decode(),
+        "CUSTODY_RETIRED_KEYS": [k.decode() for i, k in ring.keys.items() if i != ring.current_id],
+    }
     size = -(-(high - low) // workers)
     size = -(-size // BUCKET) * BUCKET
     first = low // BUCKET * BUCKET
     bounds = [(max(a, low), min(a + size, high)) for a in range(first, high, size)]
     done = 0
-    with ProcessPoolExecutor(max_workers=workers,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_check_chains_in_worker, database_url, config, a, b,
-                               max_event_id, stop_at_first, sealed_up_to) for a, b in bounds]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(
+                _check_chains_in_worker, database_url, config, a, b, max_event_id, stop_at_first, sealed_up_to
+            )
+            for a, b in bounds
+        ]
         parts = []
         for future in futures:
             parts.append(future.result())
@@ -678,50 +828,77 @@ def _check_in_parallel(database_url: str, low: int, high: int, *, workers: int,
     return parts
 
 
-def _verify_checkpoints(checkpoints: list[CustodyCheckpoint], stored: list[dict[str, Any]],
-                        report: Report, found: Callable[[Finding], bool]) -> bool:
+def _verify_checkpoints(
+    checkpoints: list[CustodyCheckpoint],
+    stored: list[dict[str, Any]],
+    report: Report,
+    found: Callable[[Finding], bool],
+) -> bool:
     """Each checkpoint's link and signature, and the database's checkpoints against the
     store outside it; True to stop."""
     previous = None
     for checkpoint in checkpoints:
         report.checkpoints += 1
-        if checkpoint.prev_hash != (previous.hash if previous else None) and found(Finding(
+        if checkpoint.prev_hash != (previous.hash if previous else None) and found(
+            Finding(
                 f"checkpoint {checkpoint.id} does not link to the checkpoint before it: a "
-                "checkpoint was removed or replaced")):
+                "checkpoint was removed or replaced"
+            )
+        ):
             return True
-        if not _signature_ok(checkpoint) and found(Finding(
+        if not _signature_ok(checkpoint) and found(
+            Finding(
                 f"checkpoint {checkpoint.id} has an invalid signature: it was edited, or "
-                "signed with another custody key")):
+                "signed with another custody key"
+            )
+        ):
             return True
         previous = checkpoint
     report.external = len(stored)
     in_database = {c.id: c for c in checkpoints}
     for record in stored:
         if record.get("broken"):
-            if found(Finding(f"line {record['line']} of the external checkpoint store is not "
-                             "a checkpoint: the store was damaged")):
+            if found(
+                Finding(
+                    f"line {record['line']} of the external checkpoint store is not "
+                    "a checkpoint: the store was damaged"
+                )
+            ):
                 return True
             continue
         if not _signature_ok(record):
-            if found(Finding(f"the external store's checkpoint {record.get('id')} has an "
-                             "invalid signature: the store was edited")):
+            if found(
+                Finding(
+                    f"the external store's checkpoint {record.get('id')} has an "
+                    "invalid signature: the store was edited"
+                )
+            ):
                 return True
             continue
         twin = in_database.get(record["id"])
         if twin is None:
-            if found(Finding(f"{record['kind']} {record['id']} of {record['created_at'][:19]}, "
-                             "kept outside the database, is missing from it: checkpoints "
-                             "were deleted")):
+            if found(
+                Finding(
+                    f"{record['kind']} {record['id']} of {record['created_at'][:19]}, "
+                    "kept outside the database, is missing from it: checkpoints "
+                    "were deleted"
+                )
+            ):
                 return True
-        elif twin.hash != record["hash"] and found(Finding(
-                f"checkpoint {record['id']} differs from the copy kept outside the database: "
-                "it was replaced")):
+        elif twin.hash != record["hash"] and found(
+            Finding(
+                f"checkpoint {record['id']} differs from the copy kept outside the database: it was replaced"
+            )
+        ):
             return True
     outside = {r.get("id") for r in stored}
     for checkpoint in checkpoints:
-        if checkpoint.id not in outside and found(Finding(
+        if checkpoint.id not in outside and found(
+            Finding(
                 f"{checkpoint.kind} {checkpoint.id} is not in the external checkpoint store "
                 f"({store_path().name}): it was never written out, or the store was lost; "
-                "`biobank custody checkpoint` writes out what is missing")):
+                "`biobank custody checkpoint` writes out what is missing"
+            )
+        ):
             return True
     return False

@@ -30,8 +30,7 @@ def age_at(birth_year: int | None, when: dt.date | None) -> int | None:
     return when.year - birth_year
 
 
-def list_participants(*, actor: User, study_id: int | None = None,
-                      site_id: int | None = None) -> sa.Select:
+def list_participants(*, actor: User, study_id: int | None = None, site_id: int | None = None) -> sa.Select:
     """Participants at the actor's sites, optionally by study or site."""
     stmt = visible(sa.select(Participant), Participant, actor)
     if study_id is not None:
@@ -41,9 +40,15 @@ def list_participants(*, actor: User, study_id: int | None = None,
     return stmt
 
 
-def register_participant(*, actor: User, study_id: int, site_id: int,
-                         phi: dict[str, Any] | None = None, code: str | None = None,
-                         **fields: Any) -> Participant:
+def register_participant(
+    *,
+    actor: User,
+    study_id: int,
+    site_id: int,
+    phi: dict[str, Any] | None = None,
+    code: str | None = None,
+    **fields: Any,
+) -> Participant:
     """Register a participant in a study at a site, with an optional PHI record."""
     study = get_visible(Study, study_id, actor, field="study_id")
     check_site(actor, site_id)
@@ -61,8 +66,7 @@ def register_participant(*, actor: User, study_id: int, site_id: int,
     return participant
 
 
-def update_participant(participant: Participant, changes: dict[str, Any], *,
-                       actor: User) -> Participant:
+def update_participant(participant: Participant, changes: dict[str, Any], *, actor: User) -> Participant:
     """Change a participant; PHI changes update or create the separate PHI record."""
     phi = changes.pop("phi", None)
     if "site_id" in changes:

@@ -54,8 +54,9 @@ def suppress(count: int, actor: User) -> int | str:
     the total. Zero stays zero."""
     if not counts_only(actor):
         return count
-    return protect(count, small=current_app.config["COUNT_SMALL_CELL"],
-                   base=current_app.config["COUNT_ROUNDING_BASE"])
+    return protect(
+        count, small=current_app.config["COUNT_SMALL_CELL"], base=current_app.config["COUNT_ROUNDING_BASE"]
+    )
 
 
 def protect(count: int, *, small: int, base: int) -> int | str:
@@ -92,8 +93,7 @@ def parse_filters(document: Any, fields: FieldRegistry | None = None) -> Node | 
     fields = fields or registry()
     if isinstance(document, str | bytes):
         if len(document) > MAX_FILTER_BYTES:
-            raise InvalidFilter(f"the filter is longer than {MAX_FILTER_BYTES} bytes",
-                                field="filters")
+            raise InvalidFilter(f"the filter is longer than {MAX_FILTER_BYTES} bytes", field="filters")
         if not document.strip():
             return None
         try:
@@ -120,11 +120,11 @@ def parse_facets(names: list[str] | str | None, fields: FieldRegistry | None = N
     for name in names:
         f = fields.get(name)
         if f is None:
-            raise InvalidFilter(f"unknown field {name!r} cannot be a facet", field="facets",
-                                allowed=allowed)
+            raise InvalidFilter(f"unknown field {name!r} cannot be a facet", field="facets", allowed=allowed)
         if not f.facet:
-            raise InvalidFilter(f"{name} is a {f.type} field: it has no buckets to count",
-                                field="facets", allowed=allowed)
+            raise InvalidFilter(
+                f"{name} is a {f.type} field: it has no buckets to count", field="facets", allowed=allowed
+            )
     return names
 
 
@@ -153,30 +153,40 @@ def matching_ids(level: Level, node: Node | None, actor: User) -> sa.Select:
     return level.select(level.col(level.key)).where(where)
 
 
-def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = None,
-              size: int = 100, after: int | None = None) -> QueryResult:
+def run_query(
+    *,
+    actor: User,
+    level: str,
+    filters: Any = None,
+    facets: Any = None,
+    size: int = 100,
+    after: int | None = None,
+) -> QueryResult:
     fields = registry()
     lvl = level_of(level)
     node = parse_filters(filters, fields)
     facet_names = parse_facets(facets, fields)
     scope = _site_scope(lvl, actor)
     page = 0 if counts_only(actor) or size == 0 else size + 1
-    total, facet_rows, ids = _counts(lvl, node, facet_names, scope, fields, page=page,
-                                     after=after)
+    total, facet_rows, ids = _counts(lvl, node, facet_names, scope, fields, page=page, after=after)
     result = QueryResult(level=level, total=suppress(total, actor))
     for name in facet_names:
-        buckets = [{"key": key, "doc_count": suppress(count, actor)}
-                   for key, count in facet_rows.get(name, [])]
-        buckets.sort(key=lambda b: (-(b["doc_count"] if isinstance(b["doc_count"], int) else 0),
-                                    str(b["key"])))
+        buckets = [
+            {"key": key, "doc_count": suppress(count, actor)} for key, count in facet_rows.get(name, [])
+        ]
+        buckets.sort(
+            key=lambda b: (-(b["doc_count"] if isinstance(b["doc_count"], int) else 0), str(b["key"]))
+        )
         _suppress_second(buckets)
         result.facets[name] = {"buckets": buckets}
     if counts_only(actor):
         small = current_app.config["COUNT_SMALL_CELL"]
         base = current_app.config["COUNT_ROUNDING_BASE"]
-        result.hits_withheld = (f"researchers see counts, under {small} shown as <{small} and "
-                                f"the others rounded to the nearest {base}, until a request "
-                                "for these samples is approved")
+        result.hits_withheld = (
+            f"researchers see counts, under {small} shown as <{small} and "
+            f"the others rounded to the nearest {base}, until a request "
+            "for these samples is approved"
+        )
         return result
     if len(ids) > size:
         ids = ids[:size]
@@ -185,9 +195,16 @@ def run_query(*, actor: User, level: str, filters: Any = None, facets: Any = Non
     return result
 
 
-def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
-            fields: FieldRegistry, *, page: int = 0, after: int | None = None,
-            ) -> tuple[int, dict[str, list[tuple[Any, int]]], list[int]]:
+def _counts(
+    level: Level,
+    node: Node | None,
+    facet_names: list[str],
+    scope: Any,
+    fields: FieldRegistry,
+    *,
+    page: int = 0,
+    after: int | None = None,
+) -> tuple[int, dict[str, list[tuple[Any, int]]], list[int]]:
     """The total, every facet and the ids of one page (*page* rows after *after*), in one
     statement.
 
@@ -210,8 +227,10 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
     leaves = list(clauses(flagged))
     index = {id(leaf): i for i, leaf in enumerate(leaves)}
     columns = [level.col(k).label(k) for k in level.keys]
-    flags = [sa.type_coerce(compiler.predicate(leaf, level, fields), sa.Boolean).label(f"m{i}")
-             for i, leaf in enumerate(leaves)]
+    flags = [
+        sa.type_coerce(compiler.predicate(leaf, level, fields), sa.Boolean).label(f"m{i}")
+        for i, leaf in enumerate(leaves)
+    ]
     prefilter = [compiler.predicate(c, level, fields) for c in fixed]
     # A facet on a column of the level's own table is read with the rows, not joined back.
     own_values = {}
@@ -219,8 +238,7 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
         f = fields.get(name)
         if f is not None and f.column is not None and f.key == level.key:
             own_values[name] = f.column().label(f"facet{len(own_values)}")
-    base = (level.select(*columns, *flags, *own_values.values()).where(scope, *prefilter)
-            .cte("base"))
+    base = level.select(*columns, *flags, *own_values.values()).where(scope, *prefilter).cte("base")
     if db.session.get_bind().dialect.name == "postgresql":
         base = base.prefix_with("MATERIALIZED")
         # enough memory for each clause's key set to be one hash table, not a rescan per row
@@ -236,8 +254,15 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
             return sa.and_(*parts) if tree.op == "and" else sa.or_(*parts)
         return base.c[f"m{index[id(tree)]}"]
 
-    parts = [sa.select(sa.literal("").label("facet"), sa.cast(sa.null(), sa.String).label("key"),
-                       sa.func.count().label("n")).select_from(base).where(holds(flagged))]
+    parts = [
+        sa.select(
+            sa.literal("").label("facet"),
+            sa.cast(sa.null(), sa.String).label("key"),
+            sa.func.count().label("n"),
+        )
+        .select_from(base)
+        .where(holds(flagged))
+    ]
     for name in facet_names:
         f = fields.get(name)
         assert f is not None
@@ -254,24 +279,40 @@ def _counts(level: Level, node: Node | None, facet_names: list[str], scope: Any,
         else:
             lift = compiler.LIFT[f.key]
             if f.column is not None:  # a column of the finer entity's table: no self-join
-                lifted = lift.select(lift.col(level.key).label("lifted"),
-                                     f.column().label("value")).subquery()
+                lifted = lift.select(
+                    lift.col(level.key).label("lifted"), f.column().label("value")
+                ).subquery()
             else:
-                lifted = lift.select(lift.col(level.key).label("lifted"), src.c.value).join(
-                    src, src.c.key == lift.col(f.key)).subquery()
+                lifted = (
+                    lift.select(lift.col(level.key).label("lifted"), src.c.value)
+                    .join(src, src.c.key == lift.col(f.key))
+                    .subquery()
+                )
             joined, value = base.join(lifted, lifted.c.lifted == own), lifted.c.value
-        parts.append(sa.select(sa.literal(name).label("facet"),
-                               sa.cast(value, sa.String).label("key"),
-                               (sa.func.count() if single
-                                else sa.func.count(sa.distinct(own))).label("n"))
-                     .select_from(joined).where(holds(without_field(flagged, name)))
-                     .group_by(value))
+        parts.append(
+            sa.select(
+                sa.literal(name).label("facet"),
+                sa.cast(value, sa.String).label("key"),
+                (sa.func.count() if single else sa.func.count(sa.distinct(own))).label("n"),
+            )
+            .select_from(joined)
+            .where(holds(without_field(flagged, name)))
+            .group_by(value)
+        )
     if page:
-        hits = (sa.select(own.label("id")).where(holds(flagged))
-                .where(own > (after if after is not None else -1))
-                .order_by(own).limit(page).subquery())
-        parts.append(sa.select(sa.literal("#hit").label("facet"),
-                               sa.cast(sa.null(), sa.String).label("key"), hits.c.id))
+        hits = (
+            sa.select(own.label("id"))
+            .where(holds(flagged))
+            .where(own > (after if after is not None else -1))
+            .order_by(own)
+            .limit(page)
+            .subquery()
+        )
+        parts.append(
+            sa.select(
+                sa.literal("#hit").label("facet"), sa.cast(sa.null(), sa.String).label("key"), hits.c.id
+            )
+        )
     total = 0
     facets: dict[str, list[tuple[Any, int]]] = {}
     ids: list[int] = []
@@ -291,8 +332,7 @@ def _facet_key(f: Any, key: str) -> Any:
     return key
 
 
-def iter_rows(*, actor: User, level: str, filters: Any = None,
-              batch: int = 2000) -> Iterator[dict[str, Any]]:
+def iter_rows(*, actor: User, level: str, filters: Any = None, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every matching row, in id order, fetched a batch at a time (for TSV downloads).
 
     The filter and the actor's rights are checked now, before the first row is read."""
@@ -316,13 +356,44 @@ def iter_rows(*, actor: User, level: str, filters: Any = None,
 
 ROW_COLUMNS = {
     "participants": ["participant_id", "participant", "sex", "birth_year", "study", "site"],
-    "cases": ["case_id", "case", "participant", "disease_group", "icd10_code", "diagnosis_date",
-              "ajcc_stage", "breslow_mm", "ulceration"],
-    "lesions": ["lesion_id", "lesion", "case", "participant", "disease_group", "body_site",
-                "laterality", "diameter_mm"],
-    "specimens": ["specimen_id", "barcode", "lineage", "material_type", "pathology_status",
-                  "status", "quantity", "unit", "freeze_thaw_count", "site", "location",
-                  "lesion", "case", "participant", "disease_group"],
+    "cases": [
+        "case_id",
+        "case",
+        "participant",
+        "disease_group",
+        "icd10_code",
+        "diagnosis_date",
+        "ajcc_stage",
+        "breslow_mm",
+        "ulceration",
+    ],
+    "lesions": [
+        "lesion_id",
+        "lesion",
+        "case",
+        "participant",
+        "disease_group",
+        "body_site",
+        "laterality",
+        "diameter_mm",
+    ],
+    "specimens": [
+        "specimen_id",
+        "barcode",
+        "lineage",
+        "material_type",
+        "pathology_status",
+        "status",
+        "quantity",
+        "unit",
+        "freeze_thaw_count",
+        "site",
+        "location",
+        "lesion",
+        "case",
+        "participant",
+        "disease_group",
+    ],
 }
 ROW_COLUMNS["aliquots"] = ROW_COLUMNS["specimens"]
 
@@ -332,49 +403,90 @@ def rows_for(level: str, ids: list[int]) -> list[dict[str, Any]]:
     if not ids:
         return []
     if level == "participants":
-        stmt = (sa.select(Participant.id.label("participant_id"),
-                          Participant.code.label("participant"), Participant.sex,
-                          Participant.birth_year, Study.code.label("study"),
-                          Site.code.label("site"))
-                .join(Study, Study.id == Participant.study_id)
-                .join(Site, Site.id == Participant.site_id).where(Participant.id.in_(ids)))
+        stmt = (
+            sa.select(
+                Participant.id.label("participant_id"),
+                Participant.code.label("participant"),
+                Participant.sex,
+                Participant.birth_year,
+                Study.code.label("study"),
+                Site.code.label("site"),
+            )
+            .join(Study, Study.id == Participant.study_id)
+            .join(Site, Site.id == Participant.site_id)
+            .where(Participant.id.in_(ids))
+        )
     elif level == "cases":
-        stmt = (sa.select(Case.id.label("case_id"), Case.code.label("case"),
-                          Participant.code.label("participant"), Case.disease_group,
-                          Case.icd10_code, Case.diagnosis_date, Case.ajcc_stage, Case.breslow_mm,
-                          Case.ulceration)
-                .join(Participant, Participant.id == Case.participant_id).where(Case.id.in_(ids)))
+        stmt = (
+            sa.select(
+                Case.id.label("case_id"),
+                Case.code.label("case"),
+                Participant.code.label("participant"),
+                Case.disease_group,
+                Case.icd10_code,
+                Case.diagnosis_date,
+                Case.ajcc_stage,
+                Case.breslow_mm,
+                Case.ulceration,
+            )
+            .join(Participant, Participant.id == Case.participant_id)
+            .where(Case.id.in_(ids))
+        )
     elif level == "lesions":
-        stmt = (sa.select(Lesion.id.label("lesion_id"), Lesion.code.label("lesion"),
-                          Case.code.label("case"), Participant.code.label("participant"),
-                          Case.disease_group, Lesion.body_site, Lesion.laterality,
-                          Lesion.diameter_mm)
-                .join(Case, Case.id == Lesion.case_id)
-                .join(Participant, Participant.id == Case.participant_id)
-                .where(Lesion.id.in_(ids)))
+        stmt = (
+            sa.select(
+                Lesion.id.label("lesion_id"),
+                Lesion.code.label("lesion"),
+                Case.code.label("case"),
+                Participant.code.label("participant"),
+                Case.disease_group,
+                Lesion.body_site,
+                Lesion.laterality,
+                Lesion.diameter_mm,
+            )
+            .join(Case, Case.id == Lesion.case_id)
+            .join(Participant, Participant.id == Case.participant_id)
+            .where(Lesion.id.in_(ids))
+        )
     else:
         return _specimen_rows(ids)
-    rows = {r[0]: {k: _plain(v) for k, v in r._mapping.items()}
-            for r in db.session.execute(stmt)}
+    rows = {r[0]: {k: _plain(v) for k, v in r._mapping.items()} for r in db.session.execute(stmt)}
     return [rows[i] for i in ids if i in rows]
 
 
 def _specimen_rows(ids: list[int]) -> list[dict[str, Any]]:
-    stmt = (sa.select(Specimen.id, Specimen.barcode, Specimen.lineage, Specimen.material_type,
-                      Specimen.pathology_status, Specimen.status, Specimen.quantity,
-                      Specimen.unit, Specimen.freeze_thaw_count, Site.code.label("site"),
-                      Specimen.container_id, Specimen.pos_row, Specimen.pos_col,
-                      Lesion.code.label("lesion"), Case.code.label("case"),
-                      Participant.code.label("participant"), Case.disease_group)
-            .join(Site, Site.id == Specimen.site_id)
-            .join(Participant, Participant.id == Specimen.participant_id)
-            .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
-            .outerjoin(Case, Case.id == Specimen.case_id)
-            .where(Specimen.id.in_(ids)))
+    stmt = (
+        sa.select(
+            Specimen.id,
+            Specimen.barcode,
+            Specimen.lineage,
+            Specimen.material_type,
+            Specimen.pathology_status,
+            Specimen.status,
+            Specimen.quantity,
+            Specimen.unit,
+            Specimen.freeze_thaw_count,
+            Site.code.label("site"),
+            Specimen.container_id,
+            Specimen.pos_row,
+            Specimen.pos_col,
+            Lesion.code.label("lesion"),
+            Case.code.label("case"),
+            Participant.code.label("participant"),
+            Case.disease_group,
+        )
+        .join(Site, Site.id == Specimen.site_id)
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
+        .outerjoin(Case, Case.id == Specimen.case_id)
+        .where(Specimen.id.in_(ids))
+    )
     raw = list(db.session.execute(stmt))
     container_ids = {r.container_id for r in raw if r.container_id is not None}
-    containers = {c.id: c for c in db.session.scalars(
-        sa.select(StorageContainer).where(StorageContainer.id.in_(container_ids)))}
+    containers = {
+        c.id: c
+        for c in db.session.scalars(sa.select(StorageContainer).where(StorageContainer.id.in_(container_ids)))
+    }
     out = {}
     for r in raw:
         location = None
@@ -384,12 +496,20 @@ def _specimen_rows(ids: list[int]) -> list[dict[str, Any]]:
             if r.pos_row is not None:
                 location += " " + box.position_label(r.pos_row, r.pos_col)
         out[r.id] = {
-            "specimen_id": r.id, "barcode": r.barcode, "lineage": _plain(r.lineage),
+            "specimen_id": r.id,
+            "barcode": r.barcode,
+            "lineage": _plain(r.lineage),
             "material_type": _plain(r.material_type),
-            "pathology_status": _plain(r.pathology_status), "status": _plain(r.status),
-            "quantity": _plain(r.quantity), "unit": _plain(r.unit),
-            "freeze_thaw_count": r.freeze_thaw_count, "site": r.site, "location": location,
-            "lesion": r.lesion, "case": r.case, "participant": r.participant,
+            "pathology_status": _plain(r.pathology_status),
+            "status": _plain(r.status),
+            "quantity": _plain(r.quantity),
+            "unit": _plain(r.unit),
+            "freeze_thaw_count": r.freeze_thaw_count,
+            "site": r.site,
+            "location": location,
+            "lesion": r.lesion,
+            "case": r.case,
+            "participant": r.participant,
             "disease_group": _plain(r.disease_group),
         }
     return [out[i] for i in ids if i in out]
@@ -408,11 +528,12 @@ def _plain(value: Any) -> Any:
 def mapping() -> dict[str, Any]:
     fields = registry()
     return {
-        "levels": [{"level": name, "description": lvl.description}
-                   for name, lvl in LEVELS.items()],
+        "levels": [{"level": name, "description": lvl.description} for name, lvl in LEVELS.items()],
         "operators": {
-            "boolean": ["and", "or"], "comparison": ["=", "!=", "<", "<=", ">", ">="],
-            "list": ["in", "exclude", "excludeifany"], "missing": ["is", "not"],
+            "boolean": ["and", "or"],
+            "comparison": ["=", "!=", "<", "<=", ">", ">="],
+            "list": ["in", "exclude", "excludeifany"],
+            "missing": ["is", "not"],
         },
         "fields": [f.describe() for f in fields] + fields.families(),
     }
@@ -442,12 +563,14 @@ def completeness(*, actor: User, level: str, filters: Any = None) -> dict[str, A
     from biobank.query.filters import Clause
 
     if level not in ("cases", "lesions"):
-        raise InvalidFilter("modality completeness is counted for cases or lesions",
-                            field="level", allowed=["cases", "lesions"])
+        raise InvalidFilter(
+            "modality completeness is counted for cases or lesions",
+            field="level",
+            allowed=["cases", "lesions"],
+        )
     fields = registry()
     lvl = level_of(level)
-    base = sa.and_(compiler.predicate(parse_filters(filters, fields), lvl, fields),
-                   _site_scope(lvl, actor))
+    base = sa.and_(compiler.predicate(parse_filters(filters, fields), lvl, fields), _site_scope(lvl, actor))
     key = lvl.col(lvl.key)
     members = set(db.session.scalars(lvl.select(key).where(base)))
     masks = dict.fromkeys(members, 0)
@@ -465,9 +588,18 @@ def completeness(*, actor: User, level: str, filters: Any = None) -> dict[str, A
         combos[mask] = combos.get(mask, 0) + 1
     rows = sorted(combos.items(), key=lambda kv: (-kv[1], kv[0]))
     return {
-        "level": level, "modalities": names, "total": suppress(len(members), actor),
-        "per_modality": {name: suppress(sum(1 for m in masks.values() if m >> bit & 1), actor)
-                         for bit, name in enumerate(names)},
-        "combinations": [{"modalities": [n for bit, n in enumerate(names) if mask >> bit & 1],
-                          "count": suppress(count, actor)} for mask, count in rows],
+        "level": level,
+        "modalities": names,
+        "total": suppress(len(members), actor),
+        "per_modality": {
+            name: suppress(sum(1 for m in masks.values() if m >> bit & 1), actor)
+            for bit, name in enumerate(names)
+        },
+        "combinations": [
+            {
+                "modalities": [n for bit, n in enumerate(names) if mask >> bit & 1],
+                "count": suppress(count, actor),
+            }
+            for mask, count in rows
+        ],
     }

@@ -45,8 +45,10 @@ LIFECYCLE: dict[ScanAction, tuple[frozenset[SpecimenStatus], SpecimenStatus | No
     ScanAction.RECEIVE_AT_DESTINATION: (frozenset({S.IN_TRANSIT}), S.RECEIVED),
     ScanAction.CONSUME: (frozenset({S.IN_STORAGE, S.CHECKED_OUT}), S.CONSUMED),
     ScanAction.DISPOSE: (frozenset(set(S) - {S.DISTRIBUTED, S.CONSUMED, S.DISPOSED}), S.DISPOSED),
-    ScanAction.MARK_MISSING: (frozenset({S.IN_STORAGE, S.CHECKED_OUT, S.IN_TRANSIT, S.RECEIVED,
-                                         S.RESERVED}), S.MISSING),
+    ScanAction.MARK_MISSING: (
+        frozenset({S.IN_STORAGE, S.CHECKED_OUT, S.IN_TRANSIT, S.RECEIVED, S.RESERVED}),
+        S.MISSING,
+    ),
 }
 EVENT_TYPE = {
     ScanAction.RECEIVE: CustodyEventType.RECEIVED,
@@ -90,8 +92,9 @@ def find_replay(client_event_id: str, fingerprint: str) -> Scan | None:
     """
     scan = db.session.scalar(sa.select(Scan).where(Scan.client_event_id == client_event_id))
     if scan is not None and scan.request_hash != fingerprint:
-        raise Conflict(f"client event id {client_event_id!r} was already used for another scan",
-                       field="client_event_id")
+        raise Conflict(
+            f"client event id {client_event_id!r} was already used for another scan", field="client_event_id"
+        )
     return scan
 
 
@@ -104,17 +107,18 @@ class ScanResult:
     replayed: bool = False
 
 
-def _resolve_location(location: dict[str, Any], *, actor: User
-                      ) -> tuple[StorageContainer, int | None, int | None]:
+def _resolve_location(
+    location: dict[str, Any], *, actor: User
+) -> tuple[StorageContainer, int | None, int | None]:
     if location.get("container_id") is not None:
         ident, field = location["container_id"], "location.container_id"
     elif location.get("container_barcode"):
         field = "location.container_barcode"
-        ident = db.session.scalar(sa.select(StorageContainer.id).where(
-            StorageContainer.barcode == location["container_barcode"]))
+        ident = db.session.scalar(
+            sa.select(StorageContainer.id).where(StorageContainer.barcode == location["container_barcode"])
+        )
         if ident is None:
-            raise InvalidInput(f"unknown container barcode {location['container_barcode']!r}",
-                               field=field)
+            raise InvalidInput(f"unknown container barcode {location['container_barcode']!r}", field=field)
     else:
         raise InvalidInput("give container_id or container_barcode", field="location")
     # The container and its path up to the site in one query; another site's is not found.
@@ -135,11 +139,20 @@ def _resolve_location(location: dict[str, Any], *, actor: User
     return container, row, col
 
 
-def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanAction,
-                client_event_id: str, scanned_at: dt.datetime,
-                location: dict[str, Any] | None = None, note: str | None = None,
-                condition: str | None = None, destination_site_id: int | None = None,
-                replay_first: bool = False) -> ScanResult:
+def record_scan(
+    *,
+    actor: User,
+    fingerprint: str,
+    barcode: str,
+    action: ScanAction,
+    client_event_id: str,
+    scanned_at: dt.datetime,
+    location: dict[str, Any] | None = None,
+    note: str | None = None,
+    condition: str | None = None,
+    destination_site_id: int | None = None,
+    replay_first: bool = False,
+) -> ScanResult:
     """Apply one scan: resolve the barcode, check the lifecycle, move the tube, record the
     custody event. Flushes; the caller commits and stores the answer on the scan.
 
@@ -153,10 +166,18 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
     if replay_first and (earlier := find_replay(client_event_id, fingerprint)) is not None:
         return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
     try:
-        return _apply_scan(actor=actor, fingerprint=fingerprint, barcode=barcode,
-                           action=action, client_event_id=client_event_id,
-                           scanned_at=scanned_at, location=location, note=note,
-                           condition=condition, destination_site_id=destination_site_id)
+        return _apply_scan(
+            actor=actor,
+            fingerprint=fingerprint,
+            barcode=barcode,
+            action=action,
+            client_event_id=client_event_id,
+            scanned_at=scanned_at,
+            location=location,
+            note=note,
+            condition=condition,
+            destination_site_id=destination_site_id,
+        )
     except BiobankError:
         # Whatever the refused scan changed in memory must not be flushed by the lookup
         # below, nor committed with the earlier recording's answer.
@@ -169,10 +190,19 @@ def record_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         raise
 
 
-def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanAction,
-                client_event_id: str, scanned_at: dt.datetime,
-                location: dict[str, Any] | None, note: str | None, condition: str | None,
-                destination_site_id: int | None) -> ScanResult:
+def _apply_scan(
+    *,
+    actor: User,
+    fingerprint: str,
+    barcode: str,
+    action: ScanAction,
+    client_event_id: str,
+    scanned_at: dt.datetime,
+    location: dict[str, Any] | None,
+    note: str | None,
+    condition: str | None,
+    destination_site_id: int | None,
+) -> ScanResult:
     receiving = action is ScanAction.RECEIVE_AT_DESTINATION
     # Scans of one tube queue on its row; scans of different tubes run in parallel: the
     # row is locked (and read fresh) by the query that resolves the barcode.
@@ -183,12 +213,15 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         raise InvalidState(
             f"{specimen.barcode} is {specimen.status.value}: it cannot be {action.value}d "
             f"(allowed: {', '.join(allowed_actions(specimen.status)) or 'none'})",
-            field="action", current_state=specimen.status.value,
-            allowed_actions=allowed_actions(specimen.status))
+            field="action",
+            current_state=specimen.status.value,
+            allowed_actions=allowed_actions(specimen.status),
+        )
 
     if action in NEEDS_REASON and not (note or "").strip():
         done = {ScanAction.CONSUME: "used up", ScanAction.DISPOSE: "disposed of"}.get(
-            action, "marked missing")
+            action, "marked missing"
+        )
         raise InvalidInput(f"say in note why the tube is {done}", field="note")
     check_scan_time(specimen, scanned_at)
 
@@ -206,8 +239,10 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         if action is ScanAction.RECEIVE:
             condition = condition or "acceptable"
             if condition not in CONDITIONS:
-                raise InvalidInput(f"unknown condition {condition!r} (use one of: "
-                                   f"{', '.join(sorted(CONDITIONS))})", field="condition")
+                raise InvalidInput(
+                    f"unknown condition {condition!r} (use one of: {', '.join(sorted(CONDITIONS))})",
+                    field="condition",
+                )
             details["condition"] = condition
             specimen.received_at = scanned_at
             if condition in BAD_CONDITIONS:
@@ -218,14 +253,16 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
                 raise InvalidInput(f"{action.value} needs a location", field="location")
             container, row, col = _resolve_location(location, actor=actor)
             if container.site_id != specimen.site_id:
-                raise InvalidInput("that container is at another site: ship the specimen instead",
-                                   field="location")
+                raise InvalidInput(
+                    "that container is at another site: ship the specimen instead", field="location"
+                )
             ensure_free(container, row, col, specimen, field="location")
             specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
             to_location = specimen.location_text
         if action is ScanAction.CHECK_IN and specimen.container is None:
-            raise InvalidInput("this specimen has no position to return to: give a location",
-                               field="location")
+            raise InvalidInput(
+                "this specimen has no position to return to: give a location", field="location"
+            )
         if action is ScanAction.THAW:
             specimen.freeze_thaw_count += 1
             details["freeze_thaw_count"] = specimen.freeze_thaw_count
@@ -252,15 +289,32 @@ def _apply_scan(*, actor: User, fingerprint: str, barcode: str, action: ScanActi
         if action is ScanAction.STORE and specimen.frozen_at is None:
             specimen.frozen_at = scanned_at
 
-        warnings += [w for w in specimen_warnings(specimen)
-                     if not (w == "quarantined" and any("quarantined" in x for x in warnings))]
+        warnings += [
+            w
+            for w in specimen_warnings(specimen)
+            if not (w == "quarantined" and any("quarantined" in x for x in warnings))
+        ]
 
     event = record_custody_event(
-        specimen, EVENT_TYPE[action], actor=actor, occurred_at=scanned_at,
-        from_location=before if before != to_location else None, to_location=to_location,
-        details=details, client_event_id=client_event_id, locked=True)
-    scan = Scan(client_event_id=client_event_id, request_hash=fingerprint, specimen=specimen,
-                custody_event=event, action=action, actor=actor, scanned_at=scanned_at)
+        specimen,
+        EVENT_TYPE[action],
+        actor=actor,
+        occurred_at=scanned_at,
+        from_location=before if before != to_location else None,
+        to_location=to_location,
+        details=details,
+        client_event_id=client_event_id,
+        locked=True,
+    )
+    scan = Scan(
+        client_event_id=client_event_id,
+        request_hash=fingerprint,
+        specimen=specimen,
+        custody_event=event,
+        action=action,
+        actor=actor,
+        scanned_at=scanned_at,
+    )
     return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
 
 
@@ -276,18 +330,22 @@ def check_scan_time(specimen: Specimen, scanned_at: dt.datetime) -> None:
     """Refuse a scan time before the specimen was collected, or before the earliest date."""
     collected = None
     if specimen.collection_event_id is not None:
-        collected = db.session.scalar(sa.select(CollectionEvent.collected_at).where(
-            CollectionEvent.id == specimen.collection_event_id))
+        collected = db.session.scalar(
+            sa.select(CollectionEvent.collected_at).where(CollectionEvent.id == specimen.collection_event_id)
+        )
     if collected is not None and scanned_at < collected:
         raise InvalidInput(
             f"scanned_at {scanned_at.isoformat()} is before {specimen.barcode} was collected "
-            f"({collected.isoformat()}): check the scanner's clock", field="scanned_at")
+            f"({collected.isoformat()}): check the scanner's clock",
+            field="scanned_at",
+        )
     earliest = earliest_event_time()
     if scanned_at < earliest:
         raise InvalidInput(
             f"scanned_at {scanned_at.isoformat()} is before {earliest.date().isoformat()}, the "
             "earliest date a custody event may have: check the scanner's clock",
-            field="scanned_at")
+            field="scanned_at",
+        )
 
 
 def save_answer(result: ScanResult, answer: dict[str, Any]) -> dict[str, Any]:
@@ -304,18 +362,24 @@ def answer_of(scan: Scan) -> dict[str, Any]:
     return {**scan.response, "scan_id": scan.id}
 
 
-def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False,
-                     lock: bool = False) -> Specimen:
+def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False, lock: bool = False) -> Specimen:
     """The specimen a scanned code names, refused if it is another site's, except a tube
     in transit to one of the actor's sites that is being (or about to be) received there."""
     specimen = resolve_barcode(barcode, lock=lock)
     sites = visible_site_ids(actor)
-    if sites is not None and specimen.site_id not in sites and not (
-            receiving and specimen.status is S.IN_TRANSIT
+    if (
+        sites is not None
+        and specimen.site_id not in sites
+        and not (
+            receiving
+            and specimen.status is S.IN_TRANSIT
             and (destination := _last_destination(specimen)) is not None
-            and destination.id in sites):
-        raise PermissionDenied(f"{specimen.barcode} belongs to {specimen.site.name}, not to "
-                               "a site you work at", field="barcode")
+            and destination.id in sites
+        )
+    ):
+        raise PermissionDenied(
+            f"{specimen.barcode} belongs to {specimen.site.name}, not to a site you work at", field="barcode"
+        )
     return specimen
 
 
@@ -343,8 +407,10 @@ def _last_destination(specimen: Specimen) -> Site | None:
     from biobank.models import CustodyEvent
 
     event = db.session.scalar(
-        sa.select(CustodyEvent).where(CustodyEvent.specimen_id == specimen.id,
-                                      CustodyEvent.event_type == CustodyEventType.SHIPPED)
-        .order_by(CustodyEvent.seq.desc()).limit(1))
+        sa.select(CustodyEvent)
+        .where(CustodyEvent.specimen_id == specimen.id, CustodyEvent.event_type == CustodyEventType.SHIPPED)
+        .order_by(CustodyEvent.seq.desc())
+        .limit(1)
+    )
     code = event.details.get("destination_site") if event else None
     return db.session.scalar(sa.select(Site).where(Site.code == code)) if code else None

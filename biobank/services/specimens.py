@@ -45,8 +45,14 @@ TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.
 def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
     """Specimens at the actor's sites, filtered by the obvious fields."""
     stmt = visible(sa.select(Specimen), Specimen, actor)
-    for name in ("participant_id", "collection_event_id", "lesion_id", "parent_id",
-                 "container_id", "site_id"):
+    for name in (
+        "participant_id",
+        "collection_event_id",
+        "lesion_id",
+        "parent_id",
+        "container_id",
+        "site_id",
+    ):
         if filters.get(name) is not None:
             stmt = stmt.where(getattr(Specimen, name) == filters[name])
     for name in ("material_type", "status", "lineage", "pathology_status"):
@@ -62,7 +68,8 @@ def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
         matches = sa.union(
             sa.select(Specimen.id).where(_prefix(Specimen.barcode, text)),
             sa.select(Specimen.id).where(_prefix(Specimen.label, text)),
-            sa.select(Specimen.id).join(Participant, Participant.id == Specimen.participant_id)
+            sa.select(Specimen.id)
+            .join(Participant, Participant.id == Specimen.participant_id)
             .where(_prefix(Participant.code, text)),
         )
         stmt = stmt.where(Specimen.id.in_(matches))
@@ -83,8 +90,9 @@ def _prefix(column: Any, text: str) -> Any:
     return sa.and_(column >= text, column < text + "\uffff")
 
 
-def _place(specimen: Specimen, container_id: int | None, row: int | None, col: int | None,
-           *, actor: User) -> StorageContainer | None:
+def _place(
+    specimen: Specimen, container_id: int | None, row: int | None, col: int | None, *, actor: User
+) -> StorageContainer | None:
     if container_id is None:
         if row is not None or col is not None:
             raise InvalidInput("a position needs a container_id", field="container_id")
@@ -92,8 +100,7 @@ def _place(specimen: Specimen, container_id: int | None, row: int | None, col: i
     container = get_visible(StorageContainer, container_id, actor, field="container_id")
     check_position(container, row, col)
     if container.site_id != specimen.site_id:
-        raise InvalidInput("the container is at another site than the specimen",
-                           field="container_id")
+        raise InvalidInput("the container is at another site than the specimen", field="container_id")
     ensure_free(container, row, col, specimen, field="pos_row")
     return container
 
@@ -113,26 +120,29 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
 
         fields["barcode"] = issue_barcode(db.session.get(Site, site_id), fields["material_type"])
     if fields.get("manufacturer_barcode"):
-        ensure_unique(Specimen, Specimen.manufacturer_barcode, fields["manufacturer_barcode"],
-                      field="manufacturer_barcode")
+        ensure_unique(
+            Specimen,
+            Specimen.manufacturer_barcode,
+            fields["manufacturer_barcode"],
+            field="manufacturer_barcode",
+        )
 
     parent = None
     if fields.get("parent_id") is not None:
         parent = get_visible(Specimen, fields["parent_id"], actor, field="parent_id")
         if parent.participant_id != participant.id:
-            raise InvalidInput(
-                f"parent {parent.barcode} belongs to another participant", field="parent_id")
+            raise InvalidInput(f"parent {parent.barcode} belongs to another participant", field="parent_id")
         if parent.status in TERMINAL:
-            raise InvalidState(f"parent {parent.barcode} is {parent.status.value}",
-                               field="parent_id")
+            raise InvalidState(f"parent {parent.barcode} is {parent.status.value}", field="parent_id")
         fields.setdefault("lineage", Lineage.ALIQUOT)
         if fields["lineage"] is Lineage.PRIMARY:
-            raise InvalidInput("a specimen with a parent is an aliquot or a derivative",
-                               field="lineage")
+            raise InvalidInput("a specimen with a parent is an aliquot or a derivative", field="lineage")
         if fields["lineage"] is Lineage.ALIQUOT and fields["material_type"] != parent.material_type:
             raise InvalidInput(
                 f"an aliquot has its parent's material type ({parent.material_type.value}); "
-                "use lineage 'derivative' for a new material", field="material_type")
+                "use lineage 'derivative' for a new material",
+                field="material_type",
+            )
         fields.setdefault("collection_event_id", parent.collection_event_id)
         fields.setdefault("lesion_id", parent.lesion_id)
     elif fields.get("lineage", Lineage.PRIMARY) is not Lineage.PRIMARY:
@@ -140,11 +150,13 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
 
     event = None
     if fields.get("collection_event_id") is not None:
-        event = get_visible(CollectionEvent, fields["collection_event_id"], actor,
-                            field="collection_event_id")
+        event = get_visible(
+            CollectionEvent, fields["collection_event_id"], actor, field="collection_event_id"
+        )
         if event.participant_id != participant.id:
-            raise InvalidInput("the collection event belongs to another participant",
-                               field="collection_event_id")
+            raise InvalidInput(
+                "the collection event belongs to another participant", field="collection_event_id"
+            )
     if fields.get("lesion_id") is not None:
         lesion = db.session.get(Lesion, fields["lesion_id"])
         if lesion is None or lesion.case.participant_id != participant.id:
@@ -170,15 +182,23 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
                 specimen.status = SpecimenStatus.IN_STORAGE
     db.session.flush()
 
-    kind = {Lineage.PRIMARY: CustodyEventType.COLLECTED, Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
-            Lineage.DERIVATIVE: CustodyEventType.DERIVED}[specimen.lineage]
+    kind = {
+        Lineage.PRIMARY: CustodyEventType.COLLECTED,
+        Lineage.ALIQUOT: CustodyEventType.ALIQUOTED,
+        Lineage.DERIVATIVE: CustodyEventType.DERIVED,
+    }[specimen.lineage]
     details = {"parent": parent.barcode} if parent else {}
-    record_custody_event(specimen, kind, actor=actor,
-                         occurred_at=event.collected_at if event and not parent else None,
-                         details=details)
+    record_custody_event(
+        specimen,
+        kind,
+        actor=actor,
+        occurred_at=event.collected_at if event and not parent else None,
+        details=details,
+    )
     if container is not None:
-        record_custody_event(specimen, CustodyEventType.STORED, actor=actor,
-                             to_location=specimen.location_text)
+        record_custody_event(
+            specimen, CustodyEventType.STORED, actor=actor, to_location=specimen.location_text
+        )
     signals.specimens_created.send(actor, specimens=[specimen])
     return specimen
 
@@ -187,13 +207,25 @@ def expected_tubes(*, actor: User, limit: int) -> list[dict[str, str]]:
     """The tubes expected at *actor*'s sites (the latest *limit*): barcode, material,
     participant code and the day each was registered."""
     rows = db.session.execute(
-        visible(sa.select(Specimen.barcode, Specimen.material_type, Specimen.created_at,
-                          Participant.code), Specimen, actor)
+        visible(
+            sa.select(Specimen.barcode, Specimen.material_type, Specimen.created_at, Participant.code),
+            Specimen,
+            actor,
+        )
         .join(Participant, Participant.id == Specimen.participant_id)
         .where(Specimen.status == SpecimenStatus.EXPECTED)
-        .order_by(Specimen.created_at.desc(), Specimen.id).limit(limit)).all()
-    return [{"barcode": r.barcode, "material": r.material_type.value, "participant": r.code,
-             "registered": r.created_at.date().isoformat()} for r in rows]
+        .order_by(Specimen.created_at.desc(), Specimen.id)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "barcode": r.barcode,
+            "material": r.material_type.value,
+            "participant": r.code,
+            "registered": r.created_at.date().isoformat(),
+        }
+        for r in rows
+    ]
 
 
 def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User) -> Specimen:
@@ -202,8 +234,10 @@ def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User)
     A move records a custody event from the old to the new location.
     """
     if specimen.status in TERMINAL:
-        raise InvalidState(f"{specimen.barcode} is {specimen.status.value} and can no longer "
-                           "be changed", current_state=specimen.status.value)
+        raise InvalidState(
+            f"{specimen.barcode} is {specimen.status.value} and can no longer be changed",
+            current_state=specimen.status.value,
+        )
     moving = any(k in changes for k in ("container_id", "pos_row", "pos_col"))
     if moving:
         container_id = changes.pop("container_id", specimen.container_id)
@@ -218,14 +252,17 @@ def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User)
             record_custody_event(
                 specimen,
                 CustodyEventType.MOVED if before else CustodyEventType.STORED,
-                actor=actor, from_location=before, to_location=specimen.location_text,
+                actor=actor,
+                from_location=before,
+                to_location=specimen.location_text,
             )
-            if container is not None and specimen.status in (SpecimenStatus.COLLECTED,
-                                                             SpecimenStatus.RECEIVED):
+            if container is not None and specimen.status in (
+                SpecimenStatus.COLLECTED,
+                SpecimenStatus.RECEIVED,
+            ):
                 specimen.status = SpecimenStatus.IN_STORAGE
     if "barcode" in changes:
-        ensure_unique(Specimen, Specimen.barcode, changes["barcode"], field="barcode",
-                      exclude_id=specimen.id)
+        ensure_unique(Specimen, Specimen.barcode, changes["barcode"], field="barcode", exclude_id=specimen.id)
     if changes.get("quantity") is not None and specimen.unit is None and not changes.get("unit"):
         raise InvalidInput("a quantity needs a unit", field="unit")
     apply_changes(specimen, changes)
@@ -252,14 +289,13 @@ def lineage_of(specimen: Specimen) -> tuple[list[Specimen], list[tuple[int, Spec
         .cte("descendants", recursive=True)
     )
     tree = tree.union_all(
-        sa.select(Specimen.id, (tree.c.depth + 1).label("depth")).where(
-            Specimen.parent_id == tree.c.id
-        )
+        sa.select(Specimen.id, (tree.c.depth + 1).label("depth")).where(Specimen.parent_id == tree.c.id)
     )
     # All descendants share the participant: load it once through the identity map instead
     # of joining participant, study and site into every one of hundreds of rows.
     rows = db.session.execute(
-        sa.select(Specimen, tree.c.depth).join(tree, tree.c.id == Specimen.id)
+        sa.select(Specimen, tree.c.depth)
+        .join(tree, tree.c.id == Specimen.id)
         .options(sa.orm.lazyload(Specimen.participant))
         .order_by(tree.c.depth, Specimen.id)
     ).all()
@@ -272,25 +308,39 @@ def counts_by(column: Any, *, actor: User) -> list[tuple[Any, int]]:
     return [tuple(r) for r in db.session.execute(stmt.group_by(column).order_by(column))]
 
 
-
-
 #: what each material may be processed into (derivatives; aliquots keep the material)
 DERIVABLE: dict[MaterialType, frozenset[MaterialType]] = {
-    MaterialType.WHOLE_BLOOD: frozenset({
-        MaterialType.PLASMA, MaterialType.SERUM, MaterialType.BUFFY_COAT,
-        MaterialType.PERIPHERAL_BLOOD_CELLS, MaterialType.DNA, MaterialType.RNA}),
-    MaterialType.PLASMA: frozenset({MaterialType.DNA, MaterialType.RNA,
-                                    MaterialType.MICRO_RNA}),  # cell-free nucleic acids
+    MaterialType.WHOLE_BLOOD: frozenset(
+        {
+            MaterialType.PLASMA,
+            MaterialType.SERUM,
+            MaterialType.BUFFY_COAT,
+            MaterialType.PERIPHERAL_BLOOD_CELLS,
+            MaterialType.DNA,
+            MaterialType.RNA,
+        }
+    ),
+    MaterialType.PLASMA: frozenset(
+        {MaterialType.DNA, MaterialType.RNA, MaterialType.MICRO_RNA}
+    ),  # cell-free nucleic acids
     MaterialType.SERUM: frozenset({MaterialType.DNA, MaterialType.RNA, MaterialType.MICRO_RNA}),
     MaterialType.BUFFY_COAT: frozenset({MaterialType.DNA, MaterialType.RNA}),
-    MaterialType.PERIPHERAL_BLOOD_CELLS: frozenset({MaterialType.DNA, MaterialType.RNA,
-                                                    MaterialType.CELL_LINES}),
-    MaterialType.TISSUE_FROZEN: frozenset({MaterialType.DNA, MaterialType.RNA,
-                                           MaterialType.MICRO_RNA, MaterialType.TISSUE_STAINED,
-                                           MaterialType.CELL_LINES}),
+    MaterialType.PERIPHERAL_BLOOD_CELLS: frozenset(
+        {MaterialType.DNA, MaterialType.RNA, MaterialType.CELL_LINES}
+    ),
+    MaterialType.TISSUE_FROZEN: frozenset(
+        {
+            MaterialType.DNA,
+            MaterialType.RNA,
+            MaterialType.MICRO_RNA,
+            MaterialType.TISSUE_STAINED,
+            MaterialType.CELL_LINES,
+        }
+    ),
     # FFPE block → sections and stained slides, and nucleic acids extracted from them
-    MaterialType.TISSUE_PARAFFIN_EMBEDDED: frozenset({MaterialType.TISSUE_STAINED,
-                                                      MaterialType.DNA, MaterialType.RNA}),
+    MaterialType.TISSUE_PARAFFIN_EMBEDDED: frozenset(
+        {MaterialType.TISSUE_STAINED, MaterialType.DNA, MaterialType.RNA}
+    ),
     MaterialType.RNA: frozenset({MaterialType.CDNA, MaterialType.MICRO_RNA}),
     MaterialType.URINE: frozenset({MaterialType.DNA, MaterialType.RNA}),
     MaterialType.FECES: frozenset({MaterialType.DNA, MaterialType.RNA}),
@@ -298,12 +348,21 @@ DERIVABLE: dict[MaterialType, frozenset[MaterialType]] = {
 }
 
 
-def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
-                    material_type: Any = None, container_id: int | None = None,
-                    print_request: dict[str, Any] | None = None, unit: Any = None,
-                    concentration_ng_ul: Any = None, quantity_used: Any = None,
-                    processing: dict[str, Any] | None = None,
-                    placements: list[dict[str, int]] | None = None) -> list[Specimen]:
+def create_aliquots(
+    parent: Specimen,
+    *,
+    actor: User,
+    count: int,
+    quantity: Any,
+    material_type: Any = None,
+    container_id: int | None = None,
+    print_request: dict[str, Any] | None = None,
+    unit: Any = None,
+    concentration_ng_ul: Any = None,
+    quantity_used: Any = None,
+    processing: dict[str, Any] | None = None,
+    placements: list[dict[str, int]] | None = None,
+) -> list[Specimen]:
     """Split *parent* into *count* aliquots (or derivatives of another material) of
     *quantity* each, placed in fill order in *container_id*, or each at its own position
     (*placements*: one ``{"container_id", "pos_row", "pos_col"}`` per new tube, as chosen on
@@ -319,48 +378,56 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
 
     if parent.status in TERMINAL:
         raise InvalidState(f"{parent.barcode} is {parent.status.value}", field="parent")
-    lineage = Lineage.ALIQUOT if material_type in (None, parent.material_type) \
-        else Lineage.DERIVATIVE
+    lineage = Lineage.ALIQUOT if material_type in (None, parent.material_type) else Lineage.DERIVATIVE
     material = material_type or parent.material_type
     total = Decimal(quantity) * count
     if lineage is Lineage.DERIVATIVE:
         allowed = DERIVABLE.get(parent.material_type, frozenset())
         if material not in allowed:
             names = ", ".join(sorted(m.value for m in allowed)) or "nothing"
-            raise InvalidInput(f"{parent.material_type.value} cannot be processed into "
-                               f"{material.value} (it can give: {names})",
-                               field="material_type")
+            raise InvalidInput(
+                f"{parent.material_type.value} cannot be processed into "
+                f"{material.value} (it can give: {names})",
+                field="material_type",
+            )
         if quantity_used is not None:
             if parent.quantity is None or Decimal(quantity_used) > parent.quantity:
-                held = (format_quantity(parent.quantity, parent.unit)
-                        if parent.quantity is not None else "nothing")
+                held = (
+                    format_quantity(parent.quantity, parent.unit)
+                    if parent.quantity is not None
+                    else "nothing"
+                )
                 used = format_quantity(quantity_used, parent.unit)
-                raise InvalidInput(f"{parent.barcode} holds {held}; {used} cannot be used",
-                                   field="quantity_used")
+                raise InvalidInput(
+                    f"{parent.barcode} holds {held}; {used} cannot be used", field="quantity_used"
+                )
             parent.quantity -= Decimal(quantity_used)
     elif (unit is not None and unit is not parent.unit) or quantity_used is not None:
-        raise InvalidInput("aliquots are in the parent's unit and take their own quantity: "
-                           "unit and quantity_used are for derivatives", field="unit")
+        raise InvalidInput(
+            "aliquots are in the parent's unit and take their own quantity: "
+            "unit and quantity_used are for derivatives",
+            field="unit",
+        )
     if lineage is Lineage.ALIQUOT:
         if parent.quantity is None or parent.unit is None:
-            raise InvalidInput(f"{parent.barcode} has no recorded quantity to split",
-                               field="quantity")
+            raise InvalidInput(f"{parent.barcode} has no recorded quantity to split", field="quantity")
         if total > parent.quantity:
             raise InvalidInput(
                 f"{count} × {format_quantity(quantity, parent.unit)} = "
                 f"{format_quantity(total, parent.unit)}, but {parent.barcode} holds "
                 f"{format_quantity(parent.quantity, parent.unit)}",
-                field="quantity")
+                field="quantity",
+            )
     if processing and processing.get("kit_barcode"):
         processing = processing | {"kit": _scanned_kit(processing)}
     container = None
     if placements is not None:
         if container_id is not None:
-            raise InvalidInput("give a box to fill or the positions, not both",
-                               field="placements")
+            raise InvalidInput("give a box to fill or the positions, not both", field="placements")
         if len(placements) != count:
-            raise InvalidInput(f"{len(placements)} positions chosen for {count} new tubes",
-                               field="placements")
+            raise InvalidInput(
+                f"{len(placements)} positions chosen for {count} new tubes", field="placements"
+            )
         if len({(p["container_id"], p["pos_row"], p["pos_col"]) for p in placements}) < count:
             raise InvalidInput("the same position is chosen twice", field="placements")
     if container_id is not None:
@@ -369,43 +436,68 @@ def create_aliquots(parent: Specimen, *, actor: User, count: int, quantity: Any,
     children = []
     for i in range(count):
         fields: dict[str, Any] = {
-            "participant_id": parent.participant_id, "parent_id": parent.id,
-            "lineage": lineage, "material_type": material, "quantity": Decimal(quantity),
+            "participant_id": parent.participant_id,
+            "parent_id": parent.id,
+            "lineage": lineage,
+            "material_type": material,
+            "quantity": Decimal(quantity),
             "initial_quantity": Decimal(quantity),
-            "unit": unit or parent.unit, "pathology_status": parent.pathology_status,
+            "unit": unit or parent.unit,
+            "pathology_status": parent.pathology_status,
             "concentration_ng_ul": concentration_ng_ul,
             "processed_at": (processing or {}).get("started_at"),
-            "anatomical_site": parent.anatomical_site, "site_id": parent.site_id,
+            "anatomical_site": parent.anatomical_site,
+            "site_id": parent.site_id,
             "sprec_code": parent.sprec_code if lineage is Lineage.ALIQUOT else None,
-            "barcode": None, "status": SpecimenStatus.RECEIVED,
+            "barcode": None,
+            "status": SpecimenStatus.RECEIVED,
         }
         if container is not None:
-            fields.update(container_id=container.id, pos_row=positions[i][0],
-                          pos_col=positions[i][1])
+            fields.update(container_id=container.id, pos_row=positions[i][0], pos_col=positions[i][1])
         elif placements is not None:
-            fields.update(container_id=placements[i]["container_id"],
-                          pos_row=placements[i]["pos_row"], pos_col=placements[i]["pos_col"])
+            fields.update(
+                container_id=placements[i]["container_id"],
+                pos_row=placements[i]["pos_row"],
+                pos_col=placements[i]["pos_col"],
+            )
         children.append(register_specimen(actor=actor, **fields))
     if lineage is Lineage.ALIQUOT:
         parent.quantity -= total
     record_custody_event(
-        parent, CustodyEventType.ALIQUOTED if lineage is Lineage.ALIQUOT
-        else CustodyEventType.DERIVED, actor=actor,
-        details={"children": [c.barcode for c in children], "each": str(quantity),
-                 "unit": (unit or parent.unit).value if (unit or parent.unit) else None}
+        parent,
+        CustodyEventType.ALIQUOTED if lineage is Lineage.ALIQUOT else CustodyEventType.DERIVED,
+        actor=actor,
+        details={
+            "children": [c.barcode for c in children],
+            "each": str(quantity),
+            "unit": (unit or parent.unit).value if (unit or parent.unit) else None,
+        }
         | ({"used": str(quantity_used)} if quantity_used is not None else {})
-        | ({"processing": {k: v.isoformat() if hasattr(v, "isoformat") else v
-                           for k, v in processing.items()}} if processing else {}))
-    signals.aliquots_created.send(actor, parent=parent, children=children,
-                                  print_request=print_request)
+        | (
+            {
+                "processing": {
+                    k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in processing.items()
+                }
+            }
+            if processing
+            else {}
+        ),
+    )
+    signals.aliquots_created.send(actor, parent=parent, children=children, print_request=print_request)
     return children
 
 
 def children_among(parent: Specimen, barcodes: list[str], *, actor: User) -> list[Specimen]:
     """Those of *barcodes* that were made from *parent* and that *actor* sees, oldest first."""
-    return list(db.session.scalars(visible(sa.select(Specimen).where(
-        Specimen.barcode.in_(barcodes), Specimen.parent_id == parent.id), Specimen, actor)
-        .order_by(Specimen.id)))
+    return list(
+        db.session.scalars(
+            visible(
+                sa.select(Specimen).where(Specimen.barcode.in_(barcodes), Specimen.parent_id == parent.id),
+                Specimen,
+                actor,
+            ).order_by(Specimen.id)
+        )
+    )
 
 
 def _scanned_kit(processing: dict[str, Any]) -> dict[str, Any]:
@@ -419,8 +511,7 @@ def _scanned_kit(processing: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"kit label: {error}", field="processing.kit_barcode") from None
     typed = processing.get("kit_lot")
     if typed and kit.lot and typed != kit.lot:
-        raise InvalidInput(f"the kit label's lot is {kit.lot}, not {typed}",
-                           field="processing.kit_lot")
+        raise InvalidInput(f"the kit label's lot is {kit.lot}, not {typed}", field="processing.kit_lot")
     return kit.as_dict()
 
 
@@ -438,32 +529,44 @@ def sprec_of(specimen: Specimen) -> dict[str, Any] | None:
     steps = []
     for parent, child in itertools.pairwise(chain):
         details: dict[str, Any] = {}
-        for event in db.session.scalars(sa.select(CustodyEvent).where(
+        for event in db.session.scalars(
+            sa.select(CustodyEvent).where(
                 CustodyEvent.specimen_id == parent.id,
-                CustodyEvent.event_type.in_([CustodyEventType.DERIVED,
-                                             CustodyEventType.ALIQUOTED]))):
+                CustodyEvent.event_type.in_([CustodyEventType.DERIVED, CustodyEventType.ALIQUOTED]),
+            )
+        ):
             if child.barcode in event.details.get("children", []):
                 details = event.details.get("processing") or {}
                 break
         started = details.get("started_at")
-        steps.append(ProcessingStep(
-            material=child.material_type.value,
-            started_at=dt.datetime.fromisoformat(started) if started else child.processed_at,
-            method=details.get("method"), temperature=details.get("temperature")))
+        steps.append(
+            ProcessingStep(
+                material=child.material_type.value,
+                started_at=dt.datetime.fromisoformat(started) if started else child.processed_at,
+                method=details.get("method"),
+                temperature=details.get("temperature"),
+            )
+        )
     event = primary.collection_event
     elements = derive_sprec(
         material=specimen.material_type.value,
         collected_at=event.collected_at if event else None,
         procedure=event.procedure.value if event else None,
-        steps=steps, frozen_at=specimen.frozen_at, recorded=specimen.sprec_code)
+        steps=steps,
+        frozen_at=specimen.frozen_at,
+        recorded=specimen.sprec_code,
+    )
     if elements is None:
         return None
-    return {"recorded": specimen.sprec_code, "computed": sprec_text(elements),
-            "elements": elements, "differs": [e.name for e in elements if e.differs]}
+    return {
+        "recorded": specimen.sprec_code,
+        "computed": sprec_text(elements),
+        "elements": elements,
+        "differs": [e.name for e in elements if e.differs],
+    }
 
 
-def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User,
-                          reason: str) -> CustodyEvent:
+def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User, reason: str) -> CustodyEvent:
     """Record a correcting event for an event recorded by mistake (a wrong tube scanned):
     the specimen gets back the status, quantity, site and position it had before that
     event. The ledger is never edited: the mistaken event stays, and the correction names
@@ -484,21 +587,29 @@ def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User,
         raise NotFound(f"{specimen.barcode} has no custody event {event_id}", field="event_id")
     if target.event_type is CustodyEventType.CORRECTED:
         raise InvalidState("a correction cannot itself be corrected", field="event_id")
-    corrected = {e.details.get("corrects_event_id") for e in events
-                 if e.event_type is CustodyEventType.CORRECTED}
+    corrected = {
+        e.details.get("corrects_event_id") for e in events if e.event_type is CustodyEventType.CORRECTED
+    }
     if target.id in corrected:
         raise InvalidState(f"event {target.seq} is already corrected", field="event_id")
-    later = [e.seq for e in events if e.seq > target.seq
-             and e.event_type is not CustodyEventType.CORRECTED and e.id not in corrected]
+    later = [
+        e.seq
+        for e in events
+        if e.seq > target.seq and e.event_type is not CustodyEventType.CORRECTED and e.id not in corrected
+    ]
     if later:
         raise InvalidState(
             f"events after it ({', '.join(map(str, later))}) are still in force: correct "
-            "them first, newest first", field="event_id")
+            "them first, newest first",
+            field="event_id",
+        )
     before = target.details.get("before")
     if not isinstance(before, dict):
         raise InvalidState(
             f"event {target.seq} ({target.event_type.value}) did not keep the specimen's "
-            "state before it, so it cannot be undone automatically", field="event_id")
+            "state before it, so it cannot be undone automatically",
+            field="event_id",
+        )
 
     now = state_snapshot(specimen)
     from_location = specimen.location_text
@@ -510,15 +621,24 @@ def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User,
                 raise Conflict("the box it was in no longer exists", field="event_id")
             specimen.container = container
             try:
-                ensure_free(container, specimen.pos_row, specimen.pos_col, specimen,
-                            field="event_id")
+                ensure_free(container, specimen.pos_row, specimen.pos_col, specimen, field="event_id")
             except Conflict as error:
                 raise Conflict(f"cannot put it back: {error.message}", field="event_id") from None
         else:
             specimen.container = None
     return record_custody_event(
-        specimen, CustodyEventType.CORRECTED, actor=actor, locked=True,
-        from_location=from_location, to_location=specimen.location_text,
-        details={"corrects_event_id": target.id, "corrects_seq": target.seq,
-                 "corrected_type": target.event_type.value, "reason": reason,
-                 "before": now, "restored": before})
+        specimen,
+        CustodyEventType.CORRECTED,
+        actor=actor,
+        locked=True,
+        from_location=from_location,
+        to_location=specimen.location_text,
+        details={
+            "corrects_event_id": target.id,
+            "corrects_seq": target.seq,
+            "corrected_type": target.event_type.value,
+            "reason": reason,
+            "before": now,
+            "restored": before,
+        },
+    )

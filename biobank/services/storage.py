@@ -24,19 +24,36 @@ ALLOWED_PARENTS: dict[ContainerKind, tuple[ContainerKind | None, ...]] = {
     ContainerKind.RACK: (ContainerKind.FREEZER, ContainerKind.REFRIGERATOR, ContainerKind.SHELF),
     ContainerKind.CANISTER: (ContainerKind.LN2_TANK,),
     ContainerKind.DRAWER: (ContainerKind.CABINET,),
-    ContainerKind.BOX: (ContainerKind.RACK, ContainerKind.SHELF, ContainerKind.CANISTER,
-                        ContainerKind.FREEZER, ContainerKind.REFRIGERATOR, ContainerKind.DRAWER),
-    ContainerKind.BAG: (ContainerKind.RACK, ContainerKind.SHELF, ContainerKind.FREEZER,
-                        ContainerKind.REFRIGERATOR, ContainerKind.CABINET, ContainerKind.DRAWER,
-                        ContainerKind.CANISTER),
+    ContainerKind.BOX: (
+        ContainerKind.RACK,
+        ContainerKind.SHELF,
+        ContainerKind.CANISTER,
+        ContainerKind.FREEZER,
+        ContainerKind.REFRIGERATOR,
+        ContainerKind.DRAWER,
+    ),
+    ContainerKind.BAG: (
+        ContainerKind.RACK,
+        ContainerKind.SHELF,
+        ContainerKind.FREEZER,
+        ContainerKind.REFRIGERATOR,
+        ContainerKind.CABINET,
+        ContainerKind.DRAWER,
+        ContainerKind.CANISTER,
+    ),
 }
 #: kinds that hold specimens directly
-SPECIMEN_HOLDERS = (ContainerKind.BOX, ContainerKind.BAG, ContainerKind.DRAWER,
-                    ContainerKind.CANISTER)
+SPECIMEN_HOLDERS = (ContainerKind.BOX, ContainerKind.BAG, ContainerKind.DRAWER, ContainerKind.CANISTER)
 
 
-def list_containers(*, actor: User, parent_id: int | None = None, site_id: int | None = None,
-                    kind: ContainerKind | None = None, top_level: bool = False) -> sa.Select:
+def list_containers(
+    *,
+    actor: User,
+    parent_id: int | None = None,
+    site_id: int | None = None,
+    kind: ContainerKind | None = None,
+    top_level: bool = False,
+) -> sa.Select:
     stmt = visible(sa.select(StorageContainer), StorageContainer, actor)
     if parent_id is not None:
         stmt = stmt.where(StorageContainer.parent_id == parent_id)
@@ -49,8 +66,9 @@ def list_containers(*, actor: User, parent_id: int | None = None, site_id: int |
     return stmt
 
 
-def create_container(*, actor: User, site_id: int | None = None, parent_id: int | None = None,
-                     **fields: Any) -> StorageContainer:
+def create_container(
+    *, actor: User, site_id: int | None = None, parent_id: int | None = None, **fields: Any
+) -> StorageContainer:
     """Create a container at a site or inside another container of the same site."""
     kind: ContainerKind = fields["kind"]
     parent = None
@@ -66,19 +84,21 @@ def create_container(*, actor: User, site_id: int | None = None, parent_id: int 
     if parent_kind not in ALLOWED_PARENTS[kind]:
         where = parent_kind.value if parent_kind else "the top level of a site"
         allowed = ", ".join(k.value if k else "top level" for k in ALLOWED_PARENTS[kind])
-        raise InvalidInput(f"a {kind.value} cannot be placed in {where} (allowed: {allowed})",
-                           field="parent_id" if parent else "kind")
+        raise InvalidInput(
+            f"a {kind.value} cannot be placed in {where} (allowed: {allowed})",
+            field="parent_id" if parent else "kind",
+        )
     if fields.get("barcode"):
-        ensure_unique(StorageContainer, StorageContainer.barcode, fields["barcode"],
-                      field="barcode")
+        ensure_unique(StorageContainer, StorageContainer.barcode, fields["barcode"], field="barcode")
     container = StorageContainer(site_id=site_id, parent=parent, **fields)
     db.session.add(container)
     db.session.flush()
     return container
 
 
-def update_container(container: StorageContainer, changes: dict[str, Any], *,
-                     actor: User) -> StorageContainer:
+def update_container(
+    container: StorageContainer, changes: dict[str, Any], *, actor: User
+) -> StorageContainer:
     """Rename a container or change its temperature or grid (a grid may not shrink below
     an occupied position)."""
     rows = changes.get("n_rows", container.n_rows)
@@ -100,56 +120,85 @@ def update_container(container: StorageContainer, changes: dict[str, Any], *,
 def check_position(container: StorageContainer, row: int | None, col: int | None) -> None:
     """Validate a position inside *container* (the unique constraint still decides races)."""
     if container.kind not in SPECIMEN_HOLDERS:
-        raise InvalidInput(f"a {container.kind.value} does not hold specimens directly; "
-                           "choose a box, bag, drawer or canister", field="container_id")
+        raise InvalidInput(
+            f"a {container.kind.value} does not hold specimens directly; "
+            "choose a box, bag, drawer or canister",
+            field="container_id",
+        )
     if container.has_grid:
         if row is None or col is None:
-            raise InvalidInput(f"{container.name} is a grid: give pos_row and pos_col",
-                               field="pos_row")
+            raise InvalidInput(f"{container.name} is a grid: give pos_row and pos_col", field="pos_row")
         if not 1 <= row <= container.n_rows:  # type: ignore[operator]
-            raise InvalidInput(f"row {row} is outside {container.name} (rows 1–{container.n_rows})",
-                               field="pos_row")
+            raise InvalidInput(
+                f"row {row} is outside {container.name} (rows 1–{container.n_rows})", field="pos_row"
+            )
         if not 1 <= col <= container.n_cols:  # type: ignore[operator]
-            raise InvalidInput(f"column {col} is outside {container.name} "
-                               f"(columns 1–{container.n_cols})", field="pos_col")
+            raise InvalidInput(
+                f"column {col} is outside {container.name} (columns 1–{container.n_cols})", field="pos_col"
+            )
     elif row is not None or col is not None:
-        raise InvalidInput(f"{container.name} has no grid: leave pos_row and pos_col empty",
-                           field="pos_row")
+        raise InvalidInput(f"{container.name} has no grid: leave pos_row and pos_col empty", field="pos_row")
 
 
-def ensure_free(container: StorageContainer, row: int | None, col: int | None,
-                specimen: Specimen | None, *, field: str) -> None:
+def ensure_free(
+    container: StorageContainer, row: int | None, col: int | None, specimen: Specimen | None, *, field: str
+) -> None:
     """Refuse a position another specimen holds, or one that is reserved or blocked (the
     unique constraint still decides races; this names what is in the way)."""
     if row is None or col is None:
         return
     # The hold and the occupant in one round trip: scans pass here all day.
-    hold_id = (sa.select(PositionHold.id).where(
-        PositionHold.container_id == container.id, PositionHold.pos_row == row,
-        PositionHold.pos_col == col).limit(1).scalar_subquery())
-    occupant_id = (sa.select(Specimen.id).where(
-        Specimen.container_id == container.id, Specimen.pos_row == row,
-        Specimen.pos_col == col).limit(1).scalar_subquery())
+    hold_id = (
+        sa.select(PositionHold.id)
+        .where(
+            PositionHold.container_id == container.id,
+            PositionHold.pos_row == row,
+            PositionHold.pos_col == col,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    occupant_id = (
+        sa.select(Specimen.id)
+        .where(Specimen.container_id == container.id, Specimen.pos_row == row, Specimen.pos_col == col)
+        .limit(1)
+        .scalar_subquery()
+    )
     hold, taken = db.session.execute(sa.select(hold_id, occupant_id)).one()
     if hold is not None:
         found = db.session.get(PositionHold, hold)
         why = f": {found.reason}" if found.reason else ""
-        raise Conflict(f"position {container.position_label(row, col)} of {container.name} is "
-                       f"{found.kind.value}{why}", field=field)
+        raise Conflict(
+            f"position {container.position_label(row, col)} of {container.name} is {found.kind.value}{why}",
+            field=field,
+        )
     if taken is not None and (specimen is None or taken != specimen.id):
-        raise Conflict(f"position {container.position_label(row, col)} of {container.name} "
-                       f"holds {db.session.get(Specimen, taken).barcode}", field=field)
+        raise Conflict(
+            f"position {container.position_label(row, col)} of {container.name} "
+            f"holds {db.session.get(Specimen, taken).barcode}",
+            field=field,
+        )
 
 
 def container_with_path(container_id: int) -> StorageContainer | None:
     """A container and every container above it, in one query, linked so that walking up
     its path (``container.path()``, a specimen's ``location_text``) issues no more."""
-    up = (sa.select(StorageContainer.id, StorageContainer.parent_id)
-          .where(StorageContainer.id == container_id).cte("up", recursive=True))
-    up = up.union_all(sa.select(StorageContainer.id, StorageContainer.parent_id)
-                      .where(StorageContainer.id == up.c.parent_id))
-    found = {c.id: c for c in db.session.scalars(sa.select(StorageContainer).where(
-        StorageContainer.id.in_(sa.select(up.c.id))))}
+    up = (
+        sa.select(StorageContainer.id, StorageContainer.parent_id)
+        .where(StorageContainer.id == container_id)
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(
+        sa.select(StorageContainer.id, StorageContainer.parent_id).where(
+            StorageContainer.id == up.c.parent_id
+        )
+    )
+    found = {
+        c.id: c
+        for c in db.session.scalars(
+            sa.select(StorageContainer).where(StorageContainer.id.in_(sa.select(up.c.id)))
+        )
+    }
     # Linked as loaded values (not changes): the chain keeps them alive, since the session
     # itself holds loaded objects only weakly.
     node = found.get(container_id)
@@ -167,8 +216,11 @@ def occupancy(container: StorageContainer) -> dict[tuple[int, int], Specimen]:
 
 def loose_specimens(container: StorageContainer) -> list[Specimen]:
     """Specimens in a container without positions (a bag, a bin), oldest first."""
-    return list(db.session.scalars(sa.select(Specimen).where(
-        Specimen.container_id == container.id).order_by(Specimen.id)))
+    return list(
+        db.session.scalars(
+            sa.select(Specimen).where(Specimen.container_id == container.id).order_by(Specimen.id)
+        )
+    )
 
 
 def utilisation(container: StorageContainer) -> tuple[int, int | None]:
@@ -179,30 +231,46 @@ def utilisation(container: StorageContainer) -> tuple[int, int | None]:
     return used or 0, container.capacity
 
 
-def create_from_template(template_name: str, *, actor: User, name: str,
-                         site_id: int | None = None, parent_id: int | None = None
-                         ) -> StorageContainer:
+def create_from_template(
+    template_name: str, *, actor: User, name: str, site_id: int | None = None, parent_id: int | None = None
+) -> StorageContainer:
     """Create a container and everything inside it from a template, in one flush."""
     from biobank.storage_templates import TEMPLATES, Level
 
     template = TEMPLATES.get(template_name)
     if template is None:
-        raise InvalidInput(f"unknown container template {template_name!r} (known: "
-                           f"{', '.join(sorted(TEMPLATES))})", field="template")
+        raise InvalidInput(
+            f"unknown container template {template_name!r} (known: {', '.join(sorted(TEMPLATES))})",
+            field="template",
+        )
     if not name.strip():
         raise InvalidInput("give the new storage unit a name", field="name")
-    root = create_container(actor=actor, site_id=site_id, parent_id=parent_id,
-                            kind=template.root.kind, name=name, n_rows=template.root.rows,
-                            n_cols=template.root.cols, temperature=template.temperature,
-                            position_scheme=template.root.scheme, fill_order=template.root.fill)
+    root = create_container(
+        actor=actor,
+        site_id=site_id,
+        parent_id=parent_id,
+        kind=template.root.kind,
+        name=name,
+        n_rows=template.root.rows,
+        n_cols=template.root.cols,
+        temperature=template.temperature,
+        position_scheme=template.root.scheme,
+        fill_order=template.root.fill,
+    )
 
     def build(parent: StorageContainer, levels: tuple[Level, ...]) -> None:
         for level in levels:
             for n in range(1, level.count + 1):
-                child = StorageContainer(site_id=parent.site_id, parent=parent, kind=level.kind,
-                                         name=f"{level.name} {n}", n_rows=level.rows,
-                                         n_cols=level.cols, position_scheme=level.scheme,
-                                         fill_order=level.fill)
+                child = StorageContainer(
+                    site_id=parent.site_id,
+                    parent=parent,
+                    kind=level.kind,
+                    name=f"{level.name} {n}",
+                    n_rows=level.rows,
+                    n_cols=level.cols,
+                    position_scheme=level.scheme,
+                    fill_order=level.fill,
+                )
                 db.session.add(child)
                 build(child, level.children)
 
@@ -220,8 +288,9 @@ def templates_fitting(container: StorageContainer | None) -> dict[str, Any]:
     return {name: t for name, t in TEMPLATES.items() if kind in ALLOWED_PARENTS[t.root.kind]}
 
 
-def _boxes_with_free(actor: User, temperature: StorageTemperature | None,
-                     site_id: int | None) -> tuple[sa.Select, Any]:
+def _boxes_with_free(
+    actor: User, temperature: StorageTemperature | None, site_id: int | None
+) -> tuple[sa.Select, Any]:
     """Grid boxes the actor sees (at *temperature*, at *site_id*) with their free positions
     as a correlated count, evaluated box by box: a search that stops at the first box that
     fits does not count every specimen in the biobank."""
@@ -229,35 +298,43 @@ def _boxes_with_free(actor: User, temperature: StorageTemperature | None,
 
     p1, p2, p3 = (aliased(StorageContainer) for _ in range(3))
     box = StorageContainer
-    used = (sa.select(sa.func.count()).where(Specimen.container_id == box.id)
-            .correlate(box).scalar_subquery())
-    held = (sa.select(sa.func.count()).where(PositionHold.container_id == box.id)
-            .correlate(box).scalar_subquery())
+    used = sa.select(sa.func.count()).where(Specimen.container_id == box.id).correlate(box).scalar_subquery()
+    held = (
+        sa.select(sa.func.count()).where(PositionHold.container_id == box.id).correlate(box).scalar_subquery()
+    )
     free = box.n_rows * box.n_cols - used - held
-    stmt = (sa.select(box, free.label("free"))
-            .where(box.n_rows.is_not(None), box.kind.in_(SPECIMEN_HOLDERS)))
+    stmt = sa.select(box, free.label("free")).where(box.n_rows.is_not(None), box.kind.in_(SPECIMEN_HOLDERS))
     if temperature is not None:
-        stmt = (stmt.outerjoin(p1, p1.id == box.parent_id).outerjoin(p2, p2.id == p1.parent_id)
-                .outerjoin(p3, p3.id == p2.parent_id)
-                .where(sa.func.coalesce(box.temperature, p1.temperature, p2.temperature,
-                                        p3.temperature) == temperature))
+        stmt = (
+            stmt.outerjoin(p1, p1.id == box.parent_id)
+            .outerjoin(p2, p2.id == p1.parent_id)
+            .outerjoin(p3, p3.id == p2.parent_id)
+            .where(
+                sa.func.coalesce(box.temperature, p1.temperature, p2.temperature, p3.temperature)
+                == temperature
+            )
+        )
     if site_id is not None:
         check_site(actor, site_id)
         stmt = stmt.where(box.site_id == site_id)
     return visible(stmt, StorageContainer, actor), free
 
 
-def boxes_with_room(*, actor: User, site_id: int, temperature: StorageTemperature | None = None,
-                    limit: int = 50) -> list[tuple[StorageContainer, int]]:
+def boxes_with_room(
+    *, actor: User, site_id: int, temperature: StorageTemperature | None = None, limit: int = 50
+) -> list[tuple[StorageContainer, int]]:
     """Boxes of a site (at a temperature) that have a free position, with how many, in
     storage order: the boxes a technician may choose instead of the suggested one."""
     stmt, free = _boxes_with_free(actor, temperature, site_id)
-    return [(box, n) for box, n in db.session.execute(
-        stmt.where(free > 0).order_by(StorageContainer.id).limit(limit))]
+    return [
+        (box, n)
+        for box, n in db.session.execute(stmt.where(free > 0).order_by(StorageContainer.id).limit(limit))
+    ]
 
 
-def find_free_space(*, actor: User, count: int, temperature: StorageTemperature | None = None,
-                    site_id: int | None = None) -> list[dict[str, Any]]:
+def find_free_space(
+    *, actor: User, count: int, temperature: StorageTemperature | None = None, site_id: int | None = None
+) -> list[dict[str, Any]]:
     """*count* free positions close together: in the first box, in storage order, that has
     room for all of them (boxes fill one after another, as a fill order asks), else spread
     over as few boxes as possible.
@@ -270,25 +347,31 @@ def find_free_space(*, actor: User, count: int, temperature: StorageTemperature 
     if whole is not None:
         return [{"container": whole[0], "positions": free_positions(whole[0], count)}]
     found, needed = [], count
-    for candidate, n_free in db.session.execute(stmt.where(free > 0).order_by(free.desc(),
-                                                                              box.id)):
+    for candidate, n_free in db.session.execute(stmt.where(free > 0).order_by(free.desc(), box.id)):
         take = min(n_free, needed)
         found.append({"container": candidate, "positions": free_positions(candidate, take)})
         needed -= take
         if needed == 0:
             return found
-    raise Conflict(f"only {count - needed} free positions match (asked for {count})",
-                   field="count")
+    raise Conflict(f"only {count - needed} free positions match (asked for {count})", field="count")
 
 
-def hold_position(container: StorageContainer, row: int, col: int, *, kind: PositionHoldKind,
-                  actor: User, reason: str | None = None) -> PositionHold:
+def hold_position(
+    container: StorageContainer,
+    row: int,
+    col: int,
+    *,
+    kind: PositionHoldKind,
+    actor: User,
+    reason: str | None = None,
+) -> PositionHold:
     """Reserve or block a free position so nothing is put there."""
     check_site(actor, container.site_id, field="container_id")
     check_position(container, row, col)
     ensure_free(container, row, col, None, field="pos_row")
-    hold = PositionHold(container=container, pos_row=row, pos_col=col, kind=kind, reason=reason,
-                        created_by=actor.username)
+    hold = PositionHold(
+        container=container, pos_row=row, pos_col=col, kind=kind, reason=reason, created_by=actor.username
+    )
     db.session.add(hold)
     db.session.flush()
     return hold
@@ -301,10 +384,12 @@ def release_hold(hold: PositionHold, *, actor: User) -> None:
 
 
 def _subtree_ids(container: StorageContainer) -> list[int]:
-    tree = (sa.select(StorageContainer.id).where(StorageContainer.id == container.id)
-            .cte("subtree", recursive=True))
-    tree = tree.union_all(sa.select(StorageContainer.id).where(
-        StorageContainer.parent_id == tree.c.id))
+    tree = (
+        sa.select(StorageContainer.id)
+        .where(StorageContainer.id == container.id)
+        .cte("subtree", recursive=True)
+    )
+    tree = tree.union_all(sa.select(StorageContainer.id).where(StorageContainer.parent_id == tree.c.id))
     return list(db.session.scalars(sa.select(tree.c.id)))
 
 
@@ -317,31 +402,46 @@ def move_container(container: StorageContainer, *, parent_id: int, actor: User) 
     check_site(actor, container.site_id, field="container_id")
     parent = get_visible(StorageContainer, parent_id, actor, field="parent_id")
     if parent.site_id != container.site_id:
-        raise InvalidInput("the new place is at another site: ship the specimens instead",
-                           field="parent_id")
+        raise InvalidInput("the new place is at another site: ship the specimens instead", field="parent_id")
     if parent.kind not in ALLOWED_PARENTS[container.kind]:
-        raise InvalidInput(f"a {container.kind.value} cannot be placed in a {parent.kind.value}",
-                           field="parent_id")
+        raise InvalidInput(
+            f"a {container.kind.value} cannot be placed in a {parent.kind.value}", field="parent_id"
+        )
     inside = _subtree_ids(container)
     if parent.id in inside:
         raise InvalidInput("a container cannot be moved into itself", field="parent_id")
-    specimens = list(db.session.scalars(sa.select(Specimen).where(
-        Specimen.container_id.in_(inside)).order_by(Specimen.id)))
+    specimens = list(
+        db.session.scalars(sa.select(Specimen).where(Specimen.container_id.in_(inside)).order_by(Specimen.id))
+    )
     before = {s.id: s.location_text for s in specimens}
     container.parent = parent
     db.session.flush()
     record_custody_events(
-        ((specimen, CustodyEventType.MOVED,
-          {"from_location": before[specimen.id], "to_location": specimen.location_text,
-           "details": {"moved_with": container.name}}) for specimen in specimens),
-        actor=actor)
+        (
+            (
+                specimen,
+                CustodyEventType.MOVED,
+                {
+                    "from_location": before[specimen.id],
+                    "to_location": specimen.location_text,
+                    "details": {"moved_with": container.name},
+                },
+            )
+            for specimen in specimens
+        ),
+        actor=actor,
+    )
     return len(specimens)
 
 
 def list_holds(container: StorageContainer) -> list[PositionHold]:
-    return list(db.session.scalars(sa.select(PositionHold).where(
-        PositionHold.container_id == container.id).order_by(PositionHold.pos_row,
-                                                            PositionHold.pos_col)))
+    return list(
+        db.session.scalars(
+            sa.select(PositionHold)
+            .where(PositionHold.container_id == container.id)
+            .order_by(PositionHold.pos_row, PositionHold.pos_col)
+        )
+    )
 
 
 def get_hold(container_id: int, hold_id: int) -> PositionHold:
@@ -360,19 +460,31 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
     import hashlib
     import json
 
-
     check_site(actor, container.site_id, field="container_id")
     inside = set(_subtree_ids(container))
-    specimens = list(db.session.scalars(sa.select(Specimen).where(
-        Specimen.container_id.in_(inside)).order_by(Specimen.container_id, Specimen.pos_row,
-                                                    Specimen.pos_col)))
+    specimens = list(
+        db.session.scalars(
+            sa.select(Specimen)
+            .where(Specimen.container_id.in_(inside))
+            .order_by(Specimen.container_id, Specimen.pos_row, Specimen.pos_col)
+        )
+    )
     temperature = container.effective_temperature()
     moves: list[dict[str, Any]] = []
-    candidates = (c for c in db.session.scalars(
-        sa.select(StorageContainer).where(
-            StorageContainer.site_id == container.site_id, StorageContainer.n_rows.is_not(None),
-            StorageContainer.kind.in_(SPECIMEN_HOLDERS), StorageContainer.id.not_in(inside))
-        .order_by(StorageContainer.id)) if c.effective_temperature() == temperature)
+    candidates = (
+        c
+        for c in db.session.scalars(
+            sa.select(StorageContainer)
+            .where(
+                StorageContainer.site_id == container.site_id,
+                StorageContainer.n_rows.is_not(None),
+                StorageContainer.kind.in_(SPECIMEN_HOLDERS),
+                StorageContainer.id.not_in(inside),
+            )
+            .order_by(StorageContainer.id)
+        )
+        if c.effective_temperature() == temperature
+    )
     # Boxes are opened one at a time, as the tubes need them: a plan for one freezer does not
     # read the free positions of every box at the site.
     box: StorageContainer | None = None
@@ -384,17 +496,30 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
                 raise Conflict(
                     f"{len(specimens) - len(moves)} of {len(specimens)} specimens have no free "
                     f"position at {temperature.value if temperature else 'this'} temperature "
-                    "elsewhere at this site", field="container_id")
+                    "elsewhere at this site",
+                    field="container_id",
+                )
             free = free_positions(box)
         row, col = free.pop(0)
-        moves.append({"specimen_id": specimen.id, "barcode": specimen.barcode,
-                      "from": specimen.location_text, "container_id": box.id,
-                      "pos_row": row, "pos_col": col,
-                      "to": f"{' › '.join(c.name for c in box.path())} › "
-                            f"{box.position_label(row, col)}"})
+        moves.append(
+            {
+                "specimen_id": specimen.id,
+                "barcode": specimen.barcode,
+                "from": specimen.location_text,
+                "container_id": box.id,
+                "pos_row": row,
+                "pos_col": col,
+                "to": f"{' › '.join(c.name for c in box.path())} › {box.position_label(row, col)}",
+            }
+        )
     digest = hashlib.sha256(json.dumps(moves, sort_keys=True).encode()).hexdigest()
-    return {"container_id": container.id, "temperature": temperature.value if temperature else None,
-            "count": len(moves), "plan_sha256": digest, "moves": moves}
+    return {
+        "container_id": container.id,
+        "temperature": temperature.value if temperature else None,
+        "count": len(moves),
+        "plan_sha256": digest,
+        "moves": moves,
+    }
 
 
 def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> dict[str, Any]:
@@ -406,23 +531,39 @@ def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> d
 
     plan = evacuation_plan(container, actor=actor)
     if plan["plan_sha256"] != plan_sha256:
-        raise Conflict("storage changed since the plan was made: review the new plan",
-                       field="plan_sha256")
-    specimens = {s.id: s for s in db.session.scalars(sa.select(Specimen).where(
-        Specimen.id.in_([m["specimen_id"] for m in plan["moves"]])))}
+        raise Conflict("storage changed since the plan was made: review the new plan", field="plan_sha256")
+    specimens = {
+        s.id: s
+        for s in db.session.scalars(
+            sa.select(Specimen).where(Specimen.id.in_([m["specimen_id"] for m in plan["moves"]]))
+        )
+    }
     for specimen in specimens.values():
         specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
     db.session.flush()
     for move in plan["moves"]:
         specimen = specimens[move["specimen_id"]]
         specimen.container_id, specimen.pos_row, specimen.pos_col = (
-            move["container_id"], move["pos_row"], move["pos_col"])
+            move["container_id"],
+            move["pos_row"],
+            move["pos_col"],
+        )
     db.session.flush()
     record_custody_events(
-        ((specimens[move["specimen_id"]], CustodyEventType.MOVED,
-          {"from_location": move["from"], "to_location": move["to"],
-           "details": {"evacuation_of": container.name}}) for move in plan["moves"]),
-        actor=actor)
+        (
+            (
+                specimens[move["specimen_id"]],
+                CustodyEventType.MOVED,
+                {
+                    "from_location": move["from"],
+                    "to_location": move["to"],
+                    "details": {"evacuation_of": container.name},
+                },
+            )
+            for move in plan["moves"]
+        ),
+        actor=actor,
+    )
     for specimen in specimens.values():  # the container objects behind the new ids
         db.session.expire(specimen, ["container"])
     return plan
@@ -432,36 +573,59 @@ def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
     """(occupied, capacity) of all grid positions under each container, by recursive CTE."""
     if not container_ids:
         return {}
-    tree = (sa.select(StorageContainer.id.label("root"), StorageContainer.id.label("node"))
-            .where(StorageContainer.id.in_(container_ids)).cte("tree", recursive=True))
-    tree = tree.union_all(sa.select(tree.c.root, StorageContainer.id).where(
-        StorageContainer.parent_id == tree.c.node))
-    capacity = dict(db.session.execute(
-        sa.select(tree.c.root, sa.func.sum(sa.func.coalesce(
-            StorageContainer.n_rows * StorageContainer.n_cols, 0)))
-        .join(StorageContainer, StorageContainer.id == tree.c.node).group_by(tree.c.root)).all())
-    used = dict(db.session.execute(
-        sa.select(tree.c.root, sa.func.count(Specimen.id))
-        .join(Specimen, Specimen.container_id == tree.c.node).group_by(tree.c.root)).all())
+    tree = (
+        sa.select(StorageContainer.id.label("root"), StorageContainer.id.label("node"))
+        .where(StorageContainer.id.in_(container_ids))
+        .cte("tree", recursive=True)
+    )
+    tree = tree.union_all(
+        sa.select(tree.c.root, StorageContainer.id).where(StorageContainer.parent_id == tree.c.node)
+    )
+    capacity = dict(
+        db.session.execute(
+            sa.select(
+                tree.c.root,
+                sa.func.sum(sa.func.coalesce(StorageContainer.n_rows * StorageContainer.n_cols, 0)),
+            )
+            .join(StorageContainer, StorageContainer.id == tree.c.node)
+            .group_by(tree.c.root)
+        ).all()
+    )
+    used = dict(
+        db.session.execute(
+            sa.select(tree.c.root, sa.func.count(Specimen.id))
+            .join(Specimen, Specimen.container_id == tree.c.node)
+            .group_by(tree.c.root)
+        ).all()
+    )
     return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}
 
 
-def free_positions(container: StorageContainer, count: int | None = None
-                   ) -> list[tuple[int, int]]:
+def free_positions(container: StorageContainer, count: int | None = None) -> list[tuple[int, int]]:
     """The first *count* free positions (all of them when ``None``) of a grid container in
     fill order (row by row or column by column); occupied, reserved and blocked positions
     are skipped."""
     if not container.has_grid:
         raise InvalidInput(f"{container.name} has no grid", field="container_id")
-    taken = {tuple(row) for row in db.session.execute(sa.select(
-        Specimen.pos_row, Specimen.pos_col).where(Specimen.container_id == container.id))}
-    taken |= {tuple(row) for row in db.session.execute(sa.select(
-        PositionHold.pos_row, PositionHold.pos_col).where(
-        PositionHold.container_id == container.id))}
+    taken = {
+        tuple(row)
+        for row in db.session.execute(
+            sa.select(Specimen.pos_row, Specimen.pos_col).where(Specimen.container_id == container.id)
+        )
+    }
+    taken |= {
+        tuple(row)
+        for row in db.session.execute(
+            sa.select(PositionHold.pos_row, PositionHold.pos_col).where(
+                PositionHold.container_id == container.id
+            )
+        )
+    }
     free = [pos for pos in container.positions_in_fill_order() if pos not in taken]
     if count is None:
         return free
     if len(free) < count:
-        raise Conflict(f"{container.name} has {len(free)} free positions; {count} are needed",
-                       field="container_id")
+        raise Conflict(
+            f"{container.name} has {len(free)} free positions; {count} are needed", field="container_id"
+        )
     return free[:count]

@@ -17,8 +17,7 @@ def list_studies(*, actor: User) -> sa.Select:
     return sa.select(Study)
 
 
-def create_study(*, actor: User, consent_tiers: list[dict[str, Any]] | None = None,
-                 **fields: Any) -> Study:
+def create_study(*, actor: User, consent_tiers: list[dict[str, Any]] | None = None, **fields: Any) -> Study:
     """Create a study with its consent tiers."""
     ensure_unique(Study, Study.code, fields["code"], field="code")
     study = Study(**fields)

@@ -18,8 +18,11 @@ MAX_TOKEN_DAYS = 3650
 
 def list_tokens(owner: User) -> list[ApiToken]:
     """*owner*'s tokens, newest first, revoked and expired ones included."""
-    return list(db.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == owner.id)
-                                   .order_by(ApiToken.id.desc())))
+    return list(
+        db.session.scalars(
+            sa.select(ApiToken).where(ApiToken.user_id == owner.id).order_by(ApiToken.id.desc())
+        )
+    )
 
 
 def issue_token(owner: User, *, name: str, days: int | None) -> tuple[ApiToken, str]:
@@ -31,8 +34,7 @@ def issue_token(owner: User, *, name: str, days: int | None) -> tuple[ApiToken, 
         raise InvalidInput(f"a token lives 1 to {MAX_TOKEN_DAYS} days", field="days")
     expires = utcnow() + dt.timedelta(days=days) if days else None
     secret = create_token(owner, name=name[:64], expires_at=expires)
-    token = db.session.scalars(sa.select(ApiToken).where(
-        ApiToken.token_hash == hash_token(secret))).one()
+    token = db.session.scalars(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret))).one()
     return token, secret
 
 

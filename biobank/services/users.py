@@ -24,8 +24,9 @@ def system_actor() -> User:
     created on first use; it becomes the session's actor for the audit trail."""
     user = db.session.scalar(sa.select(User).where(User.username == "system"))
     if user is None:
-        user = User(username="system", full_name="Command line and background tasks",
-                    role=Role.ADMIN, is_system=True)
+        user = User(
+            username="system", full_name="Command line and background tasks", role=Role.ADMIN, is_system=True
+        )
         db.session.add(user)
         db.session.flush()
     set_actor(db.session, user)
@@ -39,17 +40,29 @@ def get_user(username: str) -> User:
     return user
 
 
-def create_user(*, username: str, role: Role, full_name: str, password: str | None,
-                actor: User | None, email: str | None = None,
-                site_codes: list[str] | None = None) -> User:
+def create_user(
+    *,
+    username: str,
+    role: Role,
+    full_name: str,
+    password: str | None,
+    actor: User | None,
+    email: str | None = None,
+    site_codes: list[str] | None = None,
+) -> User:
     """Create a user with a hashed password and site memberships."""
     if db.session.scalar(sa.select(User.id).where(User.username == username)):
         raise Conflict(f"user {username!r} exists", field="username")
     if password is not None:
         _check_password(password)
-    user = User(username=username, role=role, full_name=full_name, email=email,
-                password_hash=hash_password(password) if password else None,
-                sites=_sites(site_codes or []))
+    user = User(
+        username=username,
+        role=role,
+        full_name=full_name,
+        email=email,
+        password_hash=hash_password(password) if password else None,
+        sites=_sites(site_codes or []),
+    )
     db.session.add(user)
     db.session.flush()
     return user
@@ -58,16 +71,18 @@ def create_user(*, username: str, role: Role, full_name: str, password: str | No
 def create_token(user: User, *, name: str, expires_at: dt.datetime | None = None) -> str:
     """Create an API token and return its secret; only its SHA-256 is stored."""
     secret = new_token_secret()
-    db.session.add(ApiToken(user=user, name=name, prefix=secret[:12],
-                            token_hash=hash_token(secret), expires_at=expires_at))
+    db.session.add(
+        ApiToken(
+            user=user, name=name, prefix=secret[:12], token_hash=hash_token(secret), expires_at=expires_at
+        )
+    )
     db.session.flush()
     return secret
 
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"a password has at least {MIN_PASSWORD} characters",
-                           field="password")
+        raise InvalidInput(f"a password has at least {MIN_PASSWORD} characters", field="password")
 
 
 def _sites(codes: list[str]) -> list[Site]:
@@ -88,8 +103,7 @@ def _administrator(actor: User) -> None:
 def list_users(*, actor: User) -> list[User]:
     """Every account but the system's, by username (administrators only)."""
     _administrator(actor)
-    return list(db.session.scalars(sa.select(User).where(User.is_system.is_(False))
-                                   .order_by(User.username)))
+    return list(db.session.scalars(sa.select(User).where(User.is_system.is_(False)).order_by(User.username)))
 
 
 def get_account(user_id: int, *, actor: User) -> User:
@@ -101,25 +115,52 @@ def get_account(user_id: int, *, actor: User) -> User:
 
 
 def _other_active_admins(user: User) -> int:
-    return db.session.scalar(sa.select(sa.func.count(User.id)).where(
-        User.role == Role.ADMIN, User.is_active.is_(True), User.is_system.is_(False),
-        User.id != user.id)) or 0
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count(User.id)).where(
+                User.role == Role.ADMIN,
+                User.is_active.is_(True),
+                User.is_system.is_(False),
+                User.id != user.id,
+            )
+        )
+        or 0
+    )
 
 
-def open_account(*, actor: User, username: str, role: Role, full_name: str,
-                 email: str | None = None, site_codes: list[str] | None = None
-                 ) -> tuple[User, str]:
+def open_account(
+    *,
+    actor: User,
+    username: str,
+    role: Role,
+    full_name: str,
+    email: str | None = None,
+    site_codes: list[str] | None = None,
+) -> tuple[User, str]:
     """A new account with a random temporary password, answered once to tell its owner."""
     _administrator(actor)
     password = secrets.token_urlsafe(12)
-    user = create_user(username=username, role=role, full_name=full_name, password=password,
-                       actor=actor, email=email or None, site_codes=site_codes)
+    user = create_user(
+        username=username,
+        role=role,
+        full_name=full_name,
+        password=password,
+        actor=actor,
+        email=email or None,
+        site_codes=site_codes,
+    )
     return user, password
 
 
-def update_user(user: User, *, actor: User, role: Role | None = None,
-                full_name: str | None = None, email: str | None = None,
-                site_codes: list[str] | None = None) -> User:
+def update_user(
+    user: User,
+    *,
+    actor: User,
+    role: Role | None = None,
+    full_name: str | None = None,
+    email: str | None = None,
+    site_codes: list[str] | None = None,
+) -> User:
     """Change an account's role, name, e-mail or sites. The last active administrator keeps
     the role, so that someone can always manage the others."""
     _administrator(actor)
@@ -138,8 +179,11 @@ def update_user(user: User, *, actor: User, role: Role | None = None,
 
 
 def _end_sessions(user: User) -> None:
-    db.session.execute(sa.update(UserSession).where(
-        UserSession.user_id == user.id, UserSession.ended_at.is_(None)).values(ended_at=utcnow()))
+    db.session.execute(
+        sa.update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
 
 
 def lock_user(user: User, *, actor: User, reason: str) -> User:

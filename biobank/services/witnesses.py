@@ -36,8 +36,18 @@ from biobank.keys import keyring
 from biobank.models import CustodyCheckpoint, User, WitnessedCheckpoint, WitnessReceipt
 
 #: the fields of a checkpoint a witness keeps (all but the per-bucket heads)
-FIELDS = ("id", "kind", "created_at", "max_event_id", "specimen_count", "event_count", "root",
-          "prev_hash", "key_id", "hash")
+FIELDS = (
+    "id",
+    "kind",
+    "created_at",
+    "max_event_id",
+    "specimen_count",
+    "event_count",
+    "root",
+    "prev_hash",
+    "key_id",
+    "hash",
+)
 TIMEOUT = 10.0
 
 
@@ -67,18 +77,26 @@ def configured() -> list[Witness]:
 
 # --- keeping others' checkpoints ----------------------------------------------------------
 
+
 def _countersign(key: bytes, instance: str, record: dict[str, Any], received_at: str) -> str:
-    content = {"instance": instance, "received_at": received_at,
-               **{f: record.get(f) for f in FIELDS}}
+    content = {"instance": instance, "received_at": received_at, **{f: record.get(f) for f in FIELDS}}
     raw = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(key, b"custody witness\x00" + raw, hashlib.sha256).hexdigest()
 
 
 def _as_record(kept: WitnessedCheckpoint) -> dict[str, Any]:
-    return {"id": kept.checkpoint_id, "kind": kept.kind, "created_at": kept.created_at,
-            "max_event_id": kept.max_event_id, "specimen_count": kept.specimen_count,
-            "event_count": kept.event_count, "root": kept.root, "prev_hash": kept.prev_hash,
-            "key_id": kept.key_id, "hash": kept.signature}
+    return {
+        "id": kept.checkpoint_id,
+        "kind": kept.kind,
+        "created_at": kept.created_at,
+        "max_event_id": kept.max_event_id,
+        "specimen_count": kept.specimen_count,
+        "event_count": kept.event_count,
+        "root": kept.root,
+        "prev_hash": kept.prev_hash,
+        "key_id": kept.key_id,
+        "hash": kept.signature,
+    }
 
 
 def receipt(kept: WitnessedCheckpoint) -> dict[str, Any]:
@@ -87,43 +105,62 @@ def receipt(kept: WitnessedCheckpoint) -> dict[str, Any]:
     key = keyring().keys.get(kept.witness_key_id)
     received = kept.received_at.isoformat(timespec="microseconds")
     ok = key is not None and hmac.compare_digest(
-        _countersign(key, kept.instance, _as_record(kept), received), kept.countersignature)
-    return {"instance": kept.instance, "checkpoint": _as_record(kept), "witness": instance_name(),
-            "received_at": received, "countersignature": kept.countersignature,
-            "key_id": kept.witness_key_id, "countersignature_ok": ok}
+        _countersign(key, kept.instance, _as_record(kept), received), kept.countersignature
+    )
+    return {
+        "instance": kept.instance,
+        "checkpoint": _as_record(kept),
+        "witness": instance_name(),
+        "received_at": received,
+        "countersignature": kept.countersignature,
+        "key_id": kept.witness_key_id,
+        "countersignature_ok": ok,
+    }
 
 
-def keep(instance: str, record: dict[str, Any], *, actor: User) -> tuple[WitnessedCheckpoint,
-                                                                        bool]:
+def keep(instance: str, record: dict[str, Any], *, actor: User) -> tuple[WitnessedCheckpoint, bool]:
     """Keep *instance*'s checkpoint *record* and countersign it; returns it and whether it
     is new. The same checkpoint sent again is answered as before; another one under an id
     already kept is refused, as is an instance another account sends for."""
-    owner = db.session.scalar(sa.select(WitnessedCheckpoint.submitted_by)
-                              .where(WitnessedCheckpoint.instance == instance).limit(1))
+    owner = db.session.scalar(
+        sa.select(WitnessedCheckpoint.submitted_by).where(WitnessedCheckpoint.instance == instance).limit(1)
+    )
     if owner is not None and owner != actor.username:
-        raise Conflict(f"instance {instance!r} is witnessed here for another account",
-                       field="instance")
-    kept = db.session.scalar(sa.select(WitnessedCheckpoint).where(
-        WitnessedCheckpoint.instance == instance,
-        WitnessedCheckpoint.checkpoint_id == record["id"]))
+        raise Conflict(f"instance {instance!r} is witnessed here for another account", field="instance")
+    kept = db.session.scalar(
+        sa.select(WitnessedCheckpoint).where(
+            WitnessedCheckpoint.instance == instance, WitnessedCheckpoint.checkpoint_id == record["id"]
+        )
+    )
     if kept is not None:
         if _as_record(kept) != {f: record.get(f) for f in FIELDS}:
-            raise Conflict(f"checkpoint {record['id']} of {instance!r} was witnessed on "
-                           f"{kept.received_at:%Y-%m-%d %H:%M} UTC with other content (root "
-                           f"{(kept.root or '')[:12]}, {kept.event_count} events): a checkpoint "
-                           "is never replaced", field="checkpoint")
+            raise Conflict(
+                f"checkpoint {record['id']} of {instance!r} was witnessed on "
+                f"{kept.received_at:%Y-%m-%d %H:%M} UTC with other content (root "
+                f"{(kept.root or '')[:12]}, {kept.event_count} events): a checkpoint "
+                "is never replaced",
+                field="checkpoint",
+            )
         return kept, False
     ring = keyring()
     now = utcnow()
     kept = WitnessedCheckpoint(
-        instance=instance, submitted_by=actor.username, checkpoint_id=record["id"],
-        kind=record["kind"], created_at=record["created_at"],
-        max_event_id=record["max_event_id"], specimen_count=record["specimen_count"],
-        event_count=record["event_count"], root=record.get("root"),
-        prev_hash=record.get("prev_hash"), signature=record["hash"],
-        key_id=record.get("key_id"), received_at=now, witness_key_id=ring.current_id,
-        countersignature=_countersign(ring.current, instance, record,
-                                      now.isoformat(timespec="microseconds")))
+        instance=instance,
+        submitted_by=actor.username,
+        checkpoint_id=record["id"],
+        kind=record["kind"],
+        created_at=record["created_at"],
+        max_event_id=record["max_event_id"],
+        specimen_count=record["specimen_count"],
+        event_count=record["event_count"],
+        root=record.get("root"),
+        prev_hash=record.get("prev_hash"),
+        signature=record["hash"],
+        key_id=record.get("key_id"),
+        received_at=now,
+        witness_key_id=ring.current_id,
+        countersignature=_countersign(ring.current, instance, record, now.isoformat(timespec="microseconds")),
+    )
     db.session.add(kept)
     db.session.flush()
     return kept, True
@@ -132,9 +169,13 @@ def keep(instance: str, record: dict[str, Any], *, actor: User) -> tuple[Witness
 def kept_for(instance: str, *, actor: User) -> list[WitnessedCheckpoint]:
     """What this instance keeps for *instance*, oldest first: to the account that sends for
     it, and to administrators."""
-    rows = list(db.session.scalars(sa.select(WitnessedCheckpoint)
-                                   .where(WitnessedCheckpoint.instance == instance)
-                                   .order_by(WitnessedCheckpoint.checkpoint_id)))
+    rows = list(
+        db.session.scalars(
+            sa.select(WitnessedCheckpoint)
+            .where(WitnessedCheckpoint.instance == instance)
+            .order_by(WitnessedCheckpoint.checkpoint_id)
+        )
+    )
     if rows and rows[0].submitted_by != actor.username and not actor.is_admin:
         raise NotFound(f"no checkpoints of {instance!r} are witnessed for you")
     return rows
@@ -142,12 +183,19 @@ def kept_for(instance: str, *, actor: User) -> list[WitnessedCheckpoint]:
 
 # --- sending ours ---------------------------------------------------------------------------
 
+
 def _call(witness: Witness, method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        witness.url + path, data=data, method=method,
-        headers={"Authorization": f"Bearer {witness.token}", "Accept": "application/json",
-                 **({"Content-Type": "application/json"} if data is not None else {})})
+        witness.url + path,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {witness.token}",
+            "Accept": "application/json",
+            **({"Content-Type": "application/json"} if data is not None else {}),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             return json.loads(response.read() or b"null")
@@ -156,8 +204,9 @@ def _call(witness: Witness, method: str, path: str, body: Any = None) -> Any:
             detail = json.loads(error.read()).get("detail")
         except ValueError:
             detail = None
-        raise WitnessError(f"{witness.url} answered {error.code}"
-                           + (f": {detail}" if detail else "")) from None
+        raise WitnessError(
+            f"{witness.url} answered {error.code}" + (f": {detail}" if detail else "")
+        ) from None
     except (OSError, ValueError) as error:
         raise WitnessError(f"{witness.url} could not be reached: {error}") from None
 
@@ -175,29 +224,41 @@ def send_checkpoints() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for witness in configured():
         began = not db.session().in_transaction()
-        done = set(db.session.scalars(sa.select(WitnessReceipt.checkpoint_id)
-                                      .where(WitnessReceipt.witness == witness.url)))
-        pending = [checkpoint_record(c) for c in db.session.scalars(
-            sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id))
-            if c.id not in done]
+        done = set(
+            db.session.scalars(
+                sa.select(WitnessReceipt.checkpoint_id).where(WitnessReceipt.witness == witness.url)
+            )
+        )
+        pending = [
+            checkpoint_record(c)
+            for c in db.session.scalars(sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id))
+            if c.id not in done
+        ]
         if began:  # hold no transaction (nor SQLite's lock) while the network answers
             db.session.rollback()
         sent, error = 0, None
         for record in pending:
             try:
-                answer = _call(witness, "POST", "/api/v1/custody/witness",
-                               {"instance": instance_name(),
-                                "checkpoint": {f: record[f] for f in FIELDS}})
+                answer = _call(
+                    witness,
+                    "POST",
+                    "/api/v1/custody/witness",
+                    {"instance": instance_name(), "checkpoint": {f: record[f] for f in FIELDS}},
+                )
             except WitnessError as failure:
                 error = str(failure)
                 current_app.logger.warning("custody witness: %s", error)
                 break
             with transaction():
-                db.session.add(WitnessReceipt(
-                    checkpoint_id=record["id"], witness=witness.url,
-                    received_at=answer["received_at"],
-                    countersignature=answer["countersignature"],
-                    witness_key_id=answer["key_id"]))
+                db.session.add(
+                    WitnessReceipt(
+                        checkpoint_id=record["id"],
+                        witness=witness.url,
+                        received_at=answer["received_at"],
+                        countersignature=answer["countersignature"],
+                        witness_key_id=answer["key_id"],
+                    )
+                )
             sent += 1
         out[witness.url] = {"countersigned": sent, "error": error}
     return out

@@ -32,9 +32,13 @@ def _choices() -> dict[str, Any]:
     return {
         "studies": db.session.scalars(studies.list_studies(actor=actor).order_by(Study.code)).all(),
         "sites": db.session.scalars(sites.list_sites(actor=actor).order_by(Site.name)).all(),
-        "materials": sorted(MaterialType, key=display_name), "units": list(QuantityUnit),
-        "containers": PRIMARY_CONTAINERS, "procedures": list(CollectionProcedure),
-        "sexes": list(Sex), "decisions": list(ConsentDecision)}
+        "materials": sorted(MaterialType, key=display_name),
+        "units": list(QuantityUnit),
+        "containers": PRIMARY_CONTAINERS,
+        "procedures": list(CollectionProcedure),
+        "sexes": list(Sex),
+        "decisions": list(ConsentDecision),
+    }
 
 
 @bp.route("/accession")
@@ -58,11 +62,11 @@ def accession_visit() -> Any:
     if request.method == "POST":
         try:
             with transaction():
-                done = accessions.accession(actor=actor, participant_code=code or None,
-                                            **_visit_of(form, study_id))
+                done = accessions.accession(
+                    actor=actor, participant_code=code or None, **_visit_of(form, study_id)
+                )
                 visit_id = done.visit.id
-                said = (f"Participant {done.participant.code} registered. "
-                        if done.registered else "")
+                said = f"Participant {done.participant.code} registered. " if done.registered else ""
             flash(f"{said}Visit recorded with {len(done.specimens)} tubes.", "ok")
             return redirect(url_for("pages.accession_done", visit_id=visit_id))
         except BiobankError as error:
@@ -71,10 +75,15 @@ def accession_visit() -> Any:
     else:
         status = 200
     return render_template(
-        "accession.html", participant=participant, code=code, form=form,
+        "accession.html",
+        participant=participant,
+        code=code,
+        form=form,
         study=db.session.get(Study, study_id) if study_id else None,
         tiers=accessions.open_tiers(participant, study_id) if study_id else [],
-        now=utcnow().strftime("%Y-%m-%dT%H:%M"), **_choices()), status
+        now=utcnow().strftime("%Y-%m-%dT%H:%M"),
+        **_choices(),
+    ), status
 
 
 def _enum(kind: Any, text: str | None, field: str) -> Any:
@@ -87,45 +96,56 @@ def _enum(kind: Any, text: str | None, field: str) -> Any:
 def _visit_of(form: Any, study_id: int | None) -> dict[str, Any]:
     """The service's arguments from the form, refused in words naming what is wrong."""
     try:
-        collected_at = dt.datetime.fromisoformat(form.get("collected_at", "")).replace(
-            tzinfo=dt.UTC)
+        collected_at = dt.datetime.fromisoformat(form.get("collected_at", "")).replace(tzinfo=dt.UTC)
     except ValueError:
         raise InvalidInput("give the collection date and time", field="collected_at") from None
     birth_year = form.get("birth_year", "").strip()
     if birth_year and not (birth_year.isdigit() and 1900 <= int(birth_year) <= utcnow().year):
-        raise InvalidInput(f"the year of birth {birth_year!r} is not a year",
-                           field="birth_year")
-    phi = {k: form.get(k, "").strip() or None
-           for k in ("given_name", "family_name", "medical_record_number")}
-    new_participant = {"study_id": study_id, "site_id": form.get("site_id", type=int),
-                       "sex": Sex(form.get("sex") or "unknown"),
-                       "birth_year": int(birth_year) if birth_year else None,
-                       "phi": phi if any(phi.values()) else None}
+        raise InvalidInput(f"the year of birth {birth_year!r} is not a year", field="birth_year")
+    phi = {k: form.get(k, "").strip() or None for k in ("given_name", "family_name", "medical_record_number")}
+    new_participant = {
+        "study_id": study_id,
+        "site_id": form.get("site_id", type=int),
+        "sex": Sex(form.get("sex") or "unknown"),
+        "birth_year": int(birth_year) if birth_year else None,
+        "phi": phi if any(phi.values()) else None,
+    }
     tubes = []
-    columns = [form.getlist(f"tube_{k}") for k in ("barcode", "material", "quantity", "unit",
-                                                    "container")]
+    columns = [form.getlist(f"tube_{k}") for k in ("barcode", "material", "quantity", "unit", "container")]
     if len({len(c) for c in columns}) != 1:
         raise InvalidInput("the tube list is incomplete: reload the page", field="tubes")
-    for n, (barcode, material, quantity, unit, container) in enumerate(zip(*columns,
-                                                                          strict=True), 1):
+    for n, (barcode, material, quantity, unit, container) in enumerate(zip(*columns, strict=True), 1):
         try:
             amount = Decimal(quantity) if quantity.strip() else None
         except InvalidOperation:
-            raise InvalidInput(f"tube {n}: the quantity {quantity!r} is not a number",
-                               field=f"tubes[{n}].quantity") from None
-        tubes.append(accessions.Tube(
-            barcode=barcode.strip() or None,
-            material=_enum(MaterialType, material, f"tubes[{n}].material_type"),
-            quantity=amount, unit=QuantityUnit[unit] if unit in QuantityUnit.__members__
-            else None, container=container or None))
-    consents = {int(key.removeprefix("consent_")): ConsentDecision(value)
-                for key, value in form.items() if key.startswith("consent_")
-                and key.removeprefix("consent_").isdigit()
-                and value in {d.value for d in ConsentDecision}}
-    return {"new_participant": new_participant, "consents": consents,
-            "procedure": _enum(CollectionProcedure, form.get("procedure"), "procedure"),
-            "collected_at": collected_at, "collector": form.get("collector", "").strip(),
-            "tubes": tubes, "received": form.get("received") == "on"}
+            raise InvalidInput(
+                f"tube {n}: the quantity {quantity!r} is not a number", field=f"tubes[{n}].quantity"
+            ) from None
+        tubes.append(
+            accessions.Tube(
+                barcode=barcode.strip() or None,
+                material=_enum(MaterialType, material, f"tubes[{n}].material_type"),
+                quantity=amount,
+                unit=QuantityUnit[unit] if unit in QuantityUnit.__members__ else None,
+                container=container or None,
+            )
+        )
+    consents = {
+        int(key.removeprefix("consent_")): ConsentDecision(value)
+        for key, value in form.items()
+        if key.startswith("consent_")
+        and key.removeprefix("consent_").isdigit()
+        and value in {d.value for d in ConsentDecision}
+    }
+    return {
+        "new_participant": new_participant,
+        "consents": consents,
+        "procedure": _enum(CollectionProcedure, form.get("procedure"), "procedure"),
+        "collected_at": collected_at,
+        "collector": form.get("collector", "").strip(),
+        "tubes": tubes,
+        "received": form.get("received") == "on",
+    }
 
 
 @bp.route("/accession/visits/<int:visit_id>")
@@ -134,5 +154,6 @@ def _visit_of(form: Any, study_id: int | None) -> dict[str, Any]:
 def accession_done(visit_id: int) -> Any:
     """The recorded visit and its tubes, with their labels to print in one action."""
     visit, tubes = accessions.visit_tubes(visit_id, actor=current_actor())
-    return render_template("accession_done.html", visit=visit, tubes=tubes,
-                           barcodes=[t.barcode for t in tubes])
+    return render_template(
+        "accession_done.html", visit=visit, tubes=tubes, barcodes=[t.barcode for t in tubes]
+    )

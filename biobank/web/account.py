@@ -30,14 +30,13 @@ def account_new_token() -> Any:
     try:
         with transaction():
             token, secret = tokens.issue_token(
-                actor, name=request.form.get("name", ""),
-                days=request.form.get("days", type=int) or None)
+                actor, name=request.form.get("name", ""), days=request.form.get("days", type=int) or None
+            )
             name = token.name
     except BiobankError as error:
         flash(f"No token created: {error.message}", "error")
         return redirect(url_for("pages.account"))
-    return render_template("account.html", tokens=tokens.list_tokens(actor), secret=secret,
-                           secret_name=name)
+    return render_template("account.html", tokens=tokens.list_tokens(actor), secret=secret, secret_name=name)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

@@ -16,8 +16,13 @@ from biobank.services.common import get_by
 from biobank.web.pages import bp, login_required
 
 #: facets the builder shows until the user picks others
-DEFAULT_FACETS = ["cases.disease_group", "specimens.material_class", "consents.scope",
-                  "images.modality", "omics.assay_kind"]
+DEFAULT_FACETS = [
+    "cases.disease_group",
+    "specimens.material_class",
+    "consents.scope",
+    "images.modality",
+    "omics.assay_kind",
+]
 
 
 @bp.route("/cohorts")
@@ -45,9 +50,12 @@ def cohort_detail(cohort_id: int) -> Any:
 def _builder(cohort: Any) -> Any:
     actor = current_actor()
     return render_template(
-        "cohort.html", cohort=cohort, facets=DEFAULT_FACETS,
+        "cohort.html",
+        cohort=cohort,
+        facets=DEFAULT_FACETS,
         may_export=has_role(actor, (Role.ADMIN, Role.MANAGER)),
-        counts_only=not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)))
+        counts_only=not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
+    )
 
 
 @bp.route("/lesions/<code>")
@@ -56,8 +64,10 @@ def _builder(cohort: Any) -> Any:
 def lesion_detail(code: str) -> Any:
     actor = current_actor()
     lesion = get_by(Lesion, Lesion.code, code, actor)
-    images = db.session.scalars(sa.select(Image).where(Image.lesion_id == lesion.id)
-                                .order_by(Image.modality, Image.id)).all()
-    samples = db.session.scalars(sa.select(Specimen).where(Specimen.lesion_id == lesion.id)
-                                 .order_by(Specimen.id)).all()
+    images = db.session.scalars(
+        sa.select(Image).where(Image.lesion_id == lesion.id).order_by(Image.modality, Image.id)
+    ).all()
+    samples = db.session.scalars(
+        sa.select(Specimen).where(Specimen.lesion_id == lesion.id).order_by(Specimen.id)
+    ).all()
     return render_template("lesion.html", lesion=lesion, images=images, samples=samples)

@@ -17,7 +17,8 @@ from biobank.web.pages import bp, login_required
 @login_required
 @roles_required(*MANAGERS)
 def import_page() -> Any:
-    templates = [(name, title, imports.template_columns(name))
-                 for name, (_groups, title) in imports.TEMPLATES.items()]
+    templates = [
+        (name, title, imports.template_columns(name)) for name, (_groups, title) in imports.TEMPLATES.items()
+    ]
     jobs = db.session.scalars(imports.list_jobs(actor=current_actor()).limit(20)).all()
     return render_template("imports.html", templates=templates, jobs=jobs)

@@ -96,8 +96,7 @@ def login() -> Any:
     if request.method == "POST":
         try:
             with transaction():
-                user = authenticate(request.form.get("username", ""),
-                                    request.form.get("password", ""))
+                user = authenticate(request.form.get("username", ""), request.form.get("password", ""))
                 secret = start_session(user) if user is not None else None
             if user is None:
                 raise AuthenticationRequired("wrong username or password")
@@ -136,10 +135,8 @@ def dashboard() -> Any:
 
     site_names = dict(db.session.execute(sa.select(Site.id, Site.name)).all())
     case_stmt = visible(sa.select(Case.disease_group, sa.func.count(Case.id)), Case, actor)
-    by_disease = db.session.execute(
-        case_stmt.group_by(Case.disease_group).order_by(Case.disease_group)).all()
-    participants = db.session.scalar(
-        visible(sa.select(sa.func.count(Participant.id)), Participant, actor))
+    by_disease = db.session.execute(case_stmt.group_by(Case.disease_group).order_by(Case.disease_group)).all()
+    participants = db.session.scalar(visible(sa.select(sa.func.count(Participant.id)), Participant, actor))
     total = sum(n for _, n in by_material)
     disease_total = sum(n for _, n in by_disease)
     by_site = [(site_names.get(sid, sid), n) for sid, n in by_site]
@@ -150,10 +147,13 @@ def dashboard() -> Any:
         return [(key, suppress(n, actor)) for key, n in rows]
 
     return render_template(
-        "dashboard.html", total=suppress(total, actor),
+        "dashboard.html",
+        total=suppress(total, actor),
         participants=suppress(participants or 0, actor),
-        by_material=shown(by_material), by_status=shown(by_status),
-        by_disease=shown(by_disease), disease_total=suppress(disease_total, actor),
+        by_material=shown(by_material),
+        by_status=shown(by_status),
+        by_disease=shown(by_disease),
+        disease_total=suppress(disease_total, actor),
         by_site=shown(by_site),
     )
 
@@ -173,8 +173,12 @@ def specimen_search() -> Any:
         except BiobankError:
             pass  # not a barcode of the user's sites: search for it
     filters: dict[str, Any] = {"q": args.get("q") or None}
-    for name, enum_cls in (("material_type", MaterialType), ("status", SpecimenStatus),
-                           ("lineage", Lineage), ("disease_group", DiseaseGroup)):
+    for name, enum_cls in (
+        ("material_type", MaterialType),
+        ("status", SpecimenStatus),
+        ("lineage", Lineage),
+        ("disease_group", DiseaseGroup),
+    ):
         values = [v for v in args.getlist(name) if v]
         try:
             filters[name] = [enum_cls(v) for v in values]
@@ -189,9 +193,15 @@ def specimen_search() -> Any:
     next_after = rows[page_size - 1].id if len(rows) > page_size else None
     query = {k: v for k, v in args.items(multi=True) if k != "after"}
     return render_template(
-        "specimens.html", rows=rows[:page_size], next_after=next_after, query=query,
-        materials=list(MaterialType), statuses=list(SpecimenStatus), lineages=list(Lineage),
-        diseases=list(DiseaseGroup), filters=filters,
+        "specimens.html",
+        rows=rows[:page_size],
+        next_after=next_after,
+        query=query,
+        materials=list(MaterialType),
+        statuses=list(SpecimenStatus),
+        lineages=list(Lineage),
+        diseases=list(DiseaseGroup),
+        filters=filters,
     )
 
 
@@ -217,9 +227,15 @@ def specimen_detail(barcode: str) -> Any:
     from biobank.services.custody import correctable_event
 
     return render_template(
-        "specimen.html", s=specimen, ancestors=ancestors, descendants=descendants,
-        events=events, audit=audit, withdrawn=has_withdrawn(specimen.participant),
-        timeline=timeline, sprec=specimen_service.sprec_of(specimen),
+        "specimen.html",
+        s=specimen,
+        ancestors=ancestors,
+        descendants=descendants,
+        events=events,
+        audit=audit,
+        withdrawn=has_withdrawn(specimen.participant),
+        timeline=timeline,
+        sprec=specimen_service.sprec_of(specimen),
         correctable=correctable_event(events) if has_role(actor, MANAGERS) else None,
     )
 
@@ -249,12 +265,17 @@ def correct_custody(barcode: str) -> Any:
             actor = current_actor()
             specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
             event = correct_custody_event(
-                specimen, request.form.get("event_id", type=int) or 0, actor=actor,
-                reason=request.form.get("reason", ""))
-            done = (f"Event {event.details['corrects_seq']} "
-                    f"({event.details['corrected_type'].replace('_', ' ')}) corrected: "
-                    f"{specimen.barcode} is {display_name(specimen.status).lower()} again"
-                    + (f" at {specimen.location_text}" if specimen.location_text else ""))
+                specimen,
+                request.form.get("event_id", type=int) or 0,
+                actor=actor,
+                reason=request.form.get("reason", ""),
+            )
+            done = (
+                f"Event {event.details['corrects_seq']} "
+                f"({event.details['corrected_type'].replace('_', ' ')}) corrected: "
+                f"{specimen.barcode} is {display_name(specimen.status).lower()} again"
+                + (f" at {specimen.location_text}" if specimen.location_text else "")
+            )
     except BiobankError as error:
         flash(f"Not corrected: {error.message}", "error")
         return redirect(back)
@@ -281,8 +302,12 @@ def receive_parcel() -> Any:
     FHIR Bundle, an import or the API), or those of a shipment manifest, ticked off by
     scanning, each with its condition, and the receipt recorded at once."""
     expected = specimen_service.expected_tubes(actor=current_actor(), limit=RECEIVE_LIMIT)
-    return render_template("receive.html", expected=expected, limit=RECEIVE_LIMIT,
-                           conditions=["acceptable", *sorted(CONDITIONS - {"acceptable"})])
+    return render_template(
+        "receive.html",
+        expected=expected,
+        limit=RECEIVE_LIMIT,
+        conditions=["acceptable", *sorted(CONDITIONS - {"acceptable"})],
+    )
 
 
 RECEIVE_LIMIT = 1000
@@ -295,15 +320,24 @@ def participant_detail(code: str) -> Any:
     actor = current_actor()
     participant = get_by(Participant, Participant.code, code, actor)
     cases = db.session.scalars(
-        sa.select(Case).where(Case.participant_id == participant.id).order_by(Case.id)).all()
+        sa.select(Case).where(Case.participant_id == participant.id).order_by(Case.id)
+    ).all()
     visits = db.session.scalars(
-        sa.select(CollectionEvent).where(CollectionEvent.participant_id == participant.id)
-        .order_by(CollectionEvent.collected_at)).all()
+        sa.select(CollectionEvent)
+        .where(CollectionEvent.participant_id == participant.id)
+        .order_by(CollectionEvent.collected_at)
+    ).all()
     samples = db.session.scalars(
-        sa.select(Specimen).where(Specimen.participant_id == participant.id)
-        .order_by(Specimen.id)).all()
-    return render_template("participant.html", p=participant, cases=cases, visits=visits,
-                           samples=samples, show_phi=actor.may_see_phi())
+        sa.select(Specimen).where(Specimen.participant_id == participant.id).order_by(Specimen.id)
+    ).all()
+    return render_template(
+        "participant.html",
+        p=participant,
+        cases=cases,
+        visits=visits,
+        samples=samples,
+        show_phi=actor.may_see_phi(),
+    )
 
 
 @bp.route("/cases/<code>")
@@ -314,11 +348,19 @@ def case_detail(code: str) -> Any:
     case = get_by(Case, Case.code, code, actor)
     lesion_ids = [lesion.id for lesion in case.lesions]
     visit_ids = db.session.scalars(
-        sa.select(CollectionEvent.id).where(CollectionEvent.case_id == case.id)).all()
+        sa.select(CollectionEvent.id).where(CollectionEvent.case_id == case.id)
+    ).all()
     samples = db.session.scalars(
-        sa.select(Specimen).where(sa.or_(Specimen.lesion_id.in_(lesion_ids or [-1]),
-                                         Specimen.collection_event_id.in_(visit_ids or [-1])))
-        .order_by(Specimen.id)).all()
-    images = db.session.scalars(sa.select(Image).where(Image.case_id == case.id)
-                                .order_by(Image.lesion_id, Image.modality, Image.id)).all()
+        sa.select(Specimen)
+        .where(
+            sa.or_(
+                Specimen.lesion_id.in_(lesion_ids or [-1]),
+                Specimen.collection_event_id.in_(visit_ids or [-1]),
+            )
+        )
+        .order_by(Specimen.id)
+    ).all()
+    images = db.session.scalars(
+        sa.select(Image).where(Image.case_id == case.id).order_by(Image.lesion_id, Image.modality, Image.id)
+    ).all()
     return render_template("case.html", c=case, samples=samples, images=images)

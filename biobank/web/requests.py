@@ -27,10 +27,8 @@ def request_list() -> Any:
 @roles_required(*ALL_ROLES)
 def request_new() -> Any:
     actor = current_actor()
-    cohorts = [c for c in cohort_service.list_cohorts(actor)
-               if c.level in request_service.REQUEST_LEVELS]
-    return render_template("request_new.html", cohorts=cohorts,
-                           chosen=request.args.get("cohort", type=int))
+    cohorts = [c for c in cohort_service.list_cohorts(actor) if c.level in request_service.REQUEST_LEVELS]
+    return render_template("request_new.html", cohorts=cohorts, chosen=request.args.get("cohort", type=int))
 
 
 @bp.route("/requests/<int:request_id>")
@@ -41,15 +39,19 @@ def request_detail(request_id: int) -> Any:
     item = request_service.get_request(request_id, actor)
     parcels = request_service.visible_shipments(item, actor)
     return render_template(
-        "request.html", r=item, is_manager=has_role(actor, (Role.ADMIN, Role.MANAGER)),
+        "request.html",
+        r=item,
+        is_manager=has_role(actor, (Role.ADMIN, Role.MANAGER)),
         is_staff=has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
         is_requester=item.requester_id == actor.id,
         picks=request_service.pick_list(item, actor) if item.allocations else [],
-        to_ship=request_service.sites_to_ship(item, actor), parcels=parcels,
+        to_ship=request_service.sites_to_ship(item, actor),
+        parcels=parcels,
         travelling=[s for s in parcels if s.received_at is None],
-        tasks=request_service.processing_tasks(item, actor)
-        if item.status.value == "allocated" else [],
-        made=request.args.get("made", type=int), job=request.args.get("job", type=int))
+        tasks=request_service.processing_tasks(item, actor) if item.status.value == "allocated" else [],
+        made=request.args.get("made", type=int),
+        job=request.args.get("job", type=int),
+    )
 
 
 @bp.route("/requests/<int:request_id>/report")
@@ -58,5 +60,4 @@ def request_detail(request_id: int) -> Any:
 def request_report(request_id: int) -> Any:
     actor = current_actor()
     item = request_service.get_request(request_id, actor)
-    return render_template("request_report.html",
-                           report=request_service.distribution_report(item, actor))
+    return render_template("request_report.html", report=request_service.distribution_report(item, actor))

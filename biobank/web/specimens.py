@@ -78,8 +78,9 @@ def _grids(parent: Specimen, count: int, shown: list[int]) -> tuple[list[Any], s
     boxes: list[StorageContainer] = []
     problem = None
     try:
-        for found in storage.find_free_space(actor=actor, count=count,
-                                             temperature=temperature, site_id=parent.site_id):
+        for found in storage.find_free_space(
+            actor=actor, count=count, temperature=temperature, site_id=parent.site_id
+        ):
             boxes.append(found["container"])
             suggested |= {(found["container"].id, r, c) for r, c in found["positions"]}
     except BiobankError as error:
@@ -88,8 +89,15 @@ def _grids(parent: Specimen, count: int, shown: list[int]) -> tuple[list[Any], s
         chosen = get_visible(StorageContainer, box_id, actor, field="box")
         if chosen not in boxes:
             boxes.append(chosen)
-    grids = [{"box": b, "free": set(storage.free_positions(b)) if b.has_grid else set(),
-              "taken": storage.occupancy(b)} for b in boxes if b.has_grid]
+    grids = [
+        {
+            "box": b,
+            "free": set(storage.free_positions(b)) if b.has_grid else set(),
+            "taken": storage.occupancy(b),
+        }
+        for b in boxes
+        if b.has_grid
+    ]
     return grids, suggested, problem
 
 
@@ -98,8 +106,11 @@ def _page(parent: Specimen, status: int = 200) -> Any:
     shown = [int(b) for b in form.getlist("box") if b.isdigit()]
     count = form.get("count", type=int) or 1
     grids, suggested, problem = _grids(parent, min(max(count, 1), MOST), shown)
-    chosen = {tuple(int(x) for x in p.split(":")) for p in form.getlist("pos")
-              if p.count(":") == 2 and p.replace(":", "").isdigit()}
+    chosen = {
+        tuple(int(x) for x in p.split(":"))
+        for p in form.getlist("pos")
+        if p.count(":") == 2 and p.replace(":", "").isdigit()
+    }
     if len(chosen) == count:  # show what the user chose, not the suggestion again
         suggested = chosen
     plan_problem = None
@@ -111,16 +122,28 @@ def _page(parent: Specimen, status: int = 200) -> Any:
             status = 422
     box = parent.container
     temperature = box.effective_temperature() if box is not None else None
-    derivable = sorted(specimen_service.DERIVABLE.get(parent.material_type, ()),
-                       key=lambda m: m.value)
+    derivable = sorted(specimen_service.DERIVABLE.get(parent.material_type, ()), key=lambda m: m.value)
     return render_template(
-        "aliquot.html", s=parent, form=form, grids=grids, suggested=suggested,
-        problem=problem, temperature=temperature, materials=[parent.material_type, *derivable],
-        units=list(QuantityUnit), count=count, plan_problem=plan_problem,
+        "aliquot.html",
+        s=parent,
+        form=form,
+        grids=grids,
+        suggested=suggested,
+        problem=problem,
+        temperature=temperature,
+        materials=[parent.material_type, *derivable],
+        units=list(QuantityUnit),
+        count=count,
+        plan_problem=plan_problem,
         planned=form.get("quantity") is not None and plan_problem is None,
-        others=[(b, n) for b, n in storage.boxes_with_room(
-            actor=current_actor(), site_id=parent.site_id, temperature=temperature)
-            if b.id not in {g["box"].id for g in grids}]), status
+        others=[
+            (b, n)
+            for b, n in storage.boxes_with_room(
+                actor=current_actor(), site_id=parent.site_id, temperature=temperature
+            )
+            if b.id not in {g["box"].id for g in grids}
+        ],
+    ), status
 
 
 @bp.route("/specimens/<barcode>/aliquot", methods=["GET", "POST"])
@@ -142,15 +165,19 @@ def aliquot_plan(barcode: str) -> Any:
                 try:
                     box_id, row, col = (int(x) for x in value.split(":"))
                 except ValueError:
-                    raise InvalidInput(f"position {value!r} is not a box position",
-                                       field="pos") from None
+                    raise InvalidInput(f"position {value!r} is not a box position", field="pos") from None
                 placements.append({"container_id": box_id, "pos_row": row, "pos_col": col})
             template = request.form.get("label_template")
             printer_id = request.form.get("printer_id", type=int)
             children = specimen_service.create_aliquots(
-                parent, actor=actor, placements=placements or None,
+                parent,
+                actor=actor,
+                placements=placements or None,
                 print_request={"template": template, "printer_id": printer_id, "copies": 1}
-                if template else None, **plan)
+                if template
+                else None,
+                **plan,
+            )
             made = [c.barcode for c in children]
     except BiobankError as error:
         flash(f"Nothing was made: {error.message}.", "error")
@@ -169,5 +196,6 @@ def aliquots_made(barcode: str) -> Any:
     children = specimen_service.children_among(parent, made, actor=actor)
     if not children:
         abort(404, f"no tubes made from {barcode} among {', '.join(made) or 'none'}")
-    return render_template("aliquots_made.html", s=parent, children=children,
-                           barcodes=[c.barcode for c in children])
+    return render_template(
+        "aliquots_made.html", s=parent, children=children, barcodes=[c.barcode for c in children]
+    )

@@ -23,10 +23,12 @@ from biobank.web.pages import bp, login_required
 def storage_overview() -> Any:
     """Top-level containers of the user's sites, with how full they are."""
     actor = current_actor()
-    tops = db.session.scalars(storage.list_containers(actor=actor, top_level=True)
-                              .order_by(StorageContainer.site_id, StorageContainer.name)).all()
-    return render_template("storage.html", container=None, children=_with_usage(tops),
-                           setup=setup_choices())
+    tops = db.session.scalars(
+        storage.list_containers(actor=actor, top_level=True).order_by(
+            StorageContainer.site_id, StorageContainer.name
+        )
+    ).all()
+    return render_template("storage.html", container=None, children=_with_usage(tops), setup=setup_choices())
 
 
 def _with_usage(containers: list[Any]) -> list[tuple[Any, int, int]]:
@@ -45,8 +47,14 @@ def container_detail(container_id: int) -> Any:
     children = sorted(container.children, key=lambda c: (len(c.name), c.name))
     grid = storage.occupancy(container) if container.has_grid else {}
     loose = [] if container.has_grid else storage.loose_specimens(container)
-    return render_template("storage.html", container=container, grid=grid, loose=loose,
-                           children=_with_usage(children), setup=setup_choices(container))
+    return render_template(
+        "storage.html",
+        container=container,
+        grid=grid,
+        loose=loose,
+        children=_with_usage(children),
+        setup=setup_choices(container),
+    )
 
 
 @bp.route("/containers/<int:container_id>/evacuation", methods=["GET", "POST"])
@@ -60,15 +68,15 @@ def evacuation(container_id: int) -> Any:
         if actor.role not in MANAGERS:
             raise PermissionDenied("only managers carry out an evacuation")
         with transaction():
-            done = storage.evacuate(container, plan_sha256=request.form.get("plan_sha256", ""),
-                                    actor=actor)
+            done = storage.evacuate(container, plan_sha256=request.form.get("plan_sha256", ""), actor=actor)
         flash(f"{done['count']} specimens moved out of {container.name}.", "ok")
         return render_template("evacuation.html", container=container, plan=done, done=True)
     try:
         plan = storage.evacuation_plan(container, actor=actor)
     except BiobankError as error:
-        return render_template("evacuation.html", container=container, plan=None,
-                               problem=error.message, done=False), error.status
+        return render_template(
+            "evacuation.html", container=container, plan=None, problem=error.message, done=False
+        ), error.status
     return render_template("evacuation.html", container=container, plan=plan, done=False)
 
 
@@ -76,9 +84,12 @@ def setup_choices(container: Any = None) -> dict[str, Any]:
     """What the set-up form offers: the templates that fit where it is (inside *container*,
     or at the top of a site) and, at the top, the user's sites."""
     top = container is None
-    return {"templates": storage.templates_fitting(container),
-            "sites": db.session.scalars(sites.list_sites(actor=current_actor())
-                                        .order_by(Site.name)).all() if top else []}
+    return {
+        "templates": storage.templates_fitting(container),
+        "sites": db.session.scalars(sites.list_sites(actor=current_actor()).order_by(Site.name)).all()
+        if top
+        else [],
+    }
 
 
 @bp.post("/storage/new")
@@ -87,19 +98,28 @@ def setup_choices(container: Any = None) -> dict[str, Any]:
 def storage_new() -> Any:
     """Create a storage unit, with everything inside it, from a template."""
     parent_id = request.form.get("parent_id", type=int)
-    back = (url_for("pages.container_detail", container_id=parent_id) if parent_id
-            else url_for("pages.storage_overview"))
+    back = (
+        url_for("pages.container_detail", container_id=parent_id)
+        if parent_id
+        else url_for("pages.storage_overview")
+    )
     try:
         with transaction():
             unit = storage.create_from_template(
-                request.form.get("template", ""), actor=current_actor(),
-                name=request.form.get("name", "").strip(), parent_id=parent_id,
-                site_id=request.form.get("site_id", type=int))
+                request.form.get("template", ""),
+                actor=current_actor(),
+                name=request.form.get("name", "").strip(),
+                parent_id=parent_id,
+                site_id=request.form.get("site_id", type=int),
+            )
             template = TEMPLATES[request.form["template"]]
             created = (unit.id, unit.name)
     except BiobankError as error:
         flash(f"Nothing was created: {error.message}.", "error")
         return redirect(back + "#storage-setup")
-    flash(f"{created[1]} created: {template.title}"
-          + (f", {template.capacity():,} positions." if template.capacity() else "."), "ok")
+    flash(
+        f"{created[1]} created: {template.title}"
+        + (f", {template.capacity():,} positions." if template.capacity() else "."),
+        "ok",
+    )
     return redirect(url_for("pages.container_detail", container_id=created[0]))

@@ -20,8 +20,10 @@ ADMINS = (Role.ADMIN,)
 
 
 def _choices() -> dict[str, Any]:
-    return {"roles": list(Role), "all_sites": db.session.scalars(
-        sites.list_sites(actor=current_actor()).order_by(Site.name)).all()}
+    return {
+        "roles": list(Role),
+        "all_sites": db.session.scalars(sites.list_sites(actor=current_actor()).order_by(Site.name)).all(),
+    }
 
 
 def _role(text: str | None) -> Role | None:
@@ -40,17 +42,20 @@ def user_admin() -> Any:
         try:
             with transaction():
                 user, password = users.open_account(
-                    actor=actor, username=request.form.get("username", "").strip(),
+                    actor=actor,
+                    username=request.form.get("username", "").strip(),
                     role=_role(request.form.get("role")) or Role.TECHNICIAN,
                     full_name=request.form.get("full_name", "").strip(),
                     email=request.form.get("email", "").strip() or None,
-                    site_codes=request.form.getlist("sites"))
+                    site_codes=request.form.getlist("sites"),
+                )
                 opened = user.username
         except BiobankError as error:
             flash(f"No account opened: {error.message}.", "error")
             status = 422
-    return render_template("users.html", users=users.list_users(actor=actor),
-                           password=password, opened=opened, **_choices()), status
+    return render_template(
+        "users.html", users=users.list_users(actor=actor), password=password, opened=opened, **_choices()
+    ), status
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
@@ -75,18 +80,23 @@ def user_detail(user_id: int) -> Any:
                     password = users.reset_password(user, actor=actor)
                     done = f"{user.username} has a new temporary password."
                 else:
-                    users.update_user(user, actor=actor, role=_role(request.form.get("role")),
-                                      full_name=request.form.get("full_name", "").strip()
-                                      or None, email=request.form.get("email", "").strip(),
-                                      site_codes=request.form.getlist("sites"))
+                    users.update_user(
+                        user,
+                        actor=actor,
+                        role=_role(request.form.get("role")),
+                        full_name=request.form.get("full_name", "").strip() or None,
+                        email=request.form.get("email", "").strip(),
+                        site_codes=request.form.getlist("sites"),
+                    )
                     done = f"{user.username} saved."
             flash(done, "ok")
         except BiobankError as error:
             flash(f"Not done: {error.message}.", "error")
         if password is None:
             return redirect(url_for("pages.user_detail", user_id=user_id))
-    return render_template("user.html", user=users.get_account(user_id, actor=actor),
-                           password=password, **_choices())
+    return render_template(
+        "user.html", user=users.get_account(user_id, actor=actor), password=password, **_choices()
+    )
 
 
 @bp.post("/account/password")
@@ -99,8 +109,7 @@ def account_password() -> Any:
         if new != request.form.get("password_again", ""):
             raise InvalidInput("the two new passwords differ", field="password_again")
         with transaction():
-            users.change_password(current_actor(), current=request.form.get("current", ""),
-                                  new=new)
+            users.change_password(current_actor(), current=request.form.get("current", ""), new=new)
         flash("Your password is changed.", "ok")
     except BiobankError as error:
         flash(f"Password not changed: {error.message}.", "error")

@@ -47,8 +47,9 @@ def unprintable(text: str, *, unicode: bool = True) -> str | None:
 _WIN_ANSI = frozenset(bytes(range(32, 256)).decode("cp1252", errors="ignore"))
 
 
-def check_printable(element: Element, values: dict[str, Any], *, unicode: bool = True,
-                    font: str = "the PDF's fonts") -> None:
+def check_printable(
+    element: Element, values: dict[str, Any], *, unicode: bool = True, font: str = "the PDF's fonts"
+) -> None:
     """Refuse a value of *element* with a character :func:`unprintable` finds, naming the
     placeholder it came from and the code point.
 
@@ -61,8 +62,11 @@ def check_printable(element: Element, values: dict[str, Any], *, unicode: bool =
         value = values.get(name)
         char = unprintable(str(value), unicode=unicode) if value is not None else None
         if char is not None:
-            raise LabelError(f"character {char!r} (U+{ord(char):04X}) in {{{name}}} "
-                             f"{str(value)!r} cannot be printed in {font}", field=name)
+            raise LabelError(
+                f"character {char!r} (U+{ord(char):04X}) in {{{name}}} "
+                f"{str(value)!r} cannot be printed in {font}",
+                field=name,
+            )
 
 
 def font_for(text: str) -> str:
@@ -142,8 +146,10 @@ def _fit_text(element: Element, text: str) -> FittedText:
             if lines is not None and len(lines) <= element.max_lines:
                 return FittedText(size, tuple(lines))
         size -= 0.5
-    raise LabelError(f"text {text!r} does not fit {element.width} mm in {element.max_lines} "
-                     f"line(s) even at {element.min_font_size} pt")
+    raise LabelError(
+        f"text {text!r} does not fit {element.width} mm in {element.max_lines} "
+        f"line(s) even at {element.min_font_size} pt"
+    )
 
 
 def datamatrix_modules(text: str) -> list[list[int]]:

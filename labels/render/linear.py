@@ -21,9 +21,30 @@ FNC1 = "\xf1"
 #: GS1 application identifiers whose data has a predefined length, by their first two
 #: digits (GS1 General Specifications figure 7.8.4-2, less two): the data's length plus the
 #: AI's digits beyond two. No FNC1 separator follows them
-PREDEFINED_LENGTH = {"00": 18, "01": 14, "02": 14, "03": 14, "04": 16, "11": 6, "12": 6,
-                     "13": 6, "14": 6, "15": 6, "16": 6, "17": 6, "18": 6, "19": 6, "20": 2,
-                     "31": 8, "32": 8, "33": 8, "34": 8, "35": 8, "36": 8, "41": 14}
+PREDEFINED_LENGTH = {
+    "00": 18,
+    "01": 14,
+    "02": 14,
+    "03": 14,
+    "04": 16,
+    "11": 6,
+    "12": 6,
+    "13": 6,
+    "14": 6,
+    "15": 6,
+    "16": 6,
+    "17": 6,
+    "18": 6,
+    "19": 6,
+    "20": 2,
+    "31": 8,
+    "32": 8,
+    "33": 8,
+    "34": 8,
+    "35": 8,
+    "36": 8,
+    "41": 14,
+}
 _ELEMENT = re.compile(r"\((\d{2,4})\)([^()]+)")
 
 
@@ -39,13 +60,14 @@ def gs1_elements(text: str) -> list[tuple[str, str]]:
     """
     pairs = _ELEMENT.findall(text)
     if not pairs or "".join(f"({ai}){data}" for ai, data in pairs) != text:
-        raise LabelError(f"GS1-128 needs AIs in parentheses, each followed by its data, "
-                         f"e.g. (01)09501101530003(10)LOT42; got {text!r}")
+        raise LabelError(
+            f"GS1-128 needs AIs in parentheses, each followed by its data, "
+            f"e.g. (01)09501101530003(10)LOT42; got {text!r}"
+        )
     for ai, data in pairs:
         length = PREDEFINED_LENGTH.get(ai[:2])
         if length is not None and len(ai) - 2 + len(data) != length:
-            raise LabelError(f"GS1 AI ({ai}) takes {length - len(ai) + 2} characters; "
-                             f"got {data!r}")
+            raise LabelError(f"GS1 AI ({ai}) takes {length - len(ai) + 2} characters; got {data!r}")
     return pairs
 
 
@@ -133,9 +155,15 @@ def _shapes() -> tuple[dict[int, str], dict[int, str], frozenset[str]]:
     for char in set(code128.A) | set(code128.B):
         if len(char) != 1:
             continue
-        shapes[ord(char)] = ("9" if char.isdigit() else
-                             "x" if char in code128.A and char in code128.B else
-                             "b" if char in code128.B else "a")
+        shapes[ord(char)] = (
+            "9"
+            if char.isdigit()
+            else "x"
+            if char in code128.A and char in code128.B
+            else "b"
+            if char in code128.B
+            else "a"
+        )
     shapes[ord(FNC1)] = "f"
     samples = {ord("9"): "0", ord("x"): "A", ord("b"): "a", ord("a"): "\x01", ord("f"): FNC1}
     return shapes, samples, frozenset(code39.REF)

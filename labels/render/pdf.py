@@ -42,13 +42,20 @@ def _pdf_text(text: str) -> tuple[bytes, bytes]:
         return b"F1", b"(" + escaped.replace(b"\r", b"\\r").replace(b"\n", b"\\n") + b")"
     for char in normal:
         if ord(char) > 0xFFFF:
-            raise LabelError(f"character {char!r} (U+{ord(char):04X}) in {text!r} cannot be "
-                             "printed on a PDF label")
+            raise LabelError(
+                f"character {char!r} (U+{ord(char):04X}) in {text!r} cannot be printed on a PDF label"
+            )
     return b"F2", b"<" + normal.encode("utf-16-be").hex().upper().encode() + b">"
 
 
-def label_operators(template: Template, values: Mapping[str, Any], ox: float, oy: float,
-                    page_h: float, fonts: set[bytes] | None = None) -> bytes:
+def label_operators(
+    template: Template,
+    values: Mapping[str, Any],
+    ox: float,
+    oy: float,
+    page_h: float,
+    fonts: set[bytes] | None = None,
+) -> bytes:
     """PDF content-stream operators drawing one label with its top-left corner at
     (*ox*, *oy*) mm from the top-left of a page *page_h* mm high. The font resources the
     text uses are added to *fonts*."""
@@ -56,15 +63,18 @@ def label_operators(template: Template, values: Mapping[str, Any], ox: float, oy
     texts: list[bytes] = []
     for shape in layout_label(template, values):
         if isinstance(shape, Box):
-            rects.append(f"{(ox + shape.x) * MM:.3f} {(page_h - oy - shape.y - shape.h) * MM:.3f} "
-                         f"{shape.w * MM:.3f} {shape.h * MM:.3f} re")
+            rects.append(
+                f"{(ox + shape.x) * MM:.3f} {(page_h - oy - shape.y - shape.h) * MM:.3f} "
+                f"{shape.w * MM:.3f} {shape.h * MM:.3f} re"
+            )
         else:
             font, string = _pdf_text(shape.text)
             if fonts is not None:
                 fonts.add(font)
-            texts.append(b"BT /%s %.2f Tf %.3f %.3f Td %s Tj ET" % (
-                font, shape.size_pt, (ox + shape.x) * MM, (page_h - oy - shape.baseline) * MM,
-                string))
+            texts.append(
+                b"BT /%s %.2f Tf %.3f %.3f Td %s Tj ET"
+                % (font, shape.size_pt, (ox + shape.x) * MM, (page_h - oy - shape.baseline) * MM, string)
+            )
     ops = texts
     if rects:
         ops = [("\n".join(rects) + "\nf").encode(), *texts]
@@ -75,8 +85,7 @@ def _pdf_value(value: object) -> bytes:
     """A PDF object from Python data: names and strings given in PDF syntax, numbers,
     lists and dicts."""
     if isinstance(value, dict):
-        return b"<< " + b" ".join(b"/%s %s" % (k.encode(), _pdf_value(v))
-                                   for k, v in value.items()) + b" >>"
+        return b"<< " + b" ".join(b"/%s %s" % (k.encode(), _pdf_value(v)) for k, v in value.items()) + b" >>"
     if isinstance(value, list | tuple):
         return b"[" + b" ".join(_pdf_value(v) for v in value) + b"]"
     return str(value).encode()
@@ -88,8 +97,7 @@ class PdfStreamWriter:
     Every page has the same size; pages inherit the size and the font from the page tree.
     """
 
-    def __init__(self, out: BinaryIO, width_mm: float, height_mm: float, *,
-                 compress: bool = True) -> None:
+    def __init__(self, out: BinaryIO, width_mm: float, height_mm: float, *, compress: bool = True) -> None:
         self.out = out
         self.compress = compress
         self.written = 0
@@ -103,8 +111,9 @@ class PdfStreamWriter:
         #: font resources the pages use (F1 Helvetica always exists; F2 only if used)
         self.fonts: set[bytes] = set()
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        self._object(self.font, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-                                b"/Encoding /WinAnsiEncoding >>")
+        self._object(
+            self.font, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+        )
         self.media_box = b"[0 0 %.3f %.3f]" % (width_mm * MM, height_mm * MM)
 
     def _new(self) -> int:
@@ -126,10 +135,8 @@ class PdfStreamWriter:
         page, stream = self._new(), self._new()
         data = zlib.compress(content, 6) if self.compress else content
         filters = b"/Filter /FlateDecode " if self.compress else b""
-        self._object(stream, b"<< %s/Length %d >>\nstream\n%s\nendstream"
-                     % (filters, len(data), data))
-        self._object(page, b"<< /Type /Page /Parent %d 0 R /Contents %d 0 R >>"
-                     % (self.node, stream))
+        self._object(stream, b"<< %s/Length %d >>\nstream\n%s\nendstream" % (filters, len(data), data))
+        self._object(page, b"<< /Type /Page /Parent %d 0 R /Contents %d 0 R >>" % (self.node, stream))
         self.node_kids.append(page)
         self.pages += 1
         if len(self.node_kids) == PAGES_PER_NODE:
@@ -139,8 +146,11 @@ class PdfStreamWriter:
         if self.node is None:
             return
         kids = b" ".join(b"%d 0 R" % k for k in self.node_kids)
-        self._object(self.node, b"<< /Type /Pages /Parent %d 0 R /Kids [%s] /Count %d >>"
-                     % (self.root, kids, len(self.node_kids)))
+        self._object(
+            self.node,
+            b"<< /Type /Pages /Parent %d 0 R /Kids [%s] /Count %d >>"
+            % (self.root, kids, len(self.node_kids)),
+        )
         self.nodes.append((self.node, len(self.node_kids)))
         self.node, self.node_kids = None, []
 
@@ -155,9 +165,11 @@ class PdfStreamWriter:
         cid = {k: v for k, v in info.items() if k != "FontDescriptor"}
         cid["FontDescriptor"] = f"{descriptor} 0 R"
         self._object(descendant, _pdf_value(cid))
-        self._object(font, b"<< /Type /Font /Subtype /Type0 /BaseFont /%s-UniGB-UCS2-H "
-                           b"/Encoding /UniGB-UCS2-H /DescendantFonts [%d 0 R] >>"
-                     % (CJK_FONT.encode(), descendant))
+        self._object(
+            font,
+            b"<< /Type /Font /Subtype /Type0 /BaseFont /%s-UniGB-UCS2-H "
+            b"/Encoding /UniGB-UCS2-H /DescendantFonts [%d 0 R] >>" % (CJK_FONT.encode(), descendant),
+        )
         return font
 
     def close(self) -> None:
@@ -169,23 +181,33 @@ class PdfStreamWriter:
         fonts = b"/F1 %d 0 R" % self.font
         if b"F2" in self.fonts:
             fonts += b" /F2 %d 0 R" % self._cjk_font()
-        self._object(self.root, b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox %s "
-                                b"/Resources << /Font << %s >> >> >>"
-                     % (kids, self.pages, self.media_box, fonts))
+        self._object(
+            self.root,
+            b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox %s "
+            b"/Resources << /Font << %s >> >> >>" % (kids, self.pages, self.media_box, fonts),
+        )
         self._object(self.catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % self.root)
         xref = self.written
         count = len(self.offsets)
         self._write(b"xref\n0 %d\n0000000000 65535 f \n" % count)
         for start in range(1, count, 4096):
-            self._write(b"".join(b"%010d 00000 n \n" % offset
-                                 for offset in self.offsets[start:start + 4096]))
-        self._write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-                    % (count, self.catalog, xref))
+            self._write(
+                b"".join(b"%010d 00000 n \n" % offset for offset in self.offsets[start : start + 4096])
+            )
+        self._write(
+            b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (count, self.catalog, xref)
+        )
 
 
-def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
-               sheet: bool = False, margin_mm: float = 8.0, gap_mm: float = 2.0,
-               out: BinaryIO | None = None) -> bytes | None:
+def render_pdf(
+    template: Template,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    sheet: bool = False,
+    margin_mm: float = 8.0,
+    gap_mm: float = 2.0,
+    out: BinaryIO | None = None,
+) -> bytes | None:
     """Render labels as PDF.
 
     Parameters
@@ -226,10 +248,16 @@ def render_pdf(template: Template, records: Iterable[Mapping[str, Any]], *,
     labels: list[bytes] = []
     for values in records:
         r, c = divmod(len(labels), cols)
-        labels.append(label_operators(template, values,
-                                      margin_mm + c * (template.width_mm + gap_mm),
-                                      margin_mm + r * (template.height_mm + gap_mm), page[1],
-                                      writer.fonts))
+        labels.append(
+            label_operators(
+                template,
+                values,
+                margin_mm + c * (template.width_mm + gap_mm),
+                margin_mm + r * (template.height_mm + gap_mm),
+                page[1],
+                writer.fonts,
+            )
+        )
         if len(labels) == per_page:
             writer.add_page(b"\n".join(labels))
             labels = []

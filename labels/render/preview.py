@@ -64,35 +64,43 @@ def layout_label(template: Template, values: Mapping[str, Any]) -> list[Box | Te
                     while c < len(row) and row[c]:
                         c += 1
                     # One box per run of dark modules: smaller files, no seams between them.
-                    shapes.append(Box(element.x + start * m, element.y + r * m,
-                                      (c - start) * m, m))
+                    shapes.append(Box(element.x + start * m, element.y + r * m, (c - start) * m, m))
         else:
             # a linear symbol between quiet zones of 10 modules
             pattern = modules(element.type, text)
             start = element.x + 10 * element.module
             need = (len(pattern) + 20) * element.module
             if element.width and need > element.width:
-                raise LabelError(f"barcode {text!r} needs {need:.1f} mm; the template gives "
-                                 f"{element.width} mm", field=min(element.fields(), default=None))
-            shapes.extend(Box(start + off, element.y, w, element.height)
-                          for off, w in bars(pattern, element.module))
+                raise LabelError(
+                    f"barcode {text!r} needs {need:.1f} mm; the template gives {element.width} mm",
+                    field=min(element.fields(), default=None),
+                )
+            shapes.extend(
+                Box(start + off, element.y, w, element.height) for off, w in bars(pattern, element.module)
+            )
     return shapes
 
 
 def render_svg(template: Template, values: Mapping[str, Any]) -> str:
     """An SVG preview of one label (millimetre user units)."""
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{template.width_mm}mm" '
-             f'height="{template.height_mm}mm" viewBox="0 0 {template.width_mm} '
-             f'{template.height_mm}">', '<rect width="100%" height="100%" fill="#fff"/>',
-             '<g fill="#000">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{template.width_mm}mm" '
+        f'height="{template.height_mm}mm" viewBox="0 0 {template.width_mm} '
+        f'{template.height_mm}">',
+        '<rect width="100%" height="100%" fill="#fff"/>',
+        '<g fill="#000">',
+    ]
     for shape in layout_label(template, values):
         if isinstance(shape, Box):
-            parts.append(f'<rect x="{shape.x:.3f}" y="{shape.y:.3f}" width="{shape.w:.3f}" '
-                         f'height="{shape.h:.3f}"/>')
+            parts.append(
+                f'<rect x="{shape.x:.3f}" y="{shape.y:.3f}" width="{shape.w:.3f}" height="{shape.h:.3f}"/>'
+            )
         else:
-            parts.append(f'<text x="{shape.x:.3f}" y="{shape.baseline:.3f}" '
-                         f'font-family="Helvetica, Arial, sans-serif" '
-                         f'font-size="{shape.size_pt / PT_PER_MM:.3f}">{escape(shape.text)}</text>')
+            parts.append(
+                f'<text x="{shape.x:.3f}" y="{shape.baseline:.3f}" '
+                f'font-family="Helvetica, Arial, sans-serif" '
+                f'font-size="{shape.size_pt / PT_PER_MM:.3f}">{escape(shape.text)}</text>'
+            )
     parts += ["</g>", "</svg>"]
     return "\n".join(parts)
 
@@ -112,8 +120,7 @@ def render_png(template: Template, values: Mapping[str, Any], *, dpi: int = 300)
         else:
             size = max(6, round(shape.size_pt / 72 * dpi))
             font = ImageFont.load_default(size=size)
-            draw.text((shape.x * px, shape.baseline * px), shape.text, fill=0, font=font,
-                      anchor="ls")
+            draw.text((shape.x * px, shape.baseline * px), shape.text, fill=0, font=font, anchor="ls")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -96,18 +96,26 @@ def parse_template(data: dict[str, Any], *, name: str) -> Template:
         elements = []
         for i, raw in enumerate(data["elements"]):
             if raw.get("type") not in ELEMENT_TYPES:
-                raise LabelError(f"{name}: element {i} has unknown type {raw.get('type')!r} "
-                                 f"(use {', '.join(sorted(ELEMENT_TYPES))})")
+                raise LabelError(
+                    f"{name}: element {i} has unknown type {raw.get('type')!r} "
+                    f"(use {', '.join(sorted(ELEMENT_TYPES))})"
+                )
             element = Element(**raw)
             unknown = element.fields() - set(PLACEHOLDERS)
             if unknown:
-                raise LabelError(f"{name}: element {i} refers to unknown placeholder(s) "
-                                 f"{', '.join(sorted(unknown))}")
+                raise LabelError(
+                    f"{name}: element {i} refers to unknown placeholder(s) {', '.join(sorted(unknown))}"
+                )
             if element.type != "text" and element.module <= 0:
                 raise LabelError(f"{name}: element {i} needs a module size in mm")
             elements.append(element)
-        return Template(name=name, title=data["title"], width_mm=float(data["width_mm"]),
-                        height_mm=float(data["height_mm"]), elements=tuple(elements))
+        return Template(
+            name=name,
+            title=data["title"],
+            width_mm=float(data["width_mm"]),
+            height_mm=float(data["height_mm"]),
+            elements=tuple(elements),
+        )
     except (KeyError, TypeError) as error:
         raise LabelError(f"{name}: malformed template ({error})") from None
 

@@ -29,26 +29,37 @@ def _field_data(text: str) -> str:
 def _module_dots(element: Element, dpi: int, text: str) -> int:
     dots = _dots(element.module, dpi)
     if dots < MIN_MODULE_DOTS:
-        raise LabelError(f"{element.module} mm modules are {dots} dot(s) at {dpi} dpi: too small "
-                         f"to scan {text!r}; use at least {MIN_MODULE_DOTS} dots")
+        raise LabelError(
+            f"{element.module} mm modules are {dots} dot(s) at {dpi} dpi: too small "
+            f"to scan {text!r}; use at least {MIN_MODULE_DOTS} dots"
+        )
     return dots
 
 
 #: how each linear symbology is asked of the printer: ^BY ratio, then the barcode command
 #: (Code 128 in automatic subset mode; GS1-128 the same, starting with FNC1)
-_LINEAR = {"code128": ("3", "^BCN,{h},N,N,N,A"), "gs1-128": ("3", "^BCN,{h},N,N,N,A"),
-           "code39": (f"{CODE39_RATIO}.0", "^B3N,N,{h},N,N")}
+_LINEAR = {
+    "code128": ("3", "^BCN,{h},N,N,N,A"),
+    "gs1-128": ("3", "^BCN,{h},N,N,N,A"),
+    "code39": (f"{CODE39_RATIO}.0", "^B3N,N,{h},N,N"),
+}
 #: the font mapped (^CW) to the printer's TrueType font, when it has one
 UNICODE_FONT_ID = "1"
 
 
-def _text(element: Element, values: dict[str, Any], text: str, x: int, y: int, dpi: int,
-          font: str | None) -> list[str]:
+def _text(
+    element: Element, values: dict[str, Any], text: str, x: int, y: int, dpi: int, font: str | None
+) -> list[str]:
     """Text lines in the built-in font ``^A0`` where it can print them (Windows-1252),
     else in the printer's Unicode font; what neither can print is refused."""
-    check_printable(element, values, unicode=font is not None,
-                    font=f"the printer's font {font}" if font else
-                    "the printer's built-in font (give the printer a Unicode font)")
+    check_printable(
+        element,
+        values,
+        unicode=font is not None,
+        font=f"the printer's font {font}"
+        if font
+        else "the printer's built-in font (give the printer a Unicode font)",
+    )
     fitted = fit_text(element, text)
     height = max(8, round(fitted.size_pt / 72 * dpi))
     step = round(height * 1.15)
@@ -60,8 +71,7 @@ def _text(element: Element, values: dict[str, Any], text: str, x: int, y: int, d
     return out
 
 
-def _element(element: Element, values: dict[str, Any], dpi: int,
-             font: str | None = None) -> list[str]:
+def _element(element: Element, values: dict[str, Any], dpi: int, font: str | None = None) -> list[str]:
     text = element.fill(values)
     x, y = _dots(element.x, dpi), _dots(element.y, dpi)
     if element.type == "text":
@@ -70,15 +80,18 @@ def _element(element: Element, values: dict[str, Any], dpi: int,
     if element.type == "datamatrix":
         return [f"^FO{x},{y}^BXN,{module},200{_field_data(text)}"]
     if ">" in text:  # the printer would take it for a subset or function invocation
-        raise LabelError(f"barcode {text!r}: '>' cannot be printed in a ZPL {element.type}",
-                         field=min(element.fields(), default=None))
+        raise LabelError(
+            f"barcode {text!r}: '>' cannot be printed in a ZPL {element.type}",
+            field=min(element.fields(), default=None),
+        )
     height = _dots(element.height, dpi)
     module = _linear_fit(element, dpi, text, module)
     ratio, command = _LINEAR[element.type]
     data = f">;>8{gs1_data(text, fnc1='>8')}" if element.type == "gs1-128" else text
     # Quiet zone of 10 modules on the left, as on the PDF label.
-    return [f"^FO{x + 10 * module},{y}^BY{module},{ratio},{height}{command.format(h=height)}"
-            f"{_field_data(data)}"]
+    return [
+        f"^FO{x + 10 * module},{y}^BY{module},{ratio},{height}{command.format(h=height)}{_field_data(data)}"
+    ]
 
 
 def _linear_fit(element: Element, dpi: int, text: str, nominal: int) -> int:
@@ -92,14 +105,22 @@ def _linear_fit(element: Element, dpi: int, text: str, nominal: int) -> int:
     fitting = int(element.width / 25.4 * dpi) // count
     if fitting < MIN_MODULE_DOTS:
         need = count * MIN_MODULE_DOTS / dpi * 25.4
-        raise LabelError(f"barcode {text!r} needs {need:.1f} mm at {MIN_MODULE_DOTS} dots per "
-                         f"module and {dpi} dpi; the template gives {element.width} mm",
-                         field=min(element.fields(), default=None))
+        raise LabelError(
+            f"barcode {text!r} needs {need:.1f} mm at {MIN_MODULE_DOTS} dots per "
+            f"module and {dpi} dpi; the template gives {element.width} mm",
+            field=min(element.fields(), default=None),
+        )
     return min(nominal, fitting)
 
 
-def iter_zpl(template: Template, records: Iterable[Mapping[str, Any]], *, dpi: int = 203,
-             copies: int = 1, font: str | None = None) -> Iterator[str]:
+def iter_zpl(
+    template: Template,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    dpi: int = 203,
+    copies: int = 1,
+    font: str | None = None,
+) -> Iterator[str]:
     """Yield one ``^XA … ^XZ`` block per record (streamed: nothing is held in memory).
 
     Parameters
@@ -132,8 +153,14 @@ def iter_zpl(template: Template, records: Iterable[Mapping[str, Any]], *, dpi: i
         yield "\n".join(lines) + "\n"
 
 
-def render_zpl(template: Template, records: Iterable[Mapping[str, Any]], *, dpi: int = 203,
-               copies: int = 1, font: str | None = None) -> bytes:
+def render_zpl(
+    template: Template,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    dpi: int = 203,
+    copies: int = 1,
+    font: str | None = None,
+) -> bytes:
     """The ZPL for all *records*, UTF-8 encoded (``^CI28``)."""
     data = "".join(iter_zpl(template, records, dpi=dpi, copies=copies, font=font))
     if not data:

@@ -56,8 +56,10 @@ class AlignmentReader:
         try:
             if self._file.has_index():
                 stats = self._file.get_index_statistics()
-                return {"mapped": {s.contig: s.mapped for s in stats if s.mapped},
-                        "unmapped": sum(s.unmapped for s in stats) + self._file.nocoordinate}
+                return {
+                    "mapped": {s.contig: s.mapped for s in stats if s.mapped},
+                    "unmapped": sum(s.unmapped for s in stats) + self._file.nocoordinate,
+                }
             mapped: dict[str, int] = {}
             unmapped = 0
             for read in self._file.fetch(until_eof=True):

@@ -10,8 +10,10 @@ from omics.formats.matrix import _build, _lines, _number, _Reader
 from omics.formats.registry import register
 
 
-@register("bedmethyl", lambda p: p.name.lower().removesuffix(".gz").endswith(
-    (".bedmethyl", ".bedmethyl.bed", ".bed")))
+@register(
+    "bedmethyl",
+    lambda p: p.name.lower().removesuffix(".gz").endswith((".bedmethyl", ".bedmethyl.bed", ".bed")),
+)
 class BedMethylReader(_Reader):
     """Columns: chrom, start, end, name, score, strand, thick start, thick end, colour,
     coverage, percent modified (ENCODE bedMethyl). Each site becomes a feature
@@ -28,16 +30,25 @@ class BedMethylReader(_Reader):
                 continue
             cells = line.rstrip("\r\n").split("\t")
             if len(cells) < 11:
-                raise FormatError(f"{len(cells)} columns; bedMethyl has at least 11",
-                                  path=self.path, line=number)
+                raise FormatError(
+                    f"{len(cells)} columns; bedMethyl has at least 11", path=self.path, line=number
+                )
             percent = _number(cells[10], path=self.path, line=number, column="percent")
             if not math.isnan(percent) and not 0 <= percent <= 100:
-                raise FormatError(f"percent modified {percent} is outside 0–100",
-                                  path=self.path, line=number, column="percent")
+                raise FormatError(
+                    f"percent modified {percent} is outside 0–100",
+                    path=self.path,
+                    line=number,
+                    column="percent",
+                )
             features.append(f"{cells[0]}:{cells[1]}")
             betas.append(percent / 100)
-            coverage.append(int(_number(cells[9], path=self.path, line=number,
-                                        column="coverage")))
-        return _build(self.path, features, self.samples, [betas], var={"coverage": coverage},
-                      uns={"source_format": "bedmethyl", "source_file": self.path.name})
-
+            coverage.append(int(_number(cells[9], path=self.path, line=number, column="coverage")))
+        return _build(
+            self.path,
+            features,
+            self.samples,
+            [betas],
+            var={"coverage": coverage},
+            uns={"source_format": "bedmethyl", "source_file": self.path.name},
+        )

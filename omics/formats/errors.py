@@ -12,8 +12,9 @@ _ABSOLUTE = re.compile(r"(?<![\w/.])(?:/[\w.+-]+)*/(?=[\w.+-]*[A-Za-z])([\w.+-]+
 class FormatError(ValueError):
     """A file a reader cannot read: which file, and where in it when that is known."""
 
-    def __init__(self, message: str, *, path: Path | str, line: int | None = None,
-                 column: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: Path | str, line: int | None = None, column: str | None = None
+    ) -> None:
         message = _ABSOLUTE.sub(r"\1", message)  # never a server's folder in a message
         where = f"{Path(path).name}"
         if line is not None:

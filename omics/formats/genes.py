@@ -32,7 +32,8 @@ def _parsable(attributes: bytes) -> bool:
     if not items:
         return False
     return all(_GTF_ITEM.match(item) for item in items) or all(
-        b"=" in item and not item.startswith(b"=") for item in items)
+        b"=" in item and not item.startswith(b"=") for item in items
+    )
 
 
 #: columns of the gene table ``read_genes`` answers
@@ -75,33 +76,43 @@ def read_genes(path: str | Path) -> Any:
                         continue
                     cells = line.split(b"\t", 8)
                     if len(cells) != 9:
-                        raise FormatError(f"{len(cells)} tab-separated columns; a GTF/GFF3 "
-                                          "record has 9", path=path, line=number)
+                        raise FormatError(
+                            f"{len(cells)} tab-separated columns; a GTF/GFF3 record has 9",
+                            path=path,
+                            line=number,
+                        )
                     if cells[2].decode("ascii", "replace") not in GENE_FEATURES:
                         continue
-                    if not (cells[3].isdigit() and cells[4].isdigit()) \
-                            or int(cells[3]) > int(cells[4]):
-                        raise FormatError(f"start {cells[3][:12]!r} and end {cells[4][:12]!r} "
-                                          "are not positions with start ≤ end", path=path,
-                                          line=number, column="start")
+                    if not (cells[3].isdigit() and cells[4].isdigit()) or int(cells[3]) > int(cells[4]):
+                        raise FormatError(
+                            f"start {cells[3][:12]!r} and end {cells[4][:12]!r} "
+                            "are not positions with start ≤ end",
+                            path=path,
+                            line=number,
+                            column="start",
+                        )
                     if not _parsable(cells[8].rstrip(b"\r\n")):
-                        raise FormatError("the attributes are not key \"value\"; pairs (GTF) "
-                                          "or key=value pairs (GFF3)", path=path, line=number,
-                                          column="attributes")
+                        raise FormatError(
+                            'the attributes are not key "value"; pairs (GTF) or key=value pairs (GFF3)',
+                            path=path,
+                            line=number,
+                            column="attributes",
+                        )
                     target.write(line if line.endswith(b"\n") else line + b"\n")
                     kept += 1
         except (OSError, EOFError) as error:
-            raise FormatError(f"unreadable (truncated or not gzip?): {error}",
-                              path=path) from None
+            raise FormatError(f"unreadable (truncated or not gzip?): {error}", path=path) from None
         if not kept:
-            raise FormatError("no gene records (feature 'gene' in column 3): is this a GTF "
-                              "or GFF3 gene model?", path=path)
+            raise FormatError(
+                "no gene records (feature 'gene' in column 3): is this a GTF or GFF3 gene model?", path=path
+            )
         gff3 = _is_gff3(path, head)
         try:
             ranges = (pyranges.read_gff3 if gff3 else pyranges.read_gtf)(str(genes_only))
         except Exception as error:  # pyranges raises pandas' and its own errors
-            raise FormatError(f"not a readable {'GFF3' if gff3 else 'GTF'} file: {error}",
-                              path=path) from None
+            raise FormatError(
+                f"not a readable {'GFF3' if gff3 else 'GTF'} file: {error}", path=path
+            ) from None
     return _gene_table(ranges.df, gff3=gff3)
 
 
@@ -117,18 +128,26 @@ def _gene_table(frame: Any, *, gff3: bool) -> Any:
     gene_id = first("gene_id", "ID")
     if gff3:
         gene_id = gene_id.str.removeprefix("gene:")
-    place = (frame["Chromosome"].astype(str) + ":" + (frame["Start"] + 1).astype(str) + "-"
-             + frame["End"].astype(str)).astype("string")
+    place = (
+        frame["Chromosome"].astype(str)
+        + ":"
+        + (frame["Start"] + 1).astype(str)
+        + "-"
+        + frame["End"].astype(str)
+    ).astype("string")
     gene_id = gene_id.fillna(place)  # a gene without an id is named by where it is
     name = first("gene_name", "Name").fillna(gene_id)
-    table = pd.DataFrame({
-        "chrom": frame["Chromosome"].astype(str).map(canonical_chrom),
-        "start": frame["Start"].astype("int64") + 1,  # pyranges is 0-based, half-open
-        "end": frame["End"].astype("int64"),
-        "name": name, "gene_id": gene_id,
-        "gene_type": first("gene_type", "gene_biotype", "biotype"),
-        "strand": frame["Strand"].astype(str) if "Strand" in frame.columns else ".",
-    })
+    table = pd.DataFrame(
+        {
+            "chrom": frame["Chromosome"].astype(str).map(canonical_chrom),
+            "start": frame["Start"].astype("int64") + 1,  # pyranges is 0-based, half-open
+            "end": frame["End"].astype("int64"),
+            "name": name,
+            "gene_id": gene_id,
+            "gene_type": first("gene_type", "gene_biotype", "biotype"),
+            "strand": frame["Strand"].astype(str) if "Strand" in frame.columns else ".",
+        }
+    )
     # plain Python values, None where the file gave none (pandas' NA has no truth value)
     return table.astype(object).where(table.notna(), None).reset_index(drop=True)
 
@@ -143,14 +162,27 @@ def overlapping(genes: Any, variants: Any) -> dict[int, str]:
     if genes.empty or variants.empty:
         return {}
     span = variants["ref"].str.len().clip(lower=1)
-    left = pyranges.PyRanges(pd.DataFrame({
-        "Chromosome": variants["chrom"].astype(str).map(canonical_chrom),
-        "Start": variants["pos"].astype("int64") - 1,
-        "End": variants["pos"].astype("int64") - 1 + span, "vid": variants["id"]}))
-    right = pyranges.PyRanges(pd.DataFrame({
-        "Chromosome": genes["chrom"], "Start": genes["start"] - 1, "End": genes["end"],
-        "gene": genes["name"],
-        "coding": (genes["gene_type"] == "protein_coding").fillna(False).astype(int)}))
+    left = pyranges.PyRanges(
+        pd.DataFrame(
+            {
+                "Chromosome": variants["chrom"].astype(str).map(canonical_chrom),
+                "Start": variants["pos"].astype("int64") - 1,
+                "End": variants["pos"].astype("int64") - 1 + span,
+                "vid": variants["id"],
+            }
+        )
+    )
+    right = pyranges.PyRanges(
+        pd.DataFrame(
+            {
+                "Chromosome": genes["chrom"],
+                "Start": genes["start"] - 1,
+                "End": genes["end"],
+                "gene": genes["name"],
+                "coding": (genes["gene_type"] == "protein_coding").fillna(False).astype(int),
+            }
+        )
+    )
     joined = left.join(right).df
     if joined.empty:
         return {}

@@ -82,7 +82,7 @@ def read_index(path: Path) -> Index:
         names: list[str] = []
     elif data[:4] == b"TBI\x01":
         n_ref, *_layout, l_nm = struct.unpack_from("<8i", data, 4)
-        names = [n.decode() for n in data[36:36 + l_nm].split(b"\0")[:n_ref]]
+        names = [n.decode() for n in data[36 : 36 + l_nm].split(b"\0")[:n_ref]]
         references, at = _read_references(data, 36 + l_nm, n_ref, path)
     else:
         raise FormatError("not a BAI or tabix index", path=path)
@@ -102,8 +102,9 @@ def region_bins(start: int, end: int) -> list[int]:
     return found
 
 
-def region_chunks(index: Index, ref: int, start: int, end: int,
-                  past: Callable[[int], int | None] | None = None) -> list[tuple[int, int]]:
+def region_chunks(
+    index: Index, ref: int, start: int, end: int, past: Callable[[int], int | None] | None = None
+) -> list[tuple[int, int]]:
     """The merged, sorted chunks (virtual offsets) holding the records of ``[start, end)`` on
     reference number *ref*; empty when it has none there. *past*, given where a record
     starts, may answer where the first record past the region starts (read from the file):
@@ -121,9 +122,13 @@ def region_chunks(index: Index, ref: int, start: int, end: int,
             max_offset = min(max_offset, found)
     # Both bounds are where a record begins, so chunks are cut there: a bin that the indexer
     # merged into its parent holds records far outside the region.
-    chunks = sorted((max(begin, min_offset), min(stop, max_offset)) for bin_id in region_bins(start, end)
-                    if bin_id != PSEUDO_BIN for begin, stop in reference.bins.get(bin_id, ())
-                    if stop > min_offset and begin < max_offset)
+    chunks = sorted(
+        (max(begin, min_offset), min(stop, max_offset))
+        for bin_id in region_bins(start, end)
+        if bin_id != PSEUDO_BIN
+        for begin, stop in reference.bins.get(bin_id, ())
+        if stop > min_offset and begin < max_offset
+    )
     merged: list[tuple[int, int]] = []
     for begin, stop in chunks:
         if merged and begin <= merged[-1][1]:
@@ -159,11 +164,10 @@ def compress_block(data: bytes) -> bytes:
     """*data* as BGZF blocks (each at most ``MAX_BLOCK_DATA`` bytes before compression)."""
     out = bytearray()
     for at in range(0, len(data), MAX_BLOCK_DATA):
-        piece = data[at:at + MAX_BLOCK_DATA]
+        piece = data[at : at + MAX_BLOCK_DATA]
         deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
         body = deflate.compress(piece) + deflate.flush()
-        out += struct.pack("<4BI2BH2BHH", 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, 66, 67, 2,
-                           len(body) + 25)
+        out += struct.pack("<4BI2BH2BHH", 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, 66, 67, 2, len(body) + 25)
         out += body + struct.pack("<II", zlib.crc32(piece), len(piece))
     return bytes(out)
 
@@ -219,8 +223,7 @@ class BgzfFile:
                 out.append(Piece(data=compress_block(data[:u_end])))
         return out
 
-    def first_record_past(self, begin: int, record: RecordReader, *, blocks: int = 64
-                          ) -> int | None:
+    def first_record_past(self, begin: int, record: RecordReader, *, blocks: int = 64) -> int | None:
         """From *begin* (where a record starts), the virtual offset of the first record that
         *record* says lies past the region; None if the file ends first or that takes more
         than *blocks* blocks to find."""
@@ -289,6 +292,7 @@ RecordReader = Callable[[bytes, int], "tuple[bool, int] | None"]
 def bam_record_past(ref: int, end: int) -> RecordReader:
     """A BAM record lies past ``[.., end)`` of reference *ref* when it starts at or after *end*
     or on a later reference (unmapped reads, reference -1, come last)."""
+
     def read(data: bytes, at: int) -> tuple[bool, int] | None:
         if len(data) < at + 12:
             return None
@@ -296,6 +300,7 @@ def bam_record_past(ref: int, end: int) -> RecordReader:
         if len(data) < at + 4 + size:
             return None
         return (ref_id != ref or pos >= end), at + 4 + size
+
     return read
 
 
@@ -314,6 +319,7 @@ def vcf_record_past(contig: str, end: int) -> RecordReader:
         except (IndexError, ValueError):
             past = False  # not a record this reader knows: keep it in
         return past, newline + 1
+
     return read
 
 
@@ -333,7 +339,7 @@ def bam_reference_names(header: bytes) -> list[str]:
     names = []
     for _ in range(n_ref):
         (l_name,) = struct.unpack_from("<i", header, at)
-        names.append(header[at + 4:at + 4 + l_name - 1].decode())
+        names.append(header[at + 4 : at + 4 + l_name - 1].decode())
         at += 4 + l_name + 4
     return names
 
@@ -370,7 +376,7 @@ def vcf_header_length(data: bytes, whole: bool) -> int | None:
     """The length of a VCF's header: its lines that begin with ``#``."""
     at = 0
     while at < len(data):
-        if data[at:at + 1] != b"#":
+        if data[at : at + 1] != b"#":
             return at
         newline = data.find(b"\n", at)
         if newline < 0:

@@ -24,8 +24,14 @@ from omics.formats.errors import FormatError
 from omics.formats.registry import register
 from omics.formats.vcf import MAX_INTEGER, Annotation, Call, Variant
 
-REQUIRED = ("Hugo_Symbol", "Chromosome", "Start_Position", "Reference_Allele",
-            "Tumor_Seq_Allele2", "Tumor_Sample_Barcode")
+REQUIRED = (
+    "Hugo_Symbol",
+    "Chromosome",
+    "Start_Position",
+    "Reference_Allele",
+    "Tumor_Seq_Allele2",
+    "Tumor_Sample_Barcode",
+)
 _BASES = frozenset("ACGTNacgtn-")
 
 
@@ -62,8 +68,12 @@ def _int(row: dict[str, str], name: str, *, path: Path, line: int) -> int | None
     except (ValueError, OverflowError):
         value = -1
     if not 0 <= value <= MAX_INTEGER:
-        raise FormatError(f"{text!r} is not a count (a whole number from 0 to {MAX_INTEGER})",
-                          path=path, line=line, column=name)
+        raise FormatError(
+            f"{text!r} is not a count (a whole number from 0 to {MAX_INTEGER})",
+            path=path,
+            line=line,
+            column=name,
+        )
     return value
 
 
@@ -91,8 +101,11 @@ class MafReader:
         self.samples = [*tumours, *(n for n in normals if n not in tumours)]
         self.roles = {**dict.fromkeys(normals, "normal"), **dict.fromkeys(tumours, "tumour")}
         if len(builds) > 1:
-            raise FormatError(f"rows on several genome builds ({', '.join(builds)}): one "
-                              "file, one build", path=path, column="NCBI_Build")
+            raise FormatError(
+                f"rows on several genome builds ({', '.join(builds)}): one file, one build",
+                path=path,
+                column="NCBI_Build",
+            )
         build = next(iter(builds), None)
         self.reference = f"GRCh{build}" if build in ("37", "38") else build
 
@@ -117,23 +130,25 @@ class MafReader:
                     header = next(csv.reader([line.rstrip("\r\n")], delimiter="\t"))
                     break
                 if header is None:
-                    raise FormatError("no header line (Hugo_Symbol, Chromosome, …)",
-                                      path=self.path)
+                    raise FormatError("no header line (Hugo_Symbol, Chromosome, …)", path=self.path)
                 missing = [name for name in REQUIRED if name not in header]
                 if missing:
-                    raise FormatError(f"the header lacks {', '.join(missing)}: is this a MAF?",
-                                      path=self.path, line=header_line)
+                    raise FormatError(
+                        f"the header lacks {', '.join(missing)}: is this a MAF?",
+                        path=self.path,
+                        line=header_line,
+                    )
                 for number, line in lines:
                     if not line.strip():
                         continue
                     cells = line.rstrip("\r\n").split("\t")
                     if len(cells) != len(header):
-                        raise FormatError(f"{len(cells)} columns; the header has {len(header)}",
-                                          path=self.path, line=number)
+                        raise FormatError(
+                            f"{len(cells)} columns; the header has {len(header)}", path=self.path, line=number
+                        )
                     yield number, dict(zip(header, cells, strict=True))
         except (OSError, EOFError) as error:
-            raise FormatError(f"unreadable (truncated or corrupt?): {error}",
-                              path=self.path) from None
+            raise FormatError(f"unreadable (truncated or corrupt?): {error}", path=self.path) from None
         except UnicodeDecodeError:
             raise FormatError("not UTF-8 text: is this a binary file?", path=self.path) from None
 
@@ -150,12 +165,20 @@ class MafReader:
         alt = next((a for a in reversed(alleles) if a and a != ref), "")
         for name, allele in (("Reference_Allele", ref), ("Tumor_Seq_Allele2", alt)):
             if not allele or not set(allele) <= _BASES:
-                raise FormatError(f"{allele!r} is not an allele (A, C, G, T, N or -)",
-                                  path=self.path, line=number, column=name)
+                raise FormatError(
+                    f"{allele!r} is not an allele (A, C, G, T, N or -)",
+                    path=self.path,
+                    line=number,
+                    column=name,
+                )
         position = _int(row, "Start_Position", path=self.path, line=number)
         if position is None or position < 1:
-            raise FormatError("Start_Position must be a positive integer", path=self.path,
-                              line=number, column="Start_Position")
+            raise FormatError(
+                "Start_Position must be a positive integer",
+                path=self.path,
+                line=number,
+                column="Start_Position",
+            )
         depth = _int(row, "t_depth", path=self.path, line=number)
         alt_depth = _int(row, "t_alt_count", path=self.path, line=number)
         ref_depth = _int(row, "t_ref_count", path=self.path, line=number)
@@ -166,14 +189,18 @@ class MafReader:
         change = (row.get("HGVSp_Short") or "").strip()
         annotation = Annotation(
             (row.get("Hugo_Symbol") or "").strip() or None,
-            ((row.get("Variant_Classification") or row.get("Consequence") or "").strip()
-             or None),
+            ((row.get("Variant_Classification") or row.get("Consequence") or "").strip() or None),
             change if change.startswith("p.") else None,
-            (row.get("IMPACT") or "").strip() or None)
+            (row.get("IMPACT") or "").strip() or None,
+        )
         status = (row.get("Mutation_Status") or "").strip().lower()
-        call = Call(row["Tumor_Sample_Barcode"].strip(), genotype, depth, alt_depth, fraction,
-                    somatic=status not in ("germline", "loh"))  # a MAF lists somatic calls
+        call = Call(
+            row["Tumor_Sample_Barcode"].strip(),
+            genotype,
+            depth,
+            alt_depth,
+            fraction,
+            somatic=status not in ("germline", "loh"),
+        )  # a MAF lists somatic calls
         filters = tuple(f for f in (row.get("FILTER") or "").split(";") if f and f != ".")
-        return Variant(row["Chromosome"].strip(), position, ref, alt, filters, number,
-                       annotation, (call,))
-
+        return Variant(row["Chromosome"].strip(), position, ref, alt, filters, number, annotation, (call,))

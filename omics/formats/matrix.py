@@ -43,8 +43,7 @@ def _lines(path: Path) -> Iterator[str]:
         with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
             yield from text
     except (OSError, EOFError) as error:
-        raise FormatError(f"unreadable (truncated or corrupt compressed data?): {error}",
-                          path=path) from None
+        raise FormatError(f"unreadable (truncated or corrupt compressed data?): {error}", path=path) from None
     except UnicodeDecodeError:
         raise FormatError("not UTF-8 text: is this a binary file?", path=path) from None
 
@@ -55,13 +54,18 @@ def _number(text: str, *, path: Path, line: int, column: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise FormatError(f"{text!r} is not a number", path=path, line=line,
-                          column=column) from None
+        raise FormatError(f"{text!r} is not a number", path=path, line=line, column=column) from None
 
 
-def _build(path: Path, features: list[str], samples: list[str], columns: list[list[float]],
-           *, var: dict[str, list[Any]] | None = None, uns: dict[str, Any] | None = None
-           ) -> Any:
+def _build(
+    path: Path,
+    features: list[str],
+    samples: list[str],
+    columns: list[list[float]],
+    *,
+    var: dict[str, list[Any]] | None = None,
+    uns: dict[str, Any] | None = None,
+) -> Any:
     import anndata
     import numpy as np
     import pandas as pd
@@ -72,13 +76,20 @@ def _build(path: Path, features: list[str], samples: list[str], columns: list[li
     seen: dict[str, int] = {}
     for i, name in enumerate(samples):
         if name in seen:
-            raise FormatError(f"sample {name!r} appears twice (columns {seen[name] + 1} and "
-                              f"{i + 1})", path=path, line=1, column=name)
+            raise FormatError(
+                f"sample {name!r} appears twice (columns {seen[name] + 1} and {i + 1})",
+                path=path,
+                line=1,
+                column=name,
+            )
         seen[name] = i
     dense = np.asarray(columns, dtype=np.float32)  # samples × features
     matrix = sparse.csc_matrix(np.nan_to_num(dense, nan=0.0))
-    adata = anndata.AnnData(X=matrix, obs=pd.DataFrame(index=pd.Index(samples, dtype=str)),
-                            var=pd.DataFrame(var or {}, index=pd.Index(features, dtype=str)))
+    adata = anndata.AnnData(
+        X=matrix,
+        obs=pd.DataFrame(index=pd.Index(samples, dtype=str)),
+        var=pd.DataFrame(var or {}, index=pd.Index(features, dtype=str)),
+    )
     if np.isnan(dense).any():
         adata.layers["missing"] = sparse.csc_matrix(np.isnan(dense).astype(np.int8))
     adata.uns["lims"] = {k: str(v) for k, v in (uns or {}).items()}
@@ -138,8 +149,7 @@ class MatrixReader(_Reader):
         lines = _lines(self.path)
         first = next(lines, "")
         _, header = _header(first, next(lines, None))
-        return header[2:] if len(header) > 1 and header[1].lower() in _SYMBOL_COLUMNS \
-            else header[1:]
+        return header[2:] if len(header) > 1 and header[1].lower() in _SYMBOL_COLUMNS else header[1:]
 
     def to_anndata(self) -> Any:
         lines = _lines(self.path)
@@ -162,16 +172,22 @@ class MatrixReader(_Reader):
             if not row or not any(c.strip() for c in row):
                 continue
             if len(row) != len(header):
-                raise FormatError(f"{len(row)} cells; the header has {len(header)}",
-                                  path=self.path, line=number)
+                raise FormatError(
+                    f"{len(row)} cells; the header has {len(header)}", path=self.path, line=number
+                )
             features.append(row[0].strip())
             if symbol:
                 symbols.append(row[1].strip())
             for i, cell in enumerate(row[start:]):
                 columns[i].append(_number(cell, path=self.path, line=number, column=samples[i]))
-        return _build(self.path, features, samples, columns,
-                      var={"symbol": symbols} if symbol else None,
-                      uns={"source_format": "matrix", "source_file": self.path.name})
+        return _build(
+            self.path,
+            features,
+            samples,
+            columns,
+            var={"symbol": symbols} if symbol else None,
+            uns={"source_format": "matrix", "source_file": self.path.name},
+        )
 
 
 @register("star", lambda p: p.name.lower().removesuffix(".gz").endswith("readspergene.out.tab"))
@@ -182,16 +198,24 @@ class StarReader(_Reader):
         for number, line in enumerate(_lines(self.path), start=1):
             cells = line.rstrip("\r\n").split("\t")
             if len(cells) != 4:
-                raise FormatError(f"{len(cells)} columns; STAR writes 4 (gene, unstranded, "
-                                  "strand 1, strand 2)", path=self.path, line=number)
+                raise FormatError(
+                    f"{len(cells)} columns; STAR writes 4 (gene, unstranded, strand 1, strand 2)",
+                    path=self.path,
+                    line=number,
+                )
             value = _number(cells[1], path=self.path, line=number, column="unstranded")
             if cells[0].startswith("N_"):
                 summary[cells[0]] = int(value)
                 continue
             features.append(cells[0])
             values.append(value)
-        return _build(self.path, features, [sample], [values],
-                      uns={"source_format": "star", "source_file": self.path.name, **summary})
+        return _build(
+            self.path,
+            features,
+            [sample],
+            [values],
+            uns={"source_format": "star", "source_file": self.path.name, **summary},
+        )
 
 
 _SESAME = re.compile(r"\.(sesame|level3betas)\.", re.IGNORECASE)
@@ -207,16 +231,21 @@ class SesameReader(_Reader):
             if number == 1 and len(cells) == 2 and not _looks_numeric(cells[1]):
                 continue  # a header line
             if len(cells) != 2:
-                raise FormatError(f"{len(cells)} columns; a SeSAMe file has probe and beta",
-                                  path=self.path, line=number)
+                raise FormatError(
+                    f"{len(cells)} columns; a SeSAMe file has probe and beta", path=self.path, line=number
+                )
             beta = _number(cells[1], path=self.path, line=number, column="beta")
             if not math.isnan(beta) and not 0 <= beta <= 1:
-                raise FormatError(f"beta {beta} is outside 0–1", path=self.path, line=number,
-                                  column="beta")
+                raise FormatError(f"beta {beta} is outside 0–1", path=self.path, line=number, column="beta")
             features.append(cells[0])
             values.append(beta)
-        return _build(self.path, features, [sample], [values],
-                      uns={"source_format": "sesame", "source_file": self.path.name})
+        return _build(
+            self.path,
+            features,
+            [sample],
+            [values],
+            uns={"source_format": "sesame", "source_file": self.path.name},
+        )
 
 
 def _looks_numeric(text: str) -> bool:
@@ -272,41 +301,61 @@ class MzTabReader(_Reader):
             elif kind in _SECTIONS.values():
                 head = next(h for h, r in _SECTIONS.items() if r == kind)
                 if head not in headers:
-                    raise FormatError(f"{kind} row before its {head} header", path=self.path,
-                                      line=number)
+                    raise FormatError(f"{kind} row before its {head} header", path=self.path, line=number)
                 rows.setdefault(kind, []).append((number, cells))
         section = next((h for h in _SECTIONS if rows.get(_SECTIONS[h])), None)
         if section is None:
             section = next((h for h in _SECTIONS if h in headers), None)
         if section is None:
-            raise FormatError("no protein (PRH), small-molecule (SMH) or peptide (PEH) "
-                              "section", path=self.path)
+            raise FormatError(
+                "no protein (PRH), small-molecule (SMH) or peptide (PEH) section", path=self.path
+            )
         line, header = headers[section]
-        found = [(m.group(1), int(m.group(2)), i) for i, h in enumerate(header)
-                 if (m := _ABUNDANCE.fullmatch(h))]
+        found = [
+            (m.group(1), int(m.group(2)), i) for i, h in enumerate(header) if (m := _ABUNDANCE.fullmatch(h))
+        ]
         level = "assay" if any(kind == "assay" for kind, _, _ in found) else "study_variable"
         columns_at = [(n, i) for kind, n, i in found if kind == level]
         if not columns_at:
-            raise FormatError(f"the {section} header has no abundance columns "
-                              "(abundance_assay[n] or abundance_study_variable[n])",
-                              path=self.path, line=line)
+            raise FormatError(
+                f"the {section} header has no abundance columns "
+                "(abundance_assay[n] or abundance_study_variable[n])",
+                path=self.path,
+                line=line,
+            )
         samples = [self._name(level, n) for n, _ in columns_at]
         features, values = [], []
         for number, cells in rows.get(_SECTIONS[section], []):
             row = dict(zip(header, cells, strict=False))
-            feature = next((row[k].strip() for k in (
-                "accession", "SML_ID", "identifier", "database_identifier", "sequence")
-                if row.get(k, "").strip() not in ("", "null")), f"row{number}")
+            feature = next(
+                (
+                    row[k].strip()
+                    for k in ("accession", "SML_ID", "identifier", "database_identifier", "sequence")
+                    if row.get(k, "").strip() not in ("", "null")
+                ),
+                f"row{number}",
+            )
             features.append(feature)
-            values.append([_number(cells[i] if i < len(cells) else "", path=self.path,
-                                   line=number, column=header[i]) for _, i in columns_at])
-        columns = [list(col) for col in zip(*values, strict=True)] if values \
-            else [[] for _ in samples]
-        return _build(self.path, features, samples, columns,
-                      uns={"source_format": "mztab",
-                           "mztab_version": meta.get("mzTab-version", ""),
-                           "mztab_mode": meta.get("mzTab-mode", ""),
-                           "abundance_level": level, "source_file": self.path.name})
+            values.append(
+                [
+                    _number(cells[i] if i < len(cells) else "", path=self.path, line=number, column=header[i])
+                    for _, i in columns_at
+                ]
+            )
+        columns = [list(col) for col in zip(*values, strict=True)] if values else [[] for _ in samples]
+        return _build(
+            self.path,
+            features,
+            samples,
+            columns,
+            uns={
+                "source_format": "mztab",
+                "mztab_version": meta.get("mzTab-version", ""),
+                "mztab_mode": meta.get("mzTab-mode", ""),
+                "abundance_level": level,
+                "source_file": self.path.name,
+            },
+        )
 
     def _name(self, level: str, n: int) -> str:
         """A sample's name from the metadata (``assay[n]``, its ``sample_ref``'s name or
@@ -328,9 +377,11 @@ class MzTabReader(_Reader):
     @property
     def _meta(self) -> dict[str, str]:
         if not hasattr(self, "_meta_cache"):
-            self._meta_cache = {cells[1]: cells[2] for line in _lines(self.path)
-                                if (cells := line.rstrip("\r\n").split("\t"))[0] == "MTD"
-                                and len(cells) >= 3}
+            self._meta_cache = {
+                cells[1]: cells[2]
+                for line in _lines(self.path)
+                if (cells := line.rstrip("\r\n").split("\t"))[0] == "MTD" and len(cells) >= 3
+            }
         return self._meta_cache
 
 

@@ -18,8 +18,7 @@ REGISTRY: dict[str, tuple[Callable[[Path], bool], Callable[..., Any]]] = {}
 FALLBACKS: set[str] = set()
 
 
-def register(name: str, accepts: Callable[[Path], bool], *,
-             fallback: bool = False) -> Callable[[Any], Any]:
+def register(name: str, accepts: Callable[[Path], bool], *, fallback: bool = False) -> Callable[[Any], Any]:
     def decorate(cls: Any) -> Any:
         REGISTRY[name] = (accepts, cls)
         if fallback:

@@ -23,13 +23,35 @@ from omics.formats.registry import register
 
 #: the largest VCF Integer (32-bit signed; htslib reads no larger)
 MAX_INTEGER = 2**31 - 1
-_ALLELE = re.compile(r"^(?:[ACGTNacgtn]+|\*|<[^<>]+>|\.|[ACGTNacgtn]*[\[\]][^\s]*"
-                     r"|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$")  # the last two: single breakends
+_ALLELE = re.compile(
+    r"^(?:[ACGTNacgtn]+|\*|<[^<>]+>|\.|[ACGTNacgtn]*[\[\]][^\s]*"
+    r"|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$"
+)  # the last two: single breakends
 _THREE_TO_ONE = {
-    "Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q", "Glu": "E",
-    "Gly": "G", "His": "H", "Ile": "I", "Leu": "L", "Lys": "K", "Met": "M", "Phe": "F",
-    "Pro": "P", "Ser": "S", "Thr": "T", "Trp": "W", "Tyr": "Y", "Val": "V", "Ter": "*",
-    "Sec": "U", "Pyl": "O", "Xaa": "X",
+    "Ala": "A",
+    "Arg": "R",
+    "Asn": "N",
+    "Asp": "D",
+    "Cys": "C",
+    "Gln": "Q",
+    "Glu": "E",
+    "Gly": "G",
+    "His": "H",
+    "Ile": "I",
+    "Leu": "L",
+    "Lys": "K",
+    "Met": "M",
+    "Phe": "F",
+    "Pro": "P",
+    "Ser": "S",
+    "Thr": "T",
+    "Trp": "W",
+    "Tyr": "Y",
+    "Val": "V",
+    "Ter": "*",
+    "Sec": "U",
+    "Pyl": "O",
+    "Xaa": "X",
 }
 _THREE = re.compile("|".join(_THREE_TO_ONE))
 #: how the sample cells of a genotype with no alternate allele start
@@ -93,9 +115,10 @@ class Variant(NamedTuple):
         return f"{self.chrom}-{self.pos}-{self.ref}-{self.alt}"
 
 
-_WANTED = {"CSQ": ("Allele", "SYMBOL", "Consequence", "HGVSp", "IMPACT", "Amino_acids",
-                   "Protein_position"),
-           "ANN": ("Allele", "Gene_Name", "Annotation", "HGVS.p", "Annotation_Impact")}
+_WANTED = {
+    "CSQ": ("Allele", "SYMBOL", "Consequence", "HGVSp", "IMPACT", "Amino_acids", "Protein_position"),
+    "ANN": ("Allele", "Gene_Name", "Annotation", "HGVS.p", "Annotation_Impact"),
+}
 _AMINO = re.compile(r"^[A-Z*]$")
 
 
@@ -116,8 +139,9 @@ def _positions(key: str, fields: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(fields.index(name) if name in fields else -1 for name in _WANTED[key])
 
 
-def annotation_of(info: Any, alt: str, same_length: bool, *,
-                  csq: tuple[str, ...] | None, ann: tuple[str, ...] | None) -> Annotation | None:
+def annotation_of(
+    info: Any, alt: str, same_length: bool, *, csq: tuple[str, ...] | None, ann: tuple[str, ...] | None
+) -> Annotation | None:
     """The annotation of *alt* from VEP ``CSQ`` or SnpEff ``ANN`` in a record's INFO, the
     first with a protein change if any."""
     for key, fields in (("CSQ", csq), ("ANN", ann)):
@@ -254,8 +278,9 @@ class VcfReader:
         header = self._file.header
         self.samples: list[str] = list(header.samples)
         if len(set(self.samples)) != len(self.samples):
-            raise FormatError("a sample name appears twice in the #CHROM line", path=path,
-                              line=self._header_lines())
+            raise FormatError(
+                "a sample name appears twice in the #CHROM line", path=path, line=self._header_lines()
+            )
         self.reference = self._reference()
         self.roles = self._roles()
         formats = header.formats
@@ -345,11 +370,13 @@ class VcfReader:
         return _format_fields(info[key].description) if key in info else None
 
     def _annotation(self, record: Any, alt: str, line: int) -> Annotation | None:
-        return annotation_of(record.info, alt, len(alt) == len(record.ref),
-                             csq=self._csq_fields, ann=self._ann_fields)
+        return annotation_of(
+            record.info, alt, len(alt) == len(record.ref), csq=self._csq_fields, ann=self._ann_fields
+        )
 
-    def _call(self, sample: str, data: Any, alt_index: int, alt: str, ref: str,
-              somatic: bool | None = None) -> Call:
+    def _call(
+        self, sample: str, data: Any, alt_index: int, alt: str, ref: str, somatic: bool | None = None
+    ) -> Call:
         keys = set(data.keys())
         genotype = None
         if "GT" in keys:
@@ -376,8 +403,9 @@ class VcfReader:
         if "AF" in keys and data.get("AF") is not None:
             af = data.get("AF")
             af = af[alt_index - 1] if isinstance(af, tuple) and len(af) >= alt_index else af
-            fraction = (round(float(af), 4) if af is not None and not isinstance(af, tuple)
-                        else None)  # FORMAT floats are 32-bit: 0.471 reads 0.47099998
+            fraction = (
+                round(float(af), 4) if af is not None and not isinstance(af, tuple) else None
+            )  # FORMAT floats are 32-bit: 0.471 reads 0.47099998
             if fraction is not None and not math.isfinite(fraction):
                 fraction = None  # NaN or infinity is no fraction (not refused: binary files)
         elif depth and alt_depth is not None:
@@ -392,28 +420,42 @@ class VcfReader:
             for record in records:
                 line += 1
                 if record.ref is None or not _ALLELE.match(record.ref):
-                    raise FormatError(f"REF {record.ref!r} is not a DNA sequence", path=self.path,
-                                      line=line, column="REF")
+                    raise FormatError(
+                        f"REF {record.ref!r} is not a DNA sequence", path=self.path, line=line, column="REF"
+                    )
                 for index, alt in enumerate(record.alts or (), start=1):
                     if not _ALLELE.match(alt) or alt.upper() == record.ref.upper():
-                        raise FormatError(f"ALT {alt!r} is not an allele different from REF",
-                                          path=self.path, line=line, column="ALT")
+                        raise FormatError(
+                            f"ALT {alt!r} is not an allele different from REF",
+                            path=self.path,
+                            line=line,
+                            column="ALT",
+                        )
                     somatic = None
                     if self._info_ss and record.info.get("SS") is not None:
                         somatic = _SOMATIC_STATUS.get(str(record.info.get("SS")))
                     if somatic is None and self._info_somatic and record.info.get("SOMATIC"):
                         somatic = True
-                    calls = tuple(self._call(name, record.samples[name], index, alt, record.ref,
-                                             somatic)
-                                  for name in self.samples)
-                    yield Variant(record.chrom, record.pos, record.ref, alt,
-                                  tuple(record.filter.keys()), line,
-                                  self._annotation(record, alt, line), calls)
+                    calls = tuple(
+                        self._call(name, record.samples[name], index, alt, record.ref, somatic)
+                        for name in self.samples
+                    )
+                    yield Variant(
+                        record.chrom,
+                        record.pos,
+                        record.ref,
+                        alt,
+                        tuple(record.filter.keys()),
+                        line,
+                        self._annotation(record, alt, line),
+                        calls,
+                    )
         except FormatError:
             raise
         except (OSError, ValueError) as error:
-            raise FormatError(f"unreadable after the previous record: {error}", path=self.path,
-                              line=line + 1) from None
+            raise FormatError(
+                f"unreadable after the previous record: {error}", path=self.path, line=line + 1
+            ) from None
 
     def variants(self) -> Iterator[Variant]:
         """Every alternate allele of every record, in file order."""
@@ -432,8 +474,16 @@ class VcfReader:
             for variant in self.variants():
                 calls = tuple(c for c in variant.calls if c.carries)
                 if calls:
-                    yield Variant(variant.chrom, variant.pos, variant.ref, variant.alt,
-                                  variant.filters, variant.line, variant.annotation, calls)
+                    yield Variant(
+                        variant.chrom,
+                        variant.pos,
+                        variant.ref,
+                        variant.alt,
+                        variant.filters,
+                        variant.line,
+                        variant.annotation,
+                        calls,
+                    )
             return
         yield from self._text_carriers()
 
@@ -457,22 +507,26 @@ class VcfReader:
                     if len(cols) != width:
                         if len(cols) == 8 or cols == [""]:
                             continue  # a sites-only record, or a blank line
-                        raise FormatError(f"{len(cols)} columns; the header has {width}",
-                                          path=self.path, line=line)
+                        raise FormatError(
+                            f"{len(cols)} columns; the header has {width}", path=self.path, line=line
+                        )
                     if cols[8][:3] not in ("GT", "GT:"):
                         yield from self._text_depth_record(cols, line)
                         continue
                     # most cells start with a genotype of no alternate allele: one cheap test
                     # rejects them; the others carry if a digit 1–9 is left in the genotype
                     # once 0, ., / and | are stripped (0/1, ./2, 0/0/1, 1, 0|10)
-                    carrying = [(i, cell) for i, cell in enumerate(cols[9:])
-                                if not cell.startswith(_NO_ALTERNATE)
-                                and cell.partition(":")[0].strip("0./|")]
+                    carrying = [
+                        (i, cell)
+                        for i, cell in enumerate(cols[9:])
+                        if not cell.startswith(_NO_ALTERNATE) and cell.partition(":")[0].strip("0./|")
+                    ]
                     if carrying:
                         yield from self._text_record(cols, carrying, line)
         except (OSError, EOFError, UnicodeDecodeError) as error:
-            raise FormatError(f"unreadable after the previous record: {error}", path=self.path,
-                              line=line + 1) from None
+            raise FormatError(
+                f"unreadable after the previous record: {error}", path=self.path, line=line + 1
+            ) from None
 
     def _info_annotations(self, info: str) -> dict[str, tuple[str, ...]]:
         """The ``CSQ`` and ``ANN`` entries of an INFO column, for those the header declares
@@ -486,20 +540,19 @@ class VcfReader:
                 pass
             if at >= 0:
                 end = info.find(";", at)
-                found[key] = tuple(info[at + 4:end if end >= 0 else None].split(","))
+                found[key] = tuple(info[at + 4 : end if end >= 0 else None].split(","))
         return found
 
-    def _text_record(self, cols: list[str], carrying: list[tuple[int, str]],
-                     line: int) -> Iterator[Variant]:
+    def _text_record(self, cols: list[str], carrying: list[tuple[int, str]], line: int) -> Iterator[Variant]:
         chrom, pos, ref, alts = cols[0], cols[1], cols[3], cols[4].split(",")
         if not _is_allele(ref):
-            raise FormatError(f"REF {ref!r} is not a DNA sequence", path=self.path, line=line,
-                              column="REF")
+            raise FormatError(f"REF {ref!r} is not a DNA sequence", path=self.path, line=line, column="REF")
         try:
             position = int(pos)
         except ValueError:
-            raise FormatError(f"POS {pos!r} is not a number", path=self.path, line=line,
-                              column="POS") from None
+            raise FormatError(
+                f"POS {pos!r} is not a number", path=self.path, line=line, column="POS"
+            ) from None
         filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
         info = self._info_annotations(cols[7])
         dp_at, ad_at, af_at = _depth_fields(cols[8])
@@ -508,8 +561,12 @@ class VcfReader:
         ref_upper = ref.upper()
         for alt_index, alt in enumerate(alts, start=1):
             if not _is_allele(alt) or alt.upper() == ref_upper:
-                raise FormatError(f"ALT {alt!r} is not an allele different from REF",
-                                  path=self.path, line=line, column="ALT")
+                raise FormatError(
+                    f"ALT {alt!r} is not an allele different from REF",
+                    path=self.path,
+                    line=line,
+                    column="ALT",
+                )
             allele = str(alt_index)
             calls = []
             for i, cell in carrying:
@@ -535,28 +592,46 @@ class VcfReader:
                     elif depth and alt_depth is not None:
                         fraction = round(alt_depth / depth, 4)
                 except (ValueError, IndexError):
-                    raise FormatError(f"sample {self.samples[i]}: {cell!r} does not match "
-                                      f"FORMAT {cols[8]}", path=self.path, line=line,
-                                      column=self.samples[i]) from None
+                    raise FormatError(
+                        f"sample {self.samples[i]}: {cell!r} does not match FORMAT {cols[8]}",
+                        path=self.path,
+                        line=line,
+                        column=self.samples[i],
+                    ) from None
                 if (depth is not None and not 0 <= depth <= MAX_INTEGER) or (
-                        alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER):
-                    raise FormatError(f"sample {self.samples[i]}: depth {cell!r} is outside "
-                                      f"0–{MAX_INTEGER} (VCF integers are 32-bit)",
-                                      path=self.path, line=line, column=self.samples[i])
+                    alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER
+                ):
+                    raise FormatError(
+                        f"sample {self.samples[i]}: depth {cell!r} is outside "
+                        f"0–{MAX_INTEGER} (VCF integers are 32-bit)",
+                        path=self.path,
+                        line=line,
+                        column=self.samples[i],
+                    )
                 if fraction is not None and not math.isfinite(fraction):
-                    raise FormatError(f"sample {self.samples[i]}: allele fraction {cell!r} is "
-                                      "not a finite number", path=self.path, line=line,
-                                      column=self.samples[i])
+                    raise FormatError(
+                        f"sample {self.samples[i]}: allele fraction {cell!r} is not a finite number",
+                        path=self.path,
+                        line=line,
+                        column=self.samples[i],
+                    )
                 status = somatic
                 if 0 < ss_at < size:
                     status = _SOMATIC_STATUS.get(parts[ss_at], somatic)
-                calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction,
-                                  alt_index, status))
+                calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction, alt_index, status))
             if calls:
-                yield Variant(chrom, position, ref, alt, filters, line,
-                              annotation_of(info, alt, len(alt) == len(ref),
-                                            csq=self._csq_fields, ann=self._ann_fields),
-                              tuple(calls))
+                yield Variant(
+                    chrom,
+                    position,
+                    ref,
+                    alt,
+                    filters,
+                    line,
+                    annotation_of(
+                        info, alt, len(alt) == len(ref), csq=self._csq_fields, ann=self._ann_fields
+                    ),
+                    tuple(calls),
+                )
 
     def _text_depth_record(self, cols: list[str], line: int) -> Iterator[Variant]:
         """The carriers of a record without genotypes: each sample's cell read as ``_call``
@@ -578,21 +653,36 @@ class VcfReader:
                     if status is not None:
                         call = call._replace(somatic=status)
                 except ValueError:
-                    raise FormatError(f"sample {name}: {cell!r} does not match FORMAT {cols[8]}",
-                                      path=self.path, line=line, column=name) from None
+                    raise FormatError(
+                        f"sample {name}: {cell!r} does not match FORMAT {cols[8]}",
+                        path=self.path,
+                        line=line,
+                        column=name,
+                    ) from None
                 if call.carries:
                     calls.append(call)
             if calls:
-                if not _ALLELE.match(ref) or not _ALLELE.match(alt) \
-                        or alt.upper() == ref.upper():
-                    raise FormatError(f"{ref}>{alt} is not a variant of two alleles",
-                                      path=self.path, line=line, column="ALT")
+                if not _ALLELE.match(ref) or not _ALLELE.match(alt) or alt.upper() == ref.upper():
+                    raise FormatError(
+                        f"{ref}>{alt} is not a variant of two alleles",
+                        path=self.path,
+                        line=line,
+                        column="ALT",
+                    )
                 if info is None:
                     info = self._info_annotations(cols[7])
-                yield Variant(cols[0], int(cols[1]), ref, alt, filters, line,
-                              annotation_of(info, alt, len(alt) == len(ref),
-                                            csq=self._csq_fields, ann=self._ann_fields),
-                              tuple(calls))
+                yield Variant(
+                    cols[0],
+                    int(cols[1]),
+                    ref,
+                    alt,
+                    filters,
+                    line,
+                    annotation_of(
+                        info, alt, len(alt) == len(ref), csq=self._csq_fields, ann=self._ann_fields
+                    ),
+                    tuple(calls),
+                )
 
     def fetch(self, region: str) -> Iterator[Variant]:
         """Variants in *region* (``7:140453000-140454000``), read through the index."""
@@ -634,7 +724,8 @@ def _text_call(sample: str, data: dict[str, str], alt_index: int, alt: str, ref:
     elif depth and alt_depth is not None:
         fraction = round(alt_depth / depth, 4)
     if (depth is not None and not 0 <= depth <= MAX_INTEGER) or (
-            alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER):
+        alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER
+    ):
         raise ValueError("depth outside the 32-bit range")
     return Call(sample, None, depth, alt_depth, fraction, alt_index)
 
@@ -680,17 +771,23 @@ class PyVcfReader:
                     for sample in record.samples:
                         data = sample.data._asdict()
                         ad = data.get("AD")
-                        alt_depth = ad[index] if isinstance(ad, list) and len(ad) > index \
-                            else None
+                        alt_depth = ad[index] if isinstance(ad, list) and len(ad) > index else None
                         depth = data.get("DP")
                         if depth is None and isinstance(ad, list):
                             depth = sum(x for x in ad if x is not None)
-                        fraction = round(alt_depth / depth, 4) if depth and alt_depth is not None \
-                            else None
-                        calls.append(Call(sample.sample, data.get("GT"), depth, alt_depth,
-                                          fraction, index))
-                    yield Variant(str(record.CHROM), record.POS, record.REF, alt, filters, line,
-                                  annotation_of(record.INFO, alt, len(alt) == len(record.REF),
-                                                csq=self._csq, ann=self._ann), tuple(calls))
+                        fraction = round(alt_depth / depth, 4) if depth and alt_depth is not None else None
+                        calls.append(Call(sample.sample, data.get("GT"), depth, alt_depth, fraction, index))
+                    yield Variant(
+                        str(record.CHROM),
+                        record.POS,
+                        record.REF,
+                        alt,
+                        filters,
+                        line,
+                        annotation_of(
+                            record.INFO, alt, len(alt) == len(record.REF), csq=self._csq, ann=self._ann
+                        ),
+                        tuple(calls),
+                    )
         except (ValueError, IndexError, OSError) as error:
             raise FormatError(f"unreadable: {error}", path=self.path, line=line + 1) from None

@@ -53,43 +53,83 @@ INT_MIN, INT_MAX = -(2**31) + 8, 2**31 - 1
 _VERSIONS = ("4.0", "4.1", "4.2", "4.3", "4.4", "4.5")
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: contig names (VCF 4.3 and later refuse ``*``, earlier versions allow it)
-_CONTIG = re.compile(r"^(?:[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&+./:;=?@^_|~-]*"
-                     r"|<[^<>\s,*]+>)$")
-_CONTIG_OLD = re.compile(r"^(?:[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*"
-                         r"|<[^<>\s,]+>)$")
+_CONTIG = re.compile(
+    r"^(?:[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&+./:;=?@^_|~-]*"
+    r"|<[^<>\s,*]+>)$"
+)
+_CONTIG_OLD = re.compile(
+    r"^(?:[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*"
+    r"|<[^<>\s,]+>)$"
+)
 _KEY = re.compile(r"^(?:[A-Za-z_](?:[0-9A-Za-z_.]|%[0-9A-Fa-f]{2})*|1000G)$")
 _PAIR_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BASES = re.compile(r"^[ACGTNacgtn]+$")
-_BREAKEND = re.compile(r"^(?:[ACGTNacgtn]+[\[\]][^\[\]\s]+[\[\]]|[\[\]][^\[\]\s]+[\[\]][ACGTNacgtn]+"
-                       r"|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$")
+_BREAKEND = re.compile(
+    r"^(?:[ACGTNacgtn]+[\[\]][^\[\]\s]+[\[\]]|[\[\]][^\[\]\s]+[\[\]][ACGTNacgtn]+"
+    r"|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$"
+)
 _SYMBOLIC = re.compile(r"^<[^<>\s,]+>$")
 _GENOTYPE = re.compile(r"^[/|]?(?:\d+|\.)(?:[/|](?:\d+|\.))*$")
-_FLOAT = re.compile(r"^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|"
-                    r"nan)$", re.IGNORECASE)
+_FLOAT = re.compile(
+    r"^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|"
+    r"nan)$",
+    re.IGNORECASE,
+)
 _INT = re.compile(r"^[-+]?\d+$")
 _CIGAR = re.compile(r"^(?:\d+[MIDNSHP=X])+$")
 #: a URL whose host is a name or an IPv4 address (not a bare number), or a file name
-_URL = re.compile(r"^(?:(?:https?|ftp|file)://(?:[^@/\s]+@)?(?:\d+\.\d+\.\d+\.\d+|"
-                  r"[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9.-]*)(?::\d+)?(?:/\S*)?|file:/\S+|[^:\s]+)$")
+_URL = re.compile(
+    r"^(?:(?:https?|ftp|file)://(?:[^@/\s]+@)?(?:\d+\.\d+\.\d+\.\d+|"
+    r"[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9.-]*)(?::\d+)?(?:/\S*)?|file:/\S+|[^:\s]+)$"
+)
 _NUMBERS = {"A", "R", "G", "."}
-_TYPES = {"INFO": {"Integer", "Float", "Flag", "Character", "String"},
-          "FORMAT": {"Integer", "Float", "Character", "String"}}
+_TYPES = {
+    "INFO": {"Integer", "Float", "Flag", "Character", "String"},
+    "FORMAT": {"Integer", "Float", "Character", "String"},
+}
 _ALT_PREFIXES = ("DEL", "INS", "DUP", "INV", "CNV", "BND")
 #: the reserved keys' (Number, Type), as the specification defines them
 RESERVED = {
-    "INFO": {"AA": ("1", "String"), "AC": ("A", "Integer"), "AD": ("R", "Integer"),
-             "ADF": ("R", "Integer"), "ADR": ("R", "Integer"), "AF": ("A", "Float"),
-             "AN": ("1", "Integer"), "BQ": ("1", "Float"), "CIGAR": ("A", "String"),
-             "DB": ("0", "Flag"), "DP": ("1", "Integer"), "END": ("1", "Integer"),
-             "H2": ("0", "Flag"), "H3": ("0", "Flag"), "MQ": ("1", None),
-             "MQ0": ("1", "Integer"), "NS": ("1", "Integer"), "SOMATIC": ("0", "Flag"),
-             "VALIDATED": ("0", "Flag"), "1000G": ("0", "Flag")},
-    "FORMAT": {"AD": ("R", "Integer"), "ADF": ("R", "Integer"), "ADR": ("R", "Integer"),
-               "DP": ("1", "Integer"), "EC": ("A", "Integer"), "FT": ("1", "String"),
-               "GL": ("G", "Float"), "GP": ("G", "Float"), "GQ": ("1", "Integer"),
-               "GT": ("1", "String"), "HQ": ("2", "Integer"), "MQ": ("1", "Integer"),
-               "PL": ("G", "Integer"), "PQ": ("1", "Integer"), "PS": ("1", "Integer"),
-               "GLE": ("G", "String")},
+    "INFO": {
+        "AA": ("1", "String"),
+        "AC": ("A", "Integer"),
+        "AD": ("R", "Integer"),
+        "ADF": ("R", "Integer"),
+        "ADR": ("R", "Integer"),
+        "AF": ("A", "Float"),
+        "AN": ("1", "Integer"),
+        "BQ": ("1", "Float"),
+        "CIGAR": ("A", "String"),
+        "DB": ("0", "Flag"),
+        "DP": ("1", "Integer"),
+        "END": ("1", "Integer"),
+        "H2": ("0", "Flag"),
+        "H3": ("0", "Flag"),
+        "MQ": ("1", None),
+        "MQ0": ("1", "Integer"),
+        "NS": ("1", "Integer"),
+        "SOMATIC": ("0", "Flag"),
+        "VALIDATED": ("0", "Flag"),
+        "1000G": ("0", "Flag"),
+    },
+    "FORMAT": {
+        "AD": ("R", "Integer"),
+        "ADF": ("R", "Integer"),
+        "ADR": ("R", "Integer"),
+        "DP": ("1", "Integer"),
+        "EC": ("A", "Integer"),
+        "FT": ("1", "String"),
+        "GL": ("G", "Float"),
+        "GP": ("G", "Float"),
+        "GQ": ("1", "Integer"),
+        "GT": ("1", "String"),
+        "HQ": ("2", "Integer"),
+        "MQ": ("1", "Integer"),
+        "PL": ("G", "Integer"),
+        "PQ": ("1", "Integer"),
+        "PS": ("1", "Integer"),
+        "GLE": ("G", "String"),
+    },
 }
 #: reserved keys whose values cannot be negative
 _NON_NEGATIVE = {"AC", "AN", "DP", "NS", "MQ0", "END", "AF"}
@@ -104,9 +144,14 @@ class Problem(NamedTuple):
     rule: str
 
     def __str__(self) -> str:
-        where = ", ".join(part for part in (
-            f"line {self.line}" if self.line else "", f"column {self.column}" if self.column
-            else "") if part)
+        where = ", ".join(
+            part
+            for part in (
+                f"line {self.line}" if self.line else "",
+                f"column {self.column}" if self.column else "",
+            )
+            if part
+        )
         return f"{where}: {self.rule}" if where else self.rule
 
 
@@ -129,7 +174,7 @@ def _structured(value: str) -> tuple[list[tuple[str, str]], str | None]:
         if not _PAIR_KEY.match(key):
             return pairs, f"{key!r} is not a key (a value holds a comma or a space?)"
         at = eq + 1
-        if text[at:at + 1] == '"':
+        if text[at : at + 1] == '"':
             end, chars = at + 1, []
             while end < len(text) and text[end] != '"':
                 if text[end] == "\\" and end + 1 < len(text):
@@ -141,14 +186,17 @@ def _structured(value: str) -> tuple[list[tuple[str, str]], str | None]:
             pairs.append((key, "".join(chars)))
             at = end + 1
             if at < len(text) and text[at] != ",":
-                return pairs, f"the quoted value of {key} is followed by {text[at:at + 10]!r}" \
-                              " (a quote inside a value must be written \\\")"
+                return (
+                    pairs,
+                    f"the quoted value of {key} is followed by {text[at : at + 10]!r}"
+                    ' (a quote inside a value must be written \\")',
+                )
             at += 1
-        elif text[at:at + 1] == "[":
+        elif text[at : at + 1] == "[":
             end = text.find("]", at)
             if end < 0:
                 return pairs, f"the list value of {key} has no closing ']'"
-            pairs.append((key, text[at + 1:end]))
+            pairs.append((key, text[at + 1 : end]))
             at = end + 2
         else:
             end = text.find(",", at)
@@ -209,28 +257,42 @@ def _header_line(header: _Header, number: int, text: str) -> Iterator[Problem]:
     if key in ("INFO", "FORMAT"):
         order = ["ID", "Number", "Type", "Description"]
         if names[:4] != order:
-            yield Problem(number, key, f"##{key} must start ID, Number, Type, Description "
-                                       f"(found {', '.join(names[:4])})")
+            yield Problem(
+                number,
+                key,
+                f"##{key} must start ID, Number, Type, Description (found {', '.join(names[:4])})",
+            )
             return
         if not re.search(r'Description="', value):
             yield Problem(number, key, f"##{key} {ident}: Description must be quoted")
             return
         num, typ = fields["Number"], fields["Type"]
-        allowed = _NUMBERS | ({"P"} if key == "FORMAT" and header.version >= "4.4" else set()) \
+        allowed = (
+            _NUMBERS
+            | ({"P"} if key == "FORMAT" and header.version >= "4.4" else set())
             | ({"M"} if key == "FORMAT" and header.version >= "4.5" else set())
+        )
         if num not in allowed and not num.isdigit():
-            yield Problem(number, key, f"##{key} {ident}: Number {num!r} is not an integer, "
-                                       f"{', '.join(sorted(allowed))}")
+            yield Problem(
+                number,
+                key,
+                f"##{key} {ident}: Number {num!r} is not an integer, {', '.join(sorted(allowed))}",
+            )
             return
         if typ not in _TYPES[key]:
-            yield Problem(number, key, f"##{key} {ident}: Type {typ!r} is not one of "
-                                       f"{', '.join(sorted(_TYPES[key]))}")
+            yield Problem(
+                number, key, f"##{key} {ident}: Type {typ!r} is not one of {', '.join(sorted(_TYPES[key]))}"
+            )
             return
         reserved = RESERVED[key].get(ident or "")
         if reserved and (num != reserved[0] or (reserved[1] and typ != reserved[1])):
             want = f"Number={reserved[0]}" + (f", Type={reserved[1]}" if reserved[1] else "")
-            yield Problem(number, key, f"##{key} {ident} is reserved by the VCF specification "
-                                       f"as {want}, declared Number={num}, Type={typ}")
+            yield Problem(
+                number,
+                key,
+                f"##{key} {ident} is reserved by the VCF specification "
+                f"as {want}, declared Number={num}, Type={typ}",
+            )
             return
         if ident is None or not _KEY.match(ident):
             yield Problem(number, key, f"##{key} ID {ident!r} is not a valid key")
@@ -249,13 +311,15 @@ def _header_line(header: _Header, number: int, text: str) -> Iterator[Problem]:
             header.filters.add(ident)
             return
         if [n for n in names if n in ("ID", "Number", "Type", "Description")] not in (
-                ["ID"], ["ID", "Description"], ["ID", "Number", "Description"],
-                ["ID", "Type", "Description"], ["ID", "Number", "Type", "Description"]):
-            yield Problem(number, key, "##ALT fields must come in the order ID, Number, Type, "
-                                       "Description")
+            ["ID"],
+            ["ID", "Description"],
+            ["ID", "Number", "Description"],
+            ["ID", "Type", "Description"],
+            ["ID", "Number", "Type", "Description"],
+        ):
+            yield Problem(number, key, "##ALT fields must come in the order ID, Number, Type, Description")
             return
-        if "Number" in fields and fields["Number"] not in _NUMBERS \
-                and not fields["Number"].isdigit():
+        if "Number" in fields and fields["Number"] not in _NUMBERS and not fields["Number"].isdigit():
             yield Problem(number, key, f"##ALT {ident}: Number {fields['Number']!r} is not valid")
             return
         if "Type" in fields and fields["Type"] not in _TYPES["INFO"]:
@@ -265,10 +329,15 @@ def _header_line(header: _Header, number: int, text: str) -> Iterator[Problem]:
         allowed = _ALT_PREFIXES + (("*",) if header.version >= "4.4" else ())
         # a custom ID is free; one structured by ':' or looking like DEL… takes a known type
         if re.search(r"[\s,<>]", ident) or (
-                (":" in ident or prefix.startswith(_ALT_PREFIXES)) and prefix not in allowed):
-            yield Problem(number, key, f"##ALT ID {ident!r}: a structured ID starts with one of "
-                                       f"{', '.join(_ALT_PREFIXES)}; no ID holds a space, comma "
-                                       "or angle bracket")
+            (":" in ident or prefix.startswith(_ALT_PREFIXES)) and prefix not in allowed
+        ):
+            yield Problem(
+                number,
+                key,
+                f"##ALT ID {ident!r}: a structured ID starts with one of "
+                f"{', '.join(_ALT_PREFIXES)}; no ID holds a space, comma "
+                "or angle bracket",
+            )
     elif key == "contig":
         if not ident:
             yield Problem(number, key, "##contig has no ID")
@@ -283,10 +352,15 @@ def _header_line(header: _Header, number: int, text: str) -> Iterator[Problem]:
         if not ident:
             yield Problem(number, key, "##SAMPLE has no ID")
         elif re.search(r"[\s,<>*]", ident) or any(
-                name != "Description" and not re.search(r"[\s,]", quoted)
-                for name, quoted in re.findall(r'(\w+)="([^"]*)"', value)):
-            yield Problem(number, key, f"##SAMPLE {ident!r}: an ID holds no space, comma or "
-                                       "illegal character, and only quoted lists hold quotes")
+            name != "Description" and not re.search(r"[\s,]", quoted)
+            for name, quoted in re.findall(r'(\w+)="([^"]*)"', value)
+        ):
+            yield Problem(
+                number,
+                key,
+                f"##SAMPLE {ident!r}: an ID holds no space, comma or "
+                "illegal character, and only quoted lists hold quotes",
+            )
         elif "Mixture" in fields and "Genomes" not in fields:
             yield Problem(number, key, f"##SAMPLE {ident}: a Mixture needs its Genomes")
     elif key == "PEDIGREE":
@@ -353,8 +427,9 @@ def _check(path: Path) -> Iterator[Problem]:
             if number == 1:
                 match = re.fullmatch(r"##fileformat=VCFv(\d\.\d)", text)
                 if not match or match.group(1) not in _VERSIONS:
-                    yield Problem(1, "fileformat", "the first line must be ##fileformat=VCFv4.x "
-                                                   f"(found {text[:40]!r})")
+                    yield Problem(
+                        1, "fileformat", f"the first line must be ##fileformat=VCFv4.x (found {text[:40]!r})"
+                    )
                     return
                 header.version = match.group(1)
                 header.contig_name = _CONTIG if header.version >= "4.3" else _CONTIG_OLD
@@ -382,8 +457,7 @@ def _check(path: Path) -> Iterator[Problem]:
 def _columns(header: _Header, number: int, text: str) -> Iterator[Problem]:
     cols = text.split("\t")
     if tuple(cols[:8]) != _COLUMNS:
-        yield Problem(number, "#CHROM", "the column header must be tab-separated "
-                                        + " ".join(_COLUMNS))
+        yield Problem(number, "#CHROM", "the column header must be tab-separated " + " ".join(_COLUMNS))
         return
     if len(cols) > 8:
         if cols[8] != "FORMAT":
@@ -423,8 +497,12 @@ class _Body:
         if not header.contig_name.match(chrom):
             yield Problem(number, "CHROM", f"{chrom!r} is not a valid contig name")
             return
-        if header.contigs and chrom not in header.contigs and header.version >= "4.3" \
-                and not chrom.startswith("<"):
+        if (
+            header.contigs
+            and chrom not in header.contigs
+            and header.version >= "4.3"
+            and not chrom.startswith("<")
+        ):
             yield Problem(number, "CHROM", f"contig {chrom} is not declared in a ##contig line")
             return
         if not pos_text.isdigit():
@@ -438,22 +516,21 @@ class _Body:
             pass  # a symbolic contig (an assembly's alternate) has no order among the others
         elif chrom != self.chrom:
             if chrom in self.done:
-                yield Problem(number, "CHROM", f"the records of {chrom} are not together "
-                                               "(another contig came between)")
+                yield Problem(
+                    number, "CHROM", f"the records of {chrom} are not together (another contig came between)"
+                )
                 return
             if self.chrom is not None:
                 self.done.add(self.chrom)
             self.chrom, self.pos = chrom, pos
         elif pos < self.pos:
-            yield Problem(number, "POS", f"{pos} comes after {self.pos}: records must be "
-                                         "sorted by position")
+            yield Problem(number, "POS", f"{pos} comes after {self.pos}: records must be sorted by position")
             return
         elif pos > self.pos:
             self.pos = pos
         if ident != ".":
             if re.search(r"\s", ident) or ident.startswith(";") or ident.endswith(";"):
-                yield Problem(number, "ID", f"{ident!r}: identifiers are separated by ';' "
-                                            "and hold no space")
+                yield Problem(number, "ID", f"{ident!r}: identifiers are separated by ';' and hold no space")
                 return
             ids = ident.split(";")
             if len(set(ids)) != len(ids):
@@ -464,10 +541,14 @@ class _Body:
             return
         alts = [] if alt == "." else alt.split(",")
         for allele in alts:
-            if not (_BASES.match(allele) or _SYMBOLIC.match(allele) or allele == "*"
-                    or _BREAKEND.match(allele)):
-                yield Problem(number, "ALT", f"{allele!r} is not a valid allele (bases, "
-                                             "<symbolic>, * or a breakend with bases)")
+            if not (
+                _BASES.match(allele) or _SYMBOLIC.match(allele) or allele == "*" or _BREAKEND.match(allele)
+            ):
+                yield Problem(
+                    number,
+                    "ALT",
+                    f"{allele!r} is not a valid allele (bases, <symbolic>, * or a breakend with bases)",
+                )
                 return
             if allele.upper() == ref.upper():
                 yield Problem(number, "ALT", f"{allele!r} is the same as REF")
@@ -477,8 +558,9 @@ class _Body:
             return
         yield from self._filter(number, filt)
         yield from self._info(number, info, len(alts))
-        sv = header.version >= "4.4" and ("<" in alt or _SV_INFO.search(info) is not None
-                                          or (len(cols) > 8 and "CN" in cols[8]))
+        sv = header.version >= "4.4" and (
+            "<" in alt or _SV_INFO.search(info) is not None or (len(cols) > 8 and "CN" in cols[8])
+        )
         if sv:
             found = _structural(info, alts, cols[8] if len(cols) > 8 else ".")
             if found:
@@ -493,8 +575,7 @@ class _Body:
             return
         names = filt.split(";")
         if re.search(r"\s", filt) or "" in names:
-            yield Problem(number, "FILTER", f"{filt!r}: filters are separated by ';' and hold no "
-                                            "space")
+            yield Problem(number, "FILTER", f"{filt!r}: filters are separated by ';' and hold no space")
         elif "." in names or "0" in names:
             yield Problem(number, "FILTER", f"{filt!r}: '.' or '0' among filters")
         elif len(set(names)) != len(names):
@@ -502,8 +583,7 @@ class _Body:
         else:
             missing = [n for n in names if n not in self.header.filters]
             if missing and self.header.version >= "4.3" and len(self.header.filters) > 1:
-                yield Problem(number, "FILTER", f"filter {missing[0]} is not declared in a "
-                                                "##FILTER line")
+                yield Problem(number, "FILTER", f"filter {missing[0]} is not declared in a ##FILTER line")
 
     def _info(self, number: int, info: str, n_alts: int) -> Iterator[Problem]:
         if info == ".":
@@ -527,8 +607,7 @@ class _Body:
                 continue  # undeclared keys are read as strings by every reader
             if field.type == "Flag":
                 if eq and value not in ("0", "1"):
-                    yield Problem(number, "INFO", f"{key} is a flag and takes no value "
-                                                  f"({item!r})")
+                    yield Problem(number, "INFO", f"{key} is a flag and takes no value ({item!r})")
                     return
                 continue
             if not eq:
@@ -539,8 +618,7 @@ class _Body:
                 yield Problem(number, "INFO", problem)
                 return
 
-    def _duplicates(self, number: int, chrom: str, pos: int, ref: str,
-                    alts: list[str]) -> Iterator[Problem]:
+    def _duplicates(self, number: int, chrom: str, pos: int, ref: str, alts: list[str]) -> Iterator[Problem]:
         """A variant recorded twice at the same place, once trimmed to the bases it changes
         (``TAT>TGT`` at 100 is ``A>G`` at 101); symbolic alleles and breakends may repeat."""
         if chrom != self.recent_chrom:
@@ -553,9 +631,13 @@ class _Body:
                 continue
             key = _trimmed(pos, ref.upper(), allele.upper())
             if key in self.recent:
-                yield Problem(number, "ALT", f"{ref}>{allele} at {chrom}:{pos} repeats the "
-                                             f"variant {key[1]}>{key[2]} at {chrom}:{key[0]} "
-                                             "recorded before")
+                yield Problem(
+                    number,
+                    "ALT",
+                    f"{ref}>{allele} at {chrom}:{pos} repeats the "
+                    f"variant {key[1]}>{key[2]} at {chrom}:{key[0]} "
+                    "recorded before",
+                )
                 return
             self.recent.add(key)
 
@@ -564,16 +646,16 @@ class _Body:
             return
         keys = fmt.split(":")
         if re.search(r"\s", fmt) or "" in keys:
-            yield Problem(number, "FORMAT", f"{fmt!r}: keys are separated by ':' with no space "
-                                            "or empty key")
+            yield Problem(number, "FORMAT", f"{fmt!r}: keys are separated by ':' with no space or empty key")
             return
         if len(set(keys)) != len(keys):
             yield Problem(number, "FORMAT", f"{fmt!r} repeats a key")
             return
         bad = next((k for k in keys if not _KEY.match(k)), None)
         if bad:
-            yield Problem(number, "FORMAT", f"key {bad!r} is not letters, digits and _ starting "
-                                            "with a letter")
+            yield Problem(
+                number, "FORMAT", f"key {bad!r} is not letters, digits and _ starting with a letter"
+            )
             return
         if "GT" in keys and keys[0] != "GT":
             yield Problem(number, "FORMAT", "GT must be the first FORMAT key")
@@ -602,13 +684,15 @@ class _Body:
                     if self.header.version >= "4.4" and value[-1:] in "/|":
                         value = value[:-1] or "."
                     if not _GENOTYPE.match(value):
-                        yield Problem(number, name, f"genotype {value!r} is not alleles "
-                                                    "separated by / or |")
+                        yield Problem(number, name, f"genotype {value!r} is not alleles separated by / or |")
                         return
                     alleles = re.split(r"[/|]", value.lstrip("/|"))
                     if n_alts and any(a != "." and int(a) > n_alts for a in alleles):
-                        yield Problem(number, name, f"genotype {value} names an allele beyond "
-                                                    f"the {n_alts} ALT allele(s)")
+                        yield Problem(
+                            number,
+                            name,
+                            f"genotype {value} names an allele beyond the {n_alts} ALT allele(s)",
+                        )
                         return
                     ploidy = len(alleles)
                     continue
@@ -625,10 +709,13 @@ class _Body:
                     return
 
 
-_ITEMS = {"Integer": r"-?\d{1,9}",  # longer numbers go the slow way, checked for range
-          # one way to read each number: backtracking stays linear on a bad line
-          "Float": r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?",
-          "Character": r"[^\t:,]", "String": r"[^\t:,]*"}
+_ITEMS = {
+    "Integer": r"-?\d{1,9}",  # longer numbers go the slow way, checked for range
+    # one way to read each number: backtracking stays linear on a bad line
+    "Float": r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?",
+    "Character": r"[^\t:,]",
+    "String": r"[^\t:,]*",
+}
 
 
 def _values_pattern(field: _Field | None, count: int | None) -> str:
@@ -642,8 +729,7 @@ def _values_pattern(field: _Field | None, count: int | None) -> str:
     return f"(?:\\.|{one}(?:,{one}){{{count - 1}}})"
 
 
-def _cells_pattern(keys: list[str], fields: list[_Field | None], n_alts: int
-                   ) -> re.Pattern[str] | None:
+def _cells_pattern(keys: list[str], fields: list[_Field | None], n_alts: int) -> re.Pattern[str] | None:
     """A pattern that the tab-joined sample cells of a record match when every cell is
     valid (alleles in range, values typed and counted), so that the common case costs one
     match; a record it does not match is checked cell by cell to say what is wrong. Diploid
@@ -655,8 +741,7 @@ def _cells_pattern(keys: list[str], fields: list[_Field | None], n_alts: int
     parts = []
     for key, field in zip(keys, fields, strict=True):
         if key == "GT":
-            parts.append(f"{allele}[/|]{allele}" if counts_g
-                         else f"[/|]?{allele}(?:[/|]{allele})*")
+            parts.append(f"{allele}[/|]{allele}" if counts_g else f"[/|]?{allele}(?:[/|]{allele})*")
             continue
         number = field.number if field else "."
         count = _expected(number, n_alts, 2) if (n_alts or number.isdigit()) else None
@@ -670,8 +755,10 @@ def _cells_pattern(keys: list[str], fields: list[_Field | None], n_alts: int
 
 
 #: INFO keys with rules of their own from VCF 4.4 on (structural variants)
-_SV_INFO = re.compile(r"(?:^|;)(?:CIPOS|CIEND|CILEN|CICN|MEINFO|METRANS|SVCLAIM|SVLEN|RN|RUS|"
-                      r"RUL|RUC|RB|RUB|CIRUC|CIRB)=")
+_SV_INFO = re.compile(
+    r"(?:^|;)(?:CIPOS|CIEND|CILEN|CICN|MEINFO|METRANS|SVCLAIM|SVLEN|RN|RUS|"
+    r"RUL|RUC|RB|RUB|CIRUC|CIRB)="
+)
 _SV_KINDS = ("DEL", "INS", "DUP", "INV", "CNV")
 #: INFO keys holding *n* values per ALT allele
 _PER_ALLELE = {"CIPOS": 2, "CIEND": 2, "CILEN": 2, "CICN": 2, "MEINFO": 4, "METRANS": 4}
@@ -691,8 +778,10 @@ def _interval(key: str, pairs: list[str]) -> str | None:
     for low, high in zip(pairs[::2], pairs[1::2], strict=False):
         try:
             if (low != "." and float(low) > 0) or (high != "." and float(high) < 0):
-                return (f"{key}={','.join(pairs)}: each interval is a pair, its first value "
-                        "at or below 0 and its second at or above 0")
+                return (
+                    f"{key}={','.join(pairs)}: each interval is a pair, its first value "
+                    "at or below 0 and its second at or above 0"
+                )
         except ValueError:
             return None  # not a number: the type check has said so
     return None
@@ -706,8 +795,11 @@ def _structural(info: str, alts: list[str], fmt: str) -> tuple[str, str] | None:
         if kind is not None and kind not in ("*", "NON_REF"):
             top = kind.split(":")[0]
             if top not in _SV_KINDS and (":" in kind or top == "BND"):
-                return ("ALT", f"{allele}: a structural variant allele is one of "
-                               f"{', '.join(_SV_KINDS)} (breakends in bracket notation)")
+                return (
+                    "ALT",
+                    f"{allele}: a structural variant allele is one of "
+                    f"{', '.join(_SV_KINDS)} (breakends in bracket notation)",
+                )
             kinds.append(top if top in _SV_KINDS else None)
         else:
             kinds.append(None)
@@ -715,15 +807,21 @@ def _structural(info: str, alts: list[str], fmt: str) -> tuple[str, str] | None:
     if any(k in ("DEL", "DUP", "INV", "CNV") for k in kinds) and "SVLEN" not in values:
         return ("INFO", "a <DEL>, <DUP>, <INV> or <CNV> allele needs its length in SVLEN")
     if any(k in ("DEL", "DUP") for k in kinds) and "SVCLAIM" not in values:
-        return ("INFO", "a <DEL> or <DUP> allele needs SVCLAIM: whether the call claims "
-                        "a change in depth (D), a junction (J) or both (DJ)")
+        return (
+            "INFO",
+            "a <DEL> or <DUP> allele needs SVCLAIM: whether the call claims "
+            "a change in depth (D), a junction (J) or both (DJ)",
+        )
     bad = next((c for c in values.get("SVCLAIM", ()) if c not in ("D", "J", "DJ", ".")), None)
     if bad is not None:
         return ("INFO", f"SVCLAIM {bad!r} is not D, J, DJ or '.'")
     for key, per in _PER_ALLELE.items():
         if key in values and len(values[key]) != per * len(alts):
-            return ("INFO", f"{key}={','.join(values[key])} has {len(values[key])} value(s); "
-                            f"it takes {per} per ALT allele ({per * len(alts)})")
+            return (
+                "INFO",
+                f"{key}={','.join(values[key])} has {len(values[key])} value(s); "
+                f"it takes {per} per ALT allele ({per * len(alts)})",
+            )
         if key.startswith("CI") and key in values:
             problem = _interval(key, values[key])
             if problem:
@@ -735,11 +833,15 @@ def _structural(info: str, alts: list[str], fmt: str) -> tuple[str, str] | None:
     keys = fmt.split(":")
     if "CICN" in keys and "CN" not in keys:
         return ("FORMAT", "a sample CICN (confidence interval of CN) needs CN in the FORMAT")
-    copy_number = [v for k, v in zip(kinds, values.get("SVLEN", ()), strict=False)
-                   if k in ("DEL", "DUP", "CNV")]
+    copy_number = [
+        v for k, v in zip(kinds, values.get("SVLEN", ()), strict=False) if k in ("DEL", "DUP", "CNV")
+    ]
     if "CN" in keys and len(set(copy_number)) > 1:
-        return ("INFO", f"SVLEN={','.join(values['SVLEN'])}: the copy-number alleles (<DEL>, "
-                        "<DUP>, <CNV>) of a record whose samples carry CN share one length")
+        return (
+            "INFO",
+            f"SVLEN={','.join(values['SVLEN'])}: the copy-number alleles (<DEL>, "
+            "<DUP>, <CNV>) of a record whose samples carry CN share one length",
+        )
     return None
 
 
@@ -754,37 +856,38 @@ def _tandem_repeats(values: dict[str, list[str]], n_alts: int) -> str | None:
         return None  # not an integer: the type check has said so
     for key, per in (("RUS", 1), ("RUL", 1), ("RUC", 1), ("RB", 1), ("CIRUC", 2), ("CIRB", 2)):
         if key in values and len(values[key]) != per * sequences:
-            return (f"{key}={','.join(values[key])} has {len(values[key])} value(s); RN counts "
-                    f"{sequences} repeat sequence(s), so it takes {per * sequences}")
+            return (
+                f"{key}={','.join(values[key])} has {len(values[key])} value(s); RN counts "
+                f"{sequences} repeat sequence(s), so it takes {per * sequences}"
+            )
     for key in ("CIRUC", "CIRB"):
         if key in values:
             problem = _interval(key, values[key])
             if problem:
                 return problem
     try:
-        units = [len(u) if u != "." else None for u in values.get("RUS", ())] or \
-            [int(u) if u != "." else None for u in values.get("RUL", ())]
+        units = [len(u) if u != "." else None for u in values.get("RUS", ())] or [
+            int(u) if u != "." else None for u in values.get("RUL", ())
+        ]
         if "RUS" in values and "RUL" in values:
             lengths = [int(u) if u != "." else None for u in values["RUL"]]
-            if any(a is not None and b is not None and a != b for a, b in zip(
-                    units, lengths, strict=True)):
-                return (f"RUL={','.join(values['RUL'])} is not the length of "
-                        f"RUS={','.join(values['RUS'])}")
+            if any(a is not None and b is not None and a != b for a, b in zip(units, lengths, strict=True)):
+                return f"RUL={','.join(values['RUL'])} is not the length of RUS={','.join(values['RUS'])}"
         counts_of = [float(c) if c != "." else None for c in values.get("RUC", ())]
         bases = [int(b) if b != "." else None for b in values.get("RB", ())]
     except ValueError:
         return None
     for unit, count, total in zip(units, counts_of, bases, strict=False):
         if None not in (unit, count, total) and abs(total - unit * count) >= unit:
-            return (f"RB={total} is not RUL × RUC ({unit} × {count:g}) to within one repeat "
-                    "unit")
+            return f"RB={total} is not RUL × RUC ({unit} × {count:g}) to within one repeat unit"
     if "RUB" in values:
         if "RUC" not in values or any(c is None or c != int(c) for c in counts_of):
-            return ("RUB (the bases of each repeat unit) needs RUC, each a whole number of "
-                    "units")
+            return "RUB (the bases of each repeat unit) needs RUC, each a whole number of units"
         if len(values["RUB"]) != int(sum(counts_of)):  # type: ignore[arg-type]
-            return (f"RUB={','.join(values['RUB'])} has {len(values['RUB'])} value(s); RUC "
-                    f"counts {int(sum(counts_of))} repeat unit(s)")  # type: ignore[arg-type]
+            return (
+                f"RUB={','.join(values['RUB'])} has {len(values['RUB'])} value(s); RUC "
+                f"counts {int(sum(counts_of))} repeat unit(s)"
+            )  # type: ignore[arg-type]
     return None
 
 
@@ -797,8 +900,7 @@ def _phase_sets(cell: dict[str, str]) -> str | None:
     if genotype is None or labels is None or labels == ".":
         return None
     separators = re.findall(r"[/|]", genotype.lstrip("/|"))
-    first = genotype[0] if genotype[:1] in ("/", "|") else \
-        ("|" if all(s == "|" for s in separators) else "/")
+    first = genotype[0] if genotype[:1] in ("/", "|") else ("|" if all(s == "|" for s in separators) else "/")
     phased = [first == "|", *(s == "|" for s in separators)]
     labels_list = labels.split(",")
     for i, (label, is_phased) in enumerate(zip(labels_list, phased, strict=False)):
@@ -810,8 +912,7 @@ def _phase_sets(cell: dict[str, str]) -> str | None:
             continue
         for i, (label, value) in enumerate(zip(labels_list, given.split(","), strict=False)):
             if label == "." and value != ".":
-                return f"{key}={given}: allele {i + 1} has no phase set (PSL '.'), so its " \
-                       f"{key} is '.'"
+                return f"{key}={given}: allele {i + 1} has no phase set (PSL '.'), so its {key} is '.'"
     return None
 
 

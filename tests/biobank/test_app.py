@@ -63,15 +63,15 @@ def test_deletes_are_audited_with_the_old_row(make, site, technician, db_session
     lesion_id = lesion.id
     db_session.delete(lesion)
     db_session.flush()
-    record = db_session.scalars(sa.select(AuditRecord).where(
-        AuditRecord.entity == "lesions", AuditRecord.action == "delete")).one()
+    record = db_session.scalars(
+        sa.select(AuditRecord).where(AuditRecord.entity == "lesions", AuditRecord.action == "delete")
+    ).one()
     assert record.entity_id == str(lesion_id)
     assert record.changes["code"] == "L-GONE"
     assert record.actor_name == "tech"
 
 
-def test_custody_events_cannot_be_changed_or_deleted_through_the_orm(make, site, technician,
-                                                                      db_session):
+def test_custody_events_cannot_be_changed_or_deleted_through_the_orm(make, site, technician, db_session):
     specimen = make.specimen(participant=make.participant(site=site))
     event = record_custody_event(specimen, CustodyEventType.RECEIVED, actor=technician)
     db_session.commit()
@@ -95,8 +95,12 @@ def test_serve_demo_starts_the_lims_with_demo_data(tmp_path):
     port = _free_port()
     env = os.environ | {"BIOBANK_INSTANCE_PATH": str(tmp_path / "instance")}
     env.pop("BIOBANK_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "biobank.cli", "serve", "--demo", "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "biobank.cli", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -112,22 +116,38 @@ def test_serve_demo_starts_the_lims_with_demo_data(tmp_path):
             assert b"Biobank LIMS" in r.read()
         # an RNA-Seq matrix ingested by the worker (scanpy's QC runs on OpenMP threads): the
         # demo was loaded in a process of its own, so the worker is not terminated
-        token = subprocess.run([sys.executable, "-m", "biobank.cli", "create-token", "tech"],
-                               env=env, check=True, capture_output=True, text=True
-                               ).stdout.strip().splitlines()[-1]
+        token = (
+            subprocess.run(
+                [sys.executable, "-m", "biobank.cli", "create-token", "tech"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         counts = "gene\tS1\tS2\n" + "".join(f"G{i}\t{i}\t{2 * i}\n" for i in range(50))
         boundary = "lims-test-boundary"
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                f"filename=\"counts.tsv\"\r\nContent-Type: text/plain\r\n\r\n{counts}\r\n"
-                f"--{boundary}--\r\n").encode()
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="counts.tsv"\r\nContent-Type: text/plain\r\n\r\n{counts}\r\n'
+            f"--{boundary}--\r\n"
+        ).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/v1/omics/files/?kind=rna_seq", data=body,
-            headers={"Authorization": f"Bearer {token}",
-                     "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            f"http://127.0.0.1:{port}/api/v1/omics/files/?kind=rna_seq",
+            data=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
         with urllib.request.urlopen(request, timeout=120) as r:
             file_id = json.loads(r.read())["id"]
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/omics/files/{file_id}",
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/omics/files/{file_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         with urllib.request.urlopen(request, timeout=30) as r:
             assert json.loads(r.read())["status"] == "ingested"
     finally:

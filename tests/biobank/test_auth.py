@@ -84,8 +84,7 @@ def test_repeated_failed_logins_lock_the_account(client, app, technician, db_ses
     assert r.status_code == 429
 
 
-def test_unknown_users_get_the_same_answers_and_the_same_lockout(client, app, technician,
-                                                                 db_session):
+def test_unknown_users_get_the_same_answers_and_the_same_lockout(client, app, technician, db_session):
     csrf = _csrf(client)
     answers = {}
     for name in ("tech", "nobody"):
@@ -105,8 +104,7 @@ def _signed_in(client):
     return client.get_cookie("session").value
 
 
-def test_logging_out_ends_the_session_for_the_old_cookie_too(client, app, technician,
-                                                             db_session):
+def test_logging_out_ends_the_session_for_the_old_cookie_too(client, app, technician, db_session):
     cookie = _signed_in(client)
     assert client.get("/").status_code == 200
     client.post("/logout", data={"csrf": _csrf(client, "/")})
@@ -129,8 +127,9 @@ def test_an_idle_session_ends(client, app, technician, db_session):
 
 def test_login_redirect_stays_on_this_site(client, technician):
     csrf = _csrf(client)
-    r = client.post("/login?next=//evil.example/", data={
-        "username": "tech", "password": PASSWORD, "csrf": csrf})
+    r = client.post(
+        "/login?next=//evil.example/", data={"username": "tech", "password": PASSWORD, "csrf": csrf}
+    )
     assert r.headers["Location"] == "/"
 
 
@@ -146,12 +145,13 @@ def test_cookie_authenticated_api_writes_need_the_csrf_header(client, make, site
     assert r.status_code == 403  # authenticated now; technicians may not create sites
 
 
-def test_every_page_that_takes_a_post_refuses_one_without_the_form_token(app, client, make,
-                                                                          site, db_session):
+def test_every_page_that_takes_a_post_refuses_one_without_the_form_token(app, client, make, site, db_session):
     make.user("clerk", role="technician", sites=[site])
     csrf = _csrf(client)
-    assert client.post("/login", data={"username": "clerk", "password": PASSWORD,
-                                       "csrf": csrf}).status_code == 302
+    assert (
+        client.post("/login", data={"username": "clerk", "password": PASSWORD, "csrf": csrf}).status_code
+        == 302
+    )
     checked = []
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith((*api_prefixes(app), "/static/")) or "POST" not in rule.methods:
@@ -161,8 +161,9 @@ def test_every_page_that_takes_a_post_refuses_one_without_the_form_token(app, cl
         assert r.status_code == 400, (rule.rule, r.status_code)
         assert "reload the page" in r.get_data(as_text=True)
         checked.append(rule.rule)
-    assert {"/labels/print", "/labels/print-box", "/logout",
-            "/specimens/<barcode>/custody/correct"} <= set(checked)
+    assert {"/labels/print", "/labels/print-box", "/logout", "/specimens/<barcode>/custody/correct"} <= set(
+        checked
+    )
 
 
 def test_outside_the_demo_the_session_cookie_is_https_only(tmp_path):

@@ -9,8 +9,10 @@ from tests.conftest import separate_database
 
 
 def _env(tmp_path):
-    return {"BIOBANK_DATABASE_URL": separate_database(tmp_path, "cli"),
-            "BIOBANK_INSTANCE_PATH": str(tmp_path / "instance")}
+    return {
+        "BIOBANK_DATABASE_URL": separate_database(tmp_path, "cli"),
+        "BIOBANK_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
 
 
 def _run(env, *args, input=None):
@@ -56,11 +58,15 @@ def test_demo_refuses_a_database_that_has_data(tmp_path):
 def test_create_user_rejects_short_passwords_and_unknown_sites(tmp_path):
     env = _env(tmp_path)
     _run(env, "db", "upgrade")
-    result = CliRunner().invoke(main, ["create-user", "bo", "--role", "technician",
-                                       "--password", "short"], env=env)
+    result = CliRunner().invoke(
+        main, ["create-user", "bo", "--role", "technician", "--password", "short"], env=env
+    )
     assert result.exit_code == 1
     assert "at least 8 characters" in result.output
-    result = CliRunner().invoke(main, ["create-user", "bo", "--role", "technician", "--site",
-                                       "NOPE", "--password", "long-enough-pw"], env=env)
+    result = CliRunner().invoke(
+        main,
+        ["create-user", "bo", "--role", "technician", "--site", "NOPE", "--password", "long-enough-pw"],
+        env=env,
+    )
     assert result.exit_code == 1
     assert "no site 'NOPE'" in result.output

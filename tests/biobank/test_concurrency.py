@@ -39,11 +39,20 @@ def test_two_users_racing_for_one_position_exactly_one_wins(app, committed):
 
     def place(n: int) -> None:
         barrier.wait()
-        r = client.post("/api/v1/specimens/", headers={
-            "Authorization": f"Bearer {committed['token']}"}, json={
-            "barcode": f"RACE{n:04d}", "participant_id": committed["participant"],
-            "material_type": "PLASMA", "quantity": "0.5", "unit": "mL",
-            "container_id": committed["box"], "pos_row": 3, "pos_col": 3})
+        r = client.post(
+            "/api/v1/specimens/",
+            headers={"Authorization": f"Bearer {committed['token']}"},
+            json={
+                "barcode": f"RACE{n:04d}",
+                "participant_id": committed["participant"],
+                "material_type": "PLASMA",
+                "quantity": "0.5",
+                "unit": "mL",
+                "container_id": committed["box"],
+                "pos_row": 3,
+                "pos_col": 3,
+            },
+        )
         statuses.append(r.status_code)
 
     threads = [threading.Thread(target=place, args=(n,)) for n in range(4)]
@@ -54,8 +63,9 @@ def test_two_users_racing_for_one_position_exactly_one_wins(app, committed):
 
     assert sorted(statuses) == [201, 409, 409, 409]
     with app.app_context():
-        placed = db.session.scalars(sa.select(Specimen).where(
-            Specimen.container_id == committed["box"])).all()
+        placed = db.session.scalars(
+            sa.select(Specimen).where(Specimen.container_id == committed["box"])
+        ).all()
         assert len(placed) == 1
         assert placed[0].quantity == Decimal("0.5")
         db.session.remove()
@@ -77,8 +87,9 @@ def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
         tech = make.user("scanner", role="technician", sites=[site])
         participant = make.participant(site=site)
         box = make.box(site=site, n_rows=10, n_cols=10)
-        tubes = [make.specimen(participant=participant, status=SpecimenStatus.COLLECTED).barcode
-                 for _ in range(60)]
+        tubes = [
+            make.specimen(participant=participant, status=SpecimenStatus.COLLECTED).barcode for _ in range(60)
+        ]
         token = create_token(tech, name="scanners")
         db.session.commit()
         box_id = box.id
@@ -86,24 +97,40 @@ def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
         plans = []  # per client: list of scan bodies in order
         for client_no in range(6):
             bodies = []
-            for n, barcode in enumerate(tubes[client_no * 10:(client_no + 1) * 10]):
+            for n, barcode in enumerate(tubes[client_no * 10 : (client_no + 1) * 10]):
                 slot = client_no * 10 + n
-                for action, extra in (("receive", {}),
-                                      ("store", {"location": {"container_id": box_id,
-                                                              "pos_row": slot // 10 + 1,
-                                                              "pos_col": slot % 10 + 1}}),
-                                      ("check_out", {}), ("thaw", {}), ("check_in", {})):
-                    bodies.append({"barcode": barcode, "action": action,
-                                   "client_event_id": uuid.uuid4().hex,
-                                   "scanned_at": dt.datetime.now(dt.UTC).isoformat(), **extra})
+                for action, extra in (
+                    ("receive", {}),
+                    (
+                        "store",
+                        {
+                            "location": {
+                                "container_id": box_id,
+                                "pos_row": slot // 10 + 1,
+                                "pos_col": slot % 10 + 1,
+                            }
+                        },
+                    ),
+                    ("check_out", {}),
+                    ("thaw", {}),
+                    ("check_in", {}),
+                ):
+                    bodies.append(
+                        {
+                            "barcode": barcode,
+                            "action": action,
+                            "client_event_id": uuid.uuid4().hex,
+                            "scanned_at": dt.datetime.now(dt.UTC).isoformat(),
+                            **extra,
+                        }
+                    )
             plans.append(bodies)
         answers: dict[str, list] = {}
         lock = threading.Lock()
         errors: list = []
 
         def send(client, body):
-            r = client.post("/api/v1/scans/", json=body,
-                            headers={"Authorization": f"Bearer {token}"})
+            r = client.post("/api/v1/scans/", json=body, headers={"Authorization": f"Bearer {token}"})
             with lock:
                 answers.setdefault(body["client_event_id"], []).append((r.status_code, r.json))
             return r
@@ -137,8 +164,7 @@ def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
             assert db.session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 300
             assert db.session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 300
             stored = db.session.scalars(sa.select(Specimen).where(Specimen.barcode.in_(tubes)))
-            assert {(s.status, s.freeze_thaw_count) for s in stored} == {
-                (SpecimenStatus.IN_STORAGE, 1)}
+            assert {(s.status, s.freeze_thaw_count) for s in stored} == {(SpecimenStatus.IN_STORAGE, 1)}
             assert verify_ledger().ok
             db.session.remove()
     finally:
@@ -161,22 +187,37 @@ def test_two_requests_racing_for_the_last_aliquot_exactly_one_gets_it(app):
         person = make.participant(site=site)
         case = make.case(participant=person)
         visit = make.visit(participant=person, case=case)
-        primary = make.specimen(participant=person, collection_event=visit,
-                                material_type=MaterialType.SERUM, quantity=Decimal("0"),
-                                unit=QuantityUnit.UL, status=SpecimenStatus.CONSUMED)
-        last = make.specimen(participant=person, collection_event=visit, parent=primary,
-                             material_type=MaterialType.SERUM, quantity=Decimal("50"),
-                             unit=QuantityUnit.UL, status=SpecimenStatus.IN_STORAGE)
+        primary = make.specimen(
+            participant=person,
+            collection_event=visit,
+            material_type=MaterialType.SERUM,
+            quantity=Decimal("0"),
+            unit=QuantityUnit.UL,
+            status=SpecimenStatus.CONSUMED,
+        )
+        last = make.specimen(
+            participant=person,
+            collection_event=visit,
+            parent=primary,
+            material_type=MaterialType.SERUM,
+            quantity=Decimal("50"),
+            unit=QuantityUnit.UL,
+            status=SpecimenStatus.IN_STORAGE,
+        )
         filters = {"op": "=", "content": {"field": "participants.site", "value": "LAST"}}
         ids = []
         for researcher in researchers:
             with transaction():
-                cohort = cohorts.create_cohort(actor=researcher, name="serum", level="cases",
-                                               filters=filters)
+                cohort = cohorts.create_cohort(actor=researcher, name="serum", level="cases", filters=filters)
                 request = requests.submit(
-                    actor=researcher, title="Serum", purpose="Cytokines in lupus serum",
-                    ethics_reference="IRB-1", cohort_id=cohort.id, consent_scopes=[],
-                    requirements={"material_type": "SERUM", "min_quantity": 20, "unit": "uL"})
+                    actor=researcher,
+                    title="Serum",
+                    purpose="Cytokines in lupus serum",
+                    ethics_reference="IRB-1",
+                    cohort_id=cohort.id,
+                    consent_scopes=[],
+                    requirements={"material_type": "SERUM", "min_quantity": 20, "unit": "uL"},
+                )
             with transaction():
                 requests.decide(request, actor=manager, approve=True, password=PASSWORD)
             ids.append(request.id)
@@ -189,8 +230,9 @@ def test_two_requests_racing_for_the_last_aliquot_exactly_one_gets_it(app):
 
     def allocate(request_id: int) -> None:
         barrier.wait()
-        r = client.post(f"/api/v1/requests/{request_id}/allocation",
-                        headers={"Authorization": f"Bearer {token}"})
+        r = client.post(
+            f"/api/v1/requests/{request_id}/allocation", headers={"Authorization": f"Bearer {token}"}
+        )
         answers.append({"status": r.status_code, **(r.json or {})})
 
     try:
@@ -202,8 +244,11 @@ def test_two_requests_racing_for_the_last_aliquot_exactly_one_gets_it(app):
         assert [a["status"] for a in answers] == [200, 200], answers
         assert sorted(a["tubes"] for a in answers) == [0, 1]
         with app.app_context():
-            live = db.session.scalars(sa.select(Allocation).where(
-                Allocation.specimen_id == last_id, Allocation.released_at.is_(None))).all()
+            live = db.session.scalars(
+                sa.select(Allocation).where(
+                    Allocation.specimen_id == last_id, Allocation.released_at.is_(None)
+                )
+            ).all()
             assert len(live) == 1
             db.session.remove()
     finally:

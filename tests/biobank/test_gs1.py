@@ -26,23 +26,25 @@ def test_every_form_of_the_same_label_gives_the_same_kit(scan):
 
 
 def test_three_and_four_digit_ais_and_fixed_fields_followed_by_gs():
-    found = parse("]C10109501101530003\x1d3103000250" "241PART-7\x1d4101234567890128")
-    assert found == {"01": "09501101530003", "3103": "000250", "241": "PART-7",
-                     "410": "1234567890128"}
+    found = parse("]C10109501101530003\x1d3103000250241PART-7\x1d4101234567890128")
+    assert found == {"01": "09501101530003", "3103": "000250", "241": "PART-7", "410": "1234567890128"}
 
 
-@pytest.mark.parametrize(("scan", "reason"), [
-    ("]C0CTRPL0000001", "not a GS1 symbol"),
-    ("(01)09501101530004(10)X", "wrong check digit"),
-    ("(10)LOT42A(17)271231", "no GTIN"),
-    ("(01)0950110153000(10)X", r"\(01\) takes 14 characters"),
-    ("010950110153000317271231AB", "application identifier at character 25"),
-    ("(01)09501101530003(17)271331", "month 13"),
-    ("(01)09501101530003(17)270230", "not a calendar date"),
-    ("(01)09501101530003(17)261205(10)OLD", "expired on 2026-12-05"),
-    ("(01)09501101530003(10)X(", "AIs in parentheses"),
-    ("(01)09501101530003 (10)X", r"\(01\) takes 14 characters, got .09501101530003 ."),
-])
+@pytest.mark.parametrize(
+    ("scan", "reason"),
+    [
+        ("]C0CTRPL0000001", "not a GS1 symbol"),
+        ("(01)09501101530004(10)X", "wrong check digit"),
+        ("(10)LOT42A(17)271231", "no GTIN"),
+        ("(01)0950110153000(10)X", r"\(01\) takes 14 characters"),
+        ("010950110153000317271231AB", "application identifier at character 25"),
+        ("(01)09501101530003(17)271331", "month 13"),
+        ("(01)09501101530003(17)270230", "not a calendar date"),
+        ("(01)09501101530003(17)261205(10)OLD", "expired on 2026-12-05"),
+        ("(01)09501101530003(10)X(", "AIs in parentheses"),
+        ("(01)09501101530003 (10)X", r"\(01\) takes 14 characters, got .09501101530003 ."),
+    ],
+)
 def test_unusable_labels_are_refused_with_the_reason(scan, reason):
     with pytest.raises(GS1Error, match=reason):
         read_kit(scan, on=TODAY)

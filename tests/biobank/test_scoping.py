@@ -14,13 +14,19 @@ def test_a_model_without_a_declared_site_path_cannot_be_scoped(technician):
         visible(sa.select(ImportJob), ImportJob, technician)
 
 
-def test_rack_scans_of_another_site_are_not_found(client, make, other_site, technician, admin,
-                                                  headers, db_session):
+def test_rack_scans_of_another_site_are_not_found(
+    client, make, other_site, technician, admin, headers, db_session
+):
     box = make.box(site=other_site)
-    scan = RackScan(container_id=box.id, actor_id=admin.id, file_format="fluidx",
-                    file_sha256="0" * 64, positions={}, diff={})
+    scan = RackScan(
+        container_id=box.id,
+        actor_id=admin.id,
+        file_format="fluidx",
+        file_sha256="0" * 64,
+        positions={},
+        diff={},
+    )
     db_session.add(scan)
     db_session.flush()
-    assert client.get(f"/api/v1/rack-scans/{scan.id}", headers=headers(technician)
-                      ).status_code == 404
+    assert client.get(f"/api/v1/rack-scans/{scan.id}", headers=headers(technician)).status_code == 404
     assert client.get(f"/api/v1/rack-scans/{scan.id}", headers=headers(admin)).status_code == 200

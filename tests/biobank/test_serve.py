@@ -29,9 +29,22 @@ def serving(env):
     """`biobank serve` (gunicorn) with *env* on a free loopback port; yields its base URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "biobank.cli", "serve", "--port", str(port), "--workers", "1",
-         "--threads", "2"], env=os.environ | env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "biobank.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+        ],
+        env=os.environ | env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -73,12 +86,14 @@ def test_long_get_filters_are_400_problems_not_the_servers_414(served):
     clause = {"op": "in", "content": {"field": "cases.icd10_code", "value": ["C43.5"] * 900}}
     text = json.dumps(clause)
     assert 6_000 < len(text) < 16_000  # past gunicorn's request line, within the filter limit
-    status, kind, body = _get(f"{base}/api/v1/query/cases?" +
-                              urllib.parse.urlencode({"filters": text}), token)
+    status, kind, body = _get(
+        f"{base}/api/v1/query/cases?" + urllib.parse.urlencode({"filters": text}), token
+    )
     assert status == 200, body
     longer = json.dumps({"op": "and", "content": [clause] * 3})
-    status, kind, body = _get(f"{base}/api/v1/query/cases?" +
-                              urllib.parse.urlencode({"filters": longer}), token)
+    status, kind, body = _get(
+        f"{base}/api/v1/query/cases?" + urllib.parse.urlencode({"filters": longer}), token
+    )
     assert status == 400 and kind == "application/problem+json"
     problem = json.loads(body)
     assert problem["errors"][0]["field"] == "filters" and "longer than" in problem["detail"]

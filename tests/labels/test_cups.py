@@ -37,20 +37,23 @@ class CupsServer:
             f"Listen {self.server}\nLogLevel warn\nErrorPolicy abort-job\n"
             f"<Location />\n{open_to_localhost}</Location>\n"
             f"<Location /admin>\n{open_to_localhost}</Location>\n"
-            "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n")
+            "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
+        )
         (root / "cups-files.conf").write_text(
             f"ServerRoot {root}\nRequestRoot {root}/spool\nCacheDir {root}/cache\n"
             f"StateDir {root}/state\nTempDir {root}/spool\nErrorLog {root}/log/error_log\n"
-            f"AccessLog {root}/log/access_log\nPageLog {root}/log/page_log\n")
+            f"AccessLog {root}/log/access_log\nPageLog {root}/log/page_log\n"
+        )
         self.process = subprocess.Popen(
             [CUPSD, "-f", "-c", str(root / "cupsd.conf"), "-s", str(root / "cups-files.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"cupsd exited: {self.process.stderr.read().decode()}")
-            ready = subprocess.run(["lpstat", "-h", self.server, "-r"], capture_output=True,
-                                   text=True)
+            ready = subprocess.run(["lpstat", "-h", self.server, "-r"], capture_output=True, text=True)
             if "is running" in ready.stdout:
                 return
             time.sleep(0.1)
@@ -58,8 +61,11 @@ class CupsServer:
         raise RuntimeError("cupsd did not start in 15 s")
 
     def add_raw_queue(self, name: str, device_uri: str) -> None:
-        subprocess.run(["lpadmin", "-h", self.server, "-p", name, "-E", "-v", device_uri,
-                        "-m", "raw"], check=True, capture_output=True)
+        subprocess.run(
+            ["lpadmin", "-h", self.server, "-p", name, "-E", "-v", device_uri, "-m", "raw"],
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -73,8 +79,11 @@ def cups():
     if not Path(CUPSD).exists():
         missing.append("cupsd")
     if missing or os.geteuid() != 0:
-        reason = (f"missing {', '.join(missing)} (apt-get install cups)" if missing
-                  else "a private cupsd needs root")
+        reason = (
+            f"missing {', '.join(missing)} (apt-get install cups)"
+            if missing
+            else "a private cupsd needs root"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"CUPS tests cannot run in CI: {reason}")
         pytest.skip(reason)
@@ -105,18 +114,25 @@ def _print_one_tube(client, headers, make, site, user, *, name, address):
 
 
 def _print(client, headers, user, printer, tubes, template="cryovial-2d"):
-    r = client.post("/api/v1/print-jobs/", headers=headers(user), json={
-        "template": template, "printer_id": printer.id, "specimen_ids": [t.id for t in tubes]})
+    r = client.post(
+        "/api/v1/print-jobs/",
+        headers=headers(user),
+        json={"template": template, "printer_id": printer.id, "specimen_ids": [t.id for t in tubes]},
+    )
     assert r.status_code == 201, r.json
     # The job is sent once the request's transaction has committed: read it afterwards.
     return client.get(f"/api/v1/print-jobs/{r.json['id']}", headers=headers(user)).json
 
 
-def test_zpl_job_reaches_a_zebra_behind_a_cups_queue(client, make, site, technician, headers,
-                                                     cups, zebra, db_session):
+def test_zpl_job_reaches_a_zebra_behind_a_cups_queue(
+    client, make, site, technician, headers, cups, zebra, db_session
+):
     cups.add_raw_queue("bench-zebra", f"socket://127.0.0.1:{zebra.port}")
-    printer = make._save(Printer(name="Zebra via CUPS", kind=PrinterKind.CUPS,
-                                 address=f"zpl:bench-zebra@{cups.server}", dpi=300))
+    printer = make._save(
+        Printer(
+            name="Zebra via CUPS", kind=PrinterKind.CUPS, address=f"zpl:bench-zebra@{cups.server}", dpi=300
+        )
+    )
     p = make.participant(site=site)
     tubes = [make.specimen(participant=p) for _ in range(2)]
     job = _print(client, headers, technician, printer, tubes)
@@ -131,11 +147,11 @@ def test_zpl_job_reaches_a_zebra_behind_a_cups_queue(client, make, site, technic
     assert zpl.count("^XA") == 2 and all(f"^FD{t.barcode}^FS" in zpl for t in tubes)
 
 
-def test_pdf_job_reaches_an_office_queue_whole(client, make, site, technician, headers, cups,
-                                               zebra, db_session):
+def test_pdf_job_reaches_an_office_queue_whole(
+    client, make, site, technician, headers, cups, zebra, db_session
+):
     cups.add_raw_queue("office", f"socket://127.0.0.1:{zebra.port}")
-    printer = make._save(Printer(name="Office", kind=PrinterKind.CUPS,
-                                 address=f"office@{cups.server}"))
+    printer = make._save(Printer(name="Office", kind=PrinterKind.CUPS, address=f"office@{cups.server}"))
     tube = make.specimen(participant=make.participant(site=site))
     job = _print(client, headers, technician, printer, [tube], template="specimen-bag")
     assert job["status"] == "sent" and job["format"] == "pdf"
@@ -144,11 +160,18 @@ def test_pdf_job_reaches_an_office_queue_whole(client, make, site, technician, h
     assert hashlib.sha256(zebra.jobs[0]).hexdigest() == job["payload_sha256"]
 
 
-def test_unknown_queue_fails_with_cups_reason_then_retry_sends(client, make, site, technician,
-                                                               headers, cups, zebra,
-                                                               db_session):
-    job = _print_one_tube(client, headers, make, site, technician, name="Not yet set up",
-                          address=f"zpl:freezer-room@{cups.server}")
+def test_unknown_queue_fails_with_cups_reason_then_retry_sends(
+    client, make, site, technician, headers, cups, zebra, db_session
+):
+    job = _print_one_tube(
+        client,
+        headers,
+        make,
+        site,
+        technician,
+        name="Not yet set up",
+        address=f"zpl:freezer-room@{cups.server}",
+    )
     assert job["status"] == "failed"
     assert f"CUPS queue freezer-room on {cups.server}" in job["last_error"]
     assert "does not exist" in job["last_error"]
@@ -161,31 +184,40 @@ def test_unknown_queue_fails_with_cups_reason_then_retry_sends(client, make, sit
     assert hashlib.sha256(zebra.jobs[0]).hexdigest() == job["payload_sha256"]
 
 
-def test_cups_server_that_does_not_answer_leaves_a_failed_job(client, make, site, technician,
-                                                              headers, db_session):
+def test_cups_server_that_does_not_answer_leaves_a_failed_job(
+    client, make, site, technician, headers, db_session
+):
     server = f"127.0.0.1:{_closed_port()}"
-    job = _print_one_tube(client, headers, make, site, technician, name="Print server down",
-                          address=f"zpl:labels@{server}")
+    job = _print_one_tube(
+        client, headers, make, site, technician, name="Print server down", address=f"zpl:labels@{server}"
+    )
     assert job["status"] == "failed"
     assert f"CUPS queue labels on {server}" in job["last_error"]
 
 
-def test_specimen_page_says_which_cups_request_took_the_label(client, make, site, technician,
-                                                              cups, zebra, db_session):
+def test_specimen_page_says_which_cups_request_took_the_label(
+    client, make, site, technician, cups, zebra, db_session
+):
     from tests.biobank.web.test_evacuation_page import _login
 
     cups.add_raw_queue("bench-2", f"socket://127.0.0.1:{zebra.port}")
-    printer = make._save(Printer(name="Bench 2", kind=PrinterKind.CUPS,
-                                 address=f"zpl:bench-2@{cups.server}"))
+    printer = make._save(Printer(name="Bench 2", kind=PrinterKind.CUPS, address=f"zpl:bench-2@{cups.server}"))
     tube = make.specimen(participant=make.participant(site=site))
     _login(client, "tech")
     html = client.get(f"/specimens/{tube.barcode}").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
-    r = client.post("/labels/print", data={
-        "csrf": csrf, "barcode": tube.barcode, "template": "cryovial-2d",
-        "printer_id": printer.id, "copies": 1}, follow_redirects=True)
-    shown = re.search(r"Print job \d+: sent \(CUPS request (bench-2-\d+)\)",
-                      r.get_data(as_text=True))
+    r = client.post(
+        "/labels/print",
+        data={
+            "csrf": csrf,
+            "barcode": tube.barcode,
+            "template": "cryovial-2d",
+            "printer_id": printer.id,
+            "copies": 1,
+        },
+        follow_redirects=True,
+    )
+    shown = re.search(r"Print job \d+: sent \(CUPS request (bench-2-\d+)\)", r.get_data(as_text=True))
     assert shown is not None
     _wait_for(zebra, 1, timeout=15)
     assert f"^FD{tube.barcode}^FS" in zebra.jobs[0].decode()

@@ -14,14 +14,15 @@ from tests.labels.test_printing import _wait_for, zebra
 __all__ = ["zebra"]  # the fake Zebra, a fixture
 
 #: an answer to ~HS as the ZPL II Programming Guide lays it out (strings 1, 2 and 3)
-READY = (b"\x02030,0,0,1245,000,0,0,0,000,0,0,0\x03\r\n"
-         b"\x02001,0,0,0,1,2,6,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n")
+READY = (
+    b"\x02030,0,0,1245,000,0,0,0,000,0,0,0\x03\r\n"
+    b"\x02001,0,0,0,1,2,6,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n"
+)
 
 
 def test_host_status_strings_are_read_flag_by_flag():
     assert parse_host_status(READY).summary == "ready"
-    status = parse_host_status(READY.replace(b"030,0,0,", b"030,1,1,")
-                               .replace(b"001,0,0,0,", b"001,0,1,1,"))
+    status = parse_host_status(READY.replace(b"030,0,0,", b"030,1,1,").replace(b"001,0,0,0,", b"001,0,1,1,"))
     assert status.faults == ["paper out", "ribbon out", "head open", "paused"]
     for garbled in (b"", b"hello", READY[:40], READY.replace(b"030,0,0", b"030,x,0")):
         with pytest.raises(PrinterError, match="could not be read"):
@@ -30,20 +31,31 @@ def test_host_status_strings_are_read_flag_by_flag():
 
 def _job(client, headers, user, make, site, printer):
     tube = make.specimen(participant=make.participant(site=site))
-    r = client.post("/api/v1/print-jobs/", headers=headers(user), json={
-        "template": "cryovial-2d", "printer_id": printer.id, "specimen_ids": [tube.id]})
+    r = client.post(
+        "/api/v1/print-jobs/",
+        headers=headers(user),
+        json={"template": "cryovial-2d", "printer_id": printer.id, "specimen_ids": [tube.id]},
+    )
     assert r.status_code == 201, r.json
     return client.get(f"/api/v1/print-jobs/{r.json['id']}", headers=headers(user)).json
 
 
 def _zebra_printer(make, zebra, **options):
-    return make._save(Printer(name="Bench Zebra", kind=PrinterKind.ZPL_TCP,
-                              address=f"127.0.0.1:{zebra.port}", dpi=203, **options))
+    return make._save(
+        Printer(
+            name="Bench Zebra",
+            kind=PrinterKind.ZPL_TCP,
+            address=f"127.0.0.1:{zebra.port}",
+            dpi=203,
+            **options,
+        )
+    )
 
 
 @pytest.mark.parametrize("fault", ["paper_out", "head_open", "ribbon_out", "paused"])
 def test_a_fault_before_sending_keeps_the_job_back_until_the_printer_is_ready(
-        client, make, site, technician, headers, zebra, db_session, fault):
+    client, make, site, technician, headers, zebra, db_session, fault
+):
     printer = _zebra_printer(make, zebra)
     zebra.flags[fault] = True
     job = _job(client, headers, technician, make, site, printer)
@@ -57,12 +69,12 @@ def test_a_fault_before_sending_keeps_the_job_back_until_the_printer_is_ready(
     assert r.json["status"] == "sent" and r.json["last_error"] is None
     _wait_for(zebra, 1)
     assert len(zebra.jobs) == 1
-    assert client.get("/api/v1/printers/", headers=headers(technician)).json[0][
-        "last_status"] == "ready"
+    assert client.get("/api/v1/printers/", headers=headers(technician)).json[0]["last_status"] == "ready"
 
 
 def test_a_fault_after_sending_is_the_jobs_error_and_a_retry_never_prints_twice(
-        client, make, site, technician, headers, zebra, db_session):
+    client, make, site, technician, headers, zebra, db_session
+):
     printer = _zebra_printer(make, zebra)
     zebra.fault_after_job = "paper_out"  # the roll runs out during the job
     job = _job(client, headers, technician, make, site, printer)
@@ -80,14 +92,18 @@ def test_a_fault_after_sending_is_the_jobs_error_and_a_retry_never_prints_twice(
 
 
 def test_a_silent_zebra_is_a_failure_and_one_not_asked_is_not_queried(
-        client, make, site, technician, headers, zebra, db_session):
+    client, make, site, technician, headers, zebra, db_session
+):
     printer = _zebra_printer(make, zebra)
     zebra.silent = True
     job = _job(client, headers, technician, make, site, printer)
     assert job["status"] == "failed" and "did not answer ~HS" in job["last_error"]
     assert zebra.jobs == []
-    printer = make._save(Printer(name="Emulator", kind=PrinterKind.ZPL_TCP,
-                                 address=f"127.0.0.1:{zebra.port}", asks_status=False))
+    printer = make._save(
+        Printer(
+            name="Emulator", kind=PrinterKind.ZPL_TCP, address=f"127.0.0.1:{zebra.port}", asks_status=False
+        )
+    )
     queries = zebra.status_queries
     job = _job(client, headers, technician, make, site, printer)
     assert job["status"] == "sent"
@@ -96,7 +112,8 @@ def test_a_silent_zebra_is_a_failure_and_one_not_asked_is_not_queried(
 
 
 def test_the_printers_page_shows_each_printers_last_status_and_checks_it(
-        client, make, site, technician, zebra, db_session):
+    client, make, site, technician, zebra, db_session
+):
     from tests.biobank.web.test_page_access import _login
 
     printer = _zebra_printer(make, zebra, zpl_font="E:ANMDS.TTF")
@@ -107,16 +124,14 @@ def test_the_printers_page_shows_each_printers_last_status_and_checks_it(
     assert 'href="/labels/printers"' in client.get("/").get_data(as_text=True)
     zebra.flags["head_open"] = True
     csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
-    r = client.post(f"/labels/printers/{printer.id}/status", data={"csrf": csrf},
-                    follow_redirects=True)
+    r = client.post(f"/labels/printers/{printer.id}/status", data={"csrf": csrf}, follow_redirects=True)
     html = r.get_data(as_text=True)
     assert "Bench Zebra: head open." in html
     row = re.search(rf'<tr data-printer="{printer.id}">.*?</tr>', html, re.S).group(0)
     assert '<strong class="error">head open</strong>' in row
 
 
-def test_status_endpoint_asks_now(client, make, technician, headers, zebra,
-                                  db_session):
+def test_status_endpoint_asks_now(client, make, technician, headers, zebra, db_session):
     printer = _zebra_printer(make, zebra)
     r = client.post(f"/api/v1/printers/{printer.id}/status", headers=headers(technician))
     assert r.status_code == 200 and r.json["last_status"] == "ready"
@@ -146,13 +161,19 @@ def test_a_worker_retries_a_job_the_printer_held_back(tmp_path, zebra):
     payload = b"^XA^FO10,10^A0N,20,20^FDworker^FS^XZ\n"
     with worker_app(tmp_path, "print_worker") as app:
         with app.app_context(), transaction():
-            user = User(username="printer-bench", full_name="Bench", role=Role.TECHNICIAN,
-                        password_hash="x")
-            printer = Printer(name="Zebra", kind=PrinterKind.ZPL_TCP,
-                              address=f"127.0.0.1:{zebra.port}")
-            job = PrintJob(actor=user, printer=printer, template="cryovial-2d", format="zpl",
-                           label_count=1, barcodes={"items": ["X"]}, payload=payload,
-                           source="test", payload_sha256=hashlib.sha256(payload).hexdigest())
+            user = User(username="printer-bench", full_name="Bench", role=Role.TECHNICIAN, password_hash="x")
+            printer = Printer(name="Zebra", kind=PrinterKind.ZPL_TCP, address=f"127.0.0.1:{zebra.port}")
+            job = PrintJob(
+                actor=user,
+                printer=printer,
+                template="cryovial-2d",
+                format="zpl",
+                label_count=1,
+                barcodes={"items": ["X"]},
+                payload=payload,
+                source="test",
+                payload_sha256=hashlib.sha256(payload).hexdigest(),
+            )
             db.session.add(job)
             db.session.flush()
             job_id = job.id

@@ -21,8 +21,14 @@ def zebra_site(tmp_path_factory):
     url = separate_database(tmp_path_factory.mktemp("printers"), "printers_page")
     with live_server(url, demo_participants=5) as (base, app):
         with app.app_context(), transaction():
-            db.session.add(Printer(name="Bench Zebra", kind=PrinterKind.ZPL_TCP,
-                                   address=f"127.0.0.1:{zebra.port}", zpl_font="E:ANMDS.TTF"))
+            db.session.add(
+                Printer(
+                    name="Bench Zebra",
+                    kind=PrinterKind.ZPL_TCP,
+                    address=f"127.0.0.1:{zebra.port}",
+                    zpl_font="E:ANMDS.TTF",
+                )
+            )
         yield base, zebra
     zebra.close()
 
@@ -43,8 +49,7 @@ def test_a_technician_checks_a_zebra_from_the_printers_page(zebra_site, browser)
     status = page.locator("#printers tr", has_text="Bench Zebra").locator("td.status strong")
     assert status.inner_text() == "paper out" and status.get_attribute("class") == "error"
     zebra.flags["paper_out"] = False
-    page.locator("#printers tr", has_text="Bench Zebra").get_by_role(
-        "button", name="Check now").click()
+    page.locator("#printers tr", has_text="Bench Zebra").get_by_role("button", name="Check now").click()
     page.wait_for_url(f"{base}/labels/printers")
     assert page.locator("#printers td.status strong").inner_text() == "ready"
     assert zebra.status_queries == 2 and zebra.jobs == []
@@ -58,8 +63,7 @@ def test_a_test_label_from_the_printers_page(zebra_site, browser):
     login(page, base, "tech", "tech-demo-pw")
     page.goto(f"{base}/labels/printers")
     before = len(zebra.jobs)
-    page.locator("#printers tr", has_text="Bench Zebra").get_by_role(
-        "button", name="Test print").click()
+    page.locator("#printers tr", has_text="Bench Zebra").get_by_role("button", name="Test print").click()
     page.wait_for_url(f"{base}/labels/printers")
     assert "Print job" in page.locator(".flash").inner_text()
     _wait_for(zebra, before + 1)

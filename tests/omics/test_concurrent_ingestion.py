@@ -22,8 +22,7 @@ def two_files(app, tmp_path):
     lines = COHORT.read_text().splitlines(keepends=True)
     header = [line for line in lines if line.startswith("#")]
     reversed_file = tmp_path / "melanoma-cohort-reversed.vcf"
-    reversed_file.write_text("".join(header + [line for line in reversed(lines)
-                                               if not line.startswith("#")]))
+    reversed_file.write_text("".join(header + [line for line in reversed(lines) if not line.startswith("#")]))
     with app.app_context():
         make = Builder(db.session)
         site = make.site(code="INGEST")
@@ -31,11 +30,17 @@ def two_files(app, tmp_path):
         ids = []
         for n, path in enumerate((COHORT, reversed_file)):
             person = make.participant(site=site)
-            aliquots = {name: make.specimen(participant=person).barcode
-                        for name in ("MEL-A1", "MEL-A2", "MEL-A3")}
-            record, _ = services.register_file(actor=admin, path=path, filename=path.name,
-                                               kind=OmicsKind.EXOME, sample_map=aliquots,
-                                               lenient=True)  # unsorted on purpose
+            aliquots = {
+                name: make.specimen(participant=person).barcode for name in ("MEL-A1", "MEL-A2", "MEL-A3")
+            }
+            record, _ = services.register_file(
+                actor=admin,
+                path=path,
+                filename=path.name,
+                kind=OmicsKind.EXOME,
+                sample_map=aliquots,
+                lenient=True,
+            )  # unsorted on purpose
             ids.append(record.id)
             assert n == 0 or ids[0] != ids[1]
         db.session.commit()
@@ -75,7 +80,9 @@ def test_files_sharing_new_variants_ingest_at_once(app, two_files, monkeypatch):
         with open_reader(COHORT) as reader:
             carried = list(reader.carriers())
         assert [(f.variant_count, f.call_count) for f in files] == [
-            (len(carried), sum(len(v.calls) for v in carried))] * 2
+            (len(carried), sum(len(v.calls) for v in carried))
+        ] * 2
         assert db.session.scalar(sa.select(sa.func.count(Variant.id))) == len(carried)
         assert db.session.scalar(sa.select(sa.func.count(VariantCall.id))) == 2 * sum(
-            len(v.calls) for v in carried)
+            len(v.calls) for v in carried
+        )

@@ -32,8 +32,7 @@ def test_demo_omics_are_ingested_and_tied_to_melanoma_aliquots(db_session, admin
     assert carriers
     for hit in carriers:
         assert hit["disease_group"] == DiseaseGroup.MELANOMA.value
-        specimen = db_session.scalar(sa.select(Specimen).where(
-            Specimen.barcode == hit["barcode"]))
+        specimen = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == hit["barcode"]))
         assert specimen.material_type is MaterialType.DNA
     rna = services.feature_values(files[OmicsKind.RNA_SEQ], "BRAF")
     assert len(rna["samples"]) == len(files[OmicsKind.RNA_SEQ].samples)
@@ -51,17 +50,21 @@ def test_demo_omics_files_are_written_again_byte_for_byte(db_session, tmp_path):
     registered = {f.filename: f.sha256 for f in db_session.scalars(sa.select(OmicsFile))}
     with transaction():
         samples = demo_samples()
-    written = {path.name: sha256_of(path)
-               for path, _kind, _pipeline in write_demo_omics(tmp_path, samples, seed=7)}
+    written = {
+        path.name: sha256_of(path) for path, _kind, _pipeline in write_demo_omics(tmp_path, samples, seed=7)
+    }
     assert written == registered and len(written) == 5
 
 
 def test_shipped_demo_omics_fixtures_are_what_the_script_writes(tmp_path):
     shipped = FIXTURES / "omics" / "demo"
-    subprocess.run([sys.executable, str(FIXTURES / "omics" / "make_demo_omics.py"),
-                    str(tmp_path)], check=True, capture_output=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in shipped.iterdir())
+    subprocess.run(
+        [sys.executable, str(FIXTURES / "omics" / "make_demo_omics.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in shipped.iterdir())
+
     def content(path):
         # bgzip and its index compress with whichever zlib pysam was built on: compare what
         # they hold, not how it was deflated.

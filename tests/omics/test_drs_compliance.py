@@ -24,9 +24,18 @@ def _suite() -> str:
     command = home / "bin" / "drs-compliance-suite"
     if not command.exists():
         subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
-        subprocess.run([str(home / "bin" / "pip"), "install", "-q", "drs-compliance-suite==1.0.3",
-                        "jsonschema", "werkzeug<2.3"],  # what its pins leave out
-                       check=True, timeout=600)
+        subprocess.run(
+            [
+                str(home / "bin" / "pip"),
+                "install",
+                "-q",
+                "drs-compliance-suite==1.0.3",
+                "jsonschema",
+                "werkzeug<2.3",
+            ],  # what its pins leave out
+            check=True,
+            timeout=600,
+        )
         # 1.0.3 on PyPI imports a module its wheel leaves out: the list of DRS versions
         site = next((home / "lib").glob("python*/site-packages"))
         (site / "supported_drs_versions.py").write_text('SUPPORTED_DRS_VERSIONS = ["1.2.0"]\n')
@@ -46,28 +55,57 @@ def test_drs_compliance_suite_passes(tmp_path):
         ids = []
         for path in (COHORT, STRELKA):
             with path.open("rb") as f:
-                r = requests.post(f"{base}/api/v1/omics/files/", headers=auth,
-                                  params={"kind": "exome", "ingest": "false"},
-                                  files={"file": (path.name, f)}, timeout=30)
+                r = requests.post(
+                    f"{base}/api/v1/omics/files/",
+                    headers=auth,
+                    params={"kind": "exome", "ingest": "false"},
+                    files={"file": (path.name, f)},
+                    timeout=30,
+                )
             assert r.status_code == 201, r.text
             ids.append(r.json()["sha256"])
-        objects = [{"drs_id": i, "auth_type": "bearer", "auth_token": token,
-                    "is_bundle": False} for i in ids]
+        objects = [{"drs_id": i, "auth_type": "bearer", "auth_token": token, "is_bundle": False} for i in ids]
         config = tmp_path / "drs.json"
-        config.write_text(json.dumps({
-            "service_info": {"auth_type": "none", "auth_token": ""},
-            "drs_object_info": objects, "drs_object_access": objects}))
+        config.write_text(
+            json.dumps(
+                {
+                    "service_info": {"auth_type": "none", "auth_token": ""},
+                    "drs_object_info": objects,
+                    "drs_object_access": objects,
+                }
+            )
+        )
         report_path = tmp_path / "report.json"
         result = subprocess.run(
-            [suite, "--server_base_url", f"{base}/ga4gh/drs/v1", "--platform_name", "biobank",
-             "--platform_description", "biobank LIMS test server", "--drs_version", "1.2.0",
-             "--config_file", str(config), "--report_path", str(report_path)],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env=os.environ | {"PYTHONWARNINGS": "ignore"})
+            [
+                suite,
+                "--server_base_url",
+                f"{base}/ga4gh/drs/v1",
+                "--platform_name",
+                "biobank",
+                "--platform_description",
+                "biobank LIMS test server",
+                "--drs_version",
+                "1.2.0",
+                "--config_file",
+                str(config),
+                "--report_path",
+                str(report_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=os.environ | {"PYTHONWARNINGS": "ignore"},
+        )
         assert report_path.exists(), result.stderr[-2000:]
     report = json.loads(report_path.read_text())
-    failed = [(case["case_name"], case.get("message"))
-              for phase in report["phases"] for test in phase["tests"]
-              for case in test["cases"] if case["status"] != "PASS"]
+    failed = [
+        (case["case_name"], case.get("message"))
+        for phase in report["phases"]
+        for test in phase["tests"]
+        for case in test["cases"]
+        if case["status"] != "PASS"
+    ]
     assert failed == [], failed
     assert report["summary"]["passed"] >= 10

@@ -29,18 +29,34 @@ def test_gtf_and_gff3_give_the_same_genes_on_their_builds(tmp_path):
 
 
 def test_contig_names_are_one_per_contig():
-    assert [canonical_chrom(n) for n in ("chr7", "7", "chrX", "chrM", "MT", "chrUn_gl000220")] \
-        == ["7", "7", "X", "MT", "MT", "Un_gl000220"]
+    assert [canonical_chrom(n) for n in ("chr7", "7", "chrX", "chrM", "MT", "chrUn_gl000220")] == [
+        "7",
+        "7",
+        "X",
+        "MT",
+        "MT",
+        "Un_gl000220",
+    ]
 
 
 def test_a_variant_gets_the_protein_coding_gene_then_the_shortest():
-    genes = pd.DataFrame({
-        "chrom": ["7", "7", "7", "1"], "start": [100, 150, 120, 100],
-        "end": [1000, 400, 300, 1000], "name": ["LONG", "LNC", "SHORT", "OTHER"],
-        "gene_type": ["protein_coding", "lncRNA", "protein_coding", "protein_coding"]})
-    variants = pd.DataFrame({"id": [1, 2, 3, 4, 5], "chrom": ["chr7", "7", "7", "7", "2"],
-                             "pos": [200, 110, 350, 1001, 200],
-                             "ref": ["A", "A", "ACGT", "A", "A"]})
+    genes = pd.DataFrame(
+        {
+            "chrom": ["7", "7", "7", "1"],
+            "start": [100, 150, 120, 100],
+            "end": [1000, 400, 300, 1000],
+            "name": ["LONG", "LNC", "SHORT", "OTHER"],
+            "gene_type": ["protein_coding", "lncRNA", "protein_coding", "protein_coding"],
+        }
+    )
+    variants = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "chrom": ["chr7", "7", "7", "7", "2"],
+            "pos": [200, 110, 350, 1001, 200],
+            "ref": ["A", "A", "ACGT", "A", "A"],
+        }
+    )
     assert overlapping(genes, variants) == {1: "SHORT", 2: "LONG", 3: "LONG"}
     # a deletion reaching into a gene overlaps it
     deletion = pd.DataFrame({"id": [9], "chrom": ["7"], "pos": [95], "ref": ["ACGTACG"]})
@@ -69,4 +85,7 @@ def test_records_pyranges_cannot_parse_are_refused_before_it_reads_them(tmp_path
     path.write_text("##gff-version 3\n7\tX\tgene\t100\t200\t.\t+\t.\tbiotype=lncRNA\n")
     genes = read_genes(path)
     assert (genes.loc[0, "name"], genes.loc[0, "gene_id"], genes.loc[0, "gene_type"]) == (
-        "7:100-200", "7:100-200", "lncRNA")
+        "7:100-200",
+        "7:100-200",
+        "lncRNA",
+    )

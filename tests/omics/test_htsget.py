@@ -28,10 +28,13 @@ def _tool(name):
 def _vcf(path, *, records=12_000, seed=7):
     """A sorted VCF over chromosomes 1 and 7, big enough for many BGZF blocks."""
     rng = random.Random(seed)
-    lines = ["##fileformat=VCFv4.2", "##contig=<ID=1,length=3000000>",
-             "##contig=<ID=7,length=3000000>",
-             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tHTS-S1"]
+    lines = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=1,length=3000000>",
+        "##contig=<ID=7,length=3000000>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tHTS-S1",
+    ]
     for contig in ("1", "7"):
         for pos in sorted(rng.sample(range(1, 2_900_000), records // 2)):
             lines.append(f"{contig}\t{pos}\t.\tA\tG\t50\tPASS\t.\tGT\t0/1")
@@ -42,9 +45,11 @@ def _vcf(path, *, records=12_000, seed=7):
 def _bam(path, *, reads=20_000, unmapped=30, seed=11):
     """A coordinate-sorted BAM on chr1 and chr7 with unplaced reads at its end."""
     rng = random.Random(seed)
-    header = {"HD": {"VN": "1.6", "SO": "coordinate"},
-              "SQ": [{"SN": "chr1", "LN": 2_000_000}, {"SN": "chr7", "LN": 3_000_000}],
-              "RG": [{"ID": "rg1", "SM": "HTS-S1", "PL": "ILLUMINA"}]}
+    header = {
+        "HD": {"VN": "1.6", "SO": "coordinate"},
+        "SQ": [{"SN": "chr1", "LN": 2_000_000}, {"SN": "chr7", "LN": 3_000_000}],
+        "RG": [{"ID": "rg1", "SM": "HTS-S1", "PL": "ILLUMINA"}],
+    }
     raw = path.with_name("unsorted-" + path.name)
     with pysam.AlignmentFile(str(raw), "wb", header=header) as out:
         for i in range(reads + unmapped):
@@ -97,13 +102,11 @@ def _run(*args):
 
 def _bcftools_records(path, region=None):
     pysam.tabix_index(str(path), preset="vcf", force=True, keep_original=True)
-    return _run(_tool("bcftools"), "view", "-H", str(path), *([] if region is None
-                                                                 else ["-r", region]))
+    return _run(_tool("bcftools"), "view", "-H", str(path), *([] if region is None else ["-r", region]))
 
 
 @pytest.mark.parametrize("stored", ["plain", "bgzipped"])
-def test_a_region_of_a_vcf_holds_the_records_bcftools_finds(client, admin, headers, tmp_path,
-                                                            stored):
+def test_a_region_of_a_vcf_holds_the_records_bcftools_finds(client, admin, headers, tmp_path, stored):
     plain = _vcf(tmp_path / "calls.vcf")
     upload = plain
     if stored == "bgzipped":
@@ -116,11 +119,25 @@ def test_a_region_of_a_vcf_holds_the_records_bcftools_finds(client, admin, heade
     reference = tmp_path / "reference.vcf.gz"
     pysam.tabix_compress(str(plain), str(reference), force=True)
     whole_size = reference.stat().st_size
-    for name, start, end in [("1", 100_000, 200_000), ("7", 0, 5_000), ("7", 2_000_000, 2_900_000),
-                             ("chr1", 1_500_000, 1_500_400), ("1", 2_950_000, 3_000_000)]:
+    for name, start, end in [
+        ("1", 100_000, 200_000),
+        ("7", 0, 5_000),
+        ("7", 2_000_000, 2_900_000),
+        ("chr1", 1_500_000, 1_500_400),
+        ("1", 2_950_000, 3_000_000),
+    ]:
         region = f"{name.removeprefix('chr')}:{start + 1}-{end}"
-        ticket, got = _download(client, h, "variants", sha, tmp_path, f"{name}-{start}.vcf.gz",
-                                referenceName=name, start=start, end=end)
+        ticket, got = _download(
+            client,
+            h,
+            "variants",
+            sha,
+            tmp_path,
+            f"{name}-{start}.vcf.gz",
+            referenceName=name,
+            start=start,
+            end=end,
+        )
         assert ticket["format"] == "VCF"
         assert _bcftools_records(got, region) == _bcftools_records(reference, region)
         if end - start <= 100_000:  # a region is its part of the file, not the file
@@ -128,15 +145,14 @@ def test_a_region_of_a_vcf_holds_the_records_bcftools_finds(client, admin, heade
     # no region: every record; class=header: the header and no record
     _, whole = _download(client, h, "variants", sha, tmp_path, "whole.vcf.gz")
     assert _bcftools_records(whole) == _bcftools_records(reference)
-    _, header = _download(client, h, "variants", sha, tmp_path, "header.vcf.gz",
-                          **{"class": "header"})
-    assert _run("bcftools", "view", "-h", "--no-version", str(header)) == \
-        _run("bcftools", "view", "-h", "--no-version", str(reference))
+    _, header = _download(client, h, "variants", sha, tmp_path, "header.vcf.gz", **{"class": "header"})
+    assert _run("bcftools", "view", "-h", "--no-version", str(header)) == _run(
+        "bcftools", "view", "-h", "--no-version", str(reference)
+    )
     assert _run("bcftools", "view", "-H", str(header)) == ""
 
 
-def test_a_bcf_is_served_whole_for_a_region_and_cut_for_its_header(client, admin, headers,
-                                                                    tmp_path):
+def test_a_bcf_is_served_whole_for_a_region_and_cut_for_its_header(client, admin, headers, tmp_path):
     bcftools = _tool("bcftools")
     bcf = tmp_path / "calls.bcf"
     _run(bcftools, "view", "-Ob", "-o", str(bcf), str(_vcf(tmp_path / "calls.vcf", records=400)))
@@ -145,16 +161,29 @@ def test_a_bcf_is_served_whole_for_a_region_and_cut_for_its_header(client, admin
     r = _upload(client, h, bcf, kind="exome", reference_genome="GRCh38")
     assert r.status_code == 201, r.json
     sha = r.json["sha256"]
-    ticket, got = _download(client, h, "variants", sha, tmp_path, "region.bcf",
-                            referenceName="7", start=0, end=1_000_000, format="BCF")
+    ticket, got = _download(
+        client,
+        h,
+        "variants",
+        sha,
+        tmp_path,
+        "region.bcf",
+        referenceName="7",
+        start=0,
+        end=1_000_000,
+        format="BCF",
+    )
     assert ticket["format"] == "BCF" and len(ticket["urls"]) == 1
     _run(bcftools, "index", str(got))
-    assert _run(bcftools, "view", "-H", "-r", "7:1-1000000", str(got)) == \
-        _run(bcftools, "view", "-H", "-r", "7:1-1000000", str(bcf))
-    _, header = _download(client, h, "variants", sha, tmp_path, "header.bcf", format="BCF",
-                          **{"class": "header"})
-    assert _run(bcftools, "view", "-h", "--no-version", str(header)) == \
-        _run(bcftools, "view", "-h", "--no-version", str(bcf))
+    assert _run(bcftools, "view", "-H", "-r", "7:1-1000000", str(got)) == _run(
+        bcftools, "view", "-H", "-r", "7:1-1000000", str(bcf)
+    )
+    _, header = _download(
+        client, h, "variants", sha, tmp_path, "header.bcf", format="BCF", **{"class": "header"}
+    )
+    assert _run(bcftools, "view", "-h", "--no-version", str(header)) == _run(
+        bcftools, "view", "-h", "--no-version", str(bcf)
+    )
     assert _run(bcftools, "view", "-H", str(header)) == ""
     r = client.get(f"/htsget/variants/{sha}", headers=h, query_string={"format": "VCF"})
     assert r.status_code == 400 and "calls.bcf is BCF, not VCF" in r.json["htsget"]["message"]
@@ -167,50 +196,69 @@ def test_a_region_of_a_bam_holds_the_reads_samtools_finds(client, admin, headers
     r = _upload(client, h, bam, kind="exome", reference_genome="GRCh38")
     assert r.status_code == 201, r.json
     sha, samtools = r.json["sha256"], _tool("samtools")
-    for name, start, end in [("chr1", 100_000, 200_000), ("chr7", 0, 5_000),
-                             ("7", 1_000_000, 1_900_000), ("chr1", 1_990_000, 2_000_000)]:
+    for name, start, end in [
+        ("chr1", 100_000, 200_000),
+        ("chr7", 0, 5_000),
+        ("7", 1_000_000, 1_900_000),
+        ("chr1", 1_990_000, 2_000_000),
+    ]:
         region = f"chr{name.removeprefix('chr')}:{start + 1}-{end}"
-        _, got = _download(client, h, "reads", sha, tmp_path, f"{name}-{start}.bam",
-                           referenceName=name, start=start, end=end)
+        _, got = _download(
+            client, h, "reads", sha, tmp_path, f"{name}-{start}.bam", referenceName=name, start=start, end=end
+        )
         _run(samtools, "index", str(got))
-        assert _run(samtools, "view", str(got), region) == _run(samtools, "view", str(bam),
-                                                                region)
+        assert _run(samtools, "view", str(got), region) == _run(samtools, "view", str(bam), region)
         assert int(_run(samtools, "view", "-c", str(got))) < 20_000 / 2
-    _, unplaced = _download(client, h, "reads", sha, tmp_path, "unplaced.bam",
-                            referenceName="*")
+    _, unplaced = _download(client, h, "reads", sha, tmp_path, "unplaced.bam", referenceName="*")
     reads = _run(samtools, "view", str(unplaced)).splitlines()
     assert len(reads) == 30 and all(line.split("\t")[2] == "*" for line in reads)
     _, header = _download(client, h, "reads", sha, tmp_path, "header.bam", **{"class": "header"})
-    assert _run(samtools, "view", "-H", "--no-PG", str(header)) == \
-        _run(samtools, "view", "-H", "--no-PG", str(bam))
+    assert _run(samtools, "view", "-H", "--no-PG", str(header)) == _run(
+        samtools, "view", "-H", "--no-PG", str(bam)
+    )
     assert _run(samtools, "view", "-c", str(header)).strip() == "0"
 
 
-@pytest.mark.parametrize(("datatype", "query", "status", "kind", "words"), [
-    ("variants", {"format": "BAM"}, 400, "UnsupportedFormat", "'BAM' is not served"),
-    ("reads", {}, 400, "UnsupportedFormat", "is a vcf file, not reads"),
-    ("variants", {"referenceName": "1", "start": "9", "end": "3"}, 400, "InvalidRange",
-     "start 9 is after end 3"),
-    ("variants", {"start": "10"}, 400, "InvalidInput", "need a referenceName"),
-    ("variants", {"referenceName": "1", "start": "ten"}, 400, "InvalidInput", "'ten'"),
-    ("variants", {"referenceName": "1", "class": "header"}, 400, "InvalidInput",
-     "class=header takes no referenceName"),
-    ("variants", {"referenceName": "22"}, 404, "NotFound", "no reference '22'"),
-])
-def test_refusals_are_in_the_htsget_form(client, admin, headers, tmp_path, datatype, query,
-                                         status, kind, words):
+@pytest.mark.parametrize(
+    ("datatype", "query", "status", "kind", "words"),
+    [
+        ("variants", {"format": "BAM"}, 400, "UnsupportedFormat", "'BAM' is not served"),
+        ("reads", {}, 400, "UnsupportedFormat", "is a vcf file, not reads"),
+        (
+            "variants",
+            {"referenceName": "1", "start": "9", "end": "3"},
+            400,
+            "InvalidRange",
+            "start 9 is after end 3",
+        ),
+        ("variants", {"start": "10"}, 400, "InvalidInput", "need a referenceName"),
+        ("variants", {"referenceName": "1", "start": "ten"}, 400, "InvalidInput", "'ten'"),
+        (
+            "variants",
+            {"referenceName": "1", "class": "header"},
+            400,
+            "InvalidInput",
+            "class=header takes no referenceName",
+        ),
+        ("variants", {"referenceName": "22"}, 404, "NotFound", "no reference '22'"),
+    ],
+)
+def test_refusals_are_in_the_htsget_form(
+    client, admin, headers, tmp_path, datatype, query, status, kind, words
+):
     h = headers(admin)
-    sha = _upload(client, h, _vcf(tmp_path / "small.vcf", records=20), kind="exome",
-                  reference_genome="GRCh38").json["sha256"]
+    sha = _upload(
+        client, h, _vcf(tmp_path / "small.vcf", records=20), kind="exome", reference_genome="GRCh38"
+    ).json["sha256"]
     r = client.get(f"/htsget/{datatype}/{sha}", headers=h, query_string=query)
     assert r.status_code == status and r.mimetype == "application/json"
     assert r.json["htsget"]["error"] == kind and words in r.json["htsget"]["message"]
 
 
-def test_who_may_not_read_the_file_gets_htsget_errors(client, make, admin, other_site,
-                                                      headers, tmp_path):
-    sha = _upload(client, headers(admin), _vcf(tmp_path / "theirs.vcf", records=20),
-                  kind="exome").json["sha256"]
+def test_who_may_not_read_the_file_gets_htsget_errors(client, make, admin, other_site, headers, tmp_path):
+    sha = _upload(client, headers(admin), _vcf(tmp_path / "theirs.vcf", records=20), kind="exome").json[
+        "sha256"
+    ]
     r = client.get(f"/htsget/variants/{sha}")
     assert r.status_code == 401 and r.json["htsget"]["error"] == "InvalidAuthentication"
     elsewhere = make.user("htsget-elsewhere", role="technician", sites=[other_site])
@@ -222,8 +270,7 @@ def test_who_may_not_read_the_file_gets_htsget_errors(client, make, admin, other
 def test_an_unsorted_bam_is_refused_as_having_no_regions(client, admin, headers, tmp_path):
     unsorted = _bam(tmp_path / "x.bam", reads=200, unmapped=0).with_name("unsorted-x.bam")
     sha = _upload(client, headers(admin), unsorted, kind="exome").json["sha256"]
-    r = client.get(f"/htsget/reads/{sha}", headers=headers(admin),
-                   query_string={"referenceName": "chr1"})
+    r = client.get(f"/htsget/reads/{sha}", headers=headers(admin), query_string={"referenceName": "chr1"})
     assert r.status_code == 400 and r.json["htsget"]["error"] == "UnsupportedFormat"
     assert "coordinate-sorted" in r.json["htsget"]["message"]
     assert "/" not in r.json["htsget"]["message"].split("(")[0]  # no server folder named
@@ -263,29 +310,48 @@ def test_the_htsget_client_downloads_regions_from_a_served_instance(tmp_path):
         shas = {}
         for path in (bam, vcf):
             with path.open("rb") as f:
-                r = requests.post(f"{base}/api/v1/omics/files/", params={"kind": "exome"},
-                                  files={"file": (path.name, f)},
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+                r = requests.post(
+                    f"{base}/api/v1/omics/files/",
+                    params={"kind": "exome"},
+                    files={"file": (path.name, f)},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=60,
+                )
             assert r.status_code == 201, r.text
             shas[path.suffix] = r.json()["sha256"]
         got_bam = tmp_path / "got.bam"
         with got_bam.open("wb") as out:
-            htsget.get(f"{base}/htsget/reads/{shas['.bam']}", out, reference_name="chr7",
-                       start=250_000, end=400_000, bearer_token=token, max_retries=0)
+            htsget.get(
+                f"{base}/htsget/reads/{shas['.bam']}",
+                out,
+                reference_name="chr7",
+                start=250_000,
+                end=400_000,
+                bearer_token=token,
+                max_retries=0,
+            )
         got_vcf = tmp_path / "got.vcf.gz"
         with got_vcf.open("wb") as out:
-            htsget.get(f"{base}/htsget/variants/{shas['.vcf']}", out, reference_name="1",
-                       start=600_000, end=700_000, data_format="VCF", bearer_token=token,
-                       max_retries=0)
-        with pytest.raises(htsget.exceptions.ClientError, match="NotFound"), \
-                (tmp_path / "none.bam").open("wb") as out:
-            htsget.get(f"{base}/htsget/reads/{'0' * 64}", out, bearer_token=token,
-                       max_retries=0)
+            htsget.get(
+                f"{base}/htsget/variants/{shas['.vcf']}",
+                out,
+                reference_name="1",
+                start=600_000,
+                end=700_000,
+                data_format="VCF",
+                bearer_token=token,
+                max_retries=0,
+            )
+        with (
+            pytest.raises(htsget.exceptions.ClientError, match="NotFound"),
+            (tmp_path / "none.bam").open("wb") as out,
+        ):
+            htsget.get(f"{base}/htsget/reads/{'0' * 64}", out, bearer_token=token, max_retries=0)
     _run(samtools, "index", str(got_bam))
     region = "chr7:250001-400000"
-    assert _run(samtools, "view", str(got_bam), region) == _run(samtools, "view", str(bam),
-                                                                region)
+    assert _run(samtools, "view", str(got_bam), region) == _run(samtools, "view", str(bam), region)
     pysam.tabix_index(str(got_vcf), preset="vcf", force=True)
     region = "1:600001-700000"
-    assert _run(bcftools, "view", "-H", "-r", region, str(got_vcf)) == \
-        _run(bcftools, "view", "-H", "-r", region, str(reference))
+    assert _run(bcftools, "view", "-H", "-r", region, str(got_vcf)) == _run(
+        bcftools, "view", "-H", "-r", region, str(reference)
+    )

@@ -21,8 +21,7 @@ def test_region_bins_are_the_bins_of_the_sam_specification():
 
 
 def test_compressed_blocks_are_bgzf_that_htslib_and_gzip_read(tmp_path):
-    text = b"".join(b"##line %d of a header long enough for several blocks\n" % i
-                    for i in range(3_000))
+    text = b"".join(b"##line %d of a header long enough for several blocks\n" % i for i in range(3_000))
     path = tmp_path / "blocks.gz"
     path.write_bytes(htsindex.compress_block(text) + htsindex.EOF_BLOCK)
     assert htsindex.is_bgzf(path)

@@ -47,10 +47,12 @@ def test_a_complete_file_names_its_samples_from_the_sample_descriptions(tmp_path
 
 
 def test_a_summary_file_gives_its_study_variables(tmp_path):
-    text = "\n".join(line for line in COMPLETE.splitlines()
-                     if "abundance_assay" not in line and not line.startswith(("PRT", "SM")))
-    text += ("\nPRH\taccession\tprotein_abundance_study_variable[1]\n"
-             "PRT\tP15056\t11.5\nPRT\tP01111\t3.5\n")
+    text = "\n".join(
+        line
+        for line in COMPLETE.splitlines()
+        if "abundance_assay" not in line and not line.startswith(("PRT", "SM"))
+    )
+    text += "\nPRH\taccession\tprotein_abundance_study_variable[1]\nPRT\tP15056\t11.5\nPRT\tP01111\t3.5\n"
     path = _write(tmp_path, "summary.mztab", text.replace("Complete", "Summary"))
     with open_reader(path) as reader:
         adata = reader.to_anndata()
@@ -81,18 +83,22 @@ def test_formats_are_recognised_by_content(tmp_path):
 
 
 def test_an_mztab_without_abundances_is_refused_by_line(tmp_path):
-    path = _write(tmp_path, "ids.mztab", "MTD\tmzTab-version\t1.0.0\nPRH\taccession\tdescription\n"
-                                         "PRT\tP15056\tBRAF\n")
-    with open_reader(path) as reader, pytest.raises(
-            FormatError, match=r"ids\.mztab, line 2: the PRH header has no abundance columns"):
+    path = _write(
+        tmp_path, "ids.mztab", "MTD\tmzTab-version\t1.0.0\nPRH\taccession\tdescription\nPRT\tP15056\tBRAF\n"
+    )
+    with (
+        open_reader(path) as reader,
+        pytest.raises(FormatError, match=r"ids\.mztab, line 2: the PRH header has no abundance columns"),
+    ):
         reader.to_anndata()
 
 
 def test_an_r_written_matrix_keeps_its_first_sample(tmp_path):
     """R's write.table writes no header cell over the row names: the header is one field
     shorter than the rows; the first sample is not taken for the feature column."""
-    path = _write(tmp_path, "counts-from-r.txt",
-                  '"MEL-1"\t"MEL-2"\t"MEL-3"\n"BRAF"\t10\t20\t30\n"NRAS"\t1\t2\t3\n')
+    path = _write(
+        tmp_path, "counts-from-r.txt", '"MEL-1"\t"MEL-2"\t"MEL-3"\n"BRAF"\t10\t20\t30\n"NRAS"\t1\t2\t3\n'
+    )
     with open_reader(path) as reader:
         assert reader.samples == ["MEL-1", "MEL-2", "MEL-3"]
         adata = reader.to_anndata()

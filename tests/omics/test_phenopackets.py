@@ -57,7 +57,7 @@ def test_the_parser_refuses_what_the_schema_does_not_know():
         parsed({"id": "x", "subject": {"id": "P", "dateOfBirthday": "1970-01-01"}}, Phenopacket)
 
 
-def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_session):  # noqa: F811
+def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_session):
     p1, c1 = bank.p1, bank.c1
     p1.birth_year = 1970
     c1.diagnosis_date = dt.date(2025, 2, 10)
@@ -69,19 +69,23 @@ def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_
     assert r.status_code == 200, r.json
     doc = r.json
     assert doc["id"] == "Q-C1"
-    assert doc["subject"] == {"id": p1.code, "sex": "UNKNOWN_SEX",
-                              "taxonomy": {"id": "NCBITaxon:9606", "label": "Homo sapiens"},
-                              "timeAtLastEncounter": {"age": {"iso8601duration": "P55Y"}}}
+    assert doc["subject"] == {
+        "id": p1.code,
+        "sex": "UNKNOWN_SEX",
+        "taxonomy": {"id": "NCBITaxon:9606", "label": "Homo sapiens"},
+        "timeAtLastEncounter": {"age": {"iso8601duration": "P55Y"}},
+    }
     [disease] = doc["diseases"]
-    assert disease["term"] == {"id": "ICD10:C43.5",
-                               "label": "Malignant melanoma of skin (C43.5)"}
+    assert disease["term"] == {"id": "ICD10:C43.5", "label": "Malignant melanoma of skin (C43.5)"}
     assert disease["onset"] == {"age": {"iso8601duration": "P55Y"}}
     assert disease["diseaseStage"] == [
-        {"id": "NCIT:C137667", "label": "Pathologic Stage IIA Cutaneous Melanoma AJCC v8"}]
+        {"id": "NCIT:C137667", "label": "Pathologic Stage IIA Cutaneous Melanoma AJCC v8"}
+    ]
     assert disease["primarySite"]["id"] == "UBERON:0002100"  # posterior torso: trunk
     assert disease["laterality"]["id"] == "HP:0012835"
-    assert doc["phenotypicFeatures"] == [{"type": {"id": "HP:0200042", "label": "Skin ulcer"},
-                                          "excluded": False}]
+    assert doc["phenotypicFeatures"] == [
+        {"type": {"id": "HP:0200042", "label": "Skin ulcer"}, "excluded": False}
+    ]
     [breslow] = doc["measurements"]
     assert breslow["value"]["quantity"]["value"] == 1.2
     assert breslow["value"]["quantity"]["unit"]["id"] == "UO:0000016"
@@ -94,7 +98,9 @@ def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_
     assert samples[tumour.barcode]["sampleType"]["id"] == "SNOMED:119376003"
     assert samples[tumour.barcode]["tumorProgression"]["id"] == "NCIT:C8509"
     assert samples[tumour.barcode]["histologicalDiagnosis"] == {
-        "id": "ICDO:8743/3", "label": "Superficial spreading melanoma"}
+        "id": "ICDO:8743/3",
+        "label": "Superficial spreading melanoma",
+    }
     assert samples[tumour.barcode]["procedure"]["code"]["id"] == "NCIT:C28221"
     assert samples[tumour.barcode]["timeOfCollection"] == {"age": {"iso8601duration": "P55Y"}}
     # the DNA: its own sample type, the skin it was extracted from, and the VCF read from it
@@ -109,35 +115,44 @@ def test_a_melanoma_case_as_a_phenopacket(client, bank, technician, headers, db_
     # the lesion's dermoscopy image belongs to no tube: it is the case's own file
     [image] = doc["files"]
     assert image["fileAttributes"]["description"] == "dermoscopy image"
-    assert client.get(image["uri"].replace("drs://localhost", "/ga4gh/drs/v1/objects"),
-                      headers=headers(technician)).status_code == 200
+    assert (
+        client.get(
+            image["uri"].replace("drs://localhost", "/ga4gh/drs/v1/objects"), headers=headers(technician)
+        ).status_code
+        == 200
+    )
 
 
-def test_no_identifying_data_and_no_dates(client, bank, admin, headers, db_session):  # noqa: F811
+def test_no_identifying_data_and_no_dates(client, bank, admin, headers, db_session):
     bank.p1.birth_year = 1970
     db_session.commit()
     text = packet(client, headers(admin), bank.c1.id).get_data(as_text=True)
     phi = bank.p1.phi
-    for secret in (phi.given_name, phi.family_name, phi.medical_record_number, "1970",
-                   "2025-03-01"):
+    for secret in (phi.given_name, phi.family_name, phi.medical_record_number, "1970", "2025-03-01"):
         assert secret not in text
     assert "dateOfBirth" not in text and "timestamp" not in text
 
 
-def test_researchers_see_only_consenting_patients(client, bank, researcher, technician, headers):  # noqa: F811
+def test_researchers_see_only_consenting_patients(client, bank, researcher, technician, headers):
     # Q-C4's patient never consented: staff of the site read the case, researchers do not
     assert packet(client, headers(technician), bank.c4.id).status_code == 200
     assert packet(client, headers(researcher), bank.c4.id).status_code == 404
     assert packet(client, headers(researcher), bank.c1.id).status_code == 200
     # an omics file is a researcher's only through an approved request
-    assert "files" not in json.dumps(
-        packet(client, headers(researcher), bank.c1.id).json["biosamples"])
+    assert "files" not in json.dumps(packet(client, headers(researcher), bank.c1.id).json["biosamples"])
     # another site's case (Q-C3) is not found
     assert packet(client, headers(technician), bank.c3.id).status_code == 404
 
 
-def test_a_snapshot_as_a_cohort(client, bank, manager, researcher, admin, headers,  # noqa: F811
-                                db_session):
+def test_a_snapshot_as_a_cohort(
+    client,
+    bank,
+    manager,
+    researcher,
+    admin,
+    headers,
+    db_session,
+):
     mh, rh = headers(manager), headers(researcher)
     cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
     snap = freeze(client, rh, cohort["id"])
@@ -151,11 +166,11 @@ def test_a_snapshot_as_a_cohort(client, bank, manager, researcher, admin, header
     # Q-C1 and Q-C2; Q-C4's patient does not consent and is counted out
     assert [m["id"] for m in r.json["members"]] == ["Q-C1", "Q-C2"]
     assert r.headers["X-Excluded-By-Consent"] == "1"
+
     # the VCF of Q-C1's DNA holds other people's genotypes too: not the researcher's to
     # read (as through DRS), nor a manager's (unlinked columns); an administrator's
     def dna(document):
-        return next(s for s in document["members"][0]["biosamples"]
-                    if s["id"] == bank.dna1.barcode)
+        return next(s for s in document["members"][0]["biosamples"] if s["id"] == bank.dna1.barcode)
 
     assert "files" not in dna(r.json)
     r = client.get(url, headers=mh, query_string={"snapshot": snap["id"]})
@@ -166,9 +181,12 @@ def test_a_snapshot_as_a_cohort(client, bank, manager, researcher, admin, header
 
     # withdrawn genetic consent takes the VCF out, not the case
     genetic = db_session.scalars(
-        sa.select(ConsentResponse).join(ConsentTier).where(
-            ConsentResponse.participant_id == bank.p1.id,
-            ConsentTier.scope == ConsentScope.GENETIC_RESEARCH)).one()
+        sa.select(ConsentResponse)
+        .join(ConsentTier)
+        .where(
+            ConsentResponse.participant_id == bank.p1.id, ConsentTier.scope == ConsentScope.GENETIC_RESEARCH
+        )
+    ).one()
     genetic.withdrawn_at = dt.datetime.now(dt.UTC)
     db_session.commit()
     r = client.get(url, headers=ah, query_string={"snapshot": snap["id"]})
@@ -177,7 +195,7 @@ def test_a_snapshot_as_a_cohort(client, bank, manager, researcher, admin, header
     assert member["id"] == "Q-C1" and "files" not in json.dumps(member["biosamples"])
 
 
-def test_a_cohort_never_frozen_or_not_ones_own(client, bank, manager, researcher, headers):  # noqa: F811
+def test_a_cohort_never_frozen_or_not_ones_own(client, bank, manager, researcher, headers):
     mh = headers(manager)
     cohort = make_cohort(client, mh, eq("cases.disease_group", "melanoma"), level="cases")
     url = f"/api/v1/cohorts/{cohort['id']}/phenopackets"
@@ -186,4 +204,3 @@ def test_a_cohort_never_frozen_or_not_ones_own(client, bank, manager, researcher
     freeze(client, mh, cohort["id"])
     assert client.get(url, headers=mh, query_string={"snapshot": "x"}).status_code == 422
     assert client.get(url, headers=mh).status_code == 200
-

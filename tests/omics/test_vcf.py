@@ -45,16 +45,21 @@ def test_csq_gives_gene_consequence_and_one_letter_protein_change():
 def test_vep_without_hgvs_gives_the_change_from_amino_acids_and_position(tmp_path):
     fields = "Allele|Consequence|IMPACT|SYMBOL|Amino_acids|Protein_position"
     path = tmp_path / "vep-no-hgvs.vcf"
-    path.write_text("\n".join([
-        "##fileformat=VCFv4.2", "##contig=<ID=7>",
-        f'##INFO=<ID=CSQ,Number=.,Type=String,Description="VEP. Format: {fields}">',
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tT1",
-        "7\t140453136\t.\tA\tT\t.\tPASS\tCSQ=T|missense_variant|MODERATE|BRAF|V/E|600"
-        "\tGT\t0/1",
-        "7\t140453137\t.\tC\tT\t.\tPASS\tCSQ=T|synonymous_variant|LOW|BRAF|V|599\tGT\t0/1",
-        "7\t140453140\t.\tCA\tC\t.\tPASS\tCSQ=-|frameshift_variant|HIGH|BRAF|VK/X|598-599"
-        "\tGT\t0/1", ""]))
+    path.write_text(
+        "\n".join(
+            [
+                "##fileformat=VCFv4.2",
+                "##contig=<ID=7>",
+                f'##INFO=<ID=CSQ,Number=.,Type=String,Description="VEP. Format: {fields}">',
+                '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+                "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tT1",
+                "7\t140453136\t.\tA\tT\t.\tPASS\tCSQ=T|missense_variant|MODERATE|BRAF|V/E|600\tGT\t0/1",
+                "7\t140453137\t.\tC\tT\t.\tPASS\tCSQ=T|synonymous_variant|LOW|BRAF|V|599\tGT\t0/1",
+                "7\t140453140\t.\tCA\tC\t.\tPASS\tCSQ=-|frameshift_variant|HIGH|BRAF|VK/X|598-599\tGT\t0/1",
+                "",
+            ]
+        )
+    )
     with open_reader(path) as reader:
         changes = [(v.pos, v.annotation.protein_change) for v in reader.carriers()]
     assert changes == [(140453136, "p.V600E"), (140453137, "p.V599="), (140453140, None)]
@@ -66,13 +71,20 @@ def test_the_same_calls_as_bcftools(tmp_path):
         if os.environ.get("BIOBANK_REQUIRE_BCFTOOLS"):
             pytest.fail("bcftools is required here (apt-get install bcftools)")
         pytest.skip("bcftools is not installed (apt-get install bcftools); CI installs it")
-    out = subprocess.run(["bcftools", "query", "-i", 'GT="alt"', "-f",
-                          r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\n]", str(COHORT)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bcftools", "query", "-i", 'GT="alt"', "-f", r"[%SAMPLE\t%CHROM\t%POS\t%REF\t%ALT\n]", str(COHORT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     expected = {tuple(line.split("\t")) for line in out.splitlines()}
     with open_reader(COHORT) as reader:
-        ours = {(c.sample, v.chrom, str(v.pos), v.ref, v.alt) for v in reader.variants()
-                for c in v.calls if c.carries}
+        ours = {
+            (c.sample, v.chrom, str(v.pos), v.ref, v.alt)
+            for v in reader.variants()
+            for c in v.calls
+            if c.carries
+        }
     assert ours == expected and len(ours) == 10
 
 
@@ -110,8 +122,10 @@ def test_files_it_must_refuse(tmp_path):
     # a depth no 32-bit VCF integer can hold, in a carrier's cell
     huge = tmp_path / "huge_depth.vcf"
     huge.write_text(COHORT.read_text().replace("0/1:61,47:108:0.435", "0/1:61,47:3000000000:0.435"))
-    with open_reader(huge) as reader, pytest.raises(
-            FormatError, match=r"huge_depth\.vcf, line \d+, column MEL-A2: .*outside 0–2147483647"):
+    with (
+        open_reader(huge) as reader,
+        pytest.raises(FormatError, match=r"huge_depth\.vcf, line \d+, column MEL-A2: .*outside 0–2147483647"),
+    ):
         list(reader.carriers())
     with pytest.raises(FormatError, match="no reader"):
         detect(tmp_path / "matrix.xyz")
@@ -120,9 +134,15 @@ def test_files_it_must_refuse(tmp_path):
 def test_pyvcf3_reader_gives_the_same_variants_and_calls():
     def digest(fmt):
         with open_reader(COHORT, fmt) as reader:
-            return [(v.key, v.filters, v.annotation,
-                     [(c.sample, c.genotype, c.depth, c.alt_depth, c.carries) for c in v.calls])
-                    for v in reader.variants()]
+            return [
+                (
+                    v.key,
+                    v.filters,
+                    v.annotation,
+                    [(c.sample, c.genotype, c.depth, c.alt_depth, c.carries) for c in v.calls],
+                )
+                for v in reader.variants()
+            ]
 
     assert digest("vcf-pyvcf3") == digest("vcf")
     assert detect(COHORT) == "vcf"  # pyvcf3 is chosen by name only
@@ -133,35 +153,59 @@ def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
     pysam.tabix_compress(str(COHORT), str(bgzipped))
     for path in (COHORT, bgzipped):
         with open_reader(path) as reader:
-            slow = [(v.key, v.line, v.annotation, tuple(c for c in v.calls if c.carries))
-                    for v in reader.variants()]
+            slow = [
+                (v.key, v.line, v.annotation, tuple(c for c in v.calls if c.carries))
+                for v in reader.variants()
+            ]
         with open_reader(path) as reader:
             fast = [(v.key, v.line, v.annotation, v.calls) for v in reader.carriers()]
         assert fast == [entry for entry in slow if entry[3]]
     # genotypes that name a second ALT only, three alleles, one allele, no other field
     tricky = tmp_path / "tricky.vcf"
-    tricky.write_text("\n".join([
-        "##fileformat=VCFv4.2", "##contig=<ID=chr1,length=1000>",
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
-        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">',
-        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT",
-                   "A", "B", "C", "D"]),
-        "chr1\t100\t.\tA\tT,G\t.\tPASS\t.\tGT:AD:DP\t0/0:10,0,0:10\t./2:0,0,7:7\t"
-        "0/1:5,5,0:10\t1|2:0,4,4:8",
-        "chr1\t200\t.\tC\tT\t.\tPASS\t.\tGT:AD:DP\t0/0/1:9,3:12\t0:10,0:10\t1:0,8:8\t./.",
-        "chr1\t300\t.\tG\tA\t.\tPASS\t.\tGT\t0\t.\t0/0\t0|1", ""]))
+    tricky.write_text(
+        "\n".join(
+            [
+                "##fileformat=VCFv4.2",
+                "##contig=<ID=chr1,length=1000>",
+                '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+                '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
+                '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">',
+                "\t".join(
+                    [
+                        "#CHROM",
+                        "POS",
+                        "ID",
+                        "REF",
+                        "ALT",
+                        "QUAL",
+                        "FILTER",
+                        "INFO",
+                        "FORMAT",
+                        "A",
+                        "B",
+                        "C",
+                        "D",
+                    ]
+                ),
+                "chr1\t100\t.\tA\tT,G\t.\tPASS\t.\tGT:AD:DP\t0/0:10,0,0:10\t./2:0,0,7:7\t"
+                "0/1:5,5,0:10\t1|2:0,4,4:8",
+                "chr1\t200\t.\tC\tT\t.\tPASS\t.\tGT:AD:DP\t0/0/1:9,3:12\t0:10,0:10\t1:0,8:8\t./.",
+                "chr1\t300\t.\tG\tA\t.\tPASS\t.\tGT\t0\t.\t0/0\t0|1",
+                "",
+            ]
+        )
+    )
     with open_reader(tricky) as reader:
         slow = [(v.key, tuple(c for c in v.calls if c.carries)) for v in reader.variants()]
     with open_reader(tricky) as reader:
         fast = [(v.key, v.calls) for v in reader.carriers()]
     assert fast == [entry for entry in slow if entry[1]]
-    assert [(key, [(c.sample, c.genotype, c.alt_depth) for c in calls])
-            for key, calls in fast] == [
+    assert [(key, [(c.sample, c.genotype, c.alt_depth) for c in calls]) for key, calls in fast] == [
         ("chr1-100-A-T", [("C", "0/1", 5), ("D", "1|2", 4)]),
         ("chr1-100-A-G", [("B", "./2", 7), ("D", "1|2", 4)]),
         ("chr1-200-C-T", [("A", "0/0/1", 3), ("C", "1", 8)]),
-        ("chr1-300-G-A", [("D", "0|1", None)])]
+        ("chr1-300-G-A", [("D", "0|1", None)]),
+    ]
     # without genotypes (Strelka) carriers come from the allele counts
     with open_reader(STRELKA) as reader:
         braf = next(v for v in reader.carriers() if v.pos == 140453136)
@@ -169,10 +213,14 @@ def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
 
 
 def _bam(path, *, sorted_indexed=True):
-    header = {"HD": {"VN": "1.6", "SO": "coordinate"},
-              "SQ": [{"SN": "chr7", "LN": 159345973, "AS": "GRCh38"},
-                     {"SN": "chr1", "LN": 248956422, "AS": "GRCh38"}],
-              "RG": [{"ID": "rg1", "SM": "MEL-T1", "PL": "ILLUMINA"}]}
+    header = {
+        "HD": {"VN": "1.6", "SO": "coordinate"},
+        "SQ": [
+            {"SN": "chr7", "LN": 159345973, "AS": "GRCh38"},
+            {"SN": "chr1", "LN": 248956422, "AS": "GRCh38"},
+        ],
+        "RG": [{"ID": "rg1", "SM": "MEL-T1", "PL": "ILLUMINA"}],
+    }
     with pysam.AlignmentFile(str(path), "wb", header=header) as out:
         for i, (contig, pos) in enumerate([(0, 140753300), (0, 140753310), (1, 114713890)]):
             read = pysam.AlignedSegment(out.header)
@@ -210,9 +258,11 @@ def test_bam_read_groups_reference_and_counts(tmp_path):
 
 def test_bedmethyl_sites_become_beta_values(tmp_path):
     path = tmp_path / "MEL-M1.bedmethyl.bed"
-    path.write_text("track name=demo\n"
-                    "chr5\t1295100\t1295101\tm\t40\t+\t1295100\t1295101\t255,0,0\t40\t82.5\n"
-                    "chr5\t1295112\t1295113\tm\t10\t-\t1295112\t1295113\t255,0,0\t10\t0\n")
+    path.write_text(
+        "track name=demo\n"
+        "chr5\t1295100\t1295101\tm\t40\t+\t1295100\t1295101\t255,0,0\t40\t82.5\n"
+        "chr5\t1295112\t1295113\tm\t10\t-\t1295112\t1295113\t255,0,0\t10\t0\n"
+    )
     with open_reader(path) as reader:
         assert reader.samples == ["MEL-M1"]
         adata = reader.to_anndata()
@@ -220,8 +270,10 @@ def test_bedmethyl_sites_become_beta_values(tmp_path):
     assert adata.X.toarray().ravel().tolist() == pytest.approx([0.825, 0.0])
     assert adata.var["coverage"].tolist() == [40, 10]
     path.write_text("chr5\t1\t2\tm\t1\t+\t1\t2\t0\t10\t150\n")
-    with pytest.raises(FormatError, match=r"line 1, column percent: .*outside 0–100"), \
-            open_reader(path) as reader:
+    with (
+        pytest.raises(FormatError, match=r"line 1, column percent: .*outside 0–100"),
+        open_reader(path) as reader,
+    ):
         reader.to_anndata()
 
 
@@ -235,11 +287,12 @@ def test_callers_say_which_column_is_the_tumour_and_which_calls_are_somatic():
     with open_reader(FIXTURES / "test_varscan.vcf") as reader:
         first = next(reader.carriers())
     assert (first.pos, [(c.sample, c.depth, c.alt_depth, c.somatic) for c in first.calls]) == (
-        1991014, [("NORMAL", 117, 56, False), ("TUMOR", 91, 35, False)])
+        1991014,
+        [("NORMAL", 117, 56, False), ("TUMOR", 91, 35, False)],
+    )
     with open_reader(FIXTURES / "test_varscan.vcf") as reader:
         somatic = next(v for v in reader.variants() if v.pos == 2584408)
-    assert [(c.sample, c.alt_depth, c.somatic) for c in somatic.calls if c.carries] == [
-        ("TUMOR", 4, True)]
+    assert [(c.sample, c.alt_depth, c.somatic) for c in somatic.calls if c.carries] == [("TUMOR", 4, True)]
     # MuTect: the tumour's FORMAT SS=2 says somatic
     with open_reader(FIXTURES / "test_mutect.vcf") as reader:
         statuses = {(c.sample, c.somatic) for v in reader.carriers() for c in v.calls}

@@ -16,25 +16,31 @@ def _stored(client, make, site, technician, headers):
     p = make.participant(site=site)
     box = make.box(site=site, name="Box 7")
     s = make.specimen(participant=p, status=SpecimenStatus.RECEIVED, quantity=Decimal("0.030"))
-    r = _post(client, headers(technician), scan(s.barcode, "store", location={
-        "container_id": box.id, "position": "B3"}))
+    r = _post(
+        client,
+        headers(technician),
+        scan(s.barcode, "store", location={"container_id": box.id, "position": "B3"}),
+    )
     assert r.status_code == 201, r.json
     return s, box
 
 
 def _correct(client, h, specimen, event_id, reason="wrong tube scanned"):
-    return client.post(f"/api/v1/specimens/{specimen.id}/custody/corrections",
-                       json={"event_id": event_id, "reason": reason}, headers=h)
+    return client.post(
+        f"/api/v1/specimens/{specimen.id}/custody/corrections",
+        json={"event_id": event_id, "reason": reason},
+        headers=h,
+    )
 
 
-def test_a_mistaken_consume_is_corrected_and_the_tube_is_back(client, make, site, technician,
-                                                              manager, headers, db_session):
+def test_a_mistaken_consume_is_corrected_and_the_tube_is_back(
+    client, make, site, technician, manager, headers, db_session
+):
     s, box = _stored(client, make, site, technician, headers)
     refused = _post(client, headers(technician), scan(s.barcode, "consume"))
     assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "note"
     assert "why the tube is used up" in refused.json["detail"]
-    consumed = _post(client, headers(technician),
-                     scan(s.barcode, "consume", note="ELISA plate 12"))
+    consumed = _post(client, headers(technician), scan(s.barcode, "consume", note="ELISA plate 12"))
     assert consumed.json["specimen"]["status"] == "consumed"
     assert consumed.json["specimen"]["container_id"] is None
 
@@ -47,9 +53,14 @@ def test_a_mistaken_consume_is_corrected_and_the_tube_is_back(client, make, site
 
     db_session.expire_all()
     assert (s.status, s.quantity, s.container_id, s.position_label) == (
-        SpecimenStatus.IN_STORAGE, Decimal("0.030"), box.id, "B3")
-    types = db_session.scalars(sa.select(CustodyEvent.event_type).where(
-        CustodyEvent.specimen_id == s.id).order_by(CustodyEvent.seq)).all()
+        SpecimenStatus.IN_STORAGE,
+        Decimal("0.030"),
+        box.id,
+        "B3",
+    )
+    types = db_session.scalars(
+        sa.select(CustodyEvent.event_type).where(CustodyEvent.specimen_id == s.id).order_by(CustodyEvent.seq)
+    ).all()
     assert [t.value for t in types] == ["stored", "consumed", "corrected"]
     assert verify_specimen_chain(s) is None
     # the tube can be used again
@@ -57,11 +68,11 @@ def test_a_mistaken_consume_is_corrected_and_the_tube_is_back(client, make, site
     assert r.status_code == 201, r.json
 
 
-def test_corrections_need_a_manager_a_reason_and_go_newest_first(client, make, site, technician,
-                                                                  manager, headers, db_session):
+def test_corrections_need_a_manager_a_reason_and_go_newest_first(
+    client, make, site, technician, manager, headers, db_session
+):
     s, _box = _stored(client, make, site, technician, headers)
-    stored_id = db_session.scalar(sa.select(CustodyEvent.id).where(
-        CustodyEvent.specimen_id == s.id))
+    stored_id = db_session.scalar(sa.select(CustodyEvent.id).where(CustodyEvent.specimen_id == s.id))
     out = _post(client, headers(technician), scan(s.barcode, "check_out")).json["event"]["id"]
 
     assert _correct(client, headers(technician), s, out).status_code == 403
@@ -80,14 +91,18 @@ def test_corrections_need_a_manager_a_reason_and_go_newest_first(client, make, s
     assert (s.status, s.container_id) == (SpecimenStatus.RECEIVED, None)
 
 
-def test_a_correction_does_not_put_a_tube_where_another_now_is(client, make, site, technician,
-                                                                manager, headers, db_session):
+def test_a_correction_does_not_put_a_tube_where_another_now_is(
+    client, make, site, technician, manager, headers, db_session
+):
     s, box = _stored(client, make, site, technician, headers)
     gone = _post(client, headers(technician), scan(s.barcode, "mark_missing", note="not in box"))
     assert gone.status_code == 201, gone.json
     other = make.specimen(participant=s.participant, status=SpecimenStatus.RECEIVED)
-    r = _post(client, headers(technician), scan(other.barcode, "store", location={
-        "container_id": box.id, "position": "B3"}))
+    r = _post(
+        client,
+        headers(technician),
+        scan(other.barcode, "store", location={"container_id": box.id, "position": "B3"}),
+    )
     assert r.status_code == 201
     r = _correct(client, headers(manager), s, gone.json["event"]["id"])
     assert r.status_code == 409 and "cannot put it back" in r.json["detail"]
@@ -95,7 +110,8 @@ def test_a_correction_does_not_put_a_tube_where_another_now_is(client, make, sit
     assert s.status is SpecimenStatus.MISSING
 
 
-def test_another_sites_specimen_cannot_be_corrected(client, make, site, other_site, manager,
-                                                   headers, db_session):
+def test_another_sites_specimen_cannot_be_corrected(
+    client, make, site, other_site, manager, headers, db_session
+):
     s = make.specimen(participant=make.participant(site=other_site))
     assert _correct(client, headers(manager), s, 1).status_code == 404

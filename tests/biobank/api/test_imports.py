@@ -16,9 +16,13 @@ from tests.biobank.services.test_imports import FIXTURES, MASTER, storage  # noq
 
 def _upload(client, headers, path, **query):
     with open(path, "rb") as f:
-        return client.post("/api/v1/imports/", headers=headers, query_string=query,
-                           data={"file": (f, Path(path).name)},
-                           content_type="multipart/form-data")
+        return client.post(
+            "/api/v1/imports/",
+            headers=headers,
+            query_string=query,
+            data={"file": (f, Path(path).name)},
+            content_type="multipart/form-data",
+        )
 
 
 def test_templates_download_as_csv_and_xlsx(client, manager, technician, headers):
@@ -27,10 +31,8 @@ def test_templates_download_as_csv_and_xlsx(client, manager, technician, headers
     assert r.status_code == 200
     assert [t["name"] for t in r.json] == ["participants", "cases", "specimens", "master"]
     master = next(t for t in r.json if t["name"] == "master")
-    assert {c["name"] for c in master["columns"] if c["required"]} == set(
-        required_columns("master"))
-    assert "TISSUE_FROZEN" in next(c for c in master["columns"]
-                                   if c["name"] == "material_type")["allowed"]
+    assert {c["name"] for c in master["columns"] if c["required"]} == set(required_columns("master"))
+    assert "TISSUE_FROZEN" in next(c for c in master["columns"] if c["name"] == "material_type")["allowed"]
     r = client.get(master["csv_url"], headers=h)
     assert r.status_code == 200 and r.mimetype == "text/csv"
     header = next(csv.reader(io.StringIO(r.get_data(as_text=True))))
@@ -44,8 +46,13 @@ def test_templates_download_as_csv_and_xlsx(client, manager, technician, headers
     assert client.get("/api/v1/imports/templates", headers=headers(technician)).status_code == 403
 
 
-def test_upload_runs_a_job_and_a_second_upload_is_refused(client, manager, headers, storage,  # noqa: F811
-                                                          db_session):
+def test_upload_runs_a_job_and_a_second_upload_is_refused(
+    client,
+    manager,
+    headers,
+    storage,
+    db_session,
+):
     h = headers(manager)
     r = _upload(client, h, MASTER)
     assert r.status_code == 202, r.json
@@ -60,8 +67,9 @@ def test_upload_runs_a_job_and_a_second_upload_is_refused(client, manager, heade
     assert [j["status"] for j in r.json] == ["succeeded"]
 
 
-def test_failed_upload_reports_every_problem_and_writes_nothing(client, manager, headers,
-                                                                storage, db_session):  # noqa: F811
+def test_failed_upload_reports_every_problem_and_writes_nothing(
+    client, manager, headers, storage, db_session
+):
     h = headers(manager)
     r = _upload(client, h, FIXTURES / "master-one-bad-row.csv")
     assert r.status_code == 202 and r.json["status"] == "failed"
@@ -75,8 +83,15 @@ def test_failed_upload_reports_every_problem_and_writes_nothing(client, manager,
     assert db_session.scalar(sa.select(sa.func.count(Specimen.id))) == 0
 
 
-def test_upload_bad_files_and_roles(client, manager, technician, admin, headers, storage,  # noqa: F811
-                                    tmp_path):
+def test_upload_bad_files_and_roles(
+    client,
+    manager,
+    technician,
+    admin,
+    headers,
+    storage,
+    tmp_path,
+):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     r = _upload(client, headers(manager), empty)
@@ -94,14 +109,16 @@ def test_upload_bad_files_and_roles(client, manager, technician, admin, headers,
     assert client.get(f"/api/v1/imports/{job_id}", headers=headers(admin)).status_code == 200
 
 
-def test_labels_for_every_specimen_an_import_created(client, manager, technician, headers,
-                                                     storage, db_session, tmp_path):  # noqa: F811
+def test_labels_for_every_specimen_an_import_created(
+    client, manager, technician, headers, storage, db_session, tmp_path
+):
     from tests.labels.render.test_pdf import decode, decoders  # noqa: F401
 
     h = headers(manager)
     job = _upload(client, h, MASTER).json
-    r = client.post("/api/v1/print-jobs/", headers=h, json={
-        "template": "tube-side-code128", "import_id": job["id"]})
+    r = client.post(
+        "/api/v1/print-jobs/", headers=h, json={"template": "tube-side-code128", "import_id": job["id"]}
+    )
     assert r.status_code == 201, r.json
     barcodes = sorted(db_session.scalars(sa.select(Specimen.barcode)))
     assert r.json["label_count"] == 10 and sorted(r.json["barcodes"]) == barcodes
@@ -110,19 +127,32 @@ def test_labels_for_every_specimen_an_import_created(client, manager, technician
     assert found == set(barcodes)  # every label decodes to its own barcode
 
     failed = _upload(client, h, FIXTURES / "master-one-bad-row.csv").json
-    r = client.post("/api/v1/print-jobs/", headers=h, json={
-        "template": "tube-side-code128", "import_id": failed["id"]})
+    r = client.post(
+        "/api/v1/print-jobs/", headers=h, json={"template": "tube-side-code128", "import_id": failed["id"]}
+    )
     assert r.status_code == 409 and "only a succeeded import" in r.json["detail"]
-    r = client.post("/api/v1/print-jobs/", headers=headers(technician), json={
-        "template": "tube-side-code128", "import_id": job["id"]})
+    r = client.post(
+        "/api/v1/print-jobs/",
+        headers=headers(technician),
+        json={"template": "tube-side-code128", "import_id": job["id"]},
+    )
     assert r.status_code == 422 and r.json["errors"][0]["field"] == "import_id"  # not theirs
-    r = client.post("/api/v1/print-jobs/", headers=h, json={
-        "template": "tube-side-code128", "import_id": job["id"], "specimen_ids": [1]})
+    r = client.post(
+        "/api/v1/print-jobs/",
+        headers=h,
+        json={"template": "tube-side-code128", "import_id": job["id"], "specimen_ids": [1]},
+    )
     assert r.status_code == 422
 
 
-def test_xlsx_uploads_are_read_by_content(client, manager, headers, storage, tmp_path,  # noqa: F811
-                                          db_session):
+def test_xlsx_uploads_are_read_by_content(
+    client,
+    manager,
+    headers,
+    storage,
+    tmp_path,
+    db_session,
+):
     from openpyxl import Workbook
 
     h = headers(manager)

@@ -9,8 +9,21 @@ from openapi_spec_validator import validate
 
 from biobank.api import API_PREFIX
 
-GARBAGE = [None, "", "x" * 300, -1, 10**12, 1.5, True, [], {}, {"$gt": 1}, "'; DROP TABLE x;--",
-           "2025-13-45", "\x00"]
+GARBAGE = [
+    None,
+    "",
+    "x" * 300,
+    -1,
+    10**12,
+    1.5,
+    True,
+    [],
+    {},
+    {"$gt": 1},
+    "'; DROP TABLE x;--",
+    "2025-13-45",
+    "\x00",
+]
 
 
 def test_openapi_document_validates(client, db_session):
@@ -55,12 +68,14 @@ def test_no_request_body_or_query_produces_a_500(client, make, site, admin, head
             for field, junk in itertools.product(list(props) or ["x"], GARBAGE):
                 extra = {"If-Match": "*"} if method == "patch" else {}
                 if method in ("post", "patch"):
-                    r = client.open(url, method=method.upper(), json={field: junk},
-                                    headers=h | extra)
+                    r = client.open(url, method=method.upper(), json={field: junk}, headers=h | extra)
                 else:
-                    r = client.open(url, method=method.upper(),
-                                    query_string={"limit": junk, "after": junk, field: junk},
-                                    headers=h)
+                    r = client.open(
+                        url,
+                        method=method.upper(),
+                        query_string={"limit": junk, "after": junk, field: junk},
+                        headers=h,
+                    )
                 assert r.status_code < 500, (method, url, field, junk, r.get_data(as_text=True))
                 checked += 1
     assert checked > 500

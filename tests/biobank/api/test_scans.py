@@ -14,8 +14,12 @@ from biobank.models.vocab import MaterialType, SpecimenStatus
 
 
 def scan(barcode, action, **more):
-    body = {"barcode": barcode, "action": action, "client_event_id": uuid.uuid4().hex,
-            "scanned_at": dt.datetime.now(dt.UTC).isoformat()}
+    body = {
+        "barcode": barcode,
+        "action": action,
+        "client_event_id": uuid.uuid4().hex,
+        "scanned_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
     body.update(more)
     return body
 
@@ -33,13 +37,13 @@ def test_full_lifecycle_by_scans(client, make, site, other_site, technician, hea
     r = _post(client, h, scan(s.barcode, "receive", condition="acceptable"))
     assert r.status_code == 201, r.json
     assert r.json["specimen"]["status"] == "received"
-    r = _post(client, h, scan(s.barcode, "store", location={"container_barcode": "BOX-1",
-                                                           "position": "C4"}))
+    r = _post(client, h, scan(s.barcode, "store", location={"container_barcode": "BOX-1", "position": "C4"}))
     assert r.json["specimen"]["position"] == "C4"
     assert r.json["event"]["to_location"].endswith("Box 1 › C4")
     assert set(r.json["allowed_actions"]) >= {"check_out", "move", "ship"}
-    r = _post(client, h, scan(s.barcode, "move", location={"container_id": box.id, "pos_row": 1,
-                                                          "pos_col": 2}))
+    r = _post(
+        client, h, scan(s.barcode, "move", location={"container_id": box.id, "pos_row": 1, "pos_col": 2})
+    )
     assert r.json["event"]["from_location"].endswith("C4")
     r = _post(client, h, scan(s.barcode, "check_out"))
     assert r.json["specimen"]["status"] == "checked_out"
@@ -52,10 +56,18 @@ def test_full_lifecycle_by_scans(client, make, site, other_site, technician, hea
     assert r.json["specimen"]["status"] == "in_transit"
     assert r.json["specimen"]["container_id"] is None
 
-    events = db_session.scalars(sa.select(CustodyEvent).where(CustodyEvent.specimen_id == s.id)
-                                .order_by(CustodyEvent.seq)).all()
+    events = db_session.scalars(
+        sa.select(CustodyEvent).where(CustodyEvent.specimen_id == s.id).order_by(CustodyEvent.seq)
+    ).all()
     assert [e.event_type.value for e in events] == [
-        "received", "stored", "moved", "checked_out", "thawed", "checked_in", "shipped"]
+        "received",
+        "stored",
+        "moved",
+        "checked_out",
+        "thawed",
+        "checked_in",
+        "shipped",
+    ]
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
 
     receiver = make.user("receiver", role="technician", sites=[other_site])
@@ -65,8 +77,9 @@ def test_full_lifecycle_by_scans(client, make, site, other_site, technician, hea
     assert r.json["specimen"]["status"] == "received"
 
 
-def test_illegal_transition_is_409_with_state_and_allowed_actions(client, make, site, technician,
-                                                                  headers, db_session):
+def test_illegal_transition_is_409_with_state_and_allowed_actions(
+    client, make, site, technician, headers, db_session
+):
     s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.COLLECTED)
     r = _post(client, headers(technician), scan(s.barcode, "check_in"))
     assert r.status_code == 409
@@ -76,9 +89,9 @@ def test_illegal_transition_is_409_with_state_and_allowed_actions(client, make, 
     assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
 
 
-def test_same_client_event_id_is_recorded_once_and_answered_the_same(client, make, site,
-                                                                      technician, headers,
-                                                                      db_session):
+def test_same_client_event_id_is_recorded_once_and_answered_the_same(
+    client, make, site, technician, headers, db_session
+):
     s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.COLLECTED)
     body = scan(s.barcode, "receive")
     h = headers(technician)
@@ -95,8 +108,9 @@ def test_same_client_event_id_is_recorded_once_and_answered_the_same(client, mak
     assert r.json["errors"][0]["field"] == "client_event_id"
 
 
-def test_wrong_check_character_is_rejected_with_the_reason(client, make, site, technician,
-                                                          headers, db_session):
+def test_wrong_check_character_is_rejected_with_the_reason(
+    client, make, site, technician, headers, db_session
+):
     good = make_barcode("CTR", MaterialType.SERUM, 12345)
     make.specimen(participant=make.participant(site=site), barcode=good)
     h = headers(technician)
@@ -110,8 +124,7 @@ def test_wrong_check_character_is_rejected_with_the_reason(client, make, site, t
     assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
 
 
-def test_unknown_barcode_other_site_and_future_time(client, make, site, other_site, technician,
-                                                    headers):
+def test_unknown_barcode_other_site_and_future_time(client, make, site, other_site, technician, headers):
     h = headers(technician)
     r = _post(client, h, scan("NOSUCHTUBE", "receive"))
     assert r.status_code == 404
@@ -127,8 +140,11 @@ def test_unknown_barcode_other_site_and_future_time(client, make, site, other_si
 
 
 def test_manufacturer_barcode_is_accepted_as_is(client, make, site, technician, headers):
-    s = make.specimen(participant=make.participant(site=site), manufacturer_barcode="FX05653780",
-                      status=SpecimenStatus.COLLECTED)
+    s = make.specimen(
+        participant=make.participant(site=site),
+        manufacturer_barcode="FX05653780",
+        status=SpecimenStatus.COLLECTED,
+    )
     r = _post(client, headers(technician), scan("FX05653780", "receive"))
     assert r.status_code == 201
     assert r.json["specimen"]["barcode"] == s.barcode
@@ -148,11 +164,17 @@ def test_store_into_an_occupied_position_is_refused(client, make, site, technici
     box = make.box(site=site)
     make.specimen(participant=p, container=box, pos_row=1, pos_col=1)
     s = make.specimen(participant=p, status=SpecimenStatus.RECEIVED)
-    r = _post(client, headers(technician), scan(s.barcode, "store",
-                                                location={"container_id": box.id, "position": "A1"}))
+    r = _post(
+        client,
+        headers(technician),
+        scan(s.barcode, "store", location={"container_id": box.id, "position": "A1"}),
+    )
     assert r.status_code == 409
-    r = _post(client, headers(technician), scan(s.barcode, "store",
-                                                location={"container_id": box.id, "position": "1A"}))
+    r = _post(
+        client,
+        headers(technician),
+        scan(s.barcode, "store", location={"container_id": box.id, "position": "1A"}),
+    )
     assert r.status_code == 422
     assert r.json["errors"][0]["field"] == "location.position"
 
@@ -178,21 +200,25 @@ def test_researchers_cannot_scan(client, make, site, researcher, headers):
     assert _post(client, headers(researcher), scan(s.barcode, "receive")).status_code == 403
 
 
-def test_specimen_created_without_barcode_gets_an_issued_one(client, make, site, technician,
-                                                             headers):
+def test_specimen_created_without_barcode_gets_an_issued_one(client, make, site, technician, headers):
     from biobank.barcodes import is_valid
 
     p = make.participant(site=site)
     h = headers(technician)
-    codes = [client.post("/api/v1/specimens/", headers=h, json={
-        "participant_id": p.id, "material_type": "SERUM"}).json["barcode"] for _ in range(3)]
+    codes = [
+        client.post(
+            "/api/v1/specimens/", headers=h, json={"participant_id": p.id, "material_type": "SERUM"}
+        ).json["barcode"]
+        for _ in range(3)
+    ]
     assert codes[0].startswith("CTRSE")
     assert all(is_valid(c) for c in codes)
     assert len(set(codes)) == 3
 
 
-def test_timeline_merges_custody_location_consent_and_audit(client, make, site, technician,
-                                                           headers, db_session):
+def test_timeline_merges_custody_location_consent_and_audit(
+    client, make, site, technician, headers, db_session
+):
     h = headers(technician)
     p = make.participant(site=site)
     s = make.specimen(participant=p, status=SpecimenStatus.COLLECTED)
@@ -201,8 +227,7 @@ def test_timeline_merges_custody_location_consent_and_audit(client, make, site, 
     _post(client, h, scan(s.barcode, "store", location={"container_id": box.id, "position": "A1"}))
     consent = p.consents[0]
     etag = client.get(f"/api/v1/consents/{consent.id}", headers=h).headers["ETag"]
-    client.patch(f"/api/v1/consents/{consent.id}", json={"withdraw": True},
-                 headers=h | {"If-Match": etag})
+    client.patch(f"/api/v1/consents/{consent.id}", json={"withdraw": True}, headers=h | {"If-Match": etag})
     r = client.get(f"/api/v1/specimens/{s.barcode}/timeline", headers=h)
     assert r.status_code == 200
     kinds = [e["kind"] for e in r.json["entries"]]
@@ -213,19 +238,25 @@ def test_timeline_merges_custody_location_consent_and_audit(client, make, site, 
     assert r.json["chain"] == {"intact": True, "events": 2, "problem": None}
 
 
-def test_retry_that_would_be_accepted_again_is_still_recorded_once(client, make, site,
-                                                                   technician, headers,
-                                                                   db_session):
+def test_retry_that_would_be_accepted_again_is_still_recorded_once(
+    client, make, site, technician, headers, db_session
+):
     """A thaw or a move to the same place is legal twice in a row: the second sending of the
     same scan must still neither count a second thaw nor add a second custody event."""
     box = make.box(site=site, n_rows=2, n_cols=2)
-    s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.CHECKED_OUT,
-                      container=box, pos_row=1, pos_col=1)
+    s = make.specimen(
+        participant=make.participant(site=site),
+        status=SpecimenStatus.CHECKED_OUT,
+        container=box,
+        pos_row=1,
+        pos_col=1,
+    )
     h = headers(technician)
-    for body in (scan(s.barcode, "thaw"),
-                 scan(s.barcode, "check_in", location={"container_id": box.id,
-                                                       "position": "B2"}),
-                 scan(s.barcode, "move", location={"container_id": box.id, "position": "A2"})):
+    for body in (
+        scan(s.barcode, "thaw"),
+        scan(s.barcode, "check_in", location={"container_id": box.id, "position": "B2"}),
+        scan(s.barcode, "move", location={"container_id": box.id, "position": "A2"}),
+    ):
         first = _post(client, h, body)
         assert first.status_code == 201, first.json
         again = _post(client, h, body)
@@ -233,47 +264,64 @@ def test_retry_that_would_be_accepted_again_is_still_recorded_once(client, make,
         assert again.headers["Idempotent-Replayed"] == "true"
     db_session.expire_all()
     assert db_session.get(type(s), s.id).freeze_thaw_count == 1
-    assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)
-                             .where(CustodyEvent.specimen_id == s.id)) == 3
+    assert (
+        db_session.scalar(
+            sa.select(sa.func.count()).select_from(CustodyEvent).where(CustodyEvent.specimen_id == s.id)
+        )
+        == 3
+    )
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 3
 
 
 def test_batch_with_an_already_recorded_scan_answers_it_and_records_the_rest(
-        client, make, site, technician, headers, db_session):
+    client, make, site, technician, headers, db_session
+):
     p = make.participant(site=site)
     tubes = [make.specimen(participant=p, status=SpecimenStatus.CHECKED_OUT) for _ in range(2)]
     h = headers(technician)
     thaw = scan(tubes[0].barcode, "thaw")
     first = _post(client, h, thaw)
-    r = client.post("/api/v1/scans/batch", headers=h,
-                    json={"scans": [thaw, scan(tubes[1].barcode, "thaw")]})
+    r = client.post("/api/v1/scans/batch", headers=h, json={"scans": [thaw, scan(tubes[1].barcode, "thaw")]})
     assert r.status_code == 201, r.json
     assert r.json[0] == first.json
     db_session.expire_all()
     assert [db_session.get(type(t), t.id).freeze_thaw_count for t in tubes] == [1, 1]
 
 
-def test_scan_card_shows_the_tube_and_records_nothing(client, make, site, other_site, technician,
-                                                      headers, db_session):
+def test_scan_card_shows_the_tube_and_records_nothing(
+    client, make, site, other_site, technician, headers, db_session
+):
     from biobank.db import utcnow
     from biobank.models import ConsentResponse
 
     h = headers(technician)
     p = make.participant(site=site)
     box = make.box(site=site)
-    s = make.specimen(participant=p, container=box, pos_row=2, pos_col=3,
-                      barcode=make_barcode("CTR", MaterialType.PLASMA, 4242))
+    s = make.specimen(
+        participant=p,
+        container=box,
+        pos_row=2,
+        pos_col=3,
+        barcode=make_barcode("CTR", MaterialType.PLASMA, 4242),
+    )
     freezer = box.parent.parent
     r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=h)
     assert r.status_code == 200, r.json
     assert r.json["specimen"]["location"] == f"{freezer.name} › {box.parent.name} › {box.name} › B3"
     assert r.json["specimen"]["status"] == "in_storage"
-    assert set(r.json["allowed_actions"]) == {"move", "check_out", "ship", "consume", "dispose",
-                                              "mark_missing"}
+    assert set(r.json["allowed_actions"]) == {
+        "move",
+        "check_out",
+        "ship",
+        "consume",
+        "dispose",
+        "mark_missing",
+    }
     assert r.json["warnings"] == []
     # a withdrawal shows on the card before the technician does anything with the tube
-    response = db_session.scalars(sa.select(ConsentResponse).where(
-        ConsentResponse.participant_id == p.id)).first()
+    response = db_session.scalars(
+        sa.select(ConsentResponse).where(ConsentResponse.participant_id == p.id)
+    ).first()
     response.withdrawn_at = utcnow()
     db_session.commit()
     r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=h)
@@ -288,8 +336,7 @@ def test_scan_card_shows_the_tube_and_records_nothing(client, make, site, other_
     assert db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent)) == 0
 
 
-def test_dispose_and_mark_missing_need_a_reason(client, make, site, technician, headers,
-                                                db_session):
+def test_dispose_and_mark_missing_need_a_reason(client, make, site, technician, headers, db_session):
     s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.RECEIVED)
     h = headers(technician)
     for action in ("dispose", "mark_missing"):
@@ -301,9 +348,9 @@ def test_dispose_and_mark_missing_need_a_reason(client, make, site, technician, 
     assert r.json["event"]["details"]["note"] == "tube cracked"
 
 
-def test_scan_times_before_collection_or_the_earliest_date_are_refused(client, app, make, site,
-                                                                       technician, headers,
-                                                                       db_session):
+def test_scan_times_before_collection_or_the_earliest_date_are_refused(
+    client, app, make, site, technician, headers, db_session
+):
     p = make.participant(site=site)
     visit = make.visit(participant=p, collected_at=dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC))
     s = make.specimen(participant=p, collection_event=visit)
@@ -320,9 +367,9 @@ def test_scan_times_before_collection_or_the_earliest_date_are_refused(client, a
     assert r.status_code == 201
 
 
-def test_a_tube_in_transit_shows_its_card_only_at_its_destination(client, make, site,
-                                                                  other_site, technician,
-                                                                  headers, db_session):
+def test_a_tube_in_transit_shows_its_card_only_at_its_destination(
+    client, make, site, other_site, technician, headers, db_session
+):
     third = make.site()
     s = make.specimen(participant=make.participant(site=site), status=SpecimenStatus.IN_STORAGE)
     r = _post(client, headers(technician), scan(s.barcode, "ship", destination_site_id=third.id))

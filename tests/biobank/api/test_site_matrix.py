@@ -16,24 +16,43 @@ from tests.omics.test_omics_api import STRELKA, _upload
 
 #: operations that read one site's data, with the object of the other site they are called on
 SCOPED = [
-    "/api/v1/sites/{site}", "/api/v1/participants/{participant}", "/api/v1/consents/{consent}",
-    "/api/v1/cases/{case}", "/api/v1/cases/{case}/phenopacket", "/api/v1/lesions/{lesion}",
+    "/api/v1/sites/{site}",
+    "/api/v1/participants/{participant}",
+    "/api/v1/consents/{consent}",
+    "/api/v1/cases/{case}",
+    "/api/v1/cases/{case}/phenopacket",
+    "/api/v1/lesions/{lesion}",
     "/api/v1/collection-events/{visit}",
-    "/api/v1/specimens/{specimen}", "/api/v1/specimens/by-barcode/{barcode}",
-    "/api/v1/specimens/{specimen}/lineage", "/api/v1/specimens/{specimen}/sprec",
-    "/api/v1/specimens/{specimen}/custody", "/api/v1/specimens/{barcode}/timeline",
-    "/api/v1/containers/{box}", "/api/v1/containers/{box}/holds",
-    "/api/v1/containers/{box}/evacuation-plan", "/api/v1/scans/card/{barcode}",
-    "/api/v1/rack-scans/{rack_scan}", "/api/v1/images/{image}",
-    "/api/v1/images/{image}/thumbnail", "/api/v1/print-jobs/{print_job}",
-    "/api/v1/print-jobs/{print_job}/document", "/api/v1/omics/files/{omics_file}",
-    "/api/v1/omics/files/{omics_file}/features/{feature}", "/ga4gh/drs/v1/objects/{sha}",
-    "/ga4gh/drs/v1/objects/{sha}/access/{access}", "/ga4gh/drs/v1/objects/{sha}/content",
-    "/htsget/{datatype}/{sha}", "/htsget/variants/{sha}/bgzf",
-    "/fhir/r4/Specimen/{specimen}", "/fhir/r4/Patient/{participant}",
-    "/fhir/r4/Condition/{case}", "/fhir/r4/BodyStructure/{lesion}",
-    "/fhir/r4/Consent/{consent}", "/fhir/r4/Media/{image}",
+    "/api/v1/specimens/{specimen}",
+    "/api/v1/specimens/by-barcode/{barcode}",
+    "/api/v1/specimens/{specimen}/lineage",
+    "/api/v1/specimens/{specimen}/sprec",
+    "/api/v1/specimens/{specimen}/custody",
+    "/api/v1/specimens/{barcode}/timeline",
+    "/api/v1/containers/{box}",
+    "/api/v1/containers/{box}/holds",
+    "/api/v1/containers/{box}/evacuation-plan",
+    "/api/v1/scans/card/{barcode}",
+    "/api/v1/rack-scans/{rack_scan}",
+    "/api/v1/images/{image}",
+    "/api/v1/images/{image}/thumbnail",
+    "/api/v1/print-jobs/{print_job}",
+    "/api/v1/print-jobs/{print_job}/document",
+    "/api/v1/omics/files/{omics_file}",
+    "/api/v1/omics/files/{omics_file}/features/{feature}",
+    "/ga4gh/drs/v1/objects/{sha}",
+    "/ga4gh/drs/v1/objects/{sha}/access/{access}",
+    "/ga4gh/drs/v1/objects/{sha}/content",
+    "/htsget/{datatype}/{sha}",
+    "/htsget/variants/{sha}/bgzf",
+    "/fhir/r4/Specimen/{specimen}",
+    "/fhir/r4/Patient/{participant}",
+    "/fhir/r4/Condition/{case}",
+    "/fhir/r4/BodyStructure/{lesion}",
+    "/fhir/r4/Consent/{consent}",
+    "/fhir/r4/Media/{image}",
 ]
+PARCELS = "parcels of one's own sites (test_requests)"
 #: identifier operations that are not about one site's data, and why
 EXEMPT = {
     "/api/v1/studies/{item_id}": "studies are shared by the network",
@@ -56,11 +75,9 @@ EXEMPT = {
     "/api/v1/requests/{request_id}/pick-list": "filtered per site (test_requests)",
     "/api/v1/requests/{request_id}/pick-list.pdf": "filtered per site",
     "/api/v1/requests/{request_id}/distribution-report": "filtered per site (test_requests)",
-    "/api/v1/requests/{request_id}/shipment/manifest.{fmt}": "parcels of one's own sites "
-    "(test_requests)",
+    "/api/v1/requests/{request_id}/shipment/manifest.{fmt}": PARCELS,
     "/api/v1/requests/{request_id}/shipments": "parcels of one's own sites (test_requests)",
-    "/api/v1/requests/{request_id}/shipments/{shipment_id}/manifest.{fmt}":
-        "parcels of one's own sites (test_requests)",
+    "/api/v1/requests/{request_id}/shipments/{shipment_id}/manifest.{fmt}": PARCELS,
     "/htsget/{datatype}/service-info": "describes the service, names no file",
     "/fhir/r4/Group/{snapshot_id}": "snapshots are their cohort owner's; members are listed "
     "for one's own sites only (test_fhir)",
@@ -79,8 +96,7 @@ SCOPED_WRITES = [
     ("PATCH", "/api/v1/sites/{site}", {}),
     ("POST", "/api/v1/specimens/{specimen}/aliquots", {"count": 1, "quantity": 0.1}),
     ("POST", "/api/v1/specimens/{specimen}/custody/corrections", {"event_id": 1, "reason": "x"}),
-    ("POST", "/api/v1/containers/{box}/holds", {"pos_row": 2, "pos_col": 2,
-                                                 "kind": "reserved"}),
+    ("POST", "/api/v1/containers/{box}/holds", {"pos_row": 2, "pos_col": 2, "kind": "reserved"}),
     ("DELETE", "/api/v1/containers/{box}/holds/{hold}", None),
     ("POST", "/api/v1/containers/{box}/move", {"parent_id": 1}),
     ("POST", "/api/v1/containers/{box}/evacuate", {"plan_sha256": "0" * 64}),
@@ -109,8 +125,7 @@ EXEMPT_WRITES = {
     "/api/v1/requests/{request_id}/receipt": "the receiving lab's scans",
     "/api/v1/requests/{request_id}/returns": "tubes back to their own site",
     "/api/v1/requests/{request_id}/allocations/{allocation_id}/aliquot": "a picked tube",
-    "/api/v1/requests/{request_id}/processing": "each site makes its own tubes' aliquots "
-    "(test_requests)",
+    "/api/v1/requests/{request_id}/processing": "each site makes its own tubes' aliquots (test_requests)",
 }
 
 
@@ -118,6 +133,7 @@ def api_prefixes(app):
     """Where the API's operations live, as the packages registered them: every other route
     is a page, and test_page_access holds pages to the same rule."""
     return tuple(app.extensions["biobank_api_paths"])
+
 
 #: operations anyone may call, signed in or not, and why
 OPEN = {
@@ -127,12 +143,17 @@ OPEN = {
     ("GET", "/ga4gh/drs/v1/service-info"): "describes the service, names no object",
     ("GET", "/fhir/r4/metadata"): "the FHIR server's CapabilityStatement",
     ("GET", "/htsget/<any(reads, variants):datatype>/service-info"): "describes the service",
-    **{("GET", f"/beacon/v2/{path}"): "describes the beacon" for path in (
-        "", "info", "service-info", "map", "configuration", "entry_types", "filtering_terms")},
+    **{
+        ("GET", f"/beacon/v2/{path}"): "describes the beacon"
+        for path in ("", "info", "service-info", "map", "configuration", "entry_types", "filtering_terms")
+    },
     # a yes or no to anyone (BEACON_ANONYMOUS), protected counts to researchers, records of
     # their sites to staff: tests/omics/test_beacon.py
-    **{(method, f"/beacon/v2/{entry}"): "Beacon granularity by who asks"
-       for entry in ("g_variants", "individuals", "biosamples") for method in ("GET", "POST")},
+    **{
+        (method, f"/beacon/v2/{entry}"): "Beacon granularity by who asks"
+        for entry in ("g_variants", "individuals", "biosamples")
+        for method in ("GET", "POST")
+    },
 }
 
 
@@ -161,8 +182,9 @@ def test_every_operation_with_an_identifier_is_in_the_matrix(client, db_session)
     reads = {p for p, ops in spec["paths"].items() if "get" in ops and "{" in p}
     listed = {_template(p) for p in SCOPED} | {_template(p) for p in EXEMPT}
     assert sorted(p for p in reads if _template(p) not in listed) == []
-    writes = {p for p, ops in spec["paths"].items() if "{" in p
-              and set(ops) & {"post", "patch", "put", "delete"}}
+    writes = {
+        p for p, ops in spec["paths"].items() if "{" in p and set(ops) & {"post", "patch", "put", "delete"}
+    }
     listed = {_template(p) for _, p, _ in SCOPED_WRITES} | {_template(p) for p in EXEMPT_WRITES}
     assert sorted(p for p in writes if _template(p) not in listed) == []
 
@@ -175,38 +197,82 @@ def elsewhere(client, make, other_site, admin, headers, db_session):
     lesion = make.lesion(case=case)
     visit = make.visit(participant=participant, case=case, lesion=lesion)
     box = make.box(site=other_site)
-    specimen = make.specimen(participant=participant, collection_event=visit, container=box,
-                             pos_row=1, pos_col=1)
+    specimen = make.specimen(
+        participant=participant, collection_event=visit, container=box, pos_row=1, pos_col=1
+    )
     normal = make.specimen(participant=participant, collection_event=visit)
-    consent = db_session.scalars(sa.select(ConsentResponse).where(
-        ConsentResponse.participant_id == participant.id)).first()
-    rack_scan = RackScan(container_id=box.id, actor_id=admin.id, file_format="fluidx",
-                         file_sha256="1" * 64, positions={}, diff={})
-    image = Image(case_id=case.id, lesion_id=lesion.id, modality=ImageModality.DERMOSCOPY,
-                  filename="x.jpg", uri="none/x.jpg", mime_type="image/jpeg", size_bytes=1,
-                  sha256="2" * 64, created_by="admin")
-    hold = PositionHold(container_id=box.id, pos_row=3, pos_col=3,
-                        kind=PositionHoldKind.RESERVED, reason="kept", created_by="admin")
-    printer = Printer(name="There", kind=PrinterKind.ZPL_TCP, address="127.0.0.1:9",
-                      site_id=other_site.id)
+    consent = db_session.scalars(
+        sa.select(ConsentResponse).where(ConsentResponse.participant_id == participant.id)
+    ).first()
+    rack_scan = RackScan(
+        container_id=box.id,
+        actor_id=admin.id,
+        file_format="fluidx",
+        file_sha256="1" * 64,
+        positions={},
+        diff={},
+    )
+    image = Image(
+        case_id=case.id,
+        lesion_id=lesion.id,
+        modality=ImageModality.DERMOSCOPY,
+        filename="x.jpg",
+        uri="none/x.jpg",
+        mime_type="image/jpeg",
+        size_bytes=1,
+        sha256="2" * 64,
+        created_by="admin",
+    )
+    hold = PositionHold(
+        container_id=box.id,
+        pos_row=3,
+        pos_col=3,
+        kind=PositionHoldKind.RESERVED,
+        reason="kept",
+        created_by="admin",
+    )
+    printer = Printer(name="There", kind=PrinterKind.ZPL_TCP, address="127.0.0.1:9", site_id=other_site.id)
     db_session.add_all([rack_scan, image, hold, printer])
     db_session.commit()
     there = make.user("there-tech", role="technician", sites=[other_site])
-    job = client.post("/api/v1/print-jobs/", headers=headers(there),
-                      json={"template": "cryovial-2d", "specimen_ids": [specimen.id]}).json
-    omics = _upload(client, headers(admin), STRELKA, kind="exome", reference_genome="GRCh37",
-                    sample_map={"TUMOR": specimen.barcode, "NORMAL": normal.barcode}).json
-    return {"site": other_site.id, "participant": participant.id, "consent": consent.id,
-            "case": case.id, "lesion": lesion.id, "visit": visit.id, "specimen": specimen.id,
-            "barcode": specimen.barcode, "box": box.id, "rack_scan": rack_scan.id,
-            "image": image.id, "print_job": job["id"], "omics_file": omics["id"],
-            "sha": omics["sha256"], "feature": "BRAF", "access": "https", "hold": hold.id,
-            "printer": printer.id, "datatype": "variants"}
+    job = client.post(
+        "/api/v1/print-jobs/",
+        headers=headers(there),
+        json={"template": "cryovial-2d", "specimen_ids": [specimen.id]},
+    ).json
+    omics = _upload(
+        client,
+        headers(admin),
+        STRELKA,
+        kind="exome",
+        reference_genome="GRCh37",
+        sample_map={"TUMOR": specimen.barcode, "NORMAL": normal.barcode},
+    ).json
+    return {
+        "site": other_site.id,
+        "participant": participant.id,
+        "consent": consent.id,
+        "case": case.id,
+        "lesion": lesion.id,
+        "visit": visit.id,
+        "specimen": specimen.id,
+        "barcode": specimen.barcode,
+        "box": box.id,
+        "rack_scan": rack_scan.id,
+        "image": image.id,
+        "print_job": job["id"],
+        "omics_file": omics["id"],
+        "sha": omics["sha256"],
+        "feature": "BRAF",
+        "access": "https",
+        "hold": hold.id,
+        "printer": printer.id,
+        "datatype": "variants",
+    }
 
 
 @pytest.mark.parametrize("role", ["technician", "manager", "researcher"])
-def test_another_sites_data_is_not_found_by_id(client, make, site, admin, headers, elsewhere,
-                                               role):
+def test_another_sites_data_is_not_found_by_id(client, make, site, admin, headers, elsewhere, role):
     here = headers(make.user(f"here-{role}", role=role, sites=[site]))
     leaks = []
     for path in SCOPED:
@@ -231,13 +297,14 @@ def test_an_administrator_reads_every_one_of_them(client, admin, headers, elsewh
 
 
 @pytest.mark.parametrize("role", ["technician", "manager"])
-def test_another_sites_data_cannot_be_changed_by_id(client, make, site, headers, elsewhere,
-                                                    role, db_session):
+def test_another_sites_data_cannot_be_changed_by_id(client, make, site, headers, elsewhere, role, db_session):
     from biobank.models import AuditRecord, CustodyEvent
 
     here = headers(make.user(f"writer-{role}", role=role, sites=[site]))
-    before = [db_session.scalar(sa.select(sa.func.count()).select_from(m))
-              for m in (AuditRecord, CustodyEvent, PositionHold)]
+    before = [
+        db_session.scalar(sa.select(sa.func.count()).select_from(m))
+        for m in (AuditRecord, CustodyEvent, PositionHold)
+    ]
     changed = []
     for method, path, body in SCOPED_WRITES:
         url = path.format(**elsewhere)
@@ -246,5 +313,7 @@ def test_another_sites_data_cannot_be_changed_by_id(client, make, site, headers,
             changed.append((method, url, r.status_code))
     assert changed == []
     db_session.expire_all()
-    assert [db_session.scalar(sa.select(sa.func.count()).select_from(m))
-            for m in (AuditRecord, CustodyEvent, PositionHold)] == before
+    assert [
+        db_session.scalar(sa.select(sa.func.count()).select_from(m))
+        for m in (AuditRecord, CustodyEvent, PositionHold)
+    ] == before

@@ -9,8 +9,13 @@ from biobank.models.vocab import ContainerKind, CustodyEventType, MaterialType
 
 
 def _new(participant, **over):
-    body = {"barcode": "CTRPL0000001", "participant_id": participant.id,
-            "material_type": "PLASMA", "quantity": "1.5", "unit": "mL"}
+    body = {
+        "barcode": "CTRPL0000001",
+        "participant_id": participant.id,
+        "material_type": "PLASMA",
+        "quantity": "1.5",
+        "unit": "mL",
+    }
     body.update(over)
     return body
 
@@ -20,8 +25,11 @@ def test_specimen_create_list_get_update_flow(client, make, site, technician, he
     p = make.participant(site=site)
     box = make.box(site=site)
 
-    r = client.post("/api/v1/specimens/", json=_new(p, container_id=box.id, pos_row=2, pos_col=3,
-                                                    sprec_code="PL1-PED-A-D-N-A-B"), headers=h)
+    r = client.post(
+        "/api/v1/specimens/",
+        json=_new(p, container_id=box.id, pos_row=2, pos_col=3, sprec_code="PL1-PED-A-D-N-A-B"),
+        headers=h,
+    )
     assert r.status_code == 201, r.json
     created = r.json
     assert created["status"] == "in_storage"
@@ -33,14 +41,19 @@ def test_specimen_create_list_get_update_flow(client, make, site, technician, he
 
     r = client.get(f"/api/v1/specimens/{created['id']}", headers=h)
     etag = r.headers["ETag"]
-    r = client.patch(f"/api/v1/specimens/{created['id']}", json={"quantity": "1.0"},
-                     headers=h | {"If-Match": etag, "X-Change-Reason": "measured again"})
+    r = client.patch(
+        f"/api/v1/specimens/{created['id']}",
+        json={"quantity": "1.0"},
+        headers=h | {"If-Match": etag, "X-Change-Reason": "measured again"},
+    )
     assert r.status_code == 200, r.json
     assert r.json["quantity"] == 1
 
-    audit = db_session.scalars(sa.select(AuditRecord).where(
-        AuditRecord.entity == "specimens", AuditRecord.entity_id == str(created["id"]))
-        .order_by(AuditRecord.id)).all()
+    audit = db_session.scalars(
+        sa.select(AuditRecord)
+        .where(AuditRecord.entity == "specimens", AuditRecord.entity_id == str(created["id"]))
+        .order_by(AuditRecord.id)
+    ).all()
     assert [a.action.value for a in audit] == ["insert", "update"]
     assert audit[1].changes["quantity"] == ["1.500", "1.000"]
     assert audit[1].reason == "measured again"
@@ -57,16 +70,18 @@ def test_update_with_stale_etag_gets_412(client, make, site, technician, headers
     h = headers(technician)
     s = make.specimen(participant=make.participant(site=site))
     etag = client.get(f"/api/v1/specimens/{s.id}", headers=h).headers["ETag"]
-    assert client.patch(f"/api/v1/specimens/{s.id}", json={"label": "a"},
-                        headers=h | {"If-Match": etag}).status_code == 200
-    r = client.patch(f"/api/v1/specimens/{s.id}", json={"label": "b"},
-                     headers=h | {"If-Match": etag})
+    assert (
+        client.patch(
+            f"/api/v1/specimens/{s.id}", json={"label": "a"}, headers=h | {"If-Match": etag}
+        ).status_code
+        == 200
+    )
+    r = client.patch(f"/api/v1/specimens/{s.id}", json={"label": "b"}, headers=h | {"If-Match": etag})
     assert r.status_code == 412
     assert r.mimetype == "application/problem+json"
 
 
-def test_duplicate_barcode_is_a_409_naming_the_field(client, make, site, technician, headers,
-                                                     db_session):
+def test_duplicate_barcode_is_a_409_naming_the_field(client, make, site, technician, headers, db_session):
     p = make.participant(site=site)
     make.specimen(participant=p, barcode="DUP0001")
     r = client.post("/api/v1/specimens/", json=_new(p, barcode="DUP0001"), headers=headers(technician))
@@ -79,8 +94,11 @@ def test_occupied_position_is_a_409(client, make, site, technician, headers):
     p = make.participant(site=site)
     box = make.box(site=site)
     make.specimen(participant=p, container=box, pos_row=1, pos_col=1)
-    r = client.post("/api/v1/specimens/", json=_new(p, container_id=box.id, pos_row=1, pos_col=1),
-                    headers=headers(technician))
+    r = client.post(
+        "/api/v1/specimens/",
+        json=_new(p, container_id=box.id, pos_row=1, pos_col=1),
+        headers=headers(technician),
+    )
     assert r.status_code == 409
     assert "A1" in r.json["detail"]
     assert r.json["errors"][0]["field"] == "pos_row"
@@ -100,19 +118,20 @@ def test_database_refuses_two_specimens_in_one_position(make, site, db_session):
 def test_position_outside_the_grid_is_a_422(client, make, site, technician, headers):
     p = make.participant(site=site)
     box = make.box(site=site, n_rows=9, n_cols=9)
-    r = client.post("/api/v1/specimens/", json=_new(p, container_id=box.id, pos_row=10, pos_col=1),
-                    headers=headers(technician))
+    r = client.post(
+        "/api/v1/specimens/",
+        json=_new(p, container_id=box.id, pos_row=10, pos_col=1),
+        headers=headers(technician),
+    )
     assert r.status_code == 422
     assert r.json["errors"][0]["field"] == "pos_row"
     assert "rows 1–9" in r.json["detail"]
 
 
-def test_parent_from_another_participant_is_refused(client, make, site, technician, headers,
-                                                    db_session):
+def test_parent_from_another_participant_is_refused(client, make, site, technician, headers, db_session):
     parent = make.specimen(participant=make.participant(site=site))
     other = make.participant(site=site)
-    r = client.post("/api/v1/specimens/", json=_new(other, parent_id=parent.id),
-                    headers=headers(technician))
+    r = client.post("/api/v1/specimens/", json=_new(other, parent_id=parent.id), headers=headers(technician))
     assert r.status_code == 422
     assert r.json["errors"][0]["field"] == "parent_id"
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Specimen)) == 1
@@ -121,12 +140,14 @@ def test_parent_from_another_participant_is_refused(client, make, site, technici
 def test_aliquot_records_lineage_and_custody(client, make, site, technician, headers, db_session):
     p = make.participant(site=site)
     parent = make.specimen(participant=p, material_type=MaterialType.PLASMA)
-    r = client.post("/api/v1/specimens/", json=_new(p, barcode="ALQ0001", parent_id=parent.id),
-                    headers=headers(technician))
+    r = client.post(
+        "/api/v1/specimens/",
+        json=_new(p, barcode="ALQ0001", parent_id=parent.id),
+        headers=headers(technician),
+    )
     assert r.status_code == 201, r.json
     assert r.json["lineage"] == "aliquot"
-    events = db_session.scalars(sa.select(CustodyEvent).where(
-        CustodyEvent.specimen_id == r.json["id"])).all()
+    events = db_session.scalars(sa.select(CustodyEvent).where(CustodyEvent.specimen_id == r.json["id"])).all()
     assert [e.event_type for e in events] == [CustodyEventType.ALIQUOTED]
     assert events[0].details == {"parent": parent.barcode}
 
@@ -140,8 +161,11 @@ def test_aliquot_of_another_material_must_be_a_derivative(client, make, site, te
     r = client.post("/api/v1/specimens/", json=_new(p, parent_id=parent.id), headers=headers(technician))
     assert r.status_code == 422
     assert r.json["errors"][0]["field"] == "material_type"
-    r = client.post("/api/v1/specimens/", json=_new(p, parent_id=parent.id, lineage="derivative"),
-                    headers=headers(technician))
+    r = client.post(
+        "/api/v1/specimens/",
+        json=_new(p, parent_id=parent.id, lineage="derivative"),
+        headers=headers(technician),
+    )
     assert r.status_code == 201
 
 
@@ -162,29 +186,32 @@ def test_unknown_vocabulary_term_and_unknown_field_are_422(client, make, site, t
 
 def test_bad_sprec_code_is_refused(client, make, site, technician, headers):
     p = make.participant(site=site)
-    r = client.post("/api/v1/specimens/", json=_new(p, sprec_code="XYZ-SST-A-D-N-A-E"),
-                    headers=headers(technician))
+    r = client.post(
+        "/api/v1/specimens/", json=_new(p, sprec_code="XYZ-SST-A-D-N-A-E"), headers=headers(technician)
+    )
     assert r.status_code == 422
     assert "XYZ" in r.json["errors"][0]["message"]
 
 
 def test_malformed_json_is_a_4xx_problem(client, technician, headers):
-    r = client.post("/api/v1/specimens/", data="{not json", content_type="application/json",
-                    headers=headers(technician))
+    r = client.post(
+        "/api/v1/specimens/", data="{not json", content_type="application/json", headers=headers(technician)
+    )
     assert 400 <= r.status_code < 500
     assert r.mimetype == "application/problem+json"
 
 
-def test_moving_a_specimen_records_custody_from_and_to(client, make, site, technician, headers,
-                                                       db_session):
+def test_moving_a_specimen_records_custody_from_and_to(client, make, site, technician, headers, db_session):
     h = headers(technician)
     p = make.participant(site=site)
     box = make.box(site=site, name="Box A")
-    s = client.post("/api/v1/specimens/", json=_new(p, container_id=box.id, pos_row=1, pos_col=1),
-                    headers=h).json
+    s = client.post(
+        "/api/v1/specimens/", json=_new(p, container_id=box.id, pos_row=1, pos_col=1), headers=h
+    ).json
     etag = client.get(f"/api/v1/specimens/{s['id']}", headers=h).headers["ETag"]
-    r = client.patch(f"/api/v1/specimens/{s['id']}", json={"pos_row": 2, "pos_col": 5},
-                     headers=h | {"If-Match": etag})
+    r = client.patch(
+        f"/api/v1/specimens/{s['id']}", json={"pos_row": 2, "pos_col": 5}, headers=h | {"If-Match": etag}
+    )
     assert r.status_code == 200, r.json
     events = client.get(f"/api/v1/specimens/{s['id']}/custody", headers=h).json
     assert [e["event_type"] for e in events] == ["collected", "stored", "moved"]
@@ -196,8 +223,7 @@ def test_moving_a_specimen_records_custody_from_and_to(client, make, site, techn
 def test_specimen_in_non_holding_container_is_refused(client, make, site, technician, headers):
     p = make.participant(site=site)
     freezer = make.container(site=site, kind=ContainerKind.FREEZER)
-    r = client.post("/api/v1/specimens/", json=_new(p, container_id=freezer.id),
-                    headers=headers(technician))
+    r = client.post("/api/v1/specimens/", json=_new(p, container_id=freezer.id), headers=headers(technician))
     assert r.status_code == 422
     assert r.json["errors"][0]["field"] == "container_id"
 
@@ -241,7 +267,7 @@ def test_keyset_pagination_walks_every_row_once(client, make, site, technician, 
         r = client.get(url, headers=h)
         seen += [s["barcode"] for s in r.json]
         link = r.headers.get("Link")
-        url = link[1:link.index(">")] if link else None
+        url = link[1 : link.index(">")] if link else None
     assert sorted(seen) == sorted(made)
 
 
@@ -249,11 +275,11 @@ def test_filters_by_material_and_status(client, make, site, technician, headers)
     p = make.participant(site=site)
     make.specimen(participant=p, material_type=MaterialType.SERUM)
     make.specimen(participant=p, material_type=MaterialType.DNA)
-    r = client.get("/api/v1/specimens/", query_string={"material_type": ["SERUM", "DNA"]},
-                   headers=headers(technician))
+    r = client.get(
+        "/api/v1/specimens/", query_string={"material_type": ["SERUM", "DNA"]}, headers=headers(technician)
+    )
     assert sorted(s["material_type"] for s in r.json) == ["DNA", "SERUM"]
-    r = client.get("/api/v1/specimens/", query_string={"material_type": "NOPE"},
-                   headers=headers(technician))
+    r = client.get("/api/v1/specimens/", query_string={"material_type": "NOPE"}, headers=headers(technician))
     assert r.status_code == 422
     assert r.json["errors"][0]["location"] == "query"
 
@@ -266,8 +292,7 @@ def test_by_barcode_lookup(client, make, site, technician, headers):
     assert r.status_code == 404
 
 
-def test_q_matches_barcode_label_or_participant_code_prefixes(client, make, site, technician,
-                                                             headers):
+def test_q_matches_barcode_label_or_participant_code_prefixes(client, make, site, technician, headers):
     p = make.participant(site=site, code="SKN-777001")
     other = make.participant(site=site, code="SKN-888001")
     by_code = make.specimen(participant=p, barcode="AAA0001")
@@ -281,8 +306,7 @@ def test_q_matches_barcode_label_or_participant_code_prefixes(client, make, site
     assert found == {by_label.barcode}
 
 
-def test_sprec_is_derived_from_recorded_history(client, make, site, technician, headers,
-                                                db_session):
+def test_sprec_is_derived_from_recorded_history(client, make, site, technician, headers, db_session):
     import datetime as dt
 
     from biobank.models.vocab import CollectionProcedure, MaterialType, QuantityUnit
@@ -290,18 +314,31 @@ def test_sprec_is_derived_from_recorded_history(client, make, site, technician, 
     p = make.participant(site=site)
     drawn = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
     visit = make.visit(participant=p, collected_at=drawn)
-    blood = make.specimen(participant=p, collection_event=visit,
-                          material_type=MaterialType.WHOLE_BLOOD, unit=QuantityUnit.ML)
+    blood = make.specimen(
+        participant=p, collection_event=visit, material_type=MaterialType.WHOLE_BLOOD, unit=QuantityUnit.ML
+    )
     h = headers(technician)
-    r = client.post(f"/api/v1/specimens/{blood.id}/aliquots", headers=h, json={
-        "count": 1, "quantity": "4", "material_type": "PLASMA", "unit": "mL",
-        "processing": {"method": "centrifugation 2,000 g 10 min", "temperature": "RT",
-                       "started_at": "2026-03-02T09:30:00Z"}})
+    r = client.post(
+        f"/api/v1/specimens/{blood.id}/aliquots",
+        headers=h,
+        json={
+            "count": 1,
+            "quantity": "4",
+            "material_type": "PLASMA",
+            "unit": "mL",
+            "processing": {
+                "method": "centrifugation 2,000 g 10 min",
+                "temperature": "RT",
+                "started_at": "2026-03-02T09:30:00Z",
+            },
+        },
+    )
     assert r.status_code == 201, r.json
     plasma = r.json[0]
     r = client.get(f"/api/v1/specimens/{plasma['id']}/aliquots", headers=h)
-    r = client.post(f"/api/v1/specimens/{plasma['id']}/aliquots", headers=h,
-                    json={"count": 2, "quantity": "0.5"})
+    r = client.post(
+        f"/api/v1/specimens/{plasma['id']}/aliquots", headers=h, json={"count": 2, "quantity": "0.5"}
+    )
     aliquot = r.json[0]
     r = client.get(f"/api/v1/specimens/{aliquot['id']}/sprec", headers=h)
     assert r.status_code == 200, r.json
@@ -309,12 +346,15 @@ def test_sprec_is_derived_from_recorded_history(client, make, site, technician, 
     delay = next(e for e in r.json["elements"] if e["name"] == "pre-centrifugation delay")
     assert delay["basis"] == "1.5 h at RT from collection to centrifugation"
 
-    excised = make.visit(participant=p, collected_at=drawn,
-                         procedure=CollectionProcedure.WIDE_LOCAL_EXCISION)
-    tissue = make.specimen(participant=p, collection_event=excised,
-                           material_type=MaterialType.TISSUE_FROZEN, unit=QuantityUnit.MG,
-                           frozen_at=drawn + dt.timedelta(minutes=45),
-                           sprec_code="TIS-SRG-A-B-SNP-Z-C")
+    excised = make.visit(participant=p, collected_at=drawn, procedure=CollectionProcedure.WIDE_LOCAL_EXCISION)
+    tissue = make.specimen(
+        participant=p,
+        collection_event=excised,
+        material_type=MaterialType.TISSUE_FROZEN,
+        unit=QuantityUnit.MG,
+        frozen_at=drawn + dt.timedelta(minutes=45),
+        sprec_code="TIS-SRG-A-B-SNP-Z-C",
+    )
     r = client.get(f"/api/v1/specimens/{tissue.id}/sprec", headers=h)
     assert r.json["computed"] == "TIS-SRG-X-E-SNP-X-X"
     assert r.json["differs"] == ["cold ischemia time"]
@@ -330,9 +370,11 @@ def test_sprec_is_derived_from_recorded_history(client, make, site, technician, 
 def test_a_body_that_is_not_json_is_415(client, make, site, technician, headers):
     p = make.participant(site=site)
     h = headers(technician)
-    for kind, body in (("text/plain", "participant_id=1"),
-                       ("application/x-www-form-urlencoded", f"participant_id={p.id}"),
-                       (None, "{}")):
+    for kind, body in (
+        ("text/plain", "participant_id=1"),
+        ("application/x-www-form-urlencoded", f"participant_id={p.id}"),
+        (None, "{}"),
+    ):
         r = client.post("/api/v1/specimens/", data=body, headers=h, content_type=kind)
         assert r.status_code == 415, (kind, r.json)
         assert r.mimetype == "application/problem+json"

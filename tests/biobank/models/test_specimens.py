@@ -12,11 +12,20 @@ def stale_case_ids(session) -> list[str]:
     expected = sa.func.coalesce(
         sa.select(Lesion.case_id).where(Lesion.id == Specimen.lesion_id).scalar_subquery(),
         sa.select(CollectionEvent.case_id)
-        .where(CollectionEvent.id == Specimen.collection_event_id).scalar_subquery())
-    return list(session.scalars(sa.select(Specimen.barcode).where(
-        sa.or_(Specimen.case_id != expected,
-               sa.and_(Specimen.case_id.is_(None), expected.is_not(None)),
-               sa.and_(Specimen.case_id.is_not(None), expected.is_(None))))))
+        .where(CollectionEvent.id == Specimen.collection_event_id)
+        .scalar_subquery(),
+    )
+    return list(
+        session.scalars(
+            sa.select(Specimen.barcode).where(
+                sa.or_(
+                    Specimen.case_id != expected,
+                    sa.and_(Specimen.case_id.is_(None), expected.is_not(None)),
+                    sa.and_(Specimen.case_id.is_not(None), expected.is_(None)),
+                )
+            )
+        )
+    )
 
 
 def test_case_follows_lesion_visit_and_their_changes(make, site, db_session):
@@ -26,8 +35,7 @@ def test_case_follows_lesion_visit_and_their_changes(make, site, db_session):
     visit = make.visit(participant=person, case=second)
     blood = make.specimen(participant=person, collection_event=visit)
     tissue = make.specimen(participant=person, collection_event=visit, lesion=lesion)
-    aliquot = make.specimen(participant=person, parent=tissue, collection_event=visit,
-                            lesion=lesion)
+    aliquot = make.specimen(participant=person, parent=tissue, collection_event=visit, lesion=lesion)
     assert (blood.case_id, tissue.case_id, aliquot.case_id) == (second.id, first.id, first.id)
 
     visit.case = first  # the visit was recorded against the wrong case

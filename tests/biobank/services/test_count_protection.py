@@ -49,8 +49,11 @@ def consistent(published, app):
     if published == f"<{small}":
         return set(range(1, small))
     base = app.config["COUNT_ROUNDING_BASE"]
-    return {n for n in range(small, published + base + 1)
-            if max(small, (2 * n + base) // (2 * base) * base) == published}
+    return {
+        n
+        for n in range(small, published + base + 1)
+        if max(small, (2 * n + base) // (2 * base) * base) == published
+    }
 
 
 def eq(field, value):
@@ -65,14 +68,17 @@ def _values(app, admin, field):
 def test_the_differencing_attack_of_the_issue_learns_no_small_count(demo):
     app, admin, researcher, _fields = demo
     melanoma = eq("cases.disease_group", "melanoma")
-    without = {"op": "and", "content": [melanoma, {"op": "!=", "content": {
-        "field": "specimens.material_type", "value": "DNA"}}]}
-    exact = [query.run_query(actor=admin, level="cases", filters=f, size=0).total
-             for f in (melanoma, without)]
-    shown = [query.run_query(actor=researcher, level="cases", filters=f, size=0).total
-             for f in (melanoma, without)]
-    possible = {a - b for a in consistent(shown[0], app) for b in consistent(shown[1], app)
-                if a >= b}
+    without = {
+        "op": "and",
+        "content": [melanoma, {"op": "!=", "content": {"field": "specimens.material_type", "value": "DNA"}}],
+    }
+    exact = [
+        query.run_query(actor=admin, level="cases", filters=f, size=0).total for f in (melanoma, without)
+    ]
+    shown = [
+        query.run_query(actor=researcher, level="cases", filters=f, size=0).total for f in (melanoma, without)
+    ]
+    possible = {a - b for a in consistent(shown[0], app) for b in consistent(shown[1], app) if a >= b}
     assert exact[0] - exact[1] in possible
     assert len(possible) > 1
 
@@ -89,15 +95,14 @@ def test_random_differences_and_facets_over_the_demo_never_pin_a_small_count(dem
         clause_b = eq(b, rng.choice(values[b]))
         both = {"op": "and", "content": [clause_a, clause_b]}
         level = rng.choice(["participants", "cases", "specimens"])
-        exact = [query.run_query(actor=admin, level=level, filters=f, size=0).total
-                 for f in (clause_a, both)]
+        exact = [query.run_query(actor=admin, level=level, filters=f, size=0).total for f in (clause_a, both)]
         diff = exact[0] - exact[1]
         if not 1 <= diff <= 4:
             continue
-        shown = [query.run_query(actor=researcher, level=level, filters=f, size=0).total
-                 for f in (clause_a, both)]
-        possible = {x - y for x in consistent(shown[0], app)
-                    for y in consistent(shown[1], app) if x >= y}
+        shown = [
+            query.run_query(actor=researcher, level=level, filters=f, size=0).total for f in (clause_a, both)
+        ]
+        possible = {x - y for x in consistent(shown[0], app) for y in consistent(shown[1], app) if x >= y}
         if possible == {diff}:
             pinned.append((level, clause_a, clause_b, diff))
     # facets: a hidden bucket is never the shown total minus the shown buckets, exactly; where
@@ -107,8 +112,7 @@ def test_random_differences_and_facets_over_the_demo_never_pin_a_small_count(dem
         buckets = result.facets[name]["buckets"]
         small = [b for b in buckets if b["doc_count"] == "<5"]
         second = [b for b in buckets if b["doc_count"] == query.SUPPRESSED]
-        if len(small) == 1 and any(isinstance(b["doc_count"], int) and b["doc_count"]
-                                   for b in buckets):
+        if len(small) == 1 and any(isinstance(b["doc_count"], int) and b["doc_count"] for b in buckets):
             assert len(second) == 1, (name, buckets)
         if len(small) != 1 or second or isinstance(result.total, str):
             continue
@@ -121,11 +125,18 @@ def test_random_differences_and_facets_over_the_demo_never_pin_a_small_count(dem
 
 
 def test_a_lone_hidden_bucket_takes_the_smallest_shown_one_with_it():
-    buckets = [{"key": "a", "doc_count": 40}, {"key": "b", "doc_count": 10},
-               {"key": "c", "doc_count": "<5"}, {"key": "d", "doc_count": 0}]
+    buckets = [
+        {"key": "a", "doc_count": 40},
+        {"key": "b", "doc_count": 10},
+        {"key": "c", "doc_count": "<5"},
+        {"key": "d", "doc_count": 0},
+    ]
     query._suppress_second(buckets)
     assert [b["doc_count"] for b in buckets] == [40, query.SUPPRESSED, "<5", 0]
-    two_hidden = [{"key": "a", "doc_count": 40}, {"key": "b", "doc_count": "<5"},
-                  {"key": "c", "doc_count": "<5"}]
+    two_hidden = [
+        {"key": "a", "doc_count": 40},
+        {"key": "b", "doc_count": "<5"},
+        {"key": "c", "doc_count": "<5"},
+    ]
     query._suppress_second(two_hidden)
     assert [b["doc_count"] for b in two_hidden] == [40, "<5", "<5"]

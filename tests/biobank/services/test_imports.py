@@ -44,22 +44,29 @@ MASTER = FIXTURES / "master-specimens.csv"
 def storage(make, site):
     """What the fixture files refer to: study SKIN-BB, box IMPBOX-01, drawer IMPDRW-01."""
     make.study(code="SKIN-BB")
-    freezer = make.container(site=site, kind=ContainerKind.FREEZER,
-                             temperature=StorageTemperature.MINUS_60_85)
+    freezer = make.container(
+        site=site, kind=ContainerKind.FREEZER, temperature=StorageTemperature.MINUS_60_85
+    )
     rack = make.container(site=site, kind=ContainerKind.RACK, parent=freezer)
     box = make.box(site=site, parent=rack, barcode="IMPBOX-01")
-    cabinet = make.container(site=site, kind=ContainerKind.CABINET,
-                             temperature=StorageTemperature.RT)
-    drawer = make.container(site=site, kind=ContainerKind.DRAWER, parent=cabinet,
-                            barcode="IMPDRW-01", n_rows=10, n_cols=12,
-                            position_scheme=PositionScheme.NUMBER,
-                            fill_order=FillOrder.COLUMN_MAJOR)
+    cabinet = make.container(site=site, kind=ContainerKind.CABINET, temperature=StorageTemperature.RT)
+    drawer = make.container(
+        site=site,
+        kind=ContainerKind.DRAWER,
+        parent=cabinet,
+        barcode="IMPDRW-01",
+        n_rows=10,
+        n_cols=12,
+        position_scheme=PositionScheme.NUMBER,
+        fill_order=FillOrder.COLUMN_MAJOR,
+    )
     return box, drawer
 
 
 def run(path, actor, *, template="master", dry_run=False, delimiter=",", options=None):
-    job = imports.create_job(actor=actor, path=Path(path), filename=Path(path).name,
-                             template=template, dry_run=dry_run)
+    job = imports.create_job(
+        actor=actor, path=Path(path), filename=Path(path).name, template=template, dry_run=dry_run
+    )
     return imports.run_job(job.id, delimiter=delimiter, options=options)
 
 
@@ -71,14 +78,19 @@ def problems(job):
     return [(p.line, p.column, p.message) for p in imports.problems_of(job)]
 
 
-def test_master_file_creates_participants_cases_visits_specimens_and_placements(
-        db_session, manager, storage):
+def test_master_file_creates_participants_cases_visits_specimens_and_placements(db_session, manager, storage):
     box, drawer = storage
     job = run(MASTER, manager)
     assert job.status is ImportStatus.SUCCEEDED, problems(job)
     assert job.rows_read == 10
-    assert job.created == {"participants": 3, "participant_phi": 3, "cases": 3,
-                           "collection_events": 5, "specimens": 10, "custody_events": 27}
+    assert job.created == {
+        "participants": 3,
+        "participant_phi": 3,
+        "cases": 3,
+        "collection_events": 5,
+        "specimens": 10,
+        "custody_events": 27,
+    }
     assert stale_case_ids(db_session) == []
 
     case = db_session.scalar(sa.select(Case).where(Case.code == "IMPC-000001"))
@@ -91,33 +103,51 @@ def test_master_file_creates_participants_cases_visits_specimens_and_placements(
     block = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == "LEGACY-F-0001"))
     assert (block.container_id, block.pos_row, block.pos_col) == (drawer.id, 1, 1)
 
-    blood, plasma, first, second = (db_session.scalar(sa.select(Specimen).where(
-        Specimen.barcode == code)) for code in ("LEGACY-B-0001", "LEGACY-P-0001",
-                                                 "LEGACY-P-0002", "LEGACY-P-0003"))
+    blood, plasma, first, second = (
+        db_session.scalar(sa.select(Specimen).where(Specimen.barcode == code))
+        for code in ("LEGACY-B-0001", "LEGACY-P-0001", "LEGACY-P-0002", "LEGACY-P-0003")
+    )
     assert plasma.parent_id == blood.id and plasma.lineage is Lineage.DERIVATIVE
     assert first.parent_id == second.parent_id == plasma.id and first.lineage is Lineage.ALIQUOT
     assert blood.status is SpecimenStatus.CONSUMED and blood.quantity == 0
     assert plasma.quantity == 0 and plasma.initial_quantity == 4  # consumed after aliquoting
 
-    serum = db_session.scalar(sa.select(Specimen).where(
-        Specimen.material_type == MaterialType.SERUM, Specimen.participant.has(
-            Participant.code == "IMP-000002")))
+    serum = db_session.scalar(
+        sa.select(Specimen).where(
+            Specimen.material_type == MaterialType.SERUM,
+            Specimen.participant.has(Participant.code == "IMP-000002"),
+        )
+    )
     assert serum.barcode.startswith("CTRSE") and is_valid(serum.barcode)  # issued
-    urine_visit = db_session.scalar(sa.select(CollectionEvent).join(Participant).where(
-        Participant.code == "IMP-000003"))
+    urine_visit = db_session.scalar(
+        sa.select(CollectionEvent).join(Participant).where(Participant.code == "IMP-000003")
+    )
     assert urine_visit.collected_at == dt.datetime(2024, 1, 15, 1, 0, tzinfo=dt.UTC)
 
-    chain = db_session.scalars(sa.select(CustodyEvent).where(
-        CustodyEvent.specimen_id == tissue.id).order_by(CustodyEvent.seq)).all()
-    assert [e.event_type for e in chain] == [CustodyEventType.COLLECTED,
-                                             CustodyEventType.RECEIVED, CustodyEventType.STORED]
+    chain = db_session.scalars(
+        sa.select(CustodyEvent).where(CustodyEvent.specimen_id == tissue.id).order_by(CustodyEvent.seq)
+    ).all()
+    assert [e.event_type for e in chain] == [
+        CustodyEventType.COLLECTED,
+        CustodyEventType.RECEIVED,
+        CustodyEventType.STORED,
+    ]
     assert chain[-1].to_location.endswith("A1") and chain[0].details == {"import": job.id}
     assert verify_ledger().ok
-    audited = dict(db_session.execute(sa.select(AuditRecord.entity, sa.func.count()).where(
-        AuditRecord.reason == f"import {job.id}: master-specimens.csv").group_by(
-        AuditRecord.entity)).all())
-    assert audited == {"participants": 3, "participant_phi": 3, "cases": 3,
-                       "collection_events": 5, "specimens": 10}
+    audited = dict(
+        db_session.execute(
+            sa.select(AuditRecord.entity, sa.func.count())
+            .where(AuditRecord.reason == f"import {job.id}: master-specimens.csv")
+            .group_by(AuditRecord.entity)
+        ).all()
+    )
+    assert audited == {
+        "participants": 3,
+        "participant_phi": 3,
+        "cases": 3,
+        "collection_events": 5,
+        "specimens": 10,
+    }
 
 
 def test_the_same_file_is_imported_once(db_session, manager, storage, tmp_path):
@@ -132,21 +162,28 @@ def test_one_bad_row_in_eleven_writes_nothing(db_session, manager, storage):
     before = {m: count(db_session, m) for m in (Participant, Specimen, CustodyEvent, AuditRecord)}
     job = run(FIXTURES / "master-one-bad-row.csv", manager)
     assert job.status is ImportStatus.FAILED
-    assert problems(job) == [(12, "material_type", "unknown value 'PLASMAA' (did you mean "
-                              "PLASMA?); allowed: " + ", ".join(m.value for m in MaterialType))]
+    assert problems(job) == [
+        (
+            12,
+            "material_type",
+            "unknown value 'PLASMAA' (did you mean "
+            "PLASMA?); allowed: " + ", ".join(m.value for m in MaterialType),
+        )
+    ]
     assert {m: count(db_session, m) for m in before} == before
     # the file was not imported, so once corrected it may be
     assert imports.already_imported(job.sha256) is None
 
 
-def test_every_problem_is_reported_with_line_and_column(db_session, make, manager, storage,
-                                                         tmp_path):
+def test_every_problem_is_reported_with_line_and_column(db_session, make, manager, storage, tmp_path):
     box, _drawer = storage
     old = make.participant(site=box.site, code="OLD-1")
     make.specimen(participant=old, barcode="TAKEN-1", container=box, pos_row=9, pos_col=9)
-    header = ("participant_code,study_code,site_code,sex,case_code,disease_group,icd10_code,"
-              "collected_at,procedure,specimen_barcode,material_type,parent_barcode,quantity,"
-              "unit,container_barcode,position")
+    header = (
+        "participant_code,study_code,site_code,sex,case_code,disease_group,icd10_code,"
+        "collected_at,procedure,specimen_barcode,material_type,parent_barcode,quantity,"
+        "unit,container_barcode,position"
+    )
     rows = [
         "N-1,SKIN-BB,CTR,female,NC-1,psoriasis,C43.5,2024-01-01 10:00,venipuncture,X-0,PLASMA,,4,mL,,",
         "N-1,,,,,,,2024-01-01 10:00,venipuncture,X-1,PLASMA,,4,mL,IMPBOX-01,A1",
@@ -192,8 +229,10 @@ def test_every_problem_is_reported_with_line_and_column(db_session, make, manage
 
 def test_wrong_columns_are_named_with_suggestions(db_session, manager, storage, tmp_path):
     path = tmp_path / "header.csv"
-    path.write_text("participant_code,studycode,site_code,collected_at,procedure,material,"
-                    "material_type,breslow\nP,SKIN-BB,CTR,2024-01-01,excision,x,DNA,1\n")
+    path.write_text(
+        "participant_code,studycode,site_code,collected_at,procedure,material,"
+        "material_type,breslow\nP,SKIN-BB,CTR,2024-01-01,excision,x,DNA,1\n"
+    )
     job = run(path, manager, template="participants")
     found = {column: message for _line, column, message in problems(job)}
     assert "did you mean 'study_code'" in found["studycode"]
@@ -253,7 +292,8 @@ def test_dry_run_checks_everything_and_writes_nothing(db_session, manager, stora
 
 
 def test_specimens_of_existing_participants_take_from_an_existing_parent(
-        db_session, make, manager, storage, tmp_path):
+    db_session, make, manager, storage, tmp_path
+):
     box, _drawer = storage
     person = make.participant(site=box.site, code="KNOWN-1")
     parent = make.specimen(participant=person, barcode="KNOWN-PL", quantity=Decimal("1.000"))
@@ -263,18 +303,30 @@ def test_specimens_of_existing_participants_take_from_an_existing_parent(
         "quantity,unit,container_barcode,position\n"
         "KNOWN-1,2025-03-01 09:30,venipuncture,KNOWN-A1,PLASMA,KNOWN-PL,0.4,mL,IMPBOX-01,C1\n"
         "KNOWN-1,2025-03-01 09:30,venipuncture,KNOWN-A2,PLASMA,KNOWN-PL,0.4,mL,IMPBOX-01,C2\n"
-        "NOBODY,2025-03-01 09:30,venipuncture,KNOWN-A3,PLASMA,,0.4,mL,IMPBOX-01,C3\n")
+        "NOBODY,2025-03-01 09:30,venipuncture,KNOWN-A3,PLASMA,,0.4,mL,IMPBOX-01,C3\n"
+    )
     job = run(path, manager, template="specimens")
-    assert problems(job) == [(4, "participant_code", "participant NOBODY does not exist: "
-                              "import it first (participants or master template)")]
+    assert problems(job) == [
+        (
+            4,
+            "participant_code",
+            "participant NOBODY does not exist: import it first (participants or master template)",
+        )
+    ]
     path.write_text("\n".join(path.read_text().splitlines()[:3]) + "\n")
     job = run(path, manager, template="specimens")
     assert job.status is ImportStatus.SUCCEEDED, problems(job)
     db_session.refresh(parent)
     assert parent.quantity == Decimal("0.2")
-    update = db_session.scalar(sa.select(AuditRecord).where(
-        AuditRecord.entity == "specimens", AuditRecord.entity_id == str(parent.id),
-        AuditRecord.reason.like("import%")).order_by(AuditRecord.id.desc()))
+    update = db_session.scalar(
+        sa.select(AuditRecord)
+        .where(
+            AuditRecord.entity == "specimens",
+            AuditRecord.entity_id == str(parent.id),
+            AuditRecord.reason.like("import%"),
+        )
+        .order_by(AuditRecord.id.desc())
+    )
     assert update.changes == {"quantity": ["0.600", "0.200"]}
 
 
@@ -287,45 +339,54 @@ def test_only_the_actors_sites(db_session, make, other_site, storage, tmp_path):
 
 
 @pytest.mark.parametrize("batch", [5000, 3])
-def test_aliquots_take_from_a_parent_earlier_in_the_file(db_session, manager, storage,
-                                                         tmp_path, monkeypatch, batch):
+def test_aliquots_take_from_a_parent_earlier_in_the_file(
+    db_session, manager, storage, tmp_path, monkeypatch, batch
+):
     """Whether the parent is still buffered or already written when its aliquots come, it
     ends with what they left."""
     monkeypatch.setattr(imports, "WRITE_BATCH", batch)
-    header = ("participant_code,study_code,site_code,collected_at,procedure,specimen_barcode,"
-              "material_type,parent_barcode,quantity,unit,container_barcode,position")
+    header = (
+        "participant_code,study_code,site_code,collected_at,procedure,specimen_barcode,"
+        "material_type,parent_barcode,quantity,unit,container_barcode,position"
+    )
     rows = ["Q-1,SKIN-BB,CTR,2024-01-01 10:00,venipuncture,Q-PL,PLASMA,,4,mL,IMPBOX-01,A1"]
-    rows += [f"Q-1,,,2024-01-01 10:00,venipuncture,Q-A{i},PLASMA,Q-PL,0.5,mL,IMPBOX-01,B{i}"
-             for i in range(1, 4)]
+    rows += [
+        f"Q-1,,,2024-01-01 10:00,venipuncture,Q-A{i},PLASMA,Q-PL,0.5,mL,IMPBOX-01,B{i}" for i in range(1, 4)
+    ]
     path = tmp_path / "aliquots.csv"
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     job = run(path, manager)
     assert job.status is ImportStatus.SUCCEEDED, problems(job)
     parent = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == "Q-PL"))
     assert (parent.initial_quantity, parent.quantity) == (4, Decimal("2.5"))
-    updates = db_session.scalars(sa.select(AuditRecord).where(
-        AuditRecord.entity == "specimens", AuditRecord.entity_id == str(parent.id),
-        AuditRecord.action == "update")).all()
+    updates = db_session.scalars(
+        sa.select(AuditRecord).where(
+            AuditRecord.entity == "specimens",
+            AuditRecord.entity_id == str(parent.id),
+            AuditRecord.action == "update",
+        )
+    ).all()
     assert len(updates) == (0 if batch == 5000 else 3)
     assert verify_ledger().ok
 
 
 def test_an_openspecimen_export_migrates_with_its_participants_and_visits(
-        db_session, make, manager, site, tmp_path):
+    db_session, make, manager, site, tmp_path
+):
     make.study(code="TB-MIGRATED")
     export = FIXTURES / "openspecimen-export.csv"
-    job = run(export, manager, template="openspecimen",
-              options={"study_code": "NO-SUCH-STUDY", "site_code": "CTR"})
+    job = run(
+        export, manager, template="openspecimen", options={"study_code": "NO-SUCH-STUDY", "site_code": "CTR"}
+    )
     assert job.status is ImportStatus.FAILED
-    assert {(c, m) for _l, c, m in problems(job)} == {
-        ("study_code", "unknown study 'NO-SUCH-STUDY'")}
+    assert {(c, m) for _l, c, m in problems(job)} == {("study_code", "unknown study 'NO-SUCH-STUDY'")}
     assert min(line for line, _c, _m in problems(job)) == 5  # after the 3-line preamble
-    job = run(export, manager, template="openspecimen",
-              options={"study_code": "TB-MIGRATED", "site_code": "CTR"})
+    job = run(
+        export, manager, template="openspecimen", options={"study_code": "TB-MIGRATED", "site_code": "CTR"}
+    )
     assert job.status is ImportStatus.SUCCEEDED, problems(job)
     assert job.created["specimens"] == 17 and job.created["participants"] == 17
-    specimen = db_session.scalar(sa.select(Specimen).where(
-        Specimen.barcode == "TB0990100010101001"))
+    specimen = db_session.scalar(sa.select(Specimen).where(Specimen.barcode == "TB0990100010101001"))
     assert specimen.label == specimen.barcode and specimen.material_type is MaterialType.OTHER
     assert (specimen.quantity, specimen.unit.value) == (Decimal("0.2"), "mL")
     assert specimen.participant.code == "TB099010001"
@@ -334,8 +395,7 @@ def test_an_openspecimen_export_migrates_with_its_participants_and_visits(
     assert specimen.status is SpecimenStatus.RECEIVED
 
 
-def test_a_csv_cut_at_a_cell_boundary_is_refused_with_the_line(db_session, manager, storage,
-                                                               tmp_path):
+def test_a_csv_cut_at_a_cell_boundary_is_refused_with_the_line(db_session, manager, storage, tmp_path):
     text = MASTER.read_text(encoding="utf-8-sig").rstrip("\r\n")
     last = text.rsplit(",", 2)[0]  # the file ends two cells early
     cut = tmp_path / "cut.csv"
@@ -345,14 +405,19 @@ def test_a_csv_cut_at_a_cell_boundary_is_refused_with_the_line(db_session, manag
     assert job.status is ImportStatus.FAILED
     n_lines = len(last.splitlines())
     header = len(text.splitlines()[0].split(","))
-    assert problems(job) == [(n_lines, None, f"{header - 2} cells but the header names "
-                              f"{header} columns: a separator is missing or extra, or the "
-                              "file was cut short")]
+    assert problems(job) == [
+        (
+            n_lines,
+            None,
+            f"{header - 2} cells but the header names "
+            f"{header} columns: a separator is missing or extra, or the "
+            "file was cut short",
+        )
+    ]
     assert count(db_session, Specimen) == before
 
 
-def test_more_problems_than_are_kept_says_how_many_were_kept(db_session, manager, storage,
-                                                             tmp_path):
+def test_more_problems_than_are_kept_says_how_many_were_kept(db_session, manager, storage, tmp_path):
     lines = MASTER.read_text(encoding="utf-8-sig").splitlines()
     bad = tmp_path / "bad.csv"
     row = lines[1].split(",")
@@ -365,20 +430,20 @@ def test_more_problems_than_are_kept_says_how_many_were_kept(db_session, manager
     assert len(imports.problems_of(job)) == imports.MAX_PROBLEMS
     report = "".join(imports.iter_problem_report(job)).splitlines()
     assert len(report) == 1 + imports.MAX_PROBLEMS + 1
-    assert report[-1] == ",,\"… and 5 more problems: only the first 10,000 are kept\""
+    assert report[-1] == ',,"… and 5 more problems: only the first 10,000 are kept"'
 
 
 def test_tumours_import_with_their_icd_o_3_codes(db_session, manager, storage, tmp_path):
     from biobank.models import Case
 
-    header = ("participant_code,study_code,site_code,case_code,disease_group,icd10_code,"
-              "icdo3_morphology,icdo3_topography,collected_at,procedure,specimen_barcode,"
-              "material_type,quantity,unit")
+    header = (
+        "participant_code,study_code,site_code,case_code,disease_group,icd10_code,"
+        "icdo3_morphology,icdo3_topography,collected_at,procedure,specimen_barcode,"
+        "material_type,quantity,unit"
+    )
     bad = [
-        "O-1,SKIN-BB,CTR,OC-1,psoriasis,L40.0,8743/3,,2024-01-01 10:00,venipuncture,O-X1,"
-        "PLASMA,1,mL",
-        "O-2,SKIN-BB,CTR,OC-2,melanoma,C43.5,8743,C44.5,2024-01-01 10:00,excision,O-X2,"
-        "TISSUE_FROZEN,1,mg",
+        "O-1,SKIN-BB,CTR,OC-1,psoriasis,L40.0,8743/3,,2024-01-01 10:00,venipuncture,O-X1,PLASMA,1,mL",
+        "O-2,SKIN-BB,CTR,OC-2,melanoma,C43.5,8743,C44.5,2024-01-01 10:00,excision,O-X2,TISSUE_FROZEN,1,mg",
     ]
     path = tmp_path / "icdo.csv"
     path.write_text("\n".join([header, *bad]) + "\n", encoding="utf-8")
@@ -386,8 +451,9 @@ def test_tumours_import_with_their_icd_o_3_codes(db_session, manager, storage, t
     assert "codes a tumour: not for psoriasis" in found[(2, "icdo3_morphology")]
     assert "not an ICD-O-3 morphology" in found[(3, "icdo3_morphology")]
     assert count(db_session, Case) == 0
-    good = ["O-2,SKIN-BB,CTR,OC-2,melanoma,C43.5,8743/3,C44.5,2024-01-01 10:00,excision,O-X2,"
-            "TISSUE_FROZEN,1,mg"]
+    good = [
+        "O-2,SKIN-BB,CTR,OC-2,melanoma,C43.5,8743/3,C44.5,2024-01-01 10:00,excision,O-X2,TISSUE_FROZEN,1,mg"
+    ]
     path.write_text("\n".join([header, *good]) + "\n", encoding="utf-8")
     assert run(path, manager).status is ImportStatus.SUCCEEDED
     case = db_session.scalar(sa.select(Case).where(Case.code == "OC-2"))

@@ -36,20 +36,34 @@ def _pages(app):
     with app.app_context():
         try:
             one = lambda model, *where: db.session.scalars(  # noqa: E731
-                sa.select(model).where(*where).order_by(model.id)).first()
+                sa.select(model).where(*where).order_by(model.id)
+            ).first()
             tube = one(Specimen, Specimen.pos_row.is_not(None), Specimen.quantity > 0)
             box = one(StorageContainer, StorageContainer.kind == ContainerKind.BOX)
             freezer = one(StorageContainer, StorageContainer.kind == ContainerKind.FREEZER)
             request = one(SampleRequest)
             return {
-                "tech": ["/", "/specimens", f"/specimens/{tube.barcode}", "/storage",
-                         f"/containers/{box.id}", f"/containers/{freezer.id}",
-                         f"/containers/{freezer.id}/evacuation", "/scan", "/receive",
-                         "/aliquot", f"/specimens/{tube.barcode}/aliquot?count=2&quantity=0.1",
-                         "/accession", f"/accession/visit?participant={tube.participant.code}",
-                         f"/accession/visits/{one(CollectionEvent).id}",
-                         f"/participants/{one(Participant).code}", f"/cases/{one(Case).code}",
-                         f"/lesions/{one(Lesion).code}", "/account", "/labels/printers"],
+                "tech": [
+                    "/",
+                    "/specimens",
+                    f"/specimens/{tube.barcode}",
+                    "/storage",
+                    f"/containers/{box.id}",
+                    f"/containers/{freezer.id}",
+                    f"/containers/{freezer.id}/evacuation",
+                    "/scan",
+                    "/receive",
+                    "/aliquot",
+                    f"/specimens/{tube.barcode}/aliquot?count=2&quantity=0.1",
+                    "/accession",
+                    f"/accession/visit?participant={tube.participant.code}",
+                    f"/accession/visits/{one(CollectionEvent).id}",
+                    f"/participants/{one(Participant).code}",
+                    f"/cases/{one(Case).code}",
+                    f"/lesions/{one(Lesion).code}",
+                    "/account",
+                    "/labels/printers",
+                ],
                 "manager": ["/imports", "/requests", "/cohorts", "/cohorts/new"]
                 + ([f"/requests/{request.id}"] if request else []),
                 "admin": ["/admin/users", "/admin/users/1", "/accession/visit"],
@@ -73,8 +87,11 @@ def test_no_page_has_serious_or_critical_violations(server, browser):
             page.wait_for_load_state("networkidle")
             page.add_script_tag(content=axe)
             result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            bad = [(v["id"], v["impact"], len(v["nodes"]), v["nodes"][0]["target"])
-                   for v in result["violations"] if v["impact"] in BLOCKING]
+            bad = [
+                (v["id"], v["impact"], len(v["nodes"]), v["nodes"][0]["target"])
+                for v in result["violations"]
+                if v["impact"] in BLOCKING
+            ]
             if bad:
                 found[f"{user} {path}"] = bad
         context.close()

@@ -30,16 +30,33 @@ def _query(app, fn):
 
 
 def _tubes(app, barcodes):
-    return _query(app, lambda: {s.barcode: (s.material_type.name, s.quantity, s.unit.name,
-                                            s.sprec_code, s.status, s.participant.code)
-                                for s in db.session.scalars(sa.select(Specimen).where(
-                                    Specimen.barcode.in_(barcodes)))})
+    return _query(
+        app,
+        lambda: {
+            s.barcode: (
+                s.material_type.name,
+                s.quantity,
+                s.unit.name,
+                s.sprec_code,
+                s.status,
+                s.participant.code,
+            )
+            for s in db.session.scalars(sa.select(Specimen).where(Specimen.barcode.in_(barcodes)))
+        },
+    )
 
 
 def test_six_tubes_for_a_known_participant_within_sixty_keystrokes(server, browser):
     base, app = server
-    code = _query(app, lambda: db.session.scalar(sa.select(Participant.code).join(
-        Participant.site).where(sa.text("sites.code = 'CTR'")).order_by(Participant.id)))
+    code = _query(
+        app,
+        lambda: db.session.scalar(
+            sa.select(Participant.code)
+            .join(Participant.site)
+            .where(sa.text("sites.code = 'CTR'"))
+            .order_by(Participant.id)
+        ),
+    )
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
     login(page, base, "tech", "tech-demo-pw")
@@ -78,7 +95,8 @@ def test_six_tubes_for_a_known_participant_within_sixty_keystrokes(server, brows
     assert {b: t[:4] for b, t in tubes.items()} == {
         **dict.fromkeys(TUBES[:3], ("WHOLE_BLOOD", 4, "ML", "BLD-PED-X-X-X-X-X")),
         **dict.fromkeys(TUBES[3:5], ("SERUM", 4, "ML", "SER-SST-X-X-X-X-X")),
-        TUBES[5]: ("URINE", 10, "ML", "URN-PPS-X-X-X-X-X")}
+        TUBES[5]: ("URINE", 10, "ML", "URN-PPS-X-X-X-X-X"),
+    }
     assert {t[4] for t in tubes.values()} == {SpecimenStatus.RECEIVED}
     assert {t[5] for t in tubes.values()} == {code}
     # the labels in one action: a PDF of the six
@@ -116,8 +134,15 @@ def test_a_new_participant_with_consent_and_an_issued_barcode(server, browser):
     page.wait_for_selector(".flash.error")
     assert "the collection time is in the future" in page.text_content(".flash.error")
     assert page.text_content("#tube-count") == "1"
-    assert _query(app, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(
-        Participant).where(Participant.birth_year == 1970))) == 0
+    assert (
+        _query(
+            app,
+            lambda: db.session.scalar(
+                sa.select(sa.func.count()).select_from(Participant).where(Participant.birth_year == 1970)
+            ),
+        )
+        == 0
+    )
     page.fill("input[name=collected_at]", "2026-12-01T09:30")
     page.click("#record-visit")
     page.wait_for_selector("#visit-tubes")
@@ -127,10 +152,22 @@ def test_a_new_participant_with_consent_and_an_issued_barcode(server, browser):
     tube = _tubes(app, [barcode])[barcode]
     assert tube[:4] == ("TISSUE_FROZEN", 12, "MG", "TIS-XXX-X-X-X-X-X")
     assert tube[5] == new_code
-    decisions = _query(app, lambda: db.session.scalars(sa.select(ConsentResponse.decision)
-                                                       .join(Participant).where(
-        Participant.code == new_code)).all())
+    decisions = _query(
+        app,
+        lambda: db.session.scalars(
+            sa.select(ConsentResponse.decision).join(Participant).where(Participant.code == new_code)
+        ).all(),
+    )
     assert decisions and set(decisions) == {ConsentDecision.YES}
-    assert _query(app, lambda: db.session.scalar(sa.select(Participant).where(
-        Participant.code == new_code)).phi.medical_record_number) == "MRN-ACC-77"
+    assert (
+        _query(
+            app,
+            lambda: (
+                db.session.scalar(
+                    sa.select(Participant).where(Participant.code == new_code)
+                ).phi.medical_record_number
+            ),
+        )
+        == "MRN-ACC-77"
+    )
     context.close()

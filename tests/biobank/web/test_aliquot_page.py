@@ -25,13 +25,18 @@ def _parent(app):
     with app.app_context():
         try:
             tech = db.session.scalar(sa.select(User).where(User.username == "tech"))
-            sites = [s.id for s in tech.sites] if tech.sites else list(
-                db.session.scalars(sa.select(Site.id)))
-            tube = db.session.scalars(sa.select(Specimen).where(
-                Specimen.material_type == MaterialType.DNA,
-                Specimen.status == SpecimenStatus.IN_STORAGE, Specimen.site_id.in_(sites),
-                Specimen.pos_row.is_not(None), Specimen.quantity >= Decimal("40"))
-                .order_by(Specimen.id)).first()
+            sites = [s.id for s in tech.sites] if tech.sites else list(db.session.scalars(sa.select(Site.id)))
+            tube = db.session.scalars(
+                sa.select(Specimen)
+                .where(
+                    Specimen.material_type == MaterialType.DNA,
+                    Specimen.status == SpecimenStatus.IN_STORAGE,
+                    Specimen.site_id.in_(sites),
+                    Specimen.pos_row.is_not(None),
+                    Specimen.quantity >= Decimal("40"),
+                )
+                .order_by(Specimen.id)
+            ).first()
             return tube.barcode, tube.quantity
         finally:
             db.session.remove()
@@ -41,8 +46,12 @@ def _tube(app, barcode):
     with app.app_context():
         try:
             s = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == barcode))
-            return {"quantity": s.quantity, "parent": s.parent.barcode if s.parent else None,
-                    "place": (s.container_id, s.pos_row, s.pos_col), "status": s.status}
+            return {
+                "quantity": s.quantity,
+                "parent": s.parent.barcode if s.parent else None,
+                "place": (s.container_id, s.pos_row, s.pos_col),
+                "status": s.status,
+            }
         finally:
             db.session.remove()
 
@@ -79,8 +88,9 @@ def test_three_aliquots_placed_on_the_grid_and_labelled_at_once(server, browser)
     keys.type("5")
     keys.press("Enter")
     page.wait_for_selector("#make-form")
-    suggested = [box.get_attribute("value") for box in page.query_selector_all(
-        "#make-form input[name=pos]:checked")]
+    suggested = [
+        box.get_attribute("value") for box in page.query_selector_all("#make-form input[name=pos]:checked")
+    ]
     assert len(suggested) == 3
     assert page.evaluate("document.activeElement.id") == "make"
     assert page.text_content("#make") == "Make 3 tubes"

@@ -40,22 +40,30 @@ def test_build_save_freeze_and_export(server, browser):
 
     # a facet bucket becomes a condition
     page.click("tr[data-facet='cases.disease_group'][data-key='melanoma']")
-    melanoma = {"op": "and", "content": [
-        {"op": "in", "content": {"field": "cases.disease_group", "value": ["melanoma"]}}]}
+    melanoma = {
+        "op": "and",
+        "content": [{"op": "in", "content": {"field": "cases.disease_group", "value": ["melanoma"]}}],
+    }
     wait_total(page, expected(app, "manager", melanoma))
     # a condition picked in the editor
     page.click("#add-clause")
     row = page.locator(".clause").nth(1)
     row.locator("select[aria-label=field]").select_option("images.quality_flag")
     row.locator("select[aria-label=value]").select_option(["hairy"])
-    with_derm = {"op": "and", "content": melanoma["content"] + [
-        {"op": "in", "content": {"field": "images.quality_flag", "value": ["hairy"]}}]}
+    with_derm = {
+        "op": "and",
+        "content": melanoma["content"]
+        + [{"op": "in", "content": {"field": "images.quality_flag", "value": ["hairy"]}}],
+    }
     total = expected(app, "manager", with_derm)
     assert total not in ("0", expected(app, "manager", melanoma))
     wait_total(page, total)
     # every combination counted adds up to the matching cases
-    page.wait_for_function("""t => [...document.querySelectorAll('#completeness .combo-row td.num')]
-        .reduce((s, td) => s + Number(td.textContent), 0) === Number(t)""", arg=total)
+    page.wait_for_function(
+        """t => [...document.querySelectorAll('#completeness .combo-row td.num')]
+        .reduce((s, td) => s + Number(td.textContent), 0) === Number(t)""",
+        arg=total,
+    )
     assert page.locator("#hits tr").count() > 1
 
     page.fill("#cohort-name", "Hairy melanoma images")
@@ -87,11 +95,9 @@ def test_bad_json_filter_is_explained_and_researchers_see_counts(server, browser
     assert page.locator("#hits").count() == 0  # researchers get no rows
     page.click("#toggle-json")
     page.fill("#filter-json", '{"op": "=", "content": {"field": "cases.diagnosis", "value": "x"}}')
-    page.wait_for_function(
-        "document.getElementById('query-error').textContent.includes('unknown field')")
+    page.wait_for_function("document.getElementById('query-error').textContent.includes('unknown field')")
     assert "did you mean" in page.text_content("#query-error")
-    page.fill("#filter-json", '{"op": "=", "content": {"field": "cases.disease_group", '
-                              '"value": "lupus"}}')
+    page.fill("#filter-json", '{"op": "=", "content": {"field": "cases.disease_group", "value": "lupus"}}')
     lupus = {"op": "=", "content": {"field": "cases.disease_group", "value": "lupus"}}
     wait_total(page, expected(app, "researcher", lupus))
     context.close()
@@ -102,8 +108,9 @@ def test_case_and_lesion_pages_show_thumbnails(server, browser):
     with app.app_context():
         from biobank.models import Image, Lesion
 
-        lesion = db.session.scalars(sa.select(Lesion.code).join(Image, Image.lesion_id == Lesion.id)
-                                    .order_by(Lesion.id)).first()
+        lesion = db.session.scalars(
+            sa.select(Lesion.code).join(Image, Image.lesion_id == Lesion.id).order_by(Lesion.id)
+        ).first()
         db.session.remove()
     context = browser.new_context()
     page = context.new_page()

@@ -27,17 +27,40 @@ def _prepare(app):
         with transaction():
             actor = db.session.scalar(sa.select(User).where(User.username == "admin"))
             site = db.session.scalar(sa.select(Site.id).where(Site.code == "CTR"))
-            freezer = create_container(actor=actor, site_id=site, kind=ContainerKind.FREEZER,
-                                       name="Import freezer",
-                                       temperature=StorageTemperature.MINUS_60_85)
-            create_container(actor=actor, parent_id=freezer.id, kind=ContainerKind.BOX,
-                             name="Import box", n_rows=9, n_cols=9, barcode="IMPBOX-01")
-            cabinet = create_container(actor=actor, site_id=site, kind=ContainerKind.CABINET,
-                                       name="Import cabinet", temperature=StorageTemperature.RT)
-            create_container(actor=actor, parent_id=cabinet.id, kind=ContainerKind.DRAWER,
-                             name="Import drawer", n_rows=10, n_cols=12, barcode="IMPDRW-01",
-                             position_scheme=PositionScheme.NUMBER,
-                             fill_order=FillOrder.COLUMN_MAJOR)
+            freezer = create_container(
+                actor=actor,
+                site_id=site,
+                kind=ContainerKind.FREEZER,
+                name="Import freezer",
+                temperature=StorageTemperature.MINUS_60_85,
+            )
+            create_container(
+                actor=actor,
+                parent_id=freezer.id,
+                kind=ContainerKind.BOX,
+                name="Import box",
+                n_rows=9,
+                n_cols=9,
+                barcode="IMPBOX-01",
+            )
+            cabinet = create_container(
+                actor=actor,
+                site_id=site,
+                kind=ContainerKind.CABINET,
+                name="Import cabinet",
+                temperature=StorageTemperature.RT,
+            )
+            create_container(
+                actor=actor,
+                parent_id=cabinet.id,
+                kind=ContainerKind.DRAWER,
+                name="Import drawer",
+                n_rows=10,
+                n_cols=12,
+                barcode="IMPDRW-01",
+                position_scheme=PositionScheme.NUMBER,
+                fill_order=FillOrder.COLUMN_MAJOR,
+            )
         db.session.remove()
 
 
@@ -45,16 +68,22 @@ def _imported(app):
     """Specimens of the fixture's participants (one of its rows has its barcode issued)."""
     with app.app_context():
         try:
-            return db.session.scalar(sa.select(sa.func.count()).select_from(Specimen)
-                                     .join(Participant).where(Participant.code.like("IMP-%")))
+            return db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Specimen)
+                .join(Participant)
+                .where(Participant.code.like("IMP-%"))
+            )
         finally:
             db.session.remove()
 
 
 def _state(page):
-    page.wait_for_function("['Imported.', 'Dry run passed: nothing was written.', "
-                           "'Not imported: nothing was written.', 'Not imported:']"
-                           ".includes(document.getElementById('job-state').textContent)")
+    page.wait_for_function(
+        "['Imported.', 'Dry run passed: nothing was written.', "
+        "'Not imported: nothing was written.', 'Not imported:']"
+        ".includes(document.getElementById('job-state').textContent)"
+    )
     return page.text_content("#job-state"), page.text_content("#job-detail")
 
 
@@ -65,8 +94,7 @@ def test_dry_run_problems_then_the_import(server, browser):
     page = context.new_page()
     login(page, base, "manager", "manager-demo-pw")
     page.goto(f"{base}/imports")
-    template = page.request.get(base + page.get_attribute("#templates a.template-csv >> nth=3",
-                                                          "href"))
+    template = page.request.get(base + page.get_attribute("#templates a.template-csv >> nth=3", "href"))
     assert template.ok and template.text().startswith("participant_code,")
 
     page.set_input_files("#import-file", str(FIXTURES / "master-one-bad-row.csv"))
@@ -92,8 +120,7 @@ def test_dry_run_problems_then_the_import(server, browser):
     assert _imported(app) == 10
 
     page.click("#import-submit")  # the same file again, dry run: checked, refused for real
-    assert _state(page)[0] in ("Dry run passed: nothing was written.",
-                               "Not imported: nothing was written.")
+    assert _state(page)[0] in ("Dry run passed: nothing was written.", "Not imported: nothing was written.")
     page.uncheck("#dry-run")
     page.click("#import-submit")
     state, detail = _state(page)

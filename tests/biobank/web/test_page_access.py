@@ -15,11 +15,21 @@ from tests.factories import PASSWORD
 #: pages anyone may open, signed in or not
 PUBLIC = {"/login", "/logout", "/api/docs", "/api/docs/assets/<path:filename>"}
 #: pages a researcher opens (what they show is scoped inside)
-FOR_RESEARCHERS = {"/", "/cohorts", "/cohorts/new", "/cohorts/<int:cohort_id>", "/requests",
-                   "/requests/new", "/requests/<int:request_id>",
-                   "/requests/<int:request_id>/report", "/specimens/<barcode>", "/account",
-                   "/account/tokens", "/account/tokens/<int:token_id>/revoke",
-                   "/account/password"}
+FOR_RESEARCHERS = {
+    "/",
+    "/cohorts",
+    "/cohorts/new",
+    "/cohorts/<int:cohort_id>",
+    "/requests",
+    "/requests/new",
+    "/requests/<int:request_id>",
+    "/requests/<int:request_id>/report",
+    "/specimens/<barcode>",
+    "/account",
+    "/account/tokens",
+    "/account/tokens/<int:token_id>/revoke",
+    "/account/password",
+}
 
 
 def _pages(app):
@@ -45,28 +55,28 @@ def test_only_the_listed_pages_are_open_to_researchers(app):
 def _login(client, user):
     html = client.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
-    r = client.post("/login", data={"username": user.username, "password": PASSWORD,
-                                    "csrf": csrf})
+    r = client.post("/login", data={"username": user.username, "password": PASSWORD, "csrf": csrf})
     assert r.status_code == 302
 
 
-@pytest.mark.parametrize("path", ["/specimens", "/storage", "/participants/{p}", "/cases/{c}",
-                                  "/lesions/{l}", "/scan"])
-def test_researchers_get_no_row_pages(client, bank, researcher, path):  # noqa: F811
+@pytest.mark.parametrize(
+    "path", ["/specimens", "/storage", "/participants/{p}", "/cases/{c}", "/lesions/{l}", "/scan"]
+)
+def test_researchers_get_no_row_pages(client, bank, researcher, path):
     _login(client, researcher)
     url = path.format(p=bank.p1.code, c=bank.c1.code, l=bank.l1.code)
     assert client.get(url).status_code == 403
 
 
 def test_a_researcher_sees_only_the_tubes_their_approved_request_allocated(
-        client, bank, researcher, manager, headers):  # noqa: F811
+    client, bank, researcher, manager, headers
+):
     rh, mh = headers(researcher), headers(manager)
     _login(client, researcher)
     assert client.get(f"/specimens/{bank.a1.barcode}").status_code == 404
     cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
     request = approved(client, rh, mh, cohort["id"])
-    assert client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh
-                       ).status_code == 200
+    assert client.post(f"/api/v1/requests/{request['id']}/allocation", headers=mh).status_code == 200
     picks = client.get(f"/api/v1/requests/{request['id']}/pick-list", headers=mh).json
     page = client.get(f"/specimens/{picks[0]['barcode']}")
     assert page.status_code == 200
@@ -75,8 +85,7 @@ def test_a_researcher_sees_only_the_tubes_their_approved_request_allocated(
     assert client.get(f"/specimens/{bank.plasma.barcode}").status_code == 404
 
 
-def test_the_dashboard_shows_researchers_protected_counts(client, make, site, researcher,
-                                                         technician):
+def test_the_dashboard_shows_researchers_protected_counts(client, make, site, researcher, technician):
     for _ in range(3):
         make.specimen(participant=make.participant(site=site))
     _login(client, researcher)
@@ -85,44 +94,61 @@ def test_the_dashboard_shows_researchers_protected_counts(client, make, site, re
 
 
 #: pages that show one site's record, with the other site's record they are opened on
-SCOPED_PAGES = ["/specimens/{barcode}", "/specimens/{barcode}/aliquot",
-                "/specimens/{barcode}/aliquot/made", "/aliquot?barcode={barcode}",
-                "/accession/visits/{visit}", "/containers/{box}", "/containers/{box}/evacuation",
-                "/participants/{participant}", "/cases/{case}", "/lesions/{lesion}"]
+SCOPED_PAGES = [
+    "/specimens/{barcode}",
+    "/specimens/{barcode}/aliquot",
+    "/specimens/{barcode}/aliquot/made",
+    "/aliquot?barcode={barcode}",
+    "/accession/visits/{visit}",
+    "/containers/{box}",
+    "/containers/{box}/evacuation",
+    "/participants/{participant}",
+    "/cases/{case}",
+    "/lesions/{lesion}",
+]
 #: pages with an identifier that are not one site's record, and why
-EXEMPT_PAGES = {"/cohorts/<int:cohort_id>": "cohorts are their owner's",
-                "/admin/users/<int:user_id>": "accounts are the administrators'",
-                "/requests/<int:request_id>": "a request spans sites; tubes filtered per site",
-                "/requests/<int:request_id>/report": "tubes filtered per site"}
+EXEMPT_PAGES = {
+    "/cohorts/<int:cohort_id>": "cohorts are their owner's",
+    "/admin/users/<int:user_id>": "accounts are the administrators'",
+    "/requests/<int:request_id>": "a request spans sites; tubes filtered per site",
+    "/requests/<int:request_id>/report": "tubes filtered per site",
+}
 
 
 def test_every_page_with_an_identifier_is_in_the_matrix(app):
     templates = {re.sub(r"\{[^}]+\}", "<>", p) for p in SCOPED_PAGES}
     templates |= {re.sub(r"<[^>]+>", "<>", p) for p in EXEMPT_PAGES}
-    pages = {re.sub(r"<[^>]+>", "<>", rule.rule) for rule, _ in _pages(app) if "<" in rule.rule
-             and "GET" in rule.methods}
+    pages = {
+        re.sub(r"<[^>]+>", "<>", rule.rule)
+        for rule, _ in _pages(app)
+        if "<" in rule.rule and "GET" in rule.methods
+    }
     assert sorted(pages - templates) == []
 
 
 @pytest.mark.parametrize("role", ["technician", "manager"])
-def test_another_sites_records_are_not_found_on_the_pages(client, make, site, other_site,
-                                                          role, db_session):
+def test_another_sites_records_are_not_found_on_the_pages(client, make, site, other_site, role, db_session):
     participant = make.participant(site=other_site)
     case = make.case(participant=participant)
     lesion = make.lesion(case=case)
     box = make.box(site=other_site)
     tube = make.specimen(participant=participant, container=box, pos_row=1, pos_col=1)
     visit = make.visit(participant=participant)
-    ids = {"barcode": tube.barcode, "box": box.id, "participant": participant.code,
-           "case": case.code, "lesion": lesion.code, "visit": visit.id}
+    ids = {
+        "barcode": tube.barcode,
+        "box": box.id,
+        "participant": participant.code,
+        "case": case.code,
+        "lesion": lesion.code,
+        "visit": visit.id,
+    }
     _login(client, make.user(f"page-{role}", role=role, sites=[site]))
     opened = [(p, client.get(p.format(**ids)).status_code) for p in SCOPED_PAGES]
     assert [(p, code) for p, code in opened if code not in (403, 404)] == []
     # nor split there: the form post is refused before anything is read from it
     html = client.get("/aliquot").get_data(as_text=True)
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-    r = client.post(f"/specimens/{tube.barcode}/aliquot",
-                    data={"csrf": csrf, "count": "1", "quantity": "1"})
+    r = client.post(f"/specimens/{tube.barcode}/aliquot", data={"csrf": csrf, "count": "1", "quantity": "1"})
     assert r.status_code == 404
     db_session.refresh(tube)
     assert tube.children == []

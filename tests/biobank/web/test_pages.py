@@ -46,8 +46,7 @@ def test_login_then_dashboard_shows_real_counts(server, page):
     page.wait_for_url(f"{base}/")
     total = len(_query(app, sa.select(Specimen.id)))
     assert page.text_content("#total-specimens") == str(total)
-    plasma = len(_query(app, sa.select(Specimen.id).where(
-        Specimen.material_type == MaterialType.PLASMA)))
+    plasma = len(_query(app, sa.select(Specimen.id).where(Specimen.material_type == MaterialType.PLASMA)))
     row = page.locator("#by-material tr", has_text="Plasma")
     assert row.locator("td.num").text_content() == str(plasma)
     assert page.locator("#by-disease tr").count() == len(DiseaseGroup)
@@ -117,8 +116,10 @@ def test_participant_page_shows_phi_to_staff_and_nothing_to_researchers(server, 
     with app.app_context():
         family = db.session.get(Participant, participant.id).phi.family_name
         db.session.remove()
-    for user, password, sees_rows in (("tech", "tech-demo-pw", True),
-                                      ("researcher", "researcher-demo-pw", False)):
+    for user, password, sees_rows in (
+        ("tech", "tech-demo-pw", True),
+        ("researcher", "researcher-demo-pw", False),
+    ):
         context = browser.new_context()
         page = context.new_page()
         login(page, base, user, password)
@@ -138,8 +139,9 @@ def test_participant_page_shows_phi_to_staff_and_nothing_to_researchers(server, 
 
 def test_case_page_shows_melanoma_staging_and_specimens(server, page):
     base, app = server
-    case = _query(app, sa.select(Case).where(Case.disease_group == DiseaseGroup.MELANOMA)
-                  .order_by(Case.id))[0]
+    case = _query(app, sa.select(Case).where(Case.disease_group == DiseaseGroup.MELANOMA).order_by(Case.id))[
+        0
+    ]
     login(page, base, "manager", "manager-demo-pw")
     page.goto(f"{base}/cases/{case.code}")
     assert page.text_content("#disease-group") == "Melanoma"
@@ -162,8 +164,11 @@ def test_unknown_specimen_gives_a_404_page(server, page):
 def test_print_a_label_from_the_specimen_page(server, page):
     base, app = server
     with app.app_context():
-        barcode = db.session.scalars(sa.select(Specimen.barcode).where(
-            Specimen.material_type == MaterialType.SERUM).order_by(Specimen.id.desc())).first()
+        barcode = db.session.scalars(
+            sa.select(Specimen.barcode)
+            .where(Specimen.material_type == MaterialType.SERUM)
+            .order_by(Specimen.id.desc())
+        ).first()
         db.session.remove()
     login(page, base, "tech", "tech-demo-pw")
     page.goto(f"{base}/specimens/{barcode}")
@@ -185,12 +190,16 @@ def test_navigate_storage_to_a_box_map_and_print_its_labels(server, page):
     from biobank.models.vocab import ContainerKind
 
     with app.app_context():
-        box = db.session.scalars(sa.select(StorageContainer).where(
-            StorageContainer.kind == ContainerKind.BOX, StorageContainer.barcode.is_not(None))
-            .order_by(StorageContainer.id)).first()
+        box = db.session.scalars(
+            sa.select(StorageContainer)
+            .where(StorageContainer.kind == ContainerKind.BOX, StorageContainer.barcode.is_not(None))
+            .order_by(StorageContainer.id)
+        ).first()
         path = [c.name for c in box.path()]
-        occupied = {s.position_label: s.barcode for s in db.session.scalars(
-            sa.select(Specimen).where(Specimen.container_id == box.id))}
+        occupied = {
+            s.position_label: s.barcode
+            for s in db.session.scalars(sa.select(Specimen).where(Specimen.container_id == box.id))
+        }
         db.session.remove()
     login(page, base, "tech", "tech-demo-pw")
     page.click("nav >> text=Storage")
@@ -216,8 +225,11 @@ def test_storage_usage_counts_every_position_below(server, page):
     from biobank.services.storage import subtree_usage
 
     with app.app_context():
-        freezer = db.session.scalars(sa.select(StorageContainer).where(
-            StorageContainer.kind == ContainerKind.FREEZER).order_by(StorageContainer.id)).first()
+        freezer = db.session.scalars(
+            sa.select(StorageContainer)
+            .where(StorageContainer.kind == ContainerKind.FREEZER)
+            .order_by(StorageContainer.id)
+        ).first()
         used, capacity = subtree_usage([freezer.id])[freezer.id]
         db.session.remove()
     login(page, base, "tech", "tech-demo-pw")
@@ -232,8 +244,11 @@ def test_evacuation_plan_page_for_a_freezer(server, page):
     from biobank.models.vocab import ContainerKind
 
     with app.app_context():
-        freezer = db.session.scalars(sa.select(StorageContainer).where(
-            StorageContainer.kind == ContainerKind.FREEZER).order_by(StorageContainer.id)).first()
+        freezer = db.session.scalars(
+            sa.select(StorageContainer)
+            .where(StorageContainer.kind == ContainerKind.FREEZER)
+            .order_by(StorageContainer.id)
+        ).first()
         db.session.remove()
     login(page, base, "manager", "manager-demo-pw")
     page.goto(f"{base}/containers/{freezer.id}")
@@ -295,11 +310,14 @@ def test_print_panels_offer_only_fitting_templates_and_print_with_their_defaults
     )
 
     with app.app_context():
-        specimen = db.session.scalars(sa.select(Specimen).where(
-            Specimen.material_type == MaterialType.PLASMA).order_by(Specimen.id)).first()
+        specimen = db.session.scalars(
+            sa.select(Specimen).where(Specimen.material_type == MaterialType.PLASMA).order_by(Specimen.id)
+        ).first()
         barcode, default = specimen.barcode, default_specimen_template(specimen)
-        box_id = db.session.scalars(sa.select(StorageContainer.id).where(
-            StorageContainer.kind == ContainerKind.BOX).order_by(StorageContainer.id.desc())
+        box_id = db.session.scalars(
+            sa.select(StorageContainer.id)
+            .where(StorageContainer.kind == ContainerKind.BOX)
+            .order_by(StorageContainer.id.desc())
         ).first()
         tube_names, box_names = specimen_templates(), container_templates()
         db.session.remove()
@@ -330,7 +348,8 @@ def test_print_panels_offer_only_fitting_templates_and_print_with_their_defaults
     page.goto(f"{base}/containers/{box_id}")
     labels = page.locator("#box-print-panel select[name=label] option")
     assert labels.evaluate_all("os => os.map(o => o.value)") == (
-        [f"box:{n}" for n in box_names] + [f"tubes:{n}" for n in tube_names])
+        [f"box:{n}" for n in box_names] + [f"tubes:{n}" for n in tube_names]
+    )
     assert page.input_value("#box-print-panel select[name=label]") == "box:box"
     with page.expect_download() as download:
         page.click("#box-print-panel button[type=submit]")

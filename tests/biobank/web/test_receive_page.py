@@ -16,8 +16,7 @@ from tests.browser import browser, login, module_server
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
 server = module_server("receive", demo_participants=5)
-PARCEL = ["12345", "12345-PL", "12345-BC", "12345-BC-1", "12345-BC-2", "12345-DNA-1", "6789",
-          "6789-ORG-1"]
+PARCEL = ["12345", "12345-PL", "12345-BC", "12345-BC-1", "12345-BC-2", "12345-DNA-1", "6789", "6789-ORG-1"]
 
 
 def wedge(page, text):
@@ -28,8 +27,11 @@ def wedge(page, text):
 def _statuses(app):
     with app.app_context():
         try:
-            return dict(db.session.execute(sa.select(Specimen.barcode, Specimen.status).where(
-                Specimen.barcode.in_(PARCEL))).all())
+            return dict(
+                db.session.execute(
+                    sa.select(Specimen.barcode, Specimen.status).where(Specimen.barcode.in_(PARCEL))
+                ).all()
+            )
         finally:
             db.session.remove()
 
@@ -69,12 +71,12 @@ def test_a_hospitals_parcel_is_received_by_scanning(server, browser, tmp_path):
     page.click("#record")
     page.wait_for_selector("#result.ok")
     assert page.text_content("#result") == (
-        "Received 6 tubes, 1 quarantined; 2 expected tubes did not come; "
-        "1 unexpected set aside.")
+        "Received 6 tubes, 1 quarantined; 2 expected tubes did not come; 1 unexpected set aside."
+    )
     statuses = _statuses(app)
-    assert [statuses[b] for b in PARCEL] == [
-        SpecimenStatus.RECEIVED] * 3 + [SpecimenStatus.QUARANTINED] + [
-        SpecimenStatus.RECEIVED] * 2 + [SpecimenStatus.EXPECTED] * 2
+    assert [statuses[b] for b in PARCEL] == [SpecimenStatus.RECEIVED] * 3 + [SpecimenStatus.QUARANTINED] + [
+        SpecimenStatus.RECEIVED
+    ] * 2 + [SpecimenStatus.EXPECTED] * 2
     context.close()
 
 
@@ -91,14 +93,30 @@ def _register(app, bundle):
 
 def test_a_refused_receipt_records_nothing(server, browser):
     base, app = server
-    tube = {"resourceType": "Specimen", "subject": {"reference": "Patient/p"},
-            "type": {"coding": [{"system": "http://snomed.info/sct", "code": "119364003"}]},
-            "collection": {"collectedDateTime": "2026-12-01T08:00:00Z"}}
-    _register(app, {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "Patient", "id": "p",
-                      "identifier": [{"value": "H-REFUSED-1"}]}},
-        {"resource": tube | {"identifier": [{"value": "REFUSE-A"}]}},
-        {"resource": tube | {"identifier": [{"value": "REFUSE-B"}]}}]})
+    tube = {
+        "resourceType": "Specimen",
+        "subject": {"reference": "Patient/p"},
+        "type": {"coding": [{"system": "http://snomed.info/sct", "code": "119364003"}]},
+        "collection": {"collectedDateTime": "2026-12-01T08:00:00Z"},
+    }
+    _register(
+        app,
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "id": "p",
+                        "identifier": [{"value": "H-REFUSED-1"}],
+                    }
+                },
+                {"resource": tube | {"identifier": [{"value": "REFUSE-A"}]}},
+                {"resource": tube | {"identifier": [{"value": "REFUSE-B"}]}},
+            ],
+        },
+    )
     context = browser.new_context()
     page = context.new_page()
     login(page, base, "tech", "tech-demo-pw")
@@ -107,8 +125,11 @@ def test_a_refused_receipt_records_nothing(server, browser):
     # one of them is disposed of elsewhere meanwhile: the receipt is refused whole
     with app.app_context():
         with transaction():
-            db.session.execute(sa.update(Specimen).where(Specimen.barcode == "REFUSE-B")
-                               .values(status=SpecimenStatus.DISPOSED))
+            db.session.execute(
+                sa.update(Specimen)
+                .where(Specimen.barcode == "REFUSE-B")
+                .values(status=SpecimenStatus.DISPOSED)
+            )
         db.session.remove()
     page.focus("#receive-field")
     for code in ("REFUSE-A", "REFUSE-B"):
@@ -117,8 +138,7 @@ def test_a_refused_receipt_records_nothing(server, browser):
     page.wait_for_selector("#result.error")
     assert page.text_content("#result").startswith("Nothing was recorded: scan 1:")
     with app.app_context():
-        status = db.session.scalar(sa.select(Specimen.status).where(
-            Specimen.barcode == "REFUSE-A"))
+        status = db.session.scalar(sa.select(Specimen.status).where(Specimen.barcode == "REFUSE-A"))
         db.session.remove()
     assert status is SpecimenStatus.EXPECTED
     context.close()

@@ -25,9 +25,11 @@ def server(tmp_path_factory):
 
             researcher = db.session.scalar(sa.select(User).where(User.username == "researcher"))
             cohort = cohorts.create_cohort(
-                actor=researcher, name="Melanoma plasma", level="cases",
-                filters={"op": "=", "content": {"field": "cases.disease_group",
-                                                "value": "melanoma"}})
+                actor=researcher,
+                name="Melanoma plasma",
+                level="cases",
+                filters={"op": "=", "content": {"field": "cases.disease_group", "value": "melanoma"}},
+            )
         with app.app_context():
             db.session.remove()
         yield base, cohort.id, app
@@ -70,7 +72,8 @@ def test_request_to_receipt_through_the_pages(server, browser):
     page.click("#allocate")
     page.wait_for_selector("#pick-list")
     barcodes = page.locator("#pick-list tr[data-barcode]").evaluate_all(
-        "rows => rows.map(r => r.dataset.barcode)")
+        "rows => rows.map(r => r.dataset.barcode)"
+    )
     assert barcodes
     context.close()
 
@@ -85,8 +88,9 @@ def test_request_to_receipt_through_the_pages(server, browser):
     for barcode in barcodes:
         field.fill(barcode)
         field.press("Enter")
-        page.wait_for_function("b => document.getElementById('message').textContent"
-                               ".startsWith(b + ' picked')", arg=barcode)
+        page.wait_for_function(
+            "b => document.getElementById('message').textContent.startsWith(b + ' picked')", arg=barcode
+        )
     assert page.locator("#pick-list tr.picked").count() == len(barcodes)
     assert page.text_content("#pick-counter") == f"{len(barcodes)} of {len(barcodes)}"
     page.fill("input[name=courier]", "ColdChain")
@@ -124,15 +128,25 @@ def test_make_every_aliquot_in_one_action(server, browser):
     base, cohort_id, app = server
     with app.app_context():
         with transaction():
-            researcher, manager = (db.session.scalar(sa.select(User).where(
-                User.username == name)) for name in ("researcher", "manager"))
+            researcher, manager = (
+                db.session.scalar(sa.select(User).where(User.username == name))
+                for name in ("researcher", "manager")
+            )
             item = request_service.submit(
-                actor=researcher, title="Frozen tumour for exomes", purpose="Exome sequencing",
-                ethics_reference="IRB-2026-305", cohort_id=cohort_id, consent_scopes=[],
-                requirements={"material_type": "TISSUE_FROZEN", "aliquots_per_case": 2,
-                              "min_quantity": 5, "unit": "mg"})
-            request_service.decide(item, actor=manager, approve=True,
-                                   password="manager-demo-pw")
+                actor=researcher,
+                title="Frozen tumour for exomes",
+                purpose="Exome sequencing",
+                ethics_reference="IRB-2026-305",
+                cohort_id=cohort_id,
+                consent_scopes=[],
+                requirements={
+                    "material_type": "TISSUE_FROZEN",
+                    "aliquots_per_case": 2,
+                    "min_quantity": 5,
+                    "unit": "mg",
+                },
+            )
+            request_service.decide(item, actor=manager, approve=True, password="manager-demo-pw")
             allocated = request_service.allocate(item, actor=manager)
             request_id = item.id
         db.session.remove()
@@ -148,11 +162,13 @@ def test_make_every_aliquot_in_one_action(server, browser):
     page.keyboard.press("Enter")
     page.wait_for_selector("#every-done")
     assert page.text_content("#every-done").startswith(
-        f"{tasks} {'aliquot' if tasks == 1 else 'aliquots'} made, placed and allocated.")
+        f"{tasks} {'aliquot' if tasks == 1 else 'aliquots'} made, placed and allocated."
+    )
     assert page.locator("#pick-list .make-aliquot").count() == 0
     assert page.query_selector("#make-every") is None
     positions = page.locator("#pick-list tbody tr").evaluate_all(
-        "rows => rows.map(r => r.cells[7].textContent.trim())")
+        "rows => rows.map(r => r.cells[7].textContent.trim())"
+    )
     assert all(positions), positions  # every tube, the new aliquots too, has its place
     pdf = page.request.get(base + page.get_attribute("#every-labels", "href"))
     assert pdf.ok and pdf.body().startswith(b"%PDF")

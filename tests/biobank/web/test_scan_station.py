@@ -19,8 +19,10 @@ __all__ = ["browser"]
 N_TUBES = 100
 ACTION_KEYS = "rsmoitpacdx"
 TUBE_A = make_barcode("AAA", MaterialType.PLASMA, 1)
-TUBES_B = {key: make_barcode(key.upper() + "BB", MaterialType.PLASMA, n)
-           for n, key in enumerate(ACTION_KEYS, start=1)}
+TUBES_B = {
+    key: make_barcode(key.upper() + "BB", MaterialType.PLASMA, n)
+    for n, key in enumerate(ACTION_KEYS, start=1)
+}
 SPARE_TUBES = [make_barcode("CSP", MaterialType.PLASMA, n) for n in range(1, 5)]
 
 
@@ -35,36 +37,72 @@ def server(tmp_path_factory):
             system_actor()
             site = db.session.scalars(sa.select(Site).where(Site.code == "CTR")).one()
             participant = db.session.scalars(
-                sa.select(Participant).where(Participant.site_id == site.id)).first()
-            rack = db.session.scalars(sa.select(StorageContainer).where(
-                StorageContainer.site_id == site.id,
-                StorageContainer.kind == ContainerKind.RACK)).first()
-            box = StorageContainer(site=site, parent=rack, kind=ContainerKind.BOX,
-                                   name="Scan box", barcode="SCANBOX1", n_rows=9, n_cols=9)
+                sa.select(Participant).where(Participant.site_id == site.id)
+            ).first()
+            rack = db.session.scalars(
+                sa.select(StorageContainer).where(
+                    StorageContainer.site_id == site.id, StorageContainer.kind == ContainerKind.RACK
+                )
+            ).first()
+            box = StorageContainer(
+                site=site,
+                parent=rack,
+                kind=ContainerKind.BOX,
+                name="Scan box",
+                barcode="SCANBOX1",
+                n_rows=9,
+                n_cols=9,
+            )
             db.session.add(box)
             # Tube A, stored with 30 µL, and one tube B per action key, whose code starts
             # with that key's letter.
-            db.session.add(Specimen(
-                barcode=TUBE_A, participant=participant, site_id=site.id,
-                material_type=MaterialType.PLASMA, status=SpecimenStatus.IN_STORAGE,
-                quantity=Decimal("30"), initial_quantity=Decimal("30"), unit=QuantityUnit.UL,
-                container=box, pos_row=9, pos_col=9))
+            db.session.add(
+                Specimen(
+                    barcode=TUBE_A,
+                    participant=participant,
+                    site_id=site.id,
+                    material_type=MaterialType.PLASMA,
+                    status=SpecimenStatus.IN_STORAGE,
+                    quantity=Decimal("30"),
+                    initial_quantity=Decimal("30"),
+                    unit=QuantityUnit.UL,
+                    container=box,
+                    pos_row=9,
+                    pos_col=9,
+                )
+            )
             for code in [*TUBES_B.values(), *SPARE_TUBES]:
-                db.session.add(Specimen(
-                    barcode=code, participant=participant, site_id=site.id,
-                    material_type=MaterialType.PLASMA, status=SpecimenStatus.IN_STORAGE,
-                    quantity=Decimal("20"), initial_quantity=Decimal("20"),
-                    unit=QuantityUnit.UL))
+                db.session.add(
+                    Specimen(
+                        barcode=code,
+                        participant=participant,
+                        site_id=site.id,
+                        material_type=MaterialType.PLASMA,
+                        status=SpecimenStatus.IN_STORAGE,
+                        quantity=Decimal("20"),
+                        initial_quantity=Decimal("20"),
+                        unit=QuantityUnit.UL,
+                    )
+                )
             for _ in range(N_TUBES + 2):
-                db.session.add(Specimen(
-                    barcode=issue_barcode(site, MaterialType.SERUM), participant=participant,
-                    site_id=site.id, material_type=MaterialType.SERUM,
-                    status=SpecimenStatus.COLLECTED))
+                db.session.add(
+                    Specimen(
+                        barcode=issue_barcode(site, MaterialType.SERUM),
+                        participant=participant,
+                        site_id=site.id,
+                        material_type=MaterialType.SERUM,
+                        status=SpecimenStatus.COLLECTED,
+                    )
+                )
         with app.app_context():
-            codes = db.session.scalars(sa.select(Specimen.barcode).where(
-                Specimen.status == SpecimenStatus.COLLECTED,
-                Specimen.material_type == MaterialType.SERUM).order_by(Specimen.id.desc())
-                .limit(N_TUBES + 2)).all()
+            codes = db.session.scalars(
+                sa.select(Specimen.barcode)
+                .where(
+                    Specimen.status == SpecimenStatus.COLLECTED, Specimen.material_type == MaterialType.SERUM
+                )
+                .order_by(Specimen.id.desc())
+                .limit(N_TUBES + 2)
+            ).all()
             db.session.remove()
         yield base, app, list(codes)
 
@@ -139,7 +177,7 @@ def test_misread_code_and_illegal_action_are_shown_as_errors(station):
 
 def test_a_hundred_scans_in_a_row_without_reload(station):
     page, app, codes = station
-    batch = codes[2:2 + N_TUBES - 2]
+    batch = codes[2 : 2 + N_TUBES - 2]
     page.check("#repeat-action")
     page.focus("#scan-field")
     wedge(page, batch[0])
@@ -148,12 +186,14 @@ def test_a_hundred_scans_in_a_row_without_reload(station):
     page.wait_for_function("document.querySelector('#scan-count').textContent === '1 recorded'")
     for n, code in enumerate(batch[1:], start=2):
         wedge(page, code)
-        page.wait_for_function(
-            f"document.querySelector('#scan-count').textContent === '{n} recorded'")
+        page.wait_for_function(f"document.querySelector('#scan-count').textContent === '{n} recorded'")
     assert page.locator("#log li").count() == 50
     with app.app_context():
-        received = db.session.scalar(sa.select(sa.func.count()).where(
-            Specimen.barcode.in_(batch), Specimen.status == SpecimenStatus.RECEIVED))
+        received = db.session.scalar(
+            sa.select(sa.func.count()).where(
+                Specimen.barcode.in_(batch), Specimen.status == SpecimenStatus.RECEIVED
+            )
+        )
         db.session.remove()
     assert received == len(batch)
 
@@ -163,8 +203,7 @@ def _state(app, barcode):
     with app.app_context():
         try:
             s = db.session.scalars(sa.select(Specimen).where(Specimen.barcode == barcode)).one()
-            events = db.session.scalar(sa.select(sa.func.count()).where(
-                CustodyEvent.specimen_id == s.id))
+            events = db.session.scalar(sa.select(sa.func.count()).where(CustodyEvent.specimen_id == s.id))
             return s.status, s.quantity, s.position_label, events
         finally:
             db.session.remove()
@@ -174,7 +213,8 @@ def _show_card(page, code):
     wedge(page, code)
     page.wait_for_function(
         f"document.querySelector('#card-barcode').textContent === '{code}' && "
-        "document.querySelector('#scan-prompt').textContent.startsWith('Action')")
+        "document.querySelector('#scan-prompt').textContent.startsWith('Action')"
+    )
 
 
 def test_scanning_the_next_tube_never_acts_on_the_one_on_the_card(station):
@@ -197,8 +237,7 @@ def _press_on_card(page, code, key, prompt):
     page.wait_for_function("document.activeElement.id === 'scan-field'")
     _show_card(page, code)
     page.keyboard.press(key)
-    page.wait_for_function(
-        f"document.querySelector('#scan-prompt').textContent.startsWith('{prompt}')")
+    page.wait_for_function(f"document.querySelector('#scan-prompt').textContent.startsWith('{prompt}')")
 
 
 def test_consume_asks_why_and_for_confirmation_and_says_what_will_happen(station):
@@ -235,8 +274,11 @@ def test_dispose_asks_why_then_for_confirmation(station):
     page.wait_for_selector("#feedback.ok")
     assert _state(app, code)[0] is SpecimenStatus.DISPOSED
     with app.app_context():
-        note = db.session.scalars(sa.select(CustodyEvent).join(Specimen).where(
-            Specimen.barcode == code)).one().details["note"]
+        note = (
+            db.session.scalars(sa.select(CustodyEvent).join(Specimen).where(Specimen.barcode == code))
+            .one()
+            .details["note"]
+        )
         db.session.remove()
     assert note == "tube cracked"
 

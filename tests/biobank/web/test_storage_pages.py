@@ -20,8 +20,10 @@ def _units(app, name):
     """(id, path of names) of the containers called *name*."""
     with app.app_context():
         try:
-            return [(c.id, [p.name for p in c.path()]) for c in db.session.scalars(
-                sa.select(StorageContainer).where(StorageContainer.name == name))]
+            return [
+                (c.id, [p.name for p in c.path()])
+                for c in db.session.scalars(sa.select(StorageContainer).where(StorageContainer.name == name))
+            ]
         finally:
             db.session.remove()
 
@@ -44,14 +46,16 @@ def test_a_tank_and_a_box_from_templates(server, browser):
     page.press("#storage-setup input[name=name]", "Enter")
     page.wait_for_selector(".flash.ok")
     assert page.text_content(".flash.ok") == (
-        "Tank B created: LN2 tank: 6 canisters × 12 boxes of 10 × 10, 7,200 positions.")
+        "Tank B created: LN2 tank: 6 canisters × 12 boxes of 10 × 10, 7,200 positions."
+    )
     assert "Liquid nitrogen" in page.text_content("h1")
     assert page.locator("#children tbody tr").count() == 6
     page.click("#children a:text('Canister 1')")
     page.wait_for_selector("#storage-setup")
     assert page.text_content("#storage-setup h2") == "Add inside Canister 1"
     offered = page.locator("#storage-setup select[name=template] option").evaluate_all(
-        "options => options.map(o => o.value)")
+        "options => options.map(o => o.value)"
+    )
     assert set(offered) == {"box-9x9", "box-10x10", "bag"}  # what a canister can hold
     page.select_option("#storage-setup select[name=template]", "box-9x9")
     page.fill("#storage-setup input[name=name]", "Overflow box")
@@ -65,8 +69,12 @@ def test_a_tank_and_a_box_from_templates(server, browser):
     [(tank, _)] = _units(app, "Tank B")
     assert path == ["Tank B", "Canister 1", "Overflow box"]
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Specimen).where(
-            Specimen.container_id == box)) == 0
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).select_from(Specimen).where(Specimen.container_id == box)
+            )
+            == 0
+        )
         db.session.remove()
     context.close()
 
@@ -76,8 +84,10 @@ def test_a_tank_and_a_box_from_templates(server, browser):
     page.goto(f"{base}/containers/{tank}")
     assert page.query_selector("#storage-setup") is None
     csrf = page.get_attribute("meta[name=csrf-token]", "content")
-    r = page.request.post(f"{base}/storage/new", form={
-        "csrf": csrf, "template": "box-9x9", "name": "Not mine", "parent_id": str(tank)})
+    r = page.request.post(
+        f"{base}/storage/new",
+        form={"csrf": csrf, "template": "box-9x9", "name": "Not mine", "parent_id": str(tank)},
+    )
     assert r.status == 403
     assert _units(app, "Not mine") == []
     context.close()

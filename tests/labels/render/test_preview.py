@@ -23,12 +23,14 @@ def test_png_preview_decodes_to_the_barcode(name, tmp_path):
     png.write_bytes(render_png(template, values(7)))
     matrix, linear = symbols(template, values(7))
     if matrix and shutil.which("dmtxread"):
-        out = subprocess.run(["dmtxread", "-n", "-N", "1", "-m", "20000", str(png)],
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            ["dmtxread", "-n", "-N", "1", "-m", "20000", str(png)], capture_output=True, text=True
+        ).stdout.split()
         assert set(out) == matrix
     if linear and shutil.which("zbarimg"):
-        out = subprocess.run(["zbarimg", "-q", "--nodbus", "--raw", str(png)],
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            ["zbarimg", "-q", "--nodbus", "--raw", str(png)], capture_output=True, text=True
+        ).stdout.split()
         assert set(out) == linear
 
 
@@ -42,16 +44,22 @@ def test_svg_preview_is_well_formed_and_escapes_text():
     dark = sum(map(sum, datamatrix_modules(values(1)["barcode"])))
     module = 0.375  # mm, the ffpe-cassette template's module
     area = sum(float(r.get("width")) * float(r.get("height")) for r in rects)
-    assert dark > 100 and area == pytest.approx(dark * module ** 2, rel=1e-3)
+    assert dark > 100 and area == pytest.approx(dark * module**2, rel=1e-3)
 
 
 def test_preview_endpoint(client, make, site, technician, headers):
     tube = make.specimen(participant=make.participant(site=site))
     h = headers(technician)
-    r = client.get("/api/v1/print-jobs/preview", headers=h,
-                   query_string={"template": "cryovial-2d", "specimen_id": tube.id})
+    r = client.get(
+        "/api/v1/print-jobs/preview",
+        headers=h,
+        query_string={"template": "cryovial-2d", "specimen_id": tube.id},
+    )
     assert r.mimetype == "image/png" and r.data.startswith(b"\x89PNG")
-    r = client.get("/api/v1/print-jobs/preview", headers=h,
-                   query_string={"template": "box", "specimen_id": tube.id, "format": "svg"})
+    r = client.get(
+        "/api/v1/print-jobs/preview",
+        headers=h,
+        query_string={"template": "box", "specimen_id": tube.id, "format": "svg"},
+    )
     assert r.status_code == 422
     assert "container" in r.json["detail"]
