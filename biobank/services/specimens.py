@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +25,13 @@ from biobank.models import (
     StorageContainer,
     User,
 )
-from biobank.models.vocab import CustodyEventType, Lineage, MaterialType, SpecimenStatus
+from biobank.models.vocab import (
+    CustodyEventType,
+    Lineage,
+    MaterialType,
+    SpecimenStatus,
+    display_name,
+)
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import (
     list_custody_events,
@@ -82,6 +91,54 @@ def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
             )
         )
     return stmt
+
+
+def count_of(stmt: sa.Select) -> int:
+    """How many rows *stmt* finds."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+
+
+#: the columns of a specimen list exported as CSV
+CSV_COLUMNS = (
+    "barcode",
+    "participant",
+    "material",
+    "lineage",
+    "status",
+    "quantity",
+    "unit",
+    "site",
+    "location",
+    "collected_at",
+)
+
+
+def specimen_rows(stmt: sa.Select) -> Iterator[str]:
+    """*stmt*'s specimens as CSV lines (a header first), read in batches: a list of any
+    length streams in flat memory."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow(CSV_COLUMNS)
+    for specimen in db.session.scalars(stmt.order_by(Specimen.id).execution_options(yield_per=1000)):
+        out.writerow(
+            (
+                specimen.barcode,
+                specimen.participant.code,
+                display_name(specimen.material_type),
+                display_name(specimen.lineage),
+                display_name(specimen.status),
+                "" if specimen.quantity is None else specimen.quantity,
+                specimen.unit.value if specimen.unit else "",
+                specimen.site.code,
+                specimen.location_text or "",
+                specimen.collected_at.isoformat() if specimen.collected_at else "",
+            )
+        )
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def _prefix(column: Any, text: str) -> Any:
