@@ -72,6 +72,13 @@ class QueryResultSchema(BaseSchema):
 
 class MappingFieldSchema(BaseSchema):
     field = fields.String()
+    label = fields.String(metadata=describe("What people read for the field"))
+    value_labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        allow_none=True,
+        metadata=describe("What people read for each allowed value"),
+    )
     type = fields.String()
     description = fields.String()
     entity = fields.String()

@@ -34,7 +34,7 @@
       const s = el("select", many ? {multiple: ""} : {});
       const values = f.values || ["true", "false"];
       const chosen = new Set([].concat(value ?? []).map(String));
-      values.forEach((v) => { const o = el("option", {value: v, text: v}); if (chosen.has(v)) o.selected = true; s.append(o); });
+      values.forEach((v) => { const o = el("option", {value: v, text: valueText(f, v)}); if (chosen.has(v)) o.selected = true; s.append(o); });
       return s;
     }
     const type = f.type === "date" ? "date" : (ORDERED.has(f.type) && !many ? "number" : "text");
@@ -54,11 +54,16 @@
     return LIST_OPS.has(op) ? raw.map(cast) : cast(raw[0]);
   }
 
+  // what people read for a field's value: its display name where the mapping gives one
+  function valueText(f, value) {
+    return (f && f.value_labels && f.value_labels[value]) || String(value);
+  }
+
   function render() {
     const box = $("clauses"); box.replaceChildren();
     clauses.forEach((c, i) => {
       const fsel = el("select", {"aria-label": "field"});
-      Object.values(fields).forEach((f) => fsel.append(el("option", {value: f.field, text: f.field})));
+      Object.values(fields).forEach((f) => fsel.append(el("option", {value: f.field, text: f.label || f.field})));
       fsel.value = c.field;
       const f = fields[c.field];
       const osel = el("select", {"aria-label": "operator"});
@@ -124,12 +129,12 @@
       facet.buckets.forEach((b) => {
         const n = typeof b.doc_count === "number" ? b.doc_count : 4;
         const row = el("tr", {"data-facet": name, "data-key": String(b.key), title: "add as a condition"},
-          el("th", {text: String(b.key)}), el("td", {class: "bar"}, el("span", {style: `width:${100 * n / max}%`})),
+          el("th", {text: valueText(fields[name], b.key)}), el("td", {class: "bar"}, el("span", {style: `width:${100 * n / max}%`})),
           el("td", {class: "num", text: String(b.doc_count)}));
         row.onclick = () => { clauses.push({field: name, op: "in", value: [b.key]}); render(); changed(); };
         table.append(row);
       });
-      box.append(el("div", {class: "facet"}, el("h3", {text: name}), table));
+      box.append(el("div", {class: "facet"}, el("h3", {text: fields[name]?.label || name}), table));
     }
   }
 

@@ -254,6 +254,10 @@ def test_mapping_lists_fields_of_every_package(client, admin, headers):
     assert r.status_code == 200
     fields = {f["field"]: f for f in r.json["fields"]}
     assert fields["cases.disease_group"]["values"] == [g.value for g in DiseaseGroup]
+    assert fields["cases.disease_group"]["label"] == "Cases · disease group"
+    assert fields["cases.disease_group"]["value_labels"]["melanoma"] == "Melanoma"
+    material = fields["specimens.material_type"]["value_labels"]
+    assert material["TISSUE_PARAFFIN_EMBEDDED"] == "Tissue, paraffin-embedded"
     assert fields["variants.gene_aa_change"]["package"] == "omics"
     assert fields["specimens.volume_ul"]["unit"] == "µL"
     assert fields["expression.<gene>"]["unit"] == "CPM"  # a family: expression.BRAF, ...

@@ -38,8 +38,12 @@ def test_build_save_freeze_and_export(server, browser):
     wait_total(page, expected(app, "manager", None))
     page.wait_for_selector("#completeness .combo-row")
 
+    # facets and fields read as people write them, not as codes
+    bucket = "tr[data-facet='cases.disease_group'][data-key='melanoma']"
+    assert page.text_content(f"{bucket} th") == "Melanoma"
+    assert "Cases · disease group" in page.text_content("#facets")
     # a facet bucket becomes a condition
-    page.click("tr[data-facet='cases.disease_group'][data-key='melanoma']")
+    page.click(bucket)
     melanoma = {
         "op": "and",
         "content": [{"op": "in", "content": {"field": "cases.disease_group", "value": ["melanoma"]}}],
