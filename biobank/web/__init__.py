@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
         account,
         cohorts,
         imports,
+        network,
         pages,
         requests,
         specimens,

@@ -64,7 +64,7 @@ def _pages(app):
                     "/account",
                     "/labels/printers",
                 ],
-                "manager": ["/imports", "/requests", "/cohorts", "/cohorts/new"]
+                "manager": ["/imports", "/admin/network", "/requests", "/cohorts", "/cohorts/new"]
                 + ([f"/requests/{request.id}"] if request else []),
                 "admin": ["/admin/users", "/admin/users/1", "/accession/visit"],
                 "researcher": ["/", "/cohorts", "/requests", "/requests/new", "/account"],
