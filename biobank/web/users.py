@@ -13,7 +13,7 @@ from biobank.db import db, transaction
 from biobank.errors import BiobankError, InvalidInput
 from biobank.models import Site
 from biobank.models.vocab import Role
-from biobank.services import sites, users
+from biobank.services import sites, tokens, users
 from biobank.web.pages import bp, login_required
 
 ADMINS = (Role.ADMIN,)
@@ -95,8 +95,30 @@ def user_detail(user_id: int) -> Any:
         if password is None:
             return redirect(url_for("pages.user_detail", user_id=user_id))
     return render_template(
-        "user.html", user=users.get_account(user_id, actor=actor), password=password, **_choices()
+        "user.html",
+        user=(user := users.get_account(user_id, actor=actor)),
+        password=password,
+        tokens=tokens.list_tokens(user),
+        **_choices(),
     )
+
+
+@bp.post("/admin/users/<int:user_id>/tokens/<int:token_id>/revoke")
+@login_required
+@roles_required(*ADMINS)
+def user_revoke_token(user_id: int, token_id: int) -> Any:
+    """Revoke one of an account's API tokens (a leaked or forgotten one)."""
+    actor = current_actor()
+    try:
+        with transaction():
+            token = tokens.get_token(token_id, actor=actor)
+            if token.user_id != users.get_account(user_id, actor=actor).id:
+                raise InvalidInput(f"token {token_id} is not this account's", field="token")
+            tokens.revoke_token(token)
+            flash(f"Token {token.name} revoked: it answers 401 from now on.", "ok")
+    except BiobankError as error:
+        flash(f"Not revoked: {error.message}.", "error")
+    return redirect(url_for("pages.user_detail", user_id=user_id) + "#user-tokens")
 
 
 @bp.post("/account/password")

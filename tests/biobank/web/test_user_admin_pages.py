@@ -41,8 +41,19 @@ def test_open_lock_unlock_and_reset_an_account(server, browser):
     owner.wait_for_selector(".flash.ok")
     assert owner.text_content(".flash.ok") == "Your password is changed."
 
+    # the owner makes a token; the administrator sees it on the account and revokes it
+    owner.goto(f"{base}/account")
+    owner.fill("#token-form input[name=name]", "rack scanner bench 2")
+    owner.click("#token-form button[type=submit]")
+    secret = owner.text_content("#token-secret")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert owner.request.get(f"{base}/api/v1/tokens/", headers=bearer).ok
     admin.click("tr[data-user='wang.fang'] a")
     admin.wait_for_selector("#lock-form")
+    admin.click("#user-tokens tr[data-token='rack scanner bench 2'] button")
+    admin.wait_for_selector(".flash.ok")
+    assert "revoked" in admin.text_content("#user-tokens tr[data-token='rack scanner bench 2']")
+    assert owner.request.get(f"{base}/api/v1/tokens/", headers=bearer).status == 401
     admin.fill("#lock-form input[name=reason]", "moved to the Shanghai site")
     admin.click("#lock")
     admin.wait_for_selector("#unlock")
