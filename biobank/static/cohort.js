@@ -30,8 +30,9 @@
   function valueInput(f, op, value) {
     if (op === "is" || op === "not") return el("span");
     const many = LIST_OPS.has(op);
+    if (f.values && many) return picker(f, value);
     if (f.values || f.type === "boolean") {
-      const s = el("select", many ? {multiple: ""} : {});
+      const s = el("select", {});
       const values = f.values || ["true", "false"];
       const chosen = new Set([].concat(value ?? []).map(String));
       values.forEach((v) => { const o = el("option", {value: v, text: valueText(f, v)}); if (chosen.has(v)) o.selected = true; s.append(o); });
@@ -44,8 +45,36 @@
     return i;
   }
 
+  // A searchable list of the field's values, each a checkbox: typing narrows the list
+  // (by name or code), Space ticks; no Ctrl-click.
+  function picker(f, value) {
+    const chosen = new Set([].concat(value ?? []).map(String));
+    const box = el("div", {class: "picker", role: "group"});
+    const search = el("input", {type: "search", placeholder: `search ${f.values.length} values`,
+                                "aria-label": "search values"});
+    const list = el("div", {class: "picker-list"});
+    f.values.forEach((v) => {
+      const tick = el("input", {type: "checkbox", value: v});
+      tick.checked = chosen.has(v);
+      list.append(el("label", {class: "inline", "data-value": v}, tick, document.createTextNode(" " + valueText(f, v))));
+    });
+    search.oninput = () => {
+      const text = search.value.trim().toLowerCase();
+      list.querySelectorAll("label").forEach((l) => {
+        l.hidden = text !== "" && !l.textContent.toLowerCase().includes(text)
+          && !l.dataset.value.toLowerCase().includes(text);
+      });
+    };
+    box.append(search, list);
+    return box;
+  }
+
   function readValue(f, op, input) {
     if (op === "is" || op === "not") return "MISSING";
+    if (input.classList.contains("picker")) {
+      const raw = [...input.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value);
+      return raw.length ? raw.map((v) => (ORDERED.has(f.type) && f.type !== "date" ? Number(v) : v)) : undefined;
+    }
     const cast = (v) => f.type === "boolean" ? v === "true" : (ORDERED.has(f.type) && f.type !== "date" ? Number(v) : v);
     let raw;
     if (input.tagName === "SELECT") raw = [...input.selectedOptions].map((o) => o.value);
@@ -74,7 +103,8 @@
       const remove = el("button", {type: "button", class: "small secondary", "aria-label": "remove", text: "×"});
       fsel.onchange = () => { c.field = fsel.value; c.op = fields[c.field].values ? "in" : "="; c.value = undefined; render(); changed(); };
       osel.onchange = () => { c.op = osel.value; c.value = readValue(f, c.op, input); render(); changed(); };
-      input.onchange = input.oninput = () => { c.value = readValue(f, c.op, input); changed(); };
+      input.onchange = () => { c.value = readValue(f, c.op, input); changed(); };
+      if (!input.classList.contains("picker")) input.oninput = input.onchange;
       remove.onclick = () => { clauses.splice(i, 1); render(); changed(); };
       box.append(el("div", {class: "clause"}, fsel, osel, input, remove));
     });

@@ -53,7 +53,11 @@ def test_build_save_freeze_and_export(server, browser):
     page.click("#add-clause")
     row = page.locator(".clause").nth(1)
     row.locator("select[aria-label=field]").select_option("images.quality_flag")
-    row.locator("select[aria-label=value]").select_option(["hairy"])
+    # values are a searchable list of checkboxes, not a Ctrl-click list box
+    row.locator(".picker input[type=search]").fill("hai")
+    shown = row.locator(".picker label:not([hidden])").all_text_contents()
+    assert [text.strip() for text in shown] == ["Hairy"]
+    row.locator(".picker input[value=hairy]").check()
     with_derm = {
         "op": "and",
         "content": melanoma["content"]
