@@ -324,3 +324,17 @@ def test_a_manager_corrects_a_mistaken_consume_from_the_specimen_page(station, s
     assert (status, quantity, position) == before[:3] and events == 2
     assert manager.locator("#correct-form").count() == 0  # the ledger is back where it began
     context.close()
+
+
+def test_the_card_and_its_actions_fit_a_1280_by_720_station(station):
+    """The scan station's screen: a tube's card with every action it allows stays in view
+    without scrolling (Playwright's window is 1280×720)."""
+    page, _app, codes = station
+    assert page.viewport_size == {"width": 1280, "height": 720}
+    _show_card(page, codes[-1])
+    buttons = page.locator("#actions button")
+    assert buttons.count() > 0
+    for i in range(buttons.count()):
+        box = buttons.nth(i).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 720, (buttons.nth(i).text_content(), box)
+    assert page.evaluate("window.scrollY") == 0
