@@ -10,7 +10,9 @@ Nobody decides their own request.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -305,6 +307,26 @@ def list_requests(actor: User, status: str | None = None) -> list[SampleRequest]
     if status:
         stmt = stmt.where(SampleRequest.status == RequestStatus(status))
     return list(db.session.scalars(stmt))
+
+
+def requests_csv(rows: list[SampleRequest]) -> str:
+    """Requests as CSV, one per line: what a manager's report or spreadsheet takes."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow(("request", "title", "requester", "status", "submitted", "cohort", "purpose"))
+    for r in rows:
+        out.writerow(
+            (
+                r.code,
+                r.title,
+                r.requester.full_name,
+                display_name(r.status),
+                r.created_at.date().isoformat(),
+                r.cohort_id,
+                r.purpose,
+            )
+        )
+    return buffer.getvalue()
 
 
 def _is_manager(actor: User) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request
+from flask import Response, abort, render_template, request
 
 from biobank.auth import ALL_ROLES, current_actor, has_role, roles_required
+from biobank.models import RequestStatus
 from biobank.models.vocab import Role
 from biobank.services import cohorts as cohort_service
 from biobank.services import requests as request_service
@@ -18,8 +19,37 @@ from biobank.web.pages import bp, login_required
 @login_required
 @roles_required(*ALL_ROLES)
 def request_list() -> Any:
-    actor = current_actor()
-    return render_template("requests.html", requests=request_service.list_requests(actor))
+    """The requests one may follow, filtered by status, newest or oldest first."""
+    status = _status_arg()
+    rows = request_service.list_requests(current_actor(), status=status)
+    oldest = request.args.get("order") == "oldest"
+    return render_template(
+        "requests.html",
+        requests=rows[::-1] if oldest else rows,
+        status=status,
+        oldest=oldest,
+        statuses=list(RequestStatus),
+    )
+
+
+def _status_arg() -> str | None:
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in RequestStatus}:
+        abort(400, f"unknown request status {status!r}")
+    return status
+
+
+@bp.route("/requests.csv")
+@login_required
+@roles_required(*ALL_ROLES)
+def request_csv() -> Any:
+    """The same requests as CSV: code, title, requester, status, dates."""
+    rows = request_service.list_requests(current_actor(), status=_status_arg())
+    return Response(
+        request_service.requests_csv(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="requests.csv"'},
+    )
 
 
 @bp.route("/requests/new")

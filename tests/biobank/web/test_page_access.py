@@ -22,6 +22,7 @@ FOR_RESEARCHERS = {
     "/cohorts/<int:cohort_id>",
     "/requests",
     "/requests/new",
+    "/requests.csv",
     "/requests/<int:request_id>",
     "/requests/<int:request_id>/report",
     "/specimens/<barcode>",

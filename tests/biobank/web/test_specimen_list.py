@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from biobank.models import Specimen
 from biobank.models.vocab import MaterialType
+from tests.biobank.api.test_requests import bank  # noqa: F401  (a fixture)
 from tests.biobank.web.test_page_access import _login
 
 
@@ -51,3 +52,29 @@ def test_total_orders_pages_and_csv(client, make, site, other_site, technician, 
     # a whole barcode alone opens the specimen; another site's is only searched for
     assert client.get("/specimens?q=LST003").headers["Location"].endswith("/specimens/LST003")
     assert client.get("/specimens?q=LST000").status_code == 200
+
+
+def test_the_request_list_filters_orders_counts_and_exports(client, bank, researcher, manager, headers):
+    from tests.biobank.api.test_query import eq
+    from tests.biobank.api.test_requests import approved, make_cohort, submit
+
+    rh, mh = headers(researcher), headers(manager)
+    cohort = make_cohort(client, rh, eq("cases.disease_group", "melanoma"), level="cases")
+    first = approved(client, rh, mh, cohort["id"])
+    second = submit(client, rh, cohort["id"], title="Second look").json
+    _login(client, manager)
+    html = client.get("/requests").get_data(as_text=True)
+    assert re.search(r'id="request-total">2<', html)
+    codes = re.findall(r">(REQ-\d{4}-\d{5})<", html)
+    assert codes == [second["code"], first["code"]]  # newest first
+    oldest = client.get("/requests?order=oldest").get_data(as_text=True)
+    assert re.findall(r">(REQ-\d{4}-\d{5})<", oldest) == [first["code"], second["code"]]
+    approved_only = client.get("/requests?status=approved").get_data(as_text=True)
+    assert re.findall(r">(REQ-\d{4}-\d{5})<", approved_only) == [first["code"]]
+    rows = list(
+        csv.DictReader(io.StringIO(client.get("/requests.csv?status=submitted").get_data(as_text=True)))
+    )
+    assert [(r["request"], r["status"], r["title"]) for r in rows] == [
+        (second["code"], "Submitted", "Second look")
+    ]
+    assert client.get("/requests?status=lost").status_code == 400
