@@ -304,8 +304,16 @@ def display_name(value: enum.Enum | None) -> str:
     "Tissue, paraffin-embedded", ``-60to-85`` → "−60 to −85 °C"; ``None`` → "—"."""
     if value is None:
         return "—"
-    name = DISPLAY_NAMES.get(value)
-    if name is None:
-        words = str(value.value).replace("_", " ")
-        name = words if words.isupper() and len(words) <= 4 else words.capitalize()
-    return name
+    return DISPLAY_NAMES.get(value) or code_text(str(value.value))
+
+
+_BY_CODE = {str(member.value): name for member, name in DISPLAY_NAMES.items()}
+
+
+def code_text(code: str) -> str:
+    """The name people read for a vocabulary code given as text (a query field's value):
+    its display name, else its words (``checked_out`` → "Checked out", ``DNA`` stays)."""
+    if code in _BY_CODE:
+        return _BY_CODE[code]
+    words = code.replace("_", " ")
+    return words if words.isupper() and len(words) <= 4 else words.capitalize()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from biobank.models import Case, Lesion, Participant, Specimen
-from biobank.models.vocab import DISPLAY_NAMES, Lineage
+from biobank.models.vocab import Lineage, code_text
 from biobank.query.filters import FieldSpec
 
 #: entity keys from the finest to the coarsest
@@ -75,7 +75,7 @@ class Field:
         return {
             "field": self.name,
             "label": f"{table.replace('_', ' ').capitalize()} · {column.replace('_', ' ')}",
-            "value_labels": {v: value_label(v) for v in self.values} if self.values else None,
+            "value_labels": {v: code_text(v) for v in self.values} if self.values else None,
             "type": self.type,
             "description": self.description,
             "entity": self.key.removesuffix("_id"),
@@ -84,18 +84,6 @@ class Field:
             "facet": self.facet,
             "package": self.group,
         }
-
-
-_NAMES = {str(member.value): name for member, name in DISPLAY_NAMES.items()}
-
-
-def value_label(value: str) -> str:
-    """What people read for a vocabulary code a field takes (the display names of
-    ``biobank.models.vocab``; other codes as their words)."""
-    if value in _NAMES:
-        return _NAMES[value]
-    words = value.replace("_", " ")
-    return words if len(words) <= 4 and words.isupper() else words.capitalize()
 
 
 def column_field(
