@@ -391,6 +391,15 @@ def test_bodies_beyond_their_limit_are_413_problems(client, app, technician, hea
     assert set(app.config["UPLOAD_LIMITS"]) <= set(app.view_functions)
 
 
+def test_every_answer_says_its_server_time(client, technician, headers):
+    answers = [client.get("/login"), client.get("/api/v1/sites/", headers=headers(technician))]
+    answers.append(client.get("/api/v1/specimens/NO-SUCH", headers=headers(technician)))
+    for r in answers:
+        name, _, duration = r.headers["Server-Timing"].partition(";dur=")
+        assert name == "app" and float(duration) >= 0
+    assert answers[-1].status_code == 404
+
+
 def test_pages_and_api_answers_carry_security_headers(client, technician, headers):
     for r in (client.get("/login"), client.get("/api/v1/sites/", headers=headers(technician))):
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
