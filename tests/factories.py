@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 from decimal import Decimal
 from typing import Any
@@ -11,9 +12,11 @@ from biobank.auth import hash_password
 from biobank.barcodes import make_barcode
 from biobank.models import (
     Case,
+    Cohort,
     CollectionEvent,
     ConsentResponse,
     ConsentTier,
+    ImportJob,
     Lesion,
     Participant,
     ParticipantPHI,
@@ -146,6 +149,19 @@ class Builder:
         kw.setdefault("collected_at", dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC))
         kw.setdefault("procedure", CollectionProcedure.VENIPUNCTURE)
         return self._save(CollectionEvent(participant=participant, **kw))
+
+    def cohort(self, *, owner: User, **kw: Any) -> Cohort:
+        kw.setdefault("name", f"Cohort {next(_counter)}")
+        kw.setdefault("level", "cases")
+        kw.setdefault("filters", None)
+        return self._save(Cohort(owner_id=owner.id, **kw))
+
+    def import_job(self, *, by: User, **kw: Any) -> ImportJob:
+        kw.setdefault("template", "master")
+        kw.setdefault("filename", f"file{next(_counter)}.csv")
+        kw.setdefault("sha256", hashlib.sha256(kw["filename"].encode()).hexdigest())
+        kw.setdefault("size_bytes", 100)
+        return self._save(ImportJob(created_by_id=by.id, created_by_name=by.username, **kw))
 
     def container(
         self,

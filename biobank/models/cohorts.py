@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biobank.db import created_at, db, intpk, str16, str64, str128, updated_at
+
+if TYPE_CHECKING:
+    from biobank.models.users import User
 
 
 class Cohort(db.Model):
@@ -24,6 +27,7 @@ class Cohort(db.Model):
     created_at: Mapped[created_at]
     updated_at: Mapped[updated_at]
 
+    owner: Mapped[User] = relationship()
     snapshots: Mapped[list[CohortSnapshot]] = relationship(
         back_populates="cohort", order_by="CohortSnapshot.id"
     )

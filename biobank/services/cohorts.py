@@ -122,11 +122,21 @@ def get_cohort(cohort_id: int, actor: User) -> Cohort:
     return cohort
 
 
-def list_cohorts(actor: User) -> list[Cohort]:
+def cohorts_query(actor: User, *, level: str | None = None, text: str | None = None) -> sa.Select:
+    """The cohorts *actor* may see (their own; every one for managers), newest first,
+    of one level and with *text* in the name if asked."""
     stmt = sa.select(Cohort).order_by(Cohort.id.desc())
     if not has_role(actor, (Role.ADMIN, Role.MANAGER)):
         stmt = stmt.where(Cohort.owner_id == actor.id)
-    return list(db.session.scalars(stmt))
+    if level:
+        stmt = stmt.where(Cohort.level == level)
+    if text:
+        stmt = stmt.where(Cohort.name.icontains(text, autoescape=True))
+    return stmt
+
+
+def list_cohorts(actor: User) -> list[Cohort]:
+    return list(db.session.scalars(cohorts_query(actor)))
 
 
 def _may_see(cohort: Cohort, actor: User) -> bool:

@@ -300,33 +300,18 @@ def get_request(request_id: int, actor: User) -> SampleRequest:
     return request
 
 
-def list_requests(actor: User, status: str | None = None) -> list[SampleRequest]:
+def requests_query(actor: User, status: str | None = None) -> sa.Select:
+    """The requests *actor* may follow (their own; every one for managers), newest first."""
     stmt = sa.select(SampleRequest).order_by(SampleRequest.id.desc())
     if not _is_manager(actor):
         stmt = stmt.where(SampleRequest.requester_id == actor.id)
     if status:
         stmt = stmt.where(SampleRequest.status == RequestStatus(status))
-    return list(db.session.scalars(stmt))
+    return stmt
 
 
-def requests_csv(rows: list[SampleRequest]) -> str:
-    """Requests as CSV, one per line: what a manager's report or spreadsheet takes."""
-    buffer = io.StringIO()
-    out = csv.writer(buffer)
-    out.writerow(("request", "title", "requester", "status", "submitted", "cohort", "purpose"))
-    for r in rows:
-        out.writerow(
-            (
-                r.code,
-                r.title,
-                r.requester.full_name,
-                display_name(r.status),
-                r.created_at.date().isoformat(),
-                r.cohort_id,
-                r.purpose,
-            )
-        )
-    return buffer.getvalue()
+def list_requests(actor: User, status: str | None = None) -> list[SampleRequest]:
+    return list(db.session.scalars(requests_query(actor, status)))
 
 
 def _is_manager(actor: User) -> bool:
@@ -685,8 +670,6 @@ def _document(
     landscape: bool = False,
 ) -> bytes:
     """A request's PDF: title, lines of text, its signatures, then a table."""
-    import io
-
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.pagesizes import landscape as turned
@@ -1131,9 +1114,6 @@ def shipment_manifest_rows(
 def shipment_manifest_csv(
     request: SampleRequest, actor: User | None = None, shipment_id: int | None = None
 ) -> str:
-    import csv
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()

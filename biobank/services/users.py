@@ -100,10 +100,20 @@ def _administrator(actor: User) -> None:
         raise PermissionDenied("users are managed by administrators")
 
 
-def list_users(*, actor: User) -> list[User]:
-    """Every account but the system's, by username (administrators only)."""
+def users_query(*, actor: User, role: Role | None = None, active: bool | None = None) -> sa.Select:
+    """Every account but the system's, by username (administrators only), of one role and
+    active or locked if asked."""
     _administrator(actor)
-    return list(db.session.scalars(sa.select(User).where(User.is_system.is_(False)).order_by(User.username)))
+    stmt = sa.select(User).where(User.is_system.is_(False)).order_by(User.username)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if active is not None:
+        stmt = stmt.where(User.is_active.is_(active))
+    return stmt
+
+
+def list_users(*, actor: User) -> list[User]:
+    return list(db.session.scalars(users_query(actor=actor)))
 
 
 def get_account(user_id: int, *, actor: User) -> User:

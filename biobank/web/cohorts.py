@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import render_template
+from flask import abort, render_template, request
 
 from biobank.auth import ALL_ROLES, STAFF, current_actor, has_role, roles_required
 from biobank.db import db
-from biobank.models import Image, Lesion, Specimen
+from biobank.models import Cohort, Image, Lesion, Specimen
 from biobank.models.vocab import Role
 from biobank.services import cohorts as cohort_service
 from biobank.services.common import get_by
 from biobank.web.pages import bp, login_required
+from biobank.web.tables import Column, Table
 
 #: facets the builder shows until the user picks others
 DEFAULT_FACETS = [
@@ -25,12 +26,47 @@ DEFAULT_FACETS = [
 ]
 
 
+COHORT_TABLE = Table(
+    "cohorts",
+    {
+        "name": Column("Name", lambda c: c.name, Cohort.name),
+        "level": Column("Level", lambda c: c.level, Cohort.level),
+        "owner": Column("Owner", lambda c: c.owner.username),
+        "snapshots": Column("Snapshots", lambda c: len(c.snapshots)),
+        "created": Column("Created", lambda c: c.created_at, Cohort.created_at, shown=False),
+        "updated": Column("Updated", lambda c: c.updated_at, Cohort.updated_at),
+        "description": Column("Description", lambda c: c.description, shown=False),
+    },
+    default_sort="-updated",
+    tie=Cohort.id,
+)
+
+
+def _cohorts_found() -> Any:
+    level = request.args.get("level") or None
+    if level is not None and level not in cohort_service.COHORT_LEVELS:
+        abort(400, f"unknown cohort level {level!r}: one of {', '.join(cohort_service.COHORT_LEVELS)}")
+    text = (request.args.get("q") or "").strip() or None
+    return cohort_service.cohorts_query(current_actor(), level=level, text=text)
+
+
 @bp.route("/cohorts")
 @login_required
 @roles_required(*ALL_ROLES)
 def cohort_list() -> Any:
-    actor = current_actor()
-    return render_template("cohorts.html", cohorts=cohort_service.list_cohorts(actor))
+    """The cohorts one may see: named like, of a level, in any column's order, a page at a time."""
+    page = COHORT_TABLE.page(_cohorts_found(), request.args)
+    return render_template(
+        "cohorts.html", page=page, levels=cohort_service.COHORT_LEVELS, level=request.args.get("level", "")
+    )
+
+
+@bp.route("/cohorts.csv")
+@login_required
+@roles_required(*ALL_ROLES)
+def cohort_csv() -> Any:
+    """The same cohorts, every one, as CSV."""
+    return COHORT_TABLE.csv(_cohorts_found(), request.args)
 
 
 @bp.route("/cohorts/new")

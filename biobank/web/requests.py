@@ -5,51 +5,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, render_template, request
+from flask import abort, render_template, request
 
 from biobank.auth import ALL_ROLES, current_actor, has_role, roles_required
-from biobank.models import RequestStatus
+from biobank.models import RequestStatus, SampleRequest
 from biobank.models.vocab import Role
 from biobank.services import cohorts as cohort_service
 from biobank.services import requests as request_service
 from biobank.web.pages import bp, login_required
+from biobank.web.tables import Column, Table
+
+REQUEST_TABLE = Table(
+    "requests",
+    {
+        "request": Column("Request", lambda r: r.code, SampleRequest.id),
+        "title": Column("Title", lambda r: r.title, SampleRequest.title),
+        "requester": Column("Requester", lambda r: r.requester.full_name),
+        "status": Column("Status", lambda r: r.status, SampleRequest.status),
+        "submitted": Column("Submitted", lambda r: r.created_at.date(), SampleRequest.created_at),
+        "cohort": Column("Cohort", lambda r: r.cohort_id, shown=False),
+        "purpose": Column("Purpose", lambda r: r.purpose, shown=False),
+    },
+    default_sort="-submitted",
+    tie=SampleRequest.id,
+)
+
+
+def _requests_found() -> Any:
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in RequestStatus}:
+        abort(400, f"unknown request status {status!r}")
+    return request_service.requests_query(current_actor(), status=status)
 
 
 @bp.route("/requests")
 @login_required
 @roles_required(*ALL_ROLES)
 def request_list() -> Any:
-    """The requests one may follow, filtered by status, newest or oldest first."""
-    status = _status_arg()
-    rows = request_service.list_requests(current_actor(), status=status)
-    oldest = request.args.get("order") == "oldest"
+    """The requests one may follow, filtered by status, in any column's order, a page at a time."""
+    page = REQUEST_TABLE.page(_requests_found(), request.args)
     return render_template(
-        "requests.html",
-        requests=rows[::-1] if oldest else rows,
-        status=status,
-        oldest=oldest,
-        statuses=list(RequestStatus),
+        "requests.html", page=page, status=request.args.get("status", ""), statuses=list(RequestStatus)
     )
-
-
-def _status_arg() -> str | None:
-    status = request.args.get("status") or None
-    if status is not None and status not in {s.value for s in RequestStatus}:
-        abort(400, f"unknown request status {status!r}")
-    return status
 
 
 @bp.route("/requests.csv")
 @login_required
 @roles_required(*ALL_ROLES)
 def request_csv() -> Any:
-    """The same requests as CSV: code, title, requester, status, dates."""
-    rows = request_service.list_requests(current_actor(), status=_status_arg())
-    return Response(
-        request_service.requests_csv(rows),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="requests.csv"'},
-    )
+    """The same requests, every one, as CSV: code, title, requester, status, dates, cohort, purpose."""
+    return REQUEST_TABLE.csv(_requests_found(), request.args)
 
 
 @bp.route("/requests/new")

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from biobank.auth import ALL_ROLES, current_actor, roles_required
 from biobank.db import db, transaction
 from biobank.errors import BiobankError, InvalidInput
-from biobank.models import Site
+from biobank.models import Site, User
 from biobank.models.vocab import Role
 from biobank.services import sites, tokens, users
 from biobank.web.pages import bp, login_required
+from biobank.web.tables import Column, Table
 
 ADMINS = (Role.ADMIN,)
 
@@ -28,6 +29,42 @@ def _choices() -> dict[str, Any]:
 
 def _role(text: str | None) -> Role | None:
     return Role(text) if text in {r.value for r in Role} else None
+
+
+USER_TABLE = Table(
+    "users",
+    {
+        "username": Column("Username", lambda u: u.username, User.username),
+        "name": Column("Name", lambda u: u.full_name, User.full_name),
+        "role": Column("Role", lambda u: u.role, User.role),
+        "sites": Column("Sites", lambda u: " ".join(sorted(s.code for s in u.sites))),
+        "state": Column("State", lambda u: "active" if u.is_active else "locked", User.is_active),
+        "last_sign_in": Column("Last sign-in", lambda u: u.last_login_at, User.last_login_at),
+        "email": Column("E-mail", lambda u: u.email, shown=False),
+    },
+    default_sort="username",
+    tie=User.id,
+)
+
+
+def _users_found() -> Any:
+    role = request.args.get("role") or None
+    state = request.args.get("state") or None
+    if role is not None and _role(role) is None:
+        abort(400, f"unknown role {role!r}")
+    if state not in (None, "active", "locked"):
+        abort(400, f"unknown state {state!r}: active or locked")
+    return users.users_query(
+        actor=current_actor(), role=_role(role), active=None if state is None else state == "active"
+    )
+
+
+@bp.route("/admin/users.csv")
+@login_required
+@roles_required(*ADMINS)
+def user_csv() -> Any:
+    """The accounts the filters find, every one, as CSV."""
+    return USER_TABLE.csv(_users_found(), request.args)
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
@@ -53,8 +90,15 @@ def user_admin() -> Any:
         except BiobankError as error:
             flash(f"No account opened: {error.message}.", "error")
             status = 422
+    page = USER_TABLE.page(_users_found(), request.args)
     return render_template(
-        "users.html", users=users.list_users(actor=actor), password=password, opened=opened, **_choices()
+        "users.html",
+        page=page,
+        role=request.args.get("role", ""),
+        state=request.args.get("state", ""),
+        password=password,
+        opened=opened,
+        **_choices(),
     ), status
 
 

@@ -1,5 +1,7 @@
 """Every page, checked by axe-core (Deque's engine, as npm publishes it; injected by
-Playwright) for serious and critical accessibility violations, as each role sees it."""
+Playwright) for serious and critical accessibility violations, as each role sees it; and at
+1280×720 (a bench computer's screen) every page fits the width and shows its first control
+without scrolling."""
 
 from __future__ import annotations
 
@@ -73,10 +75,21 @@ def _pages(app):
             db.session.remove()
 
 
+#: where a page's work starts: its first field or button (the menu and the account's
+#: "Log out" excepted)
+FIRST_CONTROL = """() => {
+  const main = document.querySelector('main') || document.body;
+  const c = [...main.querySelectorAll('input:not([type=hidden]), select, textarea, button, a.button')]
+    .find(e => e.offsetParent !== null);
+  return c ? c.getBoundingClientRect().top : 0;
+}"""
+
+
 def test_no_page_has_serious_or_critical_violations(server, browser):
     base, app = server
     axe = _axe_source()
     found = {}
+    unfit = {}
     for user, paths in _pages(app).items():
         context = browser.new_context(viewport={"width": 1280, "height": 720})
         page = context.new_page()
@@ -94,5 +107,10 @@ def test_no_page_has_serious_or_critical_violations(server, browser):
             ]
             if bad:
                 found[f"{user} {path}"] = bad
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            first = page.evaluate(FIRST_CONTROL)
+            if wide > 1280 or first > 720:
+                unfit[f"{user} {path}"] = {"width": wide, "first control at": first}
         context.close()
     assert found == {}
+    assert unfit == {}

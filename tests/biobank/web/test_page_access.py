@@ -19,6 +19,7 @@ FOR_RESEARCHERS = {
     "/",
     "/cohorts",
     "/cohorts/new",
+    "/cohorts.csv",
     "/cohorts/<int:cohort_id>",
     "/requests",
     "/requests/new",
@@ -98,6 +99,8 @@ def test_the_dashboard_shows_researchers_protected_counts(client, make, site, re
 SCOPED_PAGES = [
     "/specimens/{barcode}",
     "/specimens/{barcode}/aliquot",
+    "/specimens/{barcode}/custody.csv",
+    "/specimens/{barcode}/audit.csv",
     "/specimens/{barcode}/aliquot/made",
     "/aliquot?barcode={barcode}",
     "/accession/visits/{visit}",

@@ -64,17 +64,17 @@ def test_the_request_list_filters_orders_counts_and_exports(client, bank, resear
     second = submit(client, rh, cohort["id"], title="Second look").json
     _login(client, manager)
     html = client.get("/requests").get_data(as_text=True)
-    assert re.search(r'id="request-total">2<', html)
+    assert re.search(r'class="table-total">2<', html)
     codes = re.findall(r">(REQ-\d{4}-\d{5})<", html)
     assert codes == [second["code"], first["code"]]  # newest first
-    oldest = client.get("/requests?order=oldest").get_data(as_text=True)
+    oldest = client.get("/requests?sort=submitted").get_data(as_text=True)
     assert re.findall(r">(REQ-\d{4}-\d{5})<", oldest) == [first["code"], second["code"]]
     approved_only = client.get("/requests?status=approved").get_data(as_text=True)
     assert re.findall(r">(REQ-\d{4}-\d{5})<", approved_only) == [first["code"]]
     rows = list(
         csv.DictReader(io.StringIO(client.get("/requests.csv?status=submitted").get_data(as_text=True)))
     )
-    assert [(r["request"], r["status"], r["title"]) for r in rows] == [
+    assert [(r["Request"], r["Status"], r["Title"]) for r in rows] == [
         (second["code"], "Submitted", "Second look")
     ]
     assert client.get("/requests?status=lost").status_code == 400
