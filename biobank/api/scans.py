@@ -7,10 +7,9 @@ from typing import Any
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy.exc import IntegrityError
 
 from biobank.auth import STAFF, current_actor, roles_required
-from biobank.db import db, transaction
+from biobank.db import transaction
 from biobank.errors import BiobankError
 from biobank.schemas.custody import CustodyEventSchema
 from biobank.schemas.scans import (
@@ -28,32 +27,16 @@ _specimen = SpecimenSchema()
 _event = CustodyEventSchema()
 
 
-def _apply(data: dict[str, Any], *, replay_first: bool = False) -> tuple[dict[str, Any], bool]:
-    """Record one scan (or find its earlier recording); returns (answer, replayed)."""
-    result = scans.record_scan(
-        actor=current_actor(), fingerprint=scans.request_hash(data), replay_first=replay_first, **data
-    )
-    if result.replayed:
-        return scans.answer_of(result.scan), True
-    db.session.flush()  # the custody event's id belongs in the answer
-    return scans.save_answer(
-        result,
-        {
-            "client_event_id": result.scan.client_event_id,
-            "action": result.scan.action.value,
-            "warnings": result.warnings,
-            "allowed_actions": scans.allowed_actions(result.specimen.status),
-            "specimen": _specimen.dump(result.specimen),
-            "event": _event.dump(result.scan.custody_event),
-        },
-    ), False
-
-
-def _replay_after_race(data: dict[str, Any]) -> dict[str, Any] | None:
-    """After a retry that was accepted again until its scan row met the first one's unique
-    client event id (or lost a race to it), the first answer."""
-    earlier = scans.find_replay(data["client_event_id"], scans.request_hash(data))
-    return scans.answer_of(earlier) if earlier is not None else None
+def _answer(result: scans.ScanResult) -> dict[str, Any]:
+    """What a recorded scan answers (stored with it, so that a retry gets it again)."""
+    return {
+        "client_event_id": result.scan.client_event_id,
+        "action": result.scan.action.value,
+        "warnings": result.warnings,
+        "allowed_actions": scans.allowed_actions(result.specimen.status),
+        "specimen": _specimen.dump(result.specimen),
+        "event": _event.dump(result.scan.custody_event),
+    }
 
 
 @blp.route("/")
@@ -69,13 +52,8 @@ class ScanViews(MethodView):
         `client_event_id` again returns the first answer (header `Idempotent-Replayed: true`)
         and records nothing.
         """
-        try:
-            with transaction():
-                answer, replayed = _apply(data)
-        except IntegrityError:
-            answer, replayed = _replay_after_race(data), True
-            if answer is None:
-                raise
+        with transaction():
+            answer, replayed = scans.record(data, actor=current_actor(), answer=_answer)
         # The stored answer is returned verbatim, so a replay is byte-for-byte the first one.
         response = jsonify(answer)
         response.status_code = 201
@@ -119,9 +97,7 @@ class ScanBatchViews(MethodView):
         with transaction():
             for index, scan in enumerate(data["scans"]):
                 try:
-                    # A batch is one transaction: a retried scan inside it must be found
-                    # before it is applied, not by a failed flush that would undo the batch.
-                    answers.append(_apply(scan, replay_first=True)[0])
+                    answers.append(scans.record(scan, actor=current_actor(), answer=_answer)[0])
                 except BiobankError as error:
                     error.message = f"scan {index}: {error.message}"
                     error.field = f"scans[{index}].{error.field}" if error.field else f"scans[{index}]"

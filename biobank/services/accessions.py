@@ -21,7 +21,7 @@ from biobank.services.collection_events import record_collection
 from biobank.services.common import get_by, visible
 from biobank.services.consents import record_consent
 from biobank.services.participants import register_participant
-from biobank.services.scans import record_scan, request_hash
+from biobank.services.scans import apply_scan, request_hash
 from biobank.services.specimens import register_specimen
 from biobank.sprec import initial_code
 
@@ -153,7 +153,7 @@ def accession(
         now = max(utcnow(), collected_at)
         for specimen in specimens:
             scan = {"barcode": specimen.barcode, "action": "receive", "at": now.isoformat()}
-            record_scan(
+            apply_scan(
                 actor=actor,
                 fingerprint=request_hash(scan),
                 barcode=specimen.barcode,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import visible_site_ids
@@ -63,8 +65,6 @@ EVENT_TYPE = {
     ScanAction.DISPOSE: CustodyEventType.DISPOSED,
     ScanAction.MARK_MISSING: CustodyEventType.MARKED_MISSING,
 }
-NEEDS_LOCATION = {ScanAction.STORE, ScanAction.MOVE}
-#: actions that take a tube out of use: the scan must say why
 #: destructive actions: each says why (what the tube was used for, why it was destroyed or
 #: is missing), so that a manager reviewing or correcting it knows
 NEEDS_REASON = {ScanAction.CONSUME, ScanAction.DISPOSE, ScanAction.MARK_MISSING}
@@ -103,8 +103,6 @@ class ScanResult:
     scan: Scan
     specimen: Specimen
     warnings: list[str] = field(default_factory=list)
-    #: True when the scan had been recorded before (a retry): nothing new was recorded
-    replayed: bool = False
 
 
 def _resolve_location(
@@ -139,7 +137,162 @@ def _resolve_location(
     return container, row, col
 
 
-def record_scan(
+def record(
+    data: dict[str, Any], *, actor: User, answer: Callable[[ScanResult], dict[str, Any]]
+) -> tuple[dict[str, Any], bool]:
+    """Record one scan as a scanner sent it, exactly once; returns (answer, replayed).
+
+    The one entry point for scans from the bench (single or in a batch). The scan is applied
+    inside a savepoint and stored with the answer *answer* builds for it, so that a retry
+    under the same ``client_event_id`` gets that answer byte for byte and records nothing.
+    Retries are rare, so the earlier recording is looked up only when the scan is refused
+    (a retry of a scan that moved the tube usually is) or when its scan row meets the first
+    one's unique ``client_event_id`` (a retry that would be accepted again, or a race): the
+    savepoint then undoes whatever it had changed. Flushes; the caller commits.
+    """
+    fingerprint = request_hash(data)
+    try:
+        with db.session.begin_nested():
+            result = apply_scan(actor=actor, fingerprint=fingerprint, **data)
+            db.session.flush()  # the custody event's id belongs in the answer
+            result.scan.response = answer(result)
+            db.session.add(result.scan)
+            db.session.flush()
+    except (BiobankError, IntegrityError):
+        earlier = find_replay(data["client_event_id"], fingerprint)
+        if earlier is None:
+            raise
+        return answer_of(earlier), True
+    return answer_of(result.scan), False
+
+
+@dataclass
+class _Scan:
+    """One scan being applied: what was sent, the tube, and what the handlers add."""
+
+    actor: User
+    specimen: Specimen
+    action: ScanAction
+    scanned_at: dt.datetime
+    location: dict[str, Any] | None
+    condition: str | None
+    destination_site_id: int | None
+    #: the state the action leads to (a handler may change it: a damaged tube is quarantined)
+    target: SpecimenStatus | None
+    details: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    to_location: str | None = None
+
+
+def _receive(scan: _Scan) -> None:
+    condition = scan.condition or "acceptable"
+    if condition not in CONDITIONS:
+        raise InvalidInput(
+            f"unknown condition {condition!r} (use one of: {', '.join(sorted(CONDITIONS))})",
+            field="condition",
+        )
+    scan.details["condition"] = condition
+    scan.specimen.received_at = scan.scanned_at
+    if condition in BAD_CONDITIONS:
+        scan.target = S.QUARANTINED
+        scan.warnings.append(f"received {condition}: quarantined")
+
+
+def _place(scan: _Scan) -> None:
+    """Store, move, or check in to a given place: a free position of a container at the
+    tube's own site."""
+    if not scan.location:
+        raise InvalidInput(f"{scan.action.value} needs a location", field="location")
+    container, row, col = _resolve_location(scan.location, actor=scan.actor)
+    specimen = scan.specimen
+    if container.site_id != specimen.site_id:
+        raise InvalidInput("that container is at another site: ship the specimen instead", field="location")
+    ensure_free(container, row, col, specimen, field="location")
+    specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
+    scan.to_location = specimen.location_text
+
+
+def _store(scan: _Scan) -> None:
+    _place(scan)
+    if scan.specimen.frozen_at is None:
+        scan.specimen.frozen_at = scan.scanned_at
+    if scan.specimen.status is S.QUARANTINED:
+        scan.target = None  # stored, and still quarantined
+
+
+def _check_in(scan: _Scan) -> None:
+    if scan.location:
+        _place(scan)
+    elif scan.specimen.container is None:
+        raise InvalidInput("this specimen has no position to return to: give a location", field="location")
+
+
+def _thaw(scan: _Scan) -> None:
+    scan.specimen.freeze_thaw_count += 1
+    scan.details["freeze_thaw_count"] = scan.specimen.freeze_thaw_count
+
+
+def _ship(scan: _Scan) -> None:
+    if scan.destination_site_id is None:
+        raise InvalidInput("ship needs destination_site_id", field="destination_site_id")
+    destination = db.session.get(Site, scan.destination_site_id)
+    if destination is None:
+        raise InvalidInput(f"no site {scan.destination_site_id}", field="destination_site_id")
+    scan.details["destination_site"] = destination.code
+
+
+def _receive_at_destination(scan: _Scan) -> None:
+    sites = visible_site_ids(scan.actor)
+    last_ship = _last_destination(scan.specimen)
+    if sites is not None and (last_ship is None or last_ship.id not in sites):
+        raise PermissionDenied("this shipment is addressed to another site", field="barcode")
+    if last_ship is not None:
+        scan.details["from_site"] = scan.specimen.site.code
+        scan.specimen.site_id = last_ship.id
+
+
+def _consume(scan: _Scan) -> None:
+    scan.specimen.quantity = Decimal(0)
+
+
+def _nothing_more(scan: _Scan) -> None:
+    """The lifecycle change is all there is (check out, dispose, mark missing)."""
+
+
+#: what each action does to the tube besides its lifecycle step, one handler each
+HANDLERS: dict[ScanAction, Callable[[_Scan], None]] = {
+    ScanAction.RECEIVE: _receive,
+    ScanAction.STORE: _store,
+    ScanAction.MOVE: _place,
+    ScanAction.CHECK_OUT: _nothing_more,
+    ScanAction.CHECK_IN: _check_in,
+    ScanAction.THAW: _thaw,
+    ScanAction.SHIP: _ship,
+    ScanAction.RECEIVE_AT_DESTINATION: _receive_at_destination,
+    ScanAction.CONSUME: _consume,
+    ScanAction.DISPOSE: _nothing_more,
+    ScanAction.MARK_MISSING: _nothing_more,
+}
+
+
+def _check_lifecycle(specimen: Specimen, action: ScanAction, note: str | None) -> None:
+    sources, _target = LIFECYCLE[action]
+    if specimen.status not in sources:
+        raise InvalidState(
+            f"{specimen.barcode} is {specimen.status.value}: it cannot be {action.value}d "
+            f"(allowed: {', '.join(allowed_actions(specimen.status)) or 'none'})",
+            field="action",
+            current_state=specimen.status.value,
+            allowed_actions=allowed_actions(specimen.status),
+        )
+    if action in NEEDS_REASON and not (note or "").strip():
+        done = {ScanAction.CONSUME: "used up", ScanAction.DISPOSE: "disposed of"}.get(
+            action, "marked missing"
+        )
+        raise InvalidInput(f"say in note why the tube is {done}", field="note")
+
+
+def apply_scan(
     *,
     actor: User,
     fingerprint: str,
@@ -151,78 +304,15 @@ def record_scan(
     note: str | None = None,
     condition: str | None = None,
     destination_site_id: int | None = None,
-    replay_first: bool = False,
 ) -> ScanResult:
-    """Apply one scan: resolve the barcode, check the lifecycle, move the tube, record the
-    custody event. Flushes; the caller commits and stores the answer on the scan.
-
-    A scan already recorded under *client_event_id* is returned as it was (``replayed``)
-    and nothing is recorded. Retries are rare, so the earlier recording is looked up only
-    when this one is refused (a retry of a scan that moved the tube usually is), or first
-    with *replay_first*; a retry that would be accepted again is stopped by the unique
-    ``client_event_id`` of ``scans`` when it is flushed, and the caller answers with the
-    first recording (:func:`find_replay`).
-    """
-    if replay_first and (earlier := find_replay(client_event_id, fingerprint)) is not None:
-        return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
-    try:
-        return _apply_scan(
-            actor=actor,
-            fingerprint=fingerprint,
-            barcode=barcode,
-            action=action,
-            client_event_id=client_event_id,
-            scanned_at=scanned_at,
-            location=location,
-            note=note,
-            condition=condition,
-            destination_site_id=destination_site_id,
-        )
-    except BiobankError:
-        # Whatever the refused scan changed in memory must not be flushed by the lookup
-        # below, nor committed with the earlier recording's answer.
-        for obj in list(db.session.new):
-            db.session.expunge(obj)
-        db.session.expire_all()
-        earlier = find_replay(client_event_id, fingerprint)
-        if earlier is not None:
-            return ScanResult(scan=earlier, specimen=earlier.specimen, replayed=True)
-        raise
-
-
-def _apply_scan(
-    *,
-    actor: User,
-    fingerprint: str,
-    barcode: str,
-    action: ScanAction,
-    client_event_id: str,
-    scanned_at: dt.datetime,
-    location: dict[str, Any] | None,
-    note: str | None,
-    condition: str | None,
-    destination_site_id: int | None,
-) -> ScanResult:
-    receiving = action is ScanAction.RECEIVE_AT_DESTINATION
+    """Apply one scan: resolve the barcode, check the lifecycle, let the action's handler
+    change the tube, record the custody event. Flushes nothing itself; :func:`record` makes
+    it happen once."""
     # Scans of one tube queue on its row; scans of different tubes run in parallel: the
     # row is locked (and read fresh) by the query that resolves the barcode.
+    receiving = action is ScanAction.RECEIVE_AT_DESTINATION
     specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving, lock=True)
-    sites = visible_site_ids(actor)
-    sources, target = LIFECYCLE[action]
-    if specimen.status not in sources:
-        raise InvalidState(
-            f"{specimen.barcode} is {specimen.status.value}: it cannot be {action.value}d "
-            f"(allowed: {', '.join(allowed_actions(specimen.status)) or 'none'})",
-            field="action",
-            current_state=specimen.status.value,
-            allowed_actions=allowed_actions(specimen.status),
-        )
-
-    if action in NEEDS_REASON and not (note or "").strip():
-        done = {ScanAction.CONSUME: "used up", ScanAction.DISPOSE: "disposed of"}.get(
-            action, "marked missing"
-        )
-        raise InvalidInput(f"say in note why the tube is {done}", field="note")
+    _check_lifecycle(specimen, action, note)
     check_scan_time(specimen, scanned_at)
 
     # One UPDATE of the specimen at the end, not one per lazy load on the way.
@@ -231,68 +321,27 @@ def _apply_scan(
         details: dict[str, Any] = {"action": action.value, "before": state_snapshot(specimen)}
         if note:
             details["note"] = note
-        with_location(specimen)
-        before = specimen.location_text
-        to_location = None
-        warnings: list[str] = []
-
-        if action is ScanAction.RECEIVE:
-            condition = condition or "acceptable"
-            if condition not in CONDITIONS:
-                raise InvalidInput(
-                    f"unknown condition {condition!r} (use one of: {', '.join(sorted(CONDITIONS))})",
-                    field="condition",
-                )
-            details["condition"] = condition
-            specimen.received_at = scanned_at
-            if condition in BAD_CONDITIONS:
-                target = S.QUARANTINED
-                warnings.append(f"received {condition}: quarantined")
-        if action in NEEDS_LOCATION or (location and action in (ScanAction.CHECK_IN,)):
-            if not location:
-                raise InvalidInput(f"{action.value} needs a location", field="location")
-            container, row, col = _resolve_location(location, actor=actor)
-            if container.site_id != specimen.site_id:
-                raise InvalidInput(
-                    "that container is at another site: ship the specimen instead", field="location"
-                )
-            ensure_free(container, row, col, specimen, field="location")
-            specimen.container, specimen.pos_row, specimen.pos_col = container, row, col
-            to_location = specimen.location_text
-        if action is ScanAction.CHECK_IN and specimen.container is None:
-            raise InvalidInput(
-                "this specimen has no position to return to: give a location", field="location"
-            )
-        if action is ScanAction.THAW:
-            specimen.freeze_thaw_count += 1
-            details["freeze_thaw_count"] = specimen.freeze_thaw_count
-        if action is ScanAction.SHIP:
-            if destination_site_id is None:
-                raise InvalidInput("ship needs destination_site_id", field="destination_site_id")
-            destination = db.session.get(Site, destination_site_id)
-            if destination is None:
-                raise InvalidInput(f"no site {destination_site_id}", field="destination_site_id")
-            details["destination_site"] = destination.code
-        if receiving:
-            last_ship = _last_destination(specimen)
-            if sites is not None and (last_ship is None or last_ship.id not in sites):
-                raise PermissionDenied("this shipment is addressed to another site", field="barcode")
-            if last_ship is not None:
-                details["from_site"] = specimen.site.code
-                specimen.site_id = last_ship.id
-        if action is ScanAction.CONSUME:
-            specimen.quantity = Decimal(0)
+        before = with_location(specimen).location_text
+        scan = _Scan(
+            actor=actor,
+            specimen=specimen,
+            action=action,
+            scanned_at=scanned_at,
+            location=location,
+            condition=condition,
+            destination_site_id=destination_site_id,
+            target=LIFECYCLE[action][1],
+            details=details,
+        )
+        HANDLERS[action](scan)
         if action in CLEARS_POSITION:
             specimen.container, specimen.pos_row, specimen.pos_col = None, None, None
-        if target is not None and not (action is ScanAction.STORE and specimen.status is S.QUARANTINED):
-            specimen.status = target
-        if action is ScanAction.STORE and specimen.frozen_at is None:
-            specimen.frozen_at = scanned_at
-
-        warnings += [
+        if scan.target is not None:
+            specimen.status = scan.target
+        warnings = scan.warnings + [
             w
             for w in specimen_warnings(specimen)
-            if not (w == "quarantined" and any("quarantined" in x for x in warnings))
+            if not (w == "quarantined" and any("quarantined" in x for x in scan.warnings))
         ]
 
     event = record_custody_event(
@@ -300,13 +349,13 @@ def _apply_scan(
         EVENT_TYPE[action],
         actor=actor,
         occurred_at=scanned_at,
-        from_location=before if before != to_location else None,
-        to_location=to_location,
+        from_location=before if before != scan.to_location else None,
+        to_location=scan.to_location,
         details=details,
         client_event_id=client_event_id,
         locked=True,
     )
-    scan = Scan(
+    recorded = Scan(
         client_event_id=client_event_id,
         request_hash=fingerprint,
         specimen=specimen,
@@ -315,7 +364,7 @@ def _apply_scan(
         actor=actor,
         scanned_at=scanned_at,
     )
-    return ScanResult(scan=scan, specimen=specimen, warnings=warnings)
+    return ScanResult(scan=recorded, specimen=specimen, warnings=warnings)
 
 
 def earliest_event_time() -> dt.datetime:
@@ -346,15 +395,6 @@ def check_scan_time(specimen: Specimen, scanned_at: dt.datetime) -> None:
             "earliest date a custody event may have: check the scanner's clock",
             field="scanned_at",
         )
-
-
-def save_answer(result: ScanResult, answer: dict[str, Any]) -> dict[str, Any]:
-    """Record a new scan with the answer it got, so that a retry gets the same answer;
-    returns the answer with the scan's id. Flushes."""
-    result.scan.response = answer
-    db.session.add(result.scan)
-    db.session.flush()
-    return answer_of(result.scan)
 
 
 def answer_of(scan: Scan) -> dict[str, Any]:

@@ -382,3 +382,10 @@ def test_a_tube_in_transit_shows_its_card_only_at_its_destination(
     receiver = make.user("receiver3", role="technician", sites=[third])
     r = client.get(f"/api/v1/scans/card/{s.barcode}", headers=headers(receiver))
     assert r.status_code == 200 and "receive_at_destination" in r.json["allowed_actions"]
+
+
+def test_every_scan_action_has_its_lifecycle_step_event_and_handler():
+    from biobank.models import ScanAction
+    from biobank.services.scans import EVENT_TYPE, HANDLERS, LIFECYCLE
+
+    assert set(HANDLERS) == set(LIFECYCLE) == set(EVENT_TYPE) == set(ScanAction)
