@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,12 +181,13 @@ def ensure_free(
         )
 
 
-def container_with_path(container_id: int) -> StorageContainer | None:
-    """A container and every container above it, in one query, linked so that walking up
-    its path (``container.path()``, a specimen's ``location_text``) issues no more."""
+@functools.cache
+def _path_statement() -> sa.Select:
+    """The statement of :func:`container_with_path`, built once: building a recursive CTE
+    costs more than running it (it is on the path of every scan)."""
     up = (
         sa.select(StorageContainer.id, StorageContainer.parent_id)
-        .where(StorageContainer.id == container_id)
+        .where(StorageContainer.id == sa.bindparam("container_id"))
         .cte("up", recursive=True)
     )
     up = up.union_all(
@@ -193,12 +195,13 @@ def container_with_path(container_id: int) -> StorageContainer | None:
             StorageContainer.id == up.c.parent_id
         )
     )
-    found = {
-        c.id: c
-        for c in db.session.scalars(
-            sa.select(StorageContainer).where(StorageContainer.id.in_(sa.select(up.c.id)))
-        )
-    }
+    return sa.select(StorageContainer).where(StorageContainer.id.in_(sa.select(up.c.id)))
+
+
+def container_with_path(container_id: int) -> StorageContainer | None:
+    """A container and every container above it, in one query, linked so that walking up
+    its path (``container.path()``, a specimen's ``location_text``) issues no more."""
+    found = {c.id: c for c in db.session.scalars(_path_statement(), {"container_id": container_id})}
     # Linked as loaded values (not changes): the chain keeps them alive, since the session
     # itself holds loaded objects only weakly.
     node = found.get(container_id)
