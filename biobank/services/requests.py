@@ -19,6 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import lazyload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash
 
 from biobank.auth import check_throttle, clear_throttle, has_role, visible_site_ids
@@ -29,6 +31,7 @@ from biobank.models import (
     Case,
     CohortSnapshotMember,
     Lesion,
+    Participant,
     RequestSignature,
     RequestStatus,
     SampleRequest,
@@ -292,6 +295,30 @@ def submit(
     return request
 
 
+def with_tubes(request: SampleRequest, *, consents: bool = False) -> SampleRequest:
+    """*request* with its allocations, their tubes and sites (and with *consents* the
+    participants' consent) loaded in a few queries, not a few per tube: pages and reports
+    that walk every allocation start here."""
+    state = sa.inspect(request)
+    if state.persistent and not getattr(request, "_tubes_loaded", False):
+        tubes = selectinload(Allocation.specimen)
+        rows = db.session.scalars(
+            sa.select(Allocation)
+            .where(Allocation.request_id == request.id)
+            .order_by(Allocation.id)
+            .options(
+                tubes.joinedload(Specimen.site),
+                tubes.defaultload(Specimen.participant).options(
+                    selectinload(Participant.consents) if consents else lazyload(Participant.consents)
+                ),
+            )
+        ).all()
+        if "allocations" in state.unloaded:
+            set_committed_value(request, "allocations", list(rows))
+        request._tubes_loaded = True
+    return request
+
+
 def get_request(request_id: int, actor: User) -> SampleRequest:
     request = db.session.get(SampleRequest, request_id)
     staff = has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN))  # they pick and ship
@@ -540,6 +567,7 @@ def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[st
         .outerjoin(box, box.id == Specimen.container_id)
         .outerjoin(rack, rack.id == box.parent_id)
         .outerjoin(unit, unit.id == rack.parent_id)
+        .options(lazyload(Specimen.participant))  # not shown: no participant, study or site rows
         .where(
             Allocation.request_id == request.id,
             Allocation.released_at.is_(None),
@@ -747,7 +775,7 @@ def ship(
             f"unknown temperature {temperature!r}", field="temperature", allowed=list(SHIPPING_TEMPERATURES)
         )
     waiting: dict[int, list[Allocation]] = defaultdict(list)
-    for allocation in request.allocations:
+    for allocation in with_tubes(request).allocations:
         if allocation.released_at is None and allocation.shipment_id is None:
             waiting[allocation.specimen.site_id].append(allocation)
     sites = visible_site_ids(actor)
@@ -835,7 +863,7 @@ def sites_to_ship(request: SampleRequest, actor: User) -> list[str]:
     return sorted(
         {
             a.specimen.site.code
-            for a in request.allocations
+            for a in with_tubes(request).allocations
             if a.released_at is None
             and a.shipment_id is None
             and (sites is None or a.specimen.site_id in sites)
@@ -969,7 +997,7 @@ def distribution_report(request: SampleRequest, actor: User | None = None) -> di
 
     approval = next((s for s in request.signatures if s.meaning == "approved"), None)
     tubes = []
-    for allocation in request.allocations:
+    for allocation in with_tubes(request, consents=True).allocations:
         if allocation.released_at is not None:
             continue
         specimen = allocation.specimen
@@ -1026,7 +1054,7 @@ def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -
         )
     ours = {
         a.specimen.barcode: a
-        for a in request.allocations
+        for a in with_tubes(request).allocations
         if a.released_at is None and a.shipment_id is not None
     }
     problems = [
@@ -1161,7 +1189,7 @@ def processing_tasks(request: SampleRequest, actor: User | None = None) -> list[
     sites = _tube_sites(request, actor)
     return [
         a
-        for a in sorted(request.allocations, key=lambda a: a.id)
+        for a in sorted(with_tubes(request).allocations, key=lambda a: a.id)
         if a.needs_processing
         and a.released_at is None
         and a.shipment_id is None
