@@ -127,7 +127,14 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     os.environ["BIOBANK_INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
     # The test client speaks plain HTTP: an HTTPS-only cookie would never come back.
     app = create_app(
-        {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test", "SESSION_COOKIE_SECURE": False}
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test",
+            "SESSION_COOKIE_SECURE": False,
+            # rows come and go with every test: counted on every visit (test_pages keeps them)
+            "DASHBOARD_CACHE_SECONDS": 0,
+        }
     )
     with app.app_context():
         from biobank import migrate

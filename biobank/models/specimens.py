@@ -44,6 +44,8 @@ class Specimen(Audited, Timestamps, db.Model):
         sa.CheckConstraint("(parent_id IS NULL) = (lineage = 'primary')", name="lineage_matches_parent"),
         sa.Index("ix_specimens_site_id_id", "site_id", "id"),
         sa.Index("ix_specimens_material_type_status", "material_type", "status"),
+        # the dashboard's counts by site, material and status read only this
+        sa.Index("ix_specimens_site_material_status", "site_id", "material_type", "status"),
         # Cohort queries read these instead of the table (index-only scans): a case's or a
         # lesion's tubes with what filters and facets ask of them, a tube's ancestors by id.
         sa.Index("ix_specimens_case_id", "case_id", "material_type", "status", "unit", "quantity"),

@@ -49,7 +49,7 @@ from biobank.models.vocab import (
     display_name,
 )
 from biobank.services import specimens as specimen_service
-from biobank.services.common import get_by, visible
+from biobank.services.common import get_by
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import list_custody_events
 from biobank.services.scans import CONDITIONS
@@ -128,18 +128,7 @@ def logout() -> Any:
 @roles_required(*ALL_ROLES)
 def dashboard() -> Any:
     actor = current_actor()
-    by_material = specimen_service.counts_by(Specimen.material_type, actor=actor)
-    by_status = specimen_service.counts_by(Specimen.status, actor=actor)
-    by_site = specimen_service.counts_by(Specimen.site_id, actor=actor)
-    from biobank.models import Site
-
-    site_names = dict(db.session.execute(sa.select(Site.id, Site.name)).all())
-    case_stmt = visible(sa.select(Case.disease_group, sa.func.count(Case.id)), Case, actor)
-    by_disease = db.session.execute(case_stmt.group_by(Case.disease_group).order_by(Case.disease_group)).all()
-    participants = db.session.scalar(visible(sa.select(sa.func.count(Participant.id)), Participant, actor))
-    total = sum(n for _, n in by_material)
-    disease_total = sum(n for _, n in by_disease)
-    by_site = [(site_names.get(sid, sid), n) for sid, n in by_site]
+    counts, as_of = _overview(actor)
     from biobank.services.query import suppress
 
     # researchers' counts are protected like every count they see
@@ -148,14 +137,42 @@ def dashboard() -> Any:
 
     return render_template(
         "dashboard.html",
-        total=suppress(total, actor),
-        participants=suppress(participants or 0, actor),
-        by_material=shown(by_material),
-        by_status=shown(by_status),
-        by_disease=shown(by_disease),
-        disease_total=suppress(disease_total, actor),
-        by_site=shown(by_site),
+        total=suppress(counts["total"], actor),
+        participants=suppress(counts["participants"], actor),
+        by_material=shown(counts["by_material"]),
+        by_status=shown(counts["by_status"]),
+        by_disease=shown(counts["by_disease"]),
+        disease_total=suppress(sum(n for _, n in counts["by_disease"]), actor),
+        by_site=shown(counts["by_site"]),
+        as_of=as_of,
     )
+
+
+#: the dashboard's counts of each site scope, with when they were counted: a busy biobank's
+#: dashboard is opened far more often than its counts change much
+_OVERVIEWS: dict[Any, tuple[float, Any, dict[str, Any]]] = {}
+
+
+def _overview(actor: Any) -> tuple[dict[str, Any], Any]:
+    """The counts the actor's sites have, counted at most ``DASHBOARD_CACHE_SECONDS`` ago
+    (in this process), and when they were counted."""
+    import time
+
+    from flask import current_app
+
+    from biobank.auth import visible_site_ids
+    from biobank.db import utcnow
+
+    sites = visible_site_ids(actor)
+    key = (current_app.config["DATABASE_URL"], None if sites is None else tuple(sorted(sites)))
+    keep = current_app.config["DASHBOARD_CACHE_SECONDS"]
+    now = time.monotonic()
+    kept = _OVERVIEWS.get(key)
+    if kept is None or now - kept[0] >= keep:
+        kept = (now, utcnow(), specimen_service.overview(actor=actor))
+        if keep > 0:
+            _OVERVIEWS[key] = kept
+    return kept[2], kept[1]
 
 
 #: how the specimen list can be ordered: (column, newest first), each paged by its key
