@@ -573,7 +573,12 @@ def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> d
 
 
 def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(occupied, capacity) of all grid positions under each container, by recursive CTE."""
+    """(occupied, capacity) of all grid positions under each container.
+
+    The containers below each one come from a recursive CTE (thousands at most); the tubes
+    are counted per container and added up here. Many containers (a site's whole storage)
+    are counted in one pass over the container index of the specimens, a few by looking
+    each up: either way the specimen table itself is never read."""
     if not container_ids:
         return {}
     tree = (
@@ -584,24 +589,23 @@ def subtree_usage(container_ids: list[int]) -> dict[int, tuple[int, int]]:
     tree = tree.union_all(
         sa.select(tree.c.root, StorageContainer.id).where(StorageContainer.parent_id == tree.c.node)
     )
-    capacity = dict(
-        db.session.execute(
-            sa.select(
-                tree.c.root,
-                sa.func.sum(sa.func.coalesce(StorageContainer.n_rows * StorageContainer.n_cols, 0)),
-            )
-            .join(StorageContainer, StorageContainer.id == tree.c.node)
-            .group_by(tree.c.root)
-        ).all()
-    )
-    used = dict(
-        db.session.execute(
-            sa.select(tree.c.root, sa.func.count(Specimen.id))
-            .join(Specimen, Specimen.container_id == tree.c.node)
-            .group_by(tree.c.root)
-        ).all()
-    )
-    return {cid: (used.get(cid, 0), int(capacity.get(cid) or 0)) for cid in container_ids}
+    nodes = db.session.execute(
+        sa.select(tree.c.root, tree.c.node, StorageContainer.n_rows * StorageContainer.n_cols).join(
+            StorageContainer, StorageContainer.id == tree.c.node
+        )
+    ).all()
+    count = sa.select(Specimen.container_id, sa.func.count()).group_by(Specimen.container_id)
+    wanted = {node for _root, node, _size in nodes}
+    if len(wanted) <= 500:
+        count = count.where(Specimen.container_id.in_(sorted(wanted)))
+    else:
+        count = count.where(Specimen.container_id.is_not(None))
+    held = {cid: n for cid, n in db.session.execute(count) if cid in wanted}
+    usage = {cid: [0, 0] for cid in container_ids}
+    for root, node, size in nodes:
+        usage[root][0] += held.get(node, 0)
+        usage[root][1] += size or 0
+    return {cid: (used, capacity) for cid, (used, capacity) in usage.items()}
 
 
 def free_positions(container: StorageContainer, count: int | None = None) -> list[tuple[int, int]]:
