@@ -183,11 +183,11 @@ def ensure_free(
 
 @functools.cache
 def _path_statement() -> sa.Select:
-    """The statement of :func:`container_with_path`, built once: building a recursive CTE
+    """The statement of :func:`containers_with_paths`, built once: building a recursive CTE
     costs more than running it (it is on the path of every scan)."""
     up = (
         sa.select(StorageContainer.id, StorageContainer.parent_id)
-        .where(StorageContainer.id == sa.bindparam("container_id"))
+        .where(StorageContainer.id.in_(sa.bindparam("ids", expanding=True)))
         .cte("up", recursive=True)
     )
     up = up.union_all(
@@ -198,17 +198,34 @@ def _path_statement() -> sa.Select:
     return sa.select(StorageContainer).where(StorageContainer.id.in_(sa.select(up.c.id)))
 
 
-def container_with_path(container_id: int) -> StorageContainer | None:
-    """A container and every container above it, in one query, linked so that walking up
-    its path (``container.path()``, a specimen's ``location_text``) issues no more."""
-    found = {c.id: c for c in db.session.scalars(_path_statement(), {"container_id": container_id})}
+def containers_with_paths(container_ids: set[int]) -> dict[int, StorageContainer]:
+    """Containers and every container above them, in one query, linked so that walking up
+    a path (``container.path()``, a specimen's ``location_text``) issues no more."""
+    if not container_ids:
+        return {}
+    found = {c.id: c for c in db.session.scalars(_path_statement(), {"ids": sorted(container_ids)})}
     # Linked as loaded values (not changes): the chain keeps them alive, since the session
     # itself holds loaded objects only weakly.
-    node = found.get(container_id)
-    while node is not None and node.parent_id is not None and node.parent_id in found:
-        set_committed_value(node, "parent", found[node.parent_id])
-        node = found[node.parent_id]
-    return found.get(container_id)
+    for node in found.values():
+        if node.parent_id is not None and node.parent_id in found:
+            set_committed_value(node, "parent", found[node.parent_id])
+    return found
+
+
+def container_with_path(container_id: int) -> StorageContainer | None:
+    """A container and every container above it, in one query (see
+    :func:`containers_with_paths`)."""
+    return containers_with_paths({container_id}).get(container_id)
+
+
+def with_locations(specimens: list[Specimen]) -> list[Specimen]:
+    """*specimens* with their containers and the containers above them loaded in one query:
+    a list showing each tube's location needs no query per row."""
+    found = containers_with_paths({s.container_id for s in specimens if s.container_id is not None})
+    for specimen in specimens:
+        if specimen.container_id in found:
+            set_committed_value(specimen, "container", found[specimen.container_id])
+    return specimens
 
 
 def occupancy(container: StorageContainer) -> dict[tuple[int, int], Specimen]:

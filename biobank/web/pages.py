@@ -53,6 +53,7 @@ from biobank.services.common import get_by
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import list_custody_events
 from biobank.services.scans import CONDITIONS
+from biobank.services.storage import with_locations
 
 bp = Blueprint("pages", __name__)
 
@@ -247,7 +248,7 @@ def specimen_search() -> Any:
     query = {k: v for k, v in args.items(multi=True) if k not in ("after", "sort")}
     return render_template(
         "specimens.html",
-        rows=rows[:page_size],
+        rows=with_locations(rows[:page_size]),
         next_after=next_after,
         query=query,
         sort=sort,
