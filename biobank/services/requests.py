@@ -295,10 +295,11 @@ def submit(
     return request
 
 
-def with_tubes(request: SampleRequest, *, consents: bool = False) -> SampleRequest:
-    """*request* with its allocations, their tubes and sites (and with *consents* the
-    participants' consent) loaded in a few queries, not a few per tube: pages and reports
-    that walk every allocation start here."""
+def with_tubes(request: SampleRequest) -> SampleRequest:
+    """*request* with its allocations, their tubes and sites loaded in a few queries, not a
+    few per tube (the participants' consent records are left unloaded: a report asks for
+    everyone's granted scopes at once): pages and reports that walk every allocation start
+    here."""
     state = sa.inspect(request)
     if state.persistent and not getattr(request, "_tubes_loaded", False):
         tubes = selectinload(Allocation.specimen)
@@ -308,9 +309,7 @@ def with_tubes(request: SampleRequest, *, consents: bool = False) -> SampleReque
             .order_by(Allocation.id)
             .options(
                 tubes.joinedload(Specimen.site),
-                tubes.defaultload(Specimen.participant).options(
-                    selectinload(Participant.consents) if consents else lazyload(Participant.consents)
-                ),
+                tubes.defaultload(Specimen.participant).lazyload(Participant.consents),
             )
         ).all()
         if "allocations" in state.unloaded:
@@ -991,19 +990,21 @@ def shipment_summary(shipment: Shipment) -> dict[str, Any]:
 def distribution_report(request: SampleRequest, actor: User | None = None) -> dict[str, Any]:
     """What was sent, to whom, when, under which approval and consent (the tubes of the
     actor's sites, for staff other than the requester)."""
-    from biobank.services.consents import granted_scopes
+    from biobank.services.consents import granted_scopes_by_participant
 
     sites = _tube_sites(request, actor)
 
     approval = next((s for s in request.signatures if s.meaning == "approved"), None)
     tubes = []
-    for allocation in with_tubes(request, consents=True).allocations:
+    allocations = with_tubes(request).allocations
+    granted = granted_scopes_by_participant(a.specimen.participant_id for a in allocations)
+    for allocation in allocations:
         if allocation.released_at is not None:
             continue
         specimen = allocation.specimen
         if sites is not None and specimen.site_id not in sites:
             continue
-        scopes = sorted(s.value for s in granted_scopes(specimen.participant))
+        scopes = sorted(s.value for s in granted.get(specimen.participant_id, ()))
         tubes.append(
             {
                 "barcode": specimen.barcode,
