@@ -376,6 +376,20 @@ def find_free_space(
     raise Conflict(f"only {count - needed} free positions match (asked for {count})", field="count")
 
 
+def suggest_space(
+    *, actor: User, count: int, site_id: int, temperature: StorageTemperature | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], list[tuple[StorageContainer, int]]]:
+    """What :func:`find_free_space` suggests and what :func:`boxes_with_room` lists, from one
+    walk over the boxes when it can: the first box with room for all *count* in storage
+    order is also the first such box among those with any room. Raises like
+    :func:`find_free_space` when nothing fits."""
+    room = boxes_with_room(actor=actor, site_id=site_id, temperature=temperature, limit=limit)
+    fit = next((box for box, n in room if n >= count), None)
+    if fit is not None:
+        return [{"container": fit, "positions": free_positions(fit, count)}], room
+    return find_free_space(actor=actor, count=count, temperature=temperature, site_id=site_id), room
+
+
 def hold_position(
     container: StorageContainer,
     row: int,

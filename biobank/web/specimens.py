@@ -71,9 +71,12 @@ def _plan_of(form: Any, parent: Specimen) -> dict[str, Any]:
     return plan
 
 
-def _grids(parent: Specimen, count: int, shown: list[int]) -> tuple[list[Any], set, str | None]:
+def _grids(
+    parent: Specimen, count: int, shown: list[int]
+) -> tuple[list[Any], set, str | None, list[tuple[StorageContainer, int]]]:
     """The boxes to show (the suggested ones, then those asked for) with their free and taken
-    positions, the suggested positions, and why nothing could be suggested."""
+    positions, the suggested positions, why nothing could be suggested, and the other boxes
+    with room."""
     actor = current_actor()
     box = parent.container
     temperature = box.effective_temperature() if box is not None else None
@@ -81,13 +84,15 @@ def _grids(parent: Specimen, count: int, shown: list[int]) -> tuple[list[Any], s
     boxes: list[StorageContainer] = []
     problem = None
     try:
-        for found in storage.find_free_space(
+        space, room = storage.suggest_space(
             actor=actor, count=count, temperature=temperature, site_id=parent.site_id
-        ):
+        )
+        for found in space:
             boxes.append(found["container"])
             suggested |= {(found["container"].id, r, c) for r, c in found["positions"]}
     except BiobankError as error:
         problem = error.message
+        room = storage.boxes_with_room(actor=actor, site_id=parent.site_id, temperature=temperature)
     for box_id in shown:
         chosen = get_visible(StorageContainer, box_id, actor, field="box")
         if chosen not in boxes:
@@ -101,14 +106,15 @@ def _grids(parent: Specimen, count: int, shown: list[int]) -> tuple[list[Any], s
         for b in boxes
         if b.has_grid
     ]
-    return grids, suggested, problem
+    others = [(b, n) for b, n in room if b.id not in {g["box"].id for g in grids}]
+    return grids, suggested, problem, others
 
 
 def _page(parent: Specimen, status: int = 200) -> Any:
     form = request.form if request.method == "POST" else request.args
     shown = [int(b) for b in form.getlist("box") if b.isdigit()]
     count = form.get("count", type=int) or 1
-    grids, suggested, problem = _grids(parent, min(max(count, 1), MOST), shown)
+    grids, suggested, problem, others = _grids(parent, min(max(count, 1), MOST), shown)
     chosen = {
         tuple(int(x) for x in p.split(":"))
         for p in form.getlist("pos")
@@ -139,13 +145,7 @@ def _page(parent: Specimen, status: int = 200) -> Any:
         count=count,
         plan_problem=plan_problem,
         planned=form.get("quantity") is not None and plan_problem is None,
-        others=[
-            (b, n)
-            for b, n in storage.boxes_with_room(
-                actor=current_actor(), site_id=parent.site_id, temperature=temperature
-            )
-            if b.id not in {g["box"].id for g in grids}
-        ],
+        others=others,
     ), status
 
 
