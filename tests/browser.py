@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
@@ -115,3 +116,15 @@ def login(page: Any, base: str, username: str, password: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def focused_id(page: Any, expected: str, *, timeout: float = 5000) -> str:
+    """The id of the focused element once it is *expected*, or whatever has the focus after
+    *timeout* ms: autofocus is applied at the browser's next rendering, not at load."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            f"document.activeElement && document.activeElement.id === {json.dumps(expected)}", timeout=timeout
+        )
+    return page.evaluate("document.activeElement.id")

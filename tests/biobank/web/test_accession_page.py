@@ -13,7 +13,7 @@ from biobank.models import ConsentResponse, Participant, Specimen
 from biobank.models.vocab import ConsentDecision, SpecimenStatus
 from tests.biobank.web.test_aliquot_page import Keys
 from tests.biobank.web.test_receive_page import wedge
-from tests.browser import browser, login, module_server
+from tests.browser import browser, focused_id, login, module_server
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
@@ -66,7 +66,7 @@ def test_six_tubes_for_a_known_participant_within_sixty_keystrokes(server, brows
     page.wait_for_selector("#accession-form")
     assert page.text_content("#participant-code") == code
     keys = Keys(page)
-    assert page.evaluate("document.activeElement.id") == "next-material"
+    assert focused_id(page, "next-material") == "next-material"
     # whole blood, 4 mL (the first unit), potassium EDTA
     keys.type("w"), keys.press("Tab"), keys.type("4"), keys.press("Tab")
     keys.press("Tab"), keys.type("ped"), keys.press("Tab")

@@ -13,7 +13,7 @@ from biobank.db import db
 from biobank.models import Site, Specimen, User
 from biobank.models.vocab import MaterialType, SpecimenStatus
 from tests.biobank.web.test_receive_page import wedge
-from tests.browser import browser, login, module_server
+from tests.browser import browser, focused_id, login, module_server
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
@@ -78,7 +78,7 @@ def test_three_aliquots_placed_on_the_grid_and_labelled_at_once(server, browser)
     page = context.new_page()
     login(page, base, "tech", "tech-demo-pw")
     page.goto(f"{base}/aliquot")
-    assert page.evaluate("document.activeElement.id") == "parent-field"
+    assert focused_id(page, "parent-field") == "parent-field"
     wedge(page, barcode)
     page.wait_for_selector("#plan-form")
     keys = Keys(page)
@@ -92,7 +92,7 @@ def test_three_aliquots_placed_on_the_grid_and_labelled_at_once(server, browser)
         box.get_attribute("value") for box in page.query_selector_all("#make-form input[name=pos]:checked")
     ]
     assert len(suggested) == 3
-    assert page.evaluate("document.activeElement.id") == "make"
+    assert focused_id(page, "make") == "make"
     assert page.text_content("#make") == "Make 3 tubes"
     assert page.locator("#make").is_visible() and page.locator("#make").bounding_box()["y"] < 720
     # the technician moves one tube to another free position on the grid

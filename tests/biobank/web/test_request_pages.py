@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from biobank.db import db, transaction
 from biobank.models import User
-from tests.browser import browser, live_server, login
+from tests.browser import browser, focused_id, live_server, login
 from tests.conftest import separate_database
 
 pytestmark = pytest.mark.browser
@@ -79,7 +79,7 @@ def test_request_to_receipt_through_the_pages(server, browser):
 
     context, page = page_for(browser, base, "tech", "tech-demo-pw")
     page.goto(request_url)
-    assert page.evaluate("document.activeElement.id") == "pick-field"
+    assert focused_id(page, "pick-field") == "pick-field"
     assert page.text_content("#pick-counter") == f"0 of {len(barcodes)}"
     field = page.locator("#pick-field")
     field.fill("NOT-ON-THE-LIST")

@@ -11,7 +11,7 @@ from biobank.barcodes import make_barcode
 from biobank.db import db, transaction
 from biobank.models import CustodyEvent, Participant, Site, Specimen, StorageContainer
 from biobank.models.vocab import ContainerKind, MaterialType, QuantityUnit, SpecimenStatus
-from tests.browser import browser, live_server, login
+from tests.browser import browser, focused_id, live_server, login
 from tests.conftest import separate_database
 
 pytestmark = pytest.mark.browser
@@ -156,7 +156,7 @@ def test_scan_receive_then_store_with_single_keys(station):
     page.wait_for_function("document.querySelector('#feedback').textContent.includes('store')")
     assert "ok" in page.get_attribute("#feedback", "class")
     assert _specimen(app, code) == (SpecimenStatus.IN_STORAGE, "B3")
-    assert page.evaluate("document.activeElement.id") == "scan-field"
+    assert focused_id(page, "scan-field") == "scan-field"
 
 
 def test_misread_code_and_illegal_action_are_shown_as_errors(station):
