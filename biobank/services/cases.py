@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +12,7 @@ import sqlalchemy as sa
 from biobank.db import db
 from biobank.errors import InvalidInput
 from biobank.models import Case, Lesion, Participant, User
-from biobank.models.vocab import AjccStage, DiseaseGroup
+from biobank.models.vocab import AjccStage, BodySite, DiseaseGroup, Laterality
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
@@ -142,11 +144,38 @@ def list_cases(
     return stmt
 
 
-def open_case(*, actor: User, participant_id: int, **fields: Any) -> Case:
-    """Record a diagnosis for a participant."""
+def open_case(
+    *,
+    actor: User,
+    participant_id: int,
+    code: str,
+    disease_group: DiseaseGroup,
+    icd10_code: str,
+    diagnosis_date: dt.date | None = None,
+    breslow_mm: Decimal | None = None,
+    ulceration: bool | None = None,
+    ajcc_stage: AjccStage | None = None,
+    icdo3_morphology: str | None = None,
+    icdo3_topography: str | None = None,
+    notes: str | None = None,
+) -> Case:
+    """Record a diagnosis for a participant (the melanoma and tumour fields only where the
+    disease group has them)."""
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
-    _check_diagnosis(fields["disease_group"], fields["icd10_code"], fields)
-    ensure_unique(Case, Case.code, fields["code"], field="code")
+    fields = {
+        "code": code,
+        "disease_group": disease_group,
+        "icd10_code": icd10_code,
+        "diagnosis_date": diagnosis_date,
+        "breslow_mm": breslow_mm,
+        "ulceration": ulceration,
+        "ajcc_stage": ajcc_stage,
+        "icdo3_morphology": icdo3_morphology,
+        "icdo3_topography": icdo3_topography,
+        "notes": notes,
+    }
+    _check_diagnosis(disease_group, icd10_code, fields)
+    ensure_unique(Case, Case.code, code, field="code")
     case = Case(participant=participant, **fields)
     db.session.add(case)
     db.session.flush()
@@ -174,11 +203,27 @@ def list_lesions(*, actor: User, case_id: int | None = None) -> sa.Select:
     return stmt
 
 
-def add_lesion(*, actor: User, case_id: int, **fields: Any) -> Lesion:
+def add_lesion(
+    *,
+    actor: User,
+    case_id: int,
+    code: str,
+    body_site: BodySite,
+    laterality: Laterality = Laterality.NOT_APPLICABLE,
+    diameter_mm: Decimal | None = None,
+    description: str | None = None,
+) -> Lesion:
     """Record a lesion of a case."""
     case = get_visible(Case, case_id, actor, field="case_id")
-    ensure_unique(Lesion, Lesion.code, fields["code"], field="code")
-    lesion = Lesion(case=case, **fields)
+    ensure_unique(Lesion, Lesion.code, code, field="code")
+    lesion = Lesion(
+        case=case,
+        code=code,
+        body_site=body_site,
+        laterality=laterality,
+        diameter_mm=diameter_mm,
+        description=description,
+    )
     db.session.add(lesion)
     db.session.flush()
     return lesion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import InvalidInput
 from biobank.models import Case, CollectionEvent, Lesion, Participant, User
+from biobank.models.vocab import CollectionProcedure
 from biobank.services.common import apply_changes, get_visible, visible
 
 
@@ -38,12 +40,32 @@ def _check_links(participant: Participant, case_id: int | None, lesion_id: int |
             raise InvalidInput(f"lesion {lesion_id} belongs to another case", field="lesion_id")
 
 
-def record_collection(*, actor: User, participant_id: int, site_id: int, **fields: Any) -> CollectionEvent:
+def record_collection(
+    *,
+    actor: User,
+    participant_id: int,
+    site_id: int,
+    collected_at: dt.datetime,
+    procedure: CollectionProcedure,
+    case_id: int | None = None,
+    lesion_id: int | None = None,
+    collector: str | None = None,
+    notes: str | None = None,
+) -> CollectionEvent:
     """Record a visit at which specimens were collected."""
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
     check_site(actor, site_id)
-    _check_links(participant, fields.get("case_id"), fields.get("lesion_id"))
-    event = CollectionEvent(participant=participant, site_id=site_id, **fields)
+    _check_links(participant, case_id, lesion_id)
+    event = CollectionEvent(
+        participant=participant,
+        site_id=site_id,
+        collected_at=collected_at,
+        procedure=procedure,
+        case_id=case_id,
+        lesion_id=lesion_id,
+        collector=collector,
+        notes=notes,
+    )
     db.session.add(event)
     db.session.flush()
     return event

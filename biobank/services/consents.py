@@ -23,7 +23,9 @@ def list_consents(*, actor: User, participant_id: int | None = None) -> sa.Selec
     return stmt
 
 
-def record_consent(*, actor: User, participant_id: int, tier_id: int, **fields: Any) -> ConsentResponse:
+def record_consent(
+    *, actor: User, participant_id: int, tier_id: int, decision: ConsentDecision, signed_on: dt.date
+) -> ConsentResponse:
     """Record a participant's answer to one consent tier of their study."""
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
     tier = db.session.get(ConsentTier, tier_id)
@@ -36,7 +38,7 @@ def record_consent(*, actor: User, participant_id: int, tier_id: int, **fields: 
         )
     if any(c.tier_id == tier_id for c in participant.consents):
         raise Conflict("this participant already answered this tier; update it instead", field="tier_id")
-    response = ConsentResponse(participant=participant, tier=tier, **fields)
+    response = ConsentResponse(participant=participant, tier=tier, decision=decision, signed_on=signed_on)
     db.session.add(response)
     db.session.flush()
     return response

@@ -27,11 +27,19 @@ def site_code(code: str) -> str:
     return code
 
 
-def create_site(*, actor: User, **fields: Any) -> Site:
+def create_site(
+    *,
+    actor: User,
+    code: str,
+    name: str,
+    city: str | None = None,
+    country: str | None = None,
+    is_central: bool = False,
+) -> Site:
     """Create a site (administrators only; checked by the caller's role guard)."""
-    fields["code"] = site_code(fields["code"])
-    ensure_unique(Site, Site.code, fields["code"], field="code")
-    site = Site(**fields)
+    code = site_code(code)
+    ensure_unique(Site, Site.code, code, field="code")
+    site = Site(code=code, name=name, city=city, country=country, is_central=is_central)
     db.session.add(site)
     db.session.flush()
     return site

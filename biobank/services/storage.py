@@ -12,6 +12,7 @@ from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import Conflict, InvalidInput
 from biobank.models import PositionHold, PositionHoldKind, Specimen, StorageContainer, User
+from biobank.models.storage import FillOrder, PositionScheme
 from biobank.models.vocab import ContainerKind, StorageTemperature
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 
@@ -68,10 +69,22 @@ def list_containers(
 
 
 def create_container(
-    *, actor: User, site_id: int | None = None, parent_id: int | None = None, **fields: Any
+    *,
+    actor: User,
+    kind: ContainerKind,
+    name: str,
+    site_id: int | None = None,
+    parent_id: int | None = None,
+    barcode: str | None = None,
+    n_rows: int | None = None,
+    n_cols: int | None = None,
+    temperature: StorageTemperature | None = None,
+    position_scheme: PositionScheme | None = None,
+    fill_order: FillOrder | None = None,
 ) -> StorageContainer:
-    """Create a container at a site or inside another container of the same site."""
-    kind: ContainerKind = fields["kind"]
+    """Create a container at a site or inside another container of the same site (a grid
+    is named and filled as the defaults say unless *position_scheme* and *fill_order* say
+    otherwise)."""
     parent = None
     if parent_id is not None:
         parent = get_visible(StorageContainer, parent_id, actor, field="parent_id")
@@ -89,9 +102,20 @@ def create_container(
             f"a {kind.value} cannot be placed in {where} (allowed: {allowed})",
             field="parent_id" if parent else "kind",
         )
-    if fields.get("barcode"):
-        ensure_unique(StorageContainer, StorageContainer.barcode, fields["barcode"], field="barcode")
-    container = StorageContainer(site_id=site_id, parent=parent, **fields)
+    if barcode:
+        ensure_unique(StorageContainer, StorageContainer.barcode, barcode, field="barcode")
+    naming = {"position_scheme": position_scheme, "fill_order": fill_order}
+    container = StorageContainer(
+        site_id=site_id,
+        parent=parent,
+        kind=kind,
+        name=name,
+        barcode=barcode,
+        n_rows=n_rows,
+        n_cols=n_cols,
+        temperature=temperature,
+        **{k: v for k, v in naming.items() if v is not None},  # else the model's defaults
+    )
     db.session.add(container)
     db.session.flush()
     return container

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from biobank.db import db
 from biobank.errors import InvalidInput
 from biobank.models import ConsentTier, Study, User
+from biobank.models.vocab import ConsentScope
 from biobank.services.common import apply_changes, ensure_unique
 
 
@@ -17,10 +18,25 @@ def list_studies(*, actor: User) -> sa.Select:
     return sa.select(Study)
 
 
-def create_study(*, actor: User, consent_tiers: list[dict[str, Any]] | None = None, **fields: Any) -> Study:
-    """Create a study with its consent tiers."""
-    ensure_unique(Study, Study.code, fields["code"], field="code")
-    study = Study(**fields)
+def create_study(
+    *,
+    actor: User,
+    code: str,
+    title: str,
+    description: str | None = None,
+    principal_investigator: str | None = None,
+    ethics_reference: str | None = None,
+    consent_tiers: list[dict[str, Any]] | None = None,
+) -> Study:
+    """Create a study with its consent tiers (each a ``code``, ``scope`` and ``statement``)."""
+    ensure_unique(Study, Study.code, code, field="code")
+    study = Study(
+        code=code,
+        title=title,
+        description=description,
+        principal_investigator=principal_investigator,
+        ethics_reference=ethics_reference,
+    )
     codes = [tier["code"] for tier in consent_tiers or []]
     duplicates = {c for c in codes if codes.count(c) > 1}
     if duplicates:
@@ -35,11 +51,13 @@ def create_study(*, actor: User, consent_tiers: list[dict[str, Any]] | None = No
     return study
 
 
-def add_consent_tier(study: Study, *, actor: User, **fields: Any) -> ConsentTier:
+def add_consent_tier(
+    study: Study, *, actor: User, code: str, scope: ConsentScope, statement: str
+) -> ConsentTier:
     """Add a statement to a study's consent form."""
-    if any(t.code == fields["code"] for t in study.consent_tiers):
-        raise InvalidInput(f"study {study.code} already has tier {fields['code']}", field="code")
-    tier = ConsentTier(position=len(study.consent_tiers), **fields)
+    if any(t.code == code for t in study.consent_tiers):
+        raise InvalidInput(f"study {study.code} already has tier {code}", field="code")
+    tier = ConsentTier(position=len(study.consent_tiers), code=code, scope=scope, statement=statement)
     study.consent_tiers.append(tier)
     db.session.flush()
     return tier
