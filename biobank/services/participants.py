@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from biobank.auth import check_site
 from biobank.db import db
 from biobank.models import Participant, ParticipantPHI, Study, User
+from biobank.models.vocab import Sex
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 
 # Pseudonyms avoid letters and digits that are easy to confuse when read aloud or typed.
@@ -47,7 +48,8 @@ def register_participant(
     site_id: int,
     phi: dict[str, Any] | None = None,
     code: str | None = None,
-    **fields: Any,
+    sex: Sex = Sex.UNKNOWN,
+    birth_year: int | None = None,
 ) -> Participant:
     """Register a participant in a study at a site, with an optional PHI record."""
     study = get_visible(Study, study_id, actor, field="study_id")
@@ -58,7 +60,7 @@ def register_participant(
             code = new_pseudonym()
     else:
         ensure_unique(Participant, Participant.code, code, field="code")
-    participant = Participant(code=code, study=study, site_id=site_id, **fields)
+    participant = Participant(code=code, study=study, site_id=site_id, sex=sex, birth_year=birth_year)
     if phi:
         participant.phi = ParticipantPHI(**phi)
     db.session.add(participant)
