@@ -70,8 +70,9 @@ def ensure_database(backend: str, name: str, *, participants: int) -> str:
                 with db.engine.connect() as conn:
                     conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
             else:
-                with db.engine.connect() as conn:
-                    conn.exec_driver_sql("ANALYZE")
+                from biobank.db import refresh_statistics
+
+                refresh_statistics()
         db.engine.dispose()
     return url
 

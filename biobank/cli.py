@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from biobank.audit import set_actor
-from biobank.db import db, read_only, transaction, utcnow
+from biobank.db import db, read_only, refresh_statistics, transaction, utcnow
 from biobank.models import ImportStatus
 from biobank.models.vocab import Role
 from biobank.services.users import system_actor
@@ -563,6 +563,8 @@ def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> N
         click.echo("demo logins: " + ", ".join(f"{u}/{p}" for u, p, _ in DEMO_USERS))
     from biobank.tasks import recover_jobs
 
+    if refresh_statistics(only_if_missing=True):
+        click.echo("gathered the database's table statistics")
     for job_id in recover_jobs():
         click.echo(f"import job {job_id} was interrupted: marked failed")
     db.engine.dispose()  # the workers open their own connections

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from biobank.audit import plain_value
 from biobank.barcodes import make_barcode
-from biobank.db import db, transaction, utcnow
+from biobank.db import db, refresh_statistics, transaction, utcnow
 from biobank.errors import Conflict
 from biobank.models import (
     AuditRecord,
@@ -275,6 +275,7 @@ def load_demo(
     counts.update(load_demo_images(seed=seed))
     for _receiver, extra in signals.demo_loaded.send(None, seed=seed):
         counts.update(extra or {})
+    refresh_statistics()
     return counts
 
 

@@ -1352,7 +1352,7 @@ def run_job(
 ) -> ImportJob:
     """Run a queued job: the data and the job's success commit together; on any problem
     nothing is written and the job records every problem instead. Commits."""
-    from biobank.db import transaction
+    from biobank.db import STATISTICS_AFTER_ROWS, refresh_statistics, transaction
 
     job = db.session.get(ImportJob, job_id)
     if job is None:
@@ -1432,6 +1432,8 @@ def run_job(
             ),
         )
     _discard_file(job)
+    if not job.dry_run and job.rows_read >= STATISTICS_AFTER_ROWS:
+        refresh_statistics()  # SQLite plans its queries by them
     return job
 
 

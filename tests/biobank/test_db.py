@@ -1,0 +1,43 @@
+"""SQLite plans its queries by table statistics: they are gathered after large imports,
+after the demo load and when `serve` finds none; PostgreSQL keeps its own."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from biobank import db as database
+from biobank.db import refresh_statistics
+from biobank.models.imports import ImportStatus
+from tests.biobank.services.test_imports import MASTER, run, storage  # noqa: F401  (a fixture)
+
+
+def _statistics(db_session):
+    if db_session.get_bind().dialect.name != "sqlite":
+        return None
+    return (
+        db_session.execute(sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")).scalar()
+        and db_session.execute(sa.text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'specimens'")).scalar()
+    )
+
+
+def test_statistics_are_gathered_on_sqlite_only(db_session, make, site):
+    make.specimen(participant=make.participant(site=site))
+    sqlite = db_session.get_bind().dialect.name == "sqlite"
+    assert refresh_statistics() is sqlite
+    if sqlite:
+        assert _statistics(db_session) > 0  # every index of the table has its figures
+        assert refresh_statistics(only_if_missing=True) is False  # there already
+        assert refresh_statistics() is True
+
+
+def test_a_large_import_gathers_them_again(db_session, manager, storage, monkeypatch):
+    sqlite = db_session.get_bind().dialect.name == "sqlite"
+    if sqlite and _statistics(db_session):
+        db_session.execute(sa.text("DELETE FROM sqlite_stat1"))  # as if never gathered
+        db_session.commit()
+        assert not _statistics(db_session)
+    monkeypatch.setattr(database, "STATISTICS_AFTER_ROWS", 10)  # the master file's ten rows
+    job = run(MASTER, manager)
+    assert job.status is ImportStatus.SUCCEEDED and job.rows_read == 10
+    if sqlite:
+        assert _statistics(db_session) > 0
