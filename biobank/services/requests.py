@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import lazyload, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash
 
@@ -549,15 +549,25 @@ def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[st
 
     from biobank.models import Site, StorageContainer
 
-    box, rack, unit = (aliased(StorageContainer) for _ in range(3))
+    box = aliased(StorageContainer, name="box")
+    rack, unit = (aliased(StorageContainer) for _ in range(2))
     rows = db.session.execute(
         sa.select(
-            Allocation,
-            Specimen,
+            # columns, not whole rows: a pick list of hundreds of tubes is built per page view
+            Allocation.id.label("allocation_id"),
+            Allocation.needs_processing,
+            Allocation.picked_at,
+            Allocation.picked_by,
+            Specimen.barcode,
+            Specimen.material_type,
+            Specimen.quantity,
+            Specimen.unit,
+            Specimen.pos_row,
+            Specimen.pos_col,
             Site.code.label("site"),
             box,
             rack.name.label("rack"),
-            unit.name.label("unit"),
+            unit.name.label("freezer"),
             Case.code.label("case"),
         )
         .join(Specimen, Specimen.id == Allocation.specimen_id)
@@ -566,7 +576,6 @@ def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[st
         .outerjoin(box, box.id == Specimen.container_id)
         .outerjoin(rack, rack.id == box.parent_id)
         .outerjoin(unit, unit.id == rack.parent_id)
-        .options(lazyload(Specimen.participant))  # not shown: no participant, study or site rows
         .where(
             Allocation.request_id == request.id,
             Allocation.released_at.is_(None),
@@ -585,28 +594,29 @@ def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[st
         )
     ).all()
     out = []
-    for allocation, specimen, site, container, rack_name, unit_name, case in rows:
+    for row in rows:
+        container = row.box
         position = (
-            container.position_label(specimen.pos_row, specimen.pos_col)
-            if container is not None and specimen.pos_row is not None
+            container.position_label(row.pos_row, row.pos_col)
+            if container is not None and row.pos_row is not None
             else None
         )
         out.append(
             {
-                "allocation_id": allocation.id,
-                "barcode": specimen.barcode,
-                "case": case,
-                "material_type": specimen.material_type.value,
-                "quantity": str(specimen.quantity) if specimen.quantity is not None else None,
-                "unit": specimen.unit.value if specimen.unit else None,
-                "site": site,
-                "freezer": unit_name,
-                "rack": rack_name,
+                "allocation_id": row.allocation_id,
+                "barcode": row.barcode,
+                "case": row.case,
+                "material_type": row.material_type.value,
+                "quantity": str(row.quantity) if row.quantity is not None else None,
+                "unit": row.unit.value if row.unit else None,
+                "site": row.site,
+                "freezer": row.freezer,
+                "rack": row.rack,
                 "box": container.name if container is not None else None,
                 "position": position,
-                "needs_processing": allocation.needs_processing,
-                "picked_at": allocation.picked_at.isoformat() if allocation.picked_at else None,
-                "picked_by": allocation.picked_by,
+                "needs_processing": row.needs_processing,
+                "picked_at": row.picked_at.isoformat() if row.picked_at else None,
+                "picked_by": row.picked_by,
             }
         )
     return out
@@ -858,16 +868,23 @@ def ship(
 
 def sites_to_ship(request: SampleRequest, actor: User) -> list[str]:
     """Codes of the actor's sites that hold tubes of *request* not shipped yet."""
+    from biobank.models import Site
+
     sites = visible_site_ids(actor)
-    return sorted(
-        {
-            a.specimen.site.code
-            for a in with_tubes(request).allocations
-            if a.released_at is None
-            and a.shipment_id is None
-            and (sites is None or a.specimen.site_id in sites)
-        }
+    stmt = (
+        sa.select(Site.code)
+        .join(Specimen, Specimen.site_id == Site.id)
+        .join(Allocation, Allocation.specimen_id == Specimen.id)
+        .where(
+            Allocation.request_id == request.id,
+            Allocation.released_at.is_(None),
+            Allocation.shipment_id.is_(None),
+        )
+        .distinct()
     )
+    if sites is not None:
+        stmt = stmt.where(Specimen.site_id.in_(sorted(sites)))
+    return sorted(db.session.scalars(stmt))
 
 
 def visible_shipments(request: SampleRequest, actor: User | None = None) -> list[Shipment]:
@@ -1188,14 +1205,24 @@ def processing_tasks(request: SampleRequest, actor: User | None = None) -> list[
     """The request's processing tasks still to do (an aliquot to make from an allocated
     primary), those of the actor's sites, in allocation order."""
     sites = _tube_sites(request, actor)
-    return [
-        a
-        for a in sorted(with_tubes(request).allocations, key=lambda a: a.id)
-        if a.needs_processing
-        and a.released_at is None
-        and a.shipment_id is None
-        and (sites is None or a.specimen.site_id in sites)
-    ]
+    stmt = (
+        sa.select(Allocation)
+        .join(Specimen, Specimen.id == Allocation.specimen_id)
+        .where(
+            Allocation.request_id == request.id,
+            Allocation.needs_processing.is_(True),
+            Allocation.released_at.is_(None),
+            Allocation.shipment_id.is_(None),
+        )
+        # the tubes and their boxes; not their participants' consent records
+        .options(
+            selectinload(Allocation.specimen).defaultload(Specimen.participant).lazyload(Participant.consents)
+        )
+        .order_by(Allocation.id)
+    )
+    if sites is not None:
+        stmt = stmt.where(Specimen.site_id.in_(sorted(sites)))
+    return list(db.session.scalars(stmt))
 
 
 def make_every_aliquot(

@@ -79,7 +79,7 @@ def request_detail(request_id: int) -> Any:
         is_manager=has_role(actor, (Role.ADMIN, Role.MANAGER)),
         is_staff=has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)),
         is_requester=item.requester_id == actor.id,
-        picks=request_service.pick_list(item, actor) if request_service.with_tubes(item).allocations else [],
+        picks=request_service.pick_list(item, actor),
         to_ship=request_service.sites_to_ship(item, actor),
         parcels=parcels,
         travelling=[s for s in parcels if s.received_at is None],
