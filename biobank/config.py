@@ -20,9 +20,9 @@ class Config:
     LOGIN_LOCK_SECONDS = 15 * 60
     #: longest query string an API GET may carry (filters go in POST bodies beyond it)
     MAX_QUERY_STRING_BYTES = 64 * 1024
-    #: the dashboard's counts are kept this many seconds per site scope (0: counted on every
-    #: visit); the page says when they were counted
-    DASHBOARD_CACHE_SECONDS = 30
+    #: the dashboard's and the storage overview's counts are kept this many seconds per site
+    #: scope (0: counted on every visit); the pages say when they were counted
+    SUMMARY_CACHE_SECONDS = 30
     #: largest page a list endpoint returns
     API_MAX_PAGE_SIZE = 1000
     API_DEFAULT_PAGE_SIZE = 100

@@ -133,7 +133,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "SECRET_KEY": "test",
             "SESSION_COOKIE_SECURE": False,
             # rows come and go with every test: counted on every visit (test_pages keeps them)
-            "DASHBOARD_CACHE_SECONDS": 0,
+            "SUMMARY_CACHE_SECONDS": 0,
         }
     )
     with app.app_context():

@@ -129,7 +129,7 @@ def logout() -> Any:
 @roles_required(*ALL_ROLES)
 def dashboard() -> Any:
     actor = current_actor()
-    counts, as_of = _overview(actor)
+    counts, as_of = cached_summary("dashboard", actor, lambda: specimen_service.overview(actor=actor))
     from biobank.services.query import suppress
 
     # researchers' counts are protected like every count they see
@@ -149,14 +149,14 @@ def dashboard() -> Any:
     )
 
 
-#: the dashboard's counts of each site scope, with when they were counted: a busy biobank's
-#: dashboard is opened far more often than its counts change much
-_OVERVIEWS: dict[Any, tuple[float, Any, dict[str, Any]]] = {}
+#: summary counts (the dashboard's, the storage overview's) of each site scope, with when
+#: they were counted: such pages are opened far more often than their counts change much
+_SUMMARIES: dict[Any, tuple[float, Any, Any]] = {}
 
 
-def _overview(actor: Any) -> tuple[dict[str, Any], Any]:
-    """The counts the actor's sites have, counted at most ``DASHBOARD_CACHE_SECONDS`` ago
-    (in this process), and when they were counted."""
+def cached_summary(name: str, actor: Any, count: Callable[[], Any]) -> tuple[Any, Any]:
+    """What *count* answers for the actor's sites, counted at most ``SUMMARY_CACHE_SECONDS``
+    ago in this process, and when it was counted."""
     import time
 
     from flask import current_app
@@ -165,14 +165,14 @@ def _overview(actor: Any) -> tuple[dict[str, Any], Any]:
     from biobank.db import utcnow
 
     sites = visible_site_ids(actor)
-    key = (current_app.config["DATABASE_URL"], None if sites is None else tuple(sorted(sites)))
-    keep = current_app.config["DASHBOARD_CACHE_SECONDS"]
+    key = (name, current_app.config["DATABASE_URL"], None if sites is None else tuple(sorted(sites)))
+    keep = current_app.config["SUMMARY_CACHE_SECONDS"]
     now = time.monotonic()
-    kept = _OVERVIEWS.get(key)
+    kept = _SUMMARIES.get(key)
     if kept is None or now - kept[0] >= keep:
-        kept = (now, utcnow(), specimen_service.overview(actor=actor))
+        kept = (now, utcnow(), count())
         if keep > 0:
-            _OVERVIEWS[key] = kept
+            _SUMMARIES[key] = kept
     return kept[2], kept[1]
 
 

@@ -14,7 +14,7 @@ from biobank.models import Site, StorageContainer
 from biobank.services import sites, storage
 from biobank.services.common import get_visible
 from biobank.storage_templates import TEMPLATES
-from biobank.web.pages import bp, login_required
+from biobank.web.pages import bp, cached_summary, login_required
 
 
 @bp.route("/storage")
@@ -28,7 +28,13 @@ def storage_overview() -> Any:
             StorageContainer.site_id, StorageContainer.name
         )
     ).all()
-    return render_template("storage.html", container=None, children=_with_usage(tops), setup=setup_choices())
+    # every tube of the user's sites is counted: kept a few seconds, like the dashboard's
+    ids = [c.id for c in tops]
+    usage, as_of = cached_summary(f"storage {ids}", actor, lambda: storage.subtree_usage(ids))
+    children = [(c, *usage.get(c.id, (0, 0))) for c in tops]
+    return render_template(
+        "storage.html", container=None, children=children, as_of=as_of, setup=setup_choices()
+    )
 
 
 def _with_usage(containers: list[Any]) -> list[tuple[Any, int, int]]:

@@ -162,7 +162,7 @@ def test_the_dashboard_keeps_its_counts_for_the_configured_seconds(app, client, 
     person = make.participant(site=site)
     make.specimen(participant=person)
     _login(client, technician)
-    app.config["DASHBOARD_CACHE_SECONDS"] = 60
+    app.config["SUMMARY_CACHE_SECONDS"] = 60
     try:
         first = client.get("/").get_data(as_text=True)
         assert re.search(r'id="total-specimens">1<', first)
@@ -170,7 +170,7 @@ def test_the_dashboard_keeps_its_counts_for_the_configured_seconds(app, client, 
         again = client.get("/").get_data(as_text=True)
         # the same counts, and the page says when they were counted
         assert re.search(r'id="total-specimens">1<', again) and "new counts at most 60 seconds later" in again
-        app.config["DASHBOARD_CACHE_SECONDS"] = 0
+        app.config["SUMMARY_CACHE_SECONDS"] = 0
         assert re.search(r'id="total-specimens">2<', client.get("/").get_data(as_text=True))
     finally:
-        app.config["DASHBOARD_CACHE_SECONDS"] = 0
+        app.config["SUMMARY_CACHE_SECONDS"] = 0
