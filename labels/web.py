@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from biobank.auth import STAFF, current_actor, roles_required
+from biobank.auth import STAFF, current_actor, has_role, roles_required
 from biobank.db import db, transaction
 from biobank.errors import BiobankError, InvalidInput
 from biobank.models import Specimen
@@ -18,7 +18,6 @@ bp = Blueprint("label_pages", __name__, template_folder="web_templates")
 
 def _staff() -> Any:
     """The actor, if biobank staff: researchers do not print labels."""
-    from biobank.auth import STAFF, has_role
     from biobank.errors import PermissionDenied
 
     actor = current_actor()

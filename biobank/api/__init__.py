@@ -109,7 +109,6 @@ def _register_docs_assets(app: Flask) -> None:
 def _takes_json(endpoint: str | None) -> bool:
     """Whether the API operation *endpoint* reads a JSON body (from its flask-smorest
     arguments)."""
-    from flask import current_app
 
     view = current_app.view_functions.get(endpoint or "")
     view_class = getattr(view, "view_class", None)

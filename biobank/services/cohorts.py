@@ -777,7 +777,6 @@ def granted_snapshot_ids(actor: User) -> sa.Select:
     access lasts (``DATA_ACCESS_DAYS`` from the approving signature)."""
     from flask import current_app
 
-    from biobank.db import utcnow
     from biobank.models import RequestSignature, RequestStatus, SampleRequest
 
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from biobank import gs1, signals
 from biobank.auth import check_site
 from biobank.db import db, utcnow
-from biobank.errors import InvalidInput, InvalidState
+from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 from biobank.models import (
     Case,
     CollectionEvent,
@@ -85,8 +85,6 @@ def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
         )
         stmt = stmt.where(Specimen.id.in_(matches))
     if filters.get("disease_group"):
-        from biobank.models import Case
-
         stmt = stmt.where(
             Specimen.participant_id.in_(
                 sa.select(Case.participant_id).where(Case.disease_group.in_(filters["disease_group"]))
@@ -610,7 +608,6 @@ def _scanned_kit(processing: dict[str, Any]) -> dict[str, Any]:
 def sprec_of(specimen: Specimen) -> dict[str, Any] | None:
     """The SPREC code derived from *specimen*'s recorded history, element by element, next to
     the recorded code (``None`` for materials SPREC does not code)."""
-    from biobank.models import CustodyEvent
     from biobank.sprec import ProcessingStep, derive_sprec, sprec_text
 
     chain = [specimen]
@@ -665,7 +662,6 @@ def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User, rea
     it. Only the latest event that is not yet corrected can be corrected (newest first), and
     only one that kept the specimen's state before it (scans do). Flushes."""
     from biobank.auth import MANAGERS, has_role
-    from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 
     if not has_role(actor, MANAGERS):
         raise PermissionDenied("only a biobank manager may correct the chain of custody")

@@ -27,6 +27,7 @@ from biobank.auth import (
     authenticate,
     current_actor,
     end_session,
+    has_role,
     roles_required,
     start_session,
 )
@@ -279,7 +280,6 @@ def specimen_detail(barcode: str) -> Any:
     from biobank.services.timeline import specimen_timeline
 
     timeline = specimen_timeline(specimen)
-    from biobank.auth import MANAGERS, has_role
     from biobank.services.custody import correctable_event
 
     return render_template(
@@ -312,7 +312,6 @@ def _allocated_specimen(barcode: str, actor: Any) -> Any:
 @roles_required(*MANAGERS)
 def correct_custody(barcode: str) -> Any:
     """A manager undoes the latest custody event, recorded by mistake, with a reason."""
-    from biobank.errors import BiobankError
     from biobank.services.specimens import correct_custody_event
 
     back = url_for("pages.specimen_detail", barcode=barcode) + "#custody"
