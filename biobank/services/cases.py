@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from biobank.db import db
 from biobank.errors import InvalidInput
-from biobank.models import Case, Lesion, Participant, User
+from biobank.models import Case, CollectionEvent, Image, Lesion, Participant, Specimen, User
 from biobank.models.vocab import AjccStage, BodySite, DiseaseGroup, Laterality
-from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+from biobank.services.common import apply_changes, ensure_unique, get_by, get_visible, visible
+from biobank.services.storage import with_locations
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
 MELANOMA_FIELDS = ("breslow_mm", "ulceration", "ajcc_stage")
@@ -235,3 +236,27 @@ def update_lesion(lesion: Lesion, changes: dict[str, Any], *, actor: User) -> Le
     apply_changes(lesion, changes)
     db.session.flush()
     return lesion
+
+
+def case_record(code: str, *, actor: User) -> dict[str, Any]:
+    """A case of the actor's sites with the specimens of its lesions and visits (with their
+    places) and its images: what the case page shows."""
+    case = get_by(Case, Case.code, code, actor)
+    lesion_ids = [lesion.id for lesion in case.lesions]
+    visit_ids = db.session.scalars(
+        sa.select(CollectionEvent.id).where(CollectionEvent.case_id == case.id)
+    ).all()
+    specimens = db.session.scalars(
+        sa.select(Specimen)
+        .where(
+            sa.or_(
+                Specimen.lesion_id.in_(lesion_ids or [-1]),
+                Specimen.collection_event_id.in_(visit_ids or [-1]),
+            )
+        )
+        .order_by(Specimen.id)
+    ).all()
+    images = db.session.scalars(
+        sa.select(Image).where(Image.case_id == case.id).order_by(Image.lesion_id, Image.modality, Image.id)
+    ).all()
+    return {"case": case, "specimens": with_locations(list(specimens)), "images": images}

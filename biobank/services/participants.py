@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from biobank.auth import check_site
 from biobank.db import db
-from biobank.models import Participant, ParticipantPHI, Study, User
+from biobank.models import Case, CollectionEvent, Participant, ParticipantPHI, Specimen, Study, User
 from biobank.models.vocab import Sex
-from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+from biobank.services.common import apply_changes, ensure_unique, get_by, get_visible, visible
+from biobank.services.storage import with_locations
 
 # Pseudonyms avoid letters and digits that are easy to confuse when read aloud or typed.
 _PSEUDONYM_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"
@@ -81,3 +82,27 @@ def update_participant(participant: Participant, changes: dict[str, Any], *, act
             apply_changes(participant.phi, phi)
     db.session.flush()
     return participant
+
+
+def participant_record(code: str, *, actor: User) -> dict[str, Any]:
+    """A participant of the actor's sites with their cases, visits (in time order) and
+    specimens (in registration order, with their places): what the participant page shows."""
+    participant = get_by(Participant, Participant.code, code, actor)
+    return {
+        "participant": participant,
+        "cases": db.session.scalars(
+            sa.select(Case).where(Case.participant_id == participant.id).order_by(Case.id)
+        ).all(),
+        "visits": db.session.scalars(
+            sa.select(CollectionEvent)
+            .where(CollectionEvent.participant_id == participant.id)
+            .order_by(CollectionEvent.collected_at)
+        ).all(),
+        "specimens": with_locations(
+            list(
+                db.session.scalars(
+                    sa.select(Specimen).where(Specimen.participant_id == participant.id).order_by(Specimen.id)
+                )
+            )
+        ),
+    }

@@ -17,6 +17,7 @@ from biobank.auth import check_site
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 from biobank.models import (
+    AuditRecord,
     Case,
     CollectionEvent,
     CustodyEvent,
@@ -729,4 +730,13 @@ def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User, rea
             "before": now,
             "restored": before,
         },
+    )
+
+
+def audit_query(specimen: Specimen) -> sa.Select:
+    """Every recorded change of *specimen*'s row, oldest first."""
+    return (
+        sa.select(AuditRecord)
+        .where(AuditRecord.entity == "specimens", AuditRecord.entity_id == str(specimen.id))
+        .order_by(AuditRecord.id)
     )

@@ -34,7 +34,6 @@ from biobank.auth import (
 from biobank.db import db, transaction
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.models import (
-    AuditRecord,
     Case,
     CollectionEvent,
     Image,
@@ -272,11 +271,7 @@ def specimen_detail(barcode: str) -> Any:
     specimen = get_by(Specimen, Specimen.barcode, barcode, actor)
     ancestors, descendants = specimen_service.lineage_of(specimen)
     events = list_custody_events(specimen)
-    audit = db.session.scalars(
-        sa.select(AuditRecord)
-        .where(AuditRecord.entity == "specimens", AuditRecord.entity_id == str(specimen.id))
-        .order_by(AuditRecord.id)
-    ).all()
+    audit = db.session.scalars(specimen_service.audit_query(specimen)).all()
     from biobank.services.timeline import specimen_timeline
 
     timeline = specimen_timeline(specimen)

@@ -252,7 +252,5 @@ def custody_csv(barcode: str) -> Any:
 def audit_csv(barcode: str) -> Any:
     """Every recorded change of a tube's row: who, when, what, why."""
     specimen = get_by(Specimen, Specimen.barcode, barcode, current_actor())
-    stmt = sa.select(AuditRecord).where(
-        AuditRecord.entity == "specimens", AuditRecord.entity_id == str(specimen.id)
-    )
+    stmt = specimen_service.audit_query(specimen)
     return AUDIT_TABLE.csv(stmt, request.args, filename=f"{specimen.barcode}-audit")
