@@ -34,10 +34,6 @@ from biobank.auth import (
 from biobank.db import db, transaction
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.models import (
-    Case,
-    CollectionEvent,
-    Image,
-    Participant,
     Specimen,
 )
 from biobank.models.vocab import (
@@ -48,6 +44,8 @@ from biobank.models.vocab import (
     SpecimenStatus,
     display_name,
 )
+from biobank.services import cases as case_service
+from biobank.services import participants as participant_service
 from biobank.services import specimens as specimen_service
 from biobank.services.common import get_by
 from biobank.services.consents import has_withdrawn
@@ -368,24 +366,13 @@ RECEIVE_LIMIT = 1000
 @roles_required(*STAFF)
 def participant_detail(code: str) -> Any:
     actor = current_actor()
-    participant = get_by(Participant, Participant.code, code, actor)
-    cases = db.session.scalars(
-        sa.select(Case).where(Case.participant_id == participant.id).order_by(Case.id)
-    ).all()
-    visits = db.session.scalars(
-        sa.select(CollectionEvent)
-        .where(CollectionEvent.participant_id == participant.id)
-        .order_by(CollectionEvent.collected_at)
-    ).all()
-    samples = db.session.scalars(
-        sa.select(Specimen).where(Specimen.participant_id == participant.id).order_by(Specimen.id)
-    ).all()
+    record = participant_service.participant_record(code, actor=actor)
     return render_template(
         "participant.html",
-        p=participant,
-        cases=cases,
-        visits=visits,
-        samples=samples,
+        p=record["participant"],
+        cases=record["cases"],
+        visits=record["visits"],
+        samples=record["specimens"],
         show_phi=actor.may_see_phi(),
     )
 
@@ -394,23 +381,7 @@ def participant_detail(code: str) -> Any:
 @login_required
 @roles_required(*STAFF)
 def case_detail(code: str) -> Any:
-    actor = current_actor()
-    case = get_by(Case, Case.code, code, actor)
-    lesion_ids = [lesion.id for lesion in case.lesions]
-    visit_ids = db.session.scalars(
-        sa.select(CollectionEvent.id).where(CollectionEvent.case_id == case.id)
-    ).all()
-    samples = db.session.scalars(
-        sa.select(Specimen)
-        .where(
-            sa.or_(
-                Specimen.lesion_id.in_(lesion_ids or [-1]),
-                Specimen.collection_event_id.in_(visit_ids or [-1]),
-            )
-        )
-        .order_by(Specimen.id)
-    ).all()
-    images = db.session.scalars(
-        sa.select(Image).where(Image.case_id == case.id).order_by(Image.lesion_id, Image.modality, Image.id)
-    ).all()
-    return render_template("case.html", c=case, samples=samples, images=images)
+    record = case_service.case_record(code, actor=current_actor())
+    return render_template(
+        "case.html", c=record["case"], samples=record["specimens"], images=record["images"]
+    )
