@@ -131,3 +131,12 @@ def ensure_unique(model: type, column: Any, value: Any, *, field: str, exclude_i
         stmt = stmt.where(model.id != exclude_id)  # type: ignore[attr-defined]
     if db.session.scalar(stmt.limit(1)) is not None:
         raise Conflict(f"{field} {value!r} is already in use", field=field)
+
+
+def count_of(stmt: sa.Select) -> int:
+    """How many rows *stmt* (a plain filtered select: no DISTINCT, GROUP BY or LIMIT) finds.
+    Counted as ``count(*)`` over its own FROM and WHERE, so that the database may read an
+    index instead of the table."""
+    return db.session.scalar(
+        stmt.with_only_columns(sa.func.count(), maintain_column_froms=True).order_by(None)
+    )

@@ -94,15 +94,6 @@ def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
     return stmt
 
 
-def count_of(stmt: sa.Select) -> int:
-    """How many rows *stmt* (a plain filtered select: no DISTINCT, GROUP BY or LIMIT) finds.
-    Counted as ``count(*)`` over its own FROM and WHERE, so that the database may read an
-    index instead of the table."""
-    return db.session.scalar(
-        stmt.with_only_columns(sa.func.count(), maintain_column_froms=True).order_by(None)
-    )
-
-
 #: the columns of a specimen list exported as CSV
 CSV_COLUMNS = (
     "barcode",

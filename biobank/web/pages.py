@@ -47,7 +47,7 @@ from biobank.models.vocab import (
 from biobank.services import cases as case_service
 from biobank.services import participants as participant_service
 from biobank.services import specimens as specimen_service
-from biobank.services.common import get_by
+from biobank.services.common import count_of, get_by
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import list_custody_events
 from biobank.services.scans import CONDITIONS
@@ -235,7 +235,7 @@ def specimen_search() -> Any:
     sort = args.get("sort") if args.get("sort") in SPECIMEN_SORTS else ""
     column, descending = SPECIMEN_SORTS[sort]
     stmt = specimen_service.list_specimens(actor=actor, **filters)
-    total = specimen_service.count_of(stmt)
+    total = count_of(stmt)
     after = args.get("after")
     if after:
         key = int(after) if column is Specimen.id and after.isdigit() else after

@@ -22,6 +22,7 @@ from flask import Response, abort, stream_with_context
 
 from biobank.db import db
 from biobank.models.vocab import display_name
+from biobank.services.common import count_of
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Table:
         if not text.isdigit() or int(text) < 1 or len(text) > 9:
             abort(400, f"no page {text!r} of {self.name}: pages are numbered from 1")
         number = int(text)
-        total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+        total = count_of(stmt)
         pages = max(1, math.ceil(total / self.page_size))
         number = min(number, pages)
         rows = db.session.scalars(
