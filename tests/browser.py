@@ -47,8 +47,14 @@ def _closing(app: Any) -> Any:
 def live_server(database_url: str, *, demo_participants: int = 40) -> Iterator[tuple[str, Any]]:
     """Serve a demo biobank on a free loopback port; yields (base URL, app)."""
     app = create_app(
-        {"DATABASE_URL": database_url, "SECRET_KEY": "browser-tests", "SESSION_COOKIE_SECURE": False}
-    )  # served over plain HTTP
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "browser-tests",
+            "SESSION_COOKIE_SECURE": False,  # served over plain HTTP
+            # tests change what the pages count, in any order: counted on every visit
+            "SUMMARY_CACHE_SECONDS": 0,
+        }
+    )
     with app.app_context():
         from biobank import migrate
         from biobank.demo import load_demo
