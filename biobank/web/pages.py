@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -30,8 +32,9 @@ from biobank.auth import (
     has_role,
     roles_required,
     start_session,
+    visible_site_ids,
 )
-from biobank.db import db, transaction
+from biobank.db import db, transaction, utcnow
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.models import (
     Specimen,
@@ -155,13 +158,6 @@ _SUMMARIES: dict[Any, tuple[float, Any, Any]] = {}
 def cached_summary(name: str, actor: Any, count: Callable[[], Any]) -> tuple[Any, Any]:
     """What *count* answers for the actor's sites, counted at most ``SUMMARY_CACHE_SECONDS``
     ago in this process, and when it was counted."""
-    import time
-
-    from flask import current_app
-
-    from biobank.auth import visible_site_ids
-    from biobank.db import utcnow
-
     sites = visible_site_ids(actor)
     key = (name, current_app.config["DATABASE_URL"], None if sites is None else tuple(sorted(sites)))
     keep = current_app.config["SUMMARY_CACHE_SECONDS"]
