@@ -642,28 +642,35 @@ class _ChunkWriter:
             cursor.execute("TRUNCATE staged_variants, staged_calls")
 
     def _store_sqlite(self, variants: str, calls: str) -> None:
-        def field(alias: str, i: int) -> str:
-            return f"json_extract({alias}.value, '$[{i}]')"
-
         columns = ", ".join(_VARIANT_COLUMNS)
         self.raw.execute(
             f"INSERT INTO variants ({columns}) SELECT "
-            + ", ".join(field("s", i) for i in range(len(_VARIANT_COLUMNS)))
+            + ", ".join(_json_field("s", i) for i in range(len(_VARIANT_COLUMNS)))
             + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING",
             (variants,),
         )
-        self.raw.execute(
-            "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
-            "JOIN variants v ON "
-            + " AND ".join(f"v.{c} = {field('s', _VARIANT_COLUMNS.index(c))}" for c in _VARIANT_KEY)
-            + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
-            "SELECT ids.id, ?, "
-            + ", ".join(field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
-            # CROSS JOIN keeps the calls outside: each finds its id through an automatic
-            # index (the other way round every id would scan every call)
-            + f" FROM json_each(?) c CROSS JOIN ids ON ids.n = {field('c', 0)}",
-            (variants, self.file_id, calls),
-        )
+        self.raw.execute(SQLITE_CALLS_INSERT, (variants, self.file_id, calls))
+
+
+def _json_field(alias: str, i: int) -> str:
+    return f"json_extract({alias}.value, '$[{i}]')"
+
+
+#: a chunk's calls into ``variant_calls``, each joined to its variant's id. Both joins are
+#: CROSS JOINs, which SQLite never reorders: the chunk's variants stay the outer loop and
+#: find their ids through the unique key, and the calls stay outside the ids, each finding
+#: its id through an automatic index. Left to the planner, statistics gathered while
+#: ``variants`` was small (the demo's, say) put ``variants`` outside: every chunk then scans
+#: the whole table once per variant, and a 100,000-record file never finishes.
+SQLITE_CALLS_INSERT = (
+    "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
+    "CROSS JOIN variants v ON "
+    + " AND ".join(f"v.{c} = {_json_field('s', _VARIANT_COLUMNS.index(c))}" for c in _VARIANT_KEY)
+    + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
+    "SELECT ids.id, ?, "
+    + ", ".join(_json_field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
+    + f" FROM json_each(?) c CROSS JOIN ids ON ids.n = {_json_field('c', 0)}"
+)
 
 
 def _rows_for(stmt: sa.Select, actor: User) -> sa.Select:
