@@ -68,13 +68,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
 
     import biobank.audit
-    import biobank.models  # noqa: F401
+    import biobank.models
 
     db.init_app(app)
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from biobank import auth, cli, query, tasks, web
+    import biobank.tasks  # noqa: F401  (registers the biobank's tasks by name)
+    from biobank import auth, cli, jobs, query, web
     from biobank.api import register_api
 
     _time_requests(app)
@@ -83,7 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_api(app)
     web.init_app(app)
     cli.init_app(app)
-    tasks.init_celery(app)
+    jobs.init_celery(app)
 
     # The domain packages built on biobank register themselves here, and only here.
     import labels

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from biobank.audit import set_actor
-from biobank.db import db, utcnow
+from biobank.db import db, transaction, utcnow, writing
 from biobank.errors import AuthenticationRequired, PermissionDenied, TooManyAttempts
 from biobank.models.users import ApiToken, Throttle, User, UserSession
 from biobank.models.vocab import Role
@@ -150,8 +150,6 @@ def _bookkeep(record: Any, attribute: str, value: Any) -> None:
     """Set *attribute* of *record* and commit it on its own, before the request's work: the
     read transaction begun to find the record ends first, and the write takes the write lock
     as it begins."""
-    from biobank.db import transaction, writing
-
     db.session.commit()  # nothing to write yet: it ends the read
     with writing(), transaction():
         setattr(record, attribute, value)

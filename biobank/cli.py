@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,25 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
+from biobank import migrate
+from biobank.app import create_app
 from biobank.audit import set_actor
 from biobank.db import db, read_only, refresh_statistics, transaction, utcnow
-from biobank.models import ImportStatus
+from biobank.demo import DEMO_USERS, database_is_empty, load_demo
+from biobank.errors import BiobankError, InvalidInput, NotFound
+from biobank.keys import rotate_key
+from biobank.models import CustodyEvent, ImportStatus, User
 from biobank.models.vocab import Role
-from biobank.services.users import system_actor
+from biobank.services import images, imports
+from biobank.services.fhir import export_ndjson
+from biobank.services.ledger import create_checkpoint, store_path, verify_ledger
+from biobank.services.miabis import export_miabis
+from biobank.services.tokens import get_token, list_tokens, revoke_token
+from biobank.services.users import create_token, create_user, get_user, system_actor
+from biobank.tasks import recover_jobs
 
 
 def _create_app() -> Flask:
-    from biobank.app import create_app
-
     return create_app()
 
 
@@ -31,8 +42,6 @@ class BiobankGroup(FlaskGroup):
     """Domain errors end a command with their message and exit status 1, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from biobank.errors import BiobankError
-
         try:
             return super().invoke(ctx)
         except BiobankError as error:
@@ -61,8 +70,6 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Upgrade the database schema to REVISION (default: the latest)."""
-    from biobank import migrate
-
     migrate.upgrade(revision)
     click.echo(f"database at {migrate.current_revision()}")
 
@@ -72,8 +79,6 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def db_downgrade(revision: str) -> None:
     """Downgrade the database schema to REVISION (e.g. -1)."""
-    from biobank import migrate
-
     migrate.downgrade(revision)
     click.echo(f"database at {migrate.current_revision()}")
 
@@ -82,8 +87,6 @@ def db_downgrade(revision: str) -> None:
 @with_appcontext
 def db_current() -> None:
     """Print the schema revision of the database."""
-    from biobank import migrate
-
     click.echo(migrate.current_revision() or "empty")
 
 
@@ -106,9 +109,6 @@ def custody_group() -> None:
 def custody_verify(show_all: bool, workers: int) -> None:
     """Check every custody chain, the seal and every checkpoint, in the database and in the
     store outside it; exit 1 naming the first broken link (all of them with --all)."""
-    from biobank.models import CustodyEvent
-    from biobank.services.ledger import store_path, verify_ledger
-
     with read_only():  # on SQLite, writers go on working while the ledger is checked
         total = db.session.scalar(sa.select(sa.func.count(CustodyEvent.id))) or 0
         with click.progressbar(
@@ -157,8 +157,6 @@ def custody_checkpoint() -> None:
     """Sign the current head of every chain and append it to the store outside the database
     (with any checkpoint not written out yet). The beat scheduler does it every
     CUSTODY_CHECKPOINT_MINUTES."""
-    from biobank.services.ledger import create_checkpoint, store_path
-
     with transaction():
         checkpoint = create_checkpoint()
     click.echo(
@@ -174,9 +172,6 @@ def custody_rotate_key() -> None:
     """Replace the custody key in the instance folder; the old one is kept as retired, so
     every event and checkpoint it signed still verifies. A checkpoint under the new key
     follows."""
-    from biobank.keys import rotate_key
-    from biobank.services.ledger import create_checkpoint
-
     try:
         old, new = rotate_key()
     except RuntimeError as error:
@@ -209,8 +204,6 @@ def export_fhir(out: Path, batch: int) -> None:
 
     Streamed in batches: memory stays flat however large the biobank is.
     """
-    from biobank.services.fhir import export_ndjson
-
     started = time.perf_counter()
     with read_only():
         counts = export_ndjson(
@@ -246,9 +239,6 @@ def export_miabis_cmd(out: Path) -> None:
     Describe the biobank first: BIOBANK_MIABIS_BIOBANK_ID, _BIOBANK_NAME, _COUNTRY,
     _CONTACT_NAME, _CONTACT_SURNAME, _CONTACT_EMAIL and _JURISTIC_PERSON.
     """
-    from biobank.errors import BiobankError
-    from biobank.services.miabis import export_miabis
-
     try:
         with read_only():
             summary = export_miabis(
@@ -281,8 +271,6 @@ def create_user_cmd(
     username: str, role: str, full_name: str | None, email: str | None, sites: tuple[str, ...], password: str
 ) -> None:
     """Create a user who can log in."""
-    from biobank.services.users import create_user
-
     with transaction():
         actor = system_actor()
         create_user(
@@ -304,8 +292,6 @@ def create_user_cmd(
 @with_appcontext
 def create_token_cmd(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it (it is shown only once)."""
-    from biobank.services.users import create_token, get_user
-
     with transaction():
         system_actor()
         expires = utcnow() + dt.timedelta(days=days) if days else None
@@ -323,8 +309,6 @@ def tokens_cli() -> None:
 @with_appcontext
 def tokens_list_cmd(username: str) -> None:
     """USERNAME's tokens: id, name, prefix, created, expires, last used, revoked."""
-    from biobank.services.tokens import list_tokens
-    from biobank.services.users import get_user
 
     def when(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
@@ -342,8 +326,6 @@ def tokens_list_cmd(username: str) -> None:
 @with_appcontext
 def tokens_revoke_cmd(token_id: int) -> None:
     """Revoke token TOKEN_ID: it answers 401 from the next request on."""
-    from biobank.services.tokens import get_token, revoke_token
-
     with transaction():
         actor = system_actor()
         token = revoke_token(get_token(token_id, actor=actor))
@@ -357,8 +339,6 @@ def tokens_revoke_cmd(token_id: int) -> None:
 @with_appcontext
 def demo_cmd(seed: int | None, participants: int, specimens_per_participant: float) -> None:
     """Load the demo biobank into the configured (empty) database."""
-    from biobank.demo import load_demo
-
     summary = load_demo(
         seed=seed if seed is not None else current_app.config["DEMO_SEED"],
         participants=participants,
@@ -405,8 +385,6 @@ def import_cmd(
     Every row is checked first; problems are listed with their line and column and nothing
     is written. A file that was imported before is refused.
     """
-    from biobank.services import imports
-
     options = None
     if template == "openspecimen":
         if not study_code:
@@ -484,9 +462,6 @@ def import_images_cmd(folder: Path, metadata_csv: Path, username: str | None) ->
     device, quality_flags (separated by ;) and ISIC clinical fields (diagnosis,
     benign_malignant, melanocytic, anatom_site_general, ...).
     """
-    from biobank.errors import InvalidInput
-    from biobank.services import images
-
     with transaction():
         actor = _user_or_system(username)
     try:
@@ -513,8 +488,6 @@ def import_images_cmd(folder: Path, metadata_csv: Path, username: str | None) ->
 )
 def import_template_cmd(template: str, fmt: str, output: Path | None) -> None:
     """Write an import template (master, participants, cases or specimens)."""
-    from biobank.services import imports
-
     imports.check_template(template)
     output = output or Path(f"{template}.{fmt}")
     if fmt == "csv":
@@ -525,9 +498,6 @@ def import_template_cmd(template: str, fmt: str, output: Path | None) -> None:
 
 
 def _user_or_system(username: str | None) -> Any:
-    from biobank.errors import NotFound
-    from biobank.models import User
-
     if username is None:
         return system_actor()
     user = db.session.scalar(sa.select(User).where(User.username == username))
@@ -546,22 +516,17 @@ def _user_or_system(username: str | None) -> Any:
 @with_appcontext
 def serve_cmd(demo: bool, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the LIMS with gunicorn."""
-    from biobank import migrate
-
     if demo:
         # The embedded demo runs on plain HTTP: its session cookie cannot be HTTPS-only.
         os.environ.setdefault("BIOBANK_SESSION_COOKIE_SECURE", "false")
         migrate.upgrade()
-        from biobank.demo import database_is_empty
 
         if database_is_empty():
             click.echo("loading the demo biobank…")
             summary = _load_demo_apart(current_app.config["DEMO_SEED"])
             click.echo(", ".join(f"{n} {k}" for k, n in summary.items()))
-        from biobank.demo import DEMO_USERS
 
         click.echo("demo logins: " + ", ".join(f"{u}/{p}" for u, p, _ in DEMO_USERS))
-    from biobank.tasks import recover_jobs
 
     if refresh_statistics(only_if_missing=True):
         click.echo("gathered the database's table statistics")
@@ -578,9 +543,6 @@ def _load_demo_apart(seed: int) -> dict[str, int]:
     """Load the demo in a process of its own, started fresh (spawned): its RNA-Seq QC starts
     OpenMP threads, and a gunicorn worker forked from a process whose OpenMP has started is
     terminated by the runtime the first time it computes in parallel."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     db.session.remove()  # nothing of this process holds the database while it loads
     db.engine.dispose()
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -588,8 +550,6 @@ def _load_demo_apart(seed: int) -> dict[str, int]:
 
 
 def _load_demo_here(seed: int) -> dict[str, int]:
-    from biobank.demo import load_demo
-
     app = _create_app()
     with app.app_context():
         try:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+from flask import has_request_context, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -185,8 +186,6 @@ def _sqlite_begin() -> str:
     position ends in a clean conflict. Read-only requests and work declared
     :func:`read_only` keep deferred transactions.
     """
-    from flask import has_request_context, request
-
     if _WRITING.get():
         return "BEGIN IMMEDIATE"
     if _READ_ONLY.get() or (has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")):

@@ -8,6 +8,7 @@ inside one transaction: a failed load leaves the database as it was.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import random
 from collections import defaultdict
@@ -18,9 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from biobank import signals
 from biobank.audit import plain_value
 from biobank.barcodes import make_barcode
 from biobank.db import db, refresh_statistics, transaction, utcnow
+from biobank.demo_images import load_demo_images
 from biobank.errors import Conflict
 from biobank.models import (
     AuditRecord,
@@ -59,6 +62,7 @@ from biobank.models.vocab import (
     StorageTemperature,
 )
 from biobank.services.custody import chain_rows
+from biobank.services.users import create_user, system_actor
 
 #: (username, password, role) of the demo logins printed by `biobank serve --demo`
 DEMO_USERS = [
@@ -230,8 +234,6 @@ class _Loader:
 
 
 def _ensure_users(sites: list[Site]) -> User:
-    from biobank.services.users import create_user, system_actor
-
     actor = system_actor()
     for username, password, role in DEMO_USERS:
         if db.session.scalar(sa.select(User.id).where(User.username == username)) is None:
@@ -269,8 +271,6 @@ def load_demo(
         )
         if db.session.get_bind().dialect.name == "postgresql":
             _reset_sequences()
-    from biobank import signals
-    from biobank.demo_images import load_demo_images
 
     counts.update(load_demo_images(seed=seed))
     for _receiver, extra in signals.demo_loaded.send(None, seed=seed):
@@ -899,8 +899,6 @@ def write_master_csv(
     importer to issue. Stored tubes fill *boxes* (barcodes) in order; without boxes they are
     recorded as received. Returns the number of rows written.
     """
-    import csv
-
     rng = random.Random(seed)
     slots = (
         (box, r, c)

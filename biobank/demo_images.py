@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from biobank.db import db, transaction
 from biobank.models import Case, Lesion, Specimen
 from biobank.models.vocab import DiseaseGroup, MaterialType, PathologyStatus
+from biobank.services import images
+from biobank.services.users import system_actor
 
 SIZE = 256
 
@@ -72,9 +74,6 @@ def draw_slide(rng: random.Random) -> Any:
 
 def load_demo_images(*, seed: int = 20261123, limit: int = 120) -> dict[str, int]:
     """Draw and register the demo images as the system account."""
-    from biobank.services import images
-    from biobank.services.users import system_actor
-
     rng = random.Random(seed)
     with transaction():
         lesions = list(

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from biobank.db import db
+from biobank.db import db, transaction
+from biobank.services.ledger import seal_unkeyed_events
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -34,9 +35,6 @@ def upgrade(revision: str = "head") -> None:
 def seal_ledger() -> None:
     """Seal custody events written before the custody key (once; see
     :func:`biobank.services.ledger.seal_unkeyed_events`), under the key."""
-    from biobank.db import transaction
-    from biobank.services.ledger import seal_unkeyed_events
-
     with transaction():
         seal_unkeyed_events()
 

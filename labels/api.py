@@ -12,9 +12,11 @@ from biobank.auth import ALL_ROLES, MANAGERS, STAFF, current_actor, roles_requir
 from biobank.db import db, transaction
 from biobank.models import Specimen, StorageContainer
 from biobank.services.common import get_visible
+from biobank.services.requests import get_request
 from labels import services
 from labels.models import Printer, PrintJob
-from labels.render import template_names
+from labels.render import LabelError, load_template, template_names
+from labels.render.preview import render_png, render_svg
 from labels.schemas import (
     PreviewArgsSchema,
     PrinterCreateSchema,
@@ -102,8 +104,6 @@ def start_job(data: dict[str, Any], *, source: str) -> PrintJob:
     if "import_id" in data:
         return services.print_import(data["import_id"], **options)
     if "request_id" in data:
-        from biobank.services.requests import get_request
-
         return services.print_request(get_request(data["request_id"], actor), **options)
     specimens = [get_visible(Specimen, sid, actor, field="specimen_ids") for sid in data["specimen_ids"]]
     return services.print_specimens(specimens, **options)
@@ -140,9 +140,6 @@ class PrintPreviewViews(MethodView):
     @jobs_blp.response(200, description="PNG or SVG image of one label")
     def get(self, args: dict[str, Any]) -> Any:
         """Preview a specimen's label (PNG or SVG), without printing or recording anything"""
-        from labels.render import LabelError, load_template
-        from labels.render.preview import render_png, render_svg
-
         specimen = get_visible(Specimen, args["specimen_id"], current_actor(), field="specimen_id")
         try:
             template = load_template(args["template"])

@@ -7,8 +7,16 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
+from sqlalchemy.orm import selectinload
 
+from biobank.auth import check_site
 from biobank.db import db, transaction
+from biobank.errors import InvalidInput
+from biobank.models import SampleRequest, Specimen, StorageContainer
+from biobank.services.users import system_actor
+from labels import services
+from labels.models import Printer, PrintJob
+from labels.render import load_template, template_names
 
 
 @click.group("labels")
@@ -19,16 +27,11 @@ def labels_cli() -> None:
 @labels_cli.command("templates")
 def templates_cmd() -> None:
     """List the label templates."""
-    from labels.render import load_template, template_names
-
     for name in template_names():
         click.echo(f"{name:20s} {load_template(name).title}")
 
 
 def _boxes(codes: tuple[str, ...]) -> list:
-    from biobank.errors import InvalidInput
-    from biobank.models import StorageContainer
-
     found = []
     for code in codes:
         box = db.session.scalar(sa.select(StorageContainer).where(StorageContainer.barcode == code))
@@ -39,9 +42,6 @@ def _boxes(codes: tuple[str, ...]) -> list:
 
 
 def _request(codes: tuple[str, ...]):
-    from biobank.errors import InvalidInput
-    from biobank.models import SampleRequest
-
     if len(codes) != 1:
         raise InvalidInput("a parcel label is printed for one request: give its code or id", field="barcodes")
     given = codes[0]
@@ -60,11 +60,6 @@ def _request(codes: tuple[str, ...]):
 def _specimens(codes: list[str]) -> list:
     """The specimens of *codes*, in that order, loaded a thousand at a time with their
     participants and sites; every unknown barcode is named at once."""
-    from sqlalchemy.orm import selectinload
-
-    from biobank.errors import InvalidInput
-    from biobank.models import Specimen
-
     found = {}
     for start in range(0, len(codes), 1000):
         found.update(
@@ -113,12 +108,6 @@ def print_cmd(
     """Print labels: for specimens given by barcode; with a box template (such as `box`),
     for containers given by barcode; with `shipping-box`, for the parcel of a request given
     by its code or id."""
-    from biobank.auth import check_site
-    from biobank.errors import InvalidInput
-    from biobank.services.users import system_actor
-    from labels import services
-    from labels.models import Printer
-
     if not printer_name and not pdf_path:
         raise click.UsageError("give --printer or --pdf")
     codes = [*barcodes, *(line.strip() for line in from_file or () if line.strip())]
@@ -154,7 +143,6 @@ def print_cmd(
             out.write(payload)
         click.echo(f"job {job_id}: {count} label(s) written to {pdf_path}")
         return
-    from labels.models import PrintJob
 
     job = db.session.get(PrintJob, job_id)
     db.session.refresh(job)

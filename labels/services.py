@@ -13,10 +13,12 @@ import sqlalchemy as sa
 from biobank.auth import check_site
 from biobank.db import after_commit, db, utcnow
 from biobank.errors import InvalidInput, InvalidState, NotFound
-from biobank.models import Specimen, StorageContainer, User
-from biobank.models.vocab import MaterialType
+from biobank.jobs import celery
+from biobank.models import CustodyEvent, ImportJob, ImportStatus, Specimen, StorageContainer, User
+from biobank.models.users import user_sites
+from biobank.models.vocab import MaterialType, Role
 from biobank.services.common import visible_site_ids
-from biobank.tasks import celery
+from biobank.services.requests import pick_list, visible_shipments
 from biobank.units import format_quantity
 from labels.models import Printer, PrinterKind, PrintJob, PrintJobItem, PrintJobStatus
 from labels.printers import PrinterError, PrinterFault, query_status, send_cups, send_tcp
@@ -227,8 +229,6 @@ MAX_IMPORT_LABELS = 20_000
 
 def print_import(import_id: int, **options: Any) -> PrintJob:
     """Labels for every specimen a succeeded bulk import created, in barcode order."""
-    from biobank.models import CustodyEvent, ImportJob, ImportStatus
-
     job = db.session.get(ImportJob, import_id)
     actor = options["actor"]
     if job is None or (not actor.is_admin and job.created_by_id != actor.id):
@@ -264,11 +264,8 @@ SHIPPING_TEMPLATE = "shipping-box"
 
 def print_request(request: Any, **options: Any) -> PrintJob:
     """A request's allocated tubes in pick-list order, or its parcel's shipping label."""
-    from biobank.services.requests import pick_list
-
     if options["template"] == SHIPPING_TEMPLATE:
         # The label of the parcel leaving from the actor's site: its destination and count.
-        from biobank.services.requests import visible_shipments
 
         parcels = visible_shipments(request, options["actor"])
         if len(parcels) == 1:
@@ -435,9 +432,6 @@ def check_printer(printer: Printer) -> Printer:
 def job_clause(actor: User) -> Any:
     """The print jobs *actor* may see: their own; for a manager also those made at their
     sites that label nothing of another site's; everything for administrators."""
-    from biobank.models.users import user_sites
-    from biobank.models.vocab import Role
-
     if actor.is_admin:
         return sa.true()
     own = PrintJob.actor_id == actor.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from biobank.db import db, transaction
-from biobank.tasks import celery
+from biobank.jobs import celery
 from labels.models import PrintJob
 from labels.services import SEND_TASK, send_job
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from biobank.auth import STAFF, current_actor, has_role, roles_required
 from biobank.db import db, transaction
-from biobank.errors import BiobankError, InvalidInput
-from biobank.models import Specimen
-from biobank.services.common import get_by
+from biobank.errors import BiobankError, InvalidInput, PermissionDenied
+from biobank.models import Specimen, StorageContainer
+from biobank.services.common import get_by, get_visible, visible
+from labels import services
+from labels.models import Printer, PrintJob, PrintJobStatus
 
 bp = Blueprint("label_pages", __name__, template_folder="web_templates")
 
 
 def _staff() -> Any:
     """The actor, if biobank staff: researchers do not print labels."""
-    from biobank.errors import PermissionDenied
-
     actor = current_actor()
     if not has_role(actor, STAFF):
         raise PermissionDenied("printing labels is for biobank staff")
@@ -39,8 +40,6 @@ def _with_choices(back: str, panel: str, **choices: str) -> str:
 
 def _finish(job_id: int, back: str) -> Any:
     """Send the browser to the PDF, or back to the page with the outcome."""
-    from labels.models import PrintJob, PrintJobStatus
-
     job = db.session.get(PrintJob, job_id)
     db.session.refresh(job)
     if job.status is PrintJobStatus.READY:
@@ -61,10 +60,6 @@ def _finish(job_id: int, back: str) -> Any:
 @roles_required(*STAFF)
 def print_box_from_page() -> Any:
     """Print a box's label, or labels for every tube in it, from the box page."""
-    from biobank.models import StorageContainer
-    from biobank.services.common import get_visible
-    from labels import services
-
     container_id = request.form.get("container_id", type=int) or 0
     back = url_for("pages.container_detail", container_id=container_id)
     # "box:<template>" or "tubes:<template>"; older forms sent contents and template apart
@@ -97,8 +92,6 @@ def print_box_from_page() -> Any:
 @roles_required(*STAFF)
 def print_from_page() -> Any:
     """Print the specimen's label from its page; the outcome is shown on the page."""
-    from labels import services
-
     barcode = request.form.get("barcode", "")
     back = url_for("pages.specimen_detail", barcode=barcode)
     try:
@@ -136,11 +129,6 @@ def print_from_page() -> Any:
 @roles_required(*STAFF)
 def print_many() -> Any:
     """Print the labels of tubes a page just made (an accessioned visit), in one job."""
-    import sqlalchemy as sa
-
-    from biobank.services.common import visible
-    from labels import services
-
     back = request.form.get("back", "")
     if not back.startswith("/") or back.startswith("//"):
         back = url_for("pages.dashboard")  # only back to a page of this site
@@ -178,11 +166,6 @@ def print_many() -> Any:
 @roles_required(*STAFF)
 def printer_list() -> Any:
     """Every printer with what it last reported, and the jobs that failed on it."""
-    import sqlalchemy as sa
-
-    from labels import services
-    from labels.models import Printer, PrintJob, PrintJobStatus
-
     printers = db.session.scalars(sa.select(Printer).order_by(Printer.name)).all()
     failed = db.session.execute(
         sa.select(PrintJob.printer_id, sa.func.count())
@@ -196,8 +179,6 @@ def printer_list() -> Any:
 @roles_required(*STAFF)
 def test_print_from_page(printer_id: int) -> Any:
     """A test label from the printers page: the PDF opens, or the job's outcome shows."""
-    from labels import services
-
     back = url_for("label_pages.printer_list")
     try:
         with transaction():
@@ -215,8 +196,6 @@ def test_print_from_page(printer_id: int) -> Any:
 @roles_required(*STAFF)
 def check_printer_from_page(printer_id: int) -> Any:
     """Ask a printer for its status now; the answer is shown on the printers page."""
-    from labels import services
-
     try:
         with transaction():
             printer = services.visible_printer(printer_id, current_actor())

@@ -17,9 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from biobank.auth import visible_site_ids
+from biobank.db import db
 from biobank.errors import NotFound
 from biobank.models import CohortSnapshotObject, Specimen, User
 from biobank.models.vocab import Role
+from biobank.services.cohorts import granted_snapshot_ids
 from omics.models import OmicsFile, OmicsFileSample
 
 
@@ -36,8 +38,6 @@ def _staff_file_clause(actor: User, sites: set[int]) -> Any:
 
 
 def _researcher_file_clause(actor: User) -> Any:
-    from biobank.services.cohorts import granted_snapshot_ids
-
     granted = sa.select(CohortSnapshotObject.object_id).where(
         CohortSnapshotObject.kind == "omics",
         CohortSnapshotObject.snapshot_id.in_(granted_snapshot_ids(actor)),
@@ -57,8 +57,6 @@ def file_clause(actor: User) -> Any:
 
 def visible_file(record: OmicsFile | None, actor: User, *, what: str = "omics file") -> OmicsFile:
     """*record* if *actor* may see it, else ``NotFound``."""
-    from biobank.db import db
-
     if record is None or not db.session.scalar(
         sa.select(sa.exists().where(OmicsFile.id == record.id, file_clause(actor)))
     ):

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 
 from biobank.api.parsing import MultipartParser
 from biobank.auth import ALL_ROLES, STAFF, current_actor, roles_required
-from biobank.db import after_commit, transaction
+from biobank.db import after_commit, db, transaction
 from biobank.errors import InvalidInput
 from omics import services
 from omics.models import FileStatus
@@ -31,6 +31,7 @@ from omics.schemas import (
     QcQuerySchema,
     QcRowSchema,
 )
+from omics.tasks import ingest
 
 blp = Blueprint("omics", __name__, description="Omics files linked to aliquots; variant carriers")
 blp.ARGUMENTS_PARSER = MultipartParser()  # form fields of a multipart body, beside its files
@@ -84,8 +85,6 @@ class OmicsFileViews(MethodView):
 
 
 def _dispatch(file_id: int) -> None:
-    from omics.tasks import ingest
-
     ingest.delay(file_id)
 
 
@@ -95,8 +94,6 @@ class OmicsFileByIdViews(MethodView):
     @blp.response(200, OmicsFileSchema)
     def get(self, file_id: int) -> Any:
         """One omics file: status, counts, sample links"""
-        from biobank.db import db
-
         db.session.expire_all()
         return services.get_file(file_id, current_actor())
 

@@ -36,7 +36,12 @@ from biobank.models.vocab import (
     Role,
     Sex,
 )
+from biobank.services.common import visible
+from biobank.services.query import suppress
 from biobank.version import __version__
+from omics.formats.genes import canonical_chrom
+from omics.models import Variant, VariantCall
+from omics.services import build_of
 
 blp = Blueprint(
     "beacon",
@@ -353,8 +358,6 @@ Records = Callable[[list[Any]], list[dict[str, Any]]]
 
 
 def _scope(stmt: sa.Select, model: type, scope: User | None) -> sa.Select:
-    from biobank.services.common import visible
-
     return stmt if scope is None else visible(stmt, model, scope)
 
 
@@ -431,9 +434,6 @@ def _positions(name: str, value: Any) -> list[int]:
 
 
 def _g_variants(query: Query, scope: User | None) -> tuple[sa.Select, Records]:
-    from omics.formats.genes import canonical_chrom
-    from omics.models import Variant, VariantCall
-
     p = query.parameters
     if not (p.get("geneId") or p.get("referenceName")):
         raise BeaconRequestError(400, "a g_variants query needs a geneId or a referenceName")
@@ -463,9 +463,6 @@ def _g_variants(query: Query, scope: User | None) -> tuple[sa.Select, Records]:
 def _variant_conditions(
     stmt: sa.Select, p: dict[str, Any], canonical_chrom: Callable[[str], str]
 ) -> sa.Select:
-    from omics.models import Variant
-    from omics.services import build_of
-
     build = None
     if p.get("assemblyId"):
         build = build_of(str(p["assemblyId"])) or str(p["assemblyId"])
@@ -521,8 +518,6 @@ def _variant_conditions(
 
 
 def _variant_type(kind: str) -> Any:
-    from omics.models import Variant
-
     ref_len, alt_len = sa.func.length(Variant.ref), sa.func.length(Variant.alt)
     symbolic = Variant.alt.startswith("<")
     if kind == "SNP":
@@ -548,8 +543,6 @@ def _legacy_type(ref: str, alt: str) -> str:
 def _variant_records(variants: list[Any], samples: sa.Select) -> list[dict[str, Any]]:
     """Variants as the default model's ``genomicVariations`` (legacy variation with a VRS
     sequence location), each with the samples of the asker's sites that carry it."""
-    from omics.models import VariantCall
-
     # the page's calls by their variants (an index), then which of their samples count: as
     # one statement, a database may start from the samples and read every call of each
     calls = db.session.execute(
@@ -615,8 +608,6 @@ ENTRIES: dict[str, tuple[Callable[[Query, User | None], tuple[sa.Select, Records
 
 def answer(entry: str) -> dict[str, Any]:
     """The Beacon response to a request for *entry*, at the granularity the asker may have."""
-    from biobank.services.query import suppress
-
     actor = _asker()
     build, parameter_names = ENTRIES[entry]
     query = _query(parameter_names)

@@ -8,6 +8,8 @@ import click
 from flask.cli import with_appcontext
 
 from biobank.db import transaction
+from biobank.services.users import system_actor
+from omics import services
 
 
 @click.group("omics")
@@ -26,9 +28,6 @@ def gene_model_cli() -> None:
 @with_appcontext
 def add_gene_model_cmd(path: Path, reference_genome: str) -> None:
     """Register PATH as the gene model of a genome build (replacing its previous one)."""
-    from biobank.services.users import system_actor
-    from omics import services
-
     with transaction():
         model, annotated = services.register_gene_model(
             actor=system_actor(), path=path, filename=path.name, reference_genome=reference_genome
@@ -43,7 +42,5 @@ def add_gene_model_cmd(path: Path, reference_genome: str) -> None:
 @with_appcontext
 def list_gene_models_cmd() -> None:
     """List the gene models."""
-    from omics import services
-
     for model in services.gene_models():
         click.echo(f"{model.reference_genome:12s} {model.gene_count:>7} genes  {model.filename}")

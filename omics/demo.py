@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from biobank.db import db, transaction
 from biobank.models import Case, CollectionEvent, Specimen
 from biobank.models.vocab import DiseaseGroup, MaterialType, PathologyStatus
+from biobank.services.users import system_actor
+from omics import services
 from omics.models import OmicsKind
 
 DRIVERS = [  # chrom, pos, ref, alt, gene, consequence, impact, HGVSp, share of tumours
@@ -253,9 +255,6 @@ def write_demo_omics(
 
 def load_demo_omics(*, seed: int = 20261123) -> dict[str, int]:
     """Generate the demo omics files, register them as the system account, ingest them."""
-    from biobank.services.users import system_actor
-    from omics import services
-
     with transaction():
         samples = demo_samples()
     files = 0

@@ -17,13 +17,15 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from biobank.auth import ALL_ROLES, roles_required
+from biobank.auth import ALL_ROLES, current_actor, roles_required
 from biobank.db import db
 from biobank.errors import NotFound
 from biobank.models import Image
 from biobank.schemas.base import BaseSchema
+from biobank.services.images import file_path, image_clause
 from biobank.version import __version__
 from omics import services
+from omics.access import file_clause
 from omics.models import FileStatus, OmicsFile
 
 blp = Blueprint(
@@ -78,9 +80,6 @@ class DrsRecord:
 
 def omics_file(object_id: str) -> OmicsFile | None:
     """The omics file of SHA-256 *object_id* if the caller may see it (``omics.access``)."""
-    from biobank.auth import current_actor
-    from omics.access import file_clause
-
     return db.session.scalar(
         sa.select(OmicsFile).where(OmicsFile.sha256 == object_id, file_clause(current_actor()))
     )
@@ -89,9 +88,6 @@ def omics_file(object_id: str) -> OmicsFile | None:
 def _object(object_id: str) -> DrsRecord:
     """An omics file or an image, by its SHA-256, if the caller may see it
     (``omics.access``); any other is 'not found'."""
-    from biobank.auth import current_actor
-    from biobank.services.images import image_clause
-
     actor = current_actor()
     record = omics_file(object_id)
     if record is not None:
@@ -111,8 +107,6 @@ def _object(object_id: str) -> DrsRecord:
         )
     image = db.session.scalar(sa.select(Image).where(Image.sha256 == object_id, image_clause(actor)))
     if image is not None:
-        from biobank.services.images import file_path
-
         size = f", {image.width}×{image.height} px" if image.width else ""
         return DrsRecord(
             image.sha256,

@@ -12,7 +12,9 @@ use; a VCF that is not bgzipped is served from a bgzipped copy kept with it.
 from __future__ import annotations
 
 import base64
+import gzip
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +29,10 @@ from biobank.auth import ALL_ROLES, roles_required
 from biobank.errors import BiobankError
 from biobank.schemas.base import BaseSchema
 from biobank.version import __version__
+from omics import drs, services
 from omics.formats import htsindex
 from omics.formats.errors import FormatError
+from omics.models import OmicsFile
 
 blp = Blueprint(
     "htsget",
@@ -402,9 +406,6 @@ def _data_url(data: bytes, part: str) -> dict[str, str]:
 
 def _stored(datatype: str, object_id: str) -> StoredFile:
     """The file by its SHA-256 if the caller may see it (DRS' rules) and it holds *datatype*."""
-    from omics import drs, services
-    from omics.models import OmicsFile
-
     record = drs.omics_file(object_id)
     if record is None:
         raise HtsgetError("NotFound", f"no file {object_id!r}")
@@ -430,9 +431,6 @@ def _atomically(target: Path, make: Callable[[Path], None]) -> None:
 
 
 def _bgzip(source: Path, out: Path) -> None:
-    import gzip
-    import shutil
-
     import pysam
 
     if source.read_bytes()[:2] == b"\x1f\x8b":  # plain gzip: unpack first

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 
 import sqlalchemy as sa
 
+from biobank.db import db
 from biobank.query import Field
+from omics.formats.matrix import read_feature
 from omics.models import (
     FileStatus,
     OmicsFile,
@@ -17,6 +20,7 @@ from omics.models import (
     VariantCall,
     somatic_tumour_call,
 )
+from omics.services import storage_root
 
 
 def _assay_kind() -> sa.Select:
@@ -101,12 +105,6 @@ def _expression(gene: str) -> sa.Select:
     Only the gene's column is read from each ``.h5ad``; an aliquot measured twice counts
     with each value. A gene no matrix has gives no row (so ``>`` matches nothing).
     """
-    import math
-
-    from biobank.db import db
-    from omics.formats.matrix import read_feature
-    from omics.services import storage_root
-
     rows: list[tuple[int, float]] = []
     files = db.session.scalars(
         sa.select(OmicsFile.matrix_uri).where(

@@ -4,6 +4,7 @@ finding the aliquots and cases that carry a variant. Services flush; callers com
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -16,9 +17,13 @@ from biobank.db import db, utcnow
 from biobank.errors import InvalidInput, NotFound
 from biobank.importfiles import sha256_of
 from biobank.models import Case, CollectionEvent, Participant, Specimen, User
+from biobank.models.vocab import Role
 from biobank.services.common import visible
+from biobank.services.requests import allocated_ids
+from omics.access import file_clause, visible_file
 from omics.formats import FormatError, detect, open_reader
 from omics.formats.genes import canonical_chrom, overlapping, read_genes
+from omics.formats.matrix import read_feature
 from omics.formats.vcf import MAX_INTEGER
 from omics.formats.vcfcheck import check as check_vcf
 from omics.models import (
@@ -676,9 +681,6 @@ SQLITE_CALLS_INSERT = (
 def _rows_for(stmt: sa.Select, actor: User) -> sa.Select:
     """*stmt* over specimens, limited to the rows *actor* sees: staff their sites' tubes, a
     researcher only the tubes approved requests of theirs allocated."""
-    from biobank.models.vocab import Role
-    from biobank.services.requests import allocated_ids
-
     if actor.role is Role.RESEARCHER:
         return stmt.where(Specimen.id.in_(allocated_ids(actor)))
     return visible(stmt, Specimen, actor)
@@ -818,8 +820,6 @@ def list_files(
     case_id: int | None = None,
     participant_id: int | None = None,
 ) -> list[OmicsFile]:
-    from omics.access import file_clause
-
     stmt = sa.select(OmicsFile).where(file_clause(actor)).order_by(OmicsFile.id.desc())
     if specimen_id or case_id or participant_id:
         linked = sa.select(OmicsFileSample.file_id).join(Specimen, Specimen.id == OmicsFileSample.specimen_id)
@@ -843,8 +843,6 @@ def get_file(file_id: int, actor: User | None = None) -> OmicsFile:
     if record is None:
         raise NotFound(f"no omics file {file_id}")
     if actor is not None:
-        from omics.access import visible_file
-
         visible_file(record, actor)
     return record
 
@@ -970,10 +968,6 @@ def ingest_matrix(record: OmicsFile) -> OmicsFile:
 def feature_values(record: OmicsFile, feature: str) -> dict[str, Any]:
     """One feature (an id, or a gene symbol) across every sample of an ingested matrix; only
     that column is read from the stored file."""
-    import math
-
-    from omics.formats.matrix import read_feature
-
     if record.matrix_uri is None:
         raise InvalidInput(f"file {record.id} holds no ingested matrix", field="file")
     found = read_feature(storage_root() / record.matrix_uri, feature)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from biobank.tasks import celery
+from biobank.db import db, transaction, utcnow
+from biobank.jobs import celery
+from omics import services
+from omics.formats import FormatError
+from omics.models import FileStatus
 
 logger = logging.getLogger(__name__)
 
@@ -14,10 +18,6 @@ logger = logging.getLogger(__name__)
 def ingest(file_id: int) -> dict[str, Any]:
     """Ingest one registered file in one transaction; a file that cannot be read is marked
     failed with the reason and leaves no rows behind."""
-    from biobank.db import db, transaction
-    from omics import services
-    from omics.formats import FormatError
-
     record = services.get_file(file_id)
     try:
         with transaction():
@@ -45,10 +45,6 @@ def ingest(file_id: int) -> dict[str, Any]:
 def _failed(file_id: int, error: str) -> None:
     """Mark the file failed with *error*, in a transaction of its own (the ingestion's was
     rolled back: nothing of the file is left in the database)."""
-    from biobank.db import transaction, utcnow
-    from omics import services
-    from omics.models import FileStatus
-
     with transaction():
         record = services.get_file(file_id)
         record.status, record.error = FileStatus.FAILED, error

@@ -73,7 +73,7 @@ def worker_app(tmp_path: Path, suffix: str) -> Iterator[Flask]:
     import redis
     from kombu import pools
 
-    from biobank.tasks import celery, init_celery
+    from biobank.jobs import celery, init_celery
 
     try:
         with redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2) as client:

@@ -11,10 +11,33 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from biobank.api import errors
+from biobank.api import (
+    cases,
+    cohorts,
+    collection_events,
+    consents,
+    containers,
+    errors,
+    fhir,
+    images,
+    imports,
+    lesions,
+    participants,
+    query,
+    rack_scans,
+    requests,
+    scans,
+    sites,
+    specimens,
+    studies,
+    tokens,
+    users,
+    witnesses,
+)
 from biobank.db import db
 from biobank.errors import BiobankError
 from biobank.schemas.problems import ProblemSchema
+from biobank.web import render_error
 
 API_PREFIX = "/api/v1"
 
@@ -118,28 +141,6 @@ def _takes_json(endpoint: str | None) -> bool:
 
 
 def register_api(app: Flask) -> None:
-    from biobank.api import (
-        cases,
-        cohorts,
-        collection_events,
-        consents,
-        containers,
-        fhir,
-        images,
-        imports,
-        lesions,
-        participants,
-        query,
-        rack_scans,
-        requests,
-        scans,
-        sites,
-        specimens,
-        studies,
-        tokens,
-        users,
-        witnesses,
-    )
 
     # Before any route exists: rules pick their converters when they are added.
     app.url_map.converters["int"] = IdConverter
@@ -210,7 +211,6 @@ def register_api(app: Flask) -> None:
         db.session.rollback()
         if is_api_request():
             return errors.from_domain_error(error)
-        from biobank.web import render_error
 
         return render_error(error.status, error.message)
 
@@ -228,7 +228,6 @@ def register_api(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Any:
         if is_api_request():
             return errors.from_http_exception(error)
-        from biobank.web import render_error
 
         return render_error(error.code or 500, error.description or error.name)
 

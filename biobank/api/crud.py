@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema
 
+from biobank.api.pagination import paginate
 from biobank.auth import current_actor, roles_required
 from biobank.db import transaction
 from biobank.models.vocab import Role
@@ -45,7 +46,6 @@ def register_crud(res: Resource) -> None:
     """Add ``/`` (list, create) and ``/<id>`` (get, update) routes for *res*."""
     blp = res.blp
     dump = res.dump_for or (lambda _actor, obj: obj)
-    from biobank.api.pagination import paginate
 
     @blp.route("/")
     class CollectionViews(MethodView):

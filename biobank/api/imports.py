@@ -12,8 +12,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from biobank.auth import MANAGERS, current_actor, roles_required
-from biobank.db import after_commit, transaction
+from biobank.db import after_commit, db, transaction
 from biobank.errors import InvalidInput, NotFound
+from biobank.models import ImportJob
 from biobank.schemas.imports import (
     ImportFileSchema,
     ImportJobSchema,
@@ -22,6 +23,7 @@ from biobank.schemas.imports import (
     ImportUploadSchema,
 )
 from biobank.services import imports
+from biobank.tasks import celery, import_file
 
 blp = Blueprint("imports", __name__, description="Bulk import from CSV and XLSX: all or nothing")
 
@@ -30,8 +32,6 @@ def _with_links(job: Any) -> Any:
     job.problems_url = url_for("imports.ImportProblemReportViews", item_id=job.id)
     job.progress = None
     if job.status.value == "running" and job.task_id:
-        from biobank.tasks import celery
-
         info = celery.AsyncResult(job.task_id).info if celery.conf.result_backend else None
         job.progress = info if isinstance(info, dict) else None
     return job
@@ -81,8 +81,6 @@ class ImportViews(MethodView):
     @blp.response(200, ImportJobSchema(many=True))
     def get(self) -> Any:
         """Import jobs, newest first (yours; administrators see all)"""
-        from biobank.db import db
-
         stmt = imports.list_jobs(actor=current_actor()).limit(200)
         return [_with_links(job) for job in db.session.scalars(stmt)]
 
@@ -120,7 +118,6 @@ class ImportViews(MethodView):
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        from biobank.db import db
 
         db.session.expire_all()
         job = imports.get_job(job.id, actor=actor)
@@ -149,14 +146,9 @@ def _store(upload: Any) -> tuple[Path, str]:
 
 
 def _dispatch(job_id: int, delimiter: str, options: dict[str, Any] | None = None) -> None:
-    from biobank.tasks import import_file
-
     result = import_file.apply_async(args=[job_id], kwargs={"delimiter": delimiter, "options": options})
     if not import_file.app.conf.task_always_eager:
         with transaction():
-            from biobank.db import db
-            from biobank.models import ImportJob
-
             job = db.session.get(ImportJob, job_id)
             if job is not None and job.task_id is None:
                 job.task_id = result.id

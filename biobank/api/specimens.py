@@ -25,6 +25,7 @@ from biobank.schemas.specimens import (
 )
 from biobank.services import custody, specimens
 from biobank.services.common import get_visible
+from biobank.services.timeline import specimen_timeline
 
 blp = Blueprint("specimens", __name__, description="Specimens, aliquots and derivatives")
 
@@ -153,6 +154,4 @@ class SpecimenTimelineViews(MethodView):
 
         Sorted by time, with the verification status of the specimen's custody chain.
         """
-        from biobank.services.timeline import specimen_timeline
-
         return specimen_timeline(specimens.get_specimen_by_barcode(barcode, actor=current_actor()))

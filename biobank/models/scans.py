@@ -78,6 +78,23 @@ class CustodyCheckpoint(db.Model):
     key_id: Mapped[str | None] = mapped_column(sa.String(16), comment="Id of the signing key")
     hash: Mapped[str] = mapped_column(sa.String(64), comment="HMAC-SHA256 with the custody key")
 
+    def as_record(self) -> dict[str, Any]:
+        """The checkpoint as the store outside the database keeps it (and witnesses, but
+        for the bucket heads): enough to check its signature alone."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "created_at": self.created_at.isoformat(timespec="microseconds"),
+            "max_event_id": self.max_event_id,
+            "specimen_count": self.specimen_count,
+            "event_count": self.event_count,
+            "buckets": self.buckets,
+            "root": self.root,
+            "prev_hash": self.prev_hash,
+            "key_id": self.key_id,
+            "hash": self.hash,
+        }
+
 
 class BarcodeSequence(db.Model):
     """The last number issued per barcode prefix (site code + material code)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from biobank.query.core_fields import core_fields
 from biobank.query.fields import (
     Field,
     column_field,
@@ -16,6 +17,4 @@ __all__ = ["Field", "column_field", "init_app", "register_family", "register_fie
 
 
 def init_app(app: Flask) -> None:
-    from biobank.query.core_fields import core_fields
-
     register_fields(app, core_fields())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from biobank.auth import current_actor
 from biobank.schemas.base import BaseSchema, JsonObject, describe
 from biobank.schemas.query import FILTERS_TEXT
+from biobank.services.query import suppress
 
 LEVELS = ["participants", "cases", "lesions", "specimens", "aliquots"]
 
@@ -41,9 +43,6 @@ class SnapshotSchema(BaseSchema):
     created_at = fields.DateTime()
 
     def _members(self, snapshot):
-        from biobank.auth import current_actor
-        from biobank.services.query import suppress
-
         return suppress(snapshot.member_count, current_actor())
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from biobank.auth import has_role, visible_site_ids
 from biobank.cohort_objects import object_kinds
@@ -50,11 +51,15 @@ from biobank.models import (
     Image,
     Lesion,
     Participant,
+    RequestSignature,
+    RequestStatus,
+    SampleRequest,
     Specimen,
     User,
 )
 from biobank.models.vocab import ConsentScope, Lineage, Role
 from biobank.services import query
+from biobank.services.consents import granted_scopes_by_participant
 
 COHORT_LEVELS = ("participants", "cases", "lesions", "specimens", "aliquots")
 MANIFEST_COLUMNS = (
@@ -775,10 +780,6 @@ def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:
 def granted_snapshot_ids(actor: User) -> sa.Select:
     """Ids of the snapshots an approved request of *actor* names, while the approval's data
     access lasts (``DATA_ACCESS_DAYS`` from the approving signature)."""
-    from flask import current_app
-
-    from biobank.models import RequestSignature, RequestStatus, SampleRequest
-
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
     since = utcnow() - dt.timedelta(days=current_app.config["DATA_ACCESS_DAYS"])
     return (
@@ -796,8 +797,6 @@ def granted_snapshot_ids(actor: User) -> sa.Select:
 
 def approved_for(actor: User, snapshot: CohortSnapshot) -> bool:
     """Whether *actor* has an approved request (or one further on) for this very snapshot."""
-    from biobank.models import RequestStatus, SampleRequest
-
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
     return (
         db.session.scalar(
@@ -867,8 +866,6 @@ def _consented(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[d
     """Rows whose patient consents now (withdrawals since the freeze count): research use
     for every row, genetic research for exome, RNA-Seq and methylation files. The rows left
     out are returned with their reason."""
-    from biobank.services.consents import granted_scopes_by_participant
-
     ids = dict(
         db.session.execute(
             sa.select(Participant.code, Participant.id).where(

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from biobank.auth import visible_site_ids
 from biobank.db import db
-from biobank.errors import InvalidInput, NotFound
+from biobank.errors import Conflict, InvalidInput, NotFound
 from biobank.models import (
     Case,
     CollectionEvent,
@@ -124,8 +124,6 @@ def apply_changes(obj: Any, changes: dict[str, Any]) -> None:
 def ensure_unique(model: type, column: Any, value: Any, *, field: str, exclude_id: int | None = None) -> None:
     """Raise a 409 naming *field* when *value* is taken (the unique constraint still decides
     races; this gives the common case a precise message without a failed flush)."""
-    from biobank.errors import Conflict
-
     stmt = sa.select(model.id).where(column == value)  # type: ignore[attr-defined]
     if exclude_id is not None:
         stmt = stmt.where(model.id != exclude_id)  # type: ignore[attr-defined]

@@ -16,8 +16,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank import signals
 from biobank.db import db, utcnow
+from biobank.keys import keyring
 from biobank.models import CustodyEvent, Specimen, User
-from biobank.models.vocab import CustodyEventType
+from biobank.models.vocab import CustodyEventType, SpecimenStatus
 
 
 def _iso(value: dt.datetime) -> str:
@@ -86,8 +87,6 @@ class Digester:
 
 
 def current_digester() -> Digester:
-    from biobank.keys import keyring
-
     ring = keyring()
     return Digester(ring.current, ring.current_id)
 
@@ -302,8 +301,6 @@ def state_snapshot(specimen: Specimen) -> dict[str, Any]:
 
 def restore_state(specimen: Specimen, state: dict[str, Any]) -> None:
     """Give *specimen* back the state a ``state_snapshot`` recorded."""
-    from biobank.models.vocab import SpecimenStatus
-
     for name in RESTORABLE:
         if name not in state:
             continue

@@ -30,22 +30,33 @@ from sqlalchemy import orm
 
 from biobank.barcodes import LABEL_BARCODE
 from biobank.db import db
-from biobank.errors import InvalidInput
+from biobank.errors import BiobankError, InvalidInput
 from biobank.models import (
     Case,
+    Cohort,
+    CohortSnapshot,
+    CohortSnapshotMember,
     CollectionEvent,
     ConsentResponse,
+    CustodyEvent,
     Image,
     Lesion,
     Participant,
+    ParticipantPHI,
+    Site,
     Specimen,
     StorageContainer,
+    Study,
     User,
 )
 from biobank.models.vocab import (
+    CollectionProcedure,
     ConsentDecision,
+    CustodyEventType,
     Laterality,
+    Lineage,
     MaterialType,
+    QuantityUnit,
     Sex,
     SpecimenStatus,
 )
@@ -55,7 +66,13 @@ from biobank.services.cases import (
     ICDO3_MORPHOLOGY_TERMS,
     ICDO3_TOPOGRAPHY_TERMS,
 )
+from biobank.services.cohorts import get_snapshot, list_cohorts
+from biobank.services.collection_events import record_collection
 from biobank.services.common import get_visible, visible
+from biobank.services.images import get_image, image_clause
+from biobank.services.participants import register_participant
+from biobank.services.query import counts_only
+from biobank.services.specimens import register_specimen
 from biobank.sprec import SNOMED_ANY_SPECIMEN, snomed_sample_type
 from biobank.units import format_number
 from biobank.version import __version__
@@ -123,9 +140,6 @@ def made_by(specimens: list[Specimen]) -> dict[int, dict[str, Any]]:
     """How each aliquot or derivative among *specimens* was made: the processing recorded
     on its parent's aliquoting or derivation (method, times, temperature, kit), by child id.
     One query for all of them."""
-    from biobank.models import CustodyEvent
-    from biobank.models.vocab import CustodyEventType
-
     children = {s.barcode: s.id for s in specimens if s.parent_id is not None}
     if not children:
         return {}
@@ -453,9 +467,6 @@ def media_resource(image: Image, base: str) -> dict[str, Any]:
 def group_resource(snapshot: Any, actor: User) -> dict[str, Any]:
     """A frozen cohort snapshot as an R4 ``Group`` of Patients. Staff see its size and the
     members of their own sites; researchers, whose counts are protected, see neither."""
-    from biobank.models import CohortSnapshotMember
-    from biobank.services.query import counts_only
-
     cohort = snapshot.cohort
     resource: dict[str, Any] = {
         "resourceType": "Group",
@@ -703,8 +714,6 @@ def search_consents(params: dict[str, list[str]], actor: User, *, count: int, cu
 def search_media(
     params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None, base: str
 ) -> Page:
-    from biobank.services.images import image_clause
-
     stmt = sa.select(Image).where(image_clause(actor))
     for name, values in params.items():
         for value in values:
@@ -724,9 +733,6 @@ def search_media(
 
 def search_groups(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
     """The snapshots of the cohorts *actor* may see (their own; managers every one)."""
-    from biobank.models import Cohort, CohortSnapshot
-    from biobank.services.cohorts import list_cohorts
-
     if params:
         name = next(iter(params))
         raise InvalidInput(f"{name!r} is not a search parameter of Group here (none are)", field=name)
@@ -779,14 +785,10 @@ def read_consent(ident: int, actor: User) -> dict[str, Any]:
 
 
 def read_media(ident: int, actor: User, base: str) -> dict[str, Any]:
-    from biobank.services.images import get_image
-
     return media_resource(get_image(ident, actor), base)
 
 
 def read_group(ident: int, actor: User) -> dict[str, Any]:
-    from biobank.services.cohorts import get_snapshot
-
     return group_resource(get_snapshot(ident, actor), actor)
 
 
@@ -1232,11 +1234,6 @@ def intake_bundle(
     their parent (aliquot for the same material, derivative for another). Every tube is
     ``expected``, so that the receiving scan takes it in. Answers a ``transaction-response``
     Bundle."""
-    from biobank.models import Site, Study
-    from biobank.models.vocab import CollectionProcedure, Lineage, QuantityUnit
-    from biobank.services.collection_events import record_collection
-    from biobank.services.specimens import register_specimen
-
     patients, tubes, ordered = _read_bundle(bundle)
     study = _one(Study, Study.code, study_code, "study")
     site = _one(Site, Site.code, site_code, "site", among=actor.site_ids if not actor.is_admin else None)
@@ -1312,9 +1309,6 @@ def _participant(
 ) -> Participant:
     """The participant a Patient names: found by the biobank's code or the hospital's
     identifier (as the medical record number), else registered."""
-    from biobank.models import ParticipantPHI
-    from biobank.services.participants import register_participant
-
     system, value = _patient_identifier(resource)  # type: ignore[misc]
     birth = resource.get("birthDate")
     try:
@@ -1360,8 +1354,6 @@ def _participant(
 @contextmanager
 def _at(index: int) -> Iterator[None]:
     """A domain error raised inside, placed at the Bundle entry it came from."""
-    from biobank.errors import BiobankError
-
     try:
         yield
     except IntakeRefused:

@@ -22,9 +22,19 @@ from biobank.auth import check_site, visible_site_ids
 from biobank.db import db
 from biobank.errors import InvalidInput, NotFound
 from biobank.importfiles import sha256_of
-from biobank.models import Case, Image, ImageModality, Lesion, Participant, Specimen, User
+from biobank.models import (
+    Case,
+    CohortSnapshotObject,
+    Image,
+    ImageModality,
+    Lesion,
+    Participant,
+    Specimen,
+    User,
+)
 from biobank.models.images import QUALITY_FLAGS
 from biobank.models.vocab import Role
+from biobank.services.cohorts import granted_snapshot_ids
 
 DERMOSCOPIC_TYPES = ("contact_polarized", "contact_non_polarized", "non_contact_polarized")
 #: ISIC clinical metadata a record may carry (nothing that identifies a patient)
@@ -302,9 +312,6 @@ def image_clause(actor: User) -> Any:
     if actor.role is Role.ADMIN:
         return sa.true()
     if actor.role is Role.RESEARCHER:
-        from biobank.models import CohortSnapshotObject
-        from biobank.services.cohorts import granted_snapshot_ids
-
         return Image.id.in_(
             sa.select(CohortSnapshotObject.object_id).where(
                 CohortSnapshotObject.kind == "image",

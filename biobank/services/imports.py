@@ -12,8 +12,10 @@ gets its audit record.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import difflib
+import io
 import os
 import re
 import socket
@@ -32,7 +34,7 @@ from flask import current_app
 from biobank.auth import visible_site_ids
 from biobank.barcodes import MATERIAL_CODES, explain_invalid, make_barcode
 from biobank.bulk import BulkWriter
-from biobank.db import db, utcnow
+from biobank.db import STATISTICS_AFTER_ROWS, db, refresh_statistics, transaction, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound
 from biobank.importfiles import (
     ImportFileError,
@@ -346,9 +348,6 @@ def check_template(name: str) -> str:
 
 def template_csv(template: str) -> str:
     """The template as CSV: the header and one example row."""
-    import csv
-    import io
-
     columns = template_columns(check_template(template))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -360,8 +359,6 @@ def template_csv(template: str) -> str:
 def template_xlsx(template: str) -> bytes:
     """The template as an XLSX workbook: the columns (required ones in bold), an example row,
     and a second sheet describing every column and its allowed values."""
-    import io
-
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -1352,8 +1349,6 @@ def run_job(
 ) -> ImportJob:
     """Run a queued job: the data and the job's success commit together; on any problem
     nothing is written and the job records every problem instead. Commits."""
-    from biobank.db import STATISTICS_AFTER_ROWS, refresh_statistics, transaction
-
     job = db.session.get(ImportJob, job_id)
     if job is None:
         raise NotFound(f"no import job {job_id}")
@@ -1519,8 +1514,6 @@ def recover_interrupted_jobs() -> list[int]:
 
 
 def _finish_failed(job: ImportJob, result: ImportResult) -> ImportJob:
-    from biobank.db import transaction
-
     with transaction():
         job = db.session.merge(job)
         job.status = ImportStatus.FAILED
@@ -1569,9 +1562,6 @@ def problems_of(job: ImportJob, *, limit: int | None = None) -> list[ImportProbl
 
 def iter_problem_report(job: ImportJob) -> Iterator[str]:
     """The job's problems as CSV lines: line, column, message."""
-    import csv
-    import io
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["line", "column", "message"])

@@ -16,10 +16,14 @@ them to that seal: an unkeyed event written after it is a forgery.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from biobank.app import create_app
 from biobank.db import after_commit, db, read_only, utcnow
 from biobank.keys import keyring
 from biobank.models import CustodyCheckpoint, CustodyEvent, Specimen
 from biobank.models.vocab import SpecimenStatus
 from biobank.services.custody import Digester, content_hash
+from biobank.services.witnesses import FIELDS, consult, dispatch
 
 BUCKET = 256
 STORE_FILE = "checkpoints.jsonl"
@@ -216,8 +222,6 @@ def _signed(
 
 
 def _witness() -> None:
-    from biobank.services.witnesses import dispatch
-
     dispatch()
 
 
@@ -256,23 +260,6 @@ def store_path() -> Path:
     return Path(folder) / STORE_FILE
 
 
-def checkpoint_record(checkpoint: CustodyCheckpoint) -> dict[str, Any]:
-    """A checkpoint as the external store keeps it: enough to check its signature alone."""
-    return {
-        "id": checkpoint.id,
-        "kind": checkpoint.kind,
-        "created_at": checkpoint.created_at.isoformat(timespec="microseconds"),
-        "max_event_id": checkpoint.max_event_id,
-        "specimen_count": checkpoint.specimen_count,
-        "event_count": checkpoint.event_count,
-        "buckets": checkpoint.buckets,
-        "root": checkpoint.root,
-        "prev_hash": checkpoint.prev_hash,
-        "key_id": checkpoint.key_id,
-        "hash": checkpoint.hash,
-    }
-
-
 def read_store() -> list[dict[str, Any]]:
     """The checkpoints kept outside the database, oldest first ([] if there is no store)."""
     path = store_path()
@@ -293,9 +280,6 @@ def read_store() -> list[dict[str, Any]]:
 def export_checkpoints() -> list[dict[str, Any]]:
     """Append to the external store every committed checkpoint it does not hold yet, in
     order (run after the commit that made them). Returns the records written."""
-    import fcntl
-    import os
-
     path = store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as handle:
@@ -312,7 +296,7 @@ def export_checkpoints() -> list[dict[str, Any]]:
                     .order_by(CustodyCheckpoint.id)
                 )
             )
-            records = [checkpoint_record(checkpoint) for checkpoint in fresh]
+            records = [checkpoint.as_record() for checkpoint in fresh]
         if began:  # run after a commit: end the read it began, holding no lock
             db.session.rollback()
         for record in records:
@@ -556,8 +540,6 @@ def _check_chains_in_worker(
 ) -> Chains:
     """:func:`check_chains` in a worker process, with an application of its own (and the
     parent's custody keys)."""
-    from biobank.app import create_app
-
     app = create_app({"DATABASE_URL": database_url, **config})
     with app.app_context(), read_only():
         try:
@@ -597,7 +579,7 @@ def verify_ledger(
     if seal is None:  # a seal deleted from the database is still known outside it
         seal_record = next((r for r in stored if r.get("kind") == "seal" and _signature_ok(r)), None)
     else:
-        seal_record = checkpoint_record(seal)
+        seal_record = seal.as_record()
     sealed_up_to = seal_record["max_event_id"] if seal_record else None
     if seal_record:
         report.seal = {
@@ -690,10 +672,8 @@ def _verify_witnesses(
     """What each witness keeps against the checkpoints here (database or store): one it
     keeps that is gone or different here, and events deleted since the newest it keeps.
     An unreachable witness is reported, not a finding. True to stop."""
-    from biobank.services.witnesses import FIELDS, consult
-
     here = {r["id"]: r for r in stored if isinstance(r.get("id"), int)}
-    here.update({c.id: checkpoint_record(c) for c in checkpoints})
+    here.update({c.id: c.as_record() for c in checkpoints})
     for answer in consult():
         name = answer["witness"]
         if "error" in answer:
@@ -745,7 +725,7 @@ def _reference(checkpoints: list[CustodyCheckpoint], stored: list[dict[str, Any]
     """The newest checkpoint (not seal) whose signature holds, from the database or from
     the store outside it (whichever is newer: checkpoints deleted from the database still
     count)."""
-    candidates = [checkpoint_record(c) for c in checkpoints if c.kind == "checkpoint"]
+    candidates = [c.as_record() for c in checkpoints if c.kind == "checkpoint"]
     candidates += [r for r in stored if r.get("kind") == "checkpoint"]
     candidates = [c for c in candidates if isinstance(c.get("id"), int) and _signature_ok(c)]
     return max(candidates, key=lambda c: c["id"], default=None)
@@ -799,9 +779,6 @@ def _check_in_parallel(
 ) -> list[Chains]:
     """Ranges of specimen ids checked by *workers* processes, in id order. Range bounds are
     multiples of the checkpoint bucket, so each bucket's digest comes from one range."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     ring = keyring()
     config = {
         "CUSTODY_KEY": ring.current.decode(),

@@ -49,6 +49,7 @@ from biobank.models.vocab import (
     SpecimenStatus,
 )
 from biobank.services.participants import age_at
+from biobank.services.query import protect
 
 #: MIABIS detailed sample types (miabis-detailed-samply-type-cs) of the LIMS's materials
 DETAILED_MATERIAL = {
@@ -342,8 +343,6 @@ def _collection_name(group: str, biobank: str) -> str:
 
 def _protected(count: int, config: dict[str, Any]) -> int | str:
     """A donor count as the Directory may publish it: as researchers see counts."""
-    from biobank.services.query import protect
-
     return protect(count, small=config["COUNT_SMALL_CELL"], base=config["COUNT_ROUNDING_BASE"])
 
 

@@ -25,7 +25,7 @@ from biobank.models import Case, Lesion, Participant, Site, Specimen, StorageCon
 from biobank.models.vocab import Role
 from biobank.query import compiler
 from biobank.query.fields import LEVELS, FieldRegistry, Level, registry
-from biobank.query.filters import BoolNode, FilterError, Node, clauses, parse, without_field
+from biobank.query.filters import BoolNode, Clause, FilterError, Node, clauses, parse, without_field
 
 MAX_FILTER_BYTES = 16_384
 MAX_FACETS = 12
@@ -560,8 +560,6 @@ def completeness(*, actor: User, level: str, filters: Any = None) -> dict[str, A
     ``tissue`` and ``blood`` count available material only. Combinations are sorted by
     count; researchers see counts of 1–4 as "<5".
     """
-    from biobank.query.filters import Clause
-
     if level not in ("cases", "lesions"):
         raise InvalidFilter(
             "modality completeness is counted for cases or lesions",

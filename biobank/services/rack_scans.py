@@ -12,7 +12,14 @@ from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState
 from biobank.models import RackScan, RackScanStatus, Specimen, StorageContainer, User
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
-from biobank.rackfiles import UNREADABLE, RackFile, RackFileError, position_label, read_rack_file
+from biobank.rackfiles import (
+    UNREADABLE,
+    RackFile,
+    RackFileError,
+    parse_position,
+    position_label,
+    read_rack_file,
+)
 from biobank.services.custody import record_custody_events
 from biobank.services.storage import occupancy
 
@@ -174,7 +181,6 @@ def confirm_rack_scan(scan: RackScan, *, actor: User, orientation: str | None = 
             field="orientation",
         )
     rows, cols = container.n_rows or 0, container.n_cols or 0
-    from biobank.rackfiles import parse_position
 
     scanned = {parse_position(label): code for label, code in scan.positions.items()}
     if (orientation or detected) == "rotated_180":

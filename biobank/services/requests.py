@@ -19,10 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash
 
+from biobank import signals
 from biobank.auth import check_throttle, clear_throttle, has_role, visible_site_ids
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
@@ -36,11 +37,14 @@ from biobank.models import (
     RequestStatus,
     SampleRequest,
     Shipment,
+    Site,
     Specimen,
+    StorageContainer,
     User,
 )
 from biobank.models.vocab import (
     ConsentScope,
+    CustodyEventType,
     MaterialType,
     PathologyStatus,
     QuantityUnit,
@@ -50,6 +54,10 @@ from biobank.models.vocab import (
 )
 from biobank.services import cohorts as cohort_service
 from biobank.services import query
+from biobank.services.consents import granted_scopes_by_participant
+from biobank.services.custody import record_custody_events
+from biobank.services.specimens import create_aliquots
+from biobank.services.storage import find_free_space
 
 NO_MATERIAL = "no such material in storage"
 NO_CONSENT = "no consent for a needed scope"
@@ -177,8 +185,6 @@ class _Tubes:
     which cases' participants consent to every scope it needs."""
 
     def __init__(self, case_ids: list[int], requirements: dict[str, Any], scopes: list[str]) -> None:
-        from biobank.services.consents import granted_scopes_by_participant
-
         self.per_case = requirements.get("aliquots_per_case") or 1
         self.minimum = Decimal(requirements["min_quantity"]) if requirements.get("min_quantity") else None
         self.unit = QuantityUnit(requirements["unit"]) if requirements.get("unit") else None
@@ -545,10 +551,6 @@ def allocated_to(actor: User, specimen_id: int) -> bool:
 def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[str, Any]]:
     """The request's live allocations in walking order: site, freezer, rack, box, position
     (of the actor's sites, with *actor*)."""
-    from sqlalchemy.orm import aliased
-
-    from biobank.models import Site, StorageContainer
-
     box = aliased(StorageContainer, name="box")
     rack, unit = (aliased(StorageContainer) for _ in range(2))
     rows = db.session.execute(
@@ -747,8 +749,6 @@ RECEIVED_CONDITIONS = ("acceptable", "damaged", "thawed", "leaking")
 
 
 def _site_by_code(code: str) -> Any:
-    from biobank.models import Site
-
     site = db.session.scalar(sa.select(Site).where(Site.code == code.strip().upper()))
     if site is None:
         raise InvalidInput(f"no site {code!r}", field="site")
@@ -769,9 +769,6 @@ def ship(
     so each site of a request sends its own, once, with one custody event per tube. The
     request is shipped when the last site has sent its parcel. *site* (a code) says which
     site's tubes, when the actor works at more than one that has tubes to send."""
-    from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_events
-
     if not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)):
         raise PermissionDenied("shipments are sent by biobank staff")
     if request.status is not RequestStatus.ALLOCATED:
@@ -808,8 +805,6 @@ def ship(
             )
         raise Conflict(f"every tube of {request.code} has been shipped", field="request")
     elif len(mine) > 1:
-        from biobank.models import Site
-
         codes = sorted(db.session.scalars(sa.select(Site.code).where(Site.id.in_(mine))))
         raise InvalidInput(
             f"{request.code} has tubes to ship from {len(codes)} sites: name "
@@ -868,8 +863,6 @@ def ship(
 
 def sites_to_ship(request: SampleRequest, actor: User) -> list[str]:
     """Codes of the actor's sites that hold tubes of *request* not shipped yet."""
-    from biobank.models import Site
-
     sites = visible_site_ids(actor)
     stmt = (
         sa.select(Site.code)
@@ -901,9 +894,6 @@ def receive(
     scanned are missing, tubes scanned that were not in it are extra (and not recorded),
     damaged ones are noted. Received tubes are distributed. The request is received when
     every site has shipped and every parcel is reconciled."""
-    from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_events
-
     if request.requester_id != actor.id and not _is_manager(actor):
         raise PermissionDenied("the requester's lab (or a manager) receives a shipment")
     travelling = [s for s in request.shipments if s.received_at is None]
@@ -1007,8 +997,6 @@ def shipment_summary(shipment: Shipment) -> dict[str, Any]:
 def distribution_report(request: SampleRequest, actor: User | None = None) -> dict[str, Any]:
     """What was sent, to whom, when, under which approval and consent (the tubes of the
     actor's sites, for staff other than the requester)."""
-    from biobank.services.consents import granted_scopes_by_participant
-
     sites = _tube_sites(request, actor)
 
     approval = next((s for s in request.signatures if s.meaning == "approved"), None)
@@ -1060,9 +1048,6 @@ def distribution_report(request: SampleRequest, actor: User | None = None) -> di
 def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -> dict[str, Any]:
     """The lab sends unused tubes back: each goes in transit to the site it left from, where
     the scan station receives and stores it as usual (receive at destination, store)."""
-    from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_events
-
     if request.requester_id != actor.id and not _is_manager(actor):
         raise PermissionDenied("the requester's lab (or a manager) returns material")
     if not any(s.received_at is not None for s in request.shipments):
@@ -1233,8 +1218,6 @@ def make_every_aliquot(
     (found as the free-space search finds them), allocated in its place; with
     *print_request* the new tubes' labels are one print job. All or nothing: a task that
     cannot be done (not enough left, no room) refuses the whole action, naming it."""
-    from biobank.services.storage import find_free_space
-
     _may_process(request, actor)
     tasks = processing_tasks(request, actor)
     if not tasks:
@@ -1265,8 +1248,6 @@ def make_every_aliquot(
             made.append(make_aliquot(request, task.id, actor=actor, quantity=quantity, placement=place))
     job_ids: list[int] = []
     if print_request:
-        from biobank import signals
-
         replies = signals.labels_wanted.send(
             actor,
             specimens=[a.specimen for a in made],
@@ -1294,8 +1275,6 @@ def make_aliquot(
     """Do a processing task: aliquot the allocated primary, and allocate the new aliquot
     in its place (the primary goes back to storage with what is left). The aliquot goes
     to the first free position of *container_id*, or to *placement*."""
-    from biobank.services.specimens import create_aliquots
-
     _may_process(request, actor)
     allocation = next(
         (a for a in request.allocations if a.id == allocation_id and a.released_at is None), None

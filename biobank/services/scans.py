@@ -21,6 +21,7 @@ from biobank.db import db
 from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import (
     CollectionEvent,
+    CustodyEvent,
     Scan,
     ScanAction,
     Site,
@@ -444,8 +445,6 @@ def specimen_warnings(specimen: Specimen) -> list[str]:
 
 
 def _last_destination(specimen: Specimen) -> Site | None:
-    from biobank.models import CustodyEvent
-
     event = db.session.scalar(
         sa.select(CustodyEvent)
         .where(CustodyEvent.specimen_id == specimen.id, CustodyEvent.event_type == CustodyEventType.SHIPPED)

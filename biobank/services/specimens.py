@@ -8,12 +8,13 @@ import io
 import itertools
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from biobank import gs1, signals
-from biobank.auth import check_site
+from biobank.auth import MANAGERS, check_site, has_role
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState, NotFound, PermissionDenied
 from biobank.models import (
@@ -35,7 +36,8 @@ from biobank.models.vocab import (
     SpecimenStatus,
     display_name,
 )
-from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+from biobank.services.barcodes import issue_barcode
+from biobank.services.common import apply_changes, ensure_unique, get_by, get_visible, visible
 from biobank.services.custody import (
     list_custody_events,
     lock_specimens,
@@ -49,6 +51,7 @@ from biobank.services.storage import (
     ensure_free,
     free_positions,
 )
+from biobank.sprec import ProcessingStep, derive_sprec, sprec_text
 from biobank.units import format_quantity
 
 TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.DISPOSED)
@@ -169,8 +172,6 @@ def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Spe
     if fields.get("barcode"):
         ensure_unique(Specimen, Specimen.barcode, fields["barcode"], field="barcode")
     else:
-        from biobank.services.barcodes import issue_barcode
-
         fields["barcode"] = issue_barcode(db.session.get(Site, site_id), fields["material_type"])
     if fields.get("manufacturer_barcode"):
         ensure_unique(
@@ -324,8 +325,6 @@ def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User)
 
 
 def get_specimen_by_barcode(barcode: str, *, actor: User) -> Specimen:
-    from biobank.services.common import get_by
-
     return get_by(Specimen, Specimen.barcode, barcode, actor)
 
 
@@ -456,8 +455,6 @@ def create_aliquots(
     *quantity_used* from the parent and record how they were made (*processing*). One
     custody event on the parent names every child.
     """
-    from decimal import Decimal
-
     if parent.status in TERMINAL:
         raise InvalidState(f"{parent.barcode} is {parent.status.value}", field="parent")
     lineage = Lineage.ALIQUOT if material_type in (None, parent.material_type) else Lineage.DERIVATIVE
@@ -600,8 +597,6 @@ def _scanned_kit(processing: dict[str, Any]) -> dict[str, Any]:
 def sprec_of(specimen: Specimen) -> dict[str, Any] | None:
     """The SPREC code derived from *specimen*'s recorded history, element by element, next to
     the recorded code (``None`` for materials SPREC does not code)."""
-    from biobank.sprec import ProcessingStep, derive_sprec, sprec_text
-
     chain = [specimen]
     while chain[-1].parent is not None:
         chain.append(chain[-1].parent)
@@ -653,8 +648,6 @@ def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User, rea
     event. The ledger is never edited: the mistaken event stays, and the correction names
     it. Only the latest event that is not yet corrected can be corrected (newest first), and
     only one that kept the specimen's state before it (scans do). Flushes."""
-    from biobank.auth import MANAGERS, has_role
-
     if not has_role(actor, MANAGERS):
         raise PermissionDenied("only a biobank manager may correct the chain of custody")
     reason = (reason or "").strip()

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import check_site
 from biobank.db import db
-from biobank.errors import Conflict, InvalidInput
+from biobank.errors import Conflict, InvalidInput, NotFound
 from biobank.models import PositionHold, PositionHoldKind, Specimen, StorageContainer, User
 from biobank.models.storage import FillOrder, PositionScheme
-from biobank.models.vocab import ContainerKind, StorageTemperature
+from biobank.models.vocab import ContainerKind, CustodyEventType, StorageTemperature
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
+from biobank.services.custody import record_custody_events
+from biobank.storage_templates import TEMPLATES, Level
 
 #: which kinds of container may hold which (None = top level, directly at a site)
 ALLOWED_PARENTS: dict[ContainerKind, tuple[ContainerKind | None, ...]] = {
@@ -279,8 +284,6 @@ def create_from_template(
     template_name: str, *, actor: User, name: str, site_id: int | None = None, parent_id: int | None = None
 ) -> StorageContainer:
     """Create a container and everything inside it from a template, in one flush."""
-    from biobank.storage_templates import TEMPLATES, Level
-
     template = TEMPLATES.get(template_name)
     if template is None:
         raise InvalidInput(
@@ -326,8 +329,6 @@ def create_from_template(
 def templates_fitting(container: StorageContainer | None) -> dict[str, Any]:
     """The container templates whose top can go inside *container* (``None``: at the top
     level of a site), by name."""
-    from biobank.storage_templates import TEMPLATES
-
     kind = container.kind if container is not None else None
     return {name: t for name, t in TEMPLATES.items() if kind in ALLOWED_PARENTS[t.root.kind]}
 
@@ -338,8 +339,6 @@ def _boxes_with_free(
     """Grid boxes the actor sees (at *temperature*, at *site_id*) with their free positions
     as a correlated count, evaluated box by box: a search that stops at the first box that
     fits does not count every specimen in the biobank."""
-    from sqlalchemy.orm import aliased
-
     p1, p2, p3 = (aliased(StorageContainer) for _ in range(3))
     box = StorageContainer
     used = sa.select(sa.func.count()).where(Specimen.container_id == box.id).correlate(box).scalar_subquery()
@@ -454,9 +453,6 @@ def _subtree_ids(container: StorageContainer) -> list[int]:
 def move_container(container: StorageContainer, *, parent_id: int, actor: User) -> int:
     """Put a box or rack somewhere else; every specimen inside gets a custody event with
     its old and new location. Returns how many specimens moved with it."""
-    from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_events
-
     check_site(actor, container.site_id, field="container_id")
     parent = get_visible(StorageContainer, parent_id, actor, field="parent_id")
     if parent.site_id != container.site_id:
@@ -503,8 +499,6 @@ def list_holds(container: StorageContainer) -> list[PositionHold]:
 
 
 def get_hold(container_id: int, hold_id: int) -> PositionHold:
-    from biobank.errors import NotFound
-
     hold = db.session.get(PositionHold, hold_id)
     if hold is None or hold.container_id != container_id:
         raise NotFound(f"no hold {hold_id} on container {container_id}")
@@ -515,9 +509,6 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
     """Where everything inside a failing container can go: free positions of the same
     temperature elsewhere at the site (holds respected), each box's tubes kept together
     where one box has room. Raises ``Conflict`` when there is not enough room."""
-    import hashlib
-    import json
-
     check_site(actor, container.site_id, field="container_id")
     inside = set(_subtree_ids(container))
     specimens = list(
@@ -584,9 +575,6 @@ def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> d
     """Carry out the reviewed plan in one transaction, with a custody event per specimen.
 
     The plan is recomputed; if anything changed since it was reviewed, nothing moves."""
-    from biobank.models.vocab import CustodyEventType
-    from biobank.services.custody import record_custody_events
-
     plan = evacuation_plan(container, actor=actor)
     if plan["plan_sha256"] != plan_sha256:
         raise Conflict("storage changed since the plan was made: review the new plan", field="plan_sha256")

@@ -23,6 +23,7 @@ import hmac
 import json
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,12 @@ from flask import current_app
 
 from biobank.db import db, transaction, utcnow
 from biobank.errors import Conflict, NotFound
+from biobank.jobs import enqueue
 from biobank.keys import keyring
 from biobank.models import CustodyCheckpoint, User, WitnessedCheckpoint, WitnessReceipt
+
+#: the Celery task that sends the checkpoints (``biobank.tasks.send_to_witnesses``)
+SEND_TASK = "biobank.custody_witnesses"
 
 #: the fields of a checkpoint a witness keeps (all but the per-bucket heads)
 FIELDS = (
@@ -219,8 +224,6 @@ def send_checkpoints() -> dict[str, Any]:
     """Send each witness the checkpoints it has not countersigned yet, oldest first, and
     keep its receipts (each in its own transaction). Returns, per witness, how many were
     countersigned and the error that stopped it, if any. Run after a checkpoint commits."""
-    from biobank.services.ledger import checkpoint_record
-
     out: dict[str, Any] = {}
     for witness in configured():
         began = not db.session().in_transaction()
@@ -230,7 +233,7 @@ def send_checkpoints() -> dict[str, Any]:
             )
         )
         pending = [
-            checkpoint_record(c)
+            c.as_record()
             for c in db.session.scalars(sa.select(CustodyCheckpoint).order_by(CustodyCheckpoint.id))
             if c.id not in done
         ]
@@ -268,16 +271,12 @@ def dispatch() -> None:
     """Queue the sending (a Celery task; in-process on the embedded default), if this
     instance has witnesses."""
     if configured():
-        from biobank.tasks import send_to_witnesses
-
-        send_to_witnesses.delay()
+        enqueue(SEND_TASK)
 
 
 def consult() -> list[dict[str, Any]]:
     """What each witness keeps for this instance: ``{"witness", "checkpoints"}`` or
     ``{"witness", "error"}``."""
-    import urllib.parse
-
     out = []
     for witness in configured():
         query = urllib.parse.urlencode({"instance": instance_name()})

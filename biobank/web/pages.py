@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -19,9 +20,11 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 
+from biobank.api import is_api_request
 from biobank.auth import (
     ALL_ROLES,
     MANAGERS,
@@ -37,6 +40,7 @@ from biobank.auth import (
 from biobank.db import db, transaction, utcnow
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.models import (
+    Site,
     Specimen,
 )
 from biobank.models.vocab import (
@@ -52,9 +56,13 @@ from biobank.services import participants as participant_service
 from biobank.services import specimens as specimen_service
 from biobank.services.common import count_of, get_by
 from biobank.services.consents import has_withdrawn
-from biobank.services.custody import list_custody_events
+from biobank.services.custody import correctable_event, list_custody_events
+from biobank.services.query import suppress
+from biobank.services.requests import allocated_to
 from biobank.services.scans import CONDITIONS
+from biobank.services.specimens import correct_custody_event
 from biobank.services.storage import with_locations
+from biobank.services.timeline import specimen_timeline
 
 bp = Blueprint("pages", __name__)
 
@@ -73,8 +81,6 @@ def _inject() -> dict[str, Any]:
 def check_form_csrf() -> None:
     """Every form post to a page, whichever package adds the page, carries the session's
     token (the API has its own check: a header, or a bearer token)."""
-    from biobank.api import is_api_request
-
     if request.method in ("GET", "HEAD", "OPTIONS") or is_api_request():
         return
     token = request.form.get("csrf")
@@ -131,7 +137,6 @@ def logout() -> Any:
 def dashboard() -> Any:
     actor = current_actor()
     counts, as_of = cached_summary("dashboard", actor, lambda: specimen_service.overview(actor=actor))
-    from biobank.services.query import suppress
 
     # researchers' counts are protected like every count they see
     def shown(rows: Any) -> list[tuple[Any, Any]]:
@@ -200,8 +205,6 @@ def _specimen_filters(args: Any) -> dict[str, Any]:
 @roles_required(*STAFF)
 def specimen_csv() -> Any:
     """The specimens the search finds, every one, as CSV (streamed)."""
-    from flask import Response, stream_with_context
-
     rows = specimen_service.specimen_rows(
         specimen_service.list_specimens(actor=current_actor(), **_specimen_filters(request.args))
     )
@@ -266,10 +269,8 @@ def specimen_detail(barcode: str) -> Any:
     ancestors, descendants = specimen_service.lineage_of(specimen)
     events = list_custody_events(specimen)
     audit = db.session.scalars(specimen_service.audit_query(specimen)).all()
-    from biobank.services.timeline import specimen_timeline
 
     timeline = specimen_timeline(specimen)
-    from biobank.services.custody import correctable_event
 
     return render_template(
         "specimen.html",
@@ -288,8 +289,6 @@ def specimen_detail(barcode: str) -> Any:
 def _allocated_specimen(barcode: str, actor: Any) -> Any:
     """A researcher's view of a tube an approved request of theirs allocated: what it is,
     not who handled it (no custody or audit trail); any other tube is not found."""
-    from biobank.services.requests import allocated_to
-
     specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == barcode))
     if specimen is None or not allocated_to(actor, specimen.id):
         abort(404, f"no specimen {barcode} among the tubes of your approved requests")
@@ -301,8 +300,6 @@ def _allocated_specimen(barcode: str, actor: Any) -> Any:
 @roles_required(*MANAGERS)
 def correct_custody(barcode: str) -> Any:
     """A manager undoes the latest custody event, recorded by mistake, with a reason."""
-    from biobank.services.specimens import correct_custody_event
-
     back = url_for("pages.specimen_detail", barcode=barcode) + "#custody"
     try:
         with transaction():
@@ -332,8 +329,6 @@ def correct_custody(barcode: str) -> Any:
 @roles_required(*STAFF)
 def scan_station() -> Any:
     """One input that keeps focus; wedge scanners type the code and press Enter."""
-    from biobank.models import Site
-
     sites = db.session.scalars(sa.select(Site).order_by(Site.name)).all()
     return render_template("scan.html", sites=sites)
 

@@ -9,6 +9,7 @@ indels) and the allele fraction (``AF``, else alternate reads over depth).
 from __future__ import annotations
 
 import functools
+import gzip
 import math
 import re
 import shutil
@@ -295,8 +296,6 @@ class VcfReader:
     def _bgzipped_copy(self, path: Path) -> Path:
         """A plain-gzip VCF (``gzip``, not ``bgzip``) copied in BGZF to a temporary folder
         removed on close: htslib reads only BGZF."""
-        import gzip
-
         import pysam
 
         self._copy = tempfile.TemporaryDirectory(prefix="vcf-")
@@ -327,8 +326,6 @@ class VcfReader:
     def _header_lines(self) -> int:
         """Lines before the first record, counted in the file itself (pysam's header adds
         lines of its own); a BCF has no lines and counts records from 0."""
-        import gzip
-
         if getattr(self, "_header_count", None) is None:
             count = 0
             with self._data.open("rb") as raw:
@@ -488,8 +485,6 @@ class VcfReader:
         yield from self._text_carriers()
 
     def _text_carriers(self) -> Iterator[Variant]:
-        import gzip
-
         with self._data.open("rb") as probe:
             gz = probe.read(2) == b"\x1f\x8b"
         opener = gzip.open if gz else open

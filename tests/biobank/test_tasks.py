@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from biobank.jobs import celery
 from biobank.models import CustodyCheckpoint
-from biobank.tasks import celery, custody_checkpoint
+from biobank.tasks import custody_checkpoint
 
 
 def test_checkpoint_task_runs_in_process_by_default(make, site, technician, db_session):

@@ -151,9 +151,9 @@ def test_a_worker_retries_a_job_the_printer_held_back(tmp_path, zebra):
     from celery.contrib.testing.worker import start_worker
 
     from biobank.db import db, transaction
+    from biobank.jobs import celery
     from biobank.models import User
     from biobank.models.vocab import Role
-    from biobank.tasks import celery
     from labels.models import PrintJob
     from labels.tasks import send_print_job
     from tests.conftest import worker_app
