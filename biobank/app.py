@@ -87,11 +87,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     jobs.init_celery(app)
 
     # The domain packages built on biobank register themselves here, and only here.
-    import labels
-    import omics
+    from labels.extension import init_app as init_labels
+    from omics.extension import init_app as init_omics
 
-    labels.init_app(app)
-    omics.init_app(app)
+    init_labels(app)
+    init_omics(app)
 
     signals.app_created.send(app)
     return app

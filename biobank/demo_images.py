@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from PIL import Image, ImageDraw, ImageFilter
 
 from biobank.db import db, transaction
 from biobank.models import Case, Lesion, Specimen
@@ -27,8 +28,6 @@ SIZE = 256
 
 
 def draw_lesion(rng: random.Random, *, melanoma: bool, flags: list[str], scale: float = 1.0) -> Any:
-    from PIL import Image, ImageDraw, ImageFilter
-
     skin = tuple(int(c + rng.uniform(-15, 15)) for c in (224, 180, 150))
     img = Image.new("RGB", (SIZE, SIZE), skin)
     draw = ImageDraw.Draw(img)
@@ -60,8 +59,6 @@ def draw_lesion(rng: random.Random, *, melanoma: bool, flags: list[str], scale: 
 
 
 def draw_slide(rng: random.Random) -> Any:
-    from PIL import Image, ImageDraw
-
     img = Image.new("RGB", (SIZE * 2, SIZE * 2), (246, 240, 244))
     draw = ImageDraw.Draw(img)
     draw.ellipse((40, 60, SIZE * 2 - 50, SIZE * 2 - 40), fill=(232, 160, 190))

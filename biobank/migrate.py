@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
 from biobank.db import db, transaction
 from biobank.services.ledger import seal_unkeyed_events
@@ -47,7 +48,5 @@ def downgrade(revision: str) -> None:
 
 
 def current_revision() -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with db.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

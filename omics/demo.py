@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pysam
 import sqlalchemy as sa
 
 from biobank.db import db, transaction
@@ -107,8 +108,6 @@ def _aliquots(material: MaterialType, *, tumour: bool, limit: int) -> list[Speci
 
 
 def _vcf(path: Path, samples: list[str], rng: random.Random) -> Path:
-    import pysam
-
     header = [
         "##fileformat=VCFv4.2",
         "##reference=GRCh38",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pysam
 from flask import Response, jsonify, request, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -431,8 +432,6 @@ def _atomically(target: Path, make: Callable[[Path], None]) -> None:
 
 
 def _bgzip(source: Path, out: Path) -> None:
-    import pysam
-
     if source.read_bytes()[:2] == b"\x1f\x8b":  # plain gzip: unpack first
         with (
             gzip.open(source, "rb") as f,
@@ -448,8 +447,6 @@ def _bgzip(source: Path, out: Path) -> None:
 
 
 def _make_index(data: Path, out: Path, datatype: str, filename: str) -> None:
-    import pysam
-
     try:
         if datatype == "reads":
             pysam.index(str(data), "-o", str(out))

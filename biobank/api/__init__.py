@@ -8,6 +8,7 @@ from apispec import BasePlugin
 from flask import Flask, Response, current_app, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -36,8 +37,8 @@ from biobank.api import (
 )
 from biobank.db import db
 from biobank.errors import BiobankError
+from biobank.http import is_api_request, register_api_paths, render_error
 from biobank.schemas.problems import ProblemSchema
-from biobank.web import render_error
 
 API_PREFIX = "/api/v1"
 
@@ -89,16 +90,6 @@ class BiobankApi(Api):
 api = BiobankApi(spec_kwargs={"extra_plugins": [ProblemResponses()]})
 
 
-def register_api_paths(app: Flask, *prefixes: str) -> None:
-    """Paths outside ``/api/`` that answer as the API does (errors as JSON, no form token):
-    the GA4GH services a domain package adds."""
-    app.extensions.setdefault("biobank_api_paths", ["/api/"]).extend(prefixes)
-
-
-def is_api_request() -> bool:
-    return request.path.startswith(tuple(current_app.extensions.get("biobank_api_paths", ["/api/"])))
-
-
 class IdConverter(IntegerConverter):
     """``<int:…>`` path segments: a number beyond the databases' 64-bit integers names no
     row, so it is a 404 instead of an overflow in the query."""
@@ -122,7 +113,6 @@ MAX_ID = 2**63 - 1
 
 def _register_docs_assets(app: Flask) -> None:
     """Serve Swagger UI's files from the installed swagger-ui-bundle package."""
-    from swagger_ui_bundle import swagger_ui_path
 
     @app.get("/api/docs/assets/<path:filename>")
     def swagger_ui_asset(filename: str) -> Response:

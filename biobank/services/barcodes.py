@@ -6,6 +6,8 @@ import re
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import defaultload
 
 from biobank.barcodes import MATERIAL_CODES, explain_invalid, make_barcode
@@ -26,12 +28,10 @@ def next_sequence(prefix: str) -> int:
 
 def reserve_sequence(prefix: str, count: int) -> tuple[int, int]:
     """Take *count* consecutive numbers for *prefix* at once: (first, last)."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(BarcodeSequence).values(prefix=prefix, last_value=count)
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    stmt = (postgresql_insert if postgresql else sqlite_insert)(BarcodeSequence).values(
+        prefix=prefix, last_value=count
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[BarcodeSequence.prefix],
         set_={"last_value": BarcodeSequence.last_value + count},

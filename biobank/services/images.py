@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
 
 from biobank.auth import check_site, visible_site_ids
 from biobank.db import db
@@ -78,9 +80,6 @@ def file_path(image: Image) -> Path:
 
 def probe(path: Path) -> tuple[str, int, int]:
     """The MIME type and pixel size from the header, or InvalidInput."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
     try:
         with PILImage.open(path) as img:
             mime = FORMATS.get(img.format or "")
@@ -358,8 +357,6 @@ def list_images(
 
 def thumbnail(image: Image) -> Path:
     """A PNG of at most 256×256 pixels, made once and kept beside the images."""
-    from PIL import Image as PILImage
-
     target = storage_root() / "thumbnails" / f"{image.sha256}.png"
     if target.exists():
         return target

@@ -24,7 +24,6 @@ from flask import (
     url_for,
 )
 
-from biobank.api import is_api_request
 from biobank.auth import (
     ALL_ROLES,
     MANAGERS,
@@ -39,6 +38,7 @@ from biobank.auth import (
 )
 from biobank.db import db, transaction, utcnow
 from biobank.errors import AuthenticationRequired, BiobankError
+from biobank.http import is_api_request
 from biobank.models import (
     Site,
     Specimen,

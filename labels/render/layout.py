@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from ppf.datamatrix import DataMatrix
+
 from labels.render.templates import Element, LabelError
 
 PT_PER_MM = 72 / 25.4
@@ -154,8 +156,6 @@ def _fit_text(element: Element, text: str) -> FittedText:
 
 def datamatrix_modules(text: str) -> list[list[int]]:
     """The ECC 200 module matrix for *text* (smallest square symbol; 1 = dark)."""
-    from ppf.datamatrix import DataMatrix
-
     try:
         return DataMatrix(text).matrix
     except Exception as error:  # the encoder raises plain exceptions for what it cannot encode

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
+from PIL import Image, ImageDraw, ImageFont
+
 from labels.render.layout import (
     PT_PER_MM,
     check_printable,
@@ -107,8 +109,6 @@ def render_svg(template: Template, values: Mapping[str, Any]) -> str:
 
 def render_png(template: Template, values: Mapping[str, Any], *, dpi: int = 300) -> bytes:
     """A PNG preview of one label at *dpi*, modules snapped to whole pixels."""
-    from PIL import Image, ImageDraw, ImageFont
-
     px = dpi / 25.4
     image = Image.new("L", (round(template.width_mm * px), round(template.height_mm * px)), 255)
     draw = ImageDraw.Draw(image)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pysam
+
 from omics.formats.errors import FormatError
 from omics.formats.registry import register
 
@@ -18,8 +20,6 @@ class AlignmentReader:
     reference: str | None
 
     def __init__(self, path: Path, *, reference_fasta: str | None = None) -> None:
-        import pysam
-
         pysam.set_verbosity(0)
         self.path = path
         if not path.exists():

@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pysam
+import vcf
+
 from omics.formats.errors import FormatError
 from omics.formats.htsindex import is_bgzf
 from omics.formats.registry import register
@@ -258,8 +261,6 @@ class VcfReader:
     (needs a tabix/CSI index); ``samples`` are the genotype columns in file order."""
 
     def __init__(self, path: Path) -> None:
-        import pysam
-
         pysam.set_verbosity(0)  # problems are raised, not printed by htslib
         self.path = path  # named in messages
         self._header_count: int | None = None
@@ -296,8 +297,6 @@ class VcfReader:
     def _bgzipped_copy(self, path: Path) -> Path:
         """A plain-gzip VCF (``gzip``, not ``bgzip``) copied in BGZF to a temporary folder
         removed on close: htslib reads only BGZF."""
-        import pysam
-
         self._copy = tempfile.TemporaryDirectory(prefix="vcf-")
         plain = Path(self._copy.name) / "plain.vcf"
         try:
@@ -731,8 +730,6 @@ class PyVcfReader:
     htslib, and as the benchmark baseline."""
 
     def __init__(self, path: Path) -> None:
-        import vcf
-
         self.path = path
         try:
             self._reader = vcf.Reader(filename=str(path))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from biobank import db as database
 from biobank.db import refresh_statistics
 from biobank.models.imports import ImportStatus
+from biobank.services import imports
 from tests.biobank.services.test_imports import MASTER, run, storage  # noqa: F401  (a fixture)
 
 
@@ -36,7 +36,7 @@ def test_a_large_import_gathers_them_again(db_session, manager, storage, monkeyp
         db_session.execute(sa.text("DELETE FROM sqlite_stat1"))  # as if never gathered
         db_session.commit()
         assert not _statistics(db_session)
-    monkeypatch.setattr(database, "STATISTICS_AFTER_ROWS", 10)  # the master file's ten rows
+    monkeypatch.setattr(imports, "STATISTICS_AFTER_ROWS", 10)  # the master file's ten rows
     job = run(MASTER, manager)
     assert job.status is ImportStatus.SUCCEEDED and job.rows_read == 10
     if sqlite:
