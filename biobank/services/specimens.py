@@ -30,9 +30,12 @@ from biobank.models import (
     User,
 )
 from biobank.models.vocab import (
+    BodySite,
     CustodyEventType,
     Lineage,
     MaterialType,
+    PathologyStatus,
+    QuantityUnit,
     SpecimenStatus,
     display_name,
 )
@@ -161,77 +164,136 @@ def _place(
     return container
 
 
-def register_specimen(*, actor: User, participant_id: int, **fields: Any) -> Specimen:
+class _FromParent:
+    """The default of a specimen's visit and lesion: its parent's (none for a primary)."""
+
+    def __repr__(self) -> str:
+        return "FROM_PARENT"
+
+
+FROM_PARENT: Any = _FromParent()
+
+
+def register_specimen(
+    *,
+    actor: User,
+    participant_id: int,
+    material_type: MaterialType,
+    barcode: str | None = None,
+    manufacturer_barcode: str | None = None,
+    label: str | None = None,
+    site_id: int | None = None,
+    parent_id: int | None = None,
+    lineage: Lineage | None = None,
+    collection_event_id: int | None = FROM_PARENT,
+    lesion_id: int | None = FROM_PARENT,
+    status: SpecimenStatus = SpecimenStatus.COLLECTED,
+    pathology_status: PathologyStatus = PathologyStatus.NOT_SPECIFIED,
+    anatomical_site: BodySite | None = None,
+    quantity: Decimal | None = None,
+    initial_quantity: Decimal | None = None,
+    unit: QuantityUnit | None = None,
+    concentration_ng_ul: Decimal | None = None,
+    freeze_thaw_count: int = 0,
+    sprec_code: str | None = None,
+    received_at: dt.datetime | None = None,
+    processed_at: dt.datetime | None = None,
+    frozen_at: dt.datetime | None = None,
+    container_id: int | None = None,
+    pos_row: int | None = None,
+    pos_col: int | None = None,
+) -> Specimen:
     """Register a specimen (primary, aliquot or derivative), optionally placed in storage.
 
-    Records a custody event for the collection and, when placed, for the storage.
+    A barcode left out is issued (site + material + number). With a parent the specimen is
+    an aliquot unless *lineage* says derivative, and takes the parent's visit and lesion
+    unless they are given (``None`` included). The holding site defaults to the
+    participant's, the initial quantity to *quantity*. Records a custody event for the
+    collection and, when placed, for the storage.
     """
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
-    site_id = fields.pop("site_id", None) or participant.site_id
+    site_id = site_id or participant.site_id
     check_site(actor, site_id)
-    if fields.get("barcode"):
-        ensure_unique(Specimen, Specimen.barcode, fields["barcode"], field="barcode")
+    if barcode:
+        ensure_unique(Specimen, Specimen.barcode, barcode, field="barcode")
     else:
-        fields["barcode"] = issue_barcode(db.session.get(Site, site_id), fields["material_type"])
-    if fields.get("manufacturer_barcode"):
+        barcode = issue_barcode(db.session.get(Site, site_id), material_type)
+    if manufacturer_barcode:
         ensure_unique(
-            Specimen,
-            Specimen.manufacturer_barcode,
-            fields["manufacturer_barcode"],
-            field="manufacturer_barcode",
+            Specimen, Specimen.manufacturer_barcode, manufacturer_barcode, field="manufacturer_barcode"
         )
 
     parent = None
-    if fields.get("parent_id") is not None:
-        parent = get_visible(Specimen, fields["parent_id"], actor, field="parent_id")
+    if parent_id is not None:
+        parent = get_visible(Specimen, parent_id, actor, field="parent_id")
         if parent.participant_id != participant.id:
             raise InvalidInput(f"parent {parent.barcode} belongs to another participant", field="parent_id")
         if parent.status in TERMINAL:
             raise InvalidState(f"parent {parent.barcode} is {parent.status.value}", field="parent_id")
-        fields.setdefault("lineage", Lineage.ALIQUOT)
-        if fields["lineage"] is Lineage.PRIMARY:
+        lineage = lineage or Lineage.ALIQUOT
+        if lineage is Lineage.PRIMARY:
             raise InvalidInput("a specimen with a parent is an aliquot or a derivative", field="lineage")
-        if fields["lineage"] is Lineage.ALIQUOT and fields["material_type"] != parent.material_type:
+        if lineage is Lineage.ALIQUOT and material_type != parent.material_type:
             raise InvalidInput(
                 f"an aliquot has its parent's material type ({parent.material_type.value}); "
                 "use lineage 'derivative' for a new material",
                 field="material_type",
             )
-        fields.setdefault("collection_event_id", parent.collection_event_id)
-        fields.setdefault("lesion_id", parent.lesion_id)
-    elif fields.get("lineage", Lineage.PRIMARY) is not Lineage.PRIMARY:
+        if collection_event_id is FROM_PARENT:
+            collection_event_id = parent.collection_event_id
+        if lesion_id is FROM_PARENT:
+            lesion_id = parent.lesion_id
+    elif (lineage or Lineage.PRIMARY) is not Lineage.PRIMARY:
         raise InvalidInput("an aliquot or derivative needs a parent_id", field="parent_id")
+    collection_event_id = None if collection_event_id is FROM_PARENT else collection_event_id
+    lesion_id = None if lesion_id is FROM_PARENT else lesion_id
 
     event = None
-    if fields.get("collection_event_id") is not None:
-        event = get_visible(
-            CollectionEvent, fields["collection_event_id"], actor, field="collection_event_id"
-        )
+    if collection_event_id is not None:
+        event = get_visible(CollectionEvent, collection_event_id, actor, field="collection_event_id")
         if event.participant_id != participant.id:
             raise InvalidInput(
                 "the collection event belongs to another participant", field="collection_event_id"
             )
-    if fields.get("lesion_id") is not None:
-        lesion = db.session.get(Lesion, fields["lesion_id"])
+    if lesion_id is not None:
+        lesion = db.session.get(Lesion, lesion_id)
         if lesion is None or lesion.case.participant_id != participant.id:
             raise InvalidInput("the lesion belongs to another participant", field="lesion_id")
 
-    container_id = fields.pop("container_id", None)
-    row, col = fields.pop("pos_row", None), fields.pop("pos_col", None)
-    if fields.get("quantity") is not None and fields.get("unit") is None:
+    if quantity is not None and unit is None:
         raise InvalidInput("a quantity needs a unit", field="unit")
-    fields.setdefault("initial_quantity", fields.get("quantity"))
-    fields.setdefault("status", SpecimenStatus.COLLECTED)
-    fields.setdefault("lineage", Lineage.PRIMARY)
-    specimen = Specimen(participant=participant, site_id=site_id, parent=parent, **fields)
+    specimen = Specimen(
+        participant=participant,
+        site_id=site_id,
+        parent=parent,
+        barcode=barcode,
+        manufacturer_barcode=manufacturer_barcode,
+        label=label,
+        lineage=lineage or Lineage.PRIMARY,
+        material_type=material_type,
+        collection_event_id=collection_event_id,
+        lesion_id=lesion_id,
+        status=status,
+        pathology_status=pathology_status,
+        anatomical_site=anatomical_site,
+        quantity=quantity,
+        initial_quantity=quantity if initial_quantity is None else initial_quantity,
+        unit=unit,
+        concentration_ng_ul=concentration_ng_ul,
+        freeze_thaw_count=freeze_thaw_count,
+        sprec_code=sprec_code,
+        received_at=received_at,
+        processed_at=processed_at,
+        frozen_at=frozen_at,
+    )
     # Added at once (it is already in its parent's children), but inserted only when
     # complete: one INSERT with its place, one audit record.
     db.session.add(specimen)
     with db.session.no_autoflush:
-        container = _place(specimen, container_id, row, col, actor=actor)
+        container = _place(specimen, container_id, pos_row, pos_col, actor=actor)
         if container is not None:
             specimen.container = container
-            specimen.pos_row, specimen.pos_col = row, col
+            specimen.pos_row, specimen.pos_col = pos_row, pos_col
             if specimen.status in (SpecimenStatus.COLLECTED, SpecimenStatus.RECEIVED):
                 specimen.status = SpecimenStatus.IN_STORAGE
     db.session.flush()
