@@ -238,6 +238,18 @@ def update_lesion(lesion: Lesion, changes: dict[str, Any], *, actor: User) -> Le
     return lesion
 
 
+def lesion_record(code: str, *, actor: User) -> dict[str, Any]:
+    """A lesion of the actor's sites with its images and its specimens: the lesion page."""
+    lesion = get_by(Lesion, Lesion.code, code, actor)
+    images = db.session.scalars(
+        sa.select(Image).where(Image.lesion_id == lesion.id).order_by(Image.modality, Image.id)
+    ).all()
+    samples = db.session.scalars(
+        sa.select(Specimen).where(Specimen.lesion_id == lesion.id).order_by(Specimen.id)
+    ).all()
+    return {"lesion": lesion, "images": images, "samples": samples}
+
+
 def case_record(code: str, *, actor: User) -> dict[str, Any]:
     """A case of the actor's sites with the specimens of its lesions and visits (with their
     places) and its images: what the case page shows."""

@@ -261,12 +261,13 @@ def record_custody_events(
     return events
 
 
+def custody_events_query(specimen: Specimen) -> sa.Select:
+    """The statement of a tube's custody events (unordered: lists sort it their way)."""
+    return sa.select(CustodyEvent).where(CustodyEvent.specimen_id == specimen.id)
+
+
 def list_custody_events(specimen: Specimen) -> list[CustodyEvent]:
-    return list(
-        db.session.scalars(
-            sa.select(CustodyEvent).where(CustodyEvent.specimen_id == specimen.id).order_by(CustodyEvent.seq)
-        )
-    )
+    return list(db.session.scalars(custody_events_query(specimen).order_by(CustodyEvent.seq)))
 
 
 #: specimen fields a scan may change, kept on its event (``details["before"]``) so that a

@@ -528,6 +528,15 @@ def allocated_ids(actor: User) -> sa.Select:
     )
 
 
+def allocated_specimen(barcode: str, *, actor: User) -> Specimen:
+    """The tube *barcode* if an approved request of *actor*'s allocated it, else not found
+    (whether it exists or not): the one tube page a researcher may open."""
+    specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == barcode))
+    if specimen is None or not allocated_to(actor, specimen.id):
+        raise NotFound(f"no specimen {barcode} among the tubes of your approved requests")
+    return specimen
+
+
 def allocated_to(actor: User, specimen_id: int) -> bool:
     """Whether *specimen_id* is allocated (and not released) to an approved request of
     *actor*'s: the only tubes a researcher sees one by one."""

@@ -18,6 +18,11 @@ def list_sites(*, actor: User) -> sa.Select:
     return visible(sa.select(Site), Site, actor)
 
 
+def network_sites() -> list[Site]:
+    """Every site of the network, by name: where a tube may be sent."""
+    return list(db.session.scalars(sa.select(Site).order_by(Site.name)))
+
+
 def site_code(code: str) -> str:
     """*code* as stored (upper case), or ``InvalidInput``: a site code starts every barcode
     issued there, so it holds only what a barcode may hold."""

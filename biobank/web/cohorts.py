@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import abort, render_template, request
 
 from biobank.auth import ALL_ROLES, STAFF, current_actor, has_role, roles_required
-from biobank.db import db
-from biobank.models import Cohort, Image, Lesion, Specimen
+from biobank.models import Cohort
 from biobank.models.vocab import Role
+from biobank.services import cases
 from biobank.services import cohorts as cohort_service
-from biobank.services.common import get_by
 from biobank.web.pages import bp, login_required
 from biobank.web.tables import Column, Table
 
@@ -98,12 +96,4 @@ def _builder(cohort: Any) -> Any:
 @login_required
 @roles_required(*STAFF)
 def lesion_detail(code: str) -> Any:
-    actor = current_actor()
-    lesion = get_by(Lesion, Lesion.code, code, actor)
-    images = db.session.scalars(
-        sa.select(Image).where(Image.lesion_id == lesion.id).order_by(Image.modality, Image.id)
-    ).all()
-    samples = db.session.scalars(
-        sa.select(Specimen).where(Specimen.lesion_id == lesion.id).order_by(Specimen.id)
-    ).all()
-    return render_template("lesion.html", lesion=lesion, images=images, samples=samples)
+    return render_template("lesion.html", **cases.lesion_record(code, actor=current_actor()))

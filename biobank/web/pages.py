@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -40,7 +39,6 @@ from biobank.db import db, transaction, utcnow
 from biobank.errors import AuthenticationRequired, BiobankError
 from biobank.http import is_api_request
 from biobank.models import (
-    Site,
     Specimen,
 )
 from biobank.models.vocab import (
@@ -53,12 +51,13 @@ from biobank.models.vocab import (
 )
 from biobank.services import cases as case_service
 from biobank.services import participants as participant_service
+from biobank.services import sites
 from biobank.services import specimens as specimen_service
 from biobank.services.common import count_of, get_by
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import correctable_event, list_custody_events
 from biobank.services.query import suppress
-from biobank.services.requests import allocated_to
+from biobank.services.requests import allocated_specimen
 from biobank.services.scans import CONDITIONS
 from biobank.services.specimens import correct_custody_event
 from biobank.services.storage import with_locations
@@ -289,10 +288,7 @@ def specimen_detail(barcode: str) -> Any:
 def _allocated_specimen(barcode: str, actor: Any) -> Any:
     """A researcher's view of a tube an approved request of theirs allocated: what it is,
     not who handled it (no custody or audit trail); any other tube is not found."""
-    specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == barcode))
-    if specimen is None or not allocated_to(actor, specimen.id):
-        abort(404, f"no specimen {barcode} among the tubes of your approved requests")
-    return render_template("specimen_allocated.html", s=specimen)
+    return render_template("specimen_allocated.html", s=allocated_specimen(barcode, actor=actor))
 
 
 @bp.post("/specimens/<barcode>/custody/correct")
@@ -329,8 +325,7 @@ def correct_custody(barcode: str) -> Any:
 @roles_required(*STAFF)
 def scan_station() -> Any:
     """One input that keeps focus; wedge scanners type the code and press Enter."""
-    sites = db.session.scalars(sa.select(Site).order_by(Site.name)).all()
-    return render_template("scan.html", sites=sites)
+    return render_template("scan.html", sites=sites.network_sites())
 
 
 @bp.route("/receive")

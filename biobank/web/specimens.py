@@ -7,7 +7,6 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from biobank.auth import STAFF, current_actor, roles_required
@@ -18,6 +17,7 @@ from biobank.models.vocab import MaterialType, QuantityUnit
 from biobank.services import specimens as specimen_service
 from biobank.services import storage
 from biobank.services.common import get_by, get_visible
+from biobank.services.custody import custody_events_query
 from biobank.web.pages import bp, login_required
 from biobank.web.tables import Column, Table
 
@@ -242,8 +242,9 @@ AUDIT_TABLE = Table(
 def custody_csv(barcode: str) -> Any:
     """A tube's whole chain of custody, with each event's hashes, for an auditor's file."""
     specimen = get_by(Specimen, Specimen.barcode, barcode, current_actor())
-    stmt = sa.select(CustodyEvent).where(CustodyEvent.specimen_id == specimen.id)
-    return CUSTODY_TABLE.csv(stmt, request.args, filename=f"{specimen.barcode}-custody")
+    return CUSTODY_TABLE.csv(
+        custody_events_query(specimen), request.args, filename=f"{specimen.barcode}-custody"
+    )
 
 
 @bp.route("/specimens/<barcode>/audit.csv")
