@@ -12,6 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from biobank.auth import ALL_ROLES, current_actor, roles_required
+from biobank.query.levels import LEVELS
 from biobank.schemas.query import (
     CompletenessArgsSchema,
     CompletenessSchema,
@@ -66,7 +67,7 @@ def _answer(level: str, args: dict[str, Any]) -> Any:
 
 
 def _tsv(level: str, rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    columns = query.ROW_COLUMNS[level]
+    columns = LEVELS[level].row_columns
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

@@ -16,8 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from biobank.query.fields import KEYS, LIFT, Field, FieldRegistry, Level
+from biobank.query.fields import Field, FieldRegistry
 from biobank.query.filters import BoolNode, Clause, Node
+from biobank.query.levels import Level, Relation, lift, relation
 
 
 def predicate(node: Node | None, level: Level, fields: FieldRegistry) -> Any:
@@ -35,7 +36,7 @@ def predicate(node: Node | None, level: Level, fields: FieldRegistry) -> Any:
 def _clause(clause: Clause, f: Field, level: Level) -> Any:
     value = f.db_value(clause.value)
     op = clause.op
-    if f.column is not None and f.key == level.key:
+    if relation(f, level) is Relation.OWN:
         return _direct(op, f.column(), value)
 
     def equal(values: tuple[Any, ...]) -> Any:
@@ -96,29 +97,19 @@ def _direct(op: str, column: Any, value: Any) -> Any:
 def _member(f: Field, level: Level, condition: Any) -> Any:
     """The level's rows with at least one value of *f* that meets *condition* (a function
     of the source subquery)."""
-    if f.key not in level.keys and level.key not in f.also and f.column is not None:
-        # a column of the finer entity's own table: no need to join the table to itself
-        lift = _lift(f.key, level)
-        own = SimpleNamespace(c=SimpleNamespace(value=f.column()))  # the column as `value`
-        sub = lift.select(lift.col(level.key)).where(condition(own))
-        return level.col(level.key).in_(sub.correlate(None))
     src = f.source().subquery()
-    if f.key in level.keys:
-        sub = sa.select(src.c.key).where(src.c.key.is_not(None), condition(src))
-        column = level.col(f.key)
-        member = column.in_(sub.correlate(None))
-        # an ancestor key may be NULL (a blood tube of no lesion): then it is not a member,
-        # and its negation must hold, not be NULL
-        return member if f.key == level.key else sa.and_(column.is_not(None), member)
-    if level.key in f.also:
+    how = relation(f, level)
+    if how is Relation.LIFT:
+        stmt, value = lift(f, level, src)
+        # a column of the finer entity's own table stands as the source's `value`
+        values = src if f.column is None else SimpleNamespace(c=SimpleNamespace(value=value))
+        return level.col(level.key).in_(stmt.where(condition(values)).correlate(None))
+    if how is Relation.ALSO:
         sub = sa.select(src.c[level.key]).where(condition(src))
         return level.col(level.key).in_(sub.correlate(None))
-    lift = _lift(f.key, level)
-    sub = lift.select(lift.col(level.key)).join(src, src.c.key == lift.col(f.key)).where(condition(src))
-    return level.col(level.key).in_(sub.correlate(None))
-
-
-def _lift(key: str, level: Level) -> Level:
-    if KEYS.index(key) > KEYS.index(level.key):
-        raise AssertionError(f"{key} is not finer than {level.key}")
-    return LIFT[key]
+    sub = sa.select(src.c.key).where(src.c.key.is_not(None), condition(src))
+    column = level.col(f.key)
+    member = column.in_(sub.correlate(None))
+    # an ancestor key may be NULL (a blood tube of no lesion): then it is not a member,
+    # and its negation must hold, not be NULL
+    return member if f.key == level.key else sa.and_(column.is_not(None), member)

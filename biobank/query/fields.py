@@ -1,4 +1,4 @@
-"""The registry of queryable fields and the levels a query can answer at.
+"""The registry of queryable fields (the levels a query answers at are in ``levels``).
 
 Every package contributes fields at start-up (``register_fields(app, [...])``): the biobank
 its participants, cases, lesions, specimens, consents and storage; omics its assays and
@@ -18,12 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from biobank.models import Case, Lesion, Participant, Specimen
-from biobank.models.vocab import Lineage, code_text
+from biobank.models.vocab import code_text
 from biobank.query.filters import FieldSpec
-
-#: entity keys from the finest to the coarsest
-KEYS = ("specimen_id", "lesion_id", "case_id", "participant_id")
+from biobank.query.levels import KEYS
 
 _EXTENSION = "biobank.query_fields"
 
@@ -116,94 +113,6 @@ def column_field(
         column=None if join else (lambda: column),
         **kwargs,
     )
-
-
-@dataclass(frozen=True)
-class Level:
-    """What a query answers with: rows of one entity, with the ids of its ancestors."""
-
-    name: str
-    key: str
-    keys: tuple[str, ...]
-    columns: Callable[[], dict[str, Any]]
-    joins: Callable[[sa.Select], sa.Select]
-    where: Callable[[], Any] | None = None
-    description: str = ""
-
-    def col(self, key: str) -> Any:
-        return self.columns()[key]
-
-    def select(self, *cols: Any) -> sa.Select:
-        stmt = self.joins(sa.select(*cols))
-        if self.where is not None:
-            stmt = stmt.where(self.where())
-        return stmt
-
-
-def _specimen_columns() -> dict[str, Any]:
-    return {
-        "specimen_id": Specimen.id,
-        "lesion_id": Specimen.lesion_id,
-        "case_id": Specimen.case_id,
-        "participant_id": Specimen.participant_id,
-    }
-
-
-def _specimen_joins(stmt: sa.Select) -> sa.Select:
-    return stmt.select_from(Specimen)
-
-
-LEVELS: dict[str, Level] = {
-    "participants": Level(
-        "participants",
-        "participant_id",
-        ("participant_id",),
-        lambda: {"participant_id": Participant.id},
-        lambda stmt: stmt.select_from(Participant),
-        description="Participants (pseudonymous)",
-    ),
-    "cases": Level(
-        "cases",
-        "case_id",
-        ("case_id", "participant_id"),
-        lambda: {"case_id": Case.id, "participant_id": Case.participant_id},
-        lambda stmt: stmt.select_from(Case),
-        description="Cases: one diagnosis of a participant",
-    ),
-    "lesions": Level(
-        "lesions",
-        "lesion_id",
-        ("lesion_id", "case_id", "participant_id"),
-        lambda: {"lesion_id": Lesion.id, "case_id": Lesion.case_id, "participant_id": Case.participant_id},
-        lambda stmt: stmt.select_from(Lesion).join(Case, Case.id == Lesion.case_id),
-        description="Lesions: one site on the skin of a case",
-    ),
-    "specimens": Level(
-        "specimens",
-        "specimen_id",
-        KEYS,
-        _specimen_columns,
-        _specimen_joins,
-        description="Specimens of any lineage: primaries, aliquots and derivatives",
-    ),
-    "aliquots": Level(
-        "aliquots",
-        "specimen_id",
-        KEYS,
-        _specimen_columns,
-        _specimen_joins,
-        where=lambda: Specimen.lineage != Lineage.PRIMARY,
-        description="Aliquots and derivatives only: the tubes a request is served from",
-    ),
-}
-
-#: the level that lifts a field's key to a coarser one
-LIFT = {
-    "specimen_id": LEVELS["specimens"],
-    "lesion_id": LEVELS["lesions"],
-    "case_id": LEVELS["cases"],
-    "participant_id": LEVELS["participants"],
-}
 
 
 class FieldRegistry:

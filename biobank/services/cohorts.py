@@ -58,10 +58,11 @@ from biobank.models import (
     User,
 )
 from biobank.models.vocab import ConsentScope, Lineage, Role
+from biobank.query.levels import LEVELS
 from biobank.services import query
 from biobank.services.consents import granted_scopes_by_participant
 
-COHORT_LEVELS = ("participants", "cases", "lesions", "specimens", "aliquots")
+COHORT_LEVELS = tuple(LEVELS)
 MANIFEST_COLUMNS = (
     "participant",
     "case",
@@ -343,8 +344,7 @@ def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: User) -> dict[str, Any]
 
 
 def _labels(level: str, ids: list[int]) -> list[str]:
-    key = {"participants": "participant", "cases": "case", "lesions": "lesion"}.get(level, "barcode")
-    return [row[key] for row in query.rows_for(level, ids)]
+    return [row[LEVELS[level].label] for row in query.rows_for(level, ids)]
 
 
 # --- objects and manifests -----------------------------------------------------------------
@@ -352,23 +352,10 @@ def _labels(level: str, ids: list[int]) -> list[str]:
 
 def _objects_of_members(snapshot: CohortSnapshot) -> list[tuple[str, int]]:
     members = sa.select(CohortSnapshotMember.entity_id).where(CohortSnapshotMember.snapshot_id == snapshot.id)
-    level = snapshot.level
+    level = LEVELS[snapshot.level]
     parent = sa.orm.aliased(Specimen)
-    if level == "participants":
-        spec_match = Specimen.participant_id.in_(members)
-        image_match = Image.case_id.in_(sa.select(Case.id).where(Case.participant_id.in_(members)))
-    elif level == "cases":
-        spec_match = Specimen.case_id.in_(members)
-        image_match = Image.case_id.in_(members)
-    elif level == "lesions":
-        spec_match = Specimen.lesion_id.in_(members)
-        image_match = Image.lesion_id.in_(members)
-    else:  # a specimen's objects include those of its aliquots and their derivatives
-        spec_match = sa.or_(
-            Specimen.id.in_(members), Specimen.parent_id.in_(members), parent.parent_id.in_(members)
-        )
-        image_match = Image.specimen_id.in_(members)
-    images = sa.select(Image.id).where(image_match)
+    spec_match = level.specimens_of(members, parent)
+    images = sa.select(Image.id).where(level.images_of(members))
     return [
         (kind.name, i)
         for kind in object_kinds()

@@ -7,11 +7,9 @@ they belong to; administrators see every site.
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,11 +19,12 @@ from sqlalchemy.orm import aliased
 from biobank.auth import has_role, visible_site_ids
 from biobank.db import db
 from biobank.errors import InvalidFilter, PermissionDenied
-from biobank.models import Case, Lesion, Participant, Site, Specimen, StorageContainer, Study, User
+from biobank.models import Participant, Specimen, User
 from biobank.models.vocab import Role
-from biobank.query import compiler
-from biobank.query.fields import LEVELS, FieldRegistry, Level, registry
-from biobank.query.filters import BoolNode, Clause, FilterError, Node, clauses, parse, without_field
+from biobank.query import compiler, planner
+from biobank.query.fields import FieldRegistry, registry
+from biobank.query.filters import Clause, FilterError, Node, parse
+from biobank.query.levels import LEVELS, Level
 
 MAX_FILTER_BYTES = 16_384
 MAX_FACETS = 12
@@ -168,7 +167,7 @@ def run_query(
     facet_names = parse_facets(facets, fields)
     scope = _site_scope(lvl, actor)
     page = 0 if counts_only(actor) or size == 0 else size + 1
-    total, facet_rows, ids = _counts(lvl, node, facet_names, scope, fields, page=page, after=after)
+    total, facet_rows, ids = planner.count(lvl, node, facet_names, scope, fields, page=page, after=after)
     result = QueryResult(level=level, total=suppress(total, actor))
     for name in facet_names:
         buckets = [
@@ -195,143 +194,6 @@ def run_query(
     return result
 
 
-def _counts(
-    level: Level,
-    node: Node | None,
-    facet_names: list[str],
-    scope: Any,
-    fields: FieldRegistry,
-    *,
-    page: int = 0,
-    after: int | None = None,
-) -> tuple[int, dict[str, list[tuple[Any, int]]], list[int]]:
-    """The total, every facet and the ids of one page (*page* rows after *after*), in one
-    statement.
-
-    Each clause of the filter is evaluated once, into a flag column of a materialized CTE of
-    the level's rows; the total counts rows whose flags satisfy the whole filter, and each
-    facet joins its field's values to the rows that satisfy the filter without the clauses
-    on that field. So five clauses and four facets cost five clause evaluations, not 25.
-    """
-    # Clauses on fields no facet is about hold for every count: they filter the rows once
-    # (as semi-joins); only the others become flag columns.
-    fixed: list[Node] = []
-    flagged: Node | None = node
-    faceted = set(facet_names)
-    if isinstance(node, BoolNode) and node.op == "and":
-        fixed = [c for c in node.content if not any(x.field in faceted for x in clauses(c))]
-        rest = tuple(c for c in node.content if c not in fixed)
-        flagged = BoolNode("and", rest) if rest else None
-    elif node is not None and not any(x.field in faceted for x in clauses(node)):
-        fixed, flagged = [node], None
-    leaves = list(clauses(flagged))
-    index = {id(leaf): i for i, leaf in enumerate(leaves)}
-    columns = [level.col(k).label(k) for k in level.keys]
-    flags = [
-        sa.type_coerce(compiler.predicate(leaf, level, fields), sa.Boolean).label(f"m{i}")
-        for i, leaf in enumerate(leaves)
-    ]
-    prefilter = [compiler.predicate(c, level, fields) for c in fixed]
-    # A facet on a column of the level's own table is read with the rows, not joined back.
-    own_values = {}
-    for name in facet_names:
-        f = fields.get(name)
-        if f is not None and f.column is not None and f.key == level.key:
-            own_values[name] = f.column().label(f"facet{len(own_values)}")
-    base = level.select(*columns, *flags, *own_values.values()).where(scope, *prefilter).cte("base")
-    if db.session.get_bind().dialect.name == "postgresql":
-        base = base.prefix_with("MATERIALIZED")
-        # enough memory for each clause's key set to be one hash table, not a rescan per row
-        work_mem = int(current_app.config["QUERY_WORK_MEM_MB"])
-        db.session.execute(sa.text(f"SET LOCAL work_mem = '{work_mem}MB'"))
-    own = base.c[level.key]
-
-    def holds(tree: Node | None) -> Any:
-        if tree is None:
-            return sa.true()
-        if isinstance(tree, BoolNode):
-            parts = [holds(child) for child in tree.content]
-            return sa.and_(*parts) if tree.op == "and" else sa.or_(*parts)
-        return base.c[f"m{index[id(tree)]}"]
-
-    parts = [
-        sa.select(
-            sa.literal("").label("facet"),
-            sa.cast(sa.null(), sa.String).label("key"),
-            sa.func.count().label("n"),
-        )
-        .select_from(base)
-        .where(holds(flagged))
-    ]
-    for name in facet_names:
-        f = fields.get(name)
-        assert f is not None
-        src = f.source().subquery()
-        # A field with a column has one value per entity: a row of the level meets at most
-        # one value of its own or its ancestor's, so rows need no DISTINCT to be counted.
-        single = f.column is not None and f.key in level.keys
-        if name in own_values:
-            joined, value = base, base.c[own_values[name].name]
-        elif f.key in level.keys:
-            joined, value = base.join(src, src.c.key == base.c[f.key]), src.c.value
-        elif level.key in f.also:
-            joined, value = base.join(src, src.c[level.key] == own), src.c.value
-        else:
-            lift = compiler.LIFT[f.key]
-            if f.column is not None:  # a column of the finer entity's table: no self-join
-                lifted = lift.select(
-                    lift.col(level.key).label("lifted"), f.column().label("value")
-                ).subquery()
-            else:
-                lifted = (
-                    lift.select(lift.col(level.key).label("lifted"), src.c.value)
-                    .join(src, src.c.key == lift.col(f.key))
-                    .subquery()
-                )
-            joined, value = base.join(lifted, lifted.c.lifted == own), lifted.c.value
-        parts.append(
-            sa.select(
-                sa.literal(name).label("facet"),
-                sa.cast(value, sa.String).label("key"),
-                (sa.func.count() if single else sa.func.count(sa.distinct(own))).label("n"),
-            )
-            .select_from(joined)
-            .where(holds(without_field(flagged, name)))
-            .group_by(value)
-        )
-    if page:
-        hits = (
-            sa.select(own.label("id"))
-            .where(holds(flagged))
-            .where(own > (after if after is not None else -1))
-            .order_by(own)
-            .limit(page)
-            .subquery()
-        )
-        parts.append(
-            sa.select(
-                sa.literal("#hit").label("facet"), sa.cast(sa.null(), sa.String).label("key"), hits.c.id
-            )
-        )
-    total = 0
-    facets: dict[str, list[tuple[Any, int]]] = {}
-    ids: list[int] = []
-    for facet_name, key, n in db.session.execute(sa.union_all(*parts)):
-        if not facet_name:
-            total = n
-        elif facet_name == "#hit":
-            ids.append(n)
-        elif key is not None:
-            facets.setdefault(facet_name, []).append((_facet_key(fields.get(facet_name), key), n))
-    return total, facets, sorted(ids)
-
-
-def _facet_key(f: Any, key: str) -> Any:
-    if f is not None and f.type == "boolean":
-        return key in ("true", "1", "t")
-    return key
-
-
 def iter_rows(*, actor: User, level: str, filters: Any = None, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every matching row, in id order, fetched a batch at a time (for TSV downloads).
 
@@ -354,175 +216,9 @@ def iter_rows(*, actor: User, level: str, filters: Any = None, batch: int = 2000
     return rows()
 
 
-ROW_COLUMNS = {
-    "participants": ["participant_id", "participant", "sex", "birth_year", "study", "site"],
-    "cases": [
-        "case_id",
-        "case",
-        "participant",
-        "disease_group",
-        "icd10_code",
-        "diagnosis_date",
-        "ajcc_stage",
-        "breslow_mm",
-        "ulceration",
-    ],
-    "lesions": [
-        "lesion_id",
-        "lesion",
-        "case",
-        "participant",
-        "disease_group",
-        "body_site",
-        "laterality",
-        "diameter_mm",
-    ],
-    "specimens": [
-        "specimen_id",
-        "barcode",
-        "lineage",
-        "material_type",
-        "pathology_status",
-        "status",
-        "quantity",
-        "unit",
-        "freeze_thaw_count",
-        "site",
-        "location",
-        "lesion",
-        "case",
-        "participant",
-        "disease_group",
-    ],
-}
-ROW_COLUMNS["aliquots"] = ROW_COLUMNS["specimens"]
-
-
 def rows_for(level: str, ids: list[int]) -> list[dict[str, Any]]:
     """Pseudonymous rows for *ids* at *level*, in the order of *ids*. Never PHI."""
-    if not ids:
-        return []
-    if level == "participants":
-        stmt = (
-            sa.select(
-                Participant.id.label("participant_id"),
-                Participant.code.label("participant"),
-                Participant.sex,
-                Participant.birth_year,
-                Study.code.label("study"),
-                Site.code.label("site"),
-            )
-            .join(Study, Study.id == Participant.study_id)
-            .join(Site, Site.id == Participant.site_id)
-            .where(Participant.id.in_(ids))
-        )
-    elif level == "cases":
-        stmt = (
-            sa.select(
-                Case.id.label("case_id"),
-                Case.code.label("case"),
-                Participant.code.label("participant"),
-                Case.disease_group,
-                Case.icd10_code,
-                Case.diagnosis_date,
-                Case.ajcc_stage,
-                Case.breslow_mm,
-                Case.ulceration,
-            )
-            .join(Participant, Participant.id == Case.participant_id)
-            .where(Case.id.in_(ids))
-        )
-    elif level == "lesions":
-        stmt = (
-            sa.select(
-                Lesion.id.label("lesion_id"),
-                Lesion.code.label("lesion"),
-                Case.code.label("case"),
-                Participant.code.label("participant"),
-                Case.disease_group,
-                Lesion.body_site,
-                Lesion.laterality,
-                Lesion.diameter_mm,
-            )
-            .join(Case, Case.id == Lesion.case_id)
-            .join(Participant, Participant.id == Case.participant_id)
-            .where(Lesion.id.in_(ids))
-        )
-    else:
-        return _specimen_rows(ids)
-    rows = {r[0]: {k: _plain(v) for k, v in r._mapping.items()} for r in db.session.execute(stmt)}
-    return [rows[i] for i in ids if i in rows]
-
-
-def _specimen_rows(ids: list[int]) -> list[dict[str, Any]]:
-    stmt = (
-        sa.select(
-            Specimen.id,
-            Specimen.barcode,
-            Specimen.lineage,
-            Specimen.material_type,
-            Specimen.pathology_status,
-            Specimen.status,
-            Specimen.quantity,
-            Specimen.unit,
-            Specimen.freeze_thaw_count,
-            Site.code.label("site"),
-            Specimen.container_id,
-            Specimen.pos_row,
-            Specimen.pos_col,
-            Lesion.code.label("lesion"),
-            Case.code.label("case"),
-            Participant.code.label("participant"),
-            Case.disease_group,
-        )
-        .join(Site, Site.id == Specimen.site_id)
-        .join(Participant, Participant.id == Specimen.participant_id)
-        .outerjoin(Lesion, Lesion.id == Specimen.lesion_id)
-        .outerjoin(Case, Case.id == Specimen.case_id)
-        .where(Specimen.id.in_(ids))
-    )
-    raw = list(db.session.execute(stmt))
-    container_ids = {r.container_id for r in raw if r.container_id is not None}
-    containers = {
-        c.id: c
-        for c in db.session.scalars(sa.select(StorageContainer).where(StorageContainer.id.in_(container_ids)))
-    }
-    out = {}
-    for r in raw:
-        location = None
-        if r.container_id is not None:
-            box = containers[r.container_id]
-            location = box.name
-            if r.pos_row is not None:
-                location += " " + box.position_label(r.pos_row, r.pos_col)
-        out[r.id] = {
-            "specimen_id": r.id,
-            "barcode": r.barcode,
-            "lineage": _plain(r.lineage),
-            "material_type": _plain(r.material_type),
-            "pathology_status": _plain(r.pathology_status),
-            "status": _plain(r.status),
-            "quantity": _plain(r.quantity),
-            "unit": _plain(r.unit),
-            "freeze_thaw_count": r.freeze_thaw_count,
-            "site": r.site,
-            "location": location,
-            "lesion": r.lesion,
-            "case": r.case,
-            "participant": r.participant,
-            "disease_group": _plain(r.disease_group),
-        }
-    return [out[i] for i in ids if i in out]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return float(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
+    return LEVELS[level].rows(ids) if ids else []
 
 
 def mapping() -> dict[str, Any]:
