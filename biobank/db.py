@@ -214,4 +214,44 @@ def refresh_statistics(*, only_if_missing: bool = False) -> bool:
         ):
             return False
         db.session.execute(sa.text("ANALYZE"))
+        _discount_nulls()
     return True
+
+
+def _discount_nulls() -> None:
+    """Correct what ``ANALYZE`` says of an index whose leading column is mostly NULL.
+
+    SQLite counts NULL as one value that all its rows share, so an index on a column that is
+    NULL in most rows (a manufacturer's barcode, a label) looks as if ``column = ?`` matched
+    most of the table, although an equality never matches NULL. With such figures
+    ``barcode = ? OR manufacturer_barcode = ?`` (every scan) read the whole table instead of
+    two index entries. The leading figure becomes the rows per distinct non-NULL value, and
+    the reloaded statistics are what the planner uses."""
+    session = db.session
+    changed = False
+    for table, index, stat in session.execute(
+        sa.text("SELECT tbl, idx, stat FROM sqlite_stat1 WHERE idx IS NOT NULL")
+    ).all():
+        words = stat.split(" ")
+        if len(words) < 2 or not words[1].isdigit() or int(words[1]) <= 1:
+            continue
+        columns = session.execute(sa.text(f'PRAGMA index_info("{index}")')).all()
+        nullable = {row[1]: not row[3] for row in session.execute(sa.text(f'PRAGMA table_info("{table}")'))}
+        if not columns or not nullable.get(columns[0][2], False):
+            continue
+        present, distinct = session.execute(
+            sa.text(f'SELECT count("{columns[0][2]}"), count(DISTINCT "{columns[0][2]}") FROM "{table}"')
+        ).one()
+        per_value = max(1, -(-present // distinct)) if distinct else 1
+        if per_value >= int(words[1]):
+            continue
+        numbers = [w for w in words[1:] if w.isdigit()]
+        fixed = [str(min(int(n), per_value)) for n in numbers]
+        new = " ".join([words[0], *fixed, *words[1 + len(numbers) :]])
+        session.execute(
+            sa.text("UPDATE sqlite_stat1 SET stat = :stat WHERE tbl = :tbl AND idx = :idx"),
+            {"stat": new, "tbl": table, "idx": index},
+        )
+        changed = True
+    if changed:
+        session.execute(sa.text("ANALYZE sqlite_master"))  # the planner reloads the figures
