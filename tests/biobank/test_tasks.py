@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
-from biobank.jobs import celery
+from biobank.jobs import celery, enqueue
 from biobank.models import CustodyCheckpoint
+from biobank.services import witnesses
 from biobank.tasks import custody_checkpoint
+from labels import services as label_services
 
 
 def test_checkpoint_task_runs_in_process_by_default(make, site, technician, db_session):
@@ -35,3 +38,12 @@ def test_checkpoint_task_runs_in_a_worker_over_redis(tmp_path):
         with app.app_context():
             stored = db.session.scalars(sa.select(CustodyCheckpoint)).one()
             assert result["id"] == stored.id
+
+
+def test_services_queue_tasks_by_names_the_packages_registered(app):
+    """Services queue by name (they never import the tasks, which import them): every name
+    they use is a registered task once the app is built, and an unknown one is refused."""
+    for name in (witnesses.SEND_TASK, label_services.SEND_TASK, "biobank.import_file", "omics.ingest"):
+        assert name in celery.tasks, name
+    with pytest.raises(KeyError, match=r"nobody\.task"):
+        enqueue("nobody.task")
