@@ -124,13 +124,23 @@ def login(page: Any, base: str, username: str, password: str) -> None:
     page.click("button[type=submit]")
 
 
-def focused_id(page: Any, expected: str, *, timeout: float = 5000) -> str:
-    """The id of the focused element once it is *expected*, or whatever has the focus after
-    *timeout* ms: autofocus is applied at the browser's next rendering, not at load."""
+def _focused(page: Any, attribute: str, expected: str, timeout: float) -> str:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     with suppress(PlaywrightTimeout):
         page.wait_for_function(
-            f"document.activeElement && document.activeElement.id === {json.dumps(expected)}", timeout=timeout
+            f"document.activeElement && document.activeElement.{attribute} === {json.dumps(expected)}",
+            timeout=timeout,
         )
-    return page.evaluate("document.activeElement.id")
+    return page.evaluate(f"document.activeElement.{attribute}")
+
+
+def focused_id(page: Any, expected: str, *, timeout: float = 5000) -> str:
+    """The id of the focused element once it is *expected*, or whatever has the focus after
+    *timeout* ms: autofocus is applied at the browser's next rendering, not at load."""
+    return _focused(page, "id", expected, timeout)
+
+
+def focused_name(page: Any, expected: str, *, timeout: float = 5000) -> str:
+    """Like ``focused_id``, for a field known by its name."""
+    return _focused(page, "name", expected, timeout)

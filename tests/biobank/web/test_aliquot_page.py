@@ -13,7 +13,7 @@ from biobank.db import db
 from biobank.models import Site, Specimen, User
 from biobank.models.vocab import MaterialType, SpecimenStatus
 from tests.biobank.web.test_receive_page import wedge
-from tests.browser import browser, focused_id, login, module_server
+from tests.browser import browser, focused_id, focused_name, login, module_server
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
@@ -82,7 +82,7 @@ def test_three_aliquots_placed_on_the_grid_and_labelled_at_once(server, browser)
     wedge(page, barcode)
     page.wait_for_selector("#plan-form")
     keys = Keys(page)
-    assert page.evaluate("document.activeElement.name") == "count"
+    assert focused_name(page, "count") == "count"
     keys.type("3")
     keys.press("Tab")
     keys.type("5")
