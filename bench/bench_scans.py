@@ -52,7 +52,8 @@ def _tubes(url: str, n: int) -> tuple[list[str], int]:
     from biobank import create_app
     from biobank.db import db, transaction
     from biobank.models import Participant, Site, Specimen, StorageContainer
-    from biobank.models.vocab import ContainerKind, MaterialType, SpecimenStatus
+    from biobank.models.vocab import ContainerKind, CustodyEventType, MaterialType, SpecimenStatus
+    from biobank.services.custody import record_custody_events
 
     app = create_app({"DATABASE_URL": url})
     with app.app_context():
@@ -102,6 +103,11 @@ def _tubes(url: str, n: int) -> tuple[list[str], int]:
                     }
                     for c in codes
                 ],
+            )
+            # each tube's chain starts with its receipt, as a registered tube's does
+            tubes = db.session.scalars(sa.select(Specimen).where(Specimen.barcode.in_(codes))).all()
+            record_custody_events(
+                [(tube, CustodyEventType.RECEIVED, {}) for tube in tubes], actor=system_actor()
             )
         db.engine.dispose()
     return codes, first_box
@@ -368,7 +374,8 @@ def rack_confirm(url: str) -> tuple[float, float]:
     from biobank import create_app
     from biobank.db import db, transaction
     from biobank.models import Participant, Site, Specimen, StorageContainer
-    from biobank.models.vocab import ContainerKind, MaterialType, SpecimenStatus
+    from biobank.models.vocab import ContainerKind, CustodyEventType, MaterialType, SpecimenStatus
+    from biobank.services.custody import record_custody_events
     from biobank.services.rack_scans import confirm_rack_scan, upload_rack_scan
     from biobank.services.users import system_actor
 
@@ -408,6 +415,9 @@ def rack_confirm(url: str) -> tuple[float, float]:
                 )
                 db.session.add(s)
                 tubes.append(s)
+            db.session.flush()
+            # each chain starts as a stored tube's does
+            record_custody_events([(s, CustodyEventType.STORED, {}) for s in tubes], actor=system_actor())
         shuffled = tubes[:]
         random.Random(1).shuffle(shuffled)
         lines = [f"{chr(65 + i // 12)}{i % 12 + 1:02d},{s.barcode}" for i, s in enumerate(shuffled)]

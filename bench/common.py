@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -60,6 +61,8 @@ def ensure_database(backend: str, name: str, *, participants: int) -> str:
         if database_is_empty():
             started = time.perf_counter()
             print(f"  building {backend} database {name} ({participants} participants)…", flush=True)
+            # checkpoints kept outside an earlier database of this name belong to it
+            shutil.rmtree(DATA / f"custody-{name}", ignore_errors=True)
             counts = load_demo(
                 seed=1,
                 participants=participants,
