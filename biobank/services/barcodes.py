@@ -65,8 +65,14 @@ def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
     stmt = sa.select(Specimen).where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
     if lock and db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
-    # Scans and scan cards need to know whether consent was withdrawn, not every record.
-    stmt = stmt.options(defaultload(Specimen.participant).lazyload(Participant.consents))
+    # Scans and scan cards need the participant's code and whether consent was withdrawn:
+    # not every consent record, nor the participant's study and site.
+    participant = defaultload(Specimen.participant)
+    stmt = stmt.options(
+        participant.lazyload(Participant.consents),
+        participant.lazyload(Participant.study),
+        participant.lazyload(Participant.site),
+    )
     specimen = db.session.scalar(stmt)
     if specimen is not None:
         return specimen
