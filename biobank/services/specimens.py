@@ -174,6 +174,46 @@ class _FromParent:
 FROM_PARENT: Any = _FromParent()
 
 
+def _child_lineage(
+    parent: Specimen, participant: Participant, lineage: Lineage | None, material_type: MaterialType
+) -> Lineage:
+    """The lineage of a new child of *parent* (an aliquot unless said otherwise), refused
+    for another participant's or a finished parent, or an aliquot of another material."""
+    if parent.participant_id != participant.id:
+        raise InvalidInput(f"parent {parent.barcode} belongs to another participant", field="parent_id")
+    if parent.status in TERMINAL:
+        raise InvalidState(f"parent {parent.barcode} is {parent.status.value}", field="parent_id")
+    lineage = lineage or Lineage.ALIQUOT
+    if lineage is Lineage.PRIMARY:
+        raise InvalidInput("a specimen with a parent is an aliquot or a derivative", field="lineage")
+    if lineage is Lineage.ALIQUOT and material_type != parent.material_type:
+        raise InvalidInput(
+            f"an aliquot has its parent's material type ({parent.material_type.value}); "
+            "use lineage 'derivative' for a new material",
+            field="material_type",
+        )
+    return lineage
+
+
+def _check_visit_and_lesion(
+    participant: Participant, collection_event_id: int | None, lesion_id: int | None, *, actor: User
+) -> CollectionEvent | None:
+    """The visit a new specimen comes from (if any), refused with its lesion when either
+    belongs to another participant."""
+    event = None
+    if collection_event_id is not None:
+        event = get_visible(CollectionEvent, collection_event_id, actor, field="collection_event_id")
+        if event.participant_id != participant.id:
+            raise InvalidInput(
+                "the collection event belongs to another participant", field="collection_event_id"
+            )
+    if lesion_id is not None:
+        lesion = db.session.get(Lesion, lesion_id)
+        if lesion is None or lesion.case.participant_id != participant.id:
+            raise InvalidInput("the lesion belongs to another participant", field="lesion_id")
+    return event
+
+
 def register_specimen(
     *,
     actor: User,
@@ -226,19 +266,7 @@ def register_specimen(
     parent = None
     if parent_id is not None:
         parent = get_visible(Specimen, parent_id, actor, field="parent_id")
-        if parent.participant_id != participant.id:
-            raise InvalidInput(f"parent {parent.barcode} belongs to another participant", field="parent_id")
-        if parent.status in TERMINAL:
-            raise InvalidState(f"parent {parent.barcode} is {parent.status.value}", field="parent_id")
-        lineage = lineage or Lineage.ALIQUOT
-        if lineage is Lineage.PRIMARY:
-            raise InvalidInput("a specimen with a parent is an aliquot or a derivative", field="lineage")
-        if lineage is Lineage.ALIQUOT and material_type != parent.material_type:
-            raise InvalidInput(
-                f"an aliquot has its parent's material type ({parent.material_type.value}); "
-                "use lineage 'derivative' for a new material",
-                field="material_type",
-            )
+        lineage = _child_lineage(parent, participant, lineage, material_type)
         if collection_event_id is FROM_PARENT:
             collection_event_id = parent.collection_event_id
         if lesion_id is FROM_PARENT:
@@ -247,18 +275,7 @@ def register_specimen(
         raise InvalidInput("an aliquot or derivative needs a parent_id", field="parent_id")
     collection_event_id = None if collection_event_id is FROM_PARENT else collection_event_id
     lesion_id = None if lesion_id is FROM_PARENT else lesion_id
-
-    event = None
-    if collection_event_id is not None:
-        event = get_visible(CollectionEvent, collection_event_id, actor, field="collection_event_id")
-        if event.participant_id != participant.id:
-            raise InvalidInput(
-                "the collection event belongs to another participant", field="collection_event_id"
-            )
-    if lesion_id is not None:
-        lesion = db.session.get(Lesion, lesion_id)
-        if lesion is None or lesion.case.participant_id != participant.id:
-            raise InvalidInput("the lesion belongs to another participant", field="lesion_id")
+    event = _check_visit_and_lesion(participant, collection_event_id, lesion_id, actor=actor)
 
     if quantity is not None and unit is None:
         raise InvalidInput("a quantity needs a unit", field="unit")
