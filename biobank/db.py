@@ -235,7 +235,12 @@ def _discount_nulls() -> None:
         sa.text("SELECT tbl, idx, stat FROM sqlite_stat1 WHERE idx IS NOT NULL")
     ).all():
         words = stat.split(" ")
-        if len(words) < 2 or not words[1].isdigit() or int(words[1]) <= 1:
+        if len(words) < 2 or not (words[0].isdigit() and words[1].isdigit()):
+            continue
+        # Only a figure that makes an equality match 1% of the table or more can send the
+        # planner past the index; once corrected it is below that, so a restart of `serve`
+        # counts nothing again.
+        if int(words[1]) < max(2, int(words[0]) // 100):
             continue
         columns = session.execute(sa.text(f'PRAGMA index_info("{index}")')).all()
         nullable = {row[1]: not row[3] for row in session.execute(sa.text(f'PRAGMA table_info("{table}")'))}
