@@ -7,17 +7,17 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, request, session
-from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from biobank.audit import set_actor
 from biobank.db import db, transaction, utcnow, writing
 from biobank.errors import AuthenticationRequired, PermissionDenied, TooManyAttempts
-from biobank.models.users import ApiToken, Throttle, User, UserSession
+from biobank.models.users import Actor, ApiToken, Throttle, User, UserSession, user_sites
 from biobank.models.vocab import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -110,49 +110,118 @@ def end_session(secret: str) -> None:
         record.ended_at = utcnow()
 
 
-def user_for_session(secret: str) -> User | None:
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: the signed-in user's id, name, role and sites, read with one
+    statement when the request begins. Services take it wherever they take an actor (it has
+    the attributes of :class:`~biobank.models.users.User` they use); :meth:`account` loads
+    the account itself for what needs it (a password check, a password change)."""
+
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    site_ids: frozenset[int]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def may_see_phi(self) -> bool:
+        """Researchers never see identifying data; everyone else at the site may."""
+        return self.role is not Role.RESEARCHER
+
+    def account(self) -> User:
+        return db.session.get_one(User, self.id)
+
+
+#: what a request needs of its user, one row per site the user works at (or one with none)
+_PRINCIPAL_COLUMNS = (User.id, User.username, User.full_name, User.role, User.is_active, user_sites.c.site_id)
+
+
+def _principal(rows: list[sa.Row[Any]]) -> Principal | None:
+    """The principal of *rows* (a statement over ``_PRINCIPAL_COLUMNS`` and more), or None
+    when there are none or the user is not active."""
+    if not rows or not rows[0].is_active:
+        return None
+    first = rows[0]
+    sites = frozenset(row.site_id for row in rows if row.site_id is not None)
+    return Principal(first.id, first.username, first.full_name, first.role, sites)
+
+
+def _with_user(stmt: sa.Select[Any], user_id: Any) -> sa.Select[Any]:
+    return stmt.join(User, User.id == user_id).outerjoin(user_sites, user_sites.c.user_id == User.id)
+
+
+@functools.cache
+def _session_statement() -> sa.Select[Any]:
+    """A browser session's state and its user, by the hash of its secret (built once: every
+    page starts here)."""
+    return _with_user(
+        sa.select(UserSession.ended_at, UserSession.last_seen_at, *_PRINCIPAL_COLUMNS).where(
+            UserSession.id == sa.bindparam("key")
+        ),
+        UserSession.user_id,
+    )
+
+
+@functools.cache
+def _token_statement() -> sa.Select[Any]:
+    """A token's state and its user, by the hash of its secret (built once: every API call
+    starts here)."""
+    return _with_user(
+        sa.select(
+            ApiToken.id.label("token_id"),
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            ApiToken.last_used_at,
+            *_PRINCIPAL_COLUMNS,
+        ).where(ApiToken.token_hash == sa.bindparam("key")),
+        ApiToken.user_id,
+    )
+
+
+def user_for_session(secret: str) -> Principal | None:
     """The user a session cookie signs in, if the session is live: not ended, and not idle
     for longer than ``SESSION_IDLE_MINUTES`` (its last use is kept, once a minute)."""
-    record = db.session.get(UserSession, hash_token(str(secret)))
+    key = hash_token(str(secret))
+    rows = db.session.connection().execute(_session_statement(), {"key": key}).all()
     now = utcnow()
     idle = dt.timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
-    if record is None or record.ended_at is not None or record.last_seen_at < now - idle:
+    if not rows or rows[0].ended_at is not None or rows[0].last_seen_at < now - idle:
         return None
-    user = db.session.get(User, record.user_id)
-    if user is None or not user.is_active:
-        return None
-    if now - record.last_seen_at > dt.timedelta(minutes=1):
-        _bookkeep(record, "last_seen_at", now)
-    return user
+    principal = _principal(rows)
+    if principal is not None and now - rows[0].last_seen_at > dt.timedelta(minutes=1):
+        _bookkeep(UserSession.__table__, UserSession.id == key, last_seen_at=now)
+    return principal
 
 
-def user_for_token(secret: str) -> User | None:
-    # The token, its user and the user's sites in one query: every API call starts here.
-    token = (
-        db.session.scalars(
-            sa.select(ApiToken)
-            .where(ApiToken.token_hash == hash_token(secret))
-            .options(joinedload(ApiToken.user).joinedload(User.sites))
-        )
-        .unique()
-        .first()
-    )
+def user_for_token(secret: str) -> Principal | None:
+    """The user a bearer token signs in, if the token is neither revoked nor expired: the
+    token, its user and the user's sites in one statement."""
+    rows = db.session.connection().execute(_token_statement(), {"key": hash_token(secret)}).all()
     now = utcnow()
-    if token is None or not token.is_usable(now) or not token.user.is_active:
+    if not rows:
         return None
-    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+    token = rows[0]
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        return None
+    principal = _principal(rows)
+    if principal is not None and (
+        token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1)
+    ):
         # Kept to the minute, so a busy scanner does not write on every request.
-        _bookkeep(token, "last_used_at", now)
-    return token.user
+        _bookkeep(ApiToken.__table__, ApiToken.id == token.token_id, last_used_at=now)
+    return principal
 
 
-def _bookkeep(record: Any, attribute: str, value: Any) -> None:
-    """Set *attribute* of *record* and commit it on its own, before the request's work: the
-    read transaction begun to find the record ends first, and the write takes the write lock
-    as it begins."""
+def _bookkeep(table: sa.Table, where: Any, **values: Any) -> None:
+    """Update *table*'s row and commit it on its own, before the request's work: the read
+    transaction begun to find the row ends first, and the write takes the write lock as it
+    begins."""
     db.session.commit()  # nothing to write yet: it ends the read
     with writing(), transaction():
-        setattr(record, attribute, value)
+        db.session.execute(sa.update(table).where(where).values(**values))
 
 
 def _load_actor() -> None:
@@ -175,13 +244,13 @@ def _load_actor() -> None:
         ):
             # Cookie-authenticated writes must prove they come from our own pages.
             g.auth_error = "send the page's CSRF token in X-CSRF-Token, or use a bearer token"
-        elif user is not None and user.is_active:
+        elif user is not None:
             g.actor = user
     if g.actor is not None:
         set_actor(db.session, g.actor, reason=request.headers.get("X-Change-Reason") or None)
 
 
-def current_actor() -> User:
+def current_actor() -> Principal:
     """The authenticated user of this request; raises if there is none."""
     actor = g.get("actor")
     if actor is None:
@@ -210,19 +279,19 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
     return decorator
 
 
-def visible_site_ids(actor: User) -> set[int] | None:
+def visible_site_ids(actor: Actor) -> set[int] | None:
     """Site ids whose data *actor* may see; ``None`` means all (administrators)."""
     return None if actor.is_admin else actor.site_ids
 
 
-def check_site(actor: User, site_id: int, *, field: str = "site_id") -> None:
+def check_site(actor: Actor, site_id: int, *, field: str = "site_id") -> None:
     """Refuse to act on another site's data."""
     sites = visible_site_ids(actor)
     if sites is not None and site_id not in sites:
         raise PermissionDenied("you are not a member of this site", field=field)
 
 
-def scope(stmt: sa.Select, column: Any, actor: User) -> sa.Select:
+def scope(stmt: sa.Select, column: Any, actor: Actor) -> sa.Select:
     """Restrict *stmt* to rows whose *column* (a site id) the actor may see."""
     sites = visible_site_ids(actor)
     if sites is None:
@@ -230,7 +299,7 @@ def scope(stmt: sa.Select, column: Any, actor: User) -> sa.Select:
     return stmt.where(column.in_(sorted(sites)))
 
 
-def has_role(actor: User, roles: Iterable[Role]) -> bool:
+def has_role(actor: Actor, roles: Iterable[Role]) -> bool:
     return actor.role in tuple(roles)
 
 

@@ -169,7 +169,7 @@ def create_print_job(
     except LabelError as error:
         raise label_refused(error) from None
     job = PrintJob(
-        actor=actor,
+        actor_id=actor.id,
         printer=printer,
         template=template,
         format="zpl" if as_zpl else "pdf",

@@ -109,4 +109,6 @@ class OwnPasswordViews(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Change your own password, giving the current one"""
         with transaction():
-            users.change_password(current_actor(), current=data["current_password"], new=data["password"])
+            users.change_password(
+                current_actor().account(), current=data["current_password"], new=data["password"]
+            )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Set as AbstractSet
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -54,6 +56,25 @@ class User(Audited, Timestamps, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"
+
+
+class Actor(Protocol):
+    """Whoever a service acts for: a :class:`User`, or a request's
+    :class:`~biobank.auth.Principal` (read column by column when the request begins)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def is_admin(self) -> bool: ...
+    @property
+    def site_ids(self) -> AbstractSet[int]: ...
+    def may_see_phi(self) -> bool: ...
 
 
 class ApiToken(db.Model):

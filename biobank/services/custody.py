@@ -193,7 +193,7 @@ def _append(
         event_type=event_type,
         occurred_at=occurred_at or now,
         recorded_at=now,
-        actor=actor,
+        actor_id=getattr(actor, "id", None),
         actor_name=getattr(actor, "username", None) or "system",
         from_location=from_location,
         to_location=to_location,

@@ -387,7 +387,8 @@ def decide(
     if not approve and not (reason or "").strip():
         raise InvalidInput("a rejection needs its reason", field="reason")
     check_throttle(signature_key(actor))
-    if not actor.password_hash or not check_password_hash(actor.password_hash, password or ""):
+    account = db.session.get_one(User, actor.id)  # the actor may be a request's principal
+    if not account.password_hash or not check_password_hash(account.password_hash, password or ""):
         # The caller counts it once this transaction is rolled back (note_failure).
         raise PermissionDenied("the password does not match: nothing was signed", field="password")
     clear_throttle(signature_key(actor))

@@ -362,7 +362,7 @@ def apply_scan(
         specimen=specimen,
         custody_event=event,
         action=action,
-        actor=actor,
+        actor_id=actor.id,
         scanned_at=scanned_at,
     )
     return ScanResult(scan=recorded, specimen=specimen, warnings=warnings)

@@ -73,7 +73,11 @@ def create_token(user: User, *, name: str, expires_at: dt.datetime | None = None
     secret = new_token_secret()
     db.session.add(
         ApiToken(
-            user=user, name=name, prefix=secret[:12], token_hash=hash_token(secret), expires_at=expires_at
+            user_id=user.id,
+            name=name,
+            prefix=secret[:12],
+            token_hash=hash_token(secret),
+            expires_at=expires_at,
         )
     )
     db.session.flush()

@@ -175,7 +175,7 @@ def account_password() -> Any:
         if new != request.form.get("password_again", ""):
             raise InvalidInput("the two new passwords differ", field="password_again")
         with transaction():
-            users.change_password(current_actor(), current=request.form.get("current", ""), new=new)
+            users.change_password(current_actor().account(), current=request.form.get("current", ""), new=new)
         flash("Your password is changed.", "ok")
     except BiobankError as error:
         flash(f"Password not changed: {error.message}.", "error")

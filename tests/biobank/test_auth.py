@@ -57,6 +57,36 @@ def test_revoked_and_expired_tokens_are_refused(client, make, technician, db_ses
     assert client.get(f"{API_PREFIX}/specimens/", headers=headers).status_code == 401
 
 
+def test_what_a_request_may_do_is_read_afresh_at_every_request(
+    client, make, site, other_site, technician, db_session
+):
+    """A request acts for the account as it is when the request begins: a site taken away or
+    an account made inactive counts at the next request, by token and by session alike, and
+    a token's last use is kept."""
+    from biobank.models import User
+
+    headers = make.auth_headers(technician)
+    theirs = make.specimen(participant=make.participant(site=other_site))
+    path = f"{API_PREFIX}/specimens/{theirs.id}"
+    assert client.get(path, headers=headers).status_code == 404
+    user = db_session.get(User, technician.id)
+    user.sites = [site, other_site]
+    db_session.commit()
+    assert client.get(path, headers=headers).status_code == 200
+    assert db_session.scalars(sa.select(ApiToken.last_used_at)).one() is not None
+    client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": _csrf(client)})
+    assert client.get(path).status_code == 200
+    user.sites = [site]
+    db_session.commit()
+    assert client.get(path, headers=headers).status_code == 404
+    assert client.get(path).status_code == 404
+    user.is_active = False
+    db_session.commit()
+    assert client.get(path, headers=headers).status_code == 401
+    assert client.get(f"{API_PREFIX}/specimens/").status_code == 401
+    assert client.get("/").status_code == 302  # the page asks to sign in again
+
+
 def test_page_login_and_logout(client, technician, db_session):
     csrf = _csrf(client)
     r = client.post("/login", data={"username": "tech", "password": PASSWORD, "csrf": csrf})
