@@ -72,13 +72,12 @@ class ScanCardViews(MethodView):
         The same barcode checks as a scan (check characters, site), without recording
         anything: the scan station shows this card before the technician picks an action.
         """
-        actor = current_actor()
-        specimen = scans.with_location(scans.resolve_for_scan(barcode, actor=actor, receiving=True))
+        card = scans.scan_card(barcode, actor=current_actor())
         return jsonify(
             {
-                "specimen": _specimen.dump(specimen),
-                "allowed_actions": scans.allowed_actions(specimen.status),
-                "warnings": scans.specimen_warnings(specimen),
+                "specimen": _specimen.dump(card.specimen),
+                "allowed_actions": card.allowed_actions,
+                "warnings": card.warnings,
             }
         )
 

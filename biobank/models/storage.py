@@ -41,6 +41,26 @@ class FillOrder(enum.Enum):
     COLUMN_MAJOR = "column_major"  # down the first column, then the next
 
 
+def position_name(
+    scheme: PositionScheme | None,
+    fill_order: FillOrder | None,
+    n_rows: int | None,
+    n_cols: int | None,
+    row: int,
+    col: int,
+) -> str:
+    """The name of grid position (*row*, *col*) in a container of that scheme and shape
+    (read from its columns alone, where no container object is loaded)."""
+    scheme = scheme or PositionScheme.LETTER_NUMBER
+    if scheme is PositionScheme.NUMBER and n_rows and n_cols:
+        if (fill_order or FillOrder.ROW_MAJOR) is FillOrder.COLUMN_MAJOR:
+            return str((col - 1) * n_rows + row)
+        return str((row - 1) * n_cols + col)
+    if scheme is PositionScheme.ROW_COLUMN:
+        return f"{row}/{col}"
+    return f"{row_letters(row)}{col}"
+
+
 class StorageContainer(Audited, Timestamps, db.Model):
     __tablename__ = "storage_containers"
     __table_args__ = (
@@ -103,14 +123,7 @@ class StorageContainer(Audited, Timestamps, db.Model):
 
     def position_label(self, row: int, col: int) -> str:
         """The name of a grid position in this container's scheme."""
-        scheme = self.position_scheme or PositionScheme.LETTER_NUMBER
-        if scheme is PositionScheme.NUMBER and self.n_rows and self.n_cols:
-            if (self.fill_order or FillOrder.ROW_MAJOR) is FillOrder.COLUMN_MAJOR:
-                return str((col - 1) * self.n_rows + row)
-            return str((row - 1) * self.n_cols + col)
-        if scheme is PositionScheme.ROW_COLUMN:
-            return f"{row}/{col}"
-        return f"{row_letters(row)}{col}"
+        return position_name(self.position_scheme, self.fill_order, self.n_rows, self.n_cols, row, col)
 
     def parse_position(self, label: str) -> tuple[int, int]:
         """(row, column) of a position named in this container's scheme; ``ValueError`` names

@@ -4,11 +4,13 @@ recorded once on its custody chain."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,12 +18,14 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from biobank.auth import visible_site_ids
+from biobank.auth import Actor, visible_site_ids
 from biobank.db import db
 from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import (
     CollectionEvent,
+    ConsentResponse,
     CustodyEvent,
+    Participant,
     Scan,
     ScanAction,
     Site,
@@ -33,7 +37,7 @@ from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import resolve_barcode
 from biobank.services.consents import has_withdrawn
 from biobank.services.custody import record_custody_event, state_snapshot
-from biobank.services.storage import check_position, container_with_path, ensure_free
+from biobank.services.storage import check_position, container_with_path, ensure_free, place_names
 
 S = SpecimenStatus
 #: action → (states it may be applied in, state afterwards; None keeps the state)
@@ -434,14 +438,71 @@ def with_location(specimen: Specimen) -> Specimen:
 
 def specimen_warnings(specimen: Specimen) -> list[str]:
     """What a technician must see before handling the tube."""
+    return warnings_for(specimen.status, withdrawn=has_withdrawn(specimen.participant))
+
+
+def warnings_for(status: SpecimenStatus, *, withdrawn: bool) -> list[str]:
+    """What a technician must see before handling a tube in *status* (of a participant who
+    has or has not withdrawn a consent)."""
     warnings = []
-    if has_withdrawn(specimen.participant):
+    if withdrawn:
         warnings.append("consent withdrawn: do not distribute")
-    if specimen.status is S.QUARANTINED:
+    if status is S.QUARANTINED:
         warnings.append("quarantined")
-    if specimen.status is S.MISSING:
+    if status is S.MISSING:
         warnings.append("recorded as missing: store it to bring it back")
     return warnings
+
+
+@dataclass
+class ScanCard:
+    """What the scan station shows for a scanned code before an action is picked."""
+
+    #: the specimen: its columns, ``participant.code``, ``position_label``, ``location_text``
+    specimen: Any
+    allowed_actions: list[str]
+    warnings: list[str]
+
+
+@functools.cache
+def _card_statement() -> sa.Select:
+    """A specimen's columns by barcode or manufacturer's code, with its participant's code
+    and whether the participant withdrew a consent: one row, no objects (built once)."""
+    code = sa.bindparam("code")
+    withdrawn = sa.exists().where(
+        ConsentResponse.participant_id == Specimen.participant_id, ConsentResponse.withdrawn_at.is_not(None)
+    )
+    columns = [attr.columns[0].label(attr.key) for attr in sa.inspect(Specimen).column_attrs]
+    return (
+        sa.select(*columns, Participant.code.label("participant_code"), withdrawn.label("withdrawn"))
+        .join(Participant, Participant.id == Specimen.participant_id)
+        .where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+        .limit(1)
+    )
+
+
+def scan_card(barcode: str, *, actor: Actor) -> ScanCard:
+    """What a scanned code names and what may be done with it, recording nothing.
+
+    The card is read column by column (the specimen with its participant's code and
+    consent state, then the names of its place): a scan station asks for one at every
+    scan. A code that names nothing, or a tube of another site, takes the scan's own path
+    (:func:`resolve_for_scan`), which explains a misread code and lets a tube in transit to
+    one of the actor's sites be shown where it is being received.
+    """
+    row = db.session.connection().execute(_card_statement(), {"code": barcode.strip()}).first()
+    sites = visible_site_ids(actor)
+    if row is None or (sites is not None and row.site_id not in sites):
+        specimen = with_location(resolve_for_scan(barcode, actor=actor, receiving=True))
+        return ScanCard(specimen, allowed_actions(specimen.status), specimen_warnings(specimen))
+    position, location = place_names(row.container_id, row.pos_row, row.pos_col)
+    specimen = SimpleNamespace(
+        **row._asdict(),
+        participant=SimpleNamespace(code=row.participant_code),
+        position_label=position,
+        location_text=location,
+    )
+    return ScanCard(specimen, allowed_actions(row.status), warnings_for(row.status, withdrawn=row.withdrawn))
 
 
 def _last_destination(specimen: Specimen) -> Site | None:

@@ -15,7 +15,7 @@ from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import Conflict, InvalidInput, NotFound
 from biobank.models import PositionHold, PositionHoldKind, Specimen, StorageContainer, User
-from biobank.models.storage import FillOrder, PositionScheme
+from biobank.models.storage import FillOrder, PositionScheme, position_name
 from biobank.models.vocab import ContainerKind, CustodyEventType, StorageTemperature
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import record_custody_events
@@ -225,6 +225,34 @@ def _path_statement() -> sa.Select:
         )
     )
     return sa.select(StorageContainer).where(StorageContainer.id.in_(sa.select(up.c.id)))
+
+
+@functools.cache
+def _place_statement() -> sa.Select:
+    """A container and every one above it, as the columns that name a place, top first."""
+    c = StorageContainer
+    columns = (c.id, c.parent_id, c.name, c.position_scheme, c.fill_order, c.n_rows, c.n_cols)
+    up = (
+        sa.select(*columns, sa.literal(0).label("depth"))
+        .where(c.id == sa.bindparam("id"))
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(sa.select(*columns, (up.c.depth + 1).label("depth")).where(c.id == up.c.parent_id))
+    return sa.select(up).order_by(up.c.depth.desc())
+
+
+def place_names(container_id: int | None, row: int | None, col: int | None) -> tuple[str | None, str | None]:
+    """(position label, location text) of a position, as a specimen's ``position_label`` and
+    ``location_text`` give them, read column by column in one query (for the scan card)."""
+    if container_id is None:
+        return None, None
+    path = db.session.connection().execute(_place_statement(), {"id": container_id}).all()
+    box = path[-1]
+    label = None
+    if row is not None and col is not None:
+        label = position_name(box.position_scheme, box.fill_order, box.n_rows, box.n_cols, row, col)
+    text = " › ".join(node.name for node in path)
+    return label, f"{text} › {label}" if label else text
 
 
 def containers_with_paths(container_ids: set[int]) -> dict[int, StorageContainer]:

@@ -389,3 +389,55 @@ def test_every_scan_action_has_its_lifecycle_step_event_and_handler():
     from biobank.services.scans import EVENT_TYPE, HANDLERS, LIFECYCLE
 
     assert set(HANDLERS) == set(LIFECYCLE) == set(EVENT_TYPE) == set(ScanAction)
+
+
+def test_the_card_shows_a_tube_as_the_specimen_api_does(client, make, site, technician, headers, db_session):
+    """The card is read column by column; what it shows of a tube is what the specimen's own
+    page in the API shows, whatever the tube and its box."""
+    from decimal import Decimal
+
+    from biobank.models.storage import FillOrder, PositionScheme
+    from biobank.models.vocab import Lineage
+
+    h = headers(technician)
+    p = make.participant(site=site)
+    numbered = make.box(
+        site=site,
+        n_rows=8,
+        n_cols=12,
+        position_scheme=PositionScheme.NUMBER,
+        fill_order=FillOrder.COLUMN_MAJOR,
+    )
+    rows_cols = make.box(site=site, position_scheme=PositionScheme.ROW_COLUMN)
+    parent = make.specimen(participant=p, container=numbered, pos_row=3, pos_col=5, quantity=Decimal("0.125"))
+    tubes = [
+        parent,
+        make.specimen(
+            participant=p,
+            parent=parent,
+            lineage=Lineage.ALIQUOT,
+            container=rows_cols,
+            pos_row=9,
+            pos_col=1,
+            status=SpecimenStatus.QUARANTINED,
+            manufacturer_barcode="FR0012345678",
+            sprec_code="PL1-SST-A-B-B-A-A",
+        ),
+        make.specimen(participant=p, status=SpecimenStatus.MISSING, label="lost in transit", quantity=None),
+        make.specimen(participant=p, material_type=MaterialType.TISSUE_FROZEN, container=numbered),
+    ]
+    for tube, code in zip(
+        tubes, [t.barcode for t in tubes[:1]] + ["FR0012345678", tubes[2].barcode, tubes[3].barcode]
+    ):
+        card = client.get(f"/api/v1/scans/card/{code}", headers=h)
+        assert card.status_code == 200, card.json
+        shown = client.get(f"/api/v1/specimens/{tube.id}", headers=h).json
+        assert card.json["specimen"] == shown
+    assert client.get(f"/api/v1/scans/card/{parent.barcode}", headers=h).json["specimen"]["position"] == "35"
+    quarantined = client.get("/api/v1/scans/card/FR0012345678", headers=h).json
+    assert quarantined["specimen"]["location"].endswith(" › 9/1")
+    assert quarantined["warnings"] == ["quarantined"]
+    missing = client.get(f"/api/v1/scans/card/{tubes[2].barcode}", headers=h).json
+    assert missing["specimen"]["location"] is None and missing["warnings"] == [
+        "recorded as missing: store it to bring it back"
+    ]
