@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import sqlalchemy as sa
@@ -53,6 +54,23 @@ def issue_barcode(site: Site, material: MaterialType) -> str:
             return barcode
 
 
+@functools.cache
+def _resolve_statement(lock: bool) -> sa.Select:
+    """The specimen a code names (built once per locking mode: every scan starts here)."""
+    code = sa.bindparam("code")
+    stmt = sa.select(Specimen).where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+    if lock:
+        stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
+    # Scans need the participant's code and whether consent was withdrawn: not every
+    # consent record, nor the participant's study and site.
+    participant = defaultload(Specimen.participant)
+    return stmt.options(
+        participant.lazyload(Participant.consents),
+        participant.lazyload(Participant.study),
+        participant.lazyload(Participant.site),
+    )
+
+
 def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
     """The specimen a scanned code names: our barcode or a manufacturer's 2D code.
 
@@ -62,18 +80,8 @@ def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
     fresh in the same query.
     """
     code = code.strip()
-    stmt = sa.select(Specimen).where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
-    if lock and db.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
-    # Scans and scan cards need the participant's code and whether consent was withdrawn:
-    # not every consent record, nor the participant's study and site.
-    participant = defaultload(Specimen.participant)
-    stmt = stmt.options(
-        participant.lazyload(Participant.consents),
-        participant.lazyload(Participant.study),
-        participant.lazyload(Participant.site),
-    )
-    specimen = db.session.scalar(stmt)
+    locking = lock and db.session.get_bind().dialect.name == "postgresql"
+    specimen = db.session.scalar(_resolve_statement(locking), {"code": code})
     if specimen is not None:
         return specimen
     if GENERATED_PATTERN.match(code) and (reason := explain_invalid(code)):

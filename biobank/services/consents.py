@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -84,12 +85,16 @@ def has_withdrawn(participant: Participant) -> bool:
     if "consents" not in sa.inspect(participant).unloaded:
         return any(c.withdrawn_at is not None for c in participant.consents)
     return bool(
-        db.session.scalar(
-            sa.select(
-                sa.exists().where(
-                    ConsentResponse.participant_id == participant.id,
-                    ConsentResponse.withdrawn_at.is_not(None),
-                )
-            )
+        db.session.connection().execute(_withdrawn_statement(), {"participant": participant.id}).scalar()
+    )
+
+
+@functools.cache
+def _withdrawn_statement() -> sa.Select:
+    """Whether a participant withdrew any consent (built once: every scan asks)."""
+    return sa.select(
+        sa.exists().where(
+            ConsentResponse.participant_id == sa.bindparam("participant"),
+            ConsentResponse.withdrawn_at.is_not(None),
         )
     )

@@ -380,13 +380,16 @@ def earliest_event_time() -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
+@functools.cache
+def _collected_statement() -> sa.Select:
+    return sa.select(CollectionEvent.collected_at).where(CollectionEvent.id == sa.bindparam("visit"))
+
+
 def check_scan_time(specimen: Specimen, scanned_at: dt.datetime) -> None:
     """Refuse a scan time before the specimen was collected, or before the earliest date."""
     collected = None
     if specimen.collection_event_id is not None:
-        collected = db.session.scalar(
-            sa.select(CollectionEvent.collected_at).where(CollectionEvent.id == specimen.collection_event_id)
-        )
+        collected = db.session.scalar(_collected_statement(), {"visit": specimen.collection_event_id})
     if collected is not None and scanned_at < collected:
         raise InvalidInput(
             f"scanned_at {scanned_at.isoformat()} is before {specimen.barcode} was collected "

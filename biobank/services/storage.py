@@ -170,6 +170,28 @@ def check_position(container: StorageContainer, row: int | None, col: int | None
         raise InvalidInput(f"{container.name} has no grid: leave pos_row and pos_col empty", field="pos_row")
 
 
+@functools.cache
+def _holder_statement() -> sa.Select:
+    """The hold on a position and the specimen in it, in one round trip (built once: scans
+    pass here all day)."""
+    container, row, col = sa.bindparam("container"), sa.bindparam("row"), sa.bindparam("col")
+    hold_id = (
+        sa.select(PositionHold.id)
+        .where(
+            PositionHold.container_id == container, PositionHold.pos_row == row, PositionHold.pos_col == col
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    occupant_id = (
+        sa.select(Specimen.id)
+        .where(Specimen.container_id == container, Specimen.pos_row == row, Specimen.pos_col == col)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.select(hold_id, occupant_id)
+
+
 def ensure_free(
     container: StorageContainer, row: int | None, col: int | None, specimen: Specimen | None, *, field: str
 ) -> None:
@@ -177,24 +199,8 @@ def ensure_free(
     unique constraint still decides races; this names what is in the way)."""
     if row is None or col is None:
         return
-    # The hold and the occupant in one round trip: scans pass here all day.
-    hold_id = (
-        sa.select(PositionHold.id)
-        .where(
-            PositionHold.container_id == container.id,
-            PositionHold.pos_row == row,
-            PositionHold.pos_col == col,
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
-    occupant_id = (
-        sa.select(Specimen.id)
-        .where(Specimen.container_id == container.id, Specimen.pos_row == row, Specimen.pos_col == col)
-        .limit(1)
-        .scalar_subquery()
-    )
-    hold, taken = db.session.execute(sa.select(hold_id, occupant_id)).one()
+    place = {"container": container.id, "row": row, "col": col}
+    hold, taken = db.session.connection().execute(_holder_statement(), place).one()
     if hold is not None:
         found = db.session.get(PositionHold, hold)
         why = f": {found.reason}" if found.reason else ""
