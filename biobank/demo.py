@@ -41,6 +41,7 @@ from biobank.models import (
     Study,
     User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     AjccStage,
     AuditAction,
@@ -175,7 +176,7 @@ class _Box:
 @dataclass
 class _Loader:
     rng: random.Random
-    actor: User
+    actor: Actor
     now: dt.datetime
     rows: dict[type, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     next_id: dict[type, int] = field(default_factory=lambda: defaultdict(lambda: 1))

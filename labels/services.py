@@ -14,8 +14,8 @@ from biobank.auth import check_site
 from biobank.db import after_commit, db, utcnow
 from biobank.errors import InvalidInput, InvalidState, NotFound
 from biobank.jobs import celery
-from biobank.models import CustodyEvent, ImportJob, ImportStatus, Specimen, StorageContainer, User
-from biobank.models.users import user_sites
+from biobank.models import CustodyEvent, ImportJob, ImportStatus, Specimen, StorageContainer
+from biobank.models.users import Actor, user_sites
 from biobank.models.vocab import MaterialType, Role
 from biobank.services.common import visible_site_ids
 from biobank.services.requests import pick_list, visible_shipments
@@ -136,7 +136,7 @@ def create_print_job(
     records: Iterable[dict[str, Any]],
     *,
     template: str,
-    actor: User,
+    actor: Actor,
     printer: Printer | None,
     source: str,
     copies: int = 1,
@@ -373,7 +373,7 @@ def _record_status(printer: Printer, summary: str) -> None:
     printer.last_status_at = utcnow()
 
 
-def visible_printer(printer_id: int, actor: User) -> Printer:
+def visible_printer(printer_id: int, actor: Actor) -> Printer:
     """A printer of one of *actor*'s sites, or shared by all (no site); another site's
     printer is not found."""
     printer = db.session.get(Printer, printer_id)
@@ -385,7 +385,7 @@ def visible_printer(printer_id: int, actor: User) -> Printer:
     return printer
 
 
-def test_print(printer: Printer, *, actor: User) -> PrintJob:
+def test_print(printer: Printer, *, actor: Actor) -> PrintJob:
     """One test label on *printer* with its default template (else the 2D cryovial), made
     of sample values that name no specimen, under a barcode of its own each time: what a
     technician prints to check the ribbon, the alignment and the scanner."""
@@ -429,7 +429,7 @@ def check_printer(printer: Printer) -> Printer:
     return printer
 
 
-def job_clause(actor: User) -> Any:
+def job_clause(actor: Actor) -> Any:
     """The print jobs *actor* may see: their own; for a manager also those made at their
     sites that label nothing of another site's; everything for administrators."""
     if actor.is_admin:
@@ -452,14 +452,14 @@ def job_clause(actor: User) -> Any:
     return sa.or_(own, sa.and_(made_here, ~sa.exists(foreign_tube), ~sa.exists(foreign_box)))
 
 
-def get_job(job_id: int, *, actor: User) -> PrintJob:
+def get_job(job_id: int, *, actor: Actor) -> PrintJob:
     job = db.session.scalar(sa.select(PrintJob).where(PrintJob.id == job_id, job_clause(actor)))
     if job is None:
         raise NotFound(f"no print job {job_id}")
     return job
 
 
-def list_jobs(*, actor: User, status: PrintJobStatus | None = None, limit: int = 50) -> list[PrintJob]:
+def list_jobs(*, actor: Actor, status: PrintJobStatus | None = None, limit: int = 50) -> list[PrintJob]:
     stmt = sa.select(PrintJob).where(job_clause(actor)).order_by(PrintJob.id.desc()).limit(limit)
     if status is not None:
         stmt = stmt.where(PrintJob.status == status)

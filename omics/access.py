@@ -19,13 +19,14 @@ import sqlalchemy as sa
 from biobank.auth import visible_site_ids
 from biobank.db import db
 from biobank.errors import NotFound
-from biobank.models import CohortSnapshotObject, Specimen, User
+from biobank.models import CohortSnapshotObject, Specimen
+from biobank.models.users import Actor
 from biobank.models.vocab import Role
 from biobank.services.cohorts import granted_snapshot_ids
 from omics.models import OmicsFile, OmicsFileSample
 
 
-def _staff_file_clause(actor: User, sites: set[int]) -> Any:
+def _staff_file_clause(actor: Actor, sites: set[int]) -> Any:
     samples = sa.select(OmicsFileSample.id).where(OmicsFileSample.file_id == OmicsFile.id)
     foreign = (
         sa.select(OmicsFileSample.id)
@@ -37,7 +38,7 @@ def _staff_file_clause(actor: User, sites: set[int]) -> Any:
     return sa.or_(own, OmicsFile.created_by == actor.username)
 
 
-def _researcher_file_clause(actor: User) -> Any:
+def _researcher_file_clause(actor: Actor) -> Any:
     granted = sa.select(CohortSnapshotObject.object_id).where(
         CohortSnapshotObject.kind == "omics",
         CohortSnapshotObject.snapshot_id.in_(granted_snapshot_ids(actor)),
@@ -46,7 +47,7 @@ def _researcher_file_clause(actor: User) -> Any:
     return sa.and_(sa.exists(samples), ~sa.exists(samples.where(OmicsFileSample.id.not_in(granted))))
 
 
-def file_clause(actor: User) -> Any:
+def file_clause(actor: Actor) -> Any:
     """A WHERE clause over ``omics_files``: the files *actor* may see."""
     if actor.role is Role.ADMIN:
         return sa.true()
@@ -55,7 +56,7 @@ def file_clause(actor: User) -> Any:
     return _staff_file_clause(actor, visible_site_ids(actor) or set())
 
 
-def visible_file(record: OmicsFile | None, actor: User, *, what: str = "omics file") -> OmicsFile:
+def visible_file(record: OmicsFile | None, actor: Actor, *, what: str = "omics file") -> OmicsFile:
     """*record* if *actor* may see it, else ``NotFound``."""
     if record is None or not db.session.scalar(
         sa.select(sa.exists().where(OmicsFile.id == record.id, file_clause(actor)))

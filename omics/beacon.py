@@ -27,6 +27,7 @@ from flask_smorest import Blueprint
 from biobank.db import db
 from biobank.errors import BiobankError
 from biobank.models import Case, ConsentResponse, ConsentTier, Participant, Specimen, User
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     ConsentDecision,
     ConsentScope,
@@ -191,7 +192,7 @@ def _asker() -> User | None:
     return actor
 
 
-def _most_for(actor: User | None) -> str:
+def _most_for(actor: Actor | None) -> str:
     if actor is None:
         return "boolean"
     return "count" if actor.role is Role.RESEARCHER else "record"

@@ -45,8 +45,8 @@ from biobank.models import (
     Image,
     Lesion,
     Specimen,
-    User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     BodySite,
     CollectionProcedure,
@@ -257,7 +257,7 @@ class _Facts:
     """What the phenopackets of some cases draw on, read in a few queries for all of them."""
 
     def __init__(
-        self, cases: list[Case], actor: User, *, objects: set[tuple[str, int]] | None, consent: bool
+        self, cases: list[Case], actor: Actor, *, objects: set[tuple[str, int]] | None, consent: bool
     ) -> None:
         case_ids = [c.id for c in cases]
         self.lesions: dict[int, list[Lesion]] = defaultdict(list)
@@ -430,7 +430,7 @@ def _used_prefixes(document: Any) -> set[str]:
     return found
 
 
-def meta_data(document: Any, actor: User) -> dict[str, Any]:
+def meta_data(document: Any, actor: Actor) -> dict[str, Any]:
     """Phenopackets metaData: who made it and when, and a resource for every prefix used."""
     resources = []
     for prefix in sorted(_used_prefixes(document)):
@@ -491,7 +491,7 @@ def phenopacket(case: Case, facts: _Facts, host: str) -> dict[str, Any]:
     return packet
 
 
-def case_phenopacket(case: Case, actor: User, host: str) -> dict[str, Any]:
+def case_phenopacket(case: Case, actor: Actor, host: str) -> dict[str, Any]:
     researcher = actor.role is Role.RESEARCHER
     facts = _Facts([case], actor, objects=None, consent=researcher)
     if not facts.may_share(case):
@@ -511,7 +511,7 @@ def _snapshot_cases(snapshot: Any) -> list[Case]:
     return list(db.session.scalars(sa.select(Case).where(match).order_by(Case.code)))
 
 
-def cohort_phenopackets(cohort: Any, snapshot: Any, actor: User, host: str) -> tuple[dict[str, Any], int]:
+def cohort_phenopackets(cohort: Any, snapshot: Any, actor: Actor, host: str) -> tuple[dict[str, Any], int]:
     """A snapshot's cases as a Phenopackets Cohort, and how many were left out for consent."""
     cohorts.check_may_export(snapshot, actor)
     objects = {

@@ -16,7 +16,8 @@ from flask import current_app
 from biobank.db import db, utcnow
 from biobank.errors import InvalidInput, NotFound
 from biobank.importfiles import sha256_of
-from biobank.models import Case, CollectionEvent, Participant, Specimen, User
+from biobank.models import Case, CollectionEvent, Participant, Specimen
+from biobank.models.users import Actor
 from biobank.models.vocab import Role
 from biobank.services.common import visible
 from biobank.services.requests import allocated_ids
@@ -64,7 +65,7 @@ def storage_root() -> Path:
 
 def register_file(
     *,
-    actor: User,
+    actor: Actor,
     path: Path,
     filename: str,
     kind: OmicsKind,
@@ -230,7 +231,7 @@ def _roles(samples: list[str], found: dict[str, str], given: dict[str, str] | No
 
 
 def _linked_aliquots(
-    actor: User, samples: list[str], sample_map: dict[str, str] | None
+    actor: Actor, samples: list[str], sample_map: dict[str, str] | None
 ) -> tuple[dict[str, Specimen], dict[str, str]]:
     """The aliquots the sample columns name (by barcode, visible to *actor*) and each
     column's barcode; refuses a map naming unknown columns or two columns for one aliquot."""
@@ -268,7 +269,7 @@ def _linked_aliquots(
 
 
 def register_gene_model(
-    *, actor: User, path: Path, filename: str, reference_genome: str
+    *, actor: Actor, path: Path, filename: str, reference_genome: str
 ) -> tuple[GeneModel, int]:
     """Store the genes of a GTF/GFF3 as the gene model of *reference_genome* (replacing the
     build's previous one), then place the build's variants that have no gene in the genes
@@ -678,7 +679,7 @@ SQLITE_CALLS_INSERT = (
 )
 
 
-def _rows_for(stmt: sa.Select, actor: User) -> sa.Select:
+def _rows_for(stmt: sa.Select, actor: Actor) -> sa.Select:
     """*stmt* over specimens, limited to the rows *actor* sees: staff their sites' tubes, a
     researcher only the tubes approved requests of theirs allocated."""
     if actor.role is Role.RESEARCHER:
@@ -696,7 +697,7 @@ class CarrierPage(NamedTuple):
 
 def carriers(
     *,
-    actor: User,
+    actor: Actor,
     gene: str | None = None,
     protein_change: str | None = None,
     region: str | None = None,
@@ -815,7 +816,7 @@ def _carrier_cursor(text: str) -> tuple[str, int, int]:
 
 def list_files(
     *,
-    actor: User,
+    actor: Actor,
     specimen_id: int | None = None,
     case_id: int | None = None,
     participant_id: int | None = None,
@@ -836,7 +837,7 @@ def list_files(
     return list(db.session.scalars(stmt.limit(500)))
 
 
-def get_file(file_id: int, actor: User | None = None) -> OmicsFile:
+def get_file(file_id: int, actor: Actor | None = None) -> OmicsFile:
     """An omics file; with *actor*, only one they may see (``omics.access``), any other
     being 'not found'. Background tasks pass no actor."""
     record = db.session.get(OmicsFile, file_id)
@@ -1010,7 +1011,7 @@ def omics_of_specimen(specimen: Specimen) -> dict[str, Any]:
 
 
 def qc_table(
-    *, actor: User, kind: OmicsKind | None = None, file_id: int | None = None
+    *, actor: Actor, kind: OmicsKind | None = None, file_id: int | None = None
 ) -> list[dict[str, Any]]:
     """One row per (ingested file, linked sample) with its QC metrics."""
     stmt = (

@@ -8,7 +8,8 @@ from flask_smorest import Blueprint
 
 from biobank.api.crud import Resource, register_crud
 from biobank.auth import ALL_ROLES, STAFF
-from biobank.models import Participant, User
+from biobank.models import Participant
+from biobank.models.users import Actor
 from biobank.schemas.participants import (
     ParticipantCreateSchema,
     ParticipantQueryArgsSchema,
@@ -34,7 +35,7 @@ class PseudonymousView:
         return getattr(self._participant, name)
 
 
-def dump_participant(actor: User, participant: Participant) -> Any:
+def dump_participant(actor: Actor, participant: Participant) -> Any:
     """The one place that decides whether PHI leaves the server."""
     return participant if actor.may_see_phi() else PseudonymousView(participant)
 

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from biobank.db import db, utcnow
 from biobank.errors import BiobankError, InvalidInput
-from biobank.models import CollectionEvent, ConsentTier, Participant, Specimen, User
+from biobank.models import CollectionEvent, ConsentTier, Participant, Specimen
 from biobank.models.scans import ScanAction
+from biobank.models.users import Actor
 from biobank.models.vocab import CollectionProcedure, ConsentDecision, MaterialType, QuantityUnit
 from biobank.services.collection_events import record_collection
 from biobank.services.common import get_by, visible
@@ -49,7 +50,7 @@ class Accession:
     registered: bool
 
 
-def find_participant(code: str, *, actor: User) -> Participant | None:
+def find_participant(code: str, *, actor: Actor) -> Participant | None:
     """The participant with this code at the actor's sites, if any."""
     return db.session.scalar(
         visible(sa.select(Participant).where(Participant.code == code.strip()), Participant, actor)
@@ -72,7 +73,7 @@ def open_tiers(participant: Participant | None, study_id: int) -> list[ConsentTi
 
 def accession(
     *,
-    actor: User,
+    actor: Actor,
     participant_code: str | None,
     new_participant: dict[str, Any],
     consents: dict[int, ConsentDecision],
@@ -165,7 +166,7 @@ def accession(
     return Accession(participant, visit, specimens, registered)
 
 
-def visit_tubes(visit_id: int, *, actor: User) -> tuple[CollectionEvent, list[Specimen]]:
+def visit_tubes(visit_id: int, *, actor: Actor) -> tuple[CollectionEvent, list[Specimen]]:
     """A visit of the actor's sites and its primary tubes, in registration order."""
     visit = get_by(CollectionEvent, CollectionEvent.id, visit_id, actor)
     tubes = db.session.scalars(

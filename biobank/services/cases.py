@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from biobank.db import db
 from biobank.errors import InvalidInput
-from biobank.models import Case, CollectionEvent, Image, Lesion, Participant, Specimen, User
+from biobank.models import Case, CollectionEvent, Image, Lesion, Participant, Specimen
+from biobank.models.users import Actor
 from biobank.models.vocab import AjccStage, BodySite, DiseaseGroup, Laterality
 from biobank.services.common import apply_changes, ensure_unique, get_by, get_visible, visible
 from biobank.services.storage import with_locations
@@ -135,7 +136,7 @@ def _check_diagnosis(group: DiseaseGroup, icd10: str, fields: dict[str, Any]) ->
 
 
 def list_cases(
-    *, actor: User, participant_id: int | None = None, disease_group: DiseaseGroup | None = None
+    *, actor: Actor, participant_id: int | None = None, disease_group: DiseaseGroup | None = None
 ) -> sa.Select:
     stmt = visible(sa.select(Case), Case, actor)
     if participant_id is not None:
@@ -147,7 +148,7 @@ def list_cases(
 
 def open_case(
     *,
-    actor: User,
+    actor: Actor,
     participant_id: int,
     code: str,
     disease_group: DiseaseGroup,
@@ -183,7 +184,7 @@ def open_case(
     return case
 
 
-def update_case(case: Case, changes: dict[str, Any], *, actor: User) -> Case:
+def update_case(case: Case, changes: dict[str, Any], *, actor: Actor) -> Case:
     merged = {name: getattr(case, name) for name in MELANOMA_FIELDS + TUMOUR_FIELDS} | changes
     _check_diagnosis(
         changes.get("disease_group", case.disease_group),
@@ -197,7 +198,7 @@ def update_case(case: Case, changes: dict[str, Any], *, actor: User) -> Case:
     return case
 
 
-def list_lesions(*, actor: User, case_id: int | None = None) -> sa.Select:
+def list_lesions(*, actor: Actor, case_id: int | None = None) -> sa.Select:
     stmt = visible(sa.select(Lesion), Lesion, actor)
     if case_id is not None:
         stmt = stmt.where(Lesion.case_id == case_id)
@@ -206,7 +207,7 @@ def list_lesions(*, actor: User, case_id: int | None = None) -> sa.Select:
 
 def add_lesion(
     *,
-    actor: User,
+    actor: Actor,
     case_id: int,
     code: str,
     body_site: BodySite,
@@ -230,7 +231,7 @@ def add_lesion(
     return lesion
 
 
-def update_lesion(lesion: Lesion, changes: dict[str, Any], *, actor: User) -> Lesion:
+def update_lesion(lesion: Lesion, changes: dict[str, Any], *, actor: Actor) -> Lesion:
     if "code" in changes:
         ensure_unique(Lesion, Lesion.code, changes["code"], field="code", exclude_id=lesion.id)
     apply_changes(lesion, changes)
@@ -238,7 +239,7 @@ def update_lesion(lesion: Lesion, changes: dict[str, Any], *, actor: User) -> Le
     return lesion
 
 
-def lesion_record(code: str, *, actor: User) -> dict[str, Any]:
+def lesion_record(code: str, *, actor: Actor) -> dict[str, Any]:
     """A lesion of the actor's sites with its images and its specimens: the lesion page."""
     lesion = get_by(Lesion, Lesion.code, code, actor)
     images = db.session.scalars(
@@ -250,7 +251,7 @@ def lesion_record(code: str, *, actor: User) -> dict[str, Any]:
     return {"lesion": lesion, "images": images, "samples": samples}
 
 
-def case_record(code: str, *, actor: User) -> dict[str, Any]:
+def case_record(code: str, *, actor: Actor) -> dict[str, Any]:
     """A case of the actor's sites with the specimens of its lesions and visits (with their
     places) and its images: what the case page shows."""
     case = get_by(Case, Case.code, code, actor)

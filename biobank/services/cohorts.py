@@ -55,8 +55,8 @@ from biobank.models import (
     RequestStatus,
     SampleRequest,
     Specimen,
-    User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import ConsentScope, Lineage, Role
 from biobank.query.levels import LEVELS
 from biobank.services import query
@@ -96,7 +96,7 @@ INSERT_BATCH = 5000
 
 
 def create_cohort(
-    *, actor: User, name: str, level: str, filters: Any = None, description: str | None = None
+    *, actor: Actor, name: str, level: str, filters: Any = None, description: str | None = None
 ) -> Cohort:
     _check_level(level)
     query.parse_filters(filters)
@@ -108,7 +108,7 @@ def create_cohort(
     return cohort
 
 
-def update_cohort(cohort: Cohort, *, actor: User, **changes: Any) -> Cohort:
+def update_cohort(cohort: Cohort, *, actor: Actor, **changes: Any) -> Cohort:
     _check_owner(cohort, actor)
     if "level" in changes:
         _check_level(changes["level"])
@@ -121,14 +121,14 @@ def update_cohort(cohort: Cohort, *, actor: User, **changes: Any) -> Cohort:
     return cohort
 
 
-def get_cohort(cohort_id: int, actor: User) -> Cohort:
+def get_cohort(cohort_id: int, actor: Actor) -> Cohort:
     cohort = db.session.get(Cohort, cohort_id)
     if cohort is None or not _may_see(cohort, actor):
         raise NotFound(f"no cohort {cohort_id}")
     return cohort
 
 
-def cohorts_query(actor: User, *, level: str | None = None, text: str | None = None) -> sa.Select:
+def cohorts_query(actor: Actor, *, level: str | None = None, text: str | None = None) -> sa.Select:
     """The cohorts *actor* may see (their own; every one for managers), newest first,
     of one level and with *text* in the name if asked."""
     stmt = sa.select(Cohort).order_by(Cohort.id.desc())
@@ -141,15 +141,15 @@ def cohorts_query(actor: User, *, level: str | None = None, text: str | None = N
     return stmt
 
 
-def list_cohorts(actor: User) -> list[Cohort]:
+def list_cohorts(actor: Actor) -> list[Cohort]:
     return list(db.session.scalars(cohorts_query(actor)))
 
 
-def _may_see(cohort: Cohort, actor: User) -> bool:
+def _may_see(cohort: Cohort, actor: Actor) -> bool:
     return cohort.owner_id == actor.id or has_role(actor, (Role.ADMIN, Role.MANAGER))
 
 
-def _check_owner(cohort: Cohort, actor: User) -> None:
+def _check_owner(cohort: Cohort, actor: Actor) -> None:
     if cohort.owner_id != actor.id and not has_role(actor, (Role.ADMIN,)):
         raise PermissionDenied("only the cohort's owner may change it")
 
@@ -162,7 +162,7 @@ def _check_level(level: str) -> None:
 # --- snapshots -----------------------------------------------------------------------------
 
 
-def freeze(cohort: Cohort, *, actor: User) -> CohortSnapshot:
+def freeze(cohort: Cohort, *, actor: Actor) -> CohortSnapshot:
     """Record the cohort's members, their data objects and each object's manifest row now;
     the snapshot never changes, and its manifest is read from what was recorded."""
     level = query.level_of(cohort.level)
@@ -267,7 +267,7 @@ def _insert(model: Any, rows: Iterable[dict[str, Any]]) -> None:
         db.session.execute(sa.insert(model), batch)
 
 
-def get_snapshot(snapshot_id: int, actor: User) -> CohortSnapshot:
+def get_snapshot(snapshot_id: int, actor: Actor) -> CohortSnapshot:
     snapshot = db.session.get(CohortSnapshot, snapshot_id)
     if snapshot is None or not _may_see(snapshot.cohort, actor):
         raise NotFound(f"no snapshot {snapshot_id}")
@@ -321,7 +321,7 @@ def verify(snapshot: CohortSnapshot) -> dict[str, Any]:
     }
 
 
-def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: User) -> dict[str, Any]:
+def diff(a: CohortSnapshot, b: CohortSnapshot, *, actor: Actor) -> dict[str, Any]:
     """Members only in *a*, only in *b*, and in both (ids for staff, counts for everyone)."""
     if a.level != b.level:
         raise InvalidInput(
@@ -518,7 +518,7 @@ def _row(
     }
 
 
-def snapshot_of(cohort: Any, snapshot_id: int | None, actor: User) -> CohortSnapshot:
+def snapshot_of(cohort: Any, snapshot_id: int | None, actor: Actor) -> CohortSnapshot:
     """The cohort's snapshot *snapshot_id*, or its newest; 409 if it was never frozen."""
     if snapshot_id is None:
         snapshot_id = db.session.scalar(
@@ -642,7 +642,7 @@ def assign_splits(
 def export(
     snapshot: CohortSnapshot,
     *,
-    actor: User,
+    actor: Actor,
     fmt: str,
     salt: str,
     salt_family: str | None = None,
@@ -702,7 +702,7 @@ def export(
     return Export(record, rows, checks)
 
 
-def get_export(export_id: int, actor: User) -> CohortExport:
+def get_export(export_id: int, actor: Actor) -> CohortExport:
     """An export, to whoever may export its snapshot (managers; a researcher whose approved
     request names it), of sites they hold."""
     record = db.session.get(CohortExport, export_id)
@@ -738,7 +738,7 @@ def snapshot_site_ids(snapshot: CohortSnapshot) -> set[int]:
     )
 
 
-def check_may_export(snapshot: CohortSnapshot, actor: User) -> None:
+def check_may_export(snapshot: CohortSnapshot, actor: Actor) -> None:
     """Whether *actor* may take *snapshot*'s data out: biobank managers of every site it
     holds (administrators of all), or a researcher whose approved request names it."""
     if not has_role(actor, (Role.ADMIN, Role.MANAGER)) and not approved_for(actor, snapshot):
@@ -749,7 +749,7 @@ def check_may_export(snapshot: CohortSnapshot, actor: User) -> None:
     check_export_sites(snapshot, actor)
 
 
-def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:
+def check_export_sites(snapshot: CohortSnapshot, actor: Actor) -> None:
     """A manager exports the data of their own sites only: a snapshot that holds another
     site's is exported by an administrator (or reaches a researcher through an approved
     request)."""
@@ -764,7 +764,7 @@ def check_export_sites(snapshot: CohortSnapshot, actor: User) -> None:
         )
 
 
-def granted_snapshot_ids(actor: User) -> sa.Select:
+def granted_snapshot_ids(actor: Actor) -> sa.Select:
     """Ids of the snapshots an approved request of *actor* names, while the approval's data
     access lasts (``DATA_ACCESS_DAYS`` from the approving signature)."""
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
@@ -782,7 +782,7 @@ def granted_snapshot_ids(actor: User) -> sa.Select:
     )
 
 
-def approved_for(actor: User, snapshot: CohortSnapshot) -> bool:
+def approved_for(actor: Actor, snapshot: CohortSnapshot) -> bool:
     """Whether *actor* has an approved request (or one further on) for this very snapshot."""
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
     return (

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import InvalidInput
-from biobank.models import Case, CollectionEvent, Lesion, Participant, User
+from biobank.models import Case, CollectionEvent, Lesion, Participant
+from biobank.models.users import Actor
 from biobank.models.vocab import CollectionProcedure
 from biobank.services.common import apply_changes, get_visible, visible
 
 
-def list_collection_events(*, actor: User, participant_id: int | None = None) -> sa.Select:
+def list_collection_events(*, actor: Actor, participant_id: int | None = None) -> sa.Select:
     stmt = visible(sa.select(CollectionEvent), CollectionEvent, actor)
     if participant_id is not None:
         stmt = stmt.where(CollectionEvent.participant_id == participant_id)
@@ -42,7 +43,7 @@ def _check_links(participant: Participant, case_id: int | None, lesion_id: int |
 
 def record_collection(
     *,
-    actor: User,
+    actor: Actor,
     participant_id: int,
     site_id: int,
     collected_at: dt.datetime,
@@ -72,7 +73,7 @@ def record_collection(
 
 
 def update_collection_event(
-    event: CollectionEvent, changes: dict[str, Any], *, actor: User
+    event: CollectionEvent, changes: dict[str, Any], *, actor: Actor
 ) -> CollectionEvent:
     _check_links(
         event.participant, changes.get("case_id", event.case_id), changes.get("lesion_id", event.lesion_id)

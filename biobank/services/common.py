@@ -21,8 +21,8 @@ from biobank.models import (
     Specimen,
     StorageContainer,
     Study,
-    User,
 )
+from biobank.models.users import Actor
 
 M = TypeVar("M")
 
@@ -78,7 +78,7 @@ def site_column(model: type) -> tuple[Any, list[tuple[Any, Any]]]:
     return path() if path is not None else (None, [])
 
 
-def visible(stmt: sa.Select, model: type, actor: User) -> sa.Select:
+def visible(stmt: sa.Select, model: type, actor: Actor) -> sa.Select:
     """Restrict *stmt* over *model* to the actor's sites (administrators see everything)."""
     column, joins = site_column(model)
     sites = visible_site_ids(actor)
@@ -90,7 +90,7 @@ def visible(stmt: sa.Select, model: type, actor: User) -> sa.Select:
 
 
 def get_visible(
-    model: type[M], ident: Any, actor: User, *, field: str | None = None, lock: bool = False
+    model: type[M], ident: Any, actor: Actor, *, field: str | None = None, lock: bool = False
 ) -> M:
     """Load one row the actor may see, or raise ``NotFound`` (another site's row is 'not found'
     too, so ids of other sites' data are not revealed). With *field*, a missing reference is
@@ -107,7 +107,7 @@ def get_visible(
     return obj
 
 
-def get_by(model: type[M], column: Any, value: Any, actor: User) -> M:
+def get_by(model: type[M], column: Any, value: Any, actor: Actor) -> M:
     """Load one row by a unique column (barcode, code) the actor may see."""
     stmt = visible(sa.select(model).where(column == value), model, actor)
     obj = db.session.scalars(stmt).first()

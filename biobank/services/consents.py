@@ -12,12 +12,13 @@ import sqlalchemy as sa
 
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState
-from biobank.models import ConsentResponse, ConsentTier, Participant, User
+from biobank.models import ConsentResponse, ConsentTier, Participant
+from biobank.models.users import Actor
 from biobank.models.vocab import ConsentDecision, ConsentScope
 from biobank.services.common import get_visible, visible
 
 
-def list_consents(*, actor: User, participant_id: int | None = None) -> sa.Select:
+def list_consents(*, actor: Actor, participant_id: int | None = None) -> sa.Select:
     stmt = visible(sa.select(ConsentResponse), ConsentResponse, actor)
     if participant_id is not None:
         stmt = stmt.where(ConsentResponse.participant_id == participant_id)
@@ -25,7 +26,7 @@ def list_consents(*, actor: User, participant_id: int | None = None) -> sa.Selec
 
 
 def record_consent(
-    *, actor: User, participant_id: int, tier_id: int, decision: ConsentDecision, signed_on: dt.date
+    *, actor: Actor, participant_id: int, tier_id: int, decision: ConsentDecision, signed_on: dt.date
 ) -> ConsentResponse:
     """Record a participant's answer to one consent tier of their study."""
     participant = get_visible(Participant, participant_id, actor, field="participant_id")
@@ -45,7 +46,7 @@ def record_consent(
     return response
 
 
-def update_consent(response: ConsentResponse, changes: dict[str, Any], *, actor: User) -> ConsentResponse:
+def update_consent(response: ConsentResponse, changes: dict[str, Any], *, actor: Actor) -> ConsentResponse:
     """Change an answer or withdraw it. A withdrawal is final: it cannot be undone."""
     if response.withdrawn_at is not None:
         raise InvalidState("consent was withdrawn; record a new consent form instead")

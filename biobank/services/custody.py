@@ -17,7 +17,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from biobank import signals
 from biobank.db import db, utcnow
 from biobank.keys import keyring
-from biobank.models import CustodyEvent, Specimen, User
+from biobank.models import CustodyEvent, Specimen
+from biobank.models.users import Actor
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 
 
@@ -175,7 +176,7 @@ def _append(
     specimen: Specimen,
     event_type: CustodyEventType,
     *,
-    actor: User | None,
+    actor: Actor | None,
     occurred_at: dt.datetime | None = None,
     from_location: str | None = None,
     to_location: str | None = None,
@@ -214,7 +215,7 @@ def record_custody_event(
     specimen: Specimen,
     event_type: CustodyEventType,
     *,
-    actor: User | None,
+    actor: Actor | None,
     occurred_at: dt.datetime | None = None,
     from_location: str | None = None,
     to_location: str | None = None,
@@ -246,7 +247,7 @@ def record_custody_event(
 
 
 def record_custody_events(
-    entries: Iterable[tuple[Specimen, CustodyEventType, dict[str, Any]]], *, actor: User | None
+    entries: Iterable[tuple[Specimen, CustodyEventType, dict[str, Any]]], *, actor: Actor | None
 ) -> list[CustodyEvent]:
     """Append one event to each of many chains (a rack confirmed, a box moved, a freezer
     evacuated, a parcel shipped): the specimens are locked in one query and the events

@@ -47,8 +47,8 @@ from biobank.models import (
     Specimen,
     StorageContainer,
     Study,
-    User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     CollectionProcedure,
     ConsentDecision,
@@ -272,7 +272,7 @@ def specimen_resource(
     return resource
 
 
-def patient_resource(participant: Participant, actor: User | None) -> dict[str, Any]:
+def patient_resource(participant: Participant, actor: Actor | None) -> dict[str, Any]:
     """A participant as an R4 ``Patient``: pseudonymous unless *actor* may see the
     identifying record (without an actor, always pseudonymous)."""
     resource: dict[str, Any] = {
@@ -464,7 +464,7 @@ def media_resource(image: Image, base: str) -> dict[str, Any]:
     return resource
 
 
-def group_resource(snapshot: Any, actor: User) -> dict[str, Any]:
+def group_resource(snapshot: Any, actor: Actor) -> dict[str, Any]:
     """A frozen cohort snapshot as an R4 ``Group`` of Patients. Staff see its size and the
     members of their own sites; researchers, whose counts are protected, see neither."""
     cohort = snapshot.cohort
@@ -572,7 +572,7 @@ def _date_clause(column: Any, value: str, param: str) -> Any:
 SPECIMEN_PARAMS = ("identifier", "subject", "patient", "type", "collected", "parent", "status", "container")
 
 
-def search_specimens(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
+def search_specimens(params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(Specimen), Specimen, actor)
     for name, values in params.items():
         for value in values:
@@ -626,7 +626,7 @@ _MATERIALS_BY_CODE, _MATERIALS = _materials()
 PATIENT_PARAMS = ("identifier", "gender", "_id")
 
 
-def search_patients(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
+def search_patients(params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(Participant), Participant, actor)
     for name, values in params.items():
         for value in values:
@@ -651,7 +651,7 @@ def search_patients(params: dict[str, list[str]], actor: User, *, count: int, cu
 CONDITION_PARAMS = ("identifier", "subject", "patient", "code")
 
 
-def search_conditions(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
+def search_conditions(params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(Case), Case, actor)
     for name, values in params.items():
         for value in values:
@@ -676,7 +676,7 @@ BODY_STRUCTURE_PARAMS = ("identifier", "patient")
 
 
 def search_body_structures(
-    params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None
+    params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None
 ) -> Page:
     stmt = visible(sa.select(Lesion), Lesion, actor)
     for name, values in params.items():
@@ -698,7 +698,7 @@ def search_body_structures(
     return _page(stmt, Lesion, count, cursor, body_structure_resource)
 
 
-def search_consents(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
+def search_consents(params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None) -> Page:
     stmt = visible(sa.select(ConsentResponse), ConsentResponse, actor)
     for name, values in params.items():
         for value in values:
@@ -712,7 +712,7 @@ def search_consents(params: dict[str, list[str]], actor: User, *, count: int, cu
 
 
 def search_media(
-    params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None, base: str
+    params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None, base: str
 ) -> Page:
     stmt = sa.select(Image).where(image_clause(actor))
     for name, values in params.items():
@@ -731,7 +731,7 @@ def search_media(
     return _page(stmt, Image, count, cursor, lambda image: media_resource(image, base))
 
 
-def search_groups(params: dict[str, list[str]], actor: User, *, count: int, cursor: int | None) -> Page:
+def search_groups(params: dict[str, list[str]], actor: Actor, *, count: int, cursor: int | None) -> Page:
     """The snapshots of the cohorts *actor* may see (their own; managers every one)."""
     if params:
         name = next(iter(params))
@@ -763,32 +763,32 @@ def _page(
     return Page(resources, total or 0, rows[-1].id if more else None)
 
 
-def read_specimen(ident: int, actor: User) -> dict[str, Any]:
+def read_specimen(ident: int, actor: Actor) -> dict[str, Any]:
     specimen = get_visible(Specimen, ident, actor)
     return specimen_resource(specimen, made=made_by([specimen]).get(specimen.id))
 
 
-def read_patient(ident: int, actor: User) -> dict[str, Any]:
+def read_patient(ident: int, actor: Actor) -> dict[str, Any]:
     return patient_resource(get_visible(Participant, ident, actor), actor)
 
 
-def read_condition(ident: int, actor: User) -> dict[str, Any]:
+def read_condition(ident: int, actor: Actor) -> dict[str, Any]:
     return condition_resource(get_visible(Case, ident, actor))
 
 
-def read_body_structure(ident: int, actor: User) -> dict[str, Any]:
+def read_body_structure(ident: int, actor: Actor) -> dict[str, Any]:
     return body_structure_resource(get_visible(Lesion, ident, actor))
 
 
-def read_consent(ident: int, actor: User) -> dict[str, Any]:
+def read_consent(ident: int, actor: Actor) -> dict[str, Any]:
     return consent_resource(get_visible(ConsentResponse, ident, actor))
 
 
-def read_media(ident: int, actor: User, base: str) -> dict[str, Any]:
+def read_media(ident: int, actor: Actor, base: str) -> dict[str, Any]:
     return media_resource(get_image(ident, actor), base)
 
 
-def read_group(ident: int, actor: User) -> dict[str, Any]:
+def read_group(ident: int, actor: Actor) -> dict[str, Any]:
     return group_resource(get_snapshot(ident, actor), actor)
 
 
@@ -1222,7 +1222,7 @@ def _patient_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def intake_bundle(
-    bundle: Any, *, actor: User, study_code: str | None, site_code: str | None
+    bundle: Any, *, actor: Actor, study_code: str | None, site_code: str | None
 ) -> dict[str, Any]:
     """Register a connected hospital's participants, visits and expected tubes from a FHIR
     transaction Bundle of Patients and Specimens (and ServiceRequests), all or nothing.
@@ -1302,7 +1302,7 @@ def intake_bundle(
 def _participant(
     index: int,
     resource: dict[str, Any],
-    actor: User,
+    actor: Actor,
     study: Any,
     site: Any,
     responses: dict[int, dict[str, str]],

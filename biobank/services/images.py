@@ -32,9 +32,9 @@ from biobank.models import (
     Lesion,
     Participant,
     Specimen,
-    User,
 )
 from biobank.models.images import QUALITY_FLAGS
+from biobank.models.users import Actor
 from biobank.models.vocab import Role
 from biobank.services.cohorts import granted_snapshot_ids
 
@@ -91,7 +91,7 @@ def probe(path: Path) -> tuple[str, int, int]:
 
 
 def resolve_links(
-    actor: User, *, case: str | None = None, lesion: str | None = None, specimen: str | None = None
+    actor: Actor, *, case: str | None = None, lesion: str | None = None, specimen: str | None = None
 ) -> tuple[Case, Lesion | None, Specimen | None]:
     """Case, lesion and specimen from their codes/barcode; they must agree."""
     spec = lez = cas = None
@@ -200,7 +200,7 @@ def check_metadata(
 
 
 def register_image(
-    *, actor: User, path: Path, filename: str, links: dict[str, Any], metadata: dict[str, Any]
+    *, actor: Actor, path: Path, filename: str, links: dict[str, Any], metadata: dict[str, Any]
 ) -> tuple[Image, bool]:
     """Store and record one image; the same bytes again return the existing record."""
     case, lesion, specimen = resolve_links(actor, **links)
@@ -237,7 +237,7 @@ def register_image(
     return image, True
 
 
-def register_folder(*, actor: User, folder: Path, metadata_csv: Path) -> dict[str, int]:
+def register_folder(*, actor: Actor, folder: Path, metadata_csv: Path) -> dict[str, int]:
     """Register every image a metadata CSV lists, or none: all problems are reported."""
     problems: list[dict[str, Any]] = []
     planned: list[tuple[int, Path, dict[str, Any], dict[str, Any]]] = []
@@ -304,7 +304,7 @@ def register_folder(*, actor: User, folder: Path, metadata_csv: Path) -> dict[st
     return {"registered": created, "already_registered": existing}
 
 
-def image_clause(actor: User) -> Any:
+def image_clause(actor: Actor) -> Any:
     """A WHERE clause over ``images``: those *actor* may see. Administrators see all, staff
     the images of their sites' cases, researchers only the images of a snapshot an approved
     request of theirs names, while its data access lasts."""
@@ -325,7 +325,7 @@ def image_clause(actor: User) -> Any:
     )
 
 
-def get_image(image_id: int, actor: User) -> Image:
+def get_image(image_id: int, actor: Actor) -> Image:
     """An image *actor* may see; any other is 'not found'."""
     image = db.session.scalar(sa.select(Image).where(Image.id == image_id, image_clause(actor)))
     if image is None:
@@ -335,7 +335,7 @@ def get_image(image_id: int, actor: User) -> Image:
 
 def list_images(
     *,
-    actor: User,
+    actor: Actor,
     case_id: int | None = None,
     lesion_id: int | None = None,
     specimen_id: int | None = None,

@@ -59,6 +59,7 @@ from biobank.models import (
     Study,
     User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     AjccStage,
     BodySite,
@@ -612,7 +613,7 @@ class Importer:
         self,
         *,
         template: str,
-        actor: User,
+        actor: Actor,
         job_id: int | None,
         reason: str,
         dry_run: bool = False,
@@ -1311,7 +1312,13 @@ def already_imported(sha256: str) -> ImportJob | None:
 
 
 def create_job(
-    *, actor: User, path: Path, filename: str, template: str, dry_run: bool = False, sha256: str | None = None
+    *,
+    actor: Actor,
+    path: Path,
+    filename: str,
+    template: str,
+    dry_run: bool = False,
+    sha256: str | None = None,
 ) -> ImportJob:
     """A queued job for the file at *path*; a file imported before is refused."""
     check_template(template)
@@ -1583,14 +1590,14 @@ def iter_problem_report(job: ImportJob) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def list_jobs(*, actor: User) -> sa.Select:
+def list_jobs(*, actor: Actor) -> sa.Select:
     stmt = sa.select(ImportJob).order_by(ImportJob.id.desc())
     if not actor.is_admin:
         stmt = stmt.where(ImportJob.created_by_id == actor.id)
     return stmt
 
 
-def get_job(job_id: int, *, actor: User) -> ImportJob:
+def get_job(job_id: int, *, actor: Actor) -> ImportJob:
     job = db.session.get(ImportJob, job_id)
     if job is None or (not actor.is_admin and job.created_by_id != actor.id):
         raise NotFound(f"no import job {job_id}")

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from biobank.auth import check_site
 from biobank.db import db
-from biobank.models import Case, CollectionEvent, Participant, ParticipantPHI, Specimen, Study, User
+from biobank.models import Case, CollectionEvent, Participant, ParticipantPHI, Specimen, Study
+from biobank.models.users import Actor
 from biobank.models.vocab import Sex
 from biobank.services.common import apply_changes, ensure_unique, get_by, get_visible, visible
 from biobank.services.storage import with_locations
@@ -32,7 +33,7 @@ def age_at(birth_year: int | None, when: dt.date | None) -> int | None:
     return when.year - birth_year
 
 
-def list_participants(*, actor: User, study_id: int | None = None, site_id: int | None = None) -> sa.Select:
+def list_participants(*, actor: Actor, study_id: int | None = None, site_id: int | None = None) -> sa.Select:
     """Participants at the actor's sites, optionally by study or site."""
     stmt = visible(sa.select(Participant), Participant, actor)
     if study_id is not None:
@@ -44,7 +45,7 @@ def list_participants(*, actor: User, study_id: int | None = None, site_id: int 
 
 def register_participant(
     *,
-    actor: User,
+    actor: Actor,
     study_id: int,
     site_id: int,
     phi: dict[str, Any] | None = None,
@@ -69,7 +70,7 @@ def register_participant(
     return participant
 
 
-def update_participant(participant: Participant, changes: dict[str, Any], *, actor: User) -> Participant:
+def update_participant(participant: Participant, changes: dict[str, Any], *, actor: Actor) -> Participant:
     """Change a participant; PHI changes update or create the separate PHI record."""
     phi = changes.pop("phi", None)
     if "site_id" in changes:
@@ -84,7 +85,7 @@ def update_participant(participant: Participant, changes: dict[str, Any], *, act
     return participant
 
 
-def participant_record(code: str, *, actor: User) -> dict[str, Any]:
+def participant_record(code: str, *, actor: Actor) -> dict[str, Any]:
     """A participant of the actor's sites with their cases, visits (in time order) and
     specimens (in registration order, with their places): what the participant page shows."""
     participant = get_by(Participant, Participant.code, code, actor)

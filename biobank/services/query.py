@@ -19,7 +19,8 @@ from sqlalchemy.orm import aliased
 from biobank.auth import has_role, visible_site_ids
 from biobank.db import db
 from biobank.errors import InvalidFilter, PermissionDenied
-from biobank.models import Participant, Specimen, User
+from biobank.models import Participant, Specimen
+from biobank.models.users import Actor
 from biobank.models.vocab import Role
 from biobank.query import compiler, planner
 from biobank.query.fields import FieldRegistry, registry
@@ -40,12 +41,12 @@ class QueryResult:
     hits_withheld: str | None = None
 
 
-def counts_only(actor: User) -> bool:
+def counts_only(actor: Actor) -> bool:
     """Researchers see suppressed counts, not rows."""
     return not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN))
 
 
-def suppress(count: int, actor: User) -> int | str:
+def suppress(count: int, actor: Actor) -> int | str:
     """A count as *actor* may see it. Staff see it exact. For researchers, as statistical
     offices publish: below ``COUNT_SMALL_CELL`` it is hidden (``"<5"``), above it is rounded
     to the nearest ``COUNT_ROUNDING_BASE`` (never below the small cell), so no two answers
@@ -127,7 +128,7 @@ def parse_facets(names: list[str] | str | None, fields: FieldRegistry | None = N
     return names
 
 
-def _site_scope(level: Level, actor: User) -> Any:
+def _site_scope(level: Level, actor: Actor) -> Any:
     sites = None if counts_only(actor) else visible_site_ids(actor)
     if sites is None:
         return sa.true()
@@ -145,7 +146,7 @@ def _participant_site(level: Level) -> Any:
     return sa.select(owner.site_id).where(owner.id == pid).scalar_subquery()
 
 
-def matching_ids(level: Level, node: Node | None, actor: User) -> sa.Select:
+def matching_ids(level: Level, node: Node | None, actor: Actor) -> sa.Select:
     """SELECT of the ids of the level's rows that match (for cohorts and manifests)."""
     fields = registry()
     where = sa.and_(compiler.predicate(node, level, fields), _site_scope(level, actor))
@@ -154,7 +155,7 @@ def matching_ids(level: Level, node: Node | None, actor: User) -> sa.Select:
 
 def run_query(
     *,
-    actor: User,
+    actor: Actor,
     level: str,
     filters: Any = None,
     facets: Any = None,
@@ -194,7 +195,9 @@ def run_query(
     return result
 
 
-def iter_rows(*, actor: User, level: str, filters: Any = None, batch: int = 2000) -> Iterator[dict[str, Any]]:
+def iter_rows(
+    *, actor: Actor, level: str, filters: Any = None, batch: int = 2000
+) -> Iterator[dict[str, Any]]:
     """Every matching row, in id order, fetched a batch at a time (for TSV downloads).
 
     The filter and the actor's rights are checked now, before the first row is read."""
@@ -250,7 +253,7 @@ MODALITIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def completeness(*, actor: User, level: str, filters: Any = None) -> dict[str, Any]:
+def completeness(*, actor: Actor, level: str, filters: Any = None) -> dict[str, Any]:
     """How many cases (or lesions) have each combination of modalities (UpSet-style).
 
     ``tissue`` and ``blood`` count available material only. Combinations are sorted by

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from biobank.auth import check_site
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, InvalidState
-from biobank.models import RackScan, RackScanStatus, Specimen, StorageContainer, User
+from biobank.models import RackScan, RackScanStatus, Specimen, StorageContainer
+from biobank.models.users import Actor
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.rackfiles import (
     UNREADABLE,
@@ -114,7 +115,7 @@ def _orientation(
     return "as_scanned", straight, rotated
 
 
-def upload_rack_scan(container: StorageContainer, data: bytes, *, actor: User) -> RackScan:
+def upload_rack_scan(container: StorageContainer, data: bytes, *, actor: Actor) -> RackScan:
     """Read a rack-scanner file for a box and store its comparison with the records."""
     check_site(actor, container.site_id, field="container_id")
     if not container.has_grid:
@@ -162,7 +163,7 @@ def _check_fits(container: StorageContainer, rack: RackFile) -> None:
             )
 
 
-def confirm_rack_scan(scan: RackScan, *, actor: User, orientation: str | None = None) -> dict:
+def confirm_rack_scan(scan: RackScan, *, actor: Actor, orientation: str | None = None) -> dict:
     """Record every move the scan shows, in the caller's one transaction.
 
     A scan that looks rotated 180° is refused unless the caller says which orientation is

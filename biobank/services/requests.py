@@ -42,6 +42,7 @@ from biobank.models import (
     StorageContainer,
     User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     ConsentScope,
     CustodyEventType,
@@ -138,7 +139,7 @@ def check_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(out))
 
 
-def cases_of(cohort_id: int, snapshot_id: int | None, actor: User) -> tuple[Any, Any, list[int]]:
+def cases_of(cohort_id: int, snapshot_id: int | None, actor: Actor) -> tuple[Any, Any, list[int]]:
     """The cohort, its snapshot (if one is named) and the ids of its cases."""
     cohort = cohort_service.get_cohort(cohort_id, actor)
     if cohort.level not in REQUEST_LEVELS:
@@ -167,7 +168,7 @@ def cases_of(cohort_id: int, snapshot_id: int | None, actor: User) -> tuple[Any,
 
 
 def feasibility(
-    case_ids: list[int], requirements: dict[str, Any], scopes: list[str], *, actor: User
+    case_ids: list[int], requirements: dict[str, Any], scopes: list[str], *, actor: Actor
 ) -> dict[str, Any]:
     """How many cases can be served now, and why the others cannot (counts of 1–4 shown as
     "<5" to researchers)."""
@@ -248,7 +249,7 @@ def _serve(case_ids: list[int], requirements: dict[str, Any], scopes: list[str])
 
 def preview(
     *,
-    actor: User,
+    actor: Actor,
     cohort_id: int,
     snapshot_id: int | None = None,
     requirements: dict[str, Any],
@@ -260,7 +261,7 @@ def preview(
 
 def submit(
     *,
-    actor: User,
+    actor: Actor,
     title: str,
     purpose: str,
     ethics_reference: str,
@@ -324,7 +325,7 @@ def with_tubes(request: SampleRequest) -> SampleRequest:
     return request
 
 
-def get_request(request_id: int, actor: User) -> SampleRequest:
+def get_request(request_id: int, actor: Actor) -> SampleRequest:
     request = db.session.get(SampleRequest, request_id)
     staff = has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN))  # they pick and ship
     if request is None or not (request.requester_id == actor.id or staff):
@@ -332,7 +333,7 @@ def get_request(request_id: int, actor: User) -> SampleRequest:
     return request
 
 
-def requests_query(actor: User, status: str | None = None) -> sa.Select:
+def requests_query(actor: Actor, status: str | None = None) -> sa.Select:
     """The requests *actor* may follow (their own; every one for managers), newest first."""
     stmt = sa.select(SampleRequest).order_by(SampleRequest.id.desc())
     if not _is_manager(actor):
@@ -342,11 +343,11 @@ def requests_query(actor: User, status: str | None = None) -> sa.Select:
     return stmt
 
 
-def list_requests(actor: User, status: str | None = None) -> list[SampleRequest]:
+def list_requests(actor: Actor, status: str | None = None) -> list[SampleRequest]:
     return list(db.session.scalars(requests_query(actor, status)))
 
 
-def _is_manager(actor: User) -> bool:
+def _is_manager(actor: Actor) -> bool:
     return has_role(actor, (Role.ADMIN, Role.MANAGER))
 
 
@@ -366,13 +367,13 @@ def content_digest(request: SampleRequest) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def signature_key(actor: User) -> str:
+def signature_key(actor: Actor) -> str:
     """The throttle of *actor*'s e-signature password: as many wrong tries as a login."""
     return f"sign:{actor.id}"
 
 
 def decide(
-    request: SampleRequest, *, actor: User, approve: bool, password: str, reason: str | None = None
+    request: SampleRequest, *, actor: Actor, approve: bool, password: str, reason: str | None = None
 ) -> SampleRequest:
     """Approve or reject with an electronic signature; nothing changes if any check fails."""
     if not _is_manager(actor):
@@ -413,7 +414,7 @@ def decide(
     return request
 
 
-def withdraw(request: SampleRequest, *, actor: User) -> SampleRequest:
+def withdraw(request: SampleRequest, *, actor: Actor) -> SampleRequest:
     if request.requester_id != actor.id:
         raise PermissionDenied("only the requester withdraws a request")
     if request.status is not RequestStatus.SUBMITTED:
@@ -426,7 +427,7 @@ def withdraw(request: SampleRequest, *, actor: User) -> SampleRequest:
     return request
 
 
-def allocate(request: SampleRequest, *, actor: User) -> dict[str, Any]:
+def allocate(request: SampleRequest, *, actor: Actor) -> dict[str, Any]:
     """Reserve tubes for an approved request, case by case, all of a case's or none.
 
     Existing aliquots come first, then the smallest that is enough (so nothing is wasted),
@@ -506,7 +507,7 @@ def _reserve(specimen_id: int) -> bool:
     return result.rowcount == 1
 
 
-def _tube_sites(request: SampleRequest, actor: User | None) -> set[int] | None:
+def _tube_sites(request: SampleRequest, actor: Actor | None) -> set[int] | None:
     """The sites whose tubes of *request* the actor sees: all for administrators, the
     requester and internal callers (no actor), their own sites for staff: each site picks,
     reports and ships its own tubes."""
@@ -515,7 +516,7 @@ def _tube_sites(request: SampleRequest, actor: User | None) -> set[int] | None:
     return visible_site_ids(actor)
 
 
-def allocated_ids(actor: User) -> sa.Select:
+def allocated_ids(actor: Actor) -> sa.Select:
     """Ids of the tubes allocated (and not released) to approved requests of *actor*'s."""
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
     return (
@@ -529,7 +530,7 @@ def allocated_ids(actor: User) -> sa.Select:
     )
 
 
-def allocated_specimen(barcode: str, *, actor: User) -> Specimen:
+def allocated_specimen(barcode: str, *, actor: Actor) -> Specimen:
     """The tube *barcode* if an approved request of *actor*'s allocated it, else not found
     (whether it exists or not): the one tube page a researcher may open."""
     specimen = db.session.scalar(sa.select(Specimen).where(Specimen.barcode == barcode))
@@ -538,7 +539,7 @@ def allocated_specimen(barcode: str, *, actor: User) -> Specimen:
     return specimen
 
 
-def allocated_to(actor: User, specimen_id: int) -> bool:
+def allocated_to(actor: Actor, specimen_id: int) -> bool:
     """Whether *specimen_id* is allocated (and not released) to an approved request of
     *actor*'s: the only tubes a researcher sees one by one."""
     granted = (RequestStatus.APPROVED, RequestStatus.ALLOCATED, RequestStatus.SHIPPED, RequestStatus.RECEIVED)
@@ -558,7 +559,7 @@ def allocated_to(actor: User, specimen_id: int) -> bool:
     )
 
 
-def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[str, Any]]:
+def pick_list(request: SampleRequest, actor: Actor | None = None) -> list[dict[str, Any]]:
     """The request's live allocations in walking order: site, freezer, rack, box, position
     (of the actor's sites, with *actor*)."""
     box = aliased(StorageContainer, name="box")
@@ -634,7 +635,7 @@ def pick_list(request: SampleRequest, actor: User | None = None) -> list[dict[st
     return out
 
 
-def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]:
+def pick(request: SampleRequest, barcode: str, *, actor: Actor) -> dict[str, Any]:
     """Confirm a tube taken from the freezer by scanning it; a tube not on the list is
     refused (409) and nothing is recorded."""
     if request.status is not RequestStatus.ALLOCATED:
@@ -687,7 +688,7 @@ def pick(request: SampleRequest, barcode: str, *, actor: User) -> dict[str, Any]
     return {"barcode": barcode, "picked": True, "remaining": db.session.scalar(left)}
 
 
-def pick_list_pdf(request: SampleRequest, actor: User | None = None) -> bytes:
+def pick_list_pdf(request: SampleRequest, actor: Actor | None = None) -> bytes:
     """The pick list on paper, with the approval's electronic signature printed on it."""
     rows = [
         [
@@ -768,7 +769,7 @@ def _site_by_code(code: str) -> Any:
 def ship(
     request: SampleRequest,
     *,
-    actor: User,
+    actor: Actor,
     destination: str,
     courier: str,
     temperature: str,
@@ -871,7 +872,7 @@ def ship(
     return shipment
 
 
-def sites_to_ship(request: SampleRequest, actor: User) -> list[str]:
+def sites_to_ship(request: SampleRequest, actor: Actor) -> list[str]:
     """Codes of the actor's sites that hold tubes of *request* not shipped yet."""
     sites = visible_site_ids(actor)
     stmt = (
@@ -890,7 +891,7 @@ def sites_to_ship(request: SampleRequest, actor: User) -> list[str]:
     return sorted(db.session.scalars(stmt))
 
 
-def visible_shipments(request: SampleRequest, actor: User | None = None) -> list[Shipment]:
+def visible_shipments(request: SampleRequest, actor: Actor | None = None) -> list[Shipment]:
     """The request's parcels the actor follows: all for the requester and administrators,
     those leaving from their own sites for other staff."""
     sites = _tube_sites(request, actor)
@@ -898,7 +899,7 @@ def visible_shipments(request: SampleRequest, actor: User | None = None) -> list
 
 
 def receive(
-    request: SampleRequest, *, actor: User, scans: list[dict[str, Any]], shipment_id: int | None = None
+    request: SampleRequest, *, actor: Actor, scans: list[dict[str, Any]], shipment_id: int | None = None
 ) -> Shipment:
     """The receiving lab scans what arrived in one parcel; it is reconciled: tubes not
     scanned are missing, tubes scanned that were not in it are extra (and not recorded),
@@ -1004,7 +1005,7 @@ def shipment_summary(shipment: Shipment) -> dict[str, Any]:
     }
 
 
-def distribution_report(request: SampleRequest, actor: User | None = None) -> dict[str, Any]:
+def distribution_report(request: SampleRequest, actor: Actor | None = None) -> dict[str, Any]:
     """What was sent, to whom, when, under which approval and consent (the tubes of the
     actor's sites, for staff other than the requester)."""
     sites = _tube_sites(request, actor)
@@ -1055,7 +1056,7 @@ def distribution_report(request: SampleRequest, actor: User | None = None) -> di
     }
 
 
-def return_unused(request: SampleRequest, barcodes: list[str], *, actor: User) -> dict[str, Any]:
+def return_unused(request: SampleRequest, barcodes: list[str], *, actor: Actor) -> dict[str, Any]:
     """The lab sends unused tubes back: each goes in transit to the site it left from, where
     the scan station receives and stores it as usual (receive at destination, store)."""
     if request.requester_id != actor.id and not _is_manager(actor):
@@ -1114,7 +1115,7 @@ MANIFEST_COLUMNS = (
 )
 
 
-def _parcels(request: SampleRequest, actor: User | None, shipment_id: int | None) -> list[Shipment]:
+def _parcels(request: SampleRequest, actor: Actor | None, shipment_id: int | None) -> list[Shipment]:
     """The parcels a manifest covers: one named parcel, or all the actor follows."""
     parcels = visible_shipments(request, actor)
     if shipment_id is not None:
@@ -1130,7 +1131,7 @@ def _parcels(request: SampleRequest, actor: User | None, shipment_id: int | None
 
 
 def shipment_manifest_rows(
-    request: SampleRequest, actor: User | None = None, shipment_id: int | None = None
+    request: SampleRequest, actor: Actor | None = None, shipment_id: int | None = None
 ) -> list[dict[str, Any]]:
     """The parcels' content, pseudonymous: one row per tube."""
     rows = []
@@ -1153,7 +1154,7 @@ def shipment_manifest_rows(
 
 
 def shipment_manifest_csv(
-    request: SampleRequest, actor: User | None = None, shipment_id: int | None = None
+    request: SampleRequest, actor: Actor | None = None, shipment_id: int | None = None
 ) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, MANIFEST_COLUMNS, lineterminator="\n")
@@ -1163,7 +1164,7 @@ def shipment_manifest_csv(
 
 
 def shipment_manifest_pdf(
-    request: SampleRequest, actor: User | None = None, shipment_id: int | None = None
+    request: SampleRequest, actor: Actor | None = None, shipment_id: int | None = None
 ) -> bytes:
     rows = shipment_manifest_rows(request, actor, shipment_id)
     lines = []
@@ -1185,7 +1186,7 @@ def shipment_manifest_pdf(
     )
 
 
-def _may_process(request: SampleRequest, actor: User) -> None:
+def _may_process(request: SampleRequest, actor: Actor) -> None:
     if not has_role(actor, (Role.ADMIN, Role.MANAGER, Role.TECHNICIAN)):
         raise PermissionDenied("processing is done by biobank staff")
     if request.status is not RequestStatus.ALLOCATED:
@@ -1196,7 +1197,7 @@ def _may_process(request: SampleRequest, actor: User) -> None:
         )
 
 
-def processing_tasks(request: SampleRequest, actor: User | None = None) -> list[Allocation]:
+def processing_tasks(request: SampleRequest, actor: Actor | None = None) -> list[Allocation]:
     """The request's processing tasks still to do (an aliquot to make from an allocated
     primary), those of the actor's sites, in allocation order."""
     sites = _tube_sites(request, actor)
@@ -1221,7 +1222,7 @@ def processing_tasks(request: SampleRequest, actor: User | None = None) -> list[
 
 
 def make_every_aliquot(
-    request: SampleRequest, *, actor: User, quantity: Any = None, print_request: dict[str, Any] | None = None
+    request: SampleRequest, *, actor: Actor, quantity: Any = None, print_request: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Do every processing task of the actor's sites at once: each primary gives its aliquot,
     placed in free positions close together at the primary's site and storage temperature
@@ -1277,7 +1278,7 @@ def make_aliquot(
     request: SampleRequest,
     allocation_id: int,
     *,
-    actor: User,
+    actor: Actor,
     quantity: Any = None,
     container_id: int | None = None,
     placement: dict[str, int] | None = None,

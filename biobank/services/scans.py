@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from biobank.auth import Actor, visible_site_ids
+from biobank.auth import visible_site_ids
 from biobank.db import db
 from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import (
@@ -31,8 +31,8 @@ from biobank.models import (
     Site,
     Specimen,
     StorageContainer,
-    User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import resolve_barcode
 from biobank.services.consents import has_withdrawn
@@ -111,7 +111,7 @@ class ScanResult:
 
 
 def _resolve_location(
-    location: dict[str, Any], *, actor: User
+    location: dict[str, Any], *, actor: Actor
 ) -> tuple[StorageContainer, int | None, int | None]:
     if location.get("container_id") is not None:
         ident, field = location["container_id"], "location.container_id"
@@ -143,7 +143,7 @@ def _resolve_location(
 
 
 def record(
-    data: dict[str, Any], *, actor: User, answer: Callable[[ScanResult], dict[str, Any]]
+    data: dict[str, Any], *, actor: Actor, answer: Callable[[ScanResult], dict[str, Any]]
 ) -> tuple[dict[str, Any], bool]:
     """Record one scan as a scanner sent it, exactly once; returns (answer, replayed).
 
@@ -175,7 +175,7 @@ def record(
 class _Scan:
     """One scan being applied: what was sent, the tube, and what the handlers add."""
 
-    actor: User
+    actor: Actor
     specimen: Specimen
     action: ScanAction
     scanned_at: dt.datetime
@@ -299,7 +299,7 @@ def _check_lifecycle(specimen: Specimen, action: ScanAction, note: str | None) -
 
 def apply_scan(
     *,
-    actor: User,
+    actor: Actor,
     fingerprint: str,
     barcode: str,
     action: ScanAction,
@@ -410,7 +410,7 @@ def answer_of(scan: Scan) -> dict[str, Any]:
     return {**scan.response, "scan_id": scan.id}
 
 
-def resolve_for_scan(barcode: str, *, actor: User, receiving: bool = False, lock: bool = False) -> Specimen:
+def resolve_for_scan(barcode: str, *, actor: Actor, receiving: bool = False, lock: bool = False) -> Specimen:
     """The specimen a scanned code names, refused if it is another site's, except a tube
     in transit to one of the actor's sites that is being (or about to be) received there."""
     specimen = resolve_barcode(barcode, lock=lock)

@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from biobank.barcodes import SITE_CODE_PATTERN, SITE_CODE_RULE
 from biobank.db import db
 from biobank.errors import InvalidInput
-from biobank.models import Site, User
+from biobank.models import Site
+from biobank.models.users import Actor
 from biobank.services.common import apply_changes, ensure_unique, visible
 
 
-def list_sites(*, actor: User) -> sa.Select:
+def list_sites(*, actor: Actor) -> sa.Select:
     """Sites the actor may see."""
     return visible(sa.select(Site), Site, actor)
 
@@ -34,7 +35,7 @@ def site_code(code: str) -> str:
 
 def create_site(
     *,
-    actor: User,
+    actor: Actor,
     code: str,
     name: str,
     city: str | None = None,
@@ -50,7 +51,7 @@ def create_site(
     return site
 
 
-def update_site(site: Site, changes: dict[str, Any], *, actor: User) -> Site:
+def update_site(site: Site, changes: dict[str, Any], *, actor: Actor) -> Site:
     """Change a site's name, city or country."""
     if "code" in changes:
         changes["code"] = site_code(changes["code"])

@@ -27,8 +27,8 @@ from biobank.models import (
     Site,
     Specimen,
     StorageContainer,
-    User,
 )
+from biobank.models.users import Actor
 from biobank.models.vocab import (
     BodySite,
     CustodyEventType,
@@ -60,7 +60,7 @@ from biobank.units import format_quantity
 TERMINAL = (SpecimenStatus.DISTRIBUTED, SpecimenStatus.CONSUMED, SpecimenStatus.DISPOSED)
 
 
-def list_specimens(*, actor: User, **filters: Any) -> sa.Select:
+def list_specimens(*, actor: Actor, **filters: Any) -> sa.Select:
     """Specimens at the actor's sites, filtered by the obvious fields."""
     stmt = visible(sa.select(Specimen), Specimen, actor)
     for name in (
@@ -150,7 +150,7 @@ def _prefix(column: Any, text: str) -> Any:
 
 
 def _place(
-    specimen: Specimen, container_id: int | None, row: int | None, col: int | None, *, actor: User
+    specimen: Specimen, container_id: int | None, row: int | None, col: int | None, *, actor: Actor
 ) -> StorageContainer | None:
     if container_id is None:
         if row is not None or col is not None:
@@ -196,7 +196,7 @@ def _child_lineage(
 
 
 def _check_visit_and_lesion(
-    participant: Participant, collection_event_id: int | None, lesion_id: int | None, *, actor: User
+    participant: Participant, collection_event_id: int | None, lesion_id: int | None, *, actor: Actor
 ) -> CollectionEvent | None:
     """The visit a new specimen comes from (if any), refused with its lesion when either
     belongs to another participant."""
@@ -216,7 +216,7 @@ def _check_visit_and_lesion(
 
 def register_specimen(
     *,
-    actor: User,
+    actor: Actor,
     participant_id: int,
     material_type: MaterialType,
     barcode: str | None = None,
@@ -336,7 +336,7 @@ def register_specimen(
     return specimen
 
 
-def expected_tubes(*, actor: User, limit: int) -> list[dict[str, str]]:
+def expected_tubes(*, actor: Actor, limit: int) -> list[dict[str, str]]:
     """The tubes expected at *actor*'s sites (the latest *limit*): barcode, material,
     participant code and the day each was registered."""
     rows = db.session.execute(
@@ -361,7 +361,7 @@ def expected_tubes(*, actor: User, limit: int) -> list[dict[str, str]]:
     ]
 
 
-def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User) -> Specimen:
+def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: Actor) -> Specimen:
     """Change a specimen's descriptive fields or move it to another position.
 
     A move records a custody event from the old to the new location.
@@ -403,7 +403,7 @@ def update_specimen(specimen: Specimen, changes: dict[str, Any], *, actor: User)
     return specimen
 
 
-def get_specimen_by_barcode(barcode: str, *, actor: User) -> Specimen:
+def get_specimen_by_barcode(barcode: str, *, actor: Actor) -> Specimen:
     return get_by(Specimen, Specimen.barcode, barcode, actor)
 
 
@@ -433,7 +433,7 @@ def lineage_of(specimen: Specimen) -> tuple[list[Specimen], list[tuple[int, Spec
     return ancestors[::-1], [(depth, s) for s, depth in rows]
 
 
-def overview(*, actor: User) -> dict[str, Any]:
+def overview(*, actor: Actor) -> dict[str, Any]:
     """What the dashboard counts among the rows *actor* may see: specimens by material,
     status and site (one pass over ``ix_specimens_site_material_status``, not the table),
     cases by disease group, participants. Counts are exact; suppression for researchers is
@@ -511,7 +511,7 @@ DERIVABLE: dict[MaterialType, frozenset[MaterialType]] = {
 def create_aliquots(
     parent: Specimen,
     *,
-    actor: User,
+    actor: Actor,
     count: int,
     quantity: Any,
     material_type: Any = None,
@@ -645,7 +645,7 @@ def create_aliquots(
     return children
 
 
-def children_among(parent: Specimen, barcodes: list[str], *, actor: User) -> list[Specimen]:
+def children_among(parent: Specimen, barcodes: list[str], *, actor: Actor) -> list[Specimen]:
     """Those of *barcodes* that were made from *parent* and that *actor* sees, oldest first."""
     return list(
         db.session.scalars(
@@ -721,7 +721,7 @@ def sprec_of(specimen: Specimen) -> dict[str, Any] | None:
     }
 
 
-def correct_custody_event(specimen: Specimen, event_id: int, *, actor: User, reason: str) -> CustodyEvent:
+def correct_custody_event(specimen: Specimen, event_id: int, *, actor: Actor, reason: str) -> CustodyEvent:
     """Record a correcting event for an event recorded by mistake (a wrong tube scanned):
     the specimen gets back the status, quantity, site and position it had before that
     event. The ledger is never edited: the mistaken event stays, and the correction names

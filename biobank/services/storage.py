@@ -14,8 +14,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from biobank.auth import check_site
 from biobank.db import db
 from biobank.errors import Conflict, InvalidInput, NotFound
-from biobank.models import PositionHold, PositionHoldKind, Specimen, StorageContainer, User
+from biobank.models import PositionHold, PositionHoldKind, Specimen, StorageContainer
 from biobank.models.storage import FillOrder, PositionScheme, position_name
+from biobank.models.users import Actor
 from biobank.models.vocab import ContainerKind, CustodyEventType, StorageTemperature
 from biobank.services.common import apply_changes, ensure_unique, get_visible, visible
 from biobank.services.custody import record_custody_events
@@ -55,7 +56,7 @@ SPECIMEN_HOLDERS = (ContainerKind.BOX, ContainerKind.BAG, ContainerKind.DRAWER, 
 
 def list_containers(
     *,
-    actor: User,
+    actor: Actor,
     parent_id: int | None = None,
     site_id: int | None = None,
     kind: ContainerKind | None = None,
@@ -75,7 +76,7 @@ def list_containers(
 
 def create_container(
     *,
-    actor: User,
+    actor: Actor,
     kind: ContainerKind,
     name: str,
     site_id: int | None = None,
@@ -127,7 +128,7 @@ def create_container(
 
 
 def update_container(
-    container: StorageContainer, changes: dict[str, Any], *, actor: User
+    container: StorageContainer, changes: dict[str, Any], *, actor: Actor
 ) -> StorageContainer:
     """Rename a container or change its temperature or grid (a grid may not shrink below
     an occupied position)."""
@@ -315,7 +316,7 @@ def utilisation(container: StorageContainer) -> tuple[int, int | None]:
 
 
 def create_from_template(
-    template_name: str, *, actor: User, name: str, site_id: int | None = None, parent_id: int | None = None
+    template_name: str, *, actor: Actor, name: str, site_id: int | None = None, parent_id: int | None = None
 ) -> StorageContainer:
     """Create a container and everything inside it from a template, in one flush."""
     template = TEMPLATES.get(template_name)
@@ -368,7 +369,7 @@ def templates_fitting(container: StorageContainer | None) -> dict[str, Any]:
 
 
 def _boxes_with_free(
-    actor: User, temperature: StorageTemperature | None, site_id: int | None
+    actor: Actor, temperature: StorageTemperature | None, site_id: int | None
 ) -> tuple[sa.Select, Any]:
     """Grid boxes the actor sees (at *temperature*, at *site_id*) with their free positions
     as a correlated count, evaluated box by box: a search that stops at the first box that
@@ -398,7 +399,7 @@ def _boxes_with_free(
 
 
 def boxes_with_room(
-    *, actor: User, site_id: int, temperature: StorageTemperature | None = None, limit: int = 50
+    *, actor: Actor, site_id: int, temperature: StorageTemperature | None = None, limit: int = 50
 ) -> list[tuple[StorageContainer, int]]:
     """Boxes of a site (at a temperature) that have a free position, with how many, in
     storage order: the boxes a technician may choose instead of the suggested one."""
@@ -410,7 +411,7 @@ def boxes_with_room(
 
 
 def find_free_space(
-    *, actor: User, count: int, temperature: StorageTemperature | None = None, site_id: int | None = None
+    *, actor: Actor, count: int, temperature: StorageTemperature | None = None, site_id: int | None = None
 ) -> list[dict[str, Any]]:
     """*count* free positions close together: in the first box, in storage order, that has
     room for all of them (boxes fill one after another, as a fill order asks), else spread
@@ -434,7 +435,7 @@ def find_free_space(
 
 
 def suggest_space(
-    *, actor: User, count: int, site_id: int, temperature: StorageTemperature | None = None, limit: int = 50
+    *, actor: Actor, count: int, site_id: int, temperature: StorageTemperature | None = None, limit: int = 50
 ) -> tuple[list[dict[str, Any]], list[tuple[StorageContainer, int]]]:
     """What :func:`find_free_space` suggests and what :func:`boxes_with_room` lists, from one
     walk over the boxes when it can: the first box with room for all *count* in storage
@@ -453,7 +454,7 @@ def hold_position(
     col: int,
     *,
     kind: PositionHoldKind,
-    actor: User,
+    actor: Actor,
     reason: str | None = None,
 ) -> PositionHold:
     """Reserve or block a free position so nothing is put there."""
@@ -468,7 +469,7 @@ def hold_position(
     return hold
 
 
-def release_hold(hold: PositionHold, *, actor: User) -> None:
+def release_hold(hold: PositionHold, *, actor: Actor) -> None:
     check_site(actor, hold.container.site_id, field="container_id")
     db.session.delete(hold)
     db.session.flush()
@@ -484,7 +485,7 @@ def _subtree_ids(container: StorageContainer) -> list[int]:
     return list(db.session.scalars(sa.select(tree.c.id)))
 
 
-def move_container(container: StorageContainer, *, parent_id: int, actor: User) -> int:
+def move_container(container: StorageContainer, *, parent_id: int, actor: Actor) -> int:
     """Put a box or rack somewhere else; every specimen inside gets a custody event with
     its old and new location. Returns how many specimens moved with it."""
     check_site(actor, container.site_id, field="container_id")
@@ -539,7 +540,7 @@ def get_hold(container_id: int, hold_id: int) -> PositionHold:
     return hold
 
 
-def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, Any]:
+def evacuation_plan(container: StorageContainer, *, actor: Actor) -> dict[str, Any]:
     """Where everything inside a failing container can go: free positions of the same
     temperature elsewhere at the site (holds respected), each box's tubes kept together
     where one box has room. Raises ``Conflict`` when there is not enough room."""
@@ -605,7 +606,7 @@ def evacuation_plan(container: StorageContainer, *, actor: User) -> dict[str, An
     }
 
 
-def evacuate(container: StorageContainer, *, plan_sha256: str, actor: User) -> dict[str, Any]:
+def evacuate(container: StorageContainer, *, plan_sha256: str, actor: Actor) -> dict[str, Any]:
     """Carry out the reviewed plan in one transaction, with a custody event per specimen.
 
     The plan is recomputed; if anything changed since it was reviewed, nothing moves."""

@@ -8,19 +8,20 @@ import sqlalchemy as sa
 
 from biobank.db import db
 from biobank.errors import InvalidInput
-from biobank.models import ConsentTier, Study, User
+from biobank.models import ConsentTier, Study
+from biobank.models.users import Actor
 from biobank.models.vocab import ConsentScope
 from biobank.services.common import apply_changes, ensure_unique
 
 
-def list_studies(*, actor: User) -> sa.Select:
+def list_studies(*, actor: Actor) -> sa.Select:
     """Studies are visible to every user: they hold no participant data."""
     return sa.select(Study)
 
 
 def create_study(
     *,
-    actor: User,
+    actor: Actor,
     code: str,
     title: str,
     description: str | None = None,
@@ -52,7 +53,7 @@ def create_study(
 
 
 def add_consent_tier(
-    study: Study, *, actor: User, code: str, scope: ConsentScope, statement: str
+    study: Study, *, actor: Actor, code: str, scope: ConsentScope, statement: str
 ) -> ConsentTier:
     """Add a statement to a study's consent form."""
     if any(t.code == code for t in study.consent_tiers):
@@ -63,7 +64,7 @@ def add_consent_tier(
     return tier
 
 
-def update_study(study: Study, changes: dict[str, Any], *, actor: User) -> Study:
+def update_study(study: Study, changes: dict[str, Any], *, actor: Actor) -> Study:
     """Change a study's descriptive fields."""
     if "code" in changes:
         ensure_unique(Study, Study.code, changes["code"], field="code", exclude_id=study.id)

@@ -10,6 +10,7 @@ from biobank.auth import hash_token
 from biobank.db import db, utcnow
 from biobank.errors import InvalidInput, NotFound
 from biobank.models import ApiToken, User
+from biobank.models.users import Actor
 from biobank.services.users import create_token
 
 #: the longest a token may live, in days
@@ -38,7 +39,7 @@ def issue_token(owner: User, *, name: str, days: int | None) -> tuple[ApiToken, 
     return token, secret
 
 
-def get_token(token_id: int, *, actor: User) -> ApiToken:
+def get_token(token_id: int, *, actor: Actor) -> ApiToken:
     """One of *actor*'s tokens (any token, for an administrator)."""
     token = db.session.get(ApiToken, token_id)
     if token is None or (token.user_id != actor.id and not actor.is_admin):

@@ -13,6 +13,7 @@ from biobank.auth import clear_throttle, hash_password, hash_token, new_token_se
 from biobank.db import db, utcnow
 from biobank.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from biobank.models import ApiToken, Site, User, UserSession
+from biobank.models.users import Actor
 from biobank.models.vocab import Role
 
 #: the shortest password accepted
@@ -46,7 +47,7 @@ def create_user(
     role: Role,
     full_name: str,
     password: str | None,
-    actor: User | None,
+    actor: Actor | None,
     email: str | None = None,
     site_codes: list[str] | None = None,
 ) -> User:
@@ -99,12 +100,12 @@ def _sites(codes: list[str]) -> list[Site]:
     return sites
 
 
-def _administrator(actor: User) -> None:
+def _administrator(actor: Actor) -> None:
     if actor.role is not Role.ADMIN:
         raise PermissionDenied("users are managed by administrators")
 
 
-def users_query(*, actor: User, role: Role | None = None, active: bool | None = None) -> sa.Select:
+def users_query(*, actor: Actor, role: Role | None = None, active: bool | None = None) -> sa.Select:
     """Every account but the system's, by username (administrators only), of one role and
     active or locked if asked."""
     _administrator(actor)
@@ -116,11 +117,11 @@ def users_query(*, actor: User, role: Role | None = None, active: bool | None = 
     return stmt
 
 
-def list_users(*, actor: User) -> list[User]:
+def list_users(*, actor: Actor) -> list[User]:
     return list(db.session.scalars(users_query(actor=actor)))
 
 
-def get_account(user_id: int, *, actor: User) -> User:
+def get_account(user_id: int, *, actor: Actor) -> User:
     _administrator(actor)
     user = db.session.get(User, user_id)
     if user is None or user.is_system:
@@ -144,7 +145,7 @@ def _other_active_admins(user: User) -> int:
 
 def open_account(
     *,
-    actor: User,
+    actor: Actor,
     username: str,
     role: Role,
     full_name: str,
@@ -169,7 +170,7 @@ def open_account(
 def update_user(
     user: User,
     *,
-    actor: User,
+    actor: Actor,
     role: Role | None = None,
     full_name: str | None = None,
     email: str | None = None,
@@ -200,7 +201,7 @@ def _end_sessions(user: User) -> None:
     )
 
 
-def lock_user(user: User, *, actor: User, reason: str) -> User:
+def lock_user(user: User, *, actor: Actor, reason: str) -> User:
     """Lock an account (someone left, a password leaked): its browsers are signed out and
     its API tokens answer 401 until it is unlocked. The reason goes on the audit trail."""
     _administrator(actor)
@@ -218,7 +219,7 @@ def lock_user(user: User, *, actor: User, reason: str) -> User:
     return user
 
 
-def unlock_user(user: User, *, actor: User) -> User:
+def unlock_user(user: User, *, actor: Actor) -> User:
     """Unlock an account, and lift a lockout after failed sign-ins."""
     _administrator(actor)
     user.is_active = True
@@ -229,7 +230,7 @@ def unlock_user(user: User, *, actor: User) -> User:
     return user
 
 
-def reset_password(user: User, *, actor: User) -> str:
+def reset_password(user: User, *, actor: Actor) -> str:
     """Give an account a new random password, answered once to tell its owner, who then
     chooses their own on the account page; the account's browsers are signed out."""
     _administrator(actor)

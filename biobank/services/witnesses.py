@@ -35,7 +35,8 @@ from biobank.db import db, transaction, utcnow
 from biobank.errors import Conflict, NotFound
 from biobank.jobs import enqueue
 from biobank.keys import keyring
-from biobank.models import CustodyCheckpoint, User, WitnessedCheckpoint, WitnessReceipt
+from biobank.models import CustodyCheckpoint, WitnessedCheckpoint, WitnessReceipt
+from biobank.models.users import Actor
 
 #: the Celery task that sends the checkpoints (``biobank.tasks.send_to_witnesses``)
 SEND_TASK = "biobank.custody_witnesses"
@@ -123,7 +124,7 @@ def receipt(kept: WitnessedCheckpoint) -> dict[str, Any]:
     }
 
 
-def keep(instance: str, record: dict[str, Any], *, actor: User) -> tuple[WitnessedCheckpoint, bool]:
+def keep(instance: str, record: dict[str, Any], *, actor: Actor) -> tuple[WitnessedCheckpoint, bool]:
     """Keep *instance*'s checkpoint *record* and countersign it; returns it and whether it
     is new. The same checkpoint sent again is answered as before; another one under an id
     already kept is refused, as is an instance another account sends for."""
@@ -171,7 +172,7 @@ def keep(instance: str, record: dict[str, Any], *, actor: User) -> tuple[Witness
     return kept, True
 
 
-def kept_for(instance: str, *, actor: User) -> list[WitnessedCheckpoint]:
+def kept_for(instance: str, *, actor: Actor) -> list[WitnessedCheckpoint]:
     """What this instance keeps for *instance*, oldest first: to the account that sends for
     it, and to administrators."""
     rows = list(
