@@ -12,7 +12,7 @@ from flask import Flask, g
 
 from biobank import signals
 from biobank.config import Config
-from biobank.db import configure_engine_events, db
+from biobank.db import configure_engine_events, db, end_reads
 
 
 def _secret_key(instance_path: Path) -> str:
@@ -73,6 +73,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_engine_events(db.engine)
+    # Registered after the session's own teardown, so it runs before it.
+    app.teardown_appcontext(end_reads)
 
     import biobank.tasks  # noqa: F401  (registers the biobank's tasks by name)
     from biobank import auth, cli, jobs, query, web

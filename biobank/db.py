@@ -129,7 +129,20 @@ def transaction() -> Iterator[None]:
 
 
 def configure_engine_events(engine: sa.Engine) -> None:
-    """SQLite: WAL, foreign keys, a busy timeout and real (savepoint-capable) transactions."""
+    """Every database: note whether a transaction wrote (see :func:`end_reads`). SQLite: WAL,
+    foreign keys, a busy timeout and real (savepoint-capable) transactions."""
+
+    @sa.event.listens_for(engine, "begin")
+    def _nothing_written(conn: sa.Connection) -> None:
+        conn.info["wrote"] = False
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _note_writes(
+        conn: sa.Connection, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool
+    ) -> None:
+        if not conn.info.get("wrote") and not _reads(statement, context):
+            conn.info["wrote"] = True
+
     if engine.dialect.name != "sqlite":
         return
 
@@ -148,6 +161,37 @@ def configure_engine_events(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql(_sqlite_begin())
+
+
+def _reads(statement: str, context: Any) -> bool:
+    """Whether a statement surely only reads: a compiled SELECT (or SQLite's own BEGIN).
+    Anything else, text included, counts as a write."""
+    if statement.startswith("BEGIN"):
+        return True
+    compiled = getattr(context, "compiled", None)
+    return compiled is not None and isinstance(compiled.statement, sa.Select)
+
+
+def end_reads(error: BaseException | None = None) -> None:
+    """End a request's transaction with COMMIT when it only read (otherwise the session's
+    teardown rolls it back, as before).
+
+    The two are the same to the database, but not to PostgreSQL's driver: psycopg forgets
+    every prepared statement of a connection at a ROLLBACK, so ending each read with one
+    made every request plan its statements again. Anything written, flushed or pending,
+    or an error, keeps the rollback."""
+    session = db.session()
+    transaction_ = session.get_transaction()
+    if error is not None or transaction_ is None or not transaction_.is_active:
+        return
+    if session.new or session.dirty or session.deleted:
+        return
+    if session.connection().info.get("wrote", True):
+        return
+    try:
+        session.commit()
+    except sa.exc.SQLAlchemyError:
+        session.rollback()
 
 
 _READ_ONLY: ContextVar[bool] = ContextVar("biobank_read_only", default=False)

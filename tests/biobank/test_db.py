@@ -86,3 +86,61 @@ def test_a_scan_reads_index_entries_when_manufacturer_codes_are_mostly_missing(d
     plans = _plans(db_session, lookup)
     assert plans and not any("SCAN specimens" in step for plan in plans for step in plan), plans
     assert lookup() is tubes[7]
+
+
+def test_a_request_that_only_read_ends_with_commit_any_other_with_rollback(app):
+    """psycopg forgets a connection's prepared statements at every ROLLBACK: a request that
+    only read ends its transaction with COMMIT (the same to the database), so its statements
+    stay prepared. A write, flushed or pending, a statement not known to be a SELECT, or an
+    error, still ends in ROLLBACK, and nothing of it is kept."""
+    from biobank.db import db, utcnow
+    from biobank.models import Site
+    from biobank.models.users import Throttle
+
+    ends: list[str] = []
+
+    def commit(_conn):
+        ends.append("commit")
+
+    def rollback(_conn):
+        ends.append("rollback")
+
+    def request(work, *, fail=False):
+        ends.clear()
+        try:
+            with app.app_context():
+                work()
+                if fail:
+                    raise RuntimeError("the view failed")
+        except RuntimeError:
+            pass
+        return list(ends)
+
+    def throttle():
+        return Throttle(key="test-end-reads", failures=1, updated_at=utcnow())
+
+    def pending():
+        db.session.execute(sa.select(Site.id)).all()
+        db.session.add(throttle())
+
+    def flushed():
+        db.session.add(throttle())
+        db.session.flush()
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "commit", commit)
+    sa.event.listen(engine, "rollback", rollback)
+    try:
+        assert request(lambda: db.session.execute(sa.select(Site.id)).all()) == ["commit"]
+        assert request(lambda: db.session.get(Site, -1)) == ["commit"]
+        assert request(pending) == ["rollback"]
+        assert request(flushed) == ["rollback"]
+        assert request(lambda: db.session.execute(sa.text("SELECT 1")).all()) == ["rollback"]
+        assert request(lambda: db.session.execute(sa.select(Site.id)).all(), fail=True) == ["rollback"]
+        assert request(lambda: None) == []
+    finally:
+        sa.event.remove(engine, "commit", commit)
+        sa.event.remove(engine, "rollback", rollback)
+    with app.app_context():
+        assert db.session.get(Throttle, "test-end-reads") is None
