@@ -204,7 +204,7 @@ def user_for_token(secret: str) -> Principal | None:
     if not rows:
         return None
     token = rows[0]
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+    if not ApiToken.usable(token.revoked_at, token.expires_at, now):
         return None
     principal = _principal(rows)
     if principal is not None and (

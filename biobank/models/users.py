@@ -94,10 +94,10 @@ class ApiToken(db.Model):
 
     user: Mapped[User] = relationship(lazy="joined")
 
-    def is_usable(self, now: dt.datetime) -> bool:
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > now
+    @staticmethod
+    def usable(revoked_at: dt.datetime | None, expires_at: dt.datetime | None, now: dt.datetime) -> bool:
+        """Whether a token revoked and expiring at those times signs anyone in at *now*."""
+        return revoked_at is None and (expires_at is None or expires_at > now)
 
 
 class UserSession(db.Model):

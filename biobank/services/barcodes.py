@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -54,11 +55,16 @@ def issue_barcode(site: Site, material: MaterialType) -> str:
             return barcode
 
 
+def named_by(code: Any) -> sa.ColumnElement[bool]:
+    """The specimens *code* (a value or a parameter) names: by our barcode or the
+    manufacturer's."""
+    return sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code)
+
+
 @functools.cache
 def _resolve_statement(lock: bool) -> sa.Select:
     """The specimen a code names (built once per locking mode: every scan starts here)."""
-    code = sa.bindparam("code")
-    stmt = sa.select(Specimen).where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+    stmt = sa.select(Specimen).where(named_by(sa.bindparam("code")))
     if lock:
         stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
     # Scans need the participant's code and whether consent was withdrawn: not every

@@ -93,9 +93,12 @@ def has_withdrawn(participant: Participant) -> bool:
 @functools.cache
 def _withdrawn_statement() -> sa.Select:
     """Whether a participant withdrew any consent (built once: every scan asks)."""
-    return sa.select(
-        sa.exists().where(
-            ConsentResponse.participant_id == sa.bindparam("participant"),
-            ConsentResponse.withdrawn_at.is_not(None),
-        )
+    return sa.select(withdrawn(sa.bindparam("participant")))
+
+
+def withdrawn(participant_id: Any) -> sa.Exists:
+    """Whether the participant *participant_id* (a column or a parameter) withdrew any
+    consent, as a clause."""
+    return sa.exists().where(
+        ConsentResponse.participant_id == participant_id, ConsentResponse.withdrawn_at.is_not(None)
     )

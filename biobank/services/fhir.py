@@ -60,6 +60,7 @@ from biobank.models.vocab import (
     Sex,
     SpecimenStatus,
 )
+from biobank.services.barcodes import named_by
 from biobank.services.cases import (
     AJCC8,
     ICD10_TITLES,
@@ -583,7 +584,7 @@ def search_specimens(params: dict[str, list[str]], actor: Actor, *, count: int, 
 def _specimen_filter(stmt: sa.Select, name: str, value: str) -> sa.Select:
     if name == "identifier":
         code = _token(value, BARCODE_SYSTEM, name)
-        return stmt.where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+        return stmt.where(named_by(code))
     if name in ("subject", "patient"):
         return stmt.where(Specimen.participant_id == _reference(value, "Patient", name))
     if name == "parent":

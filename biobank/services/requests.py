@@ -55,6 +55,7 @@ from biobank.models.vocab import (
 )
 from biobank.services import cohorts as cohort_service
 from biobank.services import query
+from biobank.services.barcodes import named_by
 from biobank.services.consents import granted_scopes_by_participant
 from biobank.services.custody import record_custody_events
 from biobank.services.specimens import create_aliquots
@@ -649,7 +650,7 @@ def pick(request: SampleRequest, barcode: str, *, actor: Actor) -> dict[str, Any
         .where(
             Allocation.request_id == request.id,
             Allocation.released_at.is_(None),
-            sa.or_(Specimen.barcode == barcode, Specimen.manufacturer_barcode == barcode),
+            named_by(barcode),
         )
     )
     if allocation is None:

@@ -23,7 +23,6 @@ from biobank.db import db
 from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import (
     CollectionEvent,
-    ConsentResponse,
     CustodyEvent,
     Participant,
     Scan,
@@ -34,8 +33,8 @@ from biobank.models import (
 )
 from biobank.models.users import Actor
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
-from biobank.services.barcodes import resolve_barcode
-from biobank.services.consents import has_withdrawn
+from biobank.services.barcodes import named_by, resolve_barcode
+from biobank.services.consents import has_withdrawn, withdrawn
 from biobank.services.custody import record_custody_event, state_snapshot
 from biobank.services.storage import check_position, container_with_path, ensure_free, place_names
 
@@ -471,15 +470,15 @@ class ScanCard:
 def _card_statement() -> sa.Select:
     """A specimen's columns by barcode or manufacturer's code, with its participant's code
     and whether the participant withdrew a consent: one row, no objects (built once)."""
-    code = sa.bindparam("code")
-    withdrawn = sa.exists().where(
-        ConsentResponse.participant_id == Specimen.participant_id, ConsentResponse.withdrawn_at.is_not(None)
-    )
     columns = [attr.columns[0].label(attr.key) for attr in sa.inspect(Specimen).column_attrs]
     return (
-        sa.select(*columns, Participant.code.label("participant_code"), withdrawn.label("withdrawn"))
+        sa.select(
+            *columns,
+            Participant.code.label("participant_code"),
+            withdrawn(Specimen.participant_id).label("withdrawn"),
+        )
         .join(Participant, Participant.id == Specimen.participant_id)
-        .where(sa.or_(Specimen.barcode == code, Specimen.manufacturer_barcode == code))
+        .where(named_by(sa.bindparam("code")))
         .limit(1)
     )
 

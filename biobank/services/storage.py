@@ -221,30 +221,24 @@ def ensure_free(
 def _path_statement() -> sa.Select:
     """The statement of :func:`containers_with_paths`, built once: building a recursive CTE
     costs more than running it (it is on the path of every scan)."""
-    up = (
-        sa.select(StorageContainer.id, StorageContainer.parent_id)
-        .where(StorageContainer.id.in_(sa.bindparam("ids", expanding=True)))
-        .cte("up", recursive=True)
-    )
-    up = up.union_all(
-        sa.select(StorageContainer.id, StorageContainer.parent_id).where(
-            StorageContainer.id == up.c.parent_id
-        )
-    )
+    up = _walk_up(StorageContainer.id.in_(sa.bindparam("ids", expanding=True)))
     return sa.select(StorageContainer).where(StorageContainer.id.in_(sa.select(up.c.id)))
+
+
+def _walk_up(start: Any, *columns: Any) -> Any:
+    """The containers *start* selects and every container above them, as a recursive CTE of
+    their id, parent id, *columns* and depth (0 for those *start* selects)."""
+    c = StorageContainer
+    selected = (c.id, c.parent_id, *columns)
+    up = sa.select(*selected, sa.literal(0).label("depth")).where(start).cte("up", recursive=True)
+    return up.union_all(sa.select(*selected, (up.c.depth + 1).label("depth")).where(c.id == up.c.parent_id))
 
 
 @functools.cache
 def _place_statement() -> sa.Select:
     """A container and every one above it, as the columns that name a place, top first."""
     c = StorageContainer
-    columns = (c.id, c.parent_id, c.name, c.position_scheme, c.fill_order, c.n_rows, c.n_cols)
-    up = (
-        sa.select(*columns, sa.literal(0).label("depth"))
-        .where(c.id == sa.bindparam("id"))
-        .cte("up", recursive=True)
-    )
-    up = up.union_all(sa.select(*columns, (up.c.depth + 1).label("depth")).where(c.id == up.c.parent_id))
+    up = _walk_up(c.id == sa.bindparam("id"), c.name, c.position_scheme, c.fill_order, c.n_rows, c.n_cols)
     return sa.select(up).order_by(up.c.depth.desc())
 
 
