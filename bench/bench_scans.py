@@ -589,7 +589,7 @@ def _run(
         )
     print(
         f"  one scan at a steady 100 scans/s: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms,"
-        f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms)"
+        f" p99 {lat['p99']:.1f} ms (target p99 < 25 ms), slowest {lat['max']:.0f} ms"
     )
     print(
         f"  96-tube rack, every tube moved: upload {upload * 1000:.0f} ms, confirm "

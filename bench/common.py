@@ -81,10 +81,10 @@ def ensure_database(backend: str, name: str, *, participants: int) -> str:
 
 def vacuum(url: str) -> bool:
     """On PostgreSQL, ``VACUUM ANALYZE`` what earlier writes left behind, as autovacuum
-    does on a production server, and write the dirtied pages out (``CHECKPOINT``). A benchmark database is reused from run to run (each
-    ``bench_scans`` run adds 12,000 tubes and their scans): on a server whose autovacuum is
-    off, later runs would measure the dead rows of earlier ones. Answers whether the
-    server's autovacuum is off (the figures then depend on these calls)."""
+    does on a production server, and write the pages this dirtied out (``CHECKPOINT``).
+    Without it, on a server whose autovacuum is off, a run measured the dead rows its own
+    setup left. Answers whether the server's autovacuum is off (the figures then depend on
+    these calls)."""
     if not url.startswith("postgresql"):
         return False
     import sqlalchemy as sa
@@ -237,6 +237,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         "p95": pick(0.95) * 1000,
         "p99": pick(0.99) * 1000,
         "mean": statistics.fmean(ordered) * 1000,
+        "max": ordered[-1] * 1000,
     }
 
 

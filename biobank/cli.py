@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import multiprocessing
 import os
 import sys
@@ -558,7 +559,16 @@ def _load_demo_here(seed: int) -> dict[str, int]:
             db.engine.dispose()
 
 
-def _run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
+def _freeze_startup_objects(_worker: Any) -> None:
+    """Move what a worker made while loading the app (modules, mappers, schemas: about
+    170,000 objects, all living as long as the worker) out of the garbage collector's
+    sight. Every full collection walked them all: a pause of 90–130 ms every few hundred
+    requests, which a scan caught in it waited out."""
+    gc.freeze()
+
+
+def _gunicorn(*, host: str, port: int, workers: int, threads: int) -> Any:
+    """The gunicorn application ``biobank serve`` runs."""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -571,14 +581,19 @@ def _run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
             # with an HTML 414): the application refuses long query strings with a 400
             # problem that names them (MAX_QUERY_STRING_BYTES).
             self.cfg.set("limit_request_line", 0)
+            self.cfg.set("post_worker_init", _freeze_startup_objects)
 
         def load(self) -> Flask:
             return _create_app()
 
+    return Server()
+
+
+def _run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
     click.echo(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)")
     sys.argv = [sys.argv[0]]
     os.environ.setdefault("SERVER_SOFTWARE", "gunicorn")
-    Server().run()
+    _gunicorn(host=host, port=port, workers=workers, threads=threads).run()
 
 
 def init_app(app: Flask) -> None:
