@@ -95,7 +95,10 @@ def vacuum(url: str) -> bool:
             conn.exec_driver_sql("VACUUM ANALYZE")
             # the pages the setup and the vacuum dirtied are written now, not during the
             # next measured phase (where a checkpoint's writes would stall its commits)
-            conn.exec_driver_sql("CHECKPOINT")
+            try:
+                conn.exec_driver_sql("CHECKPOINT")
+            except sa.exc.DBAPIError as error:  # only a superuser or pg_checkpoint may
+                print(f"  (no CHECKPOINT between phases: {error.orig})", flush=True)
             return conn.exec_driver_sql("SHOW autovacuum").scalar() == "off"
     finally:
         engine.dispose()
