@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import gzip
 import math
+import operator
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -101,6 +102,10 @@ class Call(NamedTuple):
         return bool(self.alt_depth) or bool(self.allele_fraction)
 
 
+#: builds a named tuple from a tuple of its fields in C (``Call(...)`` runs Python code)
+_new = tuple.__new__
+
+
 class Variant(NamedTuple):
     """One alternate allele at one site, with its annotation and every sample's call.
     (Named tuples, like ``Call`` and ``Annotation``: a file yields hundreds of thousands.)"""
@@ -138,9 +143,14 @@ def _from_amino_acids(amino_acids: str, position: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _positions(key: str, fields: tuple[str, ...]) -> tuple[int, ...]:
-    """Where the allele, gene, consequence, protein change and impact sit in an entry."""
-    return tuple(fields.index(name) if name in fields else -1 for name in _WANTED[key])
+def _picker(key: str, fields: tuple[str, ...]) -> tuple[int, Callable[[list[str]], tuple[str, ...]]]:
+    """How to take the allele, gene, consequence, protein change, impact (and for VEP the
+    amino acids and protein position) out of an entry split at ``|``: the number of fields
+    the header declares, and a getter reading a field the header lacks as the empty text
+    appended after them. Built once per file, not once per record."""
+    return len(fields), operator.itemgetter(
+        *(fields.index(name) if name in fields else -1 for name in _WANTED[key])
+    )
 
 
 def annotation_of(
@@ -154,18 +164,20 @@ def annotation_of(
         entries = info[key]
         if isinstance(entries, str):
             entries = (entries,)
-        where = _positions(key, fields)
+        width, pick = _picker(key, fields)
         best = None
         for entry in entries:
             values = str(entry).split("|")
-            pick = [values[i] if 0 <= i < len(values) else "" for i in where]
-            allele, gene, consequence, hgvsp, impact = pick[:5]
+            if len(values) < width:  # an entry may stop early: its missing fields are empty
+                values += [""] * (width - len(values))
+            values.append("")  # what a field the header does not declare reads as
+            allele, gene, consequence, hgvsp, impact, *more = pick(values)
             if allele not in ("", alt, "-") and same_length:
                 continue
             change = short_protein_change(hgvsp)
-            if change is None and len(pick) > 5 and pick[5]:
-                change = _from_amino_acids(pick[5], pick[6])  # VEP run without --hgvs
-            found = Annotation(gene or None, consequence or None, change, impact or None)
+            if change is None and more and more[0]:
+                change = _from_amino_acids(more[0], more[1])  # VEP run without --hgvs
+            found = _new(Annotation, (gene or None, consequence or None, change, impact or None))
             if best is None or (found.protein_change and not best.protein_change):
                 best = found
         if best is not None:
@@ -553,6 +565,7 @@ class VcfReader:
         somatic = record_somatic(cols[7]) if self._says_somatic else None
         ss_at = _format_index(cols[8], "SS") if self._cell_status else 0
         ref_upper = ref.upper()
+        samples, csq, ann = self.samples, self._csq_fields, self._ann_fields
         for alt_index, alt in enumerate(alts, start=1):
             if not _is_allele(alt) or alt.upper() == ref_upper:
                 raise FormatError(
@@ -576,7 +589,12 @@ class VcfReader:
                     if 0 < ad_at < size and self._ad_is_alt:
                         alt_depth = int(parts[ad_at]) if parts[ad_at] != "." else None
                     elif 0 < ad_at < size:
-                        ad = [None if x == "." else int(x) for x in parts[ad_at].split(",")]
+                        ad_text = parts[ad_at]
+                        ad = (
+                            [None if x == "." else int(x) for x in ad_text.split(",")]
+                            if "." in ad_text
+                            else [*map(int, ad_text.split(","))]
+                        )
                         if len(ad) > alt_index:
                             alt_depth = ad[alt_index]
                         if depth is None and ad:
@@ -612,20 +630,12 @@ class VcfReader:
                 status = somatic
                 if 0 < ss_at < size:
                     status = _SOMATIC_STATUS.get(parts[ss_at], somatic)
-                calls.append(Call(self.samples[i], genotype, depth, alt_depth, fraction, alt_index, status))
-            if calls:
-                yield Variant(
-                    chrom,
-                    position,
-                    ref,
-                    alt,
-                    filters,
-                    line,
-                    annotation_of(
-                        info, alt, len(alt) == len(ref), csq=self._csq_fields, ann=self._ann_fields
-                    ),
-                    tuple(calls),
+                calls.append(
+                    _new(Call, (samples[i], genotype, depth, alt_depth, fraction, alt_index, status))
                 )
+            if calls:
+                annotation = annotation_of(info, alt, len(alt) == len(ref), csq=csq, ann=ann)
+                yield _new(Variant, (chrom, position, ref, alt, filters, line, annotation, tuple(calls)))
 
     def _text_depth_record(self, cols: list[str], line: int) -> Iterator[Variant]:
         """The carriers of a record without genotypes: each sample's cell read as ``_call``
