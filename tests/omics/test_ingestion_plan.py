@@ -11,10 +11,9 @@ import sqlalchemy as sa
 
 from biobank.db import db
 from omics import services
-from omics.models import OmicsKind
 from tests.conftest import is_postgres
 from tests.factories import Builder
-from tests.omics.test_vcf import COHORT
+from tests.omics.test_ingestion_threads import registered_cohort
 
 pytestmark = pytest.mark.skipif(is_postgres(), reason="SQLite's planner; PostgreSQL stages chunks in tables")
 
@@ -26,18 +25,7 @@ def _plan(sql: str) -> list[str]:
 
 def test_calls_find_their_variants_by_key_after_statistics_of_a_small_table(app):
     with app.app_context():
-        make = Builder(db.session)
-        site = make.site(code="PLAN")
-        admin = make.user("planner", role="admin", sites=[site])
-        person = make.participant(site=site)
-        record, _ = services.register_file(
-            actor=admin,
-            path=COHORT,
-            filename=COHORT.name,
-            kind=OmicsKind.EXOME,
-            sample_map={name: make.specimen(participant=person).barcode for name in ("MEL-A1", "MEL-A2")},
-            lenient=True,
-        )
+        record = registered_cohort(Builder(db.session), "PLAN")
         services.ingest_file(record)
         assert record.variant_count
         # the statistics of a small table, gathered inside this test's transaction
