@@ -59,8 +59,10 @@ _THREE_TO_ONE = {
     "Xaa": "X",
 }
 _THREE = re.compile("|".join(_THREE_TO_ONE))
-#: how the sample cells of a genotype with no alternate allele start
-_NO_ALTERNATE = ("0/0:", "0|0:", "./.:", ".|.:", "0:", ".:")
+#: a tab and the sample cell after it, unless its genotype (the text before the first ``:``)
+#: holds nothing but 0, ., / and |: the cells that may carry (0/1, ./2, 0/0/1, 1, 0|10).
+#: The commonest cell, ``0/0:…``, is turned away by its first four characters.
+_CARRYING_CELL = re.compile(r"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))([^\t]*)")
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same changes recur across a cohort
@@ -305,6 +307,12 @@ class VcfReader:
         self._cell_status = "SS" in formats
         self._csq_fields = self._annotation_fields("CSQ")
         self._ann_fields = self._annotation_fields("ANN")
+        #: the annotation keys the header declares, each with how it starts in INFO
+        self._annotation_keys = tuple(
+            (key, key + "=")
+            for key, fields in (("CSQ", self._csq_fields), ("ANN", self._ann_fields))
+            if fields is not None
+        )
 
     def _bgzipped_copy(self, path: Path) -> Path:
         """A plain-gzip VCF (``gzip``, not ``bgzip``) copied in BGZF to a temporary folder
@@ -509,23 +517,25 @@ class VcfReader:
                     line += 1
                     if text.startswith("#"):
                         continue
-                    cols = text.rstrip("\r\n").split("\t")
-                    if len(cols) != width:
-                        if len(cols) == 8 or cols == [""]:
+                    # the eight fixed columns, then FORMAT and the sample cells as one text
+                    cols = text.rstrip("\r\n").split("\t", 8)
+                    columns = len(cols) if len(cols) < 9 else 9 + cols[8].count("\t")
+                    if columns != width:
+                        if columns == 8 or cols == [""]:
                             continue  # a sites-only record, or a blank line
                         raise FormatError(
-                            f"{len(cols)} columns; the header has {width}", path=self.path, line=line
+                            f"{columns} columns; the header has {width}", path=self.path, line=line
                         )
+                    cells = cols[8]
+                    cols[8] = cells[: cells.index("\t")]  # FORMAT
                     if cols[8][:3] not in ("GT", "GT:"):
-                        yield from self._text_depth_record(cols, line)
+                        yield from self._text_depth_record([*cols, *cells.split("\t")[1:]], line)
                         continue
-                    # most cells start with a genotype of no alternate allele: one cheap test
-                    # rejects them; the others carry if a digit 1–9 is left in the genotype
-                    # once 0, ., / and | are stripped (0/1, ./2, 0/0/1, 1, 0|10)
+                    # most cells hold a genotype of no alternate allele: one search over the
+                    # record's cells skips them in C; the others are numbered by the tabs
+                    # before them
                     carrying = [
-                        (i, cell)
-                        for i, cell in enumerate(cols[9:])
-                        if not cell.startswith(_NO_ALTERNATE) and cell.partition(":")[0].strip("0./|")
+                        (cells.count("\t", 0, m.start()), m[1]) for m in _CARRYING_CELL.finditer(cells)
                     ]
                     if carrying:
                         yield from self._text_record(cols, carrying, line)
@@ -538,11 +548,9 @@ class VcfReader:
         """The ``CSQ`` and ``ANN`` entries of an INFO column, for those the header declares
         (found by search: INFO often holds dozens of other keys)."""
         found = {}
-        for key, fields in (("CSQ", self._csq_fields), ("ANN", self._ann_fields)):
-            if fields is None:
-                continue
+        for key, prefix in self._annotation_keys:
             at = -1
-            while (at := info.find(key + "=", at + 1)) > 0 and info[at - 1] != ";":
+            while (at := info.find(prefix, at + 1)) > 0 and info[at - 1] != ";":
                 pass
             if at >= 0:
                 end = info.find(";", at)
@@ -565,7 +573,7 @@ class VcfReader:
         somatic = record_somatic(cols[7]) if self._says_somatic else None
         ss_at = _format_index(cols[8], "SS") if self._cell_status else 0
         ref_upper = ref.upper()
-        samples, csq, ann = self.samples, self._csq_fields, self._ann_fields
+        samples, csq, ann, ad_is_alt = self.samples, self._csq_fields, self._ann_fields, self._ad_is_alt
         for alt_index, alt in enumerate(alts, start=1):
             if not _is_allele(alt) or alt.upper() == ref_upper:
                 raise FormatError(
@@ -582,11 +590,12 @@ class VcfReader:
                 if allele not in _alleles_of(genotype):
                     continue
                 depth = alt_depth = fraction = None
+                finite = True
                 size = len(parts)
                 try:
                     if 0 < dp_at < size and parts[dp_at] != ".":
                         depth = int(parts[dp_at])
-                    if 0 < ad_at < size and self._ad_is_alt:
+                    if 0 < ad_at < size and ad_is_alt:
                         alt_depth = int(parts[ad_at]) if parts[ad_at] != "." else None
                     elif 0 < ad_at < size:
                         ad_text = parts[ad_at]
@@ -601,8 +610,9 @@ class VcfReader:
                             depth = sum(x for x in ad if x is not None)
                     if 0 < af_at < size and parts[af_at] != ".":
                         fraction = round(float(parts[af_at].split(",")[alt_index - 1]), 4)
+                        finite = math.isfinite(fraction)
                     elif depth and alt_depth is not None:
-                        fraction = round(alt_depth / depth, 4)
+                        fraction = round(alt_depth / depth, 4)  # two integers: always finite
                 except (ValueError, IndexError):
                     raise FormatError(
                         f"sample {self.samples[i]}: {cell!r} does not match FORMAT {cols[8]}",
@@ -620,7 +630,7 @@ class VcfReader:
                         line=line,
                         column=self.samples[i],
                     )
-                if fraction is not None and not math.isfinite(fraction):
+                if not finite:
                     raise FormatError(
                         f"sample {self.samples[i]}: allele fraction {cell!r} is not a finite number",
                         path=self.path,
