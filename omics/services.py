@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -605,6 +606,8 @@ class _ChunkWriter:
         self.pending: tuple[Future[None], tuple[int, int]] | None = None
         self.integrity_error = connection.dialect.loaded_dbapi.IntegrityError
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcf-writer")
+        #: what entering changed, undone on leaving
+        self.settings = ExitStack()
         if self.postgresql:
             # Ingestions take turns, each to its commit: two files holding uncommitted new
             # variants that the other needs would otherwise deadlock (SQLite has one writer).
@@ -629,9 +632,10 @@ class _ChunkWriter:
 
     def __enter__(self) -> _ChunkWriter:
         if not self.postgresql:
-            self.cache_size = self.raw.execute("PRAGMA cache_size").fetchone()[0]
+            cache_size = int(self.raw.execute("PRAGMA cache_size").fetchone()[0])
             self.raw.execute(f"PRAGMA cache_size=-{_SQLITE_INGEST_CACHE_KIB}")
-        _PROMPT_HANDOFFS.__enter__()
+            self.settings.callback(self.raw.execute, f"PRAGMA cache_size={cache_size}")
+        self.settings.enter_context(_PROMPT_HANDOFFS)
         return self
 
     def submit(self, chunk: _Chunk) -> None:
@@ -672,9 +676,7 @@ class _ChunkWriter:
                 wait([self.pending[0]])  # never leave the thread on the connection
         finally:
             self.pool.shutdown()
-            _PROMPT_HANDOFFS.__exit__()
-            if not self.postgresql:
-                self.raw.execute(f"PRAGMA cache_size={int(self.cache_size)}")
+            self.settings.close()  # the switch interval and SQLite's cache as they were
 
     def _store_postgresql(self, variants: bytes, calls: bytes) -> None:
         columns = ", ".join(_VARIANT_COLUMNS)
