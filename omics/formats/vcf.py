@@ -15,7 +15,7 @@ import operator
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,7 +62,27 @@ _THREE = re.compile("|".join(_THREE_TO_ONE))
 #: a tab and the sample cell after it, unless its genotype (the text before the first ``:``)
 #: holds nothing but 0, ., / and |: the cells that may carry (0/1, ./2, 0/0/1, 1, 0|10).
 #: The commonest cell, ``0/0:…``, is turned away by its first four characters.
-_CARRYING_CELL = re.compile(r"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))([^\t]*)")
+_CARRYING_CELL = re.compile(r"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))(?P<cell>[^\t]*)")
+#: DP, and AD's alternate reads, in a cell of a biallelic record: plain whole numbers
+_QUICK_FIELDS = {"DP": r"(?P<dp>\d{1,10})", "AD": r"\d{1,10},(?P<ad>\d{1,10})"}
+
+
+@functools.lru_cache(maxsize=256)
+def _quick_cells(format_column: str) -> re.Pattern[str] | None:
+    """For a biallelic record whose FORMAT starts with GT and has DP and AD but neither AF
+    nor SS (GATK's ``GT:AD:DP:GQ:PL``, say): like ``_CARRYING_CELL``, but a carrying cell
+    whose DP and AD are whole numbers is taken apart by the same search, in C (groups
+    ``gt``, ``dp`` and ``ad``, the alternate reads); any other carrying cell is ``cell``,
+    read field by field. None for other FORMATs."""
+    keys = format_column.split(":")
+    if keys[0] != "GT" or len(set(keys)) != len(keys) or "AF" in keys or "SS" in keys:
+        return None
+    if "DP" not in keys or "AD" not in keys:
+        return None
+    fields = "".join(":" + _QUICK_FIELDS.get(key, r"[^\t:]*") for key in keys[1:])
+    return re.compile(
+        rf"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))(?:(?P<gt>[^\t:]*){fields}(?=\t|$)|(?P<cell>[^\t]*))"
+    )
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same changes recur across a cohort
@@ -164,27 +184,42 @@ def annotation_of(
         if fields is None or key not in info:
             continue
         entries = info[key]
-        if isinstance(entries, str):
-            entries = (entries,)
-        width, pick = _picker(key, fields)
-        best = None
-        for entry in entries:
-            values = str(entry).split("|")
-            if len(values) < width:  # an entry may stop early: its missing fields are empty
-                values += [""] * (width - len(values))
-            values.append("")  # what a field the header does not declare reads as
-            allele, gene, consequence, hgvsp, impact, *more = pick(values)
-            if allele not in ("", alt, "-") and same_length:
-                continue
-            change = short_protein_change(hgvsp)
-            if change is None and more and more[0]:
-                change = _from_amino_acids(more[0], more[1])  # VEP run without --hgvs
-            found = _new(Annotation, (gene or None, consequence or None, change, impact or None))
-            if best is None or (found.protein_change and not best.protein_change):
-                best = found
+        best = _best_annotation(
+            (entries,) if isinstance(entries, str) else map(str, entries),
+            *_picker(key, fields),
+            alt,
+            same_length,
+        )
         if best is not None:
             return best
     return None
+
+
+def _best_annotation(
+    entries: Iterable[str],
+    width: int,
+    pick: Callable[[list[str]], tuple[str, ...]],
+    alt: str,
+    same_length: bool,
+) -> Annotation | None:
+    """Of one key's entries, *alt*'s first with a protein change, else its first; *width*
+    and *pick* as ``_picker`` answers them."""
+    best = None
+    for entry in entries:
+        values = entry.split("|")
+        if len(values) < width:  # an entry may stop early: its missing fields are empty
+            values += [""] * (width - len(values))
+        values.append("")  # what a field the header does not declare reads as
+        allele, gene, consequence, hgvsp, impact, *more = pick(values)
+        if allele not in ("", alt, "-") and same_length:
+            continue
+        change = short_protein_change(hgvsp)
+        if change is None and more and more[0]:
+            change = _from_amino_acids(more[0], more[1])  # VEP run without --hgvs
+        found = _new(Annotation, (gene or None, consequence or None, change, impact or None))
+        if best is None or (found.protein_change and not best.protein_change):
+            best = found
+    return best
 
 
 def _format_fields(description: str) -> tuple[str, ...] | None:
@@ -307,9 +342,10 @@ class VcfReader:
         self._cell_status = "SS" in formats
         self._csq_fields = self._annotation_fields("CSQ")
         self._ann_fields = self._annotation_fields("ANN")
-        #: the annotation keys the header declares, each with how it starts in INFO
+        #: the annotation keys the header declares, each as it starts in INFO, with its
+        #: entries' width and getter (``_picker``)
         self._annotation_keys = tuple(
-            (key, key + "=")
+            (key + "=", *_picker(key, fields))
             for key, fields in (("CSQ", self._csq_fields), ("ANN", self._ann_fields))
             if fields is not None
         )
@@ -534,8 +570,10 @@ class VcfReader:
                     # most cells hold a genotype of no alternate allele: one search over the
                     # record's cells skips them in C; the others are numbered by the tabs
                     # before them
+                    quick = _quick_cells(cols[8]) if "," not in cols[4] else None
                     carrying = [
-                        (cells.count("\t", 0, m.start()), m[1]) for m in _CARRYING_CELL.finditer(cells)
+                        (cells.count("\t", 0, m.start()), m)
+                        for m in (quick or _CARRYING_CELL).finditer(cells)
                     ]
                     if carrying:
                         yield from self._text_record(cols, carrying, line)
@@ -544,20 +582,37 @@ class VcfReader:
                 f"unreadable after the previous record: {error}", path=self.path, line=line + 1
             ) from None
 
-    def _info_annotations(self, info: str) -> dict[str, tuple[str, ...]]:
+    def _info_annotations(self, info: str) -> list[tuple[list[str], int, Any]]:
         """The ``CSQ`` and ``ANN`` entries of an INFO column, for those the header declares
-        (found by search: INFO often holds dozens of other keys)."""
-        found = {}
-        for key, prefix in self._annotation_keys:
+        (found by search: INFO often holds dozens of other keys), each key's with its width
+        and getter, as ``_text_annotation`` takes them."""
+        found = []
+        for prefix, width, pick in self._annotation_keys:
             at = -1
             while (at := info.find(prefix, at + 1)) > 0 and info[at - 1] != ";":
                 pass
             if at >= 0:
                 end = info.find(";", at)
-                found[key] = tuple(info[at + 4 : end if end >= 0 else None].split(","))
+                found.append((info[at + 4 : end if end >= 0 else None].split(","), width, pick))
         return found
 
-    def _text_record(self, cols: list[str], carrying: list[tuple[int, str]], line: int) -> Iterator[Variant]:
+    @staticmethod
+    def _text_annotation(
+        found: list[tuple[list[str], int, Any]], alt: str, same_length: bool
+    ) -> Annotation | None:
+        """As ``annotation_of``, from what ``_info_annotations`` found."""
+        for entries, width, pick in found:
+            best = _best_annotation(entries, width, pick, alt, same_length)
+            if best is not None:
+                return best
+        return None
+
+    def _text_record(
+        self, cols: list[str], carrying: list[tuple[int, re.Match[str]]], line: int
+    ) -> Iterator[Variant]:
+        """The carriers of a record with genotypes. *carrying* holds each carrying cell's
+        column number and its match: of ``_CARRYING_CELL`` or a ``_quick_cells`` pattern,
+        the cell itself in group ``cell``, or else taken apart already."""
         chrom, pos, ref, alts = cols[0], cols[1], cols[3], cols[4].split(",")
         if not _is_allele(ref):
             raise FormatError(f"REF {ref!r} is not a DNA sequence", path=self.path, line=line, column="REF")
@@ -568,12 +623,11 @@ class VcfReader:
                 f"POS {pos!r} is not a number", path=self.path, line=line, column="POS"
             ) from None
         filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
-        info = self._info_annotations(cols[7])
-        dp_at, ad_at, af_at = _depth_fields(cols[8])
+        info = None
+        fields = (*_depth_fields(cols[8]), _format_index(cols[8], "SS") if self._cell_status else 0)
         somatic = record_somatic(cols[7]) if self._says_somatic else None
-        ss_at = _format_index(cols[8], "SS") if self._cell_status else 0
         ref_upper = ref.upper()
-        samples, csq, ann, ad_is_alt = self.samples, self._csq_fields, self._ann_fields, self._ad_is_alt
+        samples = self.samples
         for alt_index, alt in enumerate(alts, start=1):
             if not _is_allele(alt) or alt.upper() == ref_upper:
                 raise FormatError(
@@ -584,68 +638,100 @@ class VcfReader:
                 )
             allele = str(alt_index)
             calls = []
-            for i, cell in carrying:
-                parts = cell.split(":")
-                genotype = parts[0]
-                if allele not in _alleles_of(genotype):
+            for i, match in carrying:
+                cell = match["cell"]
+                if cell is not None:
+                    call = self._cell_call(
+                        cols[8], samples[i], cell, alt_index, allele, fields, somatic, line
+                    )
+                    if call is not None:
+                        calls.append(call)
                     continue
-                depth = alt_depth = fraction = None
-                finite = True
-                size = len(parts)
-                try:
-                    if 0 < dp_at < size and parts[dp_at] != ".":
-                        depth = int(parts[dp_at])
-                    if 0 < ad_at < size and ad_is_alt:
-                        alt_depth = int(parts[ad_at]) if parts[ad_at] != "." else None
-                    elif 0 < ad_at < size:
-                        ad_text = parts[ad_at]
-                        ad = (
-                            [None if x == "." else int(x) for x in ad_text.split(",")]
-                            if "." in ad_text
-                            else [*map(int, ad_text.split(","))]
-                        )
-                        if len(ad) > alt_index:
-                            alt_depth = ad[alt_index]
-                        if depth is None and ad:
-                            depth = sum(x for x in ad if x is not None)
-                    if 0 < af_at < size and parts[af_at] != ".":
-                        fraction = round(float(parts[af_at].split(",")[alt_index - 1]), 4)
-                        finite = math.isfinite(fraction)
-                    elif depth and alt_depth is not None:
-                        fraction = round(alt_depth / depth, 4)  # two integers: always finite
-                except (ValueError, IndexError):
-                    raise FormatError(
-                        f"sample {self.samples[i]}: {cell!r} does not match FORMAT {cols[8]}",
-                        path=self.path,
-                        line=line,
-                        column=self.samples[i],
-                    ) from None
-                if (depth is not None and not 0 <= depth <= MAX_INTEGER) or (
-                    alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER
-                ):
-                    raise FormatError(
-                        f"sample {self.samples[i]}: depth {cell!r} is outside "
-                        f"0–{MAX_INTEGER} (VCF integers are 32-bit)",
-                        path=self.path,
-                        line=line,
-                        column=self.samples[i],
-                    )
-                if not finite:
-                    raise FormatError(
-                        f"sample {self.samples[i]}: allele fraction {cell!r} is not a finite number",
-                        path=self.path,
-                        line=line,
-                        column=self.samples[i],
-                    )
-                status = somatic
-                if 0 < ss_at < size:
-                    status = _SOMATIC_STATUS.get(parts[ss_at], somatic)
-                calls.append(
-                    _new(Call, (samples[i], genotype, depth, alt_depth, fraction, alt_index, status))
-                )
+                # a quick cell (of a biallelic record): genotype, DP and AD's alternate reads
+                genotype, depth_text, alt_text = match.group("gt", "dp", "ad")
+                if "1" not in _alleles_of(genotype):
+                    continue
+                depth, alt_depth = int(depth_text), int(alt_text)
+                if depth > MAX_INTEGER or alt_depth > MAX_INTEGER:
+                    raise self._out_of_range(samples[i], match[0][1:], line)
+                fraction = round(alt_depth / depth, 4) if depth else None
+                calls.append(_new(Call, (samples[i], genotype, depth, alt_depth, fraction, 1, somatic)))
             if calls:
-                annotation = annotation_of(info, alt, len(alt) == len(ref), csq=csq, ann=ann)
+                if info is None:
+                    info = self._info_annotations(cols[7])
+                annotation = self._text_annotation(info, alt, len(alt) == len(ref))
                 yield _new(Variant, (chrom, position, ref, alt, filters, line, annotation, tuple(calls)))
+
+    def _out_of_range(self, sample: str, cell: str, line: int) -> FormatError:
+        return FormatError(
+            f"sample {sample}: depth {cell!r} is outside 0–{MAX_INTEGER} (VCF integers are 32-bit)",
+            path=self.path,
+            line=line,
+            column=sample,
+        )
+
+    def _cell_call(
+        self,
+        format_column: str,
+        sample: str,
+        cell: str,
+        alt_index: int,
+        allele: str,
+        fields: tuple[int, int, int, int],
+        somatic: bool | None,
+        line: int,
+    ) -> Call | None:
+        """The call of one sample cell for one alternate allele, None when its genotype does
+        not name that allele; *fields* are where DP, AD, AF and SS sit in the cell."""
+        parts = cell.split(":")
+        genotype = parts[0]
+        if allele not in _alleles_of(genotype):
+            return None
+        dp_at, ad_at, af_at, ss_at = fields
+        depth = alt_depth = fraction = None
+        finite = True
+        size = len(parts)
+        try:
+            if 0 < dp_at < size and parts[dp_at] != ".":
+                depth = int(parts[dp_at])
+            if 0 < ad_at < size and self._ad_is_alt:
+                alt_depth = int(parts[ad_at]) if parts[ad_at] != "." else None
+            elif 0 < ad_at < size:
+                ad_text = parts[ad_at]
+                ad = (
+                    [None if x == "." else int(x) for x in ad_text.split(",")]
+                    if "." in ad_text
+                    else [*map(int, ad_text.split(","))]
+                )
+                if len(ad) > alt_index:
+                    alt_depth = ad[alt_index]
+                if depth is None and ad:
+                    depth = sum(x for x in ad if x is not None)
+            if 0 < af_at < size and parts[af_at] != ".":
+                fraction = round(float(parts[af_at].split(",")[alt_index - 1]), 4)
+                finite = math.isfinite(fraction)
+            elif depth and alt_depth is not None:
+                fraction = round(alt_depth / depth, 4)  # two integers: always finite
+        except (ValueError, IndexError):
+            raise FormatError(
+                f"sample {sample}: {cell!r} does not match FORMAT {format_column}",
+                path=self.path,
+                line=line,
+                column=sample,
+            ) from None
+        if (depth is not None and not 0 <= depth <= MAX_INTEGER) or (
+            alt_depth is not None and not 0 <= alt_depth <= MAX_INTEGER
+        ):
+            raise self._out_of_range(sample, cell, line)
+        if not finite:
+            raise FormatError(
+                f"sample {sample}: allele fraction {cell!r} is not a finite number",
+                path=self.path,
+                line=line,
+                column=sample,
+            )
+        status = _SOMATIC_STATUS.get(parts[ss_at], somatic) if 0 < ss_at < size else somatic
+        return _new(Call, (sample, genotype, depth, alt_depth, fraction, alt_index, status))
 
     def _text_depth_record(self, cols: list[str], line: int) -> Iterator[Variant]:
         """The carriers of a record without genotypes: each sample's cell read as ``_call``
@@ -692,9 +778,7 @@ class VcfReader:
                     alt,
                     filters,
                     line,
-                    annotation_of(
-                        info, alt, len(alt) == len(ref), csq=self._csq_fields, ann=self._ann_fields
-                    ),
+                    self._text_annotation(info, alt, len(alt) == len(ref)),
                     tuple(calls),
                 )
 

@@ -148,6 +148,17 @@ def test_pyvcf3_reader_gives_the_same_variants_and_calls():
     assert detect(COHORT) == "vcf"  # pyvcf3 is chosen by name only
 
 
+def _carriers_checked(path: Path) -> list[tuple[str, tuple]]:
+    """Each variant's key and carrying calls as ``carriers()`` reads them, checked against
+    the carrying calls of pysam's records."""
+    with open_reader(path) as reader:
+        slow = [(v.key, tuple(c for c in v.calls if c.carries)) for v in reader.variants()]
+    with open_reader(path) as reader:
+        fast = [(v.key, v.calls) for v in reader.carriers()]
+    assert fast == [entry for entry in slow if entry[1]]
+    return fast
+
+
 def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
     bgzipped = tmp_path / "cohort.vcf.gz"
     pysam.tabix_compress(str(COHORT), str(bgzipped))
@@ -195,11 +206,7 @@ def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
             ]
         )
     )
-    with open_reader(tricky) as reader:
-        slow = [(v.key, tuple(c for c in v.calls if c.carries)) for v in reader.variants()]
-    with open_reader(tricky) as reader:
-        fast = [(v.key, v.calls) for v in reader.carriers()]
-    assert fast == [entry for entry in slow if entry[1]]
+    fast = _carriers_checked(tricky)
     assert [(key, [(c.sample, c.genotype, c.alt_depth) for c in calls]) for key, calls in fast] == [
         ("chr1-100-A-T", [("C", "0/1", 5), ("D", "1|2", 4)]),
         ("chr1-100-A-G", [("B", "./2", 7), ("D", "1|2", 4)]),
@@ -210,6 +217,69 @@ def test_fast_carrier_path_matches_the_pysam_records(tmp_path):
     with open_reader(STRELKA) as reader:
         braf = next(v for v in reader.carriers() if v.pos == 140453136)
     assert [c.sample for c in braf.calls] == ["TUMOR"]
+
+
+def _gatk_style(path: Path, records: list[str]) -> Path:
+    header = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=chr7,length=159345973>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">',
+        '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
+        '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred likelihoods">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\tC\tD",
+    ]
+    path.write_text("\n".join([*header, *records, ""]))
+    return path
+
+
+def test_cells_of_biallelic_records_read_in_one_search_match_pysam(tmp_path):
+    # biallelic records with whole-number DP and AD are taken apart by one search per
+    # record; every other cell beside them is read field by field: both as pysam reads them
+    path = _gatk_style(
+        tmp_path / "gatk.vcf",
+        [
+            # AD before DP (GATK), with a cell of each kind the search passes on: DP
+            # missing, AD with a missing count, trailing fields dropped
+            "chr7\t140753336\t.\tA\tT\t50\tPASS\t.\tGT:AD:DP:GQ:PL"
+            "\t0/1:12,9:21:99:200,0,300\t0/1:4,5:.:40:90,0,80\t1/1:.,7:7:20:200,20,0\t0/1:3,3",
+            # DP before AD, a phased and a haploid carrier, and a depth of zero
+            "chr7\t140753400\t.\tG\tC\t50\tPASS\t.\tGT:DP:AD:GQ:PL"
+            "\t0|1:30:20,10:99:1,0,1\t1:8:0,8:30:1,0\t0/0:9:9,0:30:0,30,300\t0/1:0:0,0:3:1,0,1",
+        ],
+    )
+    fast = _carriers_checked(path)
+    assert [
+        (key, [(c.sample, c.genotype, c.depth, c.alt_depth, c.allele_fraction) for c in calls])
+        for key, calls in fast
+    ] == [
+        (
+            "chr7-140753336-A-T",
+            [
+                ("A", "0/1", 21, 9, 0.4286),
+                ("B", "0/1", 9, 5, 0.5556),
+                ("C", "1/1", 7, 7, 1.0),
+                ("D", "0/1", 6, 3, 0.5),
+            ],
+        ),
+        (
+            "chr7-140753400-G-C",
+            [("A", "0|1", 30, 10, 0.3333), ("B", "1", 8, 8, 1.0), ("D", "0/1", 0, 0, None)],
+        ),
+    ]
+    # a depth beyond 32 bits in a cell of that shape is refused, naming its column
+    huge = _gatk_style(
+        tmp_path / "huge.vcf",
+        [
+            "chr7\t140753336\t.\tA\tT\t50\tPASS\t.\tGT:AD:DP\t0/0:5,0:5\t0/1:4,5:3000000000\t0/0:1,0:1\t./.:.:."
+        ],
+    )
+    with (
+        open_reader(huge) as reader,
+        pytest.raises(FormatError, match=r"huge\.vcf, line 9, column B: .*outside 0–2147483647"),
+    ):
+        list(reader.carriers())
 
 
 def _bam(path, *, sorted_indexed=True):
