@@ -3,7 +3,6 @@ finding the aliquots and cases that carry a variant. Services flush; callers com
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import sys
@@ -13,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from flask import current_app
 
@@ -647,7 +647,8 @@ class _ChunkWriter:
                 _copy_text(chunk.calls),
             )
         else:
-            payload = (json.dumps([(self.build, *row) for row in chunk.variants]), json.dumps(chunk.calls))
+            # orjson: a tenth of the json module's time for these rows, in the reading thread
+            payload = (orjson.dumps(chunk.variants).decode(), orjson.dumps(chunk.calls).decode())
         self._wait()
         self.pending = (
             self.pool.submit(self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
@@ -702,18 +703,25 @@ class _ChunkWriter:
             cursor.execute("TRUNCATE staged_variants, staged_calls")
 
     def _store_sqlite(self, variants: str, calls: str) -> None:
-        columns = ", ".join(_VARIANT_COLUMNS)
-        self.raw.execute(
-            f"INSERT INTO variants ({columns}) SELECT "
-            + ", ".join(_json_field("s", i) for i in range(len(_VARIANT_COLUMNS)))
-            + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING",
-            (variants,),
-        )
-        self.raw.execute(SQLITE_CALLS_INSERT, (variants, self.file_id, calls))
+        self.raw.execute(SQLITE_VARIANTS_INSERT, (self.build, variants))
+        self.raw.execute(SQLITE_CALLS_INSERT, (variants, self.build, self.file_id, calls))
 
 
 def _json_field(alias: str, i: int) -> str:
     return f"json_extract({alias}.value, '$[{i}]')"
+
+
+def _chunk_field(column: str) -> str:
+    """A variant column as a chunk's JSON row holds it (all but the build, a parameter)."""
+    return _json_field("s", _VARIANT_COLUMNS.index(column) - 1)
+
+
+#: a chunk's new variants into ``variants``: the build, then the rows of a JSON array
+SQLITE_VARIANTS_INSERT = (
+    f"INSERT INTO variants ({', '.join(_VARIANT_COLUMNS)}) SELECT ?, "
+    + ", ".join(_chunk_field(c) for c in _VARIANT_COLUMNS[1:])
+    + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING"
+)
 
 
 #: a chunk's calls into ``variant_calls``, each joined to its variant's id. Both joins are
@@ -724,8 +732,8 @@ def _json_field(alias: str, i: int) -> str:
 #: the whole table once per variant, and a 100,000-record file never finishes.
 SQLITE_CALLS_INSERT = (
     "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
-    "CROSS JOIN variants v ON "
-    + " AND ".join(f"v.{c} = {_json_field('s', _VARIANT_COLUMNS.index(c))}" for c in _VARIANT_KEY)
+    "CROSS JOIN variants v ON v.reference_genome = ? AND "
+    + " AND ".join(f"v.{c} = {_chunk_field(c)}" for c in _VARIANT_KEY[1:])
     + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
     "SELECT ids.id, ?, "
     + ", ".join(_json_field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
