@@ -648,7 +648,12 @@ class _ChunkWriter:
             )
         else:
             # orjson: a tenth of the json module's time for these rows, in the reading thread
-            payload = (orjson.dumps(chunk.variants).decode(), orjson.dumps(chunk.calls).decode())
+            payload = (
+                orjson.dumps(chunk.variants).decode(),
+                orjson.dumps(chunk.calls).decode(),
+                len(chunk.variants),
+                (chunk.variants[0][:4], chunk.variants[-1][:4]),
+            )
         self._wait()
         self.pending = (
             self.pool.submit(self._store_postgresql if self.postgresql else self._store_sqlite, *payload),
@@ -702,9 +707,25 @@ class _ChunkWriter:
             )
             cursor.execute("TRUNCATE staged_variants, staged_calls")
 
-    def _store_sqlite(self, variants: str, calls: str) -> None:
-        self.raw.execute(SQLITE_VARIANTS_INSERT, (self.build, variants))
-        self.raw.execute(SQLITE_CALLS_INSERT, (variants, self.build, self.file_id, calls))
+    def _store_sqlite(
+        self, variants: str, calls: str, count: int, ends: tuple[tuple[Any, ...], tuple[Any, ...]]
+    ) -> None:
+        """The chunk's new variants, then its calls. When every variant of the chunk was new,
+        they took consecutive ids in the chunk's order (SQLite gives a new row the largest
+        id plus one): a call's variant is then the first id plus its number, with no
+        search of ``variants`` by key. The first and last variant's ids are checked before
+        that is trusted; otherwise each call's variant is found by its key."""
+        inserted = self.raw.execute(SQLITE_VARIANTS_INSERT, (self.build, variants))
+        last = inserted.lastrowid
+        first = last - count + 1
+        if inserted.rowcount == count and tuple(map(self._variant_id, ends)) == (first, last):
+            self.raw.execute(SQLITE_NEW_VARIANT_CALLS_INSERT, (first, self.file_id, calls))
+        else:
+            self.raw.execute(SQLITE_CALLS_INSERT, (variants, self.build, self.file_id, calls))
+
+    def _variant_id(self, key: tuple[Any, ...]) -> int | None:
+        row = self.raw.execute(SQLITE_VARIANT_ID, (self.build, *key)).fetchone()
+        return row[0] if row else None
 
 
 def _json_field(alias: str, i: int) -> str:
@@ -716,11 +737,22 @@ def _chunk_field(column: str) -> str:
     return _json_field("s", _VARIANT_COLUMNS.index(column) - 1)
 
 
-#: a chunk's new variants into ``variants``: the build, then the rows of a JSON array
+#: a chunk's new variants into ``variants``, in the chunk's order: the build, then the
+#: rows of a JSON array
 SQLITE_VARIANTS_INSERT = (
     f"INSERT INTO variants ({', '.join(_VARIANT_COLUMNS)}) SELECT ?, "
     + ", ".join(_chunk_field(c) for c in _VARIANT_COLUMNS[1:])
-    + " FROM json_each(?) s WHERE true ON CONFLICT DO NOTHING"
+    + " FROM json_each(?) s WHERE true ORDER BY s.key ON CONFLICT DO NOTHING"
+)
+#: a variant's id by its key
+SQLITE_VARIANT_ID = "SELECT id FROM variants WHERE " + " AND ".join(f"{c} = ?" for c in _VARIANT_KEY)
+#: a chunk's calls when its variants were all new, with consecutive ids from the first
+#: (a parameter): each call's variant is that id plus the variant's number in the chunk
+SQLITE_NEW_VARIANT_CALLS_INSERT = (
+    f"INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
+    f"SELECT ? + {_json_field('c', 0)}, ?, "
+    + ", ".join(_json_field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
+    + " FROM json_each(?) c"
 )
 
 
