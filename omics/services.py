@@ -449,6 +449,8 @@ class _Chunk:
         self.first_line = self.last_line = 0
         self._number: dict[tuple[str, int, str, str], int] = {}
         self._tail: dict[tuple[str, int, str, str], dict[int, int]] = {}
+        #: contig names as the file writes them, each with its name here (``canonical_chrom``)
+        self._chroms: dict[str, str] = {}
         if after is not None and after.variants:
             # calls follow the file's order: those at its last position end the list
             last = after.variants[-1][:2]
@@ -459,7 +461,10 @@ class _Chunk:
                 self._tail.setdefault(key, {})[call[1]] = line
 
     def add(self, variant: Any, carriers: list[Any], linked: dict[str, int]) -> None:
-        key = (canonical_chrom(variant.chrom), variant.pos, variant.ref, variant.alt)
+        chrom = self._chroms.get(variant.chrom) or self._chroms.setdefault(
+            variant.chrom, canonical_chrom(variant.chrom)
+        )
+        key = (chrom, variant.pos, variant.ref, variant.alt)
         line = variant.line
         self.first_line = self.first_line or line
         self.last_line = line
@@ -486,16 +491,17 @@ class _Chunk:
             earlier = {c[1]: at for c, at in zip(self.calls, self.call_lines, strict=True) if c[0] == number}
         filters = ";".join(variant.filters)[: LENGTHS["filter"]] or None
         for call in carriers:
-            if call.genotype is not None and len(call.genotype) > GENOTYPE_LENGTH:
+            sample, genotype, depth, alt_depth, fraction, _, somatic = call
+            if genotype is not None and len(genotype) > GENOTYPE_LENGTH:
                 raise FormatError(
-                    f"genotype {call.genotype[:40]!r} is longer than "
+                    f"genotype {genotype[:40]!r} is longer than "
                     f"{GENOTYPE_LENGTH} characters (ploidy above 8 is not "
                     "stored)",
                     path=self.filename,
                     line=line,
-                    column=call.sample,
+                    column=sample,
                 )
-            specimen = linked[call.sample]
+            specimen = linked[sample]
             if earlier and specimen in earlier:
                 if variant.alt.startswith("<") or "[" in variant.alt or "]" in variant.alt:
                     # a symbolic allele or breakend names no sequence: two <INS> (or
@@ -503,25 +509,14 @@ class _Chunk:
                     continue
                 raise FormatError(
                     f"{variant.chrom}:{variant.pos} {variant.ref}>{variant.alt} "
-                    f"is called for sample {call.sample} on line "
+                    f"is called for sample {sample} on line "
                     f"{earlier[specimen]} too (duplicate records: merge them, "
                     "e.g. bcftools norm -d exact)",
                     path=self.filename,
                     line=line,
-                    column=call.sample,
+                    column=sample,
                 )
-            self.calls.append(
-                (
-                    number,
-                    specimen,
-                    call.genotype,
-                    call.depth,
-                    call.alt_depth,
-                    call.allele_fraction,
-                    filters,
-                    call.somatic,
-                )
-            )
+            self.calls.append((number, specimen, genotype, depth, alt_depth, fraction, filters, somatic))
             self.call_lines.append(line)
 
 

@@ -59,6 +59,8 @@ _THREE_TO_ONE = {
     "Xaa": "X",
 }
 _THREE = re.compile("|".join(_THREE_TO_ONE))
+#: one residue for another, or for itself: ``p.Val600Glu``, ``p.Arg1362Ter``, ``p.Leu576=``
+_ONE_RESIDUE = re.compile(r"p\.([A-Z][a-z]{2})(\d+)([A-Z][a-z]{2}|=)")
 #: a tab and the sample cell after it, unless its genotype (the text before the first ``:``)
 #: holds nothing but 0, ., / and |: the cells that may carry (0/1, ./2, 0/0/1, 1, 0|10).
 #: The commonest cell, ``0/0:…``, is turned away by its first four characters.
@@ -94,6 +96,9 @@ def short_protein_change(hgvsp: str | None) -> str | None:
     text = hgvsp.split(":", 1)[-1].replace("%3D", "=")
     if not text.startswith("p."):
         return None
+    one = _ONE_RESIDUE.fullmatch(text)  # the commonest, read without a callback per code
+    if one and one[1] in _THREE_TO_ONE:
+        return f"p.{_THREE_TO_ONE[one[1]]}{one[2]}{_THREE_TO_ONE.get(one[3], one[3])}"
     return _THREE.sub(lambda m: _THREE_TO_ONE[m.group(0)], text)
 
 
@@ -241,19 +246,12 @@ def _alleles_of(genotype: str) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _format_index(format_column: str, key: str) -> int:
-    """Where *key* sits in a sample cell, 0 for absent (GT is first)."""
+def _depth_fields(format_column: str, status: bool) -> tuple[int, int, int, int]:
+    """Where ``DP``, ``AD``, ``AF`` and (when *status*) ``SS`` sit in a sample cell, 0 for
+    absent (``GT`` is first); the same few FORMAT strings recur."""
     keys = format_column.split(":")
-    return keys.index(key) if key in keys else 0
-
-
-@functools.lru_cache(maxsize=256)
-def _depth_fields(format_column: str) -> tuple[int, int, int]:
-    """Where ``DP``, ``AD`` and ``AF`` sit in a sample cell, 0 for absent (``GT`` is first);
-    the same few FORMAT strings recur."""
-    keys = format_column.split(":")
-    dp, ad, af = (keys.index(k) if k in keys else 0 for k in ("DP", "AD", "AF"))
-    return dp, ad, af
+    dp, ad, af, ss = (keys.index(k) if k in keys else 0 for k in ("DP", "AD", "AF", "SS"))
+    return dp, ad, af, ss if status else 0
 
 
 def _accepts(path: Path) -> bool:
@@ -624,7 +622,7 @@ class VcfReader:
             ) from None
         filters = tuple(cols[6].split(";")) if cols[6] not in (".", "") else ()
         info = None
-        fields = (*_depth_fields(cols[8]), _format_index(cols[8], "SS") if self._cell_status else 0)
+        fields = _depth_fields(cols[8], self._cell_status)
         somatic = record_somatic(cols[7]) if self._says_somatic else None
         ref_upper = ref.upper()
         samples = self.samples

@@ -42,6 +42,29 @@ def test_csq_gives_gene_consequence_and_one_letter_protein_change():
     assert short_protein_change("p.Leu379%3D") == "p.L379="
 
 
+@pytest.mark.parametrize(
+    ("hgvsp", "short"),
+    [
+        ("ENSP00000288602.6:p.Val600Glu", "p.V600E"),
+        ("p.Arg1362Ter", "p.R1362*"),
+        ("p.Leu576=", "p.L576="),
+        ("p.Sec5Pyl", "p.U5O"),
+        # an unknown code stays as written, whichever side it is on
+        ("p.Xyz5Glu", "p.Xyz5E"),
+        ("p.Val5Xyz", "p.V5Xyz"),
+        # changes of more than one residue
+        ("p.Lys100AsnfsTer5", "p.K100Nfs*5"),
+        ("p.Glu746_Ala750del", "p.E746_A750del"),
+        ("p.Ter100TrpextTer5", "p.*100Wext*5"),
+        ("p.Met1?", "p.M1?"),
+        ("c.1799T>A", None),
+        ("", None),
+    ],
+)
+def test_protein_changes_in_one_letter_codes(hgvsp, short):
+    assert short_protein_change(hgvsp) == short
+
+
 def test_vep_without_hgvs_gives_the_change_from_amino_acids_and_position(tmp_path):
     fields = "Allele|Consequence|IMPACT|SYMBOL|Amino_acids|Protein_position"
     path = tmp_path / "vep-no-hgvs.vcf"
