@@ -727,6 +727,12 @@ def _json_field(alias: str, i: int) -> str:
     return f"json_extract({alias}.value, '$[{i}]')"
 
 
+#: the start of both statements storing a chunk's calls, and the fields of its JSON rows
+#: after the variant's number
+_CALLS_INTO = f"INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)})"
+_CALL_FIELDS = ", ".join(_json_field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
+
+
 def _chunk_field(column: str) -> str:
     """A variant column as a chunk's JSON row holds it (all but the build, a parameter)."""
     return _json_field("s", _VARIANT_COLUMNS.index(column) - 1)
@@ -744,10 +750,7 @@ SQLITE_VARIANT_ID = "SELECT id FROM variants WHERE " + " AND ".join(f"{c} = ?" f
 #: a chunk's calls when its variants were all new, with consecutive ids from the first
 #: (a parameter): each call's variant is that id plus the variant's number in the chunk
 SQLITE_NEW_VARIANT_CALLS_INSERT = (
-    f"INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
-    f"SELECT ? + {_json_field('c', 0)}, ?, "
-    + ", ".join(_json_field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
-    + " FROM json_each(?) c"
+    f"{_CALLS_INTO} SELECT ? + {_json_field('c', 0)}, ?, {_CALL_FIELDS} FROM json_each(?) c"
 )
 
 
@@ -761,10 +764,8 @@ SQLITE_CALLS_INSERT = (
     "WITH ids AS MATERIALIZED (SELECT s.key AS n, v.id FROM json_each(?) s "
     "CROSS JOIN variants v ON v.reference_genome = ? AND "
     + " AND ".join(f"v.{c} = {_chunk_field(c)}" for c in _VARIANT_KEY[1:])
-    + f") INSERT INTO variant_calls (variant_id, file_id, {', '.join(_CALL_COLUMNS)}) "
-    "SELECT ids.id, ?, "
-    + ", ".join(_json_field("c", i + 1) for i in range(len(_CALL_COLUMNS)))
-    + f" FROM json_each(?) c CROSS JOIN ids ON ids.n = {_json_field('c', 0)}"
+    + f") {_CALLS_INTO} SELECT ids.id, ?, {_CALL_FIELDS} "
+    f"FROM json_each(?) c CROSS JOIN ids ON ids.n = {_json_field('c', 0)}"
 )
 
 

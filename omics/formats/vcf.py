@@ -64,7 +64,8 @@ _ONE_RESIDUE = re.compile(r"p\.([A-Z][a-z]{2})(\d+)([A-Z][a-z]{2}|=)")
 #: a tab and the sample cell after it, unless its genotype (the text before the first ``:``)
 #: holds nothing but 0, ., / and |: the cells that may carry (0/1, ./2, 0/0/1, 1, 0|10).
 #: The commonest cell, ``0/0:…``, is turned away by its first four characters.
-_CARRYING_CELL = re.compile(r"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))(?P<cell>[^\t]*)")
+_CARRYING = r"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))"
+_CARRYING_CELL = re.compile(_CARRYING + r"(?P<cell>[^\t]*)")
 #: DP, and AD's alternate reads, in a cell of a biallelic record: plain whole numbers
 _QUICK_FIELDS = {"DP": r"(?P<dp>\d{1,10})", "AD": r"\d{1,10},(?P<ad>\d{1,10})"}
 
@@ -82,9 +83,7 @@ def _quick_cells(format_column: str) -> re.Pattern[str] | None:
     if "DP" not in keys or "AD" not in keys:
         return None
     fields = "".join(":" + _QUICK_FIELDS.get(key, r"[^\t:]*") for key in keys[1:])
-    return re.compile(
-        rf"\t(?!0/0:)(?![0./|]*(?:[:\t]|$))(?:(?P<gt>[^\t:]*){fields}(?=\t|$)|(?P<cell>[^\t]*))"
-    )
+    return re.compile(_CARRYING + rf"(?:(?P<gt>[^\t:]*){fields}(?=\t|$)|(?P<cell>[^\t]*))")
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same changes recur across a cohort
@@ -591,7 +590,7 @@ class VcfReader:
                 pass
             if at >= 0:
                 end = info.find(";", at)
-                found.append((info[at + 4 : end if end >= 0 else None].split(","), width, pick))
+                found.append((info[at + len(prefix) : end if end >= 0 else None].split(","), width, pick))
         return found
 
     @staticmethod
