@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,6 +24,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+@functools.cache
+def inserting(table: sa.Table) -> sa.Insert:
+    """One row's INSERT into *table*, answering its new id (built once per table: for rows
+    written one at a time, many times a second, without the unit of work)."""
+    return sa.insert(table).returning(table.c.id)
 
 
 def utcnow() -> dt.datetime:

@@ -9,13 +9,14 @@ import hmac
 import json
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank import signals
-from biobank.db import db, utcnow
+from biobank.audit import write_changes
+from biobank.db import db, inserting, utcnow
 from biobank.keys import keyring
 from biobank.models import CustodyEvent, Specimen
 from biobank.models.users import Actor
@@ -172,41 +173,56 @@ def lock_specimens(specimens: Iterable[Specimen]) -> None:
             set_committed_value(by_id[ident], "custody_head", head)
 
 
+class EventFields(TypedDict, total=False):
+    """What an event records besides its specimen, type and actor (each optional)."""
+
+    #: when it happened (the scanner's clock); when it is recorded if not given
+    occurred_at: dt.datetime | None
+    from_location: str | None
+    to_location: str | None
+    details: dict[str, Any] | None
+    #: the scanner's id of the event, which makes a retry recognisable
+    client_event_id: str | None
+
+
+def _event_row(
+    specimen: Specimen, event_type: CustodyEventType, *, actor: Actor | None, **more: Unpack[EventFields]
+) -> dict[str, Any]:
+    """The columns of a new event at the head of *specimen*'s chain (stored, and locked by
+    the caller), its digest included; the specimen's head moves to it."""
+    if unknown := more.keys() - EventFields.__annotations__.keys():
+        raise TypeError(f"custody events have no {', '.join(sorted(unknown))}")
+    now = utcnow()
+    digester = current_digester()
+    row = {
+        "specimen_id": specimen.id,
+        "seq": specimen.custody_seq + 1,
+        "event_type": event_type,
+        "occurred_at": more.get("occurred_at") or now,
+        "recorded_at": now,
+        "actor_id": getattr(actor, "id", None),
+        "actor_name": getattr(actor, "username", None) or "system",
+        "from_location": more.get("from_location"),
+        "to_location": more.get("to_location"),
+        "details": more.get("details") or {},
+        "client_event_id": more.get("client_event_id"),
+        "prev_hash": specimen.custody_head,
+        "key_id": digester.key_id,
+    }
+    row["hash"] = digester.digest(barcode=specimen.barcode, **row)
+    specimen.custody_seq = row["seq"]
+    specimen.custody_head = row["hash"]
+    return row
+
+
 def _append(
-    specimen: Specimen,
-    event_type: CustodyEventType,
-    *,
-    actor: Actor | None,
-    occurred_at: dt.datetime | None = None,
-    from_location: str | None = None,
-    to_location: str | None = None,
-    details: dict[str, Any] | None = None,
-    client_event_id: str | None = None,
+    specimen: Specimen, event_type: CustodyEventType, *, actor: Actor | None, **more: Unpack[EventFields]
 ) -> CustodyEvent:
     """A new event at the head of *specimen*'s chain (locked by the caller), not yet
     flushed; the specimen's head moves to it."""
     if specimen.id is None:  # the digest covers the specimen's id
         db.session.flush()
-    now = utcnow()
-    event = CustodyEvent(
-        specimen=specimen,
-        seq=specimen.custody_seq + 1,
-        event_type=event_type,
-        occurred_at=occurred_at or now,
-        recorded_at=now,
-        actor_id=getattr(actor, "id", None),
-        actor_name=getattr(actor, "username", None) or "system",
-        from_location=from_location,
-        to_location=to_location,
-        details=details or {},
-        client_event_id=client_event_id,
-        prev_hash=specimen.custody_head,
-    )
-    digester = current_digester()
-    event.key_id = digester.key_id
-    event.hash = event_hash(event, barcode=specimen.barcode, digester=digester)
-    specimen.custody_seq = event.seq
-    specimen.custody_head = event.hash
+    event = CustodyEvent(specimen=specimen, **_event_row(specimen, event_type, actor=actor, **more))
     db.session.add(event)
     return event
 
@@ -216,12 +232,8 @@ def record_custody_event(
     event_type: CustodyEventType,
     *,
     actor: Actor | None,
-    occurred_at: dt.datetime | None = None,
-    from_location: str | None = None,
-    to_location: str | None = None,
-    details: dict[str, Any] | None = None,
-    client_event_id: str | None = None,
     locked: bool = False,
+    **more: Unpack[EventFields],
 ) -> CustodyEvent:
     """Append one event to *specimen*'s custody chain and move its head.
 
@@ -231,17 +243,25 @@ def record_custody_event(
     """
     if specimen.id is not None and not locked:
         lock_specimens([specimen])
-    event = _append(
-        specimen,
-        event_type,
-        actor=actor,
-        occurred_at=occurred_at,
-        from_location=from_location,
-        to_location=to_location,
-        details=details,
-        client_event_id=client_event_id,
-    )
+    event = _append(specimen, event_type, actor=actor, **more)
     db.session.flush()
+    signals.custody_recorded.send(specimen, event=event, actor=actor)
+    return event
+
+
+def write_custody_event(
+    specimen: Specimen, event_type: CustodyEventType, *, actor: Actor | None, **more: Unpack[EventFields]
+) -> CustodyEvent:
+    """What :func:`record_custody_event` does for a stored specimen whose row the caller
+    has locked, in three statements instead of a flush of the session: the specimen's
+    changes and their audit record (:func:`biobank.audit.write_changes`), then the event.
+    The rows are the same; the event returned is not in the session (it is never changed).
+    For paths that record one event at a time, many times a second (scans)."""
+    row = _event_row(specimen, event_type, actor=actor, **more)
+    write_changes(db.session(), specimen)
+    event = CustodyEvent(**row)
+    event.id = db.session.connection().execute(inserting(CustodyEvent.__table__), row).scalar_one()
+    set_committed_value(event, "specimen", specimen)
     signals.custody_recorded.send(specimen, event=event, actor=actor)
     return event
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import visible_site_ids
-from biobank.db import db
+from biobank.db import db, inserting
 from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import (
     CollectionEvent,
@@ -35,7 +35,7 @@ from biobank.models.users import Actor
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import named_by, resolve_barcode
 from biobank.services.consents import has_withdrawn, withdrawn
-from biobank.services.custody import record_custody_event, state_snapshot
+from biobank.services.custody import state_snapshot, write_custody_event
 from biobank.services.storage import check_position, container_with_path, ensure_free, place_names
 
 S = SpecimenStatus
@@ -158,7 +158,7 @@ def record(
     try:
         with db.session.begin_nested():
             result = apply_scan(actor=actor, fingerprint=fingerprint, **data)
-            db.session.flush()  # the custody event's id belongs in the answer
+            db.session.flush()  # whatever a handler added to the session, before the answer
             result.scan.response = answer(result)
             _write_row(result.scan)
     except (BiobankError, IntegrityError):
@@ -173,19 +173,23 @@ def _write_row(scan: Scan) -> None:
     """Write the scan's row with one INSERT of its table, which gives *scan* its id. The row
     is not audited and nothing refers to it; a flush of the ORM's unit of work for it cost
     more than the INSERT."""
-    scan.id = db.session.execute(
-        sa.insert(Scan.__table__).returning(Scan.__table__.c.id),
-        {
-            "client_event_id": scan.client_event_id,
-            "request_hash": scan.request_hash,
-            "specimen_id": scan.specimen.id,
-            "custody_event_id": scan.custody_event.id,
-            "action": scan.action,
-            "actor_id": scan.actor_id,
-            "scanned_at": scan.scanned_at,
-            "response": scan.response,
-        },
-    ).scalar_one()
+    scan.id = (
+        db.session.connection()
+        .execute(
+            inserting(Scan.__table__),
+            {
+                "client_event_id": scan.client_event_id,
+                "request_hash": scan.request_hash,
+                "specimen_id": scan.specimen.id,
+                "custody_event_id": scan.custody_event.id,
+                "action": scan.action,
+                "actor_id": scan.actor_id,
+                "scanned_at": scan.scanned_at,
+                "response": scan.response,
+            },
+        )
+        .scalar_one()
+    )
 
 
 @dataclass
@@ -366,7 +370,8 @@ def apply_scan(
             if not (w == "quarantined" and any("quarantined" in x for x in scan.warnings))
         ]
 
-    event = record_custody_event(
+    # the specimen's row (and its audit record) and the event, written without a flush
+    event = write_custody_event(
         specimen,
         EVENT_TYPE[action],
         actor=actor,
@@ -375,7 +380,6 @@ def apply_scan(
         to_location=scan.to_location,
         details=details,
         client_event_id=client_event_id,
-        locked=True,
     )
     recorded = Scan(
         client_event_id=client_event_id,
