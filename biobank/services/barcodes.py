@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,8 +63,9 @@ def named_by(code: Any) -> sa.ColumnElement[bool]:
 
 
 @functools.cache
-def _resolve_statement(lock: bool) -> sa.Select:
-    """The specimen a code names (built once per locking mode: every scan starts here)."""
+def specimen_statement(lock: bool) -> sa.Select:
+    """The specimen a code (parameter ``code``) names, locked with *lock* (built once per
+    locking mode: every scan starts here)."""
     stmt = sa.select(Specimen).where(named_by(sa.bindparam("code")))
     if lock:
         stmt = stmt.with_for_update(of=Specimen).execution_options(populate_existing=True)
@@ -85,11 +87,19 @@ def resolve_barcode(code: str, *, lock: bool = False) -> Specimen:
     *lock* (PostgreSQL), the specimen's row is locked until the transaction ends and read
     fresh in the same query.
     """
+    return resolve_row(code, specimen_statement, lock=lock)[0]
+
+
+def resolve_row(code: str, statement: Callable[[bool], sa.Select], *, lock: bool = False) -> sa.Row[Any]:
+    """The row *statement* gives for a scanned code, as :func:`resolve_barcode` finds its
+    specimen: *statement(locking)* selects the specimen (and what else its caller reads
+    with it) by the parameter ``code``; a code that names nothing is refused with the
+    reason."""
     code = code.strip()
     locking = lock and db.session.get_bind().dialect.name == "postgresql"
-    specimen = db.session.scalar(_resolve_statement(locking), {"code": code})
-    if specimen is not None:
-        return specimen
+    row = db.session.execute(statement(locking), {"code": code}).first()
+    if row is not None:
+        return row
     if GENERATED_PATTERN.match(code) and (reason := explain_invalid(code)):
         raise InvalidInput(f"{code}: {reason}", field="barcode")
     raise NotFound(f"unknown barcode {code!r}", field="barcode")

@@ -33,8 +33,8 @@ from biobank.models import (
 )
 from biobank.models.users import Actor
 from biobank.models.vocab import CustodyEventType, SpecimenStatus
-from biobank.services.barcodes import named_by, resolve_barcode
-from biobank.services.consents import has_withdrawn, withdrawn
+from biobank.services.barcodes import named_by, resolve_row, specimen_statement
+from biobank.services.consents import withdrawn
 from biobank.services.custody import state_snapshot, write_custody_event
 from biobank.services.storage import check_position, container_with_path, ensure_free, place_names
 
@@ -337,9 +337,10 @@ def apply_scan(
     # Scans of one tube queue on its row; scans of different tubes run in parallel: the
     # row is locked (and read fresh) by the query that resolves the barcode.
     receiving = action is ScanAction.RECEIVE_AT_DESTINATION
-    specimen = resolve_for_scan(barcode, actor=actor, receiving=receiving, lock=True)
+    tube = _tube_for_scan(barcode, actor=actor, receiving=receiving, lock=True)
+    specimen = tube.Specimen
     _check_lifecycle(specimen, action, note)
-    check_scan_time(specimen, scanned_at)
+    check_scan_time(specimen, scanned_at, collected=tube.collected_at)
 
     # One UPDATE of the specimen at the end, not one per lazy load on the way.
     with db.session.no_autoflush:
@@ -366,7 +367,7 @@ def apply_scan(
             specimen.status = scan.target
         warnings = scan.warnings + [
             w
-            for w in specimen_warnings(specimen)
+            for w in warnings_for(specimen.status, withdrawn=tube.withdrawn)
             if not (w == "quarantined" and any("quarantined" in x for x in scan.warnings))
         ]
 
@@ -401,16 +402,9 @@ def earliest_event_time() -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-@functools.cache
-def _collected_statement() -> sa.Select:
-    return sa.select(CollectionEvent.collected_at).where(CollectionEvent.id == sa.bindparam("visit"))
-
-
-def check_scan_time(specimen: Specimen, scanned_at: dt.datetime) -> None:
-    """Refuse a scan time before the specimen was collected, or before the earliest date."""
-    collected = None
-    if specimen.collection_event_id is not None:
-        collected = db.session.scalar(_collected_statement(), {"visit": specimen.collection_event_id})
+def check_scan_time(specimen: Specimen, scanned_at: dt.datetime, *, collected: dt.datetime | None) -> None:
+    """Refuse a scan time before the specimen was collected (*collected*, when its visit
+    says), or before the earliest date."""
     if collected is not None and scanned_at < collected:
         raise InvalidInput(
             f"scanned_at {scanned_at.isoformat()} is before {specimen.barcode} was collected "
@@ -431,10 +425,27 @@ def answer_of(scan: Scan) -> dict[str, Any]:
     return {**scan.response, "scan_id": scan.id}
 
 
-def resolve_for_scan(barcode: str, *, actor: Actor, receiving: bool = False, lock: bool = False) -> Specimen:
-    """The specimen a scanned code names, refused if it is another site's, except a tube
+@functools.cache
+def _scan_statement(lock: bool) -> sa.Select:
+    """The tube a scanned code names (locked with *lock*), when it was collected, and
+    whether its participant withdrew a consent: what a scan checks, in one statement
+    (built once per locking mode)."""
+    collected = (
+        sa.select(CollectionEvent.collected_at)
+        .where(CollectionEvent.id == Specimen.collection_event_id)
+        .scalar_subquery()
+    )
+    return specimen_statement(lock).add_columns(
+        collected.label("collected_at"), withdrawn(Specimen.participant_id).label("withdrawn")
+    )
+
+
+def _tube_for_scan(barcode: str, *, actor: Actor, receiving: bool, lock: bool) -> sa.Row[Any]:
+    """The row of :func:`_scan_statement` for a scanned code (``Specimen``,
+    ``collected_at``, ``withdrawn``), refused if the tube is another site's, except a tube
     in transit to one of the actor's sites that is being (or about to be) received there."""
-    specimen = resolve_barcode(barcode, lock=lock)
+    tube = resolve_row(barcode, _scan_statement, lock=lock)
+    specimen = tube.Specimen
     sites = visible_site_ids(actor)
     if (
         sites is not None
@@ -449,7 +460,7 @@ def resolve_for_scan(barcode: str, *, actor: Actor, receiving: bool = False, loc
         raise PermissionDenied(
             f"{specimen.barcode} belongs to {specimen.site.name}, not to a site you work at", field="barcode"
         )
-    return specimen
+    return tube
 
 
 def with_location(specimen: Specimen) -> Specimen:
@@ -458,11 +469,6 @@ def with_location(specimen: Specimen) -> Specimen:
     if specimen.container_id is not None:
         set_committed_value(specimen, "container", container_with_path(specimen.container_id))
     return specimen
-
-
-def specimen_warnings(specimen: Specimen) -> list[str]:
-    """What a technician must see before handling the tube."""
-    return warnings_for(specimen.status, withdrawn=has_withdrawn(specimen.participant))
 
 
 def warnings_for(status: SpecimenStatus, *, withdrawn: bool) -> list[str]:
@@ -511,14 +517,19 @@ def scan_card(barcode: str, *, actor: Actor) -> ScanCard:
     The card is read column by column (the specimen with its participant's code and
     consent state, then the names of its place): a scan station asks for one at every
     scan. A code that names nothing, or a tube of another site, takes the scan's own path
-    (:func:`resolve_for_scan`), which explains a misread code and lets a tube in transit to
+    (:func:`_tube_for_scan`), which explains a misread code and lets a tube in transit to
     one of the actor's sites be shown where it is being received.
     """
     row = db.session.connection().execute(_card_statement(), {"code": barcode.strip()}).first()
     sites = visible_site_ids(actor)
     if row is None or (sites is not None and row.site_id not in sites):
-        specimen = with_location(resolve_for_scan(barcode, actor=actor, receiving=True))
-        return ScanCard(specimen, allowed_actions(specimen.status), specimen_warnings(specimen))
+        tube = _tube_for_scan(barcode, actor=actor, receiving=True, lock=False)
+        specimen = with_location(tube.Specimen)
+        return ScanCard(
+            specimen,
+            allowed_actions(specimen.status),
+            warnings_for(specimen.status, withdrawn=tube.withdrawn),
+        )
     position, location = place_names(row.container_id, row.pos_row, row.pos_col)
     specimen = SimpleNamespace(
         **row._asdict(),

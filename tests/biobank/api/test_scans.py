@@ -440,3 +440,25 @@ def test_the_card_shows_a_tube_as_the_specimen_api_does(client, make, site, tech
     assert missing["specimen"]["location"] is None and missing["warnings"] == [
         "recorded as missing: store it to bring it back"
     ]
+
+
+def test_a_scan_warns_of_a_withdrawn_consent_read_with_the_tube(
+    client, make, site, technician, headers, db_session
+):
+    """The scan reads the tube, its collection time and its participant's consent state in
+    one statement; the warning is the card's."""
+    from biobank.db import utcnow
+    from biobank.models import ConsentResponse
+
+    h = headers(technician)
+    withdrew, stayed = make.participant(site=site), make.participant(site=site)
+    response = db_session.scalars(
+        sa.select(ConsentResponse).where(ConsentResponse.participant_id == withdrew.id)
+    ).first()
+    response.withdrawn_at = utcnow()
+    db_session.commit()
+    for participant, warnings in ((withdrew, ["consent withdrawn: do not distribute"]), (stayed, [])):
+        tube = make.specimen(participant=participant, status=SpecimenStatus.CHECKED_OUT)
+        r = _post(client, h, scan(tube.barcode, "thaw"))
+        assert r.status_code == 201, r.json
+        assert r.json["warnings"] == warnings
