@@ -144,9 +144,12 @@ def write_changes(session: Session, obj: Any) -> None:
     As in a flush, a many-to-one relationship set on *obj* gives its foreign key and the
     mapper's ``before_update`` listeners run first; the audit record is the one the flush
     would write, and *obj* is left as after a flush (its changes committed to its state,
-    nothing left for the next flush of it)."""
+    nothing left for the next flush of it). A row this cannot write as a flush would (not
+    stored yet, of several tables, versioned) is refused with ``ValueError``."""
     state = inspect(obj)
     mapper = state.mapper
+    if state.key is None or len(mapper.tables) != 1 or mapper.version_id_col is not None:
+        raise ValueError(f"this {mapper.class_.__name__} is written by a flush, not by write_changes")
     connection = session.connection()
     for rel in mapper.relationships:
         if rel.direction is MANYTOONE and rel.key in state.committed_state:
@@ -170,6 +173,7 @@ def write_changes(session: Session, obj: Any) -> None:
         # (with no column renewed, the row answers its key, which is known already)
         for column, value in zip(renewed, fresh, strict=False):
             set_committed_value(obj, mapper.get_property_by_column(column).key, value)
+        mapper.dispatch.after_update(mapper, connection, state)
     # what a flush does last: the values written become the row's committed state
     state._commit_all(state.dict, session.identity_map)
     if audit:

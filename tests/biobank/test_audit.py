@@ -126,3 +126,9 @@ def test_write_changes_refuses_a_related_row_not_yet_stored(db_session, twins, s
     written.container = StorageContainer(site=site, kind=ContainerKind.BOX, name="new", n_rows=1, n_cols=1)
     with pytest.raises(ValueError, match="not stored yet"):
         write_changes(db_session, written)
+
+
+def test_write_changes_refuses_a_row_not_yet_stored(db_session, make, site):
+    new = Specimen(barcode="NEW1", participant=make.participant(site=site), site_id=site.id)
+    with pytest.raises(ValueError, match="written by a flush"):
+        write_changes(db_session, new)
