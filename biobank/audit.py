@@ -153,7 +153,7 @@ def write_changes(session: Session, obj: Any) -> None:
     connection = session.connection()
     for rel in mapper.relationships:
         if rel.direction is MANYTOONE and rel.key in state.committed_state:
-            _take_key(obj, rel)
+            _take_key(obj, mapper, rel)
     mapper.dispatch.before_update(mapper, connection, state)
     changed = {
         attr.columns[0]: getattr(obj, attr.key)
@@ -202,17 +202,15 @@ def _update_statement(table: sa.Table, keys: tuple[str, ...]) -> tuple[sa.Update
     return statement.returning(*(renewed or list(table.primary_key))), renewed
 
 
-def _take_key(obj: Any, rel: Any) -> None:
-    """Set the foreign key of *obj*'s many-to-one relationship *rel* from the row it now
-    points to, as a flush does."""
+def _take_key(obj: Any, mapper: sa.orm.Mapper[Any], rel: Any) -> None:
+    """Set the foreign key of *obj*'s (mapped by *mapper*) many-to-one relationship *rel*
+    from the row it now points to, as a flush does."""
     target = getattr(obj, rel.key)
-    if target is not None and inspect(target).key is None:
+    found = None if target is None else inspect(target)
+    if found is not None and found.key is None:
         raise ValueError(f"{rel.key} of {obj!r} is not stored yet: flush instead")
-    mapper = inspect(obj).mapper
     for local, remote in rel.local_remote_pairs:
-        key = None
-        if target is not None:
-            key = getattr(target, inspect(target).mapper.get_property_by_column(remote).key)
+        key = None if found is None else getattr(target, found.mapper.get_property_by_column(remote).key)
         setattr(obj, mapper.get_property_by_column(local).key, key)
 
 

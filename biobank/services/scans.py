@@ -173,23 +173,17 @@ def _write_row(scan: Scan) -> None:
     """Write the scan's row with one INSERT of its table, which gives *scan* its id. The row
     is not audited and nothing refers to it; a flush of the ORM's unit of work for it cost
     more than the INSERT."""
-    scan.id = (
-        db.session.connection()
-        .execute(
-            inserting(Scan.__table__),
-            {
-                "client_event_id": scan.client_event_id,
-                "request_hash": scan.request_hash,
-                "specimen_id": scan.specimen.id,
-                "custody_event_id": scan.custody_event.id,
-                "action": scan.action,
-                "actor_id": scan.actor_id,
-                "scanned_at": scan.scanned_at,
-                "response": scan.response,
-            },
-        )
-        .scalar_one()
-    )
+    row = {
+        "client_event_id": scan.client_event_id,
+        "request_hash": scan.request_hash,
+        "specimen_id": scan.specimen.id,
+        "custody_event_id": scan.custody_event.id,
+        "action": scan.action,
+        "actor_id": scan.actor_id,
+        "scanned_at": scan.scanned_at,
+        "response": scan.response,
+    }
+    scan.id = db.session.connection().execute(inserting(Scan.__table__), row).scalar_one()
 
 
 @dataclass
