@@ -64,15 +64,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'biobank.db'}"
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-    if url.startswith("postgresql"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
 
     import biobank.audit
     import biobank.models
 
     db.init_app(app)
     with app.app_context():
-        configure_engine_events(db.engine)
+        configure_engine_events(
+            db.engine, ping_after_idle=float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"])
+        )
     # Registered after the session's own teardown, so it runs before it.
     app.teardown_appcontext(end_reads)
 

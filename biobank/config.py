@@ -8,6 +8,10 @@ class Config:
     DATABASE_URL = ""
     #: set from the environment or the instance file; a random one is kept in the instance folder
     SECRET_KEY = ""
+    #: PostgreSQL: a pooled connection that sat unused for longer than this many seconds is
+    #: checked (one round trip) before a request gets it, and replaced if the server dropped
+    #: it; one used more recently is handed over as it is (0: check every time)
+    DATABASE_PING_AFTER_IDLE_SECONDS = 1.0
     SESSION_COOKIE_HTTPONLY = True
     #: the session cookie travels over HTTPS only (and answers carry HSTS); `serve --demo`
     #: turns it off for the embedded demo on plain HTTP

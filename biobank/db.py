@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -136,9 +137,11 @@ def transaction() -> Iterator[None]:
         func()
 
 
-def configure_engine_events(engine: sa.Engine) -> None:
-    """Every database: note whether a transaction wrote (see :func:`end_reads`). SQLite: WAL,
-    foreign keys, a busy timeout and real (savepoint-capable) transactions."""
+def configure_engine_events(engine: sa.Engine, *, ping_after_idle: float | None = None) -> None:
+    """Every database: note whether a transaction wrote (see :func:`end_reads`). A server
+    (PostgreSQL): check a pooled connection idle for longer than *ping_after_idle* seconds
+    before it is used (see :func:`ping_when_idle`). SQLite: WAL, foreign keys, a busy
+    timeout and real (savepoint-capable) transactions."""
 
     @sa.event.listens_for(engine, "begin")
     def _nothing_written(conn: sa.Connection) -> None:
@@ -152,6 +155,8 @@ def configure_engine_events(engine: sa.Engine) -> None:
             conn.info["wrote"] = True
 
     if engine.dialect.name != "sqlite":
+        if ping_after_idle is not None:
+            ping_when_idle(engine, ping_after_idle)
         return
 
     @sa.event.listens_for(engine, "connect")
@@ -169,6 +174,40 @@ def configure_engine_events(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql(_sqlite_begin())
+
+
+#: when a pooled connection was last given back (in the entry's ``info``, which a new
+#: connection of the entry starts without)
+_RETURNED = "biobank_returned_at"
+
+
+def ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """Check that a pooled connection still reaches the server before it is handed out,
+    when it sat in the pool for longer than *idle_seconds*; replace it when it does not.
+
+    This is SQLAlchemy's pre-ping (the same ``dialect.do_ping``, and a dropped connection is
+    replaced on checkout in the same way), minus the round trip for connections in steady
+    use: a server restart or an idle timeout finds connections that waited, and under load
+    every scan and scan card paid a ping for a connection given back milliseconds before.
+    A connection that breaks within the window fails its request (a 503) and is replaced."""
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine, "checkin")
+    def _given_back(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED)
+        if returned is None or time.monotonic() - returned <= idle_seconds:
+            return  # new, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            # the pool replaces this connection and checks out again
+            raise sa.exc.DisconnectionError(str(error)) from error
 
 
 def _reads(statement: str, context: Any) -> bool:

@@ -132,6 +132,15 @@ def from_database_error(error: DBAPIError) -> Response:
     if isinstance(error, DataError):
         # A value the column cannot hold (overflow, bad encoding) that validation let through.
         return problem(422, "Invalid input", f"a value does not fit its column: {error.orig}")
+    if error.connection_invalidated:
+        # The server dropped the connection (a restart): the pool replaces it, and the whole
+        # transaction was undone, so the request may simply be sent again.
+        current_app.logger.warning("database connection lost: %s", error.orig)
+        response = problem(
+            503, "Service Unavailable", "the connection to the database was lost; retry the request"
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     current_app.logger.exception("database error")
     if "could not serialize" in str(error.orig) or "deadlock" in str(error.orig):
         return problem(409, "Conflict", "a concurrent change won; retry the request")

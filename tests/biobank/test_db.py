@@ -1,15 +1,22 @@
-"""SQLite plans its queries by table statistics: they are gathered after large imports,
-after the demo load and when `serve` finds none; PostgreSQL keeps its own."""
+"""The database layer. SQLite plans its queries by table statistics: they are gathered
+after large imports, after the demo load and when `serve` finds none; PostgreSQL keeps its
+own. A request that only read ends with COMMIT. A server's pooled connection is checked
+before use when it sat idle, and replaced when the server dropped it."""
 
 from __future__ import annotations
 
+import contextlib
+import time
+
+import pytest
 import sqlalchemy as sa
 
-from biobank.db import refresh_statistics
+from biobank.db import db, refresh_statistics
 from biobank.models.imports import ImportStatus
 from biobank.services import imports
 from biobank.services.barcodes import resolve_barcode
 from tests.biobank.services.test_imports import MASTER, run, storage  # noqa: F401  (a fixture)
+from tests.conftest import TEST_DATABASE_URL, is_postgres
 
 
 def _statistics(db_session):
@@ -144,3 +151,75 @@ def test_a_request_that_only_read_ends_with_commit_any_other_with_rollback(app):
         sa.event.remove(engine, "rollback", rollback)
     with app.app_context():
         assert db.session.get(Throttle, "test-end-reads") is None
+
+
+@contextlib.contextmanager
+def _server_app(window: float):
+    """An app of its own on the test server, with a real pool (the shared test app's
+    session is bound to one connection), and a route that reads; its pool is closed after."""
+    from biobank import create_app
+
+    app = create_app({"DATABASE_URL": TEST_DATABASE_URL, "DATABASE_PING_AFTER_IDLE_SECONDS": window})
+
+    @app.get("/api/v1/backend-pid")
+    def backend_pid():
+        return {"pid": db.session.execute(sa.text("select pg_backend_pid()")).scalar_one()}
+
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _drop(pid: int) -> None:
+    """Drop a server connection as a restart or an idle timeout would."""
+    admin = sa.create_engine(TEST_DATABASE_URL)
+    with admin.begin() as conn:
+        assert conn.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    admin.dispose()
+
+
+def _pings(app, monkeypatch) -> list[object]:
+    """The pings the pool sends (the dialect's own ``do_ping``, still called)."""
+
+    with app.app_context():
+        dialect = db.engine.dialect
+    sent: list[object] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection):
+        sent.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return sent
+
+
+@pytest.mark.skipif(not is_postgres(), reason="a server's pooled connections (SQLite has none)")
+def test_a_connection_dropped_while_idle_in_the_pool_is_replaced_before_a_request_uses_it(monkeypatch):
+    with _server_app(0.05) as app:
+        pings = _pings(app, monkeypatch)
+        client = app.test_client()
+        first = client.get("/api/v1/backend-pid").get_json()["pid"]
+        _drop(first)
+        time.sleep(0.1)  # longer than the window: the pool checks before handing it out
+        answer = client.get("/api/v1/backend-pid")
+        assert answer.status_code == 200
+        assert answer.get_json()["pid"] != first
+        assert len(pings) == 1
+
+
+@pytest.mark.skipif(not is_postgres(), reason="a server's pooled connections (SQLite has none)")
+def test_a_connection_in_steady_use_is_not_pinged_and_a_drop_within_the_window_answers_503(monkeypatch):
+    with _server_app(60) as app:
+        pings = _pings(app, monkeypatch)
+        client = app.test_client()
+        pids = {client.get("/api/v1/backend-pid").get_json()["pid"] for _ in range(5)}
+        assert len(pids) == 1 and pings == []  # one connection, handed over as it was
+        _drop(pids.pop())
+        lost = client.get("/api/v1/backend-pid")
+        assert lost.status_code == 503, lost.get_data(as_text=True)
+        assert lost.headers["Retry-After"] == "1"
+        assert "connection to the database was lost" in lost.get_json()["detail"]
+        assert client.get("/api/v1/backend-pid").status_code == 200  # replaced
