@@ -36,7 +36,7 @@ from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import named_by, resolve_row, specimen_statement
 from biobank.services.consents import withdrawn
 from biobank.services.custody import state_snapshot, write_custody_event
-from biobank.services.storage import check_position, container_with_path, ensure_free, place_names
+from biobank.services.storage import check_position, container_with_path, ensure_free, place_names, place_path
 
 S = SpecimenStatus
 #: action → (states it may be applied in, state afterwards; None keeps the state)
@@ -488,12 +488,18 @@ class ScanCard:
     warnings: list[str]
 
 
+#: the card's row: the place columns of :func:`place_path`, named apart from the specimen's
+_PLACE = ("name", "position_scheme", "fill_order", "n_rows", "n_cols")
+
+
 @functools.cache
 def _card_statement() -> sa.Select:
-    """A specimen's columns by barcode or manufacturer's code, with its participant's code
-    and whether the participant withdrew a consent: one row, no objects (built once)."""
+    """A specimen's columns by barcode or manufacturer's code, with its participant's code,
+    whether the participant withdrew a consent, and the containers it is in: one row per
+    container from the top down (one with no container for a tube that is nowhere), no
+    objects, one round trip (built once)."""
     columns = [attr.columns[0].label(attr.key) for attr in sa.inspect(Specimen).column_attrs]
-    return (
+    tube = (
         sa.select(
             *columns,
             Participant.code.label("participant_code"),
@@ -502,21 +508,29 @@ def _card_statement() -> sa.Select:
         .join(Participant, Participant.id == Specimen.participant_id)
         .where(named_by(sa.bindparam("code")))
         .limit(1)
+        .cte("tube")
+    )
+    up = place_path(StorageContainer.id == sa.select(tube.c.container_id).scalar_subquery())
+    return (
+        sa.select(tube, *(up.c[name].label(f"place_{name}") for name in _PLACE))
+        .select_from(tube)
+        .outerjoin(up, sa.true())
+        .order_by(up.c.depth.desc())
     )
 
 
 def scan_card(barcode: str, *, actor: Actor) -> ScanCard:
     """What a scanned code names and what may be done with it, recording nothing.
 
-    The card is read column by column (the specimen with its participant's code and
-    consent state, then the names of its place): a scan station asks for one at every
-    scan. A code that names nothing, or a tube of another site, takes the scan's own path
-    (:func:`_tube_for_scan`), which explains a misread code and lets a tube in transit to
-    one of the actor's sites be shown where it is being received.
+    The card is read column by column in one statement (the specimen with its
+    participant's code and consent state, and the containers above it): a scan station
+    asks for one at every scan. A code that names nothing, or a tube of another site,
+    takes the scan's own path (:func:`_tube_for_scan`), which explains a misread code and
+    lets a tube in transit to one of the actor's sites be shown where it is being received.
     """
-    row = db.session.connection().execute(_card_statement(), {"code": barcode.strip()}).first()
+    rows = db.session.connection().execute(_card_statement(), {"code": barcode.strip()}).all()
     sites = visible_site_ids(actor)
-    if row is None or (sites is not None and row.site_id not in sites):
+    if not rows or (sites is not None and rows[0].site_id not in sites):
         tube = _tube_for_scan(barcode, actor=actor, receiving=True, lock=False)
         specimen = with_location(tube.Specimen)
         return ScanCard(
@@ -524,7 +538,13 @@ def scan_card(barcode: str, *, actor: Actor) -> ScanCard:
             allowed_actions(specimen.status),
             warnings_for(specimen.status, withdrawn=tube.withdrawn),
         )
-    position, location = place_names(row.container_id, row.pos_row, row.pos_col)
+    row = rows[0]
+    path = [
+        SimpleNamespace(**{name: getattr(node, f"place_{name}") for name in _PLACE})
+        for node in rows
+        if node.place_name is not None
+    ]
+    position, location = place_names(path, row.pos_row, row.pos_col)
     specimen = SimpleNamespace(
         **row._asdict(),
         participant=SimpleNamespace(code=row.participant_code),

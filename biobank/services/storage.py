@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -234,20 +235,20 @@ def _walk_up(start: Any, *columns: Any) -> Any:
     return up.union_all(sa.select(*selected, (up.c.depth + 1).label("depth")).where(c.id == up.c.parent_id))
 
 
-@functools.cache
-def _place_statement() -> sa.Select:
-    """A container and every one above it, as the columns that name a place, top first."""
+def place_path(start: Any) -> Any:
+    """The containers *start* selects and every container above them, as a recursive CTE of
+    the columns that name a place (``name``, ``position_scheme``, ``fill_order``,
+    ``n_rows``, ``n_cols``) and ``depth``: what :func:`place_names` takes, top first."""
     c = StorageContainer
-    up = _walk_up(c.id == sa.bindparam("id"), c.name, c.position_scheme, c.fill_order, c.n_rows, c.n_cols)
-    return sa.select(up).order_by(up.c.depth.desc())
+    return _walk_up(start, c.name, c.position_scheme, c.fill_order, c.n_rows, c.n_cols)
 
 
-def place_names(container_id: int | None, row: int | None, col: int | None) -> tuple[str | None, str | None]:
+def place_names(path: Sequence[Any], row: int | None, col: int | None) -> tuple[str | None, str | None]:
     """(position label, location text) of a position, as a specimen's ``position_label`` and
-    ``location_text`` give them, read column by column in one query (for the scan card)."""
-    if container_id is None:
+    ``location_text`` give them, from the rows of :func:`place_path` for its container,
+    top first (none: the specimen is nowhere)."""
+    if not path:
         return None, None
-    path = db.session.connection().execute(_place_statement(), {"id": container_id}).all()
     box = path[-1]
     label = None
     if row is not None and col is not None:
