@@ -7,6 +7,7 @@ from typing import Any
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
 
 from biobank.auth import STAFF, current_actor, roles_required
 from biobank.db import transaction
@@ -57,8 +58,14 @@ class ScanViews(MethodView):
         `client_event_id` again returns the first answer (header `Idempotent-Replayed: true`)
         and records nothing.
         """
-        with transaction():
-            answer, replayed = scans.record(data, actor=current_actor(), answer=_answer)
+        try:
+            with transaction():
+                answer, replayed = scans.record(data, actor=current_actor(), answer=_answer)
+        except (BiobankError, IntegrityError):
+            # refused, unless a retry of this scan racing from another connection recorded it
+            answer, replayed = scans.recorded_answer(data), True
+            if answer is None:
+                raise
         # The stored answer is returned verbatim, so a replay is byte-for-byte the first one.
         response = jsonify(answer)
         response.status_code = 201
@@ -97,15 +104,25 @@ class ScanBatchViews(MethodView):
 
         If any scan is refused, none is recorded; the error names the scan by its index.
         """
-        answers = []
-        with transaction():
-            for index, scan in enumerate(data["scans"]):
-                try:
-                    answers.append(scans.record(scan, actor=current_actor(), answer=_answer)[0])
-                except BiobankError as error:
-                    error.message = f"scan {index}: {error.message}"
-                    error.field = f"scans[{index}].{error.field}" if error.field else f"scans[{index}]"
+        try:
+            with transaction():
+                answers = [self._record(index, scan) for index, scan in enumerate(data["scans"])]
+        except (BiobankError, IntegrityError):
+            # refused, unless a retry of this batch racing from another connection recorded it
+            answers = []
+            for scan in data["scans"]:
+                if (answer := scans.recorded_answer(scan)) is None:
                     raise
+                answers.append(answer)
         response = jsonify(answers)
         response.status_code = 201
         return response
+
+    @staticmethod
+    def _record(index: int, scan: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return scans.record(scan, actor=current_actor(), answer=_answer)[0]
+        except BiobankError as error:
+            error.message = f"scan {index}: {error.message}"
+            error.field = f"scans[{index}].{error.field}" if error.field else f"scans[{index}]"
+            raise

@@ -15,12 +15,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.auth import visible_site_ids
 from biobank.db import db, inserting
-from biobank.errors import BiobankError, Conflict, InvalidInput, InvalidState, PermissionDenied
+from biobank.errors import Conflict, InvalidInput, InvalidState, PermissionDenied
 from biobank.models import (
     CollectionEvent,
     CustodyEvent,
@@ -89,17 +88,34 @@ def request_hash(scan: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+@functools.cache
+def _replay_statement() -> sa.Select:
+    """The id and content fingerprint of the scan recorded under a client event id (built
+    once: every scan asks it first)."""
+    return sa.select(Scan.id, Scan.request_hash).where(Scan.client_event_id == sa.bindparam("id"))
+
+
 def find_replay(client_event_id: str, fingerprint: str) -> Scan | None:
     """The scan already recorded under *client_event_id*, if any.
 
     Raises ``Conflict`` when the id was used for a different scan.
     """
-    scan = db.session.scalar(sa.select(Scan).where(Scan.client_event_id == client_event_id))
-    if scan is not None and scan.request_hash != fingerprint:
+    found = db.session.connection().execute(_replay_statement(), {"id": client_event_id}).first()
+    if found is None:
+        return None
+    if found.request_hash != fingerprint:
         raise Conflict(
             f"client event id {client_event_id!r} was already used for another scan", field="client_event_id"
         )
-    return scan
+    return db.session.get_one(Scan, found.id)
+
+
+def recorded_answer(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer of the scan recorded under *data*'s client event id, or None: for a
+    caller whose :func:`record` of *data* failed because another transaction recorded the
+    same scan meanwhile. Raises ``Conflict`` when the id was used for a different scan."""
+    earlier = find_replay(data["client_event_id"], request_hash(data))
+    return None if earlier is None else answer_of(earlier)
 
 
 @dataclass
@@ -146,26 +162,25 @@ def record(
 ) -> tuple[dict[str, Any], bool]:
     """Record one scan as a scanner sent it, exactly once; returns (answer, replayed).
 
-    The one entry point for scans from the bench (single or in a batch). The scan is applied
-    inside a savepoint and stored with the answer *answer* builds for it, so that a retry
-    under the same ``client_event_id`` gets that answer byte for byte and records nothing.
-    Retries are rare, so the earlier recording is looked up only when the scan is refused
-    (a retry of a scan that moved the tube usually is) or when its scan row meets the first
-    one's unique ``client_event_id`` (a retry that would be accepted again, or a race): the
-    savepoint then undoes whatever it had changed. Flushes; the caller commits.
+    The one entry point for scans from the bench (single or in a batch). A scan already
+    recorded under its ``client_event_id`` (a scanner's retry) gets the answer stored with
+    it, byte for byte, and records nothing: it is looked up first, one read by a unique
+    index. Otherwise the scan is applied and stored with the answer *answer* builds for it.
+    Flushes; the caller commits, or rolls back on any error.
+
+    Two transactions carrying the same scan at once (a retry sent before the first attempt
+    was answered) do not see each other's row. The later one waits on the tube's lock, then
+    fails: the tube has moved, or the ``client_event_id`` is taken. Its caller rolls back and
+    asks :func:`recorded_answer` for the first one's answer, in a new transaction.
     """
     fingerprint = request_hash(data)
-    try:
-        with db.session.begin_nested():
-            result = apply_scan(actor=actor, fingerprint=fingerprint, **data)
-            db.session.flush()  # whatever a handler added to the session, before the answer
-            result.scan.response = answer(result)
-            _write_row(result.scan)
-    except (BiobankError, IntegrityError):
-        earlier = find_replay(data["client_event_id"], fingerprint)
-        if earlier is None:
-            raise
+    earlier = find_replay(data["client_event_id"], fingerprint)
+    if earlier is not None:
         return answer_of(earlier), True
+    result = apply_scan(actor=actor, fingerprint=fingerprint, **data)
+    db.session.flush()  # whatever a handler added to the session, before the answer
+    result.scan.response = answer(result)
+    _write_row(result.scan)
     return answer_of(result.scan), False
 
 

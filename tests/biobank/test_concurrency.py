@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from decimal import Decimal
 
@@ -9,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.db import db
-from biobank.models import Specimen
+from biobank.models import Participant, Specimen
+from biobank.models.vocab import SpecimenStatus
 from biobank.services.users import create_token
 from tests.conftest import wipe
 from tests.factories import PASSWORD, Builder
@@ -78,7 +80,6 @@ def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
     import uuid
 
     from biobank.models import CustodyEvent, Scan
-    from biobank.models.vocab import SpecimenStatus
     from biobank.services.ledger import verify_ledger
 
     with app.app_context():
@@ -176,7 +177,7 @@ def test_parallel_scanners_with_retries_record_every_scan_exactly_once(app):
 def test_two_requests_racing_for_the_last_aliquot_exactly_one_gets_it(app):
     from biobank.db import transaction
     from biobank.models import Allocation
-    from biobank.models.vocab import MaterialType, QuantityUnit, SpecimenStatus
+    from biobank.models.vocab import MaterialType, QuantityUnit
     from biobank.services import cohorts, requests
 
     with app.app_context():
@@ -255,3 +256,104 @@ def test_two_requests_racing_for_the_last_aliquot_exactly_one_gets_it(app):
         with app.app_context():
             wipe(db.engine)
             db.session.remove()
+
+
+def _hold_tube(app, barcode: str):
+    """A connection of its own holding what a scan of *barcode* waits for: the tube's row
+    (PostgreSQL) or the database's write lock (SQLite). Returns (release, waiting), where
+    ``waiting()`` counts the requests queued behind it (None where the database cannot tell)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        raw = sqlite3.connect(engine.url.database, isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+
+        def release() -> None:
+            raw.execute("ROLLBACK")
+            raw.close()
+
+        return release, lambda: None
+    conn = engine.connect()
+    conn.execute(sa.select(Specimen.id).where(Specimen.barcode == barcode).with_for_update())
+
+    def release() -> None:
+        conn.rollback()
+        conn.close()
+
+    def waiting() -> int:
+        with engine.connect() as probe:
+            return probe.execute(
+                sa.text(
+                    "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                    "and datname = current_database()"
+                )
+            ).scalar_one()
+
+    return release, waiting
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["scan", "batch"])
+def test_a_retry_racing_its_first_attempt_gets_the_first_answer(app, committed, batch):
+    """A scanner that timed out resends a scan while the first attempt is still running.
+    Both pass the replay check before either has recorded anything; the tube's lock lets
+    one through, the other then fails (the tube moved, or the client event id is taken)
+    and answers with what the first one recorded."""
+    import datetime as dt
+    import time
+    import uuid
+
+    from biobank.models import CustodyEvent, Scan
+
+    with app.app_context():
+        participant = db.session.get_one(Participant, committed["participant"])
+        tube = Builder(db.session).specimen(participant=participant, status=SpecimenStatus.RECEIVED)
+        db.session.commit()
+        barcode, tube_id = tube.barcode, tube.id
+    body = {
+        "barcode": barcode,
+        "action": "store",
+        "client_event_id": uuid.uuid4().hex,
+        "scanned_at": dt.datetime.now(dt.UTC).isoformat(),
+        "location": {"container_id": committed["box"], "pos_row": 1, "pos_col": 1},
+    }
+    path, sent = ("/api/v1/scans/batch", {"scans": [body]}) if batch else ("/api/v1/scans/", body)
+    answers: list = []
+
+    def send() -> None:
+        r = app.test_client().post(path, json=sent, headers={"Authorization": f"Bearer {committed['token']}"})
+        answers.append((r.status_code, r.headers.get("Idempotent-Replayed"), r.get_data()))
+
+    release, waiting = _hold_tube(app, barcode)
+    racers = [threading.Thread(target=send) for _ in range(2)]
+    try:
+        for racer in racers:
+            racer.start()
+        deadline = time.monotonic() + 10
+        while (count := waiting()) is not None and count < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if count is None:
+            time.sleep(0.3)
+        assert count is None or count == 2, "both attempts should be waiting for the tube"
+    finally:
+        release()
+        for racer in racers:
+            racer.join(timeout=60)
+
+    assert [status for status, _, _ in answers] == [201, 201], answers
+    assert answers[0][2] == answers[1][2]  # byte for byte
+    if not batch:
+        assert sorted(str(replayed) for _, replayed, _ in answers) == ["None", "true"]
+    with app.app_context():
+        assert (
+            db.session.scalar(sa.select(sa.func.count()).select_from(Scan).where(Scan.specimen_id == tube_id))
+            == 1
+        )
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(CustodyEvent)
+                .where(CustodyEvent.specimen_id == tube_id)
+            )
+            == 1
+        )
+        db.session.remove()
