@@ -35,7 +35,14 @@ from biobank.models.vocab import CustodyEventType, SpecimenStatus
 from biobank.services.barcodes import named_by, resolve_row, specimen_statement
 from biobank.services.consents import withdrawn
 from biobank.services.custody import state_snapshot, write_custody_event
-from biobank.services.storage import check_position, container_with_path, ensure_free, place_names, place_path
+from biobank.services.storage import (
+    PLACE_COLUMNS,
+    check_position,
+    container_with_path,
+    ensure_free,
+    place_names,
+    place_path,
+)
 
 S = SpecimenStatus
 #: action → (states it may be applied in, state afterwards; None keeps the state)
@@ -503,10 +510,6 @@ class ScanCard:
     warnings: list[str]
 
 
-#: the card's row: the place columns of :func:`place_path`, named apart from the specimen's
-_PLACE = ("name", "position_scheme", "fill_order", "n_rows", "n_cols")
-
-
 @functools.cache
 def _card_statement() -> sa.Select:
     """A specimen's columns by barcode or manufacturer's code, with its participant's code,
@@ -527,7 +530,8 @@ def _card_statement() -> sa.Select:
     )
     up = place_path(StorageContainer.id == sa.select(tube.c.container_id).scalar_subquery())
     return (
-        sa.select(tube, *(up.c[name].label(f"place_{name}") for name in _PLACE))
+        # the place columns named apart from the specimen's
+        sa.select(tube, *(up.c[name].label(f"place_{name}") for name in PLACE_COLUMNS))
         .select_from(tube)
         .outerjoin(up, sa.true())
         .order_by(up.c.depth.desc())
@@ -555,7 +559,7 @@ def scan_card(barcode: str, *, actor: Actor) -> ScanCard:
         )
     row = rows[0]
     path = [
-        SimpleNamespace(**{name: getattr(node, f"place_{name}") for name in _PLACE})
+        SimpleNamespace(**{name: getattr(node, f"place_{name}") for name in PLACE_COLUMNS})
         for node in rows
         if node.place_name is not None
     ]

@@ -235,12 +235,14 @@ def _walk_up(start: Any, *columns: Any) -> Any:
     return up.union_all(sa.select(*selected, (up.c.depth + 1).label("depth")).where(c.id == up.c.parent_id))
 
 
+#: the columns of a container that name a place
+PLACE_COLUMNS = ("name", "position_scheme", "fill_order", "n_rows", "n_cols")
+
+
 def place_path(start: Any) -> Any:
     """The containers *start* selects and every container above them, as a recursive CTE of
-    the columns that name a place (``name``, ``position_scheme``, ``fill_order``,
-    ``n_rows``, ``n_cols``) and ``depth``: what :func:`place_names` takes, top first."""
-    c = StorageContainer
-    return _walk_up(start, c.name, c.position_scheme, c.fill_order, c.n_rows, c.n_cols)
+    the ``PLACE_COLUMNS`` and ``depth``: what :func:`place_names` takes, top first."""
+    return _walk_up(start, *(getattr(StorageContainer, name) for name in PLACE_COLUMNS))
 
 
 def place_names(path: Sequence[Any], row: int | None, col: int | None) -> tuple[str | None, str | None]:
